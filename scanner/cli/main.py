@@ -1,0 +1,100 @@
+"""Entry point of ``gate``: the group, logging, and the one place faults become exit codes.
+
+Subcommands live in sibling modules and are imported lazily, so ``gate --help`` and
+``gate check`` do not pay for OpenCV or the HTTP stack they do not use.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+from typing import Any
+
+import click
+
+from scanner.errors import ConfigError, GateError
+
+# command name -> "module:attribute" of its click command
+COMMANDS = {
+    "sim": "scanner.cli.sim_cmd:sim",
+    "sync": "scanner.cli.sync_cmds:sync",
+    "events": "scanner.cli.sync_cmds:events",
+    "status": "scanner.cli.status_cmd:status",
+    "tickets": "scanner.cli.sync_cmds:tickets",
+    "check": "scanner.cli.check_cmds:check",
+    "upload": "scanner.cli.check_cmds:upload",
+    "journal": "scanner.cli.check_cmds:journal",
+    "scan": "scanner.cli.scan_cmd:scan",
+    "demo": "scanner.cli.demo_cmd:demo",
+    "bench": "scanner.cli.bench_cmds:bench",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, _, attr = target.partition(":")
+        return getattr(importlib.import_module(module_name), attr)
+
+
+def setup_logging(verbose: bool) -> None:
+    # Under systemd the journal adds its own timestamps.
+    fmt = "%(levelname)s %(name)s: %(message)s" if os.environ.get("JOURNAL_STREAM") \
+        else "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format=fmt,
+                        stream=sys.stderr)
+    # httpx logs every request at INFO; one line per page would drown the journal.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+
+@click.group(cls=LazyGroup)
+@click.option("--config", "config_path", envvar="GATE_CONFIG", type=click.Path(),
+              help="TOML configuration file (or GATE_CONFIG).")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
+    """gate-scanner: offline-first access control for vivenu events."""
+    setup_logging(verbose)
+    ctx.obj = {"config_path": config_path}
+
+
+def load(ctx: click.Context) -> Any:
+    """The configuration for this invocation (loaded once, errors name the key)."""
+    from scanner.config import load_config
+
+    obj = ctx.find_root().obj
+    if "config" not in obj:
+        obj["config"] = load_config(obj.get("config_path"))
+    return obj["config"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        result = cli.main(args=argv, prog_name="gate", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("gate: aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except ConfigError as exc:
+        click.echo(f"gate: configuration error: {exc}", err=True)
+        return 2
+    except GateError as exc:
+        click.echo(f"gate: error: {exc}", err=True)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The decision: a pure function of ticket, history, policy, direction and time."""

@@ -1,0 +1,81 @@
+"""Exceptions for faults. A denied scan is a decision, never an exception.
+
+    GateError
+    ├── ConfigError (ValueError)          a bad key or value in the configuration
+    ├── ApiError                          anything the vivenu API did or did not answer
+    │   ├── InsecureUrl (ValueError)      http:// to a host that is not loopback
+    │   ├── AuthRefused                   401/403: the token is wrong or revoked
+    │   ├── NotFound (LookupError)        404
+    │   ├── BadRequest (ValueError)       any other 4xx: retrying will not help
+    │   ├── ServerUnavailable (ConnectionError)   5xx, 429 or no connection, retries exhausted
+    │   └── ProtocolError (ValueError)    a 2xx whose body is not what the API documents
+    ├── StoreError                        the local database refused or is damaged
+    ├── SyncError                         a sync run could not complete
+    │   └── PagingError                   offset pages shifted beyond recovery in one run
+    └── ReadError (ValueError)            a scanner sent something that is not a barcode
+
+Third-party errors are translated at the boundary with ``raise ... from exc``. No message
+ever contains the API token.
+"""
+
+from __future__ import annotations
+
+
+class GateError(Exception):
+    """Root of every error this project raises on purpose."""
+
+
+class ConfigError(GateError, ValueError):
+    """A configuration key or value is wrong; the message names the key."""
+
+
+class ApiError(GateError):
+    """Base of everything the vivenu API client raises."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class InsecureUrl(ApiError, ValueError):
+    """Plain http is allowed only to loopback (the simulator)."""
+
+
+class AuthRefused(ApiError):
+    """The server refused the token (401/403)."""
+
+
+class NotFound(ApiError, LookupError):
+    """The server has no such resource (404)."""
+
+
+class BadRequest(ApiError, ValueError):
+    """The server refused the request as malformed (4xx other than 401/403/404/429)."""
+
+
+class ServerUnavailable(ApiError, ConnectionError):
+    """No usable answer after retries: connection errors, timeouts, 429 or 5xx."""
+
+
+class ProtocolError(ApiError, ValueError):
+    """A successful status with a body that does not match the API's documented shape."""
+
+
+class StoreError(GateError):
+    """The local store could not be read or written."""
+
+
+class SyncError(GateError):
+    """A sync run stopped before completing; the store is left consistent."""
+
+
+class PagingError(SyncError):
+    """The ticket list shifted under the pager more than it can recover from in one run."""
+
+
+class ReadError(GateError, ValueError):
+    """A read from a scanner or camera is not a usable barcode; ``reason`` is a code."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason

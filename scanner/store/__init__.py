@@ -1,0 +1,1 @@
+"""Local state in one SQLAlchemy database (SQLite file by default, WAL mode)."""

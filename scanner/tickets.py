@@ -1,0 +1,149 @@
+"""The ticket as the gate knows it, and its mapping to and from vivenu's JSON.
+
+Field names follow vivenu's v2 ticket list. Timestamps are kept as normalized ISO-8601 UTC
+strings with milliseconds (``2030-01-23T23:00:00.123Z``) so they compare correctly as text,
+which lets SQLite order and filter them without parsing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+
+class TicketStatus(StrEnum):
+    VALID = "VALID"
+    INVALID = "INVALID"
+    DETAILSREQUIRED = "DETAILSREQUIRED"
+    RESERVED = "RESERVED"
+    BLANK = "BLANK"
+
+
+REQUIRED_FIELDS = ("_id", "barcode", "ticketTypeId", "ticketName", "eventId", "sellerId",
+                   "createdAt", "updatedAt")
+
+# Optional text fields: API name -> attribute name.
+_OPTIONAL_TEXT = {
+    "name": "name",
+    "priceCategoryId": "price_category_id",
+    "categoryRef": "category_ref",
+    "parentEventId": "parent_event_id",
+    "area": "area",
+    "row": "row",
+    "seat": "seat",
+    "discountId": "discount_id",
+    "discount": "discount",
+    # Not in vivenu's public schema: a timeslot start some events carry. The gate checks
+    # timeslot windows only when a ticket has one.
+    "slotStartTime": "slot_start",
+}
+
+
+def utc_iso(moment: datetime) -> str:
+    """Format an aware datetime as ISO-8601 UTC with milliseconds and a ``Z``."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def parse_iso(text: str) -> datetime:
+    """Parse an ISO-8601 timestamp; a naive one is taken as UTC. Raises ValueError."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment
+
+
+def normalize_iso(text: str) -> str:
+    """Normalize any ISO-8601 timestamp to the canonical stored form."""
+    # Fast path: vivenu already sends the canonical form; parsing a million of them on a
+    # full sync would cost seconds.
+    if len(text) == 24 and text[23] == "Z" and text[10] == "T" and text[19] == ".":
+        return text
+    return utc_iso(parse_iso(text))
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    id: str
+    barcode: str
+    event_id: str
+    status: str
+    ticket_type_id: str
+    ticket_name: str
+    seller_id: str
+    created_at: str
+    updated_at: str
+    name: str | None = None
+    price_category_id: str | None = None
+    category_ref: str | None = None
+    parent_event_id: str | None = None
+    price_category: dict[str, str] | None = None
+    area: str | None = None
+    row: str | None = None
+    seat: str | None = None
+    discount_id: str | None = None
+    discount: str | None = None
+    entry: tuple[str, ...] = ()
+    slot_start: str | None = None
+
+    @classmethod
+    def from_api(cls, doc: Any) -> Ticket:
+        """Build from one vivenu ticket object. Raises ValueError naming what is wrong."""
+        if not isinstance(doc, dict):
+            raise ValueError(f"ticket is a {type(doc).__name__}, not an object")
+        missing = [key for key in REQUIRED_FIELDS if not isinstance(doc.get(key), str)]
+        if missing:
+            raise ValueError(f"ticket {doc.get('_id')!r} lacks {', '.join(missing)}")
+        entry = doc.get("entry") or ()
+        if not isinstance(entry, list | tuple) or not all(isinstance(e, str) for e in entry):
+            raise ValueError(f"ticket {doc['_id']!r} has a malformed entry list")
+        price_category = doc.get("priceCategory")
+        if price_category is not None and not isinstance(price_category, dict):
+            raise ValueError(f"ticket {doc['_id']!r} has a malformed priceCategory")
+        optional = {}
+        for api_name, attr in _OPTIONAL_TEXT.items():
+            value = doc.get(api_name)
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"ticket {doc['_id']!r} has a non-text {api_name}")
+            optional[attr] = value
+        if optional["slot_start"] is not None:
+            optional["slot_start"] = normalize_iso(optional["slot_start"])
+        return cls(
+            id=doc["_id"],
+            barcode=doc["barcode"],
+            event_id=doc["eventId"],
+            status=doc.get("status") or TicketStatus.VALID.value,
+            ticket_type_id=doc["ticketTypeId"],
+            ticket_name=doc["ticketName"],
+            seller_id=doc["sellerId"],
+            created_at=normalize_iso(doc["createdAt"]),
+            updated_at=normalize_iso(doc["updatedAt"]),
+            price_category=price_category,
+            entry=tuple(entry),
+            **optional,
+        )
+
+    def to_api(self) -> dict[str, Any]:
+        """vivenu's JSON shape; absent optional fields are omitted."""
+        doc: dict[str, Any] = {
+            "_id": self.id,
+            "barcode": self.barcode,
+            "eventId": self.event_id,
+            "status": self.status,
+            "ticketTypeId": self.ticket_type_id,
+            "ticketName": self.ticket_name,
+            "sellerId": self.seller_id,
+            "createdAt": self.created_at,
+            "updatedAt": self.updated_at,
+        }
+        for api_name, attr in _OPTIONAL_TEXT.items():
+            value = getattr(self, attr)
+            if value is not None:
+                doc[api_name] = value
+        if self.price_category is not None:
+            doc["priceCategory"] = self.price_category
+        if self.entry:
+            doc["entry"] = list(self.entry)
+        return doc
