@@ -33,11 +33,15 @@ COMMANDS = {
 
 
 class LazyGroup(click.Group):
+    """A group whose subcommands are imported only when invoked."""
+
+    commands_map: dict[str, str] = COMMANDS
+
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
+        return sorted(self.commands_map)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = COMMANDS.get(cmd_name)
+        target = self.commands_map.get(cmd_name)
         if target is None:
             return None
         module_name, _, attr = target.partition(":")

@@ -1,0 +1,1 @@
+"""Benchmarks behind ``gate bench``: each prints figures, ``--json`` for machines."""
