@@ -5,11 +5,11 @@ from __future__ import annotations
 from scanner.cli.main import LazyGroup
 
 BENCHES = {
-    "sync": "scanner.bench.sync:command",
-    "validate": "scanner.bench.validate:command",
-    "upload": "scanner.bench.upload:command",
-    "decode": "scanner.bench.decode:command",
-    "camera": "scanner.bench.camera:command",
+    "sync": ("scanner.bench.sync:command", "Full and delta sync against the simulator."),
+    "validate": ("scanner.bench.validate:command", "Decision latency with and without journal."),
+    "upload": ("scanner.bench.upload:command", "Outbox drain rate against the simulator."),
+    "decode": ("scanner.bench.decode:command", "Decode rates over barcode sample folders."),
+    "camera": ("scanner.bench.camera:command", "Frames/s and capture-to-decision latency."),
 }
 
 

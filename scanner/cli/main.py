@@ -16,36 +16,41 @@ import click
 
 from scanner.errors import ConfigError, GateError
 
-# command name -> "module:attribute" of its click command
+# command name -> ("module:attribute" of its click command, one line of help)
 COMMANDS = {
-    "sim": "scanner.cli.sim_cmd:sim",
-    "sync": "scanner.cli.sync_cmds:sync",
-    "events": "scanner.cli.sync_cmds:events",
-    "status": "scanner.cli.status_cmd:status",
-    "tickets": "scanner.cli.sync_cmds:tickets",
-    "check": "scanner.cli.check_cmds:check",
-    "upload": "scanner.cli.check_cmds:upload",
-    "journal": "scanner.cli.check_cmds:journal",
-    "scan": "scanner.cli.scan_cmd:scan",
-    "demo": "scanner.cli.demo_cmd:demo",
-    "bench": "scanner.cli.bench_cmds:bench",
+    "sim": ("scanner.cli.sim_cmd:sim", "Serve the built-in vivenu simulator on loopback."),
+    "sync": ("scanner.cli.sync_cmds:sync", "Sync tickets and device settings into the store."),
+    "events": ("scanner.cli.sync_cmds:events", "List the events this device may scan."),
+    "status": ("scanner.cli.status_cmd:status", "Store, sync, journal and upload state."),
+    "tickets": ("scanner.cli.sync_cmds:tickets", "Print the local store's tickets as JSON lines."),
+    "check": ("scanner.cli.check_cmds:check", "Decide one barcode exactly as the gate does."),
+    "upload": ("scanner.cli.check_cmds:upload", "Upload journaled scans to vivenu."),
+    "journal": ("scanner.cli.check_cmds:journal", "Print the scan journal for audits."),
+    "scan": ("scanner.cli.scan_cmd:scan", "Read codes from a camera or scanner and decide."),
+    "demo": ("scanner.cli.demo_cmd:demo", "Run the gate against the built-in simulator."),
+    "bench": ("scanner.cli.bench_cmds:bench", "Measure sync, decision, upload, decode speed."),
 }
 
 
 class LazyGroup(click.Group):
-    """A group whose subcommands are imported only when invoked."""
+    """A group whose subcommands are imported only when invoked, so ``--help`` stays fast."""
 
-    commands_map: dict[str, str] = COMMANDS
+    commands_map: dict[str, tuple[str, str]] = COMMANDS
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(self.commands_map)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = self.commands_map.get(cmd_name)
-        if target is None:
+        entry = self.commands_map.get(cmd_name)
+        if entry is None:
             return None
-        module_name, _, attr = target.partition(":")
+        module_name, _, attr = entry[0].partition(":")
         return getattr(importlib.import_module(module_name), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, self.commands_map[name][1]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
 
 def setup_logging(verbose: bool) -> None:
