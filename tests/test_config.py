@@ -1,0 +1,101 @@
+"""Configuration: TOML plus the fixed GATE_* environment names, errors that name the key."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from scanner.config import GateConfig, Secret, load_config
+from scanner.errors import ConfigError
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_defaults_without_file_or_environment() -> None:
+    config = load_config(env={})
+    assert config == GateConfig()
+    assert config.api.url == "https://vivenu.com"
+    assert not config.api.token
+
+
+def test_environment_overrides_file(tmp_path: Path) -> None:
+    path = write(tmp_path / "gate.toml", 'gate_id = "north"\ndb = "a.db"\n[api]\nurl = "https://x"\n')
+    env = {"GATE_CONFIG": str(path), "GATE_API_URL": "http://127.0.0.1:9", "GATE_DB": "b.db",
+           "GATE_ID": "south", "GATE_EVENTS": " e1, e2 ,", "GATE_API_TOKEN": "tok"}
+    config = load_config(env=env)
+    assert (config.gate_id, config.db, config.api.url) == ("south", "b.db", "http://127.0.0.1:9")
+    assert config.events == ("e1", "e2")
+    assert config.api.token.reveal() == "tok"
+
+
+def test_empty_events_variable_means_all_accessible() -> None:
+    assert load_config(env={"GATE_EVENTS": ""}).events == ()
+
+
+def test_unknown_key_is_named_with_a_suggestion(tmp_path: Path) -> None:
+    path = write(tmp_path / "gate.toml", "[sync]\npagesize = 10\n")
+    with pytest.raises(ConfigError, match=r"sync\.pagesize: unknown key \(did you mean page_size\?\)"):
+        load_config(path, env={})
+
+
+def test_wrong_type_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path / "gate.toml", '[sync]\npage_size = "many"\n')
+    with pytest.raises(ConfigError, match=r"sync\.page_size: expected an integer, got 'many'"):
+        load_config(path, env={})
+
+
+def test_invalid_toml_names_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path / "gate.toml", "gate_id = \n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(path, env={})
+
+
+def test_missing_config_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such file"):
+        load_config(tmp_path / "nope.toml", env={})
+
+
+def test_token_in_config_file_is_refused_without_echoing_it(tmp_path: Path) -> None:
+    path = write(tmp_path / "gate.toml", '[api]\ntoken = "s3cr3t-value"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    assert "api.token" in str(info.value)
+    assert "s3cr3t-value" not in str(info.value)
+
+
+def test_token_file_must_be_private(tmp_path: Path) -> None:
+    token = write(tmp_path / "token", "s3cr3t-value\n")
+    os.chmod(token, 0o644)
+    with pytest.raises(ConfigError, match="chmod 600") as info:
+        load_config(env={"GATE_API_TOKEN_FILE": str(token)})
+    assert "s3cr3t-value" not in str(info.value)
+
+
+def test_token_file_is_read_and_stripped(tmp_path: Path) -> None:
+    token = write(tmp_path / "token", "s3cr3t-value\n")
+    os.chmod(token, 0o600)
+    config = load_config(env={"GATE_API_TOKEN_FILE": str(token)})
+    assert config.api.token.reveal() == "s3cr3t-value"
+
+
+def test_token_never_shows_in_repr_or_str() -> None:
+    config = load_config(env={"GATE_API_TOKEN": "s3cr3t-value"})
+    assert "s3cr3t-value" not in repr(config)
+    assert "s3cr3t-value" not in str(config.api.token)
+    assert repr(Secret("x")) == "Secret('***')"
+
+
+def test_db_path_becomes_sqlite_url_and_urls_pass_through() -> None:
+    assert load_config(env={"GATE_DB": "/var/lib/gate/gate.db"}).db_url == \
+        "sqlite:////var/lib/gate/gate.db"
+    assert load_config(env={"GATE_DB": "postgresql://h/db"}).db_url == "postgresql://h/db"
+
+
+def test_list_settings_accept_comma_strings(tmp_path: Path) -> None:
+    path = write(tmp_path / "gate.toml", '[policy]\nentries = "north, south"\n')
+    assert load_config(path, env={}).policy.entries == ("north", "south")
