@@ -51,7 +51,62 @@ class Gate:
         return Syncer(self.api, self.store, self.config.sync, events=self.config.events,
                       clock=self.clock)
 
+    @cached_property
+    def journal(self) -> Any:
+        from scanner.journal import Journal
+
+        return Journal(self.engine, self.config.gate_id)
+
+    @cached_property
+    def policy_source(self) -> Any:
+        """Callable giving the policy for the current /me settings, rebuilt after a sync."""
+        from scanner.decide.policy import Policy
+        from scanner.gatekeeper import LivePolicy
+
+        cfg = self.config
+        return LivePolicy(self.store.settings, lambda me: Policy.build(
+            me, cfg.policy, cfg.events, max_read_length=cfg.reader.max_length))
+
+    @property
+    def policy(self) -> Any:
+        return self.policy_source()
+
+    @cached_property
+    def gatekeeper(self) -> Any:
+        from scanner.gatekeeper import Gatekeeper
+        from scanner.journal.offset import ServerOffset
+
+        cfg = self.config
+        return Gatekeeper(
+            self.store, self.journal, self.policy_source,
+            lookup=self._lookup, lookup_deadline=cfg.lookup.deadline_ms / 1000,
+            gate_id=cfg.gate_id, clock=self.clock,
+            # Without an API client yet (gate check offline) the offset saved last applies.
+            clock_offset=ServerOffset(self.journal, lambda: self.api.clock_offset
+                                      if "api" in self.__dict__ else None))
+
+    def _lookup(self, barcode: str, deadline: float) -> Any:
+        """The gatekeeper's online fallback: the server's ticket, or None if it has none."""
+        from scanner.errors import NotFound
+
+        served = self.policy.served_events
+        event_id = next(iter(served)) if served is not None and len(served) == 1 else None
+        try:
+            return self.api.ticket(barcode, event_id, deadline=deadline)
+        except NotFound:
+            return None
+
+    @cached_property
+    def outbox(self) -> Any:
+        from scanner.upload.outbox import Outbox
+
+        return Outbox(self.journal, self.api, self.config.upload.batch_size, clock=self.clock)
+
     def close(self) -> None:
+        if "gatekeeper" in self.__dict__:
+            self.gatekeeper.close()
+        if "journal" in self.__dict__:
+            self.journal.close()
         if "api" in self.__dict__:
             self.api.close()
         if "engine" in self.__dict__:

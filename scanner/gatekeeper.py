@@ -1,0 +1,204 @@
+"""The one decision path: read -> ticket -> history -> decision -> journal.
+
+``gate check``, ``gate scan`` and the daemon all call ``Gatekeeper.check``, so what an
+operator tries at the command line is exactly what the turnstile does.
+
+Order of a check: a scan id is made first (so every later step can refer to the scan), the
+read is validated, the ticket is looked up in the local store (and, for a barcode the store
+does not know, online under a hard deadline), the history comes from the journal, the pure
+rules decide, and the decision is journaled durably before ``check`` returns. Only then may
+the caller open the gate. If the journal write fails, ``check`` raises StoreError and the gate
+stays closed: an unrecorded entry could not be audited or uploaded.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from scanner.clock import Clock, utc_now
+from scanner.decide.barcode import check_read
+from scanner.decide.model import Decision, Direction, ScanHistory
+from scanner.decide.policy import Policy
+from scanner.decide.rules import decide
+from scanner.errors import NotFound, StoreError
+from scanner.journal.ids import new_scan_id
+from scanner.journal.journal import Journal
+from scanner.tickets import Ticket, TicketStatus, utc_iso
+
+log = logging.getLogger("scanner.gatekeeper")
+
+# (barcode, deadline in seconds) -> the server's ticket, or None when it has none.
+Lookup = Callable[[str, float], Ticket | None]
+# A slow server must not queue lookups behind each other: each gets its own worker, and a
+# stuck one only ties up a thread, never the gate (the caller waits at most the deadline).
+LOOKUP_WORKERS = 4
+# How often the live policy asks the store whether /me changed: a settings read costs about
+# as much as a whole decision, so not on every scan.
+POLICY_RECHECK = 1.0
+
+
+class TicketSource(Protocol):
+    def by_barcode(self, barcode: str) -> list[Ticket]: ...
+    def upsert(self, tickets: Sequence[Ticket], generation: int | None = None) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    decision: Decision
+    scan_id: str
+    scanned_at: str       # ISO UTC ms, server-clock corrected
+    latency_ms: float     # read to durable journal entry: when the gate may act
+
+    def to_json(self) -> dict[str, Any]:
+        """The documented JSON shape of ``gate check --json``."""
+        d = self.decision
+        return {
+            "granted": d.granted,
+            "reason": d.reason.value,
+            "message": d.message,
+            "direction": d.direction.value,
+            "barcode": d.barcode,
+            "ticket": d.ticket.to_api() if d.ticket else None,
+            "offline": d.offline,
+            "latency_ms": round(self.latency_ms, 3),
+            "scan_id": self.scan_id,
+            "scanned_at": self.scanned_at,
+        }
+
+
+class LivePolicy:
+    """The policy for the current ``/me`` settings, rebuilt when a sync changed them."""
+
+    def __init__(self, settings: Callable[[], dict[str, Any] | None],
+                 build: Callable[[dict[str, Any] | None], Policy], *,
+                 recheck: float = POLICY_RECHECK,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._settings = settings
+        self._build = build
+        self._recheck = recheck
+        self._monotonic = monotonic
+        self._checked_at: float | None = None
+        self._seen: dict[str, Any] | None = None
+        self._policy: Policy | None = None
+
+    def __call__(self) -> Policy:
+        now = self._monotonic()
+        if self._policy is None or self._checked_at is None \
+                or now - self._checked_at >= self._recheck:
+            self._checked_at = now
+            settings = self._settings()
+            if self._policy is None or settings != self._seen:
+                self._policy = self._build(settings)
+                self._seen = settings
+        return self._policy
+
+
+class Gatekeeper:
+    def __init__(self, store: TicketSource, journal: Journal,
+                 policy: Policy | Callable[[], Policy], *, lookup: Lookup | None = None,
+                 lookup_deadline: float = 0.4, gate_id: str = "gate", clock: Clock = utc_now,
+                 clock_offset: Callable[[], float] = lambda: 0.0,
+                 timer: Callable[[], float] = time.perf_counter) -> None:
+        self.store = store
+        self.journal = journal
+        self._policy = policy if callable(policy) else (lambda: policy)
+        self._lookup = lookup if lookup_deadline > 0 else None
+        self.lookup_deadline = lookup_deadline
+        self.gate_id = gate_id
+        self._clock = clock
+        self._clock_offset = clock_offset
+        self._timer = timer
+        self._pool: ThreadPoolExecutor | None = None
+
+    @property
+    def policy(self) -> Policy:
+        return self._policy()
+
+    def check(self, barcode: str, direction: Direction) -> CheckResult:
+        """Decide one read and journal it durably; the gate may act once this returns."""
+        scan_id = new_scan_id()
+        started = self._timer()
+        now = self._clock()
+        policy = self._policy()
+        decision = self._decide(barcode, direction, now, policy)
+        decided_ms = (self._timer() - started) * 1000
+        scanned_at = utc_iso(now + timedelta(seconds=self._clock_offset()))
+        self.journal.record(decision, scan_id=scan_id, scanned_at=scanned_at,
+                            latency_ms=decided_ms, event_id=_single(policy.served_events))
+        return CheckResult(decision, scan_id, scanned_at, (self._timer() - started) * 1000)
+
+    def decide(self, barcode: str, direction: Direction,
+               now: datetime | None = None) -> Decision:
+        """The decision ``check`` would make, without journaling it (benchmarks, previews)."""
+        return self._decide(barcode, direction, now or self._clock(), self._policy())
+
+    def close(self) -> None:
+        if self._pool is not None:
+            # A lookup still waiting on the network is abandoned, not awaited.
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    # -- steps ---------------------------------------------------------------------------
+
+    def _decide(self, barcode: str, direction: Direction, now: datetime,
+                policy: Policy) -> Decision:
+        if check_read(barcode, policy.max_read_length) is not None:
+            ticket, offline = None, True  # a glitched read is never looked up; decide says why
+        else:
+            ticket, offline = self._find(barcode, policy)
+        history = self.journal.history(ticket.id) if ticket is not None else ScanHistory()
+        return decide(ticket, history, policy, direction, now, barcode=barcode, offline=offline)
+
+    def _find(self, barcode: str, policy: Policy) -> tuple[Ticket | None, bool]:
+        """The ticket for ``barcode`` and whether it was found without the server."""
+        tickets = self.store.by_barcode(barcode)
+        if tickets:
+            return _prefer(tickets, policy.served_events), True
+        if self._lookup is None:
+            return None, True
+        return self._find_online(barcode)
+
+    def _find_online(self, barcode: str) -> tuple[Ticket | None, bool]:
+        assert self._lookup is not None
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(LOOKUP_WORKERS, thread_name_prefix="lookup")
+        future = self._pool.submit(self._lookup, barcode, self.lookup_deadline)
+        try:
+            ticket = future.result(timeout=self.lookup_deadline)
+        except FutureTimeout:
+            log.info("online lookup passed its %.0f ms deadline; deciding offline",
+                     self.lookup_deadline * 1000)
+            return None, True
+        except NotFound:
+            return None, False
+        except Exception as exc:  # the gate decides offline whatever the lookup did
+            log.warning("online lookup failed; deciding offline: %s", exc)
+            return None, True
+        if ticket is None:
+            return None, False
+        try:
+            self.store.upsert([ticket])
+        except StoreError as exc:
+            log.warning("could not store the ticket found online: %s", exc)
+        return ticket, False
+
+
+def _prefer(tickets: list[Ticket], served: frozenset[str] | None) -> Ticket:
+    """Several events may share a barcode: a ticket of a served event wins, a valid one
+    before others, so a stale ticket elsewhere never shadows the right one."""
+    return min(tickets, key=lambda t: (served is not None and t.event_id not in served,
+                                       t.status != TicketStatus.VALID))
+
+
+def _single(served: frozenset[str] | None) -> str | None:
+    """The event a ticketless scan is filed under: the gate's only event, if it has one."""
+    if served is not None and len(served) == 1:
+        return next(iter(served))
+    return None
