@@ -52,6 +52,9 @@ class NotFound(ApiError, LookupError):
 class BadRequest(ApiError, ValueError):
     """The server refused the request as malformed (4xx other than 401/403/404/429)."""
 
+    # The server's answer, truncated: it often names the offending field or index.
+    body: str = ""
+
 
 class ServerUnavailable(ApiError, ConnectionError):
     """No usable answer after retries: connection errors, timeouts, 429 or 5xx."""

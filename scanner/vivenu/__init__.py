@@ -1,0 +1,1 @@
+"""The vivenu access-users API: the client the gate uses (``client``) and its helpers."""

@@ -1,0 +1,259 @@
+"""The vivenu access-users API client: the one place the gate talks HTTP to vivenu.
+
+Every method maps one endpoint. Faults come out as the ``ApiError`` tree of
+``scanner.errors``: 401/403 -> AuthRefused, 404 -> NotFound, other 4xx -> BadRequest (with
+the server's body, truncated, as ``.body``), 429/5xx/no connection after retries ->
+ServerUnavailable, a 2xx of the wrong shape -> ProtocolError. The token goes in the
+``token`` header only; it is never logged, shown in a repr or put in an exception text.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any, NamedTuple
+
+import httpx
+import orjson
+
+from scanner.config import ApiConfig, Secret
+from scanner.errors import (
+    AuthRefused,
+    BadRequest,
+    NotFound,
+    ProtocolError,
+    ServerUnavailable,
+)
+from scanner.tickets import Ticket
+from scanner.vivenu.retry import DEFAULT_BACKOFF, RetryableStatus, retry_after_seconds, retrying
+from scanner.vivenu.urls import api_root, segment
+
+log = logging.getLogger("scanner.vivenu")
+
+# How much of an error body is kept on BadRequest: enough to read the reason, not a page.
+BODY_KEEP = 500
+SCAN_ACCESS = ("GRANTED", "DENIED")
+
+
+class TicketPage(NamedTuple):
+    tickets: list[Ticket]
+    total: int
+
+
+class VivenuClient:
+    """Synchronous client with keep-alive, timeouts, retries and server-clock tracking."""
+
+    def __init__(self, base_url: str, token: Secret, *, connect_timeout: float = 3.0,
+                 read_timeout: float = 15.0, retries: int = 5,
+                 transport: httpx.BaseTransport | None = None,
+                 backoff: float = DEFAULT_BACKOFF,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.base_url = base_url.strip().rstrip("/")
+        root = api_root(self.base_url)
+        self._token = token
+        self._retries = retries
+        self._backoff = backoff
+        self._sleep = sleep
+        self._connect_timeout = connect_timeout
+        self._timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
+        self._http = httpx.Client(base_url=root, headers={"token": token.reveal()},
+                                  timeout=self._timeout, transport=transport)
+        self.last_server_date: datetime | None = None
+        self._clock_offset: float | None = None
+
+    @classmethod
+    def from_config(cls, api: ApiConfig, *,
+                    transport: httpx.BaseTransport | None = None) -> VivenuClient:
+        return cls(api.url, api.token, connect_timeout=api.connect_timeout,
+                   read_timeout=api.read_timeout, retries=api.retries, transport=transport)
+
+    def __repr__(self) -> str:
+        return f"VivenuClient({self.base_url!r})"
+
+    # -- endpoints ---------------------------------------------------------------------
+
+    def events(self, include_root_events: bool | None = None) -> list[dict]:
+        params = {} if include_root_events is None else {
+            "includeRootEvents": "true" if include_root_events else "false"}
+        body = self._json("GET", "/events", params=params)
+        if not isinstance(body, list) or not all(
+                isinstance(e, dict) and isinstance(e.get("_id"), str)
+                and isinstance(e.get("name"), str) for e in body):
+            raise ProtocolError("GET /events: expected a list of {_id, name} objects")
+        return body
+
+    def me(self) -> dict:
+        body = self._json("GET", "/me")
+        if not isinstance(body, dict) or not isinstance(body.get("deviceSettings", {}), dict):
+            raise ProtocolError("GET /me: expected an object with deviceSettings")
+        return body
+
+    def seller(self) -> dict:
+        body = self._json("GET", "/seller")
+        if not isinstance(body, dict) or not isinstance(body.get("sellerId"), str):
+            raise ProtocolError("GET /seller: expected an object with a sellerId string")
+        return body
+
+    def ticket_page(self, event_id: str, *, top: int, skip: int, from_: str | None = None,
+                    until: str | None = None) -> TicketPage:
+        """One page of an event's ticket list; any malformed doc rejects the whole page."""
+        params: dict[str, Any] = {"top": top, "skip": skip}
+        if from_ is not None:
+            params["from"] = from_
+        if until is not None:
+            params["until"] = until
+        what = f"GET /tickets/v2/{event_id} skip={skip}"
+        body = self._json("GET", f"/tickets/v2/{segment(event_id)}", params=params, what=what)
+        if not isinstance(body, dict):
+            raise ProtocolError(f"{what}: expected an object, got {type(body).__name__}")
+        docs, total = body.get("docs"), body.get("total")
+        if not isinstance(docs, list) or not isinstance(total, int) or isinstance(total, bool):
+            raise ProtocolError(f"{what}: expected a 'docs' list and an integer 'total'")
+        tickets = []
+        for index, doc in enumerate(docs):
+            try:
+                tickets.append(Ticket.from_api(doc))
+            except ValueError as exc:
+                raise ProtocolError(f"{what}: doc {index}: {exc}") from None
+        return TicketPage(tickets, total)
+
+    def ticket(self, barcode: str, event_id: str | None = None, *,
+               deadline: float | None = None) -> Ticket:
+        """One ticket by barcode; NotFound on 404. With ``deadline`` (seconds) the whole
+        call, retries included, ends within it or raises ServerUnavailable."""
+        params = {} if event_id is None else {"eventId": event_id}
+        body = self._json("GET", f"/tickets/{segment(barcode)}", params=params,
+                          deadline=deadline, what="GET /tickets/{barcode}")
+        try:
+            return Ticket.from_api(body)
+        except ValueError as exc:
+            raise ProtocolError(f"GET /tickets/{{barcode}}: {exc}") from None
+
+    def scan_ticket(self, barcode: str) -> dict:
+        """Let the server decide and record a scan: ``{access: GRANTED|DENIED, ticket}``."""
+        what = "POST /tickets/{barcode}/scan"
+        body = self._json("POST", f"/tickets/{segment(barcode)}/scan", what=what)
+        if (not isinstance(body, dict) or body.get("access") not in SCAN_ACCESS
+                or not isinstance(body.get("ticket"), dict)):
+            raise ProtocolError(f"{what}: expected {{access: GRANTED|DENIED, ticket}}")
+        return body
+
+    def post_scans(self, event_id: str, scans: list[dict]) -> dict:
+        """Upload scans made on the device; the answer is ``{"status": "OK"}``.
+
+        A 2xx with an empty body counts as accepted (``{}``): the status is the server's
+        acceptance, and vivenu documents no error or empty-body formats.
+        """
+        what = f"POST /scans/{event_id}"
+        body = self._json("POST", f"/scans/{segment(event_id)}", content=orjson.dumps(scans),
+                          what=what, empty_ok=True)
+        if not isinstance(body, dict):
+            raise ProtocolError(f"{what}: expected an object, got {type(body).__name__}")
+        return body
+
+    # -- server clock ------------------------------------------------------------------
+
+    @property
+    def clock_offset(self) -> float | None:
+        """Server minus local clock in seconds, from the last Date header (None before)."""
+        return self._clock_offset
+
+    def _note_date(self, response: httpx.Response, received: datetime) -> None:
+        header = response.headers.get("date")
+        if not header:
+            return
+        try:
+            server = parsedate_to_datetime(header)
+        except (TypeError, ValueError, IndexError):
+            return
+        if server.tzinfo is None:
+            server = server.replace(tzinfo=UTC)
+        self.last_server_date = server
+        # Date has one-second resolution: the server's clock was somewhere in [D, D+1),
+        # so the midpoint is the estimate with the smallest worst-case error.
+        self._clock_offset = (server + timedelta(seconds=0.5) - received).total_seconds()
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    def _json(self, method: str, path: str, *, params: dict[str, Any] | None = None,
+              content: bytes | None = None, deadline: float | None = None,
+              what: str | None = None, empty_ok: bool = False) -> Any:
+        what = what or f"{method} {path}"
+        response = self._request(method, path, params=params, content=content,
+                                 deadline=deadline, what=what)
+        if empty_ok and not response.content.strip():
+            return {}
+        try:
+            return orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            raise ProtocolError(f"{what}: HTTP {response.status_code} body is not JSON",
+                                status=response.status_code) from None
+
+    def _request(self, method: str, path: str, *, params: dict[str, Any] | None,
+                 content: bytes | None, deadline: float | None, what: str) -> httpx.Response:
+        deadline_at = None if deadline is None else time.monotonic() + deadline
+        headers = {"content-type": "application/json"} if content is not None else None
+        policy = retrying(retries=self._retries, backoff=self._backoff,
+                          deadline_at=deadline_at, sleep=self._sleep, what=what)
+        try:
+            for attempt in policy:
+                with attempt:
+                    response = self._http.request(
+                        method, path, params=params, content=content, headers=headers,
+                        timeout=self._attempt_timeout(deadline_at, what))
+                    self._note_date(response, datetime.now(UTC))
+                    self._check_status(response, what)
+        except RetryableStatus as exc:
+            raise ServerUnavailable(f"{what}: HTTP {exc.status}, gave up after "
+                                    f"{policy.statistics.get('attempt_number', 1)} attempt(s)",
+                                    status=exc.status) from None
+        except httpx.TransportError as exc:
+            raise ServerUnavailable(f"{what}: {type(exc).__name__}: {self._scrub(str(exc))}; "
+                                    f"gave up after {policy.statistics.get('attempt_number', 1)}"
+                                    " attempt(s)") from None
+        return response
+
+    def _attempt_timeout(self, deadline_at: float | None, what: str) -> httpx.Timeout:
+        if deadline_at is None:
+            return self._timeout
+        left = deadline_at - time.monotonic()
+        if left <= 0:
+            raise ServerUnavailable(f"{what}: deadline passed")
+        # Every phase gets at most what is left; httpx has no whole-request timeout.
+        return httpx.Timeout(left, connect=min(self._connect_timeout, left))
+
+    def _check_status(self, response: httpx.Response, what: str) -> None:
+        status = response.status_code
+        if status < 400:
+            return
+        if status == 429 or status >= 500:
+            raise RetryableStatus(status, retry_after_seconds(
+                response.headers.get("retry-after"), self.last_server_date))
+        response.read()
+        body = self._scrub(response.text[:BODY_KEEP])
+        if status in (401, 403):
+            hint = "" if self._token else " (no token configured: GATE_API_TOKEN or api.token_file)"
+            raise AuthRefused(f"{what}: HTTP {status}: the token was refused{hint}",
+                              status=status)
+        if status == 404:
+            raise NotFound(f"{what}: HTTP 404 not found", status=status)
+        error = BadRequest(f"{what}: HTTP {status}: {body or '(empty body)'}", status=status)
+        error.body = body
+        raise error
+
+    def _scrub(self, text: str) -> str:
+        """Remove the token from text that came from elsewhere (a server echoing headers)."""
+        secret = self._token.reveal()
+        return text.replace(secret, "***") if secret else text
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> VivenuClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()

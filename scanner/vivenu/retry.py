@@ -1,0 +1,88 @@
+"""When and how long to wait before asking vivenu again.
+
+Retried: no connection, timeouts, 429 and 5xx. Never retried: any other 4xx, because the
+same request will be refused the same way. The policy is a tenacity ``Retrying`` so backoff
+and jitter are not hand-rolled; the only local rules are Retry-After and the deadline.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+import httpx
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential_jitter
+
+log = logging.getLogger("scanner.vivenu")
+
+DEFAULT_BACKOFF = 0.5
+MAX_BACKOFF = 30.0
+# A server asking for more than this is treated as asking for this: a sync thread that
+# sleeps an hour on one header would look dead.
+MAX_RETRY_AFTER = 60.0
+# Starting an attempt with less time than this left cannot finish; give up instead.
+MIN_ATTEMPT = 0.05
+
+
+class RetryableStatus(Exception):
+    """An answer worth asking again for (429 or 5xx); internal to the client."""
+
+    def __init__(self, status: int, retry_after: float | None) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+        self.retry_after = retry_after
+
+
+def retry_after_seconds(value: str | None, server_now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date), capped.
+
+    An HTTP-date is measured against the server's own Date when given, so a skewed device
+    clock does not stretch or shrink the wait. Unparseable values count as absent.
+    """
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), MAX_RETRY_AFTER)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    now = server_now or datetime.now(UTC)
+    return min(max((when - now).total_seconds(), 0.0), MAX_RETRY_AFTER)
+
+
+def retrying(*, retries: int, backoff: float, deadline_at: float | None,
+             sleep: Callable[[float], None], what: str) -> Retrying:
+    """A tenacity policy: up to ``retries`` more attempts, never sleeping past the deadline.
+
+    ``deadline_at`` is a ``time.monotonic()`` instant; ``what`` names the call in logs.
+    """
+    backoff_wait = wait_exponential_jitter(initial=backoff, max=MAX_BACKOFF, jitter=backoff)
+
+    def wait(state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, RetryableStatus) and exc.retry_after is not None:
+            return exc.retry_after
+        return backoff_wait(state)
+
+    def stop(state: RetryCallState) -> bool:
+        if state.attempt_number > retries:
+            return True
+        return (deadline_at is not None
+                and time.monotonic() + state.upcoming_sleep + MIN_ATTEMPT >= deadline_at)
+
+    def before_sleep(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        reason = str(exc) if isinstance(exc, RetryableStatus) else type(exc).__name__
+        log.debug("%s: %s, retry %d in %.2f s", what, reason, state.attempt_number,
+                  state.upcoming_sleep)
+
+    return Retrying(
+        retry=retry_if_exception_type((RetryableStatus, httpx.TransportError)),
+        wait=wait, stop=stop, sleep=sleep, before_sleep=before_sleep, reraise=True)
