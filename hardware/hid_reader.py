@@ -1,0 +1,139 @@
+"""Keyboard-wedge (USB HID) scanners through python-evdev.
+
+The device is grabbed exclusively so the codes it types do not also land in a console or
+a kiosk browser. ``KeyDecoder`` turns key events into lines and is pure: tests feed it
+recorded events. Point ``device`` at /dev/input/by-id/...-event-kbd so a re-plugged
+scanner is found again under the same name.
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+from collections.abc import Iterator
+from typing import Any
+
+from hardware.keymaps import ENTERS, KEY_CAPSLOCK, KEY_RIGHTALT, SHIFTS, Keymap, keymap
+from hardware.sources import RawRead, Reconnect, StatusFn, ignore_status, now_ns
+
+log = logging.getLogger(__name__)
+
+EV_KEY = 1
+KEY_UP, KEY_DOWN, KEY_REPEAT = 0, 1, 2
+# Stands in for a key the layout cannot map, so the read is rejected rather than silently
+# shortened into a different (possibly valid) barcode.
+UNMAPPED = "\ufffd"
+# Modifiers a scanner may press that change no character here (Ctrl, left Alt, Meta).
+_IGNORED = frozenset({29, 97, 56, 125, 126})
+POLL_SECONDS = 0.1
+
+
+class KeyDecoder:
+    """Key events in, one ``(text, truncated)`` per Enter out."""
+
+    def __init__(self, layout: Keymap | str = "us", max_length: int = 512) -> None:
+        self.keymap = keymap(layout) if isinstance(layout, str) else layout
+        self.max_length = max_length
+        self._chars: list[str] = []
+        self._truncated = False
+        self._shifts: set[int] = set()
+        self._altgr = False
+        self._capslock = False
+
+    def feed(self, type_: int, code: int, value: int) -> tuple[str, bool] | None:
+        if type_ != EV_KEY:
+            return None  # EV_SYN and EV_MSC (scan codes) accompany every key
+        if code in SHIFTS:
+            (self._shifts.add if value else self._shifts.discard)(code)
+            return None
+        if code == KEY_RIGHTALT:
+            self._altgr = value != KEY_UP
+            return None
+        if value == KEY_UP or code in _IGNORED:
+            return None
+        if code == KEY_CAPSLOCK:
+            self._capslock = not self._capslock
+            return None
+        if code in ENTERS:
+            line = ("".join(self._chars), self._truncated)
+            self._chars.clear()
+            self._truncated = False
+            return line
+        self._append(self._char(code))
+        return None
+
+    def _char(self, code: int) -> str:
+        shift = bool(self._shifts)
+        plain = self.keymap.char(code, shift=False)
+        if self._capslock and plain is not None and plain.isalpha():
+            shift = not shift
+        char = self.keymap.char(code, shift=shift, altgr=self._altgr)
+        return UNMAPPED if char is None else char
+
+    def _append(self, char: str) -> None:
+        if len(self._chars) < self.max_length:
+            self._chars.append(char)
+        else:
+            self._truncated = True
+
+
+class HidReader:
+    """Yields one ``RawRead`` per Enter from a grabbed evdev device; reopens when unplugged."""
+
+    def __init__(self, device: str, *, layout: str = "us", max_length: int = 512,
+                 name: str | None = None, grab: bool = True,
+                 on_status: StatusFn = ignore_status, backoff_first: float = 0.2,
+                 backoff_cap: float = 5.0) -> None:
+        if not device:
+            raise ValueError("hid source needs a device path (/dev/input/by-id/...)")
+        self.device = device
+        self.layout = keymap(layout)  # fail at construction on an unknown layout
+        self.max_length = max_length
+        self.name = name or f"hid:{device}"
+        self.grab = grab
+        self.link = Reconnect(self.name, on_status, backoff_first, backoff_cap, log)
+
+    def stop(self) -> None:
+        self.link.stop()
+
+    def __iter__(self) -> Iterator[RawRead]:
+        while (dev := self.link.open(self._open)) is not None:
+            # A fresh decoder per connection: a half-typed code and a held Shift from a
+            # device that left must not leak into the next read.
+            decoder = KeyDecoder(self.layout, self.max_length)
+            try:
+                yield from self._lines(dev, decoder)
+            except OSError as exc:
+                self.link.status(f"{self.name} vanished ({exc}); reopening")
+            finally:
+                self._close(dev)
+
+    def _open(self) -> Any:
+        import evdev
+
+        dev = evdev.InputDevice(self.device)
+        if self.grab:
+            try:
+                dev.grab()
+            except OSError:
+                dev.close()  # another process holds it; retry later rather than share
+                raise
+        return dev
+
+    def _lines(self, dev: Any, decoder: KeyDecoder) -> Iterator[RawRead]:
+        while not self.link.stopped.is_set():
+            ready, _, _ = select.select([dev.fd], [], [], POLL_SECONDS)
+            if not ready:
+                continue
+            for event in dev.read():
+                line = decoder.feed(event.type, event.code, event.value)
+                if line is not None:
+                    yield RawRead(line[0], self.name, now_ns(), truncated=line[1])
+
+    def _close(self, dev: Any) -> None:
+        try:
+            if self.grab:
+                dev.ungrab()
+        except OSError:
+            pass  # the device is gone; nothing left to release
+        dev.close()

@@ -1,0 +1,135 @@
+"""What every code source hands over, and the one seam each device sits behind.
+
+Line sources (serial handheld, keyboard wedge, stdin) yield ``RawRead``: one code as the
+device sent it, undecoded and unchecked. A camera yields ``Frame``: decoding belongs to the
+reader, not to the device. Both protocols are iterables with an idempotent ``stop()`` that
+may be called from any thread; iteration ends after ``stop()`` or at end of input.
+
+This package knows nothing of tickets and never imports ``scanner``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
+
+# One line for a person, e.g. "serial /dev/ttyACM0 vanished (...); reopening in 0.5 s".
+StatusFn = Callable[[str], None]
+
+
+def ignore_status(_message: str) -> None:
+    """The default status sink: sources still log, callers opt in to lines."""
+
+
+@dataclass(frozen=True, slots=True)
+class RawRead:
+    """One code as a device delivered it; nothing here has been validated."""
+
+    data: bytes | str
+    source: str
+    captured_ns: int                 # time.monotonic_ns() when the code arrived
+    symbology: str | None = None     # when the device or decoder knows it
+    decode_ms: float = 0.0           # time spent decoding an image; 0 for line devices
+    truncated: bool = False          # the device sent more than the line limit; data is cut
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One camera image, already grey, with the moment it left the capture device."""
+
+    image: Any                       # numpy uint8 array, shape (h, w)
+    source: str
+    captured_ns: int                 # time.monotonic_ns() right after the grab
+    index: int                       # frames the capture thread has read so far
+    dropped: int                     # frames skipped since the previous handed-over one
+
+
+class ReadSource(Protocol):
+    name: str
+
+    def __iter__(self) -> Iterator[RawRead]: ...
+
+    def stop(self) -> None: ...
+
+
+class FrameSource(Protocol):
+    name: str
+
+    def __iter__(self) -> Iterator[Frame]: ...
+
+    def stop(self) -> None: ...
+
+
+class Backoff:
+    """Reconnect delays: doubling from ``first`` to ``cap``, reset after a success.
+
+    Waiting happens on an Event so ``stop()`` interrupts a sleeping reconnect at once.
+    """
+
+    def __init__(self, stopped: threading.Event, first: float = 0.2, cap: float = 5.0) -> None:
+        self._stopped = stopped
+        self.first = first
+        self.cap = cap
+        self.delay = first
+
+    def reset(self) -> None:
+        self.delay = self.first
+
+    def wait(self) -> bool:
+        """Sleep the current delay; False when stopped meanwhile."""
+        delay, self.delay = self.delay, min(self.delay * 2, self.cap)
+        return not self._stopped.wait(delay)
+
+
+class Reconnect:
+    """What every device source shares: a stop flag, opening with backoff, status lines.
+
+    ``open(fn)`` retries ``fn`` until it succeeds or the source is stopped; ``OSError``
+    (pyserial's SerialException and evdev's errors are OSErrors) and ``ValueError`` count
+    as "device not there yet".
+    """
+
+    def __init__(self, name: str, on_status: StatusFn, first: float = 0.2,
+                 cap: float = 5.0, logger: logging.Logger | None = None) -> None:
+        self.name = name
+        self.on_status = on_status
+        self.stopped = threading.Event()
+        self.backoff = Backoff(self.stopped, first, cap)
+        self.opens = 0  # successful opens; more than one means the device came back
+        self._log = logger or logging.getLogger(__name__)
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+    def open(self, fn: Callable[[], T]) -> T | None:
+        failed = False
+        while not self.stopped.is_set():
+            try:
+                handle = fn()
+            except (OSError, ValueError) as exc:
+                self.status(f"{self.name} cannot open ({exc}); "
+                            f"retrying in {self.backoff.delay:.1f} s")
+                failed = True
+                if not self.backoff.wait():
+                    return None
+                continue
+            if self.opens or failed:
+                self.status(f"{self.name} open again")
+            self.opens += 1
+            self.backoff.reset()
+            return handle
+        return None
+
+    def status(self, message: str) -> None:
+        self._log.warning("%s", message)
+        self.on_status(message)
+
+
+def now_ns() -> int:
+    return time.monotonic_ns()

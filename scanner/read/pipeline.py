@@ -1,0 +1,160 @@
+"""The read pipeline: sources -> hygiene -> sink, for ``gate scan`` and the gate daemon.
+
+Each source runs in its own thread (a blocking serial read or a camera decode must not hold
+up another source); one consumer thread, the caller of ``run()``, applies hygiene and calls
+the sink, so the sink (the gatekeeper, its SQLite store) sees one read at a time, in
+arrival order. Nothing a device sends can stop it: bad reads become ``Rejected`` lines, a
+failing sink or source is counted and reported, and the pipeline keeps going.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from hardware.sources import RawRead, ReadSource, StatusFn, ignore_status
+from scanner.config import ReaderConfig
+from scanner.read.hygiene import Hygiene, Payload, Rejected
+from scanner.read.sources import SourceFactory, open_source
+
+log = logging.getLogger(__name__)
+
+Sink = Callable[[Payload], object]
+# Reads waiting for the consumer; a full queue blocks the source thread, and a camera
+# then drops stale frames instead of queueing them.
+QUEUE_SIZE = 64
+# How often the consumer wakes to notice stop() and deliver signals.
+POLL_SECONDS = 0.2
+
+
+@dataclass
+class Stats:
+    reads: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    sink_errors: int = 0
+    source_errors: int = 0
+
+
+def _ignore(*_args: object) -> None:
+    """Default callback: the caller did not ask to hear about this."""
+
+
+class Pipeline:
+    """``run()`` blocks until every source has ended or ``stop()`` is called.
+
+    Callbacks run on the consumer thread: ``on_result(payload, result)`` after the sink,
+    ``on_reject(rejected)`` for a read hygiene refused, ``on_status(line)`` for device news.
+    """
+
+    def __init__(self, sources: Sequence[ReadSource], hygiene: Hygiene, sink: Sink, *,
+                 on_result: Callable[[Payload, object], None] = _ignore,
+                 on_reject: Callable[[Rejected], None] = _ignore,
+                 on_status: StatusFn = ignore_status) -> None:
+        self.sources = list(sources)
+        self.hygiene = hygiene
+        self.sink = sink
+        self.on_result = on_result
+        self.on_reject = on_reject
+        self.on_status = on_status
+        self.stats = Stats()
+        self._queue: queue.Queue[RawRead | ReadSource] = queue.Queue(QUEUE_SIZE)
+        self._stopped = threading.Event()
+
+    def stop(self) -> None:
+        """Idempotent, from any thread or a signal handler."""
+        self._stopped.set()
+        for source in self.sources:
+            source.stop()
+
+    def run(self) -> Stats:
+        threads = [threading.Thread(target=self._produce, args=(source,),
+                                    name=f"read:{source.name}", daemon=True)
+                   for source in self.sources]
+        for thread in threads:
+            thread.start()
+        running = len(threads)
+        try:
+            while running and not self._stopped.is_set():
+                try:
+                    item = self._queue.get(timeout=POLL_SECONDS)
+                except queue.Empty:
+                    continue
+                if isinstance(item, RawRead):
+                    self.handle(item)
+                else:
+                    running -= 1  # a source put itself: it has ended
+        finally:
+            self.stop()
+        # Source threads are daemons: stdin's blocking readline cannot be interrupted.
+        for thread in threads:
+            thread.join(timeout=0.5)
+        return self.stats
+
+    def handle(self, raw: RawRead) -> None:
+        """One read through hygiene and the sink; public so a caller can drive it directly."""
+        self.stats.reads += 1
+        checked = self.hygiene.check(raw)
+        if checked is None:
+            self.stats.duplicates += 1
+        elif isinstance(checked, Rejected):
+            self.stats.rejected[checked.reason] = self.stats.rejected.get(checked.reason, 0) + 1
+            self.on_reject(checked)
+        else:
+            self.stats.accepted += 1
+            try:
+                result = self.sink(checked)
+            except Exception:
+                # A fault in the decision path is logged with its traceback; the gate goes
+                # on reading, the next person should not be stuck behind this one.
+                self.stats.sink_errors += 1
+                log.exception("sink failed on a read from %s", checked.source)
+                self.on_status(f"error deciding a read from {checked.source}; see log")
+                return
+            self.on_result(checked, result)
+
+    def _produce(self, source: ReadSource) -> None:
+        try:
+            for raw in source:
+                while not self._stopped.is_set():
+                    try:
+                        self._queue.put(raw, timeout=POLL_SECONDS)
+                        break
+                    except queue.Full:
+                        continue
+                if self._stopped.is_set():
+                    break
+        except Exception as exc:
+            self.stats.source_errors += 1
+            log.exception("source %s failed", source.name)
+            self.on_status(f"{source.name} failed: {exc!r}")
+        finally:
+            while True:  # tell the consumer this source ended, unless it has stopped
+                try:
+                    self._queue.put(source, timeout=POLL_SECONDS)
+                    break
+                except queue.Full:
+                    if self._stopped.is_set():
+                        break
+
+
+def build_pipeline(config: ReaderConfig, sink: Sink, *,
+                   on_result: Callable[[Payload, object], None] = _ignore,
+                   on_reject: Callable[[Rejected], None] = _ignore,
+                   on_status: StatusFn = ignore_status,
+                   factories: dict[str, SourceFactory] | None = None) -> Pipeline:
+    """The pipeline ``reader`` configures: its source, its hygiene, the given sink."""
+    source = open_source(config, on_status, factories)
+    return Pipeline([source], Hygiene(config.max_length, config.dedup_window), sink,
+                    on_result=on_result, on_reject=on_reject, on_status=on_status)
+
+
+def latency_ms(payload: Payload, decided_ns: int | None = None) -> float:
+    """Capture (frame grab or line arrival) to now, or to ``decided_ns``."""
+    end = time.monotonic_ns() if decided_ns is None else decided_ns
+    return (end - payload.captured_ns) / 1e6

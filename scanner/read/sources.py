@@ -1,0 +1,75 @@
+"""Configuration name -> source factory. The only place ``reader.source`` is interpreted.
+
+Tests and the daemon pass their own ``factories`` mapping to add a fake or a replay source
+instead of patching anything here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from hardware.sources import ReadSource, StatusFn, ignore_status
+from scanner.config import ReaderConfig
+from scanner.errors import ConfigError
+
+SourceFactory = Callable[[ReaderConfig, StatusFn], ReadSource]
+
+
+def _camera(config: ReaderConfig, on_status: StatusFn) -> ReadSource:
+    from hardware.camera import Camera
+    from scanner.read.decode import make_decoder
+    from scanner.read.frames import DecodingSource
+
+    camera = Camera(config.camera, width=config.width, height=config.height, fps=config.fps,
+                    on_status=on_status)
+    return DecodingSource(camera, make_decoder(config.decoder, config.formats),
+                          config.full_every)
+
+
+def _serial(config: ReaderConfig, on_status: StatusFn) -> ReadSource:
+    from hardware.serial_reader import SerialReader
+
+    try:
+        return SerialReader(config.port, baud=config.baud, terminator=config.terminator,
+                            prefix=config.prefix.encode(), suffix=config.suffix.encode(),
+                            max_length=config.max_length, on_status=on_status)
+    except ValueError as exc:
+        raise ConfigError(f"reader.terminator: {exc}") from None
+
+
+def _hid(config: ReaderConfig, on_status: StatusFn) -> ReadSource:
+    from hardware.hid_reader import HidReader
+
+    if not config.device:
+        raise ConfigError("reader.device: the hid source needs an evdev device path, "
+                          "e.g. /dev/input/by-id/usb-...-event-kbd")
+    try:
+        return HidReader(config.device, layout=config.layout, max_length=config.max_length,
+                         on_status=on_status)
+    except ValueError as exc:
+        raise ConfigError(f"reader.layout: {exc}") from None
+
+
+def _stdin(config: ReaderConfig, on_status: StatusFn) -> ReadSource:
+    from hardware.stdin_reader import StdinReader
+
+    return StdinReader(max_length=config.max_length)
+
+
+SOURCES: dict[str, SourceFactory] = {
+    "camera": _camera,
+    "serial": _serial,
+    "hid": _hid,
+    "stdin": _stdin,
+}
+
+
+def open_source(config: ReaderConfig, on_status: StatusFn = ignore_status,
+                factories: dict[str, SourceFactory] | None = None) -> ReadSource:
+    factories = SOURCES if factories is None else factories
+    try:
+        factory = factories[config.source]
+    except KeyError:
+        raise ConfigError(f"reader.source: unknown {config.source!r}; "
+                          f"choose from {', '.join(sorted(factories))}") from None
+    return factory(config, on_status)
