@@ -79,6 +79,7 @@ sync_state = Table(
     Column("full_until", String),
     Column("full_skip", Integer),
     Column("full_anchor", Text),                       # JSON list of ids
+    Column("full_total", Integer),                     # listing total when the cursor was saved
     Column("last_full_at", String),                    # when the last full sync finished
     Column("delta_until", String),                     # upper bound of the last delta window
     Column("last_sync_at", String),

@@ -1,0 +1,237 @@
+"""The offline ticket store: what the gate decides against when the network is gone.
+
+``TicketStore`` is the one object the rest of the gate uses for tickets, events, device
+settings and sync progress. It works on any SQLAlchemy engine; SQLite in WAL mode is what a
+gate runs, so the sync writer never blocks the decision path's reads.
+
+``by_barcode`` is the decision hot path: an indexed lookup through a statement compiled
+once, run on a per-thread driver connection held open, which skips SQLAlchemy's
+per-execution work (pool checkout, cache lookup, result wrapping) that would otherwise
+dominate a sub-50-µs lookup.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from sqlalchemy import Engine, bindparam, func, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from scanner.clock import Clock, utc_now
+from scanner.errors import StoreError
+from scanner.store import device
+from scanner.store import sync_state as state
+from scanner.store.schema import tickets
+from scanner.store.sync_state import SyncState
+from scanner.store.upsert import DATA_COLUMNS, Upserter, row_ticket, ticket_row
+from scanner.tickets import Ticket, utc_iso
+
+_DATA = [tickets.c[name] for name in DATA_COLUMNS]
+# Rows fetched per round trip when streaming the whole store.
+STREAM_CHUNK = 1000
+
+
+class TicketStore:
+    def __init__(self, engine: Engine, *, clock: Clock = utc_now,
+                 force_generic_upsert: bool = False) -> None:
+        self.engine = engine
+        self._clock = clock
+        self._upserter = Upserter(engine, force_generic=force_generic_upsert)
+        compiled = (select(*_DATA).where(tickets.c.barcode == bindparam("barcode"))
+                    .compile(dialect=engine.dialect))
+        self._barcode_sql = str(compiled)
+        self._barcode_params: Callable[[str], Any] = (
+            (lambda b: (b,)) if compiled.positional else (lambda b: {"barcode": b}))
+        self._local = threading.local()
+        self._readers: list[Any] = []
+        self._readers_lock = threading.Lock()
+
+    def _now(self) -> str:
+        return utc_iso(self._clock())
+
+    # -- tickets -----------------------------------------------------------------------
+
+    def upsert(self, batch: list[Ticket], generation: int | None = None) -> int:
+        """Insert or update ``batch`` in one transaction (newer ``updatedAt`` wins; see
+        ``scanner.store.upsert``); ``generation`` marks them as seen by that full sync.
+        Returns how many tickets were inserted or changed."""
+        rows = [ticket_row(t, generation or 0) for t in batch]
+        with self._writing() as conn:
+            return self._upserter.write(conn, rows)
+
+    def by_barcode(self, barcode: str) -> list[Ticket]:
+        """Every stored ticket with this barcode (one per event that sold it)."""
+        conn = self._reader()
+        cursor = conn.cursor()
+        try:
+            cursor.execute(self._barcode_sql, self._barcode_params(barcode))
+            rows = cursor.fetchall()
+        except Exception as exc:  # the driver's own error classes differ per backend
+            conn.rollback()
+            raise StoreError(f"ticket lookup failed: {type(exc).__name__}: {exc}") from None
+        finally:
+            cursor.close()
+        # Ends the read transaction drivers other than sqlite3 open for a SELECT, so the
+        # held connection never pins an old snapshot; cheap when none is open.
+        conn.rollback()
+        return [row_ticket(row) for row in rows]
+
+    def get(self, ticket_id: str) -> Ticket | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(*_DATA).where(tickets.c.id == ticket_id)).first()
+        return None if row is None else row_ticket(row)
+
+    def count(self, event_id: str | None = None) -> int:
+        query = select(func.count()).select_from(tickets)
+        if event_id is not None:
+            query = query.where(tickets.c.event_id == event_id)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def counts_by_event(self) -> dict[str, int]:
+        query = select(tickets.c.event_id, func.count()).group_by(tickets.c.event_id)
+        with self.engine.connect() as conn:
+            return {event_id: int(n) for event_id, n in conn.execute(query)}
+
+    def iter_tickets(self, event_id: str | None = None) -> Iterator[Ticket]:
+        """Every ticket (of one event), ordered by id, streamed in constant memory."""
+        query = select(*_DATA).order_by(tickets.c.id)
+        if event_id is not None:
+            query = query.where(tickets.c.event_id == event_id)
+        with self.engine.connect() as conn:
+            result = conn.execution_options(yield_per=STREAM_CHUNK).execute(query)
+            for row in result:
+                yield row_ticket(row)
+
+    def sweep(self, event_id: str, generation: int) -> int:
+        """Delete the event's tickets the full sync ``generation`` did not see."""
+        with self._writing() as conn:
+            return self._sweep(conn, event_id, generation)
+
+    @staticmethod
+    def _sweep(conn: Any, event_id: str, generation: int) -> int:
+        gone = conn.execute(tickets.delete().where(tickets.c.event_id == event_id,
+                                                   tickets.c.sync_gen < generation))
+        return max(gone.rowcount, 0)
+
+    # -- sync progress -----------------------------------------------------------------
+
+    def sync_state(self, event_id: str) -> SyncState | None:
+        with self.engine.connect() as conn:
+            return state.load(conn, event_id)
+
+    def sync_states(self) -> dict[str, dict[str, Any]]:
+        """For ``gate status``: per event, when it last synced and what the server said."""
+        with self.engine.connect() as conn:
+            found = state.load_all(conn)
+        return {s.event_id: {"last_sync": s.last_sync_at, "last_full": s.last_full_at,
+                             "server_total": s.server_total, "delta_until": s.delta_until,
+                             "generation": s.generation,
+                             "full_in_progress": s.full_in_progress,
+                             "full_skip": s.full_skip} for s in found}
+
+    def begin_full(self, event_id: str, until: str) -> int:
+        """Record the start of a full sync pinned at ``until``; returns its generation."""
+        with self._writing() as conn:
+            return state.begin_full(conn, event_id, until)
+
+    def save_page(self, event_id: str, batch: list[Ticket], *, generation: int | None,
+                  skip: int | None = None, anchor: tuple[str, ...] = (),
+                  total: int | None = None) -> int:
+        """Upsert one page and, for a full sync (``skip`` given), the cursor after it, in
+        one transaction: a kill at any instant leaves both or neither."""
+        rows = [ticket_row(t, generation or 0) for t in batch]
+        with self._writing() as conn:
+            changed = self._upserter.write(conn, rows)
+            if skip is not None:
+                state.save_cursor(conn, event_id, skip=skip, anchor=anchor, total=total)
+            return changed
+
+    def finish_full(self, event_id: str, generation: int, *, delta_until: str,
+                    server_total: int | None, at: str | None = None) -> int:
+        """Sweep what the full sync did not see and close it; returns tickets swept."""
+        with self._writing() as conn:
+            swept = self._sweep(conn, event_id, generation)
+            state.finish_full(conn, event_id, delta_until=delta_until, at=at or self._now(),
+                              server_total=server_total)
+            return swept
+
+    def finish_delta(self, event_id: str, *, until: str, at: str | None = None) -> None:
+        with self._writing() as conn:
+            state.finish_delta(conn, event_id, delta_until=until, at=at or self._now())
+
+    def abandon_full(self, event_id: str) -> None:
+        with self._writing() as conn:
+            state.abandon_full(conn, event_id)
+
+    # -- events and device settings ----------------------------------------------------
+
+    def save_events(self, docs: list[dict[str, Any]]) -> None:
+        with self._writing() as conn:
+            device.save_events(conn, docs, self._now())
+
+    def events(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return device.load_events(conn)
+
+    def save_settings(self, me: dict[str, Any]) -> None:
+        with self._writing() as conn:
+            device.save_settings(conn, me, self._now())
+
+    def settings(self) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            return device.load_settings(conn)
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    def _writing(self) -> _Writing:
+        return _Writing(self.engine)
+
+    def _reader(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = self.engine.raw_connection()
+            except SQLAlchemyError as exc:
+                raise StoreError(f"cannot open the ticket store: {exc}") from None
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    def close(self) -> None:
+        """Return the lookup connections held by every thread to the pool."""
+        with self._readers_lock:
+            readers, self._readers = self._readers, []
+        for conn in readers:
+            conn.close()
+        self._local = threading.local()
+
+
+class _Writing:
+    """``engine.begin()`` that turns database faults into one-line StoreErrors."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._ctx = engine.begin()
+
+    def __enter__(self) -> Any:
+        try:
+            return self._ctx.__enter__()
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot write the ticket store: {_reason(exc)}") from None
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool:
+        try:
+            self._ctx.__exit__(kind, exc, tb)
+        except SQLAlchemyError as error:
+            raise StoreError(f"cannot write the ticket store: {_reason(error)}") from None
+        if isinstance(exc, SQLAlchemyError):
+            raise StoreError(f"cannot write the ticket store: {_reason(exc)}") from None
+        return False
+
+
+def _reason(exc: SQLAlchemyError) -> str:
+    orig = getattr(exc, "orig", None)
+    return f"{type(orig or exc).__name__}: {orig or exc}".splitlines()[0]

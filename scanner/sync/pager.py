@@ -1,0 +1,160 @@
+"""Shift-safe offset paging over vivenu's ticket list.
+
+The list is paged with ``top``/``skip`` and its sort order is undocumented; what we rely on
+is only that tickets that stay in the listing keep their relative order between requests.
+Offsets are not stable: when a ticket leaves the listing (it changed, so its ``updatedAt``
+moved past the pinned ``until``, or it was deleted) every later ticket shifts one place
+left, and a naive ``skip += top`` silently misses one ticket per shift.
+
+Design:
+
+- A run pins the window: a full sync asks ``until = T0`` (server time at its start) on every
+  page, so the listing can only lose tickets while we page; a delta pins ``from`` and
+  ``until`` the same way.
+- Each request after the first re-reads ``overlap`` tickets (``skip = next - overlap``) and
+  looks for the anchor: the last ids consumed so far. Where the newest anchor id is found,
+  the page is aligned, and only the tickets after it are new. If the list did not shift,
+  the anchor sits at the end of the overlap; if it shifted (the anchor is elsewhere, or
+  ``total`` changed) the position found realigns the cursor.
+- If no anchor id is in the page (more than ``overlap`` tickets before it vanished), the
+  pager steps back, first by the drop in ``total`` and then by doubling distances in
+  windows that overlap, until it finds an anchor, at most ``max_realign`` requests; else
+  PagingError. Nothing is written for a page until it is aligned, so the store stays
+  consistent and the caller's committed cursor is still valid.
+- Tickets that changed during paging left the window and were not read; the caller always
+  completes a full sync with a catch-up delta ``from = T0 - window_overlap`` that reads
+  them at their new ``updatedAt``. Deleted tickets are dropped by the reconciling sweep.
+
+The pager is pure: it receives a ``fetch(skip, top)`` function and yields aligned pages
+with the cursor to store after each, which is all a killed run needs to resume.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from scanner.errors import PagingError
+
+log = logging.getLogger("scanner.sync")
+
+# Tickets re-read at the start of each page to check that the list did not shift.
+DEFAULT_OVERLAP = 8
+# Ids remembered as the anchor: more than the overlap, so the pager still realigns when
+# the last few tickets it read have themselves changed.
+ANCHOR_SIZE = 32
+# Requests spent looking for a lost anchor before the run gives up.
+MAX_REALIGN = 12
+
+
+class _Page(Protocol):
+    @property
+    def tickets(self) -> list[Any]: ...
+
+    @property
+    def total(self) -> int: ...
+
+
+Fetch = Callable[[int, int], _Page]
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where a paged run stands: the next offset, the anchor ids, the total last seen."""
+
+    skip: int = 0
+    anchor: tuple[str, ...] = ()
+    total: int | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    tickets: list[Any]   # the new tickets, in listing order, aligned past the anchor
+    cursor: Cursor       # the cursor to store once these tickets are committed
+    requests: int        # HTTP requests this page took (more than 1 after a realignment)
+    last: bool
+
+
+def pages(fetch: Fetch, *, page_size: int, cursor: Cursor | None = None,
+          overlap: int = DEFAULT_OVERLAP, anchor_size: int = ANCHOR_SIZE,
+          max_realign: int = MAX_REALIGN) -> Iterator[Page]:
+    """Aligned pages of the listing from ``cursor`` (the start by default) to its end."""
+    if page_size < 2:
+        raise ValueError("page_size must be at least 2 to overlap pages")
+    # At least one new ticket per request, or paging would never advance.
+    overlap = max(1, min(overlap, page_size // 2))
+    cursor = cursor or Cursor()
+    while True:
+        docs, at, start, requests = _aligned(fetch, cursor, page_size, overlap, max_realign)
+        tickets = docs.tickets
+        cursor = Cursor(skip=at + len(tickets), total=docs.total,
+                        anchor=_next_anchor(cursor.anchor, tickets, anchor_size))
+        last = len(tickets) < page_size
+        yield Page(tickets[start:], cursor, requests, last)
+        if last:
+            return
+
+
+def _aligned(fetch: Fetch, cursor: Cursor, page_size: int, overlap: int,
+             max_realign: int) -> tuple[_Page, int, int, int]:
+    """The next page, the offset it was read at and the index of its first new ticket."""
+    if not cursor.anchor:
+        return fetch(cursor.skip, page_size), cursor.skip, 0, 1
+    rank = {ticket_id: i for i, ticket_id in enumerate(cursor.anchor)}
+    expected = min(overlap, cursor.skip) - 1   # where the newest anchor id should be
+    offsets = _offsets(max(0, cursor.skip - overlap), page_size, overlap)
+    tried: set[int] = set()
+    at = next(offsets)
+    for requests in range(1, max_realign + 2):
+        tried.add(at)
+        page = fetch(at, page_size)
+        found = _find_anchor(page.tickets, rank)
+        if found is not None:
+            if requests > 1 or found != expected or page.total != cursor.total:
+                log.debug("pager: list shifted (total %s -> %s); realigned at offset %d",
+                          cursor.total, page.total, at + found)
+            return page, at, found + 1, requests
+        if page.total == 0:
+            return page, at, 0, requests    # everything left the window: nothing to read
+        # Tickets before the cursor vanished: step back by the drop in total first.
+        drop = (cursor.total or 0) - page.total
+        hinted = max(0, at - drop) if drop > 0 and requests == 1 else None
+        at = hinted if hinted is not None and hinted not in tried else next(offsets, None)
+        while at is not None and at in tried:
+            at = next(offsets, None)
+        if at is None:
+            break
+    raise PagingError(f"ticket list shifted beyond recovery near offset {cursor.skip}: "
+                      f"none of the last {len(cursor.anchor)} tickets read is listed any more")
+
+
+def _offsets(first: int, page_size: int, overlap: int) -> Iterator[int]:
+    """``first``, then offsets stepping back by doubling distances down to 0; windows of
+    ``page_size`` keep overlapping so no position between them goes unsearched."""
+    yield first
+    at, step = first, 2 * overlap
+    while at > 0:
+        at = max(0, at - min(step, page_size - overlap))
+        step *= 2
+        yield at
+
+
+def _find_anchor(tickets: list[Any], rank: dict[str, int]) -> int | None:
+    """Index of the newest anchor id in ``tickets`` (anchors keep their relative order)."""
+    best, best_rank = None, -1
+    for index, ticket in enumerate(tickets):
+        position = rank.get(ticket.id)
+        if position is not None and position > best_rank:
+            best, best_rank = index, position
+    return best
+
+
+def _next_anchor(previous: tuple[str, ...], tickets: list[Any],
+                 size: int) -> tuple[str, ...]:
+    ids = [t.id for t in tickets[-size:]]
+    if len(ids) < size:  # a short page: keep older anchor ids in front of its own
+        present = set(ids)
+        ids = [a for a in previous if a not in present][-(size - len(ids)):] + ids
+    return tuple(ids)

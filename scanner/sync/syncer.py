@@ -1,0 +1,233 @@
+"""The sync job: keeps the ticket store equal to the server's ticket lists.
+
+Per event and run, one of:
+
+- **full** (first run of an event) and **reconcile** (every ``reconcile_every``): page the
+  whole list pinned at ``until = T0`` with the shift-safe pager (``pager.py``), committing
+  each page with the cursor after it, so a run killed at any instant resumes after the last
+  committed page; then a catch-up delta ``from = T0 - window_overlap`` for what changed
+  while paging; then a sweep of the tickets this generation did not see (hard deletes).
+- **delta**: the window ``from = last until - window_overlap``, ``until = server now``.
+  Windows overlap because device and server clocks differ and a write may become visible
+  after we asked; the store's newer-wins upsert makes re-reading harmless.
+
+Server time is the local clock plus the client's offset from the HTTP Date header, read
+after ``/me``, which is fetched (and stored) at the start of every run.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from scanner.clock import Clock, utc_now
+from scanner.config import SyncConfig
+from scanner.errors import GateError, PagingError, ServerUnavailable, SyncError
+from scanner.store.sync_state import SyncState
+from scanner.sync.pager import Cursor, pages
+from scanner.sync.prefetch import prefetched
+from scanner.sync.progress import progress_bar
+from scanner.tickets import parse_iso, utc_iso
+
+log = logging.getLogger("scanner.sync")
+
+# Longest wait between runs while the server is unreachable.
+MAX_BACKOFF = 300.0
+# Pages downloaded ahead of the one being written.
+PREFETCH_DEPTH = 2
+
+
+class Stopped(SyncError):
+    """The stop event was set during a run; committed pages stay, the run resumes later."""
+
+
+@dataclass(frozen=True)
+class EventReport:
+    event_id: str
+    mode: str            # full | reconcile | delta
+    fetched: int         # tickets received (new ones only, overlap re-reads excluded)
+    upserted: int        # tickets inserted or changed in the store
+    swept: int           # tickets deleted because the server no longer lists them
+    pages: int           # HTTP requests for ticket pages
+    seconds: float
+    total: int           # tickets of this event in the store afterwards
+    resumed: bool = False
+
+    def line(self) -> str:
+        swept = f", -{self.swept} swept" if self.swept else ""
+        resumed = " (resumed)" if self.resumed else ""
+        return (f"sync {self.event_id}: {self.mode}{resumed} +{self.upserted} tickets{swept} "
+                f"in {self.seconds:.2f} s (total {self.total})")
+
+
+@dataclass
+class _Tally:
+    fetched: int = 0
+    upserted: int = 0
+    pages: int = 0
+    total: int | None = None
+
+
+class Syncer:
+    def __init__(self, api: Any, store: Any, config: SyncConfig, *,
+                 events: tuple[str, ...] = (), clock: Clock = utc_now,
+                 progress: bool | None = None, prefetch: int = PREFETCH_DEPTH) -> None:
+        self.api = api
+        self.store = store
+        self.config = config
+        self.events = tuple(events)
+        self.clock = clock
+        self.progress = progress
+        self.prefetch = prefetch
+        self._stop: threading.Event | None = None
+
+    # -- runs --------------------------------------------------------------------------
+
+    def run_once(self, stop: threading.Event | None = None) -> list[EventReport]:
+        """Sync every event once; raises the first fault after committing what it could."""
+        self._stop = stop
+        self.store.save_settings(self.api.me())
+        reports = []
+        for event_id in self._event_ids():
+            report = self.sync_event(event_id)
+            log.info("%s", report.line())
+            reports.append(report)
+        return reports
+
+    def run_forever(self, stop: threading.Event) -> None:
+        """Run every ``interval`` until ``stop`` is set, backing off while unreachable."""
+        failures = 0
+        while not stop.is_set():
+            wait = self.config.interval
+            try:
+                self.run_once(stop)
+                failures = 0
+            except Stopped:
+                break
+            except ServerUnavailable as exc:
+                failures += 1
+                wait = min(self.config.interval * 2 ** failures, MAX_BACKOFF)
+                log.warning("sync: %s; next try in %.0f s", exc, wait)
+            except GateError as exc:
+                log.error("sync: %s", exc)
+            stop.wait(wait)
+
+    def sync_event(self, event_id: str) -> EventReport:
+        state = self.store.sync_state(event_id)
+        if state is None or state.last_full_at is None:
+            return self._full(event_id, state, "full")
+        if state.full_in_progress or self._reconcile_due(state):
+            return self._full(event_id, state, "reconcile")
+        return self._delta(event_id, state)
+
+    # -- modes -------------------------------------------------------------------------
+
+    def _full(self, event_id: str, state: SyncState | None, mode: str) -> EventReport:
+        started = time.monotonic()
+        resumed = state is not None and state.full_in_progress
+        if resumed:
+            assert state is not None and state.full_until is not None
+            generation, until = state.generation, state.full_until
+            cursor = Cursor(state.full_skip or 0, state.full_anchor, state.full_total)
+            log.info("sync %s: resuming %s sync after ticket %d", event_id, mode, cursor.skip)
+        else:
+            until = utc_iso(self._server_now())
+            generation = self.store.begin_full(event_id, until)
+            cursor = Cursor()
+        tally = _Tally()
+        fetch = self._fetcher(event_id, None, until)
+        bar = progress_bar(self.progress if mode == "full" else False, f"sync {event_id}")
+        try:
+            for page in prefetched(pages(fetch, page_size=self.config.page_size,
+                                         cursor=cursor), self.prefetch):
+                self._check_stop()
+                c = page.cursor
+                tally.upserted += self.store.save_page(
+                    event_id, page.tickets, generation=generation, skip=c.skip,
+                    anchor=c.anchor, total=c.total)
+                self._count(tally, page)
+                if bar.total != c.total:
+                    bar.total = c.total
+                    bar.refresh()
+                bar.update(len(page.tickets))
+        except PagingError:
+            # The cursor no longer means anything: the next run starts a new full sync.
+            self.store.abandon_full(event_id)
+            raise
+        finally:
+            bar.close()
+        full_total = tally.total
+        catch_up = parse_iso(until) - timedelta(seconds=self.config.window_overlap)
+        delta_until = self._window(event_id, utc_iso(catch_up), generation, tally)
+        swept = self.store.finish_full(event_id, generation, delta_until=delta_until,
+                                       server_total=full_total, at=utc_iso(self.clock()))
+        return self._report(event_id, mode, tally, swept, started, resumed)
+
+    def _delta(self, event_id: str, state: SyncState) -> EventReport:
+        started = time.monotonic()
+        assert state.delta_until is not None
+        since = parse_iso(state.delta_until) - timedelta(seconds=self.config.window_overlap)
+        tally = _Tally()
+        until = self._window(event_id, utc_iso(since), None, tally)
+        self.store.finish_delta(event_id, until=until, at=utc_iso(self.clock()))
+        return self._report(event_id, "delta", tally, 0, started, False)
+
+    def _window(self, event_id: str, since: str, generation: int | None,
+                tally: _Tally) -> str:
+        """Read every ticket changed in ``[since, server now)``; returns the upper bound."""
+        # Never end a window before it starts, whatever the clocks did meanwhile.
+        until = utc_iso(max(self._server_now(), parse_iso(since) + timedelta(seconds=1)))
+        fetch = self._fetcher(event_id, since, until)
+        for page in prefetched(pages(fetch, page_size=self.config.page_size), self.prefetch):
+            self._check_stop()
+            tally.upserted += self.store.save_page(event_id, page.tickets,
+                                                   generation=generation)
+            self._count(tally, page)
+        return until
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _event_ids(self) -> tuple[str, ...]:
+        if self.events:
+            return self.events
+        docs = self.api.events()
+        self.store.save_events(docs)
+        return tuple(doc["_id"] for doc in docs)
+
+    def _fetcher(self, event_id: str, since: str | None, until: str) -> Any:
+        api = self.api
+
+        def fetch(skip: int, top: int) -> Any:
+            return api.ticket_page(event_id, top=top, skip=skip, from_=since, until=until)
+
+        return fetch
+
+    def _server_now(self) -> datetime:
+        offset = getattr(self.api, "clock_offset", None) or 0.0
+        return self.clock() + timedelta(seconds=offset)
+
+    def _reconcile_due(self, state: SyncState) -> bool:
+        assert state.last_full_at is not None
+        due = parse_iso(state.last_full_at) + timedelta(seconds=self.config.reconcile_every)
+        return self.clock() >= due
+
+    def _check_stop(self) -> None:
+        if self._stop is not None and self._stop.is_set():
+            raise Stopped("sync stopped; it resumes from the last committed page")
+
+    @staticmethod
+    def _count(tally: _Tally, page: Any) -> None:
+        tally.fetched += len(page.tickets)
+        tally.pages += page.requests
+        tally.total = page.cursor.total
+
+    def _report(self, event_id: str, mode: str, tally: _Tally, swept: int, started: float,
+                resumed: bool) -> EventReport:
+        return EventReport(event_id=event_id, mode=mode, fetched=tally.fetched,
+                           upserted=tally.upserted, swept=swept, pages=tally.pages,
+                           seconds=time.monotonic() - started,
+                           total=self.store.count(event_id), resumed=resumed)
