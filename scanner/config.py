@@ -129,6 +129,7 @@ class ReaderConfig:
     fps: float = 30.0
     formats: tuple[str, ...] = ("QRCode", "Code128", "Aztec", "PDF417", "DataMatrix")
     full_every: int = 5
+    decoder: str = "auto"  # zxing | pyzbar | auto (zxing-cpp, pyzbar if it cannot import)
     # serial
     port: str = "/dev/ttyACM0"
     baud: int = 9600
