@@ -135,6 +135,8 @@ class Policy:
                               f"got {local.checkout_without_checkin!r}")
 
         repeated = colors.get("repeated")
+        if not (isinstance(repeated, str) and repeated in _FEEDBACK_VALUES):
+            repeated = Feedback.ORANGE
         return cls(
             served_events=served,
             ticket_types=MappingProxyType(per_event),
@@ -149,8 +151,7 @@ class Policy:
             entries=frozenset(local.entries),
             checkout_without_checkin=local.checkout_without_checkin,  # type: ignore[arg-type]
             max_read_length=max_read_length,
-            repeated_feedback=(Feedback(repeated) if repeated in _FEEDBACK_VALUES
-                               else Feedback.ORANGE),
+            repeated_feedback=Feedback(repeated),
             display_tz=display_tz,
         )
 
