@@ -32,7 +32,7 @@ FAST_FORMAT = "QRCode"  # tickets are QR codes; the cheap pass looks for nothing
 
 @dataclass(frozen=True, slots=True)
 class Decoded:
-    text: str | None        # None when the content is binary, not text
+    text: str | None        # None when the decoder could not make text of the bytes
     data: bytes             # the symbol's bytes as encoded
     symbology: str          # "QRCode", "Code128", ...
     decode_ms: float        # wall time of the decode call that found it
@@ -90,9 +90,8 @@ class ZxingDecoder(_Contained):
         found, ms = self._run(lambda: zx.read_barcodes(
             grey, formats=self._full if full else self._fast, try_rotate=full,
             try_invert=full, try_downscale=True, text_mode=zx.TextMode.Plain))
-        binary = zx.ContentType.Binary
-        return [Decoded(None if b.content_type == binary else b.text, b.bytes, b.format.name, ms)
-                for b in found if b.valid]
+        # Binary content keeps its Plain text too (bytes as Latin-1): hygiene judges it.
+        return [Decoded(b.text, b.bytes, b.format.name, ms) for b in found if b.valid]
 
 
 class PyzbarDecoder(_Contained):
