@@ -44,7 +44,7 @@ _LAST_UPLOAD_KEY = "last_upload"
 # Rows fetched per query while streaming an audit, so no read transaction stays open long.
 _ENTRIES_CHUNK = 1000
 
-_INSERT = (
+INSERT_SQL = (
     "INSERT INTO journal (scan_id, gate_id, event_id, ticket_id, barcode, direction, result,"
     " reason, message, scanned_at, offline, latency_ms, upload_state, upload_error)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -89,6 +89,17 @@ def upload_state_for(decision: Decision, event_id: str | None) -> tuple[str, str
     return PENDING, None
 
 
+def journal_row(decision: Decision, *, gate_id: str, scan_id: str, scanned_at: str,
+                latency_ms: float, event_id: str | None) -> tuple[Any, ...]:
+    """The values ``INSERT_SQL`` takes for one decision (see ``Journal.record``)."""
+    event = decision.event_id or event_id
+    state, why = upload_state_for(decision, event)
+    ticket = decision.ticket
+    return (scan_id, gate_id, event, ticket.id if ticket else None, decision.barcode,
+            decision.direction.value, decision.result, decision.reason.value,
+            decision.message, scanned_at, decision.offline, latency_ms, state, why)
+
+
 class Journal:
     def __init__(self, engine: Engine, gate_id: str) -> None:
         self.engine = engine
@@ -113,17 +124,13 @@ class Journal:
         can be uploaded; a scan of a ticket always goes under the ticket's event. Raises
         StoreError if the write fails: the gate must then stay closed.
         """
-        event = decision.event_id or event_id
-        state, why = upload_state_for(decision, event)
-        ticket = decision.ticket
-        row = (scan_id, self.gate_id, event, ticket.id if ticket else None, decision.barcode,
-               decision.direction.value, decision.result, decision.reason.value,
-               decision.message, scanned_at, decision.offline, latency_ms, state, why)
+        row = journal_row(decision, gate_id=self.gate_id, scan_id=scan_id,
+                          scanned_at=scanned_at, latency_ms=latency_ms, event_id=event_id)
         try:
             with self._lock:
                 conn = self._conn
                 with conn:  # commits (and fsyncs) on success, rolls back on error
-                    conn.execute(_INSERT, row)
+                    conn.execute(INSERT_SQL, row)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot journal scan {scan_id}: {exc}") from exc
 

@@ -1,0 +1,125 @@
+"""``gate check``, ``gate upload`` and ``gate journal``: the gate's decision path, its outbox
+and its audit trail, from the command line.
+
+``gate check`` goes through ``Gate.gatekeeper.check``, the same call the daemon makes: the
+scan is decided, journaled durably and queued for upload. Its exit code is 0 when granted
+and 1 when denied (a fault also exits 1, with an error line on stderr and nothing on stdout).
+"""
+
+from __future__ import annotations
+
+import csv
+import signal
+import sys
+import threading
+from typing import Any
+
+import click
+import orjson
+
+from scanner.app import Gate
+from scanner.cli.main import load
+
+# Columns of ``gate journal --csv`` and of its text lines, in order.
+JOURNAL_COLUMNS = ("seq", "scan_id", "scanned_at", "gate_id", "event_id", "ticket_id",
+                   "barcode", "direction", "result", "reason", "message", "offline",
+                   "latency_ms", "upload_state", "upload_error", "uploaded_at")
+
+
+@click.command()
+@click.argument("barcode")
+@click.option("--direction", type=click.Choice(["IN", "OUT"], case_sensitive=False),
+              default="IN", show_default=True, help="Entering or leaving.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object (documented shape).")
+@click.pass_context
+def check(ctx: click.Context, barcode: str, direction: str, as_json: bool) -> int:
+    """Decide BARCODE exactly as the gate does: decide, journal, queue for upload.
+
+    Exit code 0: granted; 1: denied.
+    """
+    from scanner.decide.model import Direction
+
+    with Gate(load(ctx)) as gate:
+        result = gate.gatekeeper.check(barcode, Direction(direction.upper()))
+    doc = result.to_json()
+    if as_json:
+        click.echo(orjson.dumps(doc).decode())
+    else:
+        where = "offline" if doc["offline"] else "online"
+        click.echo(f"{doc['reason']}: {doc['message']}")
+        click.echo(f"  scan {doc['scan_id']} at {doc['scanned_at']}, {where}, "
+                   f"{doc['latency_ms']:.2f} ms")
+    return 0 if doc["granted"] else 1
+
+
+@click.command()
+@click.option("--once", is_flag=True, help="Drain the queue once and exit (else: keep going).")
+@click.option("--requeue-rejected", is_flag=True,
+              help="First put scans the server rejected back in the queue.")
+@click.option("--json", "as_json", is_flag=True, help="With --once: the report as JSON.")
+@click.pass_context
+def upload(ctx: click.Context, once: bool, requeue_rejected: bool, as_json: bool) -> int:
+    """Upload journaled scans to vivenu (exit 1 with --once if the server was unavailable)."""
+    config = load(ctx)
+    with Gate(config) as gate:
+        if requeue_rejected:
+            click.echo(f"requeued {gate.journal.requeue_rejected()} rejected scan(s)", err=True)
+        if not once:
+            stop = threading.Event()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: stop.set())
+            gate.outbox.run_forever(stop, config.upload.interval)
+            return 0
+        report = gate.outbox.drain_once()
+        queue = gate.journal.stats()
+    doc = {"sent": report.sent, "rejected": report.rejected, "batches": report.batches,
+           "errors": report.errors, "queue_depth": queue["queue_depth"],
+           "rejected_total": queue["rejected"], "local_only": queue["local_only"]}
+    if as_json:
+        click.echo(orjson.dumps(doc).decode())
+    else:
+        click.echo(f"sent {report.sent} scan(s) in {report.batches} request(s), "
+                   f"{report.rejected} rejected; {queue['queue_depth']} still pending")
+        for error in report.errors:
+            click.echo(f"error: {error}", err=True)
+    return 0 if report.ok else 1
+
+
+@click.command()
+@click.option("--since", metavar="ISO", help="Only scans at or after this time (ISO-8601).")
+@click.option("--json", "fmt", flag_value="json", help="JSON lines, one scan per line.")
+@click.option("--csv", "fmt", flag_value="csv", help="CSV with a header row.")
+@click.pass_context
+def journal(ctx: click.Context, since: str | None, fmt: str | None) -> None:
+    """Print the scan journal, oldest first, for audits."""
+    from scanner.tickets import normalize_iso
+
+    if since is not None:
+        try:
+            since = normalize_iso(since)
+        except ValueError:
+            raise click.BadParameter(f"not an ISO-8601 time: {since!r}",
+                                     param_hint="--since") from None
+    with Gate(load(ctx)) as gate:
+        rows = gate.journal.entries(since)
+        if fmt == "json":
+            for row in rows:
+                click.echo(orjson.dumps(row).decode())
+        elif fmt == "csv":
+            writer = csv.writer(sys.stdout)
+            writer.writerow(JOURNAL_COLUMNS)
+            for row in rows:
+                writer.writerow([_cell(row[c]) for c in JOURNAL_COLUMNS])
+        else:
+            for row in rows:
+                click.echo(_line(row))
+
+
+def _cell(value: Any) -> Any:
+    return "" if value is None else value
+
+
+def _line(row: dict[str, Any]) -> str:
+    upload = row["upload_state"] + (f" ({row['upload_error']})" if row["upload_error"] else "")
+    return (f"{row['seq']:>6} {row['scanned_at']} {row['gate_id']} {row['direction']:<3} "
+            f"{row['result']:<4} {row['reason']:<24} {row['barcode']} {upload}")

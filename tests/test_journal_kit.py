@@ -1,0 +1,78 @@
+"""Builders shared by the journal, gatekeeper, outbox and crash tests (no tests here).
+
+Tests build the real ``Gate`` from a configuration over a real SQLite file, as the daemon
+does; only the edges (clock, lookup, HTTP server) vary.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from scanner.app import Gate
+from scanner.config import ApiConfig, GateConfig, LookupConfig, Secret
+from scanner.decide.model import Decision, Direction, Feedback, Reason
+from scanner.sim import Faults, SimServer, World
+from scanner.tickets import Ticket
+
+EVENT = "ev-main"
+OTHER_EVENT = "ev-other"
+STAMP = "2030-01-01T10:00:00.000Z"
+NOW = datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def make_ticket(n: int = 1, *, event: str = EVENT, status: str = "VALID",
+                barcode: str | None = None) -> Ticket:
+    return Ticket(id=f"tk-{event}-{n}", barcode=barcode or f"BC{n:010d}", event_id=event,
+                  status=status, ticket_type_id="tt-1", ticket_name="General admission",
+                  seller_id="sel-1", created_at=STAMP, updated_at=STAMP)
+
+
+def make_decision(ticket: Ticket | None, direction: Direction = Direction.IN, *,
+                  granted: bool = True, barcode: str | None = None,
+                  reason: Reason | None = None) -> Decision:
+    if reason is None:
+        reason = (Reason.GRANTED if direction is Direction.IN else Reason.CHECKED_OUT) \
+            if granted else Reason.ALREADY_INSIDE
+    code = barcode if barcode is not None else (ticket.barcode if ticket else "UNKNOWN-1")
+    return Decision(granted=granted, reason=reason, message=reason.value,
+                    feedback=Feedback.GREEN if granted else Feedback.RED,
+                    direction=direction, barcode=code, ticket=ticket)
+
+
+def make_config(tmp_path: Path, **overrides: Any) -> GateConfig:
+    base = GateConfig(gate_id="g1", db=str(tmp_path / "gate.db"), events=(EVENT,),
+                      lookup=LookupConfig(deadline_ms=0))
+    return dataclasses.replace(base, **overrides)
+
+
+def make_gate(tmp_path: Path, *, clock: Any = lambda: NOW, **overrides: Any) -> Gate:
+    return Gate(make_config(tmp_path, **overrides), clock=clock)
+
+
+@contextmanager
+def running_sim(world: World | None = None, **faults: Any) -> Iterator[SimServer]:
+    """A real simulator on loopback with the given fault switches, stopped afterwards."""
+    world = world or World(seed=5, events=2, tickets_per_event=50)
+    server = SimServer(world, Faults(seed=3, **faults)).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def api_config(server: SimServer, **overrides: Any) -> ApiConfig:
+    # Short timeouts and backoff: a test waits for faults, never for politeness.
+    base = ApiConfig(url=server.url, token=Secret(server.token), connect_timeout=1.0,
+                     read_timeout=2.0, retries=3)
+    return dataclasses.replace(base, **overrides)
+
+
+def valid_doc(world: World, event_id: str) -> dict[str, Any]:
+    """A ticket the gate admits under the default policy: valid, without a timeslot."""
+    return next(doc for doc in world.current_tickets(event_id)
+                if doc.get("status", "VALID") == "VALID" and not doc.get("slotStartTime"))
