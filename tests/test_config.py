@@ -24,7 +24,8 @@ def test_defaults_without_file_or_environment() -> None:
 
 
 def test_environment_overrides_file(tmp_path: Path) -> None:
-    path = write(tmp_path / "gate.toml", 'gate_id = "north"\ndb = "a.db"\n[api]\nurl = "https://x"\n')
+    path = write(tmp_path / "gate.toml",
+                 'gate_id = "north"\ndb = "a.db"\n[api]\nurl = "https://x"\n')
     env = {"GATE_CONFIG": str(path), "GATE_API_URL": "http://127.0.0.1:9", "GATE_DB": "b.db",
            "GATE_ID": "south", "GATE_EVENTS": " e1, e2 ,", "GATE_API_TOKEN": "tok"}
     config = load_config(env=env)
@@ -39,7 +40,8 @@ def test_empty_events_variable_means_all_accessible() -> None:
 
 def test_unknown_key_is_named_with_a_suggestion(tmp_path: Path) -> None:
     path = write(tmp_path / "gate.toml", "[sync]\npagesize = 10\n")
-    with pytest.raises(ConfigError, match=r"sync\.pagesize: unknown key \(did you mean page_size\?\)"):
+    expected = r"sync\.pagesize: unknown key \(did you mean page_size\?\)"
+    with pytest.raises(ConfigError, match=expected):
         load_config(path, env={})
 
 
