@@ -7,14 +7,13 @@ import uuid
 from pathlib import Path
 
 import pytest
-from test_journal_kit import EVENT, OTHER_EVENT, make_decision, make_ticket
+from test_journal_kit import EVENT, OTHER_EVENT, make_decision, make_ticket, open_journal
 
 from scanner.decide.model import Direction, Reason
 from scanner.errors import StoreError
 from scanner.journal import Journal
 from scanner.journal.ids import new_scan_id
 from scanner.journal.offset import ServerOffset
-from scanner.store.db import make_engine
 
 IN, OUT = Direction.IN, Direction.OUT
 
@@ -26,11 +25,8 @@ def db_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def journal(db_path: Path):
-    engine = make_engine(f"sqlite:///{db_path}")
-    j = Journal(engine, "g1")
-    yield j
-    j.close()
-    engine.dispose()
+    with open_journal(db_path) as j:
+        yield j
 
 
 _counter = iter(range(1, 1_000_000))
@@ -55,16 +51,10 @@ def test_recorded_scan_is_on_disk_for_another_connection(journal: Journal, db_pa
 
 
 def test_recorded_scan_survives_reopening_the_engine(db_path: Path):
-    engine = make_engine(f"sqlite:///{db_path}")
-    first = Journal(engine, "g1")
-    scan_id = put(first, make_decision(make_ticket()))
-    first.close()
-    engine.dispose()
-    engine = make_engine(f"sqlite:///{db_path}")
-    try:
-        assert [e["scan_id"] for e in Journal(engine, "g1").entries()] == [scan_id]
-    finally:
-        engine.dispose()
+    with open_journal(db_path) as first:
+        scan_id = put(first, make_decision(make_ticket()))
+    with open_journal(db_path) as second:
+        assert [e["scan_id"] for e in second.entries()] == [scan_id]
 
 
 def test_record_runs_with_synchronous_full(journal: Journal):
@@ -202,14 +192,10 @@ def test_entries_refuse_a_since_that_is_not_a_time(journal: Journal):
 
 
 def test_clock_offset_is_kept_across_reopening(db_path: Path):
-    engine = make_engine(f"sqlite:///{db_path}")
-    Journal(engine, "g1").save_clock_offset(-3.25)
-    engine.dispose()
-    engine = make_engine(f"sqlite:///{db_path}")
-    try:
-        assert Journal(engine, "g1").saved_clock_offset() == -3.25
-    finally:
-        engine.dispose()
+    with open_journal(db_path) as first:
+        first.save_clock_offset(-3.25)
+    with open_journal(db_path) as second:
+        assert second.saved_clock_offset() == -3.25
 
 
 def test_server_offset_falls_back_to_the_saved_offset_when_offline(journal: Journal):

@@ -16,7 +16,9 @@ from typing import Any
 from scanner.app import Gate
 from scanner.config import ApiConfig, GateConfig, LookupConfig, Secret
 from scanner.decide.model import Decision, Direction, Feedback, Reason
+from scanner.journal import Journal
 from scanner.sim import Faults, SimServer, World
+from scanner.store.db import make_engine
 from scanner.tickets import Ticket
 
 EVENT = "ev-main"
@@ -42,6 +44,18 @@ def make_decision(ticket: Ticket | None, direction: Direction = Direction.IN, *,
     return Decision(granted=granted, reason=reason, message=reason.value,
                     feedback=Feedback.GREEN if granted else Feedback.RED,
                     direction=direction, barcode=code, ticket=ticket)
+
+
+@contextmanager
+def open_journal(path: Path, gate_id: str = "g1") -> Iterator[Journal]:
+    """A journal over its own engine on the SQLite file ``path``, closed afterwards."""
+    engine = make_engine(f"sqlite:///{path}")
+    journal = Journal(engine, gate_id)
+    try:
+        yield journal
+    finally:
+        journal.close()
+        engine.dispose()
 
 
 def make_config(tmp_path: Path, **overrides: Any) -> GateConfig:

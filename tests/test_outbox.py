@@ -7,12 +7,11 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from test_journal_kit import make_decision, make_ticket
+from test_journal_kit import make_decision, make_ticket, open_journal
 
 from scanner.decide.model import Direction, Reason
 from scanner.journal import Journal
 from scanner.journal.ids import new_scan_id
-from scanner.store.db import make_engine
 from scanner.upload.outbox import Outbox
 
 # Enough drains for any fault rate used here to let every batch through eventually.
@@ -21,11 +20,8 @@ MAX_DRAINS = 30
 
 @pytest.fixture
 def journal(tmp_path: Path):
-    engine = make_engine(f"sqlite:///{tmp_path / 'gate.db'}")
-    j = Journal(engine, "g1")
-    yield j
-    j.close()
-    engine.dispose()
+    with open_journal(tmp_path / "gate.db") as j:
+        yield j
 
 
 @pytest.fixture

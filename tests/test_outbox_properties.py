@@ -15,13 +15,12 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_journal_kit import make_decision, make_ticket
+from test_journal_kit import make_decision, make_ticket, open_journal
 
 from scanner.decide.model import Reason
 from scanner.errors import BadRequest, ServerUnavailable
 from scanner.journal import Journal
 from scanner.journal.ids import new_scan_id
-from scanner.store.db import make_engine
 from scanner.upload.outbox import Outbox
 
 EVENTS = ("ev-a", "ev-b")
@@ -60,14 +59,8 @@ answer_scripts = st.lists(st.sampled_from(["ok", "down", "lost"]), max_size=40)
 @given(specs=scan_specs, answers=answer_scripts, batch_size=st.integers(1, 6))
 def test_every_scan_ends_sent_or_rejected_once_and_sent_ones_are_on_the_server(
         specs, answers, batch_size):
-    with tempfile.TemporaryDirectory() as tmp:
-        engine = make_engine(f"sqlite:///{Path(tmp) / 'gate.db'}")
-        journal = Journal(engine, "g1")
-        try:
-            check(journal, specs, answers, batch_size)
-        finally:
-            journal.close()
-            engine.dispose()
+    with tempfile.TemporaryDirectory() as tmp, open_journal(Path(tmp) / "gate.db") as journal:
+        check(journal, specs, answers, batch_size)
 
 
 def check(journal: Journal, specs, answers: list[str], batch_size: int) -> None:
