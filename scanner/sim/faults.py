@@ -16,9 +16,11 @@ from typing import Any
 class FaultSettings:
     latency_ms: float = 0.0        # added before every answer
     error_rate: float = 0.0        # fraction of requests answered 500 or 503
+    fail_next: int = 0             # the next K requests are answered 500 or 503
     rate_limit: int = 0            # the next K requests are answered 429
     retry_after: float = 1.0       # ... with Retry-After: this many seconds
     drop_rate: float = 0.0         # fraction of requests whose connection is closed unanswered
+    drop_next: int = 0             # the next K requests are dropped
     malformed_pages: int = 0       # the next K ticket pages are malformed
     mutate_per_page: int = 0       # tickets changed after each ticket page is served
     churn: float = 0.0             # tickets sold or cancelled per second in the background
@@ -64,12 +66,14 @@ class Faults:
         """How to answer the next API request: (kind, HTTP status for an ERROR)."""
         with self._lock:
             s = self._settings
-            if s.drop_rate and self._rng.random() < s.drop_rate:
+            if s.drop_next > 0 or (s.drop_rate and self._rng.random() < s.drop_rate):
+                s.drop_next = max(0, s.drop_next - 1)
                 return DROP, 0
             if s.rate_limit > 0:
                 s.rate_limit -= 1
                 return LIMIT, 429
-            if s.error_rate and self._rng.random() < s.error_rate:
+            if s.fail_next > 0 or (s.error_rate and self._rng.random() < s.error_rate):
+                s.fail_next = max(0, s.fail_next - 1)
                 return ERROR, self._rng.choice((500, 503))
             return PASS, 0
 

@@ -16,7 +16,7 @@ import threading
 import time
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from scanner.sim.control import control
@@ -32,12 +32,26 @@ CONTROL_PREFIX = "/_sim"
 # Idle keep-alive connections are closed after this, so stopped clients free their thread.
 IDLE_TIMEOUT = 30.0
 CHURN_TICK = 0.1
+# How often serve_forever looks for a shutdown request: bounds how long stop() takes.
+SHUTDOWN_POLL = 0.05
+
+
+class Seen(NamedTuple):
+    """One API request as the server saw it; ``status`` None: dropped unanswered."""
+
+    method: str
+    path: str           # as sent: still percent-encoded
+    query: str
+    status: int | None
 
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
     timeout = IDLE_TIMEOUT
+    # Headers and body go out in separate writes; with Nagle on, a keep-alive client
+    # waits for a delayed ACK (~40 ms) on every request.
+    disable_nagle_algorithm = True
 
     def do_GET(self) -> None:
         self._serve("GET")
@@ -62,6 +76,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(control(sim.world, sim.faults, method, parts[1:], body))
         reply = self._fault_reply(sim.faults)
         if reply is None:
+            sim.requests.append(Seen(method, split.path, split.query, None))
             return
         if reply.status == 0:
             prefix = [p for p in API_PREFIX.split("/") if p]
@@ -71,6 +86,7 @@ class _Handler(BaseHTTPRequestHandler):
                 reply = error_reply(401, "missing or wrong token")
             else:
                 reply = answer(sim.world, sim.faults, method, parts[len(prefix):], query, body)
+        sim.requests.append(Seen(method, split.path, split.query, reply.status))
         self._send(reply)
 
     def _fault_reply(self, faults: Faults) -> Reply | None:
@@ -126,6 +142,7 @@ class _Server(ThreadingHTTPServer):
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._open_lock:
             self._open.add(request)
+            self.sim.connections += 1
         super().process_request(request, client_address)
 
     def shutdown_request(self, request: Any) -> None:
@@ -159,6 +176,10 @@ class SimServer:
         self._httpd: _Server | None = None
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
+        # What tests observe: every API request (control routes excluded) and how many
+        # TCP connections were accepted (keep-alive reuses one).
+        self.requests: list[Seen] = []
+        self.connections = 0
 
     def __repr__(self) -> str:
         return f"SimServer({self.url if self._httpd else 'stopped'})"
@@ -177,7 +198,8 @@ class SimServer:
         self._stopping.clear()
         self._httpd = _Server(self._address, self)
         self._threads = [
-            threading.Thread(target=self._httpd.serve_forever, name="sim-http", daemon=True),
+            threading.Thread(target=self._httpd.serve_forever, args=(SHUTDOWN_POLL,),
+                             name="sim-http", daemon=True),
             threading.Thread(target=self._churn, name="sim-churn", daemon=True),
         ]
         for thread in self._threads:

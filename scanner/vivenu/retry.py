@@ -63,7 +63,7 @@ def retrying(*, retries: int, backoff: float, deadline_at: float | None,
 
     ``deadline_at`` is a ``time.monotonic()`` instant; ``what`` names the call in logs.
     """
-    backoff_wait = wait_exponential_jitter(initial=backoff, max=MAX_BACKOFF, jitter=backoff)
+    backoff_wait = wait_exponential_jitter(multiplier=backoff, max=MAX_BACKOFF, jitter=backoff)
 
     def wait(state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
