@@ -1,0 +1,157 @@
+"""The ticket store on real SQLite files: newer-wins upsert, lookups, sweep, state."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from scanner.errors import StoreError
+from scanner.store.db import make_engine
+from scanner.store.tickets import TicketStore
+from scanner.tickets import Ticket
+
+OLD, NEW = "2030-01-01T10:00:00.000Z", "2030-01-01T11:00:00.000Z"
+
+
+def ticket(i: int = 1, *, updated: str = OLD, event: str = "ev-1", **fields: object) -> Ticket:
+    values: dict[str, object] = {"status": "VALID", **fields}
+    return Ticket(id=f"t{i}", barcode=f"BARCODE{i:04d}", event_id=event, ticket_type_id="tt",
+                  ticket_name="GA", seller_id="s", created_at=OLD, updated_at=updated,
+                  **values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(params=["upsert", "generic"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> TicketStore:
+    """The dialect upsert and the portable fallback must honour the same contract."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'gate.db'}")
+    yield TicketStore(engine, force_generic_upsert=request.param == "generic")
+    engine.dispose()
+
+
+def test_every_field_round_trips(store: TicketStore) -> None:
+    full = ticket(name="Ada", price_category_id="pc", category_ref="cr", parent_event_id="pe",
+                  price_category={"_id": "pc", "name": "Front"}, area="A", row="3", seat="7",
+                  discount_id="d", discount="10%", entry=("e1", "e2"),
+                  slot_start="2030-01-02T18:00:00.000Z")
+    store.upsert([full], 1)
+    assert store.get("t1") == full
+
+
+def test_upsert_is_idempotent(store: TicketStore) -> None:
+    batch = [ticket(i) for i in range(5)]
+    assert store.upsert(batch, None) == 5
+    assert store.upsert(batch, None) == 0
+    assert store.count() == 5
+
+
+def test_newer_copy_overwrites(store: TicketStore) -> None:
+    store.upsert([ticket(updated=OLD)], None)
+    store.upsert([ticket(updated=NEW, status="INVALID")], None)
+    assert store.get("t1") == ticket(updated=NEW, status="INVALID")
+
+
+def test_older_copy_never_overwrites_newer(store: TicketStore) -> None:
+    store.upsert([ticket(updated=NEW, status="INVALID")], None)
+    assert store.upsert([ticket(updated=OLD)], None) == 0
+    assert store.get("t1") == ticket(updated=NEW, status="INVALID")
+
+
+def test_older_copy_still_marks_generation(store: TicketStore) -> None:
+    """A full sync that sees a stale copy must not sweep the ticket it knows exists."""
+    store.upsert([ticket(updated=NEW, status="INVALID")], 1)
+    store.upsert([ticket(updated=OLD)], 2)
+    assert store.sweep("ev-1", 2) == 0
+    assert store.get("t1") == ticket(updated=NEW, status="INVALID")
+
+
+def test_older_copy_in_the_same_batch_loses(store: TicketStore) -> None:
+    store.upsert([ticket(updated=NEW, status="INVALID"), ticket(updated=OLD)], None)
+    assert store.get("t1") == ticket(updated=NEW, status="INVALID")
+
+
+def test_delta_without_generation_keeps_mark(store: TicketStore) -> None:
+    store.upsert([ticket()], 3)
+    store.upsert([ticket(updated=NEW)], None)
+    assert store.sweep("ev-1", 3) == 0
+
+
+def test_sweep_drops_only_unseen_tickets_of_that_event(store: TicketStore) -> None:
+    store.upsert([ticket(1), ticket(2), ticket(3, event="ev-2")], 1)
+    store.upsert([ticket(1)], 2)
+    assert store.sweep("ev-1", 2) == 1
+    assert sorted(t.id for t in store.iter_tickets()) == ["t1", "t3"]
+
+
+def test_by_barcode_finds_one_ticket_per_event(store: TicketStore) -> None:
+    store.upsert([ticket(1), dataclasses.replace(ticket(2), barcode="BARCODE0001",
+                                                 event_id="ev-2")], None)
+    assert sorted(t.id for t in store.by_barcode("BARCODE0001")) == ["t1", "t2"]
+
+
+def test_by_barcode_unknown_is_empty(store: TicketStore) -> None:
+    assert store.by_barcode("NOPE") == []
+
+
+def test_by_barcode_sees_later_writes(store: TicketStore) -> None:
+    """The held lookup connection must not pin an old snapshot."""
+    assert store.by_barcode("BARCODE0001") == []
+    store.upsert([ticket(1)], None)
+    assert [t.id for t in store.by_barcode("BARCODE0001")] == ["t1"]
+
+
+def test_counts(store: TicketStore) -> None:
+    store.upsert([ticket(1), ticket(2), ticket(3, event="ev-2")], None)
+    assert (store.count(), store.count("ev-1")) == (3, 2)
+    assert store.counts_by_event() == {"ev-1": 2, "ev-2": 1}
+
+
+def test_iter_tickets_filters_by_event_in_id_order(store: TicketStore) -> None:
+    store.upsert([ticket(3), ticket(1), ticket(2, event="ev-2")], None)
+    assert [t.id for t in store.iter_tickets("ev-1")] == ["t1", "t3"]
+
+
+def test_events_are_replaced_wholesale(store: TicketStore) -> None:
+    store.save_events([{"_id": "a", "name": "A"}, {"_id": "b", "name": "B"}])
+    store.save_events([{"_id": "b", "name": "B2"}])
+    assert store.events() == [{"_id": "b", "name": "B2"}]
+
+
+def test_settings_round_trip(store: TicketStore) -> None:
+    assert store.settings() is None
+    me = {"deviceSettings": {"scanConfig": {"events": ["a"]}}, "name": "gate 1"}
+    store.save_settings(me)
+    assert store.settings() == me
+
+
+def test_page_and_cursor_commit_together(store: TicketStore) -> None:
+    generation = store.begin_full("ev-1", NEW)
+    store.save_page("ev-1", [ticket(1)], generation=generation, skip=1, anchor=("t1",),
+                    total=9)
+    state = store.sync_state("ev-1")
+    assert (state.generation, state.full_skip, state.full_anchor, state.full_total,
+            state.full_until) == (1, 1, ("t1",), 9, NEW)
+
+
+def test_failed_page_write_is_one_line_and_keeps_previous_cursor(store: TicketStore) -> None:
+    generation = store.begin_full("ev-1", NEW)
+    store.save_page("ev-1", [ticket(1)], generation=generation, skip=1, anchor=("t1",))
+    broken = dataclasses.replace(ticket(2), barcode=None)  # NOT NULL violation
+    with pytest.raises(StoreError, match=r"^cannot write the ticket store: [^\n]*$"):
+        store.save_page("ev-1", [broken], generation=generation, skip=2, anchor=("t2",))
+    assert (store.sync_state("ev-1").full_skip, store.count()) == (1, 1)
+
+
+def test_finish_full_sweeps_and_clears_cursor(store: TicketStore) -> None:
+    store.upsert([ticket(1), ticket(2)], 0)
+    generation = store.begin_full("ev-1", NEW)
+    store.save_page("ev-1", [ticket(1)], generation=generation, skip=1, anchor=("t1",))
+    swept = store.finish_full("ev-1", generation, delta_until=NEW, server_total=1,
+                              at="2030-01-01T12:00:00.000Z")
+    state = store.sync_states()["ev-1"]
+    assert swept == 1
+    assert state == {"last_sync": "2030-01-01T12:00:00.000Z",
+                     "last_full": "2030-01-01T12:00:00.000Z", "server_total": 1,
+                     "delta_until": NEW, "generation": 1, "full_in_progress": False,
+                     "full_skip": None}
