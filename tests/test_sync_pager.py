@@ -1,0 +1,93 @@
+"""The shift-safe pager against a plain list that changes between requests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import pytest
+
+from scanner.errors import PagingError
+from scanner.sync.pager import Cursor, pages
+
+
+class Item(NamedTuple):
+    id: str
+
+
+class Listing(NamedTuple):
+    tickets: list[Item]
+    total: int
+
+
+def listing(ids: list[str], after_each: Callable[[int], None] = lambda _n: None,
+            log: list[int] | None = None):
+    served = [0]
+
+    def fetch(skip: int, top: int) -> Listing:
+        if log is not None:
+            log.append(skip)
+        page = Listing([Item(i) for i in ids[skip:skip + top]], len(ids))
+        served[0] += 1
+        after_each(served[0])
+        return page
+
+    return fetch
+
+
+def ids(n: int) -> list[str]:
+    return [f"t{i:03d}" for i in range(n)]
+
+
+def read_all(fetch, page_size: int = 10, cursor: Cursor | None = None) -> list[str]:
+    return [t.id for page in pages(fetch, page_size=page_size, cursor=cursor)
+            for t in page.tickets]
+
+
+def test_stable_list_is_read_once_each() -> None:
+    assert read_all(listing(ids(95))) == ids(95)
+
+
+def test_removals_before_the_cursor_lose_nothing() -> None:
+    data = ids(100)
+    remaining = list(data)
+
+    def remove_two_early(n: int) -> None:
+        for _ in range(2):
+            remaining.remove(remaining[n])  # before the cursor: shifts everything left
+
+    got = read_all(listing(remaining, remove_two_early))
+    assert set(remaining) <= set(got)
+
+
+def test_shift_beyond_overlap_realigns_with_extra_requests() -> None:
+    remaining = ids(200)
+    log: list[int] = []
+
+    def remove_many_early(n: int) -> None:
+        if n == 3:
+            del remaining[:25]  # far more than the overlap re-read
+
+    got = read_all(listing(remaining, remove_many_early, log), page_size=20)
+    assert set(remaining) <= set(got)
+    assert len(log) > len(range(0, 200, 20)) + 1
+
+
+def test_vanished_anchor_raises_paging_error() -> None:
+    remaining = ids(100)
+
+    def erase_everything_read(n: int) -> None:
+        if n == 1:
+            del remaining[:60]
+
+    with pytest.raises(PagingError, match="shifted beyond recovery"):
+        read_all(listing(remaining, erase_everything_read))
+
+
+def test_resume_from_cursor_reads_only_the_rest() -> None:
+    data = ids(50)
+    first = next(pages(listing(data), page_size=10))
+    log: list[int] = []
+    rest = read_all(listing(data, log=log), cursor=first.cursor)
+    assert rest == data[10:]
+    assert log[0] > 0
