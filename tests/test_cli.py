@@ -1,0 +1,84 @@
+"""The ``gate`` command as an operator meets it: one clear line and an exit code, no traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def gate(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
+         timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("GATE_")}
+    base.update(env or {})
+    return subprocess.run([sys.executable, "-m", "scanner.cli.main", *args], env=base, cwd=cwd,
+                          text=True, capture_output=True, timeout=timeout, check=False)
+
+
+def test_help_lists_every_command_without_importing_them() -> None:
+    proc = gate("--help")
+    assert proc.returncode == 0
+    for name in ("sync", "status", "check", "scan", "bench", "demo", "sim", "tickets"):
+        assert f"  {name} " in proc.stdout
+    # --help must not pay for OpenCV: measured by what it imported
+    code = ("import sys; from scanner.cli.main import main; main(['--help']); "
+            "print('cv2' in sys.modules, 'httpx' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], text=True, capture_output=True,
+                         check=True).stdout
+    assert out.strip().endswith("False False")
+
+
+def test_bad_config_value_is_one_line_exit_2(tmp_path: Path) -> None:
+    config = tmp_path / "gate.toml"
+    config.write_text("[upload]\nbatch_size = 'lots'\n", encoding="utf-8")
+    proc = gate("status", env={"GATE_CONFIG": str(config), "GATE_DB": str(tmp_path / "g.db")})
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "gate: configuration error: upload.batch_size: expected an integer, got 'lots'"]
+    assert "Traceback" not in proc.stderr
+
+
+def test_unreachable_server_is_one_line_exit_1(tmp_path: Path) -> None:
+    env = {"GATE_API_URL": "http://127.0.0.1:9", "GATE_API_TOKEN": "tok-should-not-show",
+           "GATE_DB": str(tmp_path / "g.db"), "GATE_EVENTS": "evt-1"}
+    config = tmp_path / "gate.toml"
+    config.write_text("[api]\nretries = 0\nconnect_timeout = 0.5\n", encoding="utf-8")
+    env["GATE_CONFIG"] = str(config)
+    proc = gate("events", env=env)
+    assert proc.returncode == 1
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("gate: error:")]
+    assert len(errors) == 1
+    assert "Traceback" not in proc.stderr
+    assert "tok-should-not-show" not in proc.stdout + proc.stderr
+
+
+def test_plain_http_to_a_remote_host_is_refused(tmp_path: Path) -> None:
+    env = {"GATE_API_URL": "http://vivenu.example", "GATE_API_TOKEN": "tok",
+           "GATE_DB": str(tmp_path / "g.db")}
+    proc = gate("events", env=env)
+    assert proc.returncode == 1
+    assert "https" in proc.stderr.lower()
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("url", ["sqlite:////proc/no-such-dir/gate.db", "nosuchdialect://x/y"])
+def test_unusable_database_url_is_one_line(tmp_path: Path, url: str) -> None:
+    proc = gate("status", env={"GATE_DB": url})
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("gate: error:")
+    assert "Traceback" not in proc.stderr
+
+
+def test_status_on_a_new_store_reports_zero_and_never(tmp_path: Path) -> None:
+    import json
+
+    proc = gate("status", "--json", env={"GATE_DB": str(tmp_path / "g.db"), "GATE_EVENTS": "e1"})
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["tickets"] == 0
+    assert doc["events"]["e1"]["tickets"] == 0
+    assert doc["events"]["e1"]["last_sync"] is None
+    assert doc["queue"]["depth"] == 0
