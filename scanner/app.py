@@ -60,12 +60,15 @@ class Gate:
     @cached_property
     def policy_source(self) -> Any:
         """Callable giving the policy for the current /me settings, rebuilt after a sync."""
+        from scanner.clock import local_zone
         from scanner.decide.policy import Policy
         from scanner.gatekeeper import LivePolicy
 
         cfg = self.config
+        zone = local_zone()
         return LivePolicy(self.store.settings, lambda me: Policy.build(
-            me, cfg.policy, cfg.events, max_read_length=cfg.reader.max_length))
+            me, cfg.policy, cfg.events, max_read_length=cfg.reader.max_length,
+            display_tz=zone))
 
     @property
     def policy(self) -> Any:

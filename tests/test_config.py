@@ -101,3 +101,14 @@ def test_db_path_becomes_sqlite_url_and_urls_pass_through() -> None:
 def test_list_settings_accept_comma_strings(tmp_path: Path) -> None:
     path = write(tmp_path / "gate.toml", '[policy]\nentries = "north, south"\n')
     assert load_config(path, env={}).policy.entries == ("north", "south")
+
+
+def test_local_zone_follows_tz_and_falls_back_to_utc(monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import UTC
+
+    from scanner.clock import local_zone
+
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    assert str(local_zone()) == "Europe/Berlin"
+    monkeypatch.setenv("TZ", "Not/AZone")
+    assert local_zone() is UTC
