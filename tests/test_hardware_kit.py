@@ -1,0 +1,40 @@
+"""Helpers shared by the hardware and read tests (no tests here): run a source in a thread
+and wait for something observable, with a generous guard instead of a timing goal."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+WAIT = 5.0  # a guard against hanging, never a timing goal
+
+
+def wait_for(predicate: Callable[[], object], what: str) -> None:
+    deadline = time.monotonic() + WAIT
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+class Collect:
+    """Iterates ``source`` on a daemon thread into ``items``; ``stop()`` stops and joins."""
+
+    def __init__(self, source: Iterable[Any], stop: Callable[[], None]) -> None:
+        self.items: list[Any] = []
+        self._stop = stop
+        self.thread = threading.Thread(target=lambda: self.items.extend(source), daemon=True)
+        self.thread.start()
+
+    def stop(self) -> bool:
+        """Stop the source; True when its thread has ended."""
+        self._stop()
+        self.thread.join(WAIT)
+        return not self.thread.is_alive()
+
+
+def in_thread(fn: Callable[[], object]) -> threading.Thread:
+    thread = threading.Thread(target=fn, daemon=True)
+    thread.start()
+    return thread

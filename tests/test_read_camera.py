@@ -1,0 +1,107 @@
+"""Camera source + decoder + hygiene on a real video file written with OpenCV."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from test_hardware_kit import Collect, wait_for
+
+from hardware.camera import Camera, classify
+from scanner.bench.video import ticket_codes, write_ticket_video
+from scanner.read.decode import make_decoder
+from scanner.read.frames import DecodingSource
+from scanner.read.hygiene import Hygiene, Payload
+from scanner.read.pipeline import Pipeline
+
+CODES = ticket_codes(6, prefix="CAM")
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("video") / "tickets.avi"
+    write_ticket_video(path, CODES, hold=5, gap=2)
+    return path
+
+
+def run(source: DecodingSource) -> list[Payload]:
+    payloads: list[Payload] = []
+    Pipeline([source], Hygiene(window=2.0), lambda p: p,
+             on_result=lambda p, r: payloads.append(p)).run()
+    return payloads
+
+
+def test_video_yields_each_ticket_exactly_once_in_order(video: Path) -> None:
+    source = DecodingSource(Camera(str(video), realtime=False), make_decoder(), full_every=5)
+    payloads = run(source)
+    assert [p.text for p in payloads] == CODES
+    assert source.decoded == len(CODES) * 7 and source.dropped == 0
+
+
+def test_payloads_carry_symbology_and_capture_before_acceptance(video: Path) -> None:
+    payloads = run(DecodingSource(Camera(str(video), realtime=False), make_decoder()))
+    assert all(p.symbology == "QRCode" and p.source == f"camera:{video}" for p in payloads)
+    assert all(0 < p.captured_ns <= p.accepted_ns and p.decode_ms > 0 for p in payloads)
+
+
+def test_fast_pass_alone_reads_ticket_qr_codes(video: Path) -> None:
+    payloads = run(DecodingSource(Camera(str(video), realtime=False), make_decoder(),
+                                  full_every=0))
+    assert [p.text for p in payloads] == CODES
+
+
+def test_frames_are_grey_at_the_file_resolution(video: Path) -> None:
+    frame = next(iter(Camera(str(video), realtime=False)))
+    assert frame.image.ndim == 2 and frame.image.shape == (480, 640)
+
+
+def test_slow_consumer_gets_the_newest_frame_not_a_backlog(video: Path) -> None:
+    camera = Camera(str(video), fps=30.0)
+    frames = []
+    for frame in camera:
+        frames.append(frame)
+        time.sleep(0.2)  # a decode six frames long
+        if len(frames) == 3:
+            camera.stop()
+    assert frames[1].dropped >= 3 and frames[2].index - frames[1].index >= 4
+
+
+def test_video_file_ends_at_its_end(video: Path) -> None:
+    assert sum(1 for _ in Camera(str(video), realtime=False)) == len(CODES) * 7
+
+
+def test_loop_replays_a_file(video: Path) -> None:
+    camera = Camera(str(video), realtime=False, loop=True)
+    count = 0
+    for _ in camera:
+        count += 1
+        if count == len(CODES) * 7 + 5:
+            camera.stop()
+    assert count == len(CODES) * 7 + 5
+
+
+def test_image_file_is_one_frame(tmp_path: Path) -> None:
+    import cv2
+    import numpy as np
+
+    path = tmp_path / "still.png"
+    cv2.imwrite(str(path), np.full((48, 64, 3), 200, np.uint8))
+    frames = list(Camera(str(path), realtime=False))
+    assert len(frames) == 1 and frames[0].image.shape == (48, 64)
+
+
+def test_missing_camera_is_reported_and_retried_until_stopped() -> None:
+    status: list[str] = []
+    camera = Camera("/dev/video99", on_status=status.append, backoff_first=0.01,
+                    backoff_cap=0.02)
+    run = Collect(camera, camera.stop)
+    wait_for(lambda: len(status) >= 2, "two open attempts")
+    assert run.stop() and run.items == [] and "cannot open" in status[0]
+
+
+@pytest.mark.parametrize(("spec", "kind"), [
+    ("0", "device"), ("/dev/video2", "device"), ("rtsp://cam/stream", "stream"),
+    ("http://cam/mjpg", "stream"), ("replay.avi", "video"), ("still.webp", "image")])
+def test_specs_are_classified(spec: str, kind: str) -> None:
+    assert classify(spec) == kind

@@ -1,0 +1,40 @@
+"""``gate scan``: one line per decision, one per rejected read, through the real gate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from click.testing import CliRunner
+
+from scanner.cli.main import cli
+from scanner.cli.scan_cmd import decision_line
+from scanner.decide.model import Decision, Direction, Feedback, Reason
+from scanner.read.hygiene import Payload
+
+
+def test_decision_line_shows_reason_colour_code_message_and_latency() -> None:
+    decision = Decision(True, Reason.GRANTED, "Welcome (VIP)", Feedback.GREEN, Direction.IN,
+                        "ABCD1234")
+    payload = Payload("ABCD1234", "stdin", None, 0, 0.0, 0)
+    line = decision_line(payload, SimpleNamespace(decision=decision, latency_ms=0.214))
+    assert line.startswith("GRANTED  green  ABCD1234  Welcome (VIP) 0.21 ms")
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    config = tmp_path / "gate.toml"
+    config.write_text("[lookup]\ndeadline_ms = 0  # offline: no server in this test\n")
+    return {"GATE_DB": str(tmp_path / "gate.db"), "GATE_CONFIG": str(config)}
+
+
+def test_stdin_scan_decides_each_code_and_rejects_garbage(env: dict[str, str]) -> None:
+    stdin = b"UNKNOWN-TICKET-1\n\xff\xfe\nUNKNOWN-TICKET-1\nUNKNOWN-TICKET-2\n"
+    result = CliRunner().invoke(cli, ["scan", "--source", "stdin"], input=stdin, env=env)
+    lines = result.stdout.splitlines()
+    assert result.exit_code == 0, result.output
+    assert [line.split()[0] for line in lines] == ["UNKNOWN_BARCODE", "REJECTED",
+                                                   "UNKNOWN_BARCODE"]
+    assert "UNKNOWN-TICKET-2" in lines[2] and "NOT_UTF8" in lines[1]
+
