@@ -117,3 +117,18 @@ def test_bin_expectation_compares_bytes_not_text() -> None:
 def test_structured_append_images_share_the_group_expectation() -> None:
     found = dict(samples(SAMPLES / "qrcode-7"))
     assert {e.piece for e in found.values() if e} == {True} and len(found) == 4
+
+
+@needs_samples
+def test_bench_decode_reports_both_decoders_per_folder_as_json() -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from scanner.bench.decode import command
+
+    result = CliRunner().invoke(command, ["--samples", str(SAMPLES / "code128-3"), "--json"])
+    doc = json.loads(result.stdout)
+    (folder,) = doc["folders"]
+    assert folder["pipeline"]["correct"] == folder["direct"]["correct"] == 2
+    assert doc["goal_met"] is True
