@@ -110,15 +110,20 @@ class World:
     def count(self, event_id: str) -> int:
         return self.page(event_id, top=0, skip=0)[1]
 
+    def _locate(self, barcode: str) -> tuple[EventTickets, int] | None:
+        """Where a barcode's ticket lives (it may since have been deleted)."""
+        hit = self._custom.get(barcode)
+        if hit is None:
+            located = locate(barcode, self.salt)
+            if located is None or located[0] >= len(self._events):
+                return None
+            hit = (self.event_ids[located[0]], located[1])
+        return self._events[hit[0]], hit[1]
+
     def find(self, barcode: str, event_id: str | None = None) -> dict[str, Any] | None:
         with self._lock:
-            hit = self._custom.get(barcode)
-            if hit is None:
-                located = locate(barcode, self.salt)
-                if located is None or located[0] >= len(self._events):
-                    return None
-                hit = (self.event_ids[located[0]], located[1])
-            doc = self._events[hit[0]].get(hit[1])
+            place = self._locate(barcode)
+            doc = None if place is None else place[0].get(place[1])
         if doc is None or doc["barcode"] != barcode:
             return None
         return doc if event_id in (None, doc["eventId"]) else None
@@ -149,6 +154,15 @@ class World:
         new = {**doc, **fields, "updatedAt": iso_ms(ms)}
         ev.put(i, new, ms)
         return new
+
+    def update(self, barcode: str, **fields: Any) -> dict[str, Any]:
+        """Change one chosen ticket (e.g. ``status="INVALID"``); KeyError if unknown."""
+        with self._lock:
+            doc = self.find(barcode)
+            place = self._locate(barcode)
+            if doc is None or place is None:
+                raise KeyError(barcode)
+            return self._update(*place, doc, **fields)
 
     def sell(self, event_id: str, n: int, *,
              barcodes: Sequence[str] | None = None) -> list[dict[str, Any]]:
