@@ -98,8 +98,10 @@ def journal(ctx: click.Context, since: str | None, fmt: str | None) -> None:
         try:
             since = normalize_iso(since)
         except ValueError:
-            raise click.BadParameter(f"not an ISO-8601 time: {since!r}",
-                                     param_hint="--since") from None
+            # One line, not click's usage block: the operator only mistyped a time.
+            error = click.ClickException(f"--since: not an ISO-8601 time: {since!r}")
+            error.exit_code = 2
+            raise error from None
     with Gate(load(ctx)) as gate:
         rows = gate.journal.entries(since)
         if fmt == "json":

@@ -185,7 +185,8 @@ class Journal:
                 query = query.where(cols.scanned_at >= bound)
             with self._read() as conn:
                 rows = conn.execute(query.order_by(cols.seq).limit(_ENTRIES_CHUNK)).mappings()
-                chunk = [dict(row) for row in rows]
+                # str(): SQLAlchemy's quoted_name keys are str subclasses JSON encoders refuse.
+                chunk = [{str(key): value for key, value in row.items()} for row in rows]
             if not chunk:
                 return
             for row in chunk:
