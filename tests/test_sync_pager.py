@@ -13,6 +13,7 @@ from scanner.sync.pager import Cursor, pages
 
 class Item(NamedTuple):
     id: str
+    updated_at: str = "2030-01-01T00:00:00.000Z"
 
 
 class Listing(NamedTuple):
@@ -20,14 +21,15 @@ class Listing(NamedTuple):
     total: int
 
 
-def listing(ids: list[str], after_each: Callable[[int], None] = lambda _n: None,
+def listing(ids: list, after_each: Callable[[int], None] = lambda _n: None,
             log: list[int] | None = None):
     served = [0]
 
     def fetch(skip: int, top: int) -> Listing:
         if log is not None:
             log.append(skip)
-        page = Listing([Item(i) for i in ids[skip:skip + top]], len(ids))
+        page = Listing([i if isinstance(i, Item) else Item(i) for i in ids[skip:skip + top]],
+                       len(ids))
         served[0] += 1
         after_each(served[0])
         return page
@@ -91,3 +93,17 @@ def test_resume_from_cursor_reads_only_the_rest() -> None:
     rest = read_all(listing(data, log=log), cursor=first.cursor)
     assert rest == data[10:]
     assert log[0] > 0
+
+
+def test_changed_anchor_that_moved_to_the_end_is_not_trusted() -> None:
+    """A window ending in the future keeps a changed ticket, at its end: the pager must
+    not align on it there (it would skip everything in between)."""
+    data = [Item(i) for i in ids(14)]
+
+    def change_last_read(n: int) -> None:
+        if n == 1:
+            moved = data.pop(9)
+            data.append(moved._replace(updated_at="2030-01-02T00:00:00.000Z"))
+
+    got = read_all(listing(data, change_last_read))
+    assert set(ids(14)) <= set(got)

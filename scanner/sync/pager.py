@@ -12,7 +12,10 @@ Design:
   page, so the listing can only lose tickets while we page; a delta pins ``from`` and
   ``until`` the same way.
 - Each request after the first re-reads ``overlap`` tickets (``skip = next - overlap``) and
-  looks for the anchor: the last ids consumed so far. Where the newest anchor id is found,
+  looks for the anchor: the last tickets consumed so far, each known by id *and*
+  ``updatedAt``, so a ticket that changed and moved elsewhere in the order (a window whose
+  ``until`` lies ahead keeps changed tickets, at its end) never passes for an anchor.
+  Where the newest anchor is found,
   the page is aligned, and only the tickets after it are new. If the list did not shift,
   the anchor sits at the end of the overlap; if it shifted (the anchor is elsewhere, or
   ``total`` changed) the position found realigns the cursor.
@@ -51,7 +54,7 @@ MAX_REALIGN = 12
 
 class _Page(Protocol):
     @property
-    def tickets(self) -> list[Any]: ...
+    def tickets(self) -> list[Any]: ...  # items with .id and .updated_at
 
     @property
     def total(self) -> int: ...
@@ -65,8 +68,13 @@ class Cursor:
     """Where a paged run stands: the next offset, the anchor ids, the total last seen."""
 
     skip: int = 0
-    anchor: tuple[str, ...] = ()
+    anchor: tuple[str, ...] = ()   # anchor keys, oldest first (see ``anchor_key``)
     total: int | None = None
+
+
+def anchor_key(ticket: Any) -> str:
+    """A ticket as an anchor: the same id at another ``updatedAt`` is another anchor."""
+    return f"{ticket.id}@{ticket.updated_at}"
 
 
 @dataclass(frozen=True)
@@ -142,10 +150,10 @@ def _offsets(first: int, page_size: int, overlap: int) -> Iterator[int]:
 
 
 def _find_anchor(tickets: list[Any], rank: dict[str, int]) -> int | None:
-    """Index of the newest anchor id in ``tickets`` (anchors keep their relative order)."""
+    """Index of the newest anchor in ``tickets`` (anchors keep their relative order)."""
     best, best_rank = None, -1
     for index, ticket in enumerate(tickets):
-        position = rank.get(ticket.id)
+        position = rank.get(anchor_key(ticket))
         if position is not None and position > best_rank:
             best, best_rank = index, position
     return best
@@ -153,7 +161,7 @@ def _find_anchor(tickets: list[Any], rank: dict[str, int]) -> int | None:
 
 def _next_anchor(previous: tuple[str, ...], tickets: list[Any],
                  size: int) -> tuple[str, ...]:
-    ids = [t.id for t in tickets[-size:]]
+    ids = [anchor_key(t) for t in tickets[-size:]]
     if len(ids) < size:  # a short page: keep older anchor ids in front of its own
         present = set(ids)
         ids = [a for a in previous if a not in present][-(size - len(ids)):] + ids

@@ -39,6 +39,11 @@ log = logging.getLogger("scanner.sync")
 MAX_BACKOFF = 300.0
 # Pages downloaded ahead of the one being written.
 PREFETCH_DEPTH = 2
+# Windows end this far past the estimated server time. The Date header the estimate comes
+# from has one-second resolution, and a window ending early misses a change made just
+# before the request until the next run; one ending late is harmless: a ticket changed
+# while we page then stays in the window and moves to its end, where the pager reads it.
+UNTIL_MARGIN = timedelta(seconds=1)
 
 
 class Stopped(SyncError):
@@ -135,7 +140,7 @@ class Syncer:
             cursor = Cursor(state.full_skip or 0, state.full_anchor, state.full_total)
             log.info("sync %s: resuming %s sync after ticket %d", event_id, mode, cursor.skip)
         else:
-            until = utc_iso(self._server_now())
+            until = utc_iso(self._server_now() + UNTIL_MARGIN)
             generation = self.store.begin_full(event_id, until)
             cursor = Cursor()
         tally = _Tally()
@@ -180,7 +185,8 @@ class Syncer:
                 tally: _Tally) -> str:
         """Read every ticket changed in ``[since, server now)``; returns the upper bound."""
         # Never end a window before it starts, whatever the clocks did meanwhile.
-        until = utc_iso(max(self._server_now(), parse_iso(since) + timedelta(seconds=1)))
+        until = utc_iso(max(self._server_now() + UNTIL_MARGIN,
+                            parse_iso(since) + timedelta(seconds=1)))
         fetch = self._fetcher(event_id, since, until)
         for page in prefetched(pages(fetch, page_size=self.config.page_size), self.prefetch):
             self._check_stop()

@@ -1,0 +1,118 @@
+"""``gate bench sync``: full and delta sync of one event against the simulator.
+
+The simulator and each sync run in their own processes (``gate sim``, ``gate sync
+--once``), so the peak RSS reported is the syncing process's alone (``os.wait4`` gives each
+child's own rusage) and the simulator's CPU does not count against the sync's wall time
+beyond what sharing the machine costs.
+
+Goals on the reference 2-core box: full 1,000,000 tickets <= 60 s at <= 200 MB peak RSS;
+a delta over 1,000 changed tickets among 1,000,000 <= 1 s.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+import orjson
+
+from scanner.errors import GateError
+
+TOKEN = "sim-token"
+CHANGED = 1000
+# A fresh world of a million tickets takes a moment to build before the sim listens.
+SIM_START_TIMEOUT = 60.0
+
+
+def _start_sim(tickets: int) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scanner.cli.main", "sim", "--port", "0", "--events", "1",
+         "--tickets", str(tickets)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert proc.stdout is not None
+    deadline = time.monotonic() + SIM_START_TIMEOUT
+    line = proc.stdout.readline()
+    if "serving " not in line or time.monotonic() > deadline:
+        proc.kill()
+        raise GateError(f"bench sync: the simulator did not start: {line.strip()!r}")
+    url = line.split("serving ", 1)[1].split()[0]
+    return proc, url
+
+
+def _run_sync(env: dict[str, str], workdir: Path) -> dict[str, Any]:
+    """One ``gate sync --once`` in a child: its report, wall time and its own peak RSS."""
+    out_path, err_path = workdir / "sync.out", workdir / "sync.err"
+    started = time.monotonic()
+    with out_path.open("wb") as out, err_path.open("wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "scanner.cli.main", "sync", "--once",
+                                 "--json"], env=env, stdout=out, stderr=err)
+        # wait4 reaps this child alone and returns its rusage, not the simulator's.
+        _pid, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.monotonic() - started
+    if proc.returncode != 0:
+        tail = err_path.read_text(errors="replace").strip()[-500:]
+        raise GateError(f"bench sync: gate sync failed: {tail}")
+    [report] = orjson.loads(out_path.read_bytes())
+    return {"report": report, "wall": wall, "rss_mb": round(usage.ru_maxrss / 1024, 1)}
+
+
+def measure(tickets: int, workdir: Path) -> dict[str, Any]:
+    sim, url = _start_sim(tickets)
+    try:
+        db = workdir / "bench.db"
+        with httpx.Client(base_url=url, headers={"token": TOKEN}) as control:
+            event_id = control.get("/api/accessusers/events").json()[0]["_id"]
+            env = {**os.environ, "GATE_API_URL": url, "GATE_API_TOKEN": TOKEN,
+                   "GATE_DB": str(db), "GATE_EVENTS": event_id}
+            env.pop("GATE_CONFIG", None)
+            full = _run_sync(env, workdir)
+            changed = control.post("/_sim/mutate", json={"n": CHANGED, "kind": "change",
+                                                         "event_id": event_id})
+            changed.raise_for_status()
+            delta = _run_sync(env, workdir)
+    finally:
+        sim.terminate()
+        sim.wait(timeout=30)
+    seconds = full["report"]["seconds"]
+    return {
+        "tickets": tickets,
+        "full_seconds": round(seconds, 3),
+        "full_wall_seconds": round(full["wall"], 3),
+        "tickets_per_second": round(full["report"]["fetched"] / seconds) if seconds else None,
+        "full_pages": full["report"]["pages"],
+        "full_peak_rss_mb": full["rss_mb"],
+        "delta_changed": CHANGED,
+        "delta_upserted": delta["report"]["upserted"],
+        "delta_seconds": round(delta["report"]["seconds"], 3),
+        "delta_wall_seconds": round(delta["wall"], 3),
+        "delta_peak_rss_mb": delta["rss_mb"],
+        "store_count": delta["report"]["total"],
+    }
+
+
+@click.command()
+@click.option("--tickets", default=100_000, show_default=True, type=click.IntRange(1),
+              help="Tickets in the simulated event.")
+@click.option("--json", "as_json", is_flag=True, help="The figures as one JSON object.")
+def command(tickets: int, as_json: bool) -> None:
+    """Full sync of N tickets, then a delta over 1,000 changed ones."""
+    with tempfile.TemporaryDirectory(prefix="gate-bench-sync-") as tmp:
+        figures = measure(tickets, Path(tmp))
+    if as_json:
+        click.echo(orjson.dumps(figures).decode())
+        return
+    click.echo(f"full sync: {figures['tickets']} tickets in {figures['full_seconds']} s "
+               f"({figures['tickets_per_second']} tickets/s; process wall "
+               f"{figures['full_wall_seconds']} s), peak RSS {figures['full_peak_rss_mb']} MB")
+    click.echo(f"delta: {figures['delta_upserted']} of {figures['delta_changed']} changed "
+               f"tickets in {figures['delta_seconds']} s (process wall "
+               f"{figures['delta_wall_seconds']} s), peak RSS "
+               f"{figures['delta_peak_rss_mb']} MB")
