@@ -9,6 +9,11 @@ does not know, online under a hard deadline), the history comes from the journal
 rules decide, and the decision is journaled durably before ``check`` returns. Only then may
 the caller open the gate. If the journal write fails, ``check`` raises StoreError and the gate
 stays closed: an unrecorded entry could not be audited or uploaded.
+
+Latency: the journal stores the decision time (read to decision, before the write);
+``CheckResult.latency_ms`` adds the durable write, i.e. how long until the gate may act.
+The online fallback runs on a worker thread and is waited for at most ``lookup_deadline``
+seconds, whatever the HTTP client does, so a slow server costs the visitor that much at most.
 """
 
 from __future__ import annotations
