@@ -24,7 +24,8 @@ from scanner.decide.model import Direction, Reason
 from scanner.decide.policy import Policy
 from scanner.errors import StoreError
 from scanner.gatekeeper import Gatekeeper, LivePolicy
-from scanner.tickets import Ticket, utc_iso
+from scanner.sim import World
+from scanner.tickets import Ticket, parse_iso, utc_iso
 
 IN, OUT = Direction.IN, Direction.OUT
 
@@ -239,3 +240,15 @@ def test_online_gate_helper_keeps_its_config(tmp_path: Path):
         assert dataclasses.asdict(gate.config.lookup) == {"deadline_ms": 400.0}
         assert gate.gatekeeper.lookup_deadline == 0.4
         gate.close()
+
+
+def test_scans_are_stamped_on_the_servers_clock_once_it_answered(tmp_path: Path):
+    """The simulator's clock runs 120 s ahead; after one answer the gate stamps with it
+    and keeps the offset for an offline restart."""
+    world = World(seed=5, events=1, tickets_per_event=5, skew=120.0)
+    with running_sim(world) as server, online_gate(tmp_path, server) as gate:
+        result = gate.gatekeeper.check("NOWHERE-00001", IN)  # the lookup sees a Date
+        saved = gate.journal.saved_clock_offset()
+    stamped = parse_iso(result.scanned_at) - NOW
+    assert abs(stamped.total_seconds() - 120.0) < 1.5
+    assert saved is not None and abs(saved - 120.0) < 1.5
