@@ -5,6 +5,8 @@ Raw httpx requests, not VivenuClient, so a client bug cannot hide a simulator bu
 
 from __future__ import annotations
 
+import dataclasses
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -74,8 +76,6 @@ def test_me_matches_the_schema(spec: dict, http: httpx.Client) -> None:
 
 def test_me_with_restricted_types_and_checkout_only_matches_the_schema(
         spec: dict, http: httpx.Client, sim_world: World) -> None:
-    import dataclasses
-
     event_id = sim_world.event_ids[0]
     sim_world.device = dataclasses.replace(
         sim_world.device, checkin=False, checkout=True, include_details_required=True,
@@ -232,3 +232,13 @@ def test_invalid_scans_name_the_offending_place(http: httpx.Client, sim_world: W
 def test_non_json_scans_are_400(http: httpx.Client, sim_world: World) -> None:
     answer = http.post(f"/scans/{sim_world.event_ids[0]}", content=b"[{")
     assert answer.status_code == 400 and sim_world.scans == []
+
+
+def test_a_garbled_content_length_is_400(sim_server: SimServer) -> None:
+    host, port = sim_server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(b"POST /api/accessusers/scans/x HTTP/1.1\r\nHost: x\r\n"
+                     b"token: sim-token\r\nContent-Length: lots\r\n\r\n")
+        head = sock.recv(4096)
+    assert head.startswith(b"HTTP/1.1 400")
+    assert sim_server.world.scans == []

@@ -65,8 +65,12 @@ class _Handler(BaseHTTPRequestHandler):
         # Split before unquoting: a barcode may contain an encoded '/'.
         parts = [unquote(p) for p in split.path.split("/") if p]
         query = dict(parse_qsl(split.query, keep_blank_values=True))
-        length = int(self.headers.get("content-length") or 0)
-        body = self.rfile.read(length) if length else b""
+        try:
+            length = int(self.headers.get("content-length") or 0)
+        except ValueError:
+            self.close_connection = True
+            return self._send(error_reply(400, "Content-Length: not a number"))
+        body = self.rfile.read(length) if length > 0 else b""
         path = "/" + "/".join(parts[:1])
         if path == CONTROL_PREFIX:
             if not is_loopback(self.client_address[0]):
@@ -129,6 +133,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # The stdlib default backlog of 5 refuses connections when many clients start at once.
+    request_queue_size = 128
     sim: SimServer
 
     def __init__(self, address: tuple[str, int], sim: SimServer) -> None:
