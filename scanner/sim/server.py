@@ -36,6 +36,10 @@ CHURN_TICK = 0.1
 SHUTDOWN_POLL = 0.05
 
 
+# What _fault_reply returns when the request is to be served normally.
+NO_FAULT = Reply(0)
+
+
 class Seen(NamedTuple):
     """One API request as the server saw it; ``status`` None: dropped unanswered."""
 
@@ -82,7 +86,7 @@ class _Handler(BaseHTTPRequestHandler):
         if reply is None:
             sim.requests.append(Seen(method, split.path, split.query, None))
             return
-        if reply.status == 0:
+        if reply is NO_FAULT:
             prefix = [p for p in API_PREFIX.split("/") if p]
             if parts[:len(prefix)] != prefix:
                 reply = error_reply(404, f"no route {split.path}")
@@ -94,7 +98,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(reply)
 
     def _fault_reply(self, faults: Faults) -> Reply | None:
-        """None: drop the connection; status 0: serve normally; else the fault's answer."""
+        """None: drop the connection; NO_FAULT: serve normally; else the fault's answer."""
         settings = faults.settings()
         if settings.latency_ms:
             time.sleep(settings.latency_ms / 1000)
@@ -108,7 +112,7 @@ class _Handler(BaseHTTPRequestHandler):
         if fate != PASS:
             # vivenu documents no error bodies; a 503 from a proxy often has none.
             return Reply(status, b"" if status == 503 else b'{"error":"Internal Server Error"}')
-        return Reply(0)
+        return NO_FAULT
 
     def _token_ok(self) -> bool:
         given = self.headers.get("token") or ""
