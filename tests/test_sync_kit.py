@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import random
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
+from scanner.sim import Faults, SimServer, World
 from scanner.store.tickets import TicketStore
 from scanner.tickets import Ticket, utc_iso
 from scanner.vivenu.client import TicketPage
 
 EVENT = "ev-model"
+TOKEN = "sim-token"
 MODEL_START = datetime(2030, 1, 1, tzinfo=UTC)
 
 
@@ -107,3 +112,11 @@ def store_docs(store: TicketStore, event_id: str | None = None) -> dict[str, dic
 def server_docs(docs: Any) -> dict[str, dict[str, Any]]:
     """Server documents normalized the way the store keeps them, by id."""
     return {d["_id"]: Ticket.from_api(d).to_api() for d in docs}
+
+
+@pytest.fixture(name="sim")
+def sim_fixture(world: World) -> Iterator[SimServer]:
+    """The simulator serving the test module's ``world`` fixture on a free loopback port,
+    fault switches all off (import this fixture into the module)."""
+    with SimServer(world, Faults(seed=world.seed), token=TOKEN) as server:
+        yield server

@@ -8,29 +8,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_sync_kit import server_docs, store_docs
+from test_sync_kit import TOKEN, server_docs, sim_fixture, store_docs  # noqa: F401
 
 from scanner.config import Secret, SyncConfig
 from scanner.errors import ProtocolError, ServerUnavailable
-from scanner.sim import Faults, SimServer, World
+from scanner.sim import SimServer, World
 from scanner.store.db import make_engine
 from scanner.store.tickets import TicketStore
 from scanner.sync.syncer import Syncer
 from scanner.vivenu.client import VivenuClient
 
-TOKEN = "sim-token"
 PAGE = 50
 
 
 @pytest.fixture
 def world() -> World:
     return World(seed=11, events=1, tickets_per_event=600)
-
-
-@pytest.fixture
-def sim(world: World) -> Iterator[SimServer]:
-    with SimServer(world, Faults(seed=3), token=TOKEN) as server:
-        yield server
 
 
 @pytest.fixture
