@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta, timezone
@@ -34,7 +33,7 @@ OUT = PastScan(Direction.OUT, "2030-01-23T19:20:45.000Z", "south-1")
 
 
 def ticket(**changes: Any) -> Ticket:
-    return dataclasses.replace(TICKET, **changes)
+    return TICKET._replace(**changes)
 
 
 def history(*scans: PastScan) -> ScanHistory:

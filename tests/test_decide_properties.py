@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 from datetime import UTC, datetime, timedelta
 
@@ -152,7 +151,7 @@ def test_decide_is_total_for_good_tickets_through_timeslot_and_passback(
         slot: str | None, history: ScanHistory, policy: Policy, direction: Direction,
         now: datetime) -> None:
     """The rules that parse timestamps and format clock times, with extreme and junk values."""
-    ticket = dataclasses.replace(TICKET, slot_start=slot)
+    ticket = TICKET._replace(slot_start=slot)
     decision = decide(ticket, history, policy, direction, now, barcode=TICKET.barcode)
     event(decision.reason)
     assert decision.message.isprintable()
