@@ -106,10 +106,13 @@ class Gate:
         return Outbox(self.journal, self.api, self.config.upload.batch_size, clock=self.clock)
 
     def close(self) -> None:
+        """Release what was built, in reverse order of need; parts never built are skipped."""
         if "gatekeeper" in self.__dict__:
             self.gatekeeper.close()
         if "journal" in self.__dict__:
             self.journal.close()
+        if "store" in self.__dict__:
+            self.store.close()
         if "api" in self.__dict__:
             self.api.close()
         if "engine" in self.__dict__:
