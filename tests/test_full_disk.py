@@ -1,0 +1,71 @@
+"""A full disk: one clear error, the gate stays closed rather than admit unjournaled, and
+nothing already recorded is lost.
+
+SQLite's ``max_page_count`` caps the real database file, so the store meets the same
+SQLITE_FULL ("database or disk is full") a full SD card gives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from scanner.app import Gate
+from scanner.config import load_config
+from scanner.decide.model import Direction
+from scanner.errors import StoreError
+from scanner.sim import SimServer, World
+
+
+def fill_up(gate: Gate, spare_pages: int) -> None:
+    """Let the database grow only ``spare_pages`` more pages from now on."""
+    with gate.engine.connect() as conn:
+        pages = conn.exec_driver_sql("PRAGMA page_count").scalar_one()
+
+    @event.listens_for(gate.engine, "connect")
+    def _cap(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.execute(f"PRAGMA max_page_count={pages + spare_pages}")
+
+    for part in ("gatekeeper", "journal", "store"):
+        if part in gate.__dict__:
+            getattr(gate, part).close()
+            del gate.__dict__[part]
+    gate.engine.dispose()  # pooled connections predate the cap
+
+
+@pytest.fixture
+def gate(tmp_path: Path, sim_server: SimServer) -> Iterator[Gate]:
+    config = load_config(env={"GATE_API_URL": sim_server.url, "GATE_API_TOKEN": "sim-token",
+                              "GATE_DB": str(tmp_path / "gate.db"), "GATE_ID": "north-1"})
+    with Gate(config) as built:
+        yield built
+
+
+def test_sync_into_a_full_store_fails_in_one_line_and_keeps_what_it_had(
+        gate: Gate, sim_world: World) -> None:
+    gate.syncer.run_once()
+    before = gate.store.counts_by_event()
+    fill_up(gate, spare_pages=0)
+    for event_id in sim_world.event_ids:
+        sim_world.sell(event_id, 400)
+    with pytest.raises(StoreError, match="full") as info:
+        gate.syncer.run_once()
+    assert "\n" not in str(info.value)
+    assert gate.store.counts_by_event() == before
+
+
+def test_a_scan_that_cannot_be_journaled_is_refused_and_earlier_scans_survive(
+        gate: Gate, sim_world: World) -> None:
+    gate.syncer.run_once()
+    tickets = [doc["barcode"] for doc in sim_world.current_tickets(sim_world.event_ids[0])]
+    returned = [gate.gatekeeper.check(tickets[0], Direction.IN).scan_id]
+    fill_up(gate, spare_pages=0)
+    with pytest.raises(StoreError, match="full"):
+        for barcode in tickets[1:]:  # pages have some room; keep scanning until it runs out
+            returned.append(gate.gatekeeper.check(barcode, Direction.IN).scan_id)
+    journaled = [row["scan_id"] for row in gate.journal.entries(None)]
+    assert journaled == returned  # every check that returned is journaled, nothing else
