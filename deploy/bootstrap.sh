@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
 # Installs what the project needs, idempotently: Debian packages when missing, then a venv
 # with the project and its dev extras. Re-installs Python packages only when pyproject changes.
+#   deploy/bootstrap.sh          what the gate and the demo need
+#   deploy/bootstrap.sh --test   that, plus what only the tests need
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEBS=(python3-venv python3-dev gcc libzbar0)
+# A PostgreSQL server, started throwaway by tests/test_postgres.py to prove the store on a
+# second dialect; a gate (the demo too) never needs a database server.
+TEST_DEBS=(postgresql)
+if [ "${1:-}" = "--test" ]; then
+    DEBS+=("${TEST_DEBS[@]}")
+fi
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 missing=()

@@ -27,7 +27,7 @@ def queue_scans(journal: Any, event_id: str, count: int) -> None:
     """Write ``count`` granted check-ins of distinct tickets as pending, in one commit."""
     from scanner.decide.model import Decision, Direction, Feedback, Reason
     from scanner.journal.ids import new_scan_id
-    from scanner.journal.journal import INSERT_SQL, journal_row
+    from scanner.journal.journal import insert_statement, journal_row
     from scanner.tickets import Ticket
 
     stamp = "2030-01-01T10:00:00.000Z"
@@ -40,9 +40,10 @@ def queue_scans(journal: Any, event_id: str, count: int) -> None:
                             ticket.barcode, ticket)
         rows.append(journal_row(decision, gate_id="bench", scan_id=new_scan_id(),
                                 scanned_at=stamp, latency_ms=0.0, event_id=None))
+    insert = insert_statement(journal.engine.dialect)
     raw = journal.engine.raw_connection()
     try:
-        raw.driver_connection.executemany(INSERT_SQL, rows)
+        raw.driver_connection.executemany(insert.sql, insert.many(rows))
         raw.driver_connection.commit()
     finally:
         raw.close()

@@ -1,8 +1,9 @@
 """The durable scan journal: every decision, granted or denied, written before the gate acts.
 
-Durability policy: one SQLite transaction per scan, committed before ``record`` returns. The
-engine runs WAL with ``synchronous=FULL``, so that commit fsyncs the WAL: a scan whose
-``record`` returned survives a crash or a power cut. Measured with ``gate bench validate``
+Durability policy: one transaction per scan, committed before ``record`` returns. On SQLite
+the engine runs WAL with ``synchronous=FULL``, so that commit fsyncs the WAL: a scan whose
+``record`` returned survives a crash or a power cut (on a database server the commit is as
+durable as the server is configured to make it). Measured with ``gate bench validate``
 (1,000,000 tickets, 20,000 scans, development VM): a bare sqlite3 lookup plus fsync'd insert
 takes p50 0.20 ms / p99 0.62 ms, the whole ``Gatekeeper.check`` p50 0.27 ms / p99 0.88 ms,
 so the fsync is most of the cost (an SD card on a Pi is slower). Batching commits would be
@@ -14,27 +15,31 @@ no second table that could disagree with it. The journal also is the upload queu
 cannot take (reads shorter than 8 characters, malformed reads, scans without an event),
 which are kept and counted but never uploaded.
 
-The scan path (``record`` and ``history``) runs on one DBAPI connection held for the life of
-the journal: SQLAlchemy's per-statement cost (~30-70 µs with a pool checkout) would be most
-of the history budget. Everything else goes through the engine.
+The scan path (``record`` and ``history``) runs statements compiled once for the engine's
+dialect on one driver connection held for the life of the journal: SQLAlchemy's
+per-statement cost (~30-70 µs with a pool checkout) would be most of the history budget.
+On SQLite that is the bare sqlite3 connection, as fast as hand-written SQL; on a server
+the same code speaks the driver's paramstyle. Everything else goes through the engine, in
+SQL every dialect runs.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select, update
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Connection, Engine, bindparam, func, insert, literal_column, select, update
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import SQLAlchemyError
 
 from scanner.decide.barcode import MIN_READ_LENGTH
 from scanner.decide.model import Decision, Direction, PastScan, Reason, ScanHistory
 from scanner.errors import StoreError
+from scanner.store.driver_sql import DriverSql, HeldConnection, compile_for_driver, describe
+from scanner.store.keyed import put_meta
 from scanner.store.schema import journal as journal_table
 from scanner.store.schema import meta
 from scanner.tickets import normalize_iso
@@ -46,24 +51,36 @@ _LAST_UPLOAD_KEY = "last_upload"
 # Rows fetched per query while streaming an audit, so no read transaction stays open long.
 _ENTRIES_CHUNK = 1000
 
-INSERT_SQL = (
-    "INSERT INTO journal (scan_id, gate_id, event_id, ticket_id, barcode, direction, result,"
-    " reason, message, scanned_at, offline, latency_ms, upload_state, upload_error)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-# ix_journal_ticket holds (ticket_id, seq), so this reads in seq order without a sort.
-_HISTORY = (
-    "SELECT direction, scanned_at, gate_id FROM journal"
-    " WHERE ticket_id = ? AND result = 'OK' ORDER BY seq"
-)
-# SQLite's bare-column rule: with MAX(seq), event_id and direction come from the latest
-# granted scan of each ticket, which is what presence means.
-_INSIDE = (
-    "SELECT event_id, COUNT(*) FROM ("
-    " SELECT event_id, direction, MAX(seq) FROM journal"
-    " WHERE result = 'OK' AND ticket_id IS NOT NULL GROUP BY ticket_id"
-    ") WHERE direction = 'IN' GROUP BY event_id"
-)
+# The values ``journal_row`` gives, in order (the table's own order, without ``seq``).
+ROW_COLUMNS = ("scan_id", "gate_id", "event_id", "ticket_id", "barcode", "direction",
+               "result", "reason", "message", "scanned_at", "offline", "latency_ms",
+               "upload_state", "upload_error")
+_cols = journal_table.c
+# A literal, not a bind: the compiled statement then takes exactly the named values.
+_GRANTED = literal_column("'OK'")
+# ix_journal_ticket holds (ticket_id, seq) on SQLite, so this reads in seq order, no sort.
+_HISTORY = (select(_cols.direction, _cols.scanned_at, _cols.gate_id)
+            .where(_cols.ticket_id == bindparam("ticket_id"), _cols.result == _GRANTED)
+            .order_by(_cols.seq))
+# Presence: each ticket's latest granted scan, counted per event when it is an IN. A
+# correlated MAX(seq), because SQLite's shortcut (bare columns beside MAX) is not SQL other
+# databases accept.
+_latest = journal_table.alias("latest")
+_LAST_GRANTED_SEQ = (select(func.max(_latest.c.seq))
+                     .where(_latest.c.ticket_id == _cols.ticket_id,
+                            _latest.c.result == _GRANTED)
+                     .scalar_subquery())
+_INSIDE = (select(_cols.event_id, func.count())
+           .where(_cols.result == _GRANTED, _cols.direction == "IN",
+                  _cols.ticket_id.is_not(None), _cols.seq == _LAST_GRANTED_SEQ)
+           .group_by(_cols.event_id))
+
+
+def insert_statement(dialect: Dialect) -> DriverSql:
+    """The journal INSERT in the driver's SQL, taking ``journal_row``'s values."""
+    # inline(): no RETURNING of the new seq, which nothing on the scan path reads.
+    stmt = insert(journal_table).values({name: bindparam(name) for name in ROW_COLUMNS})
+    return compile_for_driver(stmt.inline(), dialect, ROW_COLUMNS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +110,7 @@ def upload_state_for(decision: Decision, event_id: str | None) -> tuple[str, str
 
 def journal_row(decision: Decision, *, gate_id: str, scan_id: str, scanned_at: str,
                 latency_ms: float, event_id: str | None) -> tuple[Any, ...]:
-    """The values ``INSERT_SQL`` takes for one decision (see ``Journal.record``)."""
+    """The values ``insert_statement`` takes for one decision (see ``Journal.record``)."""
     event = decision.event_id or event_id
     state, why = upload_state_for(decision, event)
     ticket = decision.ticket
@@ -106,17 +123,17 @@ class Journal:
     def __init__(self, engine: Engine, gate_id: str) -> None:
         self.engine = engine
         self.gate_id = gate_id
-        self._lock = threading.Lock()
-        self._proxy: Any = None
+        self._lock = threading.Lock()  # the held connection serves one thread at a time
+        self._held = HeldConnection(engine, "the journal")
+        self._insert = insert_statement(engine.dialect)
+        self._history = compile_for_driver(_HISTORY, engine.dialect, ("ticket_id",))
 
     # -- the scan path -------------------------------------------------------------------
 
     @property
-    def _conn(self) -> sqlite3.Connection:
-        if self._proxy is None:
-            # Through the engine so its connect hook sets WAL and synchronous=FULL.
-            self._proxy = self.engine.raw_connection()
-        return self._proxy.driver_connection
+    def _conn(self) -> Any:
+        """The driver connection the scan path uses (sqlite3.Connection on SQLite)."""
+        return self._held.get()
 
     def record(self, decision: Decision, *, scan_id: str, scanned_at: str, latency_ms: float,
                event_id: str | None = None) -> None:
@@ -130,33 +147,30 @@ class Journal:
                           scanned_at=scanned_at, latency_ms=latency_ms, event_id=event_id)
         try:
             with self._lock:
-                conn = self._conn
-                with conn:  # commits (and fsyncs) on success, rolls back on error
-                    conn.execute(INSERT_SQL, row)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot journal scan {scan_id}: {exc}") from exc
+                # Commits (and on SQLite fsyncs) before returning; a fault rolls back.
+                self._held.execute(self._insert, row, commit=True)
+        except self._held.errors as exc:
+            raise StoreError(f"cannot journal scan {scan_id}: {describe(exc)}") from exc
 
     def history(self, ticket_id: str) -> ScanHistory:
         """Granted scans of one ticket on this gate's journal, oldest first."""
         try:
             with self._lock:
-                rows = self._conn.execute(_HISTORY, (ticket_id,)).fetchall()
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot read the journal: {exc}") from exc
+                rows = self._held.execute(self._history, (ticket_id,))
+        except self._held.errors as exc:
+            raise StoreError(f"cannot read the journal: {describe(exc)}") from exc
         return ScanHistory(tuple(PastScan(Direction(d), at, gate) for d, at, gate in rows))
 
     def close(self) -> None:
         with self._lock:
-            if self._proxy is not None:
-                self._proxy.close()
-                self._proxy = None
+            self._held.close()
 
     # -- presence and status -------------------------------------------------------------
 
     def inside_counts(self) -> dict[str, int]:
         """Tickets whose latest granted scan is an IN, per event."""
         with self._read() as conn:
-            return {event: count for event, count in conn.exec_driver_sql(_INSIDE)}
+            return {event: count for event, count in conn.execute(_INSIDE)}
 
     def stats(self) -> dict[str, Any]:
         state = journal_table.c.upload_state
@@ -223,11 +237,9 @@ class Journal:
         # Only pending rows move: a scan is sent or rejected once, never both.
         stmt = (update(journal_table).where(cols.seq.in_(seqs), cols.upload_state == PENDING)
                 .values(upload_state=SENT, uploaded_at=at, upload_error=None))
-        upsert = sqlite_insert(meta).values(key=_LAST_UPLOAD_KEY, value=at)
-        upsert = upsert.on_conflict_do_update(index_elements=["key"], set_={"value": at})
         with self._write() as conn:
             changed = conn.execute(stmt).rowcount
-            conn.execute(upsert)
+            put_meta(conn, _LAST_UPLOAD_KEY, at)
         return changed
 
     def mark_rejected(self, seq: int, error: str) -> bool:
@@ -256,11 +268,8 @@ class Journal:
         return float(value) if value is not None else None
 
     def save_clock_offset(self, offset: float) -> None:
-        text = repr(float(offset))
-        stmt = sqlite_insert(meta).values(key=_CLOCK_OFFSET_KEY, value=text)
         with self._write() as conn:
-            conn.execute(stmt.on_conflict_do_update(index_elements=["key"],
-                                                    set_={"value": text}))
+            put_meta(conn, _CLOCK_OFFSET_KEY, repr(float(offset)))
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -276,5 +285,4 @@ class Journal:
             with self.engine.begin() if write else self.engine.connect() as conn:
                 yield conn
         except SQLAlchemyError as exc:
-            raise StoreError(f"journal: {exc.__class__.__name__}: "
-                             f"{getattr(exc, 'orig', None) or exc}") from exc
+            raise StoreError(f"journal: {describe(exc)}") from exc

@@ -35,6 +35,11 @@ def make_engine(url: str, *, synchronous: str = "FULL") -> Engine:
                 raise StoreError(f"cannot create database folder {folder}: "
                                  f"{exc.strerror}") from None
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+    else:
+        # A database server can restart under a running gate: test each connection as it
+        # leaves the pool (one round trip, never on the scan path, whose connections are
+        # held) so a dead one is replaced, with every other connection from before.
+        kwargs["pool_pre_ping"] = True
     try:
         engine = create_engine(url, **kwargs)
     except Exception as exc:  # a missing driver, say

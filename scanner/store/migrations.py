@@ -9,9 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sqlalchemy import Connection
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from scanner.store.schema import meta
+from scanner.store.keyed import put_meta
 
 
 def _v1(conn: Connection) -> None:
@@ -22,10 +21,4 @@ STEPS: dict[int, Callable[[Connection], None]] = {1: _v1}
 
 
 def set_version(conn: Connection, version: int) -> None:
-    if conn.dialect.name == "sqlite":
-        stmt = sqlite_insert(meta).values(key="schema_version", value=str(version))
-        conn.execute(stmt.on_conflict_do_update(index_elements=["key"],
-                                                set_={"value": str(version)}))
-        return
-    conn.execute(meta.delete().where(meta.c.key == "schema_version"))
-    conn.execute(meta.insert().values(key="schema_version", value=str(version)))
+    put_meta(conn, "schema_version", str(version))

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, select
 
+from scanner.store.keyed import put_row
 from scanner.store.schema import sync_state
 
 
@@ -56,11 +57,7 @@ def load_all(conn: Connection) -> list[SyncState]:
 
 
 def _write(conn: Connection, event_id: str, **values: Any) -> None:
-    # Select-then-write instead of a dialect upsert: one row per event, rarely written.
-    updated = conn.execute(sync_state.update().where(sync_state.c.event_id == event_id)
-                           .values(**values))
-    if updated.rowcount == 0:
-        conn.execute(sync_state.insert().values(event_id=event_id, **values))
+    put_row(conn, sync_state, {"event_id": event_id}, values)
 
 
 def begin_full(conn: Connection, event_id: str, until: str) -> int:

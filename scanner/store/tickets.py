@@ -13,7 +13,7 @@ dominate a sub-50-µs lookup.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import Engine, bindparam, func, select
@@ -23,6 +23,7 @@ from scanner.clock import Clock, utc_now
 from scanner.errors import StoreError
 from scanner.store import device
 from scanner.store import sync_state as state
+from scanner.store.driver_sql import HeldConnection, compile_for_driver, describe
 from scanner.store.schema import tickets
 from scanner.store.sync_state import SyncState
 from scanner.store.upsert import DATA_COLUMNS, Upserter, row_ticket, ticket_row
@@ -39,13 +40,11 @@ class TicketStore:
         self.engine = engine
         self._clock = clock
         self._upserter = Upserter(engine, force_generic=force_generic_upsert)
-        compiled = (select(*_DATA).where(tickets.c.barcode == bindparam("barcode"))
-                    .compile(dialect=engine.dialect))
-        self._barcode_sql = str(compiled)
-        self._barcode_params: Callable[[str], Any] = (
-            (lambda b: (b,)) if compiled.positional else (lambda b: {"barcode": b}))
+        self._by_barcode = compile_for_driver(
+            select(*_DATA).where(tickets.c.barcode == bindparam("barcode")), engine.dialect,
+            ("barcode",))
         self._local = threading.local()
-        self._readers: list[Any] = []
+        self._readers: list[HeldConnection] = []
         self._readers_lock = threading.Lock()
 
     def _now(self) -> str:
@@ -63,19 +62,11 @@ class TicketStore:
 
     def by_barcode(self, barcode: str) -> list[Ticket]:
         """Every stored ticket with this barcode (one per event that sold it)."""
-        conn = self._reader()
-        cursor = conn.cursor()
+        held = self._reader()
         try:
-            cursor.execute(self._barcode_sql, self._barcode_params(barcode))
-            rows = cursor.fetchall()
-        except Exception as exc:  # the driver's own error classes differ per backend
-            conn.rollback()
-            raise StoreError(f"ticket lookup failed: {type(exc).__name__}: {exc}") from None
-        finally:
-            cursor.close()
-        # Ends the read transaction drivers other than sqlite3 open for a SELECT, so the
-        # held connection never pins an old snapshot; cheap when none is open.
-        conn.rollback()
+            rows = held.execute(self._by_barcode, (barcode,))
+        except held.errors as exc:
+            raise StoreError(f"ticket lookup failed: {describe(exc)}") from None
         return [row_ticket(row) for row in rows]
 
     def get(self, ticket_id: str) -> Ticket | None:
@@ -189,24 +180,20 @@ class TicketStore:
     def _writing(self) -> _Writing:
         return _Writing(self.engine)
 
-    def _reader(self) -> Any:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            try:
-                conn = self.engine.raw_connection()
-            except SQLAlchemyError as exc:
-                raise StoreError(f"cannot open the ticket store: {exc}") from None
-            self._local.conn = conn
+    def _reader(self) -> HeldConnection:
+        held = getattr(self._local, "held", None)
+        if held is None:
+            held = self._local.held = HeldConnection(self.engine, "the ticket store")
             with self._readers_lock:
-                self._readers.append(conn)
-        return conn
+                self._readers.append(held)
+        return held
 
     def close(self) -> None:
         """Return the lookup connections held by every thread to the pool."""
         with self._readers_lock:
             readers, self._readers = self._readers, []
-        for conn in readers:
-            conn.close()
+        for held in readers:
+            held.close()
         self._local = threading.local()
 
 
@@ -220,18 +207,14 @@ class _Writing:
         try:
             return self._ctx.__enter__()
         except SQLAlchemyError as exc:
-            raise StoreError(f"cannot write the ticket store: {_reason(exc)}") from None
+            raise StoreError(f"cannot write the ticket store: {describe(exc)}") from None
 
     def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool:
         try:
             self._ctx.__exit__(kind, exc, tb)
         except SQLAlchemyError as error:
-            raise StoreError(f"cannot write the ticket store: {_reason(error)}") from None
+            raise StoreError(f"cannot write the ticket store: {describe(error)}") from None
         if isinstance(exc, SQLAlchemyError):
-            raise StoreError(f"cannot write the ticket store: {_reason(exc)}") from None
+            raise StoreError(f"cannot write the ticket store: {describe(exc)}") from None
         return False
 
-
-def _reason(exc: SQLAlchemyError) -> str:
-    orig = getattr(exc, "orig", None)
-    return f"{type(orig or exc).__name__}: {orig or exc}".splitlines()[0]

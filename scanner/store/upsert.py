@@ -28,6 +28,8 @@ import orjson
 from sqlalchemy import Connection, Engine, bindparam, case, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
+from scanner.store.driver_sql import DriverSql, compile_for_driver
+from scanner.store.keyed import conflict_insert
 from scanner.store.schema import tickets
 from scanner.tickets import Ticket
 
@@ -89,22 +91,14 @@ class Upserter:
 
     def __init__(self, engine: Engine, *, force_generic: bool = False) -> None:
         dialect = engine.dialect
-        self._sql: str | None = None
-        if dialect.name in ("sqlite", "postgresql") and not force_generic:
-            if dialect.name == "sqlite":
-                from sqlalchemy.dialects.sqlite import insert
-            else:
-                from sqlalchemy.dialects.postgresql import insert
+        self._driver: DriverSql | None = None
+        insert = None if force_generic else conflict_insert(dialect)
+        if insert is not None:
             stmt = insert(tickets)
             values, changes = _merge_rules(lambda name: stmt.excluded[name])
             stmt = stmt.on_conflict_do_update(index_elements=[tickets.c.id], set_=values,
                                               where=changes)
-            compiled = stmt.compile(dialect=dialect)
-            self._sql = str(compiled)
-            order = tuple(compiled.positiontup or ()) if compiled.positional else COLUMNS
-            self._positional = compiled.positional
-            if order != COLUMNS:  # a dialect numbering binds differently: use names
-                self._positional = False
+            self._driver = compile_for_driver(stmt, dialect, COLUMNS)
         else:
             values, changes = _merge_rules(lambda name: bindparam(f"in_{name}"))
             self._update = (tickets.update()
@@ -115,10 +109,9 @@ class Upserter:
         """Upsert ``rows``; returns how many tickets were inserted or changed."""
         if not rows:
             return 0
-        if self._sql is not None:
-            params: Any = rows if self._positional else [dict(zip(COLUMNS, r, strict=True))
-                                                         for r in rows]
-            return max(conn.exec_driver_sql(self._sql, params).rowcount, 0)
+        if self._driver is not None:
+            return max(conn.exec_driver_sql(self._driver.sql,
+                                            self._driver.many(rows)).rowcount, 0)
         return self._write_generic(conn, rows)
 
     def _write_generic(self, conn: Connection, rows: list[Row]) -> int:

@@ -1,0 +1,50 @@
+"""Writing one row by its primary key on any dialect: ``meta`` keys and sync progress.
+
+SQLite and PostgreSQL get ``INSERT ... ON CONFLICT DO UPDATE``: one statement, atomic even
+when two processes (the daemon and ``gate upload``, say) write the same key at once. Other
+dialects update, then insert when nothing was there; on SQLite that order would be safe too
+(writers are serialized), on a server with concurrent writers only the upsert is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sqlalchemy import Connection, Table
+from sqlalchemy.engine import Dialect
+
+from scanner.store.schema import meta
+
+# (table) -> an INSERT with ``on_conflict_do_update``; both dialects spell it the same.
+ConflictInsert = Callable[[Table], Any]
+
+
+def conflict_insert(dialect: Dialect) -> ConflictInsert | None:
+    """The dialect's ``insert`` that can say ON CONFLICT, or None if it has none."""
+    if dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+        return insert
+    if dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+        return insert
+    return None
+
+
+def put_row(conn: Connection, table: Table, key: Mapping[str, Any],
+            values: Mapping[str, Any]) -> None:
+    """Set ``values`` on the row of ``table`` whose primary key is ``key``, creating it
+    (with the columns' defaults for the rest) if absent."""
+    insert = conflict_insert(conn.dialect)
+    if insert is not None:
+        stmt = insert(table).values({**key, **values})
+        conn.execute(stmt.on_conflict_do_update(index_elements=list(key), set_=dict(values)))
+        return
+    match = [table.c[name] == value for name, value in key.items()]
+    if conn.execute(table.update().where(*match).values(dict(values))).rowcount == 0:
+        conn.execute(table.insert().values({**key, **values}))
+
+
+def put_meta(conn: Connection, key: str, value: str) -> None:
+    """Set one ``meta`` key (schema version, last upload, clock offset)."""
+    put_row(conn, meta, {"key": key}, {"value": value})
