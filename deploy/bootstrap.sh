@@ -33,8 +33,13 @@ fi
 stamp=.venv/.gate-installed
 want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-    echo "bootstrap: installing Python packages" >&2
-    .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q -e '.[dev]'
+    echo "bootstrap: installing Python packages (log: .venv/pip.log)" >&2
+    # pip's build chatter goes to a log; on failure its tail says why.
+    if ! { .venv/bin/python -m pip install --upgrade pip &&
+           .venv/bin/python -m pip install -e '.[dev]'; } >.venv/pip.log 2>&1; then
+        tail -n 25 .venv/pip.log >&2
+        echo "bootstrap: pip install failed; full log in .venv/pip.log" >&2
+        exit 1
+    fi
     echo "$want" > "$stamp"
 fi
