@@ -1,0 +1,52 @@
+"""What ships to a Raspberry Pi: the scripts parse, the units pass systemd's own checks."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = ["run", ".ci/run", "deploy/bootstrap.sh", "deploy/install.sh"]
+UNITS = sorted((ROOT / "systemd").glob("*.service"))
+INSTALLED_GATE = "/opt/gate-scanner/bin/gate"
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_shell_scripts_parse(script: str) -> None:
+    proc = subprocess.run(["bash", "-n", str(ROOT / script)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze here")
+def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
+    gate = Path(sys.executable).with_name("gate")  # the installed path does not exist here
+    for unit in UNITS:
+        text = unit.read_text(encoding="utf-8")
+        assert INSTALLED_GATE in text
+        (tmp_path / unit.name).write_text(text.replace(INSTALLED_GATE, str(gate)))
+    proc = subprocess.run(["systemd-analyze", "verify", "--man=no",
+                           *map(str, sorted(tmp_path.glob("*.service")))],
+                          capture_output=True, text=True)
+    assert (proc.returncode, proc.stderr) == (0, "")
+
+
+def test_units_run_commands_that_exist() -> None:
+    from scanner.cli.main import COMMANDS
+
+    for unit in UNITS:
+        exec_line = next(line for line in unit.read_text().splitlines()
+                         if line.startswith("ExecStart="))
+        assert exec_line.split()[1] in COMMANDS, exec_line
+
+
+def test_example_config_loads_with_every_key_known() -> None:
+    from scanner.config import load_config
+
+    # GATE_API_TOKEN wins over the example's token file, which exists only on a gate
+    config = load_config(ROOT / "deploy" / "gate.example.toml", env={"GATE_API_TOKEN": "t"})
+    assert config.gate_id == "north-1"
+    assert config.api.token_file == "/etc/gate-scanner/token"
