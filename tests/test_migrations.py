@@ -1,15 +1,24 @@
-"""A database created at schema v1 and migrated equals a freshly created one."""
+"""An upgraded database equals a fresh one: each released schema, as frozen in
+tests/data/schema_vN.sql, is migrated step by step and compared, rows and all."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, inspect
+import pytest
+from sqlalchemy import Engine, inspect
 
-from scanner.store import migrations
+from scanner.decide.model import Direction
+from scanner.errors import StoreError
+from scanner.journal import Journal
 from scanner.store.db import make_engine, schema_version
-from scanner.store.schema import SCHEMA_VERSION, metadata
+from scanner.store.schema import SCHEMA_VERSION
+from scanner.store.tickets import TicketStore
+
+DATA = Path(__file__).parent / "data"
+RELEASED = sorted(int(p.stem.removeprefix("schema_v")) for p in DATA.glob("schema_v*.sql"))
 
 
 def _schema(engine: Engine) -> dict[str, Any]:
@@ -29,22 +38,50 @@ def _schema(engine: Engine) -> dict[str, Any]:
     return tables
 
 
-def _create_v1(path: Path) -> Engine:
-    """A database as version 1 of the software created it."""
-    engine = create_engine(f"sqlite:///{path}")
-    with engine.begin() as conn:
-        metadata.create_all(conn)  # v1's schema is the first metadata
-        migrations.set_version(conn, 1)
-    return engine
+def _released(version: int, path: Path) -> Path:
+    """A database exactly as that release created it, with a ticket and a scan in it."""
+    with sqlite3.connect(path) as conn:
+        conn.executescript((DATA / f"schema_v{version}.sql").read_text(encoding="utf-8"))
+        conn.execute("INSERT INTO tickets (id, barcode, event_id, status, ticket_type_id,"
+                     " ticket_name, seller_id, created_at, updated_at, sync_gen) VALUES"
+                     " ('t1', 'OLDTICKET1', 'e1', 'VALID', 'tt', 'GA', 's1',"
+                     " '2030-01-01T00:00:00.000Z', '2030-01-01T00:00:00.000Z', 1)")
+        conn.execute("INSERT INTO journal (scan_id, gate_id, event_id, ticket_id, barcode,"
+                     " direction, result, reason, message, scanned_at, offline,"
+                     " upload_state) VALUES ('s-1', 'north', 'e1', 't1', 'OLDTICKET1', 'IN',"
+                     " 'OK', 'GRANTED', '', '2030-01-01T10:00:00.000Z', 1, 'pending')")
+    return path
 
 
-def test_migrated_v1_schema_equals_fresh(tmp_path: Path) -> None:
-    old = _create_v1(tmp_path / "old.db")
-    old.dispose()
-    migrated = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+def test_every_release_has_a_frozen_schema_up_to_the_current_one() -> None:
+    assert RELEASED and RELEASED[0] == 1
+    assert RELEASED[-1] <= SCHEMA_VERSION
+
+
+@pytest.mark.parametrize("version", RELEASED)
+def test_upgraded_schema_equals_fresh(tmp_path: Path, version: int) -> None:
+    migrated = make_engine(f"sqlite:///{_released(version, tmp_path / 'old.db')}")
     fresh = make_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
     assert schema_version(migrated) == SCHEMA_VERSION
     assert _schema(migrated) == _schema(fresh)
+
+
+@pytest.mark.parametrize("version", RELEASED)
+def test_upgrade_keeps_tickets_and_scans(tmp_path: Path, version: int) -> None:
+    engine = make_engine(f"sqlite:///{_released(version, tmp_path / 'old.db')}")
+    [ticket] = TicketStore(engine).by_barcode("OLDTICKET1")
+    assert ticket.id == "t1"
+    history = Journal(engine, "north").history("t1")
+    assert [(s.direction, s.gate_id) for s in history.scans] == [(Direction.IN, "north")]
+
+
+def test_a_database_from_a_newer_release_is_refused(tmp_path: Path) -> None:
+    path = _released(1, tmp_path / "future.db")
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
+                     (str(SCHEMA_VERSION + 1),))
+    with pytest.raises(StoreError, match="newer than this gate-scanner"):
+        make_engine(f"sqlite:///{path}")
 
 
 def test_schema_comparison_sees_a_missing_index(tmp_path: Path) -> None:

@@ -58,7 +58,7 @@ ROW_COLUMNS = ("scan_id", "gate_id", "event_id", "ticket_id", "barcode", "direct
 _cols = journal_table.c
 # A literal, not a bind: the compiled statement then takes exactly the named values.
 _GRANTED = literal_column("'OK'")
-# ix_journal_ticket holds (ticket_id, seq) on SQLite, so this reads in seq order, no sort.
+# ix_journal_ticket_seq holds (ticket_id, seq), so this reads in seq order, no sort.
 _HISTORY = (select(_cols.direction, _cols.scanned_at, _cols.gate_id)
             .where(_cols.ticket_id == bindparam("ticket_id"), _cols.result == _GRANTED)
             .order_by(_cols.seq))

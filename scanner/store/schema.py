@@ -15,7 +15,7 @@ from sqlalchemy import (
     Text,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 metadata = MetaData()
 
@@ -106,6 +106,8 @@ journal = Table(
     Column("upload_state", String, nullable=False, default="pending"),
     Column("upload_error", Text),
     Column("uploaded_at", String),
-    Index("ix_journal_ticket", "ticket_id"),
+    # (ticket_id, seq): a ticket's history comes back in order on every backend (v2; v1
+    # indexed ticket_id alone, which only SQLite's rowid made ordered).
+    Index("ix_journal_ticket_seq", "ticket_id", "seq"),
     Index("ix_journal_upload", "upload_state", "event_id", "seq"),
 )
