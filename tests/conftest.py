@@ -8,14 +8,22 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 from test_sim_kit import SIM_TOKEN, TEST_BACKOFF
 
 from scanner.config import Secret
 from scanner.sim import SimServer, World
 from scanner.vivenu.client import VivenuClient
+
+# A shared CI machine can stall any example past hypothesis' 200 ms deadline; speed is the
+# benchmarks' business, so CI runs without one.
+settings.register_profile("ci", deadline=None)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture
