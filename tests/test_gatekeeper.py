@@ -194,7 +194,7 @@ def test_a_barcode_the_server_does_not_know_is_denied_online(tmp_path: Path):
 
 def test_a_slow_server_is_cut_off_at_the_deadline_and_denied_offline(tmp_path: Path):
     deadline = 0.2
-    with running_sim(latency_ms=1500) as server:
+    with running_sim(latency_ms=4000) as server:
         doc = valid_doc(server.world, server.world.event_ids[0])
         with online_gate(tmp_path, server, deadline_ms=deadline * 1000) as gate:
             gate.gatekeeper.check(make_ticket(1).barcode, IN)  # open the store and journal
@@ -202,8 +202,9 @@ def test_a_slow_server_is_cut_off_at_the_deadline_and_denied_offline(tmp_path: P
             result = gate.gatekeeper.check(doc["barcode"], IN)
             waited = time.monotonic() - started
     assert (result.decision.reason, result.decision.offline) == (Reason.UNKNOWN_BARCODE, True)
-    # The deadline plus the journal's fsync and scheduling slack, far below the latency.
-    assert waited < deadline + 0.15
+    # The deadline plus fsync and scheduling slack a loaded CI machine may need: still far
+    # below the 4 s the server takes.
+    assert waited < deadline + 0.8
 
 
 def test_an_unreachable_server_denies_offline(tmp_path: Path):
