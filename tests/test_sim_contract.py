@@ -24,8 +24,8 @@ from scanner.sim import SimServer, World
 from scanner.sim.scans import scan_errors
 
 PREFIX = "/api/accessusers"
-SPEC_CANDIDATES = [Path(__file__).resolve().parents[2] / "shared" / "vivenu",
-                   Path("/work/shared/vivenu")]
+# ../shared beside the repository root, as on CI and development machines.
+SPEC_CANDIDATES = [Path(__file__).resolve().parents[2] / "shared" / "vivenu"]
 
 
 @pytest.fixture(scope="module")

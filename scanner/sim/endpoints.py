@@ -2,7 +2,7 @@
 
 ``answer`` takes a parsed request and returns a ``Reply``; ``server.py`` owns sockets,
 the token check and faults. Paths, parameters, bodies and status codes follow
-/work/shared/vivenu/accessusers-openapi.yml; where vivenu documents nothing (error bodies,
+vivenu's accessusers-openapi.yml (../shared/vivenu beside the repository); where vivenu documents nothing (error bodies,
 unknown events) the simulator answers a small JSON object with ``error`` and ``message``.
 """
 
