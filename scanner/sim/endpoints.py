@@ -1,9 +1,10 @@
 """The vivenu access-users endpoints as the simulator answers them, HTTP-free.
 
 ``answer`` takes a parsed request and returns a ``Reply``; ``server.py`` owns sockets,
-the token check and faults. Paths, parameters, bodies and status codes follow
-vivenu's accessusers-openapi.yml (../shared/vivenu beside the repository); where vivenu documents nothing (error bodies,
-unknown events) the simulator answers a small JSON object with ``error`` and ``message``.
+the token check and faults. Paths, parameters, bodies and status codes follow vivenu's
+accessusers-openapi.yml (../shared/vivenu beside the repository); where vivenu documents
+nothing (error bodies, unknown events) the simulator answers a small JSON object with
+``error`` and ``message``.
 """
 
 from __future__ import annotations
