@@ -26,6 +26,7 @@ from typing import Any
 
 import click
 
+from scanner.bench.stats import percentile
 from scanner.config import ReaderConfig
 from scanner.read.hygiene import Payload
 
@@ -117,7 +118,7 @@ def latency(video: str, reader: ReaderConfig, sink_label: str,
     ordered = sorted(samples) or [float("nan")]
     return {"decisions": len(samples), "sink": sink_label,
             "p50_ms": round(statistics.median(ordered), 2),
-            "p95_ms": round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 2),
+            "p95_ms": round(percentile(ordered, 0.95), 2),
             "max_ms": round(ordered[-1], 2), "frames_dropped": source.dropped}
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import click
 import orjson
 
-from scanner.bench.validate import goal, goal_line
+from scanner.bench.stats import goal, goal_line
 
 DEFAULT_SCANS = 10_000
 # 10,000 scans in 5 s: the goal scales with N as a rate.

@@ -17,12 +17,14 @@ import random
 import sqlite3
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 import orjson
+
+from scanner.bench.stats import goal, goal_line, percentiles
 
 DEFAULT_TICKETS = 1_000_000
 DEFAULT_SCANS = 20_000
@@ -31,29 +33,6 @@ GOAL_DURABLE_RATIO = 1.5
 BENCH_EVENT = "ev-bench"
 _BUILD_CHUNK = 50_000
 _WARMUP = 200
-
-
-def percentiles(samples_ms: Sequence[float]) -> dict[str, float]:
-    """p50, p99, max and mean of latencies in milliseconds, rounded to the microsecond."""
-    ordered = sorted(samples_ms)
-    if not ordered:
-        return {"p50_ms": 0.0, "p99_ms": 0.0, "max_ms": 0.0, "mean_ms": 0.0}
-
-    def at(q: float) -> float:
-        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
-
-    return {"p50_ms": at(0.50), "p99_ms": at(0.99), "max_ms": round(ordered[-1], 3),
-            "mean_ms": round(sum(ordered) / len(ordered), 3)}
-
-
-def goal(name: str, value: float, limit: float, unit: str) -> dict[str, Any]:
-    return {"goal": name, "value": round(value, 3), "limit": round(limit, 3), "unit": unit,
-            "pass": value <= limit}
-
-
-def goal_line(g: dict[str, Any]) -> str:
-    verdict = "PASS" if g["pass"] else "FAIL"
-    return f"  {verdict}  {g['goal']}: {g['value']} {g['unit']} (goal <= {g['limit']})"
 
 
 def build_store(path: Path, count: int, seed: int = 1) -> list[str]:
