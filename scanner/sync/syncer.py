@@ -105,17 +105,16 @@ class Syncer:
 
     def run_forever(self, stop: threading.Event) -> None:
         """Run every ``interval`` until ``stop`` is set, backing off while unreachable."""
-        failures = 0
+        backoff = self.config.interval  # doubles while the server stays unreachable
         while not stop.is_set():
             wait = self.config.interval
             try:
                 self.run_once(stop)
-                failures = 0
+                backoff = self.config.interval
             except Stopped:
                 break
             except ServerUnavailable as exc:
-                failures += 1
-                wait = min(self.config.interval * 2 ** failures, MAX_BACKOFF)
+                backoff = wait = min(backoff * 2, MAX_BACKOFF)
                 log.warning("sync: %s; next try in %.0f s", exc, wait)
             except GateError as exc:
                 log.error("sync: %s", exc)
