@@ -17,7 +17,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from hardware.sources import Frame, Reconnect, StatusFn, ignore_status, now_ns
+from hardware.sources import (
+    BACKOFF_CAP,
+    BACKOFF_FIRST,
+    Frame,
+    Reconnect,
+    StatusFn,
+    ignore_status,
+    now_ns,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +55,8 @@ class Camera:
     def __init__(self, spec: str, *, width: int = DEFAULT_WIDTH, height: int = DEFAULT_HEIGHT,
                  fps: float = DEFAULT_FPS, loop: bool = False, realtime: bool = True,
                  name: str | None = None, on_status: StatusFn = ignore_status,
-                 backoff_first: float = 0.2, backoff_cap: float = 5.0) -> None:
+                 backoff_first: float = BACKOFF_FIRST,
+                 backoff_cap: float = BACKOFF_CAP) -> None:
         self.spec = spec
         self.kind = classify(spec)
         self.width = width
@@ -179,6 +188,8 @@ class Camera:
         if image is None:
             self.link.status(f"{self.name} cannot read image file")
             return
+        # Converted here once, not on every replayed frame (__iter__ passes grey through).
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         remaining = [True]
 
         def once() -> tuple[bool, Any]:

@@ -14,7 +14,16 @@ from collections.abc import Iterator
 from typing import Any
 
 from hardware.keymaps import ENTERS, KEY_CAPSLOCK, KEY_RIGHTALT, SHIFTS, Keymap, keymap
-from hardware.sources import RawRead, Reconnect, StatusFn, ignore_status, now_ns
+from hardware.sources import (
+    BACKOFF_CAP,
+    BACKOFF_FIRST,
+    DEFAULT_MAX_LENGTH,
+    RawRead,
+    Reconnect,
+    StatusFn,
+    ignore_status,
+    now_ns,
+)
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +40,8 @@ POLL_SECONDS = 0.1
 class KeyDecoder:
     """Key events in, one ``(text, truncated)`` per Enter out."""
 
-    def __init__(self, layout: Keymap | str = "us", max_length: int = 512) -> None:
+    def __init__(self, layout: Keymap | str = "us",
+                 max_length: int = DEFAULT_MAX_LENGTH) -> None:
         self.keymap = keymap(layout) if isinstance(layout, str) else layout
         self.max_length = max_length
         self._chars: list[str] = []
@@ -80,10 +90,10 @@ class KeyDecoder:
 class HidReader:
     """Yields one ``RawRead`` per Enter from a grabbed evdev device; reopens when unplugged."""
 
-    def __init__(self, device: str, *, layout: str = "us", max_length: int = 512,
-                 name: str | None = None, grab: bool = True,
-                 on_status: StatusFn = ignore_status, backoff_first: float = 0.2,
-                 backoff_cap: float = 5.0) -> None:
+    def __init__(self, device: str, *, layout: str = "us",
+                 max_length: int = DEFAULT_MAX_LENGTH, name: str | None = None,
+                 grab: bool = True, on_status: StatusFn = ignore_status,
+                 backoff_first: float = BACKOFF_FIRST, backoff_cap: float = BACKOFF_CAP) -> None:
         if not device:
             raise ValueError("hid source needs a device path (/dev/input/by-id/...)")
         self.device = device
@@ -97,16 +107,11 @@ class HidReader:
         self.link.stop()
 
     def __iter__(self) -> Iterator[RawRead]:
-        while (dev := self.link.open(self._open)) is not None:
-            # A fresh decoder per connection: a half-typed code and a held Shift from a
-            # device that left must not leak into the next read.
-            decoder = KeyDecoder(self.layout, self.max_length)
-            try:
-                yield from self._lines(dev, decoder)
-            except OSError as exc:
-                self.link.status(f"{self.name} vanished ({exc}); reopening")
-            finally:
-                self._close(dev)
+        # A fresh decoder per connection: a half-typed code and a held Shift from a device
+        # that left must not leak into the next read.
+        return self.link.sessions(
+            self._open, lambda dev: self._lines(dev, KeyDecoder(self.layout, self.max_length)),
+            self._close)
 
     def _open(self) -> Any:
         import evdev

@@ -12,13 +12,21 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from hardware.sources import RawRead, Reconnect, StatusFn, ignore_status, now_ns
+from hardware.sources import (
+    BACKOFF_CAP,
+    BACKOFF_FIRST,
+    DEFAULT_MAX_LENGTH,
+    RawRead,
+    Reconnect,
+    StatusFn,
+    ignore_status,
+    now_ns,
+)
 
 log = logging.getLogger(__name__)
 
 # Names an operator may write instead of escape sequences in TOML.
 TERMINATORS = {"CR": b"\r", "LF": b"\n", "CRLF": b"\r\n"}
-DEFAULT_MAX_LENGTH = 512
 # Short enough that stop() is honoured promptly; reads return early as soon as bytes arrive.
 POLL_SECONDS = 0.1
 
@@ -83,8 +91,8 @@ class SerialReader:
     def __init__(self, url: str, *, baud: int = 9600, terminator: str | bytes = b"\r\n",
                  prefix: bytes = b"", suffix: bytes = b"",
                  max_length: int = DEFAULT_MAX_LENGTH, name: str | None = None,
-                 on_status: StatusFn = ignore_status, backoff_first: float = 0.2,
-                 backoff_cap: float = 5.0) -> None:
+                 on_status: StatusFn = ignore_status, backoff_first: float = BACKOFF_FIRST,
+                 backoff_cap: float = BACKOFF_CAP) -> None:
         self.url = url
         self.baud = baud
         self.prefix = prefix
@@ -97,15 +105,13 @@ class SerialReader:
         self.link.stop()
 
     def __iter__(self) -> Iterator[RawRead]:
-        while (port := self.link.open(self._open)) is not None:
-            try:
-                yield from self._lines(port)
-            except (OSError, ValueError) as exc:  # SerialException is an OSError
-                self.link.status(f"{self.name} vanished ({exc}); reopening")
-            finally:
-                port.close()
-                # Half a line from a device that left is not a code.
-                self.splitter.reset()
+        # SerialException is an OSError; pyserial raises ValueError on a closed port.
+        return self.link.sessions(self._open, self._lines, self._close,
+                                  errors=(OSError, ValueError))
+
+    def _close(self, port: Any) -> None:
+        port.close()
+        self.splitter.reset()  # half a line from a device that left is not a code
 
     def _open(self) -> Any:
         import serial

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 # One line for a person, e.g. "serial /dev/ttyACM0 vanished (...); reopening in 0.5 s".
 StatusFn = Callable[[str], None]
@@ -66,13 +67,22 @@ class FrameSource(Protocol):
     def stop(self) -> None: ...
 
 
+# The longest line a device source buffers before it gives up on it (scanner/ has its own
+# limit for what it accepts; this package cannot import it).
+DEFAULT_MAX_LENGTH = 512
+# Reconnect delays, in seconds: the first retry, and the most a retry ever waits.
+BACKOFF_FIRST = 0.2
+BACKOFF_CAP = 5.0
+
+
 class Backoff:
     """Reconnect delays: doubling from ``first`` to ``cap``, reset after a success.
 
     Waiting happens on an Event so ``stop()`` interrupts a sleeping reconnect at once.
     """
 
-    def __init__(self, stopped: threading.Event, first: float = 0.2, cap: float = 5.0) -> None:
+    def __init__(self, stopped: threading.Event, first: float = BACKOFF_FIRST,
+                 cap: float = BACKOFF_CAP) -> None:
         self._stopped = stopped
         self.first = first
         self.cap = cap
@@ -95,8 +105,8 @@ class Reconnect:
     as "device not there yet".
     """
 
-    def __init__(self, name: str, on_status: StatusFn, first: float = 0.2,
-                 cap: float = 5.0, logger: logging.Logger | None = None) -> None:
+    def __init__(self, name: str, on_status: StatusFn, first: float = BACKOFF_FIRST,
+                 cap: float = BACKOFF_CAP, logger: logging.Logger | None = None) -> None:
         self.name = name
         self.on_status = on_status
         self.stopped = threading.Event()
@@ -125,6 +135,19 @@ class Reconnect:
             self.backoff.reset()
             return handle
         return None
+
+    def sessions(self, open_fn: Callable[[], T], lines: Callable[[T], Iterator[R]],
+                 close: Callable[[T], None],
+                 errors: tuple[type[BaseException], ...] = (OSError,)) -> Iterator[R]:
+        """Open with backoff, yield ``lines`` of the device until it vanishes (one of
+        ``errors``), say so, close it, and reopen; until stopped."""
+        while (handle := self.open(open_fn)) is not None:
+            try:
+                yield from lines(handle)
+            except errors as exc:
+                self.status(f"{self.name} vanished ({exc}); reopening")
+            finally:
+                close(handle)
 
     def status(self, message: str) -> None:
         self._log.warning("%s", message)

@@ -8,9 +8,7 @@ import threading
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from hardware.sources import RawRead, now_ns
-
-DEFAULT_MAX_LENGTH = 512
+from hardware.sources import DEFAULT_MAX_LENGTH, RawRead, now_ns
 
 
 class StdinReader:

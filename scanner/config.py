@@ -21,7 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scanner.decide.barcode import DEFAULT_MAX_READ_LENGTH
 from scanner.errors import ConfigError
+from scanner.read.decode import KNOWN_FORMATS
 
 DEFAULT_API_URL = "https://vivenu.com"
 DEFAULT_DB = "gate.db"
@@ -121,13 +123,13 @@ class ReaderConfig:
 
     source: str = "stdin"  # camera | serial | hid | stdin
     dedup_window: float = DEFAULT_DEDUP_WINDOW
-    max_length: int = 512
+    max_length: int = DEFAULT_MAX_READ_LENGTH
     # camera
     camera: str = "0"
     width: int = 640
     height: int = 480
     fps: float = 30.0
-    formats: tuple[str, ...] = ("QRCode", "Code128", "Aztec", "PDF417", "DataMatrix")
+    formats: tuple[str, ...] = KNOWN_FORMATS
     full_every: int = 5
     decoder: str = "auto"  # zxing | pyzbar | auto (zxing-cpp, pyzbar if it cannot import)
     # serial

@@ -21,6 +21,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,27 +30,6 @@ import click
 from scanner.bench.stats import percentile
 from scanner.config import ReaderConfig
 from scanner.read.hygiene import Payload
-
-
-class _TimedDecoder:
-    """Wraps a decoder to add up time spent decoding, found or not."""
-
-    def __init__(self, decoder: Any) -> None:
-        self.inner = decoder
-        self.name = decoder.name
-        self.formats = decoder.formats
-        self.ms = 0.0
-
-    @property
-    def errors(self) -> int:
-        return int(self.inner.errors)
-
-    def decode(self, grey: Any, *, full: bool) -> list[Any]:
-        started = time.perf_counter()
-        try:
-            return self.inner.decode(grey, full=full)
-        finally:
-            self.ms += (time.perf_counter() - started) * 1000.0
 
 
 def pin_one_core() -> str:
@@ -68,53 +48,47 @@ def throughput(video: str, reader: ReaderConfig) -> dict[str, Any]:
     from scanner.read.decode import make_decoder
     from scanner.read.frames import DecodingSource
 
-    decoder = _TimedDecoder(make_decoder(reader.decoder, reader.formats))
+    decoder = make_decoder(reader.decoder, reader.formats)
     source = DecodingSource(Camera(video, realtime=False), decoder, reader.full_every)
     started = time.perf_counter()
     codes = {raw.data for raw in source}
     elapsed = time.perf_counter() - started
     return {"frames": source.decoded, "seconds": round(elapsed, 3),
             "frames_per_s": round(source.decoded / elapsed, 1),
-            "decoder_only_frames_per_s": round(source.decoded / (decoder.ms / 1000.0), 1),
-            "ms_per_frame_decode": round(decoder.ms / source.decoded, 3),
+            "decoder_only_frames_per_s": round(source.decoded / (decoder.busy_ms / 1000.0), 1),
+            "ms_per_frame_decode": round(decoder.busy_ms / source.decoded, 3),
             "distinct_codes": len(codes), "decoder": decoder.name,
             "decoder_errors": decoder.errors, "full_every": reader.full_every}
 
 
 def gatekeeper_sink(tmp: Path, stack: ExitStack) -> tuple[str, Callable[[Payload], object]]:
-    """The real Gatekeeper on an empty offline store, or hygiene only if there is none."""
-    try:
-        from scanner.app import Gate
-        from scanner.config import GateConfig, LookupConfig
-        from scanner.decide.model import Direction
+    """The real Gatekeeper on an empty offline store."""
+    from scanner.app import Gate
+    from scanner.config import GateConfig, LookupConfig
+    from scanner.decide.model import Direction
 
-        gate = stack.enter_context(Gate(GateConfig(db=str(tmp / "bench.db"),
-                                                   lookup=LookupConfig(deadline_ms=0))))
-        keeper = gate.gatekeeper
-        keeper.check("WARM-UP", Direction.IN)  # first call opens the store
-    except Exception as exc:  # the bench must run before the gatekeeper lands, too
-        return f"decode+hygiene only (no gatekeeper: {exc!r})", lambda payload: None
+    gate = stack.enter_context(Gate(GateConfig(db=str(tmp / "bench.db"),
+                                               lookup=LookupConfig(deadline_ms=0))))
+    keeper = gate.gatekeeper
+    keeper.check("WARM-UP", Direction.IN)  # first call opens the store
     return ("real Gatekeeper (empty store, offline)",
             lambda payload: keeper.check(payload.text, Direction.IN))
 
 
 def latency(video: str, reader: ReaderConfig, sink_label: str,
             sink: Callable[[Payload], object]) -> dict[str, Any]:
-    from hardware.camera import Camera
-    from scanner.read.decode import make_decoder
-    from scanner.read.frames import DecodingSource
-    from scanner.read.hygiene import Hygiene
-    from scanner.read.pipeline import Pipeline
+    from scanner.read.pipeline import build_pipeline, latency_ms
 
     samples: list[float] = []
 
     def record(payload: Payload, _result: object) -> None:
-        samples.append((time.monotonic_ns() - payload.captured_ns) / 1e6)
+        samples.append(latency_ms(payload))
 
-    source = DecodingSource(Camera(video, realtime=True),
-                            make_decoder(reader.decoder, reader.formats), reader.full_every)
-    Pipeline([source], Hygiene(reader.max_length, reader.dedup_window), sink,
-             on_result=record).run()
+    # Exactly the pipeline ``gate scan --source camera`` builds, replaying the file live.
+    pipeline = build_pipeline(replace(reader, source="camera", camera=video), sink,
+                              on_result=record)
+    pipeline.run()
+    source = pipeline.sources[0]
     ordered = sorted(samples) or [float("nan")]
     return {"decisions": len(samples), "sink": sink_label,
             "p50_ms": round(statistics.median(ordered), 2),

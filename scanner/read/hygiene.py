@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass
 
 from hardware.sources import RawRead
+from scanner.config import DEFAULT_DEDUP_WINDOW as DEFAULT_WINDOW
+from scanner.decide.barcode import DEFAULT_MAX_READ_LENGTH as DEFAULT_MAX_LENGTH
 from scanner.errors import ReadError
 
 EMPTY = "EMPTY"
@@ -28,8 +30,6 @@ CONTROL_CHARS = "CONTROL_CHARS"
 TOO_LONG = "TOO_LONG"
 REASONS = (EMPTY, NOT_UTF8, CONTROL_CHARS, TOO_LONG)
 
-DEFAULT_MAX_LENGTH = 512
-DEFAULT_WINDOW = 2.0
 
 # AIM ISO/IEC 15424 identifier: "]", a symbology letter, a modifier character.
 _AIM = re.compile(r"\][A-Za-z][0-9A-Za-z]")
@@ -88,8 +88,8 @@ def normalize(data: bytes | str, max_length: int = DEFAULT_MAX_LENGTH,
     if "\ufffd" in text:
         raise ReadError("contains U+FFFD (bytes or keys the device could not map)",
                         reason=NOT_UTF8)
-    bad = next((ch for ch in text if not ch.isprintable()), None)
-    if bad is not None:
+    if not text.isprintable():  # one C-level pass on the common, clean read
+        bad = next(ch for ch in text if not ch.isprintable())
         raise ReadError(f"contains control character U+{ord(bad):04X}", reason=CONTROL_CHARS)
     return text, symbology
 
