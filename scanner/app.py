@@ -68,7 +68,7 @@ class Gate:
         zone = local_zone()
         return LivePolicy(self.store.settings, lambda me: Policy.build(
             me, cfg.policy, cfg.events, max_read_length=cfg.reader.max_length,
-            display_tz=zone))
+            display_tz=zone), version=self.store.settings_version)
 
     @property
     def policy(self) -> Any:

@@ -79,17 +79,24 @@ class CheckResult:
 
 
 class LivePolicy:
-    """The policy for the current ``/me`` settings, rebuilt when a sync changed them."""
+    """The policy for the current ``/me`` settings, rebuilt when a sync changed them.
+
+    ``version`` (optional) is a cheap token that moves whenever settings are saved; while it
+    stands still the settings are not loaded again. Without it they are loaded and compared.
+    """
 
     def __init__(self, settings: Callable[[], dict[str, Any] | None],
                  build: Callable[[dict[str, Any] | None], Policy], *,
+                 version: Callable[[], object] = lambda: None,
                  recheck: float = POLICY_RECHECK,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self._settings = settings
         self._build = build
+        self._version = version
         self._recheck = recheck
         self._monotonic = monotonic
         self._checked_at: float | None = None
+        self._seen_version: object = None
         self._seen: dict[str, Any] | None = None
         self._policy: Policy | None = None
 
@@ -98,6 +105,11 @@ class LivePolicy:
         if self._policy is None or self._checked_at is None \
                 or now - self._checked_at >= self._recheck:
             self._checked_at = now
+            version = self._version()
+            if self._policy is not None and version is not None \
+                    and version == self._seen_version:
+                return self._policy
+            self._seen_version = version
             settings = self._settings()
             if self._policy is None or settings != self._seen:
                 self._policy = self._build(settings)

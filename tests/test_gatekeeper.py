@@ -23,7 +23,7 @@ from scanner.config import LookupConfig, PolicyConfig
 from scanner.decide.model import Direction, Reason
 from scanner.decide.policy import Policy
 from scanner.errors import StoreError
-from scanner.gatekeeper import Gatekeeper, LivePolicy
+from scanner.gatekeeper import POLICY_RECHECK, Gatekeeper, LivePolicy
 from scanner.sim import World
 from scanner.tickets import Ticket, parse_iso, utc_iso
 
@@ -165,6 +165,41 @@ def test_the_live_policy_rereads_settings_only_after_the_recheck_interval():
     now[0] = 1.5
     live()
     assert len(reads) == 2
+
+
+def test_the_live_policy_loads_settings_only_when_their_version_moved():
+    reads: list[int] = []
+    version = ["v1"]
+    now = [0.0]
+
+    def settings():
+        reads.append(1)
+        return {"n": len(reads)}
+
+    built: list[object] = []
+    live = LivePolicy(settings, lambda me: built.append(me) or Policy(), version=lambda: version[0],
+                      recheck=1.0, monotonic=lambda: now[0])
+    live()
+    for step in range(1, 4):  # rechecks with the version standing still: no load
+        now[0] = 2.0 * step
+        live()
+    assert len(reads) == 1
+    version[0] = "v2"
+    now[0] = 10.0
+    live()
+    assert len(reads) == 2 and built == [{"n": 1}, {"n": 2}]
+
+
+def test_the_gates_policy_follows_settings_saved_by_a_sync(gate):
+    """Through the composition root, whose policy watches the store's settings version."""
+    assert gate.gatekeeper.check(make_ticket(1).barcode, IN).decision.granted
+    before = gate.store.settings_version()
+    gate.store.save_settings({"deviceSettings": {"scanConfig": {
+        "scanTypes": {"checkin": True, "checkout": False}}}})
+    assert gate.store.settings_version() not in (None, before)
+    time.sleep(POLICY_RECHECK)
+    assert gate.gatekeeper.check(make_ticket(1).barcode, OUT).decision.reason \
+        is Reason.DIRECTION_NOT_ALLOWED
 
 
 # -- online fallback against the simulator ----------------------------------------------

@@ -6,12 +6,18 @@ the answers of two different fetches.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
 from sqlalchemy import Connection, select
 
+from scanner.store.keyed import put_meta
 from scanner.store.schema import device_settings, events
+
+# A ``meta`` key that moves with every settings save, so the scan path can ask "changed
+# since?" with one indexed read instead of loading and parsing every row of /me.
+SETTINGS_VERSION_KEY = "settings_version"
 
 
 def save_events(conn: Connection, docs: list[dict[str, Any]], at: str) -> None:
@@ -35,6 +41,7 @@ def save_settings(conn: Connection, me: dict[str, Any], at: str) -> None:
             for key, value in me.items()]
     if rows:
         conn.execute(device_settings.insert(), rows)
+    put_meta(conn, SETTINGS_VERSION_KEY, str(time.time_ns()))
 
 
 def load_settings(conn: Connection) -> dict[str, Any] | None:

@@ -24,7 +24,7 @@ from scanner.errors import StoreError
 from scanner.store import device
 from scanner.store import sync_state as state
 from scanner.store.driver_sql import HeldConnection, compile_for_driver, describe
-from scanner.store.schema import tickets
+from scanner.store.schema import meta, tickets
 from scanner.store.sync_state import SyncState
 from scanner.store.upsert import DATA_COLUMNS, Upserter, row_ticket, ticket_row
 from scanner.tickets import Ticket, utc_iso
@@ -43,6 +43,9 @@ class TicketStore:
         self._by_barcode = compile_for_driver(
             select(*_DATA).where(tickets.c.barcode == bindparam("barcode")), engine.dialect,
             ("barcode",))
+        self._settings_version = compile_for_driver(
+            select(meta.c.value).where(meta.c.key == bindparam("key")), engine.dialect,
+            ("key",))
         self._local = threading.local()
         self._readers: list[HeldConnection] = []
         self._readers_lock = threading.Lock()
@@ -174,6 +177,16 @@ class TicketStore:
     def settings(self) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
             return device.load_settings(conn)
+
+    def settings_version(self) -> str | None:
+        """A token that changes whenever ``save_settings`` stores an answer; a few µs, for
+        the scan path (None before the first save)."""
+        held = self._reader()
+        try:
+            rows = held.execute(self._settings_version, (device.SETTINGS_VERSION_KEY,))
+        except held.errors as exc:
+            raise StoreError(f"settings lookup failed: {describe(exc)}") from None
+        return rows[0][0] if rows else None
 
     # -- plumbing ----------------------------------------------------------------------
 
