@@ -70,34 +70,28 @@ class Gate:
             me, cfg.policy, cfg.events, max_read_length=cfg.reader.max_length,
             display_tz=zone), version=self.store.settings_version)
 
-    @property
-    def policy(self) -> Any:
-        return self.policy_source()
+    @cached_property
+    def clock_offset(self) -> Any:
+        """Server-minus-device seconds for stamping scans; without an API client yet (gate
+        check offline) the offset saved last applies."""
+        from scanner.journal.offset import ServerOffset
+
+        return ServerOffset(self.journal, lambda: self.api.clock_offset
+                            if "api" in self.__dict__ else None)
 
     @cached_property
     def gatekeeper(self) -> Any:
         from scanner.gatekeeper import Gatekeeper
-        from scanner.journal.offset import ServerOffset
 
         cfg = self.config
         return Gatekeeper(
             self.store, self.journal, self.policy_source,
             lookup=self._lookup, lookup_deadline=cfg.lookup.deadline_ms / 1000,
-            gate_id=cfg.gate_id, clock=self.clock,
-            # Without an API client yet (gate check offline) the offset saved last applies.
-            clock_offset=ServerOffset(self.journal, lambda: self.api.clock_offset
-                                      if "api" in self.__dict__ else None))
+            gate_id=cfg.gate_id, clock=self.clock, clock_offset=self.clock_offset)
 
-    def _lookup(self, barcode: str, deadline: float) -> Any:
-        """The gatekeeper's online fallback: the server's ticket, or None if it has none."""
-        from scanner.errors import NotFound
-
-        served = self.policy.served_events
-        event_id = next(iter(served)) if served is not None and len(served) == 1 else None
-        try:
-            return self.api.ticket(barcode, event_id, deadline=deadline)
-        except NotFound:
-            return None
+    def _lookup(self, barcode: str, event_id: str | None, deadline: float) -> Any:
+        """The gatekeeper's online fallback (it maps NotFound to "no such ticket")."""
+        return self.api.ticket(barcode, event_id, deadline=deadline)
 
     @cached_property
     def outbox(self) -> Any:
@@ -109,6 +103,8 @@ class Gate:
         """Release what was built, in reverse order of need; parts never built are skipped."""
         if "gatekeeper" in self.__dict__:
             self.gatekeeper.close()
+        if "clock_offset" in self.__dict__:
+            self.clock_offset.close()  # its last save needs the journal still open
         if "journal" in self.__dict__:
             self.journal.close()
         if "store" in self.__dict__:

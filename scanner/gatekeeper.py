@@ -39,8 +39,9 @@ from scanner.tickets import Ticket, TicketStatus, utc_iso
 
 log = logging.getLogger("scanner.gatekeeper")
 
-# (barcode, deadline in seconds) -> the server's ticket, or None when it has none.
-Lookup = Callable[[str, float], Ticket | None]
+# (barcode, event id to ask within or None, deadline in seconds) -> the server's ticket, or
+# None when it has none (raising NotFound means the same).
+Lookup = Callable[[str, str | None, float], Ticket | None]
 # A slow server must not queue lookups behind each other: each gets its own worker, and a
 # stuck one only ties up a thread, never the gate (the caller waits at most the deadline).
 LOOKUP_WORKERS = 4
@@ -134,10 +135,6 @@ class Gatekeeper:
         self._timer = timer
         self._pool: ThreadPoolExecutor | None = None
 
-    @property
-    def policy(self) -> Policy:
-        return self._policy()
-
     def check(self, barcode: str, direction: Direction) -> CheckResult:
         """Decide one read and journal it durably; the gate may act once this returns."""
         scan_id = new_scan_id()
@@ -180,13 +177,13 @@ class Gatekeeper:
             return _prefer(tickets, policy.served_events), True
         if self._lookup is None:
             return None, True
-        return self._find_online(barcode)
+        return self._find_online(barcode, _single(policy.served_events))
 
-    def _find_online(self, barcode: str) -> tuple[Ticket | None, bool]:
+    def _find_online(self, barcode: str, event_id: str | None) -> tuple[Ticket | None, bool]:
         assert self._lookup is not None
         if self._pool is None:
             self._pool = ThreadPoolExecutor(LOOKUP_WORKERS, thread_name_prefix="lookup")
-        future = self._pool.submit(self._lookup, barcode, self.lookup_deadline)
+        future = self._pool.submit(self._lookup, barcode, event_id, self.lookup_deadline)
         try:
             ticket = future.result(timeout=self.lookup_deadline)
         except FutureTimeout:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 import uuid
 from pathlib import Path
 
@@ -204,8 +205,31 @@ def test_server_offset_falls_back_to_the_saved_offset_when_offline(journal: Jour
 
 
 def test_server_offset_saves_a_changed_live_offset(journal: Journal):
-    ServerOffset(journal, lambda: 12.0)()
+    offset = ServerOffset(journal, lambda: 12.0)
+    offset()
+    offset.close()
     assert journal.saved_clock_offset() == 12.0
+
+
+def test_server_offset_saves_off_the_scan_path():
+    """The call that notices a new offset returns before the (fsync'd) save is done."""
+    log: list[str] = []
+    release = threading.Event()
+
+    class SlowJournal:
+        def saved_clock_offset(self) -> None:
+            return None
+
+        def save_clock_offset(self, offset: float) -> None:
+            release.wait(5)
+            log.append(f"saved {offset}")
+
+    offset = ServerOffset(SlowJournal(), lambda: 3.0)  # type: ignore[arg-type]
+    assert offset() == 3.0
+    log.append("returned")
+    release.set()
+    offset.close()
+    assert log == ["returned", "saved 3.0"]
 
 
 def test_scan_ids_are_unique_time_ordered_uuid7():
