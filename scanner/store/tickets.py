@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, bindparam, func, select
@@ -190,8 +191,15 @@ class TicketStore:
 
     # -- plumbing ----------------------------------------------------------------------
 
-    def _writing(self) -> _Writing:
-        return _Writing(self.engine)
+    @contextmanager
+    def _writing(self) -> Iterator[Any]:
+        """``engine.begin()`` that turns database faults (at begin, in the body or at
+        commit) into one-line StoreErrors."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot write the ticket store: {describe(exc)}") from None
 
     def _reader(self) -> HeldConnection:
         held = getattr(self._local, "held", None)
@@ -208,26 +216,3 @@ class TicketStore:
         for held in readers:
             held.close()
         self._local = threading.local()
-
-
-class _Writing:
-    """``engine.begin()`` that turns database faults into one-line StoreErrors."""
-
-    def __init__(self, engine: Engine) -> None:
-        self._ctx = engine.begin()
-
-    def __enter__(self) -> Any:
-        try:
-            return self._ctx.__enter__()
-        except SQLAlchemyError as exc:
-            raise StoreError(f"cannot write the ticket store: {describe(exc)}") from None
-
-    def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool:
-        try:
-            self._ctx.__exit__(kind, exc, tb)
-        except SQLAlchemyError as error:
-            raise StoreError(f"cannot write the ticket store: {describe(error)}") from None
-        if isinstance(exc, SQLAlchemyError):
-            raise StoreError(f"cannot write the ticket store: {describe(exc)}") from None
-        return False
-
