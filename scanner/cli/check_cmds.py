@@ -9,16 +9,14 @@ and 1 when denied (a fault also exits 1, with an error line on stderr and nothin
 from __future__ import annotations
 
 import csv
-import signal
 import sys
-import threading
 from typing import Any
 
 import click
 import orjson
 
 from scanner.app import Gate
-from scanner.cli.main import load
+from scanner.cli.main import load, stop_on_signals
 
 # Columns of ``gate journal --csv`` and of its text lines, in order.
 JOURNAL_COLUMNS = ("seq", "scan_id", "scanned_at", "gate_id", "event_id", "ticket_id",
@@ -65,10 +63,8 @@ def upload(ctx: click.Context, once: bool, requeue_rejected: bool, as_json: bool
         if requeue_rejected:
             click.echo(f"requeued {gate.journal.requeue_rejected()} rejected scan(s)", err=True)
         if not once:
-            stop = threading.Event()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(sig, lambda *_: stop.set())
-            gate.outbox.run_forever(stop, config.upload.interval)
+            with stop_on_signals() as stop:
+                gate.outbox.run_forever(stop, config.upload.interval)
             return 0
         report = gate.outbox.drain_once()
         queue = gate.journal.stats()

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from scanner.cli.main import load
+from scanner.cli.main import load, stop_on_signals
 from scanner.config import ReaderConfig
 from scanner.read.hygiene import Payload, Rejected
 from scanner.read.pipeline import Stats, build_pipeline, latency_ms
@@ -38,14 +38,14 @@ def run_scan(reader: ReaderConfig, check: Callable[[Payload], Any],
         on_result=lambda payload, result: echo(decision_line(payload, result)),
         on_reject=lambda rejected: echo(Rejected.line(rejected)),
         on_status=lambda line: echo(line, err=True))
-    previous = signal.signal(signal.SIGTERM, lambda *_: pipeline.stop())
-    try:
-        return pipeline.run()
-    except KeyboardInterrupt:
-        pipeline.stop()
-        return pipeline.stats
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    # SIGTERM only: Ctrl-C stays a KeyboardInterrupt (caught below), which lands at once,
+    # even in the middle of a check, where a handler would wait for the check to return.
+    with stop_on_signals(signal.SIGTERM, on_stop=pipeline.stop):
+        try:
+            return pipeline.run()
+        except KeyboardInterrupt:
+            pipeline.stop()
+            return pipeline.stats
 
 
 def _overrides(options: dict[str, Any]) -> dict[str, Any]:

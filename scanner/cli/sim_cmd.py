@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import signal
-import threading
 from pathlib import Path
-from types import FrameType
 
 import click
 
+from scanner.cli.main import stop_on_signals
 from scanner.sim.server import DEFAULT_TOKEN
 
 
@@ -48,14 +46,8 @@ def sim(host: str, port: int, seed: int, n_events: int, tickets: int, token_file
     world = World(seed=seed, events=n_events, tickets_per_event=tickets)
     faults = Faults(seed=seed, latency_ms=latency_ms, error_rate=error_rate,
                     drop_rate=drop_rate, churn=churn, mutate_per_page=mutate_per_page)
-    stop = threading.Event()
-
-    def on_signal(_signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    with SimServer(world, faults, host=host, port=port, token=token) as server:
+    with stop_on_signals() as stop, \
+            SimServer(world, faults, host=host, port=port, token=token) as server:
         shown = "from --token-file" if token_file else repr(token)
         click.echo(f"gate sim: serving {server.url} ({n_events} events x {tickets} tickets, "
                    f"seed {seed}, token {shown})", nl=True)
