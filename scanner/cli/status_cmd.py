@@ -20,7 +20,7 @@ def gather(gate: Gate) -> dict[str, Any]:
     states: dict[str, dict[str, Any]] = gate.store.sync_states()
     names = {e["_id"]: e.get("name") for e in gate.store.events()}
     journal = gate.journal.stats()
-    inside: dict[str, int] = journal.get("inside", {})
+    inside = gate.journal.inside_counts()
     event_ids = sorted(set(gate.config.events) | set(counts) | set(states) | set(inside))
     events = {}
     for event_id in event_ids:
