@@ -49,10 +49,14 @@ def utc_iso(moment: datetime) -> str:
 
 def parse_iso(text: str) -> datetime:
     """Parse an ISO-8601 timestamp; a naive one is taken as UTC. Raises ValueError."""
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment
+    return as_utc(datetime.fromisoformat(
+        text.replace("Z", "+00:00") if text.endswith("Z") else text))
+
+
+def as_utc(moment: datetime) -> datetime:
+    """``moment`` made aware: naive means UTC, never the host's zone (which would be I/O);
+    an aware one is returned as it is."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def normalize_iso(text: str) -> str:

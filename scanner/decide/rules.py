@@ -26,7 +26,7 @@ parsed only when a timeslot is checked or a denial message shows a clock time.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from typing import NamedTuple
 
 from scanner.decide.barcode import malformed_message, read_problem
@@ -39,7 +39,7 @@ from scanner.decide.model import (
     ScanHistory,
 )
 from scanner.decide.policy import Policy
-from scanner.tickets import Ticket, TicketStatus, parse_iso
+from scanner.tickets import Ticket, TicketStatus, as_utc, parse_iso
 
 # Keys of ``Decision.extra``, all ISO UTC timestamps or gate ids.
 ENTERED_AT = "entered_at"
@@ -166,7 +166,7 @@ def _timeslot(ticket: Ticket, history: ScanHistory, policy: Policy, direction: D
         return None
     try:
         slot = parse_iso(slot_text)
-        offset = _aware(now) - slot  # positive: after the slot start
+        offset = as_utc(now) - slot  # positive: after the slot start
     except (ValueError, OverflowError):
         # The store keeps only normalized timestamps; a corrupt one is a store fault, and the
         # ticket has passed every other check, so the slot is not held against the visitor.
@@ -236,15 +236,10 @@ def _clock(moment: datetime, tz: tzinfo, now: datetime, shift: timedelta = _ZERO
     """Time of day of ``moment + shift`` in ``tz``, with the date when it is not today's."""
     try:
         local = (moment + shift).astimezone(tz)
-        today = _aware(now).astimezone(tz).date()
+        today = as_utc(now).astimezone(tz).date()
     except (ValueError, OverflowError):
         return moment.isoformat()
     return local.strftime("%H:%M:%S" if local.date() == today else "%Y-%m-%d %H:%M:%S")
-
-
-def _aware(moment: datetime) -> datetime:
-    # Naive means UTC here, as in parse_iso; never the host's zone, which would be I/O.
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _line(text: str) -> str:

@@ -13,7 +13,6 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import Any, NamedTuple
 
 import httpx
@@ -28,7 +27,13 @@ from scanner.errors import (
     ServerUnavailable,
 )
 from scanner.tickets import Ticket
-from scanner.vivenu.retry import DEFAULT_BACKOFF, RetryableStatus, retry_after_seconds, retrying
+from scanner.vivenu.retry import (
+    DEFAULT_BACKOFF,
+    RetryableStatus,
+    http_date,
+    retry_after_seconds,
+    retrying,
+)
 from scanner.vivenu.urls import api_root, segment
 
 log = logging.getLogger("scanner.vivenu")
@@ -165,12 +170,9 @@ class VivenuClient:
         header = response.headers.get("date")
         if not header:
             return
-        try:
-            server = parsedate_to_datetime(header)
-        except (TypeError, ValueError, IndexError):
+        server = http_date(header)
+        if server is None:
             return
-        if server.tzinfo is None:
-            server = server.replace(tzinfo=UTC)
         self.last_server_date = server
         # Date has one-second resolution: the server's clock was somewhere in [D, D+1),
         # so the midpoint is the estimate with the smallest worst-case error.

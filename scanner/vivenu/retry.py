@@ -16,6 +16,8 @@ from email.utils import parsedate_to_datetime
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential_jitter
 
+from scanner.tickets import as_utc
+
 log = logging.getLogger("scanner.vivenu")
 
 DEFAULT_BACKOFF = 0.5
@@ -47,14 +49,20 @@ def retry_after_seconds(value: str | None, server_now: datetime | None = None) -
     value = value.strip()
     if value.isdigit():
         return min(float(value), MAX_RETRY_AFTER)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    when = http_date(value)
+    if when is None:
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
     now = server_now or datetime.now(UTC)
     return min(max((when - now).total_seconds(), 0.0), MAX_RETRY_AFTER)
+
+
+def http_date(value: str) -> datetime | None:
+    """An HTTP-date (Date, Retry-After) as an aware datetime, a naive one taken as UTC;
+    None if it does not parse."""
+    try:
+        return as_utc(parsedate_to_datetime(value))
+    except (TypeError, ValueError, IndexError):
+        return None
 
 
 def retrying(*, retries: int, backoff: float, deadline_at: float | None,
