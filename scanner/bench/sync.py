@@ -12,8 +12,8 @@ a delta over 1,000 changed tickets among 1,000,000 <= 1 s.
 from __future__ import annotations
 
 import os
+import select
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,23 +23,40 @@ import click
 import httpx
 import orjson
 
+from scanner.cli.child import gate_argv, gate_env
 from scanner.errors import GateError
+from scanner.sim.server import DEFAULT_TOKEN
+from scanner.vivenu.urls import API_PREFIX
 
-TOKEN = "sim-token"
 CHANGED = 1000
 # A fresh world of a million tickets takes a moment to build before the sim listens.
 SIM_START_TIMEOUT = 60.0
 
 
-def _start_sim(tickets: int) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "scanner.cli.main", "sim", "--port", "0", "--events", "1",
-         "--tickets", str(tickets)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+def _first_line(proc: subprocess.Popen[bytes], timeout: float) -> tuple[str, bool]:
+    """The child's first line of stdout (up to end of output, as ``readline``) and whether
+    it came within ``timeout``; waits no longer than that even if the child prints nothing."""
     assert proc.stdout is not None
-    deadline = time.monotonic() + SIM_START_TIMEOUT
-    line = proc.stdout.readline()
-    if "serving " not in line or time.monotonic() > deadline:
+    fd = proc.stdout.fileno()
+    deadline = time.monotonic() + timeout
+    data = b""
+    while b"\n" not in data:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            return data.decode(errors="replace"), False
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        data += chunk
+    return data.split(b"\n", 1)[0].decode(errors="replace"), True
+
+
+def _start_sim(tickets: int) -> tuple[subprocess.Popen[bytes], str]:
+    proc = subprocess.Popen(
+        gate_argv("sim", "--port", "0", "--events", "1", "--tickets", str(tickets)),
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    line, in_time = _first_line(proc, SIM_START_TIMEOUT)
+    if "serving " not in line or not in_time:
         proc.kill()
         raise GateError(f"bench sync: the simulator did not start: {line.strip()!r}")
     url = line.split("serving ", 1)[1].split()[0]
@@ -51,8 +68,8 @@ def _run_sync(env: dict[str, str], workdir: Path) -> dict[str, Any]:
     out_path, err_path = workdir / "sync.out", workdir / "sync.err"
     started = time.monotonic()
     with out_path.open("wb") as out, err_path.open("wb") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "scanner.cli.main", "sync", "--once",
-                                 "--json"], env=env, stdout=out, stderr=err)
+        proc = subprocess.Popen(gate_argv("sync", "--once", "--json"), env=env, stdout=out,
+                                stderr=err)
         # wait4 reaps this child alone and returns its rusage, not the simulator's.
         _pid, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -68,11 +85,10 @@ def measure(tickets: int, workdir: Path) -> dict[str, Any]:
     sim, url = _start_sim(tickets)
     try:
         db = workdir / "bench.db"
-        with httpx.Client(base_url=url, headers={"token": TOKEN}) as control:
-            event_id = control.get("/api/accessusers/events").json()[0]["_id"]
-            env = {**os.environ, "GATE_API_URL": url, "GATE_API_TOKEN": TOKEN,
-                   "GATE_DB": str(db), "GATE_EVENTS": event_id}
-            env.pop("GATE_CONFIG", None)
+        with httpx.Client(base_url=url, headers={"token": DEFAULT_TOKEN}) as control:
+            event_id = control.get(f"{API_PREFIX}/events").json()[0]["_id"]
+            env = gate_env(GATE_API_URL=url, GATE_API_TOKEN=DEFAULT_TOKEN, GATE_DB=str(db),
+                           GATE_EVENTS=event_id)
             full = _run_sync(env, workdir)
             changed = control.post("/_sim/mutate", json={"n": CHANGED, "kind": "change",
                                                          "event_id": event_id})

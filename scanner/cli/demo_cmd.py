@@ -8,9 +8,7 @@ that scanning goes on offline and the queued scans upload once the network is ba
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -18,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import click
+
+from scanner.cli.child import gate_argv, gate_env
 
 DEMO_TOKEN = "demo-token-not-a-secret"
 DEMO_CONFIG = """\
@@ -108,8 +108,8 @@ def demo(tickets: int, workdir: Path | None) -> int:
                 act_on_simulator(caption, world, faults)
                 continue
             click.secho(f"$ gate {' '.join(args)}", bold=True)
-            proc = subprocess.run([sys.executable, "-m", "scanner.cli.main", *args], env=env,
-                                  text=True, capture_output=True, timeout=600, check=False)
+            proc = subprocess.run(gate_argv(*args), env=env, text=True, capture_output=True,
+                                  timeout=600, check=False)
             click.echo((proc.stdout + proc.stderr).rstrip())
             # check exits 1 for a denial, upload 1 while offline: those are the story
             failures += proc.returncode not in (0, 1)
@@ -124,10 +124,9 @@ def demo_environment(home: Path, url: str) -> dict[str, str]:
     token_file.chmod(0o600)
     config = home / "gate.toml"
     config.write_text(DEMO_CONFIG, encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATE_")}
-    env.update(GATE_CONFIG=str(config), GATE_API_URL=url, GATE_API_TOKEN_FILE=str(token_file),
-               GATE_DB=str(home / "gate.db"), GATE_EVENTS="")
-    return env
+    return gate_env(GATE_CONFIG=str(config), GATE_API_URL=url,
+                    GATE_API_TOKEN_FILE=str(token_file), GATE_DB=str(home / "gate.db"),
+                    GATE_EVENTS="")
 
 
 def act_on_simulator(caption: str, world: Any, faults: Any) -> None:
