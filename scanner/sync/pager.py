@@ -151,11 +151,15 @@ def _offsets(first: int, page_size: int, overlap: int) -> Iterator[int]:
 
 def _find_anchor(tickets: list[Any], rank: dict[str, int]) -> int | None:
     """Index of the newest anchor in ``tickets`` (anchors keep their relative order)."""
+    # The highest rank, not len(rank) - 1: a repeated anchor key leaves gaps in the ranks.
+    newest = max(rank.values(), default=None)
     best, best_rank = None, -1
     for index, ticket in enumerate(tickets):
         position = rank.get(anchor_key(ticket))
         if position is not None and position > best_rank:
             best, best_rank = index, position
+            if best_rank == newest:  # nothing later can rank higher: stop reading the page
+                break
     return best
 
 
