@@ -11,7 +11,7 @@ from __future__ import annotations
 import subprocess
 import tempfile
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ deadline_ms = 400.0
 
 def pick_barcodes(world: Any, event_id: str) -> dict[str, str]:
     """One barcode for each story the demo tells, chosen with the gate's own rules."""
+    from scanner.clock import utc_now
     from scanner.config import PolicyConfig
     from scanner.decide.model import Direction, ScanHistory
     from scanner.decide.policy import Policy
@@ -40,7 +41,7 @@ def pick_barcodes(world: Any, event_id: str) -> dict[str, str]:
     from scanner.tickets import Ticket
 
     policy = Policy.build(world.me(), PolicyConfig(), ())
-    now = datetime.now(UTC)
+    now = utc_now()
     wanted = {"GRANTED": ["valid", "second valid"], "TICKET_INVALID": ["cancelled"],
               "DETAILS_REQUIRED": ["details required"]}
     found: dict[str, str] = {}
@@ -55,12 +56,20 @@ def pick_barcodes(world: Any, event_id: str) -> dict[str, str]:
     return found
 
 
-def steps(codes: dict[str, str]) -> Iterator[tuple[str, list[str]]]:
-    """(caption, gate arguments) in the order the demo runs them."""
+class SimAction(Enum):
+    """What a step does to the simulator when it runs no gate command."""
+
+    CHURN = "churn"        # sell, cancel and change tickets
+    OUTAGE = "outage"      # drop every connection
+    RECOVER = "recover"    # answer again
+
+
+def steps(codes: dict[str, str]) -> Iterator[tuple[str, list[str] | SimAction]]:
+    """(caption, gate arguments or simulator action) in the order the demo runs them."""
     valid = codes["valid"]
     yield "events this token may scan", ["events"]
     yield "first sync: a full sync of every event", ["sync", "--once"]
-    yield "SIM: tickets sold, cancelled and changed", []
+    yield "SIM: tickets sold, cancelled and changed", SimAction.CHURN
     yield "second sync: only the delta", ["sync", "--once"]
     yield "a valid ticket enters", ["check", valid]
     yield "the same ticket again: anti-passback", ["check", valid]
@@ -72,11 +81,11 @@ def steps(codes: dict[str, str]) -> Iterator[tuple[str, list[str]]]:
     yield "a code the gate has never seen (online lookup, 400 ms deadline)", \
         ["check", "NOTATICKET-0000"]
     yield "a garbage read from a scanner", ["check", "abc"]
-    yield "SIM: the venue's internet goes down", []
+    yield "SIM: the venue's internet goes down", SimAction.OUTAGE
     yield "it tries to come back in: no re-entry at this event", ["check", valid]
     yield "another ticket enters, decided offline", ["check", codes["second valid"]]
     yield "upload fails; every scan stays queued", ["upload", "--once"]
-    yield "SIM: the network is back", []
+    yield "SIM: the network is back", SimAction.RECOVER
     yield "upload drains the journal in batches", ["upload", "--once"]
     yield "status", ["status"]
 
@@ -102,11 +111,12 @@ def demo(tickets: int, workdir: Path | None) -> int:
         click.secho(f"simulator on {server.url}: {len(world.event_ids)} events x {tickets} "
                     f"tickets; gate database {home / 'gate.db'}", bold=True)
         failures = 0
-        for caption, args in steps(codes):
+        for caption, step in steps(codes):
             click.secho(f"\n# {caption}", fg="cyan")
-            if not args:
-                act_on_simulator(caption, world, faults)
+            if isinstance(step, SimAction):
+                act_on_simulator(step, world, faults)
                 continue
+            args = step
             click.secho(f"$ gate {' '.join(args)}", bold=True)
             proc = subprocess.run(gate_argv(*args), env=env, text=True, capture_output=True,
                                   timeout=600, check=False)
@@ -129,15 +139,15 @@ def demo_environment(home: Path, url: str) -> dict[str, str]:
                     GATE_EVENTS="")
 
 
-def act_on_simulator(caption: str, world: Any, faults: Any) -> None:
-    if "sold" in caption:
+def act_on_simulator(action: SimAction, world: Any, faults: Any) -> None:
+    if action is SimAction.CHURN:
         kinds: dict[str, int] = {}
         for kind, _doc in world.mutate(50):
             kinds[kind] = kinds.get(kind, 0) + 1
         click.echo("simulator: " + ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items())))
-    elif "goes down" in caption:
+    elif action is SimAction.OUTAGE:
         faults.update(drop_rate=1.0)
         click.echo("simulator: dropping every connection")
-    elif "back" in caption:
+    elif action is SimAction.RECOVER:
         faults.update(drop_rate=0.0)
         click.echo("simulator: answering again")
