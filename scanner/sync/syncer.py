@@ -189,8 +189,7 @@ class Syncer:
         fetch = self._fetcher(event_id, since, until)
         for page in prefetched(pages(fetch, page_size=self.config.page_size), self.prefetch):
             self._check_stop()
-            tally.upserted += self.store.save_page(event_id, page.tickets,
-                                                   generation=generation)
+            tally.upserted += self.store.upsert(page.tickets, generation)
             self._count(tally, page)
         return until
 
@@ -212,7 +211,7 @@ class Syncer:
         return fetch
 
     def _server_now(self) -> datetime:
-        offset = getattr(self.api, "clock_offset", None) or 0.0
+        offset = self.api.clock_offset or 0.0  # None before the first answer
         return self.clock() + timedelta(seconds=offset)
 
     def _reconcile_due(self, state: SyncState) -> bool:
