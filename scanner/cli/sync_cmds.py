@@ -51,8 +51,7 @@ def sync(ctx: click.Context, once: bool, as_json: bool) -> int:
 def events(ctx: click.Context, as_json: bool) -> int:
     """List the events this device may scan (asks the server and stores the answer)."""
     with Gate(load(ctx)) as gate:
-        docs = gate.api.events()
-        gate.store.save_events(docs)
+        docs = gate.syncer.refresh_events()
         counts = gate.store.counts_by_event()
     if as_json:
         click.echo(orjson.dumps(docs).decode())

@@ -128,6 +128,12 @@ class Syncer:
             return self._full(event_id, state, "reconcile")
         return self._delta(event_id, state)
 
+    def refresh_events(self) -> list[dict]:
+        """The events this device may scan, asked of the server and stored."""
+        docs = self.api.events()
+        self.store.save_events(docs)
+        return docs
+
     # -- modes -------------------------------------------------------------------------
 
     def _full(self, event_id: str, state: SyncState | None, mode: str) -> EventReport:
@@ -198,9 +204,7 @@ class Syncer:
     def _event_ids(self) -> tuple[str, ...]:
         if self.events:
             return self.events
-        docs = self.api.events()
-        self.store.save_events(docs)
-        return tuple(doc["_id"] for doc in docs)
+        return tuple(doc["_id"] for doc in self.refresh_events())
 
     def _fetcher(self, event_id: str, since: str | None, until: str) -> Any:
         api = self.api
