@@ -17,6 +17,7 @@ import click
 import orjson
 
 from scanner.bench.stats import goal, goal_line
+from scanner.config import DEFAULT_UPLOAD_BATCH
 
 DEFAULT_SCANS = 10_000
 # 10,000 scans in 5 s: the goal scales with N as a rate.
@@ -50,29 +51,25 @@ def queue_scans(journal: Any, event_id: str, count: int) -> None:
 
 
 def run(count: int, batch_size: int, workdir: Path) -> dict[str, Any]:
-    from scanner.config import Secret
-    from scanner.journal import Journal
+    from scanner.app import Gate
+    from scanner.config import ApiConfig, GateConfig, Secret, UploadConfig
     from scanner.sim import SimServer, World
-    from scanner.store.db import make_engine
-    from scanner.upload.outbox import Outbox
-    from scanner.vivenu.client import VivenuClient
 
     world = World(seed=11, events=1, tickets_per_event=0)
     event_id = world.event_ids[0]
-    engine = make_engine(f"sqlite:///{workdir / 'upload.db'}")
-    journal = Journal(engine, "bench")
-    queue_scans(journal, event_id, count)
     server = SimServer(world).start()
     try:
-        with VivenuClient(server.url, Secret(server.token)) as client:
-            outbox = Outbox(journal, client, batch_size)
+        config = GateConfig(gate_id="bench", db=str(workdir / "upload.db"),
+                            api=ApiConfig(url=server.url, token=Secret(server.token)),
+                            upload=UploadConfig(batch_size=batch_size))
+        with Gate(config) as gate:
+            queue_scans(gate.journal, event_id, count)
+            outbox = gate.outbox  # built (with its HTTP client) before the clock starts
             started = time.perf_counter()
             report = outbox.drain_once()
             elapsed = time.perf_counter() - started
     finally:
         server.stop()
-        journal.close()
-        engine.dispose()
     rate = count / elapsed if elapsed > 0 else float("inf")
     return {
         "scans": count, "batch_size": batch_size, "seconds": round(elapsed, 3),
@@ -85,8 +82,8 @@ def run(count: int, batch_size: int, workdir: Path) -> dict[str, Any]:
 @click.command()
 @click.option("--scans", "count", type=click.IntRange(min=1), default=DEFAULT_SCANS,
               show_default=True, help="Pending scans to drain.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=500, show_default=True,
-              help="Scans per POST /scans request.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULT_UPLOAD_BATCH,
+              show_default=True, help="Scans per POST /scans request.")
 @click.option("--json", "as_json", is_flag=True, help="Figures as one JSON document.")
 def command(count: int, batch_size: int, as_json: bool) -> int:
     """Outbox drain rate against the in-process simulator on loopback."""
