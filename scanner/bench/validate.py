@@ -41,7 +41,8 @@ def build_store(path: Path, count: int, seed: int = 1) -> list[str]:
     from scanner.store.upsert import COLUMNS, ticket_row
     from scanner.tickets import Ticket
 
-    engine = make_engine(f"sqlite:///{path}")
+    # Build speed only: the measured connections below run synchronous=FULL.
+    engine = make_engine(f"sqlite:///{path}", synchronous="OFF")
     rng = random.Random(seed)
     barcodes = [f"{rng.getrandbits(64):016X}" for _ in range(count)]
     sql = f"INSERT INTO tickets ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
@@ -49,8 +50,6 @@ def build_store(path: Path, count: int, seed: int = 1) -> list[str]:
     raw = engine.raw_connection()
     try:
         conn = raw.driver_connection
-        # Build speed only: the measured connections below run synchronous=FULL.
-        conn.execute("PRAGMA synchronous=OFF")
         for start in range(0, count, _BUILD_CHUNK):
             rows = [ticket_row(Ticket(
                 id=f"t{i:09d}", barcode=barcodes[i], event_id=BENCH_EVENT, status="VALID",
