@@ -27,13 +27,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from scanner.clock import Clock, utc_now
+from scanner.config import DEFAULT_UPLOAD_BATCH
 from scanner.errors import ApiError, BadRequest, NotFound
 from scanner.journal.journal import Journal, QueuedScan
 from scanner.tickets import utc_iso
 
 log = logging.getLogger("scanner.upload")
 
-DEFAULT_BATCH = 500
 # After a failed drain the next waits longer, up to this, so a dead server is not hammered
 # (the client already retried each request with its own backoff).
 MAX_BACKOFF = 300.0
@@ -73,7 +73,7 @@ class _SkipEvent(Exception):
 
 
 class Outbox:
-    def __init__(self, journal: Journal, api: ScanApi, batch_size: int = DEFAULT_BATCH, *,
+    def __init__(self, journal: Journal, api: ScanApi, batch_size: int = DEFAULT_UPLOAD_BATCH, *,
                  clock: Clock = utc_now) -> None:
         if batch_size < 1:
             raise ValueError(f"upload.batch_size: must be at least 1, got {batch_size}")
