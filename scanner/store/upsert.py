@@ -20,7 +20,6 @@ select, insert, update with the same rules.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -33,17 +32,11 @@ from scanner.store.keyed import conflict_insert
 from scanner.store.schema import tickets
 from scanner.tickets import Ticket
 
-
-def _ticket_fields() -> tuple[str, ...]:
-    named = getattr(Ticket, "_fields", None)  # a NamedTuple, else a dataclass
-    return tuple(named) if named else tuple(f.name for f in dataclasses.fields(Ticket))
-
-
 # Ticket's fields are declared in the same order as the table's columns (checked below).
 COLUMNS: tuple[str, ...] = tuple(c.name for c in tickets.c)
 DATA_COLUMNS = COLUMNS[:-1]
 assert COLUMNS[-1] == "sync_gen"
-assert _ticket_fields() == DATA_COLUMNS, "Ticket fields and ticket columns diverge"
+assert Ticket._fields == DATA_COLUMNS, "Ticket fields and ticket columns diverge"
 PRICE_CATEGORY = DATA_COLUMNS.index("price_category")
 ENTRY = DATA_COLUMNS.index("entry")
 
