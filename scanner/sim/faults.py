@@ -52,7 +52,7 @@ class Faults:
         with self._lock:
             for name, value in settings.items():
                 setattr(self._settings, name,
-                        int(value) if known[name] in (int, "int") else float(value))
+                        int(value) if known[name] == "int" else float(value))
             return FaultSettings(**asdict(self._settings))
 
     def settings(self) -> FaultSettings:

@@ -28,7 +28,7 @@ from scanner.sim.generate import (
     mix,
 )
 from scanner.sim.listing import EventTickets
-from scanner.sim.scans import server_decision
+from scanner.sim.scans import MIN_BARCODE, server_decision
 
 # How many random draws a mutation makes to find a fitting ticket before giving up on it.
 PICK_TRIES = 64
@@ -122,11 +122,22 @@ class World:
 
     def find(self, barcode: str, event_id: str | None = None) -> dict[str, Any] | None:
         with self._lock:
-            place = self._locate(barcode)
-            doc = None if place is None else place[0].get(place[1])
+            hit = self._found(barcode)
+        if hit is None:
+            return None
+        doc = hit[2]
+        return doc if event_id in (None, doc["eventId"]) else None
+
+    def _found(self, barcode: str) -> tuple[EventTickets, int, dict[str, Any]] | None:
+        """Where a barcode's ticket lives and the ticket, if it still exists (under the lock)."""
+        place = self._locate(barcode)
+        if place is None:
+            return None
+        ev, i = place
+        doc = ev.get(i)
         if doc is None or doc["barcode"] != barcode:
             return None
-        return doc if event_id in (None, doc["eventId"]) else None
+        return ev, i, doc
 
     # -- mutations ---------------------------------------------------------------------
 
@@ -158,11 +169,10 @@ class World:
     def update(self, barcode: str, **fields: Any) -> dict[str, Any]:
         """Change one chosen ticket (e.g. ``status="INVALID"``); KeyError if unknown."""
         with self._lock:
-            doc = self.find(barcode)
-            place = self._locate(barcode)
-            if doc is None or place is None:
+            hit = self._found(barcode)
+            if hit is None:
                 raise KeyError(barcode)
-            return self._update(*place, doc, **fields)
+            return self._update(*hit, **fields)
 
     def sell(self, event_id: str, n: int, *,
              barcodes: Sequence[str] | None = None) -> list[dict[str, Any]]:
@@ -178,7 +188,7 @@ class World:
                 doc = ev.spec.render(i, created_ms=ms)
                 if barcodes is not None:
                     code = barcodes[k]
-                    if len(code) < 8 or self.find(code) is not None:
+                    if len(code) < MIN_BARCODE or self.find(code) is not None:
                         raise ValueError(f"sell: barcode {code!r} is too short or taken")
                     doc["barcode"] = code
                     self._custom[code] = (event_id, i)
