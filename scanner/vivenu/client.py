@@ -62,7 +62,6 @@ class VivenuClient:
         self._retries = retries
         self._backoff = backoff
         self._sleep = sleep
-        self._connect_timeout = connect_timeout
         self._timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
         self._http = httpx.Client(base_url=root, headers={"token": token.reveal()},
                                   timeout=self._timeout, transport=transport)
@@ -225,7 +224,7 @@ class VivenuClient:
         if left <= 0:
             raise ServerUnavailable(f"{what}: deadline passed")
         # Every phase gets at most what is left; httpx has no whole-request timeout.
-        return httpx.Timeout(left, connect=min(self._connect_timeout, left))
+        return httpx.Timeout(left, connect=min(self._timeout.connect, left))
 
     def _check_status(self, response: httpx.Response, what: str) -> None:
         status = response.status_code
@@ -234,7 +233,6 @@ class VivenuClient:
         if status == 429 or status >= 500:
             raise RetryableStatus(status, retry_after_seconds(
                 response.headers.get("retry-after"), self.last_server_date))
-        response.read()
         body = self._scrub(response.text[:BODY_KEEP])
         if status in (401, 403):
             hint = "" if self._token else " (no token configured: GATE_API_TOKEN or api.token_file)"
