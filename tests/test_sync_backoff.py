@@ -5,11 +5,12 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from scanner.backoff import MAX_BACKOFF
 from scanner.clock import utc_now
 from scanner.config import Secret, SyncConfig
 from scanner.store.db import make_engine
 from scanner.store.tickets import TicketStore
-from scanner.sync.syncer import MAX_BACKOFF, Syncer
+from scanner.sync.syncer import Syncer
 from scanner.vivenu.client import VivenuClient
 
 

@@ -6,16 +6,13 @@ one line with a non-zero exit.
 
 from __future__ import annotations
 
-import signal
 import sys
-import threading
-from types import FrameType
 
 import click
 import orjson
 
 from scanner.app import Gate
-from scanner.cli.main import load
+from scanner.cli.main import load, stop_on_signals
 
 
 @click.command()
@@ -30,18 +27,9 @@ def sync(ctx: click.Context, once: bool, as_json: bool) -> int:
             if as_json:
                 click.echo(orjson.dumps([r.__dict__ for r in reports]).decode())
             return 0
-        stop = threading.Event()
-
-        def _stop(_signum: int, _frame: FrameType | None) -> None:
-            stop.set()
-
         # SIGTERM (systemd stop) and Ctrl-C end the loop after the page being written.
-        previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-        try:
+        with stop_on_signals() as stop:
             gate.syncer.run_forever(stop)
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
     return 0
 
 

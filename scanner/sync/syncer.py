@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from scanner.backoff import doubled
 from scanner.clock import Clock, utc_now
 from scanner.config import SyncConfig
 from scanner.errors import GateError, PagingError, ServerUnavailable, SyncError
@@ -35,8 +36,6 @@ from scanner.tickets import parse_iso, utc_iso
 
 log = logging.getLogger("scanner.sync")
 
-# Longest wait between runs while the server is unreachable.
-MAX_BACKOFF = 300.0
 # Pages downloaded ahead of the one being written.
 PREFETCH_DEPTH = 2
 # Windows end this far past the estimated server time. The Date header the estimate comes
@@ -114,7 +113,7 @@ class Syncer:
             except Stopped:
                 break
             except ServerUnavailable as exc:
-                backoff = wait = min(backoff * 2, MAX_BACKOFF)
+                backoff = wait = doubled(backoff, self.config.interval)
                 log.warning("sync: %s; next try in %.0f s", exc, wait)
             except GateError as exc:
                 log.error("sync: %s", exc)

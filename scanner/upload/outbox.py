@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from scanner.backoff import doubled
 from scanner.clock import Clock, utc_now
 from scanner.config import DEFAULT_UPLOAD_BATCH
 from scanner.errors import ApiError, BadRequest, NotFound
@@ -33,10 +34,6 @@ from scanner.journal.journal import Journal, QueuedScan
 from scanner.tickets import utc_iso
 
 log = logging.getLogger("scanner.upload")
-
-# After a failed drain the next waits longer, up to this, so a dead server is not hammered
-# (the client already retried each request with its own backoff).
-MAX_BACKOFF = 300.0
 
 
 class ScanApi(Protocol):
@@ -110,7 +107,8 @@ class Outbox:
                 on_report(report)
             if report.sent or report.rejected:
                 log.info("uploaded %d scan(s), %d rejected", report.sent, report.rejected)
-            delay = interval if report.ok else min(max(delay, interval) * 2, MAX_BACKOFF)
+            # A dead server is not hammered: the client already retried each request.
+            delay = interval if report.ok else doubled(delay, interval)
             stop.wait(delay)
 
     def _send(self, event_id: str, batch: list[QueuedScan], report: UploadReport) -> None:
