@@ -82,3 +82,22 @@ def test_status_on_a_new_store_reports_zero_and_never(tmp_path: Path) -> None:
     assert doc["events"]["e1"]["tickets"] == 0
     assert doc["events"]["e1"]["last_sync"] is None
     assert doc["queue"]["depth"] == 0
+
+
+def test_sync_loop_stops_cleanly_on_sigterm(tmp_path: Path, sim_server) -> None:
+    """systemd stops the service with SIGTERM: the loop ends with exit 0, not a traceback."""
+    import signal
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATE_")}
+    env.update(GATE_API_URL=sim_server.url, GATE_API_TOKEN="sim-token",
+               GATE_DB=str(tmp_path / "g.db"))
+    proc = subprocess.Popen([sys.executable, "-m", "scanner.cli.main", "sync"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    for line in proc.stderr:  # wait until the first run has synced an event
+        if "scanner.sync: sync evt-" in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=30) == 0
+    assert "Traceback" not in rest
