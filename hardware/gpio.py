@@ -245,11 +245,13 @@ class GpioOutputs:
                 if led is None:
                     continue
                 if seconds > 0:
+                    led.on()  # lit when this returns, not when the blink thread gets to it
                     led.blink(on_time=seconds, off_time=0, n=1, background=True)
                 else:
                     led.off()
             if self.buzzer is not None:
                 if pattern.beeps:
+                    self.buzzer.on()
                     self.buzzer.beep(on_time=pattern.beep_on, off_time=pattern.beep_off,
                                      n=pattern.beeps, background=True)
                 else:

@@ -7,51 +7,21 @@ are contacts to ground with pull-ups: ``drive_low`` closes a contact, ``drive_hi
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
+from test_gpio_kit import BUZZER, FIRE, GREEN, PASSAGE, PULSE, RED, RELAY, make, rises
+from test_hardware_kit import wait_for
 
 from hardware.gpio import (
     MIN_PULSE_MS,
     GpioOutputs,
     GpioUnavailable,
     OutputPins,
-    Pattern,
     Signal,
     UnknownPinFactory,
     pin_factory,
 )
-
-RELAY, GREEN, RED, BUZZER, PASSAGE, FIRE = 17, 27, 22, 23, 24, 25
-PULSE = MIN_PULSE_MS / 1000
-# Short patterns so a test sees a whole one quickly; the shape is what is under test.
-FAST = {
-    Signal.GRANTED: Pattern(green=0.05, beeps=1, beep_on=0.01),
-    Signal.DENIED: Pattern(red=0.05, beeps=3, beep_on=0.01, beep_off=0.01),
-    Signal.ALREADY_INSIDE: Pattern(green=0.05, red=0.05, beeps=2, beep_on=0.01, beep_off=0.01),
-}
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.002)
-    return True
-
-
-def rises(pin: object) -> int:
-    """How often a mock pin went high since its states were last cleared."""
-    states = [s.state for s in pin.states]  # type: ignore[attr-defined]
-    return sum(1 for a, b in zip(states, states[1:], strict=False) if b and not a)
-
-
-def make(**overrides: object) -> GpioOutputs:
-    pins = dict(relay_pin=RELAY, relay_pulse_ms=MIN_PULSE_MS, green_pin=GREEN, red_pin=RED,
-                buzzer_pin=BUZZER)
-    pins.update(overrides)
-    return GpioOutputs(OutputPins(**pins), "mock", patterns=FAST)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -72,7 +42,7 @@ def alarmed() -> Iterator[GpioOutputs]:
 
 
 def test_the_pin_factory_is_chosen_by_name() -> None:
-    from gpiozero.pins.mock import MockFactory
+    from gpiozero.pins.mock import MockFactory  # type: ignore[import-untyped]
 
     assert isinstance(pin_factory("mock"), MockFactory)
 
@@ -120,7 +90,7 @@ def test_the_pulse_lasts_at_least_its_length_then_closes(gpio: GpioOutputs) -> N
     pin = gpio.factory.pin(RELAY)
     pin.clear_states()
     gpio.pulse()
-    assert wait_until(lambda: not pin.state)
+    wait_for(lambda: not pin.state, "the pin")
     (_, closed), (_, opened), (held, released) = pin.states
     assert (closed, opened, released) == (False, True, False)
     assert held >= PULSE
@@ -133,7 +103,7 @@ def test_an_active_low_relay_pulls_its_pin_low_while_open() -> None:
         assert pin.state is True  # closed = high
         outputs.pulse()
         assert pin.state is False
-        assert wait_until(lambda: pin.state is True)
+        wait_for(lambda: pin.state is True, "the pin")
     finally:
         outputs.close()
     assert pin.state is True
@@ -145,7 +115,7 @@ def test_a_grant_during_a_pulse_restarts_it(gpio: GpioOutputs) -> None:
     gpio.pulse()
     time.sleep(PULSE / 2)
     gpio.pulse()
-    assert wait_until(lambda: not pin.state)
+    wait_for(lambda: not pin.state, "the pin")
     assert rises(pin) == 1
     assert pin.states[-1].timestamp >= PULSE * 1.5
 
@@ -217,21 +187,21 @@ def test_without_a_relay_pulse_reports_it_did_not_open() -> None:
 def test_granted_lights_green_and_beeps_once(gpio: GpioOutputs) -> None:
     green, red, buzzer = (gpio.factory.pin(p) for p in (GREEN, RED, BUZZER))
     gpio.signal(Signal.GRANTED)
-    assert wait_until(lambda: not green.state and not buzzer.state and len(buzzer.states) > 1)
+    wait_for(lambda: not green.state and not buzzer.state and len(buzzer.states) > 1, "the pin")
     assert (rises(green), rises(red), rises(buzzer)) == (1, 0, 1)
 
 
 def test_denied_lights_red_and_beeps_three_times(gpio: GpioOutputs) -> None:
     green, red, buzzer = (gpio.factory.pin(p) for p in (GREEN, RED, BUZZER))
     gpio.signal(Signal.DENIED)
-    assert wait_until(lambda: not red.state and rises(buzzer) == 3 and not buzzer.state)
+    wait_for(lambda: not red.state and rises(buzzer) == 3 and not buzzer.state, "the pin")
     assert (rises(green), rises(red)) == (0, 1)
 
 
 def test_already_inside_lights_both_and_beeps_twice(gpio: GpioOutputs) -> None:
     green, red, buzzer = (gpio.factory.pin(p) for p in (GREEN, RED, BUZZER))
     gpio.signal(Signal.ALREADY_INSIDE)
-    assert wait_until(lambda: not red.state and rises(buzzer) == 2 and not buzzer.state)
+    wait_for(lambda: not red.state and rises(buzzer) == 2 and not buzzer.state, "the pin")
     assert (rises(green), rises(red)) == (1, 1)
 
 

@@ -1,0 +1,278 @@
+"""The act stage: one worker that turns durable decisions into relay, lights and buzzer.
+
+Fed through a bounded inbox with journaled decisions only (``submit`` after
+``Gatekeeper.check`` returned). Per scan, in this order: the relay (a grant opens it), the
+lights and buzzer, ``actuated_at`` in the journal, then the listeners, whose bounded queues
+drop and count rather than wait, so nothing downstream delays the next relay.
+
+With a passage contact, a grant is recorded ``passed=True`` when a passage follows within
+``passage_timeout`` and ``passed=False`` ("opened, not passed") when none does; without a
+contact ``passed`` stays null. A journal that fails to take a mark is logged and counted:
+the gate has already acted and the next visitor must not wait on the disk.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from hardware.gpio import Signal
+from scanner.act.fanout import Fanout
+from scanner.act.passage import PassageTracker
+from scanner.act.settings import DEFAULT_PASSAGE_TIMEOUT
+from scanner.clock import utc_now
+from scanner.decide.model import Decision, Feedback, Reason
+from scanner.errors import GateError
+from scanner.tickets import utc_iso
+
+log = logging.getLogger("scanner.act")
+
+# Decisions that release the turnstile.
+OPENS = frozenset({Reason.GRANTED, Reason.CHECKED_OUT})
+DEFAULT_INBOX = 64
+# The loop wakes at least this often, so its heartbeat stays fresh while the gate is idle.
+HEARTBEAT_INTERVAL = 0.5
+# Passage pulses are physical (about one a second at most); more than this is a fault.
+MAX_PENDING_PASSAGES = 1024
+
+_SIGNALS = {Feedback.GREEN: Signal.GRANTED, Feedback.BLUE: Signal.GRANTED,
+            Feedback.ORANGE: Signal.ALREADY_INSIDE, Feedback.RED: Signal.DENIED}
+
+
+def signal_for(decision: Decision) -> Signal:
+    """What the lights and buzzer show, by the decision's feedback colour."""
+    return _SIGNALS[decision.feedback]
+
+
+class ActJournal(Protocol):
+    """The journal's two marks after a scan was recorded."""
+
+    def mark_actuated(self, scan_id: str, at_iso: str) -> None: ...
+    def mark_passed(self, scan_id: str, passed: bool) -> None: ...
+
+
+class Journaled(Protocol):
+    """A durably journaled decision (``scanner.gatekeeper.CheckResult`` is one)."""
+
+    @property
+    def decision(self) -> Decision: ...
+    @property
+    def scan_id(self) -> str: ...
+
+
+class Outputs(Protocol):
+    """What the stage drives (``hardware.gpio.GpioOutputs``)."""
+
+    when_passage: Callable[[], None] | None
+    when_fire_alarm: Callable[[bool], None] | None
+
+    @property
+    def has_passage_contact(self) -> bool: ...
+    @property
+    def fire_alarm(self) -> bool: ...
+    def pulse(self) -> bool: ...
+    def signal(self, signal: Signal) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Acted:
+    """One scan after the gate acted on it (to listeners)."""
+
+    scan_id: str
+    decision: Decision
+    signal: Signal
+    opened: bool                # the relay released (or was held open) for this scan
+    actuated_at: str | None     # as journaled; None when the gate did not open
+    fire_alarm: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Passage:
+    """A passage outcome: ``scan_id`` None is a passage no grant explains."""
+
+    scan_id: str | None
+    passed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class FireAlarm:
+    active: bool
+
+
+class ActStage:
+    """A named worker: ``start``, idempotent ``stop``, ``heartbeat`` (monotonic seconds)."""
+
+    name = "act"
+
+    def __init__(self, outputs: Outputs, journal: ActJournal, *,
+                 passage_timeout: float = DEFAULT_PASSAGE_TIMEOUT,
+                 inbox_size: int = DEFAULT_INBOX, fanout: Fanout | None = None,
+                 heartbeat_interval: float = HEARTBEAT_INTERVAL,
+                 now_iso: Callable[[], str] = lambda: utc_iso(utc_now()),
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        if inbox_size < 1:
+            raise ValueError("act inbox size must be at least 1")
+        self.outputs = outputs
+        self.journal = journal
+        self.fanout = fanout if fanout is not None else Fanout()
+        self.inbox_size = inbox_size
+        self.heartbeat_interval = heartbeat_interval
+        self._now_iso = now_iso
+        self._monotonic = monotonic
+        self._passages = (PassageTracker(passage_timeout)
+                          if outputs.has_passage_contact else None)
+        self._cond = threading.Condition()
+        self._scans: deque[Journaled] = deque()
+        self._passed_at: deque[float] = deque(maxlen=MAX_PENDING_PASSAGES)
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._heartbeat = monotonic()
+        self.dropped = 0         # scans the full inbox refused: journaled, never acted on
+        self.journal_errors = 0  # marks the journal refused
+        self.unmatched_passages = 0
+        outputs.when_passage = self._on_passage
+        outputs.when_fire_alarm = self._on_fire_alarm
+
+    # -- worker --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        with self._cond:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            self._stopping = False
+            self._heartbeat = self._monotonic()
+            self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Act on the scans already queued, then end; safe to call twice."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+            with self._cond:
+                if not thread.is_alive():
+                    self._thread = None
+
+    @property
+    def heartbeat(self) -> float:
+        """Monotonic time of the loop's last turn."""
+        return self._heartbeat
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def fire_alarm(self) -> bool:
+        return self.outputs.fire_alarm
+
+    @property
+    def waiting_for_passage(self) -> int:
+        return len(self._passages) if self._passages is not None else 0
+
+    def submit(self, scan: Journaled) -> bool:
+        """Queue a journaled scan; never blocks. False (and counted) when the inbox is full
+        or the stage has stopped: the scan stays journaled with ``actuated_at`` null."""
+        with self._cond:
+            if self._stopping or len(self._scans) >= self.inbox_size:
+                self.dropped += 1
+                accepted = False
+            else:
+                self._scans.append(scan)
+                self._cond.notify()
+                accepted = True
+        if not accepted:
+            log.error("act stage cannot take scan %s (inbox full or stopped): gate not "
+                      "actuated", scan.scan_id)
+        return accepted
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            scans, passages, stopping = self._take()
+            self._heartbeat = self._monotonic()
+            for at in passages:
+                self._passage(at)
+            for scan in scans:
+                self._act(scan)
+            self._expire(self._monotonic())
+            if stopping and not scans:
+                return
+
+    def _take(self) -> tuple[list[Journaled], list[float], bool]:
+        with self._cond:
+            if not (self._scans or self._passed_at or self._stopping):
+                self._cond.wait(self._wait_seconds())
+            scans = list(self._scans)
+            passages = list(self._passed_at)
+            self._scans.clear()
+            self._passed_at.clear()
+            return scans, passages, self._stopping
+
+    def _wait_seconds(self) -> float:
+        deadline = self._passages.next_deadline() if self._passages is not None else None
+        if deadline is None:
+            return self.heartbeat_interval
+        # Just past the deadline: the tracker expires grants strictly after it.
+        return max(0.001, min(self.heartbeat_interval, deadline - self._monotonic() + 0.001))
+
+    def _act(self, scan: Journaled) -> None:
+        decision = scan.decision
+        opened = decision.granted and decision.reason in OPENS and self.outputs.pulse()
+        signal = signal_for(decision)
+        self.outputs.signal(signal)
+        actuated_at = None
+        if opened:
+            actuated_at = self._now_iso()
+            if self._passages is not None:
+                self._passages.opened(scan.scan_id, self._monotonic())
+            self._mark(self.journal.mark_actuated, scan.scan_id, actuated_at)
+        self.fanout.publish(Acted(scan.scan_id, decision, signal, opened, actuated_at,
+                                  self.outputs.fire_alarm))
+
+    def _passage(self, at: float) -> None:
+        if self._passages is None:
+            return
+        self._expire(at)
+        scan_id = self._passages.passed(at)
+        if scan_id is None:
+            self.unmatched_passages += 1
+            log.warning("passage without a grant waiting for it (pushed through, or two on "
+                        "one ticket)")
+        else:
+            self._mark(self.journal.mark_passed, scan_id, True)
+        self.fanout.publish(Passage(scan_id, scan_id is not None))
+
+    def _expire(self, now: float) -> None:
+        if self._passages is None:
+            return
+        for scan_id in self._passages.expired(now):
+            log.info("scan %s: the gate opened but nobody passed", scan_id)
+            self._mark(self.journal.mark_passed, scan_id, False)
+            self.fanout.publish(Passage(scan_id, False))
+
+    def _mark(self, write: Callable[[str, Any], None], scan_id: str, value: Any) -> None:
+        try:
+            write(scan_id, value)
+        except (GateError, OSError) as exc:
+            self.journal_errors += 1
+            log.error("journal refused a mark for scan %s: %s", scan_id, exc)
+
+    # -- callbacks from the outputs' thread ----------------------------------------------
+
+    def _on_passage(self) -> None:
+        with self._cond:
+            self._passed_at.append(self._monotonic())
+            self._cond.notify()
+
+    def _on_fire_alarm(self, active: bool) -> None:
+        self.fanout.publish(FireAlarm(active))
