@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 from test_architecture import imported_after
 from test_gpio_kit import FIRE, GREEN, PASSAGE, RED, RELAY, make, rises
 from test_hardware_kit import wait_for
+from test_journal_kit import make_decision, make_ticket, open_journal
 
 from hardware.gpio import MIN_PULSE_MS, GpioOutputs, OutputPins, Signal
 from scanner.act import Acted, ActStage, FireAlarm, Passage, output_pins, signal_for
@@ -23,6 +25,7 @@ from scanner.act.passage import PassageTracker
 from scanner.decide.model import Decision, Direction, Feedback, Reason
 from scanner.errors import StoreError
 from scanner.gatekeeper import CheckResult
+from scanner.journal import Journal
 
 AT = "2025-06-01T18:00:00.000Z"
 TIMEOUT = 0.15  # passage timeout in these tests
@@ -64,9 +67,9 @@ def scan(reason: Reason = Reason.GRANTED, scan_id: str = "s1") -> CheckResult:
 class Gate:
     """Mock pins, a started stage and a listener, torn down in order."""
 
-    def __init__(self, outputs: GpioOutputs, **stage: Any) -> None:
+    def __init__(self, outputs: GpioOutputs, journal: Any = None, **stage: Any) -> None:
         self.outputs = outputs
-        self.journal = RecordingJournal()
+        self.journal = RecordingJournal() if journal is None else journal
         self.stage = ActStage(outputs, self.journal, now_iso=lambda: AT, **stage)
         self.heard = self.stage.fanout.subscribe("test")
         self.relay = outputs.factory.pin(RELAY)
@@ -187,6 +190,7 @@ def test_a_passage_within_the_timeout_marks_the_grant_passed(gate_with_contact: 
     wait_for(lambda: "s1" in g.journal.actuated, "the actuation mark")
     passage(g)
     wait_for(lambda: "s1" in g.journal.passed, "the passage mark")
+    g.stage.stop()  # listeners hear after the journal: let the loop finish its turn
     assert g.journal.passed == {"s1": True}
     assert Passage("s1", True) in g.events()
 
@@ -256,6 +260,7 @@ def test_a_full_listener_drops_and_counts_without_holding_the_relay() -> None:
         for i in range(3):
             g.stage.submit(scan(scan_id=str(i)))
         wait_for(lambda: len(g.journal.actuated) == 3, "three actuations")
+        g.stage.stop()
         assert slow.dropped == 2 and slow.events.qsize() == 1
         assert g.heard.dropped == 0 and g.heard.events.qsize() == 3
     finally:
@@ -304,6 +309,12 @@ def test_an_outputs_table_with_a_too_short_pulse_is_refused() -> None:
         output_pins(table)
 
 
+def test_a_mark_the_journal_finds_no_scan_for_is_counted(gate: Gate) -> None:
+    gate.journal.mark_actuated = lambda scan_id, at_iso: False  # type: ignore[method-assign]
+    gate.stage.submit(scan())
+    wait_for(lambda: gate.stage.journal_errors == 1, "the missed mark")
+
+
 # -- the passage tracker alone (pure, times passed in) -------------------------------------
 
 def test_passages_complete_grants_oldest_first() -> None:
@@ -333,3 +344,30 @@ def test_a_non_positive_passage_timeout_is_refused() -> None:
 
 def test_the_act_stage_loads_gpiozero_only_when_pins_are_opened() -> None:
     assert "gpiozero" not in imported_after("import scanner.act, hardware.gpio")
+
+
+# -- over the real SQLite journal ----------------------------------------------------------
+
+def test_marks_reach_the_sqlite_journal_rows(tmp_path: Path) -> None:
+    if not hasattr(Journal, "mark_actuated"):
+        pytest.skip("this journal has no mark_actuated yet")
+    ticket = make_ticket()
+    with open_journal(tmp_path / "gate.db") as journal:
+        gate = Gate(make(passage_pin=PASSAGE), passage_timeout=TIMEOUT, journal=journal)
+        gate.stage.start()
+        try:
+            for scan_id in ("in-1", "in-2"):
+                decision = make_decision(ticket)
+                journal.record(decision, scan_id=scan_id, scanned_at=AT, latency_ms=1.0)
+                gate.stage.submit(CheckResult(decision, scan_id, AT, 1.0))
+                wait_for(lambda: gate.stage.waiting_for_passage == 1, "the grant")
+                if scan_id == "in-1":
+                    passage(gate)
+                    wait_for(lambda: gate.stage.waiting_for_passage == 0, "the passage")
+            wait_for(lambda: gate.stage.waiting_for_passage == 0, "the passage timeout")
+        finally:
+            gate.close()
+        rows = {row["scan_id"]: row for row in journal.entries()}
+    assert (rows["in-1"]["actuated_at"], rows["in-1"]["passed"]) == (AT, True)
+    assert (rows["in-2"]["actuated_at"], rows["in-2"]["passed"]) == (AT, False)
+

@@ -50,10 +50,10 @@ def signal_for(decision: Decision) -> Signal:
 
 
 class ActJournal(Protocol):
-    """The journal's two marks after a scan was recorded."""
+    """The journal's two marks after a scan was recorded; False means no such scan."""
 
-    def mark_actuated(self, scan_id: str, at_iso: str) -> None: ...
-    def mark_passed(self, scan_id: str, passed: bool) -> None: ...
+    def mark_actuated(self, scan_id: str, at_iso: str) -> bool | None: ...
+    def mark_passed(self, scan_id: str, passed: bool) -> bool | None: ...
 
 
 class Journaled(Protocol):
@@ -260,12 +260,17 @@ class ActStage:
             self._mark(self.journal.mark_passed, scan_id, False)
             self.fanout.publish(Passage(scan_id, False))
 
-    def _mark(self, write: Callable[[str, Any], None], scan_id: str, value: Any) -> None:
+    def _mark(self, write: Callable[[str, Any], bool | None], scan_id: str, value: Any) -> None:
         try:
-            write(scan_id, value)
+            found = write(scan_id, value)
         except (GateError, OSError) as exc:
             self.journal_errors += 1
             log.error("journal refused a mark for scan %s: %s", scan_id, exc)
+            return
+        if found is False:
+            self.journal_errors += 1
+            log.error("journal has no scan %s to mark: was it submitted before it was "
+                      "journaled?", scan_id)
 
     # -- callbacks from the outputs' thread ----------------------------------------------
 
