@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -52,7 +52,7 @@ POLICY_RECHECK = 1.0
 
 class TicketSource(Protocol):
     def by_barcode(self, barcode: str) -> list[Ticket]: ...
-    def upsert(self, tickets: Sequence[Ticket], generation: int | None = None) -> Any: ...
+    def upsert(self, batch: list[Ticket], /, generation: int | None = None) -> object: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,7 +59,7 @@ def test_plain_http_to_a_remote_host_is_refused(tmp_path: Path) -> None:
     env = {"GATE_API_URL": "http://vivenu.example", "GATE_API_TOKEN": "tok",
            "GATE_DB": str(tmp_path / "g.db")}
     proc = gate("events", env=env)
-    assert proc.returncode == 1
+    assert proc.returncode == 2  # a configuration mistake, like any other
     assert "https" in proc.stderr.lower()
     assert "Traceback" not in proc.stderr
 

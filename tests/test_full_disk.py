@@ -21,20 +21,20 @@ from scanner.errors import StoreError
 from scanner.sim import SimServer, World
 
 
-def fill_up(gate: Gate, spare_pages: int) -> None:
-    """Let the database grow only ``spare_pages`` more pages from now on."""
+def reopen_full(gate: Gate, spare_pages: int) -> Gate:
+    """Close ``gate`` and open its database again, allowed to grow only ``spare_pages``
+    more pages: every connection of the new gate has the cap."""
     with gate.engine.connect() as conn:
         pages = conn.exec_driver_sql("PRAGMA page_count").scalar_one()
+    gate.close()
+    full = Gate(gate.config)
 
-    @event.listens_for(gate.engine, "connect")
+    @event.listens_for(full.engine, "connect")
     def _cap(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.execute(f"PRAGMA max_page_count={pages + spare_pages}")
 
-    for part in ("gatekeeper", "journal", "store"):
-        if part in gate.__dict__:
-            getattr(gate, part).close()
-            del gate.__dict__[part]
-    gate.engine.dispose()  # pooled connections predate the cap
+    full.engine.dispose()  # the schema check's pooled connection predates the cap
+    return full
 
 
 @pytest.fixture
@@ -49,13 +49,13 @@ def test_sync_into_a_full_store_fails_in_one_line_and_keeps_what_it_had(
         gate: Gate, sim_world: World) -> None:
     gate.syncer.run_once()
     before = gate.store.counts_by_event()
-    fill_up(gate, spare_pages=0)
     for event_id in sim_world.event_ids:
         sim_world.sell(event_id, 400)
-    with pytest.raises(StoreError, match="full") as info:
-        gate.syncer.run_once()
-    assert "\n" not in str(info.value)
-    assert gate.store.counts_by_event() == before
+    with reopen_full(gate, spare_pages=0) as full:
+        with pytest.raises(StoreError, match="full") as info:
+            full.syncer.run_once()
+        assert "\n" not in str(info.value)
+        assert full.store.counts_by_event() == before
 
 
 def test_a_scan_that_cannot_be_journaled_is_refused_and_earlier_scans_survive(
@@ -63,9 +63,9 @@ def test_a_scan_that_cannot_be_journaled_is_refused_and_earlier_scans_survive(
     gate.syncer.run_once()
     tickets = [doc["barcode"] for doc in sim_world.current_tickets(sim_world.event_ids[0])]
     returned = [gate.gatekeeper.check(tickets[0], Direction.IN).scan_id]
-    fill_up(gate, spare_pages=0)
-    with pytest.raises(StoreError, match="full"):
-        for barcode in tickets[1:]:  # pages have some room; keep scanning until it runs out
-            returned.append(gate.gatekeeper.check(barcode, Direction.IN).scan_id)
-    journaled = [row["scan_id"] for row in gate.journal.entries(None)]
+    with reopen_full(gate, spare_pages=0) as full:
+        with pytest.raises(StoreError, match="full"):
+            for barcode in tickets[1:]:  # pages have some room; scan until it runs out
+                returned.append(full.gatekeeper.check(barcode, Direction.IN).scan_id)
+        journaled = [row["scan_id"] for row in full.journal.entries(None)]
     assert journaled == returned  # every check that returned is journaled, nothing else

@@ -11,11 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_hardware_kit import WAIT, in_thread, wait_for
 
-from hardware.sources import RawRead, StatusFn
+from hardware.sources import RawRead
 from scanner.config import ReaderConfig
 from scanner.errors import ConfigError
 from scanner.read.hygiene import Hygiene, Payload, Rejected
-from scanner.read.pipeline import Pipeline, build_pipeline
+from scanner.read.pipeline import Pipeline
 from scanner.read.sources import open_source
 
 
@@ -122,20 +122,6 @@ def test_nothing_a_scanner_sends_crashes_the_pipeline(items: list[bytes]) -> Non
     assert stats.reads == len(items)
     assert stats.accepted + sum(stats.rejected.values()) + stats.duplicates == len(items)
     assert len(rec.results) == stats.accepted and len(rec.rejects) == sum(stats.rejected.values())
-
-
-def test_build_pipeline_uses_the_configured_source_factory() -> None:
-    made: list[str] = []
-
-    def fake(config: ReaderConfig, on_status: StatusFn) -> ListSource:
-        made.append(config.source)
-        return ListSource(["VT-FROM-FAKE"])
-
-    results: list[str] = []
-    build_pipeline(ReaderConfig(source="fake"), lambda p: p.text,
-                   on_result=lambda p, r: results.append(p.text),
-                   factories={"fake": fake}).run()
-    assert (made, results) == (["fake"], ["VT-FROM-FAKE"])
 
 
 def test_unknown_source_name_is_a_config_error_naming_the_key() -> None:

@@ -23,13 +23,16 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from scanner.bench.stats import percentile
 from scanner.config import ReaderConfig
 from scanner.read.hygiene import Payload
+
+if TYPE_CHECKING:
+    from scanner.app import Gate
 
 
 def pin_one_core() -> str:
@@ -61,34 +64,32 @@ def throughput(video: str, reader: ReaderConfig) -> dict[str, Any]:
             "decoder_errors": decoder.errors, "full_every": reader.full_every}
 
 
-def gatekeeper_sink(tmp: Path, stack: ExitStack) -> tuple[str, Callable[[Payload], object]]:
+def gatekeeper_sink(gate: Gate) -> tuple[str, Callable[[Payload], object]]:
     """The real Gatekeeper on an empty offline store."""
-    from scanner.app import Gate
-    from scanner.config import GateConfig, LookupConfig
     from scanner.decide.model import Direction
 
-    gate = stack.enter_context(Gate(GateConfig(db=str(tmp / "bench.db"),
-                                               lookup=LookupConfig(deadline_ms=0))))
     keeper = gate.gatekeeper
     keeper.check("WARM-UP", Direction.IN)  # first call opens the store
     return ("real Gatekeeper (empty store, offline)",
             lambda payload: keeper.check(payload.text, Direction.IN))
 
 
-def latency(video: str, reader: ReaderConfig, sink_label: str,
+def latency(gate: Gate, video: str, reader: ReaderConfig, sink_label: str,
             sink: Callable[[Payload], object]) -> dict[str, Any]:
-    from scanner.read.pipeline import build_pipeline, latency_ms
+    from scanner.read.frames import DecodingSource
+    from scanner.read.pipeline import latency_ms
 
     samples: list[float] = []
 
     def record(payload: Payload, _result: object) -> None:
         samples.append(latency_ms(payload))
 
-    # Exactly the pipeline ``gate scan --source camera`` builds, replaying the file live.
-    pipeline = build_pipeline(replace(reader, source="camera", camera=video), sink,
-                              on_result=record)
+    # Exactly the pipeline ``gate scan --source camera`` gets, replaying the file live.
+    pipeline = gate.pipeline(replace(reader, source="camera", camera=video), sink,
+                             on_result=record)
     pipeline.run()
     source = pipeline.sources[0]
+    assert isinstance(source, DecodingSource)
     ordered = sorted(samples) or [float("nan")]
     return {"decisions": len(samples), "sink": sink_label,
             "p50_ms": round(statistics.median(ordered), 2),
@@ -106,7 +107,9 @@ def command(video: str | None, codes: int, full_every: int | None, as_json: bool
     """Frames/s decoded on one core (fast path) and capture-to-decision p50/p95."""
     from dataclasses import replace
 
+    from scanner.app import Gate
     from scanner.bench.video import ticket_codes, write_ticket_video
+    from scanner.config import GateConfig, LookupConfig
 
     reader = ReaderConfig() if full_every is None else replace(ReaderConfig(),
                                                                full_every=full_every)
@@ -116,10 +119,12 @@ def command(video: str | None, codes: int, full_every: int | None, as_json: bool
         if video is None:
             video = str(tmp / "tickets.avi")
             write_ticket_video(video, ticket_codes(codes))
-        sink_label, sink = gatekeeper_sink(tmp, stack)
-        result = {"video": video, "cpu": pinning,
-                  "throughput": throughput(video, reader),
-                  "latency": latency(video, reader, sink_label, sink)}
+        gate = stack.enter_context(Gate(GateConfig(db=str(tmp / "bench.db"),
+                                                   lookup=LookupConfig(deadline_ms=0))))
+        sink_label, sink = gatekeeper_sink(gate)
+        result: dict[str, Any] = {"video": video, "cpu": pinning,
+                                  "throughput": throughput(video, reader),
+                                  "latency": latency(gate, video, reader, sink_label, sink)}
     result["goals"] = {"frames_per_s>=60": result["throughput"]["frames_per_s"] >= 60,
                        "p95_ms<=50": result["latency"]["p95_ms"] <= 50}
     if as_json:

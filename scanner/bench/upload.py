@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ def queue_scans(journal: Any, event_id: str, count: int) -> None:
     from scanner.tickets import Ticket
 
     stamp = "2030-01-01T10:00:00.000Z"
-    rows = []
+    rows: list[Sequence[Any]] = []
     for i in range(count):
         ticket = Ticket(id=f"t{i:09d}", barcode=f"BENCH{i:09d}", event_id=event_id,
                         status="VALID", ticket_type_id="tt", ticket_name="General admission",

@@ -18,6 +18,7 @@ import sqlite3
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,8 @@ def build_store(path: Path, count: int, seed: int = 1) -> list[str]:
     raw = engine.raw_connection()
     try:
         conn = raw.driver_connection
+        if not isinstance(conn, sqlite3.Connection):
+            raise TypeError("the bench store is built with sqlite3")
         for start in range(0, count, _BUILD_CHUNK):
             rows = [ticket_row(Ticket(
                 id=f"t{i:09d}", barcode=barcodes[i], event_id=BENCH_EVENT, status="VALID",
@@ -99,11 +102,11 @@ def measure(path: Path, barcodes: list[str], scans: int, seed: int = 2) -> dict[
         for n, (barcode, direction) in enumerate(picks[:_WARMUP]):
             keeper.check(barcode, direction)
             _floor_op(floor_conn, barcode, f"warm-{n}")  # warm the floor's cache too
-        decide_ms = [_timed(lambda b=b, d=d: keeper.decide(b, d)) for b, d in picks]
+        decide_ms = [_timed(partial(keeper.decide, b, d)) for b, d in picks]
         durable_ms, floor_ms = [], []
         for n, (barcode, direction) in enumerate(picks):
-            floor_ms.append(_timed(lambda b=barcode, i=n: _floor_op(floor_conn, b, f"floor-{i}")))
-            durable_ms.append(_timed(lambda b=barcode, d=direction: keeper.check(b, d)))
+            floor_ms.append(_timed(partial(_floor_op, floor_conn, barcode, f"floor-{n}")))
+            durable_ms.append(_timed(partial(keeper.check, barcode, direction)))
     floor_conn.close()
     decide, durable, floor = (percentiles(decide_ms), percentiles(durable_ms),
                               percentiles(floor_ms))

@@ -34,7 +34,7 @@ def write_ticket_video(path: str | Path, codes: Sequence[str], *, hold: int = 6,
         x, y = int(rng.integers(0, width - 40)), int(rng.integers(0, height - 40))
         w, h = int(rng.integers(10, 120)), int(rng.integers(10, 120))
         background[y:y + h, x:x + w] = int(rng.integers(40, 230))
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), fps, (width, height))
     if not writer.isOpened():
         raise OSError(f"OpenCV cannot write MJPG video to {path}")
     frames = 0

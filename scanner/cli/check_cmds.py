@@ -24,6 +24,12 @@ JOURNAL_COLUMNS = ("seq", "scan_id", "scanned_at", "gate_id", "event_id", "ticke
                    "latency_ms", "upload_state", "upload_error", "uploaded_at")
 
 
+class BadOption(click.ClickException):
+    """A mistyped option value: one line, not click's usage block, and exit 2 like it."""
+
+    exit_code = 2
+
+
 @click.command()
 @click.argument("barcode")
 @click.option("--direction", type=click.Choice(["IN", "OUT"], case_sensitive=False),
@@ -94,10 +100,7 @@ def journal(ctx: click.Context, since: str | None, fmt: str | None) -> None:
         try:
             since = normalize_iso(since)
         except ValueError:
-            # One line, not click's usage block: the operator only mistyped a time.
-            error = click.ClickException(f"--since: not an ISO-8601 time: {since!r}")
-            error.exit_code = 2
-            raise error from None
+            raise BadOption(f"--since: not an ISO-8601 time: {since!r}") from None
     with Gate(load(ctx)) as gate:
         rows = gate.journal.entries(since)
         if fmt == "json":

@@ -50,7 +50,9 @@ class LazyGroup(click.Group):
         if entry is None:
             return None
         module_name, _, attr = entry[0].partition(":")
-        return getattr(importlib.import_module(module_name), attr)
+        command = getattr(importlib.import_module(module_name), attr)
+        assert isinstance(command, click.Command), entry[0]
+        return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, self.commands_map[name][1]) for name in self.list_commands(ctx)]

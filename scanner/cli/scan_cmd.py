@@ -11,18 +11,23 @@ from __future__ import annotations
 import dataclasses
 import signal
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from scanner.cli.main import load, stop_on_signals
 from scanner.config import ReaderConfig
 from scanner.read.hygiene import Payload, Rejected
-from scanner.read.pipeline import Stats, build_pipeline, latency_ms
+from scanner.read.pipeline import Stats, latency_ms
 from scanner.read.sources import SOURCES
 
+if TYPE_CHECKING:
+    from scanner.app import Gate
+    from scanner.decide.model import Direction
+    from scanner.gatekeeper import CheckResult
 
-def decision_line(payload: Payload, result: Any) -> str:
+
+def decision_line(payload: Payload, result: CheckResult) -> str:
     """One line for a CheckResult: reason, colour, barcode, message, check latency, and
     the whole scan-to-decision time (frame grab or line arrival to journaled decision)."""
     d = result.decision
@@ -30,11 +35,12 @@ def decision_line(payload: Payload, result: Any) -> str:
             f"{result.latency_ms:.2f} ms (scan to decision {latency_ms(payload):.1f} ms)")
 
 
-def run_scan(reader: ReaderConfig, check: Callable[[Payload], Any],
+def run_scan(gate: Gate, reader: ReaderConfig, direction: Direction,
              echo: Callable[..., None] = click.echo) -> Stats:
     """Read and decide until stopped; SIGTERM and SIGINT stop it cleanly."""
-    pipeline = build_pipeline(
-        reader, check,
+    keeper = gate.gatekeeper
+    pipeline = gate.pipeline(
+        reader, lambda payload: keeper.check(payload.text, direction),
         on_result=lambda payload, result: echo(decision_line(payload, result)),
         on_reject=lambda rejected: echo(Rejected.line(rejected)),
         on_status=lambda line: echo(line, err=True))
@@ -69,17 +75,15 @@ def _overrides(options: dict[str, Any]) -> dict[str, Any]:
 @click.option("--layout", default=None, help="Keyboard layout of the wedge: us or de.")
 @click.option("--decoder", default=None, help="Image decoder: auto, zxing or pyzbar.")
 @click.pass_context
-def scan(ctx: click.Context, direction: str, **options: Any) -> None:
+def scan(ctx: click.Context, /, direction: str, **options: Any) -> None:
     """Read codes from a camera or scanner and decide each one, until stopped."""
     from scanner.app import Gate
     from scanner.decide.model import Direction
 
     config = load(ctx)
     reader = dataclasses.replace(config.reader, **_overrides(options))
-    way = Direction(direction.upper())
     with Gate(dataclasses.replace(config, reader=reader)) as gate:
-        keeper = gate.gatekeeper
-        stats = run_scan(reader, lambda payload: keeper.check(payload.text, way))
+        stats = run_scan(gate, reader, Direction(direction.upper()))
     rejected = sum(stats.rejected.values())
     click.echo(f"{stats.accepted} decided, {rejected} rejected, "
                f"{stats.duplicates} duplicates", err=True)

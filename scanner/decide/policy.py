@@ -107,7 +107,8 @@ class Policy:
         server_types: dict[str, frozenset[str]] = {}
         windows: dict[str, tuple[timedelta, timedelta]] = {}
         server_events: list[str] = []
-        for item in scan.get("events") if isinstance(scan.get("events"), list) else ():
+        listed = scan.get("events")
+        for item in listed if isinstance(listed, list) else ():
             event_id = item.get("eventId") if isinstance(item, dict) else None
             if not isinstance(event_id, str) or event_id in server_events:
                 continue

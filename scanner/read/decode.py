@@ -42,6 +42,7 @@ class Decoder(Protocol):
     name: str
     formats: tuple[str, ...]
     errors: int             # decode calls that raised and were contained
+    busy_ms: float          # wall time spent in decode calls, found or not (for benchmarks)
 
     def decode(self, grey: Any, *, full: bool) -> list[Decoded]: ...
 

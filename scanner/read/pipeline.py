@@ -1,5 +1,7 @@
 """The read pipeline: sources -> hygiene -> sink, for ``gate scan`` and the gate daemon.
 
+``scanner.app.Gate.pipeline`` builds one from a reader's configuration.
+
 Each source runs in its own thread (a blocking serial read or a camera decode must not hold
 up another source); one consumer thread, the caller of ``run()``, applies hygiene and calls
 the sink, so the sink (the gatekeeper, its SQLite store) sees one read at a time, in
@@ -15,15 +17,14 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from hardware.sources import RawRead, ReadSource, StatusFn, ignore_status
-from scanner.config import ReaderConfig
 from scanner.read.hygiene import Hygiene, Payload, Rejected
-from scanner.read.sources import SourceFactory, open_source
 
 log = logging.getLogger(__name__)
 
-Sink = Callable[[Payload], object]
+R = TypeVar("R")  # what the sink returns for a read: a CheckResult for the gatekeeper
 # Reads waiting for the consumer; a full queue blocks the source thread, and a camera
 # then drops stale frames instead of queueing them.
 QUEUE_SIZE = 64
@@ -45,23 +46,25 @@ def _ignore(*_args: object) -> None:
     """Default callback: the caller did not ask to hear about this."""
 
 
-class Pipeline:
+class Pipeline(Generic[R]):
     """``run()`` blocks until every source has ended or ``stop()`` is called.
 
     Callbacks run on the consumer thread: ``on_result(payload, result)`` after the sink,
-    ``on_reject(rejected)`` for a read hygiene refused, ``on_status(line)`` for device news.
+    ``on_reject(rejected)`` for a read hygiene refused, ``on_status(line)`` for device news;
+    each is optional.
     """
 
-    def __init__(self, sources: Sequence[ReadSource], hygiene: Hygiene, sink: Sink, *,
-                 on_result: Callable[[Payload, object], None] = _ignore,
-                 on_reject: Callable[[Rejected], None] = _ignore,
-                 on_status: StatusFn = ignore_status) -> None:
+    def __init__(self, sources: Sequence[ReadSource], hygiene: Hygiene,
+                 sink: Callable[[Payload], R], *,
+                 on_result: Callable[[Payload, R], object] | None = None,
+                 on_reject: Callable[[Rejected], object] | None = None,
+                 on_status: StatusFn | None = None) -> None:
         self.sources = list(sources)
         self.hygiene = hygiene
         self.sink = sink
-        self.on_result = on_result
-        self.on_reject = on_reject
-        self.on_status = on_status
+        self.on_result = on_result or _ignore
+        self.on_reject = on_reject or _ignore
+        self.on_status = on_status or ignore_status
         self.stats = Stats()
         self._queue: queue.Queue[RawRead | ReadSource] = queue.Queue(QUEUE_SIZE)
         self._stopped = threading.Event()
@@ -141,17 +144,6 @@ class Pipeline:
                 except queue.Full:
                     if self._stopped.is_set():
                         break
-
-
-def build_pipeline(config: ReaderConfig, sink: Sink, *,
-                   on_result: Callable[[Payload, object], None] = _ignore,
-                   on_reject: Callable[[Rejected], None] = _ignore,
-                   on_status: StatusFn = ignore_status,
-                   factories: dict[str, SourceFactory] | None = None) -> Pipeline:
-    """The pipeline ``reader`` configures: its source, its hygiene, the given sink."""
-    source = open_source(config, on_status, factories)
-    return Pipeline([source], Hygiene(config.max_length, config.dedup_window), sink,
-                    on_result=on_result, on_reject=on_reject, on_status=on_status)
 
 
 def latency_ms(payload: Payload, decided_ns: int | None = None) -> float:

@@ -1,12 +1,12 @@
 """Configuration name -> source factory. The only place ``reader.source`` is interpreted.
 
-Tests and the daemon pass their own ``factories`` mapping to add a fake or a replay source
-instead of patching anything here.
+Tests pass their own ``factories`` mapping (through ``Gate(sources=...)``) to add a fake or
+a replay source instead of patching anything here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from hardware.sources import ReadSource, StatusFn, ignore_status
 from scanner.config import ReaderConfig
@@ -64,12 +64,13 @@ SOURCES: dict[str, SourceFactory] = {
 }
 
 
-def open_source(config: ReaderConfig, on_status: StatusFn = ignore_status,
-                factories: dict[str, SourceFactory] | None = None) -> ReadSource:
+def open_source(config: ReaderConfig, on_status: StatusFn | None = None,
+                factories: Mapping[str, SourceFactory] | None = None) -> ReadSource:
+    """The source ``config.source`` names; ``on_status`` hears its device news."""
     factories = SOURCES if factories is None else factories
     try:
         factory = factories[config.source]
     except KeyError:
         raise ConfigError(f"reader.source: unknown {config.source!r}; "
                           f"choose from {', '.join(sorted(factories))}") from None
-    return factory(config, on_status)
+    return factory(config, on_status or ignore_status)

@@ -198,9 +198,9 @@ class SimServer:
     def url(self) -> str:
         if self._httpd is None:
             raise RuntimeError("SimServer is not started")
-        host, port = self._httpd.server_address[:2]
-        host = f"[{host}]" if ":" in str(host) else host
-        return f"http://{host}:{port}"
+        address, port = self._httpd.server_address[:2]
+        host = address.decode() if isinstance(address, bytes) else str(address)
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
     def start(self) -> SimServer:
         if self._httpd is not None:

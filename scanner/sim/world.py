@@ -212,7 +212,7 @@ class World:
         """``n`` random changes of every kind: (kind, ticket after, or before a delete)."""
         kinds = [kind for kind, _ in MUTATION_MIX]
         weights = [weight for _, weight in MUTATION_MIX]
-        done = []
+        done: list[tuple[str, dict[str, Any]]] = []
         with self._lock:
             for _ in range(n):
                 kind = self._rng.choices(kinds, weights)[0]
