@@ -16,10 +16,16 @@ from test_hardware_kit import in_thread, wait_for
 from test_run_kit import Loop, NotifySocket
 
 from scanner.cli.main import stop_on_signals
+from scanner.run.notify import Notifier
 from scanner.run.supervisor import EXIT_FAILURE, Supervisor
 from scanner.run.worker import Stage, Worker
 
-FAST = {"tick": 0.01, "restart_floor": 0.02, "stop_grace": 2.0}
+
+def fast(workers: list[Worker], notifier: Notifier | None = None, *, restart_limit: int = 5,
+         stop_grace: float = 2.0) -> Supervisor:
+    """A supervisor that checks every 10 ms and restarts after 20 ms, doubling."""
+    return Supervisor(workers, notifier, tick=0.01, restart_floor=0.02,
+                      restart_limit=restart_limit, stop_grace=stop_grace)
 
 
 @pytest.fixture
@@ -50,7 +56,7 @@ class Running:
 
 def test_a_worker_that_raises_is_restarted_and_the_others_go_on() -> None:
     flaky, steady = Loop("flaky"), Loop("steady")
-    running = Running(Supervisor([flaky, steady], **FAST))
+    running = Running(fast([flaky, steady]))
     try:
         wait_for(lambda: flaky.rounds and steady.rounds, "both workers to run")
         flaky.crash.set()
@@ -100,7 +106,7 @@ def test_a_death_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
 def test_a_hung_worker_stops_the_watchdog_pings(listener: NotifySocket,
                                                 caplog: pytest.LogCaptureFixture) -> None:
     stuck, steady = Loop("stuck"), Loop("steady")
-    supervisor = Supervisor([stuck, steady], listener.notifier(watchdog=0.1), **FAST)
+    supervisor = fast([stuck, steady], listener.notifier(watchdog=0.1))
     running = Running(supervisor)
     try:
         wait_for(lambda: "WATCHDOG=1" in listener.drain(), "a first watchdog ping")
@@ -120,7 +126,7 @@ def test_a_hung_worker_stops_the_watchdog_pings(listener: NotifySocket,
 
 def test_a_hung_worker_that_lets_go_when_stopped_is_restarted(listener: NotifySocket) -> None:
     stuck = Loop("stuck", release_on_stop=True)
-    supervisor = Supervisor([stuck], listener.notifier(watchdog=0.1), **FAST)
+    supervisor = fast([stuck], listener.notifier(watchdog=0.1))
     running = Running(supervisor)
     try:
         wait_for(lambda: stuck.rounds, "the worker to run")
@@ -135,7 +141,7 @@ def test_a_hung_worker_that_lets_go_when_stopped_is_restarted(listener: NotifySo
 def test_an_essential_worker_that_keeps_crashing_ends_the_supervisor_non_zero() -> None:
     lane, reader = Loop("lane", essential=True, stage=Stage.LANE), Loop("reader")
     lane.crash_always = True
-    supervisor = Supervisor([lane, reader], restart_limit=3, **FAST)
+    supervisor = fast([lane, reader], restart_limit=3)
     assert supervisor.run(threading.Event()) == EXIT_FAILURE
     assert lane.starts == 4  # the first start and three restarts
     assert not reader.running  # the rest was stopped in order
@@ -144,7 +150,7 @@ def test_an_essential_worker_that_keeps_crashing_ends_the_supervisor_non_zero() 
 def test_a_non_essential_worker_is_restarted_beyond_the_limit() -> None:
     camera = Loop("camera")
     camera.crash_always = True
-    running = Running(Supervisor([camera], restart_limit=2, **FAST))
+    running = Running(fast([camera], restart_limit=2))
     wait_for(lambda: camera.starts > 4, "restarts beyond the limit")
     assert running.end() == 0
 

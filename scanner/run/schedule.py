@@ -77,7 +77,7 @@ class _JobState:
     kick_pending: bool = False
 
 
-class _GuardedScheduler(BackgroundScheduler):  # type: ignore[misc]
+class _GuardedScheduler(BackgroundScheduler):
     """Runs ``before_jobs`` each time the scheduler wakes, before it reads its clock."""
 
     def __init__(self, before_jobs: Callable[[], None], **options: Any) -> None:
@@ -86,7 +86,7 @@ class _GuardedScheduler(BackgroundScheduler):  # type: ignore[misc]
 
     def _process_jobs(self) -> float | None:
         self._before_jobs()
-        return super()._process_jobs()  # type: ignore[no-any-return]
+        return super()._process_jobs()
 
 
 class Scheduler(Worker):
