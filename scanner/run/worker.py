@@ -1,0 +1,101 @@
+"""The one shape of every long-running loop: a named worker in its own thread.
+
+A worker has a ``start()``, an idempotent ``stop()`` and a ``heartbeat`` (monotonic time of
+its last beat) that must not get older than its declared ``heartbeat_timeout``. Subclasses
+write ``run()``: loop until ``stopping`` is set, call ``beat()`` each round, and return. A
+``run()`` that raises or returns unasked has died; one that stops beating has hung. The
+supervisor (``scanner.run.supervisor``) tells the two apart and restarts the worker.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from enum import IntEnum
+
+from scanner.errors import GateError
+
+
+class WorkerExited(GateError, RuntimeError):
+    """A worker's ``run()`` returned although nobody asked it to stop."""
+
+
+class Stage(IntEnum):
+    """Where a worker sits in the flow; SIGTERM stops the stages in this order."""
+
+    READER = 0      # no new reads first,
+    LANE = 1        # then the decision in flight is finished and journaled,
+    BACKGROUND = 2  # sync and upload jobs,
+    OUTPUT = 3      # and the relay last, so a grant in flight still opens the gate
+
+
+class Worker(ABC):
+    def __init__(self, name: str, *, heartbeat_timeout: float, stage: Stage = Stage.BACKGROUND,
+                 essential: bool = False, clock: Callable[[], float] = time.monotonic) -> None:
+        self.name = name
+        self.heartbeat_timeout = heartbeat_timeout
+        self.stage = stage
+        self.essential = essential  # a process that cannot keep it alive must exit
+        self.clock = clock
+        self.heartbeat = clock()
+        self.failure: BaseException | None = None
+        self.stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"
+
+    @abstractmethod
+    def run(self) -> None:
+        """The loop. Runs in the worker's thread; may run again after it raised or returned."""
+
+    def interrupt(self) -> None:  # noqa: B027 - an optional hook, empty by default
+        """Unblock a ``run()`` stuck in I/O (close a port, wake a queue); called by ``stop()``."""
+
+    def beat(self) -> None:
+        self.heartbeat = self.clock()
+
+    def stale(self, now: float) -> bool:
+        return now - self.heartbeat > self.heartbeat_timeout
+
+    @property
+    def running(self) -> bool:
+        thread = self._thread
+        return thread is not None and thread.is_alive()
+
+    def start(self) -> None:
+        with self._lock:
+            if self.running:
+                raise RuntimeError(f"worker {self.name} is already running")
+            self.stopping.clear()
+            self.failure = None
+            self.beat()  # a fresh start gets a full heartbeat_timeout to beat
+            self._thread = threading.Thread(target=self._main, name=self.name, daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Ask the worker to end; calling it again, or before ``start()``, does nothing more."""
+        with self._lock:
+            if self.stopping.is_set():
+                return
+            self.stopping.set()
+        self.interrupt()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the thread to end; True if it has (or never started)."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+        return not self.running
+
+    def _main(self) -> None:
+        try:
+            self.run()
+        except Exception as exc:  # the supervisor reports it and restarts the worker
+            self.failure = exc
+            return
+        if not self.stopping.is_set():
+            self.failure = WorkerExited(f"worker {self.name} returned without being stopped")
