@@ -47,7 +47,8 @@ def test_unknown_key_is_named_with_a_suggestion(tmp_path: Path) -> None:
 
 def test_wrong_type_is_named(tmp_path: Path) -> None:
     path = write(tmp_path / "gate.toml", '[sync]\npage_size = "many"\n')
-    with pytest.raises(ConfigError, match=r"sync\.page_size: expected an integer, got 'many'"):
+    expected = r"sync\.page_size: expected an integer from 1 to 1000, got 'many'"
+    with pytest.raises(ConfigError, match=expected):
         load_config(path, env={})
 
 

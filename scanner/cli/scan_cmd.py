@@ -77,7 +77,7 @@ def scan(ctx: click.Context, direction: str, **options: Any) -> None:
     config = load(ctx)
     reader = dataclasses.replace(config.reader, **_overrides(options))
     way = Direction(direction.upper())
-    with Gate(dataclasses.replace(config, reader=reader)) as gate:
+    with Gate(dataclasses.replace(config, readers=(reader,))) as gate:
         keeper = gate.gatekeeper
         stats = run_scan(reader, lambda payload: keeper.check(payload.text, way))
     rejected = sum(stats.rejected.values())
