@@ -1,11 +1,14 @@
 """Configuration: frozen value objects loaded once from TOML plus environment overrides.
 
 Precedence: defaults < TOML file (``GATE_CONFIG``) < environment. The environment names are
-fixed: GATE_API_URL, GATE_API_TOKEN, GATE_API_TOKEN_FILE, GATE_EVENTS, GATE_DB, GATE_ID.
-The token is never read from the TOML file itself, only from its own file (mode 0600) or the
-environment, so it can never leak through a shared config file.
+fixed (``ENVIRONMENT`` below). The token is never read from the TOML file itself, only from
+its own file (mode 0600) or the environment, so it can never leak through a shared config
+file; the mesh credentials likewise come from their own file.
 
-Every error names the key: ``sync.page_size: expected an integer, got 'many'``.
+The whole file is checked when it is read: every key, type, range and enumerated value, each
+declared beside its field with ``setting()`` (see ``scanner.config_schema``). Any mistake is
+one ConfigError line naming the key and what it accepts:
+``upload.batch_size: expected an integer from 1 to 1000, got 0``.
 """
 
 from __future__ import annotations
@@ -14,16 +17,26 @@ import dataclasses
 import os
 import stat
 import tomllib
-import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hardware.keymaps import LAYOUTS
+from hardware.serial_reader import parse_terminator
+from scanner.config_schema import (
+    PIN_TEXT,
+    api_url_problem,
+    build,
+    mesh_url_problem,
+    pin_problem,
+    setting,
+)
 from scanner.decide.barcode import DEFAULT_MAX_READ_LENGTH
+from scanner.decide.model import Direction
 from scanner.errors import ConfigError
-from scanner.read.decode import KNOWN_FORMATS
+from scanner.read.decode import DECODERS, KNOWN_FORMATS
+from scanner.read.sources import SOURCES
 
 DEFAULT_API_URL = "https://vivenu.com"
 DEFAULT_DB = "gate.db"
@@ -31,15 +44,51 @@ DEFAULT_CONNECT_TIMEOUT = 3.0
 DEFAULT_READ_TIMEOUT = 15.0
 DEFAULT_RETRIES = 5
 DEFAULT_SYNC_INTERVAL = 10.0
+# The API's own bound on ``top`` (1..1000); more is a 400.
 DEFAULT_PAGE_SIZE = 1000
+MAX_PAGE_SIZE = 1000
 # Delta windows overlap the previous one by this much: device and server clocks differ,
 # and a ticket written just before ``until`` may become visible only after we asked.
 DEFAULT_WINDOW_OVERLAP = 120.0
 DEFAULT_RECONCILE_EVERY = 6 * 3600.0
 DEFAULT_LOOKUP_DEADLINE_MS = 400.0
 DEFAULT_UPLOAD_BATCH = 500
+MAX_UPLOAD_BATCH = 1000
 DEFAULT_UPLOAD_INTERVAL = 5.0
 DEFAULT_DEDUP_WINDOW = 2.0
+DEFAULT_RELAY_PULSE_MS = 500
+# Shorter pulses are missed by common turnstile controllers; longer ones let two through.
+MIN_RELAY_PULSE_MS = 100
+MAX_RELAY_PULSE_MS = 60_000
+DEFAULT_PASSAGE_TIMEOUT = 5.0
+DEFAULT_WEB_HOST = "127.0.0.1"
+DEFAULT_WEB_PORT = 8080
+DEFAULT_HEARTBEAT_TIMEOUT = 30.0
+# /me ticketSyncInterval's documented range, which an override must respect too.
+MIN_RUN_SYNC_INTERVAL = 5.0
+MAX_RUN_SYNC_INTERVAL = 900.0
+
+# Enumerations, each taken from the code that interprets it.
+SOURCE_NAMES = tuple(SOURCES)
+DECODER_NAMES = ("auto", *DECODERS)
+LAYOUT_NAMES = tuple(LAYOUTS)
+DIRECTIONS = tuple(d.value for d in Direction)
+CHECKOUT_POLICIES = ("allow", "deny")
+# gpiozero's GPIOZERO_PIN_FACTORY names: lgpio on a Pi 5 / bookworm, mock in tests and demo.
+PIN_FACTORIES = ("mock", "lgpio", "rpigpio", "pigpio", "native")
+
+
+# Environment variable -> dotted key it overrides.
+ENVIRONMENT = {
+    "GATE_API_URL": "api.url",
+    "GATE_API_TOKEN_FILE": "api.token_file",
+    "GATE_EVENTS": "events",
+    "GATE_DB": "db",
+    "GATE_JOURNAL_DB": "journal_db",
+    "GATE_ID": "gate_id",
+    "GATE_MESH_URL": "mesh.url",
+}
+_NOT_SHOWN = "(value not shown: it may be a token)"
 
 
 class Secret:
@@ -68,23 +117,35 @@ class Secret:
         return bool(self._value)
 
 
+def _terminator_problem(value: Any) -> str | None:
+    try:
+        parse_terminator(value)
+    except ValueError:
+        return f"expected {_TERMINATOR_TEXT}, got {value!r}"
+    return None
+
+
+_TERMINATOR_TEXT = 'CR, LF, CRLF or the literal bytes (e.g. "\\x03")'
+
+
 @dataclass(frozen=True)
 class ApiConfig:
-    url: str = DEFAULT_API_URL
-    token_file: str | None = None
-    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
-    read_timeout: float = DEFAULT_READ_TIMEOUT
-    retries: int = DEFAULT_RETRIES
+    url: str = setting(DEFAULT_API_URL, check=api_url_problem,
+                       text="an https:// URL (plain http only to loopback)")
+    token_file: str | None = setting(None, nonempty=True)
+    connect_timeout: float = setting(DEFAULT_CONNECT_TIMEOUT, above=0)
+    read_timeout: float = setting(DEFAULT_READ_TIMEOUT, above=0)
+    retries: int = setting(DEFAULT_RETRIES, lo=0)
     # Filled from GATE_API_TOKEN or the token file, never from TOML.
     token: Secret = field(default_factory=lambda: Secret(""), repr=False)
 
 
 @dataclass(frozen=True)
 class SyncConfig:
-    interval: float = DEFAULT_SYNC_INTERVAL
-    page_size: int = DEFAULT_PAGE_SIZE
-    window_overlap: float = DEFAULT_WINDOW_OVERLAP
-    reconcile_every: float = DEFAULT_RECONCILE_EVERY
+    interval: float = setting(DEFAULT_SYNC_INTERVAL, above=0)
+    page_size: int = setting(DEFAULT_PAGE_SIZE, lo=1, hi=MAX_PAGE_SIZE)
+    window_overlap: float = setting(DEFAULT_WINDOW_OVERLAP, lo=0)
+    reconcile_every: float = setting(DEFAULT_RECONCILE_EVERY, above=0)
 
 
 @dataclass(frozen=True)
@@ -101,59 +162,181 @@ class PolicyConfig:
     # Entry-permission ids this gate serves; empty: entry lists are not checked.
     entries: tuple[str, ...] = ()
     # What an OUT without a prior IN does: "allow" (record it) or "deny".
-    checkout_without_checkin: str = "deny"
+    checkout_without_checkin: str = setting("deny", choices=CHECKOUT_POLICIES)
 
 
 @dataclass(frozen=True)
 class LookupConfig:
     """Online fallback for barcodes missing from the store; 0 turns it off."""
 
-    deadline_ms: float = DEFAULT_LOOKUP_DEADLINE_MS
+    deadline_ms: float = setting(DEFAULT_LOOKUP_DEADLINE_MS, lo=0)
 
 
 @dataclass(frozen=True)
 class UploadConfig:
-    batch_size: int = DEFAULT_UPLOAD_BATCH
-    interval: float = DEFAULT_UPLOAD_INTERVAL
+    batch_size: int = setting(DEFAULT_UPLOAD_BATCH, lo=1, hi=MAX_UPLOAD_BATCH)
+    interval: float = setting(DEFAULT_UPLOAD_INTERVAL, above=0)
 
 
 @dataclass(frozen=True)
 class ReaderConfig:
-    """Which source feeds the gate and how; see hardware/."""
+    """One source feeding the gate and how; see hardware/. ``[[readers]]`` lists several."""
 
-    source: str = "stdin"  # camera | serial | hid | stdin
-    dedup_window: float = DEFAULT_DEDUP_WINDOW
-    max_length: int = DEFAULT_MAX_READ_LENGTH
+    source: str = setting("stdin", choices=SOURCE_NAMES)
+    # Which way a person passing this reader goes, and the turnstile (lane) it serves.
+    direction: str = setting("IN", choices=DIRECTIONS)
+    lane: str = setting("main", nonempty=True)
+    name: str = ""  # empty: named by source and position
+    dedup_window: float = setting(DEFAULT_DEDUP_WINDOW, lo=0)
+    max_length: int = setting(DEFAULT_MAX_READ_LENGTH, lo=1)
     # camera
-    camera: str = "0"
-    width: int = 640
-    height: int = 480
-    fps: float = 30.0
-    formats: tuple[str, ...] = KNOWN_FORMATS
-    full_every: int = 5
-    decoder: str = "auto"  # zxing | pyzbar | auto (zxing-cpp, pyzbar if it cannot import)
+    camera: str = setting("0", nonempty=True)
+    width: int = setting(640, lo=1)
+    height: int = setting(480, lo=1)
+    fps: float = setting(30.0, above=0)
+    formats: tuple[str, ...] = setting(KNOWN_FORMATS, choices=KNOWN_FORMATS, nonempty=True)
+    full_every: int = setting(5, lo=1)
+    # zxing-cpp, pyzbar, or auto: zxing-cpp, pyzbar if it cannot import
+    decoder: str = setting("auto", choices=DECODER_NAMES)
     # serial
-    port: str = "/dev/ttyACM0"
-    baud: int = 9600
-    terminator: str = "\r\n"
+    port: str = setting("/dev/ttyACM0", nonempty=True)
+    baud: int = setting(9600, lo=1)
+    terminator: str = setting("\r\n", check=_terminator_problem, text=_TERMINATOR_TEXT)
     prefix: str = ""
     suffix: str = ""
     # hid
     device: str = ""
-    layout: str = "us"
+    layout: str = setting("us", choices=LAYOUT_NAMES)
+
+    def problem(self) -> tuple[str, str] | None:
+        if self.source == "hid" and not self.device:
+            return ("device", "the hid source needs an evdev device path, "
+                              "e.g. /dev/input/by-id/usb-...-event-kbd")
+        if self.name and not self.name.isprintable():
+            return ("name", f"expected a printable string, got {self.name!r}")
+        return None
+
+
+@dataclass(frozen=True)
+class OutputsConfig:
+    """The turnstile's relay, lights, buzzer and optional inputs, on gpiozero pins."""
+
+    pin_factory: str = setting("lgpio", choices=PIN_FACTORIES)
+    relay_pin: int | str | None = setting(None, check=pin_problem, text=PIN_TEXT)
+    relay_pulse_ms: int = setting(DEFAULT_RELAY_PULSE_MS, lo=MIN_RELAY_PULSE_MS,
+                                  hi=MAX_RELAY_PULSE_MS)
+    relay_active_high: bool = True
+    green_pin: int | str | None = setting(None, check=pin_problem, text=PIN_TEXT)
+    red_pin: int | str | None = setting(None, check=pin_problem, text=PIN_TEXT)
+    buzzer_pin: int | str | None = setting(None, check=pin_problem, text=PIN_TEXT)
+    # The turnstile's PASS contact: a grant with no passage within the timeout did not pass.
+    passage_pin: int | str | None = setting(None, check=pin_problem, text=PIN_TEXT)
+    passage_timeout: float = setting(DEFAULT_PASSAGE_TIMEOUT, above=0)
+    # A normally closed fire-alarm loop: open means hold every lane open.
+    fire_alarm_pin: int | str | None = setting(None, check=pin_problem, text=PIN_TEXT)
+
+    def problem(self) -> tuple[str, str] | None:
+        seen: dict[str, str] = {}
+        for f in dataclasses.fields(self):
+            pin = getattr(self, f.name) if f.name.endswith("_pin") else None
+            if pin is None:
+                continue
+            # 17, "GPIO17" and "BCM17" are one pin; header names are compared as written.
+            same = str(pin).upper().removeprefix("GPIO").removeprefix("BCM")
+            if same in seen:
+                return (f.name, f"pin {pin!r} is already outputs.{seen[same]}")
+            seen[same] = f.name
+        return None
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    """The kiosk page, /api/status, /healthz and /metrics served by ``gate run``."""
+
+    host: str = setting(DEFAULT_WEB_HOST, nonempty=True)
+    port: int = setting(DEFAULT_WEB_PORT, lo=1, hi=65535)
+    # The hashed steward PIN; needed before the page may be served beyond loopback.
+    pin_file: str | None = setting(None, nonempty=True)
+    # Read-only status without login when served beyond loopback; off: holder names are
+    # personal data.
+    status_open: bool = False
+
+    def problem(self) -> tuple[str, str] | None:
+        from scanner.vivenu.urls import is_loopback
+
+        if not is_loopback(self.host) and not self.pin_file:
+            return ("pin_file", f"required when web.host ({self.host!r}) is not loopback: "
+                                "changes need a login there")
+        return None
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """The daemon's own timing."""
+
+    # Delta sync period; None: follow /me ticketSyncInterval.
+    sync_interval: float | None = setting(None, lo=MIN_RUN_SYNC_INTERVAL,
+                                          hi=MAX_RUN_SYNC_INTERVAL)
+    # A worker whose heartbeat is older than this is hung: the watchdog stops.
+    heartbeat_timeout: float = setting(DEFAULT_HEARTBEAT_TIMEOUT, above=0)
+    # Seconds between watchdog pings; None: half of systemd's WatchdogSec.
+    watchdog: float | None = setting(None, above=0)
+
+
+@dataclass(frozen=True)
+class MeshConfig:
+    """Gates of a venue sharing scans over MQTT; an empty ``url`` is a gate on its own."""
+
+    url: str = setting("", check=mesh_url_problem, text="an mqtt:// or mqtts:// URL")
+    key_file: str | None = setting(None, nonempty=True)          # the venue's HMAC key
+    credentials_file: str | None = setting(None, nonempty=True)  # username and password
+    ca_file: str | None = setting(None, nonempty=True)
+    cert_file: str | None = setting(None, nonempty=True)         # client certificate
+    client_key_file: str | None = setting(None, nonempty=True)   # its private key
+
+    def problem(self) -> tuple[str, str] | None:
+        from urllib.parse import urlsplit
+
+        from scanner.vivenu.urls import is_loopback
+
+        if not self.url:
+            return None
+        if not self.key_file:
+            return ("key_file", "required with mesh.url: every message is signed with the "
+                                "venue's key")
+        parts = urlsplit(self.url.strip())
+        if parts.scheme.lower() == "mqtt" and self.credentials_file \
+                and not is_loopback(parts.hostname or ""):
+            return ("url", f"plain mqtt:// would send the credentials in clear to "
+                           f"{parts.hostname!r}; use mqtts://")
+        if bool(self.cert_file) != bool(self.client_key_file):
+            return ("cert_file", "give cert_file and client_key_file together")
+        return None
 
 
 @dataclass(frozen=True)
 class GateConfig:
-    gate_id: str = "gate"
-    db: str = DEFAULT_DB
+    gate_id: str = setting("gate", nonempty=True)
+    db: str = setting(DEFAULT_DB, nonempty=True)
+    # The journal's own database; empty: beside the ticket store.
+    journal_db: str = ""
     events: tuple[str, ...] = ()
     api: ApiConfig = field(default_factory=ApiConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     lookup: LookupConfig = field(default_factory=LookupConfig)
     upload: UploadConfig = field(default_factory=UploadConfig)
-    reader: ReaderConfig = field(default_factory=ReaderConfig)
+    # From [[readers]] tables, or the single [reader] table as a one-element list.
+    readers: tuple[ReaderConfig, ...] = field(default_factory=lambda: (ReaderConfig(),))
+    outputs: OutputsConfig = field(default_factory=OutputsConfig)
+    web: WebConfig = field(default_factory=WebConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    mesh: MeshConfig = field(default_factory=MeshConfig)
+
+    @property
+    def reader(self) -> ReaderConfig:
+        """The first reader: what single-reader commands (``gate scan``) use."""
+        return self.readers[0]
 
     @property
     def db_url(self) -> str:
@@ -164,13 +347,25 @@ class GateConfig:
 
 
 # Keys the TOML file may not set, with the reason given to the operator.
-_FORBIDDEN = {"api.token": "put the token in its own file (api.token_file, mode 0600) "
-                           "or GATE_API_TOKEN, never in the config file"}
+_FORBIDDEN = {
+    "api.token": "put the token in its own file (api.token_file, mode 0600) "
+                 "or GATE_API_TOKEN, never in the config file",
+    "mesh.username": "put it in mesh.credentials_file (mode 0600), never in the config file",
+    "mesh.password": "put it in mesh.credentials_file (mode 0600), never in the config file",
+}
 
 
 def load_config(path: str | os.PathLike[str] | None = None,
                 env: Mapping[str, str] | None = None) -> GateConfig:
-    """Load the configuration; raises ConfigError with the offending key on any mistake."""
+    """Load and check the configuration; raises ConfigError naming the key on any mistake."""
+    return load_config_sources(path, env)[0]
+
+
+def load_config_sources(path: str | os.PathLike[str] | None = None,
+                        env: Mapping[str, str] | None = None
+                        ) -> tuple[GateConfig, dict[str, str]]:
+    """The configuration and, per dotted key not at its default, where it came from
+    (``file`` or ``env GATE_DB``)."""
     env = os.environ if env is None else env
     path = path or env.get("GATE_CONFIG") or None
     data: dict[str, Any] = {}
@@ -179,94 +374,124 @@ def load_config(path: str | os.PathLike[str] | None = None,
             data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"GATE_CONFIG: no such file: {path}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"GATE_CONFIG: cannot read {path}: {exc}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     for key, why in _FORBIDDEN.items():
         section, _, name = key.partition(".")
-        if name in data.get(section, {}):
+        table = data.get(section)
+        if isinstance(table, dict) and name in table:
             raise ConfigError(f"{key}: not allowed in the config file: {why}")
-    _apply_env(data, env)
-    config = _build(GateConfig, data, "")
-    token = _read_token(config.api, env)
-    return dataclasses.replace(config, api=dataclasses.replace(config.api, token=token))
+    reader_tables, reader_key = _reader_tables(data)
+    sources = {key: "file" for key in _keys(data)}
+    sources.update({f"{reader_key(i)}.{k}": "file"
+                    for i, table in enumerate(reader_tables) for k in table})
+    overridden = _apply_env(data, env)
+    sources.update({key: f"env {var}" for var, key in overridden.items()})
+    try:
+        config = build(GateConfig, data, "")
+    except ConfigError as exc:
+        raise _blame_env(exc, overridden) from None
+    readers = tuple(build(ReaderConfig, table, f"{reader_key(i)}.")
+                    for i, table in enumerate(reader_tables)) or config.readers
+    _check_readers(readers, reader_key)
+    token = _read_token(config.api, env, overridden)
+    if env.get("GATE_API_TOKEN"):
+        sources["api.token"] = "env GATE_API_TOKEN"
+    elif token:
+        sources["api.token"] = "api.token_file"
+    api = dataclasses.replace(config.api, token=token)
+    return dataclasses.replace(config, api=api, readers=readers), sources
 
 
-def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> None:
-    api = data.setdefault("api", {})
-    if "GATE_API_URL" in env:
-        api["url"] = env["GATE_API_URL"]
-    if "GATE_API_TOKEN_FILE" in env:
-        api["token_file"] = env["GATE_API_TOKEN_FILE"]
-    if "GATE_EVENTS" in env:
-        data["events"] = [e.strip() for e in env["GATE_EVENTS"].split(",") if e.strip()]
-    if "GATE_DB" in env:
-        data["db"] = env["GATE_DB"]
-    if "GATE_ID" in env:
-        data["gate_id"] = env["GATE_ID"]
+def _keys(data: dict[str, Any]) -> list[str]:
+    """Dotted keys of the file's scalars and one-level tables (readers are listed apart)."""
+    keys = []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            keys += [f"{key}.{inner}" for inner in value]
+        else:
+            keys.append(key)
+    return keys
 
 
-def _read_token(api: ApiConfig, env: Mapping[str, str]) -> Secret:
+def _reader_tables(data: dict[str, Any]) -> tuple[list[Any], Any]:
+    """Pops ``[reader]`` or ``[[readers]]``; returns the tables and how to name their keys."""
+    if "reader" in data and "readers" in data:
+        raise ConfigError("readers: give either one [reader] table or [[readers]] tables, "
+                          "not both")
+    if "reader" in data:
+        return [data.pop("reader")], lambda _i: "reader"
+    tables = data.pop("readers", None)
+    if tables is None:
+        return [], lambda _i: "reader"
+    if not isinstance(tables, list) or not tables:
+        raise ConfigError("readers: expected one or more [[readers]] tables")
+    return tables, lambda i: f"readers[{i}]"
+
+
+def _check_readers(readers: tuple[ReaderConfig, ...], key: Any) -> None:
+    names: dict[str, int] = {}
+    for i, reader in enumerate(readers):
+        if reader.name and reader.name in names:
+            raise ConfigError(f"{key(i)}.name: {reader.name!r} is already "
+                              f"{key(names[reader.name])}")
+        names[reader.name] = i
+    stdin = [i for i, r in enumerate(readers) if r.source == "stdin"]
+    if len(stdin) > 1:
+        raise ConfigError(f"{key(stdin[1])}.source: only one reader can read stdin")
+
+
+def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, str]:
+    """Writes the environment's overrides into ``data``; returns variable -> dotted key."""
+    applied = {}
+    for var, key in ENVIRONMENT.items():
+        if var not in env:
+            continue
+        value: Any = env[var]
+        if var == "GATE_EVENTS":
+            value = [e.strip() for e in value.split(",") if e.strip()]
+        section, _, name = key.rpartition(".")
+        table = data.setdefault(section, {}) if section else data
+        if isinstance(table, dict):  # else build() names the section as not a table
+            table[name] = value
+            applied[var] = key
+    return applied
+
+
+def _blame_env(exc: ConfigError, overridden: dict[str, str]) -> ConfigError:
+    """Adds which variable set the offending key, since the file does not show it."""
+    message = str(exc)
+    for var, key in overridden.items():
+        if message.startswith(f"{key}:"):
+            return ConfigError(f"{message} (set by {var})")
+    return exc
+
+
+def _read_token(api: ApiConfig, env: Mapping[str, str], overridden: dict[str, str]) -> Secret:
     if env.get("GATE_API_TOKEN"):
         return Secret(env["GATE_API_TOKEN"].strip())
     if not api.token_file:
         return Secret("")
+    key = "GATE_API_TOKEN_FILE" if "GATE_API_TOKEN_FILE" in overridden else "api.token_file"
     token_path = Path(api.token_file).expanduser()
+    # Until the path is known to exist it may be the token itself, pasted in the wrong place.
     try:
         mode = token_path.stat().st_mode
+    except FileNotFoundError:
+        raise ConfigError(f"{key}: no such file {_NOT_SHOWN}") from None
+    except OSError as exc:
+        raise ConfigError(f"{key}: cannot read the file: {exc.strerror} {_NOT_SHOWN}") from None
+    try:
         text = token_path.read_text(encoding="utf-8").strip()
     except OSError as exc:
-        raise ConfigError(f"api.token_file: cannot read {token_path}: {exc.strerror}") from None
+        raise ConfigError(f"{key}: cannot read {token_path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{key}: {token_path} is not UTF-8 text") from None
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigError(f"api.token_file: {token_path} is readable by others "
+        raise ConfigError(f"{key}: {token_path} is readable by others "
                           f"(mode {stat.S_IMODE(mode):o}); run: chmod 600 {token_path}")
     if not text:
-        raise ConfigError(f"api.token_file: {token_path} is empty")
+        raise ConfigError(f"{key}: {token_path} is empty")
     return Secret(text)
-
-
-def _build(cls: type, data: Any, prefix: str) -> Any:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a table")
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls) if f.init}
-    for key in data:
-        if key not in known:
-            close = [k for k in known if k.replace("_", "") == key.replace("_", "").lower()]
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            raise ConfigError(f"{prefix}{key}: unknown key{hint}")
-    values = {}
-    for key, raw in data.items():
-        values[key] = _coerce(hints[key], raw, f"{prefix}{key}")
-    return cls(**values)
-
-
-def _coerce(kind: Any, raw: Any, key: str) -> Any:
-    if dataclasses.is_dataclass(kind):
-        return _build(kind, raw, key + ".")
-    origin = typing.get_origin(kind)
-    if origin in (types.UnionType, typing.Union):
-        options = [a for a in typing.get_args(kind) if a is not type(None)]
-        return None if raw is None else _coerce(options[0], raw, key)
-    if origin is tuple:
-        if isinstance(raw, str):
-            raw = [part.strip() for part in raw.split(",") if part.strip()]
-        if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
-            raise ConfigError(f"{key}: expected a list of strings, got {raw!r}")
-        return tuple(raw)
-    if kind is bool:
-        if isinstance(raw, bool):
-            return raw
-        raise ConfigError(f"{key}: expected true or false, got {raw!r}")
-    if kind is int:
-        if isinstance(raw, int) and not isinstance(raw, bool):
-            return raw
-        raise ConfigError(f"{key}: expected an integer, got {raw!r}")
-    if kind is float:
-        if isinstance(raw, int | float) and not isinstance(raw, bool):
-            return float(raw)
-        raise ConfigError(f"{key}: expected a number, got {raw!r}")
-    if kind is str:
-        if isinstance(raw, str):
-            return raw
-        raise ConfigError(f"{key}: expected a string, got {raw!r}")
-    raise ConfigError(f"{key}: cannot be set from the config file")

@@ -37,7 +37,8 @@ def test_bad_config_value_is_one_line_exit_2(tmp_path: Path) -> None:
     proc = gate("status", env={"GATE_CONFIG": str(config), "GATE_DB": str(tmp_path / "g.db")})
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        "gate: configuration error: upload.batch_size: expected an integer, got 'lots'"]
+        "gate: configuration error: upload.batch_size: expected an integer from 1 to 1000, "
+        "got 'lots'"]
     assert "Traceback" not in proc.stderr
 
 

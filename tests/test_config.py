@@ -47,7 +47,8 @@ def test_unknown_key_is_named_with_a_suggestion(tmp_path: Path) -> None:
 
 def test_wrong_type_is_named(tmp_path: Path) -> None:
     path = write(tmp_path / "gate.toml", '[sync]\npage_size = "many"\n')
-    with pytest.raises(ConfigError, match=r"sync\.page_size: expected an integer, got 'many'"):
+    expected = r"sync\.page_size: expected an integer from 1 to 1000, got 'many'"
+    with pytest.raises(ConfigError, match=expected):
         load_config(path, env={})
 
 
@@ -112,3 +113,79 @@ def test_local_zone_follows_tz_and_falls_back_to_utc(monkeypatch: pytest.MonkeyP
     assert str(local_zone()) == "Europe/Berlin"
     monkeypatch.setenv("TZ", "Not/AZone")
     assert local_zone() is UTC
+
+
+@pytest.mark.parametrize("url", ["https://vivenu.com", "https://vivenu.com/base/",
+                                 "http://127.0.0.1:8765", "http://localhost:9", "http://[::1]:9"])
+def test_https_and_loopback_http_urls_are_accepted(url: str) -> None:
+    assert load_config(env={"GATE_API_URL": url}).api.url == url
+
+
+@pytest.mark.parametrize(("url", "secret"), [
+    ("https://user:hunter2-secret@vivenu.com", "hunter2-secret"),
+    ("https://tok-abc123secret@vivenu.com", "tok-abc123secret"),
+    ("https://vivenu.com/?token=abc123secret", "abc123secret"),
+    ("https://vivenu.com/#abc123secret", "abc123secret"),
+    ("abc123secret", "abc123secret"),            # the token pasted where the URL belongs
+    ("https://vivenu.com:abc123secret", "abc123secret"),
+])
+def test_bad_api_url_is_refused_without_echoing_the_secret_part(url: str, secret: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(env={"GATE_API_URL": url})
+    message = str(info.value)
+    assert message.startswith("api.url: ")
+    assert message.endswith("(set by GATE_API_URL)")
+    assert secret not in message
+
+
+def test_plain_http_to_a_remote_host_names_only_the_host(tmp_path: Path) -> None:
+    path = write(tmp_path / "gate.toml", '[api]\nurl = "http://vivenu.example/x"\n')
+    with pytest.raises(ConfigError, match=r"^api\.url: plain http:// is allowed only to "
+                                          r"loopback, not to 'vivenu\.example'; use https://$"):
+        load_config(path, env={})
+
+
+def test_token_pasted_as_token_file_is_not_printed_back() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(env={"GATE_API_TOKEN_FILE": "eyJhbGciOi.s3cr3t-value"})
+    assert str(info.value) == ("GATE_API_TOKEN_FILE: no such file "
+                               "(value not shown: it may be a token)")
+
+
+def test_token_pasted_as_token_file_in_the_file_is_not_printed_back(tmp_path: Path) -> None:
+    path = write(tmp_path / "gate.toml", '[api]\ntoken_file = "s3cr3t-value"\n')
+    with pytest.raises(ConfigError, match=r"^api\.token_file: no such file") as info:
+        load_config(path, env={})
+    assert "s3cr3t-value" not in str(info.value)
+
+
+def test_overlong_token_as_token_file_is_not_printed_back() -> None:
+    token = "x" * 5000  # stat() fails with ENAMETOOLONG, not ENOENT
+    with pytest.raises(ConfigError, match="value not shown") as info:
+        load_config(env={"GATE_API_TOKEN_FILE": token})
+    assert token not in str(info.value)
+
+
+def test_existing_token_file_problem_names_its_path(tmp_path: Path) -> None:
+    token = write(tmp_path / "token", "")
+    os.chmod(token, 0o600)
+    with pytest.raises(ConfigError, match=f"api.token_file: {token} is empty"):
+        load_config(write(tmp_path / "gate.toml", f'[api]\ntoken_file = "{token}"\n'), env={})
+
+
+def test_env_override_that_is_wrong_names_its_variable() -> None:
+    with pytest.raises(ConfigError, match=r"^gate_id: .* \(set by GATE_ID\)$"):
+        load_config(env={"GATE_ID": "north\x1b[2J"})
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_non_finite_numbers_are_refused(tmp_path: Path, value: str) -> None:
+    path = write(tmp_path / "gate.toml", f"[sync]\ninterval = {value}\n")
+    with pytest.raises(ConfigError, match=r"^sync\.interval: expected a number > 0"):
+        load_config(path, env={})
+
+
+def test_a_table_given_as_a_scalar_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path / "gate.toml", 'api = "token"\n')
+    with pytest.raises(ConfigError, match=r"^api: expected a table$"):
+        load_config(path, env={"GATE_API_URL": "https://vivenu.com"})

@@ -82,7 +82,7 @@ def scan(ctx: click.Context, /, direction: str, **options: Any) -> None:
 
     config = load(ctx)
     reader = dataclasses.replace(config.reader, **_overrides(options))
-    with Gate(dataclasses.replace(config, reader=reader)) as gate:
+    with Gate(dataclasses.replace(config, readers=(reader,))) as gate:
         stats = run_scan(gate, reader, Direction(direction.upper()))
     rejected = sum(stats.rejected.values())
     click.echo(f"{stats.accepted} decided, {rejected} rejected, "

@@ -7,12 +7,15 @@ a replay source instead of patching anything here.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from hardware.sources import ReadSource, StatusFn, ignore_status
-from scanner.config import ReaderConfig
 from scanner.errors import ConfigError
 
-SourceFactory = Callable[[ReaderConfig, StatusFn], ReadSource]
+if TYPE_CHECKING:  # scanner.config takes the source names from SOURCES below
+    from scanner.config import ReaderConfig
+
+SourceFactory = Callable[["ReaderConfig", StatusFn], ReadSource]
 
 
 def _camera(config: ReaderConfig, on_status: StatusFn) -> ReadSource:

@@ -1,0 +1,91 @@
+"""``gate config check``: validate the configuration and print what the gate will use.
+
+The token is shown only as set or unset. Values not at their default say where they came
+from (``# file``, ``# env GATE_DB``), so an operator sees which override won.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+import click
+import orjson
+
+from scanner.config import GateConfig, load_config_sources
+
+
+@click.group()
+def config() -> None:
+    """Check and print the configuration."""
+
+
+@config.command()
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of TOML.")
+@click.pass_context
+def check(ctx: click.Context, as_json: bool) -> int:
+    """Validate the configuration; print the effective values (exit 2 on a mistake)."""
+    loaded, sources = load_config_sources(ctx.find_root().obj.get("config_path"))
+    doc = effective(loaded)
+    if as_json:
+        click.echo(orjson.dumps({"config": doc, "sources": sources},
+                                option=orjson.OPT_INDENT_2).decode())
+    else:
+        click.echo(render_toml(doc, sources))
+    click.echo("configuration OK", err=True)
+    return 0
+
+
+def effective(config: GateConfig) -> dict[str, Any]:
+    """The configuration as plain data; the token is "set" or "unset", never its value."""
+    doc = dataclasses.asdict(config)
+    doc["api"]["token"] = "set" if config.api.token else "unset"
+    return _plain(doc)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def render_toml(doc: dict[str, Any], sources: dict[str, str]) -> str:
+    """TOML that loads back to the same configuration; ``None`` values become comments."""
+    top = {k: v for k, v in doc.items() if not isinstance(v, dict | list) or k == "events"}
+    lines = _table(top, "", sources)
+    for name, value in doc.items():
+        if isinstance(value, dict):
+            lines += ["", f"[{name}]", *_table(value, f"{name}.", sources)]
+    for i, reader in enumerate(doc["readers"]):
+        # Sources name a single [reader] table's keys reader.x, a list's readers[i].x.
+        prefix = f"readers[{i}]." if len(doc["readers"]) > 1 else "reader."
+        lines += ["", "[[readers]]", *_table(reader, prefix, sources)]
+    return "\n".join(lines)
+
+
+def _table(values: dict[str, Any], prefix: str, sources: dict[str, str]) -> list[str]:
+    lines = []
+    for key, value in values.items():
+        origin = sources.get(prefix + key)
+        note = f"  # {origin}" if origin else ""
+        if key == "token" and prefix == "api.":
+            lines.append(f"# token: {value}{note}")  # never loadable from TOML, by design
+        elif value is None:
+            lines.append(f"# {key} = (unset){note}")
+        else:
+            lines.append(f"{key} = {_toml_value(value)}{note}")
+    return lines
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    # JSON's escapes are a subset of TOML basic strings'.
+    return json.dumps(value)
