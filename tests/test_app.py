@@ -132,8 +132,8 @@ def test_a_bad_api_url_stops_the_command_at_start_in_one_line_exit_2(
                                    "GATE_DB": str(tmp_path / "gate.db")}, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        "gate: configuration error: api.url: plain http is allowed only to loopback, "
-        "not to 'example.com'; use https://"]
+        "gate: configuration error: api.url: plain http:// is allowed only to loopback, "
+        "not to 'example.com'; use https:// (set by GATE_API_URL)"]
     assert proc.stdout == ""
 
 
