@@ -1,0 +1,141 @@
+"""An upload that cannot mark scans sent stops: a read-only journal never floods the server.
+
+The journal is made read-only the way SQLite itself sees a read-only disk, and even for
+root (who writes through a chmod): the file-format *write version* in the database header
+(byte 18) is set to 3, which SQLite must treat as read-only, so every write fails with
+SQLITE_READONLY ("attempt to write a readonly database") as on an SD card remounted
+read-only, while reads go on. No mount privileges, no fakes: the real file, the real
+driver, the simulator over loopback HTTP counting what it receives.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_journal_kit import open_journal
+from test_outbox import journal_scans, server_barcodes
+
+from scanner.journal import Journal
+from scanner.upload.outbox import Outbox, UploadReport
+
+SCANS = 500
+BATCH = 100
+_WRITE_VERSION_OFFSET = 18
+
+
+def set_read_only(journal: Journal, path: Path, read_only: bool = True) -> None:
+    """Make every later write to the journal's database fail (or work again)."""
+    journal.close()
+    journal.engine.dispose()  # open connections keep the header they read
+    with sqlite3.connect(path) as conn:  # nothing left in the WAL to overwrite the header
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    with path.open("r+b") as db:
+        db.seek(_WRITE_VERSION_OFFSET)
+        db.write(bytes([3 if read_only else 2]))
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "gate.db"
+
+
+@pytest.fixture
+def journal(db: Path):
+    with open_journal(db) as j:
+        yield j
+
+
+@pytest.fixture
+def event(sim_world) -> str:
+    return sim_world.event_ids[0]
+
+
+class RemountedDuringPost:
+    """The real client; the disk goes read-only while the first request is in flight, so
+    the server acknowledges a batch that the journal then cannot mark sent."""
+
+    def __init__(self, api: Any, journal: Journal, db: Path) -> None:
+        self.api, self.journal, self.db = api, journal, db
+        self.posts = 0
+
+    def post_scans(self, event_id: str, scans: list[dict[str, Any]]) -> dict[str, Any]:
+        answer: dict[str, Any] = self.api.post_scans(event_id, scans)
+        self.posts += 1
+        if self.posts == 1:
+            set_read_only(self.journal, self.db)
+        return answer
+
+
+def test_the_read_only_journal_really_refuses_writes(journal, db, event):
+    journal_scans(journal, event, 1)
+    set_read_only(journal, db)
+    with pytest.raises(Exception, match="readonly"):
+        journal.check_writable()
+
+
+def test_a_journal_that_cannot_be_written_sends_nothing(journal, db, api_client, sim_world,
+                                                        event):
+    journal_scans(journal, event, SCANS)
+    set_read_only(journal, db)
+    outbox = Outbox(journal, api_client, batch_size=BATCH)
+    reports = [outbox.drain_once() for _ in range(3)]
+    assert sim_world.scans == []
+    assert [(r.sent, r.batches, len(r.errors)) for r in reports] == [(0, 0, 1)] * 3
+    assert "readonly" in reports[0].errors[0] and "\n" not in reports[0].errors[0]
+    assert journal.stats()["queue_depth"] == SCANS
+
+
+def test_a_batch_the_journal_could_not_mark_is_never_sent_again(journal, db, api_client,
+                                                                sim_world, event):
+    journal_scans(journal, event, SCANS)
+    api = RemountedDuringPost(api_client, journal, db)
+    outbox = Outbox(journal, api, batch_size=BATCH)
+    first = outbox.drain_once()
+    assert (len(sim_world.scans), first.sent, first.batches) == (BATCH, 0, 1)
+    assert "cannot mark sent" in first.errors[0] and "not sent again" in first.errors[0]
+    for _ in range(3):
+        assert not outbox.drain_once().ok
+    assert (len(sim_world.scans), api.posts) == (BATCH, 1)
+
+
+def test_once_the_journal_is_writable_the_held_batch_is_marked_not_resent(
+        journal, db, api_client, sim_world, event):
+    barcodes = journal_scans(journal, event, SCANS)
+    outbox = Outbox(journal, RemountedDuringPost(api_client, journal, db), batch_size=BATCH)
+    outbox.drain_once()
+    outbox.drain_once()
+    set_read_only(journal, db, read_only=False)
+    report = outbox.drain_once()
+    assert (report.sent, report.errors) == (SCANS - BATCH, [])
+    assert server_barcodes(sim_world) == Counter(barcodes)  # each scan exactly once
+    assert journal.stats()["queue_depth"] == 0
+
+
+def test_the_upload_loop_stops_posting_after_the_failed_mark(journal, db, api_client,
+                                                             sim_world, event, caplog):
+    journal_scans(journal, event, SCANS)
+    api = RemountedDuringPost(api_client, journal, db)
+    outbox = Outbox(journal, api, batch_size=BATCH)
+    stop = threading.Event()
+    reports: list[UploadReport] = []
+
+    def count(report: UploadReport) -> None:
+        reports.append(report)
+        if len(reports) >= 5:
+            stop.set()
+
+    worker = threading.Thread(target=outbox.run_forever, args=(stop, 0.005, count))
+    worker.start()
+    worker.join(timeout=30)
+    stop.set()
+    assert not worker.is_alive()
+    assert (len(sim_world.scans), api.posts) == (BATCH, 1)
+    assert [r.ok for r in reports] == [False] * 5
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "Traceback" not in caplog.text  # one line, not one a drain
