@@ -28,16 +28,22 @@ BATCH = 100
 _WRITE_VERSION_OFFSET = 18
 
 
-def set_read_only(journal: Journal, path: Path, read_only: bool = True) -> None:
-    """Make every later write to the journal's database fail (or work again)."""
-    journal.close()
-    journal.engine.dispose()  # open connections keep the header they read
+def set_read_only(path: Path, read_only: bool = True) -> None:
+    """Make every later write to the SQLite file ``path`` fail (or work again); connections
+    opened before keep the header they read, so none may be open."""
     with sqlite3.connect(path) as conn:  # nothing left in the WAL to overwrite the header
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
     with path.open("r+b") as db:
         db.seek(_WRITE_VERSION_OFFSET)
         db.write(bytes([3 if read_only else 2]))
+
+
+def remount(journal: Journal, path: Path, read_only: bool = True) -> None:
+    """``set_read_only`` under an open journal: its connections are closed first."""
+    journal.close()
+    journal.engine.dispose()
+    set_read_only(path, read_only)
 
 
 @pytest.fixture
@@ -68,13 +74,13 @@ class RemountedDuringPost:
         answer: dict[str, Any] = self.api.post_scans(event_id, scans)
         self.posts += 1
         if self.posts == 1:
-            set_read_only(self.journal, self.db)
+            remount(self.journal, self.db)
         return answer
 
 
 def test_the_read_only_journal_really_refuses_writes(journal, db, event):
     journal_scans(journal, event, 1)
-    set_read_only(journal, db)
+    remount(journal, db)
     with pytest.raises(Exception, match="readonly"):
         journal.check_writable()
 
@@ -82,7 +88,7 @@ def test_the_read_only_journal_really_refuses_writes(journal, db, event):
 def test_a_journal_that_cannot_be_written_sends_nothing(journal, db, api_client, sim_world,
                                                         event):
     journal_scans(journal, event, SCANS)
-    set_read_only(journal, db)
+    remount(journal, db)
     outbox = Outbox(journal, api_client, batch_size=BATCH)
     reports = [outbox.drain_once() for _ in range(3)]
     assert sim_world.scans == []
@@ -110,7 +116,7 @@ def test_once_the_journal_is_writable_the_held_batch_is_marked_not_resent(
     outbox = Outbox(journal, RemountedDuringPost(api_client, journal, db), batch_size=BATCH)
     outbox.drain_once()
     outbox.drain_once()
-    set_read_only(journal, db, read_only=False)
+    remount(journal, db, read_only=False)
     report = outbox.drain_once()
     assert (report.sent, report.errors) == (SCANS - BATCH, [])
     assert server_barcodes(sim_world) == Counter(barcodes)  # each scan exactly once
@@ -139,3 +145,24 @@ def test_the_upload_loop_stops_posting_after_the_failed_mark(journal, db, api_cl
     assert [r.ok for r in reports] == [False] * 5
     errors = [r for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 1 and "Traceback" not in caplog.text  # one line, not one a drain
+
+
+def test_upload_once_on_a_read_only_journal_fails_in_one_line_and_sends_nothing(
+        tmp_path, sim_server, monkeypatch, capsys):
+    from scanner.cli.main import main
+
+    event = sim_server.world.event_ids[0]
+    for name, value in {"GATE_API_URL": sim_server.url, "GATE_API_TOKEN": sim_server.token,
+                        "GATE_EVENTS": event, "GATE_DB": str(tmp_path / "gate.db")}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("GATE_CONFIG", raising=False)
+    monkeypatch.delenv("GATE_API_TOKEN_FILE", raising=False)
+    assert main(["check", "UNKNOWN-000001"]) == 1  # journaled, pending for the one event
+    set_read_only(tmp_path / "gate.db")
+    capsys.readouterr()
+    code = main(["upload", "--once"])
+    _, err = capsys.readouterr()
+    assert (code, sim_server.world.scans) == (1, [])
+    assert [line for line in err.splitlines() if line.startswith("error:")] == [
+        "error: upload stopped: journal: OperationalError: attempt to write a readonly database"]
+    assert "Traceback" not in err
