@@ -9,9 +9,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from test_journal_kit import make_gate, make_ticket
 from test_outbox_readonly import set_read_only
 
 from scanner.cli.child import gate_argv, gate_env
+from scanner.decide.model import Direction, Reason
 from scanner.printable import KEPT_READ_CHARS
 
 
@@ -68,3 +70,15 @@ def test_scan_exits_1_and_counts_the_failures_when_the_journal_is_unwritable(env
     assert done.returncode == 1
     assert err.splitlines()[-1] == "0 decided, 1 rejected, 0 duplicates, 3 failed"
     assert "Traceback" not in err and "readonly" in err
+
+
+def test_a_refused_read_is_never_granted_even_if_its_text_is_a_ticket(tmp_path):
+    ticket = make_ticket(1)
+    with make_gate(tmp_path) as built:
+        built.store.upsert([ticket])
+        result = built.gatekeeper.check(ticket.barcode, Direction.IN,
+                                        refused="cut by the device (TOO_LONG)")
+        [row] = built.journal.entries()
+    assert (result.decision.granted, result.decision.reason) == (False, Reason.MALFORMED_READ)
+    assert (row["message"], row["upload_state"], row["ticket_id"]) == (
+        "Unreadable code: cut by the device (TOO_LONG)", "local", None)
