@@ -8,6 +8,9 @@ read-only, while reads go on. No mount privileges, no fakes: the real file, the 
 driver, the simulator over loopback HTTP counting what it receives.
 """
 
+# The fixtures ``journal``, ``db_path`` and ``event`` are test_journal's and test_outbox's.
+# ruff: noqa: F811
+
 from __future__ import annotations
 
 import sqlite3
@@ -17,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_journal_kit import open_journal
-from test_outbox import journal_scans, server_barcodes
+from test_journal import db_path, journal  # noqa: F401
+from test_outbox import event, journal_scans, server_barcodes  # noqa: F401
 
 from scanner.journal import Journal
 from scanner.upload.outbox import Outbox, UploadReport
@@ -46,22 +49,6 @@ def remount(journal: Journal, path: Path, read_only: bool = True) -> None:
     set_read_only(path, read_only)
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "gate.db"
-
-
-@pytest.fixture
-def journal(db: Path):
-    with open_journal(db) as j:
-        yield j
-
-
-@pytest.fixture
-def event(sim_world) -> str:
-    return sim_world.event_ids[0]
-
-
 class RemountedDuringPost:
     """The real client; the disk goes read-only while the first request is in flight, so
     the server acknowledges a batch that the journal then cannot mark sent."""
@@ -78,17 +65,17 @@ class RemountedDuringPost:
         return answer
 
 
-def test_the_read_only_journal_really_refuses_writes(journal, db, event):
+def test_the_read_only_journal_really_refuses_writes(journal, db_path, event):
     journal_scans(journal, event, 1)
-    remount(journal, db)
+    remount(journal, db_path)
     with pytest.raises(Exception, match="readonly"):
         journal.check_writable()
 
 
-def test_a_journal_that_cannot_be_written_sends_nothing(journal, db, api_client, sim_world,
-                                                        event):
+def test_a_journal_that_cannot_be_written_sends_nothing(journal, db_path, api_client,
+                                                        sim_world, event):
     journal_scans(journal, event, SCANS)
-    remount(journal, db)
+    remount(journal, db_path)
     outbox = Outbox(journal, api_client, batch_size=BATCH)
     reports = [outbox.drain_once() for _ in range(3)]
     assert sim_world.scans == []
@@ -97,10 +84,10 @@ def test_a_journal_that_cannot_be_written_sends_nothing(journal, db, api_client,
     assert journal.stats()["queue_depth"] == SCANS
 
 
-def test_a_batch_the_journal_could_not_mark_is_never_sent_again(journal, db, api_client,
+def test_a_batch_the_journal_could_not_mark_is_never_sent_again(journal, db_path, api_client,
                                                                 sim_world, event):
     journal_scans(journal, event, SCANS)
-    api = RemountedDuringPost(api_client, journal, db)
+    api = RemountedDuringPost(api_client, journal, db_path)
     outbox = Outbox(journal, api, batch_size=BATCH)
     first = outbox.drain_once()
     assert (len(sim_world.scans), first.sent, first.batches) == (BATCH, 0, 1)
@@ -111,22 +98,22 @@ def test_a_batch_the_journal_could_not_mark_is_never_sent_again(journal, db, api
 
 
 def test_once_the_journal_is_writable_the_held_batch_is_marked_not_resent(
-        journal, db, api_client, sim_world, event):
+        journal, db_path, api_client, sim_world, event):
     barcodes = journal_scans(journal, event, SCANS)
-    outbox = Outbox(journal, RemountedDuringPost(api_client, journal, db), batch_size=BATCH)
+    outbox = Outbox(journal, RemountedDuringPost(api_client, journal, db_path), batch_size=BATCH)
     outbox.drain_once()
     outbox.drain_once()
-    remount(journal, db, read_only=False)
+    remount(journal, db_path, read_only=False)
     report = outbox.drain_once()
     assert (report.sent, report.errors) == (SCANS - BATCH, [])
     assert server_barcodes(sim_world) == Counter(barcodes)  # each scan exactly once
     assert journal.stats()["queue_depth"] == 0
 
 
-def test_the_upload_loop_stops_posting_after_the_failed_mark(journal, db, api_client,
+def test_the_upload_loop_stops_posting_after_the_failed_mark(journal, db_path, api_client,
                                                              sim_world, event, caplog):
     journal_scans(journal, event, SCANS)
-    api = RemountedDuringPost(api_client, journal, db)
+    api = RemountedDuringPost(api_client, journal, db_path)
     outbox = Outbox(journal, api, batch_size=BATCH)
     stop = threading.Event()
     reports: list[UploadReport] = []
@@ -151,9 +138,9 @@ def test_upload_once_on_a_read_only_journal_fails_in_one_line_and_sends_nothing(
         tmp_path, sim_server, monkeypatch, capsys):
     from scanner.cli.main import main
 
-    event = sim_server.world.event_ids[0]
     for name, value in {"GATE_API_URL": sim_server.url, "GATE_API_TOKEN": sim_server.token,
-                        "GATE_EVENTS": event, "GATE_DB": str(tmp_path / "gate.db")}.items():
+                        "GATE_EVENTS": sim_server.world.event_ids[0],
+                        "GATE_DB": str(tmp_path / "gate.db")}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("GATE_CONFIG", raising=False)
     monkeypatch.delenv("GATE_API_TOKEN_FILE", raising=False)
