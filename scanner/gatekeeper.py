@@ -23,18 +23,19 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from scanner.clock import Clock, utc_now
 from scanner.decide.barcode import check_read
-from scanner.decide.model import Decision, Direction, ScanHistory
+from scanner.decide.model import Decision, Direction, Feedback, Reason, ScanHistory
 from scanner.decide.policy import Policy
 from scanner.decide.rules import decide
 from scanner.errors import NotFound, StoreError
 from scanner.journal.ids import new_scan_id
 from scanner.journal.journal import Journal
+from scanner.printable import unreadable_form
 from scanner.tickets import Ticket, TicketStatus, utc_iso
 
 log = logging.getLogger("scanner.gatekeeper")
@@ -135,13 +136,26 @@ class Gatekeeper:
         self._timer = timer
         self._pool: ThreadPoolExecutor | None = None
 
-    def check(self, barcode: str, direction: Direction) -> CheckResult:
-        """Decide one read and journal it durably; the gate may act once this returns."""
+    def check(self, barcode: str, direction: Direction, *,
+              refused: str | None = None) -> CheckResult:
+        """Decide one read and journal it durably; the gate may act once this returns.
+
+        ``refused`` says why the reader already refused the read (bytes that are not UTF-8,
+        control characters): it is then journaled as MALFORMED_READ with that reason, so
+        every presented code is audited. A malformed read is journaled in its escaped,
+        bounded form (``unreadable_form``), whatever its characters.
+        """
         scan_id = new_scan_id()
         started = self._timer()
         now = self._clock()
         policy = self._policy()
-        decision = self._decide(barcode, direction, now, policy)
+        if refused is None:
+            decision = self._decide(barcode, direction, now, policy)
+        else:
+            decision = Decision(False, Reason.MALFORMED_READ, f"Unreadable code: {refused}",
+                                Feedback.RED, direction, barcode)
+        if decision.reason is Reason.MALFORMED_READ:
+            decision = replace(decision, barcode=unreadable_form(barcode))
         decided_ms = (self._timer() - started) * 1000
         scanned_at = utc_iso(now + timedelta(seconds=self._clock_offset()))
         self.journal.record(decision, scan_id=scan_id, scanned_at=scanned_at,

@@ -13,7 +13,7 @@ from test_hardware_kit import WAIT, in_thread, wait_for
 
 from hardware.sources import RawRead
 from scanner.config import ReaderConfig
-from scanner.errors import ConfigError
+from scanner.errors import ConfigError, StoreError
 from scanner.read.hygiene import Hygiene, Payload, Rejected
 from scanner.read.pipeline import Pipeline
 from scanner.read.sources import open_source
@@ -82,6 +82,20 @@ def test_a_failing_sink_is_counted_and_the_pipeline_goes_on() -> None:
     stats = rec.pipeline([ListSource(["VT-BAD", "VT-GOOD"])], sink).run()
     assert rec.results == [("VT-GOOD", "ok")]
     assert stats.sink_errors == 1 and rec.status == ["error deciding a read from fake; see log"]
+
+
+def test_a_failing_reject_journal_is_counted_in_one_line_and_the_pipeline_goes_on() -> None:
+    rec = Recorder()
+    pipeline = rec.pipeline([ListSource([b"\xff", "VT-GOOD"])])
+
+    def journal_reject(rejected: Rejected) -> None:
+        raise StoreError("cannot journal scan 1: attempt to write a readonly database")
+
+    pipeline.on_reject = journal_reject
+    stats = pipeline.run()
+    assert (stats.sink_errors, stats.decided, rec.results) == (1, 1, [("VT-GOOD", "vt-good")])
+    assert rec.status == ["error deciding a read from fake: cannot journal scan 1: "
+                          "attempt to write a readonly database"]
 
 
 def test_a_failing_source_is_reported_and_others_keep_running() -> None:

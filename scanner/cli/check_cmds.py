@@ -4,6 +4,9 @@ and its audit trail, from the command line.
 ``gate check`` goes through ``Gate.gatekeeper.check``, the same call the daemon makes: the
 scan is decided, journaled durably and queued for upload. Its exit code is 0 when granted
 and 1 when denied (a fault also exits 1, with an error line on stderr and nothing on stdout).
+
+Whatever was journaled is shown with its control and bidirectional characters escaped
+(``scanner.printable.escape``): a read or a server's answer cannot drive the terminal.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import orjson
 
 from scanner.app import Gate
 from scanner.cli.main import load, stop_on_signals
+from scanner.printable import escape
 
 # Columns of ``gate journal --csv`` and of its text lines, in order.
 JOURNAL_COLUMNS = ("seq", "scan_id", "scanned_at", "gate_id", "event_id", "ticket_id",
@@ -50,7 +54,7 @@ def check(ctx: click.Context, barcode: str, direction: str, as_json: bool) -> in
         click.echo(orjson.dumps(doc).decode())
     else:
         where = "offline" if doc["offline"] else "online"
-        click.echo(f"{doc['reason']}: {doc['message']}")
+        click.echo(escape(f"{doc['reason']}: {doc['message']}"))
         click.echo(f"  scan {doc['scan_id']} at {doc['scanned_at']}, {where}, "
                    f"{doc['latency_ms']:.2f} ms")
     return 0 if doc["granted"] else 1
@@ -83,7 +87,7 @@ def upload(ctx: click.Context, once: bool, requeue_rejected: bool, as_json: bool
         click.echo(f"sent {report.sent} scan(s) in {report.batches} request(s), "
                    f"{report.rejected} rejected; {queue['queue_depth']} still pending")
         for error in report.errors:
-            click.echo(f"error: {error}", err=True)
+            click.echo(escape(f"error: {error}"), err=True)
     return 0 if report.ok else 1
 
 
@@ -117,10 +121,13 @@ def journal(ctx: click.Context, since: str | None, fmt: str | None) -> None:
 
 
 def _cell(value: Any) -> Any:
-    return "" if value is None else value
+    """A CSV cell; text escaped, as an auditor opens the file in a terminal or a sheet."""
+    if value is None:
+        return ""
+    return escape(value) if isinstance(value, str) else value
 
 
 def _line(row: dict[str, Any]) -> str:
     upload = row["upload_state"] + (f" ({row['upload_error']})" if row["upload_error"] else "")
-    return (f"{row['seq']:>6} {row['scanned_at']} {row['gate_id']} {row['direction']:<3} "
-            f"{row['result']:<4} {row['reason']:<24} {row['barcode']} {upload}")
+    return escape(f"{row['seq']:>6} {row['scanned_at']} {row['gate_id']} {row['direction']:<3} "
+                  f"{row['result']:<4} {row['reason']:<24} {row['barcode']} {upload}")

@@ -1,7 +1,8 @@
 """``gate scan``: read codes from a camera, a handheld or stdin and decide each one.
 
 Prints one line per decision (``GRANTED  green  ABCD1234  Welcome (VIP) 0.21 ms``) and one
-per rejected read, on stdout; device news (vanished, reopened) goes to stderr. Runs until
+per rejected read (journaled too, as MALFORMED_READ), on stdout, control characters
+escaped; device news (vanished, reopened) goes to stderr. Runs until
 SIGINT or SIGTERM, or end of input for stdin. The decision is ``gate.gatekeeper.check``,
 the same call the daemon makes, so every scan is journaled and queued for upload.
 """
@@ -17,6 +18,7 @@ import click
 
 from scanner.cli.main import load, stop_on_signals
 from scanner.config import ReaderConfig
+from scanner.printable import escape
 from scanner.read.hygiene import Payload, Rejected
 from scanner.read.pipeline import Stats, latency_ms
 from scanner.read.sources import SOURCES
@@ -37,13 +39,19 @@ def decision_line(payload: Payload, result: CheckResult) -> str:
 
 def run_scan(gate: Gate, reader: ReaderConfig, direction: Direction,
              echo: Callable[..., None] = click.echo) -> Stats:
-    """Read and decide until stopped; SIGTERM and SIGINT stop it cleanly."""
+    """Read and decide until stopped; SIGTERM and SIGINT stop it cleanly. Every read is
+    journaled: one that hygiene refused as MALFORMED_READ, before its line is shown."""
     keeper = gate.gatekeeper
+
+    def on_reject(rejected: Rejected) -> None:
+        keeper.check(rejected.text, direction, refused=rejected.why)
+        echo(escape(rejected.line()))
+
     pipeline = gate.pipeline(
         reader, lambda payload: keeper.check(payload.text, direction),
-        on_result=lambda payload, result: echo(decision_line(payload, result)),
-        on_reject=lambda rejected: echo(Rejected.line(rejected)),
-        on_status=lambda line: echo(line, err=True))
+        on_result=lambda payload, result: echo(escape(decision_line(payload, result))),
+        on_reject=on_reject,
+        on_status=lambda line: echo(escape(line), err=True))
     # SIGTERM only: Ctrl-C stays a KeyboardInterrupt (caught below), which lands at once,
     # even in the middle of a check, where a handler would wait for the check to return.
     with stop_on_signals(signal.SIGTERM, on_stop=pipeline.stop):
@@ -75,8 +83,12 @@ def _overrides(options: dict[str, Any]) -> dict[str, Any]:
 @click.option("--layout", default=None, help="Keyboard layout of the wedge: us or de.")
 @click.option("--decoder", default=None, help="Image decoder: auto, zxing or pyzbar.")
 @click.pass_context
-def scan(ctx: click.Context, /, direction: str, **options: Any) -> None:
-    """Read codes from a camera or scanner and decide each one, until stopped."""
+def scan(ctx: click.Context, /, direction: str, **options: Any) -> int:
+    """Read codes from a camera or scanner and decide each one, until stopped.
+
+    Every read is journaled, a refused one as MALFORMED_READ. Exit code 1 when any
+    decision could not be made or journaled (the summary says how many).
+    """
     from scanner.app import Gate
     from scanner.decide.model import Direction
 
@@ -85,5 +97,6 @@ def scan(ctx: click.Context, /, direction: str, **options: Any) -> None:
     with Gate(dataclasses.replace(config, readers=(reader,))) as gate:
         stats = run_scan(gate, reader, Direction(direction.upper()))
     rejected = sum(stats.rejected.values())
-    click.echo(f"{stats.accepted} decided, {rejected} rejected, "
-               f"{stats.duplicates} duplicates", err=True)
+    click.echo(f"{stats.decided} decided, {rejected} rejected, {stats.duplicates} duplicates, "
+               f"{stats.sink_errors} failed", err=True)
+    return 1 if stats.sink_errors else 0

@@ -12,6 +12,7 @@ import orjson
 
 from scanner.app import Gate
 from scanner.cli.main import load
+from scanner.printable import escape
 
 
 def gather(gate: Gate) -> dict[str, Any]:
@@ -55,7 +56,8 @@ def render(doc: dict[str, Any]) -> str:
     queue = doc["queue"]
     lines.append(f"upload queue: {queue['depth']} pending, {queue['rejected']} rejected, "
                  f"{queue['local_only']} kept local, last upload {queue['last_upload'] or 'never'}")
-    return "\n".join(lines)
+    # Event names come from the server: escaped, like everything shown from the store.
+    return "\n".join(escape(line) for line in lines)
 
 
 @click.command()

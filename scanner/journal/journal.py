@@ -48,6 +48,7 @@ PENDING, SENT, REJECTED, LOCAL = "pending", "sent", "rejected", "local"
 
 _CLOCK_OFFSET_KEY = "clock_offset"
 _LAST_UPLOAD_KEY = "last_upload"
+_WRITE_PROBE_KEY = "write_probe"
 # Rows fetched per query while streaming an audit, so no read transaction stays open long.
 _ENTRIES_CHUNK = 1000
 
@@ -250,6 +251,12 @@ class Journal:
                 .values(upload_state=REJECTED, upload_error=error))
         with self._write() as conn:
             return conn.execute(stmt).rowcount == 1
+
+    def check_writable(self) -> None:
+        """Raise StoreError unless a write commits now (a read-only or full disk fails it):
+        the outbox asks before sending what it must then be able to mark sent."""
+        with self._write() as conn:
+            put_meta(conn, _WRITE_PROBE_KEY, "ok")
 
     def requeue_rejected(self) -> int:
         """Put every rejected scan back in the queue (after the cause was fixed)."""

@@ -61,6 +61,18 @@ class Rejected:
     def line(self) -> str:
         return f"REJECTED {self.reason:<13} {self.raw.source}  {self.message}"
 
+    @property
+    def text(self) -> str:
+        """The read as text, bytes that are not UTF-8 kept as surrogates (surrogateescape),
+        for journaling it as an unreadable code."""
+        data = self.raw.data
+        return data.decode("utf-8", "surrogateescape") if isinstance(data, bytes) else data
+
+    @property
+    def why(self) -> str:
+        """The reason in one phrase, with its code: ``not UTF-8 at byte 0 (NOT_UTF8)``."""
+        return f"{self.message} ({self.reason})"
+
 
 def normalize(data: bytes | str, max_length: int = DEFAULT_MAX_LENGTH,
               truncated: bool = False) -> tuple[str, str | None]:

@@ -17,14 +17,16 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 from hardware.sources import RawRead, ReadSource, StatusFn, ignore_status
+from scanner.errors import GateError
 from scanner.read.hygiene import Hygiene, Payload, Rejected
 
 log = logging.getLogger(__name__)
 
 R = TypeVar("R")  # what the sink returns for a read: a CheckResult for the gatekeeper
+_T = TypeVar("_T")
 # Reads waiting for the consumer; a full queue blocks the source thread, and a camera
 # then drops stale frames instead of queueing them.
 QUEUE_SIZE = 64
@@ -36,9 +38,10 @@ POLL_SECONDS = 0.2
 class Stats:
     reads: int = 0
     accepted: int = 0
+    decided: int = 0         # accepted reads the sink took without a fault
     duplicates: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
-    sink_errors: int = 0
+    sink_errors: int = 0     # reads, accepted or rejected, whose sink or on_reject failed
     source_errors: int = 0
 
 
@@ -50,7 +53,8 @@ class Pipeline(Generic[R]):
     """``run()`` blocks until every source has ended or ``stop()`` is called.
 
     Callbacks run on the consumer thread: ``on_result(payload, result)`` after the sink,
-    ``on_reject(rejected)`` for a read hygiene refused, ``on_status(line)`` for device news;
+    ``on_reject(rejected)`` for a read hygiene refused (it may journal it: its faults are
+    counted as ``sink_errors``, like the sink's), ``on_status(line)`` for device news;
     each is optional.
     """
 
@@ -107,19 +111,31 @@ class Pipeline(Generic[R]):
             self.stats.duplicates += 1
         elif isinstance(checked, Rejected):
             self.stats.rejected[checked.reason] = self.stats.rejected.get(checked.reason, 0) + 1
-            self.on_reject(checked)
+            self._guarded(checked.raw.source, self.on_reject, checked)
         else:
             self.stats.accepted += 1
-            try:
-                result = self.sink(checked)
-            except Exception:
-                # A fault in the decision path is logged with its traceback; the gate goes
-                # on reading, the next person should not be stuck behind this one.
-                self.stats.sink_errors += 1
-                log.exception("sink failed on a read from %s", checked.source)
-                self.on_status(f"error deciding a read from {checked.source}; see log")
-                return
-            self.on_result(checked, result)
+            done, result = self._guarded(checked.source, self.sink, checked)
+            if done:
+                self.stats.decided += 1
+                self.on_result(checked, cast(R, result))
+
+    def _guarded(self, source: str, call: Callable[[_T], object],
+                 item: _T) -> tuple[bool, object]:
+        """``call(item)``; a fault in the decision path (``on_reject`` may journal too) is
+        counted and said, and the gate goes on reading: the next person should not be
+        stuck behind this one. A known fault (an unwritable journal) is one line; anything
+        else is logged with its traceback."""
+        try:
+            return True, call(item)
+        except GateError as exc:
+            self.stats.sink_errors += 1
+            log.error("cannot decide a read from %s: %s", source, exc)
+            self.on_status(f"error deciding a read from {source}: {exc}")
+        except Exception:
+            self.stats.sink_errors += 1
+            log.exception("sink failed on a read from %s", source)
+            self.on_status(f"error deciding a read from {source}; see log")
+        return False, None
 
     def _produce(self, source: ReadSource) -> None:
         try:

@@ -13,6 +13,12 @@ batches, and marks a batch ``sent`` only after the server answered 2xx. So:
 - Duplicates on the server can come only from a batch whose 2xx was lost (the connection
   dropped after the server stored it, or the process died before ``mark_sent`` committed):
   that batch is sent again. The API takes no idempotency key, so this is at-least-once.
+- A journal that cannot be written (an SD card remounted read-only, a full disk) stops the
+  upload: a scan the server acknowledged but the journal could not mark ``sent`` would be
+  sent again on every drain, for ever. So each drain first checks that the journal takes a
+  write, and a batch whose ``mark_sent`` still fails is held in memory: it is never sent
+  again by this process, and is marked as soon as the journal can be written. One line
+  says so when it starts; the worker backs off as for a dead server.
 - Scans without an event (an unknown barcode at a gate serving several events) and reads
   the API cannot take (shorter than 8 characters, malformed) never enter the queue: the
   journal keeps them as ``local`` with the reason (see ``scanner.journal.journal``).
@@ -29,7 +35,7 @@ from typing import Any, Protocol
 from scanner.backoff import doubled
 from scanner.clock import Clock, utc_now
 from scanner.config import DEFAULT_UPLOAD_BATCH
-from scanner.errors import ApiError, BadRequest, NotFound
+from scanner.errors import ApiError, BadRequest, NotFound, StoreError
 from scanner.journal.journal import Journal, QueuedScan
 from scanner.tickets import utc_iso
 
@@ -65,6 +71,10 @@ class _Stop(Exception):
     """The server is unavailable: end this drain, keep everything pending."""
 
 
+class _Unmarked(Exception):
+    """The server has a batch the journal could not mark sent: end this drain."""
+
+
 class _SkipEvent(Exception):
     """The server does not know this event (404): keep its scans, go on with the others."""
 
@@ -78,20 +88,47 @@ class Outbox:
         self.api = api
         self.batch_size = batch_size
         self._clock = clock
+        # Scans the server acknowledged whose mark_sent failed: never sent again, marked
+        # at the start of the next drain that finds the journal writable.
+        self._unmarked: list[int] = []
+        self._journal_failing = False  # one line when the journal fails, not one a drain
 
     def drain_once(self) -> UploadReport:
-        """Send everything pending now; stop at the first unavailable server."""
+        """Send everything pending now; stop at the first unavailable server or at a
+        journal that cannot record what was sent."""
         report = UploadReport()
         try:
+            self._settle()
             for event_id in self.journal.pending_events():
                 try:
                     while batch := self.journal.pending(event_id, self.batch_size):
                         self._send(event_id, batch, report)
                 except _SkipEvent:
                     continue
-        except _Stop:
+        except (_Stop, _Unmarked):
             pass
+        except StoreError as exc:
+            self._journal_failed(report, f"upload stopped: {exc}")
+        else:
+            if self._journal_failing:
+                log.info("the journal takes writes again: upload resumed")
+            self._journal_failing = False
         return report
+
+    def _settle(self) -> None:
+        """Before sending anything: the journal takes a write, and what the server already
+        has is marked sent (raises StoreError if not)."""
+        if not self._unmarked:
+            self.journal.check_writable()
+            return
+        self.journal.mark_sent(self._unmarked, utc_iso(self._clock()))
+        self._unmarked = []
+
+    def _journal_failed(self, report: UploadReport, message: str) -> None:
+        report.errors.append(message)
+        if not self._journal_failing:
+            log.error("%s", message)
+        self._journal_failing = True
 
     def run_forever(self, stop: threading.Event, interval: float,
                     on_report: Callable[[UploadReport], None] | None = None) -> None:
@@ -100,7 +137,7 @@ class Outbox:
         while not stop.is_set():
             try:
                 report = self.drain_once()
-            except Exception:  # a store fault must not end the worker; it retries
+            except Exception:  # an unexpected fault must not end the worker; it retries
                 log.exception("upload drain failed")
                 report = UploadReport(errors=["drain failed"])
             if on_report is not None:
@@ -133,6 +170,13 @@ class Outbox:
             report.errors.append(f"{event_id}: {exc}")
             log.warning("upload paused: %s", exc)
             raise _Stop from exc
-        report.sent += self.journal.mark_sent([scan.seq for scan in batch],
-                                              utc_iso(self._clock()))
         report.batches += 1
+        seqs = [scan.seq for scan in batch]
+        try:
+            report.sent += self.journal.mark_sent(seqs, utc_iso(self._clock()))
+        except StoreError as exc:
+            self._unmarked.extend(seqs)
+            self._journal_failed(report, f"upload stopped: the server has {len(seqs)} scan(s) "
+                                         f"the journal cannot mark sent ({exc}); they are "
+                                         "not sent again")
+            raise _Unmarked from exc
