@@ -30,7 +30,14 @@ class Gate:
     def engine(self) -> Engine:
         from scanner.store.db import make_engine
 
-        return make_engine(self.config.db_url)
+        return make_engine(self.config.db_url, journal_url=self.config.journal_db_url)
+
+    @cached_property
+    def journal_engine(self) -> Engine:
+        from scanner.store.db import make_journal_engine
+
+        self.engine  # noqa: B018 - a store from before v3 moves its journal out first
+        return make_journal_engine(self.config.journal_db_url)
 
     @cached_property
     def api(self) -> Any:
@@ -55,7 +62,7 @@ class Gate:
     def journal(self) -> Any:
         from scanner.journal import Journal
 
-        return Journal(self.engine, self.config.gate_id)
+        return Journal(self.journal_engine, self.config.gate_id)
 
     @cached_property
     def policy_source(self) -> Any:
@@ -111,6 +118,8 @@ class Gate:
             self.store.close()
         if "api" in self.__dict__:
             self.api.close()
+        if "journal_engine" in self.__dict__:
+            self.journal_engine.dispose()
         if "engine" in self.__dict__:
             self.engine.dispose()
 

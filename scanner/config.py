@@ -1,7 +1,8 @@
 """Configuration: frozen value objects loaded once from TOML plus environment overrides.
 
 Precedence: defaults < TOML file (``GATE_CONFIG``) < environment. The environment names are
-fixed: GATE_API_URL, GATE_API_TOKEN, GATE_API_TOKEN_FILE, GATE_EVENTS, GATE_DB, GATE_ID.
+fixed: GATE_API_URL, GATE_API_TOKEN, GATE_API_TOKEN_FILE, GATE_EVENTS, GATE_DB,
+GATE_JOURNAL_DB, GATE_ID.
 The token is never read from the TOML file itself, only from its own file (mode 0600) or the
 environment, so it can never leak through a shared config file.
 
@@ -147,6 +148,7 @@ class ReaderConfig:
 class GateConfig:
     gate_id: str = "gate"
     db: str = DEFAULT_DB
+    journal_db: str = ""  # empty: beside the store (gate.db -> gate-journal.db)
     events: tuple[str, ...] = ()
     api: ApiConfig = field(default_factory=ApiConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
@@ -161,6 +163,17 @@ class GateConfig:
         if "://" in self.db:
             return self.db
         return f"sqlite:///{Path(self.db).expanduser()}"
+
+    @property
+    def journal_db_url(self) -> str:
+        """The journal's own database: ``journal_db`` like ``db``, else beside the store."""
+        if not self.journal_db:
+            from scanner.store.db import journal_url_beside
+
+            return journal_url_beside(self.db_url)
+        if "://" in self.journal_db:
+            return self.journal_db
+        return f"sqlite:///{Path(self.journal_db).expanduser()}"
 
 
 # Keys the TOML file may not set, with the reason given to the operator.
@@ -201,6 +214,8 @@ def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> None:
         data["events"] = [e.strip() for e in env["GATE_EVENTS"].split(",") if e.strip()]
     if "GATE_DB" in env:
         data["db"] = env["GATE_DB"]
+    if "GATE_JOURNAL_DB" in env:
+        data["journal_db"] = env["GATE_JOURNAL_DB"]
     if "GATE_ID" in env:
         data["gate_id"] = env["GATE_ID"]
 

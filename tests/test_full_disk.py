@@ -22,19 +22,21 @@ from scanner.sim import SimServer, World
 
 
 def fill_up(gate: Gate, spare_pages: int) -> None:
-    """Let the database grow only ``spare_pages`` more pages from now on."""
-    with gate.engine.connect() as conn:
-        pages = conn.exec_driver_sql("PRAGMA page_count").scalar_one()
+    """Let both databases (store and journal) grow only ``spare_pages`` more pages."""
+    for engine in (gate.engine, gate.journal_engine):
+        with engine.connect() as conn:
+            pages = conn.exec_driver_sql("PRAGMA page_count").scalar_one()
 
-    @event.listens_for(gate.engine, "connect")
-    def _cap(dbapi_conn: Any, _record: Any) -> None:
-        dbapi_conn.execute(f"PRAGMA max_page_count={pages + spare_pages}")
+        @event.listens_for(engine, "connect")
+        def _cap(dbapi_conn: Any, _record: Any, pages: int = pages) -> None:
+            dbapi_conn.execute(f"PRAGMA max_page_count={pages + spare_pages}")
 
     for part in ("gatekeeper", "journal", "store"):
         if part in gate.__dict__:
             getattr(gate, part).close()
             del gate.__dict__[part]
-    gate.engine.dispose()  # pooled connections predate the cap
+    for engine in (gate.engine, gate.journal_engine):
+        engine.dispose()  # pooled connections predate the cap
 
 
 @pytest.fixture
