@@ -134,7 +134,7 @@ def test_a_released_journal_database_equals_a_fresh_one(tmp_path: Path, version:
 def test_a_single_file_store_moves_every_scan_state_and_key_to_the_journal(
         tmp_path: Path, version: int) -> None:
     store_path = _released(version, tmp_path / "gate.db")
-    store, journal = _open_both(store_path)
+    store, _journal = _open_both(store_path)
     journal_path = tmp_path / "gate-journal.db"
     assert _scans(journal_path) == [tuple(row[i] for i in (0, 1, 2, 3, 4, 5, 6, 7))
                                     for row in _SCANS]

@@ -8,6 +8,7 @@ the store's with ``-journal`` before the suffix (``gate.db`` -> ``gate-journal.d
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ JOURNAL_SUFFIX = "-journal"
 # The scan path never does: the journal has its own database, and the store's scan-path
 # reads are WAL reads (see SCAN_BUSY_TIMEOUT_MS in driver_sql).
 WRITER_BUSY_TIMEOUT_S = 30
+PREPARE_ATTEMPTS = 3
+PREPARE_RETRY_S = 0.2
 
 
 def journal_url_beside(store_url: str) -> str:
@@ -121,16 +124,26 @@ def _name(parsed: URL) -> str:
 
 
 def _prepare(engine: Engine, name: str, migrate: Callable[[], None]) -> None:
-    """Run ``migrate``; any fault is one StoreError naming the database, the engine closed."""
-    try:
-        migrate()
-    except SQLAlchemyError as exc:
-        engine.dispose()
-        # describe(): not every SQLAlchemyError wraps a driver error (``orig``).
-        raise StoreError(f"cannot prepare database {name}: {describe(exc)}") from exc
-    except StoreError:
-        engine.dispose()
-        raise
+    """Run ``migrate``; any fault is one StoreError naming the database, the engine closed.
+
+    Two processes starting on a fresh install (the sync and upload services) may create the
+    same tables at once, and SQLite runs DDL outside a transaction: the loser's "already
+    exists" is retried, and the retry finds the schema (each step re-reads the version).
+    """
+    for attempt in range(PREPARE_ATTEMPTS):
+        try:
+            migrate()
+            return
+        except SQLAlchemyError as exc:
+            if attempt + 1 < PREPARE_ATTEMPTS:
+                time.sleep(PREPARE_RETRY_S)
+                continue
+            engine.dispose()
+            # describe(): not every SQLAlchemyError wraps a driver error (``orig``).
+            raise StoreError(f"cannot prepare database {name}: {describe(exc)}") from exc
+        except StoreError:
+            engine.dispose()
+            raise
 
 
 def _tune_sqlite(engine: Engine, synchronous: str) -> None:

@@ -86,8 +86,9 @@ class HeldConnection:
                 self._proxy = self._engine.raw_connection()
             except SQLAlchemyError as exc:
                 raise StoreError(f"cannot open {self._what}: {describe(exc)}") from exc
-            if self._busy_ms is not None:
-                self._proxy.driver_connection.execute(f"PRAGMA busy_timeout={self._busy_ms}")
+            driver = self._proxy.driver_connection
+            if self._busy_ms is not None and driver is not None:
+                driver.execute(f"PRAGMA busy_timeout={self._busy_ms}")
         return self._proxy.driver_connection
 
     def execute(self, stmt: DriverSql, values: Sequence[Any], *,
