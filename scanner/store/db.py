@@ -157,6 +157,14 @@ def _tune_sqlite(engine: Engine, synchronous: str) -> None:
         cursor.close()
 
 
+def _outdated(engine: Engine, table: Table, name: str, what: str, known: int) -> int | None:
+    """The version to step up from, or None when current; a newer one is refused."""
+    current = _version(engine, table)
+    if current > known:
+        raise _newer(name, what, current, known)
+    return None if current == known else current
+
+
 def _newer(name: str, what: str, found: int, known: int) -> StoreError:
     return StoreError(f"{name}: {what} schema {found} is newer than this gate-scanner "
                       f"({known}); upgrade the software")
@@ -165,10 +173,8 @@ def _newer(name: str, what: str, found: int, known: int) -> StoreError:
 def _migrate_store(engine: Engine, name: str, url: str, journal_url: str,
                    synchronous: str) -> None:
     """Create a fresh store at the current version, or step an older one up to it."""
-    current = _version(engine, meta)
-    if current > SCHEMA_VERSION:
-        raise _newer(name, "ticket store", current, SCHEMA_VERSION)
-    if current == SCHEMA_VERSION:
+    current = _outdated(engine, meta, name, "ticket store", SCHEMA_VERSION)
+    if current is None:
         return
     with engine.begin() as conn:
         if current == 0 and not engine.dialect.has_table(conn, "tickets"):
@@ -230,10 +236,7 @@ def _move_journal(store: Engine, name: str, url: str, journal_url: str,
 
 
 def _migrate_journal(engine: Engine, name: str) -> None:
-    current = _version(engine, journal_meta)
-    if current > JOURNAL_SCHEMA_VERSION:
-        raise _newer(name, "journal", current, JOURNAL_SCHEMA_VERSION)
-    if current == JOURNAL_SCHEMA_VERSION:
+    if _outdated(engine, journal_meta, name, "journal", JOURNAL_SCHEMA_VERSION) is None:
         return
     with engine.begin() as conn:
         _refuse_legacy(conn, name)
