@@ -345,6 +345,17 @@ class GateConfig:
             return self.db
         return f"sqlite:///{Path(self.db).expanduser()}"
 
+    @property
+    def journal_db_url(self) -> str:
+        """The journal's own database: ``journal_db`` like ``db``, else beside the store."""
+        if not self.journal_db:
+            from scanner.store.db import journal_url_beside
+
+            return journal_url_beside(self.db_url)
+        if "://" in self.journal_db:
+            return self.journal_db
+        return f"sqlite:///{Path(self.journal_db).expanduser()}"
+
 
 # Keys the TOML file may not set, with the reason given to the operator.
 _FORBIDDEN = {

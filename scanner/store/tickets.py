@@ -24,7 +24,12 @@ from scanner.clock import Clock, utc_now
 from scanner.errors import StoreError
 from scanner.store import device
 from scanner.store import sync_state as state
-from scanner.store.driver_sql import HeldConnection, compile_for_driver, describe
+from scanner.store.driver_sql import (
+    SCAN_BUSY_TIMEOUT_MS,
+    HeldConnection,
+    compile_for_driver,
+    describe,
+)
 from scanner.store.schema import meta, tickets
 from scanner.store.sync_state import SyncState
 from scanner.store.upsert import DATA_COLUMNS, Upserter, row_ticket, ticket_row
@@ -204,7 +209,8 @@ class TicketStore:
     def _reader(self) -> HeldConnection:
         held = getattr(self._local, "held", None)
         if held is None:
-            held = self._local.held = HeldConnection(self.engine, "the ticket store")
+            held = self._local.held = HeldConnection(self.engine, "the ticket store",
+                                                     busy_timeout_ms=SCAN_BUSY_TIMEOUT_MS)
             with self._readers_lock:
                 self._readers.append(held)
         return held
