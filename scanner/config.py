@@ -36,6 +36,10 @@ DEFAULT_PAGE_SIZE = 1000
 # and a ticket written just before ``until`` may become visible only after we asked.
 DEFAULT_WINDOW_OVERLAP = 120.0
 DEFAULT_RECONCILE_EVERY = 6 * 3600.0
+# A reconciling sync that would delete more than this share of an event's tickets (or all
+# of them) is held back until an operator accepts it: an empty or truncated listing from a
+# broken server must not wipe what an offline gate admits against.
+DEFAULT_MAX_DELETION_SHARE = 0.1
 DEFAULT_LOOKUP_DEADLINE_MS = 400.0
 DEFAULT_UPLOAD_BATCH = 500
 DEFAULT_UPLOAD_INTERVAL = 5.0
@@ -85,6 +89,7 @@ class SyncConfig:
     page_size: int = DEFAULT_PAGE_SIZE
     window_overlap: float = DEFAULT_WINDOW_OVERLAP
     reconcile_every: float = DEFAULT_RECONCILE_EVERY
+    max_deletion_share: float = DEFAULT_MAX_DELETION_SHARE
 
 
 @dataclass(frozen=True)
