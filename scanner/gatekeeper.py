@@ -139,11 +139,12 @@ class Gatekeeper:
         """Decide one read and journal it durably; the gate may act once this returns."""
         scan_id = new_scan_id()
         started = self._timer()
-        now = self._clock()
+        device_now = self._clock()
         policy = self._policy()
-        decision = self._decide(barcode, direction, now, policy)
+        decision = self._decide(barcode, direction, self._corrected(device_now), policy)
         decided_ms = (self._timer() - started) * 1000
-        scanned_at = utc_iso(now + timedelta(seconds=self._clock_offset()))
+        # Read again: an online lookup during this check may have measured the offset.
+        scanned_at = utc_iso(self._corrected(device_now))
         self.journal.record(decision, scan_id=scan_id, scanned_at=scanned_at,
                             latency_ms=decided_ms, event_id=_single(policy.served_events))
         return CheckResult(decision, scan_id, scanned_at, (self._timer() - started) * 1000)
@@ -151,7 +152,8 @@ class Gatekeeper:
     def decide(self, barcode: str, direction: Direction,
                now: datetime | None = None) -> Decision:
         """The decision ``check`` would make, without journaling it (benchmarks, previews)."""
-        return self._decide(barcode, direction, now or self._clock(), self._policy())
+        return self._decide(barcode, direction, now or self._corrected(self._clock()),
+                            self._policy())
 
     def close(self) -> None:
         if self._pool is not None:
@@ -160,6 +162,10 @@ class Gatekeeper:
             self._pool = None
 
     # -- steps ---------------------------------------------------------------------------
+
+    def _corrected(self, device_now: datetime) -> datetime:
+        """Device time plus the server offset: slots and scan stamps are server times."""
+        return device_now + timedelta(seconds=self._clock_offset())
 
     def _decide(self, barcode: str, direction: Direction, now: datetime,
                 policy: Policy) -> Decision:
