@@ -14,14 +14,14 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 from test_journal_kit import api_config, make_gate, running_sim
-from test_sync_kit import TOKEN, server_docs, sim_fixture, store_docs  # noqa: F401
+from test_sync_kit import TOKEN, client_fixture, server_docs, sim_fixture, store_docs, store_fixture  # noqa: F401
 
 from scanner.clock import ClockStamp, utc_now
-from scanner.config import Secret, SyncConfig
+from scanner.config import SyncConfig
 from scanner.decide.model import Direction, Reason
 from scanner.journal import Journal
 from scanner.journal.offset import ServerOffset
-from scanner.sim import SimServer, World
+from scanner.sim import World
 from scanner.store.db import make_engine
 from scanner.store.schema import sync_state
 from scanner.store.tickets import TicketStore
@@ -46,20 +46,6 @@ def world() -> World:
 @pytest.fixture
 def event(world: World) -> str:
     return world.event_ids[0]
-
-
-@pytest.fixture
-def api(sim: SimServer) -> Iterator[VivenuClient]:
-    client = VivenuClient(sim.url, Secret(TOKEN), backoff=0.01, retries=8)
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[TicketStore]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'gate.db'}")
-    yield TicketStore(engine)
-    engine.dispose()
 
 
 def syncer(api: Any, store: TicketStore, event: str, **config: Any) -> Syncer:

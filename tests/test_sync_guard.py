@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from test_sync_cli import gate, gate_env, write_config
-from test_sync_kit import TOKEN, server_docs, sim_fixture, store_docs  # noqa: F401
+from test_sync_kit import TOKEN, client_fixture, server_docs, sim_fixture, store_docs, store_fixture  # noqa: F401
 
-from scanner.config import Secret, SyncConfig
+from scanner.config import SyncConfig
 from scanner.sim import SimServer, World
-from scanner.store.db import make_engine
 from scanner.store.tickets import TicketStore
 from scanner.sync.syncer import Syncer
 from scanner.vivenu.client import TicketPage, VivenuClient
@@ -33,20 +31,6 @@ def world() -> World:
 @pytest.fixture
 def event(world: World) -> str:
     return world.event_ids[0]
-
-
-@pytest.fixture
-def api(sim: SimServer) -> Iterator[VivenuClient]:
-    client = VivenuClient(sim.url, Secret(TOKEN), backoff=0.01, retries=8)
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[TicketStore]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'gate.db'}")
-    yield TicketStore(engine)
-    engine.dispose()
 
 
 def syncer(api: Any, store: TicketStore, event: str, **config: Any) -> Syncer:
