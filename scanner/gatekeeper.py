@@ -151,17 +151,18 @@ class Gatekeeper:
         """
         scan_id = new_scan_id()
         started = self._timer()
-        now = self._clock()
+        device_now = self._clock()
         policy = self._policy()
         if refused is None:
-            decision = self._decide(barcode, direction, now, policy)
+            decision = self._decide(barcode, direction, self._corrected(device_now), policy)
         else:
             decision = Decision(False, Reason.MALFORMED_READ, f"Unreadable code: {refused}",
                                 Feedback.RED, direction, barcode)
         if decision.reason is Reason.MALFORMED_READ:
             decision = replace(decision, barcode=unreadable_form(barcode))
         decided_ms = (self._timer() - started) * 1000
-        scanned_at = utc_iso(now + timedelta(seconds=self._clock_offset()))
+        # Read again: an online lookup during this check may have measured the offset.
+        scanned_at = utc_iso(self._corrected(device_now))
         self.journal.record(decision, scan_id=scan_id, scanned_at=scanned_at,
                             latency_ms=decided_ms, event_id=_single(policy.served_events))
         return CheckResult(decision, scan_id, scanned_at, (self._timer() - started) * 1000)
@@ -169,7 +170,8 @@ class Gatekeeper:
     def decide(self, barcode: str, direction: Direction,
                now: datetime | None = None) -> Decision:
         """The decision ``check`` would make, without journaling it (benchmarks, previews)."""
-        return self._decide(barcode, direction, now or self._clock(), self._policy())
+        return self._decide(barcode, direction, now or self._corrected(self._clock()),
+                            self._policy())
 
     def flush(self) -> None:
         """Wait until the last ticket found online is stored."""
@@ -186,6 +188,10 @@ class Gatekeeper:
             self._pool = None
 
     # -- steps ---------------------------------------------------------------------------
+
+    def _corrected(self, device_now: datetime) -> datetime:
+        """Device time plus the server offset: slots and scan stamps are server times."""
+        return device_now + timedelta(seconds=self._clock_offset())
 
     def _decide(self, barcode: str, direction: Direction, now: datetime,
                 policy: Policy) -> Decision:

@@ -19,6 +19,7 @@ from test_journal_kit import (
     valid_doc,
 )
 
+from scanner.clock import clock_stamp
 from scanner.config import LookupConfig, PolicyConfig
 from scanner.decide.model import Direction, Reason
 from scanner.decide.policy import Policy
@@ -123,7 +124,7 @@ def test_scanned_at_is_device_time_plus_the_server_offset(gate):
 
 
 def test_the_gate_uses_the_offset_saved_by_an_earlier_run(gate):
-    gate.journal.save_clock_offset(-60.0)
+    gate.journal.save_clock_offset(-60.0, clock_stamp().text())
     result = gate.gatekeeper.check(make_ticket(1).barcode, IN)
     assert result.scanned_at == utc_iso(NOW - timedelta(seconds=60))
 

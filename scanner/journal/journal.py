@@ -56,6 +56,7 @@ from scanner.tickets import normalize_iso
 PENDING, SENT, REJECTED, LOCAL = "pending", "sent", "rejected", "local"
 
 _CLOCK_OFFSET_KEY = "clock_offset"
+_CLOCK_STAMP_KEY = "clock_offset_stamp"
 _LAST_UPLOAD_KEY = "last_upload"
 _WRITE_PROBE_KEY = "write_probe"
 # Rows fetched per query while streaming an audit, so no read transaction stays open long.
@@ -317,9 +318,16 @@ class Journal:
                                  .where(meta.c.key == _CLOCK_OFFSET_KEY)).scalar()
         return float(value) if value is not None else None
 
-    def save_clock_offset(self, offset: float) -> None:
+    def saved_clock_stamp(self) -> str | None:
+        """The device clock's stamp (``scanner.clock.ClockStamp``) the offset was taken at."""
+        with self._read() as conn:
+            return conn.execute(select(meta.c.value)
+                                .where(meta.c.key == _CLOCK_STAMP_KEY)).scalar()
+
+    def save_clock_offset(self, offset: float, stamp: str = "") -> None:
         with self._write() as conn:
             put_meta(conn, _CLOCK_OFFSET_KEY, repr(float(offset)), meta)
+            put_meta(conn, _CLOCK_STAMP_KEY, stamp, meta)
 
     # -- plumbing ------------------------------------------------------------------------
 
