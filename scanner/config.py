@@ -30,12 +30,20 @@ DEFAULT_DB = "gate.db"
 DEFAULT_CONNECT_TIMEOUT = 3.0
 DEFAULT_READ_TIMEOUT = 15.0
 DEFAULT_RETRIES = 5
+# A page request, retries included, ends within this, however slowly the server drips.
+DEFAULT_PAGE_DEADLINE = 30.0
+# A page of 1,000 tickets is under 1 MB; a body past this is refused while it streams.
+DEFAULT_MAX_PAGE_BYTES = 32 * 1024 * 1024
 DEFAULT_SYNC_INTERVAL = 10.0
 DEFAULT_PAGE_SIZE = 1000
 # Delta windows overlap the previous one by this much: device and server clocks differ,
 # and a ticket written just before ``until`` may become visible only after we asked.
 DEFAULT_WINDOW_OVERLAP = 120.0
 DEFAULT_RECONCILE_EVERY = 6 * 3600.0
+# Far above any real event: a listing whose total passes this is a server fault.
+DEFAULT_MAX_EVENT_TICKETS = 5_000_000
+# An updatedAt this far past server time is not trusted to win a merge.
+DEFAULT_FUTURE_TOLERANCE = 300.0
 DEFAULT_LOOKUP_DEADLINE_MS = 400.0
 DEFAULT_UPLOAD_BATCH = 500
 DEFAULT_UPLOAD_INTERVAL = 5.0
@@ -75,6 +83,8 @@ class ApiConfig:
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     read_timeout: float = DEFAULT_READ_TIMEOUT
     retries: int = DEFAULT_RETRIES
+    page_deadline: float = DEFAULT_PAGE_DEADLINE
+    max_page_bytes: int = DEFAULT_MAX_PAGE_BYTES
     # Filled from GATE_API_TOKEN or the token file, never from TOML.
     token: Secret = field(default_factory=lambda: Secret(""), repr=False)
 
@@ -85,6 +95,8 @@ class SyncConfig:
     page_size: int = DEFAULT_PAGE_SIZE
     window_overlap: float = DEFAULT_WINDOW_OVERLAP
     reconcile_every: float = DEFAULT_RECONCILE_EVERY
+    max_event_tickets: int = DEFAULT_MAX_EVENT_TICKETS
+    future_tolerance: float = DEFAULT_FUTURE_TOLERANCE
 
 
 @dataclass(frozen=True)
