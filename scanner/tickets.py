@@ -164,9 +164,9 @@ def parse_ticket(doc: Any) -> tuple[Ticket, str | None]:
     if (type(status) is str and status in STATUSES
             and str is type(type_id) is type(type_name) is type(seller) is type(created)
             and _TEXT_OR_NONE.issuperset(map(type, optional))
-            and (entry is None or type(entry) is list and all(type(e) is str for e in entry))
-            and (price_category is None or type(price_category) is dict
-                 and all(type(v) is str for v in price_category.values()))
+            and (entry is None or (type(entry) is list and all(type(e) is str for e in entry)))
+            and (price_category is None or (type(price_category) is dict
+                 and all(type(v) is str for v in price_category.values())))
             and len(barcode) >= MIN_BARCODE):
         try:
             created = normalize_iso(created)

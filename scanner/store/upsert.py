@@ -25,12 +25,11 @@ select, insert, update with the same rules.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
-import re
-
 from sqlalchemy import Connection, Engine, bindparam, case, literal_column, or_, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -59,10 +58,11 @@ def ticket_row(ticket: Ticket, generation: int) -> Row:
     """The ticket's column values in table order, JSON fields encoded."""
     t = ticket
     # Slices of the tuple: a million attribute reads would cost more than SQLite's work.
-    return (t[:PRICE_CATEGORY]
-            + (None if t[PRICE_CATEGORY] is None else orjson.dumps(t[PRICE_CATEGORY]).decode(),)
-            + t[PRICE_CATEGORY + 1:ENTRY]
-            + (orjson.dumps(t[ENTRY]).decode() if t[ENTRY] else None, t[ENTRY + 1], generation))
+    price_category, entry = t[PRICE_CATEGORY], t[ENTRY]
+    return (*t[:PRICE_CATEGORY],
+            None if price_category is None else orjson.dumps(price_category).decode(),
+            *t[PRICE_CATEGORY + 1:ENTRY],
+            orjson.dumps(entry).decode() if entry else None, t[ENTRY + 1], generation)
 
 
 def row_ticket(row: Sequence[Any]) -> Ticket:

@@ -251,7 +251,8 @@ class Syncer:
             log.warning("sync %s: %d ticket(s) stored as not admissible, their fields break "
                         "the API's types; first: %s", event_id, len(tally.malformed),
                         tally.malformed[0])
-        return EventReport(malformed=len(tally.malformed), event_id=event_id, mode=mode, fetched=tally.fetched,
+        return EventReport(event_id=event_id, mode=mode, fetched=tally.fetched,
                            upserted=tally.upserted, swept=swept, pages=tally.pages,
+                           malformed=len(tally.malformed),
                            seconds=time.monotonic() - started,
                            total=self.store.count(event_id), resumed=resumed)
