@@ -75,7 +75,8 @@ class _Tally:
     upserted: int = 0
     pages: int = 0
     total: int | None = None
-    malformed: list[str] = field(default_factory=list)
+    # Lines naming tickets stored not admissible, once each (a catch-up re-reads some).
+    malformed: dict[str, None] = field(default_factory=dict)
 
 
 class Syncer:
@@ -243,14 +244,14 @@ class Syncer:
         tally.fetched += len(page.tickets)
         tally.pages += page.requests
         tally.total = page.cursor.total
-        tally.malformed += page.problems
+        tally.malformed.update(dict.fromkeys(page.problems))
 
     def _report(self, event_id: str, mode: str, tally: _Tally, swept: int, started: float,
                 resumed: bool) -> EventReport:
         if tally.malformed:  # once per run: a bad server must not flood the log
             log.warning("sync %s: %d ticket(s) stored as not admissible, their fields break "
                         "the API's types; first: %s", event_id, len(tally.malformed),
-                        tally.malformed[0])
+                        next(iter(tally.malformed)))
         return EventReport(event_id=event_id, mode=mode, fetched=tally.fetched,
                            upserted=tally.upserted, swept=swept, pages=tally.pages,
                            malformed=len(tally.malformed),
