@@ -7,6 +7,7 @@ which lets SQLite order and filter them without parsing.
 
 from __future__ import annotations
 
+import operator
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, NamedTuple
@@ -48,7 +49,13 @@ _OPTIONAL_TEXT = {
     "slotStartTime": "slot_start",
 }
 _OPTIONAL_KEYS = tuple(_OPTIONAL_TEXT)
+# The API's names of Ticket's fields, in Ticket's (and the table's) order.
+_API_KEYS = ("_id", "barcode", "eventId", "status", "ticketTypeId", "ticketName", "sellerId",
+             "createdAt", "updatedAt", "name", "priceCategoryId", "categoryRef",
+             "parentEventId", "priceCategory", "area", "row", "seat", "discountId",
+             "discount", "entry", "slotStartTime")
 _TEXT_OR_NONE = frozenset({str, type(None)})
+_optional_text = operator.itemgetter(*(_API_KEYS.index(key) for key in _OPTIONAL_KEYS))
 
 
 def utc_iso(moment: datetime) -> str:
@@ -144,40 +151,37 @@ def parse_ticket(doc: Any) -> tuple[Ticket, str | None]:
     """
     if type(doc) is not dict:
         raise ValueError(f"ticket is a {type(doc).__name__}, not an object")
-    get = doc.get
-    ticket_id, barcode, event_id, updated = (
-        get("_id"), get("barcode"), get("eventId"), get("updatedAt"))
+    values = list(map(doc.get, _API_KEYS))  # in column order
+    ticket_id, barcode, event_id, status, type_id, type_name, seller, created, updated = (
+        values[:9])
     # One chained test per group of fields: a million tickets pass through here.
     if not (str is type(ticket_id) is type(barcode) is type(event_id) is type(updated)
             and ticket_id and barcode and event_id):
         raise ValueError(_identity_fault(doc))
     try:
-        updated = normalize_iso(updated)
+        updated = values[8] = normalize_iso(updated)
     except ValueError:
         raise ValueError(f"ticket {ticket_id!r}: updatedAt: not an ISO timestamp: "
                          f"{_show(updated)}") from None
-    status = get("status", "VALID")
-    type_id, type_name, seller, created = (
-        get("ticketTypeId"), get("ticketName"), get("sellerId"), get("createdAt"))
-    optional = [get(key) for key in _OPTIONAL_KEYS]
-    entry, price_category = get("entry"), get("priceCategory")
-    if (type(status) is str and status in STATUSES
-            and str is type(type_id) is type(type_name) is type(seller) is type(created)
-            and _TEXT_OR_NONE.issuperset(map(type, optional))
-            and (entry is None or (type(entry) is list and all(type(e) is str for e in entry)))
-            and (price_category is None or (type(price_category) is dict
-                 and all(type(v) is str for v in price_category.values())))
+    if status is None and "status" not in doc:
+        status = values[3] = "VALID"  # the schema's default
+    if (str is type(status) is type(type_id) is type(type_name) is type(seller)
+            is type(created) and status in STATUSES
+            and _TEXT_OR_NONE.issuperset(map(type, _optional_text(values)))
             and len(barcode) >= MIN_BARCODE):
-        try:
-            created = normalize_iso(created)
-            slot = optional[-1]
-            if slot is not None:
-                optional[-1] = normalize_iso(slot)
-            return Ticket(ticket_id, barcode, event_id, status, type_id, type_name, seller,
-                          created, updated, *optional[:4], price_category, *optional[4:9],
-                          tuple(entry) if entry else (), optional[9]), None
-        except ValueError:
-            pass  # a malformed timestamp: the slow path below names it
+        entry, price_category = values[19], values[13]
+        if ((entry is None or type(entry) is list and all(type(e) is str for e in entry))
+                and (price_category is None or type(price_category) is dict
+                     and all(type(v) is str for v in price_category.values()))):
+            try:
+                values[7] = normalize_iso(created)
+                if values[20] is not None:
+                    values[20] = normalize_iso(values[20])
+            except ValueError:
+                pass  # a malformed timestamp: the slow path below names it
+            else:
+                values[19] = tuple(entry) if entry else ()
+                return Ticket._make(values), None
     return _malformed(doc, ticket_id, barcode, event_id, updated)
 
 
