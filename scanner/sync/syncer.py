@@ -152,6 +152,7 @@ class Syncer:
             cursor = Cursor()
         tally = _Tally()
         fetch = self._fetcher(event_id, None, until)
+        trusted = self._trusted_until()  # once per listing: the upsert compiles once
         bar = progress_bar(self.progress if mode == "full" else False, f"sync {event_id}")
         try:
             for page in prefetched(pages(fetch, page_size=self.config.page_size,
@@ -162,7 +163,7 @@ class Syncer:
                 c = page.cursor
                 tally.upserted += self.store.save_page(
                     event_id, page.tickets, generation=generation, skip=c.skip,
-                    anchor=c.anchor, total=c.total, trusted_until=self._trusted_until(),
+                    anchor=c.anchor, total=c.total, trusted_until=trusted,
                     overwrite=mode == "reconcile")
                 self._count(tally, page)
                 if bar.total != c.total:
@@ -198,12 +199,13 @@ class Syncer:
         until = utc_iso(max(self._server_now() + UNTIL_MARGIN,
                             parse_iso(since) + timedelta(seconds=1)))
         fetch = self._fetcher(event_id, since, until)
+        trusted = self._trusted_until()
         for page in prefetched(pages(fetch, page_size=self.config.page_size,
                                      max_tickets=self.config.max_event_tickets),
                                self.prefetch):
             self._check_stop()
             tally.upserted += self.store.upsert(page.tickets, generation,
-                                                trusted_until=self._trusted_until())
+                                                trusted_until=trusted)
             self._count(tally, page)
         return until
 
