@@ -138,8 +138,8 @@ class VivenuClient:
         docs, total = body.get("docs"), body.get("total")
         if not isinstance(docs, list) or not isinstance(total, int) or isinstance(total, bool):
             raise ProtocolError(f"{what}: expected a 'docs' list and an integer 'total'")
-        tickets = []
-        problems = []
+        tickets: list[Ticket] = []
+        problems: list[tuple[int, str]] = []
         try:
             for doc in docs:
                 ticket, problem = parse_ticket(doc)
