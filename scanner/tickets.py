@@ -170,9 +170,8 @@ def parse_ticket(doc: Any) -> tuple[Ticket, str | None]:
             and _TEXT_OR_NONE.issuperset(map(type, _optional_text(values)))
             and len(barcode) >= MIN_BARCODE):
         entry, price_category = values[19], values[13]
-        if ((entry is None or type(entry) is list and all(type(e) is str for e in entry))
-                and (price_category is None or type(price_category) is dict
-                     and all(type(v) is str for v in price_category.values()))):
+        if ((entry is None or _text_list(entry))
+                and (price_category is None or _text_object(price_category))):
             try:
                 values[7] = normalize_iso(created)
                 if values[20] is not None:
@@ -218,12 +217,11 @@ def _malformed(doc: dict[str, Any], ticket_id: str, barcode: str, event_id: str,
     optional = {attr: text(key, required=False, timestamp=key == "slotStartTime")
                 for key, attr in _OPTIONAL_TEXT.items()}
     entry = doc.get("entry")
-    if entry is not None and not (type(entry) is list and all(type(e) is str for e in entry)):
+    if entry is not None and not _text_list(entry):
         problems.append(f"entry: expected a list of strings, got {_show(entry)}")
         entry = None
     price_category = doc.get("priceCategory")
-    if price_category is not None and not (type(price_category) is dict and all(
-            type(v) is str for v in price_category.values())):
+    if price_category is not None and not _text_object(price_category):
         problems.append(f"priceCategory: expected an object of strings, got "
                         f"{_show(price_category)}")
         price_category = None
@@ -233,6 +231,16 @@ def _malformed(doc: dict[str, Any], ticket_id: str, barcode: str, event_id: str,
                     price_category=price_category, entry=tuple(entry) if entry else (),
                     **optional)
     return ticket, f"ticket {ticket_id!r}: {'; '.join(problems)}"
+
+
+def _text_list(value: Any) -> bool:
+    """The schema's ``entry``: a list of strings."""
+    return type(value) is list and all(type(item) is str for item in value)
+
+
+def _text_object(value: Any) -> bool:
+    """The schema's ``priceCategory``: an object of strings."""
+    return type(value) is dict and all(type(item) is str for item in value.values())
 
 
 def _identity_fault(doc: dict[str, Any]) -> str:
