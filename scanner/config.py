@@ -43,6 +43,10 @@ DEFAULT_DB = "gate.db"
 DEFAULT_CONNECT_TIMEOUT = 3.0
 DEFAULT_READ_TIMEOUT = 15.0
 DEFAULT_RETRIES = 5
+# A page request, retries included, ends within this, however slowly the server drips.
+DEFAULT_PAGE_DEADLINE = 30.0
+# A page of 1,000 tickets is under 1 MB; a body past this is refused while it streams.
+DEFAULT_MAX_PAGE_BYTES = 32 * 1024 * 1024
 DEFAULT_SYNC_INTERVAL = 10.0
 # The API's own bound on ``top`` (1..1000); more is a 400.
 DEFAULT_PAGE_SIZE = 1000
@@ -55,6 +59,10 @@ DEFAULT_RECONCILE_EVERY = 6 * 3600.0
 # of them) is held back until an operator accepts it: an empty or truncated listing from a
 # broken server must not wipe what an offline gate admits against.
 DEFAULT_MAX_DELETION_SHARE = 0.1
+# Far above any real event: a listing whose total passes this is a server fault.
+DEFAULT_MAX_EVENT_TICKETS = 5_000_000
+# An updatedAt this far past server time is not trusted to win a merge.
+DEFAULT_FUTURE_TOLERANCE = 300.0
 DEFAULT_LOOKUP_DEADLINE_MS = 400.0
 DEFAULT_UPLOAD_BATCH = 500
 MAX_UPLOAD_BATCH = 1000
@@ -140,6 +148,8 @@ class ApiConfig:
     connect_timeout: float = setting(DEFAULT_CONNECT_TIMEOUT, above=0)
     read_timeout: float = setting(DEFAULT_READ_TIMEOUT, above=0)
     retries: int = setting(DEFAULT_RETRIES, lo=0)
+    page_deadline: float = setting(DEFAULT_PAGE_DEADLINE, above=0)
+    max_page_bytes: int = setting(DEFAULT_MAX_PAGE_BYTES, lo=1024)
     # Filled from GATE_API_TOKEN or the token file, never from TOML.
     token: Secret = field(default_factory=lambda: Secret(""), repr=False)
 
@@ -151,6 +161,8 @@ class SyncConfig:
     window_overlap: float = setting(DEFAULT_WINDOW_OVERLAP, lo=0)
     reconcile_every: float = setting(DEFAULT_RECONCILE_EVERY, above=0)
     max_deletion_share: float = setting(DEFAULT_MAX_DELETION_SHARE, lo=0, hi=1)
+    max_event_tickets: int = setting(DEFAULT_MAX_EVENT_TICKETS, lo=1)
+    future_tolerance: float = setting(DEFAULT_FUTURE_TOLERANCE, lo=0)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@
     │   └── ProtocolError (ValueError)    a 2xx whose body is not what the API documents
     ├── StoreError                        the local database refused or is damaged
     ├── SyncError                         a sync run could not complete
-    │   └── PagingError                   offset pages shifted beyond recovery in one run
+    │   ├── PagingError                   offset pages shifted beyond recovery in one run
+    │   └── TooManyTickets                a listing's total passed sync.max_event_tickets
     └── ReadError (ValueError)            a scanner sent something that is not a barcode
 
 Third-party errors are translated at the boundary with ``raise ... from exc``. No message
@@ -74,6 +75,10 @@ class SyncError(GateError):
 
 class PagingError(SyncError):
     """The ticket list shifted under the pager more than it can recover from in one run."""
+
+
+class TooManyTickets(SyncError):
+    """A ticket listing claims more tickets than any real event has: a server fault."""
 
 
 class ReadError(GateError, ValueError):

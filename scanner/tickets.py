@@ -7,6 +7,7 @@ which lets SQLite order and filter them without parsing.
 
 from __future__ import annotations
 
+import operator
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, NamedTuple
@@ -22,6 +23,15 @@ class TicketStatus(StrEnum):
 
 REQUIRED_FIELDS = ("_id", "barcode", "ticketTypeId", "ticketName", "eventId", "sellerId",
                    "createdAt", "updatedAt")
+# Without these a ticket cannot be stored or merged at all: a document lacking one is a
+# server fault that rejects its page.
+IDENTITY_FIELDS = ("_id", "barcode", "eventId", "updatedAt")
+# The status stored for a ticket whose fields break the API's types: ``decide`` admits
+# only VALID (and DETAILSREQUIRED), so such a ticket is denied as TICKET_INVALID.
+MALFORMED = "MALFORMED"
+STATUSES = frozenset(TicketStatus)
+# vivenu's schema: barcodes have at least 8 characters.
+MIN_BARCODE = 8
 
 # Optional text fields: API name -> attribute name, in the order from_api unpacks them.
 _OPTIONAL_TEXT = {
@@ -39,6 +49,13 @@ _OPTIONAL_TEXT = {
     "slotStartTime": "slot_start",
 }
 _OPTIONAL_KEYS = tuple(_OPTIONAL_TEXT)
+# The API's names of Ticket's fields, in Ticket's (and the table's) order.
+_API_KEYS = ("_id", "barcode", "eventId", "status", "ticketTypeId", "ticketName", "sellerId",
+             "createdAt", "updatedAt", "name", "priceCategoryId", "categoryRef",
+             "parentEventId", "priceCategory", "area", "row", "seat", "discountId",
+             "discount", "entry", "slotStartTime")
+_TEXT_OR_NONE = frozenset({str, type(None)})
+_optional_text = operator.itemgetter(*(_API_KEYS.index(key) for key in _OPTIONAL_KEYS))
 
 
 def utc_iso(moment: datetime) -> str:
@@ -96,36 +113,8 @@ class Ticket(NamedTuple):
 
     @classmethod
     def from_api(cls, doc: Any) -> Ticket:
-        """Build from one vivenu ticket object. Raises ValueError naming what is wrong."""
-        if type(doc) is not dict:
-            raise ValueError(f"ticket is a {type(doc).__name__}, not an object")
-        get = doc.get
-        required = [get(key) for key in REQUIRED_FIELDS]
-        if not all(type(value) is str for value in required):
-            missing = [k for k, v in zip(REQUIRED_FIELDS, required, strict=True)
-                       if type(v) is not str]
-            raise ValueError(f"ticket {get('_id')!r} lacks {', '.join(missing)}")
-        optional = [get(key) for key in _OPTIONAL_KEYS]
-        for key, value in zip(_OPTIONAL_KEYS, optional, strict=True):
-            if value is not None and type(value) is not str:
-                raise ValueError(f"ticket {required[0]!r} has a non-text {key}")
-        entry = get("entry") or ()
-        if type(entry) is not tuple:
-            if type(entry) is not list or not all(type(e) is str for e in entry):
-                raise ValueError(f"ticket {required[0]!r} has a malformed entry list")
-            entry = tuple(entry)
-        price_category = get("priceCategory")
-        if price_category is not None and type(price_category) is not dict:
-            raise ValueError(f"ticket {required[0]!r} has a malformed priceCategory")
-        ticket_id, barcode, type_id, type_name, event_id, seller_id, created, updated = required
-        (name, price_category_id, category_ref, parent_event_id, area, row, seat,
-         discount_id, discount, slot_start) = optional
-        return cls(
-            ticket_id, barcode, event_id, get("status") or "VALID", type_id, type_name,
-            seller_id, normalize_iso(created), normalize_iso(updated), name, price_category_id,
-            category_ref, parent_event_id, price_category, area, row, seat, discount_id,
-            discount, entry, None if slot_start is None else normalize_iso(slot_start),
-        )
+        """Build from one vivenu ticket object (see ``parse_ticket``)."""
+        return parse_ticket(doc)[0]
 
     def to_api(self) -> dict[str, Any]:
         """vivenu's JSON shape; absent optional fields are omitted."""
@@ -149,3 +138,124 @@ class Ticket(NamedTuple):
         if self.entry:
             doc["entry"] = list(self.entry)
         return doc
+
+
+def parse_ticket(doc: Any) -> tuple[Ticket, str | None]:
+    """One vivenu ticket object as a Ticket, checked against the API's types and statuses.
+
+    Returns the ticket and None, or, when a field is of the wrong type or an unknown value,
+    a ticket stored as not admissible (status ``MALFORMED``, the bad fields blanked) and a
+    line naming the ticket and the fields. A document without a usable ``_id``, ``barcode``,
+    ``eventId`` or ``updatedAt`` cannot be stored: ValueError naming the ticket and field.
+    An absent ``status`` is VALID, the schema's default.
+    """
+    if type(doc) is not dict:
+        raise ValueError(f"ticket is a {type(doc).__name__}, not an object")
+    values = list(map(doc.get, _API_KEYS))  # in column order
+    ticket_id, barcode, event_id, status, type_id, type_name, seller, created, updated = (
+        values[:9])
+    # One chained test per group of fields: a million tickets pass through here.
+    if not (str is type(ticket_id) is type(barcode) is type(event_id) is type(updated)
+            and ticket_id and barcode and event_id):
+        raise ValueError(_identity_fault(doc))
+    try:
+        updated = values[8] = normalize_iso(updated)
+    except ValueError:
+        raise ValueError(f"ticket {ticket_id!r}: updatedAt: not an ISO timestamp: "
+                         f"{_show(updated)}") from None
+    if status is None and "status" not in doc:
+        status = values[3] = "VALID"  # the schema's default
+    if (str is type(status) is type(type_id) is type(type_name) is type(seller)
+            is type(created) and status in STATUSES
+            and _TEXT_OR_NONE.issuperset(map(type, _optional_text(values)))
+            and len(barcode) >= MIN_BARCODE):
+        entry, price_category = values[19], values[13]
+        if ((entry is None or _text_list(entry))
+                and (price_category is None or _text_object(price_category))):
+            try:
+                values[7] = normalize_iso(created)
+                if values[20] is not None:
+                    values[20] = normalize_iso(values[20])
+            except ValueError:
+                pass  # a malformed timestamp: the slow path below names it
+            else:
+                values[19] = tuple(entry) if entry else ()
+                return Ticket._make(values), None
+    return _malformed(doc, ticket_id, barcode, event_id, updated)
+
+
+def _malformed(doc: dict[str, Any], ticket_id: str, barcode: str, event_id: str,
+               updated: str) -> tuple[Ticket, str]:
+    """The slow path of ``parse_ticket``: every bad field named, the ticket not admissible."""
+    problems: list[str] = []
+
+    def text(key: str, *, required: bool, timestamp: bool = False) -> str | None:
+        value = doc.get(key)
+        if value is None and not required:
+            return None
+        if type(value) is str:
+            if not timestamp:
+                return value
+            try:
+                return normalize_iso(value)
+            except ValueError:
+                problems.append(f"{key}: not an ISO timestamp: {_show(value)}")
+                return None
+        problems.append(f"{key}: expected a string, got {_show(value)}" if key in doc
+                        else f"{key}: missing")
+        return None
+
+    status = doc.get("status", "VALID")
+    if not (type(status) is str and status in STATUSES):
+        problems.append(f"status: expected one of {', '.join(TicketStatus)}, got "
+                        f"{_show(status)}" if "status" in doc else "status: missing")
+    if len(barcode) < MIN_BARCODE:
+        problems.append(f"barcode: shorter than {MIN_BARCODE} characters")
+    required = {key: text(key, required=True) for key in
+                ("ticketTypeId", "ticketName", "sellerId")}
+    created = text("createdAt", required=True, timestamp=True)
+    optional = {attr: text(key, required=False, timestamp=key == "slotStartTime")
+                for key, attr in _OPTIONAL_TEXT.items()}
+    entry = doc.get("entry")
+    if entry is not None and not _text_list(entry):
+        problems.append(f"entry: expected a list of strings, got {_show(entry)}")
+        entry = None
+    price_category = doc.get("priceCategory")
+    if price_category is not None and not _text_object(price_category):
+        problems.append(f"priceCategory: expected an object of strings, got "
+                        f"{_show(price_category)}")
+        price_category = None
+    ticket = Ticket(ticket_id, barcode, event_id, MALFORMED,
+                    required["ticketTypeId"] or "", required["ticketName"] or "",
+                    required["sellerId"] or "", created or updated, updated,
+                    price_category=price_category, entry=tuple(entry) if entry else (),
+                    **optional)
+    return ticket, f"ticket {ticket_id!r}: {'; '.join(problems)}"
+
+
+def _text_list(value: Any) -> bool:
+    """The schema's ``entry``: a list of strings."""
+    return type(value) is list and all(type(item) is str for item in value)
+
+
+def _text_object(value: Any) -> bool:
+    """The schema's ``priceCategory``: an object of strings."""
+    return type(value) is dict and all(type(item) is str for item in value.values())
+
+
+def _identity_fault(doc: dict[str, Any]) -> str:
+    ticket_id = doc.get("_id")
+    who = f"ticket {ticket_id!r}" if type(ticket_id) is str and ticket_id else "a ticket"
+    for key in IDENTITY_FIELDS:
+        value = doc.get(key)
+        if key not in doc:
+            return f"{who}: {key}: missing"
+        if type(value) is not str or not value:
+            return f"{who}: {key}: expected a non-empty string, got {_show(value)}"
+    return f"{who}: malformed"  # unreachable: parse_ticket found a fault
+
+
+def _show(value: Any) -> str:
+    """A value from the server for an error line: its type and a short repr."""
+    text = repr(value)
+    return f"{type(value).__name__} {text[:40]}{'...' if len(text) > 40 else ''}"

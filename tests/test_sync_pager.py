@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import pytest
 
-from scanner.errors import PagingError
+from scanner.errors import PagingError, TooManyTickets
 from scanner.sync.pager import Cursor, pages
 
 
@@ -19,6 +19,7 @@ class Item(NamedTuple):
 class Listing(NamedTuple):
     tickets: list[Item]
     total: int
+    problems: tuple[tuple[int, str], ...] = ()
 
 
 def listing(ids: list, after_each: Callable[[int], None] = lambda _n: None,
@@ -107,3 +108,34 @@ def test_changed_anchor_that_moved_to_the_end_is_not_trusted() -> None:
 
     got = read_all(listing(data, change_last_read))
     assert set(ids(14)) <= set(got)
+
+
+def test_a_total_past_the_cap_stops_the_listing_before_its_page() -> None:
+    ids = [f"t{i}" for i in range(30)]
+    seen: list[str] = []
+    with pytest.raises(TooManyTickets, match="max_event_tickets"):
+        for page in pages(listing(ids), page_size=10, max_tickets=29):
+            seen += [t.id for t in page.tickets]
+    assert seen == []
+
+
+def test_a_growing_total_stops_at_the_cap() -> None:
+    ids = [f"t{i}" for i in range(25)]
+
+    def grow(_served: int) -> None:
+        ids.extend(f"n{len(ids)}-{k}" for k in range(10))
+
+    read = 0
+    with pytest.raises(TooManyTickets):
+        for page in pages(listing(ids, after_each=grow), page_size=10, max_tickets=100):
+            read += len(page.tickets)
+    assert read <= 100
+
+
+def test_problems_of_overlap_re_reads_are_not_repeated() -> None:
+    def fetch(skip: int, top: int) -> Listing:
+        items = [Item(f"t{i}") for i in range(skip, min(skip + top, 12))]
+        return Listing(items, 12, tuple((i, f"bad t{skip + i}") for i in range(len(items))))
+
+    lines = [line for page in pages(fetch, page_size=6, overlap=2) for line in page.problems]
+    assert lines == [f"bad t{i}" for i in range(12)]

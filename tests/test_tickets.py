@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from scanner.tickets import Ticket, normalize_iso
+from scanner.tickets import MALFORMED, Ticket, normalize_iso, parse_ticket
 
 DOC: dict[str, Any] = {
     "_id": "t1", "barcode": "ABCD1234", "ticketTypeId": "tt", "ticketName": "GA",
@@ -26,22 +26,62 @@ def test_absent_status_defaults_to_valid() -> None:
     assert Ticket.from_api(doc).status == "VALID"
 
 
-def test_missing_required_fields_are_named() -> None:
-    doc = {k: v for k, v in DOC.items() if k not in ("barcode", "sellerId")}
-    with pytest.raises(ValueError, match="lacks barcode, sellerId"):
-        Ticket.from_api(doc)
+@pytest.mark.parametrize(("key", "who"), [("_id", "a ticket"), ("barcode", "ticket 't1'"),
+                                           ("eventId", "ticket 't1'"),
+                                           ("updatedAt", "ticket 't1'")])
+def test_a_ticket_without_identity_cannot_be_stored_and_names_field_and_id(
+        key: str, who: str) -> None:
+    with pytest.raises(ValueError, match=f"{who}: {key}: missing"):
+        parse_ticket({k: v for k, v in DOC.items() if k != key})
 
 
-@pytest.mark.parametrize(("key", "value", "match"), [
-    ("entry", "north", "malformed entry"),
-    ("entry", [1, 2], "malformed entry"),
-    ("priceCategory", "cat", "malformed priceCategory"),
-    ("seat", 12, "non-text seat"),
-    ("updatedAt", "yesterday", "Invalid isoformat"),
+@pytest.mark.parametrize("value", [12, None, "", ["x"]])
+def test_a_barcode_of_the_wrong_type_is_a_fault_naming_it(value: Any) -> None:
+    with pytest.raises(ValueError, match="ticket 't1': barcode: expected a non-empty string"):
+        parse_ticket(DOC | {"barcode": value})
+
+
+def test_an_unparseable_updated_at_is_a_fault_naming_it() -> None:
+    with pytest.raises(ValueError, match="ticket 't1': updatedAt: not an ISO timestamp"):
+        parse_ticket(DOC | {"updatedAt": "yesterday"})
+
+
+@pytest.mark.parametrize(("key", "value", "named"), [
+    ("status", None, "status: expected one of"),
+    ("status", "", "status: expected one of"),
+    ("status", False, "status: expected one of"),
+    ("status", 0, "status: expected one of"),
+    ("status", "valid", "status: expected one of"),
+    ("status", ["VALID"], "status: expected one of"),
+    ("entry", "north", "entry: expected a list of strings"),
+    ("entry", [1, 2], "entry: expected a list of strings"),
+    ("priceCategory", "cat", "priceCategory: expected an object"),
+    ("priceCategory", {"categoryId": 3}, "priceCategory: expected an object"),
+    ("seat", 12, "seat: expected a string, got int 12"),
+    ("ticketName", None, "ticketName: expected a string"),
+    ("createdAt", "soon", "createdAt: not an ISO timestamp"),
+    ("slotStartTime", "noon", "slotStartTime: not an ISO timestamp"),
+    ("barcode", "SHORT", "barcode: shorter than 8"),
 ])
-def test_malformed_fields_are_refused(key: str, value: Any, match: str) -> None:
-    with pytest.raises(ValueError, match=match):
-        Ticket.from_api(DOC | {key: value})
+def test_a_wrong_field_is_stored_not_admissible_naming_field_and_id(
+        key: str, value: Any, named: str) -> None:
+    ticket, problem = parse_ticket(DOC | {key: value})
+    assert ticket.status == MALFORMED
+    assert problem is not None and problem.startswith("ticket 't1': ") and named in problem
+
+
+def test_a_missing_required_field_is_stored_not_admissible() -> None:
+    ticket, problem = parse_ticket({k: v for k, v in DOC.items() if k != "sellerId"})
+    assert (ticket.status, problem) == (MALFORMED, "ticket 't1': sellerId: missing")
+
+
+def test_every_bad_field_is_named_in_one_line() -> None:
+    _ticket, problem = parse_ticket(DOC | {"status": None, "seat": 1})
+    assert problem is not None and "status:" in problem and "seat:" in problem
+
+
+def test_a_well_formed_ticket_has_no_problem() -> None:
+    assert parse_ticket(DOC)[1] is None
 
 
 def test_non_object_is_refused() -> None:

@@ -1,9 +1,13 @@
 """``gate bench sync``: full and delta sync of one event against the simulator.
 
 The simulator and each sync run in their own processes (``gate sim``, ``gate sync
---once``), so the peak RSS reported is the syncing process's alone (``os.wait4`` gives each
-child's own rusage) and the simulator's CPU does not count against the sync's wall time
-beyond what sharing the machine costs.
+--once``), so the peak RSS and CPU reported are the syncing process's alone (``os.wait4``
+gives each child's own rusage) and the simulator's CPU does not count against the sync.
+
+The full sync's CPU per ticket (user + sys of the whole process, start-up included) is
+set beside a plain loop run the same way in its own child (``python -m
+scanner.bench.plain_sync``): httpx + json + sqlite3 paging the same simulator with the same
+page size into the same table. The gate's goal is to cost no more CPU than that loop.
 
 Goals on the reference 2-core box: full 1,000,000 tickets <= 60 s at <= 200 MB peak RSS;
 a delta over 1,000 changed tickets among 1,000,000 <= 1 s.
@@ -14,6 +18,7 @@ from __future__ import annotations
 import os
 import select
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,7 +28,9 @@ import click
 import httpx
 import orjson
 
+from scanner.bench import plain_sync
 from scanner.cli.child import gate_argv, gate_env
+from scanner.config import DEFAULT_PAGE_SIZE
 from scanner.errors import GateError
 from scanner.sim.server import DEFAULT_TOKEN
 from scanner.vivenu.urls import API_PREFIX
@@ -63,22 +70,43 @@ def _start_sim(tickets: int) -> tuple[subprocess.Popen[bytes], str]:
     return proc, url
 
 
-def _run_sync(env: dict[str, str], workdir: Path) -> dict[str, Any]:
-    """One ``gate sync --once`` in a child: its report, wall time and its own peak RSS."""
-    out_path, err_path = workdir / "sync.out", workdir / "sync.err"
+def _run_child(argv: list[str], env: dict[str, str], workdir: Path,
+               what: str) -> dict[str, Any]:
+    """Run ``argv`` in a child: its stdout, wall time, own CPU seconds and peak RSS."""
+    out_path, err_path = workdir / "child.out", workdir / "child.err"
     started = time.monotonic()
     with out_path.open("wb") as out, err_path.open("wb") as err:
-        proc = subprocess.Popen(gate_argv("sync", "--once", "--json"), env=env, stdout=out,
-                                stderr=err)
+        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=err)
         # wait4 reaps this child alone and returns its rusage, not the simulator's.
         _pid, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.monotonic() - started
     if proc.returncode != 0:
         tail = err_path.read_text(errors="replace").strip()[-500:]
-        raise GateError(f"bench sync: gate sync failed: {tail}")
-    [report] = orjson.loads(out_path.read_bytes())
-    return {"report": report, "wall": wall, "rss_mb": round(usage.ru_maxrss / 1024, 1)}
+        raise GateError(f"bench sync: {what} failed: {tail}")
+    return {"out": out_path.read_bytes(), "wall": wall,
+            "cpu": usage.ru_utime + usage.ru_stime,
+            "rss_mb": round(usage.ru_maxrss / 1024, 1)}
+
+
+def _run_sync(env: dict[str, str], workdir: Path) -> dict[str, Any]:
+    """One ``gate sync --once`` in a child: its report and the child's own figures."""
+    run = _run_child(gate_argv("sync", "--once", "--json"), env, workdir, "gate sync")
+    [run["report"]] = orjson.loads(run["out"])
+    return run
+
+
+def _run_plain(url: str, event_id: str, workdir: Path) -> dict[str, Any]:
+    """The plain loop in a child, into its own SQLite file; its figures."""
+    argv = [sys.executable, "-m", plain_sync.__name__, url, event_id,
+            str(workdir / "plain.db"), str(DEFAULT_PAGE_SIZE)]
+    run = _run_child(argv, gate_env(PLAIN_TOKEN=DEFAULT_TOKEN), workdir, "the plain loop")
+    run["tickets"] = int(run["out"].split()[0])
+    return run
+
+
+def _us_per_ticket(cpu: float, tickets: int) -> float | None:
+    return round(cpu / tickets * 1e6, 1) if tickets else None
 
 
 def measure(tickets: int, workdir: Path) -> dict[str, Any]:
@@ -90,6 +118,7 @@ def measure(tickets: int, workdir: Path) -> dict[str, Any]:
             env = gate_env(GATE_API_URL=url, GATE_API_TOKEN=DEFAULT_TOKEN, GATE_DB=str(db),
                            GATE_EVENTS=event_id)
             full = _run_sync(env, workdir)
+            plain = _run_plain(url, event_id, workdir)
             changed = control.post("/_sim/mutate", json={"n": CHANGED, "kind": "change",
                                                          "event_id": event_id})
             changed.raise_for_status()
@@ -98,6 +127,8 @@ def measure(tickets: int, workdir: Path) -> dict[str, Any]:
         sim.terminate()
         sim.wait(timeout=30)
     seconds = full["report"]["seconds"]
+    gate_us = _us_per_ticket(full["cpu"], full["report"]["fetched"])
+    plain_us = _us_per_ticket(plain["cpu"], plain["tickets"])
     return {
         "tickets": tickets,
         "full_seconds": round(seconds, 3),
@@ -105,6 +136,13 @@ def measure(tickets: int, workdir: Path) -> dict[str, Any]:
         "tickets_per_second": round(full["report"]["fetched"] / seconds) if seconds else None,
         "full_pages": full["report"]["pages"],
         "full_peak_rss_mb": full["rss_mb"],
+        "full_cpu_seconds": round(full["cpu"], 3),
+        "full_cpu_us_per_ticket": gate_us,
+        "plain_tickets": plain["tickets"],
+        "plain_cpu_seconds": round(plain["cpu"], 3),
+        "plain_cpu_us_per_ticket": plain_us,
+        "plain_wall_seconds": round(plain["wall"], 3),
+        "cpu_goal_met": gate_us is not None and plain_us is not None and gate_us <= plain_us,
         "delta_changed": CHANGED,
         "delta_upserted": delta["report"]["upserted"],
         "delta_seconds": round(delta["report"]["seconds"], 3),
@@ -132,3 +170,8 @@ def command(tickets: int, as_json: bool) -> None:
                f"tickets in {figures['delta_seconds']} s (process wall "
                f"{figures['delta_wall_seconds']} s), peak RSS "
                f"{figures['delta_peak_rss_mb']} MB")
+    verdict = "goal met" if figures["cpu_goal_met"] else "goal NOT met"
+    click.echo(f"sync CPU per ticket (user+sys of the process): gate "
+               f"{figures['full_cpu_us_per_ticket']} us, plain httpx+json+sqlite3 loop "
+               f"{figures['plain_cpu_us_per_ticket']} us ({figures['plain_tickets']} tickets); "
+               f"{verdict} (gate <= plain)")

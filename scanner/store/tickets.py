@@ -64,13 +64,16 @@ class TicketStore:
 
     # -- tickets -----------------------------------------------------------------------
 
-    def upsert(self, batch: list[Ticket], generation: int | None = None) -> int:
-        """Insert or update ``batch`` in one transaction (newer ``updatedAt`` wins; see
-        ``scanner.store.upsert``); ``generation`` marks them as seen by that full sync.
-        Returns how many tickets were inserted or changed."""
+    def upsert(self, batch: list[Ticket], generation: int | None = None, *,
+               trusted_until: str | None = None, overwrite: bool = False) -> int:
+        """Insert or update ``batch`` in one transaction (newer ``updatedAt`` wins, within
+        ``trusted_until``; ``overwrite`` takes every copy; see ``scanner.store.upsert``);
+        ``generation`` marks them as seen by that full sync. Returns how many tickets were
+        inserted or changed."""
         rows = [ticket_row(t, generation or 0) for t in batch]
         with self._writing() as conn:
-            return self._upserter.write(conn, rows)
+            return self._upserter.write(conn, rows, trusted_until=trusted_until,
+                                        overwrite=overwrite)
 
     def by_barcode(self, barcode: str) -> list[Ticket]:
         """Every stored ticket with this barcode (one per event that sold it)."""
@@ -157,12 +160,14 @@ class TicketStore:
 
     def save_page(self, event_id: str, batch: list[Ticket], *, generation: int | None,
                   skip: int | None = None, anchor: tuple[str, ...] = (),
-                  total: int | None = None) -> int:
-        """Upsert one page and, for a full sync (``skip`` given), the cursor after it, in
-        one transaction: a kill at any instant leaves both or neither."""
+                  total: int | None = None, trusted_until: str | None = None,
+                  overwrite: bool = False) -> int:
+        """Upsert one page (as ``upsert``) and, for a full sync (``skip`` given), the cursor
+        after it, in one transaction: a kill at any instant leaves both or neither."""
         rows = [ticket_row(t, generation or 0) for t in batch]
         with self._writing() as conn:
-            changed = self._upserter.write(conn, rows)
+            changed = self._upserter.write(conn, rows, trusted_until=trusted_until,
+                                           overwrite=overwrite)
             if skip is not None:
                 state.save_cursor(conn, event_id, skip=skip, anchor=anchor, total=total)
             return changed

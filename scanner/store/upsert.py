@@ -10,7 +10,12 @@ Rules, the same on every backend:
   stored one (the ticket still exists, so the reconciling sweep must keep it);
 - a row is touched only when something changes (a newer copy or a higher generation), so
   the returned count says how many tickets really changed and a delta re-reading its
-  overlap reports +0.
+  overlap reports +0;
+- a stored ``updated_at`` later than ``trusted_until`` (server time plus a tolerance, given
+  by the caller) is not trusted: any incoming copy replaces it, so a ticket stamped far in
+  the future cannot pin its row against a later cancellation stamped normally;
+- ``overwrite`` (the reconciling full sync) takes the incoming copy whatever its
+  ``updatedAt``: the server's current copy is the truth.
 
 SQLite and PostgreSQL use ``INSERT ... ON CONFLICT DO UPDATE ... WHERE``, compiled once and
 run with the driver's executemany on plain tuples: building per-row dicts for SQLAlchemy
@@ -20,11 +25,12 @@ select, insert, update with the same rules.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, bindparam, case, or_, select
+from sqlalchemy import Connection, Engine, bindparam, case, literal_column, or_, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from scanner.store.driver_sql import DriverSql, compile_for_driver
@@ -43,16 +49,20 @@ ENTRY = DATA_COLUMNS.index("entry")
 Row = tuple[Any, ...]
 
 
+# ``trusted_until`` is written into the SQL (one statement per run, not a value per row);
+# only our own canonical timestamps may go there.
+_CANONICAL = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
+
+
 def ticket_row(ticket: Ticket, generation: int) -> Row:
     """The ticket's column values in table order, JSON fields encoded."""
     t = ticket
-    return (t.id, t.barcode, t.event_id, t.status, t.ticket_type_id, t.ticket_name,
-            t.seller_id, t.created_at, t.updated_at, t.name, t.price_category_id,
-            t.category_ref, t.parent_event_id,
-            None if t.price_category is None else orjson.dumps(t.price_category).decode(),
-            t.area, t.row, t.seat, t.discount_id, t.discount,
-            orjson.dumps(t.entry).decode() if t.entry else None,
-            t.slot_start, generation)
+    # Slices of the tuple: a million attribute reads would cost more than SQLite's work.
+    price_category, entry = t[PRICE_CATEGORY], t[ENTRY]
+    return (*t[:PRICE_CATEGORY],
+            None if price_category is None else orjson.dumps(price_category).decode(),
+            *t[PRICE_CATEGORY + 1:ENTRY],
+            orjson.dumps(entry).decode() if entry else None, t[ENTRY + 1], generation)
 
 
 def row_ticket(row: Sequence[Any]) -> Ticket:
@@ -64,18 +74,27 @@ def row_ticket(row: Sequence[Any]) -> Ticket:
     return Ticket(*values)
 
 
-def _merge_rules(incoming: Callable[[str], ColumnElement[Any]]
-                 ) -> tuple[dict[str, ColumnElement[Any]], ColumnElement[bool]]:
+def _merge_rules(incoming: Callable[[str], ColumnElement[Any]], trusted_until: str | None,
+                 overwrite: bool) -> tuple[dict[str, ColumnElement[Any]], ColumnElement[bool]]:
     """SET clause and WHERE of an update of the stored row by an ``incoming`` copy."""
     stored = tickets.c
-    as_new = incoming("updated_at") >= stored.updated_at
+    as_new: ColumnElement[bool] = incoming("updated_at") >= stored.updated_at
+    if trusted_until is not None:
+        if not _CANONICAL.fullmatch(trusted_until):
+            raise ValueError(f"trusted_until is not a canonical timestamp: {trusted_until!r}")
+        as_new = or_(as_new, stored.updated_at > literal_column(f"'{trusted_until}'"))
+    if overwrite:
+        as_new = true()
     values: dict[str, ColumnElement[Any]] = {
         name: case((as_new, incoming(name)), else_=stored[name])
         for name in DATA_COLUMNS if name != "id"}
     values["sync_gen"] = case((incoming("sync_gen") > stored.sync_gen, incoming("sync_gen")),
                               else_=stored.sync_gen)
-    changes = or_(incoming("updated_at") > stored.updated_at,
+    changes = or_(incoming("updated_at") != stored.updated_at if overwrite
+                  else incoming("updated_at") > stored.updated_at,
                   incoming("sync_gen") > stored.sync_gen)
+    if trusted_until is not None and not overwrite:
+        changes = or_(changes, as_new & (incoming("updated_at") != stored.updated_at))
     return values, changes
 
 
@@ -83,31 +102,44 @@ class Upserter:
     """Writes rows built by ``ticket_row`` into ``tickets`` within a caller's transaction."""
 
     def __init__(self, engine: Engine, *, force_generic: bool = False) -> None:
-        dialect = engine.dialect
-        self._driver: DriverSql | None = None
-        insert = None if force_generic else conflict_insert(dialect)
-        if insert is not None:
-            stmt = insert(tickets)
-            values, changes = _merge_rules(lambda name: stmt.excluded[name])
-            stmt = stmt.on_conflict_do_update(index_elements=[tickets.c.id], set_=values,
-                                              where=changes)
-            self._driver = compile_for_driver(stmt, dialect, COLUMNS)
-        else:
-            values, changes = _merge_rules(lambda name: bindparam(f"in_{name}"))
-            self._update = (tickets.update()
-                            .where(tickets.c.id == bindparam("in_id"), changes)
-                            .values(values))
+        self._dialect = engine.dialect
+        self._insert = None if force_generic else conflict_insert(self._dialect)
+        # (trusted_until, overwrite) -> compiled statement; a run uses one or two.
+        self._driver: dict[tuple[str | None, bool], DriverSql] = {}
+        self._update: dict[tuple[str | None, bool], Any] = {}
 
-    def write(self, conn: Connection, rows: list[Row]) -> int:
+    def write(self, conn: Connection, rows: list[Row], *, trusted_until: str | None = None,
+              overwrite: bool = False) -> int:
         """Upsert ``rows``; returns how many tickets were inserted or changed."""
         if not rows:
             return 0
-        if self._driver is not None:
-            return max(conn.exec_driver_sql(self._driver.sql,
-                                            self._driver.many(rows)).rowcount, 0)
-        return self._write_generic(conn, rows)
+        mode = (trusted_until, overwrite)
+        if self._insert is not None:
+            driver = self._driver.get(mode)
+            if driver is None:
+                if len(self._driver) > 8:  # one entry per run: keep the cache small
+                    self._driver.clear()
+                driver = self._driver[mode] = self._compile(*mode)
+            return max(conn.exec_driver_sql(driver.sql, driver.many(rows)).rowcount, 0)
+        return self._write_generic(conn, rows, mode)
 
-    def _write_generic(self, conn: Connection, rows: list[Row]) -> int:
+    def _compile(self, trusted_until: str | None, overwrite: bool) -> DriverSql:
+        assert self._insert is not None
+        stmt = self._insert(tickets)
+        values, changes = _merge_rules(lambda name: stmt.excluded[name], trusted_until,
+                                       overwrite)
+        stmt = stmt.on_conflict_do_update(index_elements=[tickets.c.id], set_=values,
+                                          where=changes)
+        return compile_for_driver(stmt, self._dialect, COLUMNS)
+
+    def _write_generic(self, conn: Connection, rows: list[Row],
+                       mode: tuple[str | None, bool]) -> int:
+        update = self._update.get(mode)
+        if update is None:
+            values, changes = _merge_rules(lambda name: bindparam(f"in_{name}"), *mode)
+            update = self._update[mode] = (tickets.update()
+                                           .where(tickets.c.id == bindparam("in_id"), changes)
+                                           .values(values))
         newest: dict[str, Row] = {}
         for row in rows:  # the same id twice in one batch: keep the newer copy
             seen = newest.get(row[0])
@@ -124,5 +156,5 @@ class Upserter:
         stale = [{f"in_{c}": v for c, v in zip(COLUMNS, r, strict=True)}
                  for i, r in newest.items() if i in existing]
         if stale:
-            changed += max(conn.execute(self._update, stale).rowcount, 0)
+            changed += max(conn.execute(update, stale).rowcount, 0)
         return changed

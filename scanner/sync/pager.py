@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from scanner.errors import PagingError
+from scanner.errors import PagingError, TooManyTickets
 
 log = logging.getLogger("scanner.sync")
 
@@ -58,6 +58,9 @@ class _Page(Protocol):
 
     @property
     def total(self) -> int: ...
+
+    @property
+    def problems(self) -> tuple[tuple[int, str], ...]: ...  # (index, line) not admissible
 
 
 Fetch = Callable[[int, int], _Page]
@@ -83,12 +86,16 @@ class Page:
     cursor: Cursor       # the cursor to store once these tickets are committed
     requests: int        # HTTP requests this page took (more than 1 after a realignment)
     last: bool
+    problems: tuple[str, ...] = ()   # the new tickets stored not admissible, one line each
 
 
 def pages(fetch: Fetch, *, page_size: int, cursor: Cursor | None = None,
           overlap: int = DEFAULT_OVERLAP, anchor_size: int = ANCHOR_SIZE,
-          max_realign: int = MAX_REALIGN) -> Iterator[Page]:
-    """Aligned pages of the listing from ``cursor`` (the start by default) to its end."""
+          max_realign: int = MAX_REALIGN, max_tickets: int | None = None) -> Iterator[Page]:
+    """Aligned pages of the listing from ``cursor`` (the start by default) to its end.
+
+    A listing whose ``total`` passes ``max_tickets`` raises TooManyTickets before its page
+    is yielded, so a total that keeps growing stops there."""
     if page_size < 2:
         raise ValueError("page_size must be at least 2 to overlap pages")
     # At least one new ticket per request, or paging would never advance.
@@ -97,10 +104,14 @@ def pages(fetch: Fetch, *, page_size: int, cursor: Cursor | None = None,
     while True:
         docs, at, start, requests = _aligned(fetch, cursor, page_size, overlap, max_realign)
         tickets = docs.tickets
+        if max_tickets is not None and docs.total > max_tickets:
+            raise TooManyTickets(f"ticket listing claims {docs.total} tickets, more than "
+                                 f"sync.max_event_tickets ({max_tickets}); nothing more read")
+        problems = tuple(line for index, line in docs.problems if index >= start)
         cursor = Cursor(skip=at + len(tickets), total=docs.total,
                         anchor=_next_anchor(cursor.anchor, tickets, anchor_size))
         last = len(tickets) < page_size
-        yield Page(tickets[start:], cursor, requests, last)
+        yield Page(tickets[start:], cursor, requests, last, problems)
         if last:
             return
 

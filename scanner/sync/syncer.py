@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -70,6 +70,7 @@ class EventReport:
     total: int           # tickets of this event in the store afterwards
     resumed: bool = False
     held: int = 0        # deletions held back by the guard (nothing was deleted)
+    malformed: int = 0   # tickets stored not admissible: fields the API does not allow
 
     def line(self) -> str:
         swept = f", -{self.swept} swept" if self.swept else ""
@@ -85,6 +86,8 @@ class _Tally:
     upserted: int = 0
     pages: int = 0
     total: int | None = None
+    # Lines naming tickets stored not admissible, once each (a catch-up re-reads some).
+    malformed: dict[str, None] = field(default_factory=dict)
 
 
 class Syncer:
@@ -172,10 +175,13 @@ class Syncer:
         # sync has no deltas to fall back on, so it pages on and only its sweep is guarded.
         collapse_guard = guarded and mode == "reconcile"
         fetch = self._fetcher(event_id, None, until)
+        trusted = self._trusted_until()  # once per listing: the upsert compiles once
         bar = progress_bar(self.progress if mode == "full" else False, f"sync {event_id}")
         try:
             for page in prefetched(pages(fetch, page_size=self.config.page_size,
-                                         cursor=cursor), self.prefetch):
+                                         cursor=cursor,
+                                         max_tickets=self.config.max_event_tickets),
+                                   self.prefetch):
                 self._check_stop()
                 c = page.cursor
                 if collapse_guard and c.total is not None \
@@ -187,7 +193,8 @@ class Syncer:
                     return self._report(event_id, mode, tally, 0, started, resumed, held)
                 tally.upserted += self.store.save_page(
                     event_id, page.tickets, generation=generation, skip=c.skip,
-                    anchor=c.anchor, total=c.total)
+                    anchor=c.anchor, total=c.total, trusted_until=trusted,
+                    overwrite=mode == "reconcile")
                 self._count(tally, page)
                 if bar.total != c.total:
                     bar.total = c.total
@@ -229,9 +236,13 @@ class Syncer:
         until = utc_iso(max(self._server_now() + UNTIL_MARGIN,
                             parse_iso(since) + timedelta(seconds=1)))
         fetch = self._fetcher(event_id, since, until)
-        for page in prefetched(pages(fetch, page_size=self.config.page_size), self.prefetch):
+        trusted = self._trusted_until()
+        for page in prefetched(pages(fetch, page_size=self.config.page_size,
+                                     max_tickets=self.config.max_event_tickets),
+                               self.prefetch):
             self._check_stop()
-            tally.upserted += self.store.upsert(page.tickets, generation)
+            tally.upserted += self.store.upsert(page.tickets, generation,
+                                                trusted_until=trusted)
             self._count(tally, page)
         return until
 
@@ -249,6 +260,10 @@ class Syncer:
             return api.ticket_page(event_id, top=top, skip=skip, from_=since, until=until)
 
         return fetch
+
+    def _trusted_until(self) -> str:
+        """The latest ``updatedAt`` trusted to win a merge: server time plus a tolerance."""
+        return utc_iso(self._server_now() + timedelta(seconds=self.config.future_tolerance))
 
     def _server_now(self) -> datetime:
         offset = self.api.clock_offset or 0.0  # None before the first answer
@@ -295,11 +310,17 @@ class Syncer:
         tally.fetched += len(page.tickets)
         tally.pages += page.requests
         tally.total = page.cursor.total
+        tally.malformed.update(dict.fromkeys(page.problems))
 
     def _report(self, event_id: str, mode: str, tally: _Tally, swept: int, started: float,
                 resumed: bool, held: HeldDeletions | None = None) -> EventReport:
+        if tally.malformed:  # once per run: a bad server must not flood the log
+            log.warning("sync %s: %d ticket(s) stored as not admissible, their fields break "
+                        "the API's types; first: %s", event_id, len(tally.malformed),
+                        next(iter(tally.malformed)))
         return EventReport(event_id=event_id, mode=mode, fetched=tally.fetched,
                            upserted=tally.upserted, swept=swept, pages=tally.pages,
+                           malformed=len(tally.malformed),
                            seconds=time.monotonic() - started,
                            total=self.store.count(event_id), resumed=resumed,
                            held=held.count if held else 0)

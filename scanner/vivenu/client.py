@@ -5,6 +5,11 @@ Every method maps one endpoint. Faults come out as the ``ApiError`` tree of
 the server's body, truncated, as ``.body``), 429/5xx/no connection after retries ->
 ServerUnavailable, a 2xx of the wrong shape -> ProtocolError. The token goes in the
 ``token`` header only; it is never logged, shown in a repr or put in an exception text.
+
+Every request is bounded: bodies are streamed and refused past a byte cap (so a huge page
+costs no more memory than the cap), and a ticket page, retries included, ends within a
+total deadline (httpx's timeouts are per read, so a server dripping one byte every few
+seconds would otherwise hold a sync forever).
 """
 
 from __future__ import annotations
@@ -18,7 +23,12 @@ from typing import Any, NamedTuple
 import httpx
 import orjson
 
-from scanner.config import ApiConfig, Secret
+from scanner.config import (
+    DEFAULT_MAX_PAGE_BYTES,
+    DEFAULT_PAGE_DEADLINE,
+    ApiConfig,
+    Secret,
+)
 from scanner.errors import (
     AuthRefused,
     BadRequest,
@@ -26,7 +36,7 @@ from scanner.errors import (
     ProtocolError,
     ServerUnavailable,
 )
-from scanner.tickets import Ticket
+from scanner.tickets import Ticket, parse_ticket
 from scanner.vivenu.retry import (
     DEFAULT_BACKOFF,
     RetryableStatus,
@@ -40,12 +50,16 @@ log = logging.getLogger("scanner.vivenu")
 
 # How much of an error body is kept on BadRequest: enough to read the reason, not a page.
 BODY_KEEP = 500
+# How much of an error body is read at all: the first BODY_KEEP characters are all we keep.
+ERROR_BODY_READ = 64 * 1024
 SCAN_ACCESS = ("GRANTED", "DENIED")
 
 
 class TicketPage(NamedTuple):
     tickets: list[Ticket]
     total: int
+    # (index in tickets, line naming ticket and fields) for tickets stored not admissible
+    problems: tuple[tuple[int, str], ...] = ()
 
 
 class VivenuClient:
@@ -55,13 +69,17 @@ class VivenuClient:
                  read_timeout: float = 15.0, retries: int = 5,
                  transport: httpx.BaseTransport | None = None,
                  backoff: float = DEFAULT_BACKOFF,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 page_deadline: float = DEFAULT_PAGE_DEADLINE,
+                 max_page_bytes: int = DEFAULT_MAX_PAGE_BYTES) -> None:
         self.base_url = base_url.strip().rstrip("/")
         root = api_root(self.base_url)
         self._token = token
         self._retries = retries
         self._backoff = backoff
         self._sleep = sleep
+        self._page_deadline = page_deadline
+        self._max_bytes = max_page_bytes
         self._timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
         self._http = httpx.Client(base_url=root, headers={"token": token.reveal()},
                                   timeout=self._timeout, transport=transport)
@@ -72,7 +90,8 @@ class VivenuClient:
     def from_config(cls, api: ApiConfig, *,
                     transport: httpx.BaseTransport | None = None) -> VivenuClient:
         return cls(api.url, api.token, connect_timeout=api.connect_timeout,
-                   read_timeout=api.read_timeout, retries=api.retries, transport=transport)
+                   read_timeout=api.read_timeout, retries=api.retries, transport=transport,
+                   page_deadline=api.page_deadline, max_page_bytes=api.max_page_bytes)
 
     def __repr__(self) -> str:
         return f"VivenuClient({self.base_url!r})"
@@ -103,26 +122,33 @@ class VivenuClient:
 
     def ticket_page(self, event_id: str, *, top: int, skip: int, from_: str | None = None,
                     until: str | None = None) -> TicketPage:
-        """One page of an event's ticket list; any malformed doc rejects the whole page."""
+        """One page of an event's ticket list, within the page deadline. A doc that cannot
+        be stored rejects the page (ProtocolError naming ticket and field); one with wrong
+        fields comes back not admissible, listed in ``problems``."""
         params: dict[str, Any] = {"top": top, "skip": skip}
         if from_ is not None:
             params["from"] = from_
         if until is not None:
             params["until"] = until
         what = f"GET /tickets/v2/{event_id} skip={skip}"
-        body = self._json("GET", f"/tickets/v2/{segment(event_id)}", params=params, what=what)
+        body = self._json("GET", f"/tickets/v2/{segment(event_id)}", params=params, what=what,
+                          deadline=self._page_deadline)
         if not isinstance(body, dict):
             raise ProtocolError(f"{what}: expected an object, got {type(body).__name__}")
         docs, total = body.get("docs"), body.get("total")
         if not isinstance(docs, list) or not isinstance(total, int) or isinstance(total, bool):
             raise ProtocolError(f"{what}: expected a 'docs' list and an integer 'total'")
-        tickets = []
-        for index, doc in enumerate(docs):
-            try:
-                tickets.append(Ticket.from_api(doc))
-            except ValueError as exc:
-                raise ProtocolError(f"{what}: doc {index}: {exc}") from None
-        return TicketPage(tickets, total)
+        tickets: list[Ticket] = []
+        problems: list[tuple[int, str]] = []
+        try:
+            for doc in docs:
+                ticket, problem = parse_ticket(doc)
+                if problem is not None:
+                    problems.append((len(tickets), problem))
+                tickets.append(ticket)
+        except ValueError as exc:
+            raise ProtocolError(f"{what}: doc {len(tickets)}: {exc}") from None
+        return TicketPage(tickets, total, tuple(problems))
 
     def ticket(self, barcode: str, event_id: str | None = None, *,
                deadline: float | None = None) -> Ticket:
@@ -132,9 +158,12 @@ class VivenuClient:
         body = self._json("GET", f"/tickets/{segment(barcode)}", params=params,
                           deadline=deadline, what="GET /tickets/{barcode}")
         try:
-            return Ticket.from_api(body)
+            ticket, problem = parse_ticket(body)
         except ValueError as exc:
             raise ProtocolError(f"GET /tickets/{{barcode}}: {exc}") from None
+        if problem is not None:
+            log.warning("GET /tickets/{barcode}: not admissible: %s", problem)
+        return ticket
 
     def scan_ticket(self, barcode: str) -> dict:
         """Let the server decide and record a scan: ``{access: GRANTED|DENIED, ticket}``."""
@@ -183,18 +212,20 @@ class VivenuClient:
               content: bytes | None = None, deadline: float | None = None,
               what: str | None = None, empty_ok: bool = False) -> Any:
         what = what or f"{method} {path}"
-        response = self._request(method, path, params=params, content=content,
-                                 deadline=deadline, what=what)
-        if empty_ok and not response.content.strip():
+        status, body = self._request(method, path, params=params, content=content,
+                                     deadline=deadline, what=what)
+        if empty_ok and not body.strip():
             return {}
         try:
-            return orjson.loads(response.content)
+            return orjson.loads(body)
         except orjson.JSONDecodeError:
-            raise ProtocolError(f"{what}: HTTP {response.status_code} body is not JSON",
-                                status=response.status_code) from None
+            raise ProtocolError(f"{what}: HTTP {status} body is not JSON",
+                                status=status) from None
 
     def _request(self, method: str, path: str, *, params: dict[str, Any] | None,
-                 content: bytes | None, deadline: float | None, what: str) -> httpx.Response:
+                 content: bytes | None, deadline: float | None,
+                 what: str) -> tuple[int, bytes]:
+        """Status and body of a 2xx/3xx, within ``deadline`` (seconds, retries included)."""
         deadline_at = None if deadline is None else time.monotonic() + deadline
         headers = {"content-type": "application/json"} if content is not None else None
         policy = retrying(retries=self._retries, backoff=self._backoff,
@@ -202,11 +233,16 @@ class VivenuClient:
         try:
             for attempt in policy:
                 with attempt:
-                    response = self._http.request(
+                    request = self._http.build_request(
                         method, path, params=params, content=content, headers=headers,
                         timeout=self._attempt_timeout(deadline_at, what))
-                    self._note_date(response, datetime.now(UTC))
-                    self._check_status(response, what)
+                    response = self._http.send(request, stream=True)
+                    try:
+                        self._note_date(response, datetime.now(UTC))
+                        self._check_status(response, what)
+                        body = self._read_body(response, self._max_bytes, deadline_at, what)
+                    finally:
+                        response.close()
         except RetryableStatus as exc:
             raise ServerUnavailable(f"{what}: HTTP {exc.status}, gave up after "
                                     f"{policy.statistics.get('attempt_number', 1)} attempt(s)",
@@ -215,7 +251,23 @@ class VivenuClient:
             raise ServerUnavailable(f"{what}: {type(exc).__name__}: {self._scrub(str(exc))}; "
                                     f"gave up after {policy.statistics.get('attempt_number', 1)}"
                                     " attempt(s)") from None
-        return response
+        return response.status_code, body
+
+    @staticmethod
+    def _read_body(response: httpx.Response, cap: int, deadline_at: float | None,
+                   what: str) -> bytes:
+        """The body, read chunk by chunk: refused past ``cap`` bytes or the deadline."""
+        chunks, size = [], 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > cap:
+                raise ProtocolError(f"{what}: the answer passed {cap} bytes "
+                                    f"(api.max_page_bytes); refused", status=response.status_code)
+            if deadline_at is not None and time.monotonic() > deadline_at:
+                raise ServerUnavailable(f"{what}: the answer did not arrive within its "
+                                        "deadline (api.page_deadline); gave up")
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def _attempt_timeout(self, deadline_at: float | None, what: str) -> httpx.Timeout:
         if deadline_at is None:
@@ -224,7 +276,8 @@ class VivenuClient:
         if left <= 0:
             raise ServerUnavailable(f"{what}: deadline passed")
         # Every phase gets at most what is left; httpx has no whole-request timeout.
-        return httpx.Timeout(left, connect=min(self._timeout.connect, left))
+        return httpx.Timeout(min(self._timeout.read or left, left),
+                             connect=min(self._timeout.connect or left, left))
 
     def _check_status(self, response: httpx.Response, what: str) -> None:
         status = response.status_code
@@ -233,7 +286,10 @@ class VivenuClient:
         if status == 429 or status >= 500:
             raise RetryableStatus(status, retry_after_seconds(
                 response.headers.get("retry-after"), self.last_server_date))
-        body = self._scrub(response.text[:BODY_KEEP])
+        # Scrubbed before it is cut: a token echoed across the cut must not leave a part.
+        raw = self._read_body_prefix(response)
+        body = self._scrub(raw.decode(response.encoding or "utf-8", errors="replace"))
+        body = body[:BODY_KEEP]
         if status in (401, 403):
             hint = "" if self._token else " (no token configured: GATE_API_TOKEN or api.token_file)"
             raise AuthRefused(f"{what}: HTTP {status}: the token was refused{hint}",
@@ -243,6 +299,17 @@ class VivenuClient:
         error = BadRequest(f"{what}: HTTP {status}: {body or '(empty body)'}", status=status)
         error.body = body
         raise error
+
+    @staticmethod
+    def _read_body_prefix(response: httpx.Response) -> bytes:
+        """At most ERROR_BODY_READ bytes of an error body: enough to quote, never a flood."""
+        chunks, size = [], 0
+        for chunk in response.iter_bytes():
+            chunks.append(chunk)
+            size += len(chunk)
+            if size >= ERROR_BODY_READ:
+                break
+        return b"".join(chunks)
 
     def _scrub(self, text: str) -> str:
         """Remove the token from text that came from elsewhere (a server echoing headers)."""

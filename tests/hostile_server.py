@@ -1,0 +1,163 @@
+"""A vivenu-shaped server on loopback that misbehaves on purpose (no tests here).
+
+It answers ``/api/accessusers/me``, ``/events`` and ``/tickets/v2/{event}`` over real HTTP,
+with a real ``Date`` header, and its ``mode`` says how it lies or stalls:
+
+- ``ok``:       serve ``docs`` as vivenu would (``from <= updatedAt < until``, top/skip)
+- ``drip``:     headers, then one byte of the body every ``drip_every`` seconds, forever
+- ``hang``:     headers, then nothing until the server stops
+- ``huge``:     a page of ``huge_bytes`` bytes, streamed in chunks (never held in memory)
+- ``growing``:  the listing's ``total`` grows by ``grow_by`` tickets on every request
+- ``echo``:     400 whose body echoes the request's token at offset ``echo_at``
+
+Tests change ``docs`` and ``mode`` between requests; ``requests`` logs the paths served.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+
+PREFIX = "/api/accessusers"
+EVENT = "ev-hostile"
+TOKEN = "Zq7Rk-secret-9f3k2m8x4w1v6b0n5j"
+
+
+def hostile_doc(index: int, updated: str = "2030-01-01T00:00:00.000Z",
+                **fields: Any) -> dict[str, Any]:
+    """A well-formed ticket document; ``fields`` override or break any of it."""
+    doc = {"_id": f"h{index:06d}", "barcode": f"HB{index:08d}", "eventId": EVENT,
+           "status": "VALID", "ticketTypeId": "tt", "ticketName": "GA", "sellerId": "s",
+           "createdAt": updated, "updatedAt": updated}
+    doc.update(fields)
+    return doc
+
+
+class HostileServer:
+    def __init__(self) -> None:
+        self.mode = "ok"
+        self.docs: list[dict[str, Any]] = []
+        self.drip_every = 0.5
+        self.huge_bytes = 200 * 1024 * 1024
+        self.grow_by = 1000
+        self.echo_at = 490
+        self.requests: list[str] = []
+        self._grown = 0
+        self._stop = threading.Event()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True,
+                                        name="hostile-server")
+
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self) -> HostileServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def stopped(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``; True once the server is stopping."""
+        return self._stop.wait(seconds)
+
+    def listing(self, query: dict[str, str]) -> tuple[list[dict[str, Any]], int]:
+        start, until = query.get("from"), query.get("until")
+        docs = sorted((d for d in self.docs
+                       if (start is None or str(d.get("updatedAt")) >= start)
+                       and (until is None or str(d.get("updatedAt")) < until)),
+                      key=lambda d: (str(d.get("updatedAt")), str(d.get("_id"))))
+        if self.mode == "growing":
+            self._grown += self.grow_by
+            docs += [hostile_doc(len(self.docs) + i) for i in range(self._grown)]
+        skip, top = int(query.get("skip", 0)), int(query.get("top", 25))
+        return docs[skip:skip + top], len(docs)
+
+
+def _handler(server: HostileServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *_args: Any) -> None:  # quiet: tests read their own logs
+            pass
+
+        def do_GET(self) -> None:
+            parts = urlsplit(self.path)
+            query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+            server.requests.append(parts.path)
+            path = parts.path.removeprefix(PREFIX)
+            if server.mode == "echo":
+                token = self.headers.get("token", "")
+                body = b"x" * server.echo_at + f"bad token {token}".encode() + b"y" * 600
+                return self._send(400, body)
+            if path == "/me":
+                return self._send(200, orjson.dumps({"deviceSettings": {}}))
+            if path == "/events":
+                return self._send(200, orjson.dumps([{"_id": EVENT, "name": "Hostile"}]))
+            if not path.startswith("/tickets/v2/"):
+                return self._send(404, b"{}")
+            if server.mode in ("drip", "hang"):
+                return self._stall(server.mode)
+            if server.mode == "huge":
+                return self._stream(_huge_page(server.huge_bytes))
+            docs, total = server.listing(query)
+            return self._send(200, orjson.dumps({"docs": docs, "total": total}))
+
+        def _send(self, status: int, body: bytes) -> None:
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _stall(self, mode: str) -> None:
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", "1000000")
+            self.end_headers()
+            self.wfile.flush()
+            while not server.stopped(server.drip_every if mode == "drip" else 3600):
+                try:
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                except OSError:  # the client gave up: what the test wants
+                    return
+
+        def _stream(self, chunks: Iterator[bytes]) -> None:
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("transfer-encoding", "chunked")
+            self.end_headers()
+            try:
+                for chunk in chunks:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                self.wfile.write(b"0\r\n\r\n")
+            except OSError:
+                return
+
+    return Handler
+
+
+def _huge_page(size: int) -> Iterator[bytes]:
+    """A syntactically valid page of about ``size`` bytes, one chunk at a time."""
+    doc = orjson.dumps(hostile_doc(0, name="x" * 900))
+    yield b'{"total": 1, "docs": ['
+    sent = 0
+    chunk = b",".join([doc] * 64)
+    while sent < size:
+        yield (b"," if sent else b"") + chunk
+        sent += len(chunk)
+    yield b"]}"
+
+

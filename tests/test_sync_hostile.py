@@ -1,0 +1,152 @@
+"""The sync path against a server that lies or stalls (tests/hostile_server.py), over real
+HTTP into a real SQLite file: every request is bounded, bad fields never become VALID, a
+future ``updatedAt`` cannot pin a row, and the token never leaks through an echo."""
+
+from __future__ import annotations
+
+import logging
+import resource
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from hostile_server import EVENT, TOKEN, HostileServer, hostile_doc
+
+from scanner.config import Secret, SyncConfig
+from scanner.errors import BadRequest, ProtocolError, ServerUnavailable, TooManyTickets
+from scanner.store.db import make_engine
+from scanner.store.tickets import TicketStore
+from scanner.sync.syncer import Syncer
+from scanner.tickets import MALFORMED, utc_iso
+from scanner.vivenu.client import VivenuClient
+
+NOW = utc_iso(datetime.now(UTC))
+FAR_FUTURE = "2099-01-01T00:00:00.000Z"
+
+
+@pytest.fixture(name="hostile")
+def hostile_fixture() -> Iterator[HostileServer]:
+    with HostileServer() as server:
+        yield server
+
+
+def client(server: HostileServer, **options: float) -> VivenuClient:
+    return VivenuClient(server.url, Secret(TOKEN), backoff=0.01, retries=2, **options)
+
+
+def syncer(server: HostileServer, db: Path, **config: float) -> Syncer:
+    store = TicketStore(make_engine(f"sqlite:///{db}"))
+    return Syncer(client(server), store, SyncConfig(page_size=10, **config), events=(EVENT,),
+                  progress=False)
+
+
+def test_a_dripping_body_is_cut_off_at_the_page_deadline(hostile: HostileServer) -> None:
+    hostile.mode, hostile.drip_every = "drip", 0.2
+    started = time.monotonic()
+    with client(hostile, page_deadline=1.0) as api, pytest.raises(
+            ServerUnavailable, match="deadline"):
+        api.ticket_page(EVENT, top=10, skip=0)
+    assert time.monotonic() - started < 5  # one byte a fifth of a second goes on forever
+
+
+def test_a_hang_after_headers_gives_up_within_the_deadline(hostile: HostileServer) -> None:
+    hostile.mode = "hang"
+    started = time.monotonic()
+    with client(hostile, page_deadline=1.0, read_timeout=15.0) as api, pytest.raises(
+            ServerUnavailable):
+        api.ticket_page(EVENT, top=10, skip=0)
+    assert time.monotonic() - started < 5  # not the 15 s read timeout times the retries
+
+
+def test_a_huge_page_is_refused_at_the_cap_without_holding_it(hostile: HostileServer) -> None:
+    hostile.mode = "huge"
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with client(hostile, max_page_bytes=1024 * 1024) as api, pytest.raises(
+            ProtocolError, match="max_page_bytes"):
+        api.ticket_page(EVENT, top=10, skip=0)
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mb < 50  # the page is 200 MB
+
+
+def test_a_growing_total_stops_the_run_at_the_ticket_cap(hostile: HostileServer,
+                                                         tmp_path: Path) -> None:
+    hostile.mode, hostile.grow_by = "growing", 25
+    sync = syncer(hostile, tmp_path / "g.db", max_event_tickets=100)
+    with pytest.raises(TooManyTickets, match="max_event_tickets"):
+        sync.run_once()
+    assert sync.store.count() <= 100
+
+
+@pytest.mark.parametrize("status", [None, "", False, 0, "valid", "GRANTED"])
+def test_a_status_the_api_does_not_allow_is_stored_not_admissible(
+        hostile: HostileServer, tmp_path: Path, status: object) -> None:
+    hostile.docs = [hostile_doc(1, NOW, status=status), hostile_doc(2, NOW)]
+    sync = syncer(hostile, tmp_path / "s.db")
+    [report] = sync.run_once()
+    assert report.malformed == 1
+    assert [t.status for t in sync.store.by_barcode("HB00000001")] == [MALFORMED]
+    assert [t.status for t in sync.store.by_barcode("HB00000002")] == ["VALID"]
+
+
+def test_wrong_field_types_are_counted_and_logged_once_per_run(
+        hostile: HostileServer, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    hostile.docs = [hostile_doc(i, NOW, seat=i) for i in range(25)]
+    caplog.set_level(logging.WARNING, "scanner.sync")
+    [report] = syncer(hostile, tmp_path / "w.db").run_once()
+    lines = [r.getMessage() for r in caplog.records if "not admissible" in r.getMessage()]
+    assert report.malformed == 25
+    assert len(lines) == 1 and "seat: expected a string" in lines[0]
+    assert "h000000" in lines[0]
+
+
+def test_a_ticket_that_cannot_be_stored_is_a_server_fault_naming_field_and_id(
+        hostile: HostileServer, tmp_path: Path) -> None:
+    hostile.docs = [hostile_doc(1, NOW), hostile_doc(2, NOW, barcode=12345678)]
+    sync = syncer(hostile, tmp_path / "b.db")
+    with pytest.raises(ProtocolError, match="ticket 'h000002': barcode: expected") as caught:
+        sync.run_once()
+    assert "ticket store" not in str(caught.value)
+    assert sync.store.count() == 0
+
+
+def test_a_future_updated_at_does_not_pin_the_row(hostile: HostileServer,
+                                                  tmp_path: Path) -> None:
+    """A copy stamped in 2099 is stored, but a later cancellation stamped now replaces it."""
+    hostile.docs = [hostile_doc(1, NOW, updatedAt=FAR_FUTURE)]
+    sync = syncer(hostile, tmp_path / "f.db", window_overlap=3600)
+    sync.run_once()
+    hostile.docs = [hostile_doc(1, utc_iso(datetime.now(UTC)), status="INVALID")]
+    sync.run_once()
+    [ticket] = sync.store.by_barcode("HB00000001")
+    assert ticket.status == "INVALID"
+
+
+def test_a_normal_stale_copy_still_loses_to_a_newer_one(tmp_path: Path) -> None:
+    store = TicketStore(make_engine(f"sqlite:///{tmp_path / 'n.db'}"))
+    from scanner.tickets import Ticket
+    newer = Ticket.from_api(hostile_doc(1, "2030-01-02T00:00:00.000Z", status="INVALID"))
+    older = Ticket.from_api(hostile_doc(1, "2030-01-01T00:00:00.000Z"))
+    store.upsert([newer], trusted_until="2030-01-03T00:00:00.000Z")
+    store.upsert([older], trusted_until="2030-01-03T00:00:00.000Z")
+    assert store.get(newer.id) == newer
+
+
+def test_overwrite_takes_the_servers_copy_whatever_its_updated_at(tmp_path: Path) -> None:
+    store = TicketStore(make_engine(f"sqlite:///{tmp_path / 'o.db'}"))
+    from scanner.tickets import Ticket
+    stored = Ticket.from_api(hostile_doc(1, "2030-01-02T00:00:00.000Z"))
+    current = Ticket.from_api(hostile_doc(1, "2030-01-01T00:00:00.000Z", status="INVALID"))
+    store.upsert([stored])
+    assert store.upsert([current], overwrite=True) == 1
+    assert store.get(current.id) == current
+
+
+def test_a_token_echoed_across_the_cut_leaves_no_part_of_it(hostile: HostileServer) -> None:
+    hostile.mode, hostile.echo_at = "echo", 500 - len("bad token ") - len(TOKEN) // 2
+    with client(hostile) as api, pytest.raises(BadRequest) as caught:
+        api.ticket_page(EVENT, top=10, skip=0)
+    text = str(caught.value) + caught.value.body
+    assert "bad token" in text  # the echo is inside what is kept
+    assert not any(TOKEN[i:i + 6] in text for i in range(len(TOKEN) - 5))
