@@ -34,6 +34,7 @@ COMMANDS = {
     "scan": ("scanner.cli.scan_cmd:scan", "Read codes from a camera or scanner and decide."),
     "demo": ("scanner.cli.demo_cmd:demo", "Run the gate against the built-in simulator."),
     "bench": ("scanner.cli.bench_cmds:bench", "Measure sync, decision, upload, decode speed."),
+    "kiosk": ("scanner.cli.kiosk_cmd:kiosk", "The steward's kiosk page: set its PIN."),
 }
 
 
