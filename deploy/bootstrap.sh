@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 DEBS=(python3-venv python3-dev gcc libzbar0)
 # A PostgreSQL server, started throwaway by tests/test_postgres.py to prove the store on a
 # second dialect; a gate (the demo too) never needs a database server.
-TEST_DEBS=(postgresql)
+# Chromium: the kiosk tests drive Debian's own build headless through Playwright.
+TEST_DEBS=(postgresql chromium)
 if [ "${1:-}" = "--test" ]; then
     DEBS+=("${TEST_DEBS[@]}")
 fi

@@ -35,6 +35,7 @@ COMMANDS = {
     "demo": ("scanner.cli.demo_cmd:demo", "Run the gate against the built-in simulator."),
     "bench": ("scanner.cli.bench_cmds:bench", "Measure sync, decision, upload, decode speed."),
     "config": ("scanner.cli.config_cmd:config", "Check and print the effective configuration."),
+    "kiosk": ("scanner.cli.kiosk_cmd:kiosk", "The steward's kiosk page: set its PIN."),
 }
 
 

@@ -13,39 +13,7 @@ import orjson
 from scanner.app import Gate
 from scanner.cli.main import load
 from scanner.printable import escape
-
-
-def gather(gate: Gate) -> dict[str, Any]:
-    """The status document; ``tickets`` and ``events`` keep their documented shape."""
-    counts: dict[str, int] = gate.store.counts_by_event()
-    states: dict[str, dict[str, Any]] = gate.store.sync_states()
-    names = {e["_id"]: e.get("name") for e in gate.store.events()}
-    journal = gate.journal.stats()
-    inside = gate.journal.inside_counts()
-    event_ids = sorted(set(gate.config.events) | set(counts) | set(states) | set(inside))
-    events = {}
-    for event_id in event_ids:
-        state = states.get(event_id, {})
-        events[event_id] = {
-            "name": names.get(event_id),
-            "tickets": counts.get(event_id, 0),
-            "last_sync": state.get("last_sync"),
-            "last_full_sync": state.get("last_full"),
-            "server_total": state.get("server_total"),
-            "inside": inside.get(event_id, 0),
-            "held_deletions": state.get("held_deletions"),
-        }
-    return {
-        "gate_id": gate.config.gate_id,
-        "tickets": sum(counts.values()),
-        "events": events,
-        "queue": {
-            "depth": journal["queue_depth"],
-            "rejected": journal["rejected"],
-            "local_only": journal["local_only"],
-            "last_upload": journal["last_upload"],
-        },
-    }
+from scanner.status import gather
 
 
 def render(doc: dict[str, Any]) -> str:

@@ -1,0 +1,189 @@
+"""From the act stage's listener to every page: one worker drains the listener and hands
+each message to per-client bounded queues.
+
+A decision goes out the moment it is taken off the listener; the state message (counters,
+queue, banners) is rebuilt afterwards, at most every STATE_MIN_INTERVAL, and sent only
+when it changed, so a burst of scans costs one status query, not one per scan. A client
+whose queue is full is cut off rather than waited for: its EventSource reconnects and gets
+the whole state again, which is better than a page that silently missed a decision.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from scanner.act import Acted, FireAlarm, Passage
+from scanner.errors import GateError
+from scanner.kiosk.parts import KioskParts
+from scanner.kiosk.present import to_page
+
+log = logging.getLogger("scanner.kiosk")
+
+CLIENT_QUEUE = 64
+STATE_MIN_INTERVAL = 0.25   # seconds between state rebuilds during a burst of scans
+STATE_TICK = 1.0            # and at least this often, for online/offline and banners
+RECENT_GRANTS = 256         # grants a steward may still annul
+
+
+class Client:
+    """One page's stream; the HTTP handler thread reads ``messages``."""
+
+    def __init__(self, maxsize: int = CLIENT_QUEUE) -> None:
+        self.messages: queue.Queue[bytes] = queue.Queue(maxsize)
+        self.cut = threading.Event()  # set when the client fell behind and must reconnect
+
+    def offer(self, message: bytes) -> None:
+        try:
+            self.messages.put_nowait(message)
+        except queue.Full:
+            self.cut.set()
+
+
+def sse(message: dict[str, Any]) -> bytes:
+    """One Server-Sent Event, named by its type."""
+    kind = str(message["type"]).encode()
+    return b"event: " + kind + b"\ndata: " + orjson.dumps(message) + b"\n\n"
+
+
+class Broadcaster:
+    """A named worker: ``start``, idempotent ``stop``, ``heartbeat`` (monotonic seconds)."""
+
+    name = "kiosk-events"
+
+    def __init__(self, parts: KioskParts, state: Callable[[bool], dict[str, Any]], *,
+                 on_acted: Callable[[Acted], object] = lambda _a: None) -> None:
+        self.parts = parts
+        self._state = state             # fire alarm active -> state message
+        self._on_acted = on_acted
+        self._clients: set[Client] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._heartbeat = time.monotonic()
+        self._last_state: dict[str, Any] | None = None
+        self._state_at = 0.0
+        self._dirty = True
+        self._fire_alarm = parts.probes.fire_alarm()
+        self._grants: deque[str] = deque(maxlen=RECENT_GRANTS)
+        self.cut_clients = 0
+
+    # -- clients -------------------------------------------------------------------------
+
+    def attach(self) -> Client:
+        """A new stream, primed with the current state so a (re)connected page is whole."""
+        client = Client()
+        client.offer(sse(self.state()))
+        with self._lock:
+            self._clients.add(client)
+        return client
+
+    def detach(self, client: Client) -> None:
+        with self._lock:
+            self._clients.discard(client)
+
+    @property
+    def clients(self) -> int:
+        return len(self._clients)
+
+    def broadcast(self, message: dict[str, Any]) -> None:
+        frame = sse(message)
+        with self._lock:
+            clients = tuple(self._clients)
+        for client in clients:
+            client.offer(frame)
+            if client.cut.is_set():
+                self.cut_clients += 1
+                self.detach(client)
+
+    def state(self) -> dict[str, Any]:
+        """The latest state message, rebuilt if none was built yet."""
+        if self._last_state is None:
+            self._last_state = self._state(self._fire_alarm)
+        return self._last_state
+
+    def refresh(self) -> None:
+        """Rebuild the state soon (after a direction switch, an annul)."""
+        self._dirty = True
+
+    def annullable(self, scan_id: str) -> bool:
+        return scan_id in self._grants
+
+    def annulled(self, scan_id: str) -> None:
+        self._settled(scan_id)
+        self.broadcast({"type": "annulled", "scan_id": scan_id})
+        self.refresh()
+
+    # -- worker --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float | None = 2.0) -> None:
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout)
+
+    @property
+    def heartbeat(self) -> float:
+        return self._heartbeat
+
+    def _run(self) -> None:
+        events = self.parts.listener.events
+        while not self._stop.is_set():
+            self._heartbeat = time.monotonic()
+            try:
+                event = events.get(timeout=STATE_MIN_INTERVAL)
+            except queue.Empty:
+                event = None
+            if event is not None:
+                self._take(event)
+            now = time.monotonic()
+            due = now - self._state_at >= (STATE_MIN_INTERVAL if self._dirty else STATE_TICK)
+            if due and events.empty():
+                self._publish_state(now)
+
+    def _take(self, event: object) -> None:
+        if isinstance(event, Acted):
+            if event.opened:
+                self._grants.append(event.scan_id)
+            self._fire_alarm = event.fire_alarm
+            self._on_acted(event)
+        elif isinstance(event, Passage) and event.scan_id is not None:
+            self._settled(event.scan_id)
+        elif isinstance(event, FireAlarm):
+            self._fire_alarm = event.active
+        message = to_page(event, gate_id=self.parts.gate_id)
+        if message is not None:
+            self.broadcast(message)
+            self._dirty = True
+
+    def _settled(self, scan_id: str) -> None:
+        """A passage or an annul settled this grant: it can no longer be annulled."""
+        with contextlib.suppress(ValueError):
+            self._grants.remove(scan_id)
+
+    def _publish_state(self, now: float) -> None:
+        self._state_at = now
+        self._dirty = False
+        try:
+            state = self._state(self._fire_alarm)
+        except GateError as exc:  # a failing disk must not end the stream
+            log.warning("kiosk state: %s", exc)
+            return
+        if state != self._last_state:
+            self._last_state = state
+            self.broadcast(state)

@@ -1,0 +1,109 @@
+"""/metrics: the gate's figures in Prometheus' text format.
+
+Decision counts and decision latency come from the journal at every scrape (a custom
+collector), so they match it exactly and survive restarts. Read-to-relay is only known in
+the running process and is an ordinary histogram. Each gate gets its own registry, so two
+servers in one process (tests) never share a metric.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from scanner.kiosk.counts import LATENCY_BUCKETS
+from scanner.kiosk.parts import KioskParts
+from scanner.tickets import parse_iso
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+RELAY_BUCKETS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
+
+
+def _timestamp(iso: str | None) -> float | None:
+    try:
+        return parse_iso(iso).timestamp() if iso else None
+    except ValueError:
+        return None
+
+
+def _gauge(name: str, doc: str, value: float | bool | None) -> Iterator[Metric]:
+    """A gauge, left out while its value is unknown (a scrape must not invent a 0)."""
+    if value is not None:
+        yield GaugeMetricFamily(name, doc, value=float(value))
+
+
+class GateCollector(Collector):
+    def __init__(self, parts: KioskParts, clients: Any = None) -> None:
+        self.parts = parts
+        self._clients = clients  # () -> int, the open event streams
+
+    def collect(self) -> Iterator[Metric]:
+        parts, probes = self.parts, self.parts.probes
+        decisions = CounterMetricFamily("gate_decisions", "Journaled decisions of this gate.",
+                                        labels=["result", "reason"])
+        by_key: dict[tuple[str, str], int] = {}
+        for row in parts.tallies():
+            key = (row.result, row.reason)
+            by_key[key] = by_key.get(key, 0) + row.scans
+        for (result, reason), count in sorted(by_key.items()):
+            decisions.add_metric([result, reason], count)
+        yield decisions
+
+        lat = parts.latencies()
+        buckets = [(repr(bound), float(n)) for bound, n in zip(LATENCY_BUCKETS, lat.cumulative,
+                                                                 strict=True)]
+        buckets.append(("+Inf", float(lat.scans)))
+        yield HistogramMetricFamily("gate_decision_latency_seconds",
+                                    "Read to decision, as journaled.", buckets=buckets,
+                                    sum_value=lat.total_seconds)
+
+        doc = parts.status()
+        yield from _gauge("gate_tickets_in_store", "Tickets in the local store.",
+                          doc.get("tickets"))
+        yield from _gauge("gate_upload_queue_depth", "Scans waiting for upload.",
+                          doc.get("queue", {}).get("depth"))
+        syncs = [_timestamp(ev.get("last_sync")) for ev in doc.get("events", {}).values()]
+        known = [s for s in syncs if s is not None]
+        yield from _gauge("gate_last_sync_timestamp_seconds",
+                          "Oldest last successful sync of a served event (Unix time).",
+                          min(known) if known and len(known) == len(syncs) else None)
+        yield from _gauge("gate_last_upload_timestamp_seconds",
+                          "Last successful upload (Unix time).",
+                          _timestamp(doc.get("queue", {}).get("last_upload")))
+        yield from _gauge("gate_clock_offset_seconds", "Server minus device clock.",
+                          probes.clock_offset())
+        yield from _gauge("gate_reader_connected", "1 while the reader is connected.",
+                          probes.reader_connected())
+        yield from _gauge("gate_frames_decoded_per_second", "Camera frames decoded per second.",
+                          probes.frames_per_second())
+        yield from _gauge("gate_api_online", "1 while the vivenu API answered last.",
+                          probes.online())
+        yield from _gauge("gate_fire_alarm", "1 while the fire alarm holds the gate open.",
+                          probes.fire_alarm())
+        ok, _reasons = parts.health()
+        yield from _gauge("gate_watchdog_ok",
+                          "1 while ready and every worker's heartbeat is fresh.", ok)
+        if self._clients is not None:
+            yield from _gauge("gate_kiosk_clients", "Open kiosk event streams.",
+                              self._clients())
+
+
+class Metrics:
+    def __init__(self, parts: KioskParts, clients: Any = None) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(GateCollector(parts, clients))
+        self.read_to_relay = Histogram(
+            "gate_read_to_relay_seconds", "A read until the act stage acted on it.",
+            buckets=RELAY_BUCKETS, registry=self.registry)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

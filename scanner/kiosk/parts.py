@@ -1,0 +1,99 @@
+"""What the kiosk is given: callables and a listener, so it knows no Gate and no worker.
+
+``scanner.kiosk.wiring.from_gate`` fills these from a running gate; tests may fill them
+with anything that honours the same shapes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from scanner.act import Listener
+from scanner.decide.model import Direction
+from scanner.gatekeeper import CheckResult
+from scanner.kiosk.counts import Latencies, Tally
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+DEFAULT_PIN_FILE = "~/.config/gate-scanner/kiosk.pin"
+
+
+class WebSettings(Protocol):
+    """The ``[web]`` table (attribute names only)."""
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def pin_file(self) -> str: ...
+    @property
+    def status_open(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class WebOptions:
+    """Plain ``[web]`` values, for callers without a configuration object."""
+
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    pin_file: str = DEFAULT_PIN_FILE
+    status_open: bool = True
+
+
+class Annuls(Protocol):
+    """The journal mark for "opened, not passed" (``Journal.mark_passed``)."""
+
+    def mark_passed(self, scan_id: str, passed: bool) -> bool | None: ...
+
+
+def _unknown() -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Probes:
+    """Live facts the page and /metrics show; each None when not known (yet)."""
+
+    # The API's last request outcome: True reached, False failed, None never tried.
+    online: Callable[[], bool | None] = _unknown
+    reader_connected: Callable[[], bool | None] = _unknown
+    frames_per_second: Callable[[], float | None] = _unknown
+    clock_offset: Callable[[], float | None] = _unknown
+    # False when the device clock is not believable (before the build date, years off).
+    clock_ok: Callable[[], bool] = lambda: True
+    fire_alarm: Callable[[], bool] = lambda: False
+    settings: Callable[[], dict[str, Any] | None] = _unknown  # /me as last synced
+
+
+@dataclass(frozen=True)
+class KioskParts:
+    gate_id: str
+    listener: Listener                                 # the act stage's fan-out queue
+    check: Callable[[str, Direction], CheckResult]     # Gatekeeper.check: decide + journal
+    submit: Callable[[CheckResult], bool]              # ActStage.submit
+    status: Callable[[], dict[str, Any]]               # what `gate status --json` prints
+    health: Callable[[], tuple[bool, list[str]]]       # (ready and heartbeats fresh, why not)
+    tallies: Callable[[], list[Tally]]
+    latencies: Callable[[], Latencies]
+    annuls: Annuls | None = None
+    probes: Probes = field(default_factory=Probes)
+
+
+class Reachability:
+    """The online badge's source: workers that talk to the API (sync, upload) report each
+    request's outcome; calling it gives the last one (None before the first)."""
+
+    def __init__(self) -> None:
+        self._last: bool | None = None
+
+    def reached(self) -> None:
+        self._last = True
+
+    def failed(self) -> None:
+        self._last = False
+
+    def __call__(self) -> bool | None:
+        return self._last

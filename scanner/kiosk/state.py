@@ -1,0 +1,79 @@
+"""The page's state message: online, age of the ticket data, queue, counters, banners."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from scanner.clock import utc_now
+from scanner.decide.model import Direction
+from scanner.kiosk.counts import counters
+from scanner.kiosk.parts import KioskParts
+from scanner.tickets import parse_iso
+
+DEFAULT_REVEAL_SECONDS = 3.0  # vivenu's app default when /me has no scanRevealInterval
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def directions(settings: dict[str, Any] | None) -> list[str]:
+    """The directions ``scanTypes`` allow (both when /me does not say)."""
+    scan_types = _obj(_obj(_obj(_obj(settings).get("deviceSettings")).get("scanConfig"))
+                      .get("scanTypes"))
+    allowed = [d.value for d, key in ((Direction.IN, "checkin"), (Direction.OUT, "checkout"))
+               if scan_types.get(key, True) is not False]
+    return allowed or [Direction.IN.value]
+
+
+def reveal_seconds(settings: dict[str, Any] | None) -> float:
+    value = _obj(_obj(settings).get("deviceSettings")).get("scanRevealInterval")
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= 60:
+        return float(value)
+    return DEFAULT_REVEAL_SECONDS
+
+
+def data_age(doc: dict[str, Any], now: datetime) -> float | None:
+    """Seconds since the stalest served event was last synced; None if one never was."""
+    stamps = [ev.get("last_sync") for ev in doc.get("events", {}).values()]
+    if not stamps or any(not s for s in stamps):
+        return None
+    try:
+        oldest = min(parse_iso(s) for s in stamps)
+    except ValueError:
+        return None
+    return max(0.0, (now - oldest).total_seconds())
+
+
+def banners(parts: KioskParts, fire_alarm: bool) -> list[dict[str, str]]:
+    probes = parts.probes
+    out = []
+    if fire_alarm:
+        out.append({"kind": "fire", "text": "FIRE ALARM: the gate is held open"})
+    if not probes.clock_ok():
+        out.append({"kind": "clock", "text": "Clock not set: timeslots and times are unsure"})
+    if probes.reader_connected() is False:
+        out.append({"kind": "reader", "text": "Reader disconnected: use manual entry"})
+    return out
+
+
+def page_state(parts: KioskParts, *, direction: Direction, fire_alarm: bool,
+               login_required: bool) -> dict[str, Any]:
+    doc = parts.status()
+    settings = parts.probes.settings()
+    inside = sum(int(ev.get("inside", 0)) for ev in doc.get("events", {}).values())
+    return {
+        "type": "state",
+        "gate": parts.gate_id,
+        "online": parts.probes.online(),
+        "data_age_s": data_age(doc, utc_now()),
+        "tickets": doc.get("tickets", 0),
+        "queue_depth": doc.get("queue", {}).get("depth", 0),
+        "counters": counters(parts.tallies(), inside),
+        "banners": banners(parts, fire_alarm),
+        "direction": direction.value,
+        "directions": directions(settings),
+        "reveal_s": reveal_seconds(settings),
+        "login_required": login_required,
+    }

@@ -1,0 +1,112 @@
+"""An in-process gate with its kiosk, for the kiosk tests (no tests here).
+
+A real ``Gate`` (SQLite files in tmp_path) synced from the simulator, an ``ActStage`` on
+gpiozero's MockFactory pins, and the kiosk server on loopback. "Reads" go through the same
+``Gatekeeper.check`` then ``ActStage.submit`` that a reader pipeline uses. A sync loop
+reports the API's outcome to the online badge, as the daemon's sync worker will.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+from test_gpio_kit import make
+from test_journal_kit import api_config
+
+from scanner.act import ActStage
+from scanner.app import Gate
+from scanner.config import GateConfig
+from scanner.decide.model import Direction
+from scanner.errors import GateError
+from scanner.gatekeeper import CheckResult
+from scanner.kiosk import KioskServer, Reachability, WebOptions
+from scanner.kiosk.wiring import from_gate
+from scanner.sim import SimServer, World
+
+HEARTBEAT_MAX_AGE = 2.0
+SYNC_EVERY = 0.5
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class KioskGate:
+    def __init__(self, tmp_path: Path, sim: SimServer, web: WebOptions | None = None) -> None:
+        self.sim = sim
+        self.gate = Gate(GateConfig(gate_id="g1", db=str(tmp_path / "gate.db"),
+                                    api=api_config(sim, retries=0, connect_timeout=0.5)))
+        self.gate.syncer.run_once()
+        self.outputs = make()
+        self.stage = ActStage(self.outputs, self.gate.journal)
+        self.stage.start()
+        self.link = Reachability()
+        self.link.reached()
+        self.web = web or WebOptions(host="127.0.0.1", port=free_port(),
+                                     pin_file=str(tmp_path / "kiosk.pin"))
+        self.kiosk = self.new_kiosk()
+        self._stop = threading.Event()
+        self._syncing = threading.Thread(target=self._sync_loop, daemon=True)
+        self._syncing.start()
+
+    def new_kiosk(self) -> KioskServer:
+        kiosk = from_gate(self.gate, self.stage, self.web, health=self.health,
+                          online=self.link, clock_ok=lambda: True)
+        return kiosk.start()
+
+    def restart_kiosk(self) -> None:
+        """Stop the server and start a new one on the same port, as a restart would."""
+        self.kiosk.stop()
+        self.kiosk = self.new_kiosk()
+
+    def health(self) -> tuple[bool, list[str]]:
+        now = time.monotonic()
+        reasons = [f"{name}: heartbeat {now - beat:.1f} s old"
+                   for name, beat in (("act", self.stage.heartbeat),
+                                      ("kiosk", self.kiosk.heartbeat))
+                   if now - beat > HEARTBEAT_MAX_AGE]
+        if not self.stage.alive:
+            reasons.append("act: not running")
+        return not reasons, reasons
+
+    def _sync_loop(self) -> None:
+        while not self._stop.wait(SYNC_EVERY):
+            try:
+                self.gate.syncer.run_once()
+            except GateError:
+                self.link.failed()
+            else:
+                self.link.reached()
+
+    @property
+    def url(self) -> str:
+        return self.kiosk.url
+
+    def read(self, barcode: str, direction: Direction = Direction.IN) -> CheckResult:
+        """A reader's path: decide and journal, then hand to the act stage."""
+        result = self.gate.gatekeeper.check(barcode, direction)
+        assert self.stage.submit(result)
+        return result
+
+    def valid_barcodes(self, n: int) -> list[str]:
+        world: World = self.sim.world
+        docs = [doc for event_id in world.event_ids for doc in world.current_tickets(event_id)
+                if doc.get("status", "VALID") == "VALID" and not doc.get("slotStartTime")
+                and doc.get("name")]
+        assert len(docs) >= n, f"the world has only {len(docs)} plain valid tickets"
+        return [doc["barcode"] for doc in docs[:n]]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._syncing.join(5)
+        self.kiosk.stop()
+        self.stage.stop(5)
+        self.outputs.close()
+        self.gate.close()
+
+

@@ -1,0 +1,159 @@
+"""The kiosk's HTTP routes over real loopback HTTP: metrics that match the journal, the
+status document, health, and the login that guards state changes beyond loopback."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from kiosk_kit import KioskGate, free_port
+from prometheus_client.parser import text_string_to_metric_families
+from test_hardware_kit import wait_for
+
+from scanner.kiosk import WebOptions
+from scanner.kiosk.auth import MAX_FAILURES, PinHash, write_pin_file
+from scanner.sim import SimServer
+from scanner.status import gather
+
+PIN = "4711"
+
+
+@pytest.fixture
+def kg(tmp_path: Path, sim_server: SimServer) -> Iterator[KioskGate]:
+    gate = KioskGate(tmp_path, sim_server)
+    yield gate
+    gate.close()
+
+
+@pytest.fixture
+def wide(tmp_path: Path, sim_server: SimServer) -> Iterator[KioskGate]:
+    """A kiosk bound beyond loopback, with a PIN set."""
+    pin_file = tmp_path / "kiosk.pin"
+    write_pin_file(pin_file, PIN)
+    gate = KioskGate(tmp_path, sim_server, WebOptions(host="0.0.0.0", port=free_port(),
+                                                      pin_file=str(pin_file)))
+    yield gate
+    gate.close()
+
+
+def post(client: httpx.Client, path: str, body: dict[str, str]) -> httpx.Response:
+    return client.post(path, json=body)
+
+
+def decisions(text: str) -> dict[tuple[str, str], float]:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        if family.name == "gate_decisions":
+            for sample in family.samples:
+                if sample.name == "gate_decisions_total":
+                    out[(sample.labels["result"], sample.labels["reason"])] = sample.value
+    return out
+
+
+def test_metrics_parse_and_their_decision_counters_match_the_journal(kg: KioskGate) -> None:
+    for barcode in [*kg.valid_barcodes(3), "NOSUCHCODE1", "NOSUCHCODE2"]:
+        kg.read(barcode)
+    kg.read(kg.valid_barcodes(1)[0])  # again: already inside
+    expected: dict[tuple[str, str], float] = {}
+    for row in kg.gate.journal.entries():
+        key = (row["result"], row["reason"])
+        expected[key] = expected.get(key, 0) + 1
+    text = httpx.get(kg.url + "/metrics").text
+    assert decisions(text) == expected
+    names = {f.name for f in text_string_to_metric_families(text)}
+    assert {"gate_decision_latency_seconds", "gate_read_to_relay_seconds",
+            "gate_tickets_in_store", "gate_upload_queue_depth", "gate_watchdog_ok"} <= names
+
+
+def test_api_status_is_the_gate_status_document(kg: KioskGate) -> None:
+    kg.read(kg.valid_barcodes(1)[0])
+    assert httpx.get(kg.url + "/api/status").json() == gather(kg.gate)
+
+
+def test_healthz_is_503_with_the_reason_when_the_act_stage_stopped(kg: KioskGate) -> None:
+    assert httpx.get(kg.url + "/healthz").status_code == 200
+    kg.stage.stop(5)
+    reply = httpx.get(kg.url + "/healthz")
+    assert reply.status_code == 503
+    assert "act: not running" in reply.json()["reasons"]
+
+
+def test_manual_entry_beyond_loopback_is_refused_without_a_session(wide: KioskGate) -> None:
+    with httpx.Client(base_url=wide.url) as client:
+        reply = post(client, "/api/scan", {"barcode": wide.valid_barcodes(1)[0]})
+    assert reply.status_code == 401
+    assert list(wide.gate.journal.entries()) == []
+
+
+def test_manual_entry_beyond_loopback_works_after_the_pin(wide: KioskGate) -> None:
+    barcode = wide.valid_barcodes(1)[0]
+    with httpx.Client(base_url=wide.url) as client:
+        login = post(client, "/api/login", {"pin": PIN})
+        assert login.status_code == 200
+        assert "HttpOnly" in login.headers["set-cookie"]
+        assert "SameSite=Strict" in login.headers["set-cookie"]
+        reply = post(client, "/api/scan", {"barcode": barcode})
+    assert reply.status_code == 200 and reply.json()["granted"] is True
+    assert [row["barcode"] for row in wide.gate.journal.entries()] == [barcode]
+
+
+def test_repeated_wrong_pins_lock_the_address_out_even_for_the_right_one(
+        wide: KioskGate) -> None:
+    with httpx.Client(base_url=wide.url) as client:
+        codes = [post(client, "/api/login", {"pin": "0000"}).status_code
+                 for _ in range(MAX_FAILURES)]
+        locked = post(client, "/api/login", {"pin": PIN})
+    assert codes == [401] * MAX_FAILURES
+    assert locked.status_code == 429 and int(locked.headers["retry-after"]) > 0
+
+
+def test_a_cross_origin_post_is_refused(kg: KioskGate) -> None:
+    reply = httpx.post(kg.url + "/api/scan", json={"barcode": "ABCDEFGH12"},
+                       headers={"Origin": "http://evil.example"})
+    assert reply.status_code == 403
+    assert list(kg.gate.journal.entries()) == []
+
+
+def test_a_form_post_is_refused(kg: KioskGate) -> None:
+    reply = httpx.post(kg.url + "/api/scan", data={"barcode": "ABCDEFGH12"})
+    assert reply.status_code == 415
+
+
+def test_status_can_be_closed_beyond_loopback(tmp_path: Path, sim_server: SimServer) -> None:
+    gate = KioskGate(tmp_path, sim_server, WebOptions(host="0.0.0.0", port=free_port(),
+                                                      pin_file=str(tmp_path / "none"),
+                                                      status_open=False))
+    try:
+        assert httpx.get(gate.url + "/api/status").status_code == 401
+        assert httpx.get(gate.url + "/healthz").status_code == 200
+    finally:
+        gate.close()
+
+
+def test_annul_marks_a_grant_not_passed(kg: KioskGate) -> None:
+    result = kg.read(kg.valid_barcodes(1)[0])
+    wait_for(lambda: kg.kiosk.events.annullable(result.scan_id), "the grant to reach the kiosk")
+    reply = httpx.post(kg.url + "/api/annul", json={"scan_id": result.scan_id})
+    assert reply.status_code == 200
+    row = next(e for e in kg.gate.journal.entries() if e["scan_id"] == result.scan_id)
+    assert row["passed"] is False
+    again = httpx.post(kg.url + "/api/annul", json={"scan_id": result.scan_id})
+    assert again.status_code == 409
+
+
+def test_set_pin_writes_a_hash_only_its_owner_can_read(tmp_path: Path) -> None:
+    pin_file = tmp_path / "kiosk.pin"
+    result = subprocess.run([sys.executable, "-m", "scanner.cli.main", "kiosk", "set-pin",
+                             "--pin-file", str(pin_file), "--stdin"], input="2468\n",
+                            text=True, capture_output=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE(os.stat(pin_file).st_mode) == 0o600
+    assert "2468" not in pin_file.read_text()
+    stored = PinHash.load(pin_file)
+    assert stored is not None and stored.matches("2468") and not stored.matches("2469")
