@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 
 DEBS=(python3-venv python3-dev gcc libzbar0)
 # A PostgreSQL server, started throwaway by tests/test_postgres.py to prove the store on a
-# second dialect; a gate (the demo too) never needs a database server.
-TEST_DEBS=(postgresql)
+# second dialect; a gate (the demo too) never needs a database server. A mosquitto broker,
+# started throwaway by tests/mesh_kit.py on a free loopback port to test the mesh for real.
+TEST_DEBS=(postgresql mosquitto)
 if [ "${1:-}" = "--test" ]; then
     DEBS+=("${TEST_DEBS[@]}")
 fi

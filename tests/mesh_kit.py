@@ -1,0 +1,162 @@
+"""A real mosquitto on a free loopback port, and gates wired to it (no tests here).
+
+    Broker       its own config, password file and ACL in a temporary folder; ``stop()``
+                 kills it (a partition), ``start()`` brings it back on the same port
+    MeshGate     a real Gate (SQLite file, ticket store, journal), its MeshStore, a Link,
+                 and a Gatekeeper deciding from the merged history
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_journal_kit import make_gate, make_ticket
+
+from scanner.config import Secret
+from scanner.decide.model import Direction
+from scanner.gatekeeper import CheckResult, Gatekeeper
+from scanner.mesh.hlc import HybridClock, wall_ms
+from scanner.mesh.link import Link, MeshSettings
+from scanner.mesh.presence import MergedHistory
+from scanner.mesh.store import MeshStore
+
+KEY = b"venue-key-for-tests-0123456789"
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+ACL = """\
+# Every gate reads every gate; it writes only under its own name. (Patterns, not topic
+# lines: topic lines before any "user" line apply to anonymous clients only.)
+pattern read gates/#
+pattern write gates/%u/#
+"""
+
+
+def password(user: str) -> str:
+    return f"pw-{user}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+class Broker:
+    def __init__(self, folder: Path, users: list[str]) -> None:
+        if not os.path.exists(MOSQUITTO):
+            pytest.skip("mosquitto is not installed (deploy/bootstrap.sh --test installs it)")
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        passwd = folder / "passwd"
+        passwd.touch(mode=0o600)
+        for user in users:
+            subprocess.run([PASSWD, "-b", str(passwd), user, password(user)], check=True,
+                           capture_output=True)
+        (folder / "acl").write_text(ACL)
+        (folder / "acl").chmod(0o600)
+        self.conf = folder / "mosquitto.conf"
+        self.conf.write_text(
+            f"listener {self.port} 127.0.0.1\n"
+            "allow_anonymous false\n"
+            f"password_file {passwd}\n"
+            f"acl_file {folder / 'acl'}\n"
+            "persistence false\n"
+            "max_queued_messages 100000\n"
+            # Run as whoever runs the tests: mosquitto started by root would switch to its
+            # own user, which cannot read this temporary folder.
+            f"user {getpass.getuser()}\n"
+            "log_dest none\n")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> Broker:
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if not wait_for(self._listening, 10):
+            self.stop()
+            raise RuntimeError("mosquitto did not start")
+        return self
+
+    def _listening(self) -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+            return True
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        """SIGKILL: the broker is gone without a word, as when the LAN splits."""
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+            self.proc = None
+
+    def settings(self, user: str, **kw: Any) -> MeshSettings:
+        return MeshSettings(url=self.url, key=KEY, username=user,
+                            password=Secret(password(user)), reconnect_min=1,
+                            reconnect_max=1, anti_entropy_interval=1.0, **kw)
+
+
+class MeshGate:
+    """One gate of the venue: its own SQLite file, journal, mesh store and link."""
+
+    def __init__(self, folder: Path, gate_id: str, broker: Broker, *, tickets: int = 5,
+                 physical: Callable[[], int] = wall_ms, key: bytes = KEY,
+                 clock: Any = None) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.gate_id = gate_id
+        self.gate = make_gate(folder, gate_id=gate_id, **({"clock": clock} if clock else {}))
+        self.gate.store.upsert([make_ticket(n) for n in range(1, tickets + 1)])
+        self.mesh = MeshStore(self.gate.engine, gate_id)
+        self.history = MergedHistory(self.gate.journal, self.mesh)
+        self.keeper = Gatekeeper(self.gate.store, self.history,  # type: ignore[arg-type]
+                                 self.gate.policy_source, gate_id=gate_id, clock=self.gate.clock)
+        settings = broker.settings(gate_id)
+        if key != KEY:
+            settings = MeshSettings(**{**_fields(settings), "key": key})
+        self.link = Link(settings, self.mesh, clock=HybridClock(gate_id, physical=physical))
+
+    def start(self) -> MeshGate:
+        self.link.start()
+        assert wait_for(self.link.connected.is_set), f"{self.gate_id} did not connect"
+        return self
+
+    def check(self, n: int, direction: Direction = Direction.IN) -> CheckResult:
+        result = self.keeper.check(make_ticket(n).barcode, direction)
+        self.link.notify()
+        return result
+
+    def scan_ids(self) -> set[str]:
+        return {r.scan_id for r in self.mesh.records()}
+
+    def close(self) -> None:
+        self.link.stop()
+        self.keeper.close()
+        self.gate.close()
+
+
+def _fields(settings: MeshSettings) -> dict[str, Any]:
+    return {name: getattr(settings, name) for name in MeshSettings.__slots__}  # type: ignore[attr-defined]
