@@ -1,19 +1,13 @@
 """A real mosquitto on a free loopback port, and gates wired to it (no tests here).
 
-    Broker       its own config, password file and ACL in a temporary folder; ``stop()``
-                 kills it (a partition), ``start()`` brings it back on the same port
+    Broker       scanner.mesh.localbroker with the shipped ACL and a password file;
+                 ``stop()`` kills it (a partition), ``start()`` brings it back
     MeshGate     a real Gate (SQLite file, ticket store, journal), its MeshStore, a Link,
                  and a Gatekeeper deciding from the merged history
 """
 
 from __future__ import annotations
 
-import getpass
-import os
-import shutil
-import signal
-import socket
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,28 +21,11 @@ from scanner.decide.model import Direction
 from scanner.gatekeeper import CheckResult, Gatekeeper
 from scanner.mesh.hlc import HybridClock, wall_ms
 from scanner.mesh.link import Link, MeshSettings
+from scanner.mesh.localbroker import BrokerMissing, LocalBroker, password
 from scanner.mesh.presence import MergedHistory
 from scanner.mesh.store import MeshStore
 
 KEY = b"venue-key-for-tests-0123456789"
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
-ACL = """\
-# Every gate reads every gate; it writes only under its own name. (Patterns, not topic
-# lines: topic lines before any "user" line apply to anonymous clients only.)
-pattern read gates/#
-pattern write gates/%u/#
-"""
-
-
-def password(user: str) -> str:
-    return f"pw-{user}"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 15.0) -> bool:
@@ -60,59 +37,14 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 15.0) -> bool:
     return predicate()
 
 
-class Broker:
+class Broker(LocalBroker):
+    """The shipped ACL and a password file for ``users``; skips when mosquitto is absent."""
+
     def __init__(self, folder: Path, users: list[str]) -> None:
-        if not os.path.exists(MOSQUITTO):
-            pytest.skip("mosquitto is not installed (deploy/bootstrap.sh --test installs it)")
-        self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        passwd = folder / "passwd"
-        passwd.touch(mode=0o600)
-        for user in users:
-            subprocess.run([PASSWD, "-b", str(passwd), user, password(user)], check=True,
-                           capture_output=True)
-        (folder / "acl").write_text(ACL)
-        (folder / "acl").chmod(0o600)
-        self.conf = folder / "mosquitto.conf"
-        self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous false\n"
-            f"password_file {passwd}\n"
-            f"acl_file {folder / 'acl'}\n"
-            "persistence false\n"
-            "max_queued_messages 100000\n"
-            # Run as whoever runs the tests: mosquitto started by root would switch to its
-            # own user, which cannot read this temporary folder.
-            f"user {getpass.getuser()}\n"
-            "log_dest none\n")
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
-
-    def start(self) -> Broker:
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        if not wait_for(self._listening, 10):
-            self.stop()
-            raise RuntimeError("mosquitto did not start")
-        return self
-
-    def _listening(self) -> bool:
         try:
-            socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-            return True
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        """SIGKILL: the broker is gone without a word, as when the LAN splits."""
-        if self.proc is not None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
-            self.proc = None
+            super().__init__(folder, users)
+        except BrokerMissing:
+            pytest.skip("mosquitto is not installed (deploy/bootstrap.sh --test installs it)")
 
     def settings(self, user: str, **kw: Any) -> MeshSettings:
         return MeshSettings(url=self.url, key=KEY, username=user,
