@@ -10,6 +10,7 @@ BENCHES = {
     "upload": ("scanner.bench.upload:command", "Outbox drain rate against the simulator."),
     "decode": ("scanner.bench.decode:command", "Decode rates over barcode sample folders."),
     "camera": ("scanner.bench.camera:command", "Frames/s and capture-to-decision latency."),
+    "mesh": ("scanner.bench.mesh:command", "Gates on one mosquitto: spread, partitions, cost."),
 }
 
 

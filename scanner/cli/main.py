@@ -33,6 +33,7 @@ COMMANDS = {
     "journal": ("scanner.cli.check_cmds:journal", "Print the scan journal for audits."),
     "scan": ("scanner.cli.scan_cmd:scan", "Read codes from a camera or scanner and decide."),
     "demo": ("scanner.cli.demo_cmd:demo", "Run the gate against the built-in simulator."),
+    "conflicts": ("scanner.cli.mesh_cmds:conflicts", "Tickets admitted on both sides of a split."),
     "bench": ("scanner.cli.bench_cmds:bench", "Measure sync, decision, upload, decode speed."),
     "config": ("scanner.cli.config_cmd:config", "Check and print the effective configuration."),
     "kiosk": ("scanner.cli.kiosk_cmd:kiosk", "The steward's kiosk page: set its PIN."),

@@ -1,0 +1,93 @@
+"""A hybrid logical clock (Kulkarni et al., 2014): physical milliseconds, a counter, a node.
+
+Why: the gates' wall clocks disagree, and one may be an hour or a year off. History is
+ordered by HLC stamp, never by ``scanned_at``. The rules:
+
+- a local event (a scan stamped for the mesh) takes ``max(last, physical)``; if that is not
+  ahead of the last stamp the counter goes up instead, so stamps never go backwards even
+  when the wall clock does (NTP step, a dead RTC battery at boot);
+- a received stamp is merged: the clock moves past it, so anything this gate does after
+  hearing of a scan is ordered after that scan, whatever the two wall clocks say. A gate
+  whose clock is an hour behind therefore still orders its check-out after the check-in it
+  was told about, and a gate an hour ahead drags the others' stamps along (harmless: stamps
+  only order; ``scanned_at`` stays the gate's corrected wall time);
+- drift is bounded: a received stamp more than ``max_drift_ms`` ahead of our physical time
+  is not merged beyond ``physical + max_drift_ms`` (counted in ``drift_clamped``). The
+  record itself is still kept (dropping it could admit a ticket twice), it just cannot
+  push the whole venue's clock into the far future. Only a stamp from such a broken gate
+  can then be misordered, and the counter says which gate to fix.
+
+Stamps are text that sorts in stamp order: ``<ms:013>-<counter:06>-<node>``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import NamedTuple
+
+# A peer an hour wrong must still order correctly (the issue's case); a day is plenty.
+DEFAULT_MAX_DRIFT_MS = 24 * 3600 * 1000
+_MS_DIGITS = 13
+_COUNTER_DIGITS = 6
+
+
+class Stamp(NamedTuple):
+    ms: int
+    counter: int
+    node: str
+
+    def __str__(self) -> str:
+        return f"{self.ms:0{_MS_DIGITS}d}-{self.counter:0{_COUNTER_DIGITS}d}-{self.node}"
+
+    @classmethod
+    def parse(cls, text: str) -> Stamp:
+        """Raises ValueError for anything that is not a stamp."""
+        ms, counter, node = text.split("-", 2)
+        if len(ms) != _MS_DIGITS or len(counter) != _COUNTER_DIGITS or not node \
+                or not ms.isdigit() or not counter.isdigit():
+            raise ValueError(f"not an HLC stamp: {text[:40]!r}")
+        return cls(int(ms), int(counter), node)
+
+
+def wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class HybridClock:
+    """Thread-safe: the link stamps on its thread while messages merge on paho's."""
+
+    def __init__(self, node: str, *, physical: Callable[[], int] = wall_ms,
+                 max_drift_ms: int = DEFAULT_MAX_DRIFT_MS) -> None:
+        if "-" in node or not node:
+            raise ValueError(f"an HLC node name must be non-empty without '-': {node!r}")
+        self.node = node
+        self._physical = physical
+        self.max_drift_ms = max_drift_ms
+        self._ms = 0
+        self._counter = 0
+        self.drift_clamped = 0
+        self._lock = threading.Lock()
+
+    def now(self) -> Stamp:
+        """A stamp for a local event, after every stamp made or merged before."""
+        with self._lock:
+            physical = self._physical()
+            if physical > self._ms:
+                self._ms, self._counter = physical, 0
+            else:
+                self._counter += 1
+            return Stamp(self._ms, self._counter, self.node)
+
+    def merge(self, remote: Stamp) -> None:
+        """Move past a stamp heard from a peer (or read back from our own database)."""
+        with self._lock:
+            physical = self._physical()
+            ms, counter = remote.ms, remote.counter
+            limit = physical + self.max_drift_ms
+            if ms > limit:
+                self.drift_clamped += 1
+                ms, counter = limit, 0
+            if (ms, counter) > (self._ms, self._counter):
+                self._ms, self._counter = ms, counter

@@ -1,0 +1,401 @@
+"""The mesh link: one worker that connects this gate to the venue broker (paho-mqtt 2.x).
+
+What it does, all on its own thread (paho's network thread only decodes and queues):
+
+- stamps new journal rows with the HLC (``MeshStore.stamp_journal``) and publishes each at
+  QoS 1 under ``gates/<gate>/scans``; ``notify()`` after the gate acted makes that happen
+  now instead of at the next tick;
+- keeps a retained ``gates/<gate>/status`` (latest sequence number, online) and a last will
+  saying offline, so a peer learns both our high-water mark and that we are gone;
+- stores peers' records, merging their stamps into the clock;
+- anti-entropy: on (re)connect, and every ``anti_entropy_interval``, compares each peer's
+  announced sequence number with what is held and asks the origin for the missing ranges
+  (``gates/<gate>/replay/<origin>``); the origin republishes them from its own records.
+  The broker is never trusted to hold anything: a clean session, and only the retained
+  status, which is an optimisation (a peer's next record or status says the same).
+
+A broker that is gone is reconnected by paho with backoff (``reconnect_min``..``max``);
+meanwhile the gate decides alone and ``state()`` says so. The worker shape is the daemon's:
+``start()``, idempotent ``stop()``, ``heartbeat`` (monotonic time of the last round) and
+``heartbeat_timeout``, ``run()`` the loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import ssl
+import stat
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from scanner.config import Secret
+from scanner.errors import ConfigError, GateError
+from scanner.mesh.hlc import HybridClock, Stamp
+from scanner.mesh.message import (
+    MAX_RANGES,
+    Codec,
+    Record,
+    ReplayRequest,
+    Status,
+    load_key,
+    replay_topic,
+    scans_topic,
+    status_topic,
+)
+from scanner.mesh.store import MeshStore, missing_ranges
+
+log = logging.getLogger("scanner.mesh")
+
+TICK = 0.25                   # the loop's longest sleep: stamps and heartbeats at least this often
+STATUS_INTERVAL = 0.5         # a busy gate re-announces its sequence number at most this often
+ANTI_ENTROPY_INTERVAL = 5.0   # ask again for what is still missing
+REPLAY_HOLDOFF = 2.0          # a record replayed this recently is not replayed again
+_BATCH = 2000                 # peer records per transaction
+_REPLAY_CHUNK = 5000          # own records read per query while replaying
+
+
+class MeshError(GateError, ConnectionError):
+    """The link cannot be set up (a bad URL, an unreadable credential or certificate)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MeshSettings:
+    url: str                          # mqtt://host:1883 or mqtts://host:8883
+    key: bytes                        # the venue's HMAC key
+    username: str | None = None
+    password: Secret | None = None
+    ca_file: str | None = None
+    cert_file: str | None = None      # client certificate (mqtts)
+    cert_key_file: str | None = None
+    keepalive: int = 10
+    reconnect_min: int = 1
+    reconnect_max: int = 30
+    anti_entropy_interval: float = ANTI_ENTROPY_INTERVAL
+
+    def __repr__(self) -> str:
+        return f"MeshSettings(url={self.url!r}, username={self.username!r})"
+
+    @classmethod
+    def from_config(cls, mesh: Any, env: dict[str, str] | None = None) -> MeshSettings:
+        """From any object with the ``[mesh]`` attributes (url, key_file, credentials_file,
+        ca_file, cert_file, cert_key_file); ``GATE_MESH_URL`` in ``env`` overrides the url."""
+        url = (env or {}).get("GATE_MESH_URL") or mesh.url
+        username = password = None
+        creds = getattr(mesh, "credentials_file", None)
+        if creds:
+            username, password = read_credentials(creds)
+        return cls(url=url, key=load_key(mesh.key_file), username=username, password=password,
+                   ca_file=getattr(mesh, "ca_file", None),
+                   cert_file=getattr(mesh, "cert_file", None),
+                   cert_key_file=getattr(mesh, "cert_key_file", None))
+
+
+def read_credentials(path: str) -> tuple[str, Secret]:
+    """``username:password`` on the first line of a 0600 file (never in the TOML)."""
+    file = Path(path)
+    try:
+        mode = file.stat().st_mode
+        line = file.read_text().splitlines()[0] if file.stat().st_size else ""
+    except OSError as exc:
+        raise ConfigError(f"mesh.credentials_file: cannot read {file}: {exc.strerror}") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(f"mesh.credentials_file: {file} is readable by others "
+                          f"(chmod 600 {file})")
+    username, sep, password = line.partition(":")
+    if not sep or not username:
+        raise ConfigError("mesh.credentials_file: the first line must be username:password")
+    return username, Secret(password)
+
+
+@dataclass(slots=True)
+class Peer:
+    announced: int = 0        # the highest sequence number it said it has
+    online: bool = False
+    asked_at: float = 0.0     # when we last asked it for missing ranges
+
+
+class Link:
+    """The worker. ``store`` is this gate's MeshStore; ``on_records`` (optional) is told of
+    every batch of new peer records, after they are stored (kiosk, metrics, benchmarks)."""
+
+    stage_name = "mesh"
+
+    def __init__(self, settings: MeshSettings, store: MeshStore, *,
+                 clock: HybridClock | None = None,
+                 on_records: Callable[[list[Record]], None] | None = None,
+                 heartbeat_timeout: float = 10.0,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.name = f"mesh-{store.gate_id}"
+        self.gate_id = store.gate_id
+        self.settings = settings
+        self.store = store
+        self.clock = clock or HybridClock(store.gate_id)
+        self.codec = Codec(settings.key)
+        self.on_records = on_records
+        self.heartbeat_timeout = heartbeat_timeout
+        self._monotonic = monotonic
+        self.heartbeat = monotonic()
+        self.stopping = threading.Event()
+        self.connected = threading.Event()
+        self.peers: dict[str, Peer] = {}
+        self.replayed = 0
+        self._inbox: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self._replay_due: set[int] = set()
+        self._replayed_at: dict[int, float] = {}
+        self._announced_seq = -1
+        self._announced_at = 0.0
+        self._own_floor = 0
+        self._client: mqtt.Client | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        top = store.max_stamp()
+        if top is not None:  # a restart never stamps before what it already holds
+            self.clock.merge(top)
+
+    # -- the worker shape ----------------------------------------------------------------
+
+    def start(self) -> None:
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                raise RuntimeError(f"worker {self.name} is already running")
+            self.stopping.clear()
+            self.beat()
+            self._client = self._make_client()
+            self._client.loop_start()
+            self._thread = threading.Thread(target=self.run, name=self.name, daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Say offline, disconnect, end the thread; calling it again does nothing more."""
+        with self._lock:
+            if self.stopping.is_set() or self._client is None:
+                return
+            self.stopping.set()
+            self._inbox.put(("wake", None))
+            client = self._client
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self.connected.is_set():
+            info = client.publish(status_topic(self.gate_id), self._status(online=False),
+                                  qos=1, retain=True)
+            with contextlib.suppress(RuntimeError, ValueError):  # gone: the will says it
+                info.wait_for_publish(timeout=1.0)
+        client.disconnect()
+        client.loop_stop()
+        self.connected.clear()
+
+    def beat(self) -> None:
+        self.heartbeat = self._monotonic()
+
+    def stale(self, now: float) -> bool:
+        return now - self.heartbeat > self.heartbeat_timeout
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def interrupt(self) -> None:
+        self._inbox.put(("wake", None))
+
+    def notify(self) -> None:
+        """A decision was journaled: stamp and publish it now (never blocks the caller)."""
+        self._inbox.put(("journal", None))
+
+    # -- status for people ---------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        """Connected or deciding alone, peers, drops and conflicts (gate status, kiosk)."""
+        return {
+            "connected": self.connected.is_set(),
+            "peers": {g: {"announced": p.announced, "online": p.online,
+                          "held": self.store.held_max(g)} for g, p in sorted(self.peers.items())},
+            "dropped": dict(self.codec.dropped),
+            "conflicts": len(self.store.conflicts()),
+            "replayed": self.replayed,
+            "clock_drift_clamped": self.clock.drift_clamped,
+        }
+
+    # -- paho's thread: decode and queue, nothing else -----------------------------------
+
+    def _make_client(self) -> mqtt.Client:
+        s = self.settings
+        parts = urlsplit(s.url)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise MeshError(f"mesh.url must be mqtt://host[:port] or mqtts://...: {s.url!r}")
+        client = mqtt.Client(CallbackAPIVersion.VERSION2,
+                             client_id=f"gate-{self.gate_id}", clean_session=True)
+        if s.username is not None:
+            client.username_pw_set(s.username, s.password.reveal() if s.password else None)
+        if parts.scheme == "mqtts":
+            try:
+                client.tls_set(ca_certs=s.ca_file, certfile=s.cert_file, keyfile=s.cert_key_file,
+                               cert_reqs=ssl.CERT_REQUIRED)
+            except (OSError, ssl.SSLError) as exc:
+                raise MeshError(f"mesh: cannot load the TLS files: {exc}") from exc
+        client.max_inflight_messages_set(200)
+        client.reconnect_delay_set(s.reconnect_min, s.reconnect_max)
+        client.will_set(status_topic(self.gate_id), self._status(online=False), qos=1,
+                        retain=True)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+        # connect_async: a broker that is down at start is retried by the loop, not raised.
+        client.connect_async(parts.hostname, port, keepalive=s.keepalive)
+        return client
+
+    def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: Any,
+                    reason: Any, _props: Any) -> None:
+        if reason.is_failure:
+            log.warning("mesh: broker refused the connection: %s", reason)
+            return
+        client.subscribe([("gates/+/scans", 1), ("gates/+/status", 1),
+                          (f"gates/+/replay/{self.gate_id}", 1)])
+        self.connected.set()
+        self._inbox.put(("connected", None))
+
+    def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any,
+                       reason: Any, _props: Any) -> None:
+        if self.connected.is_set() and not self.stopping.is_set():
+            log.warning("mesh: lost the broker (%s); deciding alone until it is back", reason)
+        self.connected.clear()
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        message = self.codec.decode(msg.topic, bytes(msg.payload))
+        if message is not None:
+            self._inbox.put(("message", message))
+
+    # -- the worker's thread -------------------------------------------------------------
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            self.beat()
+            records: list[Record] = []
+            stamp = False
+            try:
+                kind, item = self._inbox.get(timeout=TICK)
+                while True:
+                    if kind == "message":
+                        if isinstance(item, Record):
+                            records.append(item)
+                        else:
+                            self._handle(item)
+                    elif kind == "connected":
+                        self._on_connected()
+                    stamp = stamp or kind == "journal"
+                    if len(records) >= _BATCH:
+                        break
+                    kind, item = self._inbox.get_nowait()
+            except queue.Empty:
+                pass
+            try:
+                if records:
+                    self._store_records(records)
+                self._publish_new()
+                self._replay()
+                self._announce()
+                self._anti_entropy()
+            except GateError as exc:  # a database fault: say so, keep the link alive
+                log.error("mesh: %s", exc)
+                self.stopping.wait(TICK)
+
+    def _on_connected(self) -> None:
+        log.info("mesh: connected to %s", self.settings.url)
+        self._announced_seq = -1  # announce now, online
+        for peer in self.peers.values():
+            peer.asked_at = 0.0
+
+    def _handle(self, message: Status | ReplayRequest) -> None:
+        if isinstance(message, Status):
+            if message.gate == self.gate_id:
+                # Our own retained status: a gate restarted from an empty database goes on
+                # after the sequence numbers it used before, never reusing one.
+                self._own_floor = max(self._own_floor, message.seq)
+                return
+            peer = self.peers.setdefault(message.gate, Peer())
+            peer.announced = max(peer.announced, message.seq)
+            peer.online = message.online
+        else:
+            now = self._monotonic()
+            for first, last in message.ranges:
+                self._replay_due.update(seq for seq in range(first, last + 1)
+                                        if now - self._replayed_at.get(seq, -1e9)
+                                        >= REPLAY_HOLDOFF)
+
+    def _store_records(self, records: list[Record]) -> None:
+        for record in records:
+            self.clock.merge(Stamp.parse(record.hlc))
+            peer = self.peers.setdefault(record.gate, Peer())
+            peer.announced = max(peer.announced, record.seq)
+        fresh = [r for r in records if r.gate != self.gate_id]
+        if self.store.record_many(fresh) and self.on_records is not None:
+            self.on_records(fresh)
+
+    def _publish_new(self) -> None:
+        while True:
+            records = self.store.stamp_journal(self.clock, after=self._own_floor)
+            if not records:
+                return
+            if self.connected.is_set() and self._client is not None:
+                for record in records:
+                    self._client.publish(scans_topic(self.gate_id), self.codec.record(record),
+                                         qos=1)
+
+    def _replay(self) -> None:
+        if not self._replay_due or not self.connected.is_set() or self._client is None:
+            return
+        due = sorted(self._replay_due)
+        self._replay_due.clear()
+        now = self._monotonic()
+        for first in range(0, len(due), _REPLAY_CHUNK):
+            chunk = due[first:first + _REPLAY_CHUNK]
+            wanted = set(chunk)
+            for record in self.store.local_range(chunk[0], chunk[-1]):
+                if record.seq in wanted:
+                    self._client.publish(scans_topic(self.gate_id), self.codec.record(record),
+                                         qos=1)
+                    self._replayed_at[record.seq] = now
+                    self.replayed += 1
+        if len(self._replayed_at) > 100_000:
+            self._replayed_at = {s: t for s, t in self._replayed_at.items()
+                                 if now - t < REPLAY_HOLDOFF}
+
+    def _announce(self) -> None:
+        seq = self.store.own_max_seq()
+        now = self._monotonic()
+        if not self.connected.is_set() or self._client is None or seq == self._announced_seq \
+                or (now - self._announced_at < STATUS_INTERVAL and self._announced_seq >= 0):
+            return
+        self._client.publish(status_topic(self.gate_id), self._status(online=True, seq=seq),
+                             qos=1, retain=True)
+        self._announced_seq, self._announced_at = seq, now
+
+    def _anti_entropy(self) -> None:
+        if not self.connected.is_set() or self._client is None:
+            return
+        now = self._monotonic()
+        for origin, peer in self.peers.items():
+            if origin == self.gate_id or now - peer.asked_at < self.settings.anti_entropy_interval:
+                continue
+            gaps = missing_ranges(self.store.held_ranges(origin), peer.announced)
+            if not gaps:
+                continue
+            peer.asked_at = now
+            request = ReplayRequest(self.gate_id, origin, tuple(gaps[:MAX_RANGES]))
+            self._client.publish(replay_topic(self.gate_id, origin), self.codec.replay(request),
+                                 qos=1)
+
+    def _status(self, *, online: bool, seq: int | None = None) -> bytes:
+        if seq is None:
+            seq = self.store.own_max_seq()
+        return self.codec.status(Status(self.gate_id, seq, online))

@@ -1,0 +1,90 @@
+"""A throwaway mosquitto on a free loopback port, for ``gate bench mesh`` and the tests.
+
+It uses the shipped ACL (``deploy/mosquitto/gate-scanner.acl``) and a password file for
+``users`` (password ``pw-<user>``); without users it takes anonymous clients. ``stop()``
+kills it with SIGKILL, as a split LAN would; ``start()`` brings it back on the same port.
+"""
+
+from __future__ import annotations
+
+import getpass
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from scanner.errors import GateError
+
+ACL_FILE = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto" / "gate-scanner.acl"
+
+
+class BrokerMissing(GateError, FileNotFoundError):
+    """mosquitto is not installed (``deploy/bootstrap.sh --test`` installs it)."""
+
+
+def password(user: str) -> str:
+    return f"pw-{user}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LocalBroker:
+    def __init__(self, folder: Path, users: list[str] | None = None) -> None:
+        self.binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        if not Path(self.binary).exists():
+            raise BrokerMissing("mosquitto is not installed: apt-get install mosquitto")
+        folder.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        lines = [f"listener {self.port} 127.0.0.1", "persistence false",
+                 "max_queued_messages 1000000", "max_inflight_messages 1000",
+                 # Run as whoever runs us: mosquitto started by root would switch to its own
+                 # user, which cannot read this folder.
+                 f"user {getpass.getuser()}", "log_dest none"]
+        if users:
+            passwd = folder / "passwd"
+            passwd.touch(mode=0o600)
+            tool = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+            for user in users:
+                subprocess.run([tool, "-b", str(passwd), user, password(user)], check=True,
+                               capture_output=True)
+            lines += ["allow_anonymous false", f"password_file {passwd}",
+                      f"acl_file {ACL_FILE}"]
+        else:
+            lines.append("allow_anonymous true")
+        self.conf = folder / "mosquitto.conf"
+        self.conf.write_text("\n".join(lines) + "\n")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> LocalBroker:
+        self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while not self._listening():
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                self.stop()
+                raise GateError(f"mosquitto did not start on port {self.port}")
+            time.sleep(0.02)
+        return self
+
+    def _listening(self) -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+            return True
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+            self.proc = None

@@ -1,0 +1,218 @@
+"""What the gates tell each other, signed with the venue key, and parsed strictly.
+
+Every payload is an envelope ``{"kind", "body", "mac"}``: ``mac`` is HMAC-SHA256 (venue key)
+over the canonical JSON of ``{"kind", "body"}`` (orjson, sorted keys), so a device on the
+venue Wi-Fi without the key cannot inject an "inside" record that would lock people out.
+The topic must agree with the body: a scan or status under ``gates/<g>/...`` must come
+from gate ``g`` (the broker's ACL lets a gate publish only under its own name; the MAC lets
+no one without the key publish at all). Replayed scans are ordinary scans: receiving one
+twice changes nothing (idempotent by scan id).
+
+Topics (every one under the publishing gate's own name, as the ACL demands):
+
+    gates/<g>/scans             one Record per journaled decision of gate g, QoS 1
+    gates/<g>/status            retained Status: g's latest sequence number, online flag
+    gates/<g>/replay/<origin>   g asks <origin> to publish the sequence ranges it misses
+
+``Codec.decode`` never raises: anything malformed, unauthenticated or on the wrong topic is
+dropped and counted in ``Codec.dropped`` by cause.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import stat
+from collections import Counter
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from scanner.errors import ConfigError
+from scanner.mesh.hlc import Stamp
+
+PREFIX = "gates"
+SCANS, STATUS, REPLAY = "scans", "status", "replay"
+MIN_KEY_BYTES = 16
+# A replay request names at most this many ranges; a gate missing more asks again.
+MAX_RANGES = 64
+_MAX_PAYLOAD = 64 * 1024
+
+
+def scans_topic(gate: str) -> str:
+    return f"{PREFIX}/{gate}/{SCANS}"
+
+
+def status_topic(gate: str) -> str:
+    return f"{PREFIX}/{gate}/{STATUS}"
+
+
+def replay_topic(requester: str, origin: str) -> str:
+    return f"{PREFIX}/{requester}/{REPLAY}/{origin}"
+
+
+def load_key(path: str | os.PathLike[str]) -> bytes:
+    """The venue key from its own file (mode 0600 or stricter, at least 16 bytes)."""
+    file = Path(path)
+    try:
+        mode = file.stat().st_mode
+        key = file.read_bytes().strip()
+    except OSError as exc:
+        raise ConfigError(f"mesh.key_file: cannot read {file}: {exc.strerror}") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(f"mesh.key_file: {file} is readable by others (chmod 600 {file})")
+    if len(key) < MIN_KEY_BYTES:
+        raise ConfigError(f"mesh.key_file: the key must be at least {MIN_KEY_BYTES} bytes")
+    return key
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One journaled decision of gate ``gate``, as every gate of the venue stores it."""
+
+    scan_id: str
+    gate: str              # the origin: the gate that decided, journaled and uploads it
+    seq: int               # the origin's own sequence number, 1, 2, 3 ... without gaps
+    hlc: str               # HLC stamp; history is ordered by it
+    ticket_id: str | None
+    event_id: str | None
+    barcode: str
+    direction: str         # IN | OUT
+    result: str            # OK | FAIL
+    reason: str
+    scanned_at: str        # the origin's corrected wall time, ISO UTC ms, for people
+
+    @property
+    def admission(self) -> bool:
+        return self.result == "OK" and self.direction == "IN"
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    gate: str
+    seq: int               # the latest sequence number the gate has published
+    online: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayRequest:
+    requester: str
+    origin: str
+    ranges: tuple[tuple[int, int], ...]  # inclusive (first, last) sequence numbers
+
+
+Message = Record | Status | ReplayRequest
+_RECORD_FIELDS = {f.name: f.type for f in fields(Record)}
+
+
+class Codec:
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+        self.dropped: Counter[str] = Counter()
+
+    # -- encoding ------------------------------------------------------------------------
+
+    def record(self, record: Record) -> bytes:
+        return self._seal(SCANS, asdict(record))
+
+    def status(self, status: Status) -> bytes:
+        return self._seal(STATUS, asdict(status))
+
+    def replay(self, request: ReplayRequest) -> bytes:
+        return self._seal(REPLAY, {"requester": request.requester, "origin": request.origin,
+                                   "ranges": [list(r) for r in request.ranges]})
+
+    def _seal(self, kind: str, body: dict[str, Any]) -> bytes:
+        return orjson.dumps({"kind": kind, "body": body, "mac": self._mac(kind, body)})
+
+    def _mac(self, kind: str, body: Any) -> str:
+        signed = orjson.dumps({"kind": kind, "body": body}, option=orjson.OPT_SORT_KEYS)
+        return hmac.new(self._key, signed, hashlib.sha256).hexdigest()
+
+    # -- decoding ------------------------------------------------------------------------
+
+    def decode(self, topic: str, payload: bytes) -> Message | None:
+        """The message, or None (counted by cause) for anything not exactly right."""
+        try:
+            return self._decode(topic, payload)
+        except _Drop as drop:
+            self.dropped[drop.cause] += 1
+        except Exception:  # never let a hostile payload raise out of the link
+            self.dropped["malformed"] += 1
+        return None
+
+    def _decode(self, topic: str, payload: bytes) -> Message:
+        if len(payload) > _MAX_PAYLOAD:
+            raise _Drop("oversized")
+        try:
+            doc = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            raise _Drop("garbage") from None
+        if not isinstance(doc, dict) or set(doc) != {"kind", "body", "mac"}:
+            raise _Drop("malformed")
+        kind, body, mac = doc["kind"], doc["body"], doc["mac"]
+        if not isinstance(mac, str) or not isinstance(kind, str) \
+                or not hmac.compare_digest(mac, self._mac(kind, body)):
+            raise _Drop("bad_mac")
+        parts = topic.split("/")
+        if len(parts) < 3 or parts[0] != PREFIX or parts[2] != kind \
+                or len(parts) != (4 if kind == REPLAY else 3):
+            raise _Drop("wrong_topic")
+        if not isinstance(body, dict):
+            raise _Drop("malformed")
+        message = _parse(kind, body)
+        sender = message.requester if isinstance(message, ReplayRequest) else message.gate
+        if sender != parts[1] or (isinstance(message, ReplayRequest)
+                                  and message.origin != parts[3]):
+            raise _Drop("wrong_topic")
+        return message
+
+
+class _Drop(Exception):
+    def __init__(self, cause: str) -> None:
+        self.cause = cause
+
+
+def _parse(kind: str, body: dict[str, Any]) -> Message:
+    if kind == SCANS:
+        if set(body) != set(_RECORD_FIELDS):
+            raise _Drop("malformed")
+        for name, value in body.items():
+            optional = "None" in str(_RECORD_FIELDS[name])
+            want: type = int if name == "seq" else str
+            if not (isinstance(value, want) and not isinstance(value, bool)) \
+                    and not (optional and value is None):
+                raise _Drop("malformed")
+        record = Record(**body)
+        if record.seq < 1 or record.direction not in ("IN", "OUT") \
+                or record.result not in ("OK", "FAIL") or not record.gate:
+            raise _Drop("malformed")
+        try:
+            if Stamp.parse(record.hlc).node != record.gate:
+                raise _Drop("malformed")
+        except ValueError:
+            raise _Drop("malformed") from None
+        return record
+    if kind == STATUS:
+        gate, seq, online = body.get("gate"), body.get("seq"), body.get("online")
+        if set(body) != {"gate", "seq", "online"} or not isinstance(gate, str) \
+                or type(seq) is not int or seq < 0 or not isinstance(online, bool):
+            raise _Drop("malformed")
+        return Status(gate, seq, online)
+    if kind == REPLAY:
+        requester, origin, ranges = body.get("requester"), body.get("origin"), body.get("ranges")
+        if set(body) != {"requester", "origin", "ranges"} or not isinstance(requester, str) \
+                or not isinstance(origin, str) or not isinstance(ranges, list) \
+                or len(ranges) > MAX_RANGES:
+            raise _Drop("malformed")
+        spans: list[tuple[int, int]] = []
+        for span in ranges:
+            if not (isinstance(span, list) and len(span) == 2
+                    and all(type(n) is int for n in span) and 1 <= span[0] <= span[1]):
+                raise _Drop("malformed")
+            spans.append((span[0], span[1]))
+        return ReplayRequest(requester, origin, tuple(spans))
+    raise _Drop("malformed")

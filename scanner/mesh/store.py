@@ -1,0 +1,303 @@
+"""Every gate's records in this gate's database: the ``PeerJournal`` the link talks to.
+
+One table, ``mesh_scans``, holds the records of all gates, this gate's own included (with
+its HLC stamp and mesh sequence number, which the journal does not have). A peer's record
+is kept as a record of its own gate with ``upload_state = 'peer'``: its origin uploads it,
+never this gate. This gate's records are ``'journal'``: the journal uploads them.
+
+Own records are made from the journal (``stamp_journal``), in journal order, after the gate
+has acted: so a crash between journal and mesh loses nothing, the next round stamps what
+is missing. Peer records are written in batches without fsync (``synchronous`` stays as
+the engine has it, but nothing depends on them surviving a power cut: anti-entropy fetches
+them again from their origin).
+
+The DDL lives here alone (``metadata``), to move into ``scanner.store.schema`` and its
+migrations when the journal's own schema work has landed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from itertools import pairwise
+from typing import Any, Protocol
+
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    and_,
+    func,
+    insert,
+    select,
+)
+from sqlalchemy.exc import SQLAlchemyError
+
+from scanner.decide.model import Direction, PastScan
+from scanner.errors import StoreError
+from scanner.mesh.hlc import HybridClock, Stamp
+from scanner.mesh.message import Record
+from scanner.store.driver_sql import describe
+from scanner.journal.schema import journal as journal_table
+from scanner.tickets import utc_iso
+
+PEER, OWN = "peer", "journal"
+_STAMP_BATCH = 500
+
+metadata = MetaData()
+
+mesh_scans = Table(
+    "mesh_scans", metadata,
+    Column("scan_id", String, primary_key=True),       # idempotency: a record is kept once
+    Column("origin", String, nullable=False),          # the gate that decided
+    Column("seq", Integer, nullable=False),            # the origin's mesh sequence number
+    Column("hlc", String, nullable=False),
+    Column("ticket_id", String),
+    Column("event_id", String),
+    Column("barcode", String, nullable=False),
+    Column("direction", String, nullable=False),
+    Column("result", String, nullable=False),
+    Column("reason", String, nullable=False),
+    Column("scanned_at", String, nullable=False),
+    Column("journal_seq", Integer),                    # own records: the journal row
+    Column("upload_state", String, nullable=False),    # peer | journal
+    Index("ix_mesh_scans_ticket_hlc", "ticket_id", "hlc"),
+    Index("ix_mesh_scans_origin_seq", "origin", "seq"),
+)
+
+# Two admissions of one ticket at different gates with no check-out between them: the gates
+# were on different sides of a split. ``first`` is the earlier by HLC.
+mesh_conflicts = Table(
+    "mesh_conflicts", metadata,
+    Column("first_scan_id", String, primary_key=True),
+    Column("second_scan_id", String, primary_key=True),
+    Column("ticket_id", String, nullable=False),
+    Column("detected_at", String, nullable=False),
+)
+
+_RECORD_COLUMNS = ("scan_id", "origin", "seq", "hlc", "ticket_id", "event_id", "barcode",
+                   "direction", "result", "reason", "scanned_at")
+_c = mesh_scans.c
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    ticket_id: str
+    first: Record
+    second: Record
+    detected_at: str
+
+    def to_json(self) -> dict[str, Any]:
+        def scan(r: Record) -> dict[str, Any]:
+            return {"scan_id": r.scan_id, "gate": r.gate, "scanned_at": r.scanned_at,
+                    "hlc": r.hlc, "seq": r.seq}
+        return {"ticket_id": self.ticket_id, "barcode": self.first.barcode,
+                "event_id": self.first.event_id, "detected_at": self.detected_at,
+                "first": scan(self.first), "second": scan(self.second)}
+
+
+class PeerJournal(Protocol):
+    """What the link needs from the gate's storage."""
+
+    def record_peer(self, record: Record) -> bool: ...
+    def record_many(self, records: Sequence[Record]) -> int: ...
+    def held_ranges(self, origin: str) -> list[tuple[int, int]]: ...
+    def local_range(self, first: int, last: int) -> list[Record]: ...
+    def stamp_journal(self, clock: HybridClock, *, after: int = 0) -> list[Record]: ...
+    def own_max_seq(self) -> int: ...
+    def conflicts(self) -> list[Conflict]: ...
+
+
+def missing_ranges(held: Sequence[tuple[int, int]], upto: int) -> list[tuple[int, int]]:
+    """The inclusive ranges of 1..``upto`` not covered by ``held`` (sorted, disjoint)."""
+    gaps: list[tuple[int, int]] = []
+    expect = 1
+    for first, last in held:
+        if first > upto:
+            break
+        if first > expect:
+            gaps.append((expect, first - 1))
+        expect = max(expect, last + 1)
+    if expect <= upto:
+        gaps.append((expect, upto))
+    return gaps
+
+
+class MeshStore:
+    def __init__(self, engine: Engine, gate_id: str) -> None:
+        self.engine = engine
+        self.gate_id = gate_id
+        self._lock = threading.Lock()  # stamping must hand out each sequence number once
+        try:
+            metadata.create_all(engine)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"mesh: cannot prepare its tables: {exc}") from exc
+
+    # -- writing -------------------------------------------------------------------------
+
+    def record_peer(self, record: Record) -> bool:
+        """Keep one peer's record; False if it was held already (idempotent by scan id)."""
+        return self.record_many([record]) == 1
+
+    def record_many(self, records: Sequence[Record]) -> int:
+        """Keep peer records in one transaction; returns how many were new."""
+        rows = [_row(r, PEER) for r in records if r.gate != self.gate_id]
+        return self._insert(rows) if rows else 0
+
+    def stamp_journal(self, clock: HybridClock, *, after: int = 0) -> list[Record]:
+        """Make mesh records of journal rows not stamped yet, in journal order, numbered
+        after every own sequence number held and after ``after`` (one used before a wipe)."""
+        with self._lock:
+            with self._begin() as conn:
+                done = conn.execute(select(func.max(_c.journal_seq))
+                                    .where(_c.origin == self.gate_id)).scalar() or 0
+                seq = conn.execute(select(func.max(_c.seq))
+                                   .where(_c.origin == self.gate_id)).scalar() or 0
+                seq = max(seq, after)
+                j = journal_table.c
+                rows = conn.execute(
+                    select(j.seq, j.scan_id, j.ticket_id, j.event_id, j.barcode, j.direction,
+                           j.result, j.reason, j.scanned_at)
+                    .where(j.seq > done, j.gate_id == self.gate_id)
+                    .order_by(j.seq).limit(_STAMP_BATCH)).all()
+            if not rows:
+                return []
+            records, values = [], []
+            for jseq, scan_id, ticket, event, barcode, direction, result, reason, at in rows:
+                seq += 1
+                record = Record(scan_id, self.gate_id, seq, str(clock.now()), ticket, event,
+                                barcode, direction, result, reason, at)
+                records.append(record)
+                values.append(_row(record, OWN) | {"journal_seq": jseq})
+            self._insert(values)
+            return records
+
+    def _insert(self, rows: list[dict[str, Any]]) -> int:
+        with self._begin() as conn:
+            new = conn.execute(insert(mesh_scans).prefix_with("OR IGNORE"), rows).rowcount
+            tickets = {r["ticket_id"] for r in rows
+                       if r["ticket_id"] and r["result"] == "OK" and r["direction"] == "IN"}
+            for ticket in tickets:
+                self._detect(conn, ticket)
+        return int(new)
+
+    def _detect(self, conn: Connection, ticket_id: str) -> None:
+        """Record every pair of admissions at different gates with no check-out between."""
+        granted = conn.execute(select(_c.scan_id, _c.origin, _c.direction)
+                               .where(_c.ticket_id == ticket_id, _c.result == "OK")
+                               .order_by(_c.hlc)).all()
+        pairs = [(a.scan_id, b.scan_id) for a, b in pairwise(granted)
+                 if a.direction == b.direction == "IN" and a.origin != b.origin]
+        if pairs:
+            now = utc_iso_now()
+            conn.execute(insert(mesh_conflicts).prefix_with("OR IGNORE"),
+                         [{"first_scan_id": a, "second_scan_id": b, "ticket_id": ticket_id,
+                           "detected_at": now} for a, b in pairs])
+
+    # -- reading -------------------------------------------------------------------------
+
+    def held_ranges(self, origin: str) -> list[tuple[int, int]]:
+        """The sequence numbers of ``origin`` held here, as sorted inclusive ranges."""
+        with self._connect() as conn:
+            seqs = conn.execute(select(_c.seq).where(_c.origin == origin).distinct()
+                                .order_by(_c.seq)).scalars()
+            return _ranges(seqs)
+
+    def held_max(self, origin: str) -> int:
+        with self._connect() as conn:
+            return int(conn.execute(select(func.max(_c.seq))
+                                    .where(_c.origin == origin)).scalar() or 0)
+
+    def own_max_seq(self) -> int:
+        return self.held_max(self.gate_id)
+
+    def origins(self) -> list[str]:
+        with self._connect() as conn:
+            return list(conn.execute(select(_c.origin).distinct()).scalars())
+
+    def local_range(self, first: int, last: int) -> list[Record]:
+        """This gate's own records with sequence numbers first..last, for a replay."""
+        return self._records(and_(_c.origin == self.gate_id, _c.seq >= first, _c.seq <= last))
+
+    def records(self) -> list[Record]:
+        """Every record held, in HLC order (audits, and the tests' convergence checks)."""
+        return self._records(None)
+
+    def history(self, ticket_id: str) -> list[tuple[str, PastScan]]:
+        """The granted scans of one ticket at every gate, as (origin, scan), in HLC order."""
+        with self._connect() as conn:
+            rows = conn.execute(select(_c.origin, _c.direction, _c.scanned_at)
+                                .where(_c.ticket_id == ticket_id, _c.result == "OK")
+                                .order_by(_c.hlc)).all()
+        return [(origin, PastScan(Direction(d), at, origin)) for origin, d, at in rows]
+
+    def max_stamp(self) -> Stamp | None:
+        with self._connect() as conn:
+            top = conn.execute(select(func.max(_c.hlc))).scalar()
+        return Stamp.parse(top) if top else None
+
+    def conflicts(self) -> list[Conflict]:
+        first, second = mesh_scans.alias("first"), mesh_scans.alias("second")
+        k = mesh_conflicts.c
+        cols = [*(first.c[n] for n in _RECORD_COLUMNS), *(second.c[n] for n in _RECORD_COLUMNS)]
+        query = (select(k.ticket_id, k.detected_at, *cols)
+                 .join(first, first.c.scan_id == k.first_scan_id)
+                 .join(second, second.c.scan_id == k.second_scan_id)
+                 .order_by(first.c.hlc))
+        n = len(_RECORD_COLUMNS)
+        with self._connect() as conn:
+            return [Conflict(row[0], Record(*row[2:2 + n]), Record(*row[2 + n:]), row[1])
+                    for row in conn.execute(query)]
+
+    def _records(self, where: Any) -> list[Record]:
+        query = select(*(_c[n] for n in _RECORD_COLUMNS)).order_by(_c.hlc)
+        if where is not None:
+            query = query.where(where)
+        with self._connect() as conn:
+            return [Record(*row) for row in conn.execute(query)]
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _connect(self) -> AbstractContextManager[Connection]:
+        return self._open(write=False)
+
+    def _begin(self) -> AbstractContextManager[Connection]:
+        return self._open(write=True)
+
+    @contextmanager
+    def _open(self, *, write: bool) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() if write else self.engine.connect() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise StoreError(f"mesh: {describe(exc)}") from exc
+
+
+def _row(record: Record, state: str) -> dict[str, Any]:
+    return {"scan_id": record.scan_id, "origin": record.gate, "seq": record.seq,
+            "hlc": record.hlc, "ticket_id": record.ticket_id, "event_id": record.event_id,
+            "barcode": record.barcode, "direction": record.direction, "result": record.result,
+            "reason": record.reason, "scanned_at": record.scanned_at, "journal_seq": None,
+            "upload_state": state}
+
+
+def _ranges(seqs: Iterable[int]) -> list[tuple[int, int]]:
+    spans: list[tuple[int, int]] = []
+    for seq in seqs:
+        if spans and seq == spans[-1][1] + 1:
+            spans[-1] = (spans[-1][0], seq)
+        else:
+            spans.append((seq, seq))
+    return spans
+
+
+def utc_iso_now() -> str:
+    return utc_iso(datetime.now(UTC))

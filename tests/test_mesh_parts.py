@@ -1,0 +1,152 @@
+"""The mesh's parts without a broker: the clock, the codec, the store, ``gate conflicts``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from test_journal_kit import EVENT, make_config, make_decision, make_ticket
+
+from scanner.app import Gate
+from scanner.cli.main import main
+from scanner.errors import ConfigError
+from scanner.mesh.hlc import HybridClock, Stamp
+from scanner.mesh.message import Codec, Record, ReplayRequest, Status, load_key, scans_topic
+from scanner.mesh.store import MeshStore, missing_ranges
+
+KEY = b"k" * 32
+
+
+def record(scan: str, gate: str, seq: int, ms: int, *, direction: str = "IN",
+           ticket: str = "tk-1") -> Record:
+    return Record(scan, gate, seq, str(Stamp(ms, 0, gate)), ticket, EVENT, "BC0000000001",
+                  direction, "OK", "GRANTED", "2030-01-01T10:00:00.000Z")
+
+
+def test_the_clock_never_goes_back_when_the_wall_clock_does():
+    wall = iter([5000, 4000, 3000])
+    clock = HybridClock("A", physical=lambda: next(wall))
+    stamps = [clock.now() for _ in range(3)]
+    assert stamps == sorted(stamps) and len(set(stamps)) == 3
+
+
+def test_a_stamp_heard_from_a_peer_orders_everything_after_it():
+    clock = HybridClock("B", physical=lambda: 1000)
+    clock.merge(Stamp(9000, 4, "A"))
+    assert clock.now() > Stamp(9000, 4, "A")
+
+
+def test_a_peer_stamp_beyond_the_drift_bound_cannot_drag_the_clock_along():
+    clock = HybridClock("B", physical=lambda: 1000, max_drift_ms=60_000)
+    clock.merge(Stamp(10**12, 0, "A"))
+    assert clock.now().ms == 61_000
+    assert clock.drift_clamped == 1
+
+
+def test_stamp_text_sorts_as_the_stamps_do():
+    a, b = Stamp(999, 12, "A"), Stamp(1000, 0, "A")
+    assert str(a) < str(b) and Stamp.parse(str(a)) == a
+
+
+def test_a_record_survives_the_codec_and_names_its_topic():
+    codec = Codec(KEY)
+    r = record("s1", "A", 1, 5)
+    assert codec.decode(scans_topic("A"), codec.record(r)) == r
+
+
+def test_status_and_replay_requests_survive_the_codec():
+    codec = Codec(KEY)
+    assert codec.decode("gates/A/status", codec.status(Status("A", 3, True))) == \
+        Status("A", 3, True)
+    req = ReplayRequest("B", "A", ((1, 4), (9, 9)))
+    assert codec.decode("gates/B/replay/A", codec.replay(req)) == req
+    assert codec.decode("gates/B/replay/C", codec.replay(req)) is None
+    assert codec.dropped["wrong_topic"] == 1
+
+
+@given(st.binary(max_size=300))
+def test_no_payload_makes_the_codec_raise(payload: bytes):
+    codec = Codec(KEY)
+    assert codec.decode(scans_topic("A"), payload) is None
+    assert sum(codec.dropped.values()) == 1
+
+
+def test_a_tampered_record_is_dropped_as_unauthenticated():
+    codec = Codec(KEY)
+    payload = codec.record(record("s1", "A", 1, 5)).replace(b'"OUT"', b'"IN"').replace(
+        b'"IN"', b'"OUT"')
+    assert codec.decode(scans_topic("A"), payload) is None
+    assert codec.dropped == {"bad_mac": 1}
+
+
+def test_a_key_file_readable_by_others_is_refused(tmp_path: Path):
+    key = tmp_path / "key"
+    key.write_bytes(KEY)
+    key.chmod(0o644)
+    with pytest.raises(ConfigError, match="chmod 600"):
+        load_key(key)
+    key.chmod(0o600)
+    assert load_key(key) == KEY
+
+
+def test_missing_ranges_are_the_gaps_up_to_the_announced_number():
+    assert missing_ranges([(2, 3), (6, 6)], 8) == [(1, 1), (4, 5), (7, 8)]
+    assert missing_ranges([(1, 5)], 5) == []
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    with Gate(make_config(tmp_path, gate_id="B")) as gate:
+        yield MeshStore(gate.journal_engine, "B"), gate
+
+
+def test_a_peer_record_is_kept_once(store):
+    mesh, _ = store
+    assert mesh.record_peer(record("s1", "A", 1, 5))
+    assert not mesh.record_peer(record("s1", "A", 1, 5))
+    assert mesh.held_ranges("A") == [(1, 1)]
+
+
+def test_two_admissions_at_two_gates_without_a_checkout_between_are_a_conflict(store):
+    mesh, _ = store
+    mesh.record_many([record("s1", "A", 1, 5), record("s2", "C", 1, 7)])
+    [conflict] = mesh.conflicts()
+    assert (conflict.first.scan_id, conflict.second.scan_id) == ("s1", "s2")
+
+
+def test_an_admission_after_a_checkout_is_no_conflict(store):
+    mesh, _ = store
+    mesh.record_many([record("s1", "A", 1, 5), record("s2", "A", 2, 6, direction="OUT"),
+                      record("s3", "C", 1, 7)])
+    assert mesh.conflicts() == []
+
+
+def test_journal_rows_are_stamped_once_in_journal_order(store):
+    mesh, gate = store
+    ticket = make_ticket(1)
+    for n in range(3):
+        gate.journal.record(make_decision(ticket), scan_id=f"j{n}",
+                            scanned_at="2030-01-01T10:00:00.000Z", latency_ms=1.0)
+    clock = HybridClock("B")
+    stamped = mesh.stamp_journal(clock)
+    assert [(r.scan_id, r.seq) for r in stamped] == [("j0", 1), ("j1", 2), ("j2", 3)]
+    assert mesh.stamp_journal(clock) == []
+    assert mesh.local_range(2, 3) == stamped[1:]
+
+
+def test_gate_conflicts_json_lists_both_scans(tmp_path: Path, monkeypatch, capsys):
+    config = make_config(tmp_path, gate_id="B")
+    with Gate(config) as gate:
+        MeshStore(gate.journal_engine, "B").record_many([record("s1", "A", 1, 5),
+                                                 record("s2", "C", 1, 7)])
+    toml = tmp_path / "gate.toml"
+    toml.write_text(f'gate_id = "B"\ndb = "{config.db}"\n')
+    for name in ("GATE_DB", "GATE_ID", "GATE_EVENTS"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["--config", str(toml), "conflicts", "--json"]) == 0
+    [doc] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert (doc["first"]["gate"], doc["second"]["gate"]) == ("A", "C")
+    assert doc["barcode"] == "BC0000000001"
