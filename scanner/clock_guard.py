@@ -58,7 +58,7 @@ class ClockState:
     def to_json(self) -> dict[str, Any]:
         return {"state": self.state, "device_time": self.device_time,
                 "reference": self.reference, "offset_s": round(self.offset, 3),
-                "corrected": self.corrected, "stamped": self.stamped}
+                "corrected": self.corrected, "stamped": self.stamped, "summary": self.line()}
 
 
 def latest(times: Iterable[str | None]) -> str | None:

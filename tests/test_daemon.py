@@ -18,6 +18,7 @@ from test_run_kit import NotifySocket
 
 from hardware.sources import RawRead, StatusFn, now_ns
 from scanner.app import Gate
+from scanner.clock import Clock, utc_now
 from scanner.config import (
     ApiConfig,
     GateConfig,
@@ -64,7 +65,8 @@ class TypedSource:
 
 class Rig:
     def __init__(self, tmp_path: Path, sim: Any, notify: NotifySocket | None = None,
-                 watchdog: float | None = None, **outputs: Any) -> None:
+                 watchdog: float | None = None, clock: Clock = utc_now,
+                 **outputs: Any) -> None:
         self.source = TypedSource()
         self.sim = sim
         self.event = sim.world.event_ids[0]
@@ -78,7 +80,8 @@ class Rig:
                                   **outputs),
             run=RunConfig(heartbeat_timeout=1.0))
         notifier = notify.notifier(watchdog) if notify is not None else None
-        self.gate = Gate(config, sources={"typed": self.open_source}, notifier=notifier)
+        self.gate = Gate(config, sources={"typed": self.open_source}, notifier=notifier,
+                         clock=clock)
         self.daemon: Daemon = start_daemon(self.gate)
 
     def open_source(self, _config: ReaderConfig, _status: StatusFn) -> TypedSource:

@@ -36,6 +36,7 @@ def gather(gate: Gate) -> dict[str, Any]:
         }
     return {
         "gate_id": gate.config.gate_id,
+        "clock": gate.clock_guard.state().to_json(),
         "tickets": sum(counts.values()),
         "events": events,
         "queue": {
@@ -56,6 +57,7 @@ def render(doc: dict[str, Any]) -> str:
     queue = doc["queue"]
     lines.append(f"upload queue: {queue['depth']} pending, {queue['rejected']} rejected, "
                  f"{queue['local_only']} kept local, last upload {queue['last_upload'] or 'never'}")
+    lines.append(doc["clock"]["summary"])
     # Event names come from the server: escaped, like everything shown from the store.
     return "\n".join(escape(line) for line in lines)
 

@@ -40,9 +40,12 @@ class ActWorker(Worker):
             while not self.stopping.wait(ACT_POLL):
                 if not self.act.alive:
                     raise WorkerExited("the act stage's loop ended")
-                self.heartbeat = max(self.heartbeat, self.act.heartbeat)
         finally:
             self.act.stop()  # acts on what is queued first
+
+    def stale(self, now: float) -> bool:
+        self.heartbeat = max(self.heartbeat, self.act.heartbeat)
+        return super().stale(now)
 
 
 class Daemon:
