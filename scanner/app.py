@@ -144,7 +144,16 @@ class Gate:
     def engine(self) -> Engine:
         from scanner.store.db import make_engine
 
-        return self._closing(make_engine(self.config.db_url), lambda engine: engine.dispose())
+        engine = make_engine(self.config.db_url, journal_url=self.config.journal_db_url)
+        return self._closing(engine, lambda engine: engine.dispose())
+
+    @part
+    def journal_engine(self) -> Engine:
+        from scanner.store.db import make_journal_engine
+
+        self.engine  # noqa: B018 - a store from before v3 moves its journal out first
+        return self._closing(make_journal_engine(self.config.journal_db_url),
+                             lambda engine: engine.dispose())
 
     @part
     def api(self) -> VivenuClient:
@@ -180,7 +189,7 @@ class Gate:
     def journal(self) -> Journal:
         from scanner.journal import Journal
 
-        return self._closing(Journal(self.engine, self.config.gate_id), Journal.close)
+        return self._closing(Journal(self.journal_engine, self.config.gate_id), Journal.close)
 
     @part
     def policy_source(self) -> LivePolicy:

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 Clock = Callable[[], datetime]
+
+# A step of the wall clock smaller than this is not a jump: offsets come from Date headers
+# with one-second resolution, so they are no more exact than that anyway.
+JUMP_TOLERANCE = 2.0
+_BOOT_ID = "/proc/sys/kernel/random/boot_id"
 
 
 def utc_now() -> datetime:
@@ -25,3 +32,48 @@ def local_zone() -> tzinfo:
             return ZoneInfo.from_file(fh)
     except (OSError, ValueError, ZoneInfoNotFoundError):
         return UTC
+
+
+@dataclass(frozen=True)
+class ClockStamp:
+    """How this device's wall clock relates to its boot clock at one moment.
+
+    ``anchor`` is wall time minus time since boot: constant while the wall clock runs
+    (NTP slewing moves both alike), shifted by exactly the step when someone or something
+    sets the clock. A server-clock offset measured under one stamp is valid only while the
+    stamp agrees; a different boot never agrees (its boot clock started again).
+    """
+
+    boot: str
+    anchor: float
+
+    def agrees(self, other: ClockStamp) -> bool:
+        return self.boot == other.boot and abs(self.anchor - other.anchor) <= JUMP_TOLERANCE
+
+    def text(self) -> str:
+        return f"{self.boot} {self.anchor!r}"
+
+    @classmethod
+    def parse(cls, text: str | None) -> ClockStamp | None:
+        boot, _, anchor = (text or "").partition(" ")
+        try:
+            return cls(boot, float(anchor))
+        except ValueError:
+            return None
+
+
+def _boot_id() -> str:
+    try:
+        with open(_BOOT_ID, encoding="ascii") as fh:
+            return fh.read().strip()
+    except OSError:
+        return "unknown"
+
+
+_THIS_BOOT = _boot_id()
+# Counts during suspend too where the OS can (a resumed laptop has not jumped).
+_BOOT_CLOCK = getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC)
+
+
+def clock_stamp() -> ClockStamp:
+    return ClockStamp(_THIS_BOOT, time.time() - time.clock_gettime(_BOOT_CLOCK))

@@ -51,6 +51,10 @@ MAX_PAGE_SIZE = 1000
 # and a ticket written just before ``until`` may become visible only after we asked.
 DEFAULT_WINDOW_OVERLAP = 120.0
 DEFAULT_RECONCILE_EVERY = 6 * 3600.0
+# A reconciling sync that would delete more than this share of an event's tickets (or all
+# of them) is held back until an operator accepts it: an empty or truncated listing from a
+# broken server must not wipe what an offline gate admits against.
+DEFAULT_MAX_DELETION_SHARE = 0.1
 DEFAULT_LOOKUP_DEADLINE_MS = 400.0
 DEFAULT_UPLOAD_BATCH = 500
 MAX_UPLOAD_BATCH = 1000
@@ -146,6 +150,7 @@ class SyncConfig:
     page_size: int = setting(DEFAULT_PAGE_SIZE, lo=1, hi=MAX_PAGE_SIZE)
     window_overlap: float = setting(DEFAULT_WINDOW_OVERLAP, lo=0)
     reconcile_every: float = setting(DEFAULT_RECONCILE_EVERY, above=0)
+    max_deletion_share: float = setting(DEFAULT_MAX_DELETION_SHARE, lo=0, hi=1)
 
 
 @dataclass(frozen=True)
@@ -344,6 +349,17 @@ class GateConfig:
         if "://" in self.db:
             return self.db
         return f"sqlite:///{Path(self.db).expanduser()}"
+
+    @property
+    def journal_db_url(self) -> str:
+        """The journal's own database: ``journal_db`` like ``db``, else beside the store."""
+        if not self.journal_db:
+            from scanner.store.db import journal_url_beside
+
+            return journal_url_beside(self.db_url)
+        if "://" in self.journal_db:
+            return self.journal_db
+        return f"sqlite:///{Path(self.journal_db).expanduser()}"
 
 
 # Keys the TOML file may not set, with the reason given to the operator.

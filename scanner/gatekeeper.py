@@ -14,6 +14,8 @@ Latency: the journal stores the decision time (read to decision, before the writ
 ``CheckResult.latency_ms`` adds the durable write, i.e. how long until the gate may act.
 The online fallback runs on a worker thread and is waited for at most ``lookup_deadline``
 seconds, whatever the HTTP client does, so a slow server costs the visitor that much at most.
+A ticket found online is stored on another worker, off the scan path: that write takes the
+ticket store's write lock, which the sync may hold for a whole page.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -135,6 +137,8 @@ class Gatekeeper:
         self._clock_offset = clock_offset
         self._timer = timer
         self._pool: ThreadPoolExecutor | None = None
+        self._keeper: ThreadPoolExecutor | None = None
+        self._kept: Future[None] | None = None
 
     def check(self, barcode: str, direction: Direction, *,
               refused: str | None = None) -> CheckResult:
@@ -147,17 +151,18 @@ class Gatekeeper:
         """
         scan_id = new_scan_id()
         started = self._timer()
-        now = self._clock()
+        device_now = self._clock()
         policy = self._policy()
         if refused is None:
-            decision = self._decide(barcode, direction, now, policy)
+            decision = self._decide(barcode, direction, self._corrected(device_now), policy)
         else:
             decision = Decision(False, Reason.MALFORMED_READ, f"Unreadable code: {refused}",
                                 Feedback.RED, direction, barcode)
         if decision.reason is Reason.MALFORMED_READ:
             decision = replace(decision, barcode=unreadable_form(barcode))
         decided_ms = (self._timer() - started) * 1000
-        scanned_at = utc_iso(now + timedelta(seconds=self._clock_offset()))
+        # Read again: an online lookup during this check may have measured the offset.
+        scanned_at = utc_iso(self._corrected(device_now))
         self.journal.record(decision, scan_id=scan_id, scanned_at=scanned_at,
                             latency_ms=decided_ms, event_id=_single(policy.served_events))
         return CheckResult(decision, scan_id, scanned_at, (self._timer() - started) * 1000)
@@ -165,15 +170,28 @@ class Gatekeeper:
     def decide(self, barcode: str, direction: Direction,
                now: datetime | None = None) -> Decision:
         """The decision ``check`` would make, without journaling it (benchmarks, previews)."""
-        return self._decide(barcode, direction, now or self._clock(), self._policy())
+        return self._decide(barcode, direction, now or self._corrected(self._clock()),
+                            self._policy())
+
+    def flush(self) -> None:
+        """Wait until the last ticket found online is stored."""
+        if self._kept is not None:
+            self._kept.result()
 
     def close(self) -> None:
+        if self._keeper is not None:
+            self._keeper.shutdown()  # a ticket found online is worth its write
+            self._keeper = None
         if self._pool is not None:
             # A lookup still waiting on the network is abandoned, not awaited.
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
 
     # -- steps ---------------------------------------------------------------------------
+
+    def _corrected(self, device_now: datetime) -> datetime:
+        """Device time plus the server offset: slots and scan stamps are server times."""
+        return device_now + timedelta(seconds=self._clock_offset())
 
     def _decide(self, barcode: str, direction: Direction, now: datetime,
                 policy: Policy) -> Decision:
@@ -211,11 +229,16 @@ class Gatekeeper:
             return None, True
         if ticket is None:
             return None, False
+        if self._keeper is None:
+            self._keeper = ThreadPoolExecutor(1, thread_name_prefix="keep-online")
+        self._kept = self._keeper.submit(self._keep, ticket)
+        return ticket, False
+
+    def _keep(self, ticket: Ticket) -> None:
         try:
             self.store.upsert([ticket])
-        except StoreError as exc:
+        except StoreError as exc:  # the next sync brings it; the scan was decided already
             log.warning("could not store the ticket found online: %s", exc)
-        return ticket, False
 
 
 def _prefer(tickets: list[Ticket], served: frozenset[str] | None) -> Ticket:

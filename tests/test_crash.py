@@ -19,7 +19,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from test_journal_kit import open_journal, valid_doc
+from test_journal_kit import journal_path, open_journal, valid_doc
 
 from scanner.app import Gate
 from scanner.config import load_config
@@ -112,7 +112,7 @@ def test_no_scan_is_lost_across_sigkills(tmp_path: Path, gate_env, sim_server):
     printed_ids = [line.strip() for line in printed]
     assert len(printed_ids) > ROUNDS * 5, "the driver hardly scanned; the test proves nothing"
 
-    with open_journal(Path(config.db)) as journal:
+    with open_journal(journal_path(config)) as journal:
         entries = list(journal.entries())
     journaled = {e["scan_id"] for e in entries}
     missing = [scan_id for scan_id in printed_ids if scan_id not in journaled]
@@ -123,7 +123,7 @@ def test_no_scan_is_lost_across_sigkills(tmp_path: Path, gate_env, sim_server):
     final = subprocess.run([sys.executable, "-m", "scanner.cli.main", "upload", "--once"],
                            env=gate_env, cwd=REPO, capture_output=True, text=True, timeout=60)
     assert final.returncode == 0, final.stderr
-    with open_journal(Path(config.db)) as journal:
+    with open_journal(journal_path(config)) as journal:
         entries = list(journal.entries())
     uploadable = [e for e in entries if e["upload_state"] != "local"]
     assert {e["upload_state"] for e in uploadable} == {"sent"}

@@ -22,18 +22,22 @@ from scanner.sim import SimServer, World
 
 
 def reopen_full(gate: Gate, spare_pages: int) -> Gate:
-    """Close ``gate`` and open its database again, allowed to grow only ``spare_pages``
-    more pages: every connection of the new gate has the cap."""
-    with gate.engine.connect() as conn:
-        pages = conn.exec_driver_sql("PRAGMA page_count").scalar_one()
+    """Close ``gate`` and open its databases (store and journal) again, each allowed to grow
+    only ``spare_pages`` more pages: every connection of the new gate has the cap."""
+    pages = {}
+    for name in ("engine", "journal_engine"):
+        with getattr(gate, name).connect() as conn:
+            pages[name] = conn.exec_driver_sql("PRAGMA page_count").scalar_one()
     gate.close()
     full = Gate(gate.config)
+    for name, count in pages.items():
+        engine = getattr(full, name)
 
-    @event.listens_for(full.engine, "connect")
-    def _cap(dbapi_conn: Any, _record: Any) -> None:
-        dbapi_conn.execute(f"PRAGMA max_page_count={pages + spare_pages}")
+        @event.listens_for(engine, "connect")
+        def _cap(dbapi_conn: Any, _record: Any, count: int = count) -> None:
+            dbapi_conn.execute(f"PRAGMA max_page_count={count + spare_pages}")
 
-    full.engine.dispose()  # the schema check's pooled connection predates the cap
+        engine.dispose()  # the schema check's pooled connection predates the cap
     return full
 
 

@@ -19,6 +19,7 @@ from test_journal_kit import (
     valid_doc,
 )
 
+from scanner.clock import clock_stamp
 from scanner.config import LookupConfig, PolicyConfig
 from scanner.decide.model import Direction, Reason
 from scanner.decide.policy import Policy
@@ -123,13 +124,13 @@ def test_scanned_at_is_device_time_plus_the_server_offset(gate):
 
 
 def test_the_gate_uses_the_offset_saved_by_an_earlier_run(gate):
-    gate.journal.save_clock_offset(-60.0)
+    gate.journal.save_clock_offset(-60.0, clock_stamp().text())
     result = gate.gatekeeper.check(make_ticket(1).barcode, IN)
     assert result.scanned_at == utc_iso(NOW - timedelta(seconds=60))
 
 
 def test_a_failed_journal_write_raises_and_returns_no_decision(gate):
-    with gate.engine.begin() as conn:
+    with gate.journal_engine.begin() as conn:
         conn.exec_driver_sql("CREATE TRIGGER no_journal BEFORE INSERT ON journal "
                              "BEGIN SELECT RAISE(ABORT, 'disk says no'); END")
     with pytest.raises(StoreError, match="disk says no"):
@@ -217,6 +218,7 @@ def test_a_barcode_found_online_is_stored_and_decided_online(tmp_path: Path):
         with online_gate(tmp_path, server) as gate:
             result = gate.gatekeeper.check(doc["barcode"], IN)
             assert (result.decision.granted, result.decision.offline) == (True, False)
+            gate.gatekeeper.flush()  # the store write runs off the scan path
             assert [t.id for t in gate.store.by_barcode(doc["barcode"])] == [doc["_id"]]
 
 
@@ -255,6 +257,7 @@ def test_the_online_ticket_is_decided_with_the_stored_history(tmp_path: Path):
         doc = valid_doc(server.world, server.world.event_ids[0])
         with online_gate(tmp_path, server) as gate:
             gate.gatekeeper.check(doc["barcode"], IN)
+            gate.gatekeeper.flush()
             second = gate.gatekeeper.check(doc["barcode"], IN)
     # The second scan found the stored copy: offline, and already inside.
     assert (second.decision.reason, second.decision.offline) == (Reason.ALREADY_INSIDE, True)

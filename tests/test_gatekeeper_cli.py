@@ -108,8 +108,18 @@ def test_bench_validate_reports_figures_and_goals(capsys, tmp_path):
     doc = json.loads(out)
     assert code == 0
     assert [g["goal"] for g in doc["goals"]] == [
-        "decision only p99", "decision + durable journal p99 / floor p99"]
+        "decision only p99", "decision + durable journal p99 / floor p99",
+        "(c) p99 under sync / idle p99", "(c) max under sync",
+        "(c) checks refused under sync"]
     assert doc["decide"]["p99_ms"] > 0 and doc["floor"]["p99_ms"] > 0
+
+
+def test_bench_validate_prints_figure_c_under_a_sync(capsys, tmp_path):
+    code, out, _ = run(capsys, "bench", "validate", "--tickets", "3000", "--scans", "50",
+                       "--delta", "2000", "--dir", str(tmp_path))
+    assert code == 0
+    assert "(c) under a 2000-ticket sync" in out and "0 refused" in out
+    assert "(c) p99 under sync / idle p99" in out and "(c) max under sync" in out
 
 
 def test_bench_upload_drains_everything_to_the_simulator(capsys):

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from test_journal_kit import EVENT, OTHER_EVENT, make_decision, make_ticket, open_journal
 
+from scanner.clock import clock_stamp
 from scanner.decide.model import Direction, Reason
 from scanner.errors import StoreError
 from scanner.journal import Journal
@@ -200,7 +201,7 @@ def test_clock_offset_is_kept_across_reopening(db_path: Path):
 
 
 def test_server_offset_falls_back_to_the_saved_offset_when_offline(journal: Journal):
-    journal.save_clock_offset(7.5)
+    journal.save_clock_offset(7.5, clock_stamp().text())
     assert ServerOffset(journal, lambda: None)() == 7.5
 
 
@@ -220,7 +221,10 @@ def test_server_offset_saves_off_the_scan_path():
         def saved_clock_offset(self) -> None:
             return None
 
-        def save_clock_offset(self, offset: float) -> None:
+        def saved_clock_stamp(self) -> None:
+            return None
+
+        def save_clock_offset(self, offset: float, stamp: str) -> None:
             release.wait(5)
             log.append(f"saved {offset}")
 

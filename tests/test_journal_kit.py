@@ -13,12 +13,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import make_url
+
 from scanner.app import Gate
 from scanner.config import ApiConfig, GateConfig, LookupConfig, Secret
 from scanner.decide.model import Decision, Direction, Feedback, Reason
 from scanner.journal import Journal
 from scanner.sim import Faults, SimServer, World
-from scanner.store.db import make_engine
+from scanner.store.db import make_journal_engine
 from scanner.tickets import Ticket
 
 EVENT = "ev-main"
@@ -46,10 +48,15 @@ def make_decision(ticket: Ticket | None, direction: Direction = Direction.IN, *,
                     direction=direction, barcode=code, ticket=ticket)
 
 
+def journal_path(config: GateConfig) -> Path:
+    """The SQLite file of ``config``'s journal (beside the store unless configured)."""
+    return Path(make_url(config.journal_db_url).database or "")
+
+
 @contextmanager
 def open_journal(path: Path, gate_id: str = "g1") -> Iterator[Journal]:
     """A journal over its own engine on the SQLite file ``path``, closed afterwards."""
-    engine = make_engine(f"sqlite:///{path}")
+    engine = make_journal_engine(f"sqlite:///{path}")
     journal = Journal(engine, gate_id)
     try:
         yield journal

@@ -145,7 +145,7 @@ def test_upload_once_on_a_read_only_journal_fails_in_one_line_and_sends_nothing(
     monkeypatch.delenv("GATE_CONFIG", raising=False)
     monkeypatch.delenv("GATE_API_TOKEN_FILE", raising=False)
     assert main(["check", "UNKNOWN-000001"]) == 1  # journaled, pending for the one event
-    set_read_only(tmp_path / "gate.db")
+    set_read_only(tmp_path / "gate-journal.db")
     capsys.readouterr()
     code = main(["upload", "--once"])
     _, err = capsys.readouterr()

@@ -72,7 +72,7 @@ from scanner.config import GateConfig, load_config
 from scanner.decide.model import Direction, Reason
 from scanner.journal import Journal
 from scanner.sim import SimServer, World
-from scanner.store.db import make_engine
+from scanner.store.db import make_journal_engine
 from scanner.store.tickets import TicketStore
 from scanner.tickets import Ticket
 
@@ -194,7 +194,7 @@ def twin_journals(pg_server: PgServer, tmp_path_factory: pytest.TempPathFactory
     name = "gate_presence"
     pg_server.admin(f'CREATE DATABASE "{name}"')
     path = tmp_path_factory.mktemp("presence") / "gate.db"
-    pg_engine = make_engine(pg_server.url(name))
+    pg_engine = make_journal_engine(pg_server.url(name))
     try:
         with open_journal(path) as lite:
             pg = Journal(pg_engine, "g1")

@@ -7,14 +7,17 @@ import random
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from scanner.config import Secret
 from scanner.sim import Faults, SimServer, World
+from scanner.store.db import make_engine
 from scanner.store.tickets import TicketStore
 from scanner.tickets import Ticket, utc_iso
-from scanner.vivenu.client import TicketPage
+from scanner.vivenu.client import TicketPage, VivenuClient
 
 EVENT = "ev-model"
 TOKEN = "sim-token"
@@ -120,3 +123,19 @@ def sim_fixture(world: World) -> Iterator[SimServer]:
     fault switches all off (import this fixture into the module)."""
     with SimServer(world, Faults(seed=world.seed), token=TOKEN) as server:
         yield server
+
+
+@pytest.fixture(name="api")
+def client_fixture(sim: SimServer) -> Iterator[VivenuClient]:
+    """The real client of the ``sim`` fixture, with quick retries."""
+    client = VivenuClient(sim.url, Secret(TOKEN), backoff=0.01, retries=8)
+    yield client
+    client.close()
+
+
+@pytest.fixture(name="store")
+def store_fixture(tmp_path: Path) -> Iterator[TicketStore]:
+    """A ticket store on a real SQLite file."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'gate.db'}")
+    yield TicketStore(engine)
+    engine.dispose()

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from test_sync_kit import TOKEN, server_docs, sim_fixture, store_docs  # noqa: F401
+from test_sync_kit import TOKEN, client_fixture, server_docs, sim_fixture, store_docs, store_fixture  # noqa: F401
 
-from scanner.config import Secret, SyncConfig
+from scanner.config import SyncConfig
 from scanner.errors import ProtocolError, ServerUnavailable
 from scanner.sim import SimServer, World
-from scanner.store.db import make_engine
 from scanner.store.tickets import TicketStore
 from scanner.sync.syncer import Syncer
 from scanner.vivenu.client import VivenuClient
@@ -24,20 +21,6 @@ PAGE = 50
 @pytest.fixture
 def world() -> World:
     return World(seed=11, events=1, tickets_per_event=600)
-
-
-@pytest.fixture
-def api(sim: SimServer) -> Iterator[VivenuClient]:
-    client = VivenuClient(sim.url, Secret(TOKEN), backoff=0.01, retries=8)
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[TicketStore]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'gate.db'}")
-    yield TicketStore(engine)
-    engine.dispose()
 
 
 def syncer(api: Any, store: TicketStore, world: World, **config: Any) -> Syncer:

@@ -64,7 +64,7 @@ def test_scan_journals_each_refused_read_with_its_reason(env):
 
 def test_scan_exits_1_and_counts_the_failures_when_the_journal_is_unwritable(env, tmp_path):
     assert gate(env, "status").returncode == 0  # creates the database
-    set_read_only(tmp_path / "gate.db")
+    set_read_only(tmp_path / "gate-journal.db")
     done = gate(env, "scan", "--source", "stdin", stdin=b"UNKNOWN-0001\n\x00\nUNKNOWN-0002\n")
     err = done.stderr.decode()
     assert done.returncode == 1

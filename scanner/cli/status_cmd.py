@@ -33,6 +33,7 @@ def gather(gate: Gate) -> dict[str, Any]:
             "last_full_sync": state.get("last_full"),
             "server_total": state.get("server_total"),
             "inside": inside.get(event_id, 0),
+            "held_deletions": state.get("held_deletions"),
         }
     return {
         "gate_id": gate.config.gate_id,
@@ -54,6 +55,11 @@ def render(doc: dict[str, Any]) -> str:
         name = f" ({ev['name']})" if ev["name"] else ""
         lines.append(f"  {event_id}{name}: {ev['tickets']} tickets, inside {ev['inside']}, "
                      f"last sync {ev['last_sync'] or 'never'}")
+        held = ev["held_deletions"]
+        if held:
+            lines.append(f"    HELD: {held['count']} of {held['stored']} tickets not deleted "
+                         f"({held['why']}) since {held['at']}; "
+                         f"to apply: gate sync --once --accept-deletions")
     queue = doc["queue"]
     lines.append(f"upload queue: {queue['depth']} pending, {queue['rejected']} rejected, "
                  f"{queue['local_only']} kept local, last upload {queue['last_upload'] or 'never'}")

@@ -18,12 +18,17 @@ from scanner.cli.main import load, stop_on_signals
 @click.command()
 @click.option("--once", is_flag=True, help="One run over every event, then exit.")
 @click.option("--json", "as_json", is_flag=True, help="With --once: the reports as JSON.")
+@click.option("--accept-deletions", is_flag=True,
+              help="With --once: apply the deletions `gate status` shows as held.")
 @click.pass_context
-def sync(ctx: click.Context, once: bool, as_json: bool) -> int:
+def sync(ctx: click.Context, once: bool, as_json: bool, accept_deletions: bool) -> int:
     """Sync tickets and device settings into the store (loops until SIGTERM)."""
+    if accept_deletions and not once:
+        # A standing consent would defeat the guard: every later collapse would apply.
+        raise click.UsageError("--accept-deletions needs --once")
     with Gate(load(ctx)) as gate:
         if once:
-            reports = gate.syncer.run_once()
+            reports = gate.syncer.run_once(accept_deletions=accept_deletions)
             if as_json:
                 click.echo(orjson.dumps([r.__dict__ for r in reports]).decode())
             return 0

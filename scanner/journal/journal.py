@@ -31,22 +31,32 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, func, insert, literal_column, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    bindparam,
+    func,
+    insert,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import SQLAlchemyError
 
 from scanner.decide.barcode import MIN_READ_LENGTH
 from scanner.decide.model import Decision, Direction, PastScan, Reason, ScanHistory
 from scanner.errors import StoreError
+from scanner.journal.schema import journal as journal_table
+from scanner.journal.schema import journal_meta as meta
 from scanner.store.driver_sql import DriverSql, HeldConnection, compile_for_driver, describe
 from scanner.store.keyed import put_meta
-from scanner.store.schema import journal as journal_table
-from scanner.store.schema import meta
 from scanner.tickets import normalize_iso
 
 PENDING, SENT, REJECTED, LOCAL = "pending", "sent", "rejected", "local"
 
 _CLOCK_OFFSET_KEY = "clock_offset"
+_CLOCK_STAMP_KEY = "clock_offset_stamp"
 _LAST_UPLOAD_KEY = "last_upload"
 _WRITE_PROBE_KEY = "write_probe"
 # Rows fetched per query while streaming an audit, so no read transaction stays open long.
@@ -59,9 +69,14 @@ ROW_COLUMNS = ("scan_id", "gate_id", "event_id", "ticket_id", "barcode", "direct
 _cols = journal_table.c
 # A literal, not a bind: the compiled statement then takes exactly the named values.
 _GRANTED = literal_column("'OK'")
+# A grant counts for history and presence unless the passage sensor said nobody went
+# through ("opened, not passed"): NULL (no sensor, or not yet known) counts.
+# (IS NOT is NULL-safe: NULL IS NOT false holds.)
+_PASSED = _cols.passed.is_not(False)
 # ix_journal_ticket_seq holds (ticket_id, seq), so this reads in seq order, no sort.
 _HISTORY = (select(_cols.direction, _cols.scanned_at, _cols.gate_id)
-            .where(_cols.ticket_id == bindparam("ticket_id"), _cols.result == _GRANTED)
+            .where(_cols.ticket_id == bindparam("ticket_id"), _cols.result == _GRANTED,
+                   _PASSED)
             .order_by(_cols.seq))
 # Presence: each ticket's latest granted scan, counted per event when it is an IN. A
 # correlated MAX(seq), because SQLite's shortcut (bare columns beside MAX) is not SQL other
@@ -69,12 +84,20 @@ _HISTORY = (select(_cols.direction, _cols.scanned_at, _cols.gate_id)
 _latest = journal_table.alias("latest")
 _LAST_GRANTED_SEQ = (select(func.max(_latest.c.seq))
                      .where(_latest.c.ticket_id == _cols.ticket_id,
-                            _latest.c.result == _GRANTED)
+                            _latest.c.result == _GRANTED,
+                            _latest.c.passed.is_not(False))
                      .scalar_subquery())
 _INSIDE = (select(_cols.event_id, func.count())
-           .where(_cols.result == _GRANTED, _cols.direction == "IN",
+           .where(_cols.result == _GRANTED, _cols.direction == "IN", _PASSED,
                   _cols.ticket_id.is_not(None), _cols.seq == _LAST_GRANTED_SEQ)
            .group_by(_cols.event_id))
+
+
+# The daemon's follow-ups to a grant, by scan id (the unique index finds the row).
+_ACTUATED = (update(journal_table).where(_cols.scan_id == bindparam("scan_id"))
+             .values(actuated_at=bindparam("at")))
+_PASSAGE = (update(journal_table).where(_cols.scan_id == bindparam("scan_id"))
+            .values(passed=bindparam("passed")))
 
 
 def insert_statement(dialect: Dialect) -> DriverSql:
@@ -128,6 +151,8 @@ class Journal:
         self._held = HeldConnection(engine, "the journal")
         self._insert = insert_statement(engine.dialect)
         self._history = compile_for_driver(_HISTORY, engine.dialect, ("ticket_id",))
+        self._actuated = compile_for_driver(_ACTUATED, engine.dialect, ("at", "scan_id"))
+        self._passage = compile_for_driver(_PASSAGE, engine.dialect, ("passed", "scan_id"))
 
     # -- the scan path -------------------------------------------------------------------
 
@@ -152,6 +177,22 @@ class Journal:
                 self._held.execute(self._insert, row, commit=True)
         except self._held.errors as exc:
             raise StoreError(f"cannot journal scan {scan_id}: {describe(exc)}") from exc
+
+    def mark_actuated(self, scan_id: str, at_iso: str) -> bool:
+        """Note when the gate acted on scan ``scan_id``; False if no such scan."""
+        return self._follow_up(self._actuated, (at_iso, scan_id), scan_id)
+
+    def mark_passed(self, scan_id: str, passed: bool) -> bool:
+        """Note whether the person went through. ``passed=False`` ("opened, not passed")
+        takes the grant out of presence and history; False if no such scan."""
+        return self._follow_up(self._passage, (bool(passed), scan_id), scan_id)
+
+    def _follow_up(self, stmt: DriverSql, values: tuple[Any, ...], scan_id: str) -> bool:
+        try:
+            with self._lock:
+                return self._held.write(stmt, values) == 1
+        except self._held.errors as exc:
+            raise StoreError(f"cannot update scan {scan_id}: {describe(exc)}") from exc
 
     def history(self, ticket_id: str) -> ScanHistory:
         """Granted scans of one ticket on this gate's journal, oldest first."""
@@ -216,6 +257,8 @@ class Journal:
                 return
             for row in chunk:
                 row["offline"] = bool(row["offline"])
+                if row["passed"] is not None:
+                    row["passed"] = bool(row["passed"])
                 yield row
             last_seq = chunk[-1]["seq"]
 
@@ -248,7 +291,7 @@ class Journal:
                 .values(upload_state=SENT, uploaded_at=at, upload_error=None))
         with self._write() as conn:
             changed = conn.execute(stmt).rowcount
-            put_meta(conn, _LAST_UPLOAD_KEY, at)
+            put_meta(conn, _LAST_UPLOAD_KEY, at, meta)
         return changed
 
     def mark_rejected(self, seq: int, error: str) -> bool:
@@ -263,7 +306,7 @@ class Journal:
         """Raise StoreError unless a write commits now (a read-only or full disk fails it):
         the outbox asks before sending what it must then be able to mark sent."""
         with self._write() as conn:
-            put_meta(conn, _WRITE_PROBE_KEY, "ok")
+            put_meta(conn, _WRITE_PROBE_KEY, "ok", meta)
 
     def requeue_rejected(self) -> int:
         """Put every rejected scan back in the queue (after the cause was fixed)."""
@@ -282,9 +325,16 @@ class Journal:
                                  .where(meta.c.key == _CLOCK_OFFSET_KEY)).scalar()
         return float(value) if value is not None else None
 
-    def save_clock_offset(self, offset: float) -> None:
+    def saved_clock_stamp(self) -> str | None:
+        """The device clock's stamp (``scanner.clock.ClockStamp``) the offset was taken at."""
+        with self._read() as conn:
+            return conn.execute(select(meta.c.value)
+                                .where(meta.c.key == _CLOCK_STAMP_KEY)).scalar()
+
+    def save_clock_offset(self, offset: float, stamp: str = "") -> None:
         with self._write() as conn:
-            put_meta(conn, _CLOCK_OFFSET_KEY, repr(float(offset)))
+            put_meta(conn, _CLOCK_OFFSET_KEY, repr(float(offset)), meta)
+            put_meta(conn, _CLOCK_STAMP_KEY, stamp, meta)
 
     # -- plumbing ------------------------------------------------------------------------
 

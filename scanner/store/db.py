@@ -1,30 +1,97 @@
-"""Engine construction and schema migrations for the local store."""
+"""Engine construction and schema migrations for the ticket store and the journal.
+
+Two databases: the ticket store (written page after page by the sync) and the journal
+(written once per scan). On SQLite each is its own file with its own WAL and write lock, so
+the sync's transactions never hold a scan's journal write; the journal's default file is
+the store's with ``-journal`` before the suffix (``gate.db`` -> ``gate-journal.db``).
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy import URL, Engine, Table, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from scanner.errors import StoreError
+from scanner.journal.schema import JOURNAL_SCHEMA_VERSION, journal_meta, journal_metadata
 from scanner.store import migrations
+from scanner.store.driver_sql import describe
 from scanner.store.schema import SCHEMA_VERSION, meta, metadata
 
+JOURNAL_SUFFIX = "-journal"
+# Writers (the sync, the upload worker) may wait this long for another writer's commit.
+# The scan path never does: the journal has its own database, and the store's scan-path
+# reads are WAL reads (see SCAN_BUSY_TIMEOUT_MS in driver_sql).
+WRITER_BUSY_TIMEOUT_S = 30
+PREPARE_ATTEMPTS = 3
+PREPARE_RETRY_S = 0.2
 
-def make_engine(url: str, *, synchronous: str = "FULL") -> Engine:
-    """An engine for ``url``, its schema created or migrated to ``SCHEMA_VERSION``.
+
+def journal_url_beside(store_url: str) -> str:
+    """The journal's default URL for a store at ``store_url``: a SQLite file beside the
+    store's; a separate in-memory database for an in-memory store; the same database on a
+    server (the two schemas' table names do not collide, and a server locks rows, not
+    files)."""
+    parsed = make_url(store_url)
+    if parsed.get_backend_name() != "sqlite":
+        return store_url
+    if not parsed.database or parsed.database == ":memory:":
+        return "sqlite://"
+    path = Path(parsed.database)
+    beside = path.with_name(f"{path.stem}{JOURNAL_SUFFIX}{path.suffix}")
+    return parsed.set(database=str(beside)).render_as_string(hide_password=False)
+
+
+def make_engine(url: str, *, synchronous: str = "FULL", journal_url: str | None = None) -> Engine:
+    """The ticket store's engine, its schema created or migrated to ``SCHEMA_VERSION``.
+
+    A store from before version 3 holds the journal too; it is moved to ``journal_url``
+    (default ``journal_url_beside(url)``) first, crash-safe (see ``_move_journal``).
 
     SQLite runs in WAL mode so the sync writer never blocks the gate's reads, with
-    ``synchronous=FULL`` so a committed scan survives power loss (the WAL is fsync'd on
-    every commit).
+    ``synchronous=FULL`` so a commit survives power loss (the WAL is fsync'd on every one).
     """
+    engine, name = _open(url, synchronous)
+    target = journal_url or journal_url_beside(url)
+    _prepare(engine, name, lambda: _migrate_store(engine, name, url, target, synchronous))
+    return engine
+
+
+def make_journal_engine(url: str, *, synchronous: str = "FULL") -> Engine:
+    """The journal's engine, its schema created or checked. Open the store first
+    (``make_engine``): a store from before version 3 moves its journal here."""
+    engine, name = _open(url, synchronous)
+    _prepare(engine, name, lambda: _migrate_journal(engine, name))
+    return engine
+
+
+def schema_version(engine: Engine) -> int:
+    """The ticket store's schema version (0: none)."""
+    return _version(engine, meta)
+
+
+def journal_schema_version(engine: Engine) -> int:
+    return _version(engine, journal_meta)
+
+
+def _version(engine: Engine, table: Table) -> int:
+    with engine.connect() as conn:
+        return migrations.read_version(conn, table)
+
+
+def _open(url: str, synchronous: str) -> tuple[Engine, str]:
+    """An engine for ``url`` and the name errors give it (the file, or the URL without its
+    password)."""
     try:
         parsed = make_url(url)
     except Exception as exc:  # sqlalchemy raises ArgumentError for garbage
         raise StoreError(f"database URL is not valid: {exc}") from None
+    name = _name(parsed)
     kwargs: dict[str, Any] = {}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -33,8 +100,9 @@ def make_engine(url: str, *, synchronous: str = "FULL") -> Engine:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise StoreError(f"cannot create database folder {folder}: "
-                                 f"{exc.strerror}") from None
-        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+                                 f"{exc.strerror}") from exc
+        kwargs["connect_args"] = {"check_same_thread": False,
+                                  "timeout": WRITER_BUSY_TIMEOUT_S}
     else:
         # A database server can restart under a running gate: test each connection as it
         # leaves the pool (one round trip, never on the scan path, whose connections are
@@ -43,15 +111,39 @@ def make_engine(url: str, *, synchronous: str = "FULL") -> Engine:
     try:
         engine = create_engine(url, **kwargs)
     except Exception as exc:  # a missing driver, say
-        raise StoreError(f"cannot open database {parsed.render_as_string()}: {exc}") from None
+        raise StoreError(f"cannot open database {name}: {exc}") from exc
     if parsed.get_backend_name() == "sqlite":
         _tune_sqlite(engine, synchronous)
-    try:
-        migrate(engine)
-    except SQLAlchemyError as exc:
-        raise StoreError(f"cannot prepare database {parsed.render_as_string()}: "
-                         f"{exc.__class__.__name__}: {exc.orig or exc}") from None
-    return engine
+    return engine, name
+
+
+def _name(parsed: URL) -> str:
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        return parsed.database
+    return parsed.render_as_string(hide_password=True)
+
+
+def _prepare(engine: Engine, name: str, migrate: Callable[[], None]) -> None:
+    """Run ``migrate``; any fault is one StoreError naming the database, the engine closed.
+
+    Two processes starting on a fresh install (the sync and upload services) may create the
+    same tables at once, and SQLite runs DDL outside a transaction: the loser's "already
+    exists" is retried, and the retry finds the schema (each step re-reads the version).
+    """
+    for attempt in range(PREPARE_ATTEMPTS):
+        try:
+            migrate()
+            return
+        except SQLAlchemyError as exc:
+            if attempt + 1 < PREPARE_ATTEMPTS:
+                time.sleep(PREPARE_RETRY_S)
+                continue
+            engine.dispose()
+            # describe(): not every SQLAlchemyError wraps a driver error (``orig``).
+            raise StoreError(f"cannot prepare database {name}: {describe(exc)}") from exc
+        except StoreError:
+            engine.dispose()
+            raise
 
 
 def _tune_sqlite(engine: Engine, synchronous: str) -> None:
@@ -61,30 +153,112 @@ def _tune_sqlite(engine: Engine, synchronous: str) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={WRITER_BUSY_TIMEOUT_S * 1000}")
         cursor.close()
 
 
-def schema_version(engine: Engine) -> int:
-    with engine.connect() as conn:
-        if not engine.dialect.has_table(conn, "meta"):
-            return 0
-        row = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).first()
-    return int(row[0]) if row else 0
+def _outdated(engine: Engine, table: Table, name: str, what: str, known: int) -> int | None:
+    """The version to step up from, or None when current; a newer one is refused."""
+    current = _version(engine, table)
+    if current > known:
+        raise _newer(name, what, current, known)
+    return None if current == known else current
 
 
-def migrate(engine: Engine) -> None:
-    """Create a fresh database at the current version, or step an older one up to it."""
-    current = schema_version(engine)
-    if current > SCHEMA_VERSION:
-        raise StoreError(f"database schema {current} is newer than this gate-scanner "
-                         f"({SCHEMA_VERSION}); upgrade the software")
-    if current == SCHEMA_VERSION:
+def _newer(name: str, what: str, found: int, known: int) -> StoreError:
+    return StoreError(f"{name}: {what} schema {found} is newer than this gate-scanner "
+                      f"({known}); upgrade the software")
+
+
+def _migrate_store(engine: Engine, name: str, url: str, journal_url: str,
+                   synchronous: str) -> None:
+    """Create a fresh store at the current version, or step an older one up to it."""
+    current = _outdated(engine, meta, name, "ticket store", SCHEMA_VERSION)
+    if current is None:
         return
     with engine.begin() as conn:
         if current == 0 and not engine.dialect.has_table(conn, "tickets"):
             metadata.create_all(conn)
-        else:
-            for version in range(current + 1, SCHEMA_VERSION + 1):
-                migrations.STEPS[version](conn)
-        migrations.set_version(conn, SCHEMA_VERSION)
+            migrations.set_version(conn, SCHEMA_VERSION)
+            return
+        for version in range(current + 1, migrations.LAST_SINGLE_FILE + 1):
+            migrations.STEPS[version](conn)
+        migrations.set_version(conn, migrations.LAST_SINGLE_FILE)
+    _move_journal(engine, name, url, journal_url, synchronous)
+
+
+def _move_journal(store: Engine, name: str, url: str, journal_url: str,
+                  synchronous: str) -> None:
+    """Store version 3: the journal moves out of the store into its own database.
+
+    Two transactions, one per database, so a kill between them must be safe. First the
+    journal database gets every scan, the journal's keys and a ``moved_from`` marker (the
+    copy's scan count and highest seq) in one transaction; then the store drops its copy
+    and becomes version 3 in another. A restart that finds a version-2 store and a journal
+    database with the marker finishes the drop only if the store's journal still matches
+    the copy; anything else (a mismatch, a journal database holding other scans) is refused,
+    with both files left as they were.
+    """
+    if _same_database(url, journal_url):
+        with store.begin() as conn:
+            migrations.upgrade_in_place(conn)
+        return
+    target, target_name = _open(journal_url, synchronous)
+    try:
+        with store.connect() as src:
+            fingerprint = migrations.census(src)
+            found = migrations.read_version(src, meta)
+        if found != migrations.LAST_SINGLE_FILE:  # another process finished meanwhile
+            return
+        with target.begin() as dst:
+            version = migrations.read_version(dst, journal_meta)
+            if version > JOURNAL_SCHEMA_VERSION:
+                raise _newer(target_name, "journal", version, JOURNAL_SCHEMA_VERSION)
+            marker = dst.execute(journal_meta.select().where(
+                journal_meta.c.key == migrations.MOVED_FROM_KEY)).first() \
+                if version else None
+            if marker is not None:
+                migrations.check_resumable(marker.value, fingerprint, name, target_name)
+            elif migrations.journal_has_scans(dst):
+                if fingerprint != "0:0":
+                    raise StoreError(
+                        f"{target_name}: already holds scans, and {name} still holds its "
+                        f"own journal from before version 3; point journal_db elsewhere")
+            else:
+                _refuse_legacy(dst, target_name)
+                journal_metadata.create_all(dst)
+                with store.connect() as src:
+                    migrations.copy_journal(src, dst, fingerprint)
+        with store.begin() as conn:
+            migrations.drop_store_journal(conn)
+    finally:
+        target.dispose()
+
+
+def _migrate_journal(engine: Engine, name: str) -> None:
+    if _outdated(engine, journal_meta, name, "journal", JOURNAL_SCHEMA_VERSION) is None:
+        return
+    with engine.begin() as conn:
+        _refuse_legacy(conn, name)
+        journal_metadata.create_all(conn)
+        migrations.set_version(conn, JOURNAL_SCHEMA_VERSION, journal_meta)
+
+
+def _refuse_legacy(conn: Any, name: str) -> None:
+    """A journal table without ``journal_meta`` is a whole store from before version 3."""
+    if conn.dialect.has_table(conn, "journal"):
+        raise StoreError(f"{name}: is a gate database from before version 3, not a journal; "
+                         f"open it as the store (db), whose journal then moves out")
+
+
+def _same_database(a: str, b: str) -> bool:
+    """Whether two URLs name one database (in-memory SQLite ones never do)."""
+    left, right = make_url(a), make_url(b)
+    if left.get_backend_name() == right.get_backend_name() == "sqlite":
+        if not left.database or not right.database or ":memory:" in (left.database,
+                                                                     right.database):
+            return False
+        return Path(left.database).expanduser().resolve() == \
+            Path(right.database).expanduser().resolve()
+    return left.render_as_string(hide_password=False) == \
+        right.render_as_string(hide_password=False)

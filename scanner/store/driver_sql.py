@@ -20,6 +20,11 @@ from sqlalchemy.sql import ClauseElement
 
 from scanner.errors import StoreError
 
+# How long a scan-path read of the ticket store may wait for a lock. WAL readers take no
+# lock a writer holds, so this bounds only SQLite's rare reader stalls (WAL recovery, a
+# WAL reset): a decision never waits the writers' 30 s behind the sync.
+SCAN_BUSY_TIMEOUT_MS = 5
+
 
 def describe(exc: BaseException) -> str:
     """A database fault in one line: the driver's error (wrapped by SQLAlchemy or not),
@@ -64,9 +69,12 @@ class HeldConnection:
     restarts.
     """
 
-    def __init__(self, engine: Engine, what: str) -> None:
+    def __init__(self, engine: Engine, what: str, *, busy_timeout_ms: int | None = None) -> None:
         self._engine = engine
         self._what = what
+        # SQLite only: this connection's own lock wait, set while it is held and put back
+        # before it returns to the pool (other users of the pool are writers).
+        self._busy_ms = busy_timeout_ms if engine.dialect.name == "sqlite" else None
         self._proxy: PoolProxiedConnection | None = None
         # PEP 249: every driver module has an ``Error`` base for its own faults.
         self.errors: type[Exception] = engine.dialect.loaded_dbapi.Error
@@ -77,7 +85,10 @@ class HeldConnection:
             try:
                 self._proxy = self._engine.raw_connection()
             except SQLAlchemyError as exc:
-                raise StoreError(f"cannot open {self._what}: {exc}") from None
+                raise StoreError(f"cannot open {self._what}: {describe(exc)}") from exc
+            driver = self._proxy.driver_connection
+            if self._busy_ms is not None and driver is not None:
+                driver.execute(f"PRAGMA busy_timeout={self._busy_ms}")
         return self._proxy.driver_connection
 
     def execute(self, stmt: DriverSql, values: Sequence[Any], *,
@@ -86,6 +97,14 @@ class HeldConnection:
         a server's snapshot is never pinned; free when sqlite3 opened none). Returns the
         rows, if any. A driver fault (``self.errors``) drops the connection and propagates
         for the caller to translate."""
+        return self._run(stmt, values, commit=commit)[0]
+
+    def write(self, stmt: DriverSql, values: Sequence[Any]) -> int:
+        """Run one write and commit it; returns the rows it changed."""
+        return self._run(stmt, values, commit=True)[1]
+
+    def _run(self, stmt: DriverSql, values: Sequence[Any], *,
+             commit: bool) -> tuple[list[Any], int]:
         retried = False
         while True:
             conn = self.get()
@@ -111,18 +130,23 @@ class HeldConnection:
         """Return the connection to the engine's pool."""
         if self._proxy is not None:
             proxy, self._proxy = self._proxy, None
+            if self._busy_ms is not None:
+                proxy.invalidate()  # not back to the pool with the short lock wait
+                return
             proxy.close()
 
 
-def _run(conn: Any, stmt: DriverSql, values: Sequence[Any], *, commit: bool) -> list[Any]:
+def _run(conn: Any, stmt: DriverSql, values: Sequence[Any], *,
+         commit: bool) -> tuple[list[Any], int]:
     cursor = conn.cursor()
     try:
         cursor.execute(stmt.sql, stmt.params(values))
         rows = cursor.fetchall() if cursor.description is not None else []
+        changed = cursor.rowcount
     finally:
         cursor.close()
     if commit:
         conn.commit()
     else:
         conn.rollback()
-    return rows
+    return rows, changed

@@ -45,6 +45,7 @@ def put_row(conn: Connection, table: Table, key: Mapping[str, Any],
         conn.execute(table.insert().values({**key, **values}))
 
 
-def put_meta(conn: Connection, key: str, value: str) -> None:
-    """Set one ``meta`` key (schema version, last upload, clock offset)."""
-    put_row(conn, meta, {"key": key}, {"value": value})
+def put_meta(conn: Connection, key: str, value: str, table: Table = meta) -> None:
+    """Set one key of a key/value table: the store's ``meta`` (schema version, settings
+    version) unless ``table`` names another (the journal's ``journal_meta``)."""
+    put_row(conn, table, {"key": key}, {"value": value})

@@ -1,12 +1,14 @@
-"""Tables of the local store. ``SCHEMA_VERSION`` moves with every change here, and
-``migrations.py`` holds the step that brings an older database to it."""
+"""Tables of the ticket store. ``SCHEMA_VERSION`` moves with every change here, and
+``migrations.py`` holds the step that brings an older database to it.
+
+The journal lives in a database of its own (``scanner.journal.schema``) since version 3, so
+the sync's write transactions never hold a scan's journal write.
+"""
 
 from __future__ import annotations
 
 from sqlalchemy import (
-    Boolean,
     Column,
-    Float,
     Index,
     Integer,
     MetaData,
@@ -15,7 +17,7 @@ from sqlalchemy import (
     Text,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 metadata = MetaData()
 
@@ -84,30 +86,4 @@ sync_state = Table(
     Column("delta_until", String),                     # upper bound of the last delta window
     Column("last_sync_at", String),
     Column("server_total", Integer),
-)
-
-# Every decision, granted or denied, journaled before the gate acts on it.
-journal = Table(
-    "journal", metadata,
-    Column("seq", Integer, primary_key=True, autoincrement=True),
-    Column("scan_id", String, nullable=False, unique=True),  # client-made, idempotency key
-    Column("gate_id", String, nullable=False),
-    Column("event_id", String),
-    Column("ticket_id", String),
-    Column("barcode", String, nullable=False),
-    Column("direction", String, nullable=False),       # IN | OUT
-    Column("result", String, nullable=False),          # OK | FAIL
-    Column("reason", String, nullable=False),
-    Column("message", String, nullable=False, default=""),
-    Column("scanned_at", String, nullable=False),      # ISO UTC ms, server-clock corrected
-    Column("offline", Boolean, nullable=False, default=True),
-    Column("latency_ms", Float),
-    # pending -> sent | rejected; "local" for reads the API cannot take (shorter than 8)
-    Column("upload_state", String, nullable=False, default="pending"),
-    Column("upload_error", Text),
-    Column("uploaded_at", String),
-    # (ticket_id, seq): a ticket's history comes back in order on every backend (v2; v1
-    # indexed ticket_id alone, which only SQLite's rowid made ordered).
-    Index("ix_journal_ticket_seq", "ticket_id", "seq"),
-    Index("ix_journal_upload", "upload_state", "event_id", "seq"),
 )

@@ -3,6 +3,10 @@
 These functions take a ``Connection`` so the caller can write a page of tickets and the
 cursor that follows it in one transaction: a run killed at any instant leaves either both
 or neither, and the next run resumes exactly after the last committed page.
+
+Deletions a reconciling sync held back (see ``scanner.sync.syncer``) are kept as one ``meta``
+key per event: they are rare, read only by ``gate status`` and the next sync, and need no
+column of their own. Every time written here is server time.
 """
 
 from __future__ import annotations
@@ -13,8 +17,10 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, select
 
-from scanner.store.keyed import put_row
-from scanner.store.schema import sync_state
+from scanner.store.keyed import put_meta, put_row
+from scanner.store.schema import meta, sync_state
+
+HELD_KEY_PREFIX = "held_deletions:"
 
 
 @dataclass(frozen=True)
@@ -35,6 +41,31 @@ class SyncState:
     @property
     def full_in_progress(self) -> bool:
         return self.full_until is not None
+
+
+@dataclass(frozen=True)
+class HeldDeletions:
+    """Deletions a reconciling sync would have made and did not: nothing was deleted."""
+
+    event_id: str
+    count: int                 # tickets it would have deleted
+    stored: int                # tickets of the event in the store at that moment
+    kind: str                  # "sweep": unlisted tickets | "total": the listing's total fell
+    server_total: int | None   # the listing's total as the server gave it
+    at: str
+
+    @property
+    def why(self) -> str:
+        if self.kind == "total":
+            return f"the listing's total fell to {self.server_total}"
+        return "the server no longer lists them"
+
+    def describe(self) -> str:
+        return f"{self.count} of {self.stored} tickets ({self.why})"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"count": self.count, "stored": self.stored, "kind": self.kind,
+                "server_total": self.server_total, "at": self.at, "why": self.why}
 
 
 def _from_row(row: Any) -> SyncState:
@@ -90,3 +121,35 @@ def abandon_full(conn: Connection, event_id: str) -> None:
     """Forget a full sync in progress; the next run starts a new one (new generation)."""
     _write(conn, event_id, full_until=None, full_skip=None, full_anchor=None,
            full_total=None)
+
+
+def hold_full(conn: Connection, event_id: str, *, at: str) -> None:
+    """Close a full sync whose deletions were held without finishing it: the cursor is
+    dropped, and the next reconcile comes after ``reconcile_every`` as if it had run (deltas
+    go on meanwhile), unless the event never finished a full sync and has no delta window."""
+    current = load(conn, event_id)
+    closed = {"last_full_at": at} if current is not None and current.delta_until else {}
+    _write(conn, event_id, full_until=None, full_skip=None, full_anchor=None,
+           full_total=None, last_sync_at=at, **closed)
+
+
+def save_held(conn: Connection, held: HeldDeletions) -> None:
+    put_meta(conn, HELD_KEY_PREFIX + held.event_id,
+             orjson.dumps(held.to_json()).decode())
+
+
+def clear_held(conn: Connection, event_id: str) -> None:
+    conn.execute(meta.delete().where(meta.c.key == HELD_KEY_PREFIX + event_id))
+
+
+def load_held(conn: Connection) -> dict[str, HeldDeletions]:
+    rows = conn.execute(select(meta.c.key, meta.c.value)
+                        .where(meta.c.key.startswith(HELD_KEY_PREFIX, autoescape=True)))
+    found = {}
+    for key, value in rows:
+        event_id = key[len(HELD_KEY_PREFIX):]
+        doc = orjson.loads(value)
+        found[event_id] = HeldDeletions(event_id=event_id, count=doc["count"],
+                                        stored=doc["stored"], kind=doc["kind"],
+                                        server_total=doc["server_total"], at=doc["at"])
+    return found

@@ -24,15 +24,23 @@ from scanner.clock import Clock, utc_now
 from scanner.errors import StoreError
 from scanner.store import device
 from scanner.store import sync_state as state
-from scanner.store.driver_sql import HeldConnection, compile_for_driver, describe
+from scanner.store.driver_sql import (
+    SCAN_BUSY_TIMEOUT_MS,
+    HeldConnection,
+    compile_for_driver,
+    describe,
+)
 from scanner.store.schema import meta, tickets
-from scanner.store.sync_state import SyncState
+from scanner.store.sync_state import HeldDeletions, SyncState
 from scanner.store.upsert import DATA_COLUMNS, Upserter, row_ticket, ticket_row
 from scanner.tickets import Ticket, utc_iso
 
 _DATA = [tickets.c[name] for name in DATA_COLUMNS]
 # Rows fetched per round trip when streaming the whole store.
 STREAM_CHUNK = 1000
+# Tickets deleted per transaction by the reconciling sweep: each chunk holds the write lock
+# for a few milliseconds, so a scan's write never queues behind a sweep of the whole event.
+SWEEP_CHUNK = 500
 
 
 class TicketStore:
@@ -100,16 +108,27 @@ class TicketStore:
             for row in result:
                 yield row_ticket(row)
 
-    def sweep(self, event_id: str, generation: int) -> int:
-        """Delete the event's tickets the full sync ``generation`` did not see."""
-        with self._writing() as conn:
-            return self._sweep(conn, event_id, generation)
+    def sweep(self, event_id: str, generation: int, *, chunk: int = SWEEP_CHUNK) -> int:
+        """Delete the event's tickets the full sync ``generation`` did not see, ``chunk``
+        at a time, each chunk its own transaction. A run killed between chunks leaves its
+        full sync open, and the resumed run sweeps the rest (same generation)."""
+        unseen = (tickets.c.event_id == event_id, tickets.c.sync_gen < generation)
+        doomed = select(tickets.c.id).where(*unseen).limit(chunk).scalar_subquery()
+        swept = 0
+        while True:
+            with self._writing() as conn:
+                gone = max(conn.execute(tickets.delete().where(tickets.c.id.in_(doomed)))
+                           .rowcount, 0)
+            swept += gone
+            if gone < chunk:
+                return swept
 
-    @staticmethod
-    def _sweep(conn: Any, event_id: str, generation: int) -> int:
-        gone = conn.execute(tickets.delete().where(tickets.c.event_id == event_id,
-                                                   tickets.c.sync_gen < generation))
-        return max(gone.rowcount, 0)
+    def unseen(self, event_id: str, generation: int) -> int:
+        """How many of the event's tickets the full sync ``generation`` did not see."""
+        query = select(func.count()).select_from(tickets).where(
+            tickets.c.event_id == event_id, tickets.c.sync_gen < generation)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
 
     # -- sync progress -----------------------------------------------------------------
 
@@ -121,11 +140,15 @@ class TicketStore:
         """For ``gate status``: per event, when it last synced and what the server said."""
         with self.engine.connect() as conn:
             found = state.load_all(conn)
-        return {s.event_id: {"last_sync": s.last_sync_at, "last_full": s.last_full_at,
-                             "server_total": s.server_total, "delta_until": s.delta_until,
-                             "generation": s.generation,
-                             "full_in_progress": s.full_in_progress,
-                             "full_skip": s.full_skip} for s in found}
+            held = state.load_held(conn)
+        states: dict[str, dict[str, Any]] = {
+            s.event_id: {"last_sync": s.last_sync_at, "last_full": s.last_full_at,
+                         "server_total": s.server_total, "delta_until": s.delta_until,
+                         "generation": s.generation, "full_in_progress": s.full_in_progress,
+                         "full_skip": s.full_skip, "held_deletions": None} for s in found}
+        for event_id, h in held.items():
+            states.setdefault(event_id, {})["held_deletions"] = h.to_json()
+        return states
 
     def begin_full(self, event_id: str, until: str) -> int:
         """Record the start of a full sync pinned at ``until``; returns its generation."""
@@ -146,12 +169,31 @@ class TicketStore:
 
     def finish_full(self, event_id: str, generation: int, *, delta_until: str,
                     server_total: int | None, at: str | None = None) -> int:
-        """Sweep what the full sync did not see and close it; returns tickets swept."""
+        """Sweep what the full sync did not see (in chunks), then close it and forget any
+        deletions held earlier; returns tickets swept."""
+        swept = self.sweep(event_id, generation)
         with self._writing() as conn:
-            swept = self._sweep(conn, event_id, generation)
             state.finish_full(conn, event_id, delta_until=delta_until, at=at or self._now(),
                               server_total=server_total)
-            return swept
+            state.clear_held(conn, event_id)
+        return swept
+
+    def hold_full(self, held: HeldDeletions, *, delta_until: str | None = None,
+                  server_total: int | None = None) -> None:
+        """Close a full sync without deleting anything and record why. ``delta_until`` is
+        given when the run paged everything (its tickets are written; only the sweep is
+        held), None when it stopped early because the listing's total collapsed."""
+        with self._writing() as conn:
+            if delta_until is not None:
+                state.finish_full(conn, held.event_id, delta_until=delta_until, at=held.at,
+                                  server_total=server_total)
+            else:
+                state.hold_full(conn, held.event_id, at=held.at)
+            state.save_held(conn, held)
+
+    def held_deletions(self) -> dict[str, HeldDeletions]:
+        with self.engine.connect() as conn:
+            return state.load_held(conn)
 
     def finish_delta(self, event_id: str, *, until: str, at: str | None = None) -> None:
         with self._writing() as conn:
@@ -204,7 +246,8 @@ class TicketStore:
     def _reader(self) -> HeldConnection:
         held = getattr(self._local, "held", None)
         if held is None:
-            held = self._local.held = HeldConnection(self.engine, "the ticket store")
+            held = self._local.held = HeldConnection(self.engine, "the ticket store",
+                                                     busy_timeout_ms=SCAN_BUSY_TIMEOUT_MS)
             with self._readers_lock:
                 self._readers.append(held)
         return held

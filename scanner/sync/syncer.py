@@ -12,7 +12,16 @@ Per event and run, one of:
   after we asked; the store's newer-wins upsert makes re-reading harmless.
 
 Server time is the local clock plus the client's offset from the HTTP Date header, read
-after ``/me``, which is fetched (and stored) at the start of every run.
+after ``/me``, which is fetched (and stored) at the start of every run. Every time the sync
+keeps (``last_full_at``, the delta watermark) is server time, so a device clock that is
+wrong, or is corrected, never moves them; one found in the future anyway (written by an
+older version or a server whose clock went back) makes the reconcile due, never postponed.
+
+The deletion guard: a reconciling run that would delete more than ``max_deletion_share`` of
+an event's stored tickets, or all of them, deletes nothing. It stops before writing a page
+whose listing ``total`` already says so, else it pages everything and holds only the sweep.
+The hold is recorded for ``gate status`` and lifted by ``run_once(accept_deletions=True)``
+(``gate sync --once --accept-deletions``), which reconciles held events at once.
 """
 
 from __future__ import annotations
@@ -28,7 +37,7 @@ from scanner.backoff import doubled
 from scanner.clock import Clock, utc_now
 from scanner.config import SyncConfig
 from scanner.errors import GateError, PagingError, ServerUnavailable, SyncError
-from scanner.store.sync_state import SyncState
+from scanner.store.sync_state import HeldDeletions, SyncState
 from scanner.sync.pager import Cursor, pages
 from scanner.sync.prefetch import prefetched
 from scanner.sync.progress import progress_bar
@@ -60,12 +69,14 @@ class EventReport:
     seconds: float
     total: int           # tickets of this event in the store afterwards
     resumed: bool = False
+    held: int = 0        # deletions held back by the guard (nothing was deleted)
 
     def line(self) -> str:
         swept = f", -{self.swept} swept" if self.swept else ""
+        held = f", {self.held} deletions held" if self.held else ""
         resumed = " (resumed)" if self.resumed else ""
-        return (f"sync {self.event_id}: {self.mode}{resumed} +{self.upserted} tickets{swept} "
-                f"in {self.seconds:.2f} s (total {self.total})")
+        return (f"sync {self.event_id}: {self.mode}{resumed} +{self.upserted} tickets{swept}"
+                f"{held} in {self.seconds:.2f} s (total {self.total})")
 
 
 @dataclass
@@ -88,12 +99,18 @@ class Syncer:
         self.progress = progress
         self.prefetch = prefetch
         self._stop: threading.Event | None = None
+        self._accepting: frozenset[str] = frozenset()  # events whose held deletions apply
 
     # -- runs --------------------------------------------------------------------------
 
-    def run_once(self, stop: threading.Event | None = None) -> list[EventReport]:
-        """Sync every event once; raises the first fault after committing what it could."""
+    def run_once(self, stop: threading.Event | None = None, *,
+                 accept_deletions: bool = False) -> list[EventReport]:
+        """Sync every event once; raises the first fault after committing what it could.
+        ``accept_deletions``: reconcile every event with held deletions now and apply what
+        the server lists, whatever it deletes (an operator's explicit decision)."""
         self._stop = stop
+        self._accepting = frozenset(self.store.held_deletions()) if accept_deletions \
+            else frozenset()
         self.store.save_settings(self.api.me())
         reports = []
         for event_id in self._event_ids():
@@ -123,7 +140,8 @@ class Syncer:
         state = self.store.sync_state(event_id)
         if state is None or state.last_full_at is None:
             return self._full(event_id, state, "full")
-        if state.full_in_progress or self._reconcile_due(state):
+        if state.full_in_progress or event_id in self._accepting \
+                or self._reconcile_due(state):
             return self._full(event_id, state, "reconcile")
         return self._delta(event_id, state)
 
@@ -148,6 +166,11 @@ class Syncer:
             generation = self.store.begin_full(event_id, until)
             cursor = Cursor()
         tally = _Tally()
+        guarded = event_id not in self._accepting
+        stored = self.store.count(event_id)
+        # Only a reconcile stops at a collapsed total: an event that never finished a full
+        # sync has no deltas to fall back on, so it pages on and only its sweep is guarded.
+        collapse_guard = guarded and mode == "reconcile"
         fetch = self._fetcher(event_id, None, until)
         bar = progress_bar(self.progress if mode == "full" else False, f"sync {event_id}")
         try:
@@ -155,6 +178,13 @@ class Syncer:
                                          cursor=cursor), self.prefetch):
                 self._check_stop()
                 c = page.cursor
+                if collapse_guard and c.total is not None \
+                        and self._too_many(stored - c.total, stored):
+                    # Checked before the page is written: a collapsed listing touches nothing.
+                    self._count(tally, page)
+                    held = self._held(event_id, stored - c.total, stored, "total", c.total)
+                    self.store.hold_full(held)
+                    return self._report(event_id, mode, tally, 0, started, resumed, held)
                 tally.upserted += self.store.save_page(
                     event_id, page.tickets, generation=generation, skip=c.skip,
                     anchor=c.anchor, total=c.total)
@@ -172,8 +202,15 @@ class Syncer:
         full_total = tally.total
         catch_up = parse_iso(until) - timedelta(seconds=self.config.window_overlap)
         delta_until = self._window(event_id, utc_iso(catch_up), generation, tally)
+        unseen = self.store.unseen(event_id, generation) if guarded else 0
+        stored = self.store.count(event_id) if guarded else 0
+        if guarded and self._too_many(unseen, stored):
+            held = self._held(event_id, unseen, stored, "sweep", full_total)
+            self.store.hold_full(held, delta_until=delta_until, server_total=full_total)
+            return self._report(event_id, mode, tally, 0, started, resumed, held)
         swept = self.store.finish_full(event_id, generation, delta_until=delta_until,
-                                       server_total=full_total, at=utc_iso(self.clock()))
+                                       server_total=full_total,
+                                       at=utc_iso(self._server_now()))
         return self._report(event_id, mode, tally, swept, started, resumed)
 
     def _delta(self, event_id: str, state: SyncState) -> EventReport:
@@ -182,7 +219,7 @@ class Syncer:
         since = parse_iso(state.delta_until) - timedelta(seconds=self.config.window_overlap)
         tally = _Tally()
         until = self._window(event_id, utc_iso(since), None, tally)
-        self.store.finish_delta(event_id, until=until, at=utc_iso(self.clock()))
+        self.store.finish_delta(event_id, until=until, at=utc_iso(self._server_now()))
         return self._report(event_id, "delta", tally, 0, started, False)
 
     def _window(self, event_id: str, since: str, generation: int | None,
@@ -219,8 +256,35 @@ class Syncer:
 
     def _reconcile_due(self, state: SyncState) -> bool:
         assert state.last_full_at is not None
+        now = self._server_now()
+        # Bookkeeping later than server time (plus the overlap that absorbs offset noise)
+        # was written by a clock that ran ahead; trusting it would postpone the reconcile,
+        # or read empty delta windows, for as long as the clock was off.
+        latest = now + timedelta(seconds=self.config.window_overlap) + UNTIL_MARGIN
+        ahead = [name for name, value in (("last_full_at", state.last_full_at),
+                                          ("delta_until", state.delta_until))
+                 if value is not None and parse_iso(value) > latest]
+        if ahead:
+            log.warning("sync %s: %s lies in the future of the server's clock (%s); "
+                        "reconciling now", state.event_id, " and ".join(ahead), utc_iso(now))
+            return True
         due = parse_iso(state.last_full_at) + timedelta(seconds=self.config.reconcile_every)
-        return self.clock() >= due
+        # The estimate of server time moves by up to a second between answers (Date's
+        # resolution): a reconcile that early costs nothing, one that late could be skipped.
+        return now + UNTIL_MARGIN >= due
+
+    def _too_many(self, lost: int, stored: int) -> bool:
+        """Whether losing ``lost`` of ``stored`` tickets needs an operator's consent."""
+        return lost > 0 and (lost >= stored or lost > self.config.max_deletion_share * stored)
+
+    def _held(self, event_id: str, count: int, stored: int, kind: str,
+              server_total: int | None) -> HeldDeletions:
+        held = HeldDeletions(event_id=event_id, count=count, stored=stored, kind=kind,
+                             server_total=server_total, at=utc_iso(self._server_now()))
+        log.warning("sync %s: held back deleting %s, more than sync.max_deletion_share "
+                    "(%g); nothing deleted; to apply: gate sync --once --accept-deletions",
+                    event_id, held.describe(), self.config.max_deletion_share)
+        return held
 
     def _check_stop(self) -> None:
         if self._stop is not None and self._stop.is_set():
@@ -233,8 +297,9 @@ class Syncer:
         tally.total = page.cursor.total
 
     def _report(self, event_id: str, mode: str, tally: _Tally, swept: int, started: float,
-                resumed: bool) -> EventReport:
+                resumed: bool, held: HeldDeletions | None = None) -> EventReport:
         return EventReport(event_id=event_id, mode=mode, fetched=tally.fetched,
                            upserted=tally.upserted, swept=swept, pages=tally.pages,
                            seconds=time.monotonic() - started,
-                           total=self.store.count(event_id), resumed=resumed)
+                           total=self.store.count(event_id), resumed=resumed,
+                           held=held.count if held else 0)

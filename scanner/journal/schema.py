@@ -1,0 +1,55 @@
+"""Tables of the journal database: every decision, and the journal's own keys.
+
+Its own database (a SQLite file beside the ticket store by default), with its own version:
+the sync writes the ticket store page after page, and a scan's journal write must never
+queue behind that. The table names differ from the store's (``journal_meta``, not ``meta``),
+so both schemas can also share one database when an operator points both at the same URL.
+``JOURNAL_SCHEMA_VERSION`` moves with every change here; steps live in
+``scanner.store.migrations``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Boolean, Column, Float, Index, Integer, MetaData, String, Table, Text
+
+JOURNAL_SCHEMA_VERSION = 1
+
+journal_metadata = MetaData()
+
+# schema_version, clock_offset, last_upload, and moved_from (see migrations.move_journal).
+journal_meta = Table(
+    "journal_meta", journal_metadata,
+    Column("key", String, primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+# Every decision, granted or denied, journaled before the gate acts on it.
+journal = Table(
+    "journal", journal_metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("scan_id", String, nullable=False, unique=True),  # client-made, idempotency key
+    Column("gate_id", String, nullable=False),
+    Column("event_id", String),
+    Column("ticket_id", String),
+    Column("barcode", String, nullable=False),
+    Column("direction", String, nullable=False),       # IN | OUT
+    Column("result", String, nullable=False),          # OK | FAIL
+    Column("reason", String, nullable=False),
+    Column("message", String, nullable=False, default=""),
+    Column("scanned_at", String, nullable=False),      # ISO UTC ms, server-clock corrected
+    Column("offline", Boolean, nullable=False, default=True),
+    Column("latency_ms", Float),
+    # pending -> sent | rejected; "local" for reads the API cannot take (shorter than 8)
+    Column("upload_state", String, nullable=False, default="pending"),
+    Column("upload_error", Text),
+    Column("uploaded_at", String),
+    # When the gate acted on a grant (ISO UTC ms); NULL: not actuated, or no actuator.
+    Column("actuated_at", String),
+    # Whether the passage sensor saw the person go through; NULL: no passage contact. A
+    # grant with passed = false ("opened, not passed") counts for neither presence nor
+    # history: the person is where they were.
+    Column("passed", Boolean),
+    # (ticket_id, seq): a ticket's history comes back in order on every backend.
+    Index("ix_journal_ticket_seq", "ticket_id", "seq"),
+    Index("ix_journal_upload", "upload_state", "event_id", "seq"),
+)
