@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from test_hardware_kit import WAIT
-from test_journal_kit import open_journal
+from test_journal_kit import journal_path, open_journal
 
 from scanner.app import Gate
 from scanner.config import load_config
@@ -147,8 +147,8 @@ def valid_barcodes(config: Path, env: dict[str, str], count: int) -> list[str]:
     return codes
 
 
-def journaled(db: Path) -> dict[str, dict[str, Any]]:
-    with open_journal(db) as journal:
+def journaled(config: Path, env: dict[str, str]) -> dict[str, dict[str, Any]]:
+    with open_journal(journal_path(load_config(config, env=env))) as journal:
         return {e["scan_id"]: e for e in journal.entries()}
 
 
@@ -174,7 +174,7 @@ def test_pty_and_video_codes_are_decided_the_relay_pulses_and_scans_reach_the_se
     finally:
         code = daemon.signal(signal.SIGTERM)
     assert code == 0
-    entries = journaled(tmp_path / "gate.db")
+    entries = journaled(config, environment(config, sim_server))
     pulsed = PULSED.findall(daemon.log())
     assert len(pulsed) == 3 and all(entries[s]["actuated_at"] for s in pulsed)
 
@@ -216,7 +216,7 @@ def test_sigterm_mid_stream_finishes_and_journals_every_decision(
         stream.join()
     assert code == 0, daemon.log()
     decided = daemon.decided()
-    entries = journaled(tmp_path / "gate.db")
+    entries = journaled(config, environment(config, sim_server))
     assert decided and all(scan_id in entries for scan_id in decided)
     assert "stopped" in daemon.log()
 
@@ -234,6 +234,6 @@ def test_sigkill_loses_no_decision_that_was_logged(
         daemon.kill()
     # A line the kill cut short was never logged whole: only whole lines count.
     decided = daemon.decided()
-    entries = journaled(tmp_path / "gate.db")
+    entries = journaled(config, environment(config, sim_server))
     assert len(decided) >= 5
     assert [s for s in decided if s not in entries] == []
