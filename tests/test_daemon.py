@@ -28,12 +28,7 @@ from scanner.config import (
     Secret,
     UploadConfig,
 )
-from scanner.journal import Journal
 from scanner.run.daemon import Daemon, start_daemon
-
-# The act stage marks actuated_at and passed through the journal (branch ``journal``).
-needs_marks = pytest.mark.skipif(not hasattr(Journal, "mark_actuated"),
-                                 reason="the journal cannot record actuations yet")
 
 
 class TypedSource:
@@ -118,7 +113,6 @@ def synced(rig: Rig) -> str:
     return barcode
 
 
-@needs_marks
 def test_a_read_is_decided_journaled_and_opens_the_relay(rig: Rig) -> None:
     rig.source.codes.put(synced(rig))
     wait_for(lambda: any(e.get("actuated_at") for e in rig.entries()), "the actuation")
@@ -134,7 +128,6 @@ def test_a_refused_read_is_journaled_as_malformed_and_does_not_open(rig: Rig) ->
     assert rises(rig.relay) == 0
 
 
-@needs_marks
 def test_scans_reach_the_simulator(rig: Rig) -> None:
     barcode = synced(rig)
     rig.source.codes.put(barcode)
@@ -190,7 +183,6 @@ def test_a_fire_alarm_holds_the_relay_open_and_scans_are_still_decided(
     assert relay.state is True, "a gate stopped under fire alarm stays open"
 
 
-@needs_marks
 def test_a_grant_without_a_passage_is_recorded_as_not_passed(
         tmp_path: Path, sim_server: Any) -> None:
     rig = Rig(tmp_path, sim_server, passage_pin=PASSAGE, passage_timeout=0.2)

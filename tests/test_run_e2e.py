@@ -22,15 +22,12 @@ from test_journal_kit import journal_path, open_journal
 from scanner.app import Gate
 from scanner.config import load_config
 from scanner.decide.model import Direction
-from scanner.journal import Journal
 
 REPO = Path(__file__).resolve().parent.parent
 DECISION = re.compile(r"decision (\S+) (\S+) ")
 PULSED = re.compile(r"relay pulsed for scan (\S+)")
 E2E_WAIT = 30.0  # the daemon syncs and uploads in the background on a shared CI machine
 
-needs_marks = pytest.mark.skipif(not hasattr(Journal, "mark_actuated"),
-                                 reason="the journal cannot record actuations yet")
 
 
 class Handheld:
@@ -152,7 +149,6 @@ def journaled(config: Path, env: dict[str, str]) -> dict[str, dict[str, Any]]:
         return {e["scan_id"]: e for e in journal.entries()}
 
 
-@needs_marks
 def test_pty_and_video_codes_are_decided_the_relay_pulses_and_scans_reach_the_server(
         tmp_path: Path, sim_server: Any, handheld: Handheld) -> None:
     from scanner.bench.video import write_ticket_video
