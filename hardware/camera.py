@@ -78,6 +78,11 @@ class Camera:
         with self._cond:
             self._cond.notify_all()
 
+    @property
+    def alive_ns(self) -> int:
+        """The capture loop's last frame (or open attempt), monotonic ns."""
+        return self.link.alive_ns
+
     def __iter__(self) -> Iterator[Frame]:
         import cv2
 
@@ -108,6 +113,7 @@ class Camera:
 
     def _put(self, image: Any) -> None:
         captured = now_ns()
+        self.link.alive_ns = captured
         with self._cond:
             if self.keep_all:
                 while self._slot is not None and self._slot[2] > self._taken \
@@ -204,6 +210,7 @@ class Camera:
         period = 1.0 / fps if fps > 0 else 0.0
         due = time.monotonic()
         while not self.link.stopped.is_set():
+            self.link.alive()
             if not self.keep_all:
                 delay = due - time.monotonic()
                 if delay > 0 and self.link.stopped.wait(delay):

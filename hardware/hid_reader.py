@@ -106,6 +106,10 @@ class HidReader:
     def stop(self) -> None:
         self.link.stop()
 
+    @property
+    def alive_ns(self) -> int:
+        return self.link.alive_ns
+
     def __iter__(self) -> Iterator[RawRead]:
         # A fresh decoder per connection: a half-typed code and a held Shift from a device
         # that left must not leak into the next read.
@@ -128,6 +132,7 @@ class HidReader:
     def _lines(self, dev: Any, decoder: KeyDecoder) -> Iterator[RawRead]:
         while not self.link.stopped.is_set():
             ready, _, _ = select.select([dev.fd], [], [], POLL_SECONDS)
+            self.link.alive()
             if not ready:
                 continue
             for event in dev.read():

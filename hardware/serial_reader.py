@@ -104,6 +104,10 @@ class SerialReader:
     def stop(self) -> None:
         self.link.stop()
 
+    @property
+    def alive_ns(self) -> int:
+        return self.link.alive_ns
+
     def __iter__(self) -> Iterator[RawRead]:
         # SerialException is an OSError; pyserial raises ValueError on a closed port.
         return self.link.sessions(self._open, self._lines, self._close,
@@ -123,6 +127,7 @@ class SerialReader:
             # Ask for what is waiting (at least one byte) so a line is handed over as soon
             # as its terminator arrives, not when the timeout expires.
             chunk = port.read(max(1, port.in_waiting))
+            self.link.alive()
             if not chunk:
                 continue
             arrived = now_ns()

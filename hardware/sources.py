@@ -112,14 +112,22 @@ class Reconnect:
         self.stopped = threading.Event()
         self.backoff = Backoff(self.stopped, first, cap)
         self.opens = 0  # successful opens; more than one means the device came back
+        # Monotonic ns of the source loop's last turn: a reader's heartbeat. Loops move it on
+        # every read timeout too, so it stays fresh with nobody scanning, and stops moving
+        # only when the loop is stuck (a driver that never returns).
+        self.alive_ns = now_ns()
         self._log = logger or logging.getLogger(__name__)
 
     def stop(self) -> None:
         self.stopped.set()
 
+    def alive(self) -> None:
+        self.alive_ns = now_ns()
+
     def open(self, fn: Callable[[], T]) -> T | None:
         failed = False
         while not self.stopped.is_set():
+            self.alive()  # retrying with backoff (at most BACKOFF_CAP) is not hanging
             try:
                 handle = fn()
             except (OSError, ValueError) as exc:
@@ -129,6 +137,7 @@ class Reconnect:
                 if not self.backoff.wait():
                     return None
                 continue
+            self.alive()
             if self.opens or failed:
                 self.status(f"{self.name} open again")
             self.opens += 1

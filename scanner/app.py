@@ -28,13 +28,22 @@ if TYPE_CHECKING:
     import httpx
     from sqlalchemy import Engine
 
+    from hardware.gpio import GpioOutputs
     from hardware.sources import ReadSource, StatusFn
+    from scanner.act import ActStage
+    from scanner.clock_guard import ClockGuard
     from scanner.gatekeeper import Gatekeeper, LivePolicy, Lookup
     from scanner.journal import Journal
     from scanner.journal.offset import ServerOffset
     from scanner.read.hygiene import Payload, Rejected
     from scanner.read.pipeline import Pipeline
     from scanner.read.sources import SourceFactory
+    from scanner.run.daemon import ActWorker
+    from scanner.run.lane import Lane
+    from scanner.run.notify import Notifier
+    from scanner.run.readers import ReaderWorker
+    from scanner.run.schedule import Scheduler
+    from scanner.run.supervisor import Supervisor
     from scanner.store.tickets import TicketStore
     from scanner.sync.syncer import Syncer
     from scanner.upload.outbox import Outbox
@@ -74,11 +83,13 @@ class part(Generic[P]):
 class Gate:
     def __init__(self, config: GateConfig, *, transport: httpx.BaseTransport | None = None,
                  clock: Clock = utc_now,
-                 sources: Mapping[str, SourceFactory] | None = None) -> None:
+                 sources: Mapping[str, SourceFactory] | None = None,
+                 notifier: Notifier | None = None) -> None:
         self.config = config
         self.transport = transport
         self.clock = clock
         self.sources = sources  # reader.source name -> factory; None: the real devices
+        self._notifier = notifier  # None: systemd's, from NOTIFY_SOCKET and WATCHDOG_USEC
         self._lock = threading.RLock()  # re-entrant: building a part builds what it needs
         self._built: dict[str, object] = {}
         self._closers = ExitStack()
@@ -255,3 +266,117 @@ class Gate:
                 Pipeline([source], Hygiene(config.max_length, config.dedup_window), sink,
                          on_result=on_result, on_reject=on_reject, on_status=on_status),
                 Pipeline.stop)
+
+    # -- the daemon (gate run) -----------------------------------------------------------
+
+    @part
+    def clock_guard(self) -> ClockGuard:
+        """Whether the device clock is believable: compared with the last sync and the
+        newest journal entry (read once here, and after every sync)."""
+        from scanner.clock_guard import ClockGuard
+
+        store, journal = self.store, self.journal
+
+        def references() -> list[str | None]:
+            synced = [s.get("last_sync") for s in store.sync_states().values()]
+            return [*synced, journal.newest_scanned_at()]
+
+        return ClockGuard(self.clock, references, self.clock_offset)
+
+    @part
+    def outputs(self) -> GpioOutputs:
+        """The turnstile's pins; closed last, leaving the relay closed (or held open under
+        fire alarm)."""
+        from hardware.gpio import GpioError
+        from scanner.act.settings import open_outputs
+
+        try:
+            outputs = open_outputs(self.config.outputs)
+        except (GpioError, ValueError) as exc:
+            raise ConfigError(f"outputs: {exc}") from exc
+        return self._closing(outputs, lambda outputs: outputs.close())
+
+    @part
+    def act(self) -> ActStage:
+        """Journaled decisions -> relay, lights, buzzer, journal marks, then the fan-out
+        (kiosk, mesh) through bounded queues."""
+        from scanner.act import ActStage
+
+        return ActStage(self.outputs, self.journal,
+                        passage_timeout=self.config.outputs.passage_timeout)
+
+    @part
+    def lanes(self) -> dict[str, Lane]:
+        """One decision lane per ``lane`` name of the readers."""
+        from scanner.run.lane import Lane
+
+        keeper, act = self.gatekeeper, self.act
+        names = dict.fromkeys(reader.lane for reader in self.config.readers)
+        return {name: Lane(name, keeper, act.submit,
+                           heartbeat_timeout=self.config.run.heartbeat_timeout)
+                for name in names}
+
+    @part
+    def reader_workers(self) -> list[ReaderWorker]:
+        """One worker per ``[[readers]]`` entry, each with its own pipeline and direction."""
+        from scanner.run.readers import ReaderWorker, reader_name
+
+        lanes = self.lanes
+
+        def pipeline(config: ReaderConfig, sink: Callable[[Payload], bool],
+                     on_reject: Callable[[Rejected], object],
+                     on_status: StatusFn) -> Pipeline[bool]:
+            return self.pipeline(config, sink, on_reject=on_reject, on_status=on_status)
+
+        return [ReaderWorker(reader_name(config, i), config, lanes[config.lane], pipeline,
+                             heartbeat_timeout=self.config.run.heartbeat_timeout)
+                for i, config in enumerate(self.config.readers, 1)]
+
+    @part
+    def scheduler(self) -> Scheduler:
+        """Sync, device settings and upload on APScheduler, safe from clock jumps."""
+        from scanner.run.jobs import settings_job, sync_interval, sync_job, upload_job
+        from scanner.run.schedule import DEFAULT_TICK, Scheduler
+
+        cfg = self.config
+        store, guard = self.store, self.clock_guard
+        every = sync_interval(cfg.run.sync_interval, store.settings(), cfg.sync.interval)
+        box: list[Scheduler] = []
+
+        def retime(me: dict[str, object]) -> None:
+            box[0].retime("sync", sync_interval(cfg.run.sync_interval, me, every))
+
+        jobs = [sync_job(self.syncer, lambda: box[0].stopping, every, on_synced=guard.refresh),
+                settings_job(self.api, store.save_settings, retime),
+                upload_job(self.outbox, cfg.upload.interval)]
+        # The scheduler proves it is alive every tick: well inside its heartbeat timeout.
+        box.append(Scheduler(jobs, heartbeat_timeout=cfg.run.heartbeat_timeout,
+                             tick=min(DEFAULT_TICK, cfg.run.heartbeat_timeout / 4),
+                             wall=self.clock))
+        return box[0]
+
+    @part
+    def act_worker(self) -> ActWorker:
+        from scanner.run.daemon import ActWorker
+
+        return ActWorker(self.act, heartbeat_timeout=self.config.run.heartbeat_timeout)
+
+    @part
+    def supervisor(self) -> Supervisor:
+        """Every worker of ``gate run`` under one supervisor, which tells systemd."""
+        from scanner.run.notify import Notifier
+        from scanner.run.supervisor import Supervisor
+
+        notifier = self._notifier or Notifier.from_env()
+        if self.config.run.watchdog is not None and notifier.enabled:
+            notifier.watchdog_period = self.config.run.watchdog
+        guard = self.clock_guard
+        workers = [*self.reader_workers, *self.lanes.values(), self.scheduler,
+                   self.act_worker]
+        return Supervisor(workers, notifier, status=lambda: _clock_status(guard))
+
+
+def _clock_status(guard: ClockGuard) -> str:
+    """The clock's part of the STATUS line: nothing while it is fine."""
+    state = guard.check()
+    return "" if state.state == "ok" else state.line()

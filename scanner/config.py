@@ -506,7 +506,7 @@ def _read_token(api: ApiConfig, env: Mapping[str, str], overridden: dict[str, st
     token_path = Path(api.token_file).expanduser()
     # Until the path is known to exist it may be the token itself, pasted in the wrong place.
     try:
-        mode = token_path.stat().st_mode
+        info = token_path.stat()
     except FileNotFoundError:
         raise ConfigError(f"{key}: no such file {_NOT_SHOWN}") from None
     except OSError as exc:
@@ -517,7 +517,10 @@ def _read_token(api: ApiConfig, env: Mapping[str, str], overridden: dict[str, st
         raise ConfigError(f"{key}: cannot read {token_path}: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{key}: {token_path} is not UTF-8 text") from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+    mode = info.st_mode
+    # systemd's LoadCredential hands the token over as root:<service group> 0440.
+    group_read = stat.S_IRGRP if info.st_uid == 0 else 0
+    if mode & (stat.S_IRWXG | stat.S_IRWXO) & ~group_read:
         raise ConfigError(f"{key}: {token_path} is readable by others "
                           f"(mode {stat.S_IMODE(mode):o}); run: chmod 600 {token_path}")
     if not text:

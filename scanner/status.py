@@ -33,6 +33,7 @@ def gather(gate: Gate) -> dict[str, Any]:
         }
     return {
         "gate_id": gate.config.gate_id,
+        "clock": gate.clock_guard.state().to_json(),
         "tickets": sum(counts.values()),
         "events": events,
         "queue": {

@@ -79,6 +79,25 @@ def test_token_file_must_be_private(tmp_path: Path) -> None:
     assert "s3cr3t-value" not in str(info.value)
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can hand a file to root")
+@pytest.mark.parametrize("mode", [0o400, 0o440])
+def test_a_systemd_credential_owned_by_root_is_accepted(tmp_path: Path, mode: int) -> None:
+    token = write(tmp_path / "token", "s3cr3t-value\n")
+    os.chown(token, 0, 0)
+    os.chmod(token, mode)
+    config = load_config(env={"GATE_API_TOKEN_FILE": str(token)})
+    assert config.api.token.reveal() == "s3cr3t-value"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give the file to another user")
+def test_a_group_readable_token_of_another_owner_is_refused(tmp_path: Path) -> None:
+    token = write(tmp_path / "token", "s3cr3t-value\n")
+    os.chown(token, 1000, 1000)
+    os.chmod(token, 0o440)
+    with pytest.raises(ConfigError, match="readable by others"):
+        load_config(env={"GATE_API_TOKEN_FILE": str(token)})
+
+
 def test_token_file_is_read_and_stripped(tmp_path: Path) -> None:
     token = write(tmp_path / "token", "s3cr3t-value\n")
     os.chmod(token, 0o600)

@@ -236,6 +236,7 @@ class ActStage:
             if self._passages is not None:
                 self._passages.opened(scan.scan_id, self._monotonic())
             self._mark(self.journal.mark_actuated, scan.scan_id, actuated_at)
+            log.info("relay pulsed for scan %s", scan.scan_id)
         self.fanout.publish(Acted(scan.scan_id, decision, signal, opened, actuated_at,
                                   self.outputs.fire_alarm))
 

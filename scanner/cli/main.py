@@ -24,6 +24,7 @@ from scanner.errors import ConfigError, GateError
 # command name -> ("module:attribute" of its click command, one line of help)
 COMMANDS = {
     "sim": ("scanner.cli.sim_cmd:sim", "Serve the built-in vivenu simulator on loopback."),
+    "run": ("scanner.cli.run_cmd:run", "Run the turnstile daemon (systemd: gate-scanner)."),
     "sync": ("scanner.cli.sync_cmds:sync", "Sync tickets and device settings into the store."),
     "events": ("scanner.cli.sync_cmds:events", "List the events this device may scan."),
     "status": ("scanner.cli.status_cmd:status", "Store, sync, journal and upload state."),

@@ -30,6 +30,7 @@ def render(doc: dict[str, Any]) -> str:
     queue = doc["queue"]
     lines.append(f"upload queue: {queue['depth']} pending, {queue['rejected']} rejected, "
                  f"{queue['local_only']} kept local, last upload {queue['last_upload'] or 'never'}")
+    lines.append(doc["clock"]["summary"])
     # Event names come from the server: escaped, like everything shown from the store.
     return "\n".join(escape(line) for line in lines)
 

@@ -230,6 +230,13 @@ class Journal:
             "last_upload": last,
         }
 
+    def newest_scanned_at(self) -> str | None:
+        """The latest ``scanned_at`` journaled (the clock guard's reference), or None."""
+        with self._read() as conn:
+            newest: str | None = conn.execute(select(func.max(journal_table.c.scanned_at))
+                                              ).scalar()
+        return newest
+
     def entries(self, since: str | None = None) -> Iterator[dict[str, Any]]:
         """Every journaled scan in journal order, from ``since`` (ISO time) if given.
 

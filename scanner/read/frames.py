@@ -26,6 +26,12 @@ class DecodingSource:
     def stop(self) -> None:
         self.frames.stop()
 
+    @property
+    def alive_ns(self) -> int | None:
+        """The camera's liveness (the decoder runs on the pipeline's thread)."""
+        alive: int | None = getattr(self.frames, "alive_ns", None)
+        return alive
+
     def __iter__(self) -> Iterator[RawRead]:
         for frame in self.frames:
             full = self.full_every > 0 and self.decoded % self.full_every == 0

@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -141,6 +141,21 @@ class Scheduler(Worker):
                 state.kick_pending = True
                 return
         self._reschedule(name, self.wall())
+
+    def retime(self, name: str, every: float) -> None:
+        """Run job ``name`` every ``every`` seconds from now on (a changed ``/me`` interval)."""
+        state = self._states[name]
+        with self._jobs_lock:
+            if state.job.every == every:
+                return
+            state.job = replace(state.job, every=every)
+            if not state.failures:
+                state.wait = every
+            if self._scheduler is not None:
+                now = self.wall()
+                self._scheduler.reschedule_job(name, trigger=self._trigger(
+                    every, now + _delta(min(every, state.wait))))
+        log.info("job %s now runs every %.0f s", name, every)
 
     def next_run(self, name: str) -> datetime | None:
         with self._jobs_lock:

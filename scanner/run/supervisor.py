@@ -54,7 +54,8 @@ class Supervisor:
                  restart_floor: float = DEFAULT_RESTART_FLOOR,
                  restart_limit: int = DEFAULT_RESTART_LIMIT,
                  restart_window: float = DEFAULT_RESTART_WINDOW,
-                 stop_grace: float = DEFAULT_STOP_GRACE) -> None:
+                 stop_grace: float = DEFAULT_STOP_GRACE,
+                 status: Callable[[], str] = lambda: "") -> None:
         names = [w.name for w in workers]
         if len(set(names)) != len(names):
             raise ValueError(f"worker names must be unique: {names}")
@@ -65,6 +66,7 @@ class Supervisor:
         self.restart_limit = restart_limit
         self.restart_window = restart_window
         self.stop_grace = stop_grace
+        self.status = status  # more for the STATUS line (the clock guard's word)
         self.result: int | None = None  # EXIT_FAILURE once an essential worker is lost
         self._watches = [_Watch(w) for w in workers]
         self._last_ping: float | None = None
@@ -107,7 +109,10 @@ class Supervisor:
     def summary(self) -> str:
         down = [f"{w.worker.name} {w.state}" for w in self._watches if w.state != "up"]
         line = f"{len(self._watches) - len(down)}/{len(self._watches)} workers up"
-        return f"{line}; {', '.join(down)}" if down else line
+        if down:
+            line = f"{line}; {', '.join(down)}"
+        extra = self.status()
+        return f"{line}; {extra}" if extra else line
 
     def shutdown(self) -> None:
         """STOPPING=1, then stop and join each stage in flow order; idempotent."""

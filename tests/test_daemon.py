@@ -1,0 +1,194 @@
+"""The daemon in-process: ``start_daemon(Gate(...))`` with a fake reader the test types into,
+mock pins, the simulator on loopback and a real AF_UNIX notify socket."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_gpio_kit import FIRE, PASSAGE, RELAY, rises
+from test_hardware_kit import wait_for
+from test_journal_kit import valid_doc
+from test_run_kit import NotifySocket
+
+from hardware.sources import RawRead, StatusFn, now_ns
+from scanner.app import Gate
+from scanner.clock import Clock, utc_now
+from scanner.config import (
+    ApiConfig,
+    GateConfig,
+    OutputsConfig,
+    ReaderConfig,
+    RunConfig,
+    Secret,
+    UploadConfig,
+)
+from scanner.run.daemon import Daemon, start_daemon
+
+
+class TypedSource:
+    """A device the test types codes into; alive while its loop turns, hung on demand."""
+
+    def __init__(self, name: str = "typed") -> None:
+        self.name = name
+        self.codes: queue.Queue[str | bytes] = queue.Queue()
+        self.hang = threading.Event()
+        self.release = threading.Event()  # stop() does not release a hang: a stuck driver
+        self.stopped = threading.Event()
+        self.alive_ns = now_ns()
+
+    def __iter__(self) -> Iterator[RawRead]:
+        while not self.stopped.is_set():
+            if self.hang.is_set():
+                self.release.wait()  # a driver stuck in a read: the loop stops turning
+                return
+            self.alive_ns = now_ns()
+            try:
+                code = self.codes.get(timeout=0.02)
+            except queue.Empty:
+                continue
+            yield RawRead(code, self.name, now_ns())
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+
+class Rig:
+    def __init__(self, tmp_path: Path, sim: Any, notify: NotifySocket | None = None,
+                 watchdog: float | None = None, clock: Clock = utc_now,
+                 **outputs: Any) -> None:
+        self.source = TypedSource()
+        self.sim = sim
+        self.event = sim.world.event_ids[0]
+        config = GateConfig(
+            gate_id="d1", db=str(tmp_path / "gate.db"), events=(self.event,),
+            api=ApiConfig(url=sim.url, token=Secret(sim.token), retries=0,
+                          connect_timeout=1.0, read_timeout=2.0),
+            upload=UploadConfig(interval=0.2),
+            readers=(ReaderConfig(source="typed", name="north"),),
+            outputs=OutputsConfig(pin_factory="mock", relay_pin=RELAY, relay_pulse_ms=100,
+                                  **outputs),
+            run=RunConfig(heartbeat_timeout=1.0))
+        notifier = notify.notifier(watchdog) if notify is not None else None
+        self.gate = Gate(config, sources={"typed": self.open_source}, notifier=notifier,
+                         clock=clock)
+        self.daemon: Daemon = start_daemon(self.gate)
+
+    def open_source(self, _config: ReaderConfig, _status: StatusFn) -> TypedSource:
+        return self.source
+
+    @property
+    def relay(self) -> Any:
+        return self.gate.outputs.factory.pin(RELAY)
+
+    def entries(self) -> list[dict[str, Any]]:
+        return list(self.gate.journal.entries())
+
+    def decided(self, count: int) -> list[dict[str, Any]]:
+        wait_for(lambda: len(self.entries()) >= count, f"{count} journaled scans")
+        return self.entries()
+
+    def close(self) -> int | None:
+        code = self.daemon.stop(30)
+        self.gate.close()
+        return code
+
+
+@pytest.fixture
+def rig(tmp_path: Path, sim_server: Any) -> Iterator[Rig]:
+    r = Rig(tmp_path, sim_server)
+    yield r
+    r.close()
+
+
+def synced(rig: Rig) -> str:
+    """A barcode the gate admits, once the first sync has stored it."""
+    barcode: str = valid_doc(rig.sim.world, rig.event)["barcode"]
+    wait_for(lambda: rig.gate.store.by_barcode(barcode), "the first sync")
+    return barcode
+
+
+def test_a_read_is_decided_journaled_and_opens_the_relay(rig: Rig) -> None:
+    rig.source.codes.put(synced(rig))
+    wait_for(lambda: any(e.get("actuated_at") for e in rig.entries()), "the actuation")
+    [entry] = rig.entries()
+    assert entry["reason"] == "GRANTED"
+    assert rises(rig.relay) == 1
+
+
+def test_a_refused_read_is_journaled_as_malformed_and_does_not_open(rig: Rig) -> None:
+    rig.source.codes.put(b"\xff\xfeGARBAGE")
+    [entry] = rig.decided(1)
+    assert entry["reason"] == "MALFORMED_READ"
+    assert rises(rig.relay) == 0
+
+
+def test_scans_reach_the_simulator(rig: Rig) -> None:
+    barcode = synced(rig)
+    rig.source.codes.put(barcode)
+    wait_for(lambda: [s for s in rig.sim.world.scans if s["barcode"] == barcode],
+             "the upload")
+
+
+def test_notify_socket_hears_ready_then_watchdog(tmp_path: Path, sim_server: Any) -> None:
+    notify = NotifySocket(tmp_path / "notify")
+    rig = Rig(tmp_path, sim_server, notify, watchdog=0.2)
+    try:
+        wait_for(lambda: "WATCHDOG=1" in (notify.drain() and notify.messages), "a ping")
+        assert notify.messages.index("READY=1") < notify.messages.index("WATCHDOG=1")
+    finally:
+        rig.close()
+        notify.close()
+
+
+def test_a_hung_reader_stops_the_watchdog_pings(tmp_path: Path, sim_server: Any) -> None:
+    notify = NotifySocket(tmp_path / "notify")
+    rig = Rig(tmp_path, sim_server, notify, watchdog=0.2)
+    try:
+        wait_for(lambda: "WATCHDOG=1" in (notify.drain() and notify.messages), "a ping")
+        rig.source.hang.set()
+        # heartbeat_timeout is 1 s: then the pings stop and stay stopped.
+        wait_for(lambda: any("reader:north hung" in m for m in notify.drain()),
+                 "the status saying the reader hung")
+        notify.drain()
+        time.sleep(0.6)
+        assert "WATCHDOG=1" not in notify.drain()
+    finally:
+        rig.source.release.set()
+        rig.close()
+        notify.close()
+
+
+def test_a_fire_alarm_holds_the_relay_open_and_scans_are_still_decided(
+        tmp_path: Path, sim_server: Any) -> None:
+    rig = Rig(tmp_path, sim_server, fire_alarm_pin=FIRE)
+    relay = rig.relay
+    try:
+        loop = rig.gate.outputs.factory.pin(FIRE)
+        loop.drive_low()  # the loop closed: normal running
+        assert not rig.gate.outputs.fire_alarm and not rig.gate.outputs.relay_open
+        loop.drive_high()  # the loop opens: fire
+        rig.source.codes.put("UNKNOWN-CODE-1")
+        [entry] = rig.decided(1)
+        assert entry["reason"] == "UNKNOWN_BARCODE"
+        time.sleep(0.3)  # longer than a relay pulse: the hold does not end with one
+        assert relay.state is True
+    finally:
+        rig.close()
+    assert relay.state is True, "a gate stopped under fire alarm stays open"
+
+
+def test_a_grant_without_a_passage_is_recorded_as_not_passed(
+        tmp_path: Path, sim_server: Any) -> None:
+    rig = Rig(tmp_path, sim_server, passage_pin=PASSAGE, passage_timeout=0.2)
+    try:
+        rig.source.codes.put(synced(rig))
+        wait_for(lambda: any(e.get("passed") is False for e in rig.entries()),
+                 "the grant marked not passed")
+    finally:
+        rig.close()
