@@ -11,8 +11,7 @@ is missing. Peer records are written in batches without fsync (``synchronous`` s
 the engine has it, but nothing depends on them surviving a power cut: anti-entropy fetches
 them again from their origin).
 
-The DDL lives here alone (``metadata``), to move into ``scanner.store.schema`` and its
-migrations when the journal's own schema work has landed.
+The tables are the journal database's (``scanner.journal.schema``, version 2).
 """
 
 from __future__ import annotations
@@ -25,20 +24,7 @@ from datetime import UTC, datetime
 from itertools import pairwise
 from typing import Any, Protocol
 
-from sqlalchemy import (
-    Column,
-    Connection,
-    Engine,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    and_,
-    func,
-    insert,
-    select,
-)
+from sqlalchemy import Connection, Engine, and_, func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from scanner.decide.model import Direction, PastScan
@@ -47,41 +33,11 @@ from scanner.mesh.hlc import HybridClock, Stamp
 from scanner.mesh.message import Record
 from scanner.store.driver_sql import describe
 from scanner.journal.schema import journal as journal_table
+from scanner.journal.schema import mesh_conflicts, mesh_scans
 from scanner.tickets import utc_iso
 
 PEER, OWN = "peer", "journal"
 _STAMP_BATCH = 500
-
-metadata = MetaData()
-
-mesh_scans = Table(
-    "mesh_scans", metadata,
-    Column("scan_id", String, primary_key=True),       # idempotency: a record is kept once
-    Column("origin", String, nullable=False),          # the gate that decided
-    Column("seq", Integer, nullable=False),            # the origin's mesh sequence number
-    Column("hlc", String, nullable=False),
-    Column("ticket_id", String),
-    Column("event_id", String),
-    Column("barcode", String, nullable=False),
-    Column("direction", String, nullable=False),
-    Column("result", String, nullable=False),
-    Column("reason", String, nullable=False),
-    Column("scanned_at", String, nullable=False),
-    Column("journal_seq", Integer),                    # own records: the journal row
-    Column("upload_state", String, nullable=False),    # peer | journal
-    Index("ix_mesh_scans_ticket_hlc", "ticket_id", "hlc"),
-    Index("ix_mesh_scans_origin_seq", "origin", "seq"),
-)
-
-# Two admissions of one ticket at different gates with no check-out between them: the gates
-# were on different sides of a split. ``first`` is the earlier by HLC.
-mesh_conflicts = Table(
-    "mesh_conflicts", metadata,
-    Column("first_scan_id", String, primary_key=True),
-    Column("second_scan_id", String, primary_key=True),
-    Column("ticket_id", String, nullable=False),
-    Column("detected_at", String, nullable=False),
-)
 
 _RECORD_COLUMNS = ("scan_id", "origin", "seq", "hlc", "ticket_id", "event_id", "barcode",
                    "direction", "result", "reason", "scanned_at")
@@ -136,10 +92,6 @@ class MeshStore:
         self.engine = engine
         self.gate_id = gate_id
         self._lock = threading.Lock()  # stamping must hand out each sequence number once
-        try:
-            metadata.create_all(engine)
-        except SQLAlchemyError as exc:
-            raise StoreError(f"mesh: cannot prepare its tables: {exc}") from exc
 
     # -- writing -------------------------------------------------------------------------
 
