@@ -92,7 +92,7 @@ class MeshSettings:
     @classmethod
     def from_config(cls, mesh: Any, env: dict[str, str] | None = None) -> MeshSettings:
         """From any object with the ``[mesh]`` attributes (url, key_file, credentials_file,
-        ca_file, cert_file, cert_key_file); ``GATE_MESH_URL`` in ``env`` overrides the url."""
+        ca_file, cert_file, client_key_file); ``GATE_MESH_URL`` in ``env`` overrides the url."""
         url = (env or {}).get("GATE_MESH_URL") or mesh.url
         username = password = None
         creds = getattr(mesh, "credentials_file", None)
@@ -101,7 +101,7 @@ class MeshSettings:
         return cls(url=url, key=load_key(mesh.key_file), username=username, password=password,
                    ca_file=getattr(mesh, "ca_file", None),
                    cert_file=getattr(mesh, "cert_file", None),
-                   cert_key_file=getattr(mesh, "cert_key_file", None))
+                   cert_key_file=getattr(mesh, "client_key_file", None))
 
 
 def read_credentials(path: str) -> tuple[str, Secret]:
@@ -126,6 +126,7 @@ class Peer:
     announced: int = 0        # the highest sequence number it said it has
     online: bool = False
     asked_at: float = 0.0     # when we last looked for (and asked for) missing ranges
+    heard_at: float = 0.0     # when we last stored records of it
 
 
 class Link:
@@ -221,10 +222,12 @@ class Link:
         """Connected or deciding alone, peers, drops and conflicts (gate status, kiosk)."""
         return {
             "connected": self.connected.is_set(),
+            "deciding_alone": not self.connected.is_set(),
+            "peers_connected": sum(p.online for g, p in self.peers.items() if g != self.gate_id),
             "peers": {g: {"announced": p.announced, "online": p.online,
                           "held": self.store.held_max(g)} for g, p in sorted(self.peers.items())},
             "dropped": dict(self.codec.dropped),
-            "conflicts": len(self.store.conflicts()),
+            "conflicts": self.store.conflict_count(),
             "replayed": self.replayed,
             "clock_drift_clamped": self.clock.drift_clamped,
         }
@@ -340,10 +343,12 @@ class Link:
                                         >= REPLAY_HOLDOFF)
 
     def _store_records(self, records: list[Record]) -> None:
+        now = self._monotonic()
         for record in records:
             self.clock.merge(Stamp.parse(record.hlc))
             peer = self.peers.setdefault(record.gate, Peer())
             peer.announced = max(peer.announced, record.seq)
+            peer.heard_at = now
         fresh = [r for r in records if r.gate != self.gate_id]
         if self.store.record_many(fresh) and self.on_records is not None:
             self.on_records(fresh)
@@ -391,11 +396,15 @@ class Link:
         self._announced_seq, self._announced_at = seq, now
 
     def _anti_entropy(self) -> None:
-        if not self.connected.is_set() or self._client is None:
+        # Not while messages wait here: what we asked for may be among them, and asking
+        # again would have the origin replay it all again (a storm that feeds itself).
+        if not self.connected.is_set() or self._client is None or not self._inbox.empty():
             return
         now = self._monotonic()
+        interval = self.settings.anti_entropy_interval
         for origin, peer in self.peers.items():
-            if origin == self.gate_id or now - peer.asked_at < self.settings.anti_entropy_interval:
+            if origin == self.gate_id or now - peer.asked_at < interval \
+                    or (peer.asked_at and now - peer.heard_at < interval):  # still arriving
                 continue
             peer.asked_at = now
             if self.store.holds_all(origin, peer.announced):  # one count, the usual case

@@ -210,6 +210,26 @@ class MeshStore:
                                 .order_by(_c.hlc)).all()
         return [(origin, PastScan(Direction(d), at, origin)) for origin, d, at in rows]
 
+    def venue_counts(self) -> dict[str, int]:
+        """The whole venue's counters from every gate's records: admissions, check-outs,
+        and tickets inside now (latest granted scan by HLC is an IN)."""
+        granted = and_(_c.result == "OK", _c.ticket_id.is_not(None))
+        latest = select(_c.direction, func.row_number().over(
+            partition_by=_c.ticket_id, order_by=_c.hlc.desc()).label("n")) \
+            .where(granted).subquery()
+        with self._connect() as conn:
+            moves = dict(conn.execute(select(_c.direction, func.count()).where(granted)
+                                      .group_by(_c.direction)).all())
+            inside = conn.execute(select(func.count()).select_from(latest)
+                                  .where(latest.c.n == 1, latest.c.direction == "IN")).scalar()
+        return {"inside": int(inside or 0), "in": int(moves.get("IN", 0)),
+                "out": int(moves.get("OUT", 0))}
+
+    def conflict_count(self) -> int:
+        with self._connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(mesh_conflicts)).scalar()
+                       or 0)
+
     def max_stamp(self) -> Stamp | None:
         with self._connect() as conn:
             top = conn.execute(select(func.max(_c.hlc))).scalar()
