@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from collections import Counter
@@ -95,10 +96,8 @@ class CutProxy:
         self.open.clear()
         for pair in self.pairs:
             for s in pair:
-                try:
+                with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
         self.pairs.clear()
 
     def mend(self) -> None:

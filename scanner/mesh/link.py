@@ -43,8 +43,8 @@ from scanner.errors import ConfigError, GateError
 from scanner.mesh.hlc import HybridClock, Stamp
 from scanner.mesh.message import (
     MAX_RANGES,
-    Codec,
     Batch,
+    Codec,
     Record,
     ReplayRequest,
     Status,

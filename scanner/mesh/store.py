@@ -29,11 +29,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from scanner.decide.model import Direction, PastScan
 from scanner.errors import StoreError
+from scanner.journal.schema import journal as journal_table
+from scanner.journal.schema import mesh_conflicts, mesh_scans
 from scanner.mesh.hlc import HybridClock, Stamp
 from scanner.mesh.message import Record
 from scanner.store.driver_sql import describe
-from scanner.journal.schema import journal as journal_table
-from scanner.journal.schema import mesh_conflicts, mesh_scans
 from scanner.tickets import utc_iso
 
 PEER, OWN = "peer", "journal"
