@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from scanner.gatekeeper import Gatekeeper, LivePolicy, Lookup
     from scanner.journal import Journal
     from scanner.journal.offset import ServerOffset
+    from scanner.mesh.link import Link
+    from scanner.mesh.store import MeshStore
     from scanner.read.hygiene import Payload, Rejected
     from scanner.read.pipeline import Pipeline
     from scanner.read.sources import SourceFactory
@@ -223,11 +225,48 @@ class Gate:
 
         cfg = self.config
         deadline = cfg.lookup.deadline_ms / 1000
+        mesh, link = self.mesh_store, self.mesh_link
+        history = None
+        if mesh is not None:
+            from scanner.mesh.presence import MergedHistory
+
+            history = MergedHistory(self.journal, mesh)
         return self._closing(Gatekeeper(
-            self.store, self.journal, self.policy_source,
+            self.store, self.journal, self.policy_source, history=history,
+            journaled=link.notify if link is not None else None,
             lookup=self._lookup() if deadline > 0 else None, lookup_deadline=deadline,
             gate_id=cfg.gate_id, clock=self.clock, clock_offset=self.clock_offset),
             Gatekeeper.close)
+
+    @part
+    def mesh_store(self) -> MeshStore | None:
+        """Every gate's records in the journal database; None without ``[mesh]``. Peers'
+        records are written through a second engine on the same database without a full
+        fsync per commit (their origin replays them if a power cut loses any)."""
+        if not self.config.mesh.url:
+            return None
+        from scanner.mesh.store import MeshStore
+        from scanner.store.db import make_journal_engine
+
+        url = self.config.journal_db_url
+        engine = self.journal_engine
+        if ":memory:" not in url:  # an in-memory database has one connection's worth
+            engine = self._closing(make_journal_engine(url, synchronous="NORMAL"),
+                                   lambda engine: engine.dispose())
+        return MeshStore(self.journal_engine, self.config.gate_id, peer_engine=engine)
+
+    @part
+    def mesh_link(self) -> Link | None:
+        """The mesh worker (not started: the daemon's Supervisor starts and stops it, as
+        any worker); None without ``[mesh]``. Reading the key and credentials here makes a
+        bad file one ConfigError at start."""
+        store = self.mesh_store
+        if store is None:
+            return None
+        from scanner.mesh.link import Link, MeshSettings
+
+        link = Link(MeshSettings.from_config(self.config.mesh), store)
+        return self._closing(link, Link.stop)
 
     def _lookup(self) -> Lookup:
         """The gatekeeper's online fallback (it maps NotFound to "no such ticket"); the

@@ -121,14 +121,28 @@ class LivePolicy:
         return self._policy
 
 
+class HistorySource(Protocol):
+    """Where a ticket's past scans come from: the journal, or the venue's union of every
+    gate's records (``scanner.mesh.presence.MergedHistory``)."""
+
+    def history(self, ticket_id: str) -> ScanHistory: ...
+
+
 class Gatekeeper:
+    """``history`` defaults to ``journal``; ``journaled`` is called after each durable
+    journal write (the mesh link's ``notify``: it must not block)."""
+
     def __init__(self, store: TicketSource, journal: Journal,
                  policy: Policy | Callable[[], Policy], *, lookup: Lookup | None = None,
+                 history: HistorySource | None = None,
+                 journaled: Callable[[], None] | None = None,
                  lookup_deadline: float = 0.4, gate_id: str = "gate", clock: Clock = utc_now,
                  clock_offset: Callable[[], float] = lambda: 0.0,
                  timer: Callable[[], float] = time.perf_counter) -> None:
         self.store = store
         self.journal = journal
+        self.history: HistorySource = history or journal
+        self._journaled = journaled
         self._policy = policy if callable(policy) else (lambda: policy)
         self._lookup = lookup if lookup_deadline > 0 else None
         self.lookup_deadline = lookup_deadline
@@ -165,6 +179,8 @@ class Gatekeeper:
         scanned_at = utc_iso(self._corrected(device_now))
         self.journal.record(decision, scan_id=scan_id, scanned_at=scanned_at,
                             latency_ms=decided_ms, event_id=_single(policy.served_events))
+        if self._journaled is not None:
+            self._journaled()
         return CheckResult(decision, scan_id, scanned_at, (self._timer() - started) * 1000)
 
     def decide(self, barcode: str, direction: Direction,
@@ -199,7 +215,7 @@ class Gatekeeper:
             ticket, offline = None, True  # a glitched read is never looked up; decide says why
         else:
             ticket, offline = self._find(barcode, policy)
-        history = self.journal.history(ticket.id) if ticket is not None else ScanHistory()
+        history = self.history.history(ticket.id) if ticket is not None else ScanHistory()
         return decide(ticket, history, policy, direction, now, barcode=barcode, offline=offline)
 
     def _find(self, barcode: str, policy: Policy) -> tuple[Ticket | None, bool]:

@@ -31,7 +31,7 @@ def gather(gate: Gate) -> dict[str, Any]:
             "inside": inside.get(event_id, 0),
             "held_deletions": state.get("held_deletions"),
         }
-    return {
+    doc = {
         "gate_id": gate.config.gate_id,
         "clock": gate.clock_guard.state().to_json(),
         "tickets": sum(counts.values()),
@@ -42,4 +42,27 @@ def gather(gate: Gate) -> dict[str, Any]:
             "local_only": journal["local_only"],
             "last_upload": journal["last_upload"],
         },
+    }
+    if gate.config.mesh.url:
+        doc["mesh"] = mesh_status(gate)
+    return doc
+
+
+def mesh_status(gate: Gate) -> dict[str, Any]:
+    """The venue mesh: live facts from the link when it runs in this process (the daemon,
+    its kiosk), else what the journal database holds (``running`` false, live facts None)."""
+    store = gate.mesh_store
+    assert store is not None  # [mesh] is configured
+    link = type(gate).mesh_link.built(gate)
+    live = link.state() if link is not None and link.running else None
+    return {
+        "running": live is not None,
+        "connected": live["connected"] if live else None,
+        "deciding_alone": live["deciding_alone"] if live else None,
+        "peers_connected": live["peers_connected"] if live else None,
+        "peers": live["peers"] if live else {g: {"held": store.held_max(g)}
+                                             for g in store.origins() if g != store.gate_id},
+        "conflicts": store.conflict_count(),
+        "dropped": live["dropped"] if live else None,
+        "venue": store.venue_counts(),
     }

@@ -57,19 +57,24 @@ class MeshGate:
 
     def __init__(self, folder: Path, gate_id: str, broker: Broker, *, tickets: int = 5,
                  physical: Callable[[], int] = wall_ms, key: bytes = KEY,
-                 clock: Any = None) -> None:
+                 clock: Any = None, event: str | None = None) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.gate_id = gate_id
-        self.gate = make_gate(folder, gate_id=gate_id, **({"clock": clock} if clock else {}))
-        self.gate.store.upsert([make_ticket(n) for n in range(1, tickets + 1)])
+        kw: dict[str, Any] = {"clock": clock} if clock else {}
+        if event:
+            kw["events"] = (event,)
+        self.gate = make_gate(folder, gate_id=gate_id, **kw)
+        self.gate.store.upsert([make_ticket(n, **({"event": event} if event else {}))
+                                for n in range(1, tickets + 1)])
         self.mesh = MeshStore(self.gate.journal_engine, gate_id)
         self.history = MergedHistory(self.gate.journal, self.mesh)
-        self.keeper = Gatekeeper(self.gate.store, self.history,  # type: ignore[arg-type]
-                                 self.gate.policy_source, gate_id=gate_id, clock=self.gate.clock)
         settings = broker.settings(gate_id)
         if key != KEY:
             settings = MeshSettings(**{**_fields(settings), "key": key})
         self.link = Link(settings, self.mesh, clock=HybridClock(gate_id, physical=physical))
+        self.keeper = Gatekeeper(self.gate.store, self.gate.journal, self.gate.policy_source,
+                                 history=self.history, journaled=self.link.notify,
+                                 gate_id=gate_id, clock=self.gate.clock)
 
     def start(self) -> MeshGate:
         self.link.start()

@@ -14,7 +14,15 @@ from scanner.app import Gate
 from scanner.cli.main import main
 from scanner.errors import ConfigError
 from scanner.mesh.hlc import HybridClock, Stamp
-from scanner.mesh.message import Codec, Record, ReplayRequest, Status, load_key, scans_topic
+from scanner.mesh.message import (
+    Batch,
+    Codec,
+    Record,
+    ReplayRequest,
+    Status,
+    load_key,
+    scans_topic,
+)
 from scanner.mesh.store import MeshStore, missing_ranges
 
 KEY = b"k" * 32
@@ -54,7 +62,7 @@ def test_stamp_text_sorts_as_the_stamps_do():
 def test_a_record_survives_the_codec_and_names_its_topic():
     codec = Codec(KEY)
     r = record("s1", "A", 1, 5)
-    assert codec.decode(scans_topic("A"), codec.record(r)) == r
+    assert codec.decode(scans_topic("A"), codec.record(r)) == Batch("A", (r,))
 
 
 def test_status_and_replay_requests_survive_the_codec():

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from sqlalchemy import Boolean, Column, Float, Index, Integer, MetaData, String, Table, Text
 
-JOURNAL_SCHEMA_VERSION = 1
+JOURNAL_SCHEMA_VERSION = 2
 
 journal_metadata = MetaData()
 
@@ -52,4 +52,38 @@ journal = Table(
     # (ticket_id, seq): a ticket's history comes back in order on every backend.
     Index("ix_journal_ticket_seq", "ticket_id", "seq"),
     Index("ix_journal_upload", "upload_state", "event_id", "seq"),
+)
+
+# -- version 2: the venue mesh (scanner.mesh) -------------------------------------------
+
+# Every gate's records, this gate's own included (with the HLC stamp and mesh sequence
+# number the journal has not). A peer's record has ``upload_state = 'peer'``: its origin
+# uploads it, never this gate; this gate's own are ``'journal'``: the journal uploads them.
+mesh_scans = Table(
+    "mesh_scans", journal_metadata,
+    Column("scan_id", String, primary_key=True),       # idempotency: a record is kept once
+    Column("origin", String, nullable=False),          # the gate that decided
+    Column("seq", Integer, nullable=False),            # the origin's mesh sequence number
+    Column("hlc", String, nullable=False),
+    Column("ticket_id", String),
+    Column("event_id", String),
+    Column("barcode", String, nullable=False),
+    Column("direction", String, nullable=False),
+    Column("result", String, nullable=False),
+    Column("reason", String, nullable=False),
+    Column("scanned_at", String, nullable=False),
+    Column("journal_seq", Integer),                    # own records: the journal row
+    Column("upload_state", String, nullable=False),    # peer | journal
+    Index("ix_mesh_scans_ticket_hlc", "ticket_id", "hlc"),
+    Index("ix_mesh_scans_origin_seq", "origin", "seq"),
+)
+
+# Two admissions of one ticket at different gates with no check-out between them: the gates
+# were on different sides of a split. ``first`` is the earlier by HLC.
+mesh_conflicts = Table(
+    "mesh_conflicts", journal_metadata,
+    Column("first_scan_id", String, primary_key=True),
+    Column("second_scan_id", String, primary_key=True),
+    Column("ticket_id", String, nullable=False),
+    Column("detected_at", String, nullable=False),
 )

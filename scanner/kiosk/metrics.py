@@ -41,6 +41,22 @@ def _gauge(name: str, doc: str, value: float | bool | None) -> Iterator[Metric]:
         yield GaugeMetricFamily(name, doc, value=float(value))
 
 
+def _mesh(doc: dict[str, Any] | None) -> Iterator[Metric]:
+    if doc is None:  # a gate on its own
+        return
+    yield from _gauge("gate_mesh_peers_connected", "Peer gates online on the venue mesh.",
+                      doc.get("peers_connected"))
+    yield from _gauge("gate_mesh_conflicts", "Admissions of one ticket on both sides of a "
+                      "split.", doc.get("conflicts"))
+    yield from _gauge("gate_mesh_venue_inside", "Tickets inside the venue (every gate).",
+                      doc.get("venue", {}).get("inside"))
+    dropped = GaugeMetricFamily("gate_mesh_dropped_messages",
+                                "Mesh messages dropped, by cause.", labels=["cause"])
+    for cause, count in sorted((doc.get("dropped") or {}).items()):
+        dropped.add_metric([cause], float(count))
+    yield dropped
+
+
 class GateCollector(Collector):
     def __init__(self, parts: KioskParts, clients: Any = None) -> None:
         self.parts = parts
@@ -89,6 +105,7 @@ class GateCollector(Collector):
                           probes.online())
         yield from _gauge("gate_fire_alarm", "1 while the fire alarm holds the gate open.",
                           probes.fire_alarm())
+        yield from _mesh(probes.mesh())
         ok, _reasons = parts.health()
         yield from _gauge("gate_watchdog_ok",
                           "1 while ready and every worker's heartbeat is fresh.", ok)

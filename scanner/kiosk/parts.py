@@ -66,6 +66,7 @@ class Probes:
     clock_ok: Callable[[], bool] = lambda: True
     fire_alarm: Callable[[], bool] = lambda: False
     settings: Callable[[], dict[str, Any] | None] = _unknown  # /me as last synced
+    mesh: Callable[[], dict[str, Any] | None] = _unknown  # scanner.status.mesh_status
 
 
 @dataclass(frozen=True)

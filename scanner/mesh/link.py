@@ -2,9 +2,9 @@
 
 What it does, all on its own thread (paho's network thread only decodes and queues):
 
-- stamps new journal rows with the HLC (``MeshStore.stamp_journal``) and publishes each at
-  QoS 1 under ``gates/<gate>/scans``; ``notify()`` after the gate acted makes that happen
-  now instead of at the next tick;
+- stamps new journal rows with the HLC (``MeshStore.stamp_journal``) and publishes them at
+  QoS 1 under ``gates/<gate>/scans`` (many records per message in a replay); ``notify()``
+  after the gate acted makes that happen now instead of at the next tick;
 - keeps a retained ``gates/<gate>/status`` (latest sequence number, online) and a last will
   saying offline, so a peer learns both our high-water mark and that we are gone;
 - stores peers' records, merging their stamps into the clock;
@@ -43,6 +43,7 @@ from scanner.errors import ConfigError, GateError
 from scanner.mesh.hlc import HybridClock, Stamp
 from scanner.mesh.message import (
     MAX_RANGES,
+    Batch,
     Codec,
     Record,
     ReplayRequest,
@@ -60,7 +61,9 @@ TICK = 0.25                   # the loop's longest sleep: stamps and heartbeats 
 STATUS_INTERVAL = 0.5         # a busy gate re-announces its sequence number at most this often
 ANTI_ENTROPY_INTERVAL = 5.0   # ask again for what is still missing
 REPLAY_HOLDOFF = 2.0          # a record replayed this recently is not replayed again
-_BATCH = 2000                 # peer records per transaction
+# Peer records per transaction: enough to amortise the commit, short enough that a
+# decision's journal write (same database) never waits long for the lock.
+_BATCH = 500
 _REPLAY_CHUNK = 5000          # own records read per query while replaying
 
 
@@ -79,7 +82,8 @@ class MeshSettings:
     cert_key_file: str | None = None
     keepalive: int = 10
     reconnect_min: int = 1
-    reconnect_max: int = 30
+    # A LAN broker back after a split is found within this: convergence waits for it.
+    reconnect_max: int = 2
     anti_entropy_interval: float = ANTI_ENTROPY_INTERVAL
 
     def __repr__(self) -> str:
@@ -88,7 +92,7 @@ class MeshSettings:
     @classmethod
     def from_config(cls, mesh: Any, env: dict[str, str] | None = None) -> MeshSettings:
         """From any object with the ``[mesh]`` attributes (url, key_file, credentials_file,
-        ca_file, cert_file, cert_key_file); ``GATE_MESH_URL`` in ``env`` overrides the url."""
+        ca_file, cert_file, client_key_file); ``GATE_MESH_URL`` in ``env`` overrides the url."""
         url = (env or {}).get("GATE_MESH_URL") or mesh.url
         username = password = None
         creds = getattr(mesh, "credentials_file", None)
@@ -97,7 +101,7 @@ class MeshSettings:
         return cls(url=url, key=load_key(mesh.key_file), username=username, password=password,
                    ca_file=getattr(mesh, "ca_file", None),
                    cert_file=getattr(mesh, "cert_file", None),
-                   cert_key_file=getattr(mesh, "cert_key_file", None))
+                   cert_key_file=getattr(mesh, "client_key_file", None))
 
 
 def read_credentials(path: str) -> tuple[str, Secret]:
@@ -121,7 +125,8 @@ def read_credentials(path: str) -> tuple[str, Secret]:
 class Peer:
     announced: int = 0        # the highest sequence number it said it has
     online: bool = False
-    asked_at: float = 0.0     # when we last asked it for missing ranges
+    asked_at: float = 0.0     # when we last looked for (and asked for) missing ranges
+    heard_at: float = 0.0     # when we last stored records of it
 
 
 class Link:
@@ -217,10 +222,12 @@ class Link:
         """Connected or deciding alone, peers, drops and conflicts (gate status, kiosk)."""
         return {
             "connected": self.connected.is_set(),
+            "deciding_alone": not self.connected.is_set(),
+            "peers_connected": sum(p.online for g, p in self.peers.items() if g != self.gate_id),
             "peers": {g: {"announced": p.announced, "online": p.online,
                           "held": self.store.held_max(g)} for g, p in sorted(self.peers.items())},
             "dropped": dict(self.codec.dropped),
-            "conflicts": len(self.store.conflicts()),
+            "conflicts": self.store.conflict_count(),
             "replayed": self.replayed,
             "clock_drift_clamped": self.clock.drift_clamped,
         }
@@ -286,8 +293,8 @@ class Link:
                 kind, item = self._inbox.get(timeout=TICK)
                 while True:
                     if kind == "message":
-                        if isinstance(item, Record):
-                            records.append(item)
+                        if isinstance(item, Batch):
+                            records += item.records
                         else:
                             self._handle(item)
                     elif kind == "connected":
@@ -297,11 +304,12 @@ class Link:
                         break
                     kind, item = self._inbox.get_nowait()
             except queue.Empty:
-                pass
+                stamp = True  # a quiet tick: stamp whatever a caller forgot to notify
             try:
                 if records:
                     self._store_records(records)
-                self._publish_new()
+                if stamp:
+                    self._publish_new()
                 self._replay()
                 self._announce()
                 self._anti_entropy()
@@ -323,6 +331,8 @@ class Link:
                 self._own_floor = max(self._own_floor, message.seq)
                 return
             peer = self.peers.setdefault(message.gate, Peer())
+            if message.seq > peer.announced or (message.online and not peer.online):
+                peer.asked_at = 0.0  # news (a healed split, a restart): look for gaps now
             peer.announced = max(peer.announced, message.seq)
             peer.online = message.online
         else:
@@ -333,10 +343,12 @@ class Link:
                                         >= REPLAY_HOLDOFF)
 
     def _store_records(self, records: list[Record]) -> None:
+        now = self._monotonic()
         for record in records:
             self.clock.merge(Stamp.parse(record.hlc))
             peer = self.peers.setdefault(record.gate, Peer())
             peer.announced = max(peer.announced, record.seq)
+            peer.heard_at = now
         fresh = [r for r in records if r.gate != self.gate_id]
         if self.store.record_many(fresh) and self.on_records is not None:
             self.on_records(fresh)
@@ -346,10 +358,8 @@ class Link:
             records = self.store.stamp_journal(self.clock, after=self._own_floor)
             if not records:
                 return
-            if self.connected.is_set() and self._client is not None:
-                for record in records:
-                    self._client.publish(scans_topic(self.gate_id), self.codec.record(record),
-                                         qos=1)
+            if self.connected.is_set():
+                self._publish(records)
 
     def _replay(self) -> None:
         if not self._replay_due or not self.connected.is_set() or self._client is None:
@@ -360,15 +370,20 @@ class Link:
         for first in range(0, len(due), _REPLAY_CHUNK):
             chunk = due[first:first + _REPLAY_CHUNK]
             wanted = set(chunk)
-            for record in self.store.local_range(chunk[0], chunk[-1]):
-                if record.seq in wanted:
-                    self._client.publish(scans_topic(self.gate_id), self.codec.record(record),
-                                         qos=1)
-                    self._replayed_at[record.seq] = now
-                    self.replayed += 1
+            records = [r for r in self.store.local_range(chunk[0], chunk[-1])
+                       if r.seq in wanted]
+            self._publish(records)
+            for record in records:
+                self._replayed_at[record.seq] = now
+            self.replayed += len(records)
         if len(self._replayed_at) > 100_000:
             self._replayed_at = {s: t for s, t in self._replayed_at.items()
                                  if now - t < REPLAY_HOLDOFF}
+
+    def _publish(self, records: list[Record]) -> None:
+        if self._client is not None and records:
+            for payload in self.codec.records(self.gate_id, records):
+                self._client.publish(scans_topic(self.gate_id), payload, qos=1)
 
     def _announce(self) -> None:
         seq = self.store.own_max_seq()
@@ -381,16 +396,22 @@ class Link:
         self._announced_seq, self._announced_at = seq, now
 
     def _anti_entropy(self) -> None:
-        if not self.connected.is_set() or self._client is None:
+        # Not while messages wait here: what we asked for may be among them, and asking
+        # again would have the origin replay it all again (a storm that feeds itself).
+        if not self.connected.is_set() or self._client is None or not self._inbox.empty():
             return
         now = self._monotonic()
+        interval = self.settings.anti_entropy_interval
         for origin, peer in self.peers.items():
-            if origin == self.gate_id or now - peer.asked_at < self.settings.anti_entropy_interval:
+            if origin == self.gate_id or now - peer.asked_at < interval \
+                    or (peer.asked_at and now - peer.heard_at < interval):  # still arriving
+                continue
+            peer.asked_at = now
+            if self.store.holds_all(origin, peer.announced):  # one count, the usual case
                 continue
             gaps = missing_ranges(self.store.held_ranges(origin), peer.announced)
             if not gaps:
                 continue
-            peer.asked_at = now
             request = ReplayRequest(self.gate_id, origin, tuple(gaps[:MAX_RANGES]))
             self._client.publish(replay_topic(self.gate_id, origin), self.codec.replay(request),
                                  qos=1)

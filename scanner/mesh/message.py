@@ -10,7 +10,8 @@ twice changes nothing (idempotent by scan id).
 
 Topics (every one under the publishing gate's own name, as the ACL demands):
 
-    gates/<g>/scans             one Record per journaled decision of gate g, QoS 1
+    gates/<g>/scans             a Batch: records of gate g (one when live, many in a
+                                replay), QoS 1
     gates/<g>/status            retained Status: g's latest sequence number, online flag
     gates/<g>/replay/<origin>   g asks <origin> to publish the sequence ranges it misses
 
@@ -25,6 +26,7 @@ import hmac
 import os
 import stat
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -39,7 +41,11 @@ SCANS, STATUS, REPLAY = "scans", "status", "replay"
 MIN_KEY_BYTES = 16
 # A replay request names at most this many ranges; a gate missing more asks again.
 MAX_RANGES = 64
-_MAX_PAYLOAD = 64 * 1024
+# A replay of thousands of records goes as a few messages of this size, not thousands of
+# messages: the broker's fan-out and each gate's HMAC check are per message.
+BATCH_BYTES = 96 * 1024
+MAX_BATCH_RECORDS = 2000
+_MAX_PAYLOAD = 256 * 1024
 
 
 def scans_topic(gate: str) -> str:
@@ -91,6 +97,14 @@ class Record:
 
 
 @dataclass(frozen=True, slots=True)
+class Batch:
+    """Records of one gate, in one message."""
+
+    gate: str
+    records: tuple[Record, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Status:
     gate: str
     seq: int               # the latest sequence number the gate has published
@@ -104,8 +118,9 @@ class ReplayRequest:
     ranges: tuple[tuple[int, int], ...]  # inclusive (first, last) sequence numbers
 
 
-Message = Record | Status | ReplayRequest
+Message = Batch | Status | ReplayRequest
 _RECORD_FIELDS = {f.name: f.type for f in fields(Record)}
+_OPTIONAL = {name for name, kind in _RECORD_FIELDS.items() if "None" in str(kind)}
 
 
 class Codec:
@@ -116,7 +131,26 @@ class Codec:
     # -- encoding ------------------------------------------------------------------------
 
     def record(self, record: Record) -> bytes:
-        return self._seal(SCANS, asdict(record))
+        """One record as a batch of one (a live scan)."""
+        [payload] = self.records(record.gate, [record])
+        return payload
+
+    def records(self, gate: str, records: Sequence[Record]) -> list[bytes]:
+        """Records of ``gate`` as few payloads of at most about ``BATCH_BYTES`` each."""
+        payloads: list[bytes] = []
+        chunk: list[dict[str, Any]] = []
+        size = 0
+        for record in records:
+            body = {name: getattr(record, name) for name in _RECORD_FIELDS}
+            length = len(orjson.dumps(body))
+            if chunk and (size + length > BATCH_BYTES or len(chunk) >= MAX_BATCH_RECORDS):
+                payloads.append(self._seal(SCANS, {"gate": gate, "records": chunk}))
+                chunk, size = [], 0
+            chunk.append(body)
+            size += length
+        if chunk:
+            payloads.append(self._seal(SCANS, {"gate": gate, "records": chunk}))
+        return payloads
 
     def status(self, status: Status) -> bytes:
         return self._seal(STATUS, asdict(status))
@@ -178,24 +212,11 @@ class _Drop(Exception):
 
 def _parse(kind: str, body: dict[str, Any]) -> Message:
     if kind == SCANS:
-        if set(body) != set(_RECORD_FIELDS):
+        gate, records = body.get("gate"), body.get("records")
+        if set(body) != {"gate", "records"} or not isinstance(gate, str) or not gate \
+                or not isinstance(records, list) or not 1 <= len(records) <= MAX_BATCH_RECORDS:
             raise _Drop("malformed")
-        for name, value in body.items():
-            optional = "None" in str(_RECORD_FIELDS[name])
-            want: type = int if name == "seq" else str
-            if not (isinstance(value, want) and not isinstance(value, bool)) \
-                    and not (optional and value is None):
-                raise _Drop("malformed")
-        record = Record(**body)
-        if record.seq < 1 or record.direction not in ("IN", "OUT") \
-                or record.result not in ("OK", "FAIL") or not record.gate:
-            raise _Drop("malformed")
-        try:
-            if Stamp.parse(record.hlc).node != record.gate:
-                raise _Drop("malformed")
-        except ValueError:
-            raise _Drop("malformed") from None
-        return record
+        return Batch(gate, tuple(_record(gate, item) for item in records))
     if kind == STATUS:
         gate, seq, online = body.get("gate"), body.get("seq"), body.get("online")
         if set(body) != {"gate", "seq", "online"} or not isinstance(gate, str) \
@@ -216,3 +237,26 @@ def _parse(kind: str, body: dict[str, Any]) -> Message:
             spans.append((span[0], span[1]))
         return ReplayRequest(requester, origin, tuple(spans))
     raise _Drop("malformed")
+
+
+def _record(gate: str, body: Any) -> Record:
+    """One record of a batch from ``gate``; any fault drops the whole message."""
+    if not isinstance(body, dict) or set(body) != set(_RECORD_FIELDS):
+        raise _Drop("malformed")
+    for name, value in body.items():
+        want: type = int if name == "seq" else str
+        if not (isinstance(value, want) and not isinstance(value, bool)) \
+                and not (name in _OPTIONAL and value is None):
+            raise _Drop("malformed")
+    record = Record(**body)
+    if record.gate != gate:
+        raise _Drop("wrong_topic")
+    if record.seq < 1 or record.direction not in ("IN", "OUT") \
+            or record.result not in ("OK", "FAIL"):
+        raise _Drop("malformed")
+    try:
+        if Stamp.parse(record.hlc).node != record.gate:
+            raise _Drop("malformed")
+    except ValueError:
+        raise _Drop("malformed") from None
+    return record

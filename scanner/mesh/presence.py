@@ -8,7 +8,7 @@ at gate B, and the denial names gate A and A's time.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
 
 from scanner.decide.model import PastScan, ScanHistory
 from scanner.mesh.store import MeshStore
@@ -31,15 +31,12 @@ def merge_history(local: ScanHistory, stamped: list[tuple[str, PastScan]],
 
 
 class MergedHistory:
-    """A journal whose ``history`` is the venue's; everything else is the journal's own."""
+    """The venue's history: what the Gatekeeper is given as its ``history`` source."""
 
-    def __init__(self, journal: Any, store: MeshStore) -> None:
+    def __init__(self, journal: LocalHistory, store: MeshStore) -> None:
         self._journal = journal
         self._store = store
 
     def history(self, ticket_id: str) -> ScanHistory:
         local = self._journal.history(ticket_id)
         return merge_history(local, self._store.history(ticket_id), self._store.gate_id)
-
-    def __getattr__(self, name: str) -> Any:  # record, close, stats ...: the journal's
-        return getattr(self._journal, name)

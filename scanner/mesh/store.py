@@ -7,12 +7,11 @@ never this gate. This gate's records are ``'journal'``: the journal uploads them
 
 Own records are made from the journal (``stamp_journal``), in journal order, after the gate
 has acted: so a crash between journal and mesh loses nothing, the next round stamps what
-is missing. Peer records are written in batches without fsync (``synchronous`` stays as
-the engine has it, but nothing depends on them surviving a power cut: anti-entropy fetches
-them again from their origin).
+is missing. Peer records are written in batches through ``peer_engine`` (no fsync per
+commit: nothing depends on them surviving a power cut, anti-entropy fetches them again
+from their origin).
 
-The DDL lives here alone (``metadata``), to move into ``scanner.store.schema`` and its
-migrations when the journal's own schema work has landed.
+The tables are the journal database's (``scanner.journal.schema``, version 2).
 """
 
 from __future__ import annotations
@@ -25,25 +24,13 @@ from datetime import UTC, datetime
 from itertools import pairwise
 from typing import Any, Protocol
 
-from sqlalchemy import (
-    Column,
-    Connection,
-    Engine,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    and_,
-    func,
-    insert,
-    select,
-)
+from sqlalchemy import Connection, Engine, and_, func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from scanner.decide.model import Direction, PastScan
 from scanner.errors import StoreError
 from scanner.journal.schema import journal as journal_table
+from scanner.journal.schema import mesh_conflicts, mesh_scans
 from scanner.mesh.hlc import HybridClock, Stamp
 from scanner.mesh.message import Record
 from scanner.store.driver_sql import describe
@@ -51,37 +38,7 @@ from scanner.tickets import utc_iso
 
 PEER, OWN = "peer", "journal"
 _STAMP_BATCH = 500
-
-metadata = MetaData()
-
-mesh_scans = Table(
-    "mesh_scans", metadata,
-    Column("scan_id", String, primary_key=True),       # idempotency: a record is kept once
-    Column("origin", String, nullable=False),          # the gate that decided
-    Column("seq", Integer, nullable=False),            # the origin's mesh sequence number
-    Column("hlc", String, nullable=False),
-    Column("ticket_id", String),
-    Column("event_id", String),
-    Column("barcode", String, nullable=False),
-    Column("direction", String, nullable=False),
-    Column("result", String, nullable=False),
-    Column("reason", String, nullable=False),
-    Column("scanned_at", String, nullable=False),
-    Column("journal_seq", Integer),                    # own records: the journal row
-    Column("upload_state", String, nullable=False),    # peer | journal
-    Index("ix_mesh_scans_ticket_hlc", "ticket_id", "hlc"),
-    Index("ix_mesh_scans_origin_seq", "origin", "seq"),
-)
-
-# Two admissions of one ticket at different gates with no check-out between them: the gates
-# were on different sides of a split. ``first`` is the earlier by HLC.
-mesh_conflicts = Table(
-    "mesh_conflicts", metadata,
-    Column("first_scan_id", String, primary_key=True),
-    Column("second_scan_id", String, primary_key=True),
-    Column("ticket_id", String, nullable=False),
-    Column("detected_at", String, nullable=False),
-)
+_DETECT_CHUNK = 500  # tickets per conflict query (SQLite allows 999 parameters)
 
 _RECORD_COLUMNS = ("scan_id", "origin", "seq", "hlc", "ticket_id", "event_id", "barcode",
                    "direction", "result", "reason", "scanned_at")
@@ -132,14 +89,18 @@ def missing_ranges(held: Sequence[tuple[int, int]], upto: int) -> list[tuple[int
 
 
 class MeshStore:
-    def __init__(self, engine: Engine, gate_id: str) -> None:
+    """``engine`` is the journal database; ``peer_engine`` (default: the same) is the same
+    database opened without a full fsync per commit, for peers' records: losing the last
+    of them in a power cut costs a replay from their origin, while a gate receiving 49
+    peers' scans would otherwise fsync 49 times for each. Own records are stamped through
+    ``engine``: their sequence numbers are announced, so they must outlive a crash."""
+
+    def __init__(self, engine: Engine, gate_id: str, *,
+                 peer_engine: Engine | None = None) -> None:
         self.engine = engine
+        self.peer_engine = peer_engine or engine
         self.gate_id = gate_id
         self._lock = threading.Lock()  # stamping must hand out each sequence number once
-        try:
-            metadata.create_all(engine)
-        except SQLAlchemyError as exc:
-            raise StoreError(f"mesh: cannot prepare its tables: {exc}") from exc
 
     # -- writing -------------------------------------------------------------------------
 
@@ -150,7 +111,7 @@ class MeshStore:
     def record_many(self, records: Sequence[Record]) -> int:
         """Keep peer records in one transaction; returns how many were new."""
         rows = [_row(r, PEER) for r in records if r.gate != self.gate_id]
-        return self._insert(rows) if rows else 0
+        return self._insert(rows, self.peer_engine) if rows else 0
 
     def stamp_journal(self, clock: HybridClock, *, after: int = 0) -> list[Record]:
         """Make mesh records of journal rows not stamped yet, in journal order, numbered
@@ -177,30 +138,33 @@ class MeshStore:
                                 barcode, direction, result, reason, at)
                 records.append(record)
                 values.append(_row(record, OWN) | {"journal_seq": jseq})
-            self._insert(values)
+            self._insert(values, self.engine)
             return records
 
-    def _insert(self, rows: list[dict[str, Any]]) -> int:
-        with self._begin() as conn:
+    def _insert(self, rows: list[dict[str, Any]], engine: Engine) -> int:
+        with self._open(engine, write=True) as conn:
             new = conn.execute(insert(mesh_scans).prefix_with("OR IGNORE"), rows).rowcount
-            tickets = {r["ticket_id"] for r in rows
-                       if r["ticket_id"] and r["result"] == "OK" and r["direction"] == "IN"}
-            for ticket in tickets:
-                self._detect(conn, ticket)
+            self._detect(conn, {r["ticket_id"] for r in rows if r["ticket_id"]
+                                and r["result"] == "OK" and r["direction"] == "IN"})
         return int(new)
 
-    def _detect(self, conn: Connection, ticket_id: str) -> None:
-        """Record every pair of admissions at different gates with no check-out between."""
-        granted = conn.execute(select(_c.scan_id, _c.origin, _c.direction)
-                               .where(_c.ticket_id == ticket_id, _c.result == "OK")
-                               .order_by(_c.hlc)).all()
-        pairs = [(a.scan_id, b.scan_id) for a, b in pairwise(granted)
-                 if a.direction == b.direction == "IN" and a.origin != b.origin]
-        if pairs:
-            now = utc_iso_now()
-            conn.execute(insert(mesh_conflicts).prefix_with("OR IGNORE"),
-                         [{"first_scan_id": a, "second_scan_id": b, "ticket_id": ticket_id,
-                           "detected_at": now} for a, b in pairs])
+    def _detect(self, conn: Connection, tickets: set[str]) -> None:
+        """Record every pair of admissions at different gates with no check-out between,
+        for ``tickets``: one query per few hundred tickets (a replay brings thousands)."""
+        found: list[dict[str, str]] = []
+        now = utc_iso_now()
+        ordered = sorted(tickets)
+        for start in range(0, len(ordered), _DETECT_CHUNK):
+            rows = conn.execute(select(_c.ticket_id, _c.scan_id, _c.origin, _c.direction)
+                                .where(_c.ticket_id.in_(ordered[start:start + _DETECT_CHUNK]),
+                                       _c.result == "OK")
+                                .order_by(_c.ticket_id, _c.hlc)).all()
+            found += [{"first_scan_id": a.scan_id, "second_scan_id": b.scan_id,
+                       "ticket_id": a.ticket_id, "detected_at": now}
+                      for a, b in pairwise(rows) if a.ticket_id == b.ticket_id
+                      and a.direction == b.direction == "IN" and a.origin != b.origin]
+        if found:
+            conn.execute(insert(mesh_conflicts).prefix_with("OR IGNORE"), found)
 
     # -- reading -------------------------------------------------------------------------
 
@@ -210,6 +174,13 @@ class MeshStore:
             seqs = conn.execute(select(_c.seq).where(_c.origin == origin).distinct()
                                 .order_by(_c.seq)).scalars()
             return _ranges(seqs)
+
+    def holds_all(self, origin: str, upto: int) -> bool:
+        """Whether every sequence number 1..``upto`` of ``origin`` is held (one count)."""
+        with self._connect() as conn:
+            held = conn.execute(select(func.count(_c.seq.distinct()))
+                                .where(_c.origin == origin, _c.seq <= upto)).scalar()
+        return int(held or 0) >= upto
 
     def held_max(self, origin: str) -> int:
         with self._connect() as conn:
@@ -239,6 +210,26 @@ class MeshStore:
                                 .order_by(_c.hlc)).all()
         return [(origin, PastScan(Direction(d), at, origin)) for origin, d, at in rows]
 
+    def venue_counts(self) -> dict[str, int]:
+        """The whole venue's counters from every gate's records: admissions, check-outs,
+        and tickets inside now (latest granted scan by HLC is an IN)."""
+        granted = and_(_c.result == "OK", _c.ticket_id.is_not(None))
+        latest = select(_c.direction, func.row_number().over(
+            partition_by=_c.ticket_id, order_by=_c.hlc.desc()).label("n")) \
+            .where(granted).subquery()
+        with self._connect() as conn:
+            moves = dict(conn.execute(select(_c.direction, func.count()).where(granted)
+                                      .group_by(_c.direction)).all())
+            inside = conn.execute(select(func.count()).select_from(latest)
+                                  .where(latest.c.n == 1, latest.c.direction == "IN")).scalar()
+        return {"inside": int(inside or 0), "in": int(moves.get("IN", 0)),
+                "out": int(moves.get("OUT", 0))}
+
+    def conflict_count(self) -> int:
+        with self._connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(mesh_conflicts)).scalar()
+                       or 0)
+
     def max_stamp(self) -> Stamp | None:
         with self._connect() as conn:
             top = conn.execute(select(func.max(_c.hlc))).scalar()
@@ -267,15 +258,16 @@ class MeshStore:
     # -- plumbing ------------------------------------------------------------------------
 
     def _connect(self) -> AbstractContextManager[Connection]:
-        return self._open(write=False)
+        return self._open(self.engine, write=False)
 
     def _begin(self) -> AbstractContextManager[Connection]:
-        return self._open(write=True)
+        return self._open(self.engine, write=True)
 
+    @staticmethod
     @contextmanager
-    def _open(self, *, write: bool) -> Iterator[Connection]:
+    def _open(engine: Engine, *, write: bool) -> Iterator[Connection]:
         try:
-            with self.engine.begin() if write else self.engine.connect() as conn:
+            with engine.begin() if write else engine.connect() as conn:
                 yield conn
         except SQLAlchemyError as exc:
             raise StoreError(f"mesh: {describe(exc)}") from exc

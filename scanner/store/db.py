@@ -238,9 +238,14 @@ def _move_journal(store: Engine, name: str, url: str, journal_url: str,
 def _migrate_journal(engine: Engine, name: str) -> None:
     if _outdated(engine, journal_meta, name, "journal", JOURNAL_SCHEMA_VERSION) is None:
         return
+    current = _version(engine, journal_meta)
     with engine.begin() as conn:
-        _refuse_legacy(conn, name)
-        journal_metadata.create_all(conn)
+        if current == 0:
+            _refuse_legacy(conn, name)
+            journal_metadata.create_all(conn)
+        for version in range(current + 1 if current else JOURNAL_SCHEMA_VERSION + 1,
+                             JOURNAL_SCHEMA_VERSION + 1):
+            migrations.JOURNAL_STEPS[version](conn)
         migrations.set_version(conn, JOURNAL_SCHEMA_VERSION, journal_meta)
 
 

@@ -16,7 +16,14 @@ from collections.abc import Callable
 from sqlalchemy import Column, Connection, MetaData, Table, func, select, text
 
 from scanner.errors import StoreError
-from scanner.journal.schema import JOURNAL_SCHEMA_VERSION, journal, journal_meta
+from scanner.journal.schema import (
+    JOURNAL_SCHEMA_VERSION,
+    journal,
+    journal_meta,
+    journal_metadata,
+    mesh_conflicts,
+    mesh_scans,
+)
 from scanner.store.keyed import put_meta
 from scanner.store.schema import meta
 
@@ -46,6 +53,16 @@ def _v2(conn: Connection) -> None:
 
 
 STEPS: dict[int, Callable[[Connection], None]] = {1: _v1, 2: _v2}
+
+
+def _journal_v2(conn: Connection) -> None:
+    """The venue mesh: every gate's records and the conflicts between them."""
+    mesh_scans.create(conn)
+    mesh_conflicts.create(conn)
+
+
+# ``JOURNAL_STEPS[n]`` takes a journal database at version n-1 to n, in one transaction.
+JOURNAL_STEPS: dict[int, Callable[[Connection], None]] = {2: _journal_v2}
 
 
 def set_version(conn: Connection, version: int, table: Table = meta) -> None:
@@ -107,7 +124,7 @@ def upgrade_in_place(conn: Connection) -> None:
     for name in ("actuated_at", "passed"):
         kind = journal.c[name].type.compile(conn.dialect)
         conn.exec_driver_sql(f"ALTER TABLE journal ADD COLUMN {name} {kind}")
-    journal_meta.create(conn)
+    journal_metadata.create_all(conn)  # journal_meta and the mesh tables; the journal stays
     for key, value in conn.execute(select(meta.c.key, meta.c.value)
                                    .where(meta.c.key.in_(JOURNAL_KEYS))).all():
         put_meta(conn, key, value, journal_meta)
