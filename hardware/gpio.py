@@ -156,7 +156,7 @@ class GpioOutputs:
             raise
 
     def _open(self) -> None:
-        from gpiozero import (  # type: ignore[import-untyped]
+        from gpiozero import (
             LED,
             Buzzer,
             DigitalInputDevice,
@@ -185,7 +185,7 @@ class GpioOutputs:
     def _device(self, cls: Any, pin: Pin | None, key: str, **kwargs: Any) -> Any:
         if pin is None:
             return None
-        from gpiozero import GPIOZeroError  # type: ignore[import-untyped]
+        from gpiozero import GPIOZeroError
 
         try:
             device = cls(pin, pin_factory=self.factory, **kwargs)

@@ -41,7 +41,7 @@ def effective(config: GateConfig) -> dict[str, Any]:
     """The configuration as plain data; the token is "set" or "unset", never its value."""
     doc = dataclasses.asdict(config)
     doc["api"]["token"] = "set" if config.api.token else "unset"
-    return _plain(doc)
+    return {key: _plain(value) for key, value in doc.items()}
 
 
 def _plain(value: Any) -> Any:

@@ -23,8 +23,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from apscheduler.schedulers.background import BackgroundScheduler  # type: ignore[import-untyped]
-from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
 
 from scanner.backoff import doubled
 from scanner.clock import Clock, utc_now
@@ -86,7 +86,8 @@ class _GuardedScheduler(BackgroundScheduler):
 
     def _process_jobs(self) -> float | None:
         self._before_jobs()
-        return super()._process_jobs()
+        wait: float | None = super()._process_jobs()
+        return wait
 
 
 class Scheduler(Worker):
