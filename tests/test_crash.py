@@ -38,7 +38,11 @@ from scanner.decide.model import Direction
 codes = open(sys.argv[1]).read().split()
 rng = random.Random(int(sys.argv[2]))
 with Gate(load_config()) as gate:
+    # "ready" only once a check has run: the first one pays for the imports and connections,
+    # and the kills that follow must land among scans, not before the first.
+    first = gate.gatekeeper.check(rng.choice(codes), rng.choice(list(Direction)))
     print("ready", flush=True)
+    print(first.scan_id, flush=True)
     while True:
         result = gate.gatekeeper.check(rng.choice(codes), rng.choice(list(Direction)))
         print(result.scan_id, flush=True)
