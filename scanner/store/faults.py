@@ -32,10 +32,10 @@ STORE, JOURNAL = "ticket store", "journal"
 DAMAGED_SUFFIX = ".damaged"
 # What the operator can do about a damaged database of each kind.
 REMEDY = {
-    STORE: "check it with `gate db check`; `gate db rebuild-store` moves it aside and "
-           "rebuilds it from the server, keeping the journal",
+    STORE: "`gate db rebuild-store` moves it aside and rebuilds it from the server, keeping "
+           "the journal",
     JOURNAL: "stop the gate, copy the file (with its -wal and -shm) aside and recover it "
-             "with `sqlite3 FILE .recover`; the gate never replaces a journal",
+             "with `sqlite3 {name} .recover`; the gate never replaces a journal",
 }
 # SQLite's words for a damaged file (SQLITE_CORRUPT, SQLITE_NOTADB); other dialects' drivers
 # report damage as errors of their own that are not told apart here.
@@ -65,7 +65,13 @@ def damaged(kind: str, name: str, what: str) -> CorruptStore:
     damaged ticket store is also marked (``mark_damaged``) for ``gate status``."""
     if kind == STORE:
         mark_damaged(name, what)
-    return CorruptStore(f"{kind} {name} is damaged ({what}); {REMEDY[kind]}")
+    check = "`gate db check` lists the damage; " if kind == STORE else ""
+    return CorruptStore(f"{kind} {name} is damaged ({what}); {check}{remedy(kind, name)}")
+
+
+def remedy(kind: str, name: str) -> str:
+    """What the operator can do about damage to the database ``name`` of ``kind``."""
+    return REMEDY[kind].format(name=name)
 
 
 def damage_marker(name: str) -> Path | None:
@@ -86,7 +92,7 @@ def mark_damaged(name: str, what: str) -> None:
     try:
         marker.write_text(orjson.dumps({"at": utc_iso(utc_now()), "what": what}).decode() + "\n",
                           encoding="utf-8")
-        log.error("ticket store %s is damaged (%s); %s", name, what, REMEDY[STORE])
+        log.error("ticket store %s is damaged (%s); %s", name, what, remedy(STORE, name))
     except OSError:
         pass
 

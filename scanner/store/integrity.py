@@ -55,7 +55,7 @@ class Finding:
         shown = self.problems[:MAX_PROBLEMS]
         more = len(self.problems) - len(shown)
         return (head + "DAMAGED: " + "; ".join(shown) + (f"; and {more} more" if more else "")
-                + f"; {faults.REMEDY[self.kind]}")
+                + f"; {faults.remedy(self.kind, self.name)}")
 
     def to_json(self) -> dict[str, Any]:
         return {"database": self.kind, "name": self.name, "ok": self.ok,
@@ -205,7 +205,7 @@ def _journal_rows(engine: Engine | None, finding: Finding) -> None:
         with engine.connect() as conn:
             if conn.dialect.has_table(conn, journal.name):
                 scans = sum(1 for _ in conn.execute(select(journal.c.seq)))
-                finding.notes.append(f"{scans} scans")
+                finding.notes.append(f"{scans} scan(s)")
     except SQLAlchemyError as exc:
         finding.problems.append(f"journal unreadable: {describe(exc)}")
 

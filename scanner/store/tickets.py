@@ -247,7 +247,7 @@ class TicketStore:
             return row_ticket(row)
         except ValueError as exc:  # orjson.JSONDecodeError, in price_category or entry
             raise faults.damaged(faults.STORE, self._name,
-                                 "a ticket's JSON columns do not parse") from exc
+                                 "a ticket's JSON column holds text that is not JSON") from exc
 
     @contextmanager
     def _writing(self) -> Iterator[Any]:
