@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, bindparam, func, select
@@ -249,27 +249,23 @@ class TicketStore:
             raise faults.damaged(faults.STORE, self._name,
                                  "a ticket's JSON column holds text that is not JSON") from exc
 
-    @contextmanager
-    def _writing(self) -> Iterator[Any]:
-        """``engine.begin()`` that turns database faults (at begin, in the body or at
-        commit) into one-line StoreErrors (damage is ``CorruptStore``, from the engine's
-        hook: see ``scanner.store.faults``)."""
-        try:
-            with self.engine.begin() as conn:
-                yield conn
-        except SQLAlchemyError as exc:
-            raise StoreError(f"cannot write the ticket store {self._name}: "
-                             f"{describe(exc)}") from exc
+    def _writing(self) -> AbstractContextManager[Any]:
+        return self._connect(write=True)
+
+    def _reading(self) -> AbstractContextManager[Any]:
+        return self._connect(write=False)
 
     @contextmanager
-    def _reading(self) -> Iterator[Any]:
-        """``engine.connect()`` with the same translation, for reads."""
+    def _connect(self, *, write: bool) -> Iterator[Any]:
+        """``engine.begin()`` (write) or ``connect()`` that turns database faults (at
+        begin, in the body or at commit) into one-line StoreErrors; damage is
+        ``CorruptStore``, from the engine's hook (``scanner.store.faults``)."""
         try:
-            with self.engine.connect() as conn:
+            with self.engine.begin() if write else self.engine.connect() as conn:
                 yield conn
         except SQLAlchemyError as exc:
-            raise StoreError(f"cannot read the ticket store {self._name}: "
-                             f"{describe(exc)}") from exc
+            raise StoreError(f"cannot {'write' if write else 'read'} the ticket store "
+                             f"{self._name}: {describe(exc)}") from exc
 
     def _reader(self) -> HeldConnection:
         held = getattr(self._local, "held", None)
