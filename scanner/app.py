@@ -153,9 +153,10 @@ class Gate:
     def journal_engine(self) -> Engine:
         from scanner.store.db import make_journal_engine
 
-        self.engine  # noqa: B018 - a store from before v3 moves its journal out first
-        return self._closing(make_journal_engine(self.config.journal_db_url),
-                             lambda engine: engine.dispose())
+        # The store first: one from before v3 moves its journal out, and it names the
+        # journal that must open (a missing one is refused, never silently recreated).
+        engine = make_journal_engine(self.config.journal_db_url, store=self.engine)
+        return self._closing(engine, lambda engine: engine.dispose())
 
     @part
     def api(self) -> VivenuClient:

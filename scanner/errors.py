@@ -10,6 +10,8 @@
     │   ├── ServerUnavailable (ConnectionError)   5xx, 429 or no connection, retries exhausted
     │   └── ProtocolError (ValueError)    a 2xx whose body is not what the API documents
     ├── StoreError                        the local database refused or is damaged
+    │   ├── CorruptStore                  a database file is damaged (names it and the fix)
+    │   └── JournalMismatch               the journal that opens is not the store's own
     ├── SyncError                         a sync run could not complete
     │   ├── PagingError                   offset pages shifted beyond recovery in one run
     │   └── TooManyTickets                a listing's total passed sync.max_event_tickets
@@ -67,6 +69,16 @@ class ProtocolError(ApiError, ValueError):
 
 class StoreError(GateError):
     """The local store could not be read or written."""
+
+
+class CorruptStore(StoreError):
+    """A database file is damaged: SQLite found a malformed page, the file is not a
+    database, or a stored JSON column no longer parses. The message names the file."""
+
+
+class JournalMismatch(StoreError):
+    """The journal database that opens is not the one the ticket store recorded: missing,
+    empty, or another journal. Nothing was created or changed."""
 
 
 class SyncError(GateError):

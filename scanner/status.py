@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from scanner.store.faults import store_damage
+
 if TYPE_CHECKING:
     from scanner.app import Gate
 
@@ -34,6 +36,8 @@ def gather(gate: Gate) -> dict[str, Any]:
     doc = {
         "gate_id": gate.config.gate_id,
         "clock": gate.clock_guard.state().to_json(),
+        # Set once any command found the store damaged; the gate keeps deciding meanwhile.
+        "store_damaged": store_damage(gate.config.db_url),
         "tickets": sum(counts.values()),
         "events": events,
         "queue": {

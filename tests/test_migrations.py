@@ -141,7 +141,9 @@ def test_a_single_file_store_moves_every_scan_state_and_key_to_the_journal(
     keys = _keys(journal_path, "journal_meta")
     assert (keys["clock_offset"], keys["last_upload"]) == ("12.5", "2030-01-01T10:05:00.000Z")
     assert "journal" not in inspect(store).get_table_names()
-    assert set(_keys(store_path, "meta")) == {"schema_version"}  # nothing left behind
+    # Nothing of the journal left behind but the id naming it, the same on both sides.
+    assert set(_keys(store_path, "meta")) == {"schema_version", "journal_id"}
+    assert _keys(store_path, "meta")["journal_id"] == keys["journal_id"]
 
 
 @pytest.mark.parametrize("version", SINGLE_FILE)

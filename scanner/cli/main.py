@@ -38,6 +38,7 @@ COMMANDS = {
     "bench": ("scanner.cli.bench_cmds:bench", "Measure sync, decision, upload, decode speed."),
     "config": ("scanner.cli.config_cmd:config", "Check and print the effective configuration."),
     "kiosk": ("scanner.cli.kiosk_cmd:kiosk", "The steward's kiosk page: set its PIN."),
+    "db": ("scanner.cli.db_cmds:db", "Check the store and journal; rebuild a damaged store."),
 }
 
 

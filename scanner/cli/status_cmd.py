@@ -18,6 +18,11 @@ from scanner.status import gather
 
 def render(doc: dict[str, Any]) -> str:
     lines = [f"gate {doc['gate_id']}: {doc['tickets']} tickets in the store"]
+    damage = doc.get("store_damaged")
+    if damage:
+        lines.append(f"STORE DAMAGED (found {damage['at'] or 'earlier'}: {damage['what']}): "
+                     f"the gate still decides from what it can read; a ticket on a damaged "
+                     f"page cannot be admitted. Run: gate db check, then gate db rebuild-store")
     for event_id, ev in doc["events"].items():
         name = f" ({ev['name']})" if ev["name"] else ""
         lines.append(f"  {event_id}{name}: {ev['tickets']} tickets, inside {ev['inside']}, "

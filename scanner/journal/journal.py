@@ -43,12 +43,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.sql.elements import ColumnClause
 
 from scanner.decide.barcode import MIN_READ_LENGTH
 from scanner.decide.model import Decision, Direction, PastScan, Reason, ScanHistory
 from scanner.errors import StoreError
 from scanner.journal.schema import journal as journal_table
 from scanner.journal.schema import journal_meta as meta
+from scanner.store import faults
 from scanner.store.driver_sql import DriverSql, HeldConnection, compile_for_driver, describe
 from scanner.store.keyed import put_meta
 from scanner.tickets import normalize_iso
@@ -68,7 +70,7 @@ ROW_COLUMNS = ("scan_id", "gate_id", "event_id", "ticket_id", "barcode", "direct
                "upload_state", "upload_error")
 _cols = journal_table.c
 # A literal, not a bind: the compiled statement then takes exactly the named values.
-_GRANTED = literal_column("'OK'")
+_GRANTED: ColumnClause[str] = literal_column("'OK'")
 # A grant counts for history and presence unless the passage sensor said nobody went
 # through ("opened, not passed"): NULL (no sensor, or not yet known) counts.
 # (IS NOT is NULL-safe: NULL IS NOT false holds.)
@@ -147,6 +149,7 @@ class Journal:
     def __init__(self, engine: Engine, gate_id: str) -> None:
         self.engine = engine
         self.gate_id = gate_id
+        self._name = faults.database_name(engine.url)
         self._lock = threading.Lock()  # the held connection serves one thread at a time
         self._held = HeldConnection(engine, "the journal")
         self._insert = insert_statement(engine.dialect)
@@ -176,7 +179,7 @@ class Journal:
                 # Commits (and on SQLite fsyncs) before returning; a fault rolls back.
                 self._held.execute(self._insert, row, commit=True)
         except self._held.errors as exc:
-            raise StoreError(f"cannot journal scan {scan_id}: {describe(exc)}") from exc
+            raise self._fault(exc, f"cannot journal scan {scan_id}") from exc
 
     def mark_actuated(self, scan_id: str, at_iso: str) -> bool:
         """Note when the gate acted on scan ``scan_id``; False if no such scan."""
@@ -192,7 +195,7 @@ class Journal:
             with self._lock:
                 return self._held.write(stmt, values) == 1
         except self._held.errors as exc:
-            raise StoreError(f"cannot update scan {scan_id}: {describe(exc)}") from exc
+            raise self._fault(exc, f"cannot update scan {scan_id}") from exc
 
     def history(self, ticket_id: str) -> ScanHistory:
         """Granted scans of one ticket on this gate's journal, oldest first."""
@@ -200,7 +203,7 @@ class Journal:
             with self._lock:
                 rows = self._held.execute(self._history, (ticket_id,))
         except self._held.errors as exc:
-            raise StoreError(f"cannot read the journal: {describe(exc)}") from exc
+            raise self._fault(exc, "cannot read the journal") from exc
         return ScanHistory(tuple(PastScan(Direction(d), at, gate) for d, at, gate in rows))
 
     def close(self) -> None:
@@ -220,7 +223,7 @@ class Journal:
         state = journal_table.c.upload_state
         query = select(state, func.count()).where(state.in_((PENDING, REJECTED, LOCAL)))
         with self._read() as conn:
-            counts = dict(conn.execute(query.group_by(state)).all())
+            counts: dict[str, int] = {s: n for s, n in conn.execute(query.group_by(state))}
             last = conn.execute(select(meta.c.value)
                                 .where(meta.c.key == _LAST_UPLOAD_KEY)).scalar()
         return {
@@ -349,5 +352,8 @@ class Journal:
         try:
             with self.engine.begin() if write else self.engine.connect() as conn:
                 yield conn
-        except SQLAlchemyError as exc:
-            raise StoreError(f"journal: {describe(exc)}") from exc
+        except SQLAlchemyError as exc:  # damage became CorruptStore in the engine's hook
+            raise StoreError(f"journal {self._name}: {describe(exc)}") from exc
+
+    def _fault(self, exc: BaseException, doing: str) -> StoreError:
+        return faults.translate(exc, faults.JOURNAL, self._name, f"{doing} ({self._name})")

@@ -13,13 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import URL, Engine, Table, create_engine, event
+from sqlalchemy import Engine, Table, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from scanner.errors import StoreError
 from scanner.journal.schema import JOURNAL_SCHEMA_VERSION, journal_meta, journal_metadata
-from scanner.store import migrations
+from scanner.store import faults, identity, migrations
 from scanner.store.driver_sql import describe
 from scanner.store.schema import SCHEMA_VERSION, meta, metadata
 
@@ -56,18 +56,42 @@ def make_engine(url: str, *, synchronous: str = "FULL", journal_url: str | None 
     SQLite runs in WAL mode so the sync writer never blocks the gate's reads, with
     ``synchronous=FULL`` so a commit survives power loss (the WAL is fsync'd on every one).
     """
-    engine, name = _open(url, synchronous)
+    engine, name = _open(url, synchronous, faults.STORE)
     target = journal_url or journal_url_beside(url)
     _prepare(engine, name, lambda: _migrate_store(engine, name, url, target, synchronous))
     return engine
 
 
-def make_journal_engine(url: str, *, synchronous: str = "FULL") -> Engine:
+def make_journal_engine(url: str, *, synchronous: str = "FULL", store: Engine | None = None,
+                        accept: bool = False) -> Engine:
     """The journal's engine, its schema created or checked. Open the store first
-    (``make_engine``): a store from before version 3 moves its journal here."""
-    engine, name = _open(url, synchronous)
-    _prepare(engine, name, lambda: _migrate_journal(engine, name))
+    (``make_engine``): a store from before version 3 moves its journal here.
+
+    With ``store``, the journal must be the one the store recorded (``identity``): a
+    missing, empty or other journal is refused before anything is created, unless
+    ``accept`` (``gate db new-journal``) takes it, or a new empty one, as the store's.
+    """
+    known = None if store is None or accept else identity.known_journal(store)
+    if store is not None and known is not None and _sqlite_file_missing(url):
+        raise identity.missing(store, faults.database_name(make_url(url)), known)
+    engine, name = _open(url, synchronous, faults.JOURNAL)
+    try:
+        if store is not None:
+            identity.check(store, engine, known)
+        _prepare(engine, name, lambda: _migrate_journal(engine, name))
+        if store is not None:
+            identity.link(store, engine)
+    except BaseException:
+        engine.dispose()
+        raise
     return engine
+
+
+def _sqlite_file_missing(url: str) -> bool:
+    parsed = make_url(url)
+    path = parsed.database
+    return (parsed.get_backend_name() == "sqlite" and path not in (None, "", ":memory:")
+            and not Path(str(path)).expanduser().exists())
 
 
 def schema_version(engine: Engine) -> int:
@@ -84,14 +108,14 @@ def _version(engine: Engine, table: Table) -> int:
         return migrations.read_version(conn, table)
 
 
-def _open(url: str, synchronous: str) -> tuple[Engine, str]:
-    """An engine for ``url`` and the name errors give it (the file, or the URL without its
-    password)."""
+def _open(url: str, synchronous: str, kind: str) -> tuple[Engine, str]:
+    """An engine for ``url`` (a ``kind`` of database: ``faults.STORE`` or ``JOURNAL``) and
+    the name errors give it (the file, or the URL without its password)."""
     try:
         parsed = make_url(url)
     except Exception as exc:  # sqlalchemy raises ArgumentError for garbage
         raise StoreError(f"database URL is not valid: {exc}") from None
-    name = _name(parsed)
+    name = faults.database_name(parsed)
     kwargs: dict[str, Any] = {}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -114,13 +138,8 @@ def _open(url: str, synchronous: str) -> tuple[Engine, str]:
         raise StoreError(f"cannot open database {name}: {exc}") from exc
     if parsed.get_backend_name() == "sqlite":
         _tune_sqlite(engine, synchronous)
+    faults.watch(engine, kind)
     return engine, name
-
-
-def _name(parsed: URL) -> str:
-    if parsed.get_backend_name() == "sqlite" and parsed.database:
-        return parsed.database
-    return parsed.render_as_string(hide_password=True)
 
 
 def _prepare(engine: Engine, name: str, migrate: Callable[[], None]) -> None:
@@ -202,8 +221,9 @@ def _move_journal(store: Engine, name: str, url: str, journal_url: str,
     if _same_database(url, journal_url):
         with store.begin() as conn:
             migrations.upgrade_in_place(conn)
+        identity.link(store, store)
         return
-    target, target_name = _open(journal_url, synchronous)
+    target, target_name = _open(journal_url, synchronous, faults.JOURNAL)
     try:
         with store.connect() as src:
             fingerprint = migrations.census(src)
@@ -231,6 +251,7 @@ def _move_journal(store: Engine, name: str, url: str, journal_url: str,
                     migrations.copy_journal(src, dst, fingerprint)
         with store.begin() as conn:
             migrations.drop_store_journal(conn)
+        identity.link(store, target)  # both now know the journal moved out
     finally:
         target.dispose()
 

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, select
 
+from scanner.store.faults import STORE, database_name, loads
 from scanner.store.keyed import put_meta
 from scanner.store.schema import device_settings, events
 
@@ -49,4 +50,6 @@ def load_settings(conn: Connection) -> dict[str, Any] | None:
     rows = conn.execute(select(device_settings.c.key, device_settings.c.value)).all()
     if not rows:
         return None
-    return {row.key: orjson.loads(row.value) for row in rows}
+    name = database_name(conn.engine.url)
+    return {row.key: loads(row.value, STORE, name, f"device setting {row.key!r}")
+            for row in rows}

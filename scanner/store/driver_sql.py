@@ -11,14 +11,18 @@ to match, so callers always pass plain tuples in the order they named.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import Engine, PoolProxiedConnection
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from scanner.errors import StoreError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine.interfaces import DBAPIModule
 
 # How long a scan-path read of the ticket store may wait for a lock. WAL readers take no
 # lock a writer holds, so this bounds only SQLite's rare reader stalls (WAL recovery, a
@@ -43,7 +47,7 @@ class DriverSql(NamedTuple):
         """One execution's parameters from values in the named order."""
         return values if self.names is None else dict(zip(self.names, values, strict=True))
 
-    def many(self, rows: list[Sequence[Any]]) -> Any:
+    def many(self, rows: Sequence[Sequence[Any]]) -> Any:
         """An executemany's parameters; positional rows pass through untouched."""
         return rows if self.names is None else [self.params(row) for row in rows]
 
@@ -52,6 +56,8 @@ def compile_for_driver(stmt: ClauseElement, dialect: Dialect,
                        names: tuple[str, ...]) -> DriverSql:
     """``stmt`` as the driver's SQL; its bind parameters must be exactly ``names``."""
     compiled = stmt.compile(dialect=dialect)
+    if not isinstance(compiled, SQLCompiler):  # DDL has no parameters to order
+        raise TypeError(f"not a statement with parameters: {type(stmt).__name__}")
     order = tuple(compiled.positiontup or ()) if compiled.positional else None
     if order is None:
         return DriverSql(str(compiled), names)
@@ -77,7 +83,7 @@ class HeldConnection:
         self._busy_ms = busy_timeout_ms if engine.dialect.name == "sqlite" else None
         self._proxy: PoolProxiedConnection | None = None
         # PEP 249: every driver module has an ``Error`` base for its own faults.
-        self.errors: type[Exception] = engine.dialect.loaded_dbapi.Error
+        self.errors: type[DBAPIModule.Error] = engine.dialect.loaded_dbapi.Error
 
     def get(self) -> Any:
         """The driver's connection (sqlite3.Connection, psycopg.Connection, ...)."""

@@ -23,11 +23,11 @@ ConflictInsert = Callable[[Table], Any]
 def conflict_insert(dialect: Dialect) -> ConflictInsert | None:
     """The dialect's ``insert`` that can say ON CONFLICT, or None if it has none."""
     if dialect.name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-        return insert
+        from sqlalchemy.dialects import sqlite
+        return sqlite.insert
     if dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-        return insert
+        from sqlalchemy.dialects import postgresql
+        return postgresql.insert
     return None
 
 

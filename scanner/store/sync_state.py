@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, select
 
+from scanner.store.faults import STORE, damaged, database_name, loads
 from scanner.store.keyed import put_meta, put_row
 from scanner.store.schema import meta, sync_state
 
@@ -68,8 +69,13 @@ class HeldDeletions:
                 "server_total": self.server_total, "at": self.at, "why": self.why}
 
 
-def _from_row(row: Any) -> SyncState:
-    anchor = tuple(orjson.loads(row.full_anchor)) if row.full_anchor else ()
+def _json(conn: Connection, text: str, where: str) -> Any:
+    return loads(text, STORE, database_name(conn.engine.url), where)
+
+
+def _from_row(conn: Connection, row: Any) -> SyncState:
+    anchor = tuple(_json(conn, row.full_anchor, f"the sync cursor of {row.event_id}")) \
+        if row.full_anchor else ()
     return SyncState(event_id=row.event_id, generation=row.generation,
                      full_until=row.full_until, full_skip=row.full_skip, full_anchor=anchor,
                      full_total=row.full_total, last_full_at=row.last_full_at,
@@ -79,12 +85,12 @@ def _from_row(row: Any) -> SyncState:
 
 def load(conn: Connection, event_id: str) -> SyncState | None:
     row = conn.execute(select(sync_state).where(sync_state.c.event_id == event_id)).first()
-    return None if row is None else _from_row(row)
+    return None if row is None else _from_row(conn, row)
 
 
 def load_all(conn: Connection) -> list[SyncState]:
     rows = conn.execute(select(sync_state).order_by(sync_state.c.event_id))
-    return [_from_row(row) for row in rows]
+    return [_from_row(conn, row) for row in rows]
 
 
 def _write(conn: Connection, event_id: str, **values: Any) -> None:
@@ -148,8 +154,12 @@ def load_held(conn: Connection) -> dict[str, HeldDeletions]:
     found = {}
     for key, value in rows:
         event_id = key[len(HELD_KEY_PREFIX):]
-        doc = orjson.loads(value)
-        found[event_id] = HeldDeletions(event_id=event_id, count=doc["count"],
-                                        stored=doc["stored"], kind=doc["kind"],
-                                        server_total=doc["server_total"], at=doc["at"])
+        doc = _json(conn, value, f"meta {key!r}")
+        try:
+            found[event_id] = HeldDeletions(event_id=event_id, count=doc["count"],
+                                            stored=doc["stored"], kind=doc["kind"],
+                                            server_total=doc["server_total"], at=doc["at"])
+        except (KeyError, TypeError) as exc:  # JSON, but not the document written
+            raise damaged(STORE, database_name(conn.engine.url),
+                          f"meta {key!r} is not a held-deletions record") from exc
     return found

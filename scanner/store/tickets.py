@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, bindparam, func, select
@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from scanner.clock import Clock, utc_now
 from scanner.errors import StoreError
-from scanner.store import device
+from scanner.store import device, faults
 from scanner.store import sync_state as state
 from scanner.store.driver_sql import (
     SCAN_BUSY_TIMEOUT_MS,
@@ -47,6 +47,7 @@ class TicketStore:
     def __init__(self, engine: Engine, *, clock: Clock = utc_now,
                  force_generic_upsert: bool = False) -> None:
         self.engine = engine
+        self._name = faults.database_name(engine.url)
         self._clock = clock
         self._upserter = Upserter(engine, force_generic=force_generic_upsert)
         self._by_barcode = compile_for_driver(
@@ -81,24 +82,25 @@ class TicketStore:
         try:
             rows = held.execute(self._by_barcode, (barcode,))
         except held.errors as exc:
-            raise StoreError(f"ticket lookup failed: {describe(exc)}") from None
-        return [row_ticket(row) for row in rows]
+            raise faults.translate(exc, faults.STORE, self._name, "ticket lookup failed") \
+                from exc
+        return [self._ticket(row) for row in rows]
 
     def get(self, ticket_id: str) -> Ticket | None:
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             row = conn.execute(select(*_DATA).where(tickets.c.id == ticket_id)).first()
-        return None if row is None else row_ticket(row)
+        return None if row is None else self._ticket(row)
 
     def count(self, event_id: str | None = None) -> int:
         query = select(func.count()).select_from(tickets)
         if event_id is not None:
             query = query.where(tickets.c.event_id == event_id)
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return int(conn.execute(query).scalar_one())
 
     def counts_by_event(self) -> dict[str, int]:
         query = select(tickets.c.event_id, func.count()).group_by(tickets.c.event_id)
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return {event_id: int(n) for event_id, n in conn.execute(query)}
 
     def iter_tickets(self, event_id: str | None = None) -> Iterator[Ticket]:
@@ -106,10 +108,10 @@ class TicketStore:
         query = select(*_DATA).order_by(tickets.c.id)
         if event_id is not None:
             query = query.where(tickets.c.event_id == event_id)
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             result = conn.execution_options(yield_per=STREAM_CHUNK).execute(query)
             for row in result:
-                yield row_ticket(row)
+                yield self._ticket(row)
 
     def sweep(self, event_id: str, generation: int, *, chunk: int = SWEEP_CHUNK) -> int:
         """Delete the event's tickets the full sync ``generation`` did not see, ``chunk``
@@ -120,8 +122,8 @@ class TicketStore:
         swept = 0
         while True:
             with self._writing() as conn:
-                gone = max(conn.execute(tickets.delete().where(tickets.c.id.in_(doomed)))
-                           .rowcount, 0)
+                gone: int = max(conn.execute(tickets.delete()
+                                             .where(tickets.c.id.in_(doomed))).rowcount, 0)
             swept += gone
             if gone < chunk:
                 return swept
@@ -130,18 +132,18 @@ class TicketStore:
         """How many of the event's tickets the full sync ``generation`` did not see."""
         query = select(func.count()).select_from(tickets).where(
             tickets.c.event_id == event_id, tickets.c.sync_gen < generation)
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return int(conn.execute(query).scalar_one())
 
     # -- sync progress -----------------------------------------------------------------
 
     def sync_state(self, event_id: str) -> SyncState | None:
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return state.load(conn, event_id)
 
     def sync_states(self) -> dict[str, dict[str, Any]]:
         """For ``gate status``: per event, when it last synced and what the server said."""
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             found = state.load_all(conn)
             held = state.load_held(conn)
         states: dict[str, dict[str, Any]] = {
@@ -197,7 +199,7 @@ class TicketStore:
             state.save_held(conn, held)
 
     def held_deletions(self) -> dict[str, HeldDeletions]:
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return state.load_held(conn)
 
     def finish_delta(self, event_id: str, *, until: str, at: str | None = None) -> None:
@@ -215,7 +217,7 @@ class TicketStore:
             device.save_events(conn, docs, self._now())
 
     def events(self) -> list[dict[str, Any]]:
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return device.load_events(conn)
 
     def save_settings(self, me: dict[str, Any]) -> None:
@@ -223,7 +225,7 @@ class TicketStore:
             device.save_settings(conn, me, self._now())
 
     def settings(self) -> dict[str, Any] | None:
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return device.load_settings(conn)
 
     def settings_version(self) -> str | None:
@@ -233,20 +235,37 @@ class TicketStore:
         try:
             rows = held.execute(self._settings_version, (device.SETTINGS_VERSION_KEY,))
         except held.errors as exc:
-            raise StoreError(f"settings lookup failed: {describe(exc)}") from None
+            raise faults.translate(exc, faults.STORE, self._name, "settings lookup failed") \
+                from exc
         return rows[0][0] if rows else None
 
     # -- plumbing ----------------------------------------------------------------------
 
-    @contextmanager
-    def _writing(self) -> Iterator[Any]:
-        """``engine.begin()`` that turns database faults (at begin, in the body or at
-        commit) into one-line StoreErrors."""
+    def _ticket(self, row: Any) -> Ticket:
+        """A stored row as a Ticket; JSON columns that no longer parse are damage."""
         try:
-            with self.engine.begin() as conn:
+            return row_ticket(row)
+        except ValueError as exc:  # orjson.JSONDecodeError, in price_category or entry
+            raise faults.damaged(faults.STORE, self._name,
+                                 "a ticket's JSON column holds text that is not JSON") from exc
+
+    def _writing(self) -> AbstractContextManager[Any]:
+        return self._connect(write=True)
+
+    def _reading(self) -> AbstractContextManager[Any]:
+        return self._connect(write=False)
+
+    @contextmanager
+    def _connect(self, *, write: bool) -> Iterator[Any]:
+        """``engine.begin()`` (write) or ``connect()`` that turns database faults (at
+        begin, in the body or at commit) into one-line StoreErrors; damage is
+        ``CorruptStore``, from the engine's hook (``scanner.store.faults``)."""
+        try:
+            with self.engine.begin() if write else self.engine.connect() as conn:
                 yield conn
         except SQLAlchemyError as exc:
-            raise StoreError(f"cannot write the ticket store: {describe(exc)}") from None
+            raise StoreError(f"cannot {'write' if write else 'read'} the ticket store "
+                             f"{self._name}: {describe(exc)}") from exc
 
     def _reader(self) -> HeldConnection:
         held = getattr(self._local, "held", None)
