@@ -44,6 +44,8 @@ from scanner.errors import ConfigError, GateError
 from scanner.mesh.hlc import HybridClock, Stamp
 from scanner.mesh.message import (
     MAX_RANGES,
+    REPLAYED,
+    SCANS,
     Batch,
     Codec,
     Record,
@@ -51,6 +53,7 @@ from scanner.mesh.message import (
     Status,
     load_key,
     replay_topic,
+    replayed_topic,
     scans_topic,
     status_topic,
 )
@@ -63,10 +66,18 @@ STATE_INTERVAL = 2.0          # how often the state is persisted for gate status
 TICK = 0.25                   # the loop's longest sleep: stamps and heartbeats at least this often
 STATUS_INTERVAL = 0.5         # a busy gate re-announces its sequence number at most this often
 ANTI_ENTROPY_INTERVAL = 5.0   # ask again for what is still missing
-REPLAY_HOLDOFF = 2.0          # a record replayed this recently is not replayed again
+REPLAY_HOLDOFF = 2.0          # a range replayed to one gate this recently is not replayed again
+# A replay asked for and not begun within this is asked again; one that is arriving is not:
+# asking again for what is in flight has the origin send it all twice (a storm that feeds
+# itself under load).
+REQUEST_TIMEOUT = 10.0
 # Peer records per transaction: enough to amortise the commit, short enough that a
 # decision's journal write (same database) never waits long for the lock.
-_BATCH = 500
+_BATCH = 2000
+# Decoded messages waiting for the worker. Beyond it paho's thread waits (and so does the
+# broker, which holds the rest): a healing backlog cannot fill memory. It never drops one.
+INBOX_MESSAGES = 32
+INBOX_WAIT = 2.0              # well inside the keepalive: paho's thread must ping too
 _REPLAY_CHUNK = 5000          # own records read per query while replaying
 
 
@@ -128,8 +139,9 @@ def read_credentials(path: str) -> tuple[str, Secret]:
 class Peer:
     announced: int = 0        # the highest sequence number it said it has
     online: bool = False
-    asked_at: float = 0.0     # when we last looked for (and asked for) missing ranges
+    asked_at: float = 0.0     # when we last asked for missing ranges; 0: look now
     heard_at: float = 0.0     # when we last stored records of it
+    verified: int = 0         # every sequence number up to this one is held here
 
 
 def check_url(url: str) -> SplitResult:
@@ -198,8 +210,9 @@ class Link(Worker):
         self._wall = wall
         self._state_interval = state_interval
         self._inbox: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
-        self._replay_due: set[int] = set()
-        self._replayed_at: dict[int, float] = {}
+        self._room = threading.Semaphore(INBOX_MESSAGES)
+        self._replay_due: dict[str, set[tuple[int, int]]] = {}  # asker -> ranges
+        self._replayed_at: dict[tuple[str, int, int], float] = {}
         self._announced_seq = -1
         self._announced_at = 0.0
         self._own_floor = 0
@@ -284,7 +297,8 @@ class Link(Worker):
             log.warning("mesh: broker refused the connection: %s", reason)
             return
         client.subscribe([("gates/+/scans", 1), ("gates/+/status", 1),
-                          (f"gates/+/replay/{self.gate_id}", 1)])
+                          (f"gates/+/replay/{self.gate_id}", 1),
+                          (f"gates/+/replayed/{self.gate_id}", 1)])
         self.connected.set()
         self._inbox.put(("connected", None))
 
@@ -295,7 +309,10 @@ class Link(Worker):
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
         message = self.codec.decode(msg.topic, bytes(msg.payload))
         if message is not None:
-            self._inbox.put(("message", message))
+            # Past the wait it is queued anyway (and not counted): a QoS 1 message paho
+            # acknowledges after this returns must never be lost.
+            held = self._room.acquire(timeout=INBOX_WAIT)
+            self._inbox.put(("message" if held else "extra", message))
 
     # -- the worker's thread -------------------------------------------------------------
 
@@ -317,7 +334,9 @@ class Link(Worker):
         try:
             kind, item = self._inbox.get(timeout=TICK)
             while True:
-                if kind == "message":
+                if kind in ("message", "extra"):
+                    if kind == "message":
+                        self._room.release()
                     if isinstance(item, Batch):
                         records += item.records
                     else:
@@ -394,10 +413,10 @@ class Link(Worker):
             peer.online = message.online
         else:
             now = self.clock()
-            for first, last in message.ranges:
-                self._replay_due.update(seq for seq in range(first, last + 1)
-                                        if now - self._replayed_at.get(seq, -1e9)
-                                        >= REPLAY_HOLDOFF)
+            asker = message.requester
+            self._replay_due.setdefault(asker, set()).update(
+                span for span in message.ranges
+                if now - self._replayed_at.get((asker, *span), -1e9) >= REPLAY_HOLDOFF)
 
     def _store_records(self, records: list[Record]) -> None:
         now = self.clock()
@@ -419,28 +438,29 @@ class Link(Worker):
                 self._publish(records)
 
     def _replay(self) -> None:
+        """Republish what peers asked for, to each asker alone (its own topic): a broadcast
+        would have every gate parse every replay of the venue."""
         if not self._replay_due or not self.connected.is_set() or self._client is None:
             return
-        due = sorted(self._replay_due)
-        self._replay_due.clear()
+        due, self._replay_due = self._replay_due, {}
         now = self.clock()
-        for first in range(0, len(due), _REPLAY_CHUNK):
-            chunk = due[first:first + _REPLAY_CHUNK]
-            wanted = set(chunk)
-            records = [r for r in self.store.local_range(chunk[0], chunk[-1])
-                       if r.seq in wanted]
-            self._publish(records)
-            for record in records:
-                self._replayed_at[record.seq] = now
-            self.replayed += len(records)
-        if len(self._replayed_at) > 100_000:
-            self._replayed_at = {s: t for s, t in self._replayed_at.items()
+        for asker, spans in due.items():
+            for first, last in sorted(spans):
+                self._replayed_at[(asker, first, last)] = now
+                for start in range(first, last + 1, _REPLAY_CHUNK):
+                    records = self.store.local_range(start, min(last, start + _REPLAY_CHUNK - 1))
+                    self._publish(records, topic=replayed_topic(self.gate_id, asker),
+                                  kind=REPLAYED)
+                    self.replayed += len(records)
+        if len(self._replayed_at) > 10_000:
+            self._replayed_at = {k: t for k, t in self._replayed_at.items()
                                  if now - t < REPLAY_HOLDOFF}
 
-    def _publish(self, records: list[Record]) -> None:
+    def _publish(self, records: list[Record], *, topic: str | None = None,
+                 kind: str = SCANS) -> None:
         if self._client is not None and records:
-            for payload in self.codec.records(self.gate_id, records):
-                self._client.publish(scans_topic(self.gate_id), payload, qos=1)
+            for payload in self.codec.records(self.gate_id, records, kind=kind):
+                self._client.publish(topic or scans_topic(self.gate_id), payload, qos=1)
 
     def _announce(self) -> None:
         seq = self.store.own_max_seq()
@@ -460,15 +480,24 @@ class Link(Worker):
         now = self.clock()
         interval = self.settings.anti_entropy_interval
         for origin, peer in self.peers.items():
-            if origin == self.gate_id or now - peer.asked_at < interval \
-                    or (peer.asked_at and now - peer.heard_at < interval):  # still arriving
+            if origin == self.gate_id or peer.announced <= peer.verified \
+                    or now - peer.asked_at < interval:
                 continue
-            peer.asked_at = now
-            if self.store.holds_all(origin, peer.announced):  # one count, the usual case
+            if peer.asked_at and (now - peer.heard_at < interval  # still arriving
+                                  or (peer.heard_at < peer.asked_at
+                                      and now - peer.asked_at < REQUEST_TIMEOUT)):  # in flight
                 continue
-            gaps = missing_ranges(self.store.held_ranges(origin), peer.announced)
+            upto = peer.announced
+            if self.store.holds_all(origin, upto, after=peer.verified):  # the usual case
+                peer.verified = upto
+                continue
+            gaps = missing_ranges(self.store.held_ranges(origin), upto)
             if not gaps:
+                peer.verified = upto
                 continue
+            if gaps[0][0] > 1:
+                peer.verified = gaps[0][0] - 1
+            peer.asked_at = now
             request = ReplayRequest(self.gate_id, origin, tuple(gaps[:MAX_RANGES]))
             self._client.publish(replay_topic(self.gate_id, origin), self.codec.replay(request),
                                  qos=1)

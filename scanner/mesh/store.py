@@ -198,12 +198,14 @@ class MeshStore:
                                 .order_by(_c.seq)).scalars()
             return _ranges(seqs)
 
-    def holds_all(self, origin: str, upto: int) -> bool:
-        """Whether every sequence number 1..``upto`` of ``origin`` is held (one count)."""
+    def holds_all(self, origin: str, upto: int, *, after: int = 0) -> bool:
+        """Whether every sequence number after..``upto`` of ``origin`` is held (one count
+        over the new part only: ``after`` is what was found complete before)."""
         with self._connect() as conn:
             held = conn.execute(select(func.count(_c.seq.distinct()))
-                                .where(_c.origin == origin, _c.seq <= upto)).scalar()
-        return int(held or 0) >= upto
+                                .where(_c.origin == origin, _c.seq > after,
+                                       _c.seq <= upto)).scalar()
+        return int(held or 0) >= upto - after
 
     def held_max(self, origin: str) -> int:
         with self._connect() as conn:
