@@ -37,9 +37,10 @@ GATES = ["gateA", "gateB"]
 class RunGate:
     """One gate's folder, config and environment; ``start()`` runs ``gate run``."""
 
-    def __init__(self, folder: Path, gate_id: str, sim: Any, broker: Broker) -> None:
+    def __init__(self, folder: Path, gate_id: str, sim: Any, url: str, *,
+                 credentials: bool = True, netns: str | None = None) -> None:
         folder.mkdir()
-        self.folder, self.gate_id = folder, gate_id
+        self.folder, self.gate_id, self.netns = folder, gate_id, netns
         self.handheld = Handheld()
         key, creds = folder / "venue.key", folder / "mesh.credentials"
         for file, text in ((key, KEY.decode()), (creds, f"{gate_id}:{password(gate_id)}")):
@@ -47,17 +48,19 @@ class RunGate:
             file.chmod(0o600)
         self.config = write_config(folder, sim, self.handheld)
         text = self.config.read_text().replace('gate_id = "e2e-1"', f'gate_id = "{gate_id}"')
+        login = f'credentials_file = "{creds}"' if credentials else ""
         self.config.write_text(text + f"""
 [mesh]
-url = "{broker.url}"
+url = "{url}"
 key_file = "{key}"
-credentials_file = "{creds}"
+{login}
 """)
         self.env = environment(self.config, sim)
         self.daemon: Daemon | None = None
 
     def start(self) -> Daemon:
-        self.daemon = Daemon(self.env, self.folder / "run.log")
+        self.daemon = Daemon(self.env, self.folder / "run.log",
+                             prefix=["ip", "netns", "exec", self.netns] if self.netns else [])
         return self.daemon
 
     def cli(self, *args: str) -> str:
@@ -84,7 +87,7 @@ credentials_file = "{creds}"
 @pytest.fixture
 def venue(tmp_path: Path, sim_server: Any) -> Iterator[tuple[Broker, RunGate, RunGate]]:
     broker = Broker(tmp_path / "broker", GATES).start()
-    a, b = (RunGate(tmp_path / g, g, sim_server, broker) for g in GATES)
+    a, b = (RunGate(tmp_path / g, g, sim_server, broker.url) for g in GATES)
     try:
         yield broker, a, b
     finally:
