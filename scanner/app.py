@@ -267,7 +267,7 @@ class Gate:
         from scanner.mesh.link import Link, MeshSettings
 
         link = Link(MeshSettings.from_config(self.config.mesh), store)
-        return self._closing(link, Link.stop)
+        return self._closing(link, Link.close)
 
     def _lookup(self) -> Lookup:
         """The gatekeeper's online fallback (it maps NotFound to "no such ticket"); the
@@ -411,12 +411,16 @@ class Gate:
         if self.config.run.watchdog is not None and notifier.enabled:
             notifier.watchdog_period = self.config.run.watchdog
         guard = self.clock_guard
+        link = self.mesh_link  # with [mesh], gate run shares its scans
         workers = [*self.reader_workers, *self.lanes.values(), self.scheduler,
-                   self.act_worker]
-        return Supervisor(workers, notifier, status=lambda: _clock_status(guard))
+                   self.act_worker, *([link] if link is not None else [])]
+        return Supervisor(workers, notifier, status=lambda: _run_status(guard, link))
 
 
-def _clock_status(guard: ClockGuard) -> str:
-    """The clock's part of the STATUS line: nothing while it is fine."""
+def _run_status(guard: ClockGuard, link: Link | None) -> str:
+    """The clock's part of the STATUS line (nothing while it is fine), and the mesh's."""
     state = guard.check()
-    return "" if state.state == "ok" else state.line()
+    parts = [] if state.state == "ok" else [state.line()]
+    if link is not None:
+        parts.append(link.status_line())
+    return "; ".join(parts)

@@ -52,21 +52,42 @@ def gather(gate: Gate) -> dict[str, Any]:
     return doc
 
 
+# A saved link state older than this is from a daemon that is no longer running.
+MESH_STATE_STALE_S = 10.0
+
+
 def mesh_status(gate: Gate) -> dict[str, Any]:
-    """The venue mesh: live facts from the link when it runs in this process (the daemon,
-    its kiosk), else what the journal database holds (``running`` false, live facts None)."""
+    """The venue mesh. Live from the link when it runs in this process (the daemon, its
+    kiosk); else what the daemon last saved in the journal database, with ``state_age_s``
+    (``running`` false once that is older than ``MESH_STATE_STALE_S``). The kiosk's banner
+    reads ``partitioned``, ``since``, ``peers_connected`` and ``conflicts``."""
+    from scanner.tickets import parse_iso
+
     store = gate.mesh_store
     assert store is not None  # [mesh] is configured
     link = type(gate).mesh_link.built(gate)
-    live = link.state() if link is not None and link.running else None
+    age: float | None = 0.0
+    state: dict[str, Any] | None = None
+    if link is not None and link.running:
+        state = link.state() | {"running": True}
+    elif (saved := store.link_state()) is not None:
+        state, saved_at = saved
+        age = round((gate.clock() - parse_iso(saved_at)).total_seconds(), 1)
+        state["running"] = bool(state.get("running")) and age <= MESH_STATE_STALE_S
+    if state is None:
+        age = None
+        state = {"running": False, "peers": {g: {"held": store.held_max(g)}
+                                             for g in store.origins() if g != store.gate_id}}
     return {
-        "running": live is not None,
-        "connected": live["connected"] if live else None,
-        "deciding_alone": live["deciding_alone"] if live else None,
-        "peers_connected": live["peers_connected"] if live else None,
-        "peers": live["peers"] if live else {g: {"held": store.held_max(g)}
-                                             for g in store.origins() if g != store.gate_id},
+        "running": state["running"],
+        "state_age_s": age,
+        "connected": state.get("connected"),
+        "deciding_alone": state.get("deciding_alone"),
+        "partitioned": bool(state.get("partitioned")),
+        "since": state.get("since"),
+        "peers_connected": state.get("peers_connected"),
+        "peers": state.get("peers", {}),
         "conflicts": store.conflict_count(),
-        "dropped": live["dropped"] if live else None,
+        "dropped": state.get("dropped"),
         "venue": store.venue_counts(),
     }

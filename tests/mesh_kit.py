@@ -90,7 +90,7 @@ class MeshGate:
         return {r.scan_id for r in self.mesh.records()}
 
     def close(self) -> None:
-        self.link.stop()
+        self.link.close()
         self.keeper.close()
         self.gate.close()
 

@@ -158,3 +158,32 @@ def test_gate_conflicts_json_lists_both_scans(tmp_path: Path, monkeypatch, capsy
     [doc] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert (doc["first"]["gate"], doc["second"]["gate"]) == ("A", "C")
     assert doc["barcode"] == "BC0000000001"
+
+
+def test_a_lost_broker_is_said_once_when_partitioned_and_once_when_healed():
+    from scanner.mesh.link import Partition
+
+    p = Partition()
+    p.reset(0.0, "t0")
+    seen = [p.observe(up, now, f"t{now}", grace=10.0)
+            for up, now in [(False, 1.0), (True, 2.0), (True, 3.0), (False, 4.0),
+                            (False, 5.0), (False, 9.0), (True, 12.0)]]
+    assert seen == [None, "connected", None, "partitioned", None, None, "healed"]
+    assert p.lasted == 8.0 and p.since_wall is None and not p.said
+
+
+def test_a_gate_that_never_reaches_its_broker_says_so_after_the_grace():
+    from scanner.mesh.link import Partition
+
+    p = Partition()
+    p.reset(0.0, "t0")
+    assert p.observe(False, 9.0, "t9", grace=10.0) is None and not p.said
+    assert p.observe(False, 10.5, "t10", grace=10.0) == "partitioned"
+    assert p.said and p.since_wall == "t0"
+
+
+def test_the_link_state_saved_for_other_processes_reads_back_with_its_time(store):
+    mesh, _ = store
+    mesh.save_link_state({"connected": False, "partitioned": True}, "2030-01-01T10:00:00.000Z")
+    assert mesh.link_state() == ({"connected": False, "partitioned": True},
+                                  "2030-01-01T10:00:00.000Z")

@@ -133,3 +133,4 @@ def test_one_gate_cut_off_decides_alone_and_catches_up_while_the_broker_stays_up
         a.close()
         b.close()
         proxy.close()
+

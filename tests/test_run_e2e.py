@@ -51,10 +51,11 @@ class Handheld:
 class Daemon:
     """``gate run`` with its log in a file (a pipe nobody reads would block it)."""
 
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    def __init__(self, env: dict[str, str], log: Path, prefix: list[str] | None = None) -> None:
         self.log_path = log
         self._log = log.open("wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "scanner.cli.main", "run"],
+        self.proc = subprocess.Popen([*(prefix or []), sys.executable, "-m", "scanner.cli.main",
+                                      "run"],
                                      env=env, cwd=REPO, stdout=self._log,
                                      stderr=subprocess.STDOUT)
 

@@ -116,7 +116,7 @@ class _Gates:
 
     def close(self) -> None:
         for engine, peers, journal, _, link in self.gates:
-            link.stop(timeout=2)
+            link.close(timeout=2)
             journal.close()
             peers.dispose()
             engine.dispose()
@@ -207,7 +207,10 @@ def run(gates: int, spread_scans: int, partition_scans: int, processes: int,
         for i in range(spread_scans):
             scan_id, started = venue.scan(i % gates)
             timed.append((scan_id, i % gates, started))
-            _wait(lambda s=scan_id: sum(venue.ask_all("has", s)) >= gates - 1, 5, 0.002)
+            def everywhere(s: str = scan_id) -> bool:
+                return bool(sum(venue.ask_all("has", s)) >= gates - 1)
+
+            _wait(everywhere, 5, 0.002)
             time.sleep(0.01)
         arrivals: dict[str, dict[str, float]] = {}
         for part in venue.ask_all("arrivals", [s for s, _, _ in timed]):

@@ -15,9 +15,10 @@ What it does, all on its own thread (paho's network thread only decodes and queu
   status, which is an optimisation (a peer's next record or status says the same).
 
 A broker that is gone is reconnected by paho with backoff (``reconnect_min``..``max``);
-meanwhile the gate decides alone and ``state()`` says so. The worker shape is the daemon's:
-``start()``, idempotent ``stop()``, ``heartbeat`` (monotonic time of the last round) and
-``heartbeat_timeout``, ``run()`` the loop.
+meanwhile the gate decides alone and says so: one log line when partitioned, one when
+healed, ``state()`` (and systemd's STATUS line), and the state persisted in the journal
+database every ``STATE_INTERVAL`` for ``gate status`` in another process. The link is a
+``scanner.run.worker.Worker``: the daemon's supervisor starts, restarts and stops it.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -43,6 +44,8 @@ from scanner.errors import ConfigError, GateError
 from scanner.mesh.hlc import HybridClock, Stamp
 from scanner.mesh.message import (
     MAX_RANGES,
+    REPLAYED,
+    SCANS,
     Batch,
     Codec,
     Record,
@@ -50,20 +53,31 @@ from scanner.mesh.message import (
     Status,
     load_key,
     replay_topic,
+    replayed_topic,
     scans_topic,
     status_topic,
 )
-from scanner.mesh.store import MeshStore, missing_ranges
+from scanner.mesh.store import MeshStore, missing_ranges, utc_iso_now
+from scanner.run.worker import Stage, Worker
 
 log = logging.getLogger("scanner.mesh")
 
+STATE_INTERVAL = 2.0          # how often the state is persisted for gate status elsewhere
 TICK = 0.25                   # the loop's longest sleep: stamps and heartbeats at least this often
 STATUS_INTERVAL = 0.5         # a busy gate re-announces its sequence number at most this often
 ANTI_ENTROPY_INTERVAL = 5.0   # ask again for what is still missing
-REPLAY_HOLDOFF = 2.0          # a record replayed this recently is not replayed again
+REPLAY_HOLDOFF = 2.0          # a range replayed to one gate this recently is not replayed again
+# A replay asked for and not begun within this is asked again; one that is arriving is not:
+# asking again for what is in flight has the origin send it all twice (a storm that feeds
+# itself under load).
+REQUEST_TIMEOUT = 10.0
 # Peer records per transaction: enough to amortise the commit, short enough that a
 # decision's journal write (same database) never waits long for the lock.
-_BATCH = 500
+_BATCH = 2000
+# Decoded messages waiting for the worker. Beyond it paho's thread waits (and so does the
+# broker, which holds the rest): a healing backlog cannot fill memory. It never drops one.
+INBOX_MESSAGES = 32
+INBOX_WAIT = 2.0              # well inside the keepalive: paho's thread must ping too
 _REPLAY_CHUNK = 5000          # own records read per query while replaying
 
 
@@ -125,89 +139,94 @@ def read_credentials(path: str) -> tuple[str, Secret]:
 class Peer:
     announced: int = 0        # the highest sequence number it said it has
     online: bool = False
-    asked_at: float = 0.0     # when we last looked for (and asked for) missing ranges
+    asked_at: float = 0.0     # when we last asked for missing ranges; 0: look now
     heard_at: float = 0.0     # when we last stored records of it
+    verified: int = 0         # every sequence number up to this one is held here
 
 
-class Link:
+def check_url(url: str) -> SplitResult:
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise MeshError(f"mesh.url must be mqtt://host[:port] or mqtts://...: {url!r}")
+    return parts
+
+
+@dataclass(slots=True)
+class Partition:
+    """Whether this gate decides alone, since when, and whether it has said so."""
+
+    said: bool = False              # "partitioned" was logged and is shown
+    ever_connected: bool = False
+    alone_at: float | None = None   # monotonic start of deciding alone; None: connected
+    since_wall: str | None = None   # the same, ISO UTC, for people
+    lasted: float = 0.0             # how long the last partition lasted
+
+    def reset(self, now: float, wall: str) -> None:
+        self.alone_at, self.since_wall = now, wall
+
+    def observe(self, up: bool, now: float, wall: str, *, grace: float) -> str | None:
+        """The change to report: "partitioned", "healed", "connected", or None. A gate
+        never connected yet says partitioned once ``grace`` has passed without a broker."""
+        if up:
+            if self.alone_at is None:
+                return None
+            change = "healed" if self.said else "connected"
+            self.lasted = now - self.alone_at
+            self.said, self.ever_connected = False, True
+            self.alone_at = self.since_wall = None
+            return change
+        if self.alone_at is None:
+            self.alone_at, self.since_wall = now, wall
+        if not self.said and (self.ever_connected or now - self.alone_at >= grace):
+            self.said = True
+            return "partitioned"
+        return None
+
+
+class Link(Worker):
     """The worker. ``store`` is this gate's MeshStore; ``on_records`` (optional) is told of
-    every batch of new peer records, after they are stored (kiosk, metrics, benchmarks)."""
-
-    stage_name = "mesh"
+    every batch of new peer records, after they are stored (kiosk, metrics, benchmarks).
+    ``clock`` is the HLC; ``monotonic`` the worker's clock for heartbeats and intervals."""
 
     def __init__(self, settings: MeshSettings, store: MeshStore, *,
                  clock: HybridClock | None = None,
                  on_records: Callable[[list[Record]], None] | None = None,
                  heartbeat_timeout: float = 10.0,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
-        self.name = f"mesh-{store.gate_id}"
+                 monotonic: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], str] = utc_iso_now,
+                 state_interval: float = STATE_INTERVAL) -> None:
+        super().__init__("mesh", heartbeat_timeout=heartbeat_timeout, stage=Stage.BACKGROUND,
+                         clock=monotonic)
+        check_url(settings.url)  # a bad URL is one error at build time, not a dying worker
         self.gate_id = store.gate_id
         self.settings = settings
         self.store = store
-        self.clock = clock or HybridClock(store.gate_id)
+        self.hlc = clock or HybridClock(store.gate_id)
         self.codec = Codec(settings.key)
         self.on_records = on_records
-        self.heartbeat_timeout = heartbeat_timeout
-        self._monotonic = monotonic
-        self.heartbeat = monotonic()
-        self.stopping = threading.Event()
         self.connected = threading.Event()
         self.peers: dict[str, Peer] = {}
         self.replayed = 0
+        self._wall = wall
+        self._state_interval = state_interval
         self._inbox: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
-        self._replay_due: set[int] = set()
-        self._replayed_at: dict[int, float] = {}
+        self._room = threading.Semaphore(INBOX_MESSAGES)
+        self._replay_due: dict[str, set[tuple[int, int]]] = {}  # asker -> ranges
+        self._replayed_at: dict[tuple[str, int, int], float] = {}
         self._announced_seq = -1
         self._announced_at = 0.0
         self._own_floor = 0
         self._client: mqtt.Client | None = None
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
+        self._partition = Partition()
+        self._saved_at = -1e9
         top = store.max_stamp()
         if top is not None:  # a restart never stamps before what it already holds
-            self.clock.merge(top)
+            self.hlc.merge(top)
 
-    # -- the worker shape ----------------------------------------------------------------
-
-    def start(self) -> None:
-        with self._lock:
-            if self._thread is not None and self._thread.is_alive():
-                raise RuntimeError(f"worker {self.name} is already running")
-            self.stopping.clear()
-            self.beat()
-            self._client = self._make_client()
-            self._client.loop_start()
-            self._thread = threading.Thread(target=self.run, name=self.name, daemon=True)
-            self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Say offline, disconnect, end the thread; calling it again does nothing more."""
-        with self._lock:
-            if self.stopping.is_set() or self._client is None:
-                return
-            self.stopping.set()
-            self._inbox.put(("wake", None))
-            client = self._client
-        if self._thread is not None:
-            self._thread.join(timeout)
-        if self.connected.is_set():
-            info = client.publish(status_topic(self.gate_id), self._status(online=False),
-                                  qos=1, retain=True)
-            with contextlib.suppress(RuntimeError, ValueError):  # gone: the will says it
-                info.wait_for_publish(timeout=1.0)
-        client.disconnect()
-        client.loop_stop()
-        self.connected.clear()
-
-    def beat(self) -> None:
-        self.heartbeat = self._monotonic()
-
-    def stale(self, now: float) -> bool:
-        return now - self.heartbeat > self.heartbeat_timeout
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop and wait for the thread (the composition root's closer, the tests')."""
+        self.stop()
+        self.join(timeout)
 
     def interrupt(self) -> None:
         self._inbox.put(("wake", None))
@@ -219,26 +238,37 @@ class Link:
     # -- status for people ---------------------------------------------------------------
 
     def state(self) -> dict[str, Any]:
-        """Connected or deciding alone, peers, drops and conflicts (gate status, kiosk)."""
+        """Connected or deciding alone (since when), peers, drops and conflicts: gate
+        status, the kiosk's banner, metrics; persisted for ``gate status`` elsewhere."""
+        connected = self.connected.is_set()
         return {
-            "connected": self.connected.is_set(),
-            "deciding_alone": not self.connected.is_set(),
+            "connected": connected,
+            "deciding_alone": not connected,
+            "partitioned": self._partition.said,
+            "since": self._partition.since_wall,
             "peers_connected": sum(p.online for g, p in self.peers.items() if g != self.gate_id),
             "peers": {g: {"announced": p.announced, "online": p.online,
                           "held": self.store.held_max(g)} for g, p in sorted(self.peers.items())},
             "dropped": dict(self.codec.dropped),
             "conflicts": self.store.conflict_count(),
             "replayed": self.replayed,
-            "clock_drift_clamped": self.clock.drift_clamped,
+            "clock_drift_clamped": self.hlc.drift_clamped,
         }
+
+    def status_line(self) -> str:
+        """The mesh's part of systemd's STATUS= line (it is resent only when it changes)."""
+        if self._partition.said:
+            return f"mesh: deciding alone since {self._partition.since_wall}"
+        if not self.connected.is_set():
+            return "mesh: connecting"
+        online = sum(p.online for g, p in self.peers.items() if g != self.gate_id)
+        return f"mesh: {online} peer(s) online"
 
     # -- paho's thread: decode and queue, nothing else -----------------------------------
 
     def _make_client(self) -> mqtt.Client:
         s = self.settings
-        parts = urlsplit(s.url)
-        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise MeshError(f"mesh.url must be mqtt://host[:port] or mqtts://...: {s.url!r}")
+        parts = check_url(s.url)
         client = mqtt.Client(CallbackAPIVersion.VERSION2,
                              client_id=f"gate-{self.gate_id}", clean_session=True)
         if s.username is not None:
@@ -258,7 +288,7 @@ class Link:
         client.on_message = self._on_message
         port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
         # connect_async: a broker that is down at start is retried by the loop, not raised.
-        client.connect_async(parts.hostname, port, keepalive=s.keepalive)
+        client.connect_async(parts.hostname or "", port, keepalive=s.keepalive)
         return client
 
     def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: Any,
@@ -267,58 +297,104 @@ class Link:
             log.warning("mesh: broker refused the connection: %s", reason)
             return
         client.subscribe([("gates/+/scans", 1), ("gates/+/status", 1),
-                          (f"gates/+/replay/{self.gate_id}", 1)])
+                          (f"gates/+/replay/{self.gate_id}", 1),
+                          (f"gates/+/replayed/{self.gate_id}", 1)])
         self.connected.set()
         self._inbox.put(("connected", None))
 
     def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any,
                        reason: Any, _props: Any) -> None:
-        if self.connected.is_set() and not self.stopping.is_set():
-            log.warning("mesh: lost the broker (%s); deciding alone until it is back", reason)
-        self.connected.clear()
+        self.connected.clear()  # the worker's next round says so (Partition)
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
         message = self.codec.decode(msg.topic, bytes(msg.payload))
         if message is not None:
-            self._inbox.put(("message", message))
+            # Past the wait it is queued anyway (and not counted): a QoS 1 message paho
+            # acknowledges after this returns must never be lost.
+            held = self._room.acquire(timeout=INBOX_WAIT)
+            self._inbox.put(("message" if held else "extra", message))
 
     # -- the worker's thread -------------------------------------------------------------
 
     def run(self) -> None:
-        while not self.stopping.is_set():
-            self.beat()
-            records: list[Record] = []
-            stamp = False
-            try:
-                kind, item = self._inbox.get(timeout=TICK)
-                while True:
+        """One connection's life: a restart after a crash starts with a fresh client."""
+        self._client = client = self._make_client()
+        self._partition.reset(self.clock(), self._wall())
+        client.loop_start()
+        try:
+            while not self.stopping.is_set():
+                self.beat()
+                self._round()
+        finally:
+            self._disconnect(client)
+
+    def _round(self) -> None:
+        records: list[Record] = []
+        stamp = False
+        try:
+            kind, item = self._inbox.get(timeout=TICK)
+            while True:
+                if kind in ("message", "extra"):
                     if kind == "message":
-                        if isinstance(item, Batch):
-                            records += item.records
-                        else:
-                            self._handle(item)
-                    elif kind == "connected":
-                        self._on_connected()
-                    stamp = stamp or kind == "journal"
-                    if len(records) >= _BATCH:
-                        break
-                    kind, item = self._inbox.get_nowait()
-            except queue.Empty:
-                stamp = True  # a quiet tick: stamp whatever a caller forgot to notify
-            try:
-                if records:
-                    self._store_records(records)
-                if stamp:
-                    self._publish_new()
-                self._replay()
-                self._announce()
-                self._anti_entropy()
-            except GateError as exc:  # a database fault: say so, keep the link alive
-                log.error("mesh: %s", exc)
-                self.stopping.wait(TICK)
+                        self._room.release()
+                    if isinstance(item, Batch):
+                        records += item.records
+                    else:
+                        self._handle(item)
+                elif kind == "connected":
+                    self._on_connected()
+                stamp = stamp or kind == "journal"
+                if len(records) >= _BATCH:
+                    break
+                kind, item = self._inbox.get_nowait()
+        except queue.Empty:
+            stamp = True  # a quiet tick: stamp whatever a caller forgot to notify
+        try:
+            if records:
+                self._store_records(records)
+            if stamp:
+                self._publish_new()
+            self._replay()
+            self._announce()
+            self._anti_entropy()
+            self._watch_partition()
+        except GateError as exc:  # a database fault: say so, keep the link alive
+            log.error("mesh: %s", exc)
+            self.stopping.wait(TICK)
+
+    def _disconnect(self, client: mqtt.Client) -> None:
+        """Say offline (the will says it if we cannot), disconnect, leave a last state."""
+        if self.connected.is_set():
+            info = client.publish(status_topic(self.gate_id), self._status(online=False),
+                                  qos=1, retain=True)
+            with contextlib.suppress(RuntimeError, ValueError):
+                info.wait_for_publish(timeout=1.0)
+        client.disconnect()
+        client.loop_stop()
+        self.connected.clear()
+        self._client = None
+        with contextlib.suppress(GateError):  # a status nicety; the database may be gone
+            self.store.save_link_state(self.state() | {"running": False}, self._wall())
+
+    def _watch_partition(self) -> None:
+        """One log line when the gate starts deciding alone, one when the mesh is back;
+        the state is persisted for ``gate status`` in another process meanwhile."""
+        now = self.clock()
+        change = self._partition.observe(self.connected.is_set(), now, self._wall(),
+                                         grace=float(self.settings.keepalive))
+        if change == "partitioned":
+            log.warning("mesh: partitioned: no broker at %s; deciding alone",
+                        self.settings.url)
+        elif change == "healed":
+            log.warning("mesh: healed: connected to %s after %.0f s deciding alone",
+                        self.settings.url, self._partition.lasted)
+        elif change == "connected":
+            log.info("mesh: connected to %s", self.settings.url)
+        if change or now - self._saved_at >= self._state_interval:
+            self.store.save_link_state(self.state() | {"running": True}, self._wall())
+            self._saved_at = now
 
     def _on_connected(self) -> None:
-        log.info("mesh: connected to %s", self.settings.url)
         self._announced_seq = -1  # announce now, online
         for peer in self.peers.values():
             peer.asked_at = 0.0
@@ -336,16 +412,16 @@ class Link:
             peer.announced = max(peer.announced, message.seq)
             peer.online = message.online
         else:
-            now = self._monotonic()
-            for first, last in message.ranges:
-                self._replay_due.update(seq for seq in range(first, last + 1)
-                                        if now - self._replayed_at.get(seq, -1e9)
-                                        >= REPLAY_HOLDOFF)
+            now = self.clock()
+            asker = message.requester
+            self._replay_due.setdefault(asker, set()).update(
+                span for span in message.ranges
+                if now - self._replayed_at.get((asker, *span), -1e9) >= REPLAY_HOLDOFF)
 
     def _store_records(self, records: list[Record]) -> None:
-        now = self._monotonic()
+        now = self.clock()
         for record in records:
-            self.clock.merge(Stamp.parse(record.hlc))
+            self.hlc.merge(Stamp.parse(record.hlc))
             peer = self.peers.setdefault(record.gate, Peer())
             peer.announced = max(peer.announced, record.seq)
             peer.heard_at = now
@@ -355,39 +431,40 @@ class Link:
 
     def _publish_new(self) -> None:
         while True:
-            records = self.store.stamp_journal(self.clock, after=self._own_floor)
+            records = self.store.stamp_journal(self.hlc, after=self._own_floor)
             if not records:
                 return
             if self.connected.is_set():
                 self._publish(records)
 
     def _replay(self) -> None:
+        """Republish what peers asked for, to each asker alone (its own topic): a broadcast
+        would have every gate parse every replay of the venue."""
         if not self._replay_due or not self.connected.is_set() or self._client is None:
             return
-        due = sorted(self._replay_due)
-        self._replay_due.clear()
-        now = self._monotonic()
-        for first in range(0, len(due), _REPLAY_CHUNK):
-            chunk = due[first:first + _REPLAY_CHUNK]
-            wanted = set(chunk)
-            records = [r for r in self.store.local_range(chunk[0], chunk[-1])
-                       if r.seq in wanted]
-            self._publish(records)
-            for record in records:
-                self._replayed_at[record.seq] = now
-            self.replayed += len(records)
-        if len(self._replayed_at) > 100_000:
-            self._replayed_at = {s: t for s, t in self._replayed_at.items()
+        due, self._replay_due = self._replay_due, {}
+        now = self.clock()
+        for asker, spans in due.items():
+            for first, last in sorted(spans):
+                self._replayed_at[(asker, first, last)] = now
+                for start in range(first, last + 1, _REPLAY_CHUNK):
+                    records = self.store.local_range(start, min(last, start + _REPLAY_CHUNK - 1))
+                    self._publish(records, topic=replayed_topic(self.gate_id, asker),
+                                  kind=REPLAYED)
+                    self.replayed += len(records)
+        if len(self._replayed_at) > 10_000:
+            self._replayed_at = {k: t for k, t in self._replayed_at.items()
                                  if now - t < REPLAY_HOLDOFF}
 
-    def _publish(self, records: list[Record]) -> None:
+    def _publish(self, records: list[Record], *, topic: str | None = None,
+                 kind: str = SCANS) -> None:
         if self._client is not None and records:
-            for payload in self.codec.records(self.gate_id, records):
-                self._client.publish(scans_topic(self.gate_id), payload, qos=1)
+            for payload in self.codec.records(self.gate_id, records, kind=kind):
+                self._client.publish(topic or scans_topic(self.gate_id), payload, qos=1)
 
     def _announce(self) -> None:
         seq = self.store.own_max_seq()
-        now = self._monotonic()
+        now = self.clock()
         if not self.connected.is_set() or self._client is None or seq == self._announced_seq \
                 or (now - self._announced_at < STATUS_INTERVAL and self._announced_seq >= 0):
             return
@@ -400,18 +477,27 @@ class Link:
         # again would have the origin replay it all again (a storm that feeds itself).
         if not self.connected.is_set() or self._client is None or not self._inbox.empty():
             return
-        now = self._monotonic()
+        now = self.clock()
         interval = self.settings.anti_entropy_interval
         for origin, peer in self.peers.items():
-            if origin == self.gate_id or now - peer.asked_at < interval \
-                    or (peer.asked_at and now - peer.heard_at < interval):  # still arriving
+            if origin == self.gate_id or peer.announced <= peer.verified \
+                    or now - peer.asked_at < interval:
                 continue
-            peer.asked_at = now
-            if self.store.holds_all(origin, peer.announced):  # one count, the usual case
+            if peer.asked_at and (now - peer.heard_at < interval  # still arriving
+                                  or (peer.heard_at < peer.asked_at
+                                      and now - peer.asked_at < REQUEST_TIMEOUT)):  # in flight
                 continue
-            gaps = missing_ranges(self.store.held_ranges(origin), peer.announced)
+            upto = peer.announced
+            if self.store.holds_all(origin, upto, after=peer.verified):  # the usual case
+                peer.verified = upto
+                continue
+            gaps = missing_ranges(self.store.held_ranges(origin), upto)
             if not gaps:
+                peer.verified = upto
                 continue
+            if gaps[0][0] > 1:
+                peer.verified = gaps[0][0] - 1
+            peer.asked_at = now
             request = ReplayRequest(self.gate_id, origin, tuple(gaps[:MAX_RANGES]))
             self._client.publish(replay_topic(self.gate_id, origin), self.codec.replay(request),
                                  qos=1)

@@ -14,6 +14,7 @@ Topics (every one under the publishing gate's own name, as the ACL demands):
                                 replay), QoS 1
     gates/<g>/status            retained Status: g's latest sequence number, online flag
     gates/<g>/replay/<origin>   g asks <origin> to publish the sequence ranges it misses
+    gates/<g>/replayed/<asker>  a Batch of g's records for <asker> only (its replay request)
 
 ``Codec.decode`` never raises: anything malformed, unauthenticated or on the wrong topic is
 dropped and counted in ``Codec.dropped`` by cause.
@@ -37,15 +38,16 @@ from scanner.errors import ConfigError
 from scanner.mesh.hlc import Stamp
 
 PREFIX = "gates"
-SCANS, STATUS, REPLAY = "scans", "status", "replay"
+SCANS, STATUS, REPLAY, REPLAYED = "scans", "status", "replay", "replayed"
 MIN_KEY_BYTES = 16
 # A replay request names at most this many ranges; a gate missing more asks again.
 MAX_RANGES = 64
 # A replay of thousands of records goes as a few messages of this size, not thousands of
-# messages: the broker's fan-out and each gate's HMAC check are per message.
-BATCH_BYTES = 96 * 1024
-MAX_BATCH_RECORDS = 2000
-_MAX_PAYLOAD = 256 * 1024
+# messages: the broker's fan-out and each gate's HMAC check are per message. Far below
+# mosquitto's packet limit (none by default).
+BATCH_BYTES = 512 * 1024
+MAX_BATCH_RECORDS = 5000
+_MAX_PAYLOAD = 1024 * 1024
 
 
 def scans_topic(gate: str) -> str:
@@ -58,6 +60,10 @@ def status_topic(gate: str) -> str:
 
 def replay_topic(requester: str, origin: str) -> str:
     return f"{PREFIX}/{requester}/{REPLAY}/{origin}"
+
+
+def replayed_topic(origin: str, requester: str) -> str:
+    return f"{PREFIX}/{origin}/{REPLAYED}/{requester}"
 
 
 def load_key(path: str | os.PathLike[str]) -> bytes:
@@ -135,8 +141,10 @@ class Codec:
         [payload] = self.records(record.gate, [record])
         return payload
 
-    def records(self, gate: str, records: Sequence[Record]) -> list[bytes]:
-        """Records of ``gate`` as few payloads of at most about ``BATCH_BYTES`` each."""
+    def records(self, gate: str, records: Sequence[Record], *,
+                kind: str = SCANS) -> list[bytes]:
+        """Records of ``gate`` as few payloads of at most about ``BATCH_BYTES`` each
+        (``kind`` REPLAYED for a replay addressed to one gate)."""
         payloads: list[bytes] = []
         chunk: list[dict[str, Any]] = []
         size = 0
@@ -144,12 +152,12 @@ class Codec:
             body = {name: getattr(record, name) for name in _RECORD_FIELDS}
             length = len(orjson.dumps(body))
             if chunk and (size + length > BATCH_BYTES or len(chunk) >= MAX_BATCH_RECORDS):
-                payloads.append(self._seal(SCANS, {"gate": gate, "records": chunk}))
+                payloads.append(self._seal(kind, {"gate": gate, "records": chunk}))
                 chunk, size = [], 0
             chunk.append(body)
             size += length
         if chunk:
-            payloads.append(self._seal(SCANS, {"gate": gate, "records": chunk}))
+            payloads.append(self._seal(kind, {"gate": gate, "records": chunk}))
         return payloads
 
     def status(self, status: Status) -> bytes:
@@ -193,7 +201,7 @@ class Codec:
             raise _Drop("bad_mac")
         parts = topic.split("/")
         if len(parts) < 3 or parts[0] != PREFIX or parts[2] != kind \
-                or len(parts) != (4 if kind == REPLAY else 3):
+                or len(parts) != (4 if kind in (REPLAY, REPLAYED) else 3):
             raise _Drop("wrong_topic")
         if not isinstance(body, dict):
             raise _Drop("malformed")
@@ -211,7 +219,7 @@ class _Drop(Exception):
 
 
 def _parse(kind: str, body: dict[str, Any]) -> Message:
-    if kind == SCANS:
+    if kind in (SCANS, REPLAYED):
         gate, records = body.get("gate"), body.get("records")
         if set(body) != {"gate", "records"} or not isinstance(gate, str) or not gate \
                 or not isinstance(records, list) or not 1 <= len(records) <= MAX_BATCH_RECORDS:

@@ -24,19 +24,22 @@ from datetime import UTC, datetime
 from itertools import pairwise
 from typing import Any, Protocol
 
+import orjson
 from sqlalchemy import Connection, Engine, and_, func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from scanner.decide.model import Direction, PastScan
 from scanner.errors import StoreError
 from scanner.journal.schema import journal as journal_table
-from scanner.journal.schema import mesh_conflicts, mesh_scans
+from scanner.journal.schema import journal_meta, mesh_conflicts, mesh_scans
 from scanner.mesh.hlc import HybridClock, Stamp
 from scanner.mesh.message import Record
 from scanner.store.driver_sql import describe
+from scanner.store.keyed import put_meta
 from scanner.tickets import utc_iso
 
 PEER, OWN = "peer", "journal"
+LINK_STATE_KEY = "mesh_link_state"  # the running link's state, for gate status elsewhere
 _STAMP_BATCH = 500
 _DETECT_CHUNK = 500  # tickets per conflict query (SQLite allows 999 parameters)
 
@@ -166,6 +169,26 @@ class MeshStore:
         if found:
             conn.execute(insert(mesh_conflicts).prefix_with("OR IGNORE"), found)
 
+    def save_link_state(self, state: dict[str, Any], saved_at: str) -> None:
+        """The link's state (connected, peers, deciding alone since, drops) in
+        ``journal_meta``, so ``gate status`` in another process can show it with its age."""
+        value = orjson.dumps({"saved_at": saved_at, "state": state}).decode()
+        with self._open(self.peer_engine, write=True) as conn:  # no fsync: it is a view
+            put_meta(conn, LINK_STATE_KEY, value, journal_meta)
+
+    def link_state(self) -> tuple[dict[str, Any], str] | None:
+        """What ``save_link_state`` saved last, and when (ISO UTC); None if never."""
+        with self._connect() as conn:
+            value = conn.execute(select(journal_meta.c.value)
+                                 .where(journal_meta.c.key == LINK_STATE_KEY)).scalar()
+        if value is None:
+            return None
+        try:
+            doc = orjson.loads(value)
+            return dict(doc["state"]), str(doc["saved_at"])
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            return None  # a damaged view is no view; the next save replaces it
+
     # -- reading -------------------------------------------------------------------------
 
     def held_ranges(self, origin: str) -> list[tuple[int, int]]:
@@ -175,12 +198,14 @@ class MeshStore:
                                 .order_by(_c.seq)).scalars()
             return _ranges(seqs)
 
-    def holds_all(self, origin: str, upto: int) -> bool:
-        """Whether every sequence number 1..``upto`` of ``origin`` is held (one count)."""
+    def holds_all(self, origin: str, upto: int, *, after: int = 0) -> bool:
+        """Whether every sequence number after..``upto`` of ``origin`` is held (one count
+        over the new part only: ``after`` is what was found complete before)."""
         with self._connect() as conn:
             held = conn.execute(select(func.count(_c.seq.distinct()))
-                                .where(_c.origin == origin, _c.seq <= upto)).scalar()
-        return int(held or 0) >= upto
+                                .where(_c.origin == origin, _c.seq > after,
+                                       _c.seq <= upto)).scalar()
+        return int(held or 0) >= upto - after
 
     def held_max(self, origin: str) -> int:
         with self._connect() as conn:
@@ -218,8 +243,9 @@ class MeshStore:
             partition_by=_c.ticket_id, order_by=_c.hlc.desc()).label("n")) \
             .where(granted).subquery()
         with self._connect() as conn:
-            moves = dict(conn.execute(select(_c.direction, func.count()).where(granted)
-                                      .group_by(_c.direction)).all())
+            moves: dict[str, int] = dict(conn.execute(
+                select(_c.direction, func.count()).where(granted)
+                .group_by(_c.direction)).all())
             inside = conn.execute(select(func.count()).select_from(latest)
                                   .where(latest.c.n == 1, latest.c.direction == "IN")).scalar()
         return {"inside": int(inside or 0), "in": int(moves.get("IN", 0)),
