@@ -129,10 +129,10 @@ class DaemonLog:
             click.secho(f"  {d.group(5):>7} {d.group(3):<3} {d.group(2):<16} {d.group(4)}"
                         f"  {d.group(6)}", fg="green" if granted else "red", bold=True)
         elif p := PULSED.search(message):
-            for d in self.decisions:  # its decision was logged first, on the lane's thread
-                if d.scan_id == p.group(1):
-                    click.secho(f"  {d.reader:>7} {d.direction:<3} relay pulsed: turnstile "
-                                f"released for {d.barcode}", fg="green")
+            for seen in self.decisions:  # its decision was logged first, by the lane
+                if seen.scan_id == p.group(1):
+                    click.secho(f"  {seen.reader:>7} {seen.direction:<3} relay pulsed: "
+                                f"turnstile released for {seen.barcode}", fg="green")
                     break
         else:
             click.secho(f"  gate run | {message}", dim=level == "INFO",
