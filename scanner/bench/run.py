@@ -291,7 +291,8 @@ def _wait_ready(notify: socket.socket, proc: subprocess.Popen[bytes], spawned: f
             message = notify.recv(4096).decode()
         except TimeoutError:
             if proc.poll() is not None:
-                raise click.ClickException(f"gate run exited {proc.returncode} before READY")
+                raise click.ClickException(
+                    f"gate run exited {proc.returncode} before READY") from None
             continue
         if "READY=1" in message.split("\n"):
             return time.monotonic() - spawned
