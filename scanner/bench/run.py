@@ -99,19 +99,22 @@ class SyncWatch(logging.Handler):
 def quiet_daemon_log(path: Path) -> Iterator[SyncWatch]:
     """The daemon's log goes to a file, as under systemd it goes to the journal (so its cost
     stays in the path), not onto the bench's report."""
-    scanner_log = logging.getLogger("scanner")
     to_file = logging.FileHandler(path, encoding="utf-8")
     to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     watch = SyncWatch()
-    saved = scanner_log.propagate, scanner_log.level
-    scanner_log.addHandler(to_file)
+    loggers = [logging.getLogger(name) for name in ("scanner", "apscheduler")]
+    saved = [(logger.propagate, logger.level) for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(to_file)
+        logger.propagate = False
+    loggers[0].setLevel(logging.INFO)
     logging.getLogger("scanner.sync").addHandler(watch)
-    scanner_log.propagate, scanner_log.level = False, logging.INFO
     try:
         yield watch
     finally:
-        scanner_log.propagate, scanner_log.level = saved
-        scanner_log.removeHandler(to_file)
+        for logger, (propagate, level) in zip(loggers, saved, strict=True):
+            logger.propagate, logger.level = propagate, level
+            logger.removeHandler(to_file)
         logging.getLogger("scanner.sync").removeHandler(watch)
         to_file.close()
 
