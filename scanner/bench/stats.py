@@ -30,3 +30,9 @@ def goal(name: str, value: float, limit: float, unit: str) -> dict[str, Any]:
 def goal_line(g: dict[str, Any]) -> str:
     verdict = "PASS" if g["pass"] else "FAIL"
     return f"  {verdict}  {g['goal']}: {g['value']} {g['unit']} (goal <= {g['limit']})"
+
+
+def figure_line(label: str, f: dict[str, float], width: int = 40) -> str:
+    """One row of ``percentiles`` figures under ``label``."""
+    return (f"  {label:<{width}} p50 {f['p50_ms']:.3f} ms  p99 {f['p99_ms']:.3f} ms  "
+            f"max {f['max_ms']:.3f} ms")

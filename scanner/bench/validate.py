@@ -31,7 +31,7 @@ from typing import Any
 import click
 import orjson
 
-from scanner.bench.stats import goal, goal_line, percentiles
+from scanner.bench.stats import figure_line, goal, goal_line, percentiles
 
 DEFAULT_TICKETS = 1_000_000
 DEFAULT_SCANS = 20_000
@@ -224,16 +224,11 @@ def command(count: int, scans: int, delta: int, where: str | None, as_json: bool
     for key, label in (("decide", "(a) decision only"), ("durable", "(b) decision + journal"),
                        ("floor", "floor: sqlite3 lookup + fsync'd insert")):
         f = doc[key]
-        click.echo(_figure(label, f))
+        click.echo(figure_line(label, f))
     sync = doc["sync"]
-    click.echo(_figure("(c) idle, same run", sync["idle"]))
-    click.echo(_figure(f"(c) under a {sync['delta']}-ticket sync", sync["under_sync"])
+    click.echo(figure_line("(c) idle, same run", sync["idle"]))
+    click.echo(figure_line(f"(c) under a {sync['delta']}-ticket sync", sync["under_sync"])
                + f"  ({sync['checks_under_sync']} checks in {sync['sync_s']} s,"
                  f" {sync['refused']} refused)")
     for g in doc["goals"]:
         click.echo(goal_line(g))
-
-
-def _figure(label: str, f: dict[str, float]) -> str:
-    return (f"  {label:<40} p50 {f['p50_ms']:.3f} ms  p99 {f['p99_ms']:.3f} ms  "
-            f"max {f['max_ms']:.3f} ms")

@@ -17,8 +17,10 @@ def ticket_codes(count: int, prefix: str = "VT") -> list[str]:
 
 def write_ticket_video(path: str | Path, codes: Sequence[str], *, hold: int = 6,
                        gap: int = 3, scale: int = 5, seed: int = 7,
-                       size: tuple[int, int] = (WIDTH, HEIGHT), fps: float = FPS) -> int:
-    """Write each code for ``hold`` frames, then ``gap`` empty frames; return frame count.
+                       size: tuple[int, int] = (WIDTH, HEIGHT), fps: float = FPS,
+                       lead: int = 0) -> int:
+    """Write ``lead`` empty frames, then each code for ``hold`` frames and ``gap`` empty
+    frames; return the frame count.
 
     Codes move a little between frames, like a ticket in a hand, and sit on static clutter
     so the decoder has something other than a white page to reject.
@@ -39,6 +41,9 @@ def write_ticket_video(path: str | Path, codes: Sequence[str], *, hold: int = 6,
         raise OSError(f"OpenCV cannot write MJPG video to {path}")
     frames = 0
     try:
+        for _ in range(lead):  # e.g. while the gate's first sync runs
+            writer.write(cv2.cvtColor(background, cv2.COLOR_GRAY2BGR))
+            frames += 1
         for number, code in enumerate(codes):
             symbol = np.asarray(zxingcpp.write_barcode_to_image(
                 zxingcpp.create_barcode(code, zxingcpp.BarcodeFormat.QRCode), scale=scale))

@@ -11,6 +11,7 @@ BENCHES = {
     "decode": ("scanner.bench.decode:command", "Decode rates over barcode sample folders."),
     "camera": ("scanner.bench.camera:command", "Frames/s and capture-to-decision latency."),
     "mesh": ("scanner.bench.mesh:command", "Gates on one mosquitto: spread, partitions, cost."),
+    "run": ("scanner.bench.run:command", "gate run: read-to-relay, READY time, idle cost."),
 }
 
 

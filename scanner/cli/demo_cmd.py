@@ -1,38 +1,163 @@
-"""``gate demo``: the real gate commands, as separate processes, against the simulator.
+"""``gate demo``: the real daemon, ``gate run``, against the built-in simulator.
 
-The simulator runs in this process on loopback; every step is the same ``gate`` command an
-operator would type, run as its own process with the demo's environment, so what the demo
-shows is exactly what a gate does. Midway the simulator drops every connection, to show
-that scanning goes on offline and the queued scans upload once the network is back.
+The simulator runs in this process on loopback. ``gate run`` runs as its own process, as a
+venue runs it, with a rendered video as its camera, two ptys as its entry and exit
+handhelds and mock pins for its relay, lights and buzzer. The demo writes codes into the
+handhelds, follows the daemon's log (one line per decision, one per relay pulse) and prints
+it live; midway the simulator drops every connection, the gate decides offline, and once
+the network is back the outbox drains into the simulator. Exit 0 only when every step
+showed what it should.
 """
 
 from __future__ import annotations
 
+import re
 import subprocess
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
-from enum import Enum
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import click
 
+from scanner.bench.handheld import PtyHandheld
 from scanner.cli.child import gate_argv, gate_env
 
 DEMO_TOKEN = "demo-token-not-a-secret"
+STEP_TIMEOUT = 15.0   # seconds a step waits for the daemon before it counts as failed
+PAUSE = 0.5           # between two people at a reader: longer than its dedup_window
+LEAD_FRAMES = 60      # two seconds of empty camera while the first sync runs
+DECISION = re.compile(r"decision (\S+) (\S+) (\S+) (\S+) (\S+): (.*)$")
+PULSED = re.compile(r"relay pulsed for scan (\S+)")
+LOGGED = re.compile(r"^\S+ \S+ (\w+) ([\w.]+): (.*)$")  # asctime levelname logger: message
+GARBAGE = b"\x1b[2J\x07GAR\x00BAGE\x7f"  # what a misconfigured scanner sends
+
 DEMO_CONFIG = """\
 gate_id = "demo-north-1"
+db = "{db}"
+events = ["{event}"]
 
 [api]
-retries = 1          # the demo's outage should fail fast, not back off for a minute
+url = "{url}"
+retries = 0             # the outage should show at once, not after a minute of backoff
+connect_timeout = 1.0
+read_timeout = 2.0
 
 [lookup]
-deadline_ms = 400.0
+deadline_ms = 400.0     # an unknown code is asked of the server, for 400 ms at most
+
+[upload]
+interval = 0.5
+
+[run]
+sync_interval = 5
+
+[outputs]
+pin_factory = "mock"    # gpiozero's MockFactory: no Raspberry Pi needed
+relay_pin = 17
+relay_pulse_ms = 300
+green_pin = 27
+red_pin = 22
+buzzer_pin = 23
+
+[[readers]]
+name = "camera"
+source = "camera"
+camera = "{video}"
+dedup_window = 1.0
+
+[[readers]]
+name = "entry"
+source = "serial"
+port = "{entry}"
+dedup_window = 0.2
+
+[[readers]]
+name = "exit"
+source = "serial"
+direction = "OUT"
+port = "{exit}"
+dedup_window = 0.2
 """
 
 
-def pick_barcodes(world: Any, event_id: str) -> dict[str, str]:
-    """One barcode for each story the demo tells, chosen with the gate's own rules."""
+@dataclass(frozen=True)
+class Decision:
+    scan_id: str
+    reason: str
+    direction: str
+    barcode: str
+    reader: str
+    message: str
+
+
+class DaemonLog:
+    """Follows ``gate run``'s log on a thread: prints every line as it comes and keeps the
+    decisions and relay pulses for the steps to wait on."""
+
+    def __init__(self, stream: IO[str], copy: IO[str]) -> None:
+        self.decisions: list[Decision] = []
+        self.pulsed: list[str] = []
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._follow, args=(stream, copy),
+                                        name="demo-log", daemon=True)
+        self._thread.start()
+
+    def _follow(self, stream: IO[str], copy: IO[str]) -> None:
+        for raw in stream:
+            copy.write(raw)
+            line = raw.rstrip("\n")
+            self._show(line)
+            with self._changed:
+                self.lines.append(line)
+                if m := DECISION.search(line):
+                    self.decisions.append(Decision(*m.groups()))
+                elif m := PULSED.search(line):
+                    self.pulsed.append(m.group(1))
+                self._changed.notify_all()
+
+    def _show(self, line: str) -> None:
+        m = LOGGED.match(line)
+        level, message = (m.group(1), m.group(3)) if m else ("INFO", line)
+        if d := DECISION.search(message):
+            granted = d.group(2) == "GRANTED"
+            click.secho(f"  {d.group(5):>7} {d.group(3):<3} {d.group(2):<16} {d.group(4)}"
+                        f"  {d.group(6)}", fg="green" if granted else "red", bold=True)
+        elif p := PULSED.search(message):
+            for seen in self.decisions:  # its decision was logged first, by the lane
+                if seen.scan_id == p.group(1):
+                    click.secho(f"  {seen.reader:>7} {seen.direction:<3} relay pulsed: "
+                                f"turnstile released for {seen.barcode}", fg="green")
+                    break
+        else:
+            click.secho(f"  gate run | {message}", dim=level == "INFO",
+                        fg=None if level == "INFO" else "yellow")
+
+    def wait(self, what: str, ready: Any, timeout: float = STEP_TIMEOUT) -> bool:
+        """Wait until ``ready()`` (called under the lock) is true; False, said, on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not ready():  # polled too: the simulator changes without a log line
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._changed.wait(min(left, 0.1))
+            else:
+                return True
+        click.secho(f"  FAILED: no {what} within {timeout:.0f} s", fg="red", bold=True)
+        return False
+
+    def close(self) -> None:
+        self._thread.join(5)
+
+
+def pick_barcodes(world: Any, event_id: str) -> dict[str, list[str]]:
+    """Barcodes for each story the demo tells, chosen with the gate's own rules."""
     from scanner.clock import utc_now
     from scanner.config import PolicyConfig
     from scanner.decide.model import Direction, ScanHistory
@@ -42,112 +167,191 @@ def pick_barcodes(world: Any, event_id: str) -> dict[str, str]:
 
     policy = Policy.build(world.me(), PolicyConfig(), ())
     now = utc_now()
-    wanted = {"GRANTED": ["valid", "second valid"], "TICKET_INVALID": ["cancelled"],
-              "DETAILS_REQUIRED": ["details required"]}
-    found: dict[str, str] = {}
+    wanted = {"GRANTED": 5, "TICKET_INVALID": 2}
+    found: dict[str, list[str]] = {reason: [] for reason in wanted}
     for doc in world.current_tickets(event_id):
         ticket = Ticket.from_api(doc)
         reason = decide(ticket, ScanHistory(), policy, Direction.IN, now,
                         barcode=ticket.barcode).reason.value
-        if wanted.get(reason):
-            found[wanted[reason].pop(0)] = ticket.barcode
-        if not any(wanted.values()):
-            break
+        if len(found.get(reason, ())) < wanted.get(reason, 0):
+            found[reason].append(ticket.barcode)
+        if all(len(found[r]) == n for r, n in wanted.items()):
+            return found
+    if len(found["TICKET_INVALID"]) < 2:  # a small world may have no cancellation yet
+        found["TICKET_INVALID"] += [d["barcode"] for d in world.cancel(2)]
     return found
 
 
-class SimAction(Enum):
-    """What a step does to the simulator when it runs no gate command."""
+class Story:
+    """The steps, each checked against what the daemon logged; ``failures`` counts misses."""
 
-    CHURN = "churn"        # sell, cancel and change tickets
-    OUTAGE = "outage"      # drop every connection
-    RECOVER = "recover"    # answer again
+    def __init__(self, log: DaemonLog, entry: PtyHandheld, exit_: PtyHandheld) -> None:
+        self.log = log
+        self.readers = {"entry": entry, "exit": exit_}
+        self.failures = 0
+
+    def caption(self, text: str) -> None:
+        click.secho(f"\n# {text}", fg="cyan", bold=True)
+
+    def scan(self, reader: str, code: str | bytes, expect: str, caption: str) -> None:
+        """Write ``code`` into a handheld; expect one decision ``expect`` from it, and a
+        relay pulse for it if granted."""
+        self.caption(caption)
+        time.sleep(PAUSE)
+        seen = len(self.log.decisions)
+        self.readers[reader].scan(code)
+        mine: list[Decision] = []
+
+        def decided() -> bool:
+            mine[:] = [d for d in self.log.decisions[seen:] if d.reader == reader]
+            return bool(mine)
+
+        if not self.log.wait(f"decision from {reader}", decided):
+            self.failures += 1
+            return
+        if mine[0].reason != expect:
+            click.secho(f"  FAILED: expected {expect}, got {mine[0].reason}", fg="red")
+            self.failures += 1
+        elif expect == "GRANTED" and not self.log.wait(
+                "relay pulse", lambda: mine[0].scan_id in self.log.pulsed):
+            self.failures += 1
+
+    def camera(self, expected: list[str]) -> None:
+        self.caption(f"the camera sees {len(expected)} tickets held up to it (a replayed video)")
+
+        def all_seen() -> bool:
+            return len([d for d in self.log.decisions if d.reader == "camera"]) >= len(expected)
+
+        if not self.log.wait("camera decisions", all_seen, timeout=STEP_TIMEOUT * 2):
+            self.failures += 1
+            return
+        got = sorted(d.reason for d in self.log.decisions if d.reader == "camera")
+        if got != sorted(expected):
+            click.secho(f"  FAILED: camera decided {got}, expected {sorted(expected)}",
+                        fg="red")
+            self.failures += 1
+
+    def expect(self, what: str, ready: Any, timeout: float = STEP_TIMEOUT) -> bool:
+        ok = self.log.wait(what, ready, timeout)
+        self.failures += not ok
+        return ok
 
 
-def steps(codes: dict[str, str]) -> Iterator[tuple[str, list[str] | SimAction]]:
-    """(caption, gate arguments or simulator action) in the order the demo runs them."""
-    valid = codes["valid"]
-    yield "events this token may scan", ["events"]
-    yield "first sync: a full sync of every event", ["sync", "--once"]
-    yield "SIM: tickets sold, cancelled and changed", SimAction.CHURN
-    yield "second sync: only the delta", ["sync", "--once"]
-    yield "a valid ticket enters", ["check", valid]
-    yield "the same ticket again: anti-passback", ["check", valid]
-    yield "it leaves", ["check", valid, "--direction", "OUT"]
-    if "cancelled" in codes:
-        yield "a cancelled ticket", ["check", codes["cancelled"]]
-    if "details required" in codes:
-        yield "a ticket whose holder details are missing", ["check", codes["details required"]]
-    yield "a code the gate has never seen (online lookup, 400 ms deadline)", \
-        ["check", "NOTATICKET-0000"]
-    yield "a garbage read from a scanner", ["check", "abc"]
-    yield "SIM: the venue's internet goes down", SimAction.OUTAGE
-    yield "it tries to come back in: no re-entry at this event", ["check", valid]
-    yield "another ticket enters, decided offline", ["check", codes["second valid"]]
-    yield "upload fails; every scan stays queued", ["upload", "--once"]
-    yield "SIM: the network is back", SimAction.RECOVER
-    yield "upload drains the journal in batches", ["upload", "--once"]
-    yield "status", ["status"]
+@contextmanager
+def daemon(env: dict[str, str], home: Path) -> Iterator[tuple[subprocess.Popen[str], DaemonLog]]:
+    """``gate run`` as a child process, its log followed; SIGTERM at the end."""
+    with (home / "run.log").open("w", encoding="utf-8") as copy:
+        proc = subprocess.Popen(gate_argv("run"), env=env, text=True, bufsize=1,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                errors="replace")
+        assert proc.stdout is not None
+        log = DaemonLog(proc.stdout, copy)
+        try:
+            yield proc, log
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            log.close()
 
 
 @click.command()
-@click.option("--tickets", default=20_000, show_default=True, type=click.IntRange(10),
-              help="Tickets per event in the simulator.")
+@click.option("--tickets", default=2000, show_default=True, type=click.IntRange(10),
+              help="Tickets of the demo's event in the simulator.")
 @click.option("--dir", "workdir", type=click.Path(file_okay=False, path_type=Path),
-              help="Keep the demo's database here (default: a temporary folder).")
+              help="Keep the demo's database, video and log here (default: a temporary "
+                   "folder).")
 def demo(tickets: int, workdir: Path | None) -> int:
-    """Run the gate against the built-in simulator."""
+    """Run the gate daemon against the built-in simulator, through an outage and back."""
+    from scanner.bench.video import write_ticket_video
     from scanner.sim import Faults, SimServer, World
 
-    world = World(seed=7, events=2, tickets_per_event=tickets)
+    started = time.monotonic()
+    world = World(seed=7, events=1, tickets_per_event=tickets)
     faults = Faults(seed=7)
+    event_id = world.event_ids[0]
+    codes = pick_barcodes(world, event_id)
+    valid, cancelled = codes["GRANTED"], codes["TICKET_INVALID"]
     with SimServer(world, faults, token=DEMO_TOKEN) as server, \
-            tempfile.TemporaryDirectory(prefix="gate-demo-") as tmp:
+            tempfile.TemporaryDirectory(prefix="gate-demo-") as tmp, \
+            PtyHandheld() as entry, PtyHandheld() as exit_:
         home = workdir or Path(tmp)
         home.mkdir(parents=True, exist_ok=True)
-        env = demo_environment(home, server.url)
-        event_id = world.event_ids[0]
-        codes = pick_barcodes(world, event_id)
-        click.secho(f"simulator on {server.url}: {len(world.event_ids)} events x {tickets} "
-                    f"tickets; gate database {home / 'gate.db'}", bold=True)
-        failures = 0
-        for caption, step in steps(codes):
-            click.secho(f"\n# {caption}", fg="cyan")
-            if isinstance(step, SimAction):
-                act_on_simulator(step, world, faults)
-                continue
-            args = step
-            click.secho(f"$ gate {' '.join(args)}", bold=True)
-            proc = subprocess.run(gate_argv(*args), env=env, text=True, capture_output=True,
-                                  timeout=600, check=False)
-            click.echo((proc.stdout + proc.stderr).rstrip())
-            # check exits 1 for a denial, upload 1 while offline: those are the story
-            failures += proc.returncode not in (0, 1)
+        video = home / "camera.avi"
+        write_ticket_video(video, [valid[3], cancelled[1], valid[4]], hold=8, gap=10,
+                           lead=LEAD_FRAMES)
+        env = demo_environment(home, server.url, event_id, video, entry.port, exit_.port)
+        click.secho(f"simulator on {server.url}: event {event_id} with {tickets} tickets\n"
+                    f"gate run: camera {video.name}, handhelds entry {entry.port} and exit "
+                    f"{exit_.port}, mock pins; files in {home}", bold=True)
+        # TODO(kiosk): print the kiosk URL once [web] is wired into gate run on main.
+        with daemon(env, home) as (proc, log):
+            story = Story(log, entry, exit_)
+            story.caption("gate run starts: it syncs the event, then reads")
+            story.expect("first sync", lambda: any(re.search(r"sync .*full", line)
+                                                   for line in log.lines))
+            story.camera(["GRANTED", "GRANTED", "TICKET_INVALID"])
+            tell(story, world, faults, valid, cancelled)
+            story.caption("SIGTERM: gate run stops reading, finishes, flushes, exits")
+            proc.terminate()
+            code = proc.wait(20)
+            click.echo(f"  gate run exited {code}")
+            story.failures += code != 0
         uploaded = len(world.scans)
-        click.secho(f"\nsimulator received {uploaded} scans from the gate", bold=True)
-    return 1 if failures or uploaded == 0 else 0
+    seconds = time.monotonic() - started
+    click.secho(f"\nsimulator received {uploaded} scans from the gate; {story.failures} "
+                f"step(s) failed; {seconds:.0f} s in all", bold=True,
+                fg="green" if not story.failures and uploaded else "red")
+    return 1 if story.failures or uploaded == 0 else 0
 
 
-def demo_environment(home: Path, url: str) -> dict[str, str]:
+def tell(story: Story, world: Any, faults: Any, valid: list[str], cancelled: list[str]) -> None:
+    """The handheld part of the story, the outage and the recovery."""
+    story.scan("entry", valid[0], "GRANTED", "a valid ticket at the entry")
+    story.scan("entry", valid[0], "ALREADY_INSIDE", "the same ticket again: anti-passback")
+    story.scan("exit", valid[0], "CHECKED_OUT", "it leaves through the exit reader")
+    story.scan("entry", cancelled[0], "TICKET_INVALID", "a cancelled ticket")
+    story.scan("entry", GARBAGE, "MALFORMED_READ",
+               "a garbage read with control bytes (journaled, never admitted)")
+    story.scan("entry", "NOTATICKET-0000", "UNKNOWN_BARCODE",
+               "a code the gate has never seen: asked of the server, 400 ms at most")
+    online = set(valid[:1] + valid[3:])
+    story.expect("scans in the simulator", lambda: online <= received(world), 10)
+    click.echo(f"  simulator has received {len(world.scans)} scans")
+
+    story.caption("SIM: the venue's internet goes down")
+    faults.update(drop_rate=1.0)
+    before = len(world.scans)
+    story.scan("entry", valid[1], "GRANTED", "a ticket enters, decided offline")
+    story.scan("entry", valid[2], "GRANTED", "another one, offline too")
+    story.expect("upload paused", lambda: any("upload paused" in line
+                                              for line in story.log.lines[-40:]))
+    click.echo(f"  simulator has received {len(world.scans)} scans (was {before})")
+    story.failures += len(world.scans) != before
+
+    story.caption("SIM: the network is back; the outbox drains")
+    faults.update(drop_rate=0.0)
+    offline = set(valid[1:3])
+    if story.expect("offline scans in the simulator", lambda: offline <= received(world)):
+        click.echo(f"  simulator has received {len(world.scans)} scans, the offline ones "
+                   "included")
+
+
+def received(world: Any) -> set[str]:
+    return {scan["barcode"] for scan in list(world.scans)}
+
+
+def demo_environment(home: Path, url: str, event_id: str, video: Path, entry: str,
+                     exit_: str) -> dict[str, str]:
     token_file = home / "token"
     token_file.write_text(DEMO_TOKEN + "\n", encoding="utf-8")
     token_file.chmod(0o600)
     config = home / "gate.toml"
-    config.write_text(DEMO_CONFIG, encoding="utf-8")
-    return gate_env(GATE_CONFIG=str(config), GATE_API_URL=url,
-                    GATE_API_TOKEN_FILE=str(token_file), GATE_DB=str(home / "gate.db"),
-                    GATE_EVENTS="")
-
-
-def act_on_simulator(action: SimAction, world: Any, faults: Any) -> None:
-    if action is SimAction.CHURN:
-        kinds: dict[str, int] = {}
-        for kind, _doc in world.mutate(50):
-            kinds[kind] = kinds.get(kind, 0) + 1
-        click.echo("simulator: " + ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items())))
-    elif action is SimAction.OUTAGE:
-        faults.update(drop_rate=1.0)
-        click.echo("simulator: dropping every connection")
-    elif action is SimAction.RECOVER:
-        faults.update(drop_rate=0.0)
-        click.echo("simulator: answering again")
+    config.write_text(DEMO_CONFIG.format(db=home / "gate.db", event=event_id, url=url,
+                                         video=video, entry=entry, exit=exit_),
+                      encoding="utf-8")
+    return gate_env(GATE_CONFIG=str(config), GATE_API_TOKEN_FILE=str(token_file))

@@ -1,0 +1,34 @@
+"""``gate bench run`` at a small size: it reports every figure and verdict (no timing asserts:
+the goals are the bench's own business)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import Any
+
+import orjson
+
+
+def test_bench_run_reports_latency_ready_rss_and_cpu_with_verdicts() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GATE_", "NOTIFY_"))}
+    proc = subprocess.run([sys.executable, "-m", "scanner.cli.main", "bench", "run",
+                           "--tickets", "2000", "--sync-tickets", "1000", "--scans", "10",
+                           "--idle-seconds", "1", "--json"], env=env, capture_output=True,
+                          timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr.decode()
+    doc: dict[str, Any] = orjson.loads(proc.stdout)
+    latency, start = doc["latency"], doc["start"]
+    assert latency["lost"] == 0  # every read opened the relay
+    assert latency["under_sync_scans"] == 10 and latency["sync_rounds"] >= 1
+    for row in ("check", "idle", "under_sync"):  # > 0: no relay rose before its line
+        figures = latency[row]
+        assert 0 < figures["p50_ms"] <= figures["p99_ms"] <= figures["max_ms"], row
+    assert start["tickets"] == 2000 and start["exit"] == 0
+    assert 0 < start["ready_s"] < 120
+    assert 10 < start["rss_mb"] < 4096
+    assert start["cpu_percent"] >= 0
+    assert [g["goal"].split()[0] for g in doc["goals"]] == \
+        ["read-to-relay", "read-to-relay", "reads", "READY=1", "idle", "idle"]
+    assert all(isinstance(g["pass"], bool) for g in doc["goals"])
