@@ -43,7 +43,7 @@ class DriverSql(NamedTuple):
         """One execution's parameters from values in the named order."""
         return values if self.names is None else dict(zip(self.names, values, strict=True))
 
-    def many(self, rows: list[Sequence[Any]]) -> Any:
+    def many(self, rows: Sequence[Sequence[Any]]) -> Any:
         """An executemany's parameters; positional rows pass through untouched."""
         return rows if self.names is None else [self.params(row) for row in rows]
 
