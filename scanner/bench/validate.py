@@ -81,9 +81,9 @@ def build_store(path: Path, count: int) -> tuple[str, list[str]]:
 def _synced(path: Path, event_id: str, count: int) -> None:
     """Record the full sync the bulk insert stands for, so the Syncer's next run is a
     delta from now."""
+    from scanner.clock import utc_now
     from scanner.store.db import make_engine
     from scanner.store.tickets import TicketStore
-    from scanner.clock import utc_now
     from scanner.tickets import utc_iso
 
     engine = make_engine(f"sqlite:///{path}")
