@@ -153,3 +153,19 @@ def test_finish_full_sweeps_and_clears_cursor(store: TicketStore) -> None:
                      "last_full": "2030-01-01T12:00:00.000Z", "server_total": 1,
                      "delta_until": NEW, "generation": 1, "full_in_progress": False,
                      "full_skip": None, "held_deletions": None}
+
+
+def test_the_store_commits_without_fsync_and_the_journal_with_it(tmp_path: Path) -> None:
+    """The durability split: the store is rebuilt by a sync (synchronous=NORMAL is 1), the
+    journal cannot be (FULL is 2)."""
+    from scanner.store.db import journal_url_beside, make_journal_engine
+
+    url = f"sqlite:///{tmp_path / 'gate.db'}"
+    store, journal = make_engine(url), make_journal_engine(journal_url_beside(url))
+    try:
+        levels = [engine.raw_connection().driver_connection.execute(  # type: ignore[union-attr]
+            "PRAGMA synchronous").fetchone() for engine in (store, journal)]
+    finally:
+        store.dispose()
+        journal.dispose()
+    assert levels == [(1,), (2,)]

@@ -63,7 +63,7 @@ class ModelApi:
         return self._advance()
 
     def _advance(self) -> datetime:
-        with self._lock:  # the prefetch thread's requests also move the clock
+        with self._lock:  # callers may be on any thread
             self.now += timedelta(milliseconds=1)
             return self.now
 
@@ -74,7 +74,8 @@ class ModelApi:
         return [{"_id": EVENT, "name": "Model event"}]
 
     def ticket_page(self, event_id: str, *, top: int, skip: int, from_: str | None = None,
-                    until: str | None = None) -> TicketPage:
+                    until: str | None = None, ahead: int | None = None) -> TicketPage:
+        # ``ahead`` is a download hint; this model answers each request when it comes.
         self.requests.append((skip, top, from_, until))
         rows = sorted((d for d in self.docs.values()
                        if (from_ is None or d["updatedAt"] >= from_)

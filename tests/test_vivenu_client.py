@@ -89,6 +89,46 @@ def test_ticket_page_passes_the_window(api_client: VivenuClient, sim_world: Worl
     assert page.total == 10
 
 
+def test_a_page_downloaded_ahead_is_served_without_a_second_request(
+        api_client: VivenuClient, sim_server: SimServer, sim_world: World) -> None:
+    event_id = sim_world.event_ids[0]
+    api_client.ticket_page(event_id, top=50, skip=0, ahead=40)
+    page = api_client.ticket_page(event_id, top=50, skip=40)
+    assert [r.query for r in sim_server.requests] == ["top=50&skip=0", "top=50&skip=40"]
+    expected = list(sim_world.current_tickets(event_id))[40:90]
+    assert page.tickets == [Ticket.from_api(doc) for doc in expected]
+
+
+def test_a_page_downloaded_ahead_but_asked_elsewhere_is_fetched_again(
+        api_client: VivenuClient, sim_server: SimServer, sim_world: World) -> None:
+    event_id = sim_world.event_ids[0]
+    api_client.ticket_page(event_id, top=50, skip=0, ahead=40)
+    page = api_client.ticket_page(event_id, top=50, skip=30)  # the list shifted
+    assert [r.query for r in sim_server.requests][-1] == "top=50&skip=30"
+    expected = list(sim_world.current_tickets(event_id))[30:80]
+    assert [t.id for t in page.tickets] == [d["_id"] for d in expected]
+
+
+def test_no_page_is_downloaded_ahead_past_the_listing(
+        api_client: VivenuClient, sim_server: SimServer, sim_world: World) -> None:
+    api_client.ticket_page(sim_world.event_ids[0], top=50, skip=280, ahead=300)
+    api_client.close()
+    assert [r.query for r in sim_server.requests] == ["top=50&skip=280"]
+
+
+def test_a_fault_of_a_download_ahead_surfaces_when_its_page_is_asked() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.params["skip"] == "40":  # the page downloaded ahead is gone
+            return httpx.Response(404)
+        return httpx.Response(200, json={"docs": [], "total": 100})
+
+    with VivenuClient("https://vivenu.example", Secret(SIM_TOKEN), retries=0,
+                      transport=httpx.MockTransport(answer)) as client:
+        client.ticket_page("ev", top=50, skip=0, ahead=40)
+        with pytest.raises(NotFound):
+            client.ticket_page("ev", top=50, skip=40)
+
+
 def test_ticket_finds_a_barcode(api_client: VivenuClient, sim_world: World) -> None:
     doc = next(sim_world.current_tickets(sim_world.event_ids[1]))
     assert api_client.ticket(doc["barcode"]) == Ticket.from_api(doc)

@@ -4,8 +4,8 @@ into SQLite, with nothing of the gate's (no shift-safe pager, no validation, no 
     python -m scanner.bench.plain_sync URL EVENT_ID DB_PATH PAGE_SIZE   (token: $PLAIN_TOKEN)
 
 It imports only httpx, json and sqlite3, writes the same columns and indexes the gate's
-ticket table has, commits once per page in WAL mode with synchronous=FULL as the gate's
-store does, and prints the number of tickets written. Its CPU is what the gate must beat.
+ticket table has, commits once per page in WAL mode with the gate's store's synchronous
+level, and prints the number of tickets written. Its CPU is what the gate must beat.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import json
 import os
 import sqlite3
 import sys
+from typing import Any
 
 import httpx
 
@@ -36,7 +37,7 @@ CREATE INDEX IF NOT EXISTS ix_tickets_event_gen ON tickets (event_id, sync_gen);
 INSERT = f"INSERT OR REPLACE INTO tickets VALUES ({', '.join('?' * (len(FIELDS) + 1))})"
 
 
-def row(doc: dict) -> tuple:
+def row(doc: dict[str, Any]) -> tuple[Any, ...]:
     values = [doc.get(key) for key in FIELDS]
     for index in (13, 19):  # priceCategory, entry: JSON text as the gate stores them
         if values[index] is not None:
@@ -48,7 +49,7 @@ def row(doc: dict) -> tuple:
 def main(url: str, event_id: str, db_path: str, page_size: int) -> int:
     db = sqlite3.connect(db_path)
     db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=FULL")
+    db.execute("PRAGMA synchronous=NORMAL")  # as scanner.store.db.STORE_SYNCHRONOUS
     db.executescript(DDL)
     written, skip = 0, 0
     with httpx.Client(base_url=url, headers={"token": os.environ["PLAIN_TOKEN"]}) as http:

@@ -44,6 +44,8 @@ GOAL_UNDER_SYNC_RATIO = 2.0
 GOAL_READY_S = 2.0
 GOAL_RSS_MB = 150.0
 GOAL_CPU_PERCENT = 2.0
+# An event the simulator does not know: its one sync at start fails, so idle is idle.
+IDLE_EVENT = "ev-bench-idle"
 RELAY = 17
 RELAY_TIMEOUT = 5.0   # a read whose relay has not moved by then is counted as lost
 GAP = 0.01            # after the relay closes again, before the next person
@@ -235,7 +237,7 @@ def _proc_rss_mb(pid: int) -> float:
 
 def measure_start(tmp: Path, tickets: int, idle_seconds: float, url: str) -> dict[str, Any]:
     """(b): ``gate run`` as a subprocess over a big store: READY, then idle RSS and CPU."""
-    from scanner.bench.validate import BENCH_EVENT, build_store
+    from scanner.bench.validate import build_store
     from scanner.cli.child import gate_argv, gate_env
 
     db = tmp / "start.db"
@@ -252,7 +254,7 @@ def measure_start(tmp: Path, tickets: int, idle_seconds: float, url: str) -> dic
         config.write_text(f"""
 gate_id = "bench-start"
 db = "{db}"
-events = ["{BENCH_EVENT}"]
+events = ["{IDLE_EVENT}"]
 [api]
 url = "{url}"
 retries = 0

@@ -58,7 +58,7 @@ def _first_line(proc: subprocess.Popen[bytes], timeout: float) -> tuple[str, boo
     return data.split(b"\n", 1)[0].decode(errors="replace"), True
 
 
-def _start_sim(tickets: int) -> tuple[subprocess.Popen[bytes], str]:
+def start_sim(tickets: int) -> tuple[subprocess.Popen[bytes], str]:
     proc = subprocess.Popen(
         gate_argv("sim", "--port", "0", "--events", "1", "--tickets", str(tickets)),
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
@@ -110,7 +110,7 @@ def _us_per_ticket(cpu: float, tickets: int) -> float | None:
 
 
 def measure(tickets: int, workdir: Path) -> dict[str, Any]:
-    sim, url = _start_sim(tickets)
+    sim, url = start_sim(tickets)
     try:
         db = workdir / "bench.db"
         with httpx.Client(base_url=url, headers={"token": DEFAULT_TOKEN}) as control:

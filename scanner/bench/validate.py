@@ -1,15 +1,16 @@
 """``gate bench validate``: decision latency over a large store, with and without the journal.
 
-Builds a SQLite store of N tickets by bulk insert (no HTTP), then times random scans:
+Builds a SQLite store of the simulator's N tickets by bulk insert (no HTTP), as if a full
+sync had just finished, then times random scans:
 
 (a) decision only: store lookup + journal history + rules (``Gatekeeper.decide``);
 (b) the full ``Gatekeeper.check``: (a) plus the durable journal write (fsync'd commit);
 floor: the least any durable gate can do on this disk, with the bare ``sqlite3`` module in WAL
     with synchronous=FULL: one indexed ticket lookup in the store plus one fsync'd insert in
     the journal's file;
-(c) (b) while a sync thread in the same process writes a delta of changed tickets into the
-    store, page by page as the sync does (``TicketStore.save_page``, one transaction per
-    page of 1,000), against (b) idle in the same run.
+(c) (b) while the gate's own Syncer, in a thread of the same process, syncs a delta of
+    changed tickets from the simulator (``gate sim``, in its own process so its CPU is not
+    this process's GIL) into the same store, against (b) idle in the same run.
 
 (b) and the floor run interleaved, scan by scan, so both see the same disk weather (WAL
 checkpoints, other processes). Goals: (a) p99 <= 0.5 ms; (b) p99 within 1.5x of the floor;
@@ -40,51 +41,67 @@ GOAL_DURABLE_RATIO = 1.5
 DEFAULT_DELTA = 150_000
 GOAL_UNDER_SYNC_RATIO = 2.0
 GOAL_UNDER_SYNC_MAX_MS = 50.0
-SYNC_PAGE = 1000
-BENCH_EVENT = "ev-bench"
+# The generation of the full sync the bulk-built store stands for.
+FIRST_GENERATION = 1
 _BUILD_CHUNK = 50_000
 _WARMUP = 200
 
 
-def build_store(path: Path, count: int, seed: int = 1) -> list[str]:
-    """A store of ``count`` valid tickets of one event, bulk inserted; returns the barcodes."""
+def build_store(path: Path, count: int) -> tuple[str, list[str]]:
+    """The simulator's event of ``count`` tickets (``World``'s defaults, as ``gate sim``
+    serves it), bulk inserted as seen by the first full sync; its id and the barcodes."""
+    from scanner.sim.world import World
     from scanner.store.db import make_engine
     from scanner.store.upsert import COLUMNS, ticket_row
+    from scanner.tickets import parse_ticket
 
-    # Build speed only: the measured connections below run synchronous=FULL.
+    world = World(events=1, tickets_per_event=count)
+    [event_id] = world.event_ids
+    # Build speed only: the measured connections below run the store's own level.
     engine = make_engine(f"sqlite:///{path}", synchronous="OFF")
-    rng = random.Random(seed)
-    barcodes = [f"{rng.getrandbits(64):016X}" for _ in range(count)]
     sql = f"INSERT INTO tickets ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
-    stamp = "2030-01-01T00:00:00.000Z"
+    barcodes: list[str] = []
     raw = engine.raw_connection()
     try:
         conn = raw.driver_connection
         if not isinstance(conn, sqlite3.Connection):
             raise TypeError("the bench store is built with sqlite3")
         for start in range(0, count, _BUILD_CHUNK):
-            rows = [ticket_row(_bench_ticket(i, barcodes[i], stamp, "General admission"), 0)
-                    for i in range(start, min(start + _BUILD_CHUNK, count))]
-            conn.executemany(sql, rows)
+            docs, _total = world.page(event_id, top=_BUILD_CHUNK, skip=start)
+            tickets = [parse_ticket(doc)[0] for doc in docs]
+            barcodes += [t.barcode for t in tickets]
+            conn.executemany(sql, [ticket_row(t, FIRST_GENERATION) for t in tickets])
         conn.commit()
     finally:
         raw.close()
         engine.dispose()
-    return barcodes
+    return event_id, barcodes
+
+
+def _synced(path: Path, event_id: str, count: int) -> None:
+    """Record the full sync the bulk insert stands for, so the Syncer's next run is a
+    delta from now."""
+    from scanner.clock import utc_now
+    from scanner.store.db import make_engine
+    from scanner.store.tickets import TicketStore
+    from scanner.tickets import utc_iso
+
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        store = TicketStore(engine)
+        now = utc_iso(utc_now())
+        if store.begin_full(event_id, now) != FIRST_GENERATION:
+            raise RuntimeError("the bench store was synced before")
+        store.finish_full(event_id, FIRST_GENERATION, delta_until=now, server_total=count,
+                          at=now)
+    finally:
+        engine.dispose()
 
 
 def _timed(action: Callable[[], Any]) -> float:
     started = time.perf_counter()
     action()
     return (time.perf_counter() - started) * 1000
-
-
-def _bench_ticket(i: int, barcode: str, updated_at: str, name: str) -> Any:
-    from scanner.tickets import Ticket
-
-    return Ticket(id=f"t{i:09d}", barcode=barcode, event_id=BENCH_EVENT, status="VALID",
-                  ticket_type_id="tt-general", ticket_name=name, seller_id="sel-bench",
-                  created_at="2030-01-01T00:00:00.000Z", updated_at=updated_at)
 
 
 def _sqlite(path: Path) -> sqlite3.Connection:
@@ -105,33 +122,44 @@ def _floor_op(store: sqlite3.Connection, journal: sqlite3.Connection, barcode: s
                      (scan_id, barcode, "2030-01-01T00:00:00.000Z"))
 
 
-def _sync_delta(store: Any, barcodes: list[str], delta: int, done: threading.Event,
-                failed: list[BaseException]) -> None:
-    """Change ``delta`` tickets page by page, each page one transaction, as a delta does."""
-    try:
-        for start in range(0, delta, SYNC_PAGE):
-            page = [_bench_ticket(i, barcodes[i], "2030-01-02T00:00:00.000Z", "Changed")
-                    for i in range(start, min(start + SYNC_PAGE, delta))]
-            store.save_page(BENCH_EVENT, page, generation=None)
-    except BaseException as exc:  # reported, not swallowed
-        failed.append(exc)
-    finally:
-        done.set()
+def _wait_for_stamps(control: Any, event_id: str) -> None:
+    """Wait until the clock passes the newest change's ``updatedAt``: the simulator stamps
+    a burst of changes a millisecond apart, ahead of its clock, and a delta ends at server
+    time, so without the wait it would leave most of a large burst to the next run."""
+    from scanner.tickets import parse_iso
+    from scanner.vivenu.urls import API_PREFIX
+
+    path = f"{API_PREFIX}/tickets/v2/{event_id}"
+    since = {"from": "2026-01-01T00:00:00.000Z"}
+    total = control.get(path, params={"top": 1, "skip": 0, **since}).json()["total"]
+    if not total:
+        return
+    [newest] = control.get(path, params={"top": 1, "skip": total - 1, **since}).json()["docs"]
+    ahead = parse_iso(newest["updatedAt"]).timestamp() - time.time()
+    time.sleep(max(0.0, ahead) + 1.0)
 
 
-def _under_sync(keeper: Any, store: Any, picks: list[Any], barcodes: list[str],
-                delta: int) -> dict[str, Any]:
-    """(c): durable checks while a sync thread writes the delta, and idle ones before."""
+def _under_sync(keeper: Any, syncer: Any, picks: list[Any], delta: int) -> dict[str, Any]:
+    """(c): durable checks while ``syncer`` syncs the delta in a thread, and idle ones
+    before."""
     from scanner.errors import StoreError
 
     idle_ms = [_timed(partial(keeper.check, b, d)) for b, d in picks]
-    done, failed = threading.Event(), list[BaseException]()
-    syncer = threading.Thread(target=_sync_delta, args=(store, barcodes, delta, done, failed),
-                              name="bench-sync")
+    done, reports, failed = threading.Event(), list[Any](), list[BaseException]()
+
+    def sync() -> None:
+        try:
+            reports.extend(syncer.run_once())
+        except BaseException as exc:  # reported, not swallowed
+            failed.append(exc)
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=sync, name="bench-sync")
     busy_ms: list[float] = []
     refused = 0
     started = time.perf_counter()
-    syncer.start()
+    thread.start()
     n = 0
     while not done.is_set():
         barcode, direction = picks[n % len(picks)]
@@ -140,45 +168,62 @@ def _under_sync(keeper: Any, store: Any, picks: list[Any], barcodes: list[str],
             busy_ms.append(_timed(partial(keeper.check, barcode, direction)))
         except StoreError:
             refused += 1
-    syncer.join()
+    thread.join()
     if failed:
         raise failed[0]
+    [report] = reports
     return {"idle": percentiles(idle_ms), "under_sync": percentiles(busy_ms),
             "checks_under_sync": len(busy_ms), "refused": refused, "delta": delta,
+            "delta_upserted": report.upserted, "mode": report.mode,
             "sync_s": round(time.perf_counter() - started, 2)}
 
 
-def measure(path: Path, barcodes: list[str], scans: int, seed: int = 2,
+def measure(path: Path, event_id: str, barcodes: list[str], scans: int, seed: int = 2,
             delta: int = DEFAULT_DELTA) -> dict[str, Any]:
-    """Run the measurements against the store at ``path``."""
+    """Run the measurements against the store at ``path``, built by ``build_store``."""
+    import httpx
     from sqlalchemy.engine import make_url
 
     from scanner.app import Gate
-    from scanner.config import GateConfig, LookupConfig
+    from scanner.bench.sync import start_sim
+    from scanner.config import ApiConfig, GateConfig, LookupConfig, Secret
     from scanner.decide.model import Direction
+    from scanner.sim.server import DEFAULT_TOKEN
     from scanner.store.db import journal_url_beside
 
+    _synced(path, event_id, len(barcodes))
+    delta = min(delta, len(barcodes))
     rng = random.Random(seed)
-    config = GateConfig(gate_id="bench", db=str(path), events=(BENCH_EVENT,),
-                        lookup=LookupConfig(deadline_ms=0))
     picks = [(rng.choice(barcodes), rng.choice((Direction.IN, Direction.OUT)))
              for _ in range(scans)]
-    with Gate(config) as gate:
-        keeper = gate.gatekeeper  # builds the journal's database beside the store
-        journal_file = make_url(journal_url_beside(f"sqlite:///{path}")).database or ""
-        floor_store, floor_journal = _sqlite(path), _sqlite(Path(journal_file))
-        for n, (barcode, direction) in enumerate(picks[:_WARMUP]):
-            keeper.check(barcode, direction)
-            _floor_op(floor_store, floor_journal, barcode, f"warm-{n}")  # warm it too
-        decide_ms = [_timed(lambda b=b, d=d: keeper.decide(b, d)) for b, d in picks]
-        durable_ms, floor_ms = [], []
-        for n, (barcode, direction) in enumerate(picks):
-            floor_ms.append(_timed(partial(_floor_op, floor_store, floor_journal, barcode,
-                                           f"floor-{n}")))
-            durable_ms.append(_timed(lambda b=barcode, d=direction: keeper.check(b, d)))
-        floor_store.close()
-        floor_journal.close()
-        sync = _under_sync(keeper, gate.store, picks, barcodes, min(delta, len(barcodes)))
+    sim, url = start_sim(len(barcodes))
+    try:
+        config = GateConfig(gate_id="bench", db=str(path), events=(event_id,),
+                            api=ApiConfig(url=url, token=Secret(DEFAULT_TOKEN)),
+                            lookup=LookupConfig(deadline_ms=0))
+        with Gate(config) as gate:
+            keeper = gate.gatekeeper  # builds the journal's database beside the store
+            journal_file = make_url(journal_url_beside(f"sqlite:///{path}")).database or ""
+            floor_store, floor_journal = _sqlite(path), _sqlite(Path(journal_file))
+            for n, (barcode, direction) in enumerate(picks[:_WARMUP]):
+                keeper.check(barcode, direction)
+                _floor_op(floor_store, floor_journal, barcode, f"warm-{n}")  # warm it too
+            decide_ms = [_timed(partial(keeper.decide, b, d)) for b, d in picks]
+            durable_ms, floor_ms = [], []
+            for n, (barcode, direction) in enumerate(picks):
+                floor_ms.append(_timed(partial(_floor_op, floor_store, floor_journal,
+                                               barcode, f"floor-{n}")))
+                durable_ms.append(_timed(partial(keeper.check, barcode, direction)))
+            floor_store.close()
+            floor_journal.close()
+            with httpx.Client(base_url=url, headers={"token": DEFAULT_TOKEN}) as control:
+                control.post("/_sim/mutate", json={"n": delta, "kind": "change",
+                                                   "event_id": event_id}).raise_for_status()
+                _wait_for_stamps(control, event_id)
+            sync = _under_sync(keeper, gate.syncer, picks, delta)
+    finally:
+        sim.terminate()
+        sim.wait(timeout=30)
     decide, durable, floor = (percentiles(decide_ms), percentiles(durable_ms),
                               percentiles(floor_ms))
     idle_p99, busy = sync["idle"]["p99_ms"], sync["under_sync"]
@@ -201,7 +246,7 @@ def measure(path: Path, barcodes: list[str], scans: int, seed: int = 2,
               show_default=True, help="Tickets in the store.")
 @click.option("--scans", type=click.IntRange(min=1), default=DEFAULT_SCANS, show_default=True,
               help="Random scans timed per measurement.")
-@click.option("--delta", type=click.IntRange(min=SYNC_PAGE), default=DEFAULT_DELTA,
+@click.option("--delta", type=click.IntRange(min=1), default=DEFAULT_DELTA,
               show_default=True,
               help="Tickets the sync thread changes during (c) (at most --tickets).")
 @click.option("--dir", "where", type=click.Path(file_okay=False), default=None,
@@ -213,10 +258,11 @@ def command(count: int, scans: int, delta: int, where: str | None, as_json: bool
     with tempfile.TemporaryDirectory(dir=where, prefix="gate-bench-") as tmp:
         path = Path(tmp) / "bench.db"
         started = time.perf_counter()
-        barcodes = build_store(path, count)
+        event_id, barcodes = build_store(path, count)
         built_s = time.perf_counter() - started
         doc = {"tickets": count, "scans": scans, "build_s": round(built_s, 2),
-               "db": str(path), **measure(path, barcodes, scans, delta=delta)}
+               "db": str(path), **measure(path, event_id, barcodes, scans,
+                                                   delta=delta)}
     if as_json:
         click.echo(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
         return
@@ -227,8 +273,9 @@ def command(count: int, scans: int, delta: int, where: str | None, as_json: bool
         click.echo(figure_line(label, f))
     sync = doc["sync"]
     click.echo(figure_line("(c) idle, same run", sync["idle"]))
-    click.echo(figure_line(f"(c) under a {sync['delta']}-ticket sync", sync["under_sync"])
+    click.echo(figure_line(f"(c) under a {sync['delta']}-change sync", sync["under_sync"])
                + f"  ({sync['checks_under_sync']} checks in {sync['sync_s']} s,"
-                 f" {sync['refused']} refused)")
+                 f" {sync['refused']} refused; the {sync['mode']} changed"
+                 f" {sync['delta_upserted']} tickets)")
     for g in doc["goals"]:
         click.echo(goal_line(g))

@@ -28,6 +28,11 @@ JOURNAL_SUFFIX = "-journal"
 # The scan path never does: the journal has its own database, and the store's scan-path
 # reads are WAL reads (see SCAN_BUSY_TIMEOUT_MS in driver_sql).
 WRITER_BUSY_TIMEOUT_S = 30
+# The ticket store's commits are not fsync'd (WAL with synchronous=NORMAL: a power cut may
+# lose the last commits, never corrupts): everything in it is the server's and the next
+# sync rebuilds it, and its fsyncs would queue with the journal's on the same disk. The
+# journal's record of who went in cannot be rebuilt: it stays FULL.
+STORE_SYNCHRONOUS = "NORMAL"
 PREPARE_ATTEMPTS = 3
 PREPARE_RETRY_S = 0.2
 
@@ -47,18 +52,20 @@ def journal_url_beside(store_url: str) -> str:
     return parsed.set(database=str(beside)).render_as_string(hide_password=False)
 
 
-def make_engine(url: str, *, synchronous: str = "FULL", journal_url: str | None = None) -> Engine:
+def make_engine(url: str, *, synchronous: str = STORE_SYNCHRONOUS,
+                journal_url: str | None = None) -> Engine:
     """The ticket store's engine, its schema created or migrated to ``SCHEMA_VERSION``.
 
     A store from before version 3 holds the journal too; it is moved to ``journal_url``
     (default ``journal_url_beside(url)``) first, crash-safe (see ``_move_journal``).
 
     SQLite runs in WAL mode so the sync writer never blocks the gate's reads, with
-    ``synchronous=FULL`` so a commit survives power loss (the WAL is fsync'd on every one).
+    ``synchronous`` (see STORE_SYNCHRONOUS) on its connections; the journal moved out of an
+    old store is written with FULL, as the journal always is.
     """
     engine, name = _open(url, synchronous, faults.STORE)
     target = journal_url or journal_url_beside(url)
-    _prepare(engine, name, lambda: _migrate_store(engine, name, url, target, synchronous))
+    _prepare(engine, name, lambda: _migrate_store(engine, name, url, target, "FULL"))
     return engine
 
 

@@ -69,7 +69,7 @@ def compile_for_driver(stmt: ClauseElement, dialect: Dialect,
 class HeldConnection:
     """One driver connection kept open across calls, for one thread (or under a lock).
 
-    Checked out through the engine, so its connect hooks ran (WAL and synchronous=FULL on
+    Checked out through the engine, so its connect hooks ran (WAL and its synchronous on
     SQLite). After any driver fault the connection is dropped and the next call opens a
     fresh one: a database server that restarted must not fail every call until the gate
     restarts.

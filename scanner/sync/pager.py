@@ -75,6 +75,18 @@ class Cursor:
     total: int | None = None
 
 
+def effective_overlap(page_size: int, overlap: int = DEFAULT_OVERLAP) -> int:
+    """The tickets each request re-reads: at least one new ticket per request, or paging
+    would never advance."""
+    return max(1, min(overlap, page_size // 2))
+
+
+def next_skip(skip: int, page_size: int, overlap: int = DEFAULT_OVERLAP) -> int:
+    """The offset ``pages`` asks for after reading ``skip`` when the list did not shift:
+    a caller may download it ahead (a shift makes the pager ask elsewhere)."""
+    return skip + page_size - effective_overlap(page_size, overlap)
+
+
 def anchor_key(ticket: Any) -> str:
     """A ticket as an anchor: the same id at another ``updatedAt`` is another anchor."""
     return f"{ticket.id}@{ticket.updated_at}"
@@ -98,8 +110,7 @@ def pages(fetch: Fetch, *, page_size: int, cursor: Cursor | None = None,
     is yielded, so a total that keeps growing stops there."""
     if page_size < 2:
         raise ValueError("page_size must be at least 2 to overlap pages")
-    # At least one new ticket per request, or paging would never advance.
-    overlap = max(1, min(overlap, page_size // 2))
+    overlap = effective_overlap(page_size, overlap)
     cursor = cursor or Cursor()
     while True:
         docs, at, start, requests = _aligned(fetch, cursor, page_size, overlap, max_realign)
@@ -125,8 +136,9 @@ def _aligned(fetch: Fetch, cursor: Cursor, page_size: int, overlap: int,
     expected = min(overlap, cursor.skip) - 1   # where the newest anchor id should be
     offsets = _offsets(max(0, cursor.skip - overlap), page_size, overlap)
     tried: set[int] = set()
-    at = next(offsets)
+    at: int | None = next(offsets)
     for requests in range(1, max_realign + 2):
+        assert at is not None
         tried.add(at)
         page = fetch(at, page_size)
         found = _find_anchor(page.tickets, rank)

@@ -38,15 +38,15 @@ from scanner.clock import Clock, utc_now
 from scanner.config import SyncConfig
 from scanner.errors import GateError, PagingError, ServerUnavailable, SyncError
 from scanner.store.sync_state import HeldDeletions, SyncState
-from scanner.sync.pager import Cursor, pages
-from scanner.sync.prefetch import prefetched
+from scanner.sync.pager import Cursor, next_skip, pages
 from scanner.sync.progress import progress_bar
 from scanner.tickets import parse_iso, utc_iso
 
 log = logging.getLogger("scanner.sync")
 
-# Pages downloaded ahead of the one being written.
-PREFETCH_DEPTH = 2
+# Pages downloaded ahead of the one being parsed and written (0 or 1): the download runs
+# in the client's thread, the parse and the write on the sync's own.
+PREFETCH_DEPTH = 1
 # Windows end this far past the estimated server time. The Date header the estimate comes
 # from has one-second resolution, and a window ending early misses a change made just
 # before the request until the next run; one ending late is harmless: a ticket changed
@@ -148,9 +148,9 @@ class Syncer:
             return self._full(event_id, state, "reconcile")
         return self._delta(event_id, state)
 
-    def refresh_events(self) -> list[dict]:
+    def refresh_events(self) -> list[dict[str, Any]]:
         """The events this device may scan, asked of the server and stored."""
-        docs = self.api.events()
+        docs: list[dict[str, Any]] = self.api.events()
         self.store.save_events(docs)
         return docs
 
@@ -178,10 +178,8 @@ class Syncer:
         trusted = self._trusted_until()  # once per listing: the upsert compiles once
         bar = progress_bar(self.progress if mode == "full" else False, f"sync {event_id}")
         try:
-            for page in prefetched(pages(fetch, page_size=self.config.page_size,
-                                         cursor=cursor,
-                                         max_tickets=self.config.max_event_tickets),
-                                   self.prefetch):
+            for page in pages(fetch, page_size=self.config.page_size, cursor=cursor,
+                              max_tickets=self.config.max_event_tickets):
                 self._check_stop()
                 c = page.cursor
                 if collapse_guard and c.total is not None \
@@ -237,9 +235,8 @@ class Syncer:
                             parse_iso(since) + timedelta(seconds=1)))
         fetch = self._fetcher(event_id, since, until)
         trusted = self._trusted_until()
-        for page in prefetched(pages(fetch, page_size=self.config.page_size,
-                                     max_tickets=self.config.max_event_tickets),
-                               self.prefetch):
+        for page in pages(fetch, page_size=self.config.page_size,
+                          max_tickets=self.config.max_event_tickets):
             self._check_stop()
             tally.upserted += self.store.upsert(page.tickets, generation,
                                                 trusted_until=trusted)
@@ -254,10 +251,12 @@ class Syncer:
         return tuple(doc["_id"] for doc in self.refresh_events())
 
     def _fetcher(self, event_id: str, since: str | None, until: str) -> Any:
-        api = self.api
+        api, ahead = self.api, self.prefetch > 0
 
         def fetch(skip: int, top: int) -> Any:
-            return api.ticket_page(event_id, top=top, skip=skip, from_=since, until=until)
+            # The page after this one, should the list not shift, downloads meanwhile.
+            return api.ticket_page(event_id, top=top, skip=skip, from_=since, until=until,
+                                   ahead=next_skip(skip, top) if ahead else None)
 
         return fetch
 

@@ -15,6 +15,7 @@ seconds would otherwise hold a sync forever).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -62,6 +63,24 @@ class TicketPage(NamedTuple):
     problems: tuple[tuple[int, str], ...] = ()
 
 
+class _PageKey(NamedTuple):
+    event_id: str
+    top: int
+    skip: int
+    from_: str | None
+    until: str | None
+
+
+class _Ahead:
+    """A ticket page's body downloading ahead, in its own thread."""
+
+    def __init__(self, key: _PageKey) -> None:
+        self.key = key
+        self.thread: threading.Thread | None = None
+        self.body: bytes | None = None
+        self.fault: BaseException | None = None
+
+
 class VivenuClient:
     """Synchronous client with keep-alive, timeouts, retries and server-clock tracking."""
 
@@ -85,6 +104,7 @@ class VivenuClient:
                                   timeout=self._timeout, transport=transport)
         self.last_server_date: datetime | None = None
         self._clock_offset: float | None = None
+        self._ahead: _Ahead | None = None
 
     @classmethod
     def from_config(cls, api: ApiConfig, *,
@@ -98,7 +118,7 @@ class VivenuClient:
 
     # -- endpoints ---------------------------------------------------------------------
 
-    def events(self, include_root_events: bool | None = None) -> list[dict]:
+    def events(self, include_root_events: bool | None = None) -> list[dict[str, Any]]:
         params = {} if include_root_events is None else {
             "includeRootEvents": "true" if include_root_events else "false"}
         body = self._json("GET", "/events", params=params)
@@ -108,47 +128,90 @@ class VivenuClient:
             raise ProtocolError("GET /events: expected a list of {_id, name} objects")
         return body
 
-    def me(self) -> dict:
+    def me(self) -> dict[str, Any]:
         body = self._json("GET", "/me")
         if not isinstance(body, dict) or not isinstance(body.get("deviceSettings", {}), dict):
             raise ProtocolError("GET /me: expected an object with deviceSettings")
         return body
 
-    def seller(self) -> dict:
+    def seller(self) -> dict[str, Any]:
         body = self._json("GET", "/seller")
         if not isinstance(body, dict) or not isinstance(body.get("sellerId"), str):
             raise ProtocolError("GET /seller: expected an object with a sellerId string")
         return body
 
     def ticket_page(self, event_id: str, *, top: int, skip: int, from_: str | None = None,
-                    until: str | None = None) -> TicketPage:
+                    until: str | None = None, ahead: int | None = None) -> TicketPage:
         """One page of an event's ticket list, within the page deadline. A doc that cannot
         be stored rejects the page (ProtocolError naming ticket and field); one with wrong
-        fields comes back not admissible, listed in ``problems``."""
-        params: dict[str, Any] = {"top": top, "skip": skip}
-        if from_ is not None:
-            params["from"] = from_
-        if until is not None:
-            params["until"] = until
+        fields comes back not admissible, listed in ``problems``.
+
+        ``ahead``: the ``skip`` the caller will ask for next. Its body downloads in a thread
+        while this page is parsed and written (socket reads release the GIL); parsing stays
+        on the caller's thread, which would otherwise trade the GIL with SQLite on every row.
+        A later call for that same page takes the body (or the fault) downloaded ahead."""
+        key = _PageKey(event_id, top, skip, from_, until)
         what = f"GET /tickets/v2/{event_id} skip={skip}"
-        body = self._json("GET", f"/tickets/v2/{segment(event_id)}", params=params, what=what,
-                          deadline=self._page_deadline)
-        if not isinstance(body, dict):
-            raise ProtocolError(f"{what}: expected an object, got {type(body).__name__}")
-        docs, total = body.get("docs"), body.get("total")
+        body = self._ahead_body(key)
+        if body is None:
+            body = self._page_body(key)
+        doc = self._decode(body, 200, what)
+        if not isinstance(doc, dict):
+            raise ProtocolError(f"{what}: expected an object, got {type(doc).__name__}")
+        docs, total = doc.get("docs"), doc.get("total")
         if not isinstance(docs, list) or not isinstance(total, int) or isinstance(total, bool):
             raise ProtocolError(f"{what}: expected a 'docs' list and an integer 'total'")
+        if ahead is not None and ahead < total:
+            self._download_ahead(key._replace(skip=ahead))
         tickets: list[Ticket] = []
         problems: list[tuple[int, str]] = []
         try:
-            for doc in docs:
-                ticket, problem = parse_ticket(doc)
+            for item in docs:
+                ticket, problem = parse_ticket(item)
                 if problem is not None:
                     problems.append((len(tickets), problem))
                 tickets.append(ticket)
         except ValueError as exc:
             raise ProtocolError(f"{what}: doc {len(tickets)}: {exc}") from None
         return TicketPage(tickets, total, tuple(problems))
+
+    def _page_body(self, key: _PageKey) -> bytes:
+        params: dict[str, Any] = {"top": key.top, "skip": key.skip}
+        if key.from_ is not None:
+            params["from"] = key.from_
+        if key.until is not None:
+            params["until"] = key.until
+        return self._request("GET", f"/tickets/v2/{segment(key.event_id)}", params=params,
+                             content=None, deadline=self._page_deadline,
+                             what=f"GET /tickets/v2/{key.event_id} skip={key.skip}")[1]
+
+    def _download_ahead(self, key: _PageKey) -> None:
+        self._ahead_body(None)  # at most one download ahead
+        slot = _Ahead(key)
+
+        def download() -> None:
+            try:
+                slot.body = self._page_body(key)
+            except BaseException as exc:  # handed to the call that asks for this page
+                slot.fault = exc
+
+        slot.thread = threading.Thread(target=download, name="page-ahead", daemon=True)
+        self._ahead = slot
+        slot.thread.start()
+
+    def _ahead_body(self, key: _PageKey | None) -> bytes | None:
+        """The body downloaded ahead for ``key`` (its fault raised), else None; any
+        download ahead is finished and forgotten either way."""
+        slot, self._ahead = self._ahead, None
+        if slot is None:
+            return None
+        assert slot.thread is not None
+        slot.thread.join()
+        if slot.key != key:
+            return None  # the caller went elsewhere (a shift, a new listing): not used
+        if slot.fault is not None:
+            raise slot.fault
+        return slot.body
 
     def ticket(self, barcode: str, event_id: str | None = None, *,
                deadline: float | None = None) -> Ticket:
@@ -165,7 +228,7 @@ class VivenuClient:
             log.warning("GET /tickets/{barcode}: not admissible: %s", problem)
         return ticket
 
-    def scan_ticket(self, barcode: str) -> dict:
+    def scan_ticket(self, barcode: str) -> dict[str, Any]:
         """Let the server decide and record a scan: ``{access: GRANTED|DENIED, ticket}``."""
         what = "POST /tickets/{barcode}/scan"
         body = self._json("POST", f"/tickets/{segment(barcode)}/scan", what=what)
@@ -174,7 +237,7 @@ class VivenuClient:
             raise ProtocolError(f"{what}: expected {{access: GRANTED|DENIED, ticket}}")
         return body
 
-    def post_scans(self, event_id: str, scans: list[dict]) -> dict:
+    def post_scans(self, event_id: str, scans: list[dict[str, Any]]) -> dict[str, Any]:
         """Upload scans made on the device; the answer is ``{"status": "OK"}``.
 
         A 2xx with an empty body counts as accepted (``{}``): the status is the server's
@@ -216,6 +279,10 @@ class VivenuClient:
                                      deadline=deadline, what=what)
         if empty_ok and not body.strip():
             return {}
+        return self._decode(body, status, what)
+
+    @staticmethod
+    def _decode(body: bytes, status: int, what: str) -> Any:
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -317,6 +384,7 @@ class VivenuClient:
         return text.replace(secret, "***") if secret else text
 
     def close(self) -> None:
+        self._ahead_body(None)
         self._http.close()
 
     def __enter__(self) -> VivenuClient:
