@@ -144,6 +144,9 @@ def _under_sync(keeper: Any, syncer: Any, picks: list[Any], delta: int) -> dict[
     before."""
     from scanner.errors import StoreError
 
+    from scanner.run.daemon import favour_decisions
+
+    favour_decisions()  # as gate run does: the sync thread shares the GIL with the checks
     idle_ms = [_timed(partial(keeper.check, b, d)) for b, d in picks]
     done, reports, failed = threading.Event(), list[Any](), list[BaseException]()
 

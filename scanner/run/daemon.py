@@ -11,6 +11,7 @@ closed, or held open under fire alarm, when the gate closes its outputs.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from typing import TYPE_CHECKING
 
@@ -83,10 +84,23 @@ class Daemon:
         return self.exit_code
 
 
+# A woken lane waits for the GIL while the sync thread parses a page: with Python's 5 ms
+# switch interval that wait was most of a decision's tail under sync. 1 ms hands it over
+# sooner, for a little more switching in the sync.
+DECISION_SWITCH_INTERVAL = 0.001
+
+
+def favour_decisions() -> None:
+    """Set the process's GIL switch interval for a gate that decides while it syncs."""
+    sys.setswitchinterval(DECISION_SWITCH_INTERVAL)
+
+
 def open_daemon(gate: Gate) -> Daemon:
     """A daemon for ``gate`` with everything it decides with already open, not started:
     a bad config, an unopenable store or pin fails here, before READY=1."""
     from scanner.app import Gate as _Gate
+
+    favour_decisions()
 
     gate.open(_Gate.store, _Gate.journal, _Gate.gatekeeper, _Gate.outputs, _Gate.act,
               _Gate.clock_guard)
