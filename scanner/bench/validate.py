@@ -143,7 +143,6 @@ def _under_sync(keeper: Any, syncer: Any, picks: list[Any], delta: int) -> dict[
     """(c): durable checks while ``syncer`` syncs the delta in a thread, and idle ones
     before."""
     from scanner.errors import StoreError
-
     from scanner.run.daemon import favour_decisions
 
     favour_decisions()  # as gate run does: the sync thread shares the GIL with the checks
