@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs gate-scanner on Raspberry Pi OS / Debian 12 (bookworm) as one systemd service.
 #   sudo deploy/install.sh [--token-file FILE]     install, or upgrade in place
+#   sudo deploy/install.sh --kiosk [USER]          also Chromium in kiosk mode on the Pi's
+#                                                  screen, in USER's session (deploy/kiosk.sh)
 #   sudo deploy/install.sh --uninstall [--purge]   remove it; --purge also deletes the data
 # Idempotent: re-run to upgrade. An upgrade keeps the config, the token and the database
 # (/var/lib/gate-scanner), and replaces the old gate-sync and gate-upload units.
@@ -18,18 +20,22 @@ UNIT_DIR=/etc/systemd/system
 DEVICE_GROUPS=(video dialout input gpio)
 
 say() { echo "install.sh: $*" >&2; }
-usage() { say "usage: install.sh [--token-file FILE] | --uninstall [--purge]"; exit 2; }
+usage() { say "usage: install.sh [--token-file FILE] [--kiosk [USER]] | --uninstall [--purge]"; exit 2; }
 
-token_src="" uninstall=0 purge=0
+token_src="" uninstall=0 purge=0 kiosk=0 kiosk_user=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --token-file) token_src="${2:?--token-file needs a path}"; shift 2 ;;
+        --kiosk)
+            kiosk=1; shift
+            if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then kiosk_user="$1"; shift; fi ;;
         --uninstall) uninstall=1; shift ;;
         --purge) purge=1; shift ;;
         *) usage ;;
     esac
 done
 [ "$purge" = 0 ] || [ "$uninstall" = 1 ] || usage
+[ "$kiosk" = 0 ] || [ "$uninstall" = 0 ] || usage
 [ "$(id -u)" = 0 ] || { say "run as root (sudo)"; exit 1; }
 
 remove_unit() {  # stop, disable and delete a unit if it is installed
@@ -92,4 +98,8 @@ if [ -f "$ETC/token" ]; then
     say "installed and (re)started; 'journalctl -u $UNIT' shows its log, 'gate status' the store"
 else
     say "installed; put the vivenu token in $ETC/token (chmod 600), then: systemctl start $UNIT"
+fi
+# The kiosk's browser waits for /healthz in its own unit, so it starts after the gate is ready.
+if [ "$kiosk" = 1 ]; then
+    deploy/kiosk.sh ${kiosk_user:+"$kiosk_user"}
 fi

@@ -83,6 +83,10 @@ class Camera:
         """The capture loop's last frame (or open attempt), monotonic ns."""
         return self.link.alive_ns
 
+    @property
+    def connected(self) -> bool | None:
+        return self.link.connected
+
     def __iter__(self) -> Iterator[Frame]:
         import cv2
 

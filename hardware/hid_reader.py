@@ -110,6 +110,10 @@ class HidReader:
     def alive_ns(self) -> int:
         return self.link.alive_ns
 
+    @property
+    def connected(self) -> bool | None:
+        return self.link.connected
+
     def __iter__(self) -> Iterator[RawRead]:
         # A fresh decoder per connection: a half-typed code and a held Shift from a device
         # that left must not leak into the next read.

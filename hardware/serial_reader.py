@@ -108,6 +108,10 @@ class SerialReader:
     def alive_ns(self) -> int:
         return self.link.alive_ns
 
+    @property
+    def connected(self) -> bool | None:
+        return self.link.connected
+
     def __iter__(self) -> Iterator[RawRead]:
         # SerialException is an OSError; pyserial raises ValueError on a closed port.
         return self.link.sessions(self._open, self._lines, self._close,

@@ -116,6 +116,9 @@ class Reconnect:
         # every read timeout too, so it stays fresh with nobody scanning, and stops moving
         # only when the loop is stuck (a driver that never returns).
         self.alive_ns = now_ns()
+        # True while a device is open, False after it failed to open or vanished, None
+        # before the first attempt: the kiosk's "reader disconnected" banner.
+        self.connected: bool | None = None
         self._log = logger or logging.getLogger(__name__)
 
     def stop(self) -> None:
@@ -131,6 +134,7 @@ class Reconnect:
             try:
                 handle = fn()
             except (OSError, ValueError) as exc:
+                self.connected = False
                 self.status(f"{self.name} cannot open ({exc}); "
                             f"retrying in {self.backoff.delay:.1f} s")
                 failed = True
@@ -138,6 +142,7 @@ class Reconnect:
                     return None
                 continue
             self.alive()
+            self.connected = True
             if self.opens or failed:
                 self.status(f"{self.name} open again")
             self.opens += 1
@@ -154,6 +159,7 @@ class Reconnect:
             try:
                 yield from lines(handle)
             except errors as exc:
+                self.connected = False
                 self.status(f"{self.name} vanished ({exc}); reopening")
             finally:
                 close(handle)

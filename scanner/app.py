@@ -32,16 +32,18 @@ if TYPE_CHECKING:
     from hardware.sources import ReadSource, StatusFn
     from scanner.act import ActStage
     from scanner.clock_guard import ClockGuard
-    from scanner.gatekeeper import Gatekeeper, LivePolicy, Lookup
+    from scanner.gatekeeper import CheckResult, Gatekeeper, LivePolicy, Lookup
     from scanner.journal import Journal
     from scanner.journal.offset import ServerOffset
+    from scanner.kiosk.parts import Reachability
+    from scanner.kiosk.worker import WebWorker
     from scanner.mesh.link import Link
     from scanner.mesh.store import MeshStore
     from scanner.read.hygiene import Payload, Rejected
     from scanner.read.pipeline import Pipeline
     from scanner.read.sources import SourceFactory
     from scanner.run.daemon import ActWorker
-    from scanner.run.lane import Lane
+    from scanner.run.lane import Lane, LaneRead
     from scanner.run.notify import Notifier
     from scanner.run.readers import ReaderWorker
     from scanner.run.schedule import Scheduler
@@ -353,8 +355,15 @@ class Gate:
         keeper, act = self.gatekeeper, self.act
         names = dict.fromkeys(reader.lane for reader in self.config.readers)
         return {name: Lane(name, keeper, act.submit,
-                           heartbeat_timeout=self.config.run.heartbeat_timeout)
+                           heartbeat_timeout=self.config.run.heartbeat_timeout,
+                           on_decision=self._read_decided)
                 for name in names}
+
+    def _read_decided(self, read: LaneRead, result: CheckResult) -> None:
+        """A lane's read, submitted: its read time to the kiosk's read-to-relay histogram."""
+        web = Gate.web.built(self)
+        if web is not None and read.captured_ns is not None:
+            web.server.note_read(result.scan_id, read.captured_ns / 1e9)
 
     @part
     def reader_workers(self) -> list[ReaderWorker]:
@@ -386,9 +395,11 @@ class Gate:
         def retime(me: dict[str, object]) -> None:
             box[0].retime("sync", sync_interval(cfg.run.sync_interval, me, every))
 
-        jobs = [sync_job(self.syncer, lambda: box[0].stopping, every, on_synced=guard.refresh),
-                settings_job(self.api, store.save_settings, retime),
-                upload_job(self.outbox, cfg.upload.interval)]
+        report = self.reachability.report
+        jobs = [sync_job(self.syncer, lambda: box[0].stopping, every, on_synced=guard.refresh,
+                         report=report),
+                settings_job(self.api, store.save_settings, retime, report=report),
+                upload_job(self.outbox, cfg.upload.interval, report=report)]
         # The scheduler proves it is alive every tick: well inside its heartbeat timeout.
         box.append(Scheduler(jobs, heartbeat_timeout=cfg.run.heartbeat_timeout,
                              tick=min(DEFAULT_TICK, cfg.run.heartbeat_timeout / 4),
@@ -402,6 +413,21 @@ class Gate:
         return ActWorker(self.act, heartbeat_timeout=self.config.run.heartbeat_timeout)
 
     @part
+    def reachability(self) -> Reachability:
+        """Whether the vivenu API answered the last job that asked it (the online badge)."""
+        from scanner.kiosk.parts import Reachability
+
+        return Reachability()
+
+    @part
+    def web(self) -> WebWorker | None:
+        """The kiosk page, /api/status, /healthz and /metrics as ``gate run``'s ``web``
+        worker; None with ``[web] enabled = false``."""
+        from scanner.kiosk.worker import daemon_web
+
+        return daemon_web(self)
+
+    @part
     def supervisor(self) -> Supervisor:
         """Every worker of ``gate run`` under one supervisor, which tells systemd."""
         from scanner.run.notify import Notifier
@@ -413,7 +439,7 @@ class Gate:
         guard = self.clock_guard
         link = self.mesh_link  # with [mesh], gate run shares its scans
         workers = [*self.reader_workers, *self.lanes.values(), self.scheduler,
-                   self.act_worker, *([link] if link is not None else [])]
+                   self.act_worker, *filter(None, [link, self.web])]
         return Supervisor(workers, notifier, status=lambda: _run_status(guard, link))
 
 

@@ -270,8 +270,11 @@ class OutputsConfig:
 class WebConfig:
     """The kiosk page, /api/status, /healthz and /metrics served by ``gate run``."""
 
+    # Off: `gate run` serves no page (a turnstile nobody looks at needs no web server).
+    enabled: bool = True
     host: str = setting(DEFAULT_WEB_HOST, nonempty=True)
-    port: int = setting(DEFAULT_WEB_PORT, lo=1, hi=65535)
+    # 0: any free port, the one taken is logged (tests, a demo beside another gate).
+    port: int = setting(DEFAULT_WEB_PORT, lo=0, hi=65535)
     # The hashed steward PIN; needed before the page may be served beyond loopback.
     pin_file: str | None = setting(None, nonempty=True)
     # Read-only status without login when served beyond loopback; off: holder names are
@@ -281,7 +284,7 @@ class WebConfig:
     def problem(self) -> tuple[str, str] | None:
         from scanner.vivenu.urls import is_loopback
 
-        if not is_loopback(self.host) and not self.pin_file:
+        if self.enabled and not is_loopback(self.host) and not self.pin_file:
             return ("pin_file", f"required when web.host ({self.host!r}) is not loopback: "
                                 "changes need a login there")
         return None

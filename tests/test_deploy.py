@@ -36,6 +36,13 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
     assert (proc.returncode, proc.stderr) == (0, "")
 
 
+def test_install_sets_up_the_kiosk_through_kiosk_sh() -> None:
+    script = (ROOT / "deploy" / "install.sh").read_text(encoding="utf-8")
+    assert any("--kiosk" in line for line in script.splitlines()[:6])  # in the header
+    assert re.search(r"^\s+--kiosk\)", script, re.M)
+    assert re.search(r"^\s+deploy/kiosk\.sh\b", script, re.M)
+
+
 def test_the_daemon_is_the_one_unit() -> None:
     assert [unit.name for unit in UNITS] == ["gate-scanner.service"]
 

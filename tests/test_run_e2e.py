@@ -92,7 +92,12 @@ def handheld() -> Iterator[Handheld]:
     h.close()
 
 
-def write_config(tmp_path: Path, sim: Any, handheld: Handheld, video: Path | None = None) -> Path:
+# Any free port: a fixed one would collide with another gate on the same machine.
+NO_FIXED_PORT = "[web]\nport = 0\n"
+
+
+def write_config(tmp_path: Path, sim: Any, handheld: Handheld, video: Path | None = None,
+                 web: str = NO_FIXED_PORT) -> Path:
     event = sim.world.event_ids[0]
     camera = f"""
 [[readers]]
@@ -121,6 +126,7 @@ sync_interval = 5
 pin_factory = "mock"
 relay_pin = 17
 relay_pulse_ms = 100
+{web}
 [[readers]]
 name = "hand"
 source = "serial"

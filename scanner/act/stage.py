@@ -89,6 +89,7 @@ class Acted:
     opened: bool                # the relay released (or was held open) for this scan
     actuated_at: str | None     # as journaled; None when the gate did not open
     fire_alarm: bool
+    acted_ns: int = 0           # time.monotonic_ns() once relay and lights were driven
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +231,7 @@ class ActStage:
         opened = decision.granted and decision.reason in OPENS and self.outputs.pulse()
         signal = signal_for(decision)
         self.outputs.signal(signal)
+        acted_ns = time.monotonic_ns()  # the read's clock (Payload.captured_ns), for metrics
         actuated_at = None
         if opened:
             actuated_at = self._now_iso()
@@ -238,7 +240,7 @@ class ActStage:
             self._mark(self.journal.mark_actuated, scan.scan_id, actuated_at)
             log.info("relay pulsed for scan %s", scan.scan_id)
         self.fanout.publish(Acted(scan.scan_id, decision, signal, opened, actuated_at,
-                                  self.outputs.fire_alarm))
+                                  self.outputs.fire_alarm, acted_ns))
 
     def _passage(self, at: float) -> None:
         if self._passages is None:

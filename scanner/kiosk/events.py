@@ -141,6 +141,11 @@ class Broadcaster:
     def heartbeat(self) -> float:
         return self._heartbeat
 
+    @property
+    def running(self) -> bool:
+        thread = self._thread
+        return thread is not None and thread.is_alive()
+
     def _run(self) -> None:
         events = self.parts.listener.events
         while not self._stop.is_set():

@@ -96,5 +96,8 @@ class Reachability:
     def failed(self) -> None:
         self._last = False
 
+    def report(self, reached: bool) -> None:
+        self._last = reached
+
     def __call__(self) -> bool | None:
         return self._last

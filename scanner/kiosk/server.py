@@ -90,7 +90,7 @@ class KioskServer:
         self.sessions = Sessions()
         self._direction = direction
         self._lock = threading.Lock()
-        self._reads: dict[str, float] = {}
+        self._reads: dict[str, tuple[float | None, float | None]] = {}
         self.events = Broadcaster(parts, self._state, on_acted=self._acted)
         self.metrics = Metrics(parts, clients=lambda: self.events.clients)
         self._httpd: _Server | None = None
@@ -110,18 +110,29 @@ class KioskServer:
         self.events.refresh()
 
     def note_read(self, scan_id: str, at: float) -> None:
-        """When the read behind ``scan_id`` happened (``time.monotonic``), for the
-        read-to-relay histogram; a reader pipeline calls this before submitting."""
-        with self._lock:
-            if len(self._reads) > 1024:  # scans the act stage dropped never come back
-                self._reads.clear()
-            self._reads[scan_id] = at
+        """When the read behind ``scan_id`` happened (``time.monotonic`` seconds), for the
+        read-to-relay histogram. A lane may tell this after the act stage acted on it (it
+        submits first, so the relay never waits): whichever of the two comes second is
+        measured."""
+        self._pair(scan_id, read_at=at)
 
     def _acted(self, acted: Acted) -> None:
+        self._pair(acted.scan_id,
+                   acted_at=acted.acted_ns / 1e9 if acted.acted_ns else time.monotonic())
+
+    def _pair(self, scan_id: str, *, read_at: float | None = None,
+              acted_at: float | None = None) -> None:
         with self._lock:
-            at = self._reads.pop(acted.scan_id, None)
-        if at is not None:
-            self.metrics.read_to_relay.observe(time.monotonic() - at)
+            other = self._reads.pop(scan_id, None)
+            if other is None:
+                if len(self._reads) > 1024:  # halves that never meet (dropped, not acted)
+                    self._reads.clear()
+                self._reads[scan_id] = (read_at, acted_at)
+                return
+        read_at = read_at if read_at is not None else other[0]
+        acted_at = acted_at if acted_at is not None else other[1]
+        if read_at is not None and acted_at is not None:
+            self.metrics.read_to_relay.observe(max(0.0, acted_at - read_at))
 
     def _state(self, fire_alarm: bool) -> dict[str, Any]:
         return page_state(self.parts, direction=self._direction, fire_alarm=fire_alarm,
@@ -199,6 +210,13 @@ class KioskServer:
     @property
     def heartbeat(self) -> float:
         return self.events.heartbeat
+
+    @property
+    def serving(self) -> bool:
+        """Started, and both its threads (HTTP, event broadcaster) still running."""
+        thread = self._thread
+        return (self._httpd is not None and thread is not None and thread.is_alive()
+                and self.events.running)
 
     def __enter__(self) -> KioskServer:
         return self.start()

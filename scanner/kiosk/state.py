@@ -55,6 +55,10 @@ def banners(parts: KioskParts, fire_alarm: bool) -> list[dict[str, str]]:
         out.append({"kind": "clock", "text": "Clock not set: timeslots and times are unsure"})
     if probes.reader_connected() is False:
         out.append({"kind": "reader", "text": "Reader disconnected: use manual entry"})
+    mesh = probes.mesh()
+    if mesh and mesh.get("deciding_alone"):
+        out.append({"kind": "mesh",
+                    "text": "Deciding alone: the other gates cannot be reached"})
     return out
 
 

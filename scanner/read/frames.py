@@ -32,6 +32,11 @@ class DecodingSource:
         alive: int | None = getattr(self.frames, "alive_ns", None)
         return alive
 
+    @property
+    def connected(self) -> bool | None:
+        connected: bool | None = getattr(self.frames, "connected", None)
+        return connected
+
     def __iter__(self) -> Iterator[RawRead]:
         for frame in self.frames:
             full = self.full_every > 0 and self.decoded % self.full_every == 0

@@ -9,6 +9,8 @@
 - ``upload``: drain the journal's queue every ``upload.interval``.
 
 Each returns whether it succeeded; a failure is one log line and the scheduler backs off.
+Each also tells ``report`` whether it reached the API (the kiosk's online badge): an upload
+with nothing to send asked nothing, so it says nothing.
 """
 
 from __future__ import annotations
@@ -27,6 +29,12 @@ if TYPE_CHECKING:
     from scanner.upload.outbox import Outbox
 
 log = logging.getLogger("scanner.run")
+
+Report = Callable[[bool], object]  # True: the API answered; False: it could not be reached
+
+
+def _ignore(_reached: bool) -> None:
+    return None
 
 SETTINGS_EVERY = 300.0
 # A run longer than this counts as hung (its heartbeat stops): every request has its own
@@ -48,7 +56,7 @@ def sync_interval(override: float | None, me: dict[str, Any] | None, fallback: f
 
 
 def sync_job(syncer: Syncer, stop: Callable[[], threading.Event], every: float,
-             on_synced: Callable[[], object] = lambda: None) -> Job:
+             on_synced: Callable[[], object] = lambda: None, report: Report = _ignore) -> Job:
     """``stop()`` is the event that ends a run early (the scheduler's own, set at SIGTERM:
     a full sync in flight stops after the page it writes and resumes at the next start)."""
 
@@ -61,7 +69,9 @@ def sync_job(syncer: Syncer, stop: Callable[[], threading.Event], every: float,
             return True
         except GateError as exc:
             log.warning("sync: %s", exc)
+            report(False)
             return False
+        report(True)
         on_synced()
         return True
 
@@ -69,10 +79,16 @@ def sync_job(syncer: Syncer, stop: Callable[[], threading.Event], every: float,
 
 
 def settings_job(api: Any, save: Callable[[dict[str, Any]], None],
-                 on_settings: Callable[[dict[str, Any]], None]) -> Job:
+                 on_settings: Callable[[dict[str, Any]], None], report: Report = _ignore) -> Job:
     def run() -> bool:
         try:
             me = api.me()
+        except GateError as exc:
+            log.warning("device settings: %s", exc)
+            report(False)
+            return False
+        report(True)
+        try:
             save(me)
         except GateError as exc:
             log.warning("device settings: %s", exc)
@@ -84,11 +100,13 @@ def settings_job(api: Any, save: Callable[[dict[str, Any]], None],
     return Job("settings", run, SETTINGS_EVERY, SETTINGS_TIMEOUT, at_start=False)
 
 
-def upload_job(outbox: Outbox, every: float) -> Job:
+def upload_job(outbox: Outbox, every: float, report: Report = _ignore) -> Job:
     def run() -> bool:
-        report = outbox.drain_once()
-        if report.sent or report.rejected:
-            log.info("uploaded %d scan(s), %d rejected", report.sent, report.rejected)
-        return report.ok
+        done = outbox.drain_once()
+        if done.sent or done.rejected:
+            log.info("uploaded %d scan(s), %d rejected", done.sent, done.rejected)
+        if done.errors or done.batches:
+            report(done.batches > 0 and not done.errors)
+        return done.ok
 
     return Job("upload", run, every, UPLOAD_TIMEOUT)

@@ -37,12 +37,14 @@ OFFER_TIMEOUT = 2.0
 
 @dataclass(frozen=True, slots=True)
 class LaneRead:
-    """One read for a lane: ``refused`` is hygiene's reason when the read is no code."""
+    """One read for a lane: ``refused`` is hygiene's reason when the read is no code;
+    ``captured_ns`` when the device delivered it (``time.monotonic_ns``), for read-to-relay."""
 
     text: str
     direction: Direction
     reader: str
     refused: str | None = None
+    captured_ns: int | None = None
 
 
 class Checker(Protocol):

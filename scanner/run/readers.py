@@ -123,13 +123,37 @@ class ReaderWorker(Worker):
             pipeline = self._pipeline
         return self.heartbeat if pipeline is None else _alive(pipeline)
 
+    @property
+    def connected(self) -> bool | None:
+        """False while one of its devices failed to open or vanished; None when its sources
+        cannot tell (stdin) or none is open yet."""
+        sources = self._sources()
+        states = [getattr(source, "connected", None) for source in sources]
+        if not states or any(state is None for state in states):
+            return None
+        return all(states)
+
+    @property
+    def frames_decoded(self) -> int | None:
+        """Camera frames through the decoder so far (this pipeline); None for line devices."""
+        counts = [n for source in self._sources()
+                  if isinstance(n := getattr(source, "decoded", None), int)]
+        return sum(counts) if counts else None
+
+    def _sources(self) -> list[object]:
+        with self._pipeline_lock:
+            pipeline = self._pipeline
+        return list(pipeline.sources) if pipeline is not None else []
+
     def _accept(self, payload: Payload) -> bool:
-        return self.lane.offer(LaneRead(payload.text, self.direction, self.reader))
+        return self.lane.offer(LaneRead(payload.text, self.direction, self.reader,
+                                        captured_ns=payload.captured_ns))
 
     def _refuse(self, rejected: Rejected) -> bool:
         log.warning("reader %s: %s", self.reader, escape(rejected.line()))
         return self.lane.offer(LaneRead(rejected.text, self.direction, self.reader,
-                                        refused=rejected.why))
+                                        refused=rejected.why,
+                                        captured_ns=rejected.raw.captured_ns))
 
     def _status(self, line: str) -> None:
         log.info("reader %s: %s", self.reader, escape(line))

@@ -73,6 +73,7 @@ class Supervisor:
         self._last_status = ""
         self._stopped = False
         self._stop_lock = threading.Lock()
+        self.ready = False  # every worker started and READY=1 sent
 
     def run(self, stop: threading.Event) -> int:
         """Start every worker, supervise until ``stop`` is set or an essential worker is
@@ -90,6 +91,7 @@ class Supervisor:
     def start(self) -> None:
         for watch in self._watches:
             watch.worker.start()
+        self.ready = True
         self.notifier.ready()
         self._publish_status()
 
@@ -105,6 +107,25 @@ class Supervisor:
     def healthy(self, now: float) -> bool:
         """True while no running worker's heartbeat is stale."""
         return all(not (w.worker.running and w.worker.stale(now)) for w in self._watches)
+
+    def problems(self, now: float | None = None) -> list[str]:
+        """Why the gate is not healthy, one phrase per worker (empty when it is): not
+        started yet or stopping, a worker restarting or hung, a heartbeat gone stale."""
+        now = self.clock() if now is None else now
+        if self._stopped:
+            return ["stopping"]
+        if not self.ready:
+            return ["not ready: starting"]
+        out = []
+        for watch in self._watches:
+            worker = watch.worker
+            if watch.state != "up":
+                out.append(f"{worker.name} {watch.state}")
+            elif worker.running and worker.stale(now):
+                out.append(f"{worker.name}: no heartbeat for {now - worker.heartbeat:.1f} s")
+            elif not worker.running and not worker.stopping.is_set():
+                out.append(f"{worker.name} not running")
+        return out
 
     def summary(self) -> str:
         down = [f"{w.worker.name} {w.state}" for w in self._watches if w.state != "up"]

@@ -1,0 +1,123 @@
+"""What ``gate run`` tells its kiosk, without a browser: health from the supervisor, the
+online badge from the jobs, the frame rate, the "deciding alone" banner, the web worker's
+start and stop."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import httpx
+import pytest
+from kiosk_kit import free_port
+from test_hardware_kit import wait_for
+from test_run_kit import Loop
+
+from scanner.kiosk.parts import KioskParts, Probes, Reachability, WebOptions
+from scanner.kiosk.server import KioskServer
+from scanner.kiosk.state import banners
+from scanner.kiosk.worker import Rate, WebWorker
+from scanner.run.jobs import upload_job
+from scanner.run.supervisor import Supervisor
+from scanner.upload.outbox import UploadReport
+
+
+def test_health_names_no_worker_before_start_and_the_stale_one_after(
+        caplog: pytest.LogCaptureFixture) -> None:
+    steady, stuck = Loop("steady"), Loop("stuck", heartbeat_timeout=0.2)
+    supervisor = Supervisor([steady, stuck], tick=0.05)
+    assert supervisor.problems() == ["not ready: starting"]
+    supervisor.start()
+    try:
+        assert supervisor.problems() == []
+        stuck.hang.set()  # stops beating, as a driver stuck in a read
+        wait_for(lambda: any(p.startswith("stuck") for p in supervisor.problems()),
+                 "a stale heartbeat in the health")
+        assert not any(p.startswith("steady") for p in supervisor.problems())
+    finally:
+        stuck.release.set()
+        supervisor.shutdown()
+    assert supervisor.problems() == ["stopping"]
+
+
+class _Outbox:
+    def __init__(self, report: UploadReport) -> None:
+        self.report = report
+
+    def drain_once(self) -> UploadReport:
+        return self.report
+
+
+@pytest.mark.parametrize(("report", "badge"), [
+    (UploadReport(), None),                         # nothing queued: nothing was asked
+    (UploadReport(sent=3, batches=1), True),
+    (UploadReport(errors=["e1: ServerUnavailable"]), False),
+])
+def test_an_upload_tells_the_badge_only_what_it_asked(report: UploadReport,
+                                                      badge: bool | None) -> None:
+    link = Reachability()
+    upload_job(_Outbox(report), 1.0, report=link.report).run()  # type: ignore[arg-type]
+    assert link() is badge
+
+
+def test_frame_rate_is_per_second_and_starts_over_when_the_count_goes_down() -> None:
+    now, count = [0.0], [0]
+    rate = Rate(lambda: count[0], clock=lambda: now[0])
+    assert rate() is None  # one sample says nothing yet
+    now[0], count[0] = 2.0, 60
+    assert rate() == pytest.approx(30.0)
+    now[0], count[0] = 3.0, 5  # the reader restarted: its decoder counts from 0
+    assert rate() == pytest.approx(30.0)  # the last figure until a new span is long enough
+    now[0], count[0] = 4.0, 15
+    assert rate() == pytest.approx(10.0)
+
+
+def _parts(mesh: dict[str, Any] | None) -> KioskParts:
+    return KioskParts(gate_id="g", listener=None, check=None, submit=None,  # type: ignore[arg-type]
+                      status=dict, health=lambda: (True, []), tallies=list, latencies=None,  # type: ignore[arg-type]
+                      probes=Probes(mesh=lambda: mesh))
+
+
+@pytest.mark.parametrize(("mesh", "shown"), [
+    (None, False), ({"deciding_alone": False}, False), ({"deciding_alone": True}, True),
+    ({"deciding_alone": None}, False),  # the link is not running in this process
+])
+def test_the_deciding_alone_banner_follows_the_mesh(mesh: dict[str, Any] | None,
+                                                     shown: bool) -> None:
+    kinds = [b["kind"] for b in banners(_parts(mesh), fire_alarm=False)]
+    assert ("mesh" in kinds) is shown
+
+
+def _server(port: int) -> KioskServer:
+    from scanner.act import Fanout
+
+    parts = KioskParts(gate_id="g", listener=Fanout().subscribe("kiosk"), check=None,  # type: ignore[arg-type]
+                       submit=None, status=dict, health=lambda: (True, []),  # type: ignore[arg-type]
+                       tallies=list, latencies=None)  # type: ignore[arg-type]
+    return KioskServer(WebOptions(port=port), parts)
+
+
+def test_the_web_worker_serves_until_stopped_and_then_frees_its_port() -> None:
+    port = free_port()
+    worker = WebWorker(_server(port), heartbeat_timeout=5)
+    worker.start()
+    try:
+        wait_for(lambda: worker.server.serving, "the kiosk serving")
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+        assert not worker.stale(worker.clock())
+    finally:
+        worker.stop()
+        assert worker.join(5)
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))  # free again
+
+
+def test_a_taken_port_makes_the_web_worker_fail_not_hang() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        worker = WebWorker(_server(taken.getsockname()[1]), heartbeat_timeout=5)
+        worker.start()
+        assert worker.join(5)
+    assert "cannot listen" in str(worker.failure)
