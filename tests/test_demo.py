@@ -29,6 +29,7 @@ def test_demo_decides_every_story_pulses_the_relay_and_uploads_after_the_outage(
     # 2 camera grants, 3 entry grants (2 offline), 1 exit: each released the turnstile
     assert len(re.findall(r"relay pulsed: turnstile released", out)) == 6
     assert "upload paused" in out
+    assert re.search(r"kiosk page http://127.0.0.1:\d+/ : /healthz 200", out), out
     assert "0 step(s) failed" in out
     # every ticketed scan reached the simulator: 9 with a ticket, plus the unknown code
     received = int(out.rsplit("simulator received ", 1)[1].split()[0])

@@ -12,6 +12,7 @@ showed what it should.
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 import tempfile
 import threading
@@ -26,6 +27,7 @@ import click
 
 from scanner.bench.handheld import PtyHandheld
 from scanner.cli.child import gate_argv, gate_env
+from scanner.config import DEFAULT_WEB_PORT
 
 DEMO_TOKEN = "demo-token-not-a-secret"
 STEP_TIMEOUT = 15.0   # seconds a step waits for the daemon before it counts as failed
@@ -55,6 +57,9 @@ interval = 0.5
 
 [run]
 sync_interval = 5
+
+[web]
+port = {web_port}             # the steward's kiosk page, on loopback
 
 [outputs]
 pin_factory = "mock"    # gpiozero's MockFactory: no Raspberry Pi needed
@@ -284,16 +289,20 @@ def demo(tickets: int, workdir: Path | None) -> int:
         video = home / "camera.avi"
         write_ticket_video(video, [valid[3], cancelled[1], valid[4]], hold=8, gap=10,
                            lead=LEAD_FRAMES)
-        env = demo_environment(home, server.url, event_id, video, entry.port, exit_.port)
+        web_port = kiosk_port()
+        env = demo_environment(home, server.url, event_id, video, entry.port, exit_.port,
+                               web_port)
         click.secho(f"simulator on {server.url}: event {event_id} with {tickets} tickets\n"
                     f"gate run: camera {video.name}, handhelds entry {entry.port} and exit "
-                    f"{exit_.port}, mock pins; files in {home}", bold=True)
-        # TODO(kiosk): print the kiosk URL once [web] is wired into gate run on main.
+                    f"{exit_.port}, mock pins; files in {home}\n"
+                    f"kiosk page: http://127.0.0.1:{web_port}/", bold=True)
         with daemon(env, home) as (proc, log):
             story = Story(log, entry, exit_)
             story.caption("gate run starts: it syncs the event, then reads")
             story.expect("first sync", lambda: any(re.search(r"sync .*full", line)
                                                    for line in log.lines))
+            click.echo(f"  kiosk page http://127.0.0.1:{web_port}/ : /healthz "
+                       f"{kiosk_health(web_port)}")
             story.camera(["GRANTED", "GRANTED", "TICKET_INVALID"])
             tell(story, world, faults, valid, cancelled)
             story.caption("SIGTERM: gate run stops reading, finishes, flushes, exits")
@@ -345,13 +354,37 @@ def received(world: Any) -> set[str]:
     return {scan["barcode"] for scan in list(world.scans)}
 
 
+def kiosk_port(preferred: int = DEFAULT_WEB_PORT) -> int:
+    """The kiosk's usual port when it is free (a second demo, or a gate, may hold it), else
+    any free one."""
+    for port in (preferred, 0):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(probe.getsockname()[1])
+    raise OSError("no free port on loopback for the kiosk page")
+
+
+def kiosk_health(port: int) -> str:
+    """What the daemon's kiosk answers on /healthz: its status code, or why it did not."""
+    import httpx
+
+    try:
+        return str(httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2.0).status_code)
+    except httpx.HTTPError as exc:
+        return f"no answer ({exc.__class__.__name__})"
+
+
 def demo_environment(home: Path, url: str, event_id: str, video: Path, entry: str,
-                     exit_: str) -> dict[str, str]:
+                     exit_: str, web_port: int) -> dict[str, str]:
     token_file = home / "token"
     token_file.write_text(DEMO_TOKEN + "\n", encoding="utf-8")
     token_file.chmod(0o600)
     config = home / "gate.toml"
     config.write_text(DEMO_CONFIG.format(db=home / "gate.db", event=event_id, url=url,
-                                         video=video, entry=entry, exit=exit_),
+                                         video=video, entry=entry, exit=exit_,
+                                         web_port=web_port),
                       encoding="utf-8")
     return gate_env(GATE_CONFIG=str(config), GATE_API_TOKEN_FILE=str(token_file))
