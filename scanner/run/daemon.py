@@ -104,7 +104,21 @@ def open_daemon(gate: Gate) -> Daemon:
 
     gate.open(_Gate.store, _Gate.journal, _Gate.gatekeeper, _Gate.outputs, _Gate.act,
               _Gate.clock_guard)
+    warm_up(gate)
     return Daemon(gate.supervisor)
+
+
+def warm_up(gate: Gate) -> None:
+    """Run the decision path's reads once before READY=1, so the first person at the gate
+    does not pay for the policy's first build, the first statements and their imports."""
+    from scanner.decide.model import Direction
+    from scanner.decide.rules import decide
+
+    policy = gate.policy_source()
+    gate.store.by_barcode("warm-up")
+    history = gate.journal.history("warm-up")
+    decide(None, history, policy, Direction.IN, gate.clock(), barcode="warm-up-0000",
+           offline=True)
 
 
 def start_daemon(gate: Gate) -> Daemon:
