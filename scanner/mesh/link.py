@@ -241,6 +241,7 @@ class Link(Worker):
         """Connected or deciding alone (since when), peers, drops and conflicts: gate
         status, the kiosk's banner, metrics; persisted for ``gate status`` elsewhere."""
         connected = self.connected.is_set()
+        held = self.store.held_maxima()
         return {
             "connected": connected,
             "deciding_alone": not connected,
@@ -248,7 +249,7 @@ class Link(Worker):
             "since": self._partition.since_wall,
             "peers_connected": sum(p.online for g, p in self.peers.items() if g != self.gate_id),
             "peers": {g: {"announced": p.announced, "online": p.online,
-                          "held": self.store.held_max(g)} for g, p in sorted(self.peers.items())},
+                          "held": held.get(g, 0)} for g, p in sorted(self.peers.items())},
             "dropped": dict(self.codec.dropped),
             "conflicts": self.store.conflict_count(),
             "replayed": self.replayed,
@@ -329,7 +330,8 @@ class Link(Worker):
             self._disconnect(client)
 
     def _round(self) -> None:
-        records: list[Record] = []
+        batches: list[Batch] = []
+        records = 0
         stamp = False
         try:
             kind, item = self._inbox.get(timeout=TICK)
@@ -338,20 +340,21 @@ class Link(Worker):
                     if kind == "message":
                         self._room.release()
                     if isinstance(item, Batch):
-                        records += item.records
+                        batches.append(item)
+                        records += len(item.records)
                     else:
                         self._handle(item)
                 elif kind == "connected":
                     self._on_connected()
                 stamp = stamp or kind == "journal"
-                if len(records) >= _BATCH:
+                if records >= _BATCH:
                     break
                 kind, item = self._inbox.get_nowait()
         except queue.Empty:
             stamp = True  # a quiet tick: stamp whatever a caller forgot to notify
         try:
-            if records:
-                self._store_records(records)
+            if batches:
+                self._store_records(batches)
             if stamp:
                 self._publish_new()
             self._replay()
@@ -418,15 +421,20 @@ class Link(Worker):
                 span for span in message.ranges
                 if now - self._replayed_at.get((asker, *span), -1e9) >= REPLAY_HOLDOFF)
 
-    def _store_records(self, records: list[Record]) -> None:
+    def _store_records(self, batches: list[Batch]) -> None:
+        """Per batch, not per record: the clock moves past the latest stamp (stamp text
+        sorts as stamps do) and the origin's peer entry takes the highest number."""
         now = self.clock()
-        for record in records:
-            self.hlc.merge(Stamp.parse(record.hlc))
-            peer = self.peers.setdefault(record.gate, Peer())
-            peer.announced = max(peer.announced, record.seq)
+        fresh: list[Record] = []
+        for batch in batches:
+            records = batch.records
+            self.hlc.merge(Stamp.parse(max(r.hlc for r in records)))
+            peer = self.peers.setdefault(batch.gate, Peer())
+            peer.announced = max(peer.announced, max(r.seq for r in records))
             peer.heard_at = now
-        fresh = [r for r in records if r.gate != self.gate_id]
-        if self.store.record_many(fresh) and self.on_records is not None:
+            if batch.gate != self.gate_id:
+                fresh += records
+        if fresh and self.store.record_many(fresh) and self.on_records is not None:
             self.on_records(fresh)
 
     def _publish_new(self) -> None:
