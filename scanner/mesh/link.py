@@ -26,10 +26,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
+import socket
 import ssl
 import stat
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,6 +81,10 @@ _BATCH = 2000
 INBOX_MESSAGES = 32
 INBOX_WAIT = 2.0              # well inside the keepalive: paho's thread must ping too
 _REPLAY_CHUNK = 5000          # own records read per query while replaying
+# After a split every gate asks each origin for the same range within a moment: requests
+# are gathered this long, and a range is read and signed once for all its askers.
+REPLAY_GATHER = 0.15
+_SIGNED_RANGES = 64           # signed replay payloads kept (own records never change)
 
 
 class MeshError(GateError, ConnectionError):
@@ -183,6 +189,13 @@ class Partition:
         return None
 
 
+def _no_delay(_client: mqtt.Client, _userdata: Any, sock: Any) -> None:
+    """Small messages go out at once: Nagle would hold a live scan behind an unacknowledged
+    one (up to the peer's delayed-ack timeout, 40 ms on Linux)."""
+    with contextlib.suppress(OSError, AttributeError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 class Link(Worker):
     """The worker. ``store`` is this gate's MeshStore; ``on_records`` (optional) is told of
     every batch of new peer records, after they are stored (kiosk, metrics, benchmarks).
@@ -212,6 +225,8 @@ class Link(Worker):
         self._inbox: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self._room = threading.Semaphore(INBOX_MESSAGES)
         self._replay_due: dict[str, set[tuple[int, int]]] = {}  # asker -> ranges
+        self._replay_at: float | None = None  # when the gathered requests are served
+        self._signed: OrderedDict[tuple[int, int], tuple[list[bytes], int]] = OrderedDict()
         self._replayed_at: dict[tuple[str, int, int], float] = {}
         self._announced_seq = -1
         self._announced_at = 0.0
@@ -287,6 +302,7 @@ class Link(Worker):
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_socket_open = _no_delay
         port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
         # connect_async: a broker that is down at start is retried by the loop, not raised.
         client.connect_async(parts.hostname or "", port, keepalive=s.keepalive)
@@ -334,7 +350,8 @@ class Link(Worker):
         records = 0
         stamp = False
         try:
-            kind, item = self._inbox.get(timeout=TICK)
+            wait = TICK if self._replay_at is None else self._replay_at - self.clock()
+            kind, item = self._inbox.get(timeout=min(TICK, max(0.0, wait)))
             while True:
                 if kind in ("message", "extra"):
                     if kind == "message":
@@ -420,6 +437,8 @@ class Link(Worker):
             self._replay_due.setdefault(asker, set()).update(
                 span for span in message.ranges
                 if now - self._replayed_at.get((asker, *span), -1e9) >= REPLAY_HOLDOFF)
+            if self._replay_at is None:
+                self._replay_at = now + REPLAY_GATHER
 
     def _store_records(self, batches: list[Batch]) -> None:
         """Per batch, not per record: the clock moves past the latest stamp (stamp text
@@ -447,22 +466,41 @@ class Link(Worker):
 
     def _replay(self) -> None:
         """Republish what peers asked for, to each asker alone (its own topic): a broadcast
-        would have every gate parse every replay of the venue."""
-        if not self._replay_due or not self.connected.is_set() or self._client is None:
-            return
-        due, self._replay_due = self._replay_due, {}
+        would have every gate parse every replay of the venue, also the half of a split
+        that holds it. Each range is read and signed once, whoever asks for it."""
         now = self.clock()
+        if not self._replay_due or self._replay_at is None or now < self._replay_at \
+                or not self.connected.is_set() or self._client is None:
+            return
+        due, self._replay_due, self._replay_at = self._replay_due, {}, None
         for asker, spans in due.items():
             for first, last in sorted(spans):
                 self._replayed_at[(asker, first, last)] = now
                 for start in range(first, last + 1, _REPLAY_CHUNK):
-                    records = self.store.local_range(start, min(last, start + _REPLAY_CHUNK - 1))
-                    self._publish(records, topic=replayed_topic(self.gate_id, asker),
-                                  kind=REPLAYED)
-                    self.replayed += len(records)
+                    span = (start, min(last, start + _REPLAY_CHUNK - 1))
+                    payloads, count = self._signed_range(span)
+                    for payload in payloads:
+                        self._client.publish(replayed_topic(self.gate_id, asker), payload,
+                                             qos=1)
+                    self.replayed += count
         if len(self._replayed_at) > 10_000:
             self._replayed_at = {k: t for k, t in self._replayed_at.items()
                                  if now - t < REPLAY_HOLDOFF}
+
+    def _signed_range(self, span: tuple[int, int]) -> tuple[list[bytes], int]:
+        """The payloads of own records first..last and how many records they hold (the
+        batch names no asker, so one signature serves every asker's topic)."""
+        signed = self._signed.get(span)
+        if signed is not None:
+            self._signed.move_to_end(span)
+            return signed
+        records = self.store.local_range(*span)
+        signed = self.codec.records(self.gate_id, records, kind=REPLAYED), len(records)
+        if len(records) == span[1] - span[0] + 1:  # complete: it can never change
+            self._signed[span] = signed
+            if len(self._signed) > _SIGNED_RANGES:
+                self._signed.popitem(last=False)
+        return signed
 
     def _publish(self, records: list[Record], *, topic: str | None = None,
                  kind: str = SCANS) -> None:
