@@ -102,8 +102,9 @@ class MeshSettings:
     cert_key_file: str | None = None
     keepalive: int = 10
     reconnect_min: int = 1
-    # A LAN broker back after a split is found within this: convergence waits for it.
-    reconnect_max: int = 2
+    # A LAN broker back after a split is found within this: convergence waits for it (a
+    # refused connection a second costs the broker nothing).
+    reconnect_max: int = 1
     anti_entropy_interval: float = ANTI_ENTROPY_INTERVAL
 
     def __repr__(self) -> str:
@@ -537,7 +538,8 @@ class Link(Worker):
             if self.store.holds_all(origin, upto, after=peer.verified):  # the usual case
                 peer.verified = upto
                 continue
-            gaps = missing_ranges(self.store.held_ranges(origin), upto)
+            gaps = missing_ranges(self.store.held_ranges(origin, after=peer.verified), upto,
+                                  after=peer.verified)
             if not gaps:
                 peer.verified = upto
                 continue

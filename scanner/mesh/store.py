@@ -77,17 +77,19 @@ class PeerJournal(Protocol):
 
     def record_peer(self, record: Record) -> bool: ...
     def record_many(self, records: Sequence[Record]) -> int: ...
-    def held_ranges(self, origin: str) -> list[tuple[int, int]]: ...
+    def held_ranges(self, origin: str, *, after: int = 0) -> list[tuple[int, int]]: ...
     def local_range(self, first: int, last: int) -> list[Record]: ...
     def stamp_journal(self, clock: HybridClock, *, after: int = 0) -> list[Record]: ...
     def own_max_seq(self) -> int: ...
     def conflicts(self) -> list[Conflict]: ...
 
 
-def missing_ranges(held: Sequence[tuple[int, int]], upto: int) -> list[tuple[int, int]]:
-    """The inclusive ranges of 1..``upto`` not covered by ``held`` (sorted, disjoint)."""
+def missing_ranges(held: Sequence[tuple[int, int]], upto: int, *,
+                   after: int = 0) -> list[tuple[int, int]]:
+    """The inclusive ranges of ``after``+1..``upto`` not covered by ``held`` (sorted,
+    disjoint)."""
     gaps: list[tuple[int, int]] = []
-    expect = 1
+    expect = after + 1
     for first, last in held:
         if first > upto:
             break
@@ -204,11 +206,12 @@ class MeshStore:
 
     # -- reading -------------------------------------------------------------------------
 
-    def held_ranges(self, origin: str) -> list[tuple[int, int]]:
-        """The sequence numbers of ``origin`` held here, as sorted inclusive ranges."""
+    def held_ranges(self, origin: str, *, after: int = 0) -> list[tuple[int, int]]:
+        """The sequence numbers of ``origin`` after ``after`` held here, as sorted
+        inclusive ranges (``after``: what is known complete, so not read again)."""
         with self._connect() as conn:
-            seqs = conn.execute(select(_c.seq).where(_c.origin == origin).distinct()
-                                .order_by(_c.seq)).scalars()
+            seqs = conn.execute(select(_c.seq).where(_c.origin == origin, _c.seq > after)
+                                .distinct().order_by(_c.seq)).scalars()
             return _ranges(seqs)
 
     def holds_all(self, origin: str, upto: int, *, after: int = 0) -> bool:
