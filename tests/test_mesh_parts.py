@@ -15,12 +15,16 @@ from scanner.cli.main import main
 from scanner.errors import ConfigError
 from scanner.mesh.hlc import HybridClock, Stamp
 from scanner.mesh.message import (
+    BATCH_BYTES,
+    REPLAYED,
+    SCANS,
     Batch,
     Codec,
     Record,
     ReplayRequest,
     Status,
     load_key,
+    replayed_topic,
     scans_topic,
 )
 from scanner.mesh.store import MeshStore, missing_ranges
@@ -80,6 +84,31 @@ def test_no_payload_makes_the_codec_raise(payload: bytes):
     codec = Codec(KEY)
     assert codec.decode(scans_topic("A"), payload) is None
     assert sum(codec.dropped.values()) == 1
+
+
+def test_a_large_replay_goes_as_few_payloads_each_within_the_batch_size():
+    codec = Codec(KEY)
+    records = [record(f"s{n}", "A", n, 5 + n, ticket=f"tk-{n}") for n in range(1, 6001)]
+    payloads = codec.records("A", records, kind=REPLAYED)
+    assert 1 < len(payloads) <= 6 and all(len(p) <= BATCH_BYTES for p in payloads)
+    got = [r for p in payloads for r in codec.decode(replayed_topic("A", "B"), p).records]
+    assert got == records
+
+
+@pytest.mark.parametrize("fault", [
+    lambda r: r[:-1],                      # a field short
+    lambda r: [*r[:2], "3", *r[3:]],       # seq as text
+    lambda r: [*r[:3], "0000000000005-000000-B", *r[4:]],  # a stamp of another gate
+    lambda r: [*r[:7], "SIDEWAYS", *r[8:]],
+    lambda r: [*r[:9], None, *r[10:]],     # a required text missing
+])
+def test_a_malformed_record_drops_its_whole_batch(fault):
+    codec = Codec(KEY)
+    good = list(record("s1", "A", 1, 5))
+    body = {"gate": "A", "records": [good, fault(good)]}
+    payload = codec._seal(SCANS, body)
+    assert codec.decode(scans_topic("A"), payload) is None
+    assert codec.dropped == {"malformed": 1}
 
 
 def test_a_tampered_record_is_dropped_as_unauthenticated():

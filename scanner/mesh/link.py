@@ -26,10 +26,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
+import socket
 import ssl
 import stat
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,6 +81,10 @@ _BATCH = 2000
 INBOX_MESSAGES = 32
 INBOX_WAIT = 2.0              # well inside the keepalive: paho's thread must ping too
 _REPLAY_CHUNK = 5000          # own records read per query while replaying
+# After a split every gate asks each origin for the same range within a moment: requests
+# are gathered this long, and a range is read and signed once for all its askers.
+REPLAY_GATHER = 0.15
+_SIGNED_RANGES = 64           # signed replay payloads kept (own records never change)
 
 
 class MeshError(GateError, ConnectionError):
@@ -96,8 +102,9 @@ class MeshSettings:
     cert_key_file: str | None = None
     keepalive: int = 10
     reconnect_min: int = 1
-    # A LAN broker back after a split is found within this: convergence waits for it.
-    reconnect_max: int = 2
+    # A LAN broker back after a split is found within this: convergence waits for it (a
+    # refused connection a second costs the broker nothing).
+    reconnect_max: int = 1
     anti_entropy_interval: float = ANTI_ENTROPY_INTERVAL
 
     def __repr__(self) -> str:
@@ -183,6 +190,13 @@ class Partition:
         return None
 
 
+def _no_delay(_client: mqtt.Client, _userdata: Any, sock: Any) -> None:
+    """Small messages go out at once: Nagle would hold a live scan behind an unacknowledged
+    one (up to the peer's delayed-ack timeout, 40 ms on Linux)."""
+    with contextlib.suppress(OSError, AttributeError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 class Link(Worker):
     """The worker. ``store`` is this gate's MeshStore; ``on_records`` (optional) is told of
     every batch of new peer records, after they are stored (kiosk, metrics, benchmarks).
@@ -212,6 +226,8 @@ class Link(Worker):
         self._inbox: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self._room = threading.Semaphore(INBOX_MESSAGES)
         self._replay_due: dict[str, set[tuple[int, int]]] = {}  # asker -> ranges
+        self._replay_at: float | None = None  # when the gathered requests are served
+        self._signed: OrderedDict[tuple[int, int], tuple[list[bytes], int]] = OrderedDict()
         self._replayed_at: dict[tuple[str, int, int], float] = {}
         self._announced_seq = -1
         self._announced_at = 0.0
@@ -241,6 +257,7 @@ class Link(Worker):
         """Connected or deciding alone (since when), peers, drops and conflicts: gate
         status, the kiosk's banner, metrics; persisted for ``gate status`` elsewhere."""
         connected = self.connected.is_set()
+        held = self.store.held_maxima()
         return {
             "connected": connected,
             "deciding_alone": not connected,
@@ -248,7 +265,7 @@ class Link(Worker):
             "since": self._partition.since_wall,
             "peers_connected": sum(p.online for g, p in self.peers.items() if g != self.gate_id),
             "peers": {g: {"announced": p.announced, "online": p.online,
-                          "held": self.store.held_max(g)} for g, p in sorted(self.peers.items())},
+                          "held": held.get(g, 0)} for g, p in sorted(self.peers.items())},
             "dropped": dict(self.codec.dropped),
             "conflicts": self.store.conflict_count(),
             "replayed": self.replayed,
@@ -286,6 +303,7 @@ class Link(Worker):
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_socket_open = _no_delay
         port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
         # connect_async: a broker that is down at start is retried by the loop, not raised.
         client.connect_async(parts.hostname or "", port, keepalive=s.keepalive)
@@ -329,29 +347,32 @@ class Link(Worker):
             self._disconnect(client)
 
     def _round(self) -> None:
-        records: list[Record] = []
+        batches: list[Batch] = []
+        records = 0
         stamp = False
         try:
-            kind, item = self._inbox.get(timeout=TICK)
+            wait = TICK if self._replay_at is None else self._replay_at - self.clock()
+            kind, item = self._inbox.get(timeout=min(TICK, max(0.0, wait)))
             while True:
                 if kind in ("message", "extra"):
                     if kind == "message":
                         self._room.release()
                     if isinstance(item, Batch):
-                        records += item.records
+                        batches.append(item)
+                        records += len(item.records)
                     else:
                         self._handle(item)
                 elif kind == "connected":
                     self._on_connected()
                 stamp = stamp or kind == "journal"
-                if len(records) >= _BATCH:
+                if records >= _BATCH:
                     break
                 kind, item = self._inbox.get_nowait()
         except queue.Empty:
             stamp = True  # a quiet tick: stamp whatever a caller forgot to notify
         try:
-            if records:
-                self._store_records(records)
+            if batches:
+                self._store_records(batches)
             if stamp:
                 self._publish_new()
             self._replay()
@@ -417,16 +438,23 @@ class Link(Worker):
             self._replay_due.setdefault(asker, set()).update(
                 span for span in message.ranges
                 if now - self._replayed_at.get((asker, *span), -1e9) >= REPLAY_HOLDOFF)
+            if self._replay_at is None:
+                self._replay_at = now + REPLAY_GATHER
 
-    def _store_records(self, records: list[Record]) -> None:
+    def _store_records(self, batches: list[Batch]) -> None:
+        """Per batch, not per record: the clock moves past the latest stamp (stamp text
+        sorts as stamps do) and the origin's peer entry takes the highest number."""
         now = self.clock()
-        for record in records:
-            self.hlc.merge(Stamp.parse(record.hlc))
-            peer = self.peers.setdefault(record.gate, Peer())
-            peer.announced = max(peer.announced, record.seq)
+        fresh: list[Record] = []
+        for batch in batches:
+            records = batch.records
+            self.hlc.merge(Stamp.parse(max(r.hlc for r in records)))
+            peer = self.peers.setdefault(batch.gate, Peer())
+            peer.announced = max(peer.announced, max(r.seq for r in records))
             peer.heard_at = now
-        fresh = [r for r in records if r.gate != self.gate_id]
-        if self.store.record_many(fresh) and self.on_records is not None:
+            if batch.gate != self.gate_id:
+                fresh += records
+        if fresh and self.store.record_many(fresh) and self.on_records is not None:
             self.on_records(fresh)
 
     def _publish_new(self) -> None:
@@ -439,22 +467,41 @@ class Link(Worker):
 
     def _replay(self) -> None:
         """Republish what peers asked for, to each asker alone (its own topic): a broadcast
-        would have every gate parse every replay of the venue."""
-        if not self._replay_due or not self.connected.is_set() or self._client is None:
-            return
-        due, self._replay_due = self._replay_due, {}
+        would have every gate parse every replay of the venue, also the half of a split
+        that holds it. Each range is read and signed once, whoever asks for it."""
         now = self.clock()
+        if not self._replay_due or self._replay_at is None or now < self._replay_at \
+                or not self.connected.is_set() or self._client is None:
+            return
+        due, self._replay_due, self._replay_at = self._replay_due, {}, None
         for asker, spans in due.items():
             for first, last in sorted(spans):
                 self._replayed_at[(asker, first, last)] = now
                 for start in range(first, last + 1, _REPLAY_CHUNK):
-                    records = self.store.local_range(start, min(last, start + _REPLAY_CHUNK - 1))
-                    self._publish(records, topic=replayed_topic(self.gate_id, asker),
-                                  kind=REPLAYED)
-                    self.replayed += len(records)
+                    span = (start, min(last, start + _REPLAY_CHUNK - 1))
+                    payloads, count = self._signed_range(span)
+                    for payload in payloads:
+                        self._client.publish(replayed_topic(self.gate_id, asker), payload,
+                                             qos=1)
+                    self.replayed += count
         if len(self._replayed_at) > 10_000:
             self._replayed_at = {k: t for k, t in self._replayed_at.items()
                                  if now - t < REPLAY_HOLDOFF}
+
+    def _signed_range(self, span: tuple[int, int]) -> tuple[list[bytes], int]:
+        """The payloads of own records first..last and how many records they hold (the
+        batch names no asker, so one signature serves every asker's topic)."""
+        signed = self._signed.get(span)
+        if signed is not None:
+            self._signed.move_to_end(span)
+            return signed
+        records = self.store.local_range(*span)
+        signed = self.codec.records(self.gate_id, records, kind=REPLAYED), len(records)
+        if len(records) == span[1] - span[0] + 1:  # complete: it can never change
+            self._signed[span] = signed
+            if len(self._signed) > _SIGNED_RANGES:
+                self._signed.popitem(last=False)
+        return signed
 
     def _publish(self, records: list[Record], *, topic: str | None = None,
                  kind: str = SCANS) -> None:
@@ -491,7 +538,8 @@ class Link(Worker):
             if self.store.holds_all(origin, upto, after=peer.verified):  # the usual case
                 peer.verified = upto
                 continue
-            gaps = missing_ranges(self.store.held_ranges(origin), upto)
+            gaps = missing_ranges(self.store.held_ranges(origin, after=peer.verified), upto,
+                                  after=peer.verified)
             if not gaps:
                 peer.verified = upto
                 continue

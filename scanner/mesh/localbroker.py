@@ -41,7 +41,7 @@ class LocalBroker:
             raise BrokerMissing("mosquitto is not installed: apt-get install mosquitto")
         folder.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
-        lines = [f"listener {self.port} 127.0.0.1", "persistence false",
+        lines = [f"listener {self.port} 127.0.0.1", "persistence false", "set_tcp_nodelay true",
                  "max_queued_messages 1000000", "max_inflight_messages 1000",
                  # Run as whoever runs us: mosquitto started by root would switch to its own
                  # user, which cannot read this folder.

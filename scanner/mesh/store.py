@@ -46,6 +46,14 @@ _DETECT_CHUNK = 500  # tickets per conflict query (SQLite allows 999 parameters)
 _RECORD_COLUMNS = ("scan_id", "origin", "seq", "hlc", "ticket_id", "event_id", "barcode",
                    "direction", "result", "reason", "scanned_at")
 _c = mesh_scans.c
+_INSERT = (f"INSERT OR IGNORE INTO mesh_scans ({', '.join(_RECORD_COLUMNS)}, journal_seq,"
+           f" upload_state) VALUES ({', '.join('?' * (len(_RECORD_COLUMNS) + 2))})")
+# Tickets of admissions after a rowid that were admitted at another gate as well.
+_CANDIDATES = ("SELECT DISTINCT n.ticket_id FROM mesh_scans n"
+               " WHERE n.rowid > ? AND n.result = 'OK' AND n.direction = 'IN'"
+               " AND n.ticket_id IS NOT NULL AND EXISTS (SELECT 1 FROM mesh_scans o"
+               " WHERE o.ticket_id = n.ticket_id AND o.origin <> n.origin"
+               " AND o.result = 'OK' AND o.direction = 'IN')")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,17 +77,19 @@ class PeerJournal(Protocol):
 
     def record_peer(self, record: Record) -> bool: ...
     def record_many(self, records: Sequence[Record]) -> int: ...
-    def held_ranges(self, origin: str) -> list[tuple[int, int]]: ...
+    def held_ranges(self, origin: str, *, after: int = 0) -> list[tuple[int, int]]: ...
     def local_range(self, first: int, last: int) -> list[Record]: ...
     def stamp_journal(self, clock: HybridClock, *, after: int = 0) -> list[Record]: ...
     def own_max_seq(self) -> int: ...
     def conflicts(self) -> list[Conflict]: ...
 
 
-def missing_ranges(held: Sequence[tuple[int, int]], upto: int) -> list[tuple[int, int]]:
-    """The inclusive ranges of 1..``upto`` not covered by ``held`` (sorted, disjoint)."""
+def missing_ranges(held: Sequence[tuple[int, int]], upto: int, *,
+                   after: int = 0) -> list[tuple[int, int]]:
+    """The inclusive ranges of ``after``+1..``upto`` not covered by ``held`` (sorted,
+    disjoint)."""
     gaps: list[tuple[int, int]] = []
-    expect = 1
+    expect = after + 1
     for first, last in held:
         if first > upto:
             break
@@ -113,7 +123,7 @@ class MeshStore:
 
     def record_many(self, records: Sequence[Record]) -> int:
         """Keep peer records in one transaction; returns how many were new."""
-        rows = [_row(r, PEER) for r in records if r.gate != self.gate_id]
+        rows = [(*r, None, PEER) for r in records if r.gate != self.gate_id]
         return self._insert(rows, self.peer_engine) if rows else 0
 
     def stamp_journal(self, clock: HybridClock, *, after: int = 0) -> list[Record]:
@@ -140,26 +150,31 @@ class MeshStore:
                 record = Record(scan_id, self.gate_id, seq, str(clock.now()), ticket, event,
                                 barcode, direction, result, reason, at)
                 records.append(record)
-                values.append(_row(record, OWN) | {"journal_seq": jseq})
+                values.append((*record, jseq, OWN))
             self._insert(values, self.engine)
             return records
 
-    def _insert(self, rows: list[dict[str, Any]], engine: Engine) -> int:
+    def _insert(self, rows: list[tuple[Any, ...]], engine: Engine) -> int:
+        """One executemany of plain tuples (SQLAlchemy's per-row parameter handling cost
+        more than SQLite's insert); a scan id held already is skipped by the primary key."""
         with self._open(engine, write=True) as conn:
-            new = conn.execute(insert(mesh_scans).prefix_with("OR IGNORE"), rows).rowcount
-            self._detect(conn, {r["ticket_id"] for r in rows if r["ticket_id"]
-                                and r["result"] == "OK" and r["direction"] == "IN"})
+            mark = conn.exec_driver_sql("SELECT max(rowid) FROM mesh_scans").scalar() or 0
+            new = conn.exec_driver_sql(_INSERT, rows).rowcount
+            if new:
+                self._detect(conn, mark)
         return int(new)
 
-    def _detect(self, conn: Connection, tickets: set[str]) -> None:
+    def _detect(self, conn: Connection, mark: int) -> None:
         """Record every pair of admissions at different gates with no check-out between,
-        for ``tickets``: one query per few hundred tickets (a replay brings thousands)."""
+        for the tickets of the rows inserted after rowid ``mark``. One set-based query
+        finds the few tickets admitted at another gate too (a replay brings thousands of
+        rows, nearly all of tickets seen nowhere else); only those are looked at in order."""
+        tickets = list(conn.exec_driver_sql(_CANDIDATES, (mark,)).scalars())
         found: list[dict[str, str]] = []
         now = utc_iso_now()
-        ordered = sorted(tickets)
-        for start in range(0, len(ordered), _DETECT_CHUNK):
+        for start in range(0, len(tickets), _DETECT_CHUNK):
             rows = conn.execute(select(_c.ticket_id, _c.scan_id, _c.origin, _c.direction)
-                                .where(_c.ticket_id.in_(ordered[start:start + _DETECT_CHUNK]),
+                                .where(_c.ticket_id.in_(tickets[start:start + _DETECT_CHUNK]),
                                        _c.result == "OK")
                                 .order_by(_c.ticket_id, _c.hlc)).all()
             found += [{"first_scan_id": a.scan_id, "second_scan_id": b.scan_id,
@@ -191,11 +206,12 @@ class MeshStore:
 
     # -- reading -------------------------------------------------------------------------
 
-    def held_ranges(self, origin: str) -> list[tuple[int, int]]:
-        """The sequence numbers of ``origin`` held here, as sorted inclusive ranges."""
+    def held_ranges(self, origin: str, *, after: int = 0) -> list[tuple[int, int]]:
+        """The sequence numbers of ``origin`` after ``after`` held here, as sorted
+        inclusive ranges (``after``: what is known complete, so not read again)."""
         with self._connect() as conn:
-            seqs = conn.execute(select(_c.seq).where(_c.origin == origin).distinct()
-                                .order_by(_c.seq)).scalars()
+            seqs = conn.execute(select(_c.seq).where(_c.origin == origin, _c.seq > after)
+                                .distinct().order_by(_c.seq)).scalars()
             return _ranges(seqs)
 
     def holds_all(self, origin: str, upto: int, *, after: int = 0) -> bool:
@@ -211,6 +227,12 @@ class MeshStore:
         with self._connect() as conn:
             return int(conn.execute(select(func.max(_c.seq))
                                     .where(_c.origin == origin)).scalar() or 0)
+
+    def held_maxima(self) -> dict[str, int]:
+        """Every origin's highest sequence number held, in one query (status, kiosk)."""
+        with self._connect() as conn:
+            return dict(conn.execute(select(_c.origin, func.max(_c.seq))
+                                     .group_by(_c.origin)).all())
 
     def own_max_seq(self) -> int:
         return self.held_max(self.gate_id)
@@ -297,14 +319,6 @@ class MeshStore:
                 yield conn
         except SQLAlchemyError as exc:
             raise StoreError(f"mesh: {describe(exc)}") from exc
-
-
-def _row(record: Record, state: str) -> dict[str, Any]:
-    return {"scan_id": record.scan_id, "origin": record.gate, "seq": record.seq,
-            "hlc": record.hlc, "ticket_id": record.ticket_id, "event_id": record.event_id,
-            "barcode": record.barcode, "direction": record.direction, "result": record.result,
-            "reason": record.reason, "scanned_at": record.scanned_at, "journal_seq": None,
-            "upload_state": state}
 
 
 def _ranges(seqs: Iterable[int]) -> list[tuple[int, int]]:
