@@ -102,3 +102,25 @@ def test_sync_loop_stops_cleanly_on_sigterm(tmp_path: Path, sim_server) -> None:
     rest = proc.stderr.read()
     assert proc.wait(timeout=30) == 0
     assert "Traceback" not in rest
+
+
+def test_upload_loop_uploads_then_stops_cleanly_on_sigterm(tmp_path: Path, sim_server) -> None:
+    """``gate upload`` without --once is gate run's upload job alone: it drains what is
+    journaled and, on SIGTERM, exits 0 without a traceback."""
+    import signal
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATE_")}
+    env.update(GATE_API_URL=sim_server.url, GATE_API_TOKEN="sim-token",
+               GATE_DB=str(tmp_path / "g.db"), GATE_EVENTS=sim_server.world.event_ids[0])
+    assert gate("check", "UNKNOWN-000001", env=env).returncode == 1  # journaled, pending
+    proc = subprocess.Popen([sys.executable, "-m", "scanner.cli.main", "upload"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    for line in proc.stderr:  # wait until the first drain has sent the scan
+        if "uploaded 1 scan(s)" in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=30) == 0
+    assert "Traceback" not in rest
+    assert [scan["barcode"] for scan in sim_server.world.scans] == ["UNKNOWN-000001"]
