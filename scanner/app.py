@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from scanner.run.lane import Lane, LaneRead
     from scanner.run.notify import Notifier
     from scanner.run.readers import ReaderWorker
-    from scanner.run.schedule import Scheduler
+    from scanner.run.schedule import Job, Scheduler
     from scanner.run.supervisor import Supervisor
     from scanner.store.tickets import TicketStore
     from scanner.sync.syncer import Syncer
@@ -383,26 +383,63 @@ class Gate:
 
     @part
     def scheduler(self) -> Scheduler:
-        """Sync, device settings and upload on APScheduler, safe from clock jumps."""
-        from scanner.run.jobs import settings_job, sync_interval, sync_job, upload_job
-        from scanner.run.schedule import DEFAULT_TICK, Scheduler
+        """``gate run``'s jobs on APScheduler, safe from clock jumps: sync (every ``/me``
+        ticketSyncInterval unless ``[run] sync_interval``), device settings and upload."""
+        from scanner.run.jobs import settings_job, sync_interval
 
         cfg = self.config
         store, guard = self.store, self.clock_guard
         every = sync_interval(cfg.run.sync_interval, store.settings(), cfg.sync.interval)
+
+        def jobs(scheduler: Callable[[], Scheduler]) -> list[Job]:
+            def retime(me: dict[str, object]) -> None:
+                scheduler().retime("sync", sync_interval(cfg.run.sync_interval, me, every))
+
+            return [self._sync_job(scheduler, every, on_synced=guard.refresh),
+                    settings_job(self.api, store.save_settings, retime,
+                                 report=self.reachability.report),
+                    self._upload_job()]
+
+        return self._scheduler("scheduler", jobs)
+
+    def loop(self, name: str) -> Supervisor:
+        """``gate sync`` or ``gate upload`` without ``--once``: the job ``gate run`` runs as
+        ``name``, alone in a scheduler of its own, every ``sync.interval`` or
+        ``upload.interval``, supervised as ``gate run``'s workers are."""
+        from scanner.run.supervisor import Supervisor
+
+        jobs: dict[str, Callable[[Callable[[], Scheduler]], list[Job]]] = {
+            "sync": lambda scheduler: [self._sync_job(scheduler, self.config.sync.interval)],
+            "upload": lambda _scheduler: [self._upload_job()],
+        }
+        return Supervisor([self._scheduler(name, jobs[name])], self._notifier_for_run())
+
+    def _sync_job(self, scheduler: Callable[[], Scheduler], every: float,
+                  on_synced: Callable[[], object] = lambda: None) -> Job:
+        """The one sync job; a stop of its scheduler ends a full sync after its page."""
+        from scanner.run.jobs import sync_job
+
+        return sync_job(self.syncer, lambda: scheduler().stopping, every, on_synced=on_synced,
+                        report=self.reachability.report)
+
+    def _upload_job(self) -> Job:
+        from scanner.run.jobs import upload_job
+
+        return upload_job(self.outbox, self.config.upload.interval,
+                          report=self.reachability.report)
+
+    def _scheduler(self, name: str,
+                   jobs: Callable[[Callable[[], Scheduler]], list[Job]]) -> Scheduler:
+        """A scheduler over ``jobs(scheduler)``: jobs are built before the scheduler they
+        run in, and some need it (its stop event, a retime)."""
+        from scanner.run.schedule import DEFAULT_TICK, Scheduler
+
+        run = self.config.run
         box: list[Scheduler] = []
-
-        def retime(me: dict[str, object]) -> None:
-            box[0].retime("sync", sync_interval(cfg.run.sync_interval, me, every))
-
-        report = self.reachability.report
-        jobs = [sync_job(self.syncer, lambda: box[0].stopping, every, on_synced=guard.refresh,
-                         report=report),
-                settings_job(self.api, store.save_settings, retime, report=report),
-                upload_job(self.outbox, cfg.upload.interval, report=report)]
+        built = jobs(lambda: box[0])
         # The scheduler proves it is alive every tick: well inside its heartbeat timeout.
-        box.append(Scheduler(jobs, heartbeat_timeout=cfg.run.heartbeat_timeout,
-                             tick=min(DEFAULT_TICK, cfg.run.heartbeat_timeout / 4),
+        box.append(Scheduler(built, name=name, heartbeat_timeout=run.heartbeat_timeout,
+                             tick=min(DEFAULT_TICK, run.heartbeat_timeout / 4),
                              wall=self.clock))
         return box[0]
 
@@ -430,17 +467,22 @@ class Gate:
     @part
     def supervisor(self) -> Supervisor:
         """Every worker of ``gate run`` under one supervisor, which tells systemd."""
-        from scanner.run.notify import Notifier
         from scanner.run.supervisor import Supervisor
 
-        notifier = self._notifier or Notifier.from_env()
-        if self.config.run.watchdog is not None and notifier.enabled:
-            notifier.watchdog_period = self.config.run.watchdog
         guard = self.clock_guard
         link = self.mesh_link  # with [mesh], gate run shares its scans
         workers = [*self.reader_workers, *self.lanes.values(), self.scheduler,
                    self.act_worker, *filter(None, [link, self.web])]
-        return Supervisor(workers, notifier, status=lambda: _run_status(guard, link))
+        return Supervisor(workers, self._notifier_for_run(),
+                          status=lambda: _run_status(guard, link))
+
+    def _notifier_for_run(self) -> Notifier:
+        from scanner.run.notify import Notifier
+
+        notifier = self._notifier or Notifier.from_env()
+        if self.config.run.watchdog is not None and notifier.enabled:
+            notifier.watchdog_period = self.config.run.watchdog
+        return notifier
 
 
 def _run_status(guard: ClockGuard, link: Link | None) -> str:

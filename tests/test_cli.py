@@ -85,20 +85,40 @@ def test_status_on_a_new_store_reports_zero_and_never(tmp_path: Path) -> None:
     assert doc["queue"]["depth"] == 0
 
 
-def test_sync_loop_stops_cleanly_on_sigterm(tmp_path: Path, sim_server) -> None:
-    """systemd stops the service with SIGTERM: the loop ends with exit 0, not a traceback."""
+def stop_after(command: str, marker: str, env: dict[str, str]) -> None:
+    """Run the loop ``gate command`` until its log says ``marker``, then SIGTERM it: it
+    exits 0, without a traceback."""
     import signal
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATE_")}
-    env.update(GATE_API_URL=sim_server.url, GATE_API_TOKEN="sim-token",
-               GATE_DB=str(tmp_path / "g.db"))
-    proc = subprocess.Popen([sys.executable, "-m", "scanner.cli.main", "sync"], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "scanner.cli.main", command], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
-    for line in proc.stderr:  # wait until the first run has synced an event
-        if "scanner.sync: sync evt-" in line:
+    for line in proc.stderr:
+        if marker in line:
             break
     proc.send_signal(signal.SIGTERM)
     rest = proc.stderr.read()
     assert proc.wait(timeout=30) == 0
     assert "Traceback" not in rest
+
+
+def loop_env(tmp_path: Path, sim_server, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATE_")}
+    env.update(GATE_API_URL=sim_server.url, GATE_API_TOKEN="sim-token",
+               GATE_DB=str(tmp_path / "g.db"), **extra)
+    return env
+
+
+def test_sync_loop_stops_cleanly_on_sigterm(tmp_path: Path, sim_server) -> None:
+    """systemd stops the service with SIGTERM: the loop ends with exit 0, not a traceback."""
+    # once the first run has synced an event
+    stop_after("sync", "scanner.sync: sync evt-", loop_env(tmp_path, sim_server))
+
+
+def test_upload_loop_uploads_then_stops_cleanly_on_sigterm(tmp_path: Path, sim_server) -> None:
+    """``gate upload`` without --once is gate run's upload job alone: it drains what is
+    journaled and, on SIGTERM, exits 0 without a traceback."""
+    env = loop_env(tmp_path, sim_server, GATE_EVENTS=sim_server.world.event_ids[0])
+    assert gate("check", "UNKNOWN-000001", env=env).returncode == 1  # journaled, pending
+    stop_after("upload", "uploaded 1 scan(s)", env)
+    assert [scan["barcode"] for scan in sim_server.world.scans] == ["UNKNOWN-000001"]

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from test_hardware_kit import wait_for
 from test_journal_kit import make_decision, make_ticket, open_journal
 
 from scanner.decide.model import Direction, Reason
 from scanner.journal import Journal
 from scanner.journal.ids import new_scan_id
+from scanner.run.jobs import upload_job
+from scanner.run.schedule import Scheduler
 from scanner.upload.outbox import Outbox
 
 # Enough drains for any fault rate used here to let every batch through eventually.
@@ -169,23 +171,47 @@ def test_short_reads_are_never_uploaded(journal, api_client, sim_world, event):
     assert journal.stats()["local_only"] == 1
 
 
-def test_run_forever_keeps_draining_until_stopped(journal, api_client, sim_world, event):
-    stop = threading.Event()
-    reports = []
-
-    def seen(report):
-        reports.append(report)
-        if sum(r.sent for r in reports) >= 3:
-            stop.set()
-
+def test_the_upload_job_keeps_draining_until_stopped(journal, api_client, sim_world, event):
     journal_scans(journal, event, 1)
-    worker = threading.Thread(target=Outbox(journal, api_client).run_forever,
-                              args=(stop, 0.05), kwargs={"on_report": seen})
-    worker.start()
-    journal_scans(journal, event, 2, start=1)  # arrives while the worker runs
-    worker.join(timeout=10)
-    assert not worker.is_alive()
-    assert len(sim_world.scans) == 3
+    scheduler = Scheduler([upload_job(Outbox(journal, api_client), 0.05)], tick=0.05)
+    scheduler.start()
+    try:
+        journal_scans(journal, event, 2, start=1)  # arrives while the job runs
+        wait_for(lambda: len(sim_world.scans) == 3, "the later scans to be uploaded")
+    finally:
+        scheduler.stop()
+        assert scheduler.join(10)
+    assert journal.stats()["queue_depth"] == 0
+
+
+class RaisesOnce:
+    """The real client, except that its first request fails in a way nobody planned for."""
+
+    def __init__(self, api) -> None:
+        self.api = api
+        self.posts = 0
+
+    def post_scans(self, event_id, scans):
+        self.posts += 1
+        if self.posts == 1:
+            raise RuntimeError("a bug in the drain")
+        return self.api.post_scans(event_id, scans)
+
+
+def test_an_unexpected_fault_in_a_drain_does_not_end_the_upload_loop(
+        journal, api_client, sim_world, event, caplog):
+    journal_scans(journal, event, 3)
+    scheduler = Scheduler([upload_job(Outbox(journal, RaisesOnce(api_client)), 0.02)],
+                          tick=0.05)
+    scheduler.start()
+    try:
+        wait_for(lambda: len(sim_world.scans) == 3, "the scans uploaded after the fault")
+    finally:
+        scheduler.stop()
+        assert scheduler.join(10)
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert errors == ["job upload failed: RuntimeError('a bug in the drain')"]
+    assert "Traceback" not in caplog.text
 
 
 def test_a_checkout_is_uploaded_as_out(journal, api_client, sim_world, event):

@@ -24,6 +24,8 @@ from test_journal import db_path, journal  # noqa: F401
 from test_outbox import event, journal_scans, server_barcodes  # noqa: F401
 
 from scanner.journal import Journal
+from scanner.run.jobs import upload_job
+from scanner.run.schedule import Scheduler
 from scanner.upload.outbox import Outbox, UploadReport
 
 SCANS = 500
@@ -110,26 +112,38 @@ def test_once_the_journal_is_writable_the_held_batch_is_marked_not_resent(
     assert journal.stats()["queue_depth"] == 0
 
 
+class CountedOutbox(Outbox):
+    """The real outbox; sets ``enough`` once it has drained ``limit`` times."""
+
+    def __init__(self, *args: Any, limit: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.limit = limit
+        self.reports: list[UploadReport] = []
+        self.enough = threading.Event()
+
+    def drain_once(self) -> UploadReport:
+        report = super().drain_once()
+        self.reports.append(report)
+        if len(self.reports) >= self.limit:
+            self.enough.set()
+        return report
+
+
 def test_the_upload_loop_stops_posting_after_the_failed_mark(journal, db_path, api_client,
                                                              sim_world, event, caplog):
     journal_scans(journal, event, SCANS)
     api = RemountedDuringPost(api_client, journal, db_path)
-    outbox = Outbox(journal, api, batch_size=BATCH)
-    stop = threading.Event()
-    reports: list[UploadReport] = []
-
-    def count(report: UploadReport) -> None:
-        reports.append(report)
-        if len(reports) >= 5:
-            stop.set()
-
-    worker = threading.Thread(target=outbox.run_forever, args=(stop, 0.005, count))
-    worker.start()
-    worker.join(timeout=30)
-    stop.set()
-    assert not worker.is_alive()
+    outbox = CountedOutbox(journal, api, batch_size=BATCH, limit=5)
+    # gate upload's loop: the upload job alone in a scheduler, backing off from 5 ms.
+    scheduler = Scheduler([upload_job(outbox, 0.005)], tick=0.05)
+    scheduler.start()
+    try:
+        assert outbox.enough.wait(30)
+    finally:
+        scheduler.stop()
+        assert scheduler.join(10)
     assert (len(sim_world.scans), api.posts) == (BATCH, 1)
-    assert [r.ok for r in reports] == [False] * 5
+    assert [r.ok for r in outbox.reports[:5]] == [False] * 5
     errors = [r for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 1 and "Traceback" not in caplog.text  # one line, not one a drain
 

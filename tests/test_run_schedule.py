@@ -220,3 +220,37 @@ def test_the_scheduler_stops_idempotently(scheduled: Callable[..., Scheduler]) -
     runs = body.runs
     time.sleep(0.3)
     assert body.runs == runs and scheduler.next_run("sync") is None
+
+
+def test_failures_in_a_row_double_the_wait(
+        wall: WallClock, scheduled: Callable[..., Scheduler]) -> None:
+    body = Counter(False, False)
+    scheduler = scheduled(job("sync", body, every=0.5))
+    wait_for(lambda: body.runs == 2 and scheduler.next_run("sync") is not None
+             and seconds_until(scheduler, "sync", wall) > 1.0, "the second failure's backoff")
+    assert 1.0 < seconds_until(scheduler, "sync", wall) <= 2.0
+
+
+def test_a_raising_job_alone_is_run_again_after_one_line(
+        scheduled: Callable[..., Scheduler], caplog: pytest.LogCaptureFixture) -> None:
+    runs: list[int] = []
+
+    def flaky() -> bool:
+        runs.append(1)
+        if len(runs) == 1:
+            raise RuntimeError("unexpected")
+        return True
+
+    scheduled(job("upload", flaky, every=0.02))
+    wait_for(lambda: len(runs) >= 3, "the runs after the one that raised")
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert errors == ["job upload failed: RuntimeError('unexpected')"]
+    assert "Traceback" not in caplog.text
+
+
+def test_a_kick_of_a_job_this_scheduler_does_not_run_is_skipped(
+        scheduled: Callable[..., Scheduler], caplog: pytest.LogCaptureFixture) -> None:
+    sync = Counter(False)  # recovers on its second run and kicks the upload, not here
+    scheduled(job("sync", sync, every=0.02, kicks=("upload",)))
+    wait_for(lambda: sync.runs >= 4, "the sync to go on after its recovery")
+    assert [r for r in caplog.records if r.levelno >= 40] == []

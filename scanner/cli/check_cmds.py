@@ -72,10 +72,10 @@ def upload(ctx: click.Context, once: bool, requeue_rejected: bool, as_json: bool
     with Gate(config) as gate:
         if requeue_rejected:
             click.echo(f"requeued {gate.journal.requeue_rejected()} rejected scan(s)", err=True)
-        if not once:
+        if not once:  # gate run's upload job, alone, every upload.interval
+            loop = gate.loop("upload")
             with stop_on_signals() as stop:
-                gate.outbox.run_forever(stop, config.upload.interval)
-            return 0
+                return loop.run(stop)
         report = gate.outbox.drain_once()
         queue = gate.journal.stats()
     doc = {"sent": report.sent, "rejected": report.rejected, "batches": report.batches,

@@ -28,20 +28,20 @@ def sync(ctx: click.Context, once: bool, as_json: bool, accept_deletions: bool) 
         # A standing consent would defeat the guard: every later collapse would apply.
         raise click.UsageError("--accept-deletions needs --once")
     with Gate(load(ctx)) as gate:
-        syncer = gate.syncer
+        # The loop is gate run's sync job, alone: built (and its config checked) up front.
+        loop = None if once else gate.loop("sync")
         # Modules and the gate's parts live as long as the process: frozen out of the
         # collector's sight, its full passes scan only what the sync allocates (a page's
         # tickets survive a few passes each).
         gc.freeze()
-        if once:
-            reports = syncer.run_once(accept_deletions=accept_deletions)
+        if loop is None:
+            reports = gate.syncer.run_once(accept_deletions=accept_deletions)
             if as_json:
                 click.echo(orjson.dumps([r.__dict__ for r in reports]).decode())
             return 0
         # SIGTERM (systemd stop) and Ctrl-C end the loop after the page being written.
         with stop_on_signals() as stop:
-            syncer.run_forever(stop)
-    return 0
+            return loop.run(stop)
 
 
 @click.command()

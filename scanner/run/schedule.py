@@ -1,10 +1,13 @@
 """Periodic jobs (delta sync, reconcile, settings, upload) on APScheduler 3, safe from clock
 jumps, run by one worker.
 
-A job is a plain callable that returns whether it succeeded. A failed run is retried after a
-doubling backoff (``scanner.backoff``) instead of its interval; a success resets it. A job that
-succeeds after failing can ``kick`` others (the upload, when the network is back). No job
-overlaps itself (``max_instances=1``) and missed runs coalesce into one.
+A job is a plain callable that returns whether it succeeded. A failed run, or one that
+raised (one log line), is retried after a doubling backoff (``scanner.backoff``) instead of
+its interval; a success resets it. A job that succeeds after failing can ``kick`` others (the
+upload, when the network is back) if this scheduler runs them. No job overlaps itself
+(``max_instances=1``) and missed runs coalesce into one. ``gate run`` schedules every job in
+one scheduler; ``gate sync`` and ``gate upload`` run one job each in a scheduler of its own,
+so every loop has this one crash policy.
 
 APScheduler 3 schedules on the wall clock (issues #35, #351). A Pi has no battery clock: it
 may boot days behind and jump when NTP arrives. Backwards, every job would wait the jump
@@ -69,12 +72,22 @@ class JumpDetector:
 
 
 @dataclass
-class _JobState:
+class JobState:
+    """A job's place in its backoff: ``wait`` until the next run is ``every`` after a
+    success and doubles from it, to the cap, with each failure in a row."""
+
     job: Job
     wait: float
     failures: int = 0
     running_since: float | None = None
     kick_pending: bool = False
+
+    def finished(self, ok: bool) -> bool:
+        """Record a run's result; True when it succeeded after failing (recovered)."""
+        recovered = ok and self.failures > 0
+        self.failures = 0 if ok else self.failures + 1
+        self.wait = self.job.every if ok else doubled(self.wait, self.job.every)
+        return recovered
 
 
 class _GuardedScheduler(BackgroundScheduler):
@@ -100,7 +113,7 @@ class Scheduler(Worker):
                  jump_threshold: float = DEFAULT_JUMP_THRESHOLD) -> None:
         super().__init__(name, heartbeat_timeout=heartbeat_timeout, stage=Stage.BACKGROUND,
                          clock=clock)
-        self._states = {job.name: _JobState(job, job.every) for job in jobs}
+        self._states = {job.name: JobState(job, job.every) for job in jobs}
         self.tick = tick
         self.wall = wall
         self.jump_threshold = jump_threshold
@@ -183,9 +196,7 @@ class Scheduler(Worker):
             ok = False
         with self._jobs_lock:
             state.running_since = None
-            recovered = ok and state.failures > 0
-            state.failures = 0 if ok else state.failures + 1
-            state.wait = state.job.every if ok else doubled(state.wait, state.job.every)
+            recovered = state.finished(ok)
             kicked, state.kick_pending = state.kick_pending, False
         if kicked:
             self._reschedule(name, self.wall())
@@ -194,7 +205,8 @@ class Scheduler(Worker):
         if recovered:
             log.info("job %s succeeded again", name)
             for other in state.job.kicks:
-                self.kick(other)
+                if other in self._states:  # gate sync runs the sync without the upload
+                    self.kick(other)
 
     def _rebase(self, jump: float) -> None:
         """Move every job by ``jump``, so none waits it out and none runs it off at once."""

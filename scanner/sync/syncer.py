@@ -33,10 +33,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from scanner.backoff import doubled
 from scanner.clock import Clock, utc_now
 from scanner.config import SyncConfig
-from scanner.errors import GateError, PagingError, ServerUnavailable, SyncError
+from scanner.errors import PagingError, SyncError
 from scanner.store.sync_state import HeldDeletions, SyncState
 from scanner.sync.pager import Cursor, next_skip, pages
 from scanner.sync.progress import progress_bar
@@ -121,23 +120,6 @@ class Syncer:
             log.info("%s", report.line())
             reports.append(report)
         return reports
-
-    def run_forever(self, stop: threading.Event) -> None:
-        """Run every ``interval`` until ``stop`` is set, backing off while unreachable."""
-        backoff = self.config.interval  # doubles while the server stays unreachable
-        while not stop.is_set():
-            wait = self.config.interval
-            try:
-                self.run_once(stop)
-                backoff = self.config.interval
-            except Stopped:
-                break
-            except ServerUnavailable as exc:
-                backoff = wait = doubled(backoff, self.config.interval)
-                log.warning("sync: %s; next try in %.0f s", exc, wait)
-            except GateError as exc:
-                log.error("sync: %s", exc)
-            stop.wait(wait)
 
     def sync_event(self, event_id: str) -> EventReport:
         state = self.store.sync_state(event_id)

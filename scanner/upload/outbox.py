@@ -27,12 +27,9 @@ batches, and marks a batch ``sent`` only after the server answered 2xx. So:
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from scanner.backoff import doubled
 from scanner.clock import Clock, utc_now
 from scanner.config import DEFAULT_UPLOAD_BATCH
 from scanner.errors import ApiError, BadRequest, NotFound, StoreError
@@ -129,24 +126,6 @@ class Outbox:
         if not self._journal_failing:
             log.error("%s", message)
         self._journal_failing = True
-
-    def run_forever(self, stop: threading.Event, interval: float,
-                    on_report: Callable[[UploadReport], None] | None = None) -> None:
-        """Drain every ``interval`` seconds until ``stop`` is set; back off while failing."""
-        delay = interval
-        while not stop.is_set():
-            try:
-                report = self.drain_once()
-            except Exception:  # an unexpected fault must not end the worker; it retries
-                log.exception("upload drain failed")
-                report = UploadReport(errors=["drain failed"])
-            if on_report is not None:
-                on_report(report)
-            if report.sent or report.rejected:
-                log.info("uploaded %d scan(s), %d rejected", report.sent, report.rejected)
-            # A dead server is not hammered: the client already retried each request.
-            delay = interval if report.ok else doubled(delay, interval)
-            stop.wait(delay)
 
     def _send(self, event_id: str, batch: list[QueuedScan], report: UploadReport) -> None:
         try:
