@@ -24,6 +24,7 @@ from scanner.clock import Clock, utc_now
 from scanner.errors import StoreError
 from scanner.store import device, faults
 from scanner.store import sync_state as state
+from scanner.store.batch import COMMIT_EVERY_S, PageBatch
 from scanner.store.driver_sql import (
     SCAN_BUSY_TIMEOUT_MS,
     HeldConnection,
@@ -160,19 +161,21 @@ class TicketStore:
         with self._writing() as conn:
             return state.begin_full(conn, event_id, until)
 
+    def page_batch(self, *, commit_every: float = COMMIT_EVERY_S) -> PageBatch:
+        """A writer of a listing's pages, several to a transaction of up to
+        ``commit_every`` seconds, each page with its cursor (``scanner.store.batch``)."""
+        return PageBatch(self.engine, self._upserter, self._name, commit_every=commit_every)
+
     def save_page(self, event_id: str, batch: list[Ticket], *, generation: int | None,
                   skip: int | None = None, anchor: tuple[str, ...] = (),
                   total: int | None = None, trusted_until: str | None = None,
                   overwrite: bool = False) -> int:
         """Upsert one page (as ``upsert``) and, for a full sync (``skip`` given), the cursor
         after it, in one transaction: a kill at any instant leaves both or neither."""
-        rows = [ticket_row(t, generation or 0) for t in batch]
-        with self._writing() as conn:
-            changed = self._upserter.write(conn, rows, trusted_until=trusted_until,
-                                           overwrite=overwrite)
-            if skip is not None:
-                state.save_cursor(conn, event_id, skip=skip, anchor=anchor, total=total)
-            return changed
+        with self.page_batch(commit_every=0) as pages:
+            return pages.save_page(event_id, batch, generation=generation, skip=skip,
+                                   anchor=anchor, total=total, trusted_until=trusted_until,
+                                   overwrite=overwrite)
 
     def finish_full(self, event_id: str, generation: int, *, delta_until: str,
                     server_total: int | None, at: str | None = None) -> int:

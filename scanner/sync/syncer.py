@@ -3,10 +3,11 @@
 Per event and run, one of:
 
 - **full** (first run of an event) and **reconcile** (every ``reconcile_every``): page the
-  whole list pinned at ``until = T0`` with the shift-safe pager (``pager.py``), committing
-  each page with the cursor after it, so a run killed at any instant resumes after the last
-  committed page; then a catch-up delta ``from = T0 - window_overlap`` for what changed
-  while paging; then a sweep of the tickets this generation did not see (hard deletes).
+  whole list pinned at ``until = T0`` with the shift-safe pager (``pager.py``), writing
+  each page with the cursor after it (several pages to a transaction, ``store.batch``), so
+  a run killed at any instant resumes after the last committed page; then a catch-up
+  delta ``from = T0 - window_overlap`` for what changed while paging; then a sweep of the
+  tickets this generation did not see (hard deletes).
 - **delta**: the window ``from = last until - window_overlap``, ``until = server now``.
   Windows overlap because device and server clocks differ and a write may become visible
   after we asked; the store's newer-wins upsert makes re-reading harmless.
@@ -160,26 +161,32 @@ class Syncer:
         trusted = self._trusted_until()  # once per listing: the upsert compiles once
         bar = progress_bar(self.progress if mode == "full" else False, f"sync {event_id}")
         try:
-            for page in pages(fetch, page_size=self.config.page_size, cursor=cursor,
-                              max_tickets=self.config.max_event_tickets):
-                self._check_stop()
-                c = page.cursor
-                if collapse_guard and c.total is not None \
-                        and self._too_many(stored - c.total, stored):
-                    # Checked before the page is written: a collapsed listing touches nothing.
+            # Leaving the batch commits its whole pages, also on a fault or a stop, before
+            # anything else here writes the store.
+            with self.store.page_batch() as batch:
+                for page in pages(fetch, page_size=self.config.page_size, cursor=cursor,
+                                  max_tickets=self.config.max_event_tickets):
+                    self._check_stop()
+                    c = page.cursor
+                    if collapse_guard and c.total is not None \
+                            and self._too_many(stored - c.total, stored):
+                        # Checked before the page is written: a collapsed listing touches
+                        # nothing (the pages before it are committed first).
+                        batch.commit()
+                        self._count(tally, page)
+                        held = self._held(event_id, stored - c.total, stored, "total",
+                                          c.total)
+                        self.store.hold_full(held)
+                        return self._report(event_id, mode, tally, 0, started, resumed, held)
+                    tally.upserted += batch.save_page(
+                        event_id, page.tickets, generation=generation, skip=c.skip,
+                        anchor=c.anchor, total=c.total, trusted_until=trusted,
+                        overwrite=mode == "reconcile")
                     self._count(tally, page)
-                    held = self._held(event_id, stored - c.total, stored, "total", c.total)
-                    self.store.hold_full(held)
-                    return self._report(event_id, mode, tally, 0, started, resumed, held)
-                tally.upserted += self.store.save_page(
-                    event_id, page.tickets, generation=generation, skip=c.skip,
-                    anchor=c.anchor, total=c.total, trusted_until=trusted,
-                    overwrite=mode == "reconcile")
-                self._count(tally, page)
-                if bar.total != c.total:
-                    bar.total = c.total
-                    bar.refresh()
-                bar.update(len(page.tickets))
+                    if bar.total != c.total:
+                        bar.total = c.total
+                        bar.refresh()
+                    bar.update(len(page.tickets))
         except PagingError:
             # The cursor no longer means anything: the next run starts a new full sync.
             self.store.abandon_full(event_id)
@@ -217,12 +224,16 @@ class Syncer:
                             parse_iso(since) + timedelta(seconds=1)))
         fetch = self._fetcher(event_id, since, until)
         trusted = self._trusted_until()
-        for page in pages(fetch, page_size=self.config.page_size,
-                          max_tickets=self.config.max_event_tickets):
-            self._check_stop()
-            tally.upserted += self.store.upsert(page.tickets, generation,
-                                                trusted_until=trusted)
-            self._count(tally, page)
+        # Nothing of a window is final before its watermark is saved: a run that stops
+        # midway reads it again, so its pages may share transactions freely.
+        with self.store.page_batch() as batch:
+            for page in pages(fetch, page_size=self.config.page_size,
+                              max_tickets=self.config.max_event_tickets):
+                self._check_stop()
+                tally.upserted += batch.save_page(event_id, page.tickets,
+                                                  generation=generation,
+                                                  trusted_until=trusted)
+                self._count(tally, page)
         return until
 
     # -- helpers -----------------------------------------------------------------------

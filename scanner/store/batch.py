@@ -1,0 +1,132 @@
+"""Pages of one ticket listing written several to a transaction.
+
+Every commit holds whole pages and the cursor after the last of them (a full sync's), so
+it is a prefix of the listing ending at a page boundary: a run killed at any instant
+resumes after the last committed page, as with one transaction per page. What the batch
+saves is SQLite's work per commit: each one writes every index page the rows touched to
+the WAL, and a thousand random ids and barcodes touch hundreds of them, most of them again
+on the next page.
+
+A transaction stays open at most ``commit_every`` seconds (from its first write), so the
+store's write lock is held only that long; the scan path never waits on it (its reads are
+WAL reads, its journal another database), nor should another writer for long.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from types import TracebackType
+
+from sqlalchemy import Connection, Engine, RootTransaction
+from sqlalchemy.exc import SQLAlchemyError
+
+from scanner.errors import StoreError
+from scanner.store import sync_state as state
+from scanner.store.driver_sql import describe
+from scanner.store.upsert import Upserter, ticket_row
+from scanner.tickets import Ticket
+
+# A transaction's longest span: the write lock another writer might queue behind, and the
+# work a kill may undo (the run resumes before it). Long enough for several pages.
+COMMIT_EVERY_S = 0.25
+
+
+class PageBatch:
+    """Writes pages in transactions of up to ``commit_every`` seconds; a context manager.
+
+    Leaving it commits the pages written, also on an exception raised between pages (a
+    fault fetching the next one, a stop): they are whole. A fault while a page is written
+    rolls back the whole open transaction (its pages are read again on resume)."""
+
+    def __init__(self, engine: Engine, upserter: Upserter, name: str, *,
+                 commit_every: float = COMMIT_EVERY_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._engine = engine
+        self._upserter = upserter
+        self._name = name
+        self._commit_every = commit_every
+        self._clock = clock
+        self._conn: Connection | None = None
+        self._trans: RootTransaction | None = None
+        self._opened = 0.0
+        self._cursor: tuple[str, int, tuple[str, ...], int | None] | None = None
+
+    def save_page(self, event_id: str, batch: list[Ticket], *, generation: int | None,
+                  skip: int | None = None, anchor: tuple[str, ...] = (),
+                  total: int | None = None, trusted_until: str | None = None,
+                  overwrite: bool = False) -> int:
+        """Upsert one page (as ``TicketStore.upsert``) and, for a full sync (``skip``
+        given), the cursor after it, in the open transaction; returns tickets changed."""
+        rows = [ticket_row(t, generation or 0) for t in batch]
+        try:
+            changed = self._upserter.write(self._begin(), rows, trusted_until=trusted_until,
+                                           overwrite=overwrite)
+        except BaseException as exc:
+            self._rollback()
+            if isinstance(exc, SQLAlchemyError):
+                raise self._fault(exc) from exc
+            raise
+        if skip is not None:
+            # Only the newest cursor is ever committed: it is written with the commit.
+            self._cursor = (event_id, skip, anchor, total)
+        if self._clock() - self._opened >= self._commit_every:
+            self.commit()
+        return changed
+
+    def commit(self) -> None:
+        """Commit the pages written so far (before another writer needs the lock)."""
+        if self._trans is None:
+            return
+        assert self._conn is not None
+        trans, self._trans = self._trans, None
+        cursor, self._cursor = self._cursor, None
+        try:
+            if cursor is not None:
+                event_id, skip, anchor, total = cursor
+                state.save_cursor(self._conn, event_id, skip=skip, anchor=anchor, total=total)
+            trans.commit()
+        except BaseException as exc:
+            self._rollback(trans)
+            if isinstance(exc, SQLAlchemyError):
+                raise self._fault(exc) from exc
+            raise
+
+    def __enter__(self) -> PageBatch:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        try:
+            self.commit()
+        finally:
+            self._close()
+
+    def _begin(self) -> Connection:
+        if self._conn is None:
+            self._conn = self._engine.connect()
+        if self._trans is None:
+            self._trans = self._conn.begin()
+            self._opened = self._clock()
+        return self._conn
+
+    def _rollback(self, trans: RootTransaction | None = None) -> None:
+        """Undo the open transaction (or ``trans``), pages and cursor, and drop the
+        connection."""
+        trans = trans or self._trans
+        self._trans, self._cursor = None, None
+        try:
+            if trans is not None:
+                trans.rollback()
+        except SQLAlchemyError:
+            pass  # the connection is dropped below; the database rolls back itself
+        self._close()
+
+    def _close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def _fault(self, exc: SQLAlchemyError) -> StoreError:
+        return StoreError(f"cannot write the ticket store {self._name}: {describe(exc)}")
+

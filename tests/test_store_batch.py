@@ -1,0 +1,111 @@
+"""Pages written several to a transaction (``scanner.store.batch``) on a real SQLite file:
+what another connection sees is always whole pages with the cursor of the last of them."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from scanner.errors import StoreError
+from scanner.store.batch import PageBatch
+from scanner.store.db import make_engine
+from scanner.store.tickets import TicketStore
+from tests.test_store import NEW, ticket
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "gate.db"
+
+
+@pytest.fixture
+def store(db: Path) -> Iterator[TicketStore]:
+    engine = make_engine(f"sqlite:///{db}")
+    yield TicketStore(engine)
+    engine.dispose()
+
+
+def batch(store: TicketStore, clock: Clock, every: float = 1.0) -> PageBatch:
+    return PageBatch(store.engine, store._upserter, "gate.db", commit_every=every, clock=clock)
+
+
+def committed(db: Path) -> tuple[int, int | None]:
+    """Tickets and cursor as another process sees them."""
+    with sqlite3.connect(db) as conn:
+        count = conn.execute("SELECT count(*) FROM tickets").fetchone()[0]
+        row = conn.execute("SELECT full_skip FROM sync_state").fetchone()
+    return count, row[0] if row else None
+
+
+def page(store: PageBatch, first: int, generation: int) -> None:
+    store.save_page("ev-1", [ticket(first), ticket(first + 1)], generation=generation,
+                    skip=first + 1, anchor=(f"t{first + 1}",), total=10)
+
+
+def test_pages_within_the_span_commit_together_with_the_last_cursor(
+        store: TicketStore, db: Path) -> None:
+    generation = store.begin_full("ev-1", NEW)
+    clock = Clock()
+    with batch(store, clock) as pages:
+        page(pages, 1, generation)
+        clock.now = 0.5
+        page(pages, 3, generation)
+        assert committed(db) == (0, 0)  # begin_full's cursor: nothing of the batch yet
+    assert committed(db) == (4, 4)
+
+
+def test_a_page_past_the_span_commits(store: TicketStore, db: Path) -> None:
+    generation = store.begin_full("ev-1", NEW)
+    clock = Clock()
+    with batch(store, clock) as pages:
+        page(pages, 1, generation)
+        clock.now = 1.0
+        page(pages, 3, generation)
+        assert committed(db) == (4, 4)
+        page(pages, 5, generation)  # a new transaction opens at 1.0
+        assert committed(db) == (4, 4)
+
+
+def test_a_fault_between_pages_keeps_the_pages_written(store: TicketStore, db: Path) -> None:
+    generation = store.begin_full("ev-1", NEW)
+    with pytest.raises(ConnectionError), batch(store, Clock()) as pages:
+        page(pages, 1, generation)
+        raise ConnectionError("the next page never came")
+    assert committed(db) == (2, 2)
+
+
+def test_a_fault_writing_a_page_rolls_back_the_open_transaction(
+        store: TicketStore, db: Path) -> None:
+    generation = store.begin_full("ev-1", NEW)
+    clock = Clock()
+    with pytest.raises(StoreError, match=r"^cannot write the ticket store gate.db: "), \
+            batch(store, clock) as pages:
+        page(pages, 1, generation)
+        clock.now = 1.0
+        page(pages, 3, generation)  # committed
+        page(pages, 5, generation)
+        pages.save_page("ev-1", [ticket(7, barcode=None)], generation=generation,
+                        skip=7, anchor=("t7",))  # NOT NULL violation
+    assert committed(db) == (4, 4)
+
+
+def test_commit_lets_another_writer_in_at_once(store: TicketStore, db: Path) -> None:
+    generation = store.begin_full("ev-1", NEW)
+    with batch(store, Clock()) as pages:
+        page(pages, 1, generation)
+        pages.commit()
+        with sqlite3.connect(db, timeout=0) as other:  # no wait: the lock must be free
+            other.execute("UPDATE sync_state SET server_total = 1")
+        page(pages, 3, generation)
+    assert committed(db) == (4, 4)
