@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 # lock a writer holds, so this bounds only SQLite's rare reader stalls (WAL recovery, a
 # WAL reset): a decision never waits the writers' 30 s behind the sync.
 SCAN_BUSY_TIMEOUT_MS = 5
+# A read that still met such a stall is tried again this many times, each on a fresh
+# connection, before the check fails: a rare stall must cost the visitor milliseconds, not
+# a refused scan.
+SCAN_BUSY_RETRIES = 3
 
 
 def describe(exc: BaseException) -> str:
@@ -111,7 +115,7 @@ class HeldConnection:
 
     def _run(self, stmt: DriverSql, values: Sequence[Any], *,
              commit: bool) -> tuple[list[Any], int]:
-        retried = False
+        retried, stalls = False, 0
         while True:
             conn = self.get()
             try:
@@ -119,6 +123,10 @@ class HeldConnection:
             except self.errors as exc:
                 lost = self._engine.dialect.is_disconnect(exc, conn, None)
                 self.drop()
+                if not commit and self._busy_ms is not None and _is_busy(exc) \
+                        and stalls < SCAN_BUSY_RETRIES:
+                    stalls += 1
+                    continue
                 # A read that found its connection closed by the server (a restart) runs
                 # once more on a fresh one. A write does not: it may have committed before
                 # the connection died, and the caller must know it failed.
@@ -140,6 +148,11 @@ class HeldConnection:
                 proxy.invalidate()  # not back to the pool with the short lock wait
                 return
             proxy.close()
+
+
+def _is_busy(exc: BaseException) -> bool:
+    """SQLite's "database is locked" (SQLITE_BUSY), which a short lock wait gives up on."""
+    return "locked" in str(exc) or "busy" in str(exc)
 
 
 def _run(conn: Any, stmt: DriverSql, values: Sequence[Any], *,
