@@ -218,7 +218,9 @@ def measure(path: Path, event_id: str, barcodes: list[str], scans: int, seed: in
                 durable_ms.append(_timed(partial(keeper.check, barcode, direction)))
             floor_store.close()
             floor_journal.close()
-            with httpx.Client(base_url=url, headers={"token": DEFAULT_TOKEN}) as control:
+            # Changing 150,000 tickets of a 1,000,000-ticket world takes the simulator a while.
+            with httpx.Client(base_url=url, headers={"token": DEFAULT_TOKEN},
+                              timeout=300.0) as control:
                 control.post("/_sim/mutate", json={"n": delta, "kind": "change",
                                                    "event_id": event_id}).raise_for_status()
                 _wait_for_stamps(control, event_id)
