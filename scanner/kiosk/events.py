@@ -29,8 +29,10 @@ from scanner.kiosk.present import to_page
 log = logging.getLogger("scanner.kiosk")
 
 CLIENT_QUEUE = 64
-STATE_MIN_INTERVAL = 0.25   # seconds between state rebuilds during a burst of scans
-STATE_TICK = 1.0            # and at least this often, for online/offline and banners
+# A state rebuild reads the whole status (ticket counts over the store, the journal's
+# counters): at most once a second during a burst of scans, so it never crowds the lane.
+STATE_MIN_INTERVAL = 1.0
+STATE_TICK = 5.0            # and this often while a page listens: online/offline, banners
 RECENT_GRANTS = 256         # grants a steward may still annul
 
 
@@ -81,7 +83,7 @@ class Broadcaster:
     def attach(self) -> Client:
         """A new stream, primed with the current state so a (re)connected page is whole."""
         client = Client()
-        client.offer(sse(self.state()))
+        client.offer(sse(self.state()))  # fresh when nobody listened before
         with self._lock:
             self._clients.add(client)
         return client
@@ -105,8 +107,9 @@ class Broadcaster:
                 self.detach(client)
 
     def state(self) -> dict[str, Any]:
-        """The latest state message, rebuilt if none was built yet."""
-        if self._last_state is None:
+        """The latest state message; rebuilt when none was built, or none is kept fresh
+        because no page listens."""
+        if self._last_state is None or not self.clients:
             self._last_state = self._state(self._fire_alarm)
         return self._last_state
 
@@ -158,7 +161,9 @@ class Broadcaster:
                 self._take(event)
             now = time.monotonic()
             due = now - self._state_at >= (STATE_MIN_INTERVAL if self._dirty else STATE_TICK)
-            if due and events.empty():
+            # No page listening (a turnstile without a screen): nothing to rebuild for; a
+            # page that connects gets a fresh state then.
+            if due and events.empty() and self.clients:
                 self._publish_state(now)
 
     def _take(self, event: object) -> None:
