@@ -106,11 +106,11 @@ class Lane(Worker):
             log.error("lane %s: cannot decide a read from %s: %s", self.lane, read.reader, exc)
             return None
         self.decided += 1
+        self.submit(result)  # the relay first: the log line (a journald write) may block
         d = result.decision
         log.info("decision %s %s %s %s %s: %s (%.1f ms)", result.scan_id, d.reason.value,
                  d.direction.value, escape(d.barcode), read.reader, escape(d.message),
                  result.latency_ms)
-        self.submit(result)
         if self.on_decision is not None:
             self.on_decision(read, result)
         return result
