@@ -15,7 +15,7 @@ from test_run_kit import Loop
 
 from scanner.kiosk.parts import KioskParts, Probes, Reachability, WebOptions
 from scanner.kiosk.server import KioskServer
-from scanner.kiosk.state import banners
+from scanner.kiosk.state import banners, venue_counters
 from scanner.kiosk.worker import Rate, WebWorker
 from scanner.run.jobs import upload_job
 from scanner.run.supervisor import Supervisor
@@ -86,6 +86,15 @@ def test_the_deciding_alone_banner_follows_the_mesh(mesh: dict[str, Any] | None,
                                                      shown: bool) -> None:
     kinds = [b["kind"] for b in banners(_parts(mesh), fire_alarm=False)]
     assert ("mesh" in kinds) is shown
+
+
+@pytest.mark.parametrize(("mesh", "venue"), [
+    (None, None), ({"deciding_alone": False, "venue": None}, None),
+    ({"venue": {"inside": 3, "in": 5, "out": 2}}, {"inside": 3, "in": 5, "out": 2}),
+])
+def test_the_venue_counters_come_from_the_mesh(mesh: dict[str, Any] | None,
+                                               venue: dict[str, int] | None) -> None:
+    assert venue_counters(_parts(mesh)) == venue
 
 
 def _server(port: int) -> KioskServer:

@@ -62,6 +62,13 @@ def banners(parts: KioskParts, fire_alarm: bool) -> list[dict[str, str]]:
     return out
 
 
+def venue_counters(parts: KioskParts) -> dict[str, int] | None:
+    """The whole venue's in, out and inside now, once gates share scans (None without)."""
+    mesh = parts.probes.mesh()
+    venue = mesh.get("venue") if mesh else None
+    return dict(venue) if isinstance(venue, dict) else None
+
+
 def page_state(parts: KioskParts, *, direction: Direction, fire_alarm: bool,
                login_required: bool) -> dict[str, Any]:
     doc = parts.status()
@@ -75,6 +82,7 @@ def page_state(parts: KioskParts, *, direction: Direction, fire_alarm: bool,
         "tickets": doc.get("tickets", 0),
         "queue_depth": doc.get("queue", {}).get("depth", 0),
         "counters": counters(parts.tallies(), inside),
+        "venue": venue_counters(parts),
         "banners": banners(parts, fire_alarm),
         "direction": direction.value,
         "directions": directions(settings),

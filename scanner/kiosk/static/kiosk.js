@@ -80,6 +80,12 @@
     $("c-out").textContent = s.counters.out;
     $("c-inside").textContent = s.counters.inside;
     $("c-denied").textContent = s.counters.denied.map((d) => d.label + " " + d.count).join(" · ");
+    $("c-venue").hidden = !s.venue;
+    if (s.venue) {
+      $("v-in").textContent = s.venue.in;
+      $("v-out").textContent = s.venue.out;
+      $("v-inside").textContent = s.venue.inside;
+    }
     const banners = $("banners");
     banners.replaceChildren(...s.banners.map((b) => {
       const div = document.createElement("div");
