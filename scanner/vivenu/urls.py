@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from scanner.errors import InsecureUrl
 
@@ -24,15 +24,15 @@ def api_root(base_url: str) -> str:
     """``https://vivenu.com`` -> ``https://vivenu.com/api/accessusers``; refuses plain http.
 
     The token travels in a header on every request, so plain http would hand it to anyone
-    on the path; only the simulator on this machine may be reached without TLS.
+    on the path; only the simulator on this machine may be reached without TLS. The rule is
+    the configuration's own (``api_url_problem``), so a client built in code refuses what
+    ``load_config`` refuses, and never echoes the URL either.
     """
-    parts = urlsplit(base_url.strip())
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https") or not parts.hostname:
-        raise InsecureUrl(f"api.url: expected an https:// URL, got {base_url!r}")
-    if scheme == "http" and not is_loopback(parts.hostname):
-        raise InsecureUrl(f"api.url: plain http is allowed only to loopback, not to "
-                          f"{parts.hostname!r}; use https://")
+    from scanner.config_schema import api_url_problem
+
+    problem = api_url_problem(base_url)
+    if problem is not None:
+        raise InsecureUrl(f"api.url: {problem}")
     return base_url.strip().rstrip("/") + API_PREFIX
 
 
