@@ -20,6 +20,7 @@ from typing import Any
 from hardware.sources import (
     BACKOFF_CAP,
     BACKOFF_FIRST,
+    DeviceSource,
     Frame,
     Reconnect,
     StatusFn,
@@ -44,7 +45,7 @@ def classify(spec: str) -> str:
     return "image" if Path(spec).suffix.lower() in IMAGE_SUFFIXES else "video"
 
 
-class Camera:
+class Camera(DeviceSource):
     """Iterate to get grey ``Frame``s; ``stop()`` ends the iteration from any thread.
 
     ``realtime`` applies to files: True replays them at their own frame rate with the same
@@ -74,18 +75,9 @@ class Camera:
         self.frames_read = 0
 
     def stop(self) -> None:
-        self.link.stop()
+        super().stop()
         with self._cond:
             self._cond.notify_all()
-
-    @property
-    def alive_ns(self) -> int:
-        """The capture loop's last frame (or open attempt), monotonic ns."""
-        return self.link.alive_ns
-
-    @property
-    def connected(self) -> bool | None:
-        return self.link.connected
 
     def __iter__(self) -> Iterator[Frame]:
         import cv2

@@ -18,6 +18,7 @@ from hardware.sources import (
     BACKOFF_CAP,
     BACKOFF_FIRST,
     DEFAULT_MAX_LENGTH,
+    DeviceSource,
     RawRead,
     Reconnect,
     StatusFn,
@@ -87,7 +88,7 @@ class KeyDecoder:
             self._truncated = True
 
 
-class HidReader:
+class HidReader(DeviceSource):
     """Yields one ``RawRead`` per Enter from a grabbed evdev device; reopens when unplugged."""
 
     def __init__(self, device: str, *, layout: str = "us",
@@ -103,16 +104,6 @@ class HidReader:
         self.grab = grab
         self.link = Reconnect(self.name, on_status, backoff_first, backoff_cap, log)
 
-    def stop(self) -> None:
-        self.link.stop()
-
-    @property
-    def alive_ns(self) -> int:
-        return self.link.alive_ns
-
-    @property
-    def connected(self) -> bool | None:
-        return self.link.connected
 
     def __iter__(self) -> Iterator[RawRead]:
         # A fresh decoder per connection: a half-typed code and a held Shift from a device

@@ -16,6 +16,7 @@ from hardware.sources import (
     BACKOFF_CAP,
     BACKOFF_FIRST,
     DEFAULT_MAX_LENGTH,
+    DeviceSource,
     RawRead,
     Reconnect,
     StatusFn,
@@ -85,7 +86,7 @@ class LineSplitter:
         return out
 
 
-class SerialReader:
+class SerialReader(DeviceSource):
     """Yields one ``RawRead`` per terminated line until stopped; survives the device leaving."""
 
     def __init__(self, url: str, *, baud: int = 9600, terminator: str | bytes = b"\r\n",
@@ -101,16 +102,6 @@ class SerialReader:
         self.splitter = LineSplitter(parse_terminator(terminator), max_length)
         self.link = Reconnect(self.name, on_status, backoff_first, backoff_cap, log)
 
-    def stop(self) -> None:
-        self.link.stop()
-
-    @property
-    def alive_ns(self) -> int:
-        return self.link.alive_ns
-
-    @property
-    def connected(self) -> bool | None:
-        return self.link.connected
 
     def __iter__(self) -> Iterator[RawRead]:
         # SerialException is an OSError; pyserial raises ValueError on a closed port.

@@ -169,5 +169,24 @@ class Reconnect:
         self.on_status(message)
 
 
+class DeviceSource:
+    """What every reconnecting device source shows of its ``link``: a stop, the device
+    loop's last sign of life and whether the device is open."""
+
+    link: Reconnect
+
+    def stop(self) -> None:
+        self.link.stop()
+
+    @property
+    def alive_ns(self) -> int:
+        """The device loop's last round (a read, a timeout or an open attempt), monotonic ns."""
+        return self.link.alive_ns
+
+    @property
+    def connected(self) -> bool | None:
+        return self.link.connected
+
+
 def now_ns() -> int:
     return time.monotonic_ns()
