@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from scanner.read.pipeline import Pipeline
     from scanner.read.sources import SourceFactory
     from scanner.run.daemon import ActWorker
+    from scanner.run.jobs import RunsSync
     from scanner.run.lane import Lane, LaneRead
     from scanner.run.notify import Notifier
     from scanner.run.readers import ReaderWorker
@@ -189,6 +190,19 @@ class Gate:
 
         return Syncer(self.api, self.store, self.config.sync, events=self.config.events,
                       clock=self.clock)
+
+    @part
+    def run_syncer(self) -> RunsSync:
+        """``gate run``'s syncer: ``Syncer.run_once`` in a child process of its own
+        (``[run] sync_process``), so the sync never holds the decision lane's GIL. Not with
+        edges of this gate's own (an HTTP transport, a clock), which a child cannot share:
+        those gates sync in a thread."""
+        from scanner.sync.process import SyncProcess
+
+        if not (self.config.run.sync_process and self.transport is None
+                and self.clock is utc_now):
+            return self.syncer
+        return self._closing(SyncProcess(self.config), SyncProcess.close)
 
     @part
     def journal(self) -> Journal:
@@ -395,7 +409,8 @@ class Gate:
             def retime(me: dict[str, object]) -> None:
                 scheduler().retime("sync", sync_interval(cfg.run.sync_interval, me, every))
 
-            return [self._sync_job(scheduler, every, on_synced=guard.refresh),
+            return [self._sync_job(scheduler, every, on_synced=guard.refresh,
+                                   syncer=self.run_syncer),
                     settings_job(self.api, store.save_settings, retime,
                                  report=self.reachability.report),
                     self._upload_job()]
@@ -415,12 +430,14 @@ class Gate:
         return Supervisor([self._scheduler(name, jobs[name])], self._notifier_for_run())
 
     def _sync_job(self, scheduler: Callable[[], Scheduler], every: float,
-                  on_synced: Callable[[], object] = lambda: None) -> Job:
-        """The one sync job; a stop of its scheduler ends a full sync after its page."""
+                  on_synced: Callable[[], object] = lambda: None, *,
+                  syncer: RunsSync | None = None) -> Job:
+        """The one sync job (``syncer`` or, by default, ``gate sync``'s own in-process
+        one); a stop of its scheduler ends a full sync after its page."""
         from scanner.run.jobs import sync_job
 
-        return sync_job(self.syncer, lambda: scheduler().stopping, every, on_synced=on_synced,
-                        report=self.reachability.report)
+        return sync_job(syncer or self.syncer, lambda: scheduler().stopping, every,
+                        on_synced=on_synced, report=self.reachability.report)
 
     def _upload_job(self) -> Job:
         from scanner.run.jobs import upload_job

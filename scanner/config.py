@@ -301,6 +301,8 @@ class RunConfig:
     heartbeat_timeout: float = setting(DEFAULT_HEARTBEAT_TIMEOUT, above=0)
     # Seconds between watchdog pings; None: half of systemd's WatchdogSec.
     watchdog: float | None = setting(None, above=0)
+    # The sync in a child process (scanner.sync.process), off the decision lane's GIL.
+    sync_process: bool = True
 
 
 @dataclass(frozen=True)

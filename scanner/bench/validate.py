@@ -224,7 +224,7 @@ def measure(path: Path, event_id: str, barcodes: list[str], scans: int, seed: in
                 control.post("/_sim/mutate", json={"n": delta, "kind": "change",
                                                    "event_id": event_id}).raise_for_status()
                 _wait_for_stamps(control, event_id)
-            sync = _under_sync(keeper, gate.syncer, picks, delta)
+            sync = _under_sync(keeper, gate.run_syncer, picks, delta)
     finally:
         sim.terminate()
         sim.wait(timeout=30)

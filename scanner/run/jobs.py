@@ -18,19 +18,26 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from scanner.config import MAX_RUN_SYNC_INTERVAL, MIN_RUN_SYNC_INTERVAL
 from scanner.errors import GateError
 from scanner.run.schedule import Job
 
 if TYPE_CHECKING:
-    from scanner.sync.syncer import Syncer
+    from scanner.sync.syncer import EventReport
     from scanner.upload.outbox import Outbox
 
 log = logging.getLogger("scanner.run")
 
 Report = Callable[[bool], object]  # True: the API answered; False: it could not be reached
+
+
+class RunsSync(Protocol):
+    """A Syncer, or the same run in a child process (``scanner.sync.process``)."""
+
+    def run_once(self, stop: threading.Event | None = None, *,
+                 accept_deletions: bool = False) -> list[EventReport]: ...
 
 
 def _ignore(_reached: bool) -> None:
@@ -55,7 +62,7 @@ def sync_interval(override: float | None, me: dict[str, Any] | None, fallback: f
     return float(min(max(every, MIN_RUN_SYNC_INTERVAL), MAX_RUN_SYNC_INTERVAL))
 
 
-def sync_job(syncer: Syncer, stop: Callable[[], threading.Event], every: float,
+def sync_job(syncer: RunsSync, stop: Callable[[], threading.Event], every: float,
              on_synced: Callable[[], object] = lambda: None, report: Report = _ignore) -> Job:
     """``stop()`` is the event that ends a run early (the scheduler's own, set at SIGTERM:
     a full sync in flight stops after the page it writes and resumes at the next start)."""

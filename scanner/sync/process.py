@@ -1,0 +1,258 @@
+"""The daemon's sync in a child process of its own, behind the Syncer's ``run_once``.
+
+A sync thread shares the interpreter lock with the decision lane: decoding a page of 1,000
+tickets is one uninterruptible stretch of C, building its rows a long run of bytecode, and
+a check waiting for the lock between its SQLite calls pays for both (``gate bench validate``
+figure (c)). In a child process the sync parses and writes on its own core; the store is
+SQLite in WAL, so the gate's readers never wait for that writer, and the journal is a file
+the child never opens.
+
+The child is started at the first run and kept: each run is a request on its stdin, the
+reports come back on its stdout, so the idle daemon pays no interpreter start per sync.
+Its log records come back the same way and are logged here, under their own logger names:
+the daemon keeps one log, and whatever listens to ``scanner.sync`` hears a run end. A
+stop (SIGTERM of the daemon) asks the run to end after the page it writes, as in a thread;
+the child reads EOF when the daemon goes, however it went, and exits. It runs
+niced: on a busy core the decisions come first. A child that dies
+fails that run with one line, and the next run starts a new one: what it committed stays.
+
+Frames are a 4-byte big-endian length and a pickle, between two processes of this gate
+(the configuration, with its token, never touches a file or an argument list).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import pickle
+import queue
+import selectors
+import signal
+import struct
+import subprocess
+import sys
+import threading
+from typing import IO, TYPE_CHECKING, Any
+
+from scanner.errors import SyncError
+
+if TYPE_CHECKING:
+    from scanner.config import GateConfig
+    from scanner.sync.syncer import EventReport
+
+log = logging.getLogger("scanner.sync")
+
+_HEADER = struct.Struct(">I")
+# How often a run waiting for its reply looks at the stop event.
+_STOP_POLL = 0.2
+# How long close() waits for the child to finish the page it writes before killing it.
+_EXIT_WAIT = 10.0
+
+
+class SyncProcessFailed(SyncError):
+    """The child failed the run (its fault, in one line) or died."""
+
+
+def _write(stream: IO[bytes], message: object) -> None:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    frame = memoryview(_HEADER.pack(len(data)) + data)
+    while frame:  # an unbuffered pipe may take part of it
+        frame = frame[stream.write(frame) or 0:]
+    stream.flush()
+
+
+def _read_exact(stream: IO[bytes], size: int) -> bytes | None:
+    chunks, left = [], size
+    while left:
+        chunk = stream.read(left)
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _read(stream: IO[bytes]) -> Any:
+    """The next frame, or None at EOF."""
+    header = _read_exact(stream, _HEADER.size)
+    if header is None:
+        return None
+    data = _read_exact(stream, _HEADER.unpack(header)[0])
+    return None if data is None else pickle.loads(data)
+
+
+class SyncProcess:
+    """``run_once`` as ``Syncer``'s, run by a child process that opens the same store."""
+
+    def __init__(self, config: GateConfig, *, command: list[str] | None = None) -> None:
+        self._config = config
+        self._command = command or [sys.executable, "-m", "scanner.sync.process"]
+        self._child: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()  # one run at a time, as one Syncer runs
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._child is None else self._child.pid
+
+    def run_once(self, stop: threading.Event | None = None, *,
+                 accept_deletions: bool = False) -> list[EventReport]:
+        with self._lock:
+            child = self._started()
+            assert child.stdin is not None and child.stdout is not None
+            try:
+                _write(child.stdin, ("run", accept_deletions))
+                reply = self._reply(child, stop)
+            except OSError:  # its pipes broke: it is gone
+                reply = None
+            if reply is None:
+                self._reap()
+                raise SyncProcessFailed(
+                    f"the sync process ended (exit code {child.poll()}); the next run"
+                    " starts a new one")
+        kind, value = reply
+        if kind == "ok":
+            reports: list[EventReport] = value
+            return reports
+        if kind == "stopped":
+            from scanner.sync.syncer import Stopped
+
+            raise Stopped(value)
+        raise SyncProcessFailed(value)
+
+    def close(self) -> None:
+        with self._lock:
+            self._reap()
+
+    def _started(self) -> subprocess.Popen[bytes]:
+        if self._child is not None and self._child.poll() is None:
+            return self._child
+        # Unbuffered: a frame read ahead into a buffer would hide from select().
+        child = subprocess.Popen(self._command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 bufsize=0)
+        assert child.stdin is not None
+        _write(child.stdin, (self._config, logging.getLogger().getEffectiveLevel()))
+        self._child = child
+        return child
+
+    def _reply(self, child: subprocess.Popen[bytes], stop: threading.Event | None) -> Any:
+        """The run's outcome; its log records on the way are logged here. None at EOF."""
+        assert child.stdin is not None and child.stdout is not None
+        asked_stop = False
+        with selectors.DefaultSelector() as selector:
+            selector.register(child.stdout, selectors.EVENT_READ)
+            while True:
+                if not selector.select(_STOP_POLL):
+                    if stop is not None and stop.is_set() and not asked_stop:
+                        _write(child.stdin, ("stop",))
+                        asked_stop = True
+                    continue
+                message = _read(child.stdout)
+                if message is None or message[0] != "log":
+                    return message
+                _kind, name, level, text = message
+                logging.getLogger(name).log(level, "%s", text)
+
+    def _reap(self) -> None:
+        child, self._child = self._child, None
+        if child is None:
+            return
+        assert child.stdin is not None and child.stdout is not None
+        with contextlib.suppress(OSError):
+            child.stdin.close()  # EOF: it stops after its page and exits
+        try:
+            child.wait(_EXIT_WAIT)
+        except subprocess.TimeoutExpired:
+            log.warning("sync process: did not exit within %.0f s; killed", _EXIT_WAIT)
+            child.kill()
+            child.wait()
+        child.stdout.close()
+
+
+class _Relay(logging.Handler):
+    """The child's log records, as frames for the daemon to log."""
+
+    def __init__(self, replies: IO[bytes]) -> None:
+        super().__init__()
+        self._replies = replies
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # Under the handler's lock: the client's download thread logs too. A closed pipe:
+        # the daemon is gone, and the run ends at its next page.
+        with contextlib.suppress(OSError):
+            _write(self._replies, ("log", record.name, record.levelno, record.getMessage()))
+
+    def send(self, reply: tuple[str, Any]) -> None:
+        """A run's outcome, never inside another thread's log frame."""
+        self.acquire()
+        try:
+            _write(self._replies, reply)
+        finally:
+            self.release()
+
+
+def _serve(requests: IO[bytes], replies: IO[bytes], stop: threading.Event) -> int:
+    """The child: the configuration, then runs until EOF."""
+    from scanner.app import Gate
+    from scanner.cli.main import setup_logging
+    from scanner.errors import GateError
+    from scanner.sync.syncer import Stopped
+
+    first = _read(requests)
+    if first is None:
+        return 0
+    config, level = first
+    setup_logging(level <= logging.DEBUG)  # the daemon's levels; its records go back
+    relay = _Relay(replies)
+    logging.getLogger().handlers = [relay]
+    runs: queue.Queue[bool | None] = queue.Queue()
+
+    def listen() -> None:
+        # In order: a stop always refers to the run asked before it.
+        while (message := _read(requests)) is not None:
+            if message[0] == "run":
+                stop.clear()
+                runs.put(message[1])
+            elif message[0] == "stop":
+                stop.set()
+        stop.set()  # the daemon is gone or closing: end the run in flight after its page
+        runs.put(None)
+
+    threading.Thread(target=listen, name="sync-requests", daemon=True).start()
+    with Gate(config) as gate:
+        while (accept := runs.get()) is not None:
+            try:
+                reply: tuple[str, Any] = ("ok", gate.syncer.run_once(stop,
+                                                                     accept_deletions=accept))
+            except Stopped as exc:
+                reply = ("stopped", str(exc))
+            except GateError as exc:
+                reply = ("error", str(exc))
+            except Exception as exc:  # one line for the daemon's log, not a dead child
+                reply = ("error", f"unexpected {type(exc).__name__}: {exc}")
+            try:
+                relay.send(reply)
+            except OSError:
+                return 0  # the daemon went away
+    return 0
+
+
+# The child's CPU niceness: on a busy core the decision lane's process runs first.
+CHILD_NICENESS = 10
+
+
+def main() -> int:
+    os.nice(CHILD_NICENESS)
+    # systemd's SIGTERM reaches the whole service, and a terminal's ^C the whole group: the
+    # child then ends its run after the page it writes, as the daemon asks it to.
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda _signum, _frame: stop.set())
+    # The frames own the real stdout; a stray print in the child goes to stderr instead.
+    replies = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    return _serve(sys.stdin.buffer, replies, stop)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
