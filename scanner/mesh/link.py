@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import operator
 import queue
 import socket
 import ssl
@@ -63,6 +64,7 @@ from scanner.mesh.store import MeshStore, missing_ranges, utc_iso_now
 from scanner.run.worker import Stage, Worker
 
 log = logging.getLogger("scanner.mesh")
+_SEQ, _HLC = operator.itemgetter(2), operator.itemgetter(3)  # Record.seq, Record.hlc
 
 STATE_INTERVAL = 2.0          # how often the state is persisted for gate status elsewhere
 TICK = 0.25                   # the loop's longest sleep: stamps and heartbeats at least this often
@@ -235,6 +237,7 @@ class Link(Worker):
         self._client: mqtt.Client | None = None
         self._partition = Partition()
         self._saved_at = -1e9
+        self._held: dict[str, int] | None = None  # every origin's highest number held
         top = store.max_stamp()
         if top is not None:  # a restart never stamps before what it already holds
             self.hlc.merge(top)
@@ -257,7 +260,9 @@ class Link(Worker):
         """Connected or deciding alone (since when), peers, drops and conflicts: gate
         status, the kiosk's banner, metrics; persisted for ``gate status`` elsewhere."""
         connected = self.connected.is_set()
-        held = self.store.held_maxima()
+        if self._held is None:  # once; then kept up to date as records are stored
+            self._held = self.store.held_maxima()
+        held = self._held | {self.gate_id: self.store.own_max_seq()}
         return {
             "connected": connected,
             "deciding_alone": not connected,
@@ -443,18 +448,33 @@ class Link(Worker):
 
     def _store_records(self, batches: list[Batch]) -> None:
         """Per batch, not per record: the clock moves past the latest stamp (stamp text
-        sorts as stamps do) and the origin's peer entry takes the highest number."""
+        sorts as stamps do) and the origin's peer entry takes the highest number. Once
+        stored, a batch that continues what is known complete (the live stream, a replayed
+        range) extends it, so anti-entropy has nothing to count for it."""
         now = self.clock()
         fresh: list[Record] = []
+        spans: list[tuple[Peer, str, int, int, bool]] = []
         for batch in batches:
             records = batch.records
-            self.hlc.merge(Stamp.parse(max(r.hlc for r in records)))
+            self.hlc.merge(Stamp.parse(max(map(_HLC, records))))
+            seqs = sorted(map(_SEQ, records))
             peer = self.peers.setdefault(batch.gate, Peer())
-            peer.announced = max(peer.announced, max(r.seq for r in records))
+            peer.announced = max(peer.announced, seqs[-1])
             peer.heard_at = now
             if batch.gate != self.gate_id:
                 fresh += records
-        if fresh and self.store.record_many(fresh) and self.on_records is not None:
+                gapless = seqs[-1] - seqs[0] + 1 == len(set(seqs))
+                spans.append((peer, batch.gate, seqs[0], seqs[-1], gapless))
+        if not fresh:
+            return
+        new = self.store.record_many(fresh)  # a fault raises: nothing below is claimed
+        held = self._held
+        for peer, origin, first, last, gapless in spans:
+            if gapless and first <= peer.verified + 1 < last + 1:
+                peer.verified = last
+            if held is not None and held.get(origin, 0) < last:
+                held[origin] = last
+        if new and self.on_records is not None:
             self.on_records(fresh)
 
     def _publish_new(self) -> None:
