@@ -376,11 +376,13 @@ class Link(Worker):
         except queue.Empty:
             stamp = True  # a quiet tick: stamp whatever a caller forgot to notify
         try:
+            # Others' requests first: storing a flood of records takes a while on a busy
+            # gate, and the askers' catch-up waits for this reply.
+            self._replay()
             if batches:
                 self._store_records(batches)
             if stamp:
                 self._publish_new()
-            self._replay()
             self._announce()
             self._anti_entropy()
             self._watch_partition()
@@ -540,15 +542,20 @@ class Link(Worker):
         self._announced_seq, self._announced_at = seq, now
 
     def _anti_entropy(self) -> None:
-        # Not while messages wait here: what we asked for may be among them, and asking
-        # again would have the origin replay it all again (a storm that feeds itself).
-        if not self.connected.is_set() or self._client is None or not self._inbox.empty():
+        if not self.connected.is_set() or self._client is None:
             return
+        # Asking again waits while messages wait here: what we asked for may be among them,
+        # and the origin would replay it all again (a storm that feeds itself). A first ask
+        # (news of a peer, a reconnect) does not: after a split every gate is flooded with
+        # replies, and waiting for a lull asked the late origins one wave at a time.
+        # Messages are handled in order, so a status that brought the news was handled
+        # after the records sent before it were stored.
+        busy = not self._inbox.empty()
         now = self.clock()
         interval = self.settings.anti_entropy_interval
         for origin, peer in self.peers.items():
             if origin == self.gate_id or peer.announced <= peer.verified \
-                    or now - peer.asked_at < interval:
+                    or now - peer.asked_at < interval or (busy and peer.asked_at):
                 continue
             if peer.asked_at and (now - peer.heard_at < interval  # still arriving
                                   or (peer.heard_at < peer.asked_at

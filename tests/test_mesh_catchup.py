@@ -1,0 +1,138 @@
+"""Catching up cheaply without a broker: what the link learns from the batches it stores,
+when it asks, and the codec's column-wise checks of a batch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_journal_kit import EVENT, make_config, make_decision, make_ticket
+
+from scanner.app import Gate
+from scanner.mesh.hlc import HybridClock, Stamp
+from scanner.mesh.link import Link, MeshSettings
+from scanner.mesh.message import REPLAY, SCANS, Batch, Codec, Record, scans_topic
+from scanner.mesh.store import MeshStore
+
+KEY = b"k" * 32
+
+
+def record(gate: str, seq: int) -> Record:
+    return Record(f"{gate}-{seq}", gate, seq, str(Stamp(1000 + seq, 0, gate)), f"tk-{gate}{seq}",
+                  EVENT, "BC0000000001", "IN", "OK", "GRANTED", "2030-01-01T10:00:00.000Z")
+
+
+def batch(gate: str, *seqs: int) -> Batch:
+    return Batch(gate, tuple(record(gate, n) for n in seqs))
+
+
+class Published:
+    """Stands in for paho's client: what the link published, by topic."""
+
+    def __init__(self) -> None:
+        self.topics: list[str] = []
+
+    def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> Any:
+        self.topics.append(topic)
+
+
+@pytest.fixture
+def gate(tmp_path: Path):
+    with Gate(make_config(tmp_path, gate_id="B")) as gate:
+        yield gate
+
+
+@pytest.fixture
+def link(gate):
+    now = [100.0]
+    link = Link(MeshSettings(url="mqtt://127.0.0.1:1", key=KEY, anti_entropy_interval=5.0),
+                MeshStore(gate.journal_engine, "B"), monotonic=lambda: now[0])
+    link.now = now  # type: ignore[attr-defined]
+    return link
+
+
+def test_a_batch_that_continues_what_is_complete_extends_it(link):
+    link._store_records([batch("A", 1, 2, 3)])
+    assert link.peers["A"].verified == 3
+    link._store_records([batch("A", 4)])
+    assert link.peers["A"].verified == 4
+
+
+def test_a_batch_after_a_gap_is_stored_but_never_counted_as_complete(link):
+    link._store_records([batch("A", 1, 2)])
+    link._store_records([batch("A", 5, 6)])
+    assert link.peers["A"].verified == 2
+    assert link.store.held_ranges("A") == [(1, 2), (5, 6)]
+    assert link.state()["peers"]["A"]["held"] == 6
+
+
+def test_a_batch_with_a_hole_inside_extends_nothing(link):
+    link._store_records([batch("A", 1, 2, 4)])
+    assert link.peers["A"].verified == 0
+
+
+def test_a_first_ask_goes_out_while_replies_wait_but_asking_again_waits(link):
+    sent = Published()
+    link._client = sent
+    link.connected.set()
+    link._store_records([batch("A", 1), batch("C", 1)])
+    fresh, again = link.peers["A"], link.peers["C"]
+    fresh.announced = again.announced = 9
+    again.asked_at, again.heard_at = 1.0, 0.5  # asked long ago, nothing came: due again
+    link._inbox.put(("wake", None))
+    link._anti_entropy()
+    assert sent.topics == [f"gates/B/{REPLAY}/A"]
+    link._inbox.get_nowait()
+    link._anti_entropy()
+    assert sent.topics == [f"gates/B/{REPLAY}/A", f"gates/B/{REPLAY}/C"]
+
+
+def test_a_quiet_stamp_does_not_miss_the_next_journal_row(gate):
+    mesh = MeshStore(gate.journal_engine, "B")
+    clock = HybridClock("B")
+    ticket = make_ticket(1)
+
+    def journal(scan_id: str) -> None:
+        gate.journal.record(make_decision(ticket), scan_id=scan_id,
+                            scanned_at="2030-01-01T10:00:00.000Z", latency_ms=1.0)
+
+    journal("j0")
+    assert [r.seq for r in mesh.stamp_journal(clock)] == [1]
+    assert mesh.stamp_journal(clock) == []
+    journal("j1")
+    assert [(r.scan_id, r.seq) for r in mesh.stamp_journal(clock)] == [("j1", 2)]
+    assert mesh.own_max_seq() == 2 == MeshStore(gate.journal_engine, "B").own_max_seq()
+
+
+@pytest.mark.parametrize("fault", [
+    lambda r: [*r[:2], 0, *r[3:]],         # sequence numbers start at 1
+    lambda r: [*r[:2], True, *r[3:]],      # a bool is no number
+    lambda r: [*r[:4], 7, *r[5:]],         # a ticket id as a number
+    lambda r: [*r[:8], "MAYBE", *r[9:]],
+    lambda r: [*r[:3], r[3][:-1] + "AA", *r[4:]],  # a stamp one character long
+    lambda r: {"not": "a list"},
+])
+def test_one_bad_field_anywhere_in_a_batch_drops_the_batch(fault):
+    codec = Codec(KEY)
+    good = [list(record("A", n)) for n in range(1, 4)]
+    payload = codec._seal(SCANS, {"gate": "A", "records": [*good, fault(good[0])]})
+    assert codec.decode(scans_topic("A"), payload) is None
+    assert codec.dropped == {"malformed": 1}
+
+
+def test_a_record_of_another_gate_in_a_batch_is_on_the_wrong_topic():
+    codec = Codec(KEY)
+    rows = [list(record("A", 1)), list(record("C", 2))]
+    assert codec.decode(scans_topic("A"), codec._seal(SCANS, {"gate": "A", "records": rows})) \
+        is None
+    assert codec.dropped == {"wrong_topic": 1}
+
+
+def test_a_good_batch_decodes_to_the_records_sent():
+    codec = Codec(KEY)
+    records = [record("A", n) for n in range(1, 50)]
+    [payload] = codec.records("A", records)
+    decoded = codec.decode(scans_topic("A"), payload)
+    assert decoded == Batch("A", tuple(records))
+    assert all(type(r) is Record and r.admission for r in decoded.records)
