@@ -12,7 +12,15 @@ from test_journal_kit import EVENT, make_config, make_decision, make_ticket
 from scanner.app import Gate
 from scanner.mesh.hlc import HybridClock, Stamp
 from scanner.mesh.link import Link, MeshSettings
-from scanner.mesh.message import REPLAY, SCANS, Batch, Codec, Record, scans_topic
+from scanner.mesh.message import (
+    REPLAY,
+    SCANS,
+    Batch,
+    Codec,
+    Record,
+    ReplayRequest,
+    scans_topic,
+)
 from scanner.mesh.store import MeshStore
 
 KEY = b"k" * 32
@@ -32,9 +40,11 @@ class Published:
 
     def __init__(self) -> None:
         self.topics: list[str] = []
+        self.payloads: list[bytes] = []
 
     def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> Any:
         self.topics.append(topic)
+        self.payloads.append(payload)
 
 
 @pytest.fixture
@@ -86,6 +96,23 @@ def test_a_first_ask_goes_out_while_replies_wait_but_asking_again_waits(link):
     link._inbox.get_nowait()
     link._anti_entropy()
     assert sent.topics == [f"gates/B/{REPLAY}/A", f"gates/B/{REPLAY}/C"]
+
+
+@pytest.mark.parametrize(("stored", "asked"), [
+    ([(1, 2)], ((3, 9),)),                    # after a split: all after the complete part
+    ([(1, 2), (5, 6)], ((3, 4), (7, 9))),     # a hole: only what is missing
+])
+def test_the_ask_names_exactly_what_is_missing(link, stored, asked):
+    sent = Published()
+    link._client = sent
+    link.connected.set()
+    for first, last in stored:
+        link._store_records([batch("A", *range(first, last + 1))])
+    link.peers["A"].announced = 9
+    link._anti_entropy()
+    [payload] = sent.payloads
+    request = Codec(KEY).decode(sent.topics[0], payload)
+    assert isinstance(request, ReplayRequest) and request.ranges == asked
 
 
 def test_a_quiet_stamp_does_not_miss_the_next_journal_row(gate):

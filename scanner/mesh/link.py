@@ -260,9 +260,7 @@ class Link(Worker):
         """Connected or deciding alone (since when), peers, drops and conflicts: gate
         status, the kiosk's banner, metrics; persisted for ``gate status`` elsewhere."""
         connected = self.connected.is_set()
-        if self._held is None:  # once; then kept up to date as records are stored
-            self._held = self.store.held_maxima()
-        held = self._held | {self.gate_id: self.store.own_max_seq()}
+        held = self._held_tops() | {self.gate_id: self.store.own_max_seq()}
         return {
             "connected": connected,
             "deciding_alone": not connected,
@@ -276,6 +274,13 @@ class Link(Worker):
             "replayed": self.replayed,
             "clock_drift_clamped": self.hlc.drift_clamped,
         }
+
+    def _held_tops(self) -> dict[str, int]:
+        """Every origin's highest sequence number held: read once, then kept up to date
+        as records are stored (only this link stores peers' records)."""
+        if self._held is None:
+            self._held = self.store.held_maxima()
+        return self._held
 
     def status_line(self) -> str:
         """The mesh's part of systemd's STATUS= line (it is resent only when it changes)."""
@@ -551,6 +556,7 @@ class Link(Worker):
         # Messages are handled in order, so a status that brought the news was handled
         # after the records sent before it were stored.
         busy = not self._inbox.empty()
+        held = self._held_tops()
         now = self.clock()
         interval = self.settings.anti_entropy_interval
         for origin, peer in self.peers.items():
@@ -562,11 +568,14 @@ class Link(Worker):
                                       and now - peer.asked_at < REQUEST_TIMEOUT)):  # in flight
                 continue
             upto = peer.announced
-            if self.store.holds_all(origin, upto, after=peer.verified):  # the usual case
+            if held.get(origin, 0) <= peer.verified:  # after a split: nothing beyond, no query
+                gaps = [(peer.verified + 1, upto)]
+            elif self.store.holds_all(origin, upto, after=peer.verified):  # the usual case
                 peer.verified = upto
                 continue
-            gaps = missing_ranges(self.store.held_ranges(origin, after=peer.verified), upto,
-                                  after=peer.verified)
+            else:
+                gaps = missing_ranges(self.store.held_ranges(origin, after=peer.verified),
+                                      upto, after=peer.verified)
             if not gaps:
                 peer.verified = upto
                 continue
