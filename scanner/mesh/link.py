@@ -67,7 +67,10 @@ log = logging.getLogger("scanner.mesh")
 _SEQ, _HLC = operator.itemgetter(2), operator.itemgetter(3)  # Record.seq, Record.hlc
 
 STATE_INTERVAL = 2.0          # how often the state is persisted for gate status elsewhere
-TICK = 0.25                   # the loop's longest sleep: stamps and heartbeats at least this often
+TICK = 0.25                   # the loop's longest sleep: heartbeats at least this often
+# A journal row nobody notified about is stamped within this (notify() stamps at once): a
+# quiet tick's probe of the journal is cheap, not free, and 50 gates tick 4 times a second.
+QUIET_STAMP = 1.0
 STATUS_INTERVAL = 0.5         # a busy gate re-announces its sequence number at most this often
 ANTI_ENTROPY_INTERVAL = 5.0   # ask again for what is still missing
 REPLAY_HOLDOFF = 2.0          # a range replayed to one gate this recently is not replayed again
@@ -238,6 +241,7 @@ class Link(Worker):
         self._partition = Partition()
         self._saved_at = -1e9
         self._held: dict[str, int] | None = None  # every origin's highest number held
+        self._quiet_stamp_at = -1e9
         top = store.max_stamp()
         if top is not None:  # a restart never stamps before what it already holds
             self.hlc.merge(top)
@@ -379,7 +383,8 @@ class Link(Worker):
                     break
                 kind, item = self._inbox.get_nowait()
         except queue.Empty:
-            stamp = True  # a quiet tick: stamp whatever a caller forgot to notify
+            # A quiet tick: stamp whatever a caller forgot to notify.
+            stamp = self.clock() - self._quiet_stamp_at >= QUIET_STAMP
         try:
             # Others' requests first: storing a flood of records takes a while on a busy
             # gate, and the askers' catch-up waits for this reply.
@@ -485,6 +490,7 @@ class Link(Worker):
             self.on_records(fresh)
 
     def _publish_new(self) -> None:
+        self._quiet_stamp_at = self.clock()
         while True:
             records = self.store.stamp_journal(self.hlc, after=self._own_floor)
             if not records:
