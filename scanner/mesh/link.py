@@ -106,10 +106,10 @@ class MeshSettings:
     cert_file: str | None = None      # client certificate (mqtts)
     cert_key_file: str | None = None
     keepalive: int = 10
-    reconnect_min: int = 1
-    # A LAN broker back after a split is found within this: convergence waits for it (a
-    # refused connection a second costs the broker nothing).
-    reconnect_max: int = 1
+    reconnect_min: float = 0.5
+    # A LAN broker back after a split is found within this: the venue's convergence waits
+    # for its last gate back (a refused connection every half second costs nothing).
+    reconnect_max: float = 0.5
     anti_entropy_interval: float = ANTI_ENTROPY_INTERVAL
 
     def __repr__(self) -> str:
@@ -311,7 +311,8 @@ class Link(Worker):
             except (OSError, ssl.SSLError) as exc:
                 raise MeshError(f"mesh: cannot load the TLS files: {exc}") from exc
         client.max_inflight_messages_set(200)
-        client.reconnect_delay_set(s.reconnect_min, s.reconnect_max)
+        # paho sleeps fractions of a second as well (its hint says int).
+        client.reconnect_delay_set(s.reconnect_min, s.reconnect_max)  # type: ignore[arg-type]
         client.will_set(status_topic(self.gate_id), self._status(online=False), qos=1,
                         retain=True)
         client.on_connect = self._on_connect
