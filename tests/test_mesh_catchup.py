@@ -163,3 +163,33 @@ def test_a_good_batch_decodes_to_the_records_sent():
     decoded = codec.decode(scans_topic("A"), payload)
     assert decoded == Batch("A", tuple(records))
     assert all(type(r) is Record and r.admission for r in decoded.records)
+
+
+def _journal_one(gate, scan_id: str) -> None:
+    gate.journal.record(make_decision(make_ticket(1)), scan_id=scan_id,
+                        scanned_at="2030-01-01T10:00:00.000Z", latency_ms=1.0)
+
+
+def test_a_notified_decision_is_published_in_the_next_round(gate, link):
+    sent = Published()
+    link._client = sent
+    link.connected.set()
+    link._quiet_stamp_at = link.now[0]  # a quiet stamp is not due
+    _journal_one(gate, "j0")
+    link.notify()
+    link._round()
+    assert sent.topics.count(scans_topic("B")) == 1
+
+
+def test_an_unnotified_decision_is_published_once_a_quiet_stamp_is_due(gate, link):
+    sent = Published()
+    link._client = sent
+    link.connected.set()
+    link._quiet_stamp_at = link.now[0]
+    _journal_one(gate, "j0")
+    link._inbox.put(("wake", None))
+    link._round()
+    assert scans_topic("B") not in sent.topics
+    link.now[0] += 1.0
+    link._round()
+    assert sent.topics.count(scans_topic("B")) == 1

@@ -384,8 +384,8 @@ class Link(Worker):
                     break
                 kind, item = self._inbox.get_nowait()
         except queue.Empty:
-            # A quiet tick: stamp whatever a caller forgot to notify.
-            stamp = self.clock() - self._quiet_stamp_at >= QUIET_STAMP
+            # The inbox is drained; on a quiet tick, stamp whatever a caller forgot to notify.
+            stamp = stamp or self.clock() - self._quiet_stamp_at >= QUIET_STAMP
         try:
             # Others' requests first: storing a flood of records takes a while on a busy
             # gate, and the askers' catch-up waits for this reply.
