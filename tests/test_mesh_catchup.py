@@ -19,6 +19,7 @@ from scanner.mesh.message import (
     Codec,
     Record,
     ReplayRequest,
+    Status,
     scans_topic,
 )
 from scanner.mesh.store import MeshStore
@@ -89,13 +90,29 @@ def test_a_first_ask_goes_out_while_replies_wait_but_asking_again_waits(link):
     link._store_records([batch("A", 1), batch("C", 1)])
     fresh, again = link.peers["A"], link.peers["C"]
     fresh.announced = again.announced = 9
-    again.asked_at, again.heard_at = 1.0, 0.5  # asked long ago, nothing came: due again
+    # Asked on this connection long ago, nothing came: due again, but not while busy.
+    again.asked_at, again.heard_at, again.asked_since_connect = 1.0, 0.5, True
     link._inbox.put(("wake", None))
     link._anti_entropy()
     assert sent.topics == [f"gates/B/{REPLAY}/A"]
     link._inbox.get_nowait()
     link._anti_entropy()
     assert sent.topics == [f"gates/B/{REPLAY}/A", f"gates/B/{REPLAY}/C"]
+
+
+def test_news_of_a_peer_asked_already_waits_for_a_lull(link):
+    sent = Published()
+    link._client = sent
+    link.connected.set()
+    link._store_records([batch("A", 1)])
+    link.peers["A"].announced = 9
+    link._anti_entropy()
+    assert len(sent.topics) == 1  # the first ask
+    link.now[0] += 60.0
+    link._handle(Status("A", 20, True))  # its live scans go on while its replay arrives
+    link._inbox.put(("wake", None))
+    link._anti_entropy()
+    assert len(sent.topics) == 1
 
 
 @pytest.mark.parametrize(("stored", "asked"), [

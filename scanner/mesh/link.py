@@ -154,6 +154,7 @@ class Peer:
     asked_at: float = 0.0     # when we last asked for missing ranges; 0: look now
     heard_at: float = 0.0     # when we last stored records of it
     verified: int = 0         # every sequence number up to this one is held here
+    asked_since_connect: bool = False  # a first ask on this connection went out
 
 
 def check_url(url: str) -> SplitResult:
@@ -436,7 +437,7 @@ class Link(Worker):
     def _on_connected(self) -> None:
         self._announced_seq = -1  # announce now, online
         for peer in self.peers.values():
-            peer.asked_at = 0.0
+            peer.asked_at, peer.asked_since_connect = 0.0, False
 
     def _handle(self, message: Status | ReplayRequest) -> None:
         if isinstance(message, Status):
@@ -556,19 +557,19 @@ class Link(Worker):
     def _anti_entropy(self) -> None:
         if not self.connected.is_set() or self._client is None:
             return
-        # Asking again waits while messages wait here: what we asked for may be among them,
-        # and the origin would replay it all again (a storm that feeds itself). A first ask
-        # (news of a peer, a reconnect) does not: after a split every gate is flooded with
-        # replies, and waiting for a lull asked the late origins one wave at a time.
-        # Messages are handled in order, so a status that brought the news was handled
-        # after the records sent before it were stored.
+        # Asking waits while messages wait here: what we asked for may be among them, and
+        # the origin would replay it all again (a storm that feeds itself). The first ask
+        # of a peer on a connection does not: nothing of ours is in flight from it, and
+        # after a split every gate is flooded with replies, so waiting for a lull asked the
+        # late origins one wave at a time. (Messages are handled in order: the status that
+        # brought the news was handled after the records sent before it were stored.)
         busy = not self._inbox.empty()
         held = self._held_tops()
         now = self.clock()
         interval = self.settings.anti_entropy_interval
         for origin, peer in self.peers.items():
             if origin == self.gate_id or peer.announced <= peer.verified \
-                    or now - peer.asked_at < interval or (busy and peer.asked_at):
+                    or now - peer.asked_at < interval or (busy and peer.asked_since_connect):
                 continue
             if peer.asked_at and (now - peer.heard_at < interval  # still arriving
                                   or (peer.heard_at < peer.asked_at
@@ -588,7 +589,7 @@ class Link(Worker):
                 continue
             if gaps[0][0] > 1:
                 peer.verified = gaps[0][0] - 1
-            peer.asked_at = now
+            peer.asked_at, peer.asked_since_connect = now, True
             request = ReplayRequest(self.gate_id, origin, tuple(gaps[:MAX_RANGES]))
             self._client.publish(replay_topic(self.gate_id, origin), self.codec.replay(request),
                                  qos=1)
