@@ -10,18 +10,10 @@ import pytest
 from test_journal_kit import EVENT, make_config, make_decision, make_ticket
 
 from scanner.app import Gate
+from scanner.mesh import message
 from scanner.mesh.hlc import HybridClock, Stamp
 from scanner.mesh.link import Link, MeshSettings
-from scanner.mesh.message import (
-    REPLAY,
-    SCANS,
-    Batch,
-    Codec,
-    Record,
-    ReplayRequest,
-    Status,
-    scans_topic,
-)
+from scanner.mesh.message import Batch, Codec, Record, ReplayRequest, Status
 from scanner.mesh.store import MeshStore
 
 KEY = b"k" * 32
@@ -94,10 +86,10 @@ def test_a_first_ask_goes_out_while_replies_wait_but_asking_again_waits(link):
     again.asked_at, again.heard_at, again.asked_since_connect = 1.0, 0.5, True
     link._inbox.put(("wake", None))
     link._anti_entropy()
-    assert sent.topics == [f"gates/B/{REPLAY}/A"]
+    assert sent.topics == [f"gates/B/{message.REPLAY}/A"]
     link._inbox.get_nowait()
     link._anti_entropy()
-    assert sent.topics == [f"gates/B/{REPLAY}/A", f"gates/B/{REPLAY}/C"]
+    assert sent.topics == [f"gates/B/{message.REPLAY}/A", f"gates/B/{message.REPLAY}/C"]
 
 
 def test_news_of_a_peer_asked_already_waits_for_a_lull(link):
@@ -160,16 +152,16 @@ def test_a_quiet_stamp_does_not_miss_the_next_journal_row(gate):
 def test_one_bad_field_anywhere_in_a_batch_drops_the_batch(fault):
     codec = Codec(KEY)
     good = [list(record("A", n)) for n in range(1, 4)]
-    payload = codec._seal(SCANS, {"gate": "A", "records": [*good, fault(good[0])]})
-    assert codec.decode(scans_topic("A"), payload) is None
+    payload = codec._seal(message.SCANS, {"gate": "A", "records": [*good, fault(good[0])]})
+    assert codec.decode(message.scans_topic("A"), payload) is None
     assert codec.dropped == {"malformed": 1}
 
 
 def test_a_record_of_another_gate_in_a_batch_is_on_the_wrong_topic():
     codec = Codec(KEY)
     rows = [list(record("A", 1)), list(record("C", 2))]
-    assert codec.decode(scans_topic("A"), codec._seal(SCANS, {"gate": "A", "records": rows})) \
-        is None
+    payload = codec._seal(message.SCANS, {"gate": "A", "records": rows})
+    assert codec.decode(message.scans_topic("A"), payload) is None
     assert codec.dropped == {"wrong_topic": 1}
 
 
@@ -177,7 +169,7 @@ def test_a_good_batch_decodes_to_the_records_sent():
     codec = Codec(KEY)
     records = [record("A", n) for n in range(1, 50)]
     [payload] = codec.records("A", records)
-    decoded = codec.decode(scans_topic("A"), payload)
+    decoded = codec.decode(message.scans_topic("A"), payload)
     assert decoded == Batch("A", tuple(records))
     assert all(type(r) is Record and r.admission for r in decoded.records)
 
@@ -195,7 +187,7 @@ def test_a_notified_decision_is_published_in_the_next_round(gate, link):
     _journal_one(gate, "j0")
     link.notify()
     link._round()
-    assert sent.topics.count(scans_topic("B")) == 1
+    assert sent.topics.count(message.scans_topic("B")) == 1
 
 
 def test_an_unnotified_decision_is_published_once_a_quiet_stamp_is_due(gate, link):
@@ -206,7 +198,7 @@ def test_an_unnotified_decision_is_published_once_a_quiet_stamp_is_due(gate, lin
     _journal_one(gate, "j0")
     link._inbox.put(("wake", None))
     link._round()
-    assert scans_topic("B") not in sent.topics
+    assert message.scans_topic("B") not in sent.topics
     link.now[0] += 1.0
     link._round()
-    assert sent.topics.count(scans_topic("B")) == 1
+    assert sent.topics.count(message.scans_topic("B")) == 1
