@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import operator
 import queue
 import socket
 import ssl
@@ -63,9 +64,13 @@ from scanner.mesh.store import MeshStore, missing_ranges, utc_iso_now
 from scanner.run.worker import Stage, Worker
 
 log = logging.getLogger("scanner.mesh")
+_SEQ, _HLC = operator.itemgetter(2), operator.itemgetter(3)  # Record.seq, Record.hlc
 
 STATE_INTERVAL = 2.0          # how often the state is persisted for gate status elsewhere
-TICK = 0.25                   # the loop's longest sleep: stamps and heartbeats at least this often
+TICK = 0.25                   # the loop's longest sleep: heartbeats at least this often
+# A journal row nobody notified about is stamped within this (notify() stamps at once): a
+# quiet tick's probe of the journal is cheap, not free, and 50 gates tick 4 times a second.
+QUIET_STAMP = 1.0
 STATUS_INTERVAL = 0.5         # a busy gate re-announces its sequence number at most this often
 ANTI_ENTROPY_INTERVAL = 5.0   # ask again for what is still missing
 REPLAY_HOLDOFF = 2.0          # a range replayed to one gate this recently is not replayed again
@@ -101,10 +106,10 @@ class MeshSettings:
     cert_file: str | None = None      # client certificate (mqtts)
     cert_key_file: str | None = None
     keepalive: int = 10
-    reconnect_min: int = 1
-    # A LAN broker back after a split is found within this: convergence waits for it (a
-    # refused connection a second costs the broker nothing).
-    reconnect_max: int = 1
+    reconnect_min: float = 0.5
+    # A LAN broker back after a split is found within this: the venue's convergence waits
+    # for its last gate back (a refused connection every half second costs nothing).
+    reconnect_max: float = 0.5
     anti_entropy_interval: float = ANTI_ENTROPY_INTERVAL
 
     def __repr__(self) -> str:
@@ -149,6 +154,7 @@ class Peer:
     asked_at: float = 0.0     # when we last asked for missing ranges; 0: look now
     heard_at: float = 0.0     # when we last stored records of it
     verified: int = 0         # every sequence number up to this one is held here
+    asked_since_connect: bool = False  # a first ask on this connection went out
 
 
 def check_url(url: str) -> SplitResult:
@@ -235,6 +241,8 @@ class Link(Worker):
         self._client: mqtt.Client | None = None
         self._partition = Partition()
         self._saved_at = -1e9
+        self._held: dict[str, int] | None = None  # every origin's highest number held
+        self._quiet_stamp_at = -1e9
         top = store.max_stamp()
         if top is not None:  # a restart never stamps before what it already holds
             self.hlc.merge(top)
@@ -257,7 +265,7 @@ class Link(Worker):
         """Connected or deciding alone (since when), peers, drops and conflicts: gate
         status, the kiosk's banner, metrics; persisted for ``gate status`` elsewhere."""
         connected = self.connected.is_set()
-        held = self.store.held_maxima()
+        held = self._held_tops() | {self.gate_id: self.store.own_max_seq()}
         return {
             "connected": connected,
             "deciding_alone": not connected,
@@ -271,6 +279,13 @@ class Link(Worker):
             "replayed": self.replayed,
             "clock_drift_clamped": self.hlc.drift_clamped,
         }
+
+    def _held_tops(self) -> dict[str, int]:
+        """Every origin's highest sequence number held: read once, then kept up to date
+        as records are stored (only this link stores peers' records)."""
+        if self._held is None:
+            self._held = self.store.held_maxima()
+        return self._held
 
     def status_line(self) -> str:
         """The mesh's part of systemd's STATUS= line (it is resent only when it changes)."""
@@ -297,7 +312,8 @@ class Link(Worker):
             except (OSError, ssl.SSLError) as exc:
                 raise MeshError(f"mesh: cannot load the TLS files: {exc}") from exc
         client.max_inflight_messages_set(200)
-        client.reconnect_delay_set(s.reconnect_min, s.reconnect_max)
+        # paho sleeps fractions of a second as well (its hint says int).
+        client.reconnect_delay_set(s.reconnect_min, s.reconnect_max)  # type: ignore[arg-type]
         client.will_set(status_topic(self.gate_id), self._status(online=False), qos=1,
                         retain=True)
         client.on_connect = self._on_connect
@@ -369,13 +385,16 @@ class Link(Worker):
                     break
                 kind, item = self._inbox.get_nowait()
         except queue.Empty:
-            stamp = True  # a quiet tick: stamp whatever a caller forgot to notify
+            # The inbox is drained; on a quiet tick, stamp whatever a caller forgot to notify.
+            stamp = stamp or self.clock() - self._quiet_stamp_at >= QUIET_STAMP
         try:
+            # Others' requests first: storing a flood of records takes a while on a busy
+            # gate, and the askers' catch-up waits for this reply.
+            self._replay()
             if batches:
                 self._store_records(batches)
             if stamp:
                 self._publish_new()
-            self._replay()
             self._announce()
             self._anti_entropy()
             self._watch_partition()
@@ -418,7 +437,7 @@ class Link(Worker):
     def _on_connected(self) -> None:
         self._announced_seq = -1  # announce now, online
         for peer in self.peers.values():
-            peer.asked_at = 0.0
+            peer.asked_at, peer.asked_since_connect = 0.0, False
 
     def _handle(self, message: Status | ReplayRequest) -> None:
         if isinstance(message, Status):
@@ -443,21 +462,37 @@ class Link(Worker):
 
     def _store_records(self, batches: list[Batch]) -> None:
         """Per batch, not per record: the clock moves past the latest stamp (stamp text
-        sorts as stamps do) and the origin's peer entry takes the highest number."""
+        sorts as stamps do) and the origin's peer entry takes the highest number. Once
+        stored, a batch that continues what is known complete (the live stream, a replayed
+        range) extends it, so anti-entropy has nothing to count for it."""
         now = self.clock()
         fresh: list[Record] = []
+        spans: list[tuple[Peer, str, int, int, bool]] = []
         for batch in batches:
             records = batch.records
-            self.hlc.merge(Stamp.parse(max(r.hlc for r in records)))
+            self.hlc.merge(Stamp.parse(max(map(_HLC, records))))
+            seqs = sorted(map(_SEQ, records))
             peer = self.peers.setdefault(batch.gate, Peer())
-            peer.announced = max(peer.announced, max(r.seq for r in records))
+            peer.announced = max(peer.announced, seqs[-1])
             peer.heard_at = now
             if batch.gate != self.gate_id:
                 fresh += records
-        if fresh and self.store.record_many(fresh) and self.on_records is not None:
+                gapless = seqs[-1] - seqs[0] + 1 == len(set(seqs))
+                spans.append((peer, batch.gate, seqs[0], seqs[-1], gapless))
+        if not fresh:
+            return
+        new = self.store.record_many(fresh)  # a fault raises: nothing below is claimed
+        held = self._held
+        for peer, origin, first, last, gapless in spans:
+            if gapless and first <= peer.verified + 1 < last + 1:
+                peer.verified = last
+            if held is not None and held.get(origin, 0) < last:
+                held[origin] = last
+        if new and self.on_records is not None:
             self.on_records(fresh)
 
     def _publish_new(self) -> None:
+        self._quiet_stamp_at = self.clock()
         while True:
             records = self.store.stamp_journal(self.hlc, after=self._own_floor)
             if not records:
@@ -520,32 +555,41 @@ class Link(Worker):
         self._announced_seq, self._announced_at = seq, now
 
     def _anti_entropy(self) -> None:
-        # Not while messages wait here: what we asked for may be among them, and asking
-        # again would have the origin replay it all again (a storm that feeds itself).
-        if not self.connected.is_set() or self._client is None or not self._inbox.empty():
+        if not self.connected.is_set() or self._client is None:
             return
+        # Asking waits while messages wait here: what we asked for may be among them, and
+        # the origin would replay it all again (a storm that feeds itself). The first ask
+        # of a peer on a connection does not: nothing of ours is in flight from it, and
+        # after a split every gate is flooded with replies, so waiting for a lull asked the
+        # late origins one wave at a time. (Messages are handled in order: the status that
+        # brought the news was handled after the records sent before it were stored.)
+        busy = not self._inbox.empty()
+        held = self._held_tops()
         now = self.clock()
         interval = self.settings.anti_entropy_interval
         for origin, peer in self.peers.items():
             if origin == self.gate_id or peer.announced <= peer.verified \
-                    or now - peer.asked_at < interval:
+                    or now - peer.asked_at < interval or (busy and peer.asked_since_connect):
                 continue
             if peer.asked_at and (now - peer.heard_at < interval  # still arriving
                                   or (peer.heard_at < peer.asked_at
                                       and now - peer.asked_at < REQUEST_TIMEOUT)):  # in flight
                 continue
             upto = peer.announced
-            if self.store.holds_all(origin, upto, after=peer.verified):  # the usual case
+            if held.get(origin, 0) <= peer.verified:  # after a split: nothing beyond, no query
+                gaps = [(peer.verified + 1, upto)]
+            elif self.store.holds_all(origin, upto, after=peer.verified):  # the usual case
                 peer.verified = upto
                 continue
-            gaps = missing_ranges(self.store.held_ranges(origin, after=peer.verified), upto,
-                                  after=peer.verified)
+            else:
+                gaps = missing_ranges(self.store.held_ranges(origin, after=peer.verified),
+                                      upto, after=peer.verified)
             if not gaps:
                 peer.verified = upto
                 continue
             if gaps[0][0] > 1:
                 peer.verified = gaps[0][0] - 1
-            peer.asked_at = now
+            peer.asked_at, peer.asked_since_connect = now, True
             request = ReplayRequest(self.gate_id, origin, tuple(gaps[:MAX_RANGES]))
             self._client.publish(replay_topic(self.gate_id, origin), self.codec.replay(request),
                                  qos=1)

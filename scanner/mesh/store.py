@@ -16,6 +16,7 @@ The tables are the journal database's (``scanner.journal.schema``, version 2).
 
 from __future__ import annotations
 
+import operator
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -30,7 +31,6 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from scanner.decide.model import Direction, PastScan
 from scanner.errors import StoreError
-from scanner.journal.schema import journal as journal_table
 from scanner.journal.schema import journal_meta, mesh_conflicts, mesh_scans
 from scanner.mesh.hlc import HybridClock, Stamp
 from scanner.mesh.message import Record
@@ -46,8 +46,21 @@ _DETECT_CHUNK = 500  # tickets per conflict query (SQLite allows 999 parameters)
 _RECORD_COLUMNS = ("scan_id", "origin", "seq", "hlc", "ticket_id", "event_id", "barcode",
                    "direction", "result", "reason", "scanned_at")
 _c = mesh_scans.c
+_origin = operator.itemgetter(1)  # Record.gate
 _INSERT = (f"INSERT OR IGNORE INTO mesh_scans ({', '.join(_RECORD_COLUMNS)}, journal_seq,"
            f" upload_state) VALUES ({', '.join('?' * (len(_RECORD_COLUMNS) + 2))})")
+# A peer's record as it is: no journal row, never uploaded here (no tuple made per record).
+_INSERT_PEER = (f"INSERT OR IGNORE INTO mesh_scans ({', '.join(_RECORD_COLUMNS)}, journal_seq,"
+                f" upload_state) VALUES ({', '.join('?' * len(_RECORD_COLUMNS))}, NULL,"
+                f" '{PEER}')")
+# Stamping and anti-entropy run every tick: plain SQL, not SQLAlchemy's per-call compile.
+_STAMPED = "SELECT max(journal_seq), max(seq) FROM mesh_scans WHERE origin = ?"
+_ANY_UNSTAMPED = "SELECT 1 FROM journal WHERE seq > ? AND gate_id = ? LIMIT 1"
+_UNSTAMPED = ("SELECT seq, scan_id, ticket_id, event_id, barcode, direction, result, reason,"
+              " scanned_at FROM journal WHERE seq > ? AND gate_id = ? ORDER BY seq LIMIT ?")
+_HELD_SEQS = "SELECT DISTINCT seq FROM mesh_scans WHERE origin = ? AND seq > ? ORDER BY seq"
+_HELD_COUNT = ("SELECT count(DISTINCT seq) FROM mesh_scans"
+               " WHERE origin = ? AND seq > ? AND seq <= ?")
 # Tickets of admissions after a rowid that were admitted at another gate as well.
 _CANDIDATES = ("SELECT DISTINCT n.ticket_id FROM mesh_scans n"
                " WHERE n.rowid > ? AND n.result = 'OK' AND n.direction = 'IN'"
@@ -114,6 +127,8 @@ class MeshStore:
         self.peer_engine = peer_engine or engine
         self.gate_id = gate_id
         self._lock = threading.Lock()  # stamping must hand out each sequence number once
+        self._stamped: int | None = None   # the last journal row this store stamped
+        self._own_top: int | None = None   # the highest own sequence number, once stamped
 
     # -- writing -------------------------------------------------------------------------
 
@@ -123,25 +138,31 @@ class MeshStore:
 
     def record_many(self, records: Sequence[Record]) -> int:
         """Keep peer records in one transaction; returns how many were new."""
-        rows = [(*r, None, PEER) for r in records if r.gate != self.gate_id]
-        return self._insert(rows, self.peer_engine) if rows else 0
+        if self.gate_id in map(_origin, records):
+            rows = [r for r in records if r.gate != self.gate_id]
+        else:  # a list: SQLAlchemy takes a tuple of rows for one row's parameters
+            rows = records if isinstance(records, list) else list(records)
+        return self._insert(rows, self.peer_engine, _INSERT_PEER) if rows else 0
 
     def stamp_journal(self, clock: HybridClock, *, after: int = 0) -> list[Record]:
         """Make mesh records of journal rows not stamped yet, in journal order, numbered
-        after every own sequence number held and after ``after`` (one used before a wipe)."""
+        after every own sequence number held and after ``after`` (one used before a wipe).
+
+        The link calls this every tick: when the journal has nothing after the last row
+        this store stamped, one indexed probe answers (the full read below re-reads the
+        maxima from the database, so the remembered row is only ever a shortcut)."""
         with self._lock:
+            if self._stamped is not None:
+                with self._connect() as conn:
+                    if conn.exec_driver_sql(_ANY_UNSTAMPED,
+                                            (self._stamped, self.gate_id)).first() is None:
+                        return []
             with self._begin() as conn:
-                done = conn.execute(select(func.max(_c.journal_seq))
-                                    .where(_c.origin == self.gate_id)).scalar() or 0
-                seq = conn.execute(select(func.max(_c.seq))
-                                   .where(_c.origin == self.gate_id)).scalar() or 0
-                seq = max(seq, after)
-                j = journal_table.c
-                rows = conn.execute(
-                    select(j.seq, j.scan_id, j.ticket_id, j.event_id, j.barcode, j.direction,
-                           j.result, j.reason, j.scanned_at)
-                    .where(j.seq > done, j.gate_id == self.gate_id)
-                    .order_by(j.seq).limit(_STAMP_BATCH)).all()
+                done, seq = conn.exec_driver_sql(_STAMPED, (self.gate_id,)).one()
+                done, seq = done or 0, max(seq or 0, after)
+                rows = conn.exec_driver_sql(_UNSTAMPED,
+                                            (done, self.gate_id, _STAMP_BATCH)).all()
+            self._stamped, self._own_top = done, seq
             if not rows:
                 return []
             records, values = [], []
@@ -152,14 +173,16 @@ class MeshStore:
                 records.append(record)
                 values.append((*record, jseq, OWN))
             self._insert(values, self.engine)
+            self._stamped, self._own_top = values[-1][-2], seq
             return records
 
-    def _insert(self, rows: list[tuple[Any, ...]], engine: Engine) -> int:
+    def _insert(self, rows: Sequence[tuple[Any, ...]], engine: Engine,
+                sql: str = _INSERT) -> int:
         """One executemany of plain tuples (SQLAlchemy's per-row parameter handling cost
         more than SQLite's insert); a scan id held already is skipped by the primary key."""
         with self._open(engine, write=True) as conn:
             mark = conn.exec_driver_sql("SELECT max(rowid) FROM mesh_scans").scalar() or 0
-            new = conn.exec_driver_sql(_INSERT, rows).rowcount
+            new = conn.exec_driver_sql(sql, rows).rowcount
             if new:
                 self._detect(conn, mark)
         return int(new)
@@ -210,17 +233,13 @@ class MeshStore:
         """The sequence numbers of ``origin`` after ``after`` held here, as sorted
         inclusive ranges (``after``: what is known complete, so not read again)."""
         with self._connect() as conn:
-            seqs = conn.execute(select(_c.seq).where(_c.origin == origin, _c.seq > after)
-                                .distinct().order_by(_c.seq)).scalars()
-            return _ranges(seqs)
+            return _ranges(conn.exec_driver_sql(_HELD_SEQS, (origin, after)).scalars())
 
     def holds_all(self, origin: str, upto: int, *, after: int = 0) -> bool:
         """Whether every sequence number after..``upto`` of ``origin`` is held (one count
         over the new part only: ``after`` is what was found complete before)."""
         with self._connect() as conn:
-            held = conn.execute(select(func.count(_c.seq.distinct()))
-                                .where(_c.origin == origin, _c.seq > after,
-                                       _c.seq <= upto)).scalar()
+            held = conn.exec_driver_sql(_HELD_COUNT, (origin, after, upto)).scalar()
         return int(held or 0) >= upto - after
 
     def held_max(self, origin: str) -> int:
@@ -235,7 +254,10 @@ class MeshStore:
                                      .group_by(_c.origin)).all())
 
     def own_max_seq(self) -> int:
-        return self.held_max(self.gate_id)
+        """Only this store stamps own records: after its first stamp it knows the answer
+        (the link asks every round, to announce it)."""
+        top = self._own_top
+        return self.held_max(self.gate_id) if top is None else top
 
     def origins(self) -> list[str]:
         with self._connect() as conn:

@@ -1,0 +1,204 @@
+"""Catching up cheaply without a broker: what the link learns from the batches it stores,
+when it asks, and the codec's column-wise checks of a batch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_journal_kit import EVENT, make_config, make_decision, make_ticket
+
+from scanner.app import Gate
+from scanner.mesh import message
+from scanner.mesh.hlc import HybridClock, Stamp
+from scanner.mesh.link import Link, MeshSettings
+from scanner.mesh.message import Batch, Codec, Record, ReplayRequest, Status
+from scanner.mesh.store import MeshStore
+
+KEY = b"k" * 32
+
+
+def record(gate: str, seq: int) -> Record:
+    return Record(f"{gate}-{seq}", gate, seq, str(Stamp(1000 + seq, 0, gate)), f"tk-{gate}{seq}",
+                  EVENT, "BC0000000001", "IN", "OK", "GRANTED", "2030-01-01T10:00:00.000Z")
+
+
+def batch(gate: str, *seqs: int) -> Batch:
+    return Batch(gate, tuple(record(gate, n) for n in seqs))
+
+
+class Published:
+    """Stands in for paho's client: what the link published, by topic."""
+
+    def __init__(self) -> None:
+        self.topics: list[str] = []
+        self.payloads: list[bytes] = []
+
+    def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> Any:
+        self.topics.append(topic)
+        self.payloads.append(payload)
+
+
+@pytest.fixture
+def gate(tmp_path: Path):
+    with Gate(make_config(tmp_path, gate_id="B")) as gate:
+        yield gate
+
+
+@pytest.fixture
+def link(gate):
+    now = [100.0]
+    link = Link(MeshSettings(url="mqtt://127.0.0.1:1", key=KEY, anti_entropy_interval=5.0),
+                MeshStore(gate.journal_engine, "B"), monotonic=lambda: now[0])
+    link.now = now  # type: ignore[attr-defined]
+    return link
+
+
+def test_a_batch_that_continues_what_is_complete_extends_it(link):
+    link._store_records([batch("A", 1, 2, 3)])
+    assert link.peers["A"].verified == 3
+    link._store_records([batch("A", 4)])
+    assert link.peers["A"].verified == 4
+
+
+def test_a_batch_after_a_gap_is_stored_but_never_counted_as_complete(link):
+    link._store_records([batch("A", 1, 2)])
+    link._store_records([batch("A", 5, 6)])
+    assert link.peers["A"].verified == 2
+    assert link.store.held_ranges("A") == [(1, 2), (5, 6)]
+    assert link.state()["peers"]["A"]["held"] == 6
+
+
+def test_a_batch_with_a_hole_inside_extends_nothing(link):
+    link._store_records([batch("A", 1, 2, 4)])
+    assert link.peers["A"].verified == 0
+
+
+def test_a_first_ask_goes_out_while_replies_wait_but_asking_again_waits(link):
+    sent = Published()
+    link._client = sent
+    link.connected.set()
+    link._store_records([batch("A", 1), batch("C", 1)])
+    fresh, again = link.peers["A"], link.peers["C"]
+    fresh.announced = again.announced = 9
+    # Asked on this connection long ago, nothing came: due again, but not while busy.
+    again.asked_at, again.heard_at, again.asked_since_connect = 1.0, 0.5, True
+    link._inbox.put(("wake", None))
+    link._anti_entropy()
+    assert sent.topics == [f"gates/B/{message.REPLAY}/A"]
+    link._inbox.get_nowait()
+    link._anti_entropy()
+    assert sent.topics == [f"gates/B/{message.REPLAY}/A", f"gates/B/{message.REPLAY}/C"]
+
+
+def test_news_of_a_peer_asked_already_waits_for_a_lull(link):
+    sent = Published()
+    link._client = sent
+    link.connected.set()
+    link._store_records([batch("A", 1)])
+    link.peers["A"].announced = 9
+    link._anti_entropy()
+    assert len(sent.topics) == 1  # the first ask
+    link.now[0] += 60.0
+    link._handle(Status("A", 20, True))  # its live scans go on while its replay arrives
+    link._inbox.put(("wake", None))
+    link._anti_entropy()
+    assert len(sent.topics) == 1
+
+
+@pytest.mark.parametrize(("stored", "asked"), [
+    ([(1, 2)], ((3, 9),)),                    # after a split: all after the complete part
+    ([(1, 2), (5, 6)], ((3, 4), (7, 9))),     # a hole: only what is missing
+])
+def test_the_ask_names_exactly_what_is_missing(link, stored, asked):
+    sent = Published()
+    link._client = sent
+    link.connected.set()
+    for first, last in stored:
+        link._store_records([batch("A", *range(first, last + 1))])
+    link.peers["A"].announced = 9
+    link._anti_entropy()
+    [payload] = sent.payloads
+    request = Codec(KEY).decode(sent.topics[0], payload)
+    assert isinstance(request, ReplayRequest) and request.ranges == asked
+
+
+def test_a_quiet_stamp_does_not_miss_the_next_journal_row(gate):
+    mesh = MeshStore(gate.journal_engine, "B")
+    clock = HybridClock("B")
+    ticket = make_ticket(1)
+
+    def journal(scan_id: str) -> None:
+        gate.journal.record(make_decision(ticket), scan_id=scan_id,
+                            scanned_at="2030-01-01T10:00:00.000Z", latency_ms=1.0)
+
+    journal("j0")
+    assert [r.seq for r in mesh.stamp_journal(clock)] == [1]
+    assert mesh.stamp_journal(clock) == []
+    journal("j1")
+    assert [(r.scan_id, r.seq) for r in mesh.stamp_journal(clock)] == [("j1", 2)]
+    assert mesh.own_max_seq() == 2 == MeshStore(gate.journal_engine, "B").own_max_seq()
+
+
+@pytest.mark.parametrize("fault", [
+    lambda r: [*r[:2], 0, *r[3:]],         # sequence numbers start at 1
+    lambda r: [*r[:2], True, *r[3:]],      # a bool is no number
+    lambda r: [*r[:4], 7, *r[5:]],         # a ticket id as a number
+    lambda r: [*r[:8], "MAYBE", *r[9:]],
+    lambda r: [*r[:3], r[3][:-1] + "AA", *r[4:]],  # a stamp one character long
+    lambda r: {"not": "a list"},
+])
+def test_one_bad_field_anywhere_in_a_batch_drops_the_batch(fault):
+    codec = Codec(KEY)
+    good = [list(record("A", n)) for n in range(1, 4)]
+    payload = codec._seal(message.SCANS, {"gate": "A", "records": [*good, fault(good[0])]})
+    assert codec.decode(message.scans_topic("A"), payload) is None
+    assert codec.dropped == {"malformed": 1}
+
+
+def test_a_record_of_another_gate_in_a_batch_is_on_the_wrong_topic():
+    codec = Codec(KEY)
+    rows = [list(record("A", 1)), list(record("C", 2))]
+    payload = codec._seal(message.SCANS, {"gate": "A", "records": rows})
+    assert codec.decode(message.scans_topic("A"), payload) is None
+    assert codec.dropped == {"wrong_topic": 1}
+
+
+def test_a_good_batch_decodes_to_the_records_sent():
+    codec = Codec(KEY)
+    records = [record("A", n) for n in range(1, 50)]
+    [payload] = codec.records("A", records)
+    decoded = codec.decode(message.scans_topic("A"), payload)
+    assert decoded == Batch("A", tuple(records))
+    assert all(type(r) is Record and r.admission for r in decoded.records)
+
+
+def _journal_one(gate, scan_id: str) -> None:
+    gate.journal.record(make_decision(make_ticket(1)), scan_id=scan_id,
+                        scanned_at="2030-01-01T10:00:00.000Z", latency_ms=1.0)
+
+
+def test_a_notified_decision_is_published_in_the_next_round(gate, link):
+    sent = Published()
+    link._client = sent
+    link.connected.set()
+    link._quiet_stamp_at = link.now[0]  # a quiet stamp is not due
+    _journal_one(gate, "j0")
+    link.notify()
+    link._round()
+    assert sent.topics.count(message.scans_topic("B")) == 1
+
+
+def test_an_unnotified_decision_is_published_once_a_quiet_stamp_is_due(gate, link):
+    sent = Published()
+    link._client = sent
+    link.connected.set()
+    link._quiet_stamp_at = link.now[0]
+    _journal_one(gate, "j0")
+    link._inbox.put(("wake", None))
+    link._round()
+    assert message.scans_topic("B") not in sent.topics
+    link.now[0] += 1.0
+    link._round()
+    assert sent.topics.count(message.scans_topic("B")) == 1
