@@ -24,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from scanner.errors import StoreError
 from scanner.store import sync_state as state
 from scanner.store.driver_sql import describe
-from scanner.store.upsert import Upserter, ticket_row
+from scanner.store.upsert import Row, Upserter, data_row
 from scanner.tickets import Ticket
 
 # A transaction's longest span: the write lock another writer might queue behind, and the
@@ -52,16 +52,18 @@ class PageBatch:
         self._opened = 0.0
         self._cursor: tuple[str, int, tuple[str, ...], int | None] | None = None
 
-    def save_page(self, event_id: str, batch: list[Ticket], *, generation: int | None,
-                  skip: int | None = None, anchor: tuple[str, ...] = (),
-                  total: int | None = None, trusted_until: str | None = None,
-                  overwrite: bool = False) -> int:
+    def save_page(self, event_id: str, batch: list[Ticket] | list[Row], *,
+                  generation: int | None, skip: int | None = None,
+                  anchor: tuple[str, ...] = (), total: int | None = None,
+                  trusted_until: str | None = None, overwrite: bool = False) -> int:
         """Upsert one page (as ``TicketStore.upsert``) and, for a full sync (``skip``
-        given), the cursor after it, in the open transaction; returns tickets changed."""
-        rows = [ticket_row(t, generation or 0) for t in batch]
+        given), the cursor after it, in the open transaction; returns tickets changed.
+        ``batch``: Tickets, or the data rows the sync parses pages into (``stored_row``)."""
+        rows = batch if not batch or type(batch[0]) is tuple \
+            else [data_row(t) for t in batch]  # type: ignore[arg-type]
         try:
-            changed = self._upserter.write(self._begin(), rows, trusted_until=trusted_until,
-                                           overwrite=overwrite)
+            changed = self._upserter.write(self._begin(), rows, generation=generation or 0,
+                                           trusted_until=trusted_until, overwrite=overwrite)
         except BaseException as exc:
             self._rollback()
             if isinstance(exc, SQLAlchemyError):

@@ -38,6 +38,7 @@ from scanner.clock import Clock, utc_now
 from scanner.config import SyncConfig
 from scanner.errors import PagingError, SyncError
 from scanner.store.sync_state import HeldDeletions, SyncState
+from scanner.store.upsert import stored_row
 from scanner.sync.pager import Cursor, next_skip, pages
 from scanner.sync.progress import progress_bar
 from scanner.tickets import parse_iso, utc_iso
@@ -247,9 +248,11 @@ class Syncer:
         api, ahead = self.api, self.prefetch > 0
 
         def fetch(skip: int, top: int) -> Any:
-            # The page after this one, should the list not shift, downloads meanwhile.
+            # The page after this one, should the list not shift, downloads meanwhile. The
+            # docs become the store's rows at once: no Ticket is built only to be taken apart.
             return api.ticket_page(event_id, top=top, skip=skip, from_=since, until=until,
-                                   ahead=next_skip(skip, top) if ahead else None)
+                                   ahead=next_skip(skip, top) if ahead else None,
+                                   parse=stored_row)
 
         return fetch
 
