@@ -154,9 +154,9 @@ class Upserter:
                  generation: int) -> DriverSql:
         assert self._insert is not None
         # The generation is one integer per run: in the SQL, not a value on every row.
-        values = {name: bindparam(name) for name in DATA_COLUMNS}
-        stmt = self._insert(tickets).values(
-            {**values, "sync_gen": literal_column(str(int(generation)))})
+        values: dict[str, ColumnElement[Any]] = {name: bindparam(name) for name in DATA_COLUMNS}
+        values["sync_gen"] = literal_column(str(int(generation)))
+        stmt = self._insert(tickets).values(values)
         merged, changes = _merge_rules(lambda name: stmt.excluded[name], trusted_until,
                                        overwrite)
         stmt = stmt.on_conflict_do_update(index_elements=[tickets.c.id], set_=merged,

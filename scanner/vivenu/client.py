@@ -104,8 +104,12 @@ class VivenuClient:
         self._page_deadline = page_deadline
         self._max_bytes = max_page_bytes
         self._timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
+        # api_root allows plain http only to loopback (the simulator), where no TLS
+        # handshake ever happens: loading the CA bundle for it would cost tens of ms of
+        # CPU at every start. https keeps httpx's full verification.
+        verify = not root.lower().startswith("http://")
         self._http = httpx.Client(base_url=root, headers={"token": token.reveal()},
-                                  timeout=self._timeout, transport=transport)
+                                  timeout=self._timeout, transport=transport, verify=verify)
         self.last_server_date: datetime | None = None
         self._clock_offset: float | None = None
         self._ahead: _Ahead | None = None
