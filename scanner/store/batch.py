@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from types import TracebackType
+from typing import Any
 
 from sqlalchemy import Connection, Engine, RootTransaction
 from sqlalchemy.exc import SQLAlchemyError
@@ -137,25 +138,27 @@ class PageBatch:
         assert self._conn is not None
         if self._engine.dialect.name != "sqlite" or not WRITER_CACHE_KIB:
             return
-        driver = self._conn.connection.driver_connection
-        assert driver is not None
-        self._cache_before = driver.execute("PRAGMA cache_size").fetchone()[0]
-        driver.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
+        driver: Any = self._conn.connection.driver_connection  # sqlite3.Connection
+        try:
+            before = int(driver.execute("PRAGMA cache_size").fetchone()[0])
+            driver.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
+        except self._engine.dialect.loaded_dbapi.Error:
+            return  # only speed is at stake: the batch writes with the cache it has
+        self._cache_before = before
 
     def _close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is None:
             return
+        before, self._cache_before = self._cache_before, None
         try:
-            if self._cache_before is not None and not conn.invalidated:
+            if before is not None and not conn.invalidated:
                 # Back to the pool with its usual cache, the batch's pages freed.
-                driver = conn.connection.driver_connection
-                if driver is not None:
-                    driver.execute(f"PRAGMA cache_size={int(self._cache_before)}")
-        except Exception:
-            conn.invalidate()
+                driver: Any = conn.connection.driver_connection
+                driver.execute(f"PRAGMA cache_size={before}")
+        except self._engine.dialect.loaded_dbapi.Error:
+            conn.invalidate()  # not back to the pool with the large cache
         finally:
-            self._cache_before = None
             conn.close()
 
     def _fault(self, exc: SQLAlchemyError) -> StoreError:
