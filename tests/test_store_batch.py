@@ -6,11 +6,12 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from scanner.errors import StoreError
-from scanner.store.batch import PageBatch
+from scanner.store.batch import WRITER_CACHE_KIB, PageBatch
 from scanner.store.db import make_engine
 from scanner.store.tickets import TicketStore
 from tests.test_store import NEW, ticket
@@ -109,3 +110,18 @@ def test_commit_lets_another_writer_in_at_once(store: TicketStore, db: Path) -> 
             other.execute("UPDATE sync_state SET server_total = 1")
         page(pages, 3, generation)
     assert committed(db) == (4, 4)
+
+
+def test_a_batch_writes_with_a_large_cache_and_leaves_the_pool_its_usual_one(
+        store: TicketStore) -> None:
+    def cache_size(conn: Any) -> int:
+        return int(conn.connection.driver_connection.execute("PRAGMA cache_size").fetchone()[0])
+
+    with store.engine.connect() as conn:
+        usual = cache_size(conn)
+    generation = store.begin_full("ev-1", NEW)
+    with batch(store, Clock()) as pages:
+        page(pages, 1, generation)
+        assert pages._conn is not None and cache_size(pages._conn) == -WRITER_CACHE_KIB
+    with store.engine.connect() as conn:  # the pool's one connection, given back
+        assert cache_size(conn) == usual != -WRITER_CACHE_KIB

@@ -16,8 +16,8 @@ from scanner.config import Secret
 from scanner.sim import Faults, SimServer, World
 from scanner.store.db import make_engine
 from scanner.store.tickets import TicketStore
-from scanner.tickets import Ticket, utc_iso
-from scanner.vivenu.client import TicketPage, VivenuClient
+from scanner.tickets import Ticket, parse_ticket, utc_iso
+from scanner.vivenu.client import Parse, TicketPage, VivenuClient
 
 EVENT = "ev-model"
 TOKEN = "sim-token"
@@ -74,14 +74,15 @@ class ModelApi:
         return [{"_id": EVENT, "name": "Model event"}]
 
     def ticket_page(self, event_id: str, *, top: int, skip: int, from_: str | None = None,
-                    until: str | None = None, ahead: int | None = None) -> TicketPage:
+                    until: str | None = None, ahead: int | None = None,
+                    parse: Parse = parse_ticket) -> TicketPage:
         # ``ahead`` is a download hint; this model answers each request when it comes.
         self.requests.append((skip, top, from_, until))
         rows = sorted((d for d in self.docs.values()
                        if (from_ is None or d["updatedAt"] >= from_)
                        and (until is None or d["updatedAt"] < until)),
                       key=lambda d: (d["updatedAt"], d["_id"]))
-        page = TicketPage([Ticket.from_api(d) for d in rows[skip:skip + top]], len(rows))
+        page = TicketPage([parse(d)[0] for d in rows[skip:skip + top]], len(rows))
         if from_ is not None and self.only_during_full:
             self.script.clear()
         if self.script:

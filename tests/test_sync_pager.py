@@ -12,7 +12,16 @@ from scanner.sync.pager import Cursor, pages
 
 
 class Item(NamedTuple):
+    """A ticket as the pager reads it: a tuple in Ticket's order, id first, updatedAt 9th."""
+
     id: str
+    barcode: str = ""
+    event_id: str = ""
+    status: str = ""
+    ticket_type_id: str = ""
+    ticket_name: str = ""
+    seller_id: str = ""
+    created_at: str = ""
     updated_at: str = "2030-01-01T00:00:00.000Z"
 
 

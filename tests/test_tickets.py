@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from scanner.store.upsert import data_row, stored_row
 from scanner.tickets import MALFORMED, Ticket, normalize_iso, parse_ticket
 
 DOC: dict[str, Any] = {
@@ -97,3 +98,9 @@ def test_non_object_is_refused() -> None:
 ])
 def test_timestamps_are_normalized_so_they_sort_as_text(raw: str, canonical: str) -> None:
     assert normalize_iso(raw) == canonical
+
+
+def test_the_syncs_store_row_of_a_full_ticket_encodes_its_json_fields() -> None:
+    row, problem = stored_row(DOC)
+    assert problem is None and row == data_row(Ticket.from_api(DOC))
+    assert row[13] == '{"categoryId":"pc","description":"Cat"}' and row[19] == '["north","south"]'

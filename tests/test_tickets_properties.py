@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scanner.decide import Direction, Policy, ScanHistory, decide
+from scanner.store.upsert import data_row, stored_row
 from scanner.tickets import parse_ticket
 
 NOW = datetime(2030, 1, 23, 18, 0, tzinfo=UTC)
@@ -56,3 +57,20 @@ def test_only_an_exact_valid_status_is_ever_granted(edits: dict[str, Any],
     if decision.granted:
         assert doc.get("status", "VALID") == "VALID"
         assert type(doc.get("status", "VALID")) is str
+
+
+def _outcome(parse: Any, doc: dict[str, Any]) -> Any:
+    try:
+        return parse(doc)
+    except ValueError as exc:
+        return f"refused: {exc}"
+
+
+@settings(max_examples=500, deadline=None)
+@given(changes)
+def test_the_syncs_store_row_is_the_parsed_tickets_row(edits: dict[str, Any]) -> None:
+    # The sync parses pages straight into rows (stored_row): whatever a server sends, the
+    # row, the problem line or the refusal must be exactly the ticket path's.
+    doc = document(edits)
+    via_ticket = _outcome(lambda d: (lambda t, p: (data_row(t), p))(*parse_ticket(d)), doc)
+    assert _outcome(stored_row, doc) == via_ticket

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import logging
+import ssl
+import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -204,6 +210,45 @@ def test_poisoned_barcode_refuses_the_batch(api_client: VivenuClient,
 def test_plain_http_to_a_remote_host_is_refused(url: str) -> None:
     with pytest.raises(InsecureUrl, match="https"):
         VivenuClient(url, Secret(SIM_TOKEN))
+
+
+@pytest.fixture
+def self_signed_https(tmp_path: Path) -> Iterator[str]:
+    """A real TLS server on loopback whose certificate no CA signed."""
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"deviceSettings": {}}')
+
+        def log_message(self, *_args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_https_still_verifies_the_certificate_where_loopback_http_loads_no_ca_bundle(
+        self_signed_https: str) -> None:
+    # Loopback http skips loading CA certificates; https, to loopback too, must not.
+    with VivenuClient(self_signed_https, Secret(SIM_TOKEN), retries=0) as client, \
+            pytest.raises(ServerUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
+        client.me()
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:1", "http://127.3.4.5", "http://[::1]:9",

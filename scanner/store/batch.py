@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from types import TracebackType
+from typing import Any
 
 from sqlalchemy import Connection, Engine, RootTransaction
 from sqlalchemy.exc import SQLAlchemyError
@@ -24,12 +25,17 @@ from sqlalchemy.exc import SQLAlchemyError
 from scanner.errors import StoreError
 from scanner.store import sync_state as state
 from scanner.store.driver_sql import describe
-from scanner.store.upsert import Upserter, ticket_row
+from scanner.store.upsert import Row, Upserter, data_row
 from scanner.tickets import Ticket
 
 # A transaction's longest span: the write lock another writer might queue behind, and the
 # work a kill may undo (the run resumes before it). Long enough for several pages.
 COMMIT_EVERY_S = 0.25
+# SQLite's page cache while a batch writes, in KiB (0: SQLite's default, 2 MiB). A million
+# tickets' id and barcode indexes are tens of MiB: with the default, nearly every row's
+# index leaf is read back from the OS and written to the WAL again, a cost that grows
+# with the store. Freed when the batch ends.
+WRITER_CACHE_KIB = 32 * 1024
 
 
 class PageBatch:
@@ -51,17 +57,20 @@ class PageBatch:
         self._trans: RootTransaction | None = None
         self._opened = 0.0
         self._cursor: tuple[str, int, tuple[str, ...], int | None] | None = None
+        self._cache_before: int | None = None
 
-    def save_page(self, event_id: str, batch: list[Ticket], *, generation: int | None,
-                  skip: int | None = None, anchor: tuple[str, ...] = (),
-                  total: int | None = None, trusted_until: str | None = None,
-                  overwrite: bool = False) -> int:
+    def save_page(self, event_id: str, batch: list[Ticket] | list[Row], *,
+                  generation: int | None, skip: int | None = None,
+                  anchor: tuple[str, ...] = (), total: int | None = None,
+                  trusted_until: str | None = None, overwrite: bool = False) -> int:
         """Upsert one page (as ``TicketStore.upsert``) and, for a full sync (``skip``
-        given), the cursor after it, in the open transaction; returns tickets changed."""
-        rows = [ticket_row(t, generation or 0) for t in batch]
+        given), the cursor after it, in the open transaction; returns tickets changed.
+        ``batch``: Tickets, or the data rows the sync parses pages into (``stored_row``)."""
+        rows = batch if not batch or type(batch[0]) is tuple \
+            else [data_row(t) for t in batch]  # type: ignore[arg-type]
         try:
-            changed = self._upserter.write(self._begin(), rows, trusted_until=trusted_until,
-                                           overwrite=overwrite)
+            changed = self._upserter.write(self._begin(), rows, generation=generation or 0,
+                                           trusted_until=trusted_until, overwrite=overwrite)
         except BaseException as exc:
             self._rollback()
             if isinstance(exc, SQLAlchemyError):
@@ -105,6 +114,7 @@ class PageBatch:
     def _begin(self) -> Connection:
         if self._conn is None:
             self._conn = self._engine.connect()
+            self._grow_cache()
         if self._trans is None:
             self._trans = self._conn.begin()
             self._opened = self._clock()
@@ -122,9 +132,33 @@ class PageBatch:
             pass  # the connection is dropped below; the database rolls back itself
         self._close()
 
+    def _grow_cache(self) -> None:
+        """SQLite: a page cache that holds the indexes a listing's rows land in, for as
+        long as this batch writes (``WRITER_CACHE_KIB``)."""
+        assert self._conn is not None
+        if self._engine.dialect.name != "sqlite" or not WRITER_CACHE_KIB:
+            return
+        driver: Any = self._conn.connection.driver_connection  # sqlite3.Connection
+        try:
+            before = int(driver.execute("PRAGMA cache_size").fetchone()[0])
+            driver.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
+        except self._engine.dialect.loaded_dbapi.Error:
+            return  # only speed is at stake: the batch writes with the cache it has
+        self._cache_before = before
+
     def _close(self) -> None:
         conn, self._conn = self._conn, None
-        if conn is not None:
+        if conn is None:
+            return
+        before, self._cache_before = self._cache_before, None
+        try:
+            if before is not None and not conn.invalidated:
+                # Back to the pool with its usual cache, the batch's pages freed.
+                driver: Any = conn.connection.driver_connection
+                driver.execute(f"PRAGMA cache_size={before}")
+        except self._engine.dialect.loaded_dbapi.Error:
+            conn.invalidate()  # not back to the pool with the large cache
+        finally:
             conn.close()
 
     def _fault(self, exc: SQLAlchemyError) -> StoreError:

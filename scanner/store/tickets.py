@@ -33,7 +33,7 @@ from scanner.store.driver_sql import (
 )
 from scanner.store.schema import meta, tickets
 from scanner.store.sync_state import HeldDeletions, SyncState
-from scanner.store.upsert import DATA_COLUMNS, Upserter, row_ticket, ticket_row
+from scanner.store.upsert import DATA_COLUMNS, Upserter, data_row, row_ticket
 from scanner.tickets import Ticket, utc_iso
 
 _DATA = [tickets.c[name] for name in DATA_COLUMNS]
@@ -72,10 +72,10 @@ class TicketStore:
         ``trusted_until``; ``overwrite`` takes every copy; see ``scanner.store.upsert``);
         ``generation`` marks them as seen by that full sync. Returns how many tickets were
         inserted or changed."""
-        rows = [ticket_row(t, generation or 0) for t in batch]
+        rows = [data_row(t) for t in batch]
         with self._writing() as conn:
-            return self._upserter.write(conn, rows, trusted_until=trusted_until,
-                                        overwrite=overwrite)
+            return self._upserter.write(conn, rows, generation=generation or 0,
+                                        trusted_until=trusted_until, overwrite=overwrite)
 
     def by_barcode(self, barcode: str) -> list[Ticket]:
         """Every stored ticket with this barcode (one per event that sold it)."""

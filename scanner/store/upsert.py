@@ -17,10 +17,12 @@ Rules, the same on every backend:
 - ``overwrite`` (the reconciling full sync) takes the incoming copy whatever its
   ``updatedAt``: the server's current copy is the truth.
 
-SQLite and PostgreSQL use ``INSERT ... ON CONFLICT DO UPDATE ... WHERE``, compiled once and
-run with the driver's executemany on plain tuples: building per-row dicts for SQLAlchemy
-cost more than SQLite's own work on a million-ticket sync. Other dialects fall back to
-select, insert, update with the same rules.
+SQLite and PostgreSQL use ``INSERT ... ON CONFLICT DO UPDATE ... WHERE``, compiled once per
+run (its generation and ``trusted_until`` written into the SQL) and run with the driver's
+executemany on plain tuples: building per-row dicts for SQLAlchemy cost more than SQLite's
+own work on a million-ticket sync. The sync builds those tuples straight from the server's
+documents (``stored_row``), with no Ticket in between. Other dialects fall back to select,
+insert, update with the same rules.
 """
 
 from __future__ import annotations
@@ -36,17 +38,19 @@ from sqlalchemy.sql.elements import ColumnElement
 from scanner.store.driver_sql import DriverSql, compile_for_driver
 from scanner.store.keyed import conflict_insert
 from scanner.store.schema import tickets
-from scanner.tickets import Ticket
+from scanner.tickets import Ticket, admissible_values, malformed_ticket
 
 # Ticket's fields are declared in the same order as the table's columns (checked below).
 COLUMNS: tuple[str, ...] = tuple(c.name for c in tickets.c)
 DATA_COLUMNS = COLUMNS[:-1]
 assert COLUMNS[-1] == "sync_gen"
 assert Ticket._fields == DATA_COLUMNS, "Ticket fields and ticket columns diverge"
+assert DATA_COLUMNS.index("updated_at") == 8  # the pager's anchor reads rows by index
 PRICE_CATEGORY = DATA_COLUMNS.index("price_category")
 ENTRY = DATA_COLUMNS.index("entry")
 
 Row = tuple[Any, ...]
+_dumps = orjson.dumps
 
 
 # ``trusted_until`` is written into the SQL (one statement per run, not a value per row);
@@ -63,6 +67,27 @@ def ticket_row(ticket: Ticket, generation: int) -> Row:
             None if price_category is None else orjson.dumps(price_category).decode(),
             *t[PRICE_CATEGORY + 1:ENTRY],
             orjson.dumps(entry).decode() if entry else None, t[ENTRY + 1], generation)
+
+
+def data_row(ticket: Ticket) -> Row:
+    """The ticket's data columns (``ticket_row`` without ``sync_gen``), as ``write`` takes."""
+    return ticket_row(ticket, 0)[:-1]
+
+
+def stored_row(doc: Any) -> tuple[Row, str | None]:
+    """``parse_ticket`` for the store: the document's data columns as ``data_row`` gives
+    them, and the line naming its bad fields if it is not admissible. Rows index as
+    Ticket does (``row[0]`` the id, ``row[8]`` its ``updatedAt``), which is all the pager
+    reads of them."""
+    values = admissible_values(doc)
+    if values is None:
+        ticket, problem = malformed_ticket(doc)
+        return data_row(ticket), problem
+    price_category, entry = values[PRICE_CATEGORY], values[ENTRY]
+    if price_category is not None:
+        values[PRICE_CATEGORY] = _dumps(price_category).decode()
+    values[ENTRY] = _dumps(entry).decode() if entry else None
+    return tuple(values), None
 
 
 def row_ticket(row: Sequence[Any]) -> Ticket:
@@ -99,38 +124,44 @@ def _merge_rules(incoming: Callable[[str], ColumnElement[Any]], trusted_until: s
 
 
 class Upserter:
-    """Writes rows built by ``ticket_row`` into ``tickets`` within a caller's transaction."""
+    """Writes data rows (``data_row``, ``stored_row``) into ``tickets`` within a caller's
+    transaction, as seen by a full sync's ``generation`` (0: none)."""
 
     def __init__(self, engine: Engine, *, force_generic: bool = False) -> None:
         self._dialect = engine.dialect
         self._insert = None if force_generic else conflict_insert(self._dialect)
-        # (trusted_until, overwrite) -> compiled statement; a run uses one or two.
-        self._driver: dict[tuple[str | None, bool], DriverSql] = {}
+        # (trusted_until, overwrite, generation) -> compiled statement; a run uses one or two.
+        self._driver: dict[tuple[str | None, bool, int], DriverSql] = {}
         self._update: dict[tuple[str | None, bool], Any] = {}
 
-    def write(self, conn: Connection, rows: list[Row], *, trusted_until: str | None = None,
-              overwrite: bool = False) -> int:
+    def write(self, conn: Connection, rows: Sequence[Row], *, generation: int = 0,
+              trusted_until: str | None = None, overwrite: bool = False) -> int:
         """Upsert ``rows``; returns how many tickets were inserted or changed."""
         if not rows:
             return 0
-        mode = (trusted_until, overwrite)
         if self._insert is not None:
+            mode = (trusted_until, overwrite, int(generation))
             driver = self._driver.get(mode)
             if driver is None:
                 if len(self._driver) > 8:  # one entry per run: keep the cache small
                     self._driver.clear()
                 driver = self._driver[mode] = self._compile(*mode)
             return max(conn.exec_driver_sql(driver.sql, driver.many(rows)).rowcount, 0)
-        return self._write_generic(conn, rows, mode)
+        return self._write_generic(conn, [(*r, generation) for r in rows],
+                                   (trusted_until, overwrite))
 
-    def _compile(self, trusted_until: str | None, overwrite: bool) -> DriverSql:
+    def _compile(self, trusted_until: str | None, overwrite: bool,
+                 generation: int) -> DriverSql:
         assert self._insert is not None
-        stmt = self._insert(tickets)
-        values, changes = _merge_rules(lambda name: stmt.excluded[name], trusted_until,
+        # The generation is one integer per run: in the SQL, not a value on every row.
+        values: dict[str, ColumnElement[Any]] = {name: bindparam(name) for name in DATA_COLUMNS}
+        values["sync_gen"] = literal_column(str(int(generation)))
+        stmt = self._insert(tickets).values(values)
+        merged, changes = _merge_rules(lambda name: stmt.excluded[name], trusted_until,
                                        overwrite)
-        stmt = stmt.on_conflict_do_update(index_elements=[tickets.c.id], set_=values,
+        stmt = stmt.on_conflict_do_update(index_elements=[tickets.c.id], set_=merged,
                                           where=changes)
-        return compile_for_driver(stmt, self._dialect, COLUMNS)
+        return compile_for_driver(stmt, self._dialect, DATA_COLUMNS)
 
     def _write_generic(self, conn: Connection, rows: list[Row],
                        mode: tuple[str | None, bool]) -> int:

@@ -54,7 +54,7 @@ MAX_REALIGN = 12
 
 class _Page(Protocol):
     @property
-    def tickets(self) -> list[Any]: ...  # items with .id and .updated_at
+    def tickets(self) -> list[Any]: ...  # tuples in Ticket's order: [0] id, [8] updatedAt
 
     @property
     def total(self) -> int: ...
@@ -88,8 +88,9 @@ def next_skip(skip: int, page_size: int, overlap: int = DEFAULT_OVERLAP) -> int:
 
 
 def anchor_key(ticket: Any) -> str:
-    """A ticket as an anchor: the same id at another ``updatedAt`` is another anchor."""
-    return f"{ticket.id}@{ticket.updated_at}"
+    """A ticket as an anchor: the same id at another ``updatedAt`` is another anchor.
+    Indexed, not by name: a Ticket and the store's row of it (``stored_row``) both work."""
+    return f"{ticket[0]}@{ticket[8]}"
 
 
 @dataclass(frozen=True)
