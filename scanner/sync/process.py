@@ -35,6 +35,7 @@ import sys
 import threading
 from typing import IO, TYPE_CHECKING, Any
 
+from scanner.cli.child import gate_env
 from scanner.errors import SyncError
 
 if TYPE_CHECKING:
@@ -128,8 +129,10 @@ class SyncProcess:
         if self._child is not None and self._child.poll() is None:
             return self._child
         # Unbuffered: a frame read ahead into a buffer would hide from select().
+        # Without GATE_*: the child takes only the configuration it is sent (and so never
+        # an operator's GATE_API_TOKEN from the environment).
         child = subprocess.Popen(self._command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                 bufsize=0)
+                                 bufsize=0, env=gate_env())
         assert child.stdin is not None
         _write(child.stdin, (self._config, logging.getLogger().getEffectiveLevel()))
         self._child = child
@@ -242,7 +245,8 @@ CHILD_NICENESS = 10
 
 
 def main() -> int:
-    os.nice(CHILD_NICENESS)
+    with contextlib.suppress(OSError):  # a syscall filter may refuse it: run un-niced
+        os.nice(CHILD_NICENESS)
     # systemd's SIGTERM reaches the whole service, and a terminal's ^C the whole group: the
     # child then ends its run after the page it writes, as the daemon asks it to.
     stop = threading.Event()
