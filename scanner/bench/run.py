@@ -3,9 +3,10 @@
 (a) read-to-relay: a line written into a pty handheld (stamped just before the write) until
     gpiozero's MockPin for the relay goes active (stamped by the pin's own state change,
     ``RelayWatch``), with the daemon in this process (``open_daemon``) so the pin is
-    reachable; the simulator runs in its own process. Measured idle and while a reconciling full sync of a big simulator
-    event runs in the daemon (kicked on its own scheduler), against ``Gatekeeper.check``
-    (decision + durable journal, what ``gate bench validate`` (b) times) in the same run.
+    reachable; the simulator runs in its own process. Measured idle and while a
+    reconciling full sync of a big simulator event runs in the daemon (kicked on its own
+    scheduler), against ``Gatekeeper.check`` (decision + durable journal, what
+    ``gate bench validate`` (b) times) in the same run.
 (b) ``gate run`` as a subprocess over a store of N tickets built by bulk insert, a serial
     reader on a pty and a real AF_UNIX notify socket: seconds from spawn to READY=1, then
     RSS and CPU while idle.
@@ -229,7 +230,14 @@ def measure_latency(tmp: Path, sync_tickets: int, scans: int) -> dict[str, Any]:
                     started = time.perf_counter()
                     keeper.check(barcode, Direction.IN)
                     check_ms.append((time.perf_counter() - started) * 1000)
-                idle = [read_to_relay_ms(handheld, relay, next(codes)) for _ in range(scans)]
+                def timed() -> float | None:
+                    ms = read_to_relay_ms(handheld, relay, next(codes))
+                    if ms is None and daemon.exit_code is not None:  # not 5 s for each read
+                        raise click.ClickException(f"the daemon exited ({daemon.exit_code}) "
+                                                   "during the run")
+                    return ms
+
+                idle = [timed() for _ in range(scans)]
                 busy: list[float | None] = []
                 rounds = 0
                 while len(busy) < scans and rounds < SYNC_ROUNDS:
@@ -237,7 +245,7 @@ def measure_latency(tmp: Path, sync_tickets: int, scans: int) -> dict[str, Any]:
                     before = syncs.done
                     gate.scheduler.kick("sync")
                     while syncs.done == before and len(busy) < scans:
-                        busy.append(read_to_relay_ms(handheld, relay, next(codes)))
+                        busy.append(timed())
                     syncs.wait_beyond(before, 600)  # the next round starts a fresh sync
             finally:
                 daemon.stop(60)
