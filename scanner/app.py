@@ -310,9 +310,10 @@ class Gate:
     def pipeline(self, config: ReaderConfig, sink: Callable[[Payload], R], *,
                  on_result: Callable[[Payload, R], object] | None = None,
                  on_reject: Callable[[Rejected], object] | None = None,
-                 on_status: StatusFn | None = None) -> Pipeline[R]:
+                 on_status: StatusFn | None = None, inline: bool = False) -> Pipeline[R]:
         """One reader's pipeline: its source, its hygiene, then ``sink`` (say, a
-        ``gatekeeper.check`` in the reader's direction). ``close()`` stops it."""
+        ``gatekeeper.check`` in the reader's direction). ``close()`` stops it. ``inline``:
+        see ``scanner.read.pipeline``."""
         from scanner.read.hygiene import Hygiene
         from scanner.read.pipeline import Pipeline
 
@@ -320,7 +321,8 @@ class Gate:
         with self._lock:
             return self._closing(
                 Pipeline([source], Hygiene(config.max_length, config.dedup_window), sink,
-                         on_result=on_result, on_reject=on_reject, on_status=on_status),
+                         on_result=on_result, on_reject=on_reject, on_status=on_status,
+                         inline=inline),
                 Pipeline.stop)
 
     # -- the daemon (gate run) -----------------------------------------------------------
@@ -382,14 +384,15 @@ class Gate:
     @part
     def reader_workers(self) -> list[ReaderWorker]:
         """One worker per ``[[readers]]`` entry, each with its own pipeline and direction."""
-        from scanner.run.readers import ReaderWorker, reader_name
+        from scanner.run.readers import ReaderWorker, reader_name, stops_promptly
 
         lanes = self.lanes
 
         def pipeline(config: ReaderConfig, sink: Callable[[Payload], bool],
                      on_reject: Callable[[Rejected], object],
                      on_status: StatusFn) -> Pipeline[bool]:
-            return self.pipeline(config, sink, on_reject=on_reject, on_status=on_status)
+            return self.pipeline(config, sink, on_reject=on_reject, on_status=on_status,
+                                 inline=stops_promptly(config))
 
         return [ReaderWorker(reader_name(config, i), config, lanes[config.lane], pipeline,
                              heartbeat_timeout=self.config.run.heartbeat_timeout)

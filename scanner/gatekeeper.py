@@ -48,8 +48,8 @@ Lookup = Callable[[str, str | None, float], Ticket | None]
 # A slow server must not queue lookups behind each other: each gets its own worker, and a
 # stuck one only ties up a thread, never the gate (the caller waits at most the deadline).
 LOOKUP_WORKERS = 4
-# How often the live policy asks the store whether /me changed: a settings read costs about
-# as much as a whole decision, so not on every scan.
+# Without a version token, how often the live policy loads /me from the store to compare: a
+# settings read costs about as much as a whole decision, so not on every scan.
 POLICY_RECHECK = 1.0
 
 
@@ -85,8 +85,11 @@ class CheckResult:
 class LivePolicy:
     """The policy for the current ``/me`` settings, rebuilt when a sync changed them.
 
-    ``version`` (optional) is a cheap token that moves whenever settings are saved; while it
-    stands still the settings are not loaded again. Without it they are loaded and compared.
+    ``version`` (optional) is a cheap token that moves whenever settings are saved: it is
+    asked on every call, and the settings are loaded only when it moved, so the scan after
+    a sync saved new settings is decided by them (a gate that starts before its first sync
+    must not go on admitting by the defaults once the venue's rules are stored). Without a
+    token (``version`` gives None) the settings are loaded and compared every ``recheck``.
     """
 
     def __init__(self, settings: Callable[[], dict[str, Any] | None],
@@ -105,19 +108,19 @@ class LivePolicy:
         self._policy: Policy | None = None
 
     def __call__(self) -> Policy:
+        version = self._version()
         now = self._monotonic()
-        if self._policy is None or self._checked_at is None \
-                or now - self._checked_at >= self._recheck:
-            self._checked_at = now
-            version = self._version()
-            if self._policy is not None and version is not None \
-                    and version == self._seen_version:
+        if self._policy is not None and self._checked_at is not None:
+            if version is not None and version == self._seen_version:
                 return self._policy
-            self._seen_version = version
-            settings = self._settings()
-            if self._policy is None or settings != self._seen:
-                self._policy = self._build(settings)
-                self._seen = settings
+            if version is None and now - self._checked_at < self._recheck:
+                return self._policy
+        self._checked_at = now
+        self._seen_version = version
+        settings = self._settings()
+        if self._policy is None or settings != self._seen:
+            self._policy = self._build(settings)
+            self._seen = settings
         return self._policy
 
 

@@ -114,6 +114,29 @@ def test_a_grant_opens_the_relay_and_records_when(gate: Gate) -> None:
     assert gate.journal.actuated == {"s1": AT}
 
 
+def test_a_grant_opens_the_relay_on_the_submitting_thread_before_the_stage_runs() -> None:
+    g = Gate(make())  # not started: only submit itself can have opened it
+    try:
+        assert g.stage.submit(scan())
+        assert g.outputs.relay_open and rises(g.relay) == 1
+        assert g.journal.actuated == {}  # the mark is the stage thread's, after the relay
+        g.stage.start()
+        wait_for(lambda: "s1" in g.journal.actuated, "the actuation mark")
+        assert rises(g.relay) == 1
+    finally:
+        g.close()
+
+
+def test_a_scan_the_full_inbox_refuses_does_not_open_the_relay() -> None:
+    g = Gate(make(), inbox_size=1)
+    try:
+        g.stage.submit(scan(Reason.ALREADY_INSIDE, scan_id="0"))
+        assert g.stage.submit(scan(scan_id="1")) is False
+        assert not g.outputs.relay_open and rises(g.relay) == 0
+    finally:
+        g.close()
+
+
 def test_a_checkout_opens_the_relay_too(gate: Gate) -> None:
     gate.stage.submit(scan(Reason.CHECKED_OUT))
     wait_for(lambda: "s1" in gate.journal.actuated, "the actuation mark")

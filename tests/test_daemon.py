@@ -192,3 +192,12 @@ def test_a_grant_without_a_passage_is_recorded_as_not_passed(
                  "the grant marked not passed")
     finally:
         rig.close()
+
+
+def test_serial_and_hid_readers_decide_on_their_source_thread_stdin_and_camera_do_not() -> None:
+    """Their loops end within a poll of stop(); stdin's read cannot be interrupted, so its
+    pipeline keeps the consumer thread that can leave it blocked."""
+    from scanner.run.readers import stops_promptly
+
+    assert [stops_promptly(ReaderConfig(source=source))
+            for source in ("serial", "hid", "stdin", "camera")] == [True, True, False, False]

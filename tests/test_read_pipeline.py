@@ -45,10 +45,12 @@ class Recorder:
         self.rejects: list[Rejected] = []
         self.status: list[str] = []
 
-    def pipeline(self, sources: list[ListSource], sink: object = None) -> Pipeline:
+    def pipeline(self, sources: list[ListSource], sink: object = None, *,
+                 inline: bool = False) -> Pipeline:
         return Pipeline(sources, Hygiene(window=2.0), sink or (lambda p: p.text.lower()),
                         on_result=lambda p, r: self.results.append((p.text, r)),
-                        on_reject=self.rejects.append, on_status=self.status.append)
+                        on_reject=self.rejects.append, on_status=self.status.append,
+                        inline=inline)
 
 
 def test_codes_reach_the_sink_in_order_and_results_come_back() -> None:
@@ -115,14 +117,43 @@ def test_reads_from_two_sources_are_all_decided() -> None:
     assert sorted(text for text, _ in rec.results) == ["VT-A1", "VT-A2", "VT-B1"]
 
 
-def test_stop_ends_run_of_an_endless_source() -> None:
+@pytest.mark.parametrize("inline", [False, True], ids=["threaded", "inline"])
+def test_stop_ends_run_of_an_endless_source(inline: bool) -> None:
     rec = Recorder()
-    pipeline = rec.pipeline([ListSource(["VT-A"], endless=True)])
+    pipeline = rec.pipeline([ListSource(["VT-A"], endless=True)], inline=inline)
     runner = in_thread(pipeline.run)
     wait_for(lambda: rec.results, "the first decision")
     pipeline.stop()
     runner.join(timeout=WAIT)
     assert not runner.is_alive() and rec.results == [("VT-A", "vt-a")]
+
+
+def test_an_inline_pipeline_decides_on_the_thread_that_iterates_its_source() -> None:
+    deciders: list[threading.Thread] = []
+
+    def sink(payload: Payload) -> str:
+        deciders.append(threading.current_thread())
+        return payload.text
+
+    pipeline = Pipeline([ListSource(["VT-A", b"\xff", "VT-B"])], Hygiene(), sink, inline=True)
+    stats = pipeline.run()
+    assert deciders == [threading.current_thread()] * 2
+    assert (stats.decided, stats.rejected) == (2, {"NOT_UTF8": 1})
+
+
+def test_an_inline_pipeline_reports_a_failing_source() -> None:
+    class Broken(ListSource):
+        def __iter__(self) -> Iterator[RawRead]:
+            raise OSError("unplugged mid-read")
+
+    rec = Recorder()
+    stats = rec.pipeline([Broken([], name="broken")], inline=True).run()
+    assert stats.source_errors == 1 and "broken" in rec.status[0]
+
+
+def test_an_inline_pipeline_over_two_sources_is_refused() -> None:
+    with pytest.raises(ValueError, match="exactly one source"):
+        Pipeline([ListSource([]), ListSource([])], Hygiene(), lambda p: p.text, inline=True)
 
 
 @settings(max_examples=200, deadline=None)

@@ -5,6 +5,11 @@ Fed through a bounded inbox with journaled decisions only (``submit`` after
 lights and buzzer, ``actuated_at`` in the journal, then the listeners, whose bounded queues
 drop and count rather than wait, so nothing downstream delays the next relay.
 
+The relay is released by ``submit`` itself, on the deciding thread (``GpioOutputs.pulse``
+never blocks): waking the stage's thread first would put one more thread hand-off, and a
+wait for the GIL, between the journal entry and the gate opening. The rest follows on the
+stage's thread.
+
 With a passage contact, a grant is recorded ``passed=True`` when a passage follows within
 ``passage_timeout`` and ``passed=False`` ("opened, not passed") when none does; without a
 contact ``passed`` stays null. A journal that fails to take a mark is logged and counted:
@@ -128,7 +133,7 @@ class ActStage:
         self._passages = (PassageTracker(passage_timeout)
                           if outputs.has_passage_contact else None)
         self._cond = threading.Condition()
-        self._scans: deque[Journaled] = deque()
+        self._scans: deque[tuple[Journaled, bool]] = deque()  # with: the relay opened
         self._passed_at: deque[float] = deque(maxlen=MAX_PENDING_PASSAGES)
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -180,14 +185,18 @@ class ActStage:
         return len(self._passages) if self._passages is not None else 0
 
     def submit(self, scan: Journaled) -> bool:
-        """Queue a journaled scan; never blocks. False (and counted) when the inbox is full
-        or the stage has stopped: the scan stays journaled with ``actuated_at`` null."""
+        """Open the relay for a grant, then queue the scan for the rest; never blocks. False
+        (and counted) when the inbox is full or the stage has stopped: the gate stays
+        closed and the scan stays journaled with ``actuated_at`` null."""
         with self._cond:
             if self._stopping or len(self._scans) >= self.inbox_size:
                 self.dropped += 1
                 accepted = False
             else:
-                self._scans.append(scan)
+                decision = scan.decision
+                opened = decision.granted and decision.reason in OPENS \
+                    and self.outputs.pulse()
+                self._scans.append((scan, opened))
                 self._cond.notify()
                 accepted = True
         if not accepted:
@@ -203,13 +212,13 @@ class ActStage:
             self._heartbeat = self._monotonic()
             for at in passages:
                 self._passage(at)
-            for scan in scans:
-                self._act(scan)
+            for scan, opened in scans:
+                self._act(scan, opened)
             self._expire(self._monotonic())
             if stopping and not scans:
                 return
 
-    def _take(self) -> tuple[list[Journaled], list[float], bool]:
+    def _take(self) -> tuple[list[tuple[Journaled, bool]], list[float], bool]:
         with self._cond:
             if not (self._scans or self._passed_at or self._stopping):
                 self._cond.wait(self._wait_seconds())
@@ -226,9 +235,8 @@ class ActStage:
         # Just past the deadline: the tracker expires grants strictly after it.
         return max(0.001, min(self.heartbeat_interval, deadline - self._monotonic() + 0.001))
 
-    def _act(self, scan: Journaled) -> None:
+    def _act(self, scan: Journaled, opened: bool) -> None:
         decision = scan.decision
-        opened = decision.granted and decision.reason in OPENS and self.outputs.pulse()
         signal = signal_for(decision)
         self.outputs.signal(signal)
         acted_ns = time.monotonic_ns()  # the read's clock (Payload.captured_ns), for metrics

@@ -1,11 +1,12 @@
 """``gate bench run``: the daemon's own figures, read to relay, start to READY, idle cost.
 
 (a) read-to-relay: a line written into a pty handheld (stamped just before the write) until
-    gpiozero's MockPin for the relay records going active, with the daemon in this process
-    (``open_daemon``) so the pin's timestamped states are readable; the simulator runs in
-    its own process. Measured idle and while a reconciling full sync of a big simulator
-    event runs in the daemon (kicked on its own scheduler), against ``Gatekeeper.check``
-    (decision + durable journal, what ``gate bench validate`` (b) times) in the same run.
+    gpiozero's MockPin for the relay goes active (stamped by the pin's own state change,
+    ``RelayWatch``), with the daemon in this process (``open_daemon``) so the pin is
+    reachable; the simulator runs in its own process. Measured idle and while a
+    reconciling full sync of a big simulator event runs in the daemon (kicked on its own
+    scheduler), against ``Gatekeeper.check`` (decision + durable journal, what
+    ``gate bench validate`` (b) times) in the same run.
 (b) ``gate run`` as a subprocess over a store of N tickets built by bulk insert, a serial
     reader on a pty and a real AF_UNIX notify socket: seconds from spawn to READY=1, then
     RSS and CPU while idle.
@@ -121,29 +122,54 @@ def quiet_daemon_log(path: Path) -> Iterator[SyncWatch]:
         to_file.close()
 
 
-def read_to_relay_ms(handheld: PtyHandheld, relay: Any, code: str) -> float | None:
-    """One read: write ``code``, wait for the relay pin's rise and its fall again.
+class RelayWatch:
+    """The relay's MockPin, observed by the pin itself: its state change is wrapped so the
+    thread that drives the pin stamps the edge (``time.monotonic_ns``, the clock of
+    ``PtyHandheld.scan``) and wakes the bench. Nothing polls the pin, so the bench's own
+    thread takes no GIL turns from the daemon while a read is on its way."""
 
-    MockPin stamps each state with the seconds since the previous change (``time.monotonic``)
-    and ``clear_states()`` restarts the count, so the rise's absolute time is the moment of
-    the clear plus the deltas up to it."""
-    relay.clear_states()
-    cleared = time.monotonic()
+    def __init__(self, pin: Any) -> None:
+        self._changed = threading.Condition()
+        self._edges: list[tuple[int, bool]] = []
+        change = pin._change_state  # MockPin's one place a state is set (and recorded)
+
+        def observed(value: bool) -> bool:
+            changed: bool = change(value)
+            if changed:
+                stamp = time.monotonic_ns()
+                with self._changed:
+                    self._edges.append((stamp, bool(value)))
+                    self._changed.notify_all()
+            return changed
+
+        pin._change_state = observed
+
+    def clear(self) -> None:
+        with self._changed:
+            self._edges.clear()
+
+    def wait_edge(self, state: bool, timeout: float) -> int | None:
+        """The stamp of the first recorded edge to ``state`` since ``clear``, waiting for it
+        at most ``timeout`` seconds; None if it did not come."""
+        def found() -> int | None:
+            return next((at for at, value in self._edges if value == state), None)
+
+        with self._changed:
+            self._changed.wait_for(lambda: found() is not None, timeout)
+            return found()
+
+
+def read_to_relay_ms(handheld: PtyHandheld, relay: RelayWatch, code: str) -> float | None:
+    """One read: write ``code``, wait for the relay pin's rise and its fall again; the
+    milliseconds from the write to the rise, None when it did not rise (a lost read)."""
+    relay.clear()
     written = handheld.scan(code)
-    deadline = time.monotonic() + RELAY_TIMEOUT
-    risen: float | None = None
-    while time.monotonic() < deadline:
-        states = list(relay.states)
-        at = cleared
-        for state in states[1:]:
-            at += state.timestamp
-            if risen is None and state.state:
-                risen = at
-            elif risen is not None and not state.state:
-                time.sleep(GAP)
-                return (risen * 1e9 - written) / 1e6
-        time.sleep(0.0005)
-    return None if risen is None else (risen * 1e9 - written) / 1e6
+    risen = relay.wait_edge(True, RELAY_TIMEOUT)
+    if risen is None:
+        return None
+    relay.wait_edge(False, RELAY_TIMEOUT)
+    time.sleep(GAP)
+    return (risen - written) / 1e6
 
 
 def granted_barcodes(gate: Any, event_id: str, count: int) -> list[str]:
@@ -197,14 +223,21 @@ def measure_latency(tmp: Path, sync_tickets: int, scans: int) -> dict[str, Any]:
                 if not syncs.wait_beyond(0, 600):
                     raise click.ClickException("the daemon's first sync did not finish")
                 codes = iter(granted_barcodes(gate, event_id, 2 * scans + FLOOR_CHECKS))
-                keeper, relay = gate.gatekeeper, gate.outputs.factory.pin(RELAY)
+                keeper, relay = gate.gatekeeper, RelayWatch(gate.outputs.factory.pin(RELAY))
                 check_ms = []
                 for _ in range(FLOOR_CHECKS):
                     barcode = next(codes)
                     started = time.perf_counter()
                     keeper.check(barcode, Direction.IN)
                     check_ms.append((time.perf_counter() - started) * 1000)
-                idle = [read_to_relay_ms(handheld, relay, next(codes)) for _ in range(scans)]
+                def timed() -> float | None:
+                    ms = read_to_relay_ms(handheld, relay, next(codes))
+                    if ms is None and daemon.exit_code is not None:  # not 5 s for each read
+                        raise click.ClickException(f"the daemon exited ({daemon.exit_code}) "
+                                                   "during the run")
+                    return ms
+
+                idle = [timed() for _ in range(scans)]
                 busy: list[float | None] = []
                 rounds = 0
                 while len(busy) < scans and rounds < SYNC_ROUNDS:
@@ -212,7 +245,7 @@ def measure_latency(tmp: Path, sync_tickets: int, scans: int) -> dict[str, Any]:
                     before = syncs.done
                     gate.scheduler.kick("sync")
                     while syncs.done == before and len(busy) < scans:
-                        busy.append(read_to_relay_ms(handheld, relay, next(codes)))
+                        busy.append(timed())
                     syncs.wait_beyond(before, 600)  # the next round starts a fresh sync
             finally:
                 daemon.stop(60)

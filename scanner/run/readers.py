@@ -56,6 +56,12 @@ def finite(config: ReaderConfig) -> bool:
     return False
 
 
+def stops_promptly(config: ReaderConfig) -> bool:
+    """Whether the source's own loop ends soon after ``stop()`` (serial and HID poll their
+    device with a short timeout), so its pipeline may decide on the source's thread."""
+    return config.source in ("serial", "hid")
+
+
 class ReaderWorker(Worker):
     def __init__(self, name: str, config: ReaderConfig, lane: Lane,
                  pipeline: PipelineFactory, *, heartbeat_timeout: float) -> None:
