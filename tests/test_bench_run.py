@@ -22,12 +22,13 @@ def test_bench_run_reports_latency_ready_rss_and_cpu_with_verdicts() -> None:
     latency, start = doc["latency"], doc["start"]
     assert latency["lost"] == 0  # every read the bench chose as admissible opened the relay
     assert latency["under_sync_scans"] == 10 and latency["sync_rounds"] >= 1
-    for row in ("check", "idle", "under_sync"):  # > 0: no relay rose before its line
+    for row in ("check", "paced_check", "idle", "under_sync"):  # > 0: no relay rose before its line
         figures = latency[row]
         assert 0 < figures["p50_ms"] <= figures["p99_ms"] <= figures["max_ms"], row
     assert start["tickets"] == 2000 and start["exit"] == 0
     assert 0 < start["ready_s"] < 120
     assert 10 < start["rss_mb"] < 4096
+    assert start["processes"] == 2  # gate run and its sync process, both counted
     assert start["cpu_percent"] >= 0
     assert [g["goal"].split()[0] for g in doc["goals"]] == \
         ["read-to-relay", "read-to-relay", "reads", "READY=1", "idle", "idle"]

@@ -6,13 +6,17 @@
     reachable; the simulator runs in its own process. Measured idle and while a
     reconciling full sync of a big simulator event runs in the daemon (kicked on its own
     scheduler), against ``Gatekeeper.check`` (decision + durable journal, what
-    ``gate bench validate`` (b) times) in the same run.
+    ``gate bench validate`` (b) times) in the same run: back to back, as validate does, and
+    at the reads' pace, one check after each idle read, after the same pause. The pace
+    matters: a disk's fsync after a pause costs more than one right after another (on the
+    development VM several times more at p99), and the goal is what the daemon adds to a
+    check, not what the disk charges for a pause.
 (b) ``gate run`` as a subprocess over a store of N tickets built by bulk insert, a serial
     reader on a pty and a real AF_UNIX notify socket: seconds from spawn to READY=1, then
-    RSS and CPU while idle.
+    RSS and CPU while idle, of the process and its children (the sync process).
 
-Goals: (a) idle p99 <= check p99 + 2 ms, p99 under sync <= 2x idle p99; (b) READY <= 2 s,
-idle RSS <= 150 MB, idle CPU <= 2 % of one core.
+Goals: (a) idle p99 <= paced check p99 + 2 ms, p99 under sync <= 2x idle p99; (b) READY
+<= 2 s, idle RSS <= 150 MB, idle CPU <= 2 % of one core.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import orjson
 
 from scanner.bench.handheld import PtyHandheld
 from scanner.bench.stats import figure_line, goal, goal_line, percentiles
+from scanner.decide.model import Direction
 
 DEFAULT_TICKETS = 1_000_000
 DEFAULT_SYNC_TICKETS = 200_000
@@ -50,6 +55,7 @@ IDLE_EVENT = "ev-bench-idle"
 RELAY = 17
 RELAY_TIMEOUT = 5.0   # a read whose relay has not moved by then is counted as lost
 GAP = 0.01            # after the relay closes again, before the next person
+PULSE_S = 0.1         # the relay pulse: reads come at least this far apart
 SETTLE = 3.0          # after READY, before idle is measured: the start-up sync and upload
 FLOOR_CHECKS = 500
 SYNC_ROUNDS = 20      # at most this many reconciles to collect the under-sync samples
@@ -172,8 +178,14 @@ def read_to_relay_ms(handheld: PtyHandheld, relay: RelayWatch, code: str) -> flo
     return (risen - written) / 1e6
 
 
+def _check_ms(keeper: Any, code: str) -> float:
+    """One ``Gatekeeper.check`` (decision + durable journal) straight on the gatekeeper."""
+    started = time.perf_counter()
+    keeper.check(code, Direction.IN)
+    return (time.perf_counter() - started) * 1000
+
+
 def granted_barcodes(gate: Any, event_id: str, count: int) -> list[str]:
-    from scanner.decide.model import Direction
 
     keeper = gate.gatekeeper
     codes: list[str] = []
@@ -201,7 +213,6 @@ def measure_latency(tmp: Path, sync_tickets: int, scans: int) -> dict[str, Any]:
         Secret,
         SyncConfig,
     )
-    from scanner.decide.model import Direction
     from scanner.run.daemon import open_daemon
     from scanner.sim import World
 
@@ -215,21 +226,17 @@ def measure_latency(tmp: Path, sync_tickets: int, scans: int) -> dict[str, Any]:
             # Every sync run is a full reconcile; the scheduler's own runs only at start.
             sync=SyncConfig(reconcile_every=1.0),
             readers=(ReaderConfig(source="serial", port=handheld.port, dedup_window=0.0),),
-            outputs=OutputsConfig(pin_factory="mock", relay_pin=RELAY, relay_pulse_ms=100),
+            outputs=OutputsConfig(pin_factory="mock", relay_pin=RELAY,
+                                  relay_pulse_ms=int(PULSE_S * 1000)),
             run=RunConfig(sync_interval=900))
         with Gate(config) as gate:
             daemon = open_daemon(gate).start()
             try:
                 if not syncs.wait_beyond(0, 600):
                     raise click.ClickException("the daemon's first sync did not finish")
-                codes = iter(granted_barcodes(gate, event_id, 2 * scans + FLOOR_CHECKS))
+                codes = iter(granted_barcodes(gate, event_id, 3 * scans + FLOOR_CHECKS))
                 keeper, relay = gate.gatekeeper, RelayWatch(gate.outputs.factory.pin(RELAY))
-                check_ms = []
-                for _ in range(FLOOR_CHECKS):
-                    barcode = next(codes)
-                    started = time.perf_counter()
-                    keeper.check(barcode, Direction.IN)
-                    check_ms.append((time.perf_counter() - started) * 1000)
+                check_ms = [_check_ms(keeper, next(codes)) for _ in range(FLOOR_CHECKS)]
                 def timed() -> float | None:
                     ms = read_to_relay_ms(handheld, relay, next(codes))
                     if ms is None and daemon.exit_code is not None:  # not 5 s for each read
@@ -237,7 +244,11 @@ def measure_latency(tmp: Path, sync_tickets: int, scans: int) -> dict[str, Any]:
                                                    "during the run")
                     return ms
 
-                idle = [timed() for _ in range(scans)]
+                idle, paced_ms = [], []
+                for _ in range(scans):
+                    idle.append(timed())
+                    paced_ms.append(_check_ms(keeper, next(codes)))
+                    time.sleep(PULSE_S + GAP)  # the next read comes after as long a pause
                 busy: list[float | None] = []
                 rounds = 0
                 while len(busy) < scans and rounds < SYNC_ROUNDS:
@@ -251,6 +262,7 @@ def measure_latency(tmp: Path, sync_tickets: int, scans: int) -> dict[str, Any]:
                 daemon.stop(60)
     lost = sum(x is None for x in idle + busy)
     return {"sync_tickets": sync_tickets, "check": percentiles(check_ms),
+            "paced_check": percentiles(paced_ms),
             "idle": percentiles([x for x in idle if x is not None]),
             "under_sync": percentiles([x for x in busy if x is not None]),
             "under_sync_scans": len(busy), "sync_rounds": rounds, "lost": lost}
@@ -266,6 +278,29 @@ def _proc_rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (gate run's sync process): the gate's cost is theirs."""
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            try:
+                pending += [int(child) for child in (task / "children").read_text().split()]
+            except OSError:  # the task ended meanwhile
+                continue
+    return found
+
+
+def _tree_cpu_s(pid: int) -> float:
+    return sum(_proc_cpu_s(p) for p in _tree(pid))
+
+
+def _tree_rss_mb(pid: int) -> float:
+    """Summed RSS: pages the processes share count twice, so this never flatters."""
+    return sum(_proc_rss_mb(p) for p in _tree(pid))
 
 
 def measure_start(tmp: Path, tickets: int, idle_seconds: float, url: str) -> dict[str, Any]:
@@ -309,16 +344,16 @@ port = "{handheld.port}"
             try:
                 ready_s = _wait_ready(notify, proc, spawned)
                 time.sleep(SETTLE)
-                cpu0, t0 = _proc_cpu_s(proc.pid), time.monotonic()
+                cpu0, t0 = _tree_cpu_s(proc.pid), time.monotonic()
                 time.sleep(idle_seconds)
-                cpu1, t1 = _proc_cpu_s(proc.pid), time.monotonic()
-                rss = _proc_rss_mb(proc.pid)
+                cpu1, t1 = _tree_cpu_s(proc.pid), time.monotonic()
+                rss, processes = _tree_rss_mb(proc.pid), len(_tree(proc.pid))
             finally:
                 proc.terminate()
                 code = proc.wait(60)
                 notify.close()
     return {"tickets": tickets, "build_s": round(built_s, 2), "ready_s": round(ready_s, 3),
-            "idle_s": round(t1 - t0, 1), "rss_mb": round(rss, 1),
+            "idle_s": round(t1 - t0, 1), "rss_mb": round(rss, 1), "processes": processes,
             "cpu_percent": round(100 * (cpu1 - cpu0) / (t1 - t0), 2), "exit": code}
 
 
@@ -344,11 +379,11 @@ def run_bench(tickets: int, sync_tickets: int, scans: int, idle_seconds: float,
         latency = measure_latency(tmp, sync_tickets, scans)
         with simulator(tmp, 10) as url:
             start = measure_start(tmp, tickets, idle_seconds, url)
-    idle_p99, check_p99 = latency["idle"]["p99_ms"], latency["check"]["p99_ms"]
+    idle_p99, check_p99 = latency["idle"]["p99_ms"], latency["paced_check"]["p99_ms"]
     return {
         "latency": latency, "start": start,
         "goals": [
-            goal("read-to-relay idle p99 - check p99", idle_p99 - check_p99,
+            goal("read-to-relay idle p99 - check p99 at the reads' pace", idle_p99 - check_p99,
                  GOAL_IDLE_MARGIN_MS, "ms"),
             goal("read-to-relay p99 under sync / idle p99",
                  latency["under_sync"]["p99_ms"] / max(idle_p99, 1e-9), GOAL_UNDER_SYNC_RATIO,
@@ -383,14 +418,17 @@ def command(tickets: int, sync_tickets: int, scans: int, idle_seconds: float,
         return
     lat, start = doc["latency"], doc["start"]
     click.echo(f"(a) read-to-relay, daemon in process, {scans} reads per row, mock relay")
-    click.echo(figure_line("Gatekeeper.check (decision + journal)", lat["check"], 46))
+    click.echo(figure_line("Gatekeeper.check (decision + journal)", lat["check"], 46)
+               + "  (back to back)")
+    click.echo(figure_line("Gatekeeper.check at the reads' pace", lat["paced_check"], 46)
+               + "  (one after each idle read)")
     click.echo(figure_line("read-to-relay idle", lat["idle"], 46))
     click.echo(figure_line(f"read-to-relay under a {lat['sync_tickets']}-ticket reconcile",
                        lat["under_sync"], 46)
                + f"  ({lat['under_sync_scans']} reads over {lat['sync_rounds']} sync(s))")
     click.echo(f"(b) gate run over {start['tickets']} tickets (built in {start['build_s']} s):"
-               f" READY=1 after {start['ready_s']} s; idle {start['idle_s']} s: RSS "
-               f"{start['rss_mb']} MB, CPU {start['cpu_percent']} % of one core; exit "
-               f"{start['exit']}")
+               f" READY=1 after {start['ready_s']} s; idle {start['idle_s']} s, "
+               f"{start['processes']} processes: RSS {start['rss_mb']} MB, CPU "
+               f"{start['cpu_percent']} % of one core; exit {start['exit']}")
     for g in doc["goals"]:
         click.echo(goal_line(g))
