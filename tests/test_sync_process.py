@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -204,6 +206,34 @@ def test_a_server_fault_is_the_runs_error_and_the_child_lives_on(
         assert process.pid == pid
     finally:
         process.close()
+
+
+_PARENT = """
+import pickle, sys, time
+from scanner.sync.process import SyncProcess
+process = SyncProcess(pickle.loads(bytes.fromhex(sys.argv[1])))
+process.run_once()
+print(process.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_child_whose_daemon_is_killed_exits(tmp_path: Path, sim: SimServer,
+                                              world: World) -> None:
+    """SIGKILL leaves the daemon no time to close anything: the child reads EOF and goes."""
+    config = pickle.dumps(_config(tmp_path, sim.url, world)).hex()
+    parent = subprocess.Popen([sys.executable, "-c", _PARENT, config], stdout=subprocess.PIPE)
+    try:
+        assert parent.stdout is not None
+        child = int(parent.stdout.readline())
+        assert _alive(child)
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 15
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child)
 
 
 def test_close_ends_the_child(child: SyncProcess) -> None:
