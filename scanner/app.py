@@ -202,7 +202,9 @@ class Gate:
         if not (self.config.run.sync_process and self.transport is None
                 and self.clock is utc_now):
             return self.syncer
-        return self._closing(SyncProcess(self.config), SyncProcess.close)
+        # Its client's clock offsets go to this one's, which stamps the scans.
+        return self._closing(SyncProcess(self.config, on_offset=self.api.observe_offset),
+                             SyncProcess.close)
 
     @part
     def journal(self) -> Journal:

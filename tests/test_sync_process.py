@@ -136,6 +136,19 @@ def test_a_reply_that_arrives_with_a_log_record_is_not_missed(
     assert not hung and done == [[]]
 
 
+def test_the_server_clock_offset_the_child_measures_reaches_this_process(
+        tmp_path: Path, sim: SimServer, world: World) -> None:
+    world.skew = 2 * 86400.0  # the server's clock is two days ahead of this device's
+    offsets: list[float] = []
+    process = SyncProcess(_config(tmp_path, sim.url, world), on_offset=offsets.append)
+    try:
+        process.run_once()
+    finally:
+        process.close()
+    assert offsets and abs(offsets[-1] - 2 * 86400.0) < 5
+    assert len(offsets) < 5  # told when it changes, not once per page
+
+
 def test_the_child_is_kept_between_runs(child: SyncProcess, world: World) -> None:
     child.run_once()
     first = child.pid

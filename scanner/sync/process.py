@@ -10,7 +10,9 @@ the child never opens.
 The child is started at the first run and kept: each run is a request on its stdin, the
 reports come back on its stdout, so the idle daemon pays no interpreter start per sync.
 Its log records come back the same way and are logged here, under their own logger names:
-the daemon keeps one log, and whatever listens to ``scanner.sync`` hears a run end. A
+the daemon keeps one log, and whatever listens to ``scanner.sync`` hears a run end. So do
+the server clock offsets its client measures from Date headers (``on_offset``): the daemon
+stamps scans with server time, and between uploads the sync is what talks to the server. A
 stop (SIGTERM of the daemon) asks the run to end after the page it writes, as in a thread;
 the child reads EOF when the daemon goes, however it went, and exits. It runs
 niced: on a busy core the decisions come first. A child that dies
@@ -33,6 +35,7 @@ import struct
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any
 
 from scanner.cli.child import gate_env
@@ -47,8 +50,14 @@ log = logging.getLogger("scanner.sync")
 _HEADER = struct.Struct(">I")
 # How often a run waiting for its reply looks at the stop event.
 _STOP_POLL = 0.2
+# The least change of the child's measured clock offset worth telling the daemon.
+OFFSET_STEP = 0.25
 # How long close() waits for the child to finish the page it writes before killing it.
 _EXIT_WAIT = 10.0
+
+
+def _ignore(_offset: float) -> None:
+    return None
 
 
 class SyncProcessFailed(SyncError):
@@ -86,8 +95,10 @@ def _read(stream: IO[bytes]) -> Any:
 class SyncProcess:
     """``run_once`` as ``Syncer``'s, run by a child process that opens the same store."""
 
-    def __init__(self, config: GateConfig, *, command: list[str] | None = None) -> None:
+    def __init__(self, config: GateConfig, *, on_offset: Callable[[float], object] = _ignore,
+                 command: list[str] | None = None) -> None:
         self._config = config
+        self._on_offset = on_offset
         self._command = command or [sys.executable, "-m", "scanner.sync.process"]
         self._child: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()  # one run at a time, as one Syncer runs
@@ -151,8 +162,11 @@ class SyncProcess:
                         asked_stop = True
                     continue
                 message = _read(child.stdout)
-                if message is None or message[0] != "log":
+                if message is None or message[0] not in ("log", "offset"):
                     return message
+                if message[0] == "offset":
+                    self._on_offset(message[1])
+                    continue
                 _kind, name, level, text = message
                 logging.getLogger(name).log(level, "%s", text)
 
@@ -194,6 +208,22 @@ class _Relay(logging.Handler):
             self.release()
 
 
+class _OffsetRelay:
+    """Passes the child's measured clock offsets on, not one frame per page: only a change
+    of at least ``OFFSET_STEP`` (the Date header has one-second resolution)."""
+
+    def __init__(self, relay: _Relay) -> None:
+        self._relay = relay
+        self._sent: float | None = None
+
+    def __call__(self, offset: float) -> None:
+        if self._sent is not None and abs(offset - self._sent) < OFFSET_STEP:
+            return
+        self._sent = offset
+        with contextlib.suppress(OSError):  # the daemon is gone
+            self._relay.send(("offset", offset))
+
+
 def _serve(requests: IO[bytes], replies: IO[bytes], stop: threading.Event) -> int:
     """The child: the configuration, then runs until EOF."""
     from scanner.app import Gate
@@ -223,6 +253,7 @@ def _serve(requests: IO[bytes], replies: IO[bytes], stop: threading.Event) -> in
 
     threading.Thread(target=listen, name="sync-requests", daemon=True).start()
     with Gate(config) as gate:
+        gate.api.on_offset = _OffsetRelay(relay)
         while (accept := runs.get()) is not None:
             try:
                 reply: tuple[str, Any] = ("ok", gate.syncer.run_once(stop,

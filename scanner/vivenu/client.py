@@ -112,6 +112,8 @@ class VivenuClient:
                                   timeout=self._timeout, transport=transport, verify=verify)
         self.last_server_date: datetime | None = None
         self._clock_offset: float | None = None
+        # Told every offset this client measures (the sync process passes its own on).
+        self.on_offset: Callable[[float], object] | None = None
         self._ahead: _Ahead | None = None
 
     @classmethod
@@ -279,6 +281,13 @@ class VivenuClient:
         # Date has one-second resolution: the server's clock was somewhere in [D, D+1),
         # so the midpoint is the estimate with the smallest worst-case error.
         self._clock_offset = (server + timedelta(seconds=0.5) - received).total_seconds()
+        if self.on_offset is not None:
+            self.on_offset(self._clock_offset)
+
+    def observe_offset(self, offset: float) -> None:
+        """An offset this gate measured with another client: its sync process's, whose
+        answers this one does not see."""
+        self._clock_offset = offset
 
     # -- plumbing ----------------------------------------------------------------------
 
