@@ -202,3 +202,36 @@ def test_an_unnotified_decision_is_published_once_a_quiet_stamp_is_due(gate, lin
     link.now[0] += 1.0
     link._round()
     assert sent.topics.count(message.scans_topic("B")) == 1
+
+
+def test_what_was_stamped_alone_goes_out_live_before_the_status_on_reconnect(gate, link):
+    sent = Published()
+    link._client = sent
+    link.connected.set()
+    _journal_one(gate, "j0")
+    link._publish_new()  # connected: j0 goes out live
+    link.connected.clear()
+    for n in range(1, 4):
+        _journal_one(gate, f"alone{n}")
+    link._publish_new()  # alone: stamped, nothing sent
+    assert sent.topics == [message.scans_topic("B")]
+    link.connected.set()
+    link._inbox.put(("connected", None))
+    link._round()
+    codec = Codec(KEY)
+    decoded = [codec.decode(t, p) for t, p in zip(sent.topics, sent.payloads, strict=True)]
+    backlog = decoded[1]
+    assert isinstance(backlog, Batch) and [r.seq for r in backlog.records] == [2, 3, 4]
+    assert isinstance(decoded[2], Status) and decoded[2].seq == 4  # after the records
+    assert len(decoded) == 3
+
+
+def test_a_reconnect_with_nothing_stamped_alone_sends_only_the_status(gate, link):
+    sent = Published()
+    link._client = sent
+    link.connected.set()
+    _journal_one(gate, "j0")
+    link._publish_new()
+    link._inbox.put(("connected", None))
+    link._round()
+    assert sent.topics == [message.scans_topic("B"), message.status_topic("B")]
