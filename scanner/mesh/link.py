@@ -237,6 +237,10 @@ class Link(Worker):
         self._replay_at: float | None = None  # when the gathered requests are served
         self._signed: OrderedDict[tuple[str, int, int], tuple[list[bytes], int]] = OrderedDict()
         self._unsent_from: int | None = None  # the first own record stamped while alone
+        # The worker has handled this connection's start (its backlog went out): until
+        # then a new record joins the backlog and the status waits, so no peer hears of a
+        # number before it could have the records (it would ask for what is on its way).
+        self._live = False
         self._replayed_at: dict[tuple[str, int, int], float] = {}
         self._announced_seq = -1
         self._announced_at = 0.0
@@ -342,6 +346,7 @@ class Link(Worker):
     def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any,
                        reason: Any, _props: Any) -> None:
         self.connected.clear()  # the worker's next round says so (Partition)
+        self._live = False
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
         message = self.codec.decode(msg.topic, bytes(msg.payload))
@@ -415,6 +420,7 @@ class Link(Worker):
         client.disconnect()
         client.loop_stop()
         self.connected.clear()
+        self._live = False
         self._client = None
         with contextlib.suppress(GateError):  # a status nicety; the database may be gone
             self.store.save_link_state(self.state() | {"running": False}, self._wall())
@@ -442,6 +448,7 @@ class Link(Worker):
         for peer in self.peers.values():
             peer.asked_at, peer.asked_since_connect = 0.0, False
         self._publish_backlog()
+        self._live = self.connected.is_set()
 
     def _publish_backlog(self) -> None:
         """What was stamped while alone goes out on the live topic as soon as the broker
@@ -516,7 +523,7 @@ class Link(Worker):
             records = self.store.stamp_journal(self.hlc, after=self._own_floor)
             if not records:
                 return
-            if self.connected.is_set():
+            if self._live:
                 self._publish(records)
             elif self._unsent_from is None:
                 self._unsent_from = records[0].seq
@@ -569,7 +576,7 @@ class Link(Worker):
     def _announce(self) -> None:
         seq = self.store.own_max_seq()
         now = self.clock()
-        if not self.connected.is_set() or self._client is None or seq == self._announced_seq \
+        if not self._live or self._client is None or seq == self._announced_seq \
                 or (now - self._announced_at < STATUS_INTERVAL and self._announced_seq >= 0):
             return
         self._client.publish(status_topic(self.gate_id), self._status(online=True, seq=seq),
