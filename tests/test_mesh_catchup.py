@@ -40,6 +40,15 @@ class Published:
         self.payloads.append(payload)
 
 
+def connect(link: Link) -> Published:
+    """The link as its worker leaves it once a connection has started."""
+    sent = Published()
+    link._client = sent
+    link.connected.set()
+    link._on_connected()
+    return sent
+
+
 @pytest.fixture
 def gate(tmp_path: Path):
     with Gate(make_config(tmp_path, gate_id="B")) as gate:
@@ -180,9 +189,7 @@ def _journal_one(gate, scan_id: str) -> None:
 
 
 def test_a_notified_decision_is_published_in_the_next_round(gate, link):
-    sent = Published()
-    link._client = sent
-    link.connected.set()
+    sent = connect(link)
     link._quiet_stamp_at = link.now[0]  # a quiet stamp is not due
     _journal_one(gate, "j0")
     link.notify()
@@ -191,9 +198,7 @@ def test_a_notified_decision_is_published_in_the_next_round(gate, link):
 
 
 def test_an_unnotified_decision_is_published_once_a_quiet_stamp_is_due(gate, link):
-    sent = Published()
-    link._client = sent
-    link.connected.set()
+    sent = connect(link)
     link._quiet_stamp_at = link.now[0]
     _journal_one(gate, "j0")
     link._inbox.put(("wake", None))
@@ -202,3 +207,51 @@ def test_an_unnotified_decision_is_published_once_a_quiet_stamp_is_due(gate, lin
     link.now[0] += 1.0
     link._round()
     assert sent.topics.count(message.scans_topic("B")) == 1
+
+
+def test_what_was_stamped_alone_goes_out_live_before_the_status_on_reconnect(gate, link):
+    sent = connect(link)
+    _journal_one(gate, "j0")
+    link._publish_new()  # connected: j0 goes out live
+    link._on_disconnect(None, None, None, None, None)
+    for n in range(1, 4):
+        _journal_one(gate, f"alone{n}")
+    link._publish_new()  # alone: stamped, nothing sent
+    assert sent.topics == [message.scans_topic("B")]
+    link.connected.set()
+    link._inbox.put(("connected", None))
+    link._round()
+    codec = Codec(KEY)
+    decoded = [codec.decode(t, p) for t, p in zip(sent.topics, sent.payloads, strict=True)]
+    backlog = decoded[1]
+    assert isinstance(backlog, Batch) and [r.seq for r in backlog.records] == [2, 3, 4]
+    assert isinstance(decoded[2], Status) and decoded[2].seq == 4  # after the records
+    assert len(decoded) == 3
+
+
+def test_no_status_goes_out_before_the_worker_has_sent_the_backlog(gate, link):
+    sent = Published()
+    link._client = sent
+    _journal_one(gate, "alone")
+    link._publish_new()
+    link.connected.set()  # paho's thread connected; the worker has not seen it yet
+    _journal_one(gate, "meanwhile")
+    link.notify()
+    link._round()
+    assert sent.topics == []  # stamped, but it joins the backlog
+    assert link.store.own_max_seq() == 2
+    link._inbox.put(("connected", None))
+    link._round()
+    codec = Codec(KEY)
+    backlog, status = (codec.decode(t, p) for t, p in zip(sent.topics, sent.payloads, strict=True))
+    assert isinstance(backlog, Batch) and [r.seq for r in backlog.records] == [1, 2]
+    assert isinstance(status, Status) and status.seq == 2
+
+
+def test_a_reconnect_with_nothing_stamped_alone_sends_only_the_status(gate, link):
+    sent = connect(link)
+    _journal_one(gate, "j0")
+    link._publish_new()
+    link._inbox.put(("wake", None))
+    link._round()
+    assert sent.topics == [message.scans_topic("B"), message.status_topic("B")]

@@ -116,6 +116,8 @@ class _Gates:
             return [_count(conn, "max(rowid)") for conn in self.probes]
         if command == "counted":
             return [_count(conn, "count(*)") for conn in self.probes]
+        if command == "replayed":  # records republished on request (not in the backlogs)
+            return sum(link.replayed for *_, link in self.gates)
         if command == "cost":
             use = resource.getrusage(resource.RUSAGE_SELF)
             return use.ru_utime + use.ru_stime, use.ru_maxrss
@@ -248,6 +250,7 @@ def run(gates: int, spread_scans: int, partition_scans: int, processes: int,
         converge_s = time.monotonic() - healed
         costs = venue.ask_all("cost")
         broker_cpu = _proc_cpu(broker.proc.pid) if broker.proc else 0.0
+        replayed = sum(venue.ask_all("replayed"))
         converged = converged and all(n == total for counted in venue.ask_all("counted")
                                       for n in counted)
     finally:
@@ -265,7 +268,7 @@ def run(gates: int, spread_scans: int, partition_scans: int, processes: int,
         "cpu_s_per_gate": round(cpu / gates, 3), "rss_mb_per_gate": round(rss_mb, 2),
         "catch_up_cpu_s_per_gate": round(catch_up_cpu / gates, 3),
         "rss_mb_per_process": round(max(rss for _, rss in costs) / 1024, 1),
-        "broker_cpu_s_after_heal": round(broker_cpu, 3),
+        "broker_cpu_s_after_heal": round(broker_cpu, 3), "replayed_records": replayed,
         "goals": [goal("spread p99", spread["p99_ms"], SPREAD_GOAL_MS, "ms"),
                   goal("convergence after healing", converge_s if converged else 1e9,
                        CONVERGE_GOAL_S, "s")],
@@ -306,7 +309,8 @@ def command(gates: int, processes: int, spread_scans: int, partition_scans: int,
     click.echo(f"  per gate: {report['cpu_s_per_gate']} CPU s ({report['catch_up_cpu_s_per_gate']}"
                f" of them catching up), {report['rss_mb_per_gate']} MB RSS"
                f" ({report['rss_mb_per_process']} MB per process);"
-               f" broker {report['broker_cpu_s_after_heal']} CPU s after healing")
+               f" broker {report['broker_cpu_s_after_heal']} CPU s after healing;"
+               f" {report['replayed_records']} records replayed on request")
     for g in report["goals"]:
         click.echo(goal_line(g))
     return 0

@@ -7,6 +7,8 @@ What it does, all on its own thread (paho's network thread only decodes and queu
   after the gate acted makes that happen now instead of at the next tick;
 - keeps a retained ``gates/<gate>/status`` (latest sequence number, online) and a last will
   saying offline, so a peer learns both our high-water mark and that we are gone;
+- on reconnect, publishes what it stamped while alone on its live topic before announcing
+  the new number, so the peers connected already need not ask for it;
 - stores peers' records, merging their stamps into the clock;
 - anti-entropy: on (re)connect, and every ``anti_entropy_interval``, compares each peer's
   announced sequence number with what is held and asks the origin for the missing ranges
@@ -233,7 +235,12 @@ class Link(Worker):
         self._room = threading.Semaphore(INBOX_MESSAGES)
         self._replay_due: dict[str, set[tuple[int, int]]] = {}  # asker -> ranges
         self._replay_at: float | None = None  # when the gathered requests are served
-        self._signed: OrderedDict[tuple[int, int], tuple[list[bytes], int]] = OrderedDict()
+        self._signed: OrderedDict[tuple[str, int, int], tuple[list[bytes], int]] = OrderedDict()
+        self._unsent_from: int | None = None  # the first own record stamped while alone
+        # The worker has handled this connection's start (its backlog went out): until
+        # then a new record joins the backlog and the status waits, so no peer hears of a
+        # number before it could have the records (it would ask for what is on its way).
+        self._live = False
         self._replayed_at: dict[tuple[str, int, int], float] = {}
         self._announced_seq = -1
         self._announced_at = 0.0
@@ -339,6 +346,7 @@ class Link(Worker):
     def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any,
                        reason: Any, _props: Any) -> None:
         self.connected.clear()  # the worker's next round says so (Partition)
+        self._live = False
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
         message = self.codec.decode(msg.topic, bytes(msg.payload))
@@ -412,6 +420,7 @@ class Link(Worker):
         client.disconnect()
         client.loop_stop()
         self.connected.clear()
+        self._live = False
         self._client = None
         with contextlib.suppress(GateError):  # a status nicety; the database may be gone
             self.store.save_link_state(self.state() | {"running": False}, self._wall())
@@ -438,6 +447,23 @@ class Link(Worker):
         self._announced_seq = -1  # announce now, online
         for peer in self.peers.values():
             peer.asked_at, peer.asked_since_connect = 0.0, False
+        self._publish_backlog()
+        self._live = self.connected.is_set()
+
+    def _publish_backlog(self) -> None:
+        """What was stamped while alone goes out on the live topic as soon as the broker
+        is back, before the status that announces it: no peer ever received it, and every
+        peer connected already stores it without asking (a round trip and a replay per
+        asker saved). A peer connecting later learns the number from the retained status
+        and asks, as before; a record held already is skipped by its scan id."""
+        first, self._unsent_from = self._unsent_from, None
+        top = self.store.own_max_seq()
+        if first is None or first > top or self._client is None:
+            return
+        for start in range(first, top + 1, _REPLAY_CHUNK):
+            span = (start, min(top, start + _REPLAY_CHUNK - 1))
+            for payload in self._signed_range(span, kind=SCANS)[0]:
+                self._client.publish(scans_topic(self.gate_id), payload, qos=1)
 
     def _handle(self, message: Status | ReplayRequest) -> None:
         if isinstance(message, Status):
@@ -497,8 +523,10 @@ class Link(Worker):
             records = self.store.stamp_journal(self.hlc, after=self._own_floor)
             if not records:
                 return
-            if self.connected.is_set():
+            if self._live:
                 self._publish(records)
+            elif self._unsent_from is None:
+                self._unsent_from = records[0].seq
 
     def _replay(self) -> None:
         """Republish what peers asked for, to each asker alone (its own topic): a broadcast
@@ -523,31 +551,32 @@ class Link(Worker):
             self._replayed_at = {k: t for k, t in self._replayed_at.items()
                                  if now - t < REPLAY_HOLDOFF}
 
-    def _signed_range(self, span: tuple[int, int]) -> tuple[list[bytes], int]:
+    def _signed_range(self, span: tuple[int, int], *,
+                      kind: str = REPLAYED) -> tuple[list[bytes], int]:
         """The payloads of own records first..last and how many records they hold (the
         batch names no asker, so one signature serves every asker's topic)."""
-        signed = self._signed.get(span)
+        key = (kind, *span)
+        signed = self._signed.get(key)
         if signed is not None:
-            self._signed.move_to_end(span)
+            self._signed.move_to_end(key)
             return signed
         records = self.store.local_range(*span)
-        signed = self.codec.records(self.gate_id, records, kind=REPLAYED), len(records)
+        signed = self.codec.records(self.gate_id, records, kind=kind), len(records)
         if len(records) == span[1] - span[0] + 1:  # complete: it can never change
-            self._signed[span] = signed
+            self._signed[key] = signed
             if len(self._signed) > _SIGNED_RANGES:
                 self._signed.popitem(last=False)
         return signed
 
-    def _publish(self, records: list[Record], *, topic: str | None = None,
-                 kind: str = SCANS) -> None:
+    def _publish(self, records: list[Record]) -> None:
         if self._client is not None and records:
-            for payload in self.codec.records(self.gate_id, records, kind=kind):
-                self._client.publish(topic or scans_topic(self.gate_id), payload, qos=1)
+            for payload in self.codec.records(self.gate_id, records):
+                self._client.publish(scans_topic(self.gate_id), payload, qos=1)
 
     def _announce(self) -> None:
         seq = self.store.own_max_seq()
         now = self.clock()
-        if not self.connected.is_set() or self._client is None or seq == self._announced_seq \
+        if not self._live or self._client is None or seq == self._announced_seq \
                 or (now - self._announced_at < STATUS_INTERVAL and self._announced_seq >= 0):
             return
         self._client.publish(status_topic(self.gate_id), self._status(online=True, seq=seq),
