@@ -4,6 +4,8 @@ mock pins, the simulator on loopback and a real AF_UNIX notify socket."""
 from __future__ import annotations
 
 import queue
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -201,3 +203,17 @@ def test_serial_and_hid_readers_decide_on_their_source_thread_stdin_and_camera_d
 
     assert [stops_promptly(ReaderConfig(source=source))
             for source in ("serial", "hid", "stdin", "camera")] == [True, True, False, False]
+
+
+def test_favour_decisions_freezes_what_start_up_built_and_shortens_the_switch_interval(
+) -> None:
+    """In a process of its own: both settings are the whole interpreter's."""
+    probe = ("import gc, sys\n"
+             "from scanner.run.daemon import DECISION_SWITCH_INTERVAL, favour_decisions\n"
+             "before = gc.get_freeze_count()\n"
+             "favour_decisions()\n"
+             "print(before, gc.get_freeze_count(), sys.getswitchinterval() =="
+             " DECISION_SWITCH_INTERVAL)\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out[0] == "0" and int(out[1]) > 1000 and out[2] == "True"
