@@ -6,7 +6,6 @@ one line with a non-zero exit.
 
 from __future__ import annotations
 
-import gc
 import sys
 
 import click
@@ -14,6 +13,7 @@ import orjson
 
 from scanner.app import Gate
 from scanner.cli.main import load, stop_on_signals
+from scanner.sync.collector import settle_for_sync
 
 
 @click.command()
@@ -30,10 +30,8 @@ def sync(ctx: click.Context, once: bool, as_json: bool, accept_deletions: bool) 
     with Gate(load(ctx)) as gate:
         # The loop is gate run's sync job, alone: built (and its config checked) up front.
         loop = None if once else gate.loop("sync")
-        # Modules and the gate's parts live as long as the process: frozen out of the
-        # collector's sight, its full passes scan only what the sync allocates (a page's
-        # tickets survive a few passes each).
-        gc.freeze()
+        # The collector sees only what the sync allocates, a page at a time.
+        settle_for_sync()
         if loop is None:
             reports = gate.syncer.run_once(accept_deletions=accept_deletions)
             if as_json:
