@@ -229,6 +229,7 @@ def _serve(requests: IO[bytes], replies: IO[bytes], stop: threading.Event) -> in
     from scanner.app import Gate
     from scanner.cli.main import setup_logging
     from scanner.errors import GateError
+    from scanner.sync.collector import settle_for_sync
     from scanner.sync.syncer import Stopped
 
     first = _read(requests)
@@ -254,6 +255,12 @@ def _serve(requests: IO[bytes], replies: IO[bytes], stop: threading.Event) -> in
     threading.Thread(target=listen, name="sync-requests", daemon=True).start()
     with Gate(config) as gate:
         gate.api.on_offset = _OffsetRelay(relay)
+        try:
+            gate.open(Gate.syncer)
+        except GateError:
+            pass  # a store that cannot be opened: each run's reply says why
+        else:
+            settle_for_sync()  # a process whose work is syncing, as gate sync's
         while (accept := runs.get()) is not None:
             try:
                 reply: tuple[str, Any] = ("ok", gate.syncer.run_once(stop,
