@@ -186,7 +186,6 @@ def _check_ms(keeper: Any, code: str) -> float:
 
 
 def granted_barcodes(gate: Any, event_id: str, count: int) -> list[str]:
-
     keeper = gate.gatekeeper
     codes: list[str] = []
     for ticket in gate.store.iter_tickets(event_id):
@@ -298,9 +297,6 @@ def _tree_cpu_s(pid: int) -> float:
     return sum(_proc_cpu_s(p) for p in _tree(pid))
 
 
-def _tree_rss_mb(pid: int) -> float:
-    """Summed RSS: pages the processes share count twice, so this never flatters."""
-    return sum(_proc_rss_mb(p) for p in _tree(pid))
 
 
 def measure_start(tmp: Path, tickets: int, idle_seconds: float, url: str) -> dict[str, Any]:
@@ -347,7 +343,9 @@ port = "{handheld.port}"
                 cpu0, t0 = _tree_cpu_s(proc.pid), time.monotonic()
                 time.sleep(idle_seconds)
                 cpu1, t1 = _tree_cpu_s(proc.pid), time.monotonic()
-                rss, processes = _tree_rss_mb(proc.pid), len(_tree(proc.pid))
+                tree = _tree(proc.pid)
+                # Summed RSS: pages the processes share count twice, so it never flatters.
+                rss, processes = sum(_proc_rss_mb(p) for p in tree), len(tree)
             finally:
                 proc.terminate()
                 code = proc.wait(60)

@@ -145,9 +145,7 @@ def _under_sync(keeper: Any, syncer: Any, picks: list[Any], delta: int) -> dict[
     """(c): durable checks while ``syncer`` syncs the delta in a thread, and idle ones
     before."""
     from scanner.errors import StoreError
-    from scanner.run.daemon import favour_decisions
 
-    favour_decisions()  # as gate run does: the sync thread shares the GIL with the checks
     idle_ms = [_timed(partial(keeper.check, b, d)) for b, d in picks]
     done, reports, failed = threading.Event(), list[Any](), list[BaseException]()
 
@@ -192,6 +190,7 @@ def measure(path: Path, event_id: str, barcodes: list[str], scans: int, seed: in
     from scanner.bench.sync import start_sim
     from scanner.config import ApiConfig, GateConfig, LookupConfig, Secret
     from scanner.decide.model import Direction
+    from scanner.run.daemon import favour_decisions
     from scanner.sim.server import DEFAULT_TOKEN
     from scanner.store.db import journal_url_beside
 
@@ -220,7 +219,9 @@ def measure(path: Path, event_id: str, barcodes: list[str], scans: int, seed: in
                 durable_ms.append(_timed(partial(keeper.check, barcode, direction)))
             floor_store.close()
             floor_journal.close()
-            # As in gate run after its first sync: the sync process is up, the run is a delta.
+            # As in gate run after its first sync: the process set up as the daemon sets
+            # itself up, the sync process up, the run a delta.
+            favour_decisions()
             gate.run_syncer.run_once()
             runs = {}
             for name, syncer in (("sync", gate.run_syncer), ("thread", gate.syncer)):

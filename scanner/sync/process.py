@@ -12,11 +12,12 @@ reports come back on its stdout, so the idle daemon pays no interpreter start pe
 Its log records come back the same way and are logged here, under their own logger names:
 the daemon keeps one log, and whatever listens to ``scanner.sync`` hears a run end. So do
 the server clock offsets its client measures from Date headers (``on_offset``): the daemon
-stamps scans with server time, and between uploads the sync is what talks to the server. A
-stop (SIGTERM of the daemon) asks the run to end after the page it writes, as in a thread;
-the child reads EOF when the daemon goes, however it went, and exits. It runs
-niced: on a busy core the decisions come first. A child that dies
-fails that run with one line, and the next run starts a new one: what it committed stays.
+stamps scans with server time, and between uploads the sync is what talks to the server.
+
+A stop (SIGTERM of the daemon) asks the run to end after the page it writes, as in a
+thread; the child reads EOF when the daemon goes, however it went, and exits. It runs
+niced: on a busy core the decisions come first. A child that dies fails that run with one
+line, and the next run starts a new one: what it committed stays.
 
 Frames are a 4-byte big-endian length and a pickle, between two processes of this gate
 (the configuration, with its token, never touches a file or an argument list).
@@ -162,13 +163,14 @@ class SyncProcess:
                         asked_stop = True
                     continue
                 message = _read(child.stdout)
-                if message is None or message[0] not in ("log", "offset"):
-                    return message
-                if message[0] == "offset":
+                kind = None if message is None else message[0]
+                if kind == "offset":
                     self._on_offset(message[1])
-                    continue
-                _kind, name, level, text = message
-                logging.getLogger(name).log(level, "%s", text)
+                elif kind == "log":
+                    _kind, name, level, text = message
+                    logging.getLogger(name).log(level, "%s", text)
+                else:
+                    return message
 
     def _reap(self) -> None:
         child, self._child = self._child, None
