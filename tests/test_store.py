@@ -70,6 +70,53 @@ def test_older_copy_in_the_same_batch_loses(store: TicketStore) -> None:
     assert store.get("t1") == ticket(updated=NEW, status="INVALID")
 
 
+@pytest.mark.parametrize("generation", [None, 2])
+def test_newer_copy_moves_barcode_and_event(store: TicketStore, generation: int | None) -> None:
+    """The indexed columns follow the merge rules too, though the upsert assigns them apart."""
+    store.upsert([ticket(1), ticket(2, updated=NEW)], 1)
+    moved = ticket(1, updated=NEW, barcode="REISSUED", event="ev-2")
+    store.upsert([moved, ticket(2, updated=OLD, barcode="STALE")], generation)
+    assert store.by_barcode("REISSUED") == [moved]
+    assert store.by_barcode("BARCODE0001") == []
+    assert store.counts_by_event() == {"ev-1": 1, "ev-2": 1}
+    assert store.by_barcode("STALE") == [] and store.get("t2") == ticket(2, updated=NEW)
+
+
+def test_older_or_equal_copy_keeps_barcode(store: TicketStore) -> None:
+    store.upsert([ticket(1, updated=NEW)], None)
+    store.upsert([ticket(1, updated=OLD, barcode="OLDER", event="ev-9")], None)
+    store.upsert([ticket(1, updated=NEW, barcode="SAME-TIME")], None)
+    assert store.get("t1") == ticket(1, updated=NEW)
+
+
+def test_overwrite_moves_barcode_of_a_stale_copy(store: TicketStore) -> None:
+    """The reconcile takes the server's copy whatever its ``updatedAt``."""
+    store.upsert([ticket(1, updated=NEW)], 1)
+    store.upsert([ticket(1, updated=OLD, barcode="SERVER")], 2, overwrite=True)
+    assert store.get("t1") == ticket(1, updated=OLD, barcode="SERVER")
+
+
+def test_a_delta_writes_only_the_pages_of_rows_it_changes(tmp_path: Path) -> None:
+    """A status change must not rewrite the barcode and event indexes' pages: SQLite
+    rewrites an index entry for every column a statement assigns, and on a big delta those
+    pages were most of what the sync wrote to the disk the journal fsyncs on."""
+    import sqlite3
+
+    path = tmp_path / "gate.db"
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        store = TicketStore(engine)
+        store.upsert([ticket(i) for i in range(3000)], 1)  # many pages in each index
+        probe = sqlite3.connect(path)
+        probe.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        assert store.upsert([ticket(7, updated=NEW, status="INVALID")], None) == 1
+        _busy, frames, _done = probe.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        probe.close()
+    finally:
+        engine.dispose()
+    assert frames == 1  # the table's leaf holding the row; no index leaf, no interior page
+
+
 def test_delta_without_generation_keeps_mark(store: TicketStore) -> None:
     store.upsert([ticket()], 3)
     store.upsert([ticket(updated=NEW)], None)
