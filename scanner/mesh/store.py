@@ -65,12 +65,15 @@ _UNSTAMPED = ("SELECT seq, scan_id, ticket_id, event_id, barcode, direction, res
 _HELD_SEQS = "SELECT DISTINCT seq FROM mesh_scans WHERE origin = ? AND seq > ? ORDER BY seq"
 _HELD_COUNT = ("SELECT count(DISTINCT seq) FROM mesh_scans"
                " WHERE origin = ? AND seq > ? AND seq <= ?")
-# Tickets of admissions after a rowid that were admitted at another gate as well.
-_CANDIDATES = ("SELECT DISTINCT n.ticket_id FROM mesh_scans n"
+# Tickets of admissions after a rowid that were admitted at another gate as well. NOT
+# INDEXED: the new rows are walked by rowid (left to itself, SQLite walks the whole ticket
+# index for DISTINCT, every batch); o.rowid <> n.rowid drops the row itself from the index
+# entry, before its table row is read for its origin.
+_CANDIDATES = ("SELECT DISTINCT n.ticket_id FROM mesh_scans n NOT INDEXED"
                " WHERE n.rowid > ? AND n.result = 'OK' AND n.direction = 'IN'"
                " AND n.ticket_id IS NOT NULL AND EXISTS (SELECT 1 FROM mesh_scans o"
-               " WHERE o.ticket_id = n.ticket_id AND o.origin <> n.origin"
-               " AND o.result = 'OK' AND o.direction = 'IN')")
+               " WHERE o.ticket_id = n.ticket_id AND o.rowid <> n.rowid"
+               " AND o.origin <> n.origin AND o.result = 'OK' AND o.direction = 'IN')")
 
 
 @dataclass(frozen=True, slots=True)
