@@ -147,6 +147,24 @@ def test_a_peer_record_is_kept_once(store):
     assert mesh.held_ranges("A") == [(1, 1)]
 
 
+def test_a_batch_of_several_statements_keeps_every_new_record_once(store):
+    """Hundreds of records go in as several multi-row statements and a shorter tail."""
+    mesh, _ = store
+    batch = [record(f"s{n}", "A", n, n, ticket=f"tk-{n}") for n in range(1, 301)]
+    assert mesh.record_many(batch[100:150]) == 50
+    assert mesh.record_many(batch) == 250
+    assert mesh.held_ranges("A") == [(1, 300)]
+    assert mesh.records() == batch
+
+
+def test_a_conflict_in_the_tail_of_a_long_batch_is_detected(store):
+    mesh, _ = store
+    batch = [record(f"s{n}", "A", n, n, ticket=f"tk-{n}") for n in range(1, 201)]
+    mesh.record_many([*batch, record("c1", "C", 1, 999, ticket="tk-200")])
+    [conflict] = mesh.conflicts()
+    assert (conflict.first.scan_id, conflict.second.scan_id) == ("s200", "c1")
+
+
 def test_two_admissions_at_two_gates_without_a_checkout_between_are_a_conflict(store):
     mesh, _ = store
     mesh.record_many([record("s1", "A", 1, 5), record("s2", "C", 1, 7)])
@@ -172,6 +190,17 @@ def test_journal_rows_are_stamped_once_in_journal_order(store):
     assert [(r.scan_id, r.seq) for r in stamped] == [("j0", 1), ("j1", 2), ("j2", 3)]
     assert mesh.stamp_journal(clock) == []
     assert mesh.local_range(2, 3) == stamped[1:]
+
+
+def test_a_long_journal_is_stamped_whole_across_several_statements(store):
+    mesh, gate = store
+    ticket = make_ticket(1)
+    for n in range(200):
+        gate.journal.record(make_decision(ticket), scan_id=f"j{n:03d}",
+                            scanned_at="2030-01-01T10:00:00.000Z", latency_ms=1.0)
+    stamped = mesh.stamp_journal(HybridClock("B"))
+    assert [r.seq for r in stamped] == list(range(1, 201))
+    assert mesh.local_range(1, 200) == stamped
 
 
 def test_gate_conflicts_json_lists_both_scans(tmp_path: Path, monkeypatch, capsys):

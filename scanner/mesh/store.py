@@ -16,13 +16,14 @@ The tables are the journal database's (``scanner.journal.schema``, version 2).
 
 from __future__ import annotations
 
+import functools
 import operator
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import pairwise
+from itertools import chain, pairwise
 from typing import Any, Protocol
 
 import orjson
@@ -47,12 +48,15 @@ _RECORD_COLUMNS = ("scan_id", "origin", "seq", "hlc", "ticket_id", "event_id", "
                    "direction", "result", "reason", "scanned_at")
 _c = mesh_scans.c
 _origin = operator.itemgetter(1)  # Record.gate
-_INSERT = (f"INSERT OR IGNORE INTO mesh_scans ({', '.join(_RECORD_COLUMNS)}, journal_seq,"
-           f" upload_state) VALUES ({', '.join('?' * (len(_RECORD_COLUMNS) + 2))})")
-# A peer's record as it is: no journal row, never uploaded here (no tuple made per record).
-_INSERT_PEER = (f"INSERT OR IGNORE INTO mesh_scans ({', '.join(_RECORD_COLUMNS)}, journal_seq,"
-                f" upload_state) VALUES ({', '.join('?' * len(_RECORD_COLUMNS))}, NULL,"
-                f" '{PEER}')")
+# One row's values: an own record with its journal row and upload state; a peer's record as
+# it is, no journal row, never uploaded here (no tuple made per record).
+_OWN_ROW = f"({', '.join('?' * (len(_RECORD_COLUMNS) + 2))})"
+_PEER_ROW = f"({', '.join('?' * len(_RECORD_COLUMNS))}, NULL, '{PEER}')"
+# Rows are inserted as multi-row VALUES statements: one step inserts them all, where an
+# executemany binds, steps and resets once per row and releases the GIL each time (a handoff
+# while the gate's other threads wait for it); that per-row work was about 40% of storing a
+# peer's record. 999 bound parameters per statement: SQLite's limit before 3.32.
+_MAX_PARAMS = 999
 # Stamping and anti-entropy run every tick: plain SQL, not SQLAlchemy's per-call compile.
 _STAMPED = "SELECT max(journal_seq), max(seq) FROM mesh_scans WHERE origin = ?"
 _ANY_UNSTAMPED = "SELECT 1 FROM journal WHERE seq > ? AND gate_id = ? LIMIT 1"
@@ -61,12 +65,15 @@ _UNSTAMPED = ("SELECT seq, scan_id, ticket_id, event_id, barcode, direction, res
 _HELD_SEQS = "SELECT DISTINCT seq FROM mesh_scans WHERE origin = ? AND seq > ? ORDER BY seq"
 _HELD_COUNT = ("SELECT count(DISTINCT seq) FROM mesh_scans"
                " WHERE origin = ? AND seq > ? AND seq <= ?")
-# Tickets of admissions after a rowid that were admitted at another gate as well.
-_CANDIDATES = ("SELECT DISTINCT n.ticket_id FROM mesh_scans n"
+# Tickets of admissions after a rowid that were admitted at another gate as well. NOT
+# INDEXED: the new rows are walked by rowid (left to itself, SQLite walks the whole ticket
+# index for DISTINCT, every batch); o.rowid <> n.rowid drops the row itself from the index
+# entry, before its table row is read for its origin.
+_CANDIDATES = ("SELECT DISTINCT n.ticket_id FROM mesh_scans n NOT INDEXED"
                " WHERE n.rowid > ? AND n.result = 'OK' AND n.direction = 'IN'"
                " AND n.ticket_id IS NOT NULL AND EXISTS (SELECT 1 FROM mesh_scans o"
-               " WHERE o.ticket_id = n.ticket_id AND o.origin <> n.origin"
-               " AND o.result = 'OK' AND o.direction = 'IN')")
+               " WHERE o.ticket_id = n.ticket_id AND o.rowid <> n.rowid"
+               " AND o.origin <> n.origin AND o.result = 'OK' AND o.direction = 'IN')")
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,11 +145,9 @@ class MeshStore:
 
     def record_many(self, records: Sequence[Record]) -> int:
         """Keep peer records in one transaction; returns how many were new."""
-        if self.gate_id in map(_origin, records):
-            rows = [r for r in records if r.gate != self.gate_id]
-        else:  # a list: SQLAlchemy takes a tuple of rows for one row's parameters
-            rows = records if isinstance(records, list) else list(records)
-        return self._insert(rows, self.peer_engine, _INSERT_PEER) if rows else 0
+        rows = [r for r in records if r.gate != self.gate_id] \
+            if self.gate_id in map(_origin, records) else records
+        return self._insert(rows, self.peer_engine, _PEER_ROW) if rows else 0
 
     def stamp_journal(self, clock: HybridClock, *, after: int = 0) -> list[Record]:
         """Make mesh records of journal rows not stamped yet, in journal order, numbered
@@ -172,20 +177,25 @@ class MeshStore:
                                 barcode, direction, result, reason, at)
                 records.append(record)
                 values.append((*record, jseq, OWN))
-            self._insert(values, self.engine)
+            self._insert(values, self.engine, _OWN_ROW)
             self._stamped, self._own_top = values[-1][-2], seq
             return records
 
-    def _insert(self, rows: Sequence[tuple[Any, ...]], engine: Engine,
-                sql: str = _INSERT) -> int:
-        """One executemany of plain tuples (SQLAlchemy's per-row parameter handling cost
-        more than SQLite's insert); a scan id held already is skipped by the primary key."""
+    def _insert(self, rows: Sequence[tuple[Any, ...]], engine: Engine, row: str) -> int:
+        """Plain tuples, as few multi-row statements (SQLAlchemy's per-row parameter
+        handling cost more than SQLite's insert); a scan id held already is skipped by the
+        primary key. ``row`` is one row's VALUES (``_OWN_ROW``, ``_PEER_ROW``)."""
+        step = _MAX_PARAMS // row.count("?")
         with self._open(engine, write=True) as conn:
             mark = conn.exec_driver_sql("SELECT max(rowid) FROM mesh_scans").scalar() or 0
-            new = conn.exec_driver_sql(sql, rows).rowcount
+            new = 0
+            for start in range(0, len(rows), step):
+                chunk = rows[start:start + step]
+                new += conn.exec_driver_sql(_insert_sql(row, len(chunk)),
+                                            tuple(chain.from_iterable(chunk))).rowcount
             if new:
                 self._detect(conn, mark)
-        return int(new)
+        return new
 
     def _detect(self, conn: Connection, mark: int) -> None:
         """Record every pair of admissions at different gates with no check-out between,
@@ -341,6 +351,14 @@ class MeshStore:
                 yield conn
         except SQLAlchemyError as exc:
             raise StoreError(f"mesh: {describe(exc)}") from exc
+
+
+@functools.lru_cache(maxsize=256)
+def _insert_sql(row: str, rows: int) -> str:
+    """An INSERT OR IGNORE of ``rows`` rows of values ``row`` (a batch's tail has its own
+    length; both the text and sqlite3's prepared statement are kept per length)."""
+    return (f"INSERT OR IGNORE INTO mesh_scans ({', '.join(_RECORD_COLUMNS)}, journal_seq,"
+            f" upload_state) VALUES {', '.join([row] * rows)}")
 
 
 def _ranges(seqs: Iterable[int]) -> list[tuple[int, int]]:
