@@ -1,9 +1,11 @@
 """``gate bench mesh``: gates of one venue on one local mosquitto.
 
-The gates run in ``--processes`` worker processes (gates dealt round robin), each gate with
-its own SQLite journal file, MeshStore and Link (its own MQTT connection and threads), as
-in the daemon: one gate per device in the field, so 50 gates in one interpreter would
-measure its lock, not the mesh. The parent only drives them over pipes. Three figures:
+The gates run in ``--processes`` worker processes (gates dealt round robin; by default one
+process per gate), each gate with its own SQLite journal file, MeshStore and Link (its own
+MQTT connection and threads), as in the daemon: one gate per device in the field, so gates
+sharing an interpreter measure its lock, not the mesh (with ten gates to a process, GIL
+hand-offs between them were a quarter of the catch-up's CPU). Fewer processes save memory
+on a small machine. The parent only drives them over pipes. Three figures:
 
 - spread: a scan journaled at one gate (round robin), until every other gate has stored it
   (times on the system-wide monotonic clock); goal p99 <= 200 ms on loopback;
@@ -160,7 +162,7 @@ class _Venue:
 
     def __init__(self, gates: int, processes: int, url: str, workdir: Path) -> None:
         names = [f"g{i:02d}" for i in range(gates)]
-        processes = max(1, min(processes, gates))
+        processes = max(1, min(processes or gates, gates))
         self.where = {i: (i % processes, i // processes) for i in range(gates)}
         context = mp.get_context("spawn")  # no inherited threads or sockets
         self.pipes: list[Connection] = []
@@ -288,8 +290,9 @@ def _proc_cpu(pid: int) -> float:
 
 @click.command("mesh")
 @click.option("--gates", default=50, show_default=True, help="Gates on the one broker.")
-@click.option("--processes", default=5, show_default=True,
-              help="Worker processes the gates are dealt to (a gate is a device of its own).")
+@click.option("--processes", default=0, show_default=True,
+              help="Worker processes the gates are dealt to (0: one per gate, as each gate "
+                   "is a device of its own; fewer save memory and add GIL contention).")
 @click.option("--spread-scans", default=200, show_default=True,
               help="Scans timed from one gate to every other.")
 @click.option("--scans", "partition_scans", default=10000, show_default=True,
