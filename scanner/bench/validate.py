@@ -163,19 +163,25 @@ def _under_sync(keeper: Any, syncer: Any, picks: list[Any], delta: int) -> dict[
     started = time.perf_counter()
     thread.start()
     n = 0
+    at: list[float] = []
     while not done.is_set():
         barcode, direction = picks[n % len(picks)]
         n += 1
+        at.append(time.perf_counter() - started)
         try:
             busy_ms.append(_timed(partial(keeper.check, barcode, direction)))
         except StoreError:
             refused += 1
+            at.pop()
     thread.join()
+    # Where the worst checks fell in the sync's span, to tell its phases apart.
+    worst = sorted(zip(busy_ms, at, strict=True), reverse=True)[:5]
     if failed:
         raise failed[0]
     [report] = reports
     return {"idle": percentiles(idle_ms), "under_sync": percentiles(busy_ms),
             "checks_under_sync": len(busy_ms), "refused": refused, "delta": delta,
+            "worst": [{"ms": round(ms, 3), "at_s": round(t, 3)} for ms, t in worst],
             "delta_upserted": report.upserted, "mode": report.mode,
             "sync_s": round(time.perf_counter() - started, 2)}
 
@@ -292,6 +298,7 @@ def command(count: int, scans: int, delta: int, where: str | None, as_json: bool
                                sync["under_sync"], 58)
                    + f"  ({sync['checks_under_sync']} checks in {sync['sync_s']} s,"
                      f" {sync['refused']} refused; the {sync['mode']} changed"
-                     f" {sync['delta_upserted']} tickets)")
+                     f" {sync['delta_upserted']} tickets; worst at"
+                     f" {', '.join(str(w['at_s']) for w in sync['worst'][:3])} s)")
     for g in doc["goals"]:
         click.echo(goal_line(g))
