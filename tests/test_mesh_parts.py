@@ -179,12 +179,17 @@ def test_an_admission_after_a_checkout_is_no_conflict(store):
     assert mesh.conflicts() == []
 
 
+def _journal(gate, scan_ids):
+    """Grants of one ticket journaled at ``gate``, one per scan id, in order."""
+    ticket = make_ticket(1)
+    for scan_id in scan_ids:
+        gate.journal.record(make_decision(ticket), scan_id=scan_id,
+                            scanned_at="2030-01-01T10:00:00.000Z", latency_ms=1.0)
+
+
 def test_journal_rows_are_stamped_once_in_journal_order(store):
     mesh, gate = store
-    ticket = make_ticket(1)
-    for n in range(3):
-        gate.journal.record(make_decision(ticket), scan_id=f"j{n}",
-                            scanned_at="2030-01-01T10:00:00.000Z", latency_ms=1.0)
+    _journal(gate, [f"j{n}" for n in range(3)])
     clock = HybridClock("B")
     stamped = mesh.stamp_journal(clock)
     assert [(r.scan_id, r.seq) for r in stamped] == [("j0", 1), ("j1", 2), ("j2", 3)]
@@ -194,10 +199,7 @@ def test_journal_rows_are_stamped_once_in_journal_order(store):
 
 def test_a_long_journal_is_stamped_whole_across_several_statements(store):
     mesh, gate = store
-    ticket = make_ticket(1)
-    for n in range(200):
-        gate.journal.record(make_decision(ticket), scan_id=f"j{n:03d}",
-                            scanned_at="2030-01-01T10:00:00.000Z", latency_ms=1.0)
+    _journal(gate, [f"j{n:03d}" for n in range(200)])
     stamped = mesh.stamp_journal(HybridClock("B"))
     assert [r.seq for r in stamped] == list(range(1, 201))
     assert mesh.local_range(1, 200) == stamped

@@ -167,12 +167,12 @@ def _under_sync(keeper: Any, syncer: Any, picks: list[Any], delta: int) -> dict[
     while not done.is_set():
         barcode, direction = picks[n % len(picks)]
         n += 1
-        at.append(time.perf_counter() - started)
+        offset = time.perf_counter() - started
         try:
             busy_ms.append(_timed(partial(keeper.check, barcode, direction)))
+            at.append(offset)
         except StoreError:
             refused += 1
-            at.pop()
     thread.join()
     # Where the worst checks fell in the sync's span, to tell its phases apart.
     worst = sorted(zip(busy_ms, at, strict=True), reverse=True)[:5]

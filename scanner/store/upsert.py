@@ -212,13 +212,14 @@ class Upserter:
                 .where(stored.id == bindparam("in_id"), rules.changes, rules.as_new, differs)
                 .values({name: bindparam(f"in_{name}") for name in KEY_COLUMNS})
                 .compile(dialect=self._dialect))
-        positions = tuple(keys.positiontup or ()) if keys.positional else None
+        # Positional drivers: a bind used twice is two positions, picked from the row.
+        pick = itemgetter(*(_KEY_BINDS[name] for name in keys.positiontup or ())) \
+            if keys.positional else None
 
         def key_params(rows: Sequence[Row]) -> Any:
-            if positions is None:
+            if pick is None:
                 return [{n: r[i] for n, i in _KEY_BINDS.items()} for r in rows]
-            pick = itemgetter(*(_KEY_BINDS[name] for name in positions))  # a bind used twice
-            return [pick(r) for r in rows]                                 # is two positions
+            return [pick(r) for r in rows]
 
         return _Statements(upsert(()), lean, str(keys), key_params)
 
