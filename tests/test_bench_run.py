@@ -33,3 +33,15 @@ def test_bench_run_reports_latency_ready_rss_and_cpu_with_verdicts() -> None:
     assert [g["goal"].split()[0] for g in doc["goals"]] == \
         ["read-to-relay", "read-to-relay", "reads", "READY=1", "idle", "idle"]
     assert all(isinstance(g["pass"], bool) for g in doc["goals"])
+
+
+def test_the_simulator_a_bench_starts_runs_at_idle_priority() -> None:
+    """It stands for vivenu's servers: it must not take CPU from the gate being timed."""
+    from scanner.bench.sync import start_sim
+
+    sim, _url = start_sim(10)
+    try:
+        assert os.sched_getscheduler(sim.pid) == os.SCHED_IDLE
+    finally:
+        sim.terminate()
+        sim.wait(timeout=30)

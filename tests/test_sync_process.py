@@ -158,6 +158,14 @@ def test_the_child_is_kept_between_runs(child: SyncProcess, world: World) -> Non
     assert child.pid == first
 
 
+def test_the_child_yields_the_cpu_to_the_decisions(child: SyncProcess) -> None:
+    child.run_once()
+    assert child.pid is not None
+    # Niced below this process, and a batch task: waking it never preempts a lane.
+    assert os.getpriority(os.PRIO_PROCESS, child.pid) > os.getpriority(os.PRIO_PROCESS, 0)
+    assert os.sched_getscheduler(child.pid) == os.SCHED_BATCH
+
+
 def test_the_token_is_not_on_the_childs_command_line_or_environment(
         child: SyncProcess, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GATE_API_TOKEN", SIM_TOKEN)  # as an operator may have set it

@@ -65,7 +65,7 @@ TOKEN = "bench-token-not-a-secret"
 @contextmanager
 def simulator(tmp: Path, tickets: int) -> Iterator[str]:
     """``gate sim`` in its own process (its JSON pages must not share the daemon's GIL)."""
-    from scanner.cli.child import gate_argv, gate_env
+    from scanner.cli.child import as_remote, gate_argv, gate_env
 
     token = tmp / "token"
     token.write_text(TOKEN, encoding="utf-8")
@@ -73,6 +73,7 @@ def simulator(tmp: Path, tickets: int) -> Iterator[str]:
                                       str(tickets), "--token-file", str(token)),
                             env=gate_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             text=True)
+    as_remote(proc.pid)
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()

@@ -29,7 +29,7 @@ import httpx
 import orjson
 
 from scanner.bench import plain_sync
-from scanner.cli.child import gate_argv, gate_env
+from scanner.cli.child import as_remote, gate_argv, gate_env
 from scanner.config import DEFAULT_PAGE_SIZE
 from scanner.errors import GateError
 from scanner.sim.server import DEFAULT_TOKEN
@@ -62,6 +62,7 @@ def start_sim(tickets: int) -> tuple[subprocess.Popen[bytes], str]:
     proc = subprocess.Popen(
         gate_argv("sim", "--port", "0", "--events", "1", "--tickets", str(tickets)),
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    as_remote(proc.pid)
     line, in_time = _first_line(proc, SIM_START_TIMEOUT)
     if "serving " not in line or not in_time:
         proc.kill()

@@ -16,8 +16,9 @@ stamps scans with server time, and between uploads the sync is what talks to the
 
 A stop (SIGTERM of the daemon) asks the run to end after the page it writes, as in a
 thread; the child reads EOF when the daemon goes, however it went, and exits. It runs
-niced: on a busy core the decisions come first. A child that dies fails that run with one
-line, and the next run starts a new one: what it committed stays.
+niced and as a batch task (``yield_cpu``): on a busy core the decisions come first. A
+child that dies fails that run with one line, and the next run starts a new one: what it
+committed stays.
 
 Frames are a 4-byte big-endian length and a pickle, between two processes of this gate
 (the configuration, with its token, never touches a file or an argument list).
@@ -284,9 +285,18 @@ def _serve(requests: IO[bytes], replies: IO[bytes], stop: threading.Event) -> in
 CHILD_NICENESS = 10
 
 
-def main() -> int:
-    with contextlib.suppress(OSError):  # a syscall filter may refuse it: run un-niced
+def yield_cpu() -> None:
+    """Niced, and SCHED_BATCH: the scheduler takes the child for the CPU-bound worker it is,
+    so waking from a page's download it never preempts a decision lane, it waits for a
+    tick. A syscall filter may refuse either: the child then runs as it is."""
+    with contextlib.suppress(OSError):
         os.nice(CHILD_NICENESS)
+    with contextlib.suppress(OSError, AttributeError):  # AttributeError: not Linux
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+
+
+def main() -> int:
+    yield_cpu()
     # systemd's SIGTERM reaches the whole service, and a terminal's ^C the whole group: the
     # child then ends its run after the page it writes, as the daemon asks it to.
     stop = threading.Event()
