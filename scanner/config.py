@@ -418,8 +418,9 @@ def load_config_sources(path: str | os.PathLike[str] | None = None,
             raise ConfigError(f"{key}: not allowed in the config file: {why}")
     reader_tables, reader_key = _reader_tables(data)
     sources = {key: "file" for key in _keys(data)}
-    sources.update({f"{reader_key(i)}.{k}": "file"
-                    for i, table in enumerate(reader_tables) for k in table})
+    sources.update({f"{reader_key(i)}.{k}": "file"  # a table that is not: build() names it
+                    for i, table in enumerate(reader_tables) if isinstance(table, dict)
+                    for k in table})
     overridden = _apply_env(data, env)
     sources.update({key: f"env {var}" for var, key in overridden.items()})
     try:
@@ -464,6 +465,10 @@ def _reader_tables(data: dict[str, Any]) -> tuple[list[Any], Any]:
     return tables, lambda i: f"readers[{i}]"
 
 
+# The key naming the device each source reads; one device serves one reader.
+_DEVICE_KEY = {"serial": "port", "hid": "device", "camera": "camera"}
+
+
 def _check_readers(readers: tuple[ReaderConfig, ...], key: Any) -> None:
     names: dict[str, int] = {}
     for i, reader in enumerate(readers):
@@ -471,6 +476,17 @@ def _check_readers(readers: tuple[ReaderConfig, ...], key: Any) -> None:
             raise ConfigError(f"{key(i)}.name: {reader.name!r} is already "
                               f"{key(names[reader.name])}")
         names[reader.name] = i
+    # Two readers on one port would each get a share of its codes, in their own directions.
+    devices: dict[tuple[str, str], int] = {}
+    for i, reader in enumerate(readers):
+        attr = _DEVICE_KEY.get(reader.source)
+        if attr is None:
+            continue
+        device = (reader.source, getattr(reader, attr))
+        if device in devices:
+            raise ConfigError(f"{key(i)}.{attr}: {device[1]!r} is already "
+                              f"{key(devices[device])}")
+        devices[device] = i
     stdin = [i for i, r in enumerate(readers) if r.source == "stdin"]
     if len(stdin) > 1:
         raise ConfigError(f"{key(stdin[1])}.source: only one reader can read stdin")

@@ -28,6 +28,8 @@ from scanner.errors import ConfigError
 Check = Callable[[Any], str | None]
 
 _WORDS = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+# Every float is seconds, a rate or a share; past this a timer overflows (timedelta, wait()).
+MAX_FLOAT = 1e9
 
 
 @dataclass(frozen=True)
@@ -167,7 +169,8 @@ def coerce(kind: Any, raw: Any, key: str, rule: Rule | None = None) -> Any:
         return tuple(raw)
     if kind in _WORDS:
         # nan passes every comparison and inf would be an interval that never ends.
-        if not _fits(kind, raw) or (kind is float and not math.isfinite(raw)):
+        if not _fits(kind, raw) or (kind is float and not (
+                abs(raw) <= MAX_FLOAT and math.isfinite(raw))):
             raise ConfigError(f"{key}: expected {rule.accepts(kind)}, got {raw!r}")
         return float(raw) if kind is float else raw
     raise ConfigError(f"{key}: cannot be set from the config file")

@@ -208,3 +208,11 @@ def test_a_table_given_as_a_scalar_is_named(tmp_path: Path) -> None:
     path = write(tmp_path / "gate.toml", 'api = "token"\n')
     with pytest.raises(ConfigError, match=r"^api: expected a table$"):
         load_config(path, env={"GATE_API_URL": "https://vivenu.com"})
+
+
+@pytest.mark.parametrize("value", ["1e300", "1" + "0" * 400])
+def test_numbers_too_large_for_a_timer_are_refused(tmp_path: Path, value: str) -> None:
+    """A huge interval used to pass and then crash the sync worker on every restart."""
+    path = write(tmp_path / "gate.toml", f"[sync]\ninterval = {value}\n")
+    with pytest.raises(ConfigError, match=r"^sync\.interval: expected a number > 0"):
+        load_config(path, env={})

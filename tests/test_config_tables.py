@@ -201,3 +201,22 @@ def test_example_config_has_every_table_and_its_optional_lines_load(tmp_path: Pa
     config = load_text(tmp_path, uncommented, env={"GATE_API_TOKEN": "t"})
     assert config.mesh.url.startswith("mqtts://")
     assert len(config.readers) == 2
+
+
+@pytest.mark.parametrize("text", ["readers = [1, 2]\n", "reader = 5\n"])
+def test_a_reader_given_as_a_scalar_is_named(tmp_path: Path, text: str) -> None:
+    with pytest.raises(ConfigError, match=r"^readers?(\[0\])?: expected a table"):
+        load_text(tmp_path, text)
+
+
+@pytest.mark.parametrize("source,key,value", [("serial", "port", "/dev/ttyACM0"),
+                                              ("hid", "device", "/dev/input/event3"),
+                                              ("camera", "camera", "0")])
+def test_two_readers_on_one_device_are_refused(tmp_path: Path, source: str, key: str,
+                                               value: str) -> None:
+    """Two readers on one serial port would each get a share of its codes, in their own
+    directions."""
+    table = f'[[readers]]\nsource = "{source}"\n{key} = "{value}"\n'
+    with pytest.raises(ConfigError, match=rf"^readers\[1\]\.{key}: .* is already readers\[0\]"):
+        load_text(tmp_path, table + table.replace("[[readers]]\n",
+                                                  '[[readers]]\ndirection = "OUT"\n'))
