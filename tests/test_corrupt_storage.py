@@ -289,3 +289,29 @@ def test_a_damaged_journal_is_refused_and_left_as_it_is(
     assert_one_line_naming(err, journal, "journal", "damaged", f"sqlite3 {journal} .recover")
     assert journal.stat().st_size >= size
     assert PAGE_GARBAGE in journal.read_bytes()
+
+
+@pytest.mark.parametrize(("db", "table", "kind"), [("gate.db", "meta", "ticket store"),
+                                                   ("gate-journal.db", "journal_meta",
+                                                    "journal")])
+@pytest.mark.parametrize("command", ["status", "check", "journal"])
+def test_a_schema_version_that_is_not_a_number_is_one_line(
+        gate_dir: Path, world: World, capsys: pytest.CaptureFixture[str], db: str, table: str,
+        kind: str, command: str) -> None:
+    with sqlite3.connect(gate_dir / db) as conn:
+        conn.execute(f"UPDATE {table} SET value = 'x1' WHERE key = 'schema_version'")
+    args = ["check", _barcodes(world)[5]] if command == "check" else [command]
+    code, _, err = run(capsys, *args)
+    assert code == 1
+    assert_one_line_naming(err, gate_dir / db, kind, "damaged", "schema_version")
+
+
+def test_db_check_finds_a_schema_version_that_is_not_a_number(
+        gate_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with sqlite3.connect(gate_dir / "gate-journal.db") as conn:
+        conn.execute("UPDATE journal_meta SET value = 'x1' WHERE key = 'schema_version'")
+    code, out, err = run(capsys, "db", "check")
+    assert code == 1 and err == ""
+    journal_line = next(line for line in out.splitlines() if line.startswith("journal "))
+    assert str(gate_dir / "gate-journal.db") in journal_line
+    assert "DAMAGED: schema version unreadable" in journal_line

@@ -20,6 +20,7 @@ from sqlalchemy import Column, Engine, Table, create_engine, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from scanner.errors import CorruptStore
 from scanner.journal.schema import journal, journal_meta
 from scanner.store import faults, identity, migrations
 from scanner.store.driver_sql import describe
@@ -119,8 +120,12 @@ def _inspect(url: str, kind: str, quick: bool) -> _Opened:
     try:
         with opened.engine.connect() as conn:
             version = migrations.read_version(conn, table)
-    except (SQLAlchemyError, ValueError) as exc:
+    except SQLAlchemyError as exc:
         finding.problems.append(f"schema version unreadable: {describe(exc)}")
+        return opened
+    except CorruptStore:  # read_version names this engine "sqlite://"; the finding says it
+        finding.problems.append(f"schema version unreadable: {table.name}.schema_version "
+                                f"is not a number")
         return opened
     if not version:
         finding.notes.append("empty: not created yet")

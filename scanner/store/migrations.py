@@ -24,6 +24,7 @@ from scanner.journal.schema import (
     mesh_conflicts,
     mesh_scans,
 )
+from scanner.store import faults
 from scanner.store.keyed import put_meta
 from scanner.store.schema import meta
 
@@ -73,7 +74,14 @@ def read_version(conn: Connection, table: Table) -> int:
     if not conn.dialect.has_table(conn, table.name):
         return 0
     row = conn.execute(select(table.c.value).where(table.c.key == VERSION_KEY)).first()
-    return int(row[0]) if row else 0
+    if row is None:
+        return 0
+    try:
+        return int(row[0])
+    except ValueError:  # a page of garbage, not a version this code could have written
+        kind = faults.STORE if table is meta else faults.JOURNAL
+        what = f"{table.name}.{VERSION_KEY} is {str(row[0])[:40]!r}, not a number"
+        raise faults.damaged(kind, faults.database_name(conn.engine.url), what) from None
 
 
 # -- version 3: the journal moves to its own database ------------------------------------
