@@ -518,9 +518,21 @@ def _blame_env(exc: ConfigError, overridden: dict[str, str]) -> ConfigError:
     return exc
 
 
+def _token_problem(key: str, token: str) -> ConfigError | None:
+    """A token goes into an HTTP header: a newline, space or non-ASCII character there would
+    fail every request in a line that shows it (httpx quotes the header value)."""
+    if all("!" <= c <= "~" for c in token):
+        return None
+    return ConfigError(f"{key}: the token must be visible ASCII characters, without spaces "
+                       f"or control characters {_NOT_SHOWN}")
+
+
 def _read_token(api: ApiConfig, env: Mapping[str, str], overridden: dict[str, str]) -> Secret:
     if env.get("GATE_API_TOKEN"):
-        return Secret(env["GATE_API_TOKEN"].strip())
+        token = env["GATE_API_TOKEN"].strip()
+        if problem := _token_problem("GATE_API_TOKEN", token):
+            raise problem
+        return Secret(token)
     if not api.token_file:
         return Secret("")
     key = "GATE_API_TOKEN_FILE" if "GATE_API_TOKEN_FILE" in overridden else "api.token_file"
@@ -546,4 +558,6 @@ def _read_token(api: ApiConfig, env: Mapping[str, str], overridden: dict[str, st
                           f"(mode {stat.S_IMODE(mode):o}); run: chmod 600 {token_path}")
     if not text:
         raise ConfigError(f"{key}: {token_path} is empty")
+    if problem := _token_problem(key, text):
+        raise problem
     return Secret(text)

@@ -216,3 +216,18 @@ def test_numbers_too_large_for_a_timer_are_refused(tmp_path: Path, value: str) -
     path = write(tmp_path / "gate.toml", f"[sync]\ninterval = {value}\n")
     with pytest.raises(ConfigError, match=r"^sync\.interval: expected a number > 0"):
         load_config(path, env={})
+
+
+@pytest.mark.parametrize("token", ["s3cr3t\nxyz", "s3cr3t äxyz", "s3cr3t\x01xyz",
+                                   "s3cr3t xyz"])
+def test_a_token_that_cannot_be_a_header_is_refused_without_echo(tmp_path: Path,
+                                                                  token: str) -> None:
+    """A newline in it used to end as httpx's 'Illegal header value b...' line, token shown,
+    after six attempts; a non-ASCII one was blamed on api.url."""
+    path = write(tmp_path / "token", token + "\n")
+    os.chmod(path, 0o600)
+    for env, key in (({"GATE_API_TOKEN_FILE": str(path)}, "GATE_API_TOKEN_FILE"),
+                     ({"GATE_API_TOKEN": token}, "GATE_API_TOKEN")):
+        with pytest.raises(ConfigError, match=rf"^{key}: .*visible ASCII") as info:
+            load_config(env=env)
+        assert "s3cr3t" not in str(info.value) and "xyz" not in str(info.value)
