@@ -62,7 +62,9 @@ _optional_text = operator.itemgetter(*(_API_KEYS.index(key) for key in _OPTIONAL
 def utc_iso(moment: datetime) -> str:
     """Format an aware datetime as ISO-8601 UTC with milliseconds and a ``Z``."""
     moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    # %Y does not pad years before 1000 on glibc; the stored form must sort and parse.
+    return (f"{moment.year:04d}" + moment.strftime("-%m-%dT%H:%M:%S.")
+            + f"{moment.microsecond // 1000:03d}Z")
 
 
 def parse_iso(text: str) -> datetime:
@@ -83,7 +85,10 @@ def normalize_iso(text: str) -> str:
     # full sync would cost seconds.
     if len(text) == 24 and text[23] == "Z" and text[10] == "T" and text[19] == ".":
         return text
-    return utc_iso(parse_iso(text))
+    try:
+        return utc_iso(parse_iso(text))
+    except OverflowError:  # 0001-01-01T00:00+01:00 is valid text but no UTC moment
+        raise ValueError(f"outside the calendar in UTC: {text[:40]!r}") from None
 
 
 class Ticket(NamedTuple):

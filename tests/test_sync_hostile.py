@@ -150,3 +150,33 @@ def test_a_token_echoed_across_the_cut_leaves_no_part_of_it(hostile: HostileServ
     text = str(caught.value) + caught.value.body
     assert "bad token" in text  # the echo is inside what is kept
     assert not any(TOKEN[i:i + 6] in text for i in range(len(TOKEN) - 5))
+
+
+@pytest.mark.parametrize("field", ["slotStartTime", "createdAt"])
+@pytest.mark.parametrize("stamp", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_a_timestamp_outside_the_calendar_in_utc_is_one_bad_ticket(
+        hostile: HostileServer, tmp_path: Path, field: str, stamp: str) -> None:
+    """Valid ISO-8601, but moved to UTC it falls outside year 1..9999: an OverflowError
+    used to end the whole sync run, so no later ticket got in."""
+    hostile.docs = [hostile_doc(1, NOW, **{field: stamp}), hostile_doc(2, NOW)]
+    sync = syncer(hostile, tmp_path / "o.db")
+    sync.run_once()
+    assert [t.status for t in sync.store.by_barcode("HB00000001")] == [MALFORMED]
+    assert [t.status for t in sync.store.by_barcode("HB00000002")] == ["VALID"]
+
+
+def test_an_updated_at_outside_the_calendar_is_a_server_fault_naming_the_ticket(
+        hostile: HostileServer, tmp_path: Path) -> None:
+    hostile.docs = [hostile_doc(1, NOW, updatedAt="0001-01-01T00:00:00+01:00")]
+    with pytest.raises(ProtocolError, match="ticket 'h000001': updatedAt: not an ISO"):
+        syncer(hostile, tmp_path / "u.db").run_once()
+
+
+def test_a_timestamp_before_year_1000_is_stored_in_the_canonical_form(
+        hostile: HostileServer, tmp_path: Path) -> None:
+    """strftime("%Y") does not pad years before 1000, which then no longer sort or parse."""
+    hostile.docs = [hostile_doc(1, NOW, createdAt="0001-01-01T00:00:00Z")]
+    sync = syncer(hostile, tmp_path / "y.db")
+    sync.run_once()
+    [ticket] = sync.store.by_barcode("HB00000001")
+    assert ticket.created_at == "0001-01-01T00:00:00.000Z"

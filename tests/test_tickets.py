@@ -104,3 +104,13 @@ def test_the_syncs_store_row_of_a_full_ticket_encodes_its_json_fields() -> None:
     row, problem = stored_row(DOC)
     assert problem is None and row == data_row(Ticket.from_api(DOC))
     assert row[13] == '{"categoryId":"pc","description":"Cat"}' and row[19] == '["north","south"]'
+
+
+def test_normalize_iso_pads_years_before_1000() -> None:
+    """``gate journal --since 0001-01-01`` used to end in a fromisoformat traceback."""
+    assert normalize_iso("0001-01-01") == "0001-01-01T00:00:00.000Z"
+
+
+def test_normalize_iso_refuses_a_moment_outside_the_calendar_in_utc() -> None:
+    with pytest.raises(ValueError, match="outside the calendar"):
+        normalize_iso("0001-01-01T00:00:00+01:00")
