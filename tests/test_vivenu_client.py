@@ -459,6 +459,21 @@ def test_echoed_token_is_scrubbed_from_bad_request_bodies() -> None:
     assert "***" in caught.value.body
 
 
+def test_terminal_escapes_in_an_error_body_are_shown_escaped() -> None:
+    """A server's 4xx body reaches the operator's terminal and the journal: an ESC or BEL
+    in it must not rewrite the screen or the window title."""
+    def hostile(_request: httpx.Request) -> httpx.Response:
+        return httpx.Response(400, content=b"\x1b[2J\x1b]0;pwned\x07 bad \x9b1m",
+                              headers={"content-type": "text/plain"})
+
+    with VivenuClient("https://vivenu.test", Secret("tok"),
+                      transport=httpx.MockTransport(hostile)) as client, \
+            pytest.raises(BadRequest) as caught:
+        client.seller()
+    for text in (str(caught.value), caught.value.body):
+        assert text.isprintable() and "\\x1b[2J\\x1b]0;pwned\\x07 bad" in text
+
+
 # -- server clock and connections ----------------------------------------------------------
 
 def test_clock_offset_is_none_before_any_answer(sim_server: SimServer) -> None:

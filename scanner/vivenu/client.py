@@ -37,6 +37,7 @@ from scanner.errors import (
     ProtocolError,
     ServerUnavailable,
 )
+from scanner.printable import escape
 from scanner.tickets import Ticket, parse_ticket
 from scanner.vivenu.retry import (
     DEFAULT_BACKOFF,
@@ -376,7 +377,8 @@ class VivenuClient:
         # Scrubbed before it is cut: a token echoed across the cut must not leave a part.
         raw = self._read_body_prefix(response)
         body = self._scrub(raw.decode(response.encoding or "utf-8", errors="replace"))
-        body = body[:BODY_KEEP]
+        # Shown on the operator's terminal and kept in the journal: no ESC or BEL raw.
+        body = escape(body)[:BODY_KEEP]
         if status in (401, 403):
             hint = "" if self._token else " (no token configured: GATE_API_TOKEN or api.token_file)"
             raise AuthRefused(f"{what}: HTTP {status}: the token was refused{hint}",
