@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from scanner.errors import StoreError
-from scanner.store.batch import WRITER_CACHE_KIB, PageBatch
+from scanner.store.batch import SLICE_CHECKPOINT_PAGES, SLICE_ROWS, WRITER_CACHE_KIB, PageBatch
 from scanner.store.db import make_engine
 from scanner.store.tickets import TicketStore
 from tests.test_store import NEW, ticket
@@ -37,8 +37,10 @@ def store(db: Path) -> Iterator[TicketStore]:
     engine.dispose()
 
 
-def batch(store: TicketStore, clock: Clock, every: float = 1.0) -> PageBatch:
-    return PageBatch(store.engine, store._upserter, "gate.db", commit_every=every, clock=clock)
+def batch(store: TicketStore, clock: Clock, every: float = 1.0, *,
+          in_service: bool = False) -> PageBatch:
+    return PageBatch(store.engine, store._upserter, "gate.db", commit_every=every,
+                     in_service=in_service, clock=clock)
 
 
 def committed(db: Path) -> tuple[int, int | None]:
@@ -125,3 +127,61 @@ def test_a_batch_writes_with_a_large_cache_and_leaves_the_pool_its_usual_one(
         assert pages._conn is not None and cache_size(pages._conn) == -WRITER_CACHE_KIB
     with store.engine.connect() as conn:  # the pool's one connection, given back
         assert cache_size(conn) == usual != -WRITER_CACHE_KIB
+
+
+def test_a_store_in_service_commits_a_page_in_slices_and_its_cursor_with_the_last(
+        store: TicketStore, db: Path) -> None:
+    generation = store.begin_full("ev-1", NEW)
+    rows = [ticket(n) for n in range(1, 3 * SLICE_ROWS)]
+    rows.insert(2 * SLICE_ROWS + 5, ticket(0, barcode=None))  # NOT NULL: the third slice fails
+    with pytest.raises(StoreError), batch(store, Clock(), every=60.0,
+                                          in_service=True) as pages:
+        pages.save_page("ev-1", [ticket(n) for n in range(1000, 1010)],
+                        generation=generation, skip=10, anchor=("t1009",), total=400)
+        assert committed(db) == (10, 10)  # a whole page in service: committed at once
+        pages.save_page("ev-1", rows, generation=generation, skip=400, anchor=("x",))
+    # Two slices of the failed page stayed (the upsert writes them again on resume); the
+    # cursor is still the last whole page's.
+    assert committed(db) == (10 + 2 * SLICE_ROWS, 10)
+
+
+def test_a_store_in_service_checkpoints_every_slice_so_its_wal_stays_small(
+        store: TicketStore, db: Path) -> None:
+    wal = db.with_name(db.name + "-wal")
+
+    def wal_pages_after(first: int, in_service: bool) -> int:
+        generation = store.begin_full("ev-1", NEW)
+        with batch(store, Clock(), every=60.0, in_service=in_service) as pages:
+            for start in range(first, first + 3000, 1000):
+                pages.save_page("ev-1", [ticket(n, name="n" * 300)
+                                         for n in range(start, start + 1000)],
+                                generation=generation, skip=start, anchor=(f"t{start}",))
+        return wal.stat().st_size // 4096
+
+    with store.engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    in_service = wal_pages_after(0, True)
+    with store.engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    first_sync = wal_pages_after(10_000, False)
+    # 3,000 rows of ~400 bytes are ~300 pages: one transaction holds all of them in the
+    # WAL; slices restart it after each checkpoint.
+    assert first_sync > 250
+    assert in_service < 3 * SLICE_CHECKPOINT_PAGES
+
+
+def test_a_batch_in_service_leaves_the_pool_its_usual_checkpoint_interval(
+        store: TicketStore) -> None:
+    def interval(conn: Any) -> int:
+        return int(conn.connection.driver_connection.execute(
+            "PRAGMA wal_autocheckpoint").fetchone()[0])
+
+    with store.engine.connect() as conn:
+        usual = interval(conn)
+    generation = store.begin_full("ev-1", NEW)
+    with batch(store, Clock(), in_service=True) as pages:
+        page(pages, 1, generation)
+        page(pages, 3, generation)
+        assert pages._conn is not None and interval(pages._conn) == SLICE_CHECKPOINT_PAGES
+    with store.engine.connect() as conn:
+        assert interval(conn) == usual != SLICE_CHECKPOINT_PAGES

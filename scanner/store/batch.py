@@ -10,6 +10,17 @@ on the next page.
 A transaction stays open at most ``commit_every`` seconds (from its first write), so the
 store's write lock is held only that long; the scan path never waits on it (its reads are
 WAL reads, its journal another database), nor should another writer for long.
+
+A store in service (the gate decides against it: a delta or a reconcile, not the first full
+sync) is written in slices instead (``in_service``): ``SLICE_ROWS`` rows to a transaction,
+each followed by a checkpoint of its few pages. The lock is not what a decision waits for
+there but the disk: the journal fsyncs every scan, and a flush of the journal's pages also
+has to wait for whatever the store wrote since the last one. A checkpoint of a quarter
+second's batch puts thousands of random page writes and two flushes on the disk at once,
+and the scans behind them waited tens of milliseconds; slices of a few dozen pages keep that
+wait near an idle disk's (``gate bench validate``, figure (c)). The price, a commit and a
+checkpoint per slice, is paid by the background sync, and the first full sync, which no
+decision can use before it ends, is not sliced.
 """
 
 from __future__ import annotations
@@ -17,7 +28,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, RootTransaction
 from sqlalchemy.exc import SQLAlchemyError
@@ -36,6 +47,10 @@ COMMIT_EVERY_S = 0.25
 # index leaf is read back from the OS and written to the WAL again, a cost that grows
 # with the store. Freed when the batch ends.
 WRITER_CACHE_KIB = 32 * 1024
+# A store in service: rows per transaction, and the WAL pages after which its connection
+# checkpoints (SQLite's wal_autocheckpoint; its default is 1000): every slice, in effect.
+SLICE_ROWS = 64
+SLICE_CHECKPOINT_PAGES = 64
 
 
 class PageBatch:
@@ -43,21 +58,27 @@ class PageBatch:
 
     Leaving it commits the pages written, also on an exception raised between pages (a
     fault fetching the next one, a stop): they are whole. A fault while a page is written
-    rolls back the whole open transaction (its pages are read again on resume)."""
+    rolls back the whole open transaction (its pages are read again on resume).
+
+    ``in_service`` (SQLite only): each page is written ``SLICE_ROWS`` rows to a
+    transaction, the cursor with its last slice, so what is committed is still a prefix of
+    the listing (a kill within a page leaves part of it, written again on resume: the
+    upsert is idempotent, and the cursor is still the last whole page's)."""
 
     def __init__(self, engine: Engine, upserter: Upserter, name: str, *,
-                 commit_every: float = COMMIT_EVERY_S,
+                 commit_every: float = COMMIT_EVERY_S, in_service: bool = False,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._engine = engine
         self._upserter = upserter
         self._name = name
         self._commit_every = commit_every
+        self._slice = SLICE_ROWS if in_service and engine.dialect.name == "sqlite" else 0
         self._clock = clock
         self._conn: Connection | None = None
         self._trans: RootTransaction | None = None
         self._opened = 0.0
         self._cursor: tuple[str, int, tuple[str, ...], int | None] | None = None
-        self._cache_before: int | None = None
+        self._pragmas_before: dict[str, int] = {}
 
     def save_page(self, event_id: str, batch: list[Ticket] | list[Row], *,
                   generation: int | None, skip: int | None = None,
@@ -66,20 +87,26 @@ class PageBatch:
         """Upsert one page (as ``TicketStore.upsert``) and, for a full sync (``skip``
         given), the cursor after it, in the open transaction; returns tickets changed.
         ``batch``: Tickets, or the data rows the sync parses pages into (``stored_row``)."""
-        rows = batch if not batch or type(batch[0]) is tuple \
+        rows = cast("list[Row]", batch) if not batch or type(batch[0]) is tuple \
             else [data_row(t) for t in batch]  # type: ignore[arg-type]
-        try:
-            changed = self._upserter.write(self._begin(), rows, generation=generation or 0,
-                                           trusted_until=trusted_until, overwrite=overwrite)
-        except BaseException as exc:
-            self._rollback()
-            if isinstance(exc, SQLAlchemyError):
-                raise self._fault(exc) from exc
-            raise
+        step = self._slice or max(len(rows), 1)
+        changed = 0
+        for start in range(0, len(rows), step):
+            if start:
+                self.commit()  # a slice of a store in service: no cursor yet
+            try:
+                changed += self._upserter.write(
+                    self._begin(), rows[start:start + step], generation=generation or 0,
+                    trusted_until=trusted_until, overwrite=overwrite)
+            except BaseException as exc:
+                self._rollback()
+                if isinstance(exc, SQLAlchemyError):
+                    raise self._fault(exc) from exc
+                raise
         if skip is not None:
             # Only the newest cursor is ever committed: it is written with the commit.
             self._cursor = (event_id, skip, anchor, total)
-        if self._clock() - self._opened >= self._commit_every:
+        if self._slice or self._clock() - self._opened >= self._commit_every:
             self.commit()
         return changed
 
@@ -114,7 +141,7 @@ class PageBatch:
     def _begin(self) -> Connection:
         if self._conn is None:
             self._conn = self._engine.connect()
-            self._grow_cache()
+            self._tune()
         if self._trans is None:
             self._trans = self._conn.begin()
             self._opened = self._clock()
@@ -132,32 +159,39 @@ class PageBatch:
             pass  # the connection is dropped below; the database rolls back itself
         self._close()
 
-    def _grow_cache(self) -> None:
+    def _tune(self) -> None:
         """SQLite: a page cache that holds the indexes a listing's rows land in, for as
-        long as this batch writes (``WRITER_CACHE_KIB``)."""
+        long as this batch writes (``WRITER_CACHE_KIB``), and for a store in service a
+        checkpoint after every slice (``SLICE_CHECKPOINT_PAGES``)."""
         assert self._conn is not None
-        if self._engine.dialect.name != "sqlite" or not WRITER_CACHE_KIB:
+        if self._engine.dialect.name != "sqlite":
             return
+        wanted = {"cache_size": -WRITER_CACHE_KIB if WRITER_CACHE_KIB else 0,
+                  "wal_autocheckpoint": SLICE_CHECKPOINT_PAGES if self._slice else 0}
         driver: Any = self._conn.connection.driver_connection  # sqlite3.Connection
-        try:
-            before = int(driver.execute("PRAGMA cache_size").fetchone()[0])
-            driver.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
-        except self._engine.dialect.loaded_dbapi.Error:
-            return  # only speed is at stake: the batch writes with the cache it has
-        self._cache_before = before
+        for pragma, value in wanted.items():
+            if not value:
+                continue
+            try:
+                before = int(driver.execute(f"PRAGMA {pragma}").fetchone()[0])
+                driver.execute(f"PRAGMA {pragma}={value}")
+            except self._engine.dialect.loaded_dbapi.Error:
+                continue  # only speed is at stake: the batch writes with what it has
+            self._pragmas_before[pragma] = before
 
     def _close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is None:
             return
-        before, self._cache_before = self._cache_before, None
+        before, self._pragmas_before = self._pragmas_before, {}
         try:
-            if before is not None and not conn.invalidated:
-                # Back to the pool with its usual cache, the batch's pages freed.
+            if before and not conn.invalidated:
+                # Back to the pool as it was, the batch's pages freed.
                 driver: Any = conn.connection.driver_connection
-                driver.execute(f"PRAGMA cache_size={before}")
+                for pragma, value in before.items():
+                    driver.execute(f"PRAGMA {pragma}={value}")
         except self._engine.dialect.loaded_dbapi.Error:
-            conn.invalidate()  # not back to the pool with the large cache
+            conn.invalidate()  # not back to the pool tuned for a batch
         finally:
             conn.close()
 

@@ -161,10 +161,14 @@ class TicketStore:
         with self._writing() as conn:
             return state.begin_full(conn, event_id, until)
 
-    def page_batch(self, *, commit_every: float = COMMIT_EVERY_S) -> PageBatch:
+    def page_batch(self, *, commit_every: float = COMMIT_EVERY_S,
+                   in_service: bool = False) -> PageBatch:
         """A writer of a listing's pages, several to a transaction of up to
-        ``commit_every`` seconds, each page with its cursor (``scanner.store.batch``)."""
-        return PageBatch(self.engine, self._upserter, self._name, commit_every=commit_every)
+        ``commit_every`` seconds, each page with its cursor, or, ``in_service`` (the gate
+        decides against the store meanwhile), in slices gentle on the journal's disk
+        (``scanner.store.batch``)."""
+        return PageBatch(self.engine, self._upserter, self._name, commit_every=commit_every,
+                         in_service=in_service)
 
     def save_page(self, event_id: str, batch: list[Ticket], *, generation: int | None,
                   skip: int | None = None, anchor: tuple[str, ...] = (),

@@ -164,7 +164,8 @@ class Syncer:
         try:
             # Leaving the batch commits its whole pages, also on a fault or a stop, before
             # anything else here writes the store.
-            with self.store.page_batch() as batch:
+            # Only the first full sync has no decisions to be gentle to.
+            with self.store.page_batch(in_service=mode != "full") as batch:
                 for page in pages(fetch, page_size=self.config.page_size, cursor=cursor,
                                   max_tickets=self.config.max_event_tickets):
                     self._check_stop()
@@ -229,7 +230,7 @@ class Syncer:
         trusted = self._trusted_until()
         # Nothing of a window is final before its watermark is saved: a run that stops
         # midway reads it again, so its pages may share transactions freely.
-        with self.store.page_batch() as batch:
+        with self.store.page_batch(in_service=True) as batch:
             for page in pages(fetch, page_size=self.config.page_size,
                               max_tickets=self.config.max_event_tickets):
                 self._check_stop()
