@@ -42,73 +42,76 @@ def batch(store: TicketStore, clock: Clock, every: float = 1.0) -> PageBatch:
 
 
 def committed(db: Path) -> tuple[int, int | None]:
-    """Tickets and cursor as another process sees them."""
+    """Tickets and cursor as another process sees them; every page's seen marks are
+    committed with it (each page here marks its two tickets)."""
     with sqlite3.connect(db) as conn:
         count = conn.execute("SELECT count(*) FROM tickets").fetchone()[0]
+        marks = conn.execute("SELECT count(*) FROM full_seen").fetchone()[0]
         row = conn.execute("SELECT full_skip FROM sync_state").fetchone()
+    assert marks == count
     return count, row[0] if row else None
 
 
-def page(store: PageBatch, first: int, generation: int) -> None:
-    store.save_page("ev-1", [ticket(first), ticket(first + 1)], generation=generation,
+def page(store: PageBatch, first: int) -> None:
+    store.save_page("ev-1", [ticket(first), ticket(first + 1)], mark=True,
                     skip=first + 1, anchor=(f"t{first + 1}",), total=10)
 
 
 def test_pages_within_the_span_commit_together_with_the_last_cursor(
         store: TicketStore, db: Path) -> None:
-    generation = store.begin_full("ev-1", NEW)
+    store.begin_full("ev-1", NEW)
     clock = Clock()
     with batch(store, clock) as pages:
-        page(pages, 1, generation)
+        page(pages, 1)
         clock.now = 0.5
-        page(pages, 3, generation)
+        page(pages, 3)
         assert committed(db) == (0, 0)  # begin_full's cursor: nothing of the batch yet
     assert committed(db) == (4, 4)
 
 
 def test_a_page_past_the_span_commits(store: TicketStore, db: Path) -> None:
-    generation = store.begin_full("ev-1", NEW)
+    store.begin_full("ev-1", NEW)
     clock = Clock()
     with batch(store, clock) as pages:
-        page(pages, 1, generation)
+        page(pages, 1)
         clock.now = 1.0
-        page(pages, 3, generation)
+        page(pages, 3)
         assert committed(db) == (4, 4)
-        page(pages, 5, generation)  # a new transaction opens at 1.0
+        page(pages, 5)  # a new transaction opens at 1.0
         assert committed(db) == (4, 4)
 
 
 def test_a_fault_between_pages_keeps_the_pages_written(store: TicketStore, db: Path) -> None:
-    generation = store.begin_full("ev-1", NEW)
+    store.begin_full("ev-1", NEW)
     with pytest.raises(ConnectionError), batch(store, Clock()) as pages:
-        page(pages, 1, generation)
+        page(pages, 1)
         raise ConnectionError("the next page never came")
     assert committed(db) == (2, 2)
 
 
 def test_a_fault_writing_a_page_rolls_back_the_open_transaction(
         store: TicketStore, db: Path) -> None:
-    generation = store.begin_full("ev-1", NEW)
+    store.begin_full("ev-1", NEW)
     clock = Clock()
     with pytest.raises(StoreError, match=r"^cannot write the ticket store gate.db: "), \
             batch(store, clock) as pages:
-        page(pages, 1, generation)
+        page(pages, 1)
         clock.now = 1.0
-        page(pages, 3, generation)  # committed
-        page(pages, 5, generation)
-        pages.save_page("ev-1", [ticket(7, barcode=None)], generation=generation,
+        page(pages, 3)  # committed
+        page(pages, 5)
+        pages.save_page("ev-1", [ticket(7, barcode=None)], mark=True,
                         skip=7, anchor=("t7",))  # NOT NULL violation
     assert committed(db) == (4, 4)
 
 
 def test_commit_lets_another_writer_in_at_once(store: TicketStore, db: Path) -> None:
-    generation = store.begin_full("ev-1", NEW)
+    store.begin_full("ev-1", NEW)
     with batch(store, Clock()) as pages:
-        page(pages, 1, generation)
+        page(pages, 1)
         pages.commit()
         with sqlite3.connect(db, timeout=0) as other:  # no wait: the lock must be free
             other.execute("UPDATE sync_state SET server_total = 1")
-        page(pages, 3, generation)
+        page(pages, 3)
     assert committed(db) == (4, 4)
 
 
@@ -119,9 +122,9 @@ def test_a_batch_writes_with_a_large_cache_and_leaves_the_pool_its_usual_one(
 
     with store.engine.connect() as conn:
         usual = cache_size(conn)
-    generation = store.begin_full("ev-1", NEW)
+    store.begin_full("ev-1", NEW)
     with batch(store, Clock()) as pages:
-        page(pages, 1, generation)
+        page(pages, 1)
         assert pages._conn is not None and cache_size(pages._conn) == -WRITER_CACHE_KIB
     with store.engine.connect() as conn:  # the pool's one connection, given back
         assert cache_size(conn) == usual != -WRITER_CACHE_KIB
