@@ -46,12 +46,12 @@ from test_journal import (  # noqa: F401  (the journal contract, collected again
 from test_journal_kit import EVENT, make_decision, make_ticket, open_journal
 from test_sim_kit import SIM_TOKEN
 from test_store import (  # noqa: F401  (the store contract, collected again here)
+    test_a_mark_of_another_events_listing_does_not_keep_a_ticket,
+    test_begin_full_starts_without_marks_and_finish_full_clears_them,
     test_by_barcode_finds_one_ticket_per_event,
     test_by_barcode_sees_later_writes,
     test_by_barcode_unknown_is_empty,
     test_counts,
-    test_a_mark_of_another_events_listing_does_not_keep_a_ticket,
-    test_begin_full_starts_without_marks_and_finish_full_clears_them,
     test_delta_without_marks_keeps_mark,
     test_events_are_replaced_wholesale,
     test_every_field_round_trips,
