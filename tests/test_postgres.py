@@ -51,6 +51,7 @@ from test_store import (  # noqa: F401  (the store contract, collected again her
     test_by_barcode_finds_one_ticket_per_event,
     test_by_barcode_sees_later_writes,
     test_by_barcode_unknown_is_empty,
+    test_clearing_one_events_marks_keeps_anothers,
     test_counts,
     test_delta_without_marks_keeps_mark,
     test_events_are_replaced_wholesale,

@@ -196,6 +196,16 @@ def test_settings_round_trip(store: TicketStore) -> None:
     assert store.settings() == me
 
 
+def test_clearing_one_events_marks_keeps_anothers(store: TicketStore) -> None:
+    store.upsert([ticket(1), ticket(2)], seen_by="ev-1")
+    store.upsert([ticket(3, event="ev-2")], seen_by="ev-2")
+    store.begin_full("ev-1", NEW)
+    assert (store.seen_marks("ev-1"), store.seen_marks("ev-2")) == (0, 1)
+    store.upsert([ticket(1)], seen_by="ev-1")
+    store.begin_full("ev-2", NEW)
+    assert (store.seen_marks("ev-1"), store.seen_marks("ev-2")) == (1, 0)
+
+
 def test_page_and_cursor_commit_together(store: TicketStore) -> None:
     store.begin_full("ev-1", NEW)
     store.save_page("ev-1", [ticket(1)], mark=True, skip=1, anchor=("t1",), total=9)
