@@ -51,26 +51,12 @@ def mark(conn: Connection, event_id: str, ids: Sequence[str]) -> None:
 
 
 def clear(conn: Connection, event_id: str, *, limit: int | None = None) -> int:
-    """Delete the event's marks (at most ``limit`` of them, unless they are all the table
-    holds); returns how many."""
-    if _alone(conn, event_id):
-        # A DELETE without WHERE frees the table's pages wholesale (SQLite's truncate
-        # optimization), where deleting the marks one by one would write every page of
-        # them to the WAL and again at the checkpoint: a third of a reconcile's writes.
-        return max(conn.execute(full_seen.delete()).rowcount, 0)
+    """Delete the event's marks (at most ``limit`` of them); returns how many."""
     where = full_seen.c.event_id == event_id
     if limit is not None:
         first = select(full_seen.c.id).where(where).order_by(full_seen.c.id).limit(limit)
         where = and_(where, full_seen.c.id.in_(first.scalar_subquery()))
     return max(conn.execute(full_seen.delete().where(where)).rowcount, 0)
-
-
-def _alone(conn: Connection, event_id: str) -> bool:
-    """Whether every mark there is belongs to ``event_id`` (as while one event syncs):
-    the lowest and highest event in the key, each one seek."""
-    ends = [conn.execute(select(agg(full_seen.c.event_id))).scalar_one()
-            for agg in (func.min, func.max)]
-    return all(end in (None, event_id) for end in ends)
 
 
 def count(conn: Connection, event_id: str) -> int:
