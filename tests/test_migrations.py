@@ -65,15 +65,23 @@ def _schema(engine: Engine) -> dict[str, Any]:
     return tables
 
 
+def _ticket_insert(version: int, ticket_id: str, barcode: str) -> tuple[str, tuple[str, ...]]:
+    """An INSERT of a ticket of event e1 into that release's table (before version 4,
+    every ticket carried the generation of the full sync that last saw it)."""
+    marked = version <= 3
+    columns = ("id, barcode, event_id, status, ticket_type_id, ticket_name, seller_id,"
+               " created_at, updated_at" + (", sync_gen" if marked else ""))
+    values = ("?, ?, 'e1', 'VALID', 'tt', 'GA', 's1', '2030-01-01T00:00:00.000Z',"
+              " '2030-01-01T00:00:00.000Z'" + (", 1" if marked else ""))
+    return f"INSERT INTO tickets ({columns}) VALUES ({values})", (ticket_id, barcode)
+
+
 def _released(version: int, path: Path) -> Path:
     """A store exactly as that release created it, with a ticket, scans in every upload
     state and the journal's keys (a saved clock offset, the last upload) in ``meta``."""
     with sqlite3.connect(path) as conn:
         conn.executescript((DATA / f"schema_v{version}.sql").read_text(encoding="utf-8"))
-        conn.execute("INSERT INTO tickets (id, barcode, event_id, status, ticket_type_id,"
-                     " ticket_name, seller_id, created_at, updated_at, sync_gen) VALUES"
-                     " ('t1', 'OLDTICKET1', 'e1', 'VALID', 'tt', 'GA', 's1',"
-                     " '2030-01-01T00:00:00.000Z', '2030-01-01T00:00:00.000Z', 1)")
+        conn.execute(*_ticket_insert(version, "t1", "OLDTICKET1"))
         if version <= 2:
             for seq, scan_id, ticket, result, reason, state, error, sent_at in _SCANS:
                 conn.execute(
@@ -172,6 +180,51 @@ def test_a_second_run_is_a_no_op(tmp_path: Path) -> None:
     assert (_scans(tmp_path / "gate-journal.db"), _keys(tmp_path / "gate-journal.db",
                                                         "journal_meta"),
             _keys(store_path, "meta")) == before
+
+
+def _dump(path: Path) -> list[str]:
+    with sqlite3.connect(path) as conn:
+        return list(conn.iterdump())
+
+
+def test_a_v3_store_mid_full_sync_keeps_every_ticket_and_abandons_the_sync(
+        tmp_path: Path) -> None:
+    """Version 4 moves the seen marks out of ``sync_gen``: the column goes, the tickets stay,
+    and a full sync in progress (its marks were in that column) starts over."""
+    path = _released(3, tmp_path / "gate.db")
+    with sqlite3.connect(path) as conn:
+        for n in range(2, 40):
+            sql, args = _ticket_insert(3, f"t{n}", f"OLDTICKET{n}")
+            conn.execute(sql.replace(", 1)", f", {n % 3})"), args)  # generations 0, 1, 2
+        conn.execute("INSERT INTO sync_state (event_id, generation, full_until, full_skip,"
+                     " full_anchor, full_total, last_full_at, delta_until) VALUES ('e1', 2,"
+                     " '2030-01-02T00:00:00.000Z', 20, '[\"t20\"]', 39,"
+                     " '2030-01-01T00:00:00.000Z', '2030-01-01T00:05:00.000Z')")
+        columns = ", ".join(c for c in _columns(conn, "tickets") if c != "sync_gen")
+        before = conn.execute(f"SELECT {columns} FROM tickets ORDER BY id").fetchall()
+    store = make_engine(f"sqlite:///{path}")
+    fresh = make_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
+    assert schema_version(store) == SCHEMA_VERSION == 4
+    assert _schema(store) == _schema(fresh)
+    state = TicketStore(store).sync_state("e1")
+    assert state is not None and not state.full_in_progress
+    assert (state.generation, state.full_skip, state.last_full_at, state.delta_until) == \
+        (2, None, "2030-01-01T00:00:00.000Z", "2030-01-01T00:05:00.000Z")
+    store.dispose()
+    fresh.dispose()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute(f"SELECT {columns} FROM tickets ORDER BY id").fetchall() == before
+        assert conn.execute("SELECT count(*) FROM full_seen").fetchone() == (0,)
+        # The inspector cannot tell a rowid table from one without: the DDL can.
+        [(ddl,)] = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'full_seen'")
+    assert "WITHOUT ROWID" in ddl
+    dumped = _dump(path)
+    make_engine(f"sqlite:///{path}").dispose()  # a second open is a no-op
+    assert _dump(path) == dumped
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> list[str]:
+    return [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
 
 
 _KILLED_MOVE = textwrap.dedent("""

@@ -46,11 +46,14 @@ from test_journal import (  # noqa: F401  (the journal contract, collected again
 from test_journal_kit import EVENT, make_decision, make_ticket, open_journal
 from test_sim_kit import SIM_TOKEN
 from test_store import (  # noqa: F401  (the store contract, collected again here)
+    test_a_mark_of_another_events_listing_does_not_keep_a_ticket,
+    test_begin_full_starts_without_marks_and_finish_full_clears_them,
     test_by_barcode_finds_one_ticket_per_event,
     test_by_barcode_sees_later_writes,
     test_by_barcode_unknown_is_empty,
+    test_clearing_one_events_marks_keeps_anothers,
     test_counts,
-    test_delta_without_generation_keeps_mark,
+    test_delta_without_marks_keeps_mark,
     test_events_are_replaced_wholesale,
     test_every_field_round_trips,
     test_failed_page_write_is_one_line_and_keeps_previous_cursor,
@@ -59,7 +62,8 @@ from test_store import (  # noqa: F401  (the store contract, collected again her
     test_newer_copy_overwrites,
     test_older_copy_in_the_same_batch_loses,
     test_older_copy_never_overwrites_newer,
-    test_older_copy_still_marks_generation,
+    test_older_copy_still_marks_seen,
+    test_overwrite_takes_a_copy_that_differs_at_the_same_updated_at,
     test_page_and_cursor_commit_together,
     test_settings_round_trip,
     test_sweep_drops_only_unseen_tickets_of_that_event,

@@ -22,7 +22,7 @@ def _hold_store_write_lock(store: Path, locked: threading.Event, release: thread
     """What a sync page does to the store, stretched: a write transaction left open."""
     conn = sqlite3.connect(store, isolation_level=None)
     conn.execute("BEGIN IMMEDIATE")
-    conn.execute("UPDATE tickets SET sync_gen = sync_gen + 1")
+    conn.execute("UPDATE tickets SET seat = 'held'")
     locked.set()
     release.wait(HELD_S)
     conn.execute("COMMIT")

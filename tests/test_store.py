@@ -34,48 +34,48 @@ def test_every_field_round_trips(store: TicketStore) -> None:
                   price_category={"_id": "pc", "name": "Front"}, area="A", row="3", seat="7",
                   discount_id="d", discount="10%", entry=("e1", "e2"),
                   slot_start="2030-01-02T18:00:00.000Z")
-    store.upsert([full], 1)
+    store.upsert([full])
     assert store.get("t1") == full
 
 
 def test_upsert_is_idempotent(store: TicketStore) -> None:
     batch = [ticket(i) for i in range(5)]
-    assert store.upsert(batch, None) == 5
-    assert store.upsert(batch, None) == 0
+    assert store.upsert(batch) == 5
+    assert store.upsert(batch) == 0
     assert store.count() == 5
 
 
 def test_newer_copy_overwrites(store: TicketStore) -> None:
-    store.upsert([ticket(updated=OLD)], None)
-    store.upsert([ticket(updated=NEW, status="INVALID")], None)
+    store.upsert([ticket(updated=OLD)])
+    store.upsert([ticket(updated=NEW, status="INVALID")])
     assert store.get("t1") == ticket(updated=NEW, status="INVALID")
 
 
 def test_older_copy_never_overwrites_newer(store: TicketStore) -> None:
-    store.upsert([ticket(updated=NEW, status="INVALID")], None)
-    assert store.upsert([ticket(updated=OLD)], None) == 0
+    store.upsert([ticket(updated=NEW, status="INVALID")])
+    assert store.upsert([ticket(updated=OLD)]) == 0
     assert store.get("t1") == ticket(updated=NEW, status="INVALID")
 
 
-def test_older_copy_still_marks_generation(store: TicketStore) -> None:
+def test_older_copy_still_marks_seen(store: TicketStore) -> None:
     """A full sync that sees a stale copy must not sweep the ticket it knows exists."""
-    store.upsert([ticket(updated=NEW, status="INVALID")], 1)
-    store.upsert([ticket(updated=OLD)], 2)
-    assert store.sweep("ev-1", 2) == 0
+    store.upsert([ticket(updated=NEW, status="INVALID")])
+    store.upsert([ticket(updated=OLD)], seen_by="ev-1")
+    assert store.sweep("ev-1") == 0
     assert store.get("t1") == ticket(updated=NEW, status="INVALID")
 
 
 def test_older_copy_in_the_same_batch_loses(store: TicketStore) -> None:
-    store.upsert([ticket(updated=NEW, status="INVALID"), ticket(updated=OLD)], None)
+    store.upsert([ticket(updated=NEW, status="INVALID"), ticket(updated=OLD)])
     assert store.get("t1") == ticket(updated=NEW, status="INVALID")
 
 
-@pytest.mark.parametrize("generation", [None, 2])
-def test_newer_copy_moves_barcode_and_event(store: TicketStore, generation: int | None) -> None:
+@pytest.mark.parametrize("seen_by", [None, "ev-2"])
+def test_newer_copy_moves_barcode_and_event(store: TicketStore, seen_by: str | None) -> None:
     """The indexed columns follow the merge rules too, though the upsert assigns them apart."""
-    store.upsert([ticket(1), ticket(2, updated=NEW)], 1)
+    store.upsert([ticket(1), ticket(2, updated=NEW)])
     moved = ticket(1, updated=NEW, barcode="REISSUED", event="ev-2")
-    store.upsert([moved, ticket(2, updated=OLD, barcode="STALE")], generation)
+    store.upsert([moved, ticket(2, updated=OLD, barcode="STALE")], seen_by=seen_by)
     assert store.by_barcode("REISSUED") == [moved]
     assert store.by_barcode("BARCODE0001") == []
     assert store.counts_by_event() == {"ev-1": 1, "ev-2": 1}
@@ -83,17 +83,25 @@ def test_newer_copy_moves_barcode_and_event(store: TicketStore, generation: int 
 
 
 def test_older_or_equal_copy_keeps_barcode(store: TicketStore) -> None:
-    store.upsert([ticket(1, updated=NEW)], None)
-    store.upsert([ticket(1, updated=OLD, barcode="OLDER", event="ev-9")], None)
-    store.upsert([ticket(1, updated=NEW, barcode="SAME-TIME")], None)
+    store.upsert([ticket(1, updated=NEW)])
+    store.upsert([ticket(1, updated=OLD, barcode="OLDER", event="ev-9")])
+    store.upsert([ticket(1, updated=NEW, barcode="SAME-TIME")])
     assert store.get("t1") == ticket(1, updated=NEW)
 
 
 def test_overwrite_moves_barcode_of_a_stale_copy(store: TicketStore) -> None:
     """The reconcile takes the server's copy whatever its ``updatedAt``."""
-    store.upsert([ticket(1, updated=NEW)], 1)
-    store.upsert([ticket(1, updated=OLD, barcode="SERVER")], 2, overwrite=True)
+    store.upsert([ticket(1, updated=NEW)])
+    store.upsert([ticket(1, updated=OLD, barcode="SERVER")], seen_by="ev-1", overwrite=True)
     assert store.get("t1") == ticket(1, updated=OLD, barcode="SERVER")
+
+
+def test_overwrite_takes_a_copy_that_differs_at_the_same_updated_at(store: TicketStore) -> None:
+    """The reconcile skips only rows equal to the server's copy, not every same-time one."""
+    store.upsert([ticket(1, updated=NEW, seat="1")])
+    assert store.upsert([ticket(1, updated=NEW, seat="2")], overwrite=True) == 1
+    assert store.get("t1") == ticket(1, updated=NEW, seat="2")
+    assert store.upsert([ticket(1, updated=NEW, seat="2")], overwrite=True) == 0
 
 
 def test_a_delta_writes_only_the_pages_of_rows_it_changes(tmp_path: Path) -> None:
@@ -106,10 +114,10 @@ def test_a_delta_writes_only_the_pages_of_rows_it_changes(tmp_path: Path) -> Non
     engine = make_engine(f"sqlite:///{path}")
     try:
         store = TicketStore(engine)
-        store.upsert([ticket(i) for i in range(3000)], 1)  # many pages in each index
+        store.upsert([ticket(i) for i in range(3000)])  # many pages in each index
         probe = sqlite3.connect(path)
         probe.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        assert store.upsert([ticket(7, updated=NEW, status="INVALID")], None) == 1
+        assert store.upsert([ticket(7, updated=NEW, status="INVALID")]) == 1
         _busy, frames, _done = probe.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         probe.close()
     finally:
@@ -117,21 +125,39 @@ def test_a_delta_writes_only_the_pages_of_rows_it_changes(tmp_path: Path) -> Non
     assert frames == 1  # the table's leaf holding the row; no index leaf, no interior page
 
 
-def test_delta_without_generation_keeps_mark(store: TicketStore) -> None:
-    store.upsert([ticket()], 3)
-    store.upsert([ticket(updated=NEW)], None)
-    assert store.sweep("ev-1", 3) == 0
+def test_delta_without_marks_keeps_mark(store: TicketStore) -> None:
+    store.upsert([ticket()], seen_by="ev-1")
+    store.upsert([ticket(updated=NEW)])
+    assert store.sweep("ev-1") == 0
 
 
 def test_sweep_drops_only_unseen_tickets_of_that_event(store: TicketStore) -> None:
-    store.upsert([ticket(1), ticket(2), ticket(3, event="ev-2")], 1)
-    store.upsert([ticket(1)], 2)
-    assert store.sweep("ev-1", 2) == 1
+    store.upsert([ticket(1), ticket(2), ticket(3, event="ev-2")])
+    store.upsert([ticket(1)], seen_by="ev-1")
+    assert store.unseen("ev-1") == 1
+    assert store.sweep("ev-1") == 1
     assert sorted(t.id for t in store.iter_tickets()) == ["t1", "t3"]
 
 
+def test_a_mark_of_another_events_listing_does_not_keep_a_ticket(store: TicketStore) -> None:
+    store.upsert([ticket(1), ticket(2)])
+    store.upsert([ticket(1), ticket(2)], seen_by="ev-2")
+    assert store.sweep("ev-1") == 2 and store.count() == 0
+
+
+def test_begin_full_starts_without_marks_and_finish_full_clears_them(
+        store: TicketStore) -> None:
+    store.upsert([ticket(1)], seen_by="ev-1")  # a closed run's leftover
+    store.begin_full("ev-1", NEW)
+    assert store.seen_marks("ev-1") == 0
+    store.save_page("ev-1", [ticket(1)], mark=True, skip=1, anchor=("t1",))
+    assert store.seen_marks("ev-1") == 1
+    store.finish_full("ev-1", delta_until=NEW, server_total=1)
+    assert store.seen_marks("ev-1") == 0 and store.count() == 1
+
+
 def test_by_barcode_finds_one_ticket_per_event(store: TicketStore) -> None:
-    store.upsert([ticket(1), ticket(2, barcode="BARCODE0001", event="ev-2")], None)
+    store.upsert([ticket(1), ticket(2, barcode="BARCODE0001", event="ev-2")])
     assert sorted(t.id for t in store.by_barcode("BARCODE0001")) == ["t1", "t2"]
 
 
@@ -142,18 +168,18 @@ def test_by_barcode_unknown_is_empty(store: TicketStore) -> None:
 def test_by_barcode_sees_later_writes(store: TicketStore) -> None:
     """The held lookup connection must not pin an old snapshot."""
     assert store.by_barcode("BARCODE0001") == []
-    store.upsert([ticket(1)], None)
+    store.upsert([ticket(1)])
     assert [t.id for t in store.by_barcode("BARCODE0001")] == ["t1"]
 
 
 def test_counts(store: TicketStore) -> None:
-    store.upsert([ticket(1), ticket(2), ticket(3, event="ev-2")], None)
+    store.upsert([ticket(1), ticket(2), ticket(3, event="ev-2")])
     assert (store.count(), store.count("ev-1")) == (3, 2)
     assert store.counts_by_event() == {"ev-1": 2, "ev-2": 1}
 
 
 def test_iter_tickets_filters_by_event_in_id_order(store: TicketStore) -> None:
-    store.upsert([ticket(3), ticket(1), ticket(2, event="ev-2")], None)
+    store.upsert([ticket(3), ticket(1), ticket(2, event="ev-2")])
     assert [t.id for t in store.iter_tickets("ev-1")] == ["t1", "t3"]
 
 
@@ -170,29 +196,39 @@ def test_settings_round_trip(store: TicketStore) -> None:
     assert store.settings() == me
 
 
+def test_clearing_one_events_marks_keeps_anothers(store: TicketStore) -> None:
+    store.upsert([ticket(1), ticket(2)], seen_by="ev-1")
+    store.upsert([ticket(3, event="ev-2")], seen_by="ev-2")
+    store.begin_full("ev-1", NEW)
+    assert (store.seen_marks("ev-1"), store.seen_marks("ev-2")) == (0, 1)
+    store.upsert([ticket(1)], seen_by="ev-1")
+    store.begin_full("ev-2", NEW)
+    assert (store.seen_marks("ev-1"), store.seen_marks("ev-2")) == (1, 0)
+
+
 def test_page_and_cursor_commit_together(store: TicketStore) -> None:
-    generation = store.begin_full("ev-1", NEW)
-    store.save_page("ev-1", [ticket(1)], generation=generation, skip=1, anchor=("t1",),
-                    total=9)
+    store.begin_full("ev-1", NEW)
+    store.save_page("ev-1", [ticket(1)], mark=True, skip=1, anchor=("t1",), total=9)
     state = store.sync_state("ev-1")
     assert (state.generation, state.full_skip, state.full_anchor, state.full_total,
             state.full_until) == (1, 1, ("t1",), 9, NEW)
 
 
 def test_failed_page_write_is_one_line_and_keeps_previous_cursor(store: TicketStore) -> None:
-    generation = store.begin_full("ev-1", NEW)
-    store.save_page("ev-1", [ticket(1)], generation=generation, skip=1, anchor=("t1",))
+    store.begin_full("ev-1", NEW)
+    store.save_page("ev-1", [ticket(1)], mark=True, skip=1, anchor=("t1",))
     broken = ticket(2, barcode=None)  # NOT NULL violation
     with pytest.raises(StoreError, match=r"^cannot write the ticket store [^\n]+: [^\n]*$"):
-        store.save_page("ev-1", [broken], generation=generation, skip=2, anchor=("t2",))
+        store.save_page("ev-1", [ticket(3), broken], mark=True, skip=2, anchor=("t2",))
     assert (store.sync_state("ev-1").full_skip, store.count()) == (1, 1)
+    assert store.seen_marks("ev-1") == 1  # the failed page's marks went with it
 
 
 def test_finish_full_sweeps_and_clears_cursor(store: TicketStore) -> None:
-    store.upsert([ticket(1), ticket(2)], 0)
-    generation = store.begin_full("ev-1", NEW)
-    store.save_page("ev-1", [ticket(1)], generation=generation, skip=1, anchor=("t1",))
-    swept = store.finish_full("ev-1", generation, delta_until=NEW, server_total=1,
+    store.upsert([ticket(1), ticket(2)])
+    store.begin_full("ev-1", NEW)
+    store.save_page("ev-1", [ticket(1)], mark=True, skip=1, anchor=("t1",))
+    swept = store.finish_full("ev-1", delta_until=NEW, server_total=1,
                               at="2030-01-01T12:00:00.000Z")
     state = store.sync_states()["ev-1"]
     assert swept == 1

@@ -44,73 +44,76 @@ def batch(store: TicketStore, clock: Clock, every: float = 1.0, *,
 
 
 def committed(db: Path) -> tuple[int, int | None]:
-    """Tickets and cursor as another process sees them."""
+    """Tickets and cursor as another process sees them; every page's seen marks are
+    committed with it (each page here marks its two tickets)."""
     with sqlite3.connect(db) as conn:
         count = conn.execute("SELECT count(*) FROM tickets").fetchone()[0]
+        marks = conn.execute("SELECT count(*) FROM full_seen").fetchone()[0]
         row = conn.execute("SELECT full_skip FROM sync_state").fetchone()
+    assert marks == count
     return count, row[0] if row else None
 
 
-def page(store: PageBatch, first: int, generation: int) -> None:
-    store.save_page("ev-1", [ticket(first), ticket(first + 1)], generation=generation,
+def page(store: PageBatch, first: int) -> None:
+    store.save_page("ev-1", [ticket(first), ticket(first + 1)], mark=True,
                     skip=first + 1, anchor=(f"t{first + 1}",), total=10)
 
 
 def test_pages_within_the_span_commit_together_with_the_last_cursor(
         store: TicketStore, db: Path) -> None:
-    generation = store.begin_full("ev-1", NEW)
+    store.begin_full("ev-1", NEW)
     clock = Clock()
     with batch(store, clock) as pages:
-        page(pages, 1, generation)
+        page(pages, 1)
         clock.now = 0.5
-        page(pages, 3, generation)
+        page(pages, 3)
         assert committed(db) == (0, 0)  # begin_full's cursor: nothing of the batch yet
     assert committed(db) == (4, 4)
 
 
 def test_a_page_past_the_span_commits(store: TicketStore, db: Path) -> None:
-    generation = store.begin_full("ev-1", NEW)
+    store.begin_full("ev-1", NEW)
     clock = Clock()
     with batch(store, clock) as pages:
-        page(pages, 1, generation)
+        page(pages, 1)
         clock.now = 1.0
-        page(pages, 3, generation)
+        page(pages, 3)
         assert committed(db) == (4, 4)
-        page(pages, 5, generation)  # a new transaction opens at 1.0
+        page(pages, 5)  # a new transaction opens at 1.0
         assert committed(db) == (4, 4)
 
 
 def test_a_fault_between_pages_keeps_the_pages_written(store: TicketStore, db: Path) -> None:
-    generation = store.begin_full("ev-1", NEW)
+    store.begin_full("ev-1", NEW)
     with pytest.raises(ConnectionError), batch(store, Clock()) as pages:
-        page(pages, 1, generation)
+        page(pages, 1)
         raise ConnectionError("the next page never came")
     assert committed(db) == (2, 2)
 
 
 def test_a_fault_writing_a_page_rolls_back_the_open_transaction(
         store: TicketStore, db: Path) -> None:
-    generation = store.begin_full("ev-1", NEW)
+    store.begin_full("ev-1", NEW)
     clock = Clock()
     with pytest.raises(StoreError, match=r"^cannot write the ticket store gate.db: "), \
             batch(store, clock) as pages:
-        page(pages, 1, generation)
+        page(pages, 1)
         clock.now = 1.0
-        page(pages, 3, generation)  # committed
-        page(pages, 5, generation)
-        pages.save_page("ev-1", [ticket(7, barcode=None)], generation=generation,
+        page(pages, 3)  # committed
+        page(pages, 5)
+        pages.save_page("ev-1", [ticket(7, barcode=None)], mark=True,
                         skip=7, anchor=("t7",))  # NOT NULL violation
     assert committed(db) == (4, 4)
 
 
 def test_commit_lets_another_writer_in_at_once(store: TicketStore, db: Path) -> None:
-    generation = store.begin_full("ev-1", NEW)
+    store.begin_full("ev-1", NEW)
     with batch(store, Clock()) as pages:
-        page(pages, 1, generation)
+        page(pages, 1)
         pages.commit()
         with sqlite3.connect(db, timeout=0) as other:  # no wait: the lock must be free
             other.execute("UPDATE sync_state SET server_total = 1")
-        page(pages, 3, generation)
+        page(pages, 3)
     assert committed(db) == (4, 4)
 
 
@@ -121,9 +124,9 @@ def test_a_batch_writes_with_a_large_cache_and_leaves_the_pool_its_usual_one(
 
     with store.engine.connect() as conn:
         usual = cache_size(conn)
-    generation = store.begin_full("ev-1", NEW)
+    store.begin_full("ev-1", NEW)
     with batch(store, Clock()) as pages:
-        page(pages, 1, generation)
+        page(pages, 1)
         assert pages._conn is not None and cache_size(pages._conn) == -WRITER_CACHE_KIB
     with store.engine.connect() as conn:  # the pool's one connection, given back
         assert cache_size(conn) == usual != -WRITER_CACHE_KIB
@@ -131,15 +134,15 @@ def test_a_batch_writes_with_a_large_cache_and_leaves_the_pool_its_usual_one(
 
 def test_a_store_in_service_commits_a_page_in_slices_and_its_cursor_with_the_last(
         store: TicketStore, db: Path) -> None:
-    generation = store.begin_full("ev-1", NEW)
+    store.begin_full("ev-1", NEW)
     rows = [ticket(n) for n in range(1, 3 * SLICE_ROWS)]
     rows.insert(2 * SLICE_ROWS + 5, ticket(0, barcode=None))  # NOT NULL: the third slice fails
     with pytest.raises(StoreError), batch(store, Clock(), every=60.0,
                                           in_service=True) as pages:
         pages.save_page("ev-1", [ticket(n) for n in range(1000, 1010)],
-                        generation=generation, skip=10, anchor=("t1009",), total=400)
+                        mark=True, skip=10, anchor=("t1009",), total=400)
         assert committed(db) == (10, 10)  # a whole page in service: committed at once
-        pages.save_page("ev-1", rows, generation=generation, skip=400, anchor=("x",))
+        pages.save_page("ev-1", rows, mark=True, skip=400, anchor=("x",))
     # Two slices of the failed page stayed (the upsert writes them again on resume); the
     # cursor is still the last whole page's.
     assert committed(db) == (10 + 2 * SLICE_ROWS, 10)
@@ -150,12 +153,12 @@ def test_a_store_in_service_checkpoints_every_slice_so_its_wal_stays_small(
     wal = db.with_name(db.name + "-wal")
 
     def wal_pages_after(first: int, in_service: bool) -> int:
-        generation = store.begin_full("ev-1", NEW)
+        store.begin_full("ev-1", NEW)
         with batch(store, Clock(), every=60.0, in_service=in_service) as pages:
             for start in range(first, first + 3000, 1000):
                 pages.save_page("ev-1", [ticket(n, name="n" * 300)
                                          for n in range(start, start + 1000)],
-                                generation=generation, skip=start, anchor=(f"t{start}",))
+                                mark=True, skip=start, anchor=(f"t{start}",))
         return wal.stat().st_size // 4096
 
     with store.engine.connect() as conn:
@@ -178,10 +181,10 @@ def test_a_batch_in_service_leaves_the_pool_its_usual_checkpoint_interval(
 
     with store.engine.connect() as conn:
         usual = interval(conn)
-    generation = store.begin_full("ev-1", NEW)
+    store.begin_full("ev-1", NEW)
     with batch(store, Clock(), in_service=True) as pages:
-        page(pages, 1, generation)
-        page(pages, 3, generation)
+        page(pages, 1)
+        page(pages, 3)
         assert pages._conn is not None and interval(pages._conn) == SLICE_CHECKPOINT_PAGES
     with store.engine.connect() as conn:
         assert interval(conn) == usual != SLICE_CHECKPOINT_PAGES

@@ -4,8 +4,10 @@ into SQLite, with nothing of the gate's (no shift-safe pager, no validation, no 
     python -m scanner.bench.plain_sync URL EVENT_ID DB_PATH PAGE_SIZE   (token: $PLAIN_TOKEN)
 
 It imports only httpx, json and sqlite3, writes the same columns and indexes the gate's
-ticket table has, commits once per page in WAL mode with the gate's store's synchronous
-level, and prints the number of tickets written. Its CPU is what the gate must beat.
+ticket table has and the seen mark of every ticket (``full_seen``, as the gate's full sync
+marks what it lists for the sweep), commits once per page in WAL mode with the gate's
+store's synchronous level, and prints the number of tickets written. Its CPU is what the
+gate must beat.
 """
 
 from __future__ import annotations
@@ -30,11 +32,15 @@ CREATE TABLE IF NOT EXISTS tickets (
     seller_id VARCHAR NOT NULL, created_at VARCHAR NOT NULL, updated_at VARCHAR NOT NULL,
     name VARCHAR, price_category_id VARCHAR, category_ref VARCHAR, parent_event_id VARCHAR,
     price_category TEXT, area VARCHAR, "row" VARCHAR, seat VARCHAR, discount_id VARCHAR,
-    discount VARCHAR, entry TEXT, slot_start VARCHAR, sync_gen INTEGER NOT NULL);
+    discount VARCHAR, entry TEXT, slot_start VARCHAR);
 CREATE INDEX IF NOT EXISTS ix_tickets_barcode ON tickets (barcode);
-CREATE INDEX IF NOT EXISTS ix_tickets_event_gen ON tickets (event_id, sync_gen);
+CREATE INDEX IF NOT EXISTS ix_tickets_event ON tickets (event_id, id);
+CREATE TABLE IF NOT EXISTS full_seen (
+    event_id VARCHAR NOT NULL, id VARCHAR NOT NULL, PRIMARY KEY (event_id, id))
+    WITHOUT ROWID;
 """
-INSERT = f"INSERT OR REPLACE INTO tickets VALUES ({', '.join('?' * (len(FIELDS) + 1))})"
+INSERT = f"INSERT OR REPLACE INTO tickets VALUES ({', '.join('?' * len(FIELDS))})"
+MARK = "INSERT OR IGNORE INTO full_seen VALUES (?, ?)"
 
 
 def row(doc: dict[str, Any]) -> tuple[Any, ...]:
@@ -42,7 +48,6 @@ def row(doc: dict[str, Any]) -> tuple[Any, ...]:
     for index in (13, 19):  # priceCategory, entry: JSON text as the gate stores them
         if values[index] is not None:
             values[index] = json.dumps(values[index])
-    values.append(1)
     return tuple(values)
 
 
@@ -60,6 +65,7 @@ def main(url: str, event_id: str, db_path: str, page_size: int) -> int:
             body = json.loads(response.content)
             with db:
                 db.executemany(INSERT, [row(doc) for doc in body["docs"]])
+                db.executemany(MARK, [(event_id, doc["_id"]) for doc in body["docs"]])
             written += len(body["docs"])
             skip += page_size
             if skip >= body["total"]:

@@ -43,25 +43,24 @@ GOAL_DURABLE_RATIO = 1.5
 DEFAULT_DELTA = 150_000
 GOAL_UNDER_SYNC_RATIO = 2.0
 GOAL_UNDER_SYNC_MAX_MS = 50.0
-# The generation of the full sync the bulk-built store stands for.
-FIRST_GENERATION = 1
 _BUILD_CHUNK = 50_000
 _WARMUP = 200
 
 
 def build_store(path: Path, count: int) -> tuple[str, list[str]]:
     """The simulator's event of ``count`` tickets (``World``'s defaults, as ``gate sim``
-    serves it), bulk inserted as seen by the first full sync; its id and the barcodes."""
+    serves it), bulk inserted as a first full sync leaves them; its id and the barcodes."""
     from scanner.sim.world import World
     from scanner.store.db import make_engine
-    from scanner.store.upsert import COLUMNS, ticket_row
+    from scanner.store.upsert import DATA_COLUMNS, data_row
     from scanner.tickets import parse_ticket
 
     world = World(events=1, tickets_per_event=count)
     [event_id] = world.event_ids
     # Build speed only: the measured connections below run the store's own level.
     engine = make_engine(f"sqlite:///{path}", synchronous="OFF")
-    sql = f"INSERT INTO tickets ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+    sql = (f"INSERT INTO tickets ({', '.join(DATA_COLUMNS)})"
+           f" VALUES ({', '.join('?' * len(DATA_COLUMNS))})")
     barcodes: list[str] = []
     raw = engine.raw_connection()
     try:
@@ -72,7 +71,7 @@ def build_store(path: Path, count: int) -> tuple[str, list[str]]:
             docs, _total = world.page(event_id, top=_BUILD_CHUNK, skip=start)
             tickets = [parse_ticket(doc)[0] for doc in docs]
             barcodes += [t.barcode for t in tickets]
-            conn.executemany(sql, [ticket_row(t, FIRST_GENERATION) for t in tickets])
+            conn.executemany(sql, [data_row(t) for t in tickets])
         conn.commit()
     finally:
         raw.close()
@@ -82,20 +81,20 @@ def build_store(path: Path, count: int) -> tuple[str, list[str]]:
 
 def _synced(path: Path, event_id: str, count: int) -> None:
     """Record the full sync the bulk insert stands for, so the Syncer's next run is a
-    delta from now."""
+    delta from now. Its sync state only: a store just built has nothing to sweep."""
     from scanner.clock import utc_now
+    from scanner.store import sync_state
     from scanner.store.db import make_engine
-    from scanner.store.tickets import TicketStore
     from scanner.tickets import utc_iso
 
     engine = make_engine(f"sqlite:///{path}")
     try:
-        store = TicketStore(engine)
         now = utc_iso(utc_now())
-        if store.begin_full(event_id, now) != FIRST_GENERATION:
-            raise RuntimeError("the bench store was synced before")
-        store.finish_full(event_id, FIRST_GENERATION, delta_until=now, server_total=count,
-                          at=now)
+        with engine.begin() as conn:
+            if sync_state.begin_full(conn, event_id, now) != 1:
+                raise RuntimeError("the bench store was synced before")
+            sync_state.finish_full(conn, event_id, delta_until=now, at=now,
+                                   server_total=count)
     finally:
         engine.dispose()
 

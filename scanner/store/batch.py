@@ -1,11 +1,11 @@
 """Pages of one ticket listing written several to a transaction.
 
-Every commit holds whole pages and the cursor after the last of them (a full sync's), so
-it is a prefix of the listing ending at a page boundary: a run killed at any instant
-resumes after the last committed page, as with one transaction per page. What the batch
-saves is SQLite's work per commit: each one writes every index page the rows touched to
-the WAL, and a thousand random ids and barcodes touch hundreds of them, most of them again
-on the next page.
+Every commit holds whole pages, their seen marks and the cursor after the last of them (a
+full sync's), so it is a prefix of the listing ending at a page boundary: a run killed at
+any instant resumes after the last committed page, as with one transaction per page. What
+the batch saves is SQLite's work per commit: each one writes every index page the rows
+touched to the WAL, and a thousand random ids and barcodes touch hundreds of them, most of
+them again on the next page.
 
 A transaction stays open at most ``commit_every`` seconds (from its first write), so the
 store's write lock is held only that long; the scan path never waits on it (its reads are
@@ -34,6 +34,7 @@ from sqlalchemy import Connection, Engine, RootTransaction
 from sqlalchemy.exc import SQLAlchemyError
 
 from scanner.errors import StoreError
+from scanner.store import seen
 from scanner.store import sync_state as state
 from scanner.store.driver_sql import describe
 from scanner.store.upsert import Row, Upserter, data_row
@@ -81,12 +82,14 @@ class PageBatch:
         self._pragmas_before: dict[str, int] = {}
 
     def save_page(self, event_id: str, batch: list[Ticket] | list[Row], *,
-                  generation: int | None, skip: int | None = None,
+                  mark: bool = False, skip: int | None = None,
                   anchor: tuple[str, ...] = (), total: int | None = None,
                   trusted_until: str | None = None, overwrite: bool = False) -> int:
-        """Upsert one page (as ``TicketStore.upsert``) and, for a full sync (``skip``
-        given), the cursor after it, in the open transaction; returns tickets changed.
-        ``batch``: Tickets, or the data rows the sync parses pages into (``stored_row``)."""
+        """Upsert one page (as ``TicketStore.upsert``), with ``mark`` its tickets' seen
+        marks for the event's full sync (``scanner.store.seen``) and, for a full sync
+        (``skip`` given), the cursor after it, in the open transaction; returns tickets
+        changed. ``batch``: Tickets, or the data rows the sync parses pages into
+        (``stored_row``)."""
         rows = cast("list[Row]", batch) if not batch or type(batch[0]) is tuple \
             else [data_row(t) for t in batch]  # type: ignore[arg-type]
         step = self._slice or max(len(rows), 1)
@@ -94,10 +97,13 @@ class PageBatch:
         for start in range(0, len(rows), step):
             if start:
                 self.commit()  # a slice of a store in service: no cursor yet
+            part = rows[start:start + step]
             try:
-                changed += self._upserter.write(
-                    self._begin(), rows[start:start + step], generation=generation or 0,
-                    trusted_until=trusted_until, overwrite=overwrite)
+                conn = self._begin()
+                changed += self._upserter.write(conn, part, trusted_until=trusted_until,
+                                                overwrite=overwrite)
+                if mark:
+                    seen.mark(conn, event_id, [row[0] for row in part])
             except BaseException as exc:
                 self._rollback()
                 if isinstance(exc, SQLAlchemyError):

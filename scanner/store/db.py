@@ -207,10 +207,18 @@ def _migrate_store(engine: Engine, name: str, url: str, journal_url: str,
             metadata.create_all(conn)
             migrations.set_version(conn, SCHEMA_VERSION)
             return
-        for version in range(current + 1, migrations.LAST_SINGLE_FILE + 1):
+        if current < migrations.LAST_SINGLE_FILE:
+            for version in range(current + 1, migrations.LAST_SINGLE_FILE + 1):
+                migrations.STEPS[version](conn)
+            migrations.set_version(conn, migrations.LAST_SINGLE_FILE)
+    if current < migrations.MOVED_JOURNAL:
+        _move_journal(engine, name, url, journal_url, synchronous)
+    for version in range(max(current, migrations.MOVED_JOURNAL) + 1, SCHEMA_VERSION + 1):
+        with engine.begin() as conn:
+            if migrations.read_version(conn, meta) >= version:
+                continue  # another process stepped it meanwhile
             migrations.STEPS[version](conn)
-        migrations.set_version(conn, migrations.LAST_SINGLE_FILE)
-    _move_journal(engine, name, url, journal_url, synchronous)
+            migrations.set_version(conn, version)
 
 
 def _move_journal(store: Engine, name: str, url: str, journal_url: str,

@@ -2,7 +2,8 @@
 
 ``STEPS[n]`` takes a ticket store at version n-1 to version n inside one transaction. Version
 3 is the exception: it moves the journal out of the store into its own database
-(``move_journal``), which two databases cannot do in one transaction.
+(``move_journal``), which two databases cannot do in one transaction; the steps after it
+run once it is done.
 
 A fresh database is created straight from the metadata. The test suite keeps the DDL each
 released version created (tests/data/schema_vN.sql, journal_schema_vN.sql) and checks that
@@ -26,7 +27,7 @@ from scanner.journal.schema import (
 )
 from scanner.store import faults
 from scanner.store.keyed import put_meta
-from scanner.store.schema import meta
+from scanner.store.schema import full_seen, meta, sync_state
 
 VERSION_KEY = "schema_version"
 # Set in the journal database in the transaction that copies a version-2 store's journal
@@ -53,7 +54,26 @@ def _v2(conn: Connection) -> None:
     conn.exec_driver_sql("CREATE INDEX ix_journal_ticket_seq ON journal (ticket_id, seq)")
 
 
-STEPS: dict[int, Callable[[Connection], None]] = {1: _v1, 2: _v2}
+def _v4(conn: Connection) -> None:
+    """A full sync marks what it sees in ``full_seen``, not in each ticket's ``sync_gen``:
+    the column and its index go, the sweep's walk gets its index. A full sync in progress
+    kept its marks in ``sync_gen``: it is abandoned, and the next run starts a new one."""
+    if conn.dialect.name == "sqlite":
+        found = str(conn.exec_driver_sql("SELECT sqlite_version()").scalar_one())
+        if tuple(int(n) for n in found.split(".")[:2]) < (3, 35):
+            raise StoreError(f"SQLite {found} cannot drop a column (3.35 can); upgrade "
+                             f"SQLite to open this store with this gate-scanner")
+    full_seen.create(conn)
+    conn.exec_driver_sql("DROP INDEX ix_tickets_event_gen")
+    conn.exec_driver_sql("ALTER TABLE tickets DROP COLUMN sync_gen")
+    conn.exec_driver_sql("CREATE INDEX ix_tickets_event ON tickets (event_id, id)")
+    conn.execute(sync_state.update().where(sync_state.c.full_until.is_not(None))
+                 .values(full_until=None, full_skip=None, full_anchor=None, full_total=None))
+
+
+STEPS: dict[int, Callable[[Connection], None]] = {1: _v1, 2: _v2, 4: _v4}
+# The version ``move_journal`` brings a store to; the steps above it follow in ``STEPS``.
+MOVED_JOURNAL = 3
 
 
 def _journal_v2(conn: Connection) -> None:

@@ -27,7 +27,7 @@ HELD_KEY_PREFIX = "held_deletions:"
 @dataclass(frozen=True)
 class SyncState:
     event_id: str
-    # The full-sync generation last started; tickets it saw carry it in ``sync_gen``.
+    # Full syncs of the event begun so far (what they saw is in ``full_seen``).
     generation: int = 0
     # Set while a full sync is in progress: its pinned upper bound and paging cursor.
     full_until: str | None = None
@@ -98,7 +98,8 @@ def _write(conn: Connection, event_id: str, **values: Any) -> None:
 
 
 def begin_full(conn: Connection, event_id: str, until: str) -> int:
-    """Start a full sync pinned at ``until``; returns its new generation."""
+    """Start a full sync pinned at ``until``; returns how many have begun. Its seen marks
+    are the caller's to clear (``scanner.store.seen``)."""
     current = load(conn, event_id)
     generation = (current.generation if current else 0) + 1
     _write(conn, event_id, generation=generation, full_until=until, full_skip=0,
@@ -124,7 +125,7 @@ def finish_delta(conn: Connection, event_id: str, *, delta_until: str, at: str) 
 
 
 def abandon_full(conn: Connection, event_id: str) -> None:
-    """Forget a full sync in progress; the next run starts a new one (new generation)."""
+    """Forget a full sync in progress; the next run starts a new one."""
     _write(conn, event_id, full_until=None, full_skip=None, full_anchor=None,
            full_total=None)
 

@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from scanner.clock import Clock, utc_now
 from scanner.errors import StoreError
-from scanner.store import device, faults
+from scanner.store import device, faults, seen
 from scanner.store import sync_state as state
 from scanner.store.batch import COMMIT_EVERY_S, PageBatch
 from scanner.store.driver_sql import (
@@ -42,6 +42,12 @@ STREAM_CHUNK = 1000
 # Tickets deleted per transaction by the reconciling sweep: each chunk holds the write lock
 # for a few milliseconds, so a scan's write never queues behind a sweep of the whole event.
 SWEEP_CHUNK = 500
+# Tickets the sweep walks per read, looking for those without a seen mark: a reconcile
+# usually finds none, and one read per few thousand keeps the walk's overhead small.
+SWEEP_WALK = 5000
+# Seen marks deleted per transaction once a full sync is closed (or before one begins):
+# short keys, so many to a chunk for the same few milliseconds of lock.
+CLEAR_CHUNK = 5000
 
 
 class TicketStore:
@@ -66,16 +72,19 @@ class TicketStore:
 
     # -- tickets -----------------------------------------------------------------------
 
-    def upsert(self, batch: list[Ticket], generation: int | None = None, *,
+    def upsert(self, batch: list[Ticket], *, seen_by: str | None = None,
                trusted_until: str | None = None, overwrite: bool = False) -> int:
         """Insert or update ``batch`` in one transaction (newer ``updatedAt`` wins, within
         ``trusted_until``; ``overwrite`` takes every copy; see ``scanner.store.upsert``);
-        ``generation`` marks them as seen by that full sync. Returns how many tickets were
-        inserted or changed."""
+        ``seen_by`` marks them as listed by that event's full sync (``scanner.store.seen``).
+        Returns how many tickets were inserted or changed."""
         rows = [data_row(t) for t in batch]
         with self._writing() as conn:
-            return self._upserter.write(conn, rows, generation=generation or 0,
-                                        trusted_until=trusted_until, overwrite=overwrite)
+            changed = self._upserter.write(conn, rows, trusted_until=trusted_until,
+                                           overwrite=overwrite)
+            if seen_by is not None:
+                seen.mark(conn, seen_by, [t.id for t in batch])
+            return changed
 
     def by_barcode(self, barcode: str) -> list[Ticket]:
         """Every stored ticket with this barcode (one per event that sold it)."""
@@ -114,27 +123,31 @@ class TicketStore:
             for row in result:
                 yield self._ticket(row)
 
-    def sweep(self, event_id: str, generation: int, *, chunk: int = SWEEP_CHUNK) -> int:
-        """Delete the event's tickets the full sync ``generation`` did not see, ``chunk``
-        at a time, each chunk its own transaction. A run killed between chunks leaves its
-        full sync open, and the resumed run sweeps the rest (same generation)."""
-        unseen = (tickets.c.event_id == event_id, tickets.c.sync_gen < generation)
-        doomed = select(tickets.c.id).where(*unseen).limit(chunk).scalar_subquery()
-        swept = 0
+    def sweep(self, event_id: str, *, chunk: int = SWEEP_CHUNK, walk: int = SWEEP_WALK) -> int:
+        """Delete the event's tickets the full sync in progress has not marked seen: walk
+        them by id, ``walk`` per read, and delete those unmarked ``chunk`` at a time, each
+        chunk its own transaction (none where nothing is unmarked). A run killed between
+        chunks leaves its full sync open, and the resumed run sweeps the rest (the marks
+        stay)."""
+        swept, after = 0, None
         while True:
-            with self._writing() as conn:
-                gone: int = max(conn.execute(tickets.delete()
-                                             .where(tickets.c.id.in_(doomed))).rowcount, 0)
-            swept += gone
-            if gone < chunk:
+            with self._reading() as conn:
+                after, doomed = seen.unseen_ids(conn, event_id, after, walk)
+            for start in range(0, len(doomed), chunk):
+                with self._writing() as conn:
+                    swept += seen.delete_unseen(conn, event_id, doomed[start:start + chunk])
+            if after is None:
                 return swept
 
-    def unseen(self, event_id: str, generation: int) -> int:
-        """How many of the event's tickets the full sync ``generation`` did not see."""
-        query = select(func.count()).select_from(tickets).where(
-            tickets.c.event_id == event_id, tickets.c.sync_gen < generation)
+    def unseen(self, event_id: str) -> int:
+        """How many of the event's tickets the full sync in progress has not marked seen."""
         with self._reading() as conn:
-            return int(conn.execute(query).scalar_one())
+            return seen.unseen(conn, event_id)
+
+    def seen_marks(self, event_id: str) -> int:
+        """How many seen marks the event's full sync holds (for tests and diagnosis)."""
+        with self._reading() as conn:
+            return seen.count(conn, event_id)
 
     # -- sync progress -----------------------------------------------------------------
 
@@ -157,8 +170,17 @@ class TicketStore:
         return states
 
     def begin_full(self, event_id: str, until: str) -> int:
-        """Record the start of a full sync pinned at ``until``; returns its generation."""
+        """Record the start of a full sync pinned at ``until``, with no seen marks; returns
+        how many full syncs of the event have begun (``generation``)."""
         with self._writing() as conn:
+            current = state.load(conn, event_id)
+            if current is not None and current.full_in_progress:
+                # Closed before its marks go, so a kill while they are cleared cannot
+                # leave it open, to resume with half of them.
+                state.abandon_full(conn, event_id)
+        self._clear_marks(event_id)  # a closed run's leftovers (held, abandoned, killed)
+        with self._writing() as conn:
+            seen.clear(conn, event_id)  # none left: the marks and the start are one state
             return state.begin_full(conn, event_id, until)
 
     def page_batch(self, *, commit_every: float = COMMIT_EVERY_S,
@@ -170,26 +192,29 @@ class TicketStore:
         return PageBatch(self.engine, self._upserter, self._name, commit_every=commit_every,
                          in_service=in_service)
 
-    def save_page(self, event_id: str, batch: list[Ticket], *, generation: int | None,
+    def save_page(self, event_id: str, batch: list[Ticket], *, mark: bool = False,
                   skip: int | None = None, anchor: tuple[str, ...] = (),
                   total: int | None = None, trusted_until: str | None = None,
                   overwrite: bool = False) -> int:
-        """Upsert one page (as ``upsert``) and, for a full sync (``skip`` given), the cursor
-        after it, in one transaction: a kill at any instant leaves both or neither."""
+        """Upsert one page (as ``upsert``; ``mark``: with its seen marks) and, for a full
+        sync (``skip`` given), the cursor after it, in one transaction: a kill at any
+        instant leaves all or none."""
         with self.page_batch(commit_every=0) as pages:
-            return pages.save_page(event_id, batch, generation=generation, skip=skip,
-                                   anchor=anchor, total=total, trusted_until=trusted_until,
+            return pages.save_page(event_id, batch, mark=mark, skip=skip, anchor=anchor,
+                                   total=total, trusted_until=trusted_until,
                                    overwrite=overwrite)
 
-    def finish_full(self, event_id: str, generation: int, *, delta_until: str,
-                    server_total: int | None, at: str | None = None) -> int:
-        """Sweep what the full sync did not see (in chunks), then close it and forget any
-        deletions held earlier; returns tickets swept."""
-        swept = self.sweep(event_id, generation)
+    def finish_full(self, event_id: str, *, delta_until: str, server_total: int | None,
+                    at: str | None = None) -> int:
+        """Sweep what the full sync did not see (in chunks), then close it, forget any
+        deletions held earlier and its seen marks; returns tickets swept. A kill before
+        the close leaves the sync open with its marks: the next run resumes and sweeps."""
+        swept = self.sweep(event_id)
         with self._writing() as conn:
             state.finish_full(conn, event_id, delta_until=delta_until, at=at or self._now(),
                               server_total=server_total)
             state.clear_held(conn, event_id)
+        self._clear_marks(event_id)
         return swept
 
     def hold_full(self, held: HeldDeletions, *, delta_until: str | None = None,
@@ -204,6 +229,7 @@ class TicketStore:
             else:
                 state.hold_full(conn, held.event_id, at=held.at)
             state.save_held(conn, held)
+        self._clear_marks(held.event_id)
 
     def held_deletions(self) -> dict[str, HeldDeletions]:
         with self._reading() as conn:
@@ -216,6 +242,16 @@ class TicketStore:
     def abandon_full(self, event_id: str) -> None:
         with self._writing() as conn:
             state.abandon_full(conn, event_id)
+        self._clear_marks(event_id)
+
+    def _clear_marks(self, event_id: str) -> None:
+        """Delete the seen marks of an event whose full sync is closed (or not yet begun),
+        ``CLEAR_CHUNK`` per transaction: a kill midway leaves marks no run reads, since
+        ``begin_full`` clears them again before it opens the next sync."""
+        while True:
+            with self._writing() as conn:
+                if seen.clear(conn, event_id, limit=CLEAR_CHUNK) < CLEAR_CHUNK:
+                    return
 
     # -- events and device settings ----------------------------------------------------
 

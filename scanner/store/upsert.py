@@ -6,28 +6,27 @@ Rules, the same on every backend:
 - a stored ticket takes the incoming copy's fields only if the copy is as new or newer
   (``updated_at`` compared as text; normalized ISO strings sort chronologically), so a
   stale copy from an overlapping window never undoes a newer one;
-- ``sync_gen`` only grows: a full sync marks every ticket it saw, even a copy older than the
-  stored one (the ticket still exists, so the reconciling sweep must keep it);
-- a row is touched only when something changes (a newer copy or a higher generation), so
-  the returned count says how many tickets really changed and a delta re-reading its
-  overlap reports +0;
+- a row is touched only when its data changes (a newer copy), so the returned count says
+  how many tickets really changed, a delta re-reading its overlap reports +0, and a
+  reconcile of unchanged tickets writes no ticket row at all (what it saw is marked apart,
+  ``scanner.store.seen``, also for a copy older than the stored one);
 - a stored ``updated_at`` later than ``trusted_until`` (server time plus a tolerance, given
   by the caller) is not trusted: any incoming copy replaces it, so a ticket stamped far in
   the future cannot pin its row against a later cancellation stamped normally;
 - ``overwrite`` (the reconciling full sync) takes the incoming copy whatever its
-  ``updatedAt``: the server's current copy is the truth.
+  ``updatedAt``: the server's current copy is the truth; a row equal to it is left alone.
 
 SQLite and PostgreSQL use ``INSERT ... ON CONFLICT DO UPDATE ... WHERE``, compiled once per
-run (its generation and ``trusted_until`` written into the SQL) and run with the driver's
+run (its ``trusted_until`` written into the SQL) and run with the driver's
 executemany on plain tuples: building per-row dicts for SQLAlchemy cost more than SQLite's
 own work on a million-ticket sync. The sync builds those tuples straight from the server's
 documents (``stored_row``), with no Ticket in between. Other dialects fall back to select,
 insert, update with the same rules.
 
 An indexed column a statement assigns has its index entry rewritten, even to the same
-value. The upsert therefore leaves the indexed columns out of its SET (``sync_gen`` too when
-no full sync is marking), and a first statement changes ``barcode`` and ``event_id`` only on
-the rows where they differ, by the same rules. On a delta that changes a status across a
+value. The upsert therefore leaves the indexed columns out of its SET, and a first
+statement changes ``barcode`` and ``event_id`` only on the rows where they differ, by the
+same rules. On a delta that changes a status across a
 large store, this writes less than half the pages to the WAL and the disk the journal's
 fsync shares (an SD card's wear too), and costs the sync less CPU.
 """
@@ -49,9 +48,7 @@ from scanner.store.schema import tickets
 from scanner.tickets import Ticket, admissible_values, malformed_ticket
 
 # Ticket's fields are declared in the same order as the table's columns (checked below).
-COLUMNS: tuple[str, ...] = tuple(c.name for c in tickets.c)
-DATA_COLUMNS = COLUMNS[:-1]
-assert COLUMNS[-1] == "sync_gen"
+DATA_COLUMNS: tuple[str, ...] = tuple(c.name for c in tickets.c)
 assert Ticket._fields == DATA_COLUMNS, "Ticket fields and ticket columns diverge"
 assert DATA_COLUMNS.index("updated_at") == 8  # the pager's anchor reads rows by index
 PRICE_CATEGORY = DATA_COLUMNS.index("price_category")
@@ -71,20 +68,15 @@ _dumps = orjson.dumps
 _CANONICAL = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
 
 
-def ticket_row(ticket: Ticket, generation: int) -> Row:
-    """The ticket's column values in table order, JSON fields encoded."""
+def data_row(ticket: Ticket) -> Row:
+    """The ticket's column values in table order, JSON fields encoded, as ``write`` takes."""
     t = ticket
     # Slices of the tuple: a million attribute reads would cost more than SQLite's work.
     price_category, entry = t[PRICE_CATEGORY], t[ENTRY]
     return (*t[:PRICE_CATEGORY],
             None if price_category is None else orjson.dumps(price_category).decode(),
             *t[PRICE_CATEGORY + 1:ENTRY],
-            orjson.dumps(entry).decode() if entry else None, t[ENTRY + 1], generation)
-
-
-def data_row(ticket: Ticket) -> Row:
-    """The ticket's data columns (``ticket_row`` without ``sync_gen``), as ``write`` takes."""
-    return ticket_row(ticket, 0)[:-1]
+            orjson.dumps(entry).decode() if entry else None, t[ENTRY + 1])
 
 
 def stored_row(doc: Any) -> tuple[Row, str | None]:
@@ -104,7 +96,7 @@ def stored_row(doc: Any) -> tuple[Row, str | None]:
 
 
 def row_ticket(row: Sequence[Any]) -> Ticket:
-    """The inverse of ``ticket_row`` for the data columns."""
+    """The inverse of ``data_row``."""
     values = list(row)
     if values[PRICE_CATEGORY] is not None:
         values[PRICE_CATEGORY] = orjson.loads(values[PRICE_CATEGORY])
@@ -132,11 +124,11 @@ def _merge_rules(incoming: Callable[[str], ColumnElement[Any]], trusted_until: s
     values: dict[str, ColumnElement[Any]] = {
         name: case((as_new, incoming(name)), else_=stored[name])
         for name in DATA_COLUMNS if name != "id"}
-    values["sync_gen"] = case((incoming("sync_gen") > stored.sync_gen, incoming("sync_gen")),
-                              else_=stored.sync_gen)
-    changes = or_(incoming("updated_at") != stored.updated_at if overwrite
-                  else incoming("updated_at") > stored.updated_at,
-                  incoming("sync_gen") > stored.sync_gen)
+    # The reconcile takes the server's copy, but writes only a row that differs from it: an
+    # unchanged ticket, most of a reconcile, is not written at all.
+    changes: ColumnElement[bool] = or_(*(stored[name].is_distinct_from(incoming(name))
+                                         for name in DATA_COLUMNS if name != "id")) \
+        if overwrite else incoming("updated_at") > stored.updated_at
     if trusted_until is not None and not overwrite:
         changes = or_(changes, as_new & (incoming("updated_at") != stored.updated_at))
     return _Rules(values, changes, as_new)
@@ -152,22 +144,22 @@ class _Statements(NamedTuple):
 
 class Upserter:
     """Writes data rows (``data_row``, ``stored_row``) into ``tickets`` within a caller's
-    transaction, as seen by a full sync's ``generation`` (0: none)."""
+    transaction."""
 
     def __init__(self, engine: Engine, *, force_generic: bool = False) -> None:
         self._dialect = engine.dialect
         self._insert = None if force_generic else conflict_insert(self._dialect)
-        # (trusted_until, overwrite, generation) -> compiled statement; a run uses one or two.
-        self._driver: dict[tuple[str | None, bool, int], _Statements] = {}
+        # (trusted_until, overwrite) -> compiled statement; a run uses one or two.
+        self._driver: dict[tuple[str | None, bool], _Statements] = {}
         self._update: dict[tuple[str | None, bool], Any] = {}
 
-    def write(self, conn: Connection, rows: Sequence[Row], *, generation: int = 0,
+    def write(self, conn: Connection, rows: Sequence[Row], *,
               trusted_until: str | None = None, overwrite: bool = False) -> int:
         """Upsert ``rows``; returns how many tickets were inserted or changed."""
         if not rows:
             return 0
         if self._insert is not None:
-            mode = (trusted_until, overwrite, int(generation))
+            mode = (trusted_until, overwrite)
             compiled = self._driver.get(mode)
             if compiled is None:
                 if len(self._driver) > 8:  # one entry per run: keep the cache small
@@ -181,17 +173,12 @@ class Upserter:
                 conn.exec_driver_sql(compiled.keys, compiled.key_params(rows))
                 upsert = compiled.lean
             return max(conn.exec_driver_sql(upsert.sql, upsert.many(rows)).rowcount, 0)
-        return self._write_generic(conn, [(*r, generation) for r in rows],
-                                   (trusted_until, overwrite))
+        return self._write_generic(conn, rows, (trusted_until, overwrite))
 
-    def _compile(self, trusted_until: str | None, overwrite: bool,
-                 generation: int) -> _Statements:
+    def _compile(self, trusted_until: str | None, overwrite: bool) -> _Statements:
         insert = self._insert
         assert insert is not None
-        # The generation is one integer per run: in the SQL, not a value on every row.
-        run_gen: ColumnElement[Any] = literal_column(str(int(generation)))
         values: dict[str, ColumnElement[Any]] = {name: bindparam(name) for name in DATA_COLUMNS}
-        values["sync_gen"] = run_gen
 
         def upsert(leave_out: tuple[str, ...]) -> DriverSql:
             stmt = insert(tickets).values(values)
@@ -201,15 +188,16 @@ class Upserter:
                                               where=rules.changes)
             return compile_for_driver(stmt, self._dialect, DATA_COLUMNS)
 
-        # A delta's generation 0 never raises sync_gen: it stays out of the SET.
-        lean = upsert(KEY_COLUMNS if generation else (*KEY_COLUMNS, "sync_gen"))
-        rules = _merge_rules(lambda name: run_gen if name == "sync_gen"
-                             else bindparam(f"in_{name}"), trusted_until, overwrite)
+        lean = upsert(KEY_COLUMNS)
+        rules = _merge_rules(lambda name: bindparam(f"in_{name}"), trusted_until, overwrite)
         stored = tickets.c
         differs = or_(*(stored[name].is_distinct_from(bindparam(f"in_{name}"))
                         for name in KEY_COLUMNS))
+        # A reconcile's copy wins whenever it differs, and here its keys do: its ``changes``
+        # (every column compared) would only bind the whole row again.
+        where = (rules.as_new, differs) if overwrite else (rules.changes, rules.as_new, differs)
         keys = (tickets.update()
-                .where(stored.id == bindparam("in_id"), rules.changes, rules.as_new, differs)
+                .where(stored.id == bindparam("in_id"), *where)
                 .values({name: bindparam(f"in_{name}") for name in KEY_COLUMNS})
                 .compile(dialect=self._dialect))
         # Positional drivers: a bind used twice is two positions, picked from the row.
@@ -223,7 +211,7 @@ class Upserter:
 
         return _Statements(upsert(()), lean, str(keys), key_params)
 
-    def _write_generic(self, conn: Connection, rows: list[Row],
+    def _write_generic(self, conn: Connection, rows: Sequence[Row],
                        mode: tuple[str | None, bool]) -> int:
         update = self._update.get(mode)
         if update is None:
@@ -235,17 +223,17 @@ class Upserter:
         newest: dict[str, Row] = {}
         for row in rows:  # the same id twice in one batch: keep the newer copy
             seen = newest.get(row[0])
-            if seen is None or (row[8], row[-1]) >= (seen[8], seen[-1]):
+            if seen is None or row[8] >= seen[8]:
                 newest[row[0]] = row
         existing = set(conn.scalars(select(tickets.c.id).where(
             tickets.c.id.in_(list(newest)))))
-        fresh = [dict(zip(COLUMNS, r, strict=True)) for i, r in newest.items()
+        fresh = [dict(zip(DATA_COLUMNS, r, strict=True)) for i, r in newest.items()
                  if i not in existing]
         changed = 0
         if fresh:
             conn.execute(tickets.insert(), fresh)
             changed += len(fresh)
-        stale = [{f"in_{c}": v for c, v in zip(COLUMNS, r, strict=True)}
+        stale = [{f"in_{c}": v for c, v in zip(DATA_COLUMNS, r, strict=True)}
                  for i, r in newest.items() if i in existing]
         if stale:
             changed += max(conn.execute(update, stale).rowcount, 0)

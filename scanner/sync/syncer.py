@@ -7,7 +7,8 @@ Per event and run, one of:
   each page with the cursor after it (several pages to a transaction, ``store.batch``), so
   a run killed at any instant resumes after the last committed page; then a catch-up
   delta ``from = T0 - window_overlap`` for what changed while paging; then a sweep of the
-  tickets this generation did not see (hard deletes).
+  tickets the run did not see (hard deletes): each page marks its ids as seen
+  (``store.seen``), so unchanged tickets cost no row writes.
 - **delta**: the window ``from = last until - window_overlap``, ``until = server now``.
   Windows overlap because device and server clocks differ and a write may become visible
   after we asked; the store's newer-wins upsert makes re-reading harmless.
@@ -145,12 +146,12 @@ class Syncer:
         resumed = state is not None and state.full_in_progress
         if resumed:
             assert state is not None and state.full_until is not None
-            generation, until = state.generation, state.full_until
+            until = state.full_until
             cursor = Cursor(state.full_skip or 0, state.full_anchor, state.full_total)
             log.info("sync %s: resuming %s sync after ticket %d", event_id, mode, cursor.skip)
         else:
             until = utc_iso(self._server_now() + UNTIL_MARGIN)
-            generation = self.store.begin_full(event_id, until)
+            self.store.begin_full(event_id, until)
             cursor = Cursor()
         tally = _Tally()
         guarded = event_id not in self._accepting
@@ -181,7 +182,7 @@ class Syncer:
                         self.store.hold_full(held)
                         return self._report(event_id, mode, tally, 0, started, resumed, held)
                     tally.upserted += batch.save_page(
-                        event_id, page.tickets, generation=generation, skip=c.skip,
+                        event_id, page.tickets, mark=True, skip=c.skip,
                         anchor=c.anchor, total=c.total, trusted_until=trusted,
                         overwrite=mode == "reconcile")
                     self._count(tally, page)
@@ -197,8 +198,9 @@ class Syncer:
             bar.close()
         full_total = tally.total
         catch_up = parse_iso(until) - timedelta(seconds=self.config.window_overlap)
-        delta_until = self._window(event_id, utc_iso(catch_up), generation, tally)
-        unseen = self.store.unseen(event_id, generation) if guarded else 0
+        # The catch-up marks too: a ticket sold while the listing was paged is no deletion.
+        delta_until = self._window(event_id, utc_iso(catch_up), tally, mark=True)
+        unseen = self.store.unseen(event_id) if guarded else 0
         # Counting a million rows costs a noticeable share of a sync: only when the guard
         # has something to weigh (nothing unseen is never too many).
         stored = self.store.count(event_id) if guarded and unseen else 0
@@ -206,7 +208,7 @@ class Syncer:
             held = self._held(event_id, unseen, stored, "sweep", full_total)
             self.store.hold_full(held, delta_until=delta_until, server_total=full_total)
             return self._report(event_id, mode, tally, 0, started, resumed, held)
-        swept = self.store.finish_full(event_id, generation, delta_until=delta_until,
+        swept = self.store.finish_full(event_id, delta_until=delta_until,
                                        server_total=full_total,
                                        at=utc_iso(self._server_now()))
         return self._report(event_id, mode, tally, swept, started, resumed)
@@ -216,13 +218,13 @@ class Syncer:
         assert state.delta_until is not None
         since = parse_iso(state.delta_until) - timedelta(seconds=self.config.window_overlap)
         tally = _Tally()
-        until = self._window(event_id, utc_iso(since), None, tally)
+        until = self._window(event_id, utc_iso(since), tally)
         self.store.finish_delta(event_id, until=until, at=utc_iso(self._server_now()))
         return self._report(event_id, "delta", tally, 0, started, False)
 
-    def _window(self, event_id: str, since: str, generation: int | None,
-                tally: _Tally) -> str:
-        """Read every ticket changed in ``[since, server now)``; returns the upper bound."""
+    def _window(self, event_id: str, since: str, tally: _Tally, *, mark: bool = False) -> str:
+        """Read every ticket changed in ``[since, server now)`` (``mark``: as seen by the
+        full sync in progress); returns the upper bound."""
         # Never end a window before it starts, whatever the clocks did meanwhile.
         until = utc_iso(max(self._server_now() + UNTIL_MARGIN,
                             parse_iso(since) + timedelta(seconds=1)))
@@ -234,8 +236,7 @@ class Syncer:
             for page in pages(fetch, page_size=self.config.page_size,
                               max_tickets=self.config.max_event_tickets):
                 self._check_stop()
-                tally.upserted += batch.save_page(event_id, page.tickets,
-                                                  generation=generation,
+                tally.upserted += batch.save_page(event_id, page.tickets, mark=mark,
                                                   trusted_until=trusted)
                 self._count(tally, page)
         return until
