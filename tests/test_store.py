@@ -238,6 +238,26 @@ def test_finish_full_sweeps_and_clears_cursor(store: TicketStore) -> None:
                      "full_skip": None, "held_deletions": None}
 
 
+def test_finish_full_told_nothing_is_unseen_skips_the_sweeps_walk(store: TicketStore) -> None:
+    from sqlalchemy import event
+
+    walks: list[str] = []
+
+    def seen(conn: object, cursor: object, sql: str, *args: object) -> None:
+        if "full_seen" in sql and "ORDER BY tickets.id" in sql:
+            walks.append(sql)
+
+    event.listen(store.engine, "before_cursor_execute", seen)
+    for unseen, walked in ((0, False), (None, True)):
+        walks.clear()
+        store.upsert([ticket(1), ticket(2)])
+        store.begin_full("ev-1", NEW)
+        store.save_page("ev-1", [ticket(1), ticket(2)], mark=True, skip=2, anchor=("t2",))
+        assert store.finish_full("ev-1", delta_until=NEW, server_total=2,
+                                 unseen=unseen) == 0
+        assert bool(walks) is walked and store.count("ev-1") == 2
+
+
 def test_the_store_commits_without_fsync_and_the_journal_with_it(tmp_path: Path) -> None:
     """The durability split: the store is rebuilt by a sync (synchronous=NORMAL is 1), the
     journal cannot be (FULL is 2)."""

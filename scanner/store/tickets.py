@@ -205,11 +205,13 @@ class TicketStore:
                                    overwrite=overwrite)
 
     def finish_full(self, event_id: str, *, delta_until: str, server_total: int | None,
-                    at: str | None = None) -> int:
+                    at: str | None = None, unseen: int | None = None) -> int:
         """Sweep what the full sync did not see (in chunks), then close it, forget any
         deletions held earlier and its seen marks; returns tickets swept. A kill before
-        the close leaves the sync open with its marks: the next run resumes and sweeps."""
-        swept = self.sweep(event_id)
+        the close leaves the sync open with its marks: the next run resumes and sweeps.
+        ``unseen``: ``unseen()`` as the caller just counted it (None: not counted); with
+        0 the sweep's walk of every ticket is skipped, there being nothing to delete."""
+        swept = self.sweep(event_id) if unseen != 0 else 0
         with self._writing() as conn:
             state.finish_full(conn, event_id, delta_until=delta_until, at=at or self._now(),
                               server_total=server_total)

@@ -210,7 +210,8 @@ class Syncer:
             return self._report(event_id, mode, tally, 0, started, resumed, held)
         swept = self.store.finish_full(event_id, delta_until=delta_until,
                                        server_total=full_total,
-                                       at=utc_iso(self._server_now()))
+                                       at=utc_iso(self._server_now()),
+                                       unseen=unseen if guarded else None)
         return self._report(event_id, mode, tally, swept, started, resumed)
 
     def _delta(self, event_id: str, state: SyncState) -> EventReport:
