@@ -315,3 +315,38 @@ def test_db_check_finds_a_schema_version_that_is_not_a_number(
     journal_line = next(line for line in out.splitlines() if line.startswith("journal "))
     assert str(gate_dir / "gate-journal.db") in journal_line
     assert "DAMAGED: schema version unreadable" in journal_line
+
+
+def _damage_a_middle_journal_leaf(journal: Path) -> None:
+    """Grow the journal to many leaf pages, then garble one in the middle of the table
+    (not its root: the first rows still read, the damage is met midway)."""
+    with sqlite3.connect(journal) as conn:
+        columns = [row[1] for row in conn.execute("PRAGMA table_info(journal)")
+                   if row[1] not in ("seq", "scan_id")]
+        listed = ", ".join(columns)
+        for n in range(3000):
+            conn.execute(f"INSERT INTO journal (scan_id, {listed}) SELECT scan_id || '-{n}',"
+                         f" {listed} FROM journal WHERE seq = 1")
+        conn.commit()
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        pages = [row[0] for row in conn.execute(
+            "SELECT pageno FROM dbstat WHERE name = 'journal' AND pagetype = 'leaf'"
+            " ORDER BY pageno")]
+    assert len(pages) > 20
+    with journal.open("r+b") as f:
+        f.seek((pages[len(pages) // 2] - 1) * page_size)
+        f.write(PAGE_GARBAGE)
+
+
+@pytest.mark.parametrize("fmt", [[], ["--json"], ["--csv"]])
+def test_an_audit_that_meets_a_damaged_journal_page_midway_fails_in_one_line(
+        gate_dir: Path, capsys: pytest.CaptureFixture[str], fmt: list[str]) -> None:
+    """The rows before the damage are printed, then one line says the audit is cut short:
+    an exit 0 would pass a partial audit off as the whole journal."""
+    journal = gate_dir / "gate-journal.db"
+    _damage_a_middle_journal_leaf(journal)
+    code, out, err = run(capsys, "journal", *fmt)
+    assert code == 1
+    assert out.count("\n") > 100
+    assert_one_line_naming(err, journal, "journal", "damaged")
