@@ -188,3 +188,13 @@ def test_a_batch_in_service_leaves_the_pool_its_usual_checkpoint_interval(
         assert pages._conn is not None and interval(pages._conn) == SLICE_CHECKPOINT_PAGES
     with store.engine.connect() as conn:
         assert interval(conn) == usual != SLICE_CHECKPOINT_PAGES
+
+
+@pytest.mark.parametrize("in_service", [False, True])
+def test_an_empty_page_commits_its_cursor(store: TicketStore, db: Path,
+                                          in_service: bool) -> None:
+    store.begin_full("ev-1", NEW)
+    with batch(store, Clock(), every=0.0, in_service=in_service) as pages:
+        page(pages, 1)
+        pages.save_page("ev-1", [], mark=True, skip=7, anchor=("t2",), total=2)
+        assert committed(db) == (2, 7)

@@ -94,7 +94,8 @@ class PageBatch:
             else [data_row(t) for t in batch]  # type: ignore[arg-type]
         step = self._slice or max(len(rows), 1)
         changed = 0
-        for start in range(0, len(rows), step):
+        # At least one pass: an empty page still opens the transaction its cursor goes in.
+        for start in range(0, max(len(rows), 1), step):
             if start:
                 self.commit()  # a slice of a store in service: no cursor yet
             part = rows[start:start + step]
