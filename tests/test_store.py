@@ -82,6 +82,17 @@ def test_newer_copy_moves_barcode_and_event(store: TicketStore, seen_by: str | N
     assert store.by_barcode("STALE") == [] and store.get("t2") == ticket(2, updated=NEW)
 
 
+def test_each_key_moves_alone_in_a_page_of_new_tickets(store: TicketStore) -> None:
+    """The keys' statement runs only for rows stored with other keys: one that changes its
+    barcode alone, one its event alone, among tickets not stored yet and unchanged ones."""
+    store.upsert([ticket(1), ticket(2), ticket(3)])
+    page = [ticket(1, updated=NEW, barcode="REISSUED"), ticket(2, updated=NEW, event="ev-2"),
+            ticket(3), *(ticket(i) for i in range(10, 20))]
+    assert store.upsert(page) == 12
+    assert store.by_barcode("REISSUED") == [page[0]] and store.by_barcode("BARCODE0001") == []
+    assert store.get("t2") == page[1] and store.counts_by_event() == {"ev-1": 12, "ev-2": 1}
+
+
 def test_older_or_equal_copy_keeps_barcode(store: TicketStore) -> None:
     store.upsert([ticket(1, updated=NEW)])
     store.upsert([ticket(1, updated=OLD, barcode="OLDER", event="ev-9")])
@@ -204,6 +215,60 @@ def test_clearing_one_events_marks_keeps_anothers(store: TicketStore) -> None:
     store.upsert([ticket(1)], seen_by="ev-1")
     store.begin_full("ev-2", NEW)
     assert (store.seen_marks("ev-1"), store.seen_marks("ev-2")) == (1, 0)
+
+
+def test_the_only_events_marks_go_at_once_and_their_pages_are_not_rewritten(
+        tmp_path: Path) -> None:
+    """One event's marks are dropped by one DELETE without WHERE, freed pages left as they
+    are: a page-by-page delete (zeroed by Debian's secure_delete) wrote every page again."""
+    import sqlite3
+
+    from scanner.store import seen
+
+    path = tmp_path / "gate.db"
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        store = TicketStore(engine)
+        ids = [f"ticket-{i:020d}" for i in range(20_000)]
+        with engine.begin() as conn:
+            seen.mark(conn, "ev-1", ids)
+        probe = sqlite3.connect(path)
+        probe.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        with engine.connect() as conn:
+            secure = conn.exec_driver_sql("PRAGMA secure_delete").scalar_one()
+        store.finish_full("ev-1", delta_until=NEW, server_total=0, unseen=0)
+        assert store.seen_marks("ev-1") == 0
+        written = path.with_name("gate.db-wal").stat().st_size // 4096
+        freed = probe.execute("PRAGMA freelist_count").fetchone()[0]
+        assert freed > 100 and written < 10, (freed, written)
+        with engine.connect() as conn:  # the pool's connection as it was
+            assert conn.exec_driver_sql("PRAGMA secure_delete").scalar_one() == secure
+        probe.close()
+    finally:
+        engine.dispose()
+
+
+def test_clearing_marks_takes_the_write_lock_before_it_looks_whose_they_are(
+        tmp_path: Path) -> None:
+    """No other sync can add its marks between the check and the DELETE without WHERE."""
+    import sqlite3
+
+    from scanner.store import seen
+
+    path = tmp_path / "gate.db"
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        TicketStore(engine)
+        other = sqlite3.connect(path, timeout=0)
+        with engine.begin() as conn:
+            seen.mark(conn, "ev-1", ["t1"])
+        with engine.begin() as conn:
+            assert seen.clear_if_alone(conn, "ev-1")
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("INSERT INTO full_seen VALUES ('ev-2', 't2')")
+        other.close()
+    finally:
+        engine.dispose()
 
 
 def test_page_and_cursor_commit_together(store: TicketStore) -> None:

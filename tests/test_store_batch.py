@@ -14,6 +14,7 @@ from scanner.errors import StoreError
 from scanner.store.batch import SLICE_CHECKPOINT_PAGES, SLICE_ROWS, WRITER_CACHE_KIB, PageBatch
 from scanner.store.db import make_engine
 from scanner.store.tickets import TicketStore
+from scanner.store.upsert import data_row
 from tests.test_store import NEW, ticket
 
 
@@ -198,3 +199,50 @@ def test_an_empty_page_commits_its_cursor(store: TicketStore, db: Path,
         page(pages, 1)
         pages.save_page("ev-1", [], mark=True, skip=7, anchor=("t2",), total=2)
         assert committed(db) == (2, 7)
+
+
+def test_a_store_in_service_slices_only_the_rows_a_write_changes(
+        store: TicketStore, db: Path) -> None:
+    """A reconcile's unchanged tickets take no slice (only their marks, with the first),
+    so its commits and checkpoints follow what changed, not what was listed."""
+    from sqlalchemy import event
+
+    rows = [ticket(n) for n in range(10 * SLICE_ROWS)]
+    store.upsert(rows)
+    commits: list[int] = []
+    event.listen(store.engine, "commit", lambda conn: commits.append(1))
+
+    def reconcile_page(changed: int) -> int:
+        commits.clear()
+        store.begin_full("ev-1", NEW)
+        commits.clear()
+        page = [ticket(n, name=f"round {changed}") if n < changed else ticket(n)
+                for n in range(10 * SLICE_ROWS)]
+        with batch(store, Clock(), every=60.0, in_service=True) as pages:
+            assert pages.save_page("ev-1", page, mark=True, skip=len(page),
+                                   anchor=("x",), overwrite=True) == changed
+        assert store.seen_marks("ev-1") == len(page)
+        assert store.sync_state("ev-1").full_skip == len(page)
+        return len(commits)
+
+    assert reconcile_page(0) == 1
+    assert reconcile_page(3) == 1
+    assert (store.get("t2").name, store.get("t3").name) == ("round 3", None)
+    assert reconcile_page(2 * SLICE_ROWS + 1) == 3
+
+
+def test_reading_a_pages_stored_rows_takes_the_write_lock_first(
+        store: TicketStore, db: Path) -> None:
+    """What the upsert decides from its read (rows equal to theirs, keys that moved) holds
+    until it writes: no other writer comes between."""
+    store.upsert([ticket(1)])
+    other = sqlite3.connect(db, timeout=0)
+    try:
+        with store.engine.begin() as conn:
+            differ, same = store._upserter.split_unchanged(
+                conn, [data_row(ticket(1)), data_row(ticket(2))])
+            assert (same, [row[0] for row in differ]) == (["t1"], ["t2"])
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("UPDATE tickets SET status = 'INVALID'")
+    finally:
+        other.close()

@@ -12,15 +12,16 @@ store's write lock is held only that long; the scan path never waits on it (its 
 WAL reads, its journal another database), nor should another writer for long.
 
 A store in service (the gate decides against it: a delta or a reconcile, not the first full
-sync) is written in slices instead (``in_service``): ``SLICE_ROWS`` rows to a transaction,
-each followed by a checkpoint of its few pages. The lock is not what a decision waits for
-there but the disk: the journal fsyncs every scan, and a flush of the journal's pages also
-has to wait for whatever the store wrote since the last one. A checkpoint of a quarter
-second's batch puts thousands of random page writes and two flushes on the disk at once,
-and the scans behind them waited tens of milliseconds; slices of a few dozen pages keep that
-wait near an idle disk's (``gate bench validate``, figure (c)). The price, a commit and a
-checkpoint per slice, is paid by the background sync, and the first full sync, which no
-decision can use before it ends, is not sliced.
+sync of a store holding no other event) is written in slices instead (``in_service``):
+``SLICE_ROWS`` changed rows to a transaction, each followed by a checkpoint of its few
+pages; a page's rows equal to their stored copy (most of a reconcile) are left out first.
+The lock is not what a decision waits for there but the disk: the journal fsyncs every
+scan, and that flush waits for the random page writes the device holds from the store's
+last checkpoint. A checkpoint of a quarter second's batch put thousands of them on the disk
+at once and the scans behind them waited tens of milliseconds; the smaller each checkpoint,
+the closer that wait stays to an idle disk's (the README has the figures of each size). The
+price, a commit and a checkpoint per slice, is paid by the background sync, and the first
+full sync, which no decision can use before it ends, is not sliced.
 """
 
 from __future__ import annotations
@@ -50,8 +51,8 @@ COMMIT_EVERY_S = 0.25
 WRITER_CACHE_KIB = 32 * 1024
 # A store in service: rows per transaction, and the WAL pages after which its connection
 # checkpoints (SQLite's wal_autocheckpoint; its default is 1000): every slice, in effect.
-SLICE_ROWS = 64
-SLICE_CHECKPOINT_PAGES = 64
+SLICE_ROWS = 8
+SLICE_CHECKPOINT_PAGES = 8
 
 
 class PageBatch:
@@ -92,24 +93,31 @@ class PageBatch:
         (``stored_row``)."""
         rows = cast("list[Row]", batch) if not batch or type(batch[0]) is tuple \
             else [data_row(t) for t in batch]  # type: ignore[arg-type]
-        step = self._slice or max(len(rows), 1)
         changed = 0
-        # At least one pass: an empty page still opens the transaction its cursor goes in.
-        for start in range(0, max(len(rows), 1), step):
-            if start:
-                self.commit()  # a slice of a store in service: no cursor yet
-            part = rows[start:start + step]
-            try:
-                conn = self._begin()
+        try:
+            # An empty page too opens the transaction its cursor goes in.
+            conn = self._begin()
+            if self._slice:
+                # Slices hold only rows a write changes: a reconcile's unchanged tickets
+                # cost no slices, only their marks.
+                rows, same = self._upserter.split_unchanged(conn, rows)
+                if mark and same:
+                    seen.mark(conn, event_id, same)
+            step = self._slice or max(len(rows), 1)
+            for start in range(0, len(rows), step):
+                if start:
+                    self.commit()  # a slice of a store in service: no cursor yet
+                    conn = self._begin()
+                part = rows[start:start + step]
                 changed += self._upserter.write(conn, part, trusted_until=trusted_until,
                                                 overwrite=overwrite)
                 if mark:
                     seen.mark(conn, event_id, [row[0] for row in part])
-            except BaseException as exc:
-                self._rollback()
-                if isinstance(exc, SQLAlchemyError):
-                    raise self._fault(exc) from exc
-                raise
+        except BaseException as exc:
+            self._rollback()
+            if isinstance(exc, SQLAlchemyError):
+                raise self._fault(exc) from exc
+            raise
         if skip is not None:
             # Only the newest cursor is ever committed: it is written with the commit.
             self._cursor = (event_id, skip, anchor, total)

@@ -31,6 +31,19 @@ def conflict_insert(dialect: Dialect) -> ConflictInsert | None:
     return None
 
 
+def lock_for_write(conn: Connection) -> None:
+    """Take the write lock of ``conn``'s transaction now, so a read and the writes decided
+    on it are one step no other writer comes between. SQLite takes a deferred
+    transaction's lock at its first write, even one that changes nothing: a DELETE that
+    matches no row. Other dialects lock the rows a read names (``FOR UPDATE``) instead."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(_TAKE_WRITE_LOCK)
+
+
+# Any table would do; ``meta`` always exists and is never large.
+_TAKE_WRITE_LOCK = "DELETE FROM meta WHERE 0"
+
+
 def put_row(conn: Connection, table: Table, key: Mapping[str, Any],
             values: Mapping[str, Any]) -> None:
     """Set ``values`` on the row of ``table`` whose primary key is ``key``, creating it

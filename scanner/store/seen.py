@@ -22,13 +22,17 @@ import orjson
 from sqlalchemy import Connection, and_, exists, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from scanner.store.keyed import conflict_insert
+from scanner.store.keyed import conflict_insert, lock_for_write
 from scanner.store.schema import full_seen, tickets
 
 # SQLite: a page's marks in one statement, its ids one JSON array (one bound value, where
 # an executemany would step the statement once per id).
 _MARK_JSON = ("INSERT OR IGNORE INTO full_seen (event_id, id) "
               "SELECT ?, value FROM json_each(?)")
+
+# Both bounds of the key's first column are index seeks.
+_MARKED_EVENTS = ("SELECT (SELECT min(event_id) FROM full_seen), "
+                  "(SELECT max(event_id) FROM full_seen)")
 
 
 def mark(conn: Connection, event_id: str, ids: Sequence[str]) -> None:
@@ -57,6 +61,28 @@ def clear(conn: Connection, event_id: str, *, limit: int | None = None) -> int:
         first = select(full_seen.c.id).where(where).order_by(full_seen.c.id).limit(limit)
         where = and_(where, full_seen.c.id.in_(first.scalar_subquery()))
     return max(conn.execute(full_seen.delete().where(where)).rowcount, 0)
+
+
+def clear_if_alone(conn: Connection, event_id: str) -> bool:
+    """SQLite: delete every mark in one statement if all of them are the event's (the usual
+    gate syncs one event), and say whether it did. A DELETE without WHERE frees the table's
+    pages (SQLite's truncate optimization) where ``clear`` rewrites each of them, and with
+    ``secure_delete`` at FAST for it (Debian builds SQLite with it on) the freed pages are
+    not zeroed either: a page of marks holds ticket ids alone, no one's data, and zeroing
+    them wrote as much to the journal's disk as the marks had. Other dialects: False."""
+    if conn.dialect.name != "sqlite":
+        return False
+    lock_for_write(conn)  # before the check: no other sync's marks come between
+    low, high = conn.exec_driver_sql(_MARKED_EVENTS).one()
+    if low is not None and not low == high == event_id:
+        return False
+    before = conn.exec_driver_sql("PRAGMA secure_delete").scalar_one()
+    conn.exec_driver_sql("PRAGMA secure_delete=FAST")
+    try:
+        conn.exec_driver_sql("DELETE FROM full_seen")
+    finally:
+        conn.exec_driver_sql(f"PRAGMA secure_delete={int(before)}")
+    return True
 
 
 def count(conn: Connection, event_id: str) -> int:

@@ -108,6 +108,15 @@ class TicketStore:
         with self._reading() as conn:
             return int(conn.execute(query).scalar_one())
 
+    def serves_other_events(self, event_id: str) -> bool:
+        """Whether the store holds tickets of an event other than ``event_id``: the gate
+        may be deciding against them. Two index seeks, not a count."""
+        with self._reading() as conn:
+            low, high = conn.execute(select(
+                select(func.min(tickets.c.event_id)).scalar_subquery(),
+                select(func.max(tickets.c.event_id)).scalar_subquery())).one()
+        return low is not None and not low == high == event_id
+
     def counts_by_event(self) -> dict[str, int]:
         query = select(tickets.c.event_id, func.count()).group_by(tickets.c.event_id)
         with self._reading() as conn:
@@ -249,7 +258,11 @@ class TicketStore:
     def _clear_marks(self, event_id: str) -> None:
         """Delete the seen marks of an event whose full sync is closed (or not yet begun),
         ``CLEAR_CHUNK`` per transaction: a kill midway leaves marks no run reads, since
-        ``begin_full`` clears them again before it opens the next sync."""
+        ``begin_full`` clears them again before it opens the next sync. All at once when
+        they are the only event's marks (``seen.clear_if_alone``)."""
+        with self._writing() as conn:
+            if seen.clear_if_alone(conn, event_id):
+                return
         while True:
             with self._writing() as conn:
                 if seen.clear(conn, event_id, limit=CLEAR_CHUNK) < CLEAR_CHUNK:

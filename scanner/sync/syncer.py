@@ -165,8 +165,10 @@ class Syncer:
         try:
             # Leaving the batch commits its whole pages, also on a fault or a stop, before
             # anything else here writes the store.
-            # Only the first full sync has no decisions to be gentle to.
-            with self.store.page_batch(in_service=mode != "full") as batch:
+            # Only the first full sync of a store serving no other event has no decisions
+            # to be gentle to.
+            in_service = mode != "full" or self.store.serves_other_events(event_id)
+            with self.store.page_batch(in_service=in_service) as batch:
                 for page in pages(fetch, page_size=self.config.page_size, cursor=cursor,
                                   max_tickets=self.config.max_event_tickets):
                     self._check_stop()
