@@ -78,6 +78,16 @@ def spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
                             stderr=subprocess.DEVNULL, text=True)
 
 
+def first_line(proc: subprocess.Popen[str]) -> str:
+    """The child's first line, read a byte at a time from the pipe: a buffered readline
+    could take part of the next line too, which ``communicate`` would then never see."""
+    assert proc.stdout is not None
+    line = b""
+    while not line.endswith(b"\n") and (byte := os.read(proc.stdout.fileno(), 1)):
+        line += byte
+    return line.decode()
+
+
 def kill(proc: subprocess.Popen[str]) -> str:
     """SIGKILL and collect what it printed."""
     proc.send_signal(signal.SIGKILL)
@@ -104,7 +114,7 @@ def test_no_scan_is_lost_across_sigkills(tmp_path: Path, gate_env, sim_server):
         scanner = spawn([sys.executable, "-c", DRIVER, str(codes), str(SEED + round_no)],
                         gate_env)
         uploader = spawn([sys.executable, "-m", "scanner.cli.main", "upload"], gate_env)
-        assert scanner.stdout is not None and scanner.stdout.readline() == "ready\n"
+        assert first_line(scanner) == "ready\n"
         outputs = {}
         for proc in rng.sample([scanner, uploader], 2):  # killed in a random order
             time.sleep(rng.uniform(0.1, 0.6))

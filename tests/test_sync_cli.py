@@ -116,3 +116,8 @@ def test_bench_sync_reports_its_figures(tmp_path: Path) -> None:
     assert figures["delta_upserted"] > 0
     assert figures["full_seconds"] > 0 and figures["tickets_per_second"] > 0
     assert figures["full_peak_rss_mb"] > 10
+    # The verdict is the median of each alternating pair's ratio, one ratio per round.
+    ratios = figures["paired_cpu_ratios"]
+    assert len(ratios) == figures["rounds"] == 5 and ratios == sorted(ratios)
+    assert figures["paired_cpu_ratio_median"] == ratios[2]
+    assert figures["cpu_goal_met"] == (ratios[2] <= 1.0)

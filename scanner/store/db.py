@@ -21,6 +21,7 @@ from scanner.errors import StoreError
 from scanner.journal.schema import JOURNAL_SCHEMA_VERSION, journal_meta, journal_metadata
 from scanner.store import faults, identity, migrations
 from scanner.store.driver_sql import describe
+from scanner.store.keyed import lock_for_write
 from scanner.store.schema import SCHEMA_VERSION, meta, metadata
 
 JOURNAL_SUFFIX = "-journal"
@@ -203,6 +204,10 @@ def _migrate_store(engine: Engine, name: str, url: str, journal_url: str,
     if current is None:
         return
     with engine.begin() as conn:
+        lock_for_write(conn)  # as for the journal: created whole, by one process
+        current = migrations.read_version(conn, meta)
+        if current >= SCHEMA_VERSION:
+            return
         if current == 0 and not engine.dialect.has_table(conn, "tickets"):
             metadata.create_all(conn)
             migrations.set_version(conn, SCHEMA_VERSION)
@@ -274,8 +279,15 @@ def _move_journal(store: Engine, name: str, url: str, journal_url: str,
 def _migrate_journal(engine: Engine, name: str) -> None:
     if _outdated(engine, journal_meta, name, "journal", JOURNAL_SCHEMA_VERSION) is None:
         return
-    current = _version(engine, journal_meta)
     with engine.begin() as conn:
+        # Read again under the lock: a process starting beside this one (the upload
+        # service, say) may be creating the same journal; it is created whole or not yet.
+        lock_for_write(conn)
+        current = migrations.read_version(conn, journal_meta)
+        if current > JOURNAL_SCHEMA_VERSION:
+            raise _newer(name, "journal", current, JOURNAL_SCHEMA_VERSION)
+        if current == JOURNAL_SCHEMA_VERSION:
+            return
         if current == 0:
             _refuse_legacy(conn, name)
             journal_metadata.create_all(conn)

@@ -33,15 +33,15 @@ def conflict_insert(dialect: Dialect) -> ConflictInsert | None:
 
 def lock_for_write(conn: Connection) -> None:
     """Take the write lock of ``conn``'s transaction now, so a read and the writes decided
-    on it are one step no other writer comes between. SQLite takes a deferred
-    transaction's lock at its first write, even one that changes nothing: a DELETE that
-    matches no row. Other dialects lock the rows a read names (``FOR UPDATE``) instead."""
-    if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql(_TAKE_WRITE_LOCK)
-
-
-# Any table would do; ``meta`` always exists and is never large.
-_TAKE_WRITE_LOCK = "DELETE FROM meta WHERE 0"
+    on it are one step no other writer comes between. SQLite: ``BEGIN IMMEDIATE`` unless
+    the transaction has begun (the driver begins one at the first write, which took the
+    lock); DDL after it is in the transaction too, so a schema appears whole or not at
+    all. Other dialects lock the rows a read names (``FOR UPDATE``) instead."""
+    if conn.dialect.name != "sqlite":
+        return
+    driver: Any = conn.connection.driver_connection  # sqlite3.Connection
+    if not driver.in_transaction:
+        driver.execute("BEGIN IMMEDIATE")
 
 
 def put_row(conn: Connection, table: Table, key: Mapping[str, Any],
