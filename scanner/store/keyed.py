@@ -4,6 +4,9 @@ SQLite and PostgreSQL get ``INSERT ... ON CONFLICT DO UPDATE``: one statement, a
 when two processes (the daemon and ``gate upload``, say) write the same key at once. Other
 dialects update, then insert when nothing was there; on SQLite that order would be safe too
 (writers are serialized), on a server with concurrent writers only the upsert is.
+
+Also the small reads and locks that decide such writes: ``lock_for_write``, and
+``holds_other_than`` for "does this table hold any event but this one".
 """
 
 from __future__ import annotations
@@ -11,8 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection, Table, func, select
 from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.elements import ColumnElement
 
 from scanner.store.schema import meta
 
@@ -42,6 +46,14 @@ def lock_for_write(conn: Connection) -> None:
     driver: Any = conn.connection.driver_connection  # sqlite3.Connection
     if not driver.in_transaction:
         driver.execute("BEGIN IMMEDIATE")
+
+
+def holds_other_than(conn: Connection, column: ColumnElement[Any], value: Any) -> bool:
+    """Whether ``column`` holds any value but ``value``: its least and greatest, two index
+    seeks where it leads an index, not a scan or a count."""
+    low, high = conn.execute(select(select(func.min(column)).scalar_subquery(),
+                                    select(func.max(column)).scalar_subquery())).one()
+    return low is not None and not low == high == value
 
 
 def put_row(conn: Connection, table: Table, key: Mapping[str, Any],

@@ -22,17 +22,13 @@ import orjson
 from sqlalchemy import Connection, and_, exists, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from scanner.store.keyed import conflict_insert, lock_for_write
+from scanner.store.keyed import conflict_insert, holds_other_than, lock_for_write
 from scanner.store.schema import full_seen, tickets
 
 # SQLite: a page's marks in one statement, its ids one JSON array (one bound value, where
 # an executemany would step the statement once per id).
 _MARK_JSON = ("INSERT OR IGNORE INTO full_seen (event_id, id) "
               "SELECT ?, value FROM json_each(?)")
-
-# Both bounds of the key's first column are index seeks.
-_MARKED_EVENTS = ("SELECT (SELECT min(event_id) FROM full_seen), "
-                  "(SELECT max(event_id) FROM full_seen)")
 
 
 def mark(conn: Connection, event_id: str, ids: Sequence[str]) -> None:
@@ -73,8 +69,7 @@ def clear_if_alone(conn: Connection, event_id: str) -> bool:
     if conn.dialect.name != "sqlite":
         return False
     lock_for_write(conn)  # before the check: no other sync's marks come between
-    low, high = conn.exec_driver_sql(_MARKED_EVENTS).one()
-    if low is not None and not low == high == event_id:
+    if holds_other_than(conn, full_seen.c.event_id, event_id):
         return False
     before = conn.exec_driver_sql("PRAGMA secure_delete").scalar_one()
     conn.exec_driver_sql("PRAGMA secure_delete=FAST")

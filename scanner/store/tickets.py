@@ -31,6 +31,7 @@ from scanner.store.driver_sql import (
     compile_for_driver,
     describe,
 )
+from scanner.store.keyed import holds_other_than
 from scanner.store.schema import meta, tickets
 from scanner.store.sync_state import HeldDeletions, SyncState
 from scanner.store.upsert import DATA_COLUMNS, Upserter, data_row, row_ticket
@@ -110,12 +111,9 @@ class TicketStore:
 
     def serves_other_events(self, event_id: str) -> bool:
         """Whether the store holds tickets of an event other than ``event_id``: the gate
-        may be deciding against them. Two index seeks, not a count."""
+        may be deciding against them."""
         with self._reading() as conn:
-            low, high = conn.execute(select(
-                select(func.min(tickets.c.event_id)).scalar_subquery(),
-                select(func.max(tickets.c.event_id)).scalar_subquery())).one()
-        return low is not None and not low == high == event_id
+            return holds_other_than(conn, tickets.c.event_id, event_id)
 
     def counts_by_event(self) -> dict[str, int]:
         query = select(tickets.c.event_id, func.count()).group_by(tickets.c.event_id)
