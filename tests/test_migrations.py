@@ -345,3 +345,35 @@ def test_schema_comparison_sees_a_missing_index(tmp_path: Path) -> None:
     with damaged.begin() as conn:
         conn.exec_driver_sql("DROP INDEX ix_tickets_barcode")
     assert _schema(damaged) != _schema(fresh)
+
+
+@pytest.mark.parametrize("kind", ["store", "journal"])
+def test_processes_creating_a_fresh_database_at_once_all_get_it(tmp_path: Path,
+                                                                 kind: str) -> None:
+    """The daemon and the upload service may start on a fresh install together: the one
+    that waits must find the schema the other created whole, never half of it (it took a
+    half-created journal for a legacy store and refused it)."""
+    import threading
+
+    from scanner.store.db import make_engine, make_journal_engine
+
+    opened = make_journal_engine if kind == "journal" else make_engine
+    for round_no in range(6):
+        url = f"sqlite:///{tmp_path / f'{kind}-{round_no}.db'}"
+        start = threading.Barrier(4)
+        faults: list[BaseException] = []
+
+        def open_it(url: str = url, start: threading.Barrier = start,
+                    faults: list[BaseException] = faults) -> None:
+            start.wait()
+            try:
+                opened(url).dispose()
+            except BaseException as exc:
+                faults.append(exc)
+
+        threads = [threading.Thread(target=open_it) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert faults == []
