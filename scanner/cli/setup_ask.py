@@ -136,7 +136,7 @@ def _kiosk_pin(web: dict[str, Any], folder: Path) -> None:
     from scanner.kiosk.auth import write_pin_file
 
     pin = click.prompt("kiosk PIN for stewards (hidden; empty: none)", default="",
-                       hide_input=True, show_default=False)
+                       hide_input=True, show_default=False, confirmation_prompt=True)
     if not pin:
         return
     path = folder / "kiosk.pin"
