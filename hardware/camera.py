@@ -11,6 +11,7 @@ backoff; a file ends at its end unless ``loop`` is set.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -73,6 +74,15 @@ class Camera(DeviceSource):
         self._done = False
         self._thread: threading.Thread | None = None
         self.frames_read = 0
+
+    def probe(self) -> None:
+        """Whether the camera or file is there, without OpenCV (which would print its own
+        warnings): a device node opens, a file exists; a stream is not checked."""
+        if self.kind == "device":
+            path = f"/dev/video{self.spec}" if self.spec.isdigit() else self.spec
+            os.close(os.open(path, os.O_RDWR | os.O_NONBLOCK))
+        elif self.kind != "stream" and not Path(self.spec).is_file():
+            raise FileNotFoundError(f"no such file: {self.spec}")
 
     def stop(self) -> None:
         super().stop()

@@ -81,10 +81,15 @@ class OutputPins:
         if self.relay_pulse_ms < MIN_PULSE_MS:
             raise ValueError(f"relay_pulse_ms: at least {MIN_PULSE_MS}, "
                              f"not {self.relay_pulse_ms}")
-        wired = [p for p in (self.relay_pin, self.green_pin, self.red_pin, self.buzzer_pin,
-                             self.passage_pin, self.fire_alarm_pin) if p is not None]
+        wired = self.wired
         if len(set(wired)) != len(wired):
             raise ValueError(f"outputs: a pin is used twice in {wired}")
+
+    @property
+    def wired(self) -> list[Pin]:
+        """The pins something is wired to."""
+        return [p for p in (self.relay_pin, self.green_pin, self.red_pin, self.buzzer_pin,
+                            self.passage_pin, self.fire_alarm_pin) if p is not None]
 
 
 class Signal(StrEnum):
@@ -138,7 +143,11 @@ class GpioOutputs:
     def __init__(self, pins: OutputPins, factory: str | Any = "mock", *,
                  patterns: dict[Signal, Pattern] | None = None) -> None:
         self.pins = pins
-        self.factory = pin_factory(factory) if isinstance(factory, str) else factory
+        # Nothing wired (a gate not set up yet): no pin factory is needed, so a board
+        # without its GPIO library still runs the readers, the kiosk page and the sync.
+        if isinstance(factory, str) and pins.wired:
+            factory = pin_factory(factory)
+        self.factory: Any = factory  # None when nothing is wired
         self.patterns = dict(PATTERNS if patterns is None else patterns)
         self.when_passage: Callable[[], None] | None = None
         self.when_fire_alarm: Callable[[bool], None] | None = None
@@ -256,6 +265,29 @@ class GpioOutputs:
                                      n=pattern.beeps, background=True)
                 else:
                     self.buzzer.off()
+
+    def outputs(self) -> dict[str, Any]:
+        """The wired outputs by name (relay, green, red, buzzer), for a wiring test."""
+        return {name: device for name, device in (
+            ("relay", self.relay), ("green", self.green), ("red", self.red),
+            ("buzzer", self.buzzer)) if device is not None}
+
+    def hold(self, name: str, seconds: float) -> None:
+        """Switch one output on for ``seconds`` and off again, blocking (a wiring test, not
+        a scan: the relay goes through ``pulse`` so a fire alarm still holds it)."""
+        if name == "relay":
+            self.pulse(max(MIN_PULSE_MS, round(seconds * 1000)))
+            time.sleep(seconds)
+            return
+        device = self.outputs()[name]
+        with self._lock:
+            if self._closed:
+                return
+            device.on()
+        time.sleep(seconds)
+        with self._lock:
+            if not self._closed:
+                device.off()
 
     def close(self) -> None:
         """Stop everything; the relay is left closed, or open under fire alarm."""

@@ -112,6 +112,10 @@ class HidReader(DeviceSource):
             self._open, lambda dev: self._lines(dev, KeyDecoder(self.layout, self.max_length)),
             self._close)
 
+    def probe(self) -> None:
+        """Open (and grab) the device once and release it, as a reader would at start."""
+        self._close(self._open())
+
     def _open(self) -> Any:
         import evdev
 

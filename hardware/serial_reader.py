@@ -108,6 +108,10 @@ class SerialReader(DeviceSource):
         return self.link.sessions(self._open, self._lines, self._close,
                                   errors=(OSError, ValueError))
 
+    def probe(self) -> None:
+        """Open the port once and release it, as the first open of a reader would."""
+        self._close(self._open())
+
     def _close(self, port: Any) -> None:
         port.close()
         self.splitter.reset()  # half a line from a device that left is not a code

@@ -347,13 +347,9 @@ class Gate:
     def outputs(self) -> GpioOutputs:
         """The turnstile's pins; closed last, leaving the relay closed (or held open under
         fire alarm)."""
-        from hardware.gpio import GpioError
-        from scanner.act.settings import open_outputs
+        from scanner.act.settings import open_outputs_or_fail
 
-        try:
-            outputs = open_outputs(self.config.outputs)
-        except (GpioError, ValueError) as exc:
-            raise ConfigError(f"outputs: {exc}") from exc
+        outputs = open_outputs_or_fail(self.config.outputs)
         return self._closing(outputs, lambda outputs: outputs.close())
 
     @part

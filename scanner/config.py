@@ -36,7 +36,7 @@ from scanner.decide.barcode import DEFAULT_MAX_READ_LENGTH
 from scanner.decide.model import Direction
 from scanner.errors import ConfigError
 from scanner.read.decode import DECODERS, KNOWN_FORMATS
-from scanner.read.sources import SOURCES
+from scanner.read.sources import DEVICE_KEY, SOURCES
 
 DEFAULT_API_URL = "https://vivenu.com"
 DEFAULT_DB = "gate.db"
@@ -348,7 +348,8 @@ class GateConfig:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     lookup: LookupConfig = field(default_factory=LookupConfig)
     upload: UploadConfig = field(default_factory=UploadConfig)
-    # From [[readers]] tables, or the single [reader] table as a one-element list.
+    # From [[readers]] tables, or the single [reader] table as a one-element list; without
+    # either, one stdin reader; ``readers = []``: none yet (a gate not set up).
     readers: tuple[ReaderConfig, ...] = field(default_factory=lambda: (ReaderConfig(),))
     outputs: OutputsConfig = field(default_factory=OutputsConfig)
     web: WebConfig = field(default_factory=WebConfig)
@@ -357,8 +358,9 @@ class GateConfig:
 
     @property
     def reader(self) -> ReaderConfig:
-        """The first reader: what single-reader commands (``gate scan``) use."""
-        return self.readers[0]
+        """The first reader: what single-reader commands (``gate scan``) use; the default
+        (stdin) when none is configured."""
+        return self.readers[0] if self.readers else ReaderConfig()
 
     @property
     def db_url(self) -> str:
@@ -419,7 +421,7 @@ def load_config_sources(path: str | os.PathLike[str] | None = None,
     reader_tables, reader_key = _reader_tables(data)
     sources = {key: "file" for key in _keys(data)}
     sources.update({f"{reader_key(i)}.{k}": "file"  # a table that is not: build() names it
-                    for i, table in enumerate(reader_tables) if isinstance(table, dict)
+                    for i, table in enumerate(reader_tables or ()) if isinstance(table, dict)
                     for k in table})
     overridden = _apply_env(data, env)
     sources.update({key: f"env {var}" for var, key in overridden.items()})
@@ -427,8 +429,8 @@ def load_config_sources(path: str | os.PathLike[str] | None = None,
         config = build(GateConfig, data, "")
     except ConfigError as exc:
         raise _blame_env(exc, overridden) from None
-    readers = tuple(build(ReaderConfig, table, f"{reader_key(i)}.")
-                    for i, table in enumerate(reader_tables)) or config.readers
+    readers = config.readers if reader_tables is None else tuple(
+        build(ReaderConfig, table, f"{reader_key(i)}.") for i, table in enumerate(reader_tables))
     _check_readers(readers, reader_key)
     token = _read_token(config.api, env, overridden)
     if env.get("GATE_API_TOKEN"):
@@ -450,8 +452,9 @@ def _keys(data: dict[str, Any]) -> list[str]:
     return keys
 
 
-def _reader_tables(data: dict[str, Any]) -> tuple[list[Any], Any]:
-    """Pops ``[reader]`` or ``[[readers]]``; returns the tables and how to name their keys."""
+def _reader_tables(data: dict[str, Any]) -> tuple[list[Any] | None, Any]:
+    """Pops ``[reader]`` or ``[[readers]]``; returns the tables (None: neither was given,
+    ``[]``: ``readers = []``, no reader yet) and how to name their keys."""
     if "reader" in data and "readers" in data:
         raise ConfigError("readers: give either one [reader] table or [[readers]] tables, "
                           "not both")
@@ -459,14 +462,10 @@ def _reader_tables(data: dict[str, Any]) -> tuple[list[Any], Any]:
         return [data.pop("reader")], lambda _i: "reader"
     tables = data.pop("readers", None)
     if tables is None:
-        return [], lambda _i: "reader"
-    if not isinstance(tables, list) or not tables:
-        raise ConfigError("readers: expected one or more [[readers]] tables")
+        return None, lambda _i: "reader"
+    if not isinstance(tables, list):
+        raise ConfigError("readers: expected [[readers]] tables, or readers = [] for none")
     return tables, lambda i: f"readers[{i}]"
-
-
-# The key naming the device each source reads; one device serves one reader.
-_DEVICE_KEY = {"serial": "port", "hid": "device", "camera": "camera"}
 
 
 def _check_readers(readers: tuple[ReaderConfig, ...], key: Any) -> None:
@@ -479,7 +478,7 @@ def _check_readers(readers: tuple[ReaderConfig, ...], key: Any) -> None:
     # Two readers on one port would each get a share of its codes, in their own directions.
     devices: dict[tuple[str, str], int] = {}
     for i, reader in enumerate(readers):
-        attr = _DEVICE_KEY.get(reader.source)
+        attr = DEVICE_KEY.get(reader.source)
         if attr is None:
             continue
         device = (reader.source, getattr(reader, attr))

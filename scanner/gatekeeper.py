@@ -192,6 +192,16 @@ class Gatekeeper:
         return self._decide(barcode, direction, now or self._corrected(self._clock()),
                             self._policy())
 
+    def preview(self, barcode: str, direction: Direction) -> CheckResult:
+        """What ``check`` would decide now, journaling and queueing nothing: an information
+        scan that leaves the ticket as it was. Its ``scan_id`` is empty: no scan exists."""
+        started = self._timer()
+        now = self._corrected(self._clock())
+        decision = self._decide(barcode, direction, now, self._policy())
+        if decision.reason is Reason.MALFORMED_READ:
+            decision = replace(decision, barcode=unreadable_form(barcode))
+        return CheckResult(decision, "", utc_iso(now), (self._timer() - started) * 1000)
+
     def flush(self) -> None:
         """Wait until the last ticket found online is stored."""
         if self._kept is not None:

@@ -122,3 +122,73 @@ def test_upload_loop_uploads_then_stops_cleanly_on_sigterm(tmp_path: Path, sim_s
     assert gate("check", "UNKNOWN-000001", env=env).returncode == 1  # journaled, pending
     stop_after("upload", "uploaded 1 scan(s)", env)
     assert [scan["barcode"] for scan in sim_server.world.scans] == ["UNKNOWN-000001"]
+
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "deploy" / "gate.example.toml"
+
+
+def test_config_check_fails_in_one_line_where_gate_run_would_on_the_pin_factory(
+        tmp_path: Path) -> None:
+    """A wired pin on a factory that cannot start (here: no lgpio module) is exit 2 from
+    config check as from gate run; --no-hardware checks the file alone."""
+    config = tmp_path / "gate.toml"
+    config.write_text(f'db = "{tmp_path / "g.db"}"\nreaders = []\n[web]\nport = 0\n'
+                      '[outputs]\npin_factory = "pigpio"\nrelay_pin = 17\n')
+    env = {"GATE_CONFIG": str(config)}
+    checked, ran = gate("config", "check", env=env), gate("run", env=env, timeout=60)
+    assert (checked.returncode, ran.returncode) == (2, 2)
+    line = "gate: configuration error: outputs: pin factory 'pigpio' cannot start"
+    assert checked.stderr.startswith(line) and ran.stderr.splitlines()[-1].startswith(line)
+    assert len(checked.stderr.splitlines()) == 1 and checked.stdout == ""
+    assert gate("config", "check", "--no-hardware", env=env).returncode == 0
+
+
+def test_config_check_opens_each_readers_device(tmp_path: Path) -> None:
+    master, slave = os.openpty()
+    try:
+        config = tmp_path / "gate.toml"
+        text = ('[[readers]]\nsource = "serial"\nport = "{}"\n'
+                '[[readers]]\nsource = "camera"\ncamera = "{}"\n')
+        config.write_text(text.format(os.ttyname(slave), tmp_path / "cam.avi"))
+        missing = gate("config", "check", env={"GATE_CONFIG": str(config)})
+        (tmp_path / "cam.avi").write_bytes(b"")
+        present = gate("config", "check", env={"GATE_CONFIG": str(config)})
+        config.write_text(text.format("/dev/ttyNO-SUCH-SCANNER", tmp_path / "cam.avi"))
+        no_port = gate("config", "check", env={"GATE_CONFIG": str(config)})
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert missing.returncode == 2 and missing.stderr == (
+        f"gate: configuration error: readers[1].camera: cannot open {tmp_path / 'cam.avi'}: "
+        f"no such file: {tmp_path / 'cam.avi'}\n")
+    assert present.returncode == 0, present.stderr
+    assert no_port.returncode == 2 and no_port.stderr.startswith(
+        "gate: configuration error: readers[0].port: cannot open /dev/ttyNO-SUCH-SCANNER: ")
+    assert len(no_port.stderr.splitlines()) == 1
+
+
+def test_the_example_config_runs_without_readers_and_says_so_once(tmp_path: Path,
+                                                                  sim_server) -> None:
+    """As installed (no placeholder devices, lgpio absent, nothing wired): gate run keeps
+    running, serves its page and syncs, with one WARNING line and no OpenCV output."""
+    import signal
+
+    config = tmp_path / "gate.toml"
+    config.write_text(EXAMPLE.read_text().replace("port = 8080", "port = 0"))
+    env = loop_env(tmp_path, sim_server, GATE_CONFIG=str(config))
+    assert gate("config", "check", env=env).returncode == 0
+    proc = subprocess.Popen([sys.executable, "-m", "scanner.cli.main", "run"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    lines = []
+    for line in proc.stderr:
+        lines.append(line)
+        if len([x for x in lines if "scanner.sync: sync evt-" in x]) >= 2:
+            break  # two syncs: well past start-up
+    proc.send_signal(signal.SIGTERM)
+    lines += proc.stderr.read().splitlines(keepends=True)
+    assert proc.wait(timeout=30) == 0
+    warnings = [x for x in lines if " WARNING " in x]
+    assert len(warnings) == 1 and "has no readers (readers = [])" in warnings[0], lines
+    assert any("kiosk page on http://127.0.0.1:" in x for x in lines)
+    assert not [x for x in lines if "WARN" in x and x not in warnings]  # OpenCV's [ WARN:0]

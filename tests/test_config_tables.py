@@ -197,10 +197,21 @@ def test_example_config_has_every_table_and_its_optional_lines_load(tmp_path: Pa
     hints = typing.get_type_hints(GateConfig)
     tables = {name for name, kind in hints.items() if dataclasses.is_dataclass(kind)}
     uncommented = re.sub(r"(?m)^#(?=[a-z_\[])", "", text)
+    # The example reader tables replace the example's `readers = []` (none yet).
+    uncommented = re.sub(r"(?m)^readers = \[\].*$", "", uncommented)
     assert tables | {"readers"} <= set(tomllib.loads(uncommented))
     config = load_text(tmp_path, uncommented, env={"GATE_API_TOKEN": "t"})
     assert config.mesh.url.startswith("mqtts://")
-    assert len(config.readers) == 2
+    assert [r.source for r in config.readers] == ["serial", "picamera2", "hid"]
+
+
+def test_the_example_config_has_no_readers_until_set_up() -> None:
+    assert load_config(EXAMPLE, env={"GATE_API_TOKEN": "t"}).readers == ()
+
+
+def test_readers_as_an_empty_list_means_none_yet(tmp_path: Path) -> None:
+    config = load_text(tmp_path, "readers = []\n")
+    assert config.readers == () and config.reader == ReaderConfig()
 
 
 @pytest.mark.parametrize("text", ["readers = [1, 2]\n", "reader = 5\n"])

@@ -132,3 +132,22 @@ def test_bench_upload_drains_everything_to_the_simulator(capsys):
                        "--json")
     doc = json.loads(out)
     assert (code, doc["sent"], doc["on_server"], doc["requests"]) == (0, 120, 120, 3)
+
+
+def test_dry_run_check_leaves_journal_and_queue_unchanged_and_the_ticket_unused(
+        gate_env, capsys):
+    """An information scan before doors open: decided and printed, nothing recorded."""
+    run(capsys, "check", "UNKNOWN-000001")  # one real scan, so "unchanged" is not "empty"
+    _, before, _ = run(capsys, "journal", "--json")
+    _, queued_before, _ = run(capsys, "status", "--json")
+    first = run(capsys, "check", make_ticket(1).barcode, "--dry-run", "--json")
+    second = run(capsys, "check", make_ticket(1).barcode, "--dry-run")
+    _, after, _ = run(capsys, "journal", "--json")
+    _, queued_after, _ = run(capsys, "status", "--json")
+    assert first[0] == 0 and json.loads(first[1])["reason"] == "GRANTED"
+    assert json.loads(first[1])["dry_run"] is True and json.loads(first[1])["scan_id"] == ""
+    assert second[0] == 0 and second[1].startswith("GRANTED") and "dry run" in second[1]
+    assert after == before and len(before.splitlines()) == 1
+    assert json.loads(queued_after)["queue"] == json.loads(queued_before)["queue"]
+    # The real scan after the dry runs is the ticket's first: still GRANTED.
+    assert run(capsys, "check", make_ticket(1).barcode)[0] == 0

@@ -55,3 +55,15 @@ def output_pins(settings: OutputsSettings) -> OutputPins:
 def open_outputs(settings: OutputsSettings) -> GpioOutputs:
     """The turnstile's pins on the configured pin factory (raises hardware.gpio.GpioError)."""
     return GpioOutputs(output_pins(settings), settings.pin_factory)
+
+
+def open_outputs_or_fail(settings: OutputsSettings) -> GpioOutputs:
+    """``open_outputs`` with what cannot open (no GPIO library, a busy pin) as one
+    ConfigError line, exit 2, as ``gate run`` and ``gate config check`` report it."""
+    from hardware.gpio import GpioError
+    from scanner.errors import ConfigError
+
+    try:
+        return open_outputs(settings)
+    except (GpioError, ValueError) as exc:
+        raise ConfigError(f"outputs: {exc}") from exc

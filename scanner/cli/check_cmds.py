@@ -39,23 +39,30 @@ class BadOption(click.ClickException):
 @click.option("--direction", type=click.Choice(["IN", "OUT"], case_sensitive=False),
               default="IN", show_default=True, help="Entering or leaving.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object (documented shape).")
+@click.option("--dry-run", is_flag=True,
+              help="Decide and print only: nothing journaled or uploaded, the ticket unused.")
 @click.pass_context
-def check(ctx: click.Context, barcode: str, direction: str, as_json: bool) -> int:
+def check(ctx: click.Context, barcode: str, direction: str, as_json: bool,
+          dry_run: bool) -> int:
     """Decide BARCODE exactly as the gate does: decide, journal, queue for upload.
 
-    Exit code 0: granted; 1: denied.
+    With --dry-run (an information scan, e.g. testing before doors open) the decision is
+    only printed. Exit code 0: granted; 1: denied.
     """
     from scanner.decide.model import Direction
 
     with Gate(load(ctx)) as gate:
-        result = gate.gatekeeper.check(barcode, Direction(direction.upper()))
-    doc = result.to_json()
+        keeper = gate.gatekeeper
+        decide = keeper.preview if dry_run else keeper.check
+        result = decide(barcode, Direction(direction.upper()))
+    doc = result.to_json() | ({"dry_run": True} if dry_run else {})
     if as_json:
         click.echo(orjson.dumps(doc).decode())
     else:
         where = "offline" if doc["offline"] else "online"
+        scan = "dry run, nothing journaled" if dry_run else f"scan {doc['scan_id']}"
         click.echo(escape(f"{doc['reason']}: {doc['message']}"))
-        click.echo(f"  scan {doc['scan_id']} at {doc['scanned_at']}, {where}, "
+        click.echo(f"  {scan} at {doc['scanned_at']}, {where}, "
                    f"{doc['latency_ms']:.2f} ms")
     return 0 if doc["granted"] else 1
 

@@ -23,10 +23,15 @@ def config() -> None:
 
 @config.command()
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of TOML.")
+@click.option("--no-hardware", is_flag=True,
+              help="Do not open the pin factory, pins and reader devices.")
 @click.pass_context
-def check(ctx: click.Context, as_json: bool) -> int:
-    """Validate the configuration; print the effective values (exit 2 on a mistake)."""
+def check(ctx: click.Context, as_json: bool, no_hardware: bool) -> int:
+    """Validate the configuration and open its hardware as gate run would; print the
+    effective values (exit 2 on a mistake)."""
     loaded, sources = load_config_sources(ctx.find_root().obj.get("config_path"))
+    if not no_hardware:
+        open_hardware(loaded)
     doc = effective(loaded)
     if as_json:
         click.echo(orjson.dumps({"config": doc, "sources": sources},
@@ -35,6 +40,18 @@ def check(ctx: click.Context, as_json: bool) -> int:
         click.echo(render_toml(doc, sources))
     click.echo("configuration OK", err=True)
     return 0
+
+
+def open_hardware(config: GateConfig) -> None:
+    """Open the pin factory and pins, then each reader's device, and release them: what
+    ``gate run`` would fail on at start is one ConfigError here (a reader's device that is
+    missing would only be retried there, which this reports as well)."""
+    from scanner.act.settings import open_outputs_or_fail
+    from scanner.read.sources import probe_source
+
+    open_outputs_or_fail(config.outputs).close()
+    for i, reader in enumerate(config.readers):
+        probe_source(reader, f"readers[{i}]" if len(config.readers) > 1 else "reader")
 
 
 def effective(config: GateConfig) -> dict[str, Any]:
@@ -56,6 +73,8 @@ def render_toml(doc: dict[str, Any], sources: dict[str, str]) -> str:
     """TOML that loads back to the same configuration; ``None`` values become comments."""
     top = {k: v for k, v in doc.items() if not isinstance(v, dict | list) or k == "events"}
     lines = _table(top, "", sources)
+    if not doc["readers"]:
+        lines.append("readers = []  # none yet: gate setup adds them")
     for name, value in doc.items():
         if isinstance(value, dict):
             lines += ["", f"[{name}]", *_table(value, f"{name}.", sources)]
@@ -76,16 +95,16 @@ def _table(values: dict[str, Any], prefix: str, sources: dict[str, str]) -> list
         elif value is None:
             lines.append(f"# {key} = (unset){note}")
         else:
-            lines.append(f"{key} = {_toml_value(value)}{note}")
+            lines.append(f"{key} = {toml_value(value)}{note}")
     return lines
 
 
-def _toml_value(value: Any) -> str:
+def toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value)
     if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     # JSON's escapes are a subset of TOML basic strings'.
     return json.dumps(value)

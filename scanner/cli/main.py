@@ -38,6 +38,10 @@ COMMANDS = {
     "bench": ("scanner.cli.bench_cmds:bench", "Measure sync, decision, upload, decode speed."),
     "config": ("scanner.cli.config_cmd:config", "Check and print the effective configuration."),
     "kiosk": ("scanner.cli.kiosk_cmd:kiosk", "The steward's kiosk page: set its PIN."),
+    "devices": ("scanner.cli.devices_cmd:devices",
+                "Serial ports, cameras, input devices, GPIO chips attached."),
+    "setup": ("scanner.cli.setup_cmd:setup", "Write this gate's configuration (first run)."),
+    "test": ("scanner.cli.outputs_cmd:test", "Wiring tests: gate test outputs."),
     "db": ("scanner.cli.db_cmds:db", "Check the store and journal; rebuild a damaged store."),
 }
 

@@ -30,7 +30,12 @@ def run(ctx: click.Context) -> int:
         daemon = open_daemon(gate)
         readers = ", ".join(f"{w.reader} ({w.config.source} {w.config.direction} lane "
                             f"{w.config.lane})" for w in gate.reader_workers)
-        log.info("gate %s starting: %s", config.gate_id, readers)
+        if readers:
+            log.info("gate %s starting: %s", config.gate_id, readers)
+        else:  # said once: a gate not set up yet still serves its page and syncs
+            log.warning("gate %s has no readers (readers = []): it decides nothing until "
+                        "gate setup adds one; the kiosk page and the sync keep running",
+                        config.gate_id)
         with stop_on_signals() as stop:
             code = daemon.run(stop)
         log.info("gate %s stopped%s", config.gate_id,

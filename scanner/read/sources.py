@@ -29,6 +29,23 @@ def _camera(config: ReaderConfig, on_status: StatusFn) -> ReadSource:
                           config.full_every)
 
 
+def _picamera2(config: ReaderConfig, on_status: StatusFn) -> ReadSource:
+    from hardware.picamera import PiCamera, PiCameraUnavailable
+    from scanner.read.decode import make_decoder
+    from scanner.read.frames import DecodingSource
+
+    if not config.camera.isdigit():
+        raise ConfigError(f"reader.camera: the picamera2 source takes a libcamera camera "
+                          f"number (0, 1, ...; see gate devices), got {config.camera!r}")
+    try:
+        camera = PiCamera(int(config.camera), width=config.width, height=config.height,
+                          fps=config.fps, on_status=on_status)
+    except PiCameraUnavailable as exc:
+        raise ConfigError(f"reader.source: {exc}") from None
+    return DecodingSource(camera, make_decoder(config.decoder, config.formats),
+                          config.full_every)
+
+
 def _serial(config: ReaderConfig, on_status: StatusFn) -> ReadSource:
     from hardware.serial_reader import SerialReader
 
@@ -61,10 +78,35 @@ def _stdin(config: ReaderConfig, on_status: StatusFn) -> ReadSource:
 
 SOURCES: dict[str, SourceFactory] = {
     "camera": _camera,
+    "picamera2": _picamera2,
     "serial": _serial,
     "hid": _hid,
     "stdin": _stdin,
 }
+
+
+# The key naming the device each source reads (one device serves one reader).
+DEVICE_KEY = {"serial": "port", "hid": "device", "camera": "camera", "picamera2": "camera"}
+
+
+def probe_source(config: ReaderConfig, key: str = "reader",
+                 factories: Mapping[str, SourceFactory] | None = None) -> None:
+    """Open the device ``config`` names once and release it, as the reader would at start,
+    so ``gate config check`` fails on a wrong port or a camera that is not there.
+    A ConfigError naming ``key``'s device key; stdin and test sources are not probed."""
+    try:
+        source = open_source(config, None, factories)
+    except ConfigError as exc:
+        raise ConfigError(str(exc).replace("reader.", f"{key}.", 1)) from None
+    probe = getattr(getattr(source, "frames", source), "probe", None)
+    if probe is None:
+        return
+    attr = DEVICE_KEY.get(config.source, "source")
+    try:
+        probe()
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{key}.{attr}: cannot open {getattr(config, attr)}: "
+                          f"{getattr(exc, 'strerror', None) or exc}") from None
 
 
 def open_source(config: ReaderConfig, on_status: StatusFn | None = None,
