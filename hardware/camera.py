@@ -90,7 +90,7 @@ class Camera(DeviceSource):
             self._cond.notify_all()
 
     def __iter__(self) -> Iterator[Frame]:
-        import cv2
+        cv2 = _cv2()
 
         self._thread = threading.Thread(target=self._capture, name=self.name, daemon=True)
         self._thread.start()
@@ -159,7 +159,7 @@ class Camera(DeviceSource):
                 cap.release()
 
     def _open_device(self) -> Any:
-        import cv2
+        cv2 = _cv2()
 
         if self.kind == "device":
             index: int | str = int(self.spec) if self.spec.isdigit() else self.spec
@@ -178,7 +178,7 @@ class Camera(DeviceSource):
         return cap
 
     def _pump_file(self) -> None:
-        import cv2
+        cv2 = _cv2()
 
         while not self.link.stopped.is_set():
             cap = cv2.VideoCapture(self.spec)
@@ -194,7 +194,7 @@ class Camera(DeviceSource):
                 return
 
     def _pump_image(self) -> None:
-        import cv2
+        cv2 = _cv2()
 
         image = cv2.imread(self.spec, cv2.IMREAD_COLOR)
         if image is None:
@@ -226,3 +226,12 @@ class Camera(DeviceSource):
             if not ok:
                 return
             self._put(image)
+
+
+def _cv2() -> Any:
+    """OpenCV, told to keep its own warnings (a camera that cannot open, a V4L2 retry) off
+    stderr: the source says what happened in its one status line instead."""
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    import cv2
+
+    return cv2

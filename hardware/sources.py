@@ -25,7 +25,8 @@ StatusFn = Callable[[str], None]
 
 
 def ignore_status(_message: str) -> None:
-    """The default status sink: sources still log, callers opt in to lines."""
+    """The default status sink: with it, a source logs its own lines; a caller that passes
+    another sink takes them over, so each line is said once."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +113,7 @@ class Reconnect:
         self.stopped = threading.Event()
         self.backoff = Backoff(self.stopped, first, cap)
         self.opens = 0  # successful opens; more than one means the device came back
+        self.failed_opens = 0
         # Monotonic ns of the source loop's last turn: a reader's heartbeat. Loops move it on
         # every read timeout too, so it stays fresh with nobody scanning, and stops moving
         # only when the loop is stuck (a driver that never returns).
@@ -120,6 +122,7 @@ class Reconnect:
         # before the first attempt: the kiosk's "reader disconnected" banner.
         self.connected: bool | None = None
         self._log = logger or logging.getLogger(__name__)
+        self._last_cause: str | None = None  # the failure last said, until an open succeeds
 
     def stop(self) -> None:
         self.stopped.set()
@@ -135,14 +138,21 @@ class Reconnect:
                 handle = fn()
             except (OSError, ValueError) as exc:
                 self.connected = False
-                self.status(f"{self.name} cannot open ({exc}); "
-                            f"retrying in {self.backoff.delay:.1f} s")
+                self.failed_opens += 1
+                # A device that stays away is said once per cause, not at every retry: the
+                # banner, /healthz and `gate status` keep saying it while it lasts.
+                cause = str(exc)
+                if cause != self._last_cause:
+                    self.status(f"{self.name} cannot open ({exc}); "
+                                f"retrying every {self.backoff.cap:.0f} s at most")
+                    self._last_cause = cause
                 failed = True
                 if not self.backoff.wait():
                     return None
                 continue
             self.alive()
             self.connected = True
+            self._last_cause = None
             if self.opens or failed:
                 self.status(f"{self.name} open again")
             self.opens += 1
@@ -165,8 +175,10 @@ class Reconnect:
                 close(handle)
 
     def status(self, message: str) -> None:
-        self._log.warning("%s", message)
-        self.on_status(message)
+        if self.on_status is ignore_status:
+            self._log.warning("%s", message)
+        else:
+            self.on_status(message)
 
 
 class DeviceSource:

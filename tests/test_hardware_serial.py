@@ -150,12 +150,25 @@ def test_vanished_device_is_reported_and_reopened(tmp_path: Path, pty: Pty, runn
     assert any("open again" in line for line in status)
 
 
-def test_missing_port_is_retried_until_stopped(tmp_path: Path, status: list[str]) -> None:
+def test_missing_port_is_retried_until_stopped_and_said_once(tmp_path: Path,
+                                                             status: list[str]) -> None:
     reader = SerialReader(str(tmp_path / "absent"), on_status=status.append,
                           backoff_first=0.01, backoff_cap=0.02)
     run = Collect(reader, reader.stop)
-    wait_for(lambda: len(status) >= 3, "three open attempts")
-    assert run.stop() and "cannot open" in status[0]
+    wait_for(lambda: reader.link.failed_opens >= 4, "four open attempts")
+    assert run.stop()
+    assert len(status) == 1 and "cannot open" in status[0]
+    assert reader.link.connected is False
+
+
+def test_a_source_without_a_status_sink_logs_each_line_itself_once(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    reader = SerialReader(str(tmp_path / "absent"), backoff_first=0.01, backoff_cap=0.02)
+    run = Collect(reader, reader.stop)
+    time.sleep(0.2)
+    assert run.stop()
+    said = [r for r in caplog.records if "cannot open" in r.getMessage()]
+    assert len(said) == 1 and said[0].levelname == "WARNING"
 
 
 def test_garbage_on_the_wire_is_one_rejected_line_and_the_gate_keeps_reading(

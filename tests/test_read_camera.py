@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -96,8 +99,9 @@ def test_missing_camera_is_reported_and_retried_until_stopped() -> None:
     camera = Camera("/dev/video99", on_status=status.append, backoff_first=0.01,
                     backoff_cap=0.02)
     run = Collect(camera, camera.stop)
-    wait_for(lambda: len(status) >= 2, "two open attempts")
-    assert run.stop() and run.items == [] and "cannot open" in status[0]
+    wait_for(lambda: camera.link.failed_opens >= 3, "three open attempts")
+    assert run.stop() and run.items == []
+    assert len(status) == 1 and "cannot open" in status[0]  # once, not at every retry
 
 
 @pytest.mark.parametrize(("spec", "kind"), [
@@ -105,3 +109,18 @@ def test_missing_camera_is_reported_and_retried_until_stopped() -> None:
     ("http://cam/mjpg", "stream"), ("replay.avi", "video"), ("still.webp", "image")])
 def test_specs_are_classified(spec: str, kind: str) -> None:
     assert classify(spec) == kind
+
+
+def test_a_camera_that_cannot_open_keeps_opencvs_own_warnings_off_stderr() -> None:
+    """OpenCV writes its V4L2 complaints straight to fd 2, beside the source's one line."""
+    script = ("import time\n"
+              "from hardware.camera import Camera\n"
+              "c = Camera('/dev/video99', backoff_first=0.01, backoff_cap=0.02)\n"
+              "import threading\n"
+              "threading.Thread(target=lambda: list(c), daemon=True).start()\n"
+              "time.sleep(2); c.stop(); print(c.link.failed_opens)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, env={k: v for k, v in os.environ.items()
+                                           if k != "OPENCV_LOG_LEVEL"})
+    assert int(done.stdout) >= 2
+    assert "WARN" not in done.stderr and "VIDEOIO" not in done.stderr, done.stderr

@@ -162,7 +162,8 @@ class ReaderWorker(Worker):
                                         captured_ns=rejected.raw.captured_ns))
 
     def _status(self, line: str) -> None:
-        log.info("reader %s: %s", self.reader, escape(line))
+        # A device lost or back is worth a warning: `journalctl -p warning` must find it.
+        log.warning("reader %s: %s", self.reader, escape(line))
 
 
 def _alive(pipeline: Pipeline[bool]) -> float | None:
