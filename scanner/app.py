@@ -404,6 +404,7 @@ class Gate:
         from scanner.run.jobs import settings_job, sync_interval
 
         cfg = self.config
+        backup = self._backup_job()  # a journal with no file to copy fails before the store
         store, guard = self.store, self.clock_guard
         every = sync_interval(cfg.run.sync_interval, store.settings(), cfg.sync.interval)
 
@@ -411,7 +412,6 @@ class Gate:
             def retime(me: dict[str, object]) -> None:
                 scheduler().retime("sync", sync_interval(cfg.run.sync_interval, me, every))
 
-            backup = self._backup_job()
             return [self._sync_job(scheduler, every, on_synced=guard.refresh,
                                    syncer=self.run_syncer),
                     settings_job(self.api, store.save_settings, retime,
