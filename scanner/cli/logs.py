@@ -46,6 +46,12 @@ class PriorityFormatter(logging.Formatter):
         return "\n".join(prefix + line for line in super().format(record).split("\n"))
 
 
+def fault_line(text: str) -> str:
+    """The line a command that failed ends with, at error priority in the journal: a gate
+    that cannot start says why where ``journalctl -p err`` looks."""
+    return f"<{priority(logging.ERROR)}>{text}" if stderr_is_journal() else text
+
+
 def setup_logging(verbose: bool) -> None:
     journal = stderr_is_journal()
     # The journal adds its own timestamps.

@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from scanner.build import PACKAGE
-from scanner.cli.logs import setup_logging
+from scanner.cli.logs import fault_line, setup_logging
 from scanner.errors import ConfigError, GateError
 
 # command name -> ("module:attribute" of its click command, one line of help)
@@ -126,10 +126,10 @@ def main(argv: list[str] | None = None) -> int:
         exc.show()
         return exc.exit_code
     except ConfigError as exc:
-        click.echo(f"gate: configuration error: {exc}", err=True)
+        click.echo(fault_line(f"gate: configuration error: {exc}"), err=True)
         return 2
     except GateError as exc:
-        click.echo(f"gate: error: {exc}", err=True)
+        click.echo(fault_line(f"gate: error: {exc}"), err=True)
         return 1
     except KeyboardInterrupt:
         return 130
