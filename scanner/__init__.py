@@ -4,6 +4,6 @@ The pipeline, as the packages are named:
 
     read (payload) -> decide -> journal -> actuate + upload
                  sync fills the store beside it; vivenu is the remote
-"""
 
-__version__ = "0.1.0"
+The version is the installed package's (``scanner.build.version``).
+"""

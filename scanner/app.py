@@ -399,10 +399,12 @@ class Gate:
     @part
     def scheduler(self) -> Scheduler:
         """``gate run``'s jobs on APScheduler, safe from clock jumps: sync (every ``/me``
-        ticketSyncInterval unless ``[run] sync_interval``), device settings and upload."""
+        ticketSyncInterval unless ``[run] sync_interval``), device settings, upload, and
+        with ``[journal] backup_dir`` the daily journal copy."""
         from scanner.run.jobs import settings_job, sync_interval
 
         cfg = self.config
+        backup = self._backup_job()  # a journal with no file to copy fails before the store
         store, guard = self.store, self.clock_guard
         every = sync_interval(cfg.run.sync_interval, store.settings(), cfg.sync.interval)
 
@@ -414,7 +416,7 @@ class Gate:
                                    syncer=self.run_syncer),
                     settings_job(self.api, store.save_settings, retime,
                                  report=self.reachability.report),
-                    self._upload_job()]
+                    self._upload_job(), *([backup] if backup else [])]
 
         return self._scheduler("scheduler", jobs)
 
@@ -445,6 +447,29 @@ class Gate:
 
         return upload_job(self.outbox, self.config.upload.interval,
                           report=self.reachability.report)
+
+    def _backup_job(self) -> Job | None:
+        """The daily copy of the journal to ``[journal] backup_dir``; None without one. A
+        journal with no file to copy (on a database server) is a ConfigError at start."""
+        cfg = self.config.journal
+        if not cfg.backup_dir:
+            return None
+        from pathlib import Path
+
+        from scanner.clock import local_zone
+        from scanner.config import parse_time_of_day
+        from scanner.journal.backup_dir import BackupPlan, DailyBackup
+        from scanner.run.jobs import backup_job
+        from scanner.store.db import sqlite_file
+
+        path = sqlite_file(self.config.journal_db_url)
+        if path is None:
+            raise ConfigError("journal.backup_dir: the journal has no file to copy (a "
+                              "database server backs up its own databases)")
+        plan = BackupPlan(Path(cfg.backup_dir).expanduser(), cfg.backup_keep,
+                          parse_time_of_day(cfg.backup_at), cfg.backup_same_disk)
+        return backup_job(DailyBackup(path, self.config.gate_id, plan, clock=self.clock,
+                                      zone=local_zone()))
 
     def _scheduler(self, name: str,
                    jobs: Callable[[Callable[[], Scheduler]], list[Job]]) -> Scheduler:

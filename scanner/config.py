@@ -19,6 +19,7 @@ import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import time
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,10 @@ DEFAULT_PASSAGE_TIMEOUT = 5.0
 DEFAULT_WEB_HOST = "127.0.0.1"
 DEFAULT_WEB_PORT = 8080
 DEFAULT_HEARTBEAT_TIMEOUT = 30.0
+# The daemon's daily copy of the journal ([journal]): copies kept, and when (local time).
+DEFAULT_BACKUP_KEEP = 7
+MAX_BACKUP_KEEP = 3650
+DEFAULT_BACKUP_AT = "03:30"
 # /me ticketSyncInterval's documented range, which an override must respect too.
 MIN_RUN_SYNC_INTERVAL = 5.0
 MAX_RUN_SYNC_INTERVAL = 900.0
@@ -305,6 +310,37 @@ class RunConfig:
     sync_process: bool = True
 
 
+def parse_time_of_day(text: str) -> time:
+    """``HH:MM`` (24-hour) as a time; ValueError otherwise."""
+    hours, sep, minutes = text.partition(":")
+    if not (sep and len(minutes) == 2 and hours.isdigit() and minutes.isdigit()):
+        raise ValueError(text)
+    return time(int(hours), int(minutes))
+
+
+def _time_of_day_problem(value: Any) -> str | None:
+    try:
+        parse_time_of_day(value)
+    except (ValueError, TypeError, AttributeError):
+        return f"expected a local time of day as HH:MM, got {value!r}"
+    return None
+
+
+@dataclass(frozen=True)
+class JournalConfig:
+    """The daemon's daily verified copy of the journal (``scanner.journal.backup_dir``);
+    off while ``backup_dir`` is empty."""
+
+    # A folder on another disk (a USB stick's mount point); empty: no daily copy.
+    backup_dir: str = ""
+    # Copies of this gate kept there (one a day: days); older ones are removed.
+    backup_keep: int = setting(DEFAULT_BACKUP_KEEP, lo=1, hi=MAX_BACKUP_KEEP)
+    backup_at: str = setting(DEFAULT_BACKUP_AT, check=_time_of_day_problem,
+                             text="a local time of day as HH:MM")
+    # Allow a backup_dir on the journal's own disk (else taken for an unmounted stick).
+    backup_same_disk: bool = False
+
+
 @dataclass(frozen=True)
 class MeshConfig:
     """Gates of a venue sharing scans over MQTT; an empty ``url`` is a gate on its own."""
@@ -355,6 +391,7 @@ class GateConfig:
     web: WebConfig = field(default_factory=WebConfig)
     run: RunConfig = field(default_factory=RunConfig)
     mesh: MeshConfig = field(default_factory=MeshConfig)
+    journal: JournalConfig = field(default_factory=JournalConfig)
 
     @property
     def reader(self) -> ReaderConfig:

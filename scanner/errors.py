@@ -11,7 +11,8 @@
     │   └── ProtocolError (ValueError)    a 2xx whose body is not what the API documents
     ├── StoreError                        the local database refused or is damaged
     │   ├── CorruptStore                  a database file is damaged (names it and the fix)
-    │   └── JournalMismatch               the journal that opens is not the store's own
+    │   ├── JournalMismatch               the journal that opens is not the store's own
+    │   └── BackupFailed                  a copy of the journal could not be made or verified
     ├── SyncError                         a sync run could not complete
     │   ├── PagingError                   offset pages shifted beyond recovery in one run
     │   └── TooManyTickets                a listing's total passed sync.max_event_tickets
@@ -79,6 +80,11 @@ class CorruptStore(StoreError):
 class JournalMismatch(StoreError):
     """The journal database that opens is not the one the ticket store recorded: missing,
     empty, or another journal. Nothing was created or changed."""
+
+
+class BackupFailed(StoreError):
+    """A copy of the journal could not be written or did not verify; the journal itself is
+    untouched and no partial copy is left under the backup's name."""
 
 
 class SyncError(GateError):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from scanner.build import version
 from scanner.store.faults import store_damage
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ def gather(gate: Gate) -> dict[str, Any]:
         }
     doc = {
         "gate_id": gate.config.gate_id,
+        "version": version(),
         "clock": gate.clock_guard.state().to_json(),
         # Set once any command found the store damaged; the gate keeps deciding meanwhile.
         "store_damaged": store_damage(gate.config.db_url),

@@ -46,7 +46,7 @@ def test_non_interactive_setup_then_gate_run_decides_a_pty_handhelds_codes(
     code = valid_barcodes(config, env, 1)[0]
     daemon = Daemon(env, tmp_path / "run.log")
     try:
-        daemon.wait_log("gate fleet-7 starting")
+        daemon.wait_log("starting: gate fleet-7")
         daemon.wait_log("sync .*delta|sync .*full")  # the port is open by then
         handheld.scan(code, "NOT-A-TICKET-0001")
         daemon.wait_log(r"decision \S+ GRANTED IN \S+ hand")

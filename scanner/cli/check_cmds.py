@@ -1,5 +1,5 @@
-"""``gate check``, ``gate upload`` and ``gate journal``: the gate's decision path, its outbox
-and its audit trail, from the command line.
+"""``gate check`` and ``gate upload``: the gate's decision path and its outbox, from the
+command line (its audit trail is ``gate journal``, in ``journal_cmds``).
 
 ``gate check`` goes through ``Gate.gatekeeper.check``, the same call the daemon makes: the
 scan is decided, journaled durably and queued for upload. Its exit code is 0 when granted
@@ -11,21 +11,12 @@ Whatever was journaled is shown with its control and bidirectional characters es
 
 from __future__ import annotations
 
-import csv
-import sys
-from typing import Any
-
 import click
 import orjson
 
 from scanner.app import Gate
 from scanner.cli.main import load, stop_on_signals
 from scanner.printable import escape
-
-# Columns of ``gate journal --csv`` and of its text lines, in order.
-JOURNAL_COLUMNS = ("seq", "scan_id", "scanned_at", "gate_id", "event_id", "ticket_id",
-                   "barcode", "direction", "result", "reason", "message", "offline",
-                   "latency_ms", "upload_state", "upload_error", "uploaded_at")
 
 
 class BadOption(click.ClickException):
@@ -96,45 +87,3 @@ def upload(ctx: click.Context, once: bool, requeue_rejected: bool, as_json: bool
         for error in report.errors:
             click.echo(escape(f"error: {error}"), err=True)
     return 0 if report.ok else 1
-
-
-@click.command()
-@click.option("--since", metavar="ISO", help="Only scans at or after this time (ISO-8601).")
-@click.option("--json", "fmt", flag_value="json", help="JSON lines, one scan per line.")
-@click.option("--csv", "fmt", flag_value="csv", help="CSV with a header row.")
-@click.pass_context
-def journal(ctx: click.Context, since: str | None, fmt: str | None) -> None:
-    """Print the scan journal, oldest first, for audits."""
-    from scanner.tickets import normalize_iso
-
-    if since is not None:
-        try:
-            since = normalize_iso(since)
-        except ValueError:
-            raise BadOption(f"--since: not an ISO-8601 time: {since!r}") from None
-    with Gate(load(ctx)) as gate:
-        rows = gate.journal.entries(since)
-        if fmt == "json":
-            for row in rows:
-                click.echo(orjson.dumps(row).decode())
-        elif fmt == "csv":
-            writer = csv.writer(sys.stdout)
-            writer.writerow(JOURNAL_COLUMNS)
-            for row in rows:
-                writer.writerow([_cell(row[c]) for c in JOURNAL_COLUMNS])
-        else:
-            for row in rows:
-                click.echo(_line(row))
-
-
-def _cell(value: Any) -> Any:
-    """A CSV cell; text escaped, as an auditor opens the file in a terminal or a sheet."""
-    if value is None:
-        return ""
-    return escape(value) if isinstance(value, str) else value
-
-
-def _line(row: dict[str, Any]) -> str:
-    upload = row["upload_state"] + (f" ({row['upload_error']})" if row["upload_error"] else "")
-    return escape(f"{row['seq']:>6} {row['scanned_at']} {row['gate_id']} {row['direction']:<3} "
-                  f"{row['result']:<4} {row['reason']:<24} {row['barcode']} {upload}")

@@ -20,6 +20,7 @@ from scanner.cli.main import load
 from scanner.errors import ApiError, StoreError, SyncError
 from scanner.printable import escape
 from scanner.store import faults
+from scanner.store.db import sqlite_file
 
 # What moves aside with a SQLite store: its WAL and shared memory, and the damage marker.
 STORE_COMPANIONS = ("-wal", "-shm", faults.DAMAGED_SUFFIX)
@@ -54,13 +55,13 @@ def rebuild_store(ctx: click.Context) -> int:
     Stop the gate's services first: a process holding the old file keeps writing to it.
     """
     config = load(ctx)
-    path = _sqlite_file(config.db_url)
+    path = sqlite_file(config.db_url)
     if path is None:
         raise StoreError(f"rebuild-store works on a SQLite file, not on "
                          f"{make_url(config.db_url).get_backend_name()}: restore the store "
                          f"from the server's backup, or empty its tables and run "
                          f"`gate sync --once`")
-    journal = _sqlite_file(config.journal_db_url)
+    journal = sqlite_file(config.journal_db_url)
     if journal is not None and journal.resolve() == path.resolve():
         raise StoreError(f"{path} holds the journal too: it cannot be moved aside; copy it "
                          f"and recover it with `sqlite3 {path} .recover`")
@@ -105,13 +106,6 @@ def new_journal(ctx: click.Context) -> int:
         store.dispose()
     click.echo(f"journal {config.journal_db_url} ({jid}) is now the journal of {config.db_url}")
     return 0
-
-
-def _sqlite_file(url: str) -> Path | None:
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-        return None
-    return Path(parsed.database).expanduser()
 
 
 def _move_aside(path: Path, aside: Path) -> list[str]:

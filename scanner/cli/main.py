@@ -7,8 +7,6 @@ Subcommands live in sibling modules and are imported lazily, so ``gate --help`` 
 from __future__ import annotations
 
 import importlib
-import logging
-import os
 import signal
 import sys
 import threading
@@ -19,6 +17,8 @@ from typing import Any
 
 import click
 
+from scanner.build import PACKAGE
+from scanner.cli.logs import fault_line, setup_logging
 from scanner.errors import ConfigError, GateError
 
 # command name -> ("module:attribute" of its click command, one line of help)
@@ -31,7 +31,8 @@ COMMANDS = {
     "tickets": ("scanner.cli.sync_cmds:tickets", "Print the local store's tickets as JSON lines."),
     "check": ("scanner.cli.check_cmds:check", "Decide one barcode exactly as the gate does."),
     "upload": ("scanner.cli.check_cmds:upload", "Upload journaled scans to vivenu."),
-    "journal": ("scanner.cli.check_cmds:journal", "Print the scan journal for audits."),
+    "journal": ("scanner.cli.journal_cmds:journal",
+                "Print, export or back up the scan journal."),
     "scan": ("scanner.cli.scan_cmd:scan", "Read codes from a camera or scanner and decide."),
     "demo": ("scanner.cli.demo_cmd:demo", "Run the gate against the built-in simulator."),
     "conflicts": ("scanner.cli.mesh_cmds:conflicts", "Tickets admitted on both sides of a split."),
@@ -69,18 +70,9 @@ class LazyGroup(click.Group):
             formatter.write_dl(rows)
 
 
-def setup_logging(verbose: bool) -> None:
-    # Under systemd the journal adds its own timestamps.
-    fmt = "%(levelname)s %(name)s: %(message)s" if os.environ.get("JOURNAL_STREAM") \
-        else "%(asctime)s %(levelname)s %(name)s: %(message)s"
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format=fmt,
-                        stream=sys.stderr)
-    # httpx logs every request at INFO; one line per page would drown the journal.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("httpcore").setLevel(logging.WARNING)
-
-
 @click.group(cls=LazyGroup)
+@click.version_option(package_name=PACKAGE, prog_name=PACKAGE,
+                      message="%(prog)s %(version)s")
 @click.option("--config", "config_path", envvar="GATE_CONFIG", type=click.Path(),
               help="TOML configuration file (or GATE_CONFIG).")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
@@ -134,10 +126,10 @@ def main(argv: list[str] | None = None) -> int:
         exc.show()
         return exc.exit_code
     except ConfigError as exc:
-        click.echo(f"gate: configuration error: {exc}", err=True)
+        click.echo(fault_line(f"gate: configuration error: {exc}"), err=True)
         return 2
     except GateError as exc:
-        click.echo(f"gate: error: {exc}", err=True)
+        click.echo(fault_line(f"gate: error: {exc}"), err=True)
         return 1
     except KeyboardInterrupt:
         return 130

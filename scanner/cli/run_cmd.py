@@ -23,6 +23,7 @@ log = logging.getLogger("scanner.run")
 def run(ctx: click.Context) -> int:
     """Run the gate: read, decide, open the turnstile, sync and upload, until stopped."""
     from scanner.app import Gate
+    from scanner.build import version
     from scanner.run.daemon import open_daemon
 
     config = load(ctx)
@@ -30,9 +31,10 @@ def run(ctx: click.Context) -> int:
         daemon = open_daemon(gate)
         readers = ", ".join(f"{w.reader} ({w.config.source} {w.config.direction} lane "
                             f"{w.config.lane})" for w in gate.reader_workers)
-        if readers:
-            log.info("gate %s starting: %s", config.gate_id, readers)
-        else:  # said once: a gate not set up yet still serves its page and syncs
+        # The first line names the version, whatever follows.
+        log.info("gate-scanner %s starting: gate %s, %s", version(), config.gate_id,
+                 readers or "no readers")
+        if not readers:  # said once: a gate not set up yet still serves its page and syncs
             log.warning("gate %s has no readers (readers = []): it decides nothing until "
                         "gate setup adds one; the kiosk page and the sync keep running",
                         config.gate_id)

@@ -240,18 +240,23 @@ class Journal:
                                               ).scalar()
         return newest
 
-    def entries(self, since: str | None = None) -> Iterator[dict[str, Any]]:
-        """Every journaled scan in journal order, from ``since`` (ISO time) if given.
+    def entries(self, since: str | None = None,
+                until: str | None = None) -> Iterator[dict[str, Any]]:
+        """Every journaled scan in journal order, scanned at or after ``since`` and before
+        ``until`` (ISO times) if given.
 
-        Raises ValueError for a ``since`` that is not an ISO-8601 time.
+        Raises ValueError for a bound that is not an ISO-8601 time.
         """
-        bound = normalize_iso(since) if since else None
+        start = normalize_iso(since) if since else None
+        end = normalize_iso(until) if until else None
         cols = journal_table.c
         last_seq = 0
         while True:
             query = select(journal_table).where(cols.seq > last_seq)
-            if bound is not None:
-                query = query.where(cols.scanned_at >= bound)
+            if start is not None:
+                query = query.where(cols.scanned_at >= start)
+            if end is not None:
+                query = query.where(cols.scanned_at < end)
             with self._read() as conn:
                 rows = conn.execute(query.order_by(cols.seq).limit(_ENTRIES_CHUNK)).mappings()
                 # str(): SQLAlchemy's quoted_name keys are str subclasses JSON encoders refuse.

@@ -64,6 +64,10 @@ class GateCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         parts, probes = self.parts, self.parts.probes
+        build = GaugeMetricFamily("gate_build_info", "The gate-scanner version running.",
+                                  labels=["version"])
+        build.add_metric([parts.version], 1.0)
+        yield build
         decisions = CounterMetricFamily("gate_decisions", "Journaled decisions of this gate.",
                                         labels=["result", "reason"])
         by_key: dict[tuple[str, str], int] = {}

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from scanner.act import Listener
+from scanner.build import version
 from scanner.decide.model import Direction
 from scanner.gatekeeper import CheckResult
 from scanner.kiosk.counts import Latencies, Tally
@@ -81,6 +82,8 @@ class KioskParts:
     latencies: Callable[[], Latencies]
     annuls: Annuls | None = None
     probes: Probes = field(default_factory=Probes)
+    # The installed gate-scanner's, for /healthz and /metrics' gate_build_info.
+    version: str = field(default_factory=version)
 
 
 class Reachability:

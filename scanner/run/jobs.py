@@ -7,6 +7,9 @@
 - ``settings``: ``/me`` again, so a changed ticketSyncInterval retimes the sync and a changed
   scan configuration reaches the policy between syncs.
 - ``upload``: drain the journal's queue every ``upload.interval``.
+- ``backup``: with ``[journal] backup_dir``, a verified copy of the journal once a day at
+  ``backup_at`` (``scanner.journal.backup_dir.DailyBackup``), asked every minute whether one
+  is due; a folder that cannot take it is one WARNING line, never a fault of the gate.
 
 Each returns whether it succeeded; a failure is one log line and the scheduler backs off.
 Each also tells ``report`` whether it reached the API (the kiosk's online badge): an upload
@@ -49,6 +52,9 @@ SETTINGS_EVERY = 300.0
 SYNC_TIMEOUT = 1800.0
 SETTINGS_TIMEOUT = 300.0
 UPLOAD_TIMEOUT = 600.0
+BACKUP_EVERY = 60.0
+# A copy reads the whole journal and verifies it on a slow stick: minutes for a big one.
+BACKUP_TIMEOUT = 1800.0
 
 
 def sync_interval(override: float | None, me: dict[str, Any] | None, fallback: float) -> float:
@@ -117,3 +123,9 @@ def upload_job(outbox: Outbox, every: float, report: Report = _ignore) -> Job:
         return done.ok
 
     return Job("upload", run, every, UPLOAD_TIMEOUT)
+
+
+def backup_job(backup: Callable[[], bool]) -> Job:
+    """``backup`` is a ``DailyBackup``; the first look is a minute after start, when the
+    gate is deciding already."""
+    return Job("backup", backup, BACKUP_EVERY, BACKUP_TIMEOUT, at_start=False)

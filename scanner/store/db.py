@@ -95,11 +95,17 @@ def make_journal_engine(url: str, *, synchronous: str = "FULL", store: Engine | 
     return engine
 
 
-def _sqlite_file_missing(url: str) -> bool:
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names; None for another backend or an in-memory database."""
     parsed = make_url(url)
-    path = parsed.database
-    return (parsed.get_backend_name() == "sqlite" and path not in (None, "", ":memory:")
-            and not Path(str(path)).expanduser().exists())
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database).expanduser()
+
+
+def _sqlite_file_missing(url: str) -> bool:
+    path = sqlite_file(url)
+    return path is not None and not path.exists()
 
 
 def schema_version(engine: Engine) -> int:

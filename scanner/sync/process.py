@@ -230,7 +230,7 @@ class _OffsetRelay:
 def _serve(requests: IO[bytes], replies: IO[bytes], stop: threading.Event) -> int:
     """The child: the configuration, then runs until EOF."""
     from scanner.app import Gate
-    from scanner.cli.main import setup_logging
+    from scanner.cli.logs import setup_logging
     from scanner.errors import GateError
     from scanner.sync.collector import settle_for_sync
     from scanner.sync.syncer import Stopped
