@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -122,3 +123,31 @@ def test_upload_loop_uploads_then_stops_cleanly_on_sigterm(tmp_path: Path, sim_s
     assert gate("check", "UNKNOWN-000001", env=env).returncode == 1  # journaled, pending
     stop_after("upload", "uploaded 1 scan(s)", env)
     assert [scan["barcode"] for scan in sim_server.world.scans] == ["UNKNOWN-000001"]
+
+
+def test_an_unreachable_server_is_said_at_once_with_how_long_the_retries_take(
+        tmp_path: Path) -> None:
+    """A command waiting out its retries says so in one line first, not in silence."""
+    config = tmp_path / "gate.toml"
+    config.write_text("[api]\nretries = 2\nconnect_timeout = 0.5\n", encoding="utf-8")
+    proc = gate("events", env={"GATE_API_URL": "http://127.0.0.1:9", "GATE_API_TOKEN": "tok",
+                               "GATE_DB": str(tmp_path / "g.db"), "GATE_CONFIG": str(config)})
+    assert proc.returncode == 1
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 2, proc.stderr
+    # retries 2 with the default 0.5 s backoff: 0.5 + 1 s and the jitter's mean, about 2 s
+    assert re.fullmatch(r"\S+ \S+ WARNING scanner\.vivenu: cannot reach http://127\.0\.0\.1:9 "
+                        r"\(ConnectError\); retrying 2 time\(s\) for up to about 2 s",
+                        lines[0]), lines[0]
+    assert lines[1] == ("gate: error: GET /events: ConnectError: [Errno 111] Connection "
+                        "refused; gave up after 3 attempt(s)")
+
+
+def test_an_unknown_event_names_gate_events(tmp_path: Path, sim_server) -> None:
+    """A mistyped event id is a 404 on its ticket list: the line says where to look."""
+    env = loop_env(tmp_path, sim_server, GATE_EVENTS="evt-typo")
+    proc = gate("sync", "--once", env=env)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines()[-1] == (
+        "gate: error: event evt-typo not found on vivenu; `gate events` lists this token's "
+        "events")
