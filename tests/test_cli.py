@@ -151,3 +151,40 @@ def test_an_unknown_event_names_gate_events(tmp_path: Path, sim_server) -> None:
     assert proc.stderr.splitlines()[-1] == (
         "gate: error: event evt-typo not found on vivenu; `gate events` lists this token's "
         "events")
+
+
+def test_config_check_lists_every_mistake_at_once_exit_2(tmp_path: Path) -> None:
+    """Each mistake is its own line naming its key, all in one run, not one per try."""
+    config = tmp_path / "gate.toml"
+    config.write_text('gate_id = ""\n'
+                      "[upload]\nbatch_size = 0\ninterval = 'soon'\n"
+                      "[api]\nretrys = 3\n"
+                      "[[readers]]\nsource = 'serial'\nport = '/dev/ttyACM0'\n"
+                      "[[readers]]\nsource = 'serial'\nport = '/dev/ttyACM0'\n"
+                      "direction = 'SIDEWAYS'\n", encoding="utf-8")
+    proc = gate("--config", str(config), "config", "check")
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr.splitlines() == [
+        "gate: configuration error: gate_id: expected a non-empty printable string, got ''",
+        "gate: configuration error: upload.batch_size: expected an integer from 1 to 1000, "
+        "got 0",
+        "gate: configuration error: upload.interval: expected a number > 0, got 'soon'",
+        "gate: configuration error: api.retrys: unknown key",
+        "gate: configuration error: readers[1].direction: expected one of IN, OUT, got "
+        "'SIDEWAYS'",
+        "gate: configuration error: readers[1].port: '/dev/ttyACM0' is already readers[0]",
+    ]
+
+
+@pytest.mark.parametrize(("how", "named"), [("flag", "--config"), ("env", "GATE_CONFIG")])
+def test_a_missing_config_file_is_blamed_on_what_named_it(tmp_path: Path, how: str,
+                                                          named: str) -> None:
+    missing = tmp_path / "nope.toml"
+    if how == "flag":
+        proc = gate("--config", str(missing), "status")
+    else:
+        proc = gate("status", env={"GATE_CONFIG": str(missing)})
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        f"gate: configuration error: {named}: no such file: {missing}"]

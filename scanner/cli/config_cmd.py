@@ -13,6 +13,7 @@ from typing import Any
 import click
 import orjson
 
+from scanner.cli.main import config_source
 from scanner.config import GateConfig, load_config_sources
 
 
@@ -25,8 +26,9 @@ def config() -> None:
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of TOML.")
 @click.pass_context
 def check(ctx: click.Context, as_json: bool) -> int:
-    """Validate the configuration; print the effective values (exit 2 on a mistake)."""
-    loaded, sources = load_config_sources(ctx.find_root().obj.get("config_path"))
+    """Validate the configuration; print the effective values (exit 2 on a mistake, with
+    every mistake listed, one line each)."""
+    loaded, sources = load_config_sources(**config_source(ctx))
     doc = effective(loaded)
     if as_json:
         click.echo(orjson.dumps({"config": doc, "sources": sources},

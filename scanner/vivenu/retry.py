@@ -77,7 +77,7 @@ def _say_nothing(_why: str, _retries: int, _seconds: float) -> None:
 def retry_span(retries: int, backoff: float, deadline_at: float | None = None) -> float:
     """About how long ``retries`` retries wait in all (the jitter's mean included), or
     until the deadline, whichever is first."""
-    span = sum(min(backoff * 2 ** n, MAX_BACKOFF) + backoff / 2 for n in range(retries))
+    span = sum(min(backoff * 2.0 ** n, MAX_BACKOFF) + backoff / 2 for n in range(retries))
     if deadline_at is not None:
         span = min(span, max(deadline_at - time.monotonic(), 0.0))
     return span
