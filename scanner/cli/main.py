@@ -76,6 +76,27 @@ def setup_logging(verbose: bool) -> None:
     logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 
+@contextmanager
+def logging_off_thread() -> Iterator[None]:
+    """Every log record written by a thread of its own, in order: a decision lane that logs
+    its line never waits on journald (a full stderr pipe blocks the writer). What is queued
+    is written before this ends."""
+    from logging.handlers import QueueHandler, QueueListener
+    from queue import SimpleQueue
+
+    root = logging.getLogger()
+    handlers = root.handlers[:]
+    records: SimpleQueue[logging.LogRecord] = SimpleQueue()
+    listener = QueueListener(records, *handlers, respect_handler_level=True)
+    root.handlers = [QueueHandler(records)]
+    listener.start()
+    try:
+        yield
+    finally:
+        listener.stop()
+        root.handlers = handlers
+
+
 @click.group(cls=LazyGroup)
 @click.option("--config", "config_path", envvar="GATE_CONFIG", type=click.Path(),
               help="TOML configuration file (or GATE_CONFIG).")
