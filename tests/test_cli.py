@@ -188,3 +188,22 @@ def test_a_missing_config_file_is_blamed_on_what_named_it(tmp_path: Path, how: s
     assert proc.returncode == 2
     assert proc.stderr.splitlines() == [
         f"gate: configuration error: {named}: no such file: {missing}"]
+
+
+def test_gate_check_logs_the_decision_line_as_the_daemon_does(tmp_path: Path,
+                                                              sim_server) -> None:
+    env = loop_env(tmp_path, sim_server, GATE_EVENTS=sim_server.world.event_ids[0])
+    proc = gate("check", "UNKNOWN-000001", env=env)
+    assert proc.returncode == 1
+    decided = [line for line in proc.stderr.splitlines() if "scanner.decision" in line]
+    assert len(decided) == 1, proc.stderr
+    assert re.fullmatch(r"\S+ \S+ INFO scanner\.decision: decision \S+ UNKNOWN_BARCODE IN "
+                        r"UNKNOWN-000001 cli: .+ \(\d+\.\d ms\)", decided[0]), decided[0]
+
+
+def test_status_without_a_gate_id_or_a_daemon_says_so(tmp_path: Path) -> None:
+    proc = gate("status", env={"GATE_DB": str(tmp_path / "g.db")})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[:2] == [
+        "this gate (gate_id not set): 0 tickets in the store",
+        "daemon: NOT RUNNING (gate run has not run with this store)"]
