@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from scanner.run.notify import Notifier
     from scanner.run.readers import ReaderWorker
     from scanner.run.schedule import Job, Scheduler
+    from scanner.run.state_file import StateFile
     from scanner.run.supervisor import Supervisor
     from scanner.store.tickets import TicketStore
     from scanner.sync.syncer import Syncer
@@ -508,6 +509,26 @@ class Gate:
         return daemon_web(self)
 
     @part
+    def state_file(self) -> StateFile | None:
+        """What ``gate status`` reads of the running daemon, in a file beside the store;
+        None with a server database."""
+        from scanner.run.state_file import StateFile, state_path
+
+        path = state_path(self.config.db)
+        if path is None:
+            return None
+        readers, online = self.reader_workers, self.reachability
+
+        def facts() -> dict[str, object]:
+            supervisor = Gate.supervisor.built(self)
+            return {"online": online(),
+                    "readers": {r.reader: r.connected for r in readers},
+                    "problems": [] if supervisor is None else supervisor.problems()}
+
+        return StateFile(path, facts, heartbeat_timeout=self.config.run.heartbeat_timeout,
+                         wall=self.clock)
+
+    @part
     def supervisor(self) -> Supervisor:
         """Every worker of ``gate run`` under one supervisor, which tells systemd."""
         from scanner.run.supervisor import Supervisor
@@ -515,7 +536,7 @@ class Gate:
         guard = self.clock_guard
         link = self.mesh_link  # with [mesh], gate run shares its scans
         workers = [*self.reader_workers, *self.lanes.values(), self.scheduler,
-                   self.act_worker, *filter(None, [link, self.web])]
+                   self.act_worker, *filter(None, [link, self.web, self.state_file])]
         return Supervisor(workers, self._notifier_for_run(),
                           status=lambda: _run_status(guard, link))
 

@@ -35,7 +35,7 @@ from scanner.config_schema import (
 )
 from scanner.decide.barcode import DEFAULT_MAX_READ_LENGTH
 from scanner.decide.model import Direction
-from scanner.errors import ConfigError
+from scanner.errors import ConfigError, ConfigMistakes
 from scanner.read.decode import DECODERS, KNOWN_FORMATS
 from scanner.read.sources import DEVICE_KEY, SOURCES
 
@@ -428,48 +428,67 @@ _FORBIDDEN = {
 
 
 def load_config(path: str | os.PathLike[str] | None = None,
-                env: Mapping[str, str] | None = None) -> GateConfig:
+                env: Mapping[str, str] | None = None, *,
+                origin: str = "GATE_CONFIG") -> GateConfig:
     """Load and check the configuration; raises ConfigError naming the key on any mistake."""
-    return load_config_sources(path, env)[0]
+    return load_config_sources(path, env, origin=origin)[0]
 
 
 def load_config_sources(path: str | os.PathLike[str] | None = None,
-                        env: Mapping[str, str] | None = None
-                        ) -> tuple[GateConfig, dict[str, str]]:
+                        env: Mapping[str, str] | None = None, *,
+                        origin: str = "GATE_CONFIG") -> tuple[GateConfig, dict[str, str]]:
     """The configuration and, per dotted key not at its default, where it came from
-    (``file`` or ``env GATE_DB``)."""
+    (``file`` or ``env GATE_DB``). ``origin`` names where ``path`` came from (``--config``
+    or ``GATE_CONFIG``), for a file that cannot be read.
+
+    Every mistake is found in one reading: one is raised as a ConfigError, several as
+    ConfigMistakes, one line each."""
     env = os.environ if env is None else env
-    path = path or env.get("GATE_CONFIG") or None
+    if not path and env.get("GATE_CONFIG"):
+        path, origin = env["GATE_CONFIG"], "GATE_CONFIG"
     data: dict[str, Any] = {}
     if path:
         try:
             data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise ConfigError(f"GATE_CONFIG: no such file: {path}") from None
+            raise ConfigError(f"{origin}: no such file: {path}") from None
         except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"GATE_CONFIG: cannot read {path}: {exc}") from None
+            raise ConfigError(f"{origin}: cannot read {path}: {exc}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    problems: list[ConfigError] = []
     for key, why in _FORBIDDEN.items():
         section, _, name = key.partition(".")
         table = data.get(section)
         if isinstance(table, dict) and name in table:
-            raise ConfigError(f"{key}: not allowed in the config file: {why}")
-    reader_tables, reader_key = _reader_tables(data)
+            problems.append(ConfigError(f"{key}: not allowed in the config file: {why}"))
+            del table[name]
+    try:
+        reader_tables, reader_key = _reader_tables(data)
+    except ConfigError as exc:
+        problems.append(exc)
+        data.pop("reader", None)
+        data.pop("readers", None)
+        reader_tables, reader_key = [], lambda _i: "reader"
     sources = {key: "file" for key in _keys(data)}
     sources.update({f"{reader_key(i)}.{k}": "file"  # a table that is not: build() names it
                     for i, table in enumerate(reader_tables or ()) if isinstance(table, dict)
                     for k in table})
     overridden = _apply_env(data, env)
     sources.update({key: f"env {var}" for var, key in overridden.items()})
-    try:
-        config = build(GateConfig, data, "")
-    except ConfigError as exc:
-        raise _blame_env(exc, overridden) from None
+    config = build(GateConfig, data, "", problems)
     readers = config.readers if reader_tables is None else tuple(
-        build(ReaderConfig, table, f"{reader_key(i)}.") for i, table in enumerate(reader_tables))
-    _check_readers(readers, reader_key)
-    token = _read_token(config.api, env, overridden)
+        build(ReaderConfig, table, f"{reader_key(i)}.", problems)
+        for i, table in enumerate(reader_tables))
+    problems += _check_readers(readers, reader_key)
+    token = Secret("")
+    try:
+        token = _read_token(config.api, env, overridden)
+    except ConfigError as exc:
+        problems.append(exc)
+    if problems:
+        blamed = [_blame_env(problem, overridden) for problem in problems]
+        raise blamed[0] if len(blamed) == 1 else ConfigMistakes(blamed)
     if env.get("GATE_API_TOKEN"):
         sources["api.token"] = "env GATE_API_TOKEN"
     elif token:
@@ -505,12 +524,15 @@ def _reader_tables(data: dict[str, Any]) -> tuple[list[Any] | None, Any]:
     return tables, lambda i: f"readers[{i}]"
 
 
-def _check_readers(readers: tuple[ReaderConfig, ...], key: Any) -> None:
+def _check_readers(readers: tuple[ReaderConfig, ...], key: Any) -> list[ConfigError]:
+    """Mistakes across readers: a name or a device given twice, two readers on stdin."""
+    problems = []
     names: dict[str, int] = {}
     for i, reader in enumerate(readers):
         if reader.name and reader.name in names:
-            raise ConfigError(f"{key(i)}.name: {reader.name!r} is already "
-                              f"{key(names[reader.name])}")
+            problems.append(ConfigError(f"{key(i)}.name: {reader.name!r} is already "
+                                        f"{key(names[reader.name])}"))
+            continue
         names[reader.name] = i
     # Two readers on one port would each get a share of its codes, in their own directions.
     devices: dict[tuple[str, str], int] = {}
@@ -520,12 +542,14 @@ def _check_readers(readers: tuple[ReaderConfig, ...], key: Any) -> None:
             continue
         device = (reader.source, getattr(reader, attr))
         if device in devices:
-            raise ConfigError(f"{key(i)}.{attr}: {device[1]!r} is already "
-                              f"{key(devices[device])}")
+            problems.append(ConfigError(f"{key(i)}.{attr}: {device[1]!r} is already "
+                                        f"{key(devices[device])}"))
+            continue
         devices[device] = i
     stdin = [i for i, r in enumerate(readers) if r.source == "stdin"]
     if len(stdin) > 1:
-        raise ConfigError(f"{key(stdin[1])}.source: only one reader can read stdin")
+        problems.append(ConfigError(f"{key(stdin[1])}.source: only one reader can read stdin"))
+    return problems
 
 
 def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, str]:

@@ -120,37 +120,53 @@ def pin_problem(value: Any) -> str | None:
     return f"expected {PIN_TEXT}, got {value!r}"
 
 
-def build(cls: type, data: Any, prefix: str) -> Any:
-    """The dataclass ``cls`` from a TOML table; ``prefix`` is the dotted key ending in '.'."""
+def build(cls: type, data: Any, prefix: str, problems: list[ConfigError] | None = None) -> Any:
+    """The dataclass ``cls`` from a TOML table; ``prefix`` is the dotted key ending in '.'.
+
+    With ``problems``, every mistake is appended there instead of raised, and the key keeps
+    its default: the whole table is checked at once (``gate config check``)."""
+    def fault(error: ConfigError) -> None:
+        if problems is None:
+            raise error
+        problems.append(error)
+
     if not isinstance(data, dict):
-        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a table")
+        fault(ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a table"))
+        return cls()
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    for key in data:
+    values = {}
+    for key, raw in data.items():
         if key not in fields:
             close = [k for k in fields if k.replace("_", "") == key.replace("_", "").lower()]
             hint = f" (did you mean {close[0]}?)" if close else ""
-            raise ConfigError(f"{prefix}{key}: unknown key{hint}")
-    values = {}
-    for key, raw in data.items():
+            fault(ConfigError(f"{prefix}{key}: unknown key{hint}"))
+            continue
         rule = rule_of(fields[key])
-        value = coerce(hints[key], raw, f"{prefix}{key}", rule)
+        try:
+            value = coerce(hints[key], raw, f"{prefix}{key}", rule, problems)
+        except ConfigError as exc:
+            fault(exc)
+            continue
         problem = rule.problem(value, hints[key])
         if problem:
-            raise ConfigError(f"{prefix}{key}: {problem}")
+            fault(ConfigError(f"{prefix}{key}: {problem}"))
+            continue
         values[key] = value
     built = cls(**values)
     problem_of: Callable[[], tuple[str, str] | None] | None = getattr(built, "problem", None)
     if problem_of is not None and (found := problem_of()):
-        raise ConfigError(f"{prefix}{found[0]}: {found[1]}")
+        fault(ConfigError(f"{prefix}{found[0]}: {found[1]}"))
     return built
 
 
-def coerce(kind: Any, raw: Any, key: str, rule: Rule | None = None) -> Any:
-    """``raw`` as ``kind``, or a ConfigError saying what ``key`` accepts."""
+def coerce(kind: Any, raw: Any, key: str, rule: Rule | None = None,
+           problems: list[ConfigError] | None = None) -> Any:
+    """``raw`` as ``kind``, or a ConfigError saying what ``key`` accepts (a table's
+    mistakes go to ``problems`` when given, as in ``build``)."""
     rule = rule or Rule()
     if dataclasses.is_dataclass(kind):
-        return build(kind, raw, key + ".")  # type: ignore[arg-type]
+        return build(kind, raw, key + ".", problems)  # type: ignore[arg-type]
     origin = typing.get_origin(kind)
     if origin in (types.UnionType, typing.Union):
         options = [a for a in typing.get_args(kind) if a is not type(None)]

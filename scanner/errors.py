@@ -2,6 +2,7 @@
 
     GateError
     ├── ConfigError (ValueError)          a bad key or value in the configuration
+    │   └── ConfigMistakes                several at once, one line each
     ├── ApiError                          anything the vivenu API did or did not answer
     │   ├── InsecureUrl (ValueError)      http:// to a host that is not loopback
     │   ├── AuthRefused                   401/403: the token is wrong or revoked
@@ -31,6 +32,24 @@ class GateError(Exception):
 
 class ConfigError(GateError, ValueError):
     """A configuration key or value is wrong; the message names the key."""
+
+    @property
+    def lines(self) -> list[str]:
+        """One line per mistake, each naming its key."""
+        return [str(self)]
+
+
+class ConfigMistakes(ConfigError):
+    """Several mistakes found in one reading of the configuration, each its own line, so an
+    operator fixes them all at once instead of one per try."""
+
+    def __init__(self, mistakes: list[ConfigError]) -> None:
+        super().__init__("; ".join(str(m) for m in mistakes))
+        self.mistakes = list(mistakes)
+
+    @property
+    def lines(self) -> list[str]:
+        return [str(m) for m in self.mistakes]
 
 
 class ApiError(GateError):

@@ -37,10 +37,12 @@ from scanner.decide.rules import decide
 from scanner.errors import NotFound, StoreError
 from scanner.journal.ids import new_scan_id
 from scanner.journal.journal import Journal
-from scanner.printable import unreadable_form
+from scanner.printable import escape, unreadable_form
 from scanner.tickets import Ticket, TicketStatus, utc_iso
 
 log = logging.getLogger("scanner.gatekeeper")
+# One line per decision, whatever asked for it (a lane, the kiosk, gate check, gate scan).
+decisions = logging.getLogger("scanner.decision")
 
 # (barcode, event id to ask within or None, deadline in seconds) -> the server's ticket, or
 # None when it has none (raising NotFound means the same).
@@ -157,9 +159,10 @@ class Gatekeeper:
         self._keeper: ThreadPoolExecutor | None = None
         self._kept: Future[None] | None = None
 
-    def check(self, barcode: str, direction: Direction, *,
-              refused: str | None = None) -> CheckResult:
-        """Decide one read and journal it durably; the gate may act once this returns.
+    def check(self, barcode: str, direction: Direction, *, refused: str | None = None,
+              source: str = "cli") -> CheckResult:
+        """Decide one read, journal it durably and log its line (``source``: the reader,
+        ``kiosk`` or ``cli``); the gate may act once this returns.
 
         ``refused`` says why the reader already refused the read (bytes that are not UTF-8,
         control characters): it is then journaled as MALFORMED_READ with that reason, so
@@ -184,7 +187,14 @@ class Gatekeeper:
                             latency_ms=decided_ms, event_id=_single(policy.served_events))
         if self._journaled is not None:
             self._journaled()
-        return CheckResult(decision, scan_id, scanned_at, (self._timer() - started) * 1000)
+        result = CheckResult(decision, scan_id, scanned_at, (self._timer() - started) * 1000)
+        # Here, where every decision is journaled, so none goes unlogged whoever asked.
+        # ``gate run`` emits log records off the calling thread: this never waits on journald.
+        d = decision
+        decisions.info("decision %s %s %s %s %s: %s (%.1f ms)", scan_id, d.reason.value,
+                       d.direction.value, escape(d.barcode), escape(source),
+                       escape(d.message), result.latency_ms)
+        return result
 
     def decide(self, barcode: str, direction: Direction,
                now: datetime | None = None) -> Decision:

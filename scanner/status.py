@@ -51,7 +51,16 @@ def gather(gate: Gate) -> dict[str, Any]:
     }
     if gate.config.mesh.url:
         doc["mesh"] = mesh_status(gate)
+    doc["daemon"] = daemon_status(gate)
     return doc
+
+
+def daemon_status(gate: Gate) -> dict[str, Any]:
+    """What ``gate run`` last said of itself (``scanner.run.state_file``): ``running``
+    (None when it cannot be told), ``online``, ``readers`` (name: connected), ``problems``."""
+    from scanner.run.state_file import read_state, state_path
+
+    return read_state(state_path(gate.config.db), gate.clock())
 
 
 # A saved link state older than this is from a daemon that is no longer running.

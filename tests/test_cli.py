@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -192,3 +193,87 @@ def test_the_example_config_runs_without_readers_and_says_so_once(tmp_path: Path
     assert len(warnings) == 1 and "has no readers (readers = [])" in warnings[0], lines
     assert any("kiosk page on http://127.0.0.1:" in x for x in lines)
     assert not [x for x in lines if "WARN" in x and x not in warnings]  # OpenCV's [ WARN:0]
+
+
+def test_an_unreachable_server_is_said_at_once_with_how_long_the_retries_take(
+        tmp_path: Path) -> None:
+    """A command waiting out its retries says so in one line first, not in silence."""
+    config = tmp_path / "gate.toml"
+    config.write_text("[api]\nretries = 2\nconnect_timeout = 0.5\n", encoding="utf-8")
+    proc = gate("events", env={"GATE_API_URL": "http://127.0.0.1:9", "GATE_API_TOKEN": "tok",
+                               "GATE_DB": str(tmp_path / "g.db"), "GATE_CONFIG": str(config)})
+    assert proc.returncode == 1
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 2, proc.stderr
+    # retries 2 with the default 0.5 s backoff: 0.5 + 1 s and the jitter's mean, about 2 s
+    assert re.fullmatch(r"\S+ \S+ WARNING scanner\.vivenu: cannot reach http://127\.0\.0\.1:9 "
+                        r"\(ConnectError\); retrying 2 time\(s\) for up to about 2 s",
+                        lines[0]), lines[0]
+    assert lines[1] == ("gate: error: GET /events: ConnectError: [Errno 111] Connection "
+                        "refused; gave up after 3 attempt(s)")
+
+
+def test_an_unknown_event_names_gate_events(tmp_path: Path, sim_server) -> None:
+    """A mistyped event id is a 404 on its ticket list: the line says where to look."""
+    env = loop_env(tmp_path, sim_server, GATE_EVENTS="evt-typo")
+    proc = gate("sync", "--once", env=env)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines()[-1] == (
+        "gate: error: event evt-typo not found on vivenu; `gate events` lists this token's "
+        "events")
+
+
+def test_config_check_lists_every_mistake_at_once_exit_2(tmp_path: Path) -> None:
+    """Each mistake is its own line naming its key, all in one run, not one per try."""
+    config = tmp_path / "gate.toml"
+    config.write_text('gate_id = ""\n'
+                      "[upload]\nbatch_size = 0\ninterval = 'soon'\n"
+                      "[api]\nretrys = 3\n"
+                      "[[readers]]\nsource = 'serial'\nport = '/dev/ttyACM0'\n"
+                      "[[readers]]\nsource = 'serial'\nport = '/dev/ttyACM0'\n"
+                      "direction = 'SIDEWAYS'\n", encoding="utf-8")
+    proc = gate("--config", str(config), "config", "check")
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr.splitlines() == [
+        "gate: configuration error: gate_id: expected a non-empty printable string, got ''",
+        "gate: configuration error: upload.batch_size: expected an integer from 1 to 1000, "
+        "got 0",
+        "gate: configuration error: upload.interval: expected a number > 0, got 'soon'",
+        "gate: configuration error: api.retrys: unknown key",
+        "gate: configuration error: readers[1].direction: expected one of IN, OUT, got "
+        "'SIDEWAYS'",
+        "gate: configuration error: readers[1].port: '/dev/ttyACM0' is already readers[0]",
+    ]
+
+
+@pytest.mark.parametrize(("how", "named"), [("flag", "--config"), ("env", "GATE_CONFIG")])
+def test_a_missing_config_file_is_blamed_on_what_named_it(tmp_path: Path, how: str,
+                                                          named: str) -> None:
+    missing = tmp_path / "nope.toml"
+    if how == "flag":
+        proc = gate("--config", str(missing), "status")
+    else:
+        proc = gate("status", env={"GATE_CONFIG": str(missing)})
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        f"gate: configuration error: {named}: no such file: {missing}"]
+
+
+def test_gate_check_logs_the_decision_line_as_the_daemon_does(tmp_path: Path,
+                                                              sim_server) -> None:
+    env = loop_env(tmp_path, sim_server, GATE_EVENTS=sim_server.world.event_ids[0])
+    proc = gate("check", "UNKNOWN-000001", env=env)
+    assert proc.returncode == 1
+    decided = [line for line in proc.stderr.splitlines() if "scanner.decision" in line]
+    assert len(decided) == 1, proc.stderr
+    assert re.fullmatch(r"\S+ \S+ INFO scanner\.decision: decision \S+ UNKNOWN_BARCODE IN "
+                        r"UNKNOWN-000001 cli: .+ \(\d+\.\d ms\)", decided[0]), decided[0]
+
+
+def test_status_without_a_gate_id_or_a_daemon_says_so(tmp_path: Path) -> None:
+    proc = gate("status", env={"GATE_DB": str(tmp_path / "g.db")})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[:2] == [
+        "this gate (gate_id not set): 0 tickets in the store",
+        "daemon: NOT RUNNING (gate run has not run with this store)"]

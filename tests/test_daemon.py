@@ -29,6 +29,7 @@ from scanner.config import (
     RunConfig,
     Secret,
     UploadConfig,
+    WebConfig,
 )
 from scanner.run.daemon import Daemon, start_daemon
 
@@ -43,6 +44,7 @@ class TypedSource:
         self.release = threading.Event()  # stop() does not release a hang: a stuck driver
         self.stopped = threading.Event()
         self.alive_ns = now_ns()
+        self.connected: bool | None = True  # False: unplugged
 
     def __iter__(self) -> Iterator[RawRead]:
         while not self.stopped.is_set():
@@ -63,6 +65,7 @@ class TypedSource:
 class Rig:
     def __init__(self, tmp_path: Path, sim: Any, notify: NotifySocket | None = None,
                  watchdog: float | None = None, clock: Clock = utc_now,
+                 web: WebConfig | None = None, heartbeat_timeout: float = 1.0,
                  **outputs: Any) -> None:
         self.source = TypedSource()
         self.sim = sim
@@ -75,7 +78,7 @@ class Rig:
             readers=(ReaderConfig(source="typed", name="north"),),
             outputs=OutputsConfig(pin_factory="mock", relay_pin=RELAY, relay_pulse_ms=100,
                                   **outputs),
-            run=RunConfig(heartbeat_timeout=1.0))
+            run=RunConfig(heartbeat_timeout=heartbeat_timeout), web=web or WebConfig(enabled=False))
         notifier = notify.notifier(watchdog) if notify is not None else None
         self.gate = Gate(config, sources={"typed": self.open_source}, notifier=notifier,
                          clock=clock)
@@ -217,3 +220,39 @@ def test_favour_decisions_freezes_what_start_up_built_and_shortens_the_switch_in
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          check=True).stdout.split()
     assert out[0] == "0" and int(out[1]) > 1000 and out[2] == "True"
+
+
+def test_an_unplugged_reader_makes_healthz_503_and_the_status_say_so(
+        tmp_path: Path, sim_server: Any) -> None:
+    """A reader whose device is gone cannot admit anyone: /healthz answers 503 naming it,
+    and systemd's STATUS line says it, until the device is back."""
+    import httpx
+    from kiosk_kit import free_port
+
+    port = free_port()
+    notify = NotifySocket(tmp_path / "notify")
+    # A loaded machine may delay the kiosk's beat past 1 s: not what this test is about.
+    rig = Rig(tmp_path, sim_server, notify, web=WebConfig(port=port), heartbeat_timeout=10.0)
+    url = f"http://127.0.0.1:{port}/healthz"
+
+    def healthz() -> httpx.Response | None:
+        try:
+            return httpx.get(url, timeout=2)
+        except httpx.HTTPError:
+            return None
+
+    try:
+        wait_for(lambda: (r := healthz()) is not None and r.status_code == 200, "healthy")
+        rig.source.connected = False
+        wait_for(lambda: (r := healthz()) is not None and r.status_code == 503, "a 503")
+        answer = healthz()
+        assert answer is not None
+        assert answer.json() == {"ok": False, "reasons": ["reader north disconnected"]}
+        wait_for(lambda: any(m.startswith("STATUS=") and m.endswith(
+            "workers up; reader north disconnected") for m in notify.drain()),
+            "the STATUS line naming the reader")
+        rig.source.connected = True
+        wait_for(lambda: (r := healthz()) is not None and r.status_code == 200, "healthy again")
+    finally:
+        rig.close()
+        notify.close()

@@ -37,3 +37,43 @@ def test_demo_decides_every_story_pulses_the_relay_and_uploads_after_the_outage(
     assert "Traceback" not in out
     assert "demo-token-not-a-secret" not in out
     assert "stopped" in (tmp_path / "run.log").read_text(encoding="utf-8")
+
+
+def test_each_relay_line_sits_under_its_own_steps_heading(tmp_path: Path) -> None:
+    """A step waits for the relay pulse of what it admitted (an exit too), so its relay
+    line is printed under its heading, never under the next step's."""
+    code, out = run_demo(tmp_path)
+    assert code == 0, out
+    steps = re.split(r"^# ", out, flags=re.MULTILINE)[1:]
+    relayed = 0
+    for step in steps:
+        decided = set(re.findall(r"^ +\w+ +(?:IN|OUT) +(?:GRANTED|CHECKED_OUT) +(\S+)", step,
+                                 flags=re.MULTILINE))
+        for barcode in re.findall(r"relay pulsed: turnstile released for (\S+)", step):
+            assert barcode in decided, step
+            relayed += 1
+    assert relayed == 6, out
+
+
+def test_a_checkout_is_shown_green_and_a_refusal_red() -> None:
+    """An OUT that let someone leave is no error."""
+    import contextlib
+    import io
+
+    import click
+
+    from scanner.cli.demo_cmd import DaemonLog
+
+    shown = io.StringIO()
+    lines = ("2026-01-01 10:00:00,000 INFO scanner.decision: decision s1 CHECKED_OUT OUT "
+             "B1 exit: Goodbye (1.0 ms)",
+             "2026-01-01 10:00:01,000 INFO scanner.decision: decision s2 ALREADY_INSIDE IN "
+             "B1 entry: Already inside (1.0 ms)")
+    log = DaemonLog(io.StringIO(), io.StringIO())  # the lines are shown here, in colour
+    log.close()
+    with click.Context(click.Command("demo"), color=True), contextlib.redirect_stdout(shown):
+        for line in lines:
+            log._show(line)
+    checked_out, refused = shown.getvalue().splitlines()
+    assert "CHECKED_OUT" in checked_out and checked_out.startswith("\x1b[32m")
+    assert "ALREADY_INSIDE" in refused and refused.startswith("\x1b[31m")

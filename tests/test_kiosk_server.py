@@ -160,3 +160,19 @@ def test_set_pin_writes_a_hash_only_its_owner_can_read(tmp_path: Path) -> None:
     assert "2468" not in pin_file.read_text()
     stored = PinHash.load(pin_file)
     assert stored is not None and stored.matches("2468") and not stored.matches("2469")
+
+
+def test_a_manual_scan_logs_its_decision_line(kg: KioskGate,
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    """The README's one line per decision holds for the kiosk's manual entry too."""
+    import logging
+    import re
+
+    caplog.set_level(logging.INFO, logger="scanner.decision")
+    barcode = kg.valid_barcodes(1)[0]
+    reply = httpx.post(kg.url + "/api/scan", json={"barcode": barcode}, timeout=5)
+    assert reply.status_code == 200 and reply.json()["granted"] is True
+    [line] = [r.getMessage() for r in caplog.records if r.name == "scanner.decision"]
+    scan_id = reply.json()["scan_id"]
+    assert re.fullmatch(rf"decision {scan_id} GRANTED IN {re.escape(barcode)} kiosk: .+ "
+                        r"\(\d+\.\d ms\)", line), line

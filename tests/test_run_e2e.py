@@ -240,3 +240,46 @@ def test_sigkill_loses_no_decision_that_was_logged(
     entries = journaled(config, environment(config, sim_server))
     assert len(decided) >= 5
     assert [s for s in decided if s not in entries] == []
+
+
+def test_gate_status_says_the_daemon_runs_is_online_and_which_reader_is_missing(
+        tmp_path: Path, sim_server: Any, handheld: Handheld) -> None:
+    """``gate status`` beside a running ``gate run``: running with its pid, online, each
+    reader (one unplugged), the problem; after SIGTERM, not running."""
+    import json
+
+    config = write_config(tmp_path, sim_server, handheld)
+    config.write_text(config.read_text() + '\n[[readers]]\nname = "spare"\nsource = "serial"\n'
+                      f'port = "{tmp_path / "no-such-tty"}"\n')
+    env = environment(config, sim_server)
+    state = tmp_path / "gate.db-run.json"
+
+    def said() -> dict[str, Any]:
+        try:
+            return dict(json.loads(state.read_text()))
+        except (OSError, ValueError):
+            return {}
+
+    def status() -> list[str]:
+        proc = subprocess.run([sys.executable, "-m", "scanner.cli.main", "status"], env=env,
+                              cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.splitlines()
+
+    daemon = Daemon(env, tmp_path / "run.log")
+    try:
+        deadline = time.monotonic() + E2E_WAIT
+        while not (said().get("online") and said().get("readers", {}).get("hand")):
+            assert daemon.proc.poll() is None, daemon.log()
+            assert time.monotonic() < deadline, f"state file: {said()}\n{daemon.log()}"
+            time.sleep(0.1)
+        lines = status()
+        assert re.fullmatch(r"gate e2e-1: \d+ tickets in the store", lines[0]), lines
+        assert re.fullmatch(rf"daemon: running since \S+ \(pid {daemon.proc.pid}\), online; "
+                            r"readers: hand connected, spare DISCONNECTED", lines[1]), lines
+        assert lines[2] == "  problems: reader spare disconnected"
+        assert daemon.signal(signal.SIGTERM) == 0
+        lines = status()
+        assert re.fullmatch(r"daemon: NOT RUNNING \(stopped, last seen \S+\)", lines[1]), lines
+    finally:
+        daemon.kill()

@@ -8,6 +8,8 @@ process on it) is that module's ``datetime`` name, pointed at the test's wall cl
 
 from __future__ import annotations
 
+import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -254,3 +256,24 @@ def test_a_kick_of_a_job_this_scheduler_does_not_run_is_skipped(
     scheduled(job("sync", sync, every=0.02, kicks=("upload",)))
     wait_for(lambda: sync.runs >= 4, "the sync to go on after its recovery")
     assert [r for r in caplog.records if r.levelno >= 40] == []
+
+
+def test_a_long_run_is_said_once_at_info_not_warned_every_interval(
+        scheduled: Callable[..., Scheduler], caplog: pytest.LogCaptureFixture) -> None:
+    """A first full sync outlasts many intervals: one INFO line says it is still running;
+    APScheduler's "maximum number of running instances" warning never reaches the log."""
+    caplog.set_level(logging.INFO)
+    body = Counter()
+    body.block.clear()
+    scheduled(job("sync", body, every=0.02))
+    wait_for(lambda: body.active == 1, "a run in flight")
+    time.sleep(0.3)  # fifteen intervals pass while it runs
+    body.block.set()
+    wait_for(lambda: body.runs >= 1, "the long run to end")
+    said = [(r.levelname, r.getMessage()) for r in caplog.records
+            if "still running" in r.getMessage() or "maximum number" in r.getMessage()]
+    assert len(said) == 1, said
+    level, line = said[0]
+    assert level == "INFO"
+    assert re.fullmatch(r"job sync still running after \d+ s; the next run starts when it "
+                        r"ends", line), line

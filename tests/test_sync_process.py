@@ -273,3 +273,39 @@ def test_the_daemon_syncs_apart_unless_told_or_given_edges(
         assert gate.run_syncer is gate.syncer
     with Gate(_config(tmp_path, sim.url, world), clock=lambda: utc_now()) as gate:
         assert gate.run_syncer is gate.syncer
+
+
+# A child that would tell systemd it is there, if it were given the notify socket.
+_SPEAKS_IF_IT_CAN = """
+import sys
+from scanner.run.notify import Notifier
+Notifier.from_env().status("the sync child")
+from scanner.sync.process import main
+sys.exit(main())
+"""
+
+
+def test_the_child_never_speaks_to_systemd(tmp_path: Path, sim: SimServer, world: World,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """systemd's notify socket and watchdog are the daemon's alone: the child is not given
+    them, so nothing it does reaches the socket."""
+    from test_run_kit import NotifySocket
+
+    listener = NotifySocket(tmp_path / "notify")
+    monkeypatch.setenv("NOTIFY_SOCKET", listener.name)
+    monkeypatch.setenv("WATCHDOG_USEC", "30000000")
+    monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
+    process = SyncProcess(_config(tmp_path, sim.url, world),
+                          command=[sys.executable, "-c", _SPEAKS_IF_IT_CAN])
+    try:
+        [report] = process.run_once()
+        assert report.upserted == TICKETS
+        assert process.pid is not None
+        environ = Path(f"/proc/{process.pid}/environ").read_bytes().split(b"\0")
+        names = {entry.split(b"=", 1)[0] for entry in environ}
+        assert not names & {b"NOTIFY_SOCKET", b"WATCHDOG_USEC", b"WATCHDOG_PID"}
+    finally:
+        process.close()
+        time.sleep(0.1)  # a datagram sent at exit would have arrived by now
+        assert listener.drain() == []
+        listener.close()

@@ -12,10 +12,19 @@ def gate_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "scanner.cli.main", *args]
 
 
+# What systemd hands the process it started: the notify socket, the watchdog armed for it,
+# sockets passed to it. Only that process may speak to systemd: a child's READY=1 or
+# STATUS= would be taken for the daemon's.
+SYSTEMD_ENV = frozenset({"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS",
+                         "LISTEN_PID", "LISTEN_FDNAMES"})
+
+
 def gate_env(**overrides: str) -> dict[str, str]:
-    """This process's environment without its GATE_* settings, plus ``overrides``: the child
-    sees only the configuration it is given, never the operator's own."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATE_")}
+    """This process's environment without its GATE_* settings and systemd's notify and
+    watchdog variables, plus ``overrides``: the child sees only the configuration it is
+    given, never the operator's own, and never speaks to systemd for the daemon."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("GATE_") and k not in SYSTEMD_ENV}
     env.update(overrides)
     return env
 

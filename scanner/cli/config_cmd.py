@@ -13,6 +13,7 @@ from typing import Any
 import click
 import orjson
 
+from scanner.cli.main import config_source
 from scanner.config import GateConfig, load_config_sources
 
 
@@ -28,8 +29,8 @@ def config() -> None:
 @click.pass_context
 def check(ctx: click.Context, as_json: bool, no_hardware: bool) -> int:
     """Validate the configuration and open its hardware as gate run would; print the
-    effective values (exit 2 on a mistake)."""
-    loaded, sources = load_config_sources(ctx.find_root().obj.get("config_path"))
+    effective values (exit 2 on a mistake, with every mistake listed, one line each)."""
+    loaded, sources = load_config_sources(**config_source(ctx))
     if not no_hardware:
         open_hardware(loaded)
     doc = effective(loaded)

@@ -100,6 +100,13 @@ class Decision:
     message: str
 
 
+def opens(reason: str) -> bool:
+    """Whether a decision with this reason releases the turnstile (an entry or an exit)."""
+    from scanner.act.stage import OPENS
+
+    return reason in OPENS
+
+
 class DaemonLog:
     """Follows ``gate run``'s log on a thread: prints every line as it comes and keeps the
     decisions and relay pulses for the steps to wait on."""
@@ -130,9 +137,10 @@ class DaemonLog:
         m = LOGGED.match(line)
         level, message = (m.group(1), m.group(3)) if m else ("INFO", line)
         if d := DECISION.search(message):
-            granted = d.group(2) == "GRANTED"
+            # An exit that let someone out is no error: only a refusal is red.
             click.secho(f"  {d.group(5):>7} {d.group(3):<3} {d.group(2):<16} {d.group(4)}"
-                        f"  {d.group(6)}", fg="green" if granted else "red", bold=True)
+                        f"  {d.group(6)}", fg="green" if opens(d.group(2)) else "red",
+                        bold=True)
         elif p := PULSED.search(message):
             for seen in self.decisions:  # its decision was logged first, by the lane
                 if seen.scan_id == p.group(1):
@@ -217,9 +225,14 @@ class Story:
         if mine[0].reason != expect:
             click.secho(f"  FAILED: expected {expect}, got {mine[0].reason}", fg="red")
             self.failures += 1
-        elif expect == "GRANTED" and not self.log.wait(
-                "relay pulse", lambda: mine[0].scan_id in self.log.pulsed):
+        elif not self.released(mine):
             self.failures += 1
+
+    def released(self, decided: list[Decision]) -> bool:
+        """Wait for the relay pulse of each of ``decided`` that opens the turnstile, so its
+        line is printed under this step's heading, not the next one's."""
+        opened = {d.scan_id for d in decided if opens(d.reason)}
+        return self.log.wait("relay pulse", lambda: opened <= set(self.log.pulsed))
 
     def camera(self, expected: list[str]) -> None:
         self.caption(f"the camera sees {len(expected)} tickets held up to it (a replayed video)")
@@ -230,8 +243,11 @@ class Story:
         if not self.log.wait("camera decisions", all_seen, timeout=STEP_TIMEOUT * 2):
             self.failures += 1
             return
-        got = sorted(d.reason for d in self.log.decisions if d.reader == "camera")
-        if got != sorted(expected):
+        mine = [d for d in self.log.decisions if d.reader == "camera"]
+        got = sorted(d.reason for d in mine)
+        if not self.released(mine):
+            self.failures += 1
+        elif got != sorted(expected):
             click.secho(f"  FAILED: camera decided {got}, expected {sorted(expected)}",
                         fg="red")
             self.failures += 1

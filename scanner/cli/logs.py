@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 # syslog priorities, highest first: (lowest logging level that maps to it, priority).
 _PRIORITIES = ((logging.CRITICAL, 2), (logging.ERROR, 3), (logging.WARNING, 4),
@@ -63,3 +64,24 @@ def setup_logging(verbose: bool) -> None:
     # httpx logs every request at INFO; one line per page would drown the journal.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+
+@contextmanager
+def logging_off_thread() -> Iterator[None]:
+    """Every log record written by a thread of its own, in order: a decision lane that logs
+    its line never waits on journald (a full stderr pipe blocks the writer). What is queued
+    is written before this ends."""
+    from logging.handlers import QueueHandler, QueueListener
+    from queue import SimpleQueue
+
+    root = logging.getLogger()
+    handlers = root.handlers[:]
+    records: SimpleQueue[logging.LogRecord] = SimpleQueue()
+    listener = QueueListener(records, *handlers, respect_handler_level=True)
+    root.handlers = [QueueHandler(records)]
+    listener.start()
+    try:
+        yield
+    finally:
+        listener.stop()
+        root.handlers = handlers

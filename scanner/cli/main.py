@@ -80,7 +80,15 @@ class LazyGroup(click.Group):
 def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
     """gate-scanner: offline-first access control for vivenu events."""
     setup_logging(verbose)
-    ctx.obj = {"config_path": config_path}
+    # A file that cannot be read is blamed on what named it: the flag or the variable.
+    given = ctx.get_parameter_source("config_path") is click.core.ParameterSource.COMMANDLINE
+    ctx.obj = {"config_path": config_path, "config_from": "--config" if given else "GATE_CONFIG"}
+
+
+def config_source(ctx: click.Context) -> dict[str, Any]:
+    """The path of the configuration file and what named it, as ``load_config`` takes them."""
+    obj = ctx.find_root().obj
+    return {"path": obj.get("config_path"), "origin": obj["config_from"]}
 
 
 def load(ctx: click.Context) -> Any:
@@ -89,7 +97,7 @@ def load(ctx: click.Context) -> Any:
 
     obj = ctx.find_root().obj
     if "config" not in obj:
-        obj["config"] = load_config(obj.get("config_path"))
+        obj["config"] = load_config(**config_source(ctx))
     return obj["config"]
 
 
@@ -126,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         exc.show()
         return exc.exit_code
     except ConfigError as exc:
-        click.echo(fault_line(f"gate: configuration error: {exc}"), err=True)
+        for line in exc.lines:  # every mistake at once, each naming its key
+            click.echo(fault_line(f"gate: configuration error: {line}"), err=True)
         return 2
     except GateError as exc:
         click.echo(fault_line(f"gate: error: {exc}"), err=True)

@@ -13,6 +13,7 @@ import logging
 
 import click
 
+from scanner.cli.logs import logging_off_thread
 from scanner.cli.main import load, stop_on_signals
 
 log = logging.getLogger("scanner.run")
@@ -27,7 +28,7 @@ def run(ctx: click.Context) -> int:
     from scanner.run.daemon import open_daemon
 
     config = load(ctx)
-    with Gate(config) as gate:
+    with logging_off_thread(), Gate(config) as gate:
         daemon = open_daemon(gate)
         readers = ", ".join(f"{w.reader} ({w.config.source} {w.config.direction} lane "
                             f"{w.config.lane})" for w in gate.reader_workers)

@@ -12,12 +12,16 @@ import orjson
 
 from scanner.app import Gate
 from scanner.cli.main import load
+from scanner.config import GateConfig
 from scanner.printable import escape
 from scanner.status import gather
 
 
 def render(doc: dict[str, Any]) -> str:
-    lines = [f"gate {doc['gate_id']}: {doc['tickets']} tickets in the store"]
+    # The default id names no gate: say it is unset rather than print "gate gate:".
+    who = (f"gate {doc['gate_id']}" if doc["gate_id"] != GateConfig.gate_id
+           else "this gate (gate_id not set)")
+    lines = [f"{who}: {doc['tickets']} tickets in the store", *daemon_lines(doc["daemon"])]
     damage = doc.get("store_damaged")
     if damage:
         lines.append(f"STORE DAMAGED (found {damage['at'] or 'earlier'}: {damage['what']}): "
@@ -38,6 +42,28 @@ def render(doc: dict[str, Any]) -> str:
     lines.append(doc["clock"]["summary"])
     # Event names come from the server: escaped, like everything shown from the store.
     return "\n".join(escape(line) for line in lines)
+
+
+_ONLINE = {True: "online", False: "offline (vivenu did not answer its last request)",
+           None: "online: not asked yet"}
+_CONNECTED = {True: "connected", False: "DISCONNECTED", None: "state unknown"}
+
+
+def daemon_lines(daemon: dict[str, Any]) -> list[str]:
+    """Whether ``gate run`` runs, is online and has its readers; what is wrong if not."""
+    running = daemon.get("running")
+    if running is None:
+        return [f"daemon: unknown ({daemon['why']})"]
+    if not running:
+        seen = f", last seen {daemon['updated_at']}" if daemon.get("updated_at") else ""
+        return [f"daemon: NOT RUNNING ({daemon['why']}{seen})"]
+    readers = ", ".join(f"{name} {_CONNECTED[state]}"
+                        for name, state in daemon.get("readers", {}).items()) or "none"
+    lines = [f"daemon: running since {daemon['started_at']} (pid {daemon['pid']}), "
+             f"{_ONLINE[daemon.get('online')]}; readers: {readers}"]
+    if daemon.get("problems"):
+        lines.append(f"  problems: {'; '.join(daemon['problems'])}")
+    return lines
 
 
 @click.command()

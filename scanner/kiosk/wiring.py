@@ -8,6 +8,7 @@ callables.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING
 
 from scanner.kiosk import counts
@@ -32,7 +33,7 @@ def from_gate(gate: Gate, stage: ActStage, web: WebSettings, *,
     parts = KioskParts(
         gate_id=gate_id,
         listener=stage.fanout.subscribe("kiosk"),
-        check=gate.gatekeeper.check,
+        check=partial(gate.gatekeeper.check, source="kiosk"),
         submit=stage.submit,
         status=lambda: gather(gate),
         health=health,

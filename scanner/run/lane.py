@@ -1,8 +1,8 @@
 """A decision lane: one turnstile's reads, decided one at a time, then handed to the act stage.
 
 Readers (an entry and an exit reader may share one lane) put reads into the lane's bounded
-queue; the lane's worker calls ``gatekeeper.check`` for each in arrival order, logs one
-line per decision, and submits the journaled result to the act stage. One decision at a
+queue; the lane's worker calls ``gatekeeper.check`` for each in arrival order (which logs
+the decision's line) and submits the journaled result to the act stage. One decision at a
 time per lane: two people at one turnstile are decided in the order they scanned, and
 anti-passback sees the first before the second.
 
@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from scanner.decide.model import Direction
-from scanner.printable import escape
 from scanner.run.worker import Stage, Worker
 
 if TYPE_CHECKING:
@@ -48,8 +47,8 @@ class LaneRead:
 
 
 class Checker(Protocol):
-    def check(self, barcode: str, direction: Direction, *,
-              refused: str | None = None) -> CheckResult: ...
+    def check(self, barcode: str, direction: Direction, *, refused: str | None = None,
+              source: str = ...) -> CheckResult: ...
 
 
 class Submit(Protocol):
@@ -97,20 +96,17 @@ class Lane(Worker):
             self.decide(read)
 
     def decide(self, read: LaneRead) -> CheckResult | None:
-        """One read: decide and journal it, log it, then hand it to the act stage. A
-        decision that cannot be journaled is logged and the gate stays closed for it."""
+        """One read: decide, journal and log it, then hand it to the act stage. A decision
+        that cannot be journaled is logged and the gate stays closed for it."""
         try:
-            result = self.gatekeeper.check(read.text, read.direction, refused=read.refused)
+            result = self.gatekeeper.check(read.text, read.direction, refused=read.refused,
+                                           source=read.reader)
         except Exception as exc:  # StoreError: unrecorded, so never actuated; next read
             self.failed += 1
             log.error("lane %s: cannot decide a read from %s: %s", self.lane, read.reader, exc)
             return None
         self.decided += 1
-        self.submit(result)  # the relay first: the log line (a journald write) may block
-        d = result.decision
-        log.info("decision %s %s %s %s %s: %s (%.1f ms)", result.scan_id, d.reason.value,
-                 d.direction.value, escape(d.barcode), read.reader, escape(d.message),
-                 result.latency_ms)
+        self.submit(result)
         if self.on_decision is not None:
             self.on_decision(read, result)
         return result

@@ -139,6 +139,11 @@ class ReaderWorker(Worker):
             return None
         return all(states)
 
+    def problem(self) -> str | None:
+        """A reader whose device failed to open, or vanished, cannot read anyone's ticket:
+        the gate is unhealthy until it is back (a reader that cannot tell, stdin, never is)."""
+        return f"reader {self.reader} disconnected" if self.connected is False else None
+
     @property
     def frames_decoded(self) -> int | None:
         """Camera frames through the decoder so far (this pipeline); None for line devices."""

@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobSubmissionEvent
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -81,6 +82,7 @@ class JobState:
     failures: int = 0
     running_since: float | None = None
     kick_pending: bool = False
+    said_running: bool = False  # "still running" logged for the run in flight
 
     def finished(self, ok: bool) -> bool:
         """Record a run's result; True when it succeeded after failing (recovered)."""
@@ -88,6 +90,13 @@ class JobState:
         self.failures = 0 if ok else self.failures + 1
         self.wait = self.job.every if ok else doubled(self.wait, self.job.every)
         return recovered
+
+
+def _not_overlap_skips(record: logging.LogRecord) -> bool:
+    """Drops APScheduler's warning that a run was skipped because the last one is still
+    going: with ``max_instances=1`` that is the design, and a first full sync of a big
+    event would repeat it every interval for minutes. The scheduler says it once instead."""
+    return "maximum number of running instances" not in str(record.msg)
 
 
 class _GuardedScheduler(BackgroundScheduler):
@@ -123,6 +132,7 @@ class Scheduler(Worker):
     def run(self) -> None:
         # APScheduler logs every run at INFO: one line every tick would drown the journal.
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
+        logging.getLogger("apscheduler.scheduler").addFilter(_not_overlap_skips)
         detector = JumpDetector(lambda: self.wall().timestamp(), self.clock, self.jump_threshold)
         scheduler = _GuardedScheduler(
             lambda: self._rebase(detector.check()), timezone=UTC,
@@ -136,6 +146,7 @@ class Scheduler(Worker):
                               next_run_time=now if job.at_start else now + _delta(job.every))
         scheduler.add_job(self._heartbeat, self._trigger(self.tick, now), id=_HEARTBEAT_JOB,
                           name=_HEARTBEAT_JOB, next_run_time=now)
+        scheduler.add_listener(self._still_running, EVENT_JOB_MAX_INSTANCES)
         with self._jobs_lock:
             self._scheduler = scheduler
         scheduler.start()
@@ -186,9 +197,22 @@ class Scheduler(Worker):
         if not overran:  # a job stuck in I/O stops the beat, and so the watchdog
             self.beat()
 
+    def _still_running(self, event: JobSubmissionEvent) -> None:
+        """A run was due while the last one goes on: said once per run, at INFO."""
+        state = self._states.get(event.job_id)
+        with self._jobs_lock:
+            since = None if state is None else state.running_since
+            if state is None or since is None or state.said_running:
+                return
+            state.said_running = True
+        log.info("job %s still running after %.0f s; the next run starts when it ends",
+                 event.job_id, self.clock() - since)
+
     def _run_job(self, name: str) -> None:
         state = self._states[name]
-        state.running_since = self.clock()
+        with self._jobs_lock:
+            state.running_since = self.clock()
+            state.said_running = False
         try:
             ok = bool(state.job.run())
         except Exception as exc:  # one line; the job is retried with backoff

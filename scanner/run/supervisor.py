@@ -110,7 +110,8 @@ class Supervisor:
 
     def problems(self, now: float | None = None) -> list[str]:
         """Why the gate is not healthy, one phrase per worker (empty when it is): not
-        started yet or stopping, a worker restarting or hung, a heartbeat gone stale."""
+        started yet or stopping, a worker restarting or hung, a heartbeat gone stale, or
+        what a running worker says is wrong (``reader entry disconnected``)."""
         now = self.clock() if now is None else now
         if self._stopped:
             return ["stopping"]
@@ -125,13 +126,18 @@ class Supervisor:
                 out.append(f"{worker.name}: no heartbeat for {now - worker.heartbeat:.1f} s")
             elif not worker.running and not worker.stopping.is_set():
                 out.append(f"{worker.name} not running")
+            elif (said := worker.problem()) is not None:
+                out.append(said)
         return out
 
     def summary(self) -> str:
         down = [f"{w.worker.name} {w.state}" for w in self._watches if w.state != "up"]
         line = f"{len(self._watches) - len(down)}/{len(self._watches)} workers up"
-        if down:
-            line = f"{line}; {', '.join(down)}"
+        # Up but not of use: a reader whose device is gone says so too.
+        wrong = down + [said for w in self._watches
+                        if w.state == "up" and (said := w.worker.problem()) is not None]
+        if wrong:
+            line = f"{line}; {', '.join(wrong)}"
         extra = self.status()
         return f"{line}; {extra}" if extra else line
 

@@ -58,6 +58,11 @@ class Worker(ABC):
     def beat(self) -> None:
         self.heartbeat = self.clock()
 
+    def problem(self) -> str | None:
+        """What is wrong with what it drives while its loop runs fine (a device gone), for
+        /healthz and systemd's STATUS; None when nothing is."""
+        return None
+
     def stale(self, now: float) -> bool:
         return now - self.heartbeat > self.heartbeat_timeout
 

@@ -37,7 +37,7 @@ from typing import Any
 
 from scanner.clock import Clock, utc_now
 from scanner.config import SyncConfig
-from scanner.errors import PagingError, SyncError
+from scanner.errors import NotFound, PagingError, SyncError
 from scanner.store.sync_state import HeldDeletions, SyncState
 from scanner.store.upsert import stored_row
 from scanner.sync.pager import Cursor, next_skip, pages
@@ -125,6 +125,14 @@ class Syncer:
         return reports
 
     def sync_event(self, event_id: str) -> EventReport:
+        try:
+            return self._sync_event(event_id)
+        except NotFound as exc:
+            # A mistyped or foreign event id is an operator's mistake: name where to look.
+            raise NotFound(f"event {event_id} not found on vivenu; `gate events` lists this "
+                           "token's events", status=exc.status) from exc
+
+    def _sync_event(self, event_id: str) -> EventReport:
         state = self.store.sync_state(event_id)
         if state is None or state.last_full_at is None:
             return self._full(event_id, state, "full")

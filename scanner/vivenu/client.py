@@ -116,6 +116,7 @@ class VivenuClient:
         # Told every offset this client measures (the sync process passes its own on).
         self.on_offset: Callable[[float], object] | None = None
         self._ahead: _Ahead | None = None
+        self._said_unreachable = False  # since the last answer: one line per outage
 
     @classmethod
     def from_config(cls, api: ApiConfig, *,
@@ -317,7 +318,8 @@ class VivenuClient:
         deadline_at = None if deadline is None else time.monotonic() + deadline
         headers = {"content-type": "application/json"} if content is not None else None
         policy = retrying(retries=self._retries, backoff=self._backoff,
-                          deadline_at=deadline_at, sleep=self._sleep, what=what)
+                          deadline_at=deadline_at, sleep=self._sleep, what=what,
+                          announce=self._say_retrying)
         try:
             for attempt in policy:
                 with attempt:
@@ -328,6 +330,7 @@ class VivenuClient:
                     try:
                         self._note_date(response, datetime.now(UTC))
                         self._check_status(response, what)
+                        self._said_unreachable = False
                         body = self._read_body(response, self._max_bytes, deadline_at, what)
                     finally:
                         response.close()
@@ -356,6 +359,15 @@ class VivenuClient:
                                         "deadline (api.page_deadline); gave up")
             chunks.append(chunk)
         return b"".join(chunks)
+
+    def _say_retrying(self, why: str, retries: int, seconds: float) -> None:
+        """One line when the server cannot be reached, not one per request or attempt."""
+        if self._said_unreachable:
+            return
+        self._said_unreachable = True
+        fault = f"{self.base_url} answered {why}" if why.startswith("HTTP") \
+            else f"cannot reach {self.base_url} ({why})"
+        log.warning("%s; retrying %d time(s) for up to about %.0f s", fault, retries, seconds)
 
     def _attempt_timeout(self, deadline_at: float | None, what: str) -> httpx.Timeout:
         if deadline_at is None:

@@ -65,11 +65,32 @@ def http_date(value: str) -> datetime | None:
         return None
 
 
+# Told, at a request's first retry, why and for how long it goes on trying: (the fault in
+# a few words, the retries left, about how many seconds they take at most).
+Announce = Callable[[str, int, float], object]
+
+
+def _say_nothing(_why: str, _retries: int, _seconds: float) -> None:
+    return None
+
+
+def retry_span(retries: int, backoff: float, deadline_at: float | None = None) -> float:
+    """About how long ``retries`` retries wait in all (the jitter's mean included), or
+    until the deadline, whichever is first."""
+    span = sum(min(backoff * 2.0 ** n, MAX_BACKOFF) + backoff / 2 for n in range(retries))
+    if deadline_at is not None:
+        span = min(span, max(deadline_at - time.monotonic(), 0.0))
+    return span
+
+
 def retrying(*, retries: int, backoff: float, deadline_at: float | None,
-             sleep: Callable[[float], None], what: str) -> Retrying:
+             sleep: Callable[[float], None], what: str,
+             announce: Announce = _say_nothing) -> Retrying:
     """A tenacity policy: up to ``retries`` more attempts, never sleeping past the deadline.
 
-    ``deadline_at`` is a ``time.monotonic()`` instant; ``what`` names the call in logs.
+    ``deadline_at`` is a ``time.monotonic()`` instant; ``what`` names the call in logs;
+    ``announce`` hears the first retry, so a person waiting is told rather than left in
+    silence while the backoff runs.
     """
     backoff_wait = wait_exponential_jitter(multiplier=backoff, max=MAX_BACKOFF, jitter=backoff)
 
@@ -90,6 +111,8 @@ def retrying(*, retries: int, backoff: float, deadline_at: float | None,
         reason = str(exc) if isinstance(exc, RetryableStatus) else type(exc).__name__
         log.debug("%s: %s, retry %d in %.2f s", what, reason, state.attempt_number,
                   state.upcoming_sleep)
+        if state.attempt_number == 1:
+            announce(reason, retries, retry_span(retries, backoff, deadline_at))
 
     return Retrying(
         retry=retry_if_exception_type((RetryableStatus, httpx.TransportError)),
