@@ -88,11 +88,24 @@ class Broadcaster:
     # -- clients -------------------------------------------------------------------------
 
     def attach(self, wake: Callable[[], None] = _nobody) -> Client:
-        """A new stream, primed with the current state so a (re)connected page is whole."""
+        """A new stream, primed with the current state so a (re)connected page is whole.
+
+        Listening before the state is built: a decision taken meanwhile (a state build
+        reads the whole status, slow on a gate just started) is on the stream too, if
+        before the state; the page takes them in any order."""
         client = Client(wake=wake)
-        client.offer(sse(self.state()))  # fresh when nobody listened before
         with self._lock:
+            nobody = not self._clients
             self._clients.add(client)
+        # Nobody listened: nothing kept the last state fresh.
+        try:
+            state = self._state(self._fire_alarm) if nobody or self._last_state is None \
+                else self._last_state
+        except GateError:
+            self.detach(client)
+            raise
+        self._last_state = state
+        client.offer(sse(state))
         return client
 
     def detach(self, client: Client) -> None:

@@ -33,6 +33,7 @@ MAX_PER_ADDRESS = 32     # of them from one address: a browser opens at most a h
 MAX_HEADER_BYTES = 8192  # the request line and headers
 GRACE = 2                # seconds open streams get to end when the server stops
 BACKLOG = 64
+QUIET = 10.0             # seconds in which uvicorn's same warning is logged once
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -65,6 +66,7 @@ class _Deadline(H11Protocol):
         same = sum(1 for c in self.connections if getattr(c, "_address", None) == address)
         if len(self.connections) > MAX_OPEN or same > MAX_PER_ADDRESS:
             log.debug("kiosk: connection from %s refused: too many open", address)
+            self.connections.discard(self)  # counts for no limit while it closes
             transport.abort()
             return
         self._arm()
@@ -104,12 +106,23 @@ class _Deadline(H11Protocol):
 
 
 class _OneLine(logging.Filter):
-    """A record from uvicorn with its traceback folded into its one line; uvicorn's own
+    """A record from uvicorn with its traceback folded into its one line, the same message
+    at most once per QUIET seconds (a flood must not flood the log too); uvicorn's own
     lifecycle lines (started, finished) dropped: the kiosk logs its own."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last: dict[str, float] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.WARNING:
             return False
+        key = str(record.msg)
+        if record.created - self._last.get(key, -QUIET) < QUIET:
+            return False
+        if len(self._last) > 64:
+            self._last.clear()
+        self._last[key] = record.created
         if record.exc_info and record.exc_info[1] is not None:
             exc = record.exc_info[1]
             record.msg = f"{record.getMessage().strip()}: {type(exc).__name__}: {exc}"
