@@ -106,6 +106,12 @@ class KioskGate:
         assert len(docs) >= n, f"the world has only {len(docs)} plain valid tickets"
         return [doc["barcode"] for doc in docs[:n]]
 
+    def __enter__(self) -> KioskGate:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
         self._stop.set()
         self._syncing.join(5)

@@ -37,9 +37,8 @@ def remote_lan(address: str) -> bool:
 
 @pytest.fixture
 def kg(tmp_path: Path, sim_server: SimServer) -> Iterator[KioskGate]:
-    gate = KioskGate(tmp_path, sim_server)
-    yield gate
-    gate.close()
+    with KioskGate(tmp_path, sim_server) as gate:
+        yield gate
 
 
 @pytest.fixture
@@ -48,11 +47,10 @@ def lan(tmp_path: Path, sim_server: SimServer) -> Iterator[KioskGate]:
     gate's own screen, so 127.0.0.2 and up are other machines."""
     pin_file = tmp_path / "kiosk.pin"
     write_pin_file(pin_file, PIN)
-    gate = KioskGate(tmp_path, sim_server,
-                     WebOptions(host="0.0.0.0", port=free_port(), pin_file=str(pin_file)),
-                     lockout=Lockout(local=remote_lan))
-    yield gate
-    gate.close()
+    with KioskGate(tmp_path, sim_server,
+                   WebOptions(host="0.0.0.0", port=free_port(), pin_file=str(pin_file)),
+                   lockout=Lockout(local=remote_lan)) as gate:
+        yield gate
 
 
 def login(url: str, pin: str, source: str = "127.0.0.1") -> int | str:

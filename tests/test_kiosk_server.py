@@ -26,9 +26,8 @@ PIN = "4711"
 
 @pytest.fixture
 def kg(tmp_path: Path, sim_server: SimServer) -> Iterator[KioskGate]:
-    gate = KioskGate(tmp_path, sim_server)
-    yield gate
-    gate.close()
+    with KioskGate(tmp_path, sim_server) as gate:
+        yield gate
 
 
 @pytest.fixture
