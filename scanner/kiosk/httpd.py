@@ -106,9 +106,10 @@ class _Deadline(H11Protocol):
 
 
 class _OneLine(logging.Filter):
-    """A record from uvicorn with its traceback folded into its one line, the same message
-    at most once per QUIET seconds (a flood must not flood the log too); uvicorn's own
-    lifecycle lines (started, finished) dropped: the kiosk logs its own."""
+    """A record from uvicorn logged again as one line of the kiosk's logger, its traceback
+    folded into it, the same message at most once per QUIET seconds (a flood must not flood
+    the log too); uvicorn's own lifecycle lines (started, finished) dropped: the kiosk logs
+    its own."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -123,13 +124,12 @@ class _OneLine(logging.Filter):
         if len(self._last) > 64:
             self._last.clear()
         self._last[key] = record.created
+        message = record.getMessage().strip()
         if record.exc_info and record.exc_info[1] is not None:
             exc = record.exc_info[1]
-            record.msg = f"{record.getMessage().strip()}: {type(exc).__name__}: {exc}"
-            record.args = None
-            record.exc_info = None
-            record.exc_text = None
-        return True
+            message = f"{message}: {type(exc).__name__}: {exc}"
+        log.log(record.levelno, "kiosk http: %s", message)
+        return False  # said once, in the project's logger
 
 
 _FILTER = _OneLine()

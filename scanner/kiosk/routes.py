@@ -91,7 +91,7 @@ class Hosts:
         self.names = frozenset(names)
 
     def allows(self, header: str | None) -> bool:
-        if not header:
+        if not header or any(c in header for c in "/@?#\\ "):
             return False
         try:
             parts = urlsplit(f"//{header.strip()}")
