@@ -287,7 +287,7 @@ class WebConfig:
     status_open: bool = False
 
     def problem(self) -> tuple[str, str] | None:
-        from scanner.vivenu.urls import is_loopback
+        from scanner.netrules import is_loopback
 
         if self.enabled and not is_loopback(self.host) and not self.pin_file:
             return ("pin_file", f"required when web.host ({self.host!r}) is not loopback: "
@@ -355,7 +355,7 @@ class MeshConfig:
     def problem(self) -> tuple[str, str] | None:
         from urllib.parse import urlsplit
 
-        from scanner.vivenu.urls import is_loopback
+        from scanner.netrules import is_loopback
 
         if not self.url:
             return None

@@ -222,7 +222,7 @@ def url_problem(value: Any, schemes: tuple[str, ...], plain: str) -> str | None:
     """
     from urllib.parse import urlsplit
 
-    from scanner.vivenu.urls import is_loopback
+    from scanner.netrules import is_loopback
 
     example = f"{schemes[-1]}://host"
     parts = urlsplit(value.strip())

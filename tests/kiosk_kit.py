@@ -23,6 +23,7 @@ from scanner.decide.model import Direction
 from scanner.errors import GateError
 from scanner.gatekeeper import CheckResult
 from scanner.kiosk import KioskServer, Reachability, WebOptions
+from scanner.kiosk.auth import Lockout
 from scanner.kiosk.wiring import from_gate
 from scanner.sim import SimServer, World
 
@@ -37,8 +38,10 @@ def free_port() -> int:
 
 
 class KioskGate:
-    def __init__(self, tmp_path: Path, sim: SimServer, web: WebOptions | None = None) -> None:
+    def __init__(self, tmp_path: Path, sim: SimServer, web: WebOptions | None = None, *,
+                 lockout: Lockout | None = None) -> None:
         self.sim = sim
+        self.lockout = lockout
         self.gate = Gate(GateConfig(gate_id="g1", db=str(tmp_path / "gate.db"),
                                     api=api_config(sim, retries=0, connect_timeout=0.5)))
         self.gate.syncer.run_once()
@@ -57,6 +60,8 @@ class KioskGate:
     def new_kiosk(self) -> KioskServer:
         kiosk = from_gate(self.gate, self.stage, self.web, health=self.health,
                           online=self.link, clock_ok=lambda: True)
+        if self.lockout is not None:  # the same parts, a lockout with its own idea of local
+            kiosk = KioskServer(self.web, kiosk.parts, lockout=self.lockout)
         return kiosk.start()
 
     def restart_kiosk(self) -> None:
@@ -100,6 +105,12 @@ class KioskGate:
                 and doc.get("name")]
         assert len(docs) >= n, f"the world has only {len(docs)} plain valid tickets"
         return [doc["barcode"] for doc in docs[:n]]
+
+    def __enter__(self) -> KioskGate:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
     def close(self) -> None:
         self._stop.set()

@@ -3,12 +3,16 @@ status document, health, and the login that guards state changes beyond loopback
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -16,7 +20,7 @@ from kiosk_kit import KioskGate, free_port
 from prometheus_client.parser import text_string_to_metric_families
 from test_hardware_kit import wait_for
 
-from scanner.kiosk import WebOptions
+from scanner.kiosk import KioskServer, WebOptions
 from scanner.kiosk.auth import MAX_FAILURES, PinHash, write_pin_file
 from scanner.sim import SimServer
 from scanner.status import gather
@@ -26,9 +30,8 @@ PIN = "4711"
 
 @pytest.fixture
 def kg(tmp_path: Path, sim_server: SimServer) -> Iterator[KioskGate]:
-    gate = KioskGate(tmp_path, sim_server)
-    yield gate
-    gate.close()
+    with KioskGate(tmp_path, sim_server) as gate:
+        yield gate
 
 
 @pytest.fixture
@@ -176,3 +179,33 @@ def test_a_manual_scan_logs_its_decision_line(kg: KioskGate,
     scan_id = reply.json()["scan_id"]
     assert re.fullmatch(rf"decision {scan_id} GRANTED IN {re.escape(barcode)} kiosk: .+ "
                         r"\(\d+\.\d ms\)", line), line
+
+
+def test_a_decision_after_the_stream_opened_is_on_it_however_slow_the_state(
+        kg: KioskGate) -> None:
+    """A page sees its stream open, and the steward scans at once: a gate just started
+    builds its first state slowly (a cold store, a sync at work), and that decision must
+    still reach the page."""
+    first = threading.Event()
+
+    def slow_status() -> dict[str, Any]:
+        if not first.is_set():
+            first.set()
+            time.sleep(1.5)
+        return kg.kiosk.parts.status()
+
+    kg.kiosk.stop()  # one broadcaster drains the act stage's kiosk queue
+    slow = KioskServer(WebOptions(port=free_port()),
+                       dataclasses.replace(kg.kiosk.parts, status=slow_status)).start()
+    try:
+        with httpx.stream("GET", slow.url + "/events", timeout=10) as stream:
+            result = kg.read(kg.valid_barcodes(1)[0])  # the page saw "open": it may scan
+            deadline = time.monotonic() + 5
+            seen = b""
+            for chunk in stream.iter_bytes():
+                seen += chunk
+                if result.scan_id.encode() in seen or time.monotonic() > deadline:
+                    break
+        assert b"event: decision" in seen and result.scan_id.encode() in seen
+    finally:
+        slow.stop()

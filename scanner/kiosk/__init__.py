@@ -2,7 +2,6 @@
 /api/status, /healthz and /metrics. Fed by the act stage's fan-out; knows no Gate."""
 
 from scanner.kiosk.parts import KioskParts, Probes, Reachability, WebOptions, WebSettings
-from scanner.kiosk.server import KioskServer, is_loopback
+from scanner.kiosk.server import KioskServer
 
-__all__ = ["KioskParts", "KioskServer", "Probes", "Reachability", "WebOptions", "WebSettings",
-           "is_loopback"]
+__all__ = ["KioskParts", "KioskServer", "Probes", "Reachability", "WebOptions", "WebSettings"]

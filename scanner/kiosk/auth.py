@@ -1,8 +1,9 @@
 """Who may change the gate's state from the kiosk page when it is reachable beyond loopback.
 
 A per-gate PIN, stored as a salted scrypt hash in ``pin_file`` (mode 0600), compared in
-constant time. Repeated failures from one client address lock that address out for a while
-(a four-digit PIN falls to a script in minutes otherwise). A good PIN yields a session
+constant time. Repeated failures from one client address lock that address out for a while,
+and failures over all addresses are budgeted too (a four-digit PIN falls to a script in
+minutes otherwise); see ``Lockout``. A good PIN yields a session
 token in an HttpOnly, SameSite=Strict cookie; sessions live in memory, so a restart of the
 gate logs stewards out, which is the safe direction.
 """
@@ -19,13 +20,19 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
-from scanner.errors import ConfigError
+from scanner.errors import ConfigError, GateError
+from scanner.netrules import is_loopback
 
 MIN_PIN_LENGTH = 4
 # scrypt cost: about 50 ms and 16 MiB on a Pi 4, so a stolen pin_file is slow to brute-force.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 MAX_FAILURES = 5
 FAILURE_WINDOW = 300.0    # seconds in which MAX_FAILURES failures lock an address out
+# Over all addresses but the exempt ones: a four-digit PIN then takes days, not an hour,
+# however many addresses guess.
+GLOBAL_FAILURES = 10
+# scrypt hashes running at once: two use 32 MiB; more would only queue for the same cores.
+HASHES_AT_ONCE = 2
 LOCKOUT_SECONDS = 300.0
 SESSION_SECONDS = 12 * 3600.0  # one shift
 COOKIE = "gate_session"
@@ -86,33 +93,146 @@ class PinHash:
 
 
 class Lockout:
-    """Failed logins per client address; MAX_FAILURES in FAILURE_WINDOW lock it out."""
+    """Failed logins, per client address and over all of them.
 
-    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
+    An attempt is counted as failed BEFORE its PIN is hashed (``reserve``) and forgiven only
+    once the hash matched (``succeeded``), so a burst of concurrent guesses cannot slip past
+    the count while the hashes run. MAX_FAILURES in FAILURE_WINDOW lock an address out for
+    LOCKOUT_SECONDS. Across addresses, at most GLOBAL_FAILURES failures per FAILURE_WINDOW
+    are tested at all: many addresses guessing a few PINs each are slowed to that rate.
+
+    The global budget would also stop the steward; it does not apply to ``local`` addresses
+    (the gate's own screen, on loopback) nor to an address that logged in with the right
+    PIN within SESSION_SECONDS (the steward's tablet, this shift): those keep their own
+    per-address budget only.
+    """
+
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic, *,
+                 local: Callable[[str], bool] = is_loopback,
+                 max_failures: int = MAX_FAILURES,
+                 global_failures: int = GLOBAL_FAILURES) -> None:
         self._now = monotonic
+        self._local = local
+        self._max = max_failures
+        self._global_max = global_failures
         self._failures: dict[str, deque[float]] = {}
         self._locked_until: dict[str, float] = {}
+        self._everyone: deque[tuple[float, str]] = deque()  # (when, address), counted ones
+        self._known: dict[str, float] = {}                  # address -> end of its shift
         self._lock = threading.Lock()
 
     def retry_after(self, address: str) -> float:
         """Seconds until ``address`` may try again; 0 when it may now."""
         with self._lock:
-            return max(0.0, self._locked_until.get(address, 0.0) - self._now())
+            return self._wait(address, self._now())
 
-    def failed(self, address: str) -> None:
+    def reserve(self, address: str) -> float:
+        """Count one failure for ``address`` now, before its PIN is checked: 0 when it was
+        counted and the PIN may be checked, else seconds to wait (nothing counted)."""
         now = self._now()
         with self._lock:
+            wait = self._wait(address, now)
+            if wait > 0:
+                return wait
             recent = self._failures.setdefault(address, deque())
             recent.append(now)
-            while recent and recent[0] < now - FAILURE_WINDOW:
-                recent.popleft()
-            if len(recent) >= MAX_FAILURES:
+            if len(recent) >= self._max:  # this one may still be right: `succeeded` lifts it
                 self._locked_until[address] = now + LOCKOUT_SECONDS
-                recent.clear()
+            if not self._exempt(address, now):
+                self._everyone.append((now, address))
+            return 0.0
 
     def succeeded(self, address: str) -> None:
+        """The reserved attempt had the right PIN: forget the address's failures and know
+        it for a shift."""
+        now = self._now()
         with self._lock:
             self._failures.pop(address, None)
+            self._locked_until.pop(address, None)
+            for i in range(len(self._everyone) - 1, -1, -1):
+                if self._everyone[i][1] == address:
+                    del self._everyone[i]
+                    break
+            self._known[address] = now + SESSION_SECONDS
+
+    def _exempt(self, address: str, now: float) -> bool:
+        return self._local(address) or self._known.get(address, 0.0) > now
+
+    def _wait(self, address: str, now: float) -> float:
+        self._forget(now)
+        until = self._locked_until.get(address, 0.0)
+        if until > now:
+            return until - now
+        if len(self._everyone) >= self._global_max and not self._exempt(address, now):
+            return self._everyone[0][0] + FAILURE_WINDOW - now
+        return 0.0
+
+    def _forget(self, now: float) -> None:
+        """Drop what fell out of its window, so many addresses cannot grow the tables."""
+        horizon = now - FAILURE_WINDOW
+        while self._everyone and self._everyone[0][0] <= horizon:
+            self._everyone.popleft()
+        for address in [a for a, r in self._failures.items() if not r or r[-1] <= horizon]:
+            del self._failures[address]
+        for recent in self._failures.values():
+            while recent and recent[0] <= horizon:
+                recent.popleft()
+        for table in (self._locked_until, self._known):
+            for address in [a for a, until in table.items() if until <= now]:
+                del table[address]
+
+
+class LoginRefused(GateError):
+    """A login not granted; ``retry_after``: seconds after which trying again may help."""
+
+    def __init__(self, message: str, retry_after: float = 0.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class NoPin(LoginRefused):
+    """No PIN was set for this gate."""
+
+
+class Busy(LoginRefused):
+    """Every hash slot is taken: the attempt was not tried (nor counted)."""
+
+
+class LockedOut(LoginRefused):
+    """Too many wrong PINs from this address, or from everyone."""
+
+
+class WrongPin(LoginRefused):
+    """The PIN did not match (and was counted)."""
+
+
+class Login:
+    """PIN in, session token out. At most ``hashes_at_once`` scrypt hashes (16 MiB each)
+    run at once; an attempt beyond that is refused at once, never queued, so a flood costs
+    neither memory nor threads."""
+
+    def __init__(self, pin: PinHash | None, lockout: Lockout, sessions: Sessions, *,
+                 hashes_at_once: int = HASHES_AT_ONCE) -> None:
+        self.pin = pin
+        self.lockout = lockout
+        self.sessions = sessions
+        self._slots = threading.BoundedSemaphore(hashes_at_once)
+
+    def attempt(self, address: str, pin: str) -> str:
+        if self.pin is None:
+            raise NoPin("no PIN set for this gate: run `gate kiosk set-pin`")
+        if not self._slots.acquire(blocking=False):
+            raise Busy("other PINs are being checked: try again in a second", 1.0)
+        try:
+            wait = self.lockout.reserve(address)
+            if wait > 0:
+                raise LockedOut(f"too many wrong PINs: try again in {int(wait) + 1} s", wait)
+            if not self.pin.matches(pin):
+                raise WrongPin("wrong PIN")
+        finally:
+            self._slots.release()
+        self.lockout.succeeded(address)
+        return self.sessions.open()
 
 
 class Sessions:

@@ -36,18 +36,25 @@ STATE_TICK = 5.0            # and this often while a page listens: online/offlin
 RECENT_GRANTS = 256         # grants a steward may still annul
 
 
-class Client:
-    """One page's stream; the HTTP handler thread reads ``messages``."""
+def _nobody() -> None:
+    return None
 
-    def __init__(self, maxsize: int = CLIENT_QUEUE) -> None:
+
+class Client:
+    """One page's stream; the HTTP side reads ``messages`` and is told by ``wake`` (called
+    on the broadcaster's thread) that one arrived."""
+
+    def __init__(self, maxsize: int = CLIENT_QUEUE, wake: Callable[[], None] = _nobody) -> None:
         self.messages: queue.Queue[bytes] = queue.Queue(maxsize)
         self.cut = threading.Event()  # set when the client fell behind and must reconnect
+        self.wake = wake
 
     def offer(self, message: bytes) -> None:
         try:
             self.messages.put_nowait(message)
         except queue.Full:
             self.cut.set()
+        self.wake()
 
 
 def sse(message: dict[str, Any]) -> bytes:
@@ -80,12 +87,25 @@ class Broadcaster:
 
     # -- clients -------------------------------------------------------------------------
 
-    def attach(self) -> Client:
-        """A new stream, primed with the current state so a (re)connected page is whole."""
-        client = Client()
-        client.offer(sse(self.state()))  # fresh when nobody listened before
+    def attach(self, wake: Callable[[], None] = _nobody) -> Client:
+        """A new stream, primed with the current state so a (re)connected page is whole.
+
+        Listening before the state is built: a decision taken meanwhile (a state build
+        reads the whole status, slow on a gate just started) is on the stream too, if
+        before the state; the page takes them in any order."""
+        client = Client(wake=wake)
         with self._lock:
+            nobody = not self._clients
             self._clients.add(client)
+        # Nobody listened: nothing kept the last state fresh.
+        try:
+            state = self._state(self._fire_alarm) if nobody or self._last_state is None \
+                else self._last_state
+        except GateError:
+            self.detach(client)
+            raise
+        self._last_state = state
+        client.offer(sse(state))
         return client
 
     def detach(self, client: Client) -> None:

@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-import ipaddress
 from urllib.parse import quote
 
 from scanner.errors import InsecureUrl
 
 API_PREFIX = "/api/accessusers"
-
-
-def is_loopback(host: str) -> bool:
-    """True for localhost, 127.0.0.0/8 and ::1: the only hosts plain http may reach."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def api_root(base_url: str) -> str:

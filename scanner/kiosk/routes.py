@@ -1,0 +1,348 @@
+"""The kiosk's routes as a Starlette app; every call into the gate runs in a worker thread.
+
+    GET  /               the kiosk page (assets under /static/, all served from here)
+    GET  /events         Server-Sent Events: decisions, passages, state
+    GET  /api/state      the state message the stream sends on connect
+    GET  /api/status     what `gate status --json` prints
+    GET  /healthz        200 when ready and every heartbeat is fresh, else 503 and why
+    GET  /metrics        Prometheus text format
+    POST /api/login      {"pin"} -> session cookie (only needed beyond loopback)
+    POST /api/scan       {"barcode"}: manual entry, decided and acted on like any read
+    POST /api/direction  {"direction": "IN"|"OUT"}
+    POST /api/annul      {"scan_id"}: a grant whose holder did not pass
+
+Every request, on every route, must name this gate in its Host header (``Hosts``): a page
+on another site whose name was re-pointed at this gate (DNS rebinding) says its own name
+there, and is refused before any route runs. Bound beyond loopback, every POST but the login
+needs a session, and read-only routes do too unless ``status_open``. Every POST must be JSON
+and, when the browser says where it comes from (Origin), come from this very host: a
+cross-site form can send neither. No request, however malformed, ends in a traceback: a
+fault is one log line and a JSON answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import queue
+import socket
+from collections.abc import AsyncIterator, Callable, Mapping
+from http import HTTPStatus
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import orjson
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from scanner.decide.model import Direction
+from scanner.errors import GateError
+from scanner.kiosk.auth import COOKIE, SESSION_SECONDS
+from scanner.kiosk.metrics import CONTENT_TYPE
+from scanner.netrules import LOOPBACK_NAMES
+
+if TYPE_CHECKING:
+    from scanner.kiosk.server import KioskServer
+
+log = logging.getLogger("scanner.kiosk")
+
+KEEPALIVE = 10.0        # seconds between comment lines on an idle stream (finds dead peers)
+STREAM_POLL = 0.5      # how soon an open stream notices the server stopping
+RETRY_MS = 1000         # the EventSource reconnect delay the page is told
+MAX_BODY = 4096
+STATIC = {"index.html": "text/html; charset=utf-8", "kiosk.css": "text/css; charset=utf-8",
+          "kiosk.js": "text/javascript; charset=utf-8", "favicon.svg": "image/svg+xml"}
+READ_ONLY = ("/events", "/api/state", "/api/status", "/metrics")
+SAFETY_HEADERS = [(b"x-content-type-options", b"nosniff"),
+                  (b"content-security-policy", b"default-src 'self'")]
+WILDCARDS = ("0.0.0.0", "::", "")
+
+
+class HttpError(GateError):
+    def __init__(self, status: HTTPStatus, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.headers = headers or {}
+
+
+class Hosts:
+    """The names a request may give in its Host header: the configured host, the loopback
+    names, and, bound to every address, any IP literal and this machine's own name (a
+    rebinding attack needs a name the attacker controls, so a literal address is safe).
+    Always with this server's port, or none when that is 80."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.port = port
+        configured = host.strip().lower()
+        self.any_ip = configured.strip("[]") in WILDCARDS
+        names = {*LOOPBACK_NAMES, "127.0.0.1", "[::1]", _bracketed(configured)}
+        if self.any_ip:
+            own = socket.gethostname().lower()
+            names |= {own, f"{own}.local"}
+        self.names = frozenset(names)
+
+    def allows(self, header: str | None) -> bool:
+        if not header or any(c in header for c in "/@?#\\ "):
+            return False
+        try:
+            parts = urlsplit(f"//{header.strip()}")
+            name, port = (parts.hostname or "").lower(), parts.port
+        except ValueError:
+            return False
+        if (port if port is not None else 80) != self.port or not name:
+            return False
+        if _bracketed(name) in self.names or (name.endswith(".") and name[:-1] in self.names):
+            return True
+        return self.any_ip and _is_ip(name)
+
+
+def _bracketed(name: str) -> str:
+    return f"[{name}]" if ":" in name and not name.startswith("[") else name
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+class Guard:
+    """The outermost layer: the Host check on every route, the safety headers on every
+    answer, an access line at debug, and any fault that got this far as one log line and
+    a 500 (never uvicorn's traceback)."""
+
+    def __init__(self, app: ASGIApp, hosts: Hosts) -> None:
+        self.app = app
+        self.hosts = hosts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), None)
+        client = (scope.get("client") or ("?", 0))[0]
+        path = scope.get("path", "")
+        if not self.hosts.allows(host):
+            log.debug("kiosk: %s %s refused: Host %r", client, path, host)
+            await _reply(send, HTTPStatus.MISDIRECTED_REQUEST,
+                         {"error": "this gate does not answer to that Host"})
+            return
+        started = [False]
+
+        async def send_guarded(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                started[0] = True
+                message["headers"] = [*message.get("headers", []), *SAFETY_HEADERS]
+                log.debug("kiosk: %s %s %s %s", client, scope["method"], path,
+                          message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_guarded)
+        except (ClientDisconnect, OSError):
+            pass
+        except Exception as exc:
+            log.error("kiosk %s %s: %s: %s", scope["method"], path, type(exc).__name__, exc)
+            if not started[0]:
+                with contextlib.suppress(Exception):
+                    await _reply(send, HTTPStatus.INTERNAL_SERVER_ERROR,
+                                 {"error": "the kiosk failed on this request"})
+
+
+async def _reply(send: Send, status: HTTPStatus, doc: Any) -> None:
+    body = orjson.dumps(doc)
+    await send({"type": "http.response.start", "status": int(status),
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()), *SAFETY_HEADERS]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _json(doc: Any, status: int = HTTPStatus.OK,
+          headers: Mapping[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(doc), status, headers, "application/json")
+
+
+def build_app(kiosk: KioskServer) -> ASGIApp:
+    """The kiosk's ASGI app, Host-checked for ``kiosk.web``'s host and ``port``."""
+    files = {name: resources.files("scanner.kiosk").joinpath("static", name).read_bytes()
+             for name in STATIC}
+
+    def require_session(request: Request) -> None:
+        if kiosk.login_required and not kiosk.sessions.valid(request.cookies.get(COOKIE)):
+            raise HttpError(HTTPStatus.UNAUTHORIZED, "log in with this gate's PIN first")
+
+    def read_only(request: Request) -> None:
+        if not kiosk.web.status_open:
+            require_session(request)
+
+    async def page(request: Request) -> Response:
+        name = request.path_params.get("name", "index.html")
+        if name not in files:
+            raise HttpError(HTTPStatus.NOT_FOUND, "no such file")
+        return Response(files[name], media_type=STATIC[name],
+                        headers={"Cache-Control": "no-cache"})
+
+    async def healthz(_request: Request) -> Response:
+        ok, reasons = await run_in_threadpool(kiosk.parts.health)
+        return _json({"ok": ok, "reasons": reasons, "version": kiosk.parts.version},
+                     HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE)
+
+    async def state(request: Request) -> Response:
+        read_only(request)
+        return _json(await run_in_threadpool(kiosk.events.state))
+
+    async def status(request: Request) -> Response:
+        read_only(request)
+        return _json(await run_in_threadpool(kiosk.parts.status))
+
+    async def metrics(request: Request) -> Response:
+        read_only(request)
+        return Response(await run_in_threadpool(kiosk.metrics.render), media_type=CONTENT_TYPE)
+
+    async def events(request: Request) -> Response:
+        read_only(request)
+        loop = asyncio.get_running_loop()
+        wake = asyncio.Event()
+
+        def woken() -> None:  # from the broadcaster's thread
+            with contextlib.suppress(RuntimeError):  # the loop closed: the stream is over
+                loop.call_soon_threadsafe(wake.set)
+
+        # Attached before the answer starts: a decision taken once the page saw the stream
+        # open is always on it.
+        client = await run_in_threadpool(kiosk.events.attach, woken)
+        return StreamingResponse(
+            _stream(client.messages, lambda: kiosk.stopping or client.cut.is_set(), wake),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            background=BackgroundTask(kiosk.events.detach, client))
+
+    async def login(request: Request) -> Response:
+        body = await _body(request)
+        if not kiosk.login_required:
+            return _json({"ok": True})
+        address = request.client.host if request.client else ""
+        token = await run_in_threadpool(kiosk.login, address, _text(body, "pin"))
+        cookie = (f"{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; "
+                  f"Max-Age={int(SESSION_SECONDS)}")
+        return _json({"ok": True}, headers={"Set-Cookie": cookie})
+
+    async def scan(request: Request) -> Response:
+        body = await _body(request)
+        require_session(request)
+        return _json(await run_in_threadpool(kiosk.scan, _text(body, "barcode")))
+
+    async def direction(request: Request) -> Response:
+        body = await _body(request)
+        require_session(request)
+        try:
+            chosen = Direction(_text(body, "direction").upper())
+        except ValueError:
+            raise HttpError(HTTPStatus.BAD_REQUEST, "direction: IN or OUT") from None
+        await run_in_threadpool(kiosk.set_direction, chosen)
+        return _json({"direction": chosen.value})
+
+    async def annul(request: Request) -> Response:
+        body = await _body(request)
+        require_session(request)
+        await run_in_threadpool(kiosk.annul, _text(body, "scan_id"))
+        return _json({"ok": True})
+
+    async def refused(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HttpError)
+        return _json({"error": str(exc)}, exc.status, exc.headers)
+
+    async def store_fault(request: Request, exc: Exception) -> Response:
+        log.error("kiosk %s %s: %s", request.method, request.url.path, exc)
+        return _json({"error": str(exc)}, HTTPStatus.SERVICE_UNAVAILABLE)
+
+    async def http_error(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        message = {404: "no such page", 405: "not allowed here"}.get(exc.status_code,
+                                                                      str(exc.detail))
+        return _json({"error": message}, exc.status_code, exc.headers)
+
+    app = Starlette(routes=[
+        Route("/", page), Route("/static/{name}", page), Route("/healthz", healthz),
+        Route("/events", events), Route("/api/state", state), Route("/api/status", status),
+        Route("/metrics", metrics), Route("/api/login", login, methods=["POST"]),
+        Route("/api/scan", scan, methods=["POST"]),
+        Route("/api/direction", direction, methods=["POST"]),
+        Route("/api/annul", annul, methods=["POST"]),
+    ], exception_handlers={HttpError: refused, GateError: store_fault,
+                           HTTPException: http_error})
+    return Guard(app, Hosts(kiosk.web.host, kiosk.port))
+
+
+async def _stream(messages: queue.Queue[bytes], over: Callable[[], bool],
+                  wake: asyncio.Event) -> AsyncIterator[bytes]:
+    """The event stream: the reconnect delay, then each frame the broadcaster queued, with
+    a comment line after KEEPALIVE idle seconds."""
+    yield f"retry: {RETRY_MS}\n\n".encode()
+    idle = 0.0
+    while not over():
+        try:
+            frame = messages.get_nowait()
+        except queue.Empty:
+            wake.clear()
+            if not messages.empty():  # queued between the look and the clear
+                continue
+            try:
+                await asyncio.wait_for(wake.wait(), STREAM_POLL)
+            except TimeoutError:
+                idle += STREAM_POLL
+                if idle >= KEEPALIVE:
+                    idle = 0.0
+                    yield b": keepalive\n\n"
+            continue
+        idle = 0.0
+        yield frame
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    """The JSON object a POST carries: of this origin, at most MAX_BODY bytes."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != "application/json":
+        raise HttpError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send JSON")
+    origin = request.headers.get("origin")
+    if origin is not None and urlsplit(origin).netloc.lower() \
+            != request.headers.get("host", "").lower():
+        raise HttpError(HTTPStatus.FORBIDDEN, "cross-origin request refused")
+    too_big = HttpError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"a body of 1 to {MAX_BODY} bytes")
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise HttpError(HTTPStatus.BAD_REQUEST, "bad Content-Length")
+        if int(declared) > MAX_BODY:
+            raise too_big
+    data = bytearray()
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > MAX_BODY:
+            raise too_big
+    if not data:
+        raise HttpError(HTTPStatus.BAD_REQUEST, f"a body of 1 to {MAX_BODY} bytes")
+    try:
+        body = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise HttpError(HTTPStatus.BAD_REQUEST, "not valid JSON") from None
+    if not isinstance(body, dict):
+        raise HttpError(HTTPStatus.BAD_REQUEST, "expected a JSON object")
+    return body
+
+
+def _text(body: dict[str, Any], key: str) -> str:
+    value = body.get(key)
+    if not isinstance(value, str) or not value:
+        raise HttpError(HTTPStatus.BAD_REQUEST, f"{key}: expected text")
+    return value
