@@ -42,12 +42,19 @@ def read_secret(path: str | os.PathLike[str], setting: str, *,
         fd = os.open(file, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)  # a FIFO never hangs
     except OSError as exc:
         raise ConfigError(f"{setting}: cannot read {file}: {exc.strerror}") from None
-    with os.fdopen(fd, "rb") as stream:
+    try:
         _check(os.fstat(fd), file, setting, credentials_dir)
-        try:
-            return stream.read(MAX_SECRET_BYTES)
-        except OSError as exc:
-            raise ConfigError(f"{setting}: cannot read {file}: {exc.strerror}") from None
+        data = b""
+        while chunk := os.read(fd, MAX_SECRET_BYTES + 1 - len(data)):
+            data += chunk
+            if len(data) > MAX_SECRET_BYTES:  # it grew since the check
+                raise ConfigError(f"{setting}: {file} is larger than {MAX_SECRET_BYTES} "
+                                  "bytes: not a secret file")
+        return data
+    except OSError as exc:
+        raise ConfigError(f"{setting}: cannot read {file}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
 
 
 def read_secret_text(path: str | os.PathLike[str], setting: str, *,

@@ -14,17 +14,54 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from mesh_kit import Broker, MeshGate, password, wait_for
 from paho.mqtt.enums import CallbackAPIVersion
 
+from scanner.config import MAX_GATE_ID, load_config
 from scanner.decide.model import Reason
-from scanner.mesh.hlc import Stamp
+from scanner.errors import ConfigError
+from scanner.mesh.hlc import HybridClock, Stamp
 from scanner.mesh.localbroker import shipped_settings
 from scanner.mesh.message import MAX_PAYLOAD, scans_topic
 
 NAME_PAIRS = [("gate-a", "north-1"), ("Nord Eingang Ü", "北门 2"), ("demo-north-1", "gate b")]
 HUGE = 21 * 1024 * 1024
 MB = 1024 * 1024
+
+
+@pytest.mark.parametrize("name", ["gate-a", "north-1", "demo-north-1", "Nord Eingang Ü",
+                                  "北门 2", "x" * MAX_GATE_ID])
+def test_the_config_accepts_any_printable_gate_name(name: str) -> None:
+    assert load_config(env={"GATE_ID": name}).gate_id == name
+
+
+@pytest.mark.parametrize("name", ["north/1", "gate+", "#", "gate:a", " north", "north ",
+                                  "north\x1b[2J", "x" * (MAX_GATE_ID + 1)])
+def test_the_config_refuses_a_gate_name_mqtt_cannot_carry(name: str) -> None:
+    with pytest.raises(ConfigError, match=r"^gate_id: expected a printable name of at most "
+                                          r"64 characters.* \(set by GATE_ID\)$"):
+        load_config(env={"GATE_ID": name})
+
+
+printable_names = st.text(st.characters(categories=["L", "N", "P", "S", "Zs"]),
+                          min_size=1, max_size=MAX_GATE_ID).filter(str.isprintable)
+stamps = st.builds(Stamp, st.integers(0, 10**13 - 1), st.integers(0, 10**6 - 1),
+                   printable_names)
+
+
+@given(stamps, stamps)
+def test_stamp_text_sorts_as_stamps_do_and_parses_back_whatever_the_node(a: Stamp,
+                                                                         b: Stamp) -> None:
+    assert Stamp.parse(str(a)) == a
+    assert (str(a) < str(b)) == (a < b)
+
+
+def test_a_clock_stamps_with_a_hyphenated_node() -> None:
+    clock = HybridClock("north-1", physical=lambda: 1000)
+    first, second = clock.now(), clock.now()
+    assert Stamp.parse(str(second)) == Stamp(1000, 1, "north-1") and first < second
 
 
 @pytest.fixture

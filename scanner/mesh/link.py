@@ -123,8 +123,8 @@ class MeshSettings:
     @classmethod
     def from_config(cls, mesh: Any) -> MeshSettings:
         """From any object with the ``[mesh]`` attributes (url, key_file, credentials_file,
-        ca_file, cert_file, client_key_file); ``GATE_MESH_URL`` is already in ``url``
-        (``scanner.config`` applies the environment)."""
+        ca_file, cert_file, client_key_file); the environment's override of the url is
+        already in ``url`` (``scanner.config`` applies it)."""
         username = password = None
         creds = getattr(mesh, "credentials_file", None)
         if creds:
