@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ from scanner.decide.model import Direction
 from scanner.errors import ConfigError, ConfigMistakes
 from scanner.read.decode import DECODERS, KNOWN_FORMATS
 from scanner.read.sources import DEVICE_KEY, SOURCES
+from scanner.secret_file import read_secret_text
 
 DEFAULT_API_URL = "https://vivenu.com"
 DEFAULT_DB = "gate.db"
@@ -143,6 +143,22 @@ def _terminator_problem(value: Any) -> str | None:
 
 
 _TERMINATOR_TEXT = 'CR, LF, CRLF or the literal bytes (e.g. "\\x03")'
+
+# A gate's name is also its MQTT topic level (gates/<gate_id>/...) and its broker username:
+# '/' would split the level, '+' and '#' are MQTT wildcards (mosquitto refuses such a user)
+# and ':' separates the username in mosquitto's password file and in credentials_file.
+MAX_GATE_ID = 64
+_GATE_ID_FORBIDDEN = "/+#:"
+_GATE_ID_TEXT = (f"a printable name of at most {MAX_GATE_ID} characters, without surrounding "
+                 f"spaces or any of {' '.join(_GATE_ID_FORBIDDEN)} (it names the gate's "
+                 "mesh topics and broker user)")
+
+
+def _gate_id_problem(value: Any) -> str | None:
+    if isinstance(value, str) and value and value.isprintable() and value == value.strip() \
+            and len(value) <= MAX_GATE_ID and not set(value) & set(_GATE_ID_FORBIDDEN):
+        return None
+    return f"expected {_GATE_ID_TEXT}, got {value!r}"
 
 
 @dataclass(frozen=True)
@@ -374,7 +390,7 @@ class MeshConfig:
 
 @dataclass(frozen=True)
 class GateConfig:
-    gate_id: str = setting("gate", nonempty=True)
+    gate_id: str = setting("gate", check=_gate_id_problem, text=_GATE_ID_TEXT)
     db: str = setting(DEFAULT_DB, nonempty=True)
     # The journal's own database; empty: beside the ticket store.
     journal_db: str = ""
@@ -597,25 +613,7 @@ def _read_token(api: ApiConfig, env: Mapping[str, str], overridden: dict[str, st
         return Secret("")
     key = "GATE_API_TOKEN_FILE" if "GATE_API_TOKEN_FILE" in overridden else "api.token_file"
     token_path = Path(api.token_file).expanduser()
-    # Until the path is known to exist it may be the token itself, pasted in the wrong place.
-    try:
-        info = token_path.stat()
-    except FileNotFoundError:
-        raise ConfigError(f"{key}: no such file {_NOT_SHOWN}") from None
-    except OSError as exc:
-        raise ConfigError(f"{key}: cannot read the file: {exc.strerror} {_NOT_SHOWN}") from None
-    try:
-        text = token_path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ConfigError(f"{key}: cannot read {token_path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{key}: {token_path} is not UTF-8 text") from None
-    mode = info.st_mode
-    # systemd's LoadCredential hands the token over as root:<service group> 0440.
-    group_read = stat.S_IRGRP if info.st_uid == 0 else 0
-    if mode & (stat.S_IRWXG | stat.S_IRWXO) & ~group_read:
-        raise ConfigError(f"{key}: {token_path} is readable by others "
-                          f"(mode {stat.S_IMODE(mode):o}); run: chmod 600 {token_path}")
+    text = read_secret_text(token_path, key, credentials_dir=env.get("CREDENTIALS_DIRECTORY"))
     if not text:
         raise ConfigError(f"{key}: {token_path} is empty")
     if problem := _token_problem(key, text):

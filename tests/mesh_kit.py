@@ -40,9 +40,9 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 15.0) -> bool:
 class Broker(LocalBroker):
     """The shipped ACL and a password file for ``users``; skips when mosquitto is absent."""
 
-    def __init__(self, folder: Path, users: list[str]) -> None:
+    def __init__(self, folder: Path, users: list[str], *, shipped: bool = False) -> None:
         try:
-            super().__init__(folder, users)
+            super().__init__(folder, users, shipped=shipped)
         except BrokerMissing:
             pytest.skip("mosquitto is not installed (deploy/bootstrap.sh --test installs it)")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -34,3 +36,44 @@ def test_the_decision_path_imports_no_io_library() -> None:
                                     "scanner.upload.outbox", "hardware.serial_reader"])
 def test_heavy_device_libraries_load_only_in_their_adapters(module: str) -> None:
     assert not imported_after(f"import {module}") & {"cv2", "zxingcpp", "pyzbar", "evdev"}
+
+
+# Every setting naming a secret file, and the module that reads it through scanner.secret_file.
+SECRET_SETTINGS = {"api.token_file": "scanner/config.py",
+                   "mesh.key_file": "scanner/mesh/message.py",
+                   "mesh.credentials_file": "scanner/mesh/link.py",
+                   "mesh.client_key_file": "scanner/mesh/link.py",
+                   "web.pin_file": "scanner/kiosk/auth.py"}
+PUBLIC_FILES = {"mesh.ca_file", "mesh.cert_file"}  # certificates: nothing to hide
+
+
+def test_file_modes_are_judged_in_one_module() -> None:
+    # What judges a mode: the group and other bits by name or as a mask (copying a mode
+    # from one file to another judges nothing).
+    mode_words = re.compile(r"S_IRWX[GO]|S_I[RWX](?:GRP|OTH)|0o0?77\b")
+    judges = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "scanner").rglob("*.py")
+                    if mode_words.search(p.read_text(encoding="utf-8")))
+    assert judges == ["scanner/secret_file.py"]
+
+
+def test_every_secret_file_setting_is_read_through_the_secret_file_module() -> None:
+    from scanner.config import GateConfig
+
+    config = GateConfig()
+    file_settings = {f"{section.name}.{f.name}" for section in dataclasses.fields(config)
+                     if dataclasses.is_dataclass(table := getattr(config, section.name))
+                     for f in dataclasses.fields(table) if f.name.endswith("_file")}
+    assert file_settings == set(SECRET_SETTINGS) | PUBLIC_FILES
+    for setting, module in SECRET_SETTINGS.items():
+        text = (ROOT / module).read_text(encoding="utf-8")
+        assert "from scanner.secret_file import" in text and f'"{setting}"' in text, setting
+
+
+def test_the_secret_file_reader_sits_below_every_adapter() -> None:
+    assert imported_after("import scanner.secret_file") <= {"scanner"}
+
+
+def test_the_mesh_url_override_is_read_in_one_place() -> None:
+    readers = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "scanner").rglob("*.py")
+                     if '"GATE_MESH_URL"' in p.read_text(encoding="utf-8"))
+    assert readers == ["scanner/config.py"]

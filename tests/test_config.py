@@ -168,7 +168,7 @@ def test_token_pasted_as_token_file_is_not_printed_back() -> None:
     with pytest.raises(ConfigError) as info:
         load_config(env={"GATE_API_TOKEN_FILE": "eyJhbGciOi.s3cr3t-value"})
     assert str(info.value) == ("GATE_API_TOKEN_FILE: no such file "
-                               "(value not shown: it may be a token)")
+                               "(value not shown: it may be the secret itself)")
 
 
 def test_token_pasted_as_token_file_in_the_file_is_not_printed_back(tmp_path: Path) -> None:

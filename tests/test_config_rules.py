@@ -41,7 +41,8 @@ def constrained_fields() -> list[tuple[str, type, dataclasses.Field[Any]]]:
 FIELDS = constrained_fields()
 # What a field with a custom check certainly refuses.
 CHECK_REFUSES = {"api.url": "ftp://vivenu.com", "mesh.url": "https://broker",
-                 "reader.terminator": "", "outputs.relay_pin": -1, "journal.backup_at": "25:00"}
+                 "reader.terminator": "", "outputs.relay_pin": -1, "journal.backup_at": "25:00",
+                 "gate_id": "north/1"}
 
 
 def bad_values(key: str, kind: Any, rule: Rule) -> list[Any]:

@@ -31,7 +31,8 @@ from test_run_e2e import (
 from scanner.config import load_config
 from scanner.mesh.localbroker import password
 
-GATES = ["gateA", "gateB"]
+# Hyphenated, as real venues name them (the demo's gate is demo-north-1).
+GATES = ["gate-a", "north-1"]
 
 
 class RunGate:
@@ -118,9 +119,9 @@ def test_a_ticket_granted_at_a_is_refused_at_b_and_each_scan_is_uploaded_once(
     a.handheld.scan(code)
     assert a.daemon and b.daemon
     a.daemon.wait_log(r"decision \S+ GRANTED IN \S+ hand")
-    until(lambda: b.peer_records("gateA") == 1, "gate B to hold gate A's scan")
+    until(lambda: b.peer_records("gate-a") == 1, "gate B to hold gate A's scan")
     b.handheld.scan(code)
-    b.daemon.wait_log(r"decision \S+ ALREADY_INSIDE IN \S+ hand: .*gateA")
+    b.daemon.wait_log(r"decision \S+ ALREADY_INSIDE IN \S+ hand: .*gate-a")
     until(lambda: len(sim_server.world.scans) >= 2, "both scans uploaded")
     time.sleep(1.0)  # several upload rounds more: a second copy would arrive now
     own = [e for gate in (a, b) for e in journaled(gate.config, gate.env).values()]
@@ -152,7 +153,7 @@ def test_both_sides_of_a_broker_outage_grant_and_then_list_the_same_conflict(
     first, second = a.conflicts()[0], b.conflicts()[0]
     assert {k: v for k, v in first.items() if k != "detected_at"} \
         == {k: v for k, v in second.items() if k != "detected_at"}
-    assert {first["first"]["gate"], first["second"]["gate"]} == {"gateA", "gateB"}
+    assert {first["first"]["gate"], first["second"]["gate"]} == set(GATES)
     status = json.loads(a.cli("status", "--json"))["mesh"]
     assert status["conflicts"] == 1 and not status["partitioned"]
     assert all(g.daemon and g.daemon.log().count("mesh: partitioned") == 1 for g in (a, b))

@@ -172,6 +172,7 @@ def test_gate_sim_serves_until_sigterm(tmp_path: Path) -> None:
 def test_gate_sim_refuses_an_empty_token_file(tmp_path: Path) -> None:
     empty = tmp_path / "token"
     empty.write_text("  \n")
+    os.chmod(empty, 0o600)
     process, _ = start_gate_sim("--token-file", str(empty))
     _, err = process.communicate(timeout=20)
     assert process.returncode == 2

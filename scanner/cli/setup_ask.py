@@ -14,6 +14,7 @@ import click
 from hardware.devices import Devices, discover
 from scanner.cli.setup_cmd import PIN_KEYS, Answers, write_private
 from scanner.printable import escape
+from scanner.secret_file import SecretFileMissing, read_secret_text
 
 DEFAULT_API_URL = "https://vivenu.com"
 
@@ -39,9 +40,10 @@ def ask(answers: Answers, folder: Path) -> None:
 
 
 def _read(path: str) -> str:
+    """The token in a file given by flag; one the gate would refuse is refused here."""
     try:
-        return Path(path).read_text(encoding="utf-8").strip()
-    except OSError:
+        return read_secret_text(path, "api.token_file")
+    except SecretFileMissing:
         return ""
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 import click
 
 from scanner.cli.main import stop_on_signals
+from scanner.errors import ConfigError
+from scanner.secret_file import read_secret_text
 from scanner.sim.server import DEFAULT_TOKEN
 
 
@@ -37,9 +39,9 @@ def sim(host: str, port: int, seed: int, n_events: int, tickets: int, token_file
     token = DEFAULT_TOKEN
     if token_file is not None:
         try:
-            token = token_file.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise click.BadParameter(f"cannot read {token_file}: {exc.strerror}",
+            token = read_secret_text(token_file, "--token-file")
+        except ConfigError as exc:
+            raise click.BadParameter(str(exc).removeprefix("--token-file: "),
                                      param_hint="--token-file") from None
         if not token:
             raise click.BadParameter(f"{token_file} is empty", param_hint="--token-file")

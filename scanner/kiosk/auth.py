@@ -22,6 +22,7 @@ from pathlib import Path
 
 from scanner.errors import ConfigError, GateError
 from scanner.netrules import is_loopback
+from scanner.secret_file import SecretFileMissing, read_secret_text
 
 MIN_PIN_LENGTH = 4
 # scrypt cost: about 50 ms and 16 MiB on a Pi 4, so a stolen pin_file is slow to brute-force.
@@ -81,11 +82,9 @@ class PinHash:
     def load(cls, path: str | os.PathLike[str]) -> PinHash | None:
         """The hash in ``path``, or None when no PIN was set."""
         try:
-            return cls(Path(path).expanduser().read_text(encoding="ascii"), str(path))
-        except FileNotFoundError:
+            return cls(read_secret_text(path, "web.pin_file"), str(path))
+        except SecretFileMissing:
             return None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"web.pin_file: cannot read {path}: {exc}") from exc
 
     def matches(self, pin: str) -> bool:
         n, r, p = self._params

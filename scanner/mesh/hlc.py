@@ -17,7 +17,10 @@ ordered by HLC stamp, never by ``scanned_at``. The rules:
   push the whole venue's clock into the far future. Only a stamp from such a broken gate
   can then be misordered, and the counter says which gate to fix.
 
-Stamps are text that sorts in stamp order: ``<ms:013>-<counter:06>-<node>``.
+Stamps are text that sorts in stamp order: ``<ms:013>-<counter:06>-<node>``. The two numbers
+have fixed widths and the node comes last, so the node may be any printable gate name,
+hyphens and spaces included (``north-1``): parsing splits at the first two hyphens only, and
+two stamps differing only in their nodes still have one fixed order.
 """
 
 from __future__ import annotations
@@ -46,7 +49,8 @@ class Stamp(NamedTuple):
         """Raises ValueError for anything that is not a stamp."""
         ms, counter, node = text.split("-", 2)
         if len(ms) != _MS_DIGITS or len(counter) != _COUNTER_DIGITS or not node \
-                or not ms.isdigit() or not counter.isdigit():
+                or not ms.isascii() or not ms.isdigit() \
+                or not counter.isascii() or not counter.isdigit():
             raise ValueError(f"not an HLC stamp: {text[:40]!r}")
         return cls(int(ms), int(counter), node)
 
@@ -60,8 +64,8 @@ class HybridClock:
 
     def __init__(self, node: str, *, physical: Callable[[], int] = wall_ms,
                  max_drift_ms: int = DEFAULT_MAX_DRIFT_MS) -> None:
-        if "-" in node or not node:
-            raise ValueError(f"an HLC node name must be non-empty without '-': {node!r}")
+        if not node or not node.isprintable():
+            raise ValueError(f"an HLC node name must be non-empty and printable: {node!r}")
         self.node = node
         self._physical = physical
         self.max_drift_ms = max_drift_ms

@@ -31,23 +31,25 @@ import operator
 import queue
 import socket
 import ssl
-import stat
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from scanner.config import Secret
 from scanner.errors import ConfigError, GateError
 from scanner.mesh.hlc import HybridClock, Stamp
 from scanner.mesh.message import (
+    MAX_PACKET,
+    MAX_PAYLOAD,
     MAX_RANGES,
     REPLAYED,
     SCANS,
@@ -64,6 +66,7 @@ from scanner.mesh.message import (
 )
 from scanner.mesh.store import MeshStore, missing_ranges, utc_iso_now
 from scanner.run.worker import Stage, Worker
+from scanner.secret_file import check_secret_file, read_secret_text
 
 log = logging.getLogger("scanner.mesh")
 _SEQ, _HLC = operator.itemgetter(2), operator.itemgetter(3)  # Record.seq, Record.hlc
@@ -118,32 +121,26 @@ class MeshSettings:
         return f"MeshSettings(url={self.url!r}, username={self.username!r})"
 
     @classmethod
-    def from_config(cls, mesh: Any, env: dict[str, str] | None = None) -> MeshSettings:
+    def from_config(cls, mesh: Any) -> MeshSettings:
         """From any object with the ``[mesh]`` attributes (url, key_file, credentials_file,
-        ca_file, cert_file, client_key_file); ``GATE_MESH_URL`` in ``env`` overrides the url."""
-        url = (env or {}).get("GATE_MESH_URL") or mesh.url
+        ca_file, cert_file, client_key_file); the environment's override of the url is
+        already in ``url`` (``scanner.config`` applies it)."""
         username = password = None
         creds = getattr(mesh, "credentials_file", None)
         if creds:
             username, password = read_credentials(creds)
-        return cls(url=url, key=load_key(mesh.key_file), username=username, password=password,
-                   ca_file=getattr(mesh, "ca_file", None),
-                   cert_file=getattr(mesh, "cert_file", None),
-                   cert_key_file=getattr(mesh, "client_key_file", None))
+        cert_key = getattr(mesh, "client_key_file", None)
+        if cert_key:  # the TLS library reads it; the file is checked like every secret
+            check_secret_file(cert_key, "mesh.client_key_file")
+        return cls(url=mesh.url, key=load_key(mesh.key_file), username=username,
+                   password=password, ca_file=getattr(mesh, "ca_file", None),
+                   cert_file=getattr(mesh, "cert_file", None), cert_key_file=cert_key)
 
 
 def read_credentials(path: str) -> tuple[str, Secret]:
-    """``username:password`` on the first line of a 0600 file (never in the TOML)."""
-    file = Path(path)
-    try:
-        mode = file.stat().st_mode
-        line = file.read_text().splitlines()[0] if file.stat().st_size else ""
-    except OSError as exc:
-        raise ConfigError(f"mesh.credentials_file: cannot read {file}: {exc.strerror}") from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigError(f"mesh.credentials_file: {file} is readable by others "
-                          f"(chmod 600 {file})")
-    username, sep, password = line.partition(":")
+    """``username:password`` on the first line of its own private file (never in the TOML)."""
+    text = read_secret_text(path, "mesh.credentials_file")
+    username, sep, password = (text.splitlines() or [""])[0].partition(":")
     if not sep or not username:
         raise ConfigError("mesh.credentials_file: the first line must be username:password")
     return username, Secret(password)
@@ -246,6 +243,7 @@ class Link(Worker):
         self._announced_at = 0.0
         self._own_floor = 0
         self._client: mqtt.Client | None = None
+        self._oversized_from: set[str] = set()
         self._partition = Partition()
         self._saved_at = -1e9
         self._held: dict[str, int] | None = None  # every origin's highest number held
@@ -308,8 +306,11 @@ class Link(Worker):
     def _make_client(self) -> mqtt.Client:
         s = self.settings
         parts = check_url(s.url)
-        client = mqtt.Client(CallbackAPIVersion.VERSION2,
-                             client_id=f"gate-{self.gate_id}", clean_session=True)
+        # MQTT 5 for its Maximum Packet Size: the broker drops a message this gate would
+        # refuse instead of sending it, so an oversized one never fills the gate's memory
+        # (paho reads every packet whole, whatever its size).
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"gate-{self.gate_id}",
+                             protocol=mqtt.MQTTv5)
         if s.username is not None:
             client.username_pw_set(s.username, s.password.reveal() if s.password else None)
         if parts.scheme == "mqtts":
@@ -329,7 +330,11 @@ class Link(Worker):
         client.on_socket_open = _no_delay
         port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
         # connect_async: a broker that is down at start is retried by the loop, not raised.
-        client.connect_async(parts.hostname or "", port, keepalive=s.keepalive)
+        # clean_start, and no session expiry: nothing is kept for us while we are away.
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        properties.MaximumPacketSize = MAX_PACKET
+        client.connect_async(parts.hostname or "", port, keepalive=s.keepalive,
+                             clean_start=True, properties=properties)
         return client
 
     def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: Any,
@@ -349,12 +354,23 @@ class Link(Worker):
         self._live = False
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        if len(msg.payload) > MAX_PAYLOAD:  # a broker that ignored our Maximum Packet Size
+            self._oversized(msg.topic, len(msg.payload))
+            return
         message = self.codec.decode(msg.topic, bytes(msg.payload))
         if message is not None:
             # Past the wait it is queued anyway (and not counted): a QoS 1 message paho
             # acknowledges after this returns must never be lost.
             held = self._room.acquire(timeout=INBOX_WAIT)
             self._inbox.put(("message" if held else "extra", message))
+
+    def _oversized(self, topic: str, size: int) -> None:
+        """Dropped unparsed and counted; said once per topic, not once per message."""
+        self.codec.dropped["oversized"] += 1
+        if topic not in self._oversized_from:
+            self._oversized_from.add(topic)
+            log.warning("mesh: dropped a %d-byte message on %r: larger than %d bytes",
+                        size, topic[:200], MAX_PAYLOAD)
 
     # -- the worker's thread -------------------------------------------------------------
 

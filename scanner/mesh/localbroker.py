@@ -18,6 +18,11 @@ from pathlib import Path
 from scanner.errors import GateError
 
 ACL_FILE = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto" / "gate-scanner.acl"
+SHIPPED_CONF = ACL_FILE.with_name("mosquitto.conf")
+# What the throwaway broker decides itself: where it listens, who it lets in, what it keeps.
+_LOCAL_KEYS = {"per_listener_settings", "allow_anonymous", "password_file", "acl_file",
+               "listener", "protocol", "cafile", "certfile", "keyfile", "tls_version",
+               "require_certificate", "persistence", "persistence_location"}
 
 
 class BrokerMissing(GateError, FileNotFoundError):
@@ -34,15 +39,28 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def shipped_settings() -> list[str]:
+    """The venue config's lines other than listener, TLS, users and persistence: its
+    limits and queues, as a test runs them."""
+    lines = (line.strip() for line in SHIPPED_CONF.read_text().splitlines())
+    return [line for line in lines
+            if line and not line.startswith("#") and line.split()[0] not in _LOCAL_KEYS]
+
+
 class LocalBroker:
-    def __init__(self, folder: Path, users: list[str] | None = None) -> None:
+    """``shipped``: with the shipped config's limits and queues instead of the roomy ones
+    the benchmarks use."""
+
+    def __init__(self, folder: Path, users: list[str] | None = None, *,
+                 shipped: bool = False) -> None:
         self.binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(self.binary).exists():
             raise BrokerMissing("mosquitto is not installed: apt-get install mosquitto")
         folder.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
-        lines = [f"listener {self.port} 127.0.0.1", "persistence false", "set_tcp_nodelay true",
-                 "max_queued_messages 1000000", "max_inflight_messages 1000",
+        tuning = shipped_settings() if shipped else [
+            "set_tcp_nodelay true", "max_queued_messages 1000000", "max_inflight_messages 1000"]
+        lines = [f"listener {self.port} 127.0.0.1", "persistence false", *tuning,
                  # Run as whoever runs us: mosquitto started by root would switch to its own
                  # user, which cannot read this folder.
                  f"user {getpass.getuser()}", "log_dest none"]

@@ -27,16 +27,15 @@ import hashlib
 import hmac
 import os
 import re
-import stat
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import orjson
 
 from scanner.errors import ConfigError
+from scanner.secret_file import read_secret
 
 PREFIX = "gates"
 SCANS, STATUS, REPLAY, REPLAYED = "scans", "status", "replay", "replayed"
@@ -44,11 +43,15 @@ MIN_KEY_BYTES = 16
 # A replay request names at most this many ranges; a gate missing more asks again.
 MAX_RANGES = 64
 # A replay of thousands of records goes as a few messages of this size, not thousands of
-# messages: the broker's fan-out and each gate's HMAC check are per message. Far below
-# mosquitto's packet limit (none by default).
+# messages: the broker's fan-out and each gate's HMAC check are per message. Half of
+# MAX_PAYLOAD, the venue broker's message_size_limit (deploy/mosquitto/mosquitto.conf).
 BATCH_BYTES = 512 * 1024
 MAX_BATCH_RECORDS = 5000
-_MAX_PAYLOAD = 1024 * 1024
+# No gate sends more in one message; a larger one is refused before it is parsed.
+MAX_PAYLOAD = 1024 * 1024
+# The whole MQTT packet around such a payload: a topic of two gate names of at most 64
+# characters (4 UTF-8 bytes each), the fixed header, packet id and MQTT 5 properties.
+MAX_PACKET = MAX_PAYLOAD + 1024
 
 
 def scans_topic(gate: str) -> str:
@@ -68,15 +71,8 @@ def replayed_topic(origin: str, requester: str) -> str:
 
 
 def load_key(path: str | os.PathLike[str]) -> bytes:
-    """The venue key from its own file (mode 0600 or stricter, at least 16 bytes)."""
-    file = Path(path)
-    try:
-        mode = file.stat().st_mode
-        key = file.read_bytes().strip()
-    except OSError as exc:
-        raise ConfigError(f"mesh.key_file: cannot read {file}: {exc.strerror}") from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigError(f"mesh.key_file: {file} is readable by others (chmod 600 {file})")
+    """The venue key from its own private file (``scanner.secret_file``), at least 16 bytes."""
+    key = read_secret(path, "mesh.key_file").strip()
     if len(key) < MIN_KEY_BYTES:
         raise ConfigError(f"mesh.key_file: the key must be at least {MIN_KEY_BYTES} bytes")
     return key
@@ -188,7 +184,7 @@ class Codec:
         return None
 
     def _decode(self, topic: str, payload: bytes) -> Message:
-        if len(payload) > _MAX_PAYLOAD:
+        if len(payload) > MAX_PAYLOAD:
             raise _Drop("oversized")
         try:
             doc = orjson.loads(payload)
