@@ -80,7 +80,7 @@ class ServerOffset:
         self._newest: datetime | None = None
         self._seen = ServerSeen.parse(journal.server_seen())
         self._floor: datetime | None = None
-        self.refresh()
+        self._read_newest()
         self._last_stamp = stamp()
         self._good: float | None = None       # the offset adopted last, under this clock
         self._stale: float | None = None      # the live offset in hand when the clock jumped
@@ -128,7 +128,13 @@ class ServerOffset:
         self._saved_verdict = (verdict, self._claimed)
 
     def refresh(self) -> None:
-        """Read the newest journal stamp again: the device clock must not be before it."""
+        """After a sync: read the newest journal stamp again (the device clock must not be
+        before it) and judge the server's latest Date now, not at the next scan."""
+        self._read_newest()
+        with self._lock:
+            self._update()
+
+    def _read_newest(self) -> None:
         newest = self._journal.newest_scanned_at()
         self._newest = parse_iso(newest) if newest else None
         self._set_floor()
