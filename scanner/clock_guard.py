@@ -86,9 +86,14 @@ def device_state(device_now: datetime, floor: datetime | None, bound: timedelta)
     clock by as much."""
     if device_now < UNSET_BEFORE:
         return UNSET
-    if floor is not None and device_now + max(bound, TOLERANCE) < floor:
-        return BEHIND
-    return OK
+    return OK if device_now >= believable_from(floor, bound) else BEHIND
+
+
+def believable_from(floor: datetime | None, bound: timedelta) -> datetime:
+    """The earliest believable device time: one comparison per scan."""
+    if floor is None:
+        return UNSET_BEFORE
+    return max(UNSET_BEFORE, floor - max(bound, TOLERANCE))
 
 
 def judge(claim: datetime, device_now: datetime, *, believable: bool,

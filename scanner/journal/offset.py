@@ -30,15 +30,15 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from scanner.clock import Clock, ClockStamp, clock_stamp, utc_now
 from scanner.clock_guard import (
     ADOPTED,
     NO_ANSWER,
-    OK,
     ClockState,
     ServerSeen,
+    believable_from,
     device_state,
     judge,
 )
@@ -90,7 +90,7 @@ class ServerOffset:
         self._trusted = True
         self._saved_offset: float | None = None
         self._saved_verdict: tuple[str, float] | None = None
-        self._seen_saved: datetime | None = None
+        self._keep_again = datetime.min.replace(tzinfo=UTC)  # when to save the seen time
         self._adopt_saved(journal.saved_clock_offset(),
                           ClockStamp.parse(journal.saved_clock_stamp()))
         self._load_verdict(journal.server_clock())
@@ -143,6 +143,7 @@ class ServerOffset:
         """The latest time this gate has seen: its newest stamp, the server time adopted."""
         times = [t for t in (self._newest, self._seen.server if self._seen else None) if t]
         self._floor = max(times, default=None)
+        self._believable_from = believable_from(self._floor, self._bound)
 
     def __call__(self) -> float:
         with self._lock:
@@ -168,7 +169,7 @@ class ServerOffset:
     # -- the rule, applied ---------------------------------------------------------------
 
     def _believable(self, now: datetime) -> bool:
-        return device_state(now, self._floor, self._bound) == OK
+        return now >= self._believable_from
 
     def _update(self) -> None:
         stamp = self._stamp()
@@ -176,7 +177,7 @@ class ServerOffset:
             log.warning("the device clock jumped by %+.1f s; using device time until the "
                         "server answers again", stamp.anchor - self._last_stamp.anchor)
             self._good, self._stale, self._judged = None, self._live(), None
-            self._seen_saved = None
+            self._keep_again = datetime.min.replace(tzinfo=UTC)
             self._verdict, self._claimed = NO_ANSWER, None
         self._last_stamp = stamp
         live = self._live()
@@ -189,8 +190,7 @@ class ServerOffset:
         if (live, believable) != self._judged:
             self._judged = (live, believable)
             self._judge(live, now, believable, stamp)
-        elif (live is not None and self._verdict in ADOPTED
-              and (self._seen_saved is None or now - self._seen_saved >= SEEN_EVERY)):
+        elif now >= self._keep_again and live is not None and self._verdict in ADOPTED:
             self._keep(live, now, stamp)
         self._trusted = believable or self._good is not None
 
@@ -222,9 +222,9 @@ class ServerOffset:
         self._seen = ServerSeen(now + timedelta(seconds=offset), now, stamp)
         self._set_floor()
         moved = self._saved_offset is None or abs(offset - self._saved_offset) >= PERSIST_STEP
-        if not moved and self._seen_saved is not None and now - self._seen_saved < SEEN_EVERY:
+        if not moved and now < self._keep_again:
             return
-        self._saved_offset, self._seen_saved = offset, now
+        self._saved_offset, self._keep_again = offset, now + SEEN_EVERY
         self._submit(lambda text: self._journal.save_clock_offset(
             offset, stamp.text(), seen=text), self._seen.text())
 
