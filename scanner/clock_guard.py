@@ -48,6 +48,7 @@ OK, BEHIND, UNSET = "ok", "behind", "unset"
 NO_ANSWER, AGREES, CORRECTS = "none", "agrees", "corrects"
 OUT_OF_BOUND, BACKWARDS = "out_of_bound", "backwards"
 ADOPTED = frozenset({AGREES, CORRECTS})
+VERDICTS = ADOPTED | {OUT_OF_BOUND, BACKWARDS}
 
 
 @dataclass(frozen=True, slots=True)

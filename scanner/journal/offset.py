@@ -36,6 +36,7 @@ from scanner.clock import Clock, ClockStamp, clock_stamp, utc_now
 from scanner.clock_guard import (
     ADOPTED,
     NO_ANSWER,
+    VERDICTS,
     ClockState,
     ServerSeen,
     believable_from,
@@ -119,7 +120,7 @@ class ServerOffset:
         verdict, _, rest = (text or "").partition(" ")
         claimed, _, stamp_text = rest.partition(" ")
         under = ClockStamp.parse(stamp_text)
-        if under is None or not under.agrees(self._last_stamp):
+        if under is None or not under.agrees(self._last_stamp) or verdict not in VERDICTS:
             return
         try:
             self._verdict, self._claimed = verdict, float(claimed)
