@@ -172,7 +172,8 @@ class Gate:
         from scanner.vivenu.client import VivenuClient
 
         try:
-            client = VivenuClient.from_config(self.config.api, transport=self.transport)
+            client = VivenuClient.from_config(self.config.api, transport=self.transport,
+                                              clock=self.clock)
         except InsecureUrl as exc:
             raise ConfigError(str(exc)) from exc
         except (ValueError, httpx.InvalidURL) as exc:
@@ -228,8 +229,9 @@ class Gate:
 
     @part
     def clock_offset(self) -> ServerOffset:
-        """Server-minus-device seconds for stamping scans; without an API client (gate
-        check offline) the offset saved last applies."""
+        """Server-minus-device seconds for stamping scans and deciding, when the server's
+        clock is believable (``[run] clock_bound``); without an API client (gate check
+        offline) the offset adopted last applies."""
         from scanner.journal.offset import ServerOffset
 
         def live() -> float | None:
@@ -237,7 +239,9 @@ class Gate:
             return None if api is None else api.clock_offset
 
         # Its last save needs the journal, which was built first and so closes after it.
-        return self._closing(ServerOffset(self.journal, live), ServerOffset.close)
+        return self._closing(ServerOffset(self.journal, live, clock=self.clock,
+                                          bound=self.config.run.clock_bound),
+                             ServerOffset.close)
 
     @part
     def gatekeeper(self) -> Gatekeeper:
@@ -255,7 +259,8 @@ class Gate:
             self.store, self.journal, self.policy_source, history=history,
             journaled=link.notify if link is not None else None,
             lookup=self._lookup() if deadline > 0 else None, lookup_deadline=deadline,
-            gate_id=cfg.gate_id, clock=self.clock, clock_offset=self.clock_offset),
+            gate_id=cfg.gate_id, clock=self.clock, clock_offset=self.clock_offset,
+            clock_trusted=self.clock_offset.trusted),
             Gatekeeper.close)
 
     @part
@@ -332,17 +337,13 @@ class Gate:
 
     @part
     def clock_guard(self) -> ClockGuard:
-        """Whether the device clock is believable: compared with the last sync and the
-        newest journal entry (read once here, and after every sync)."""
+        """Which clock the gate believes, said in status, STATUS and the log: the device
+        clock against the newest journal entry and the server time adopted last (not the
+        sync bookkeeping, which is whatever the server said), the server's against both."""
         from scanner.clock_guard import ClockGuard
 
-        store, journal = self.store, self.journal
-
-        def references() -> list[str | None]:
-            synced = [s.get("last_sync") for s in store.sync_states().values()]
-            return [*synced, journal.newest_scanned_at()]
-
-        return ClockGuard(self.clock, references, self.clock_offset)
+        offset = self.clock_offset
+        return ClockGuard(offset.state, offset.refresh)
 
     @part
     def outputs(self) -> GpioOutputs:
@@ -552,7 +553,7 @@ class Gate:
 def _run_status(guard: ClockGuard, link: Link | None) -> str:
     """The clock's part of the STATUS line (nothing while it is fine), and the mesh's."""
     state = guard.check()
-    parts = [] if state.state == "ok" else [state.line()]
+    parts = [] if state.fine else [state.line()]
     if link is not None:
         parts.append(link.status_line())
     return "; ".join(parts)

@@ -1,107 +1,207 @@
-"""The clock guard: is the device clock believable, and what stamps the scans meanwhile?
+"""The clock guard: which clock does the gate believe, the device's or the server's?
 
 A Pi has no battery clock: it boots at 1970, or at the time fake-hwclock saved at the last
-shutdown, and jumps when NTP answers. The guard compares the device clock with what this
-gate has seen already: the last sync (recorded on the device clock) and the newest journal
-entry (stamped on the server-corrected clock). A clock before either is **behind**; one before
-``UNSET_BEFORE`` was never set (**unset**). The gate keeps deciding either way (a visitor
-must not wait for NTP); scans are stamped with the server offset measured from the ``Date``
-headers (``scanner.journal.offset``) when one is known, and the state is shown in
-``gate status``, the daemon's STATUS line and its log.
+shutdown, and jumps when NTP answers. A server's ``Date`` header can be wrong too: a server
+with a bad clock, a cache or captive portal replaying an old answer. Neither is believed
+blindly (README, "Clocks"):
+
+- The device clock is **believable** unless it is before this software's release
+  (``UNSET_BEFORE``: it was never set, **unset**) or before what this gate has already seen
+  (its newest journal stamp, the server time it last adopted: **behind**).
+- A server's claim is **adopted** when the device clock is believable and the two are
+  within the bound (``[run] clock_bound``); when the device clock is not believable, the
+  claim **corrects** it if it is not before what the gate has seen. A claim that runs
+  backwards against what the same server said before (``ServerSeen``, monotonic-corrected
+  while the device clock was not set since) or that lies outside the bound of a believable
+  device clock **disagrees**: it is never used, and the guard says so loudly.
+- With no time it can trust (device clock not believable, no adopted server time) the gate
+  is **untrusted**: time-dependent rules deny (``Reason.CLOCK_UNTRUSTED``) instead of
+  admitting on a guess; every other check keeps working.
+
+This module holds the rule (``judge``) and the report (``ClockState``); the journal's
+``ServerOffset`` applies it to each measurement and keeps what it must remember.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from scanner.clock import Clock
+from scanner.clock import ClockStamp
 from scanner.tickets import parse_iso, utc_iso
 
 log = logging.getLogger("scanner.clock")
 
 # Before the first release of this software: a clock this early was never set.
 UNSET_BEFORE = datetime(2024, 1, 1, tzinfo=UTC)
-# Reference times are a few seconds apart from the device clock in normal running (sync
-# runs, Date headers with one-second resolution, an NTP slew): not a regression.
+# Reference times are a few seconds apart in normal running (Date headers with one-second
+# resolution, a server's NTP correcting it, an NTP slew here): not a step back.
 TOLERANCE = timedelta(seconds=60)
 
+# The device clock.
 OK, BEHIND, UNSET = "ok", "behind", "unset"
+# The server's last claim: none under this device clock, adopted as agreeing with a
+# believable device clock, adopted as correcting one that is not, or refused.
+NO_ANSWER, AGREES, CORRECTS = "none", "agrees", "corrects"
+OUT_OF_BOUND, BACKWARDS = "out_of_bound", "backwards"
+ADOPTED = frozenset({AGREES, CORRECTS})
+VERDICTS = ADOPTED | {OUT_OF_BOUND, BACKWARDS}
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSeen:
+    """The server time this gate last adopted, with the device time and clock stamp it was
+    seen at: while the device clock runs unset since, the server's time now is at least
+    ``server + (device now - device)``; after a step or a reboot, at least ``server``."""
+
+    server: datetime
+    device: datetime
+    stamp: ClockStamp
+
+    def expected(self, device_now: datetime, stamp: ClockStamp) -> datetime:
+        """The earliest time an honest server can say now."""
+        if stamp.agrees(self.stamp):
+            return self.server + (device_now - self.device)
+        return self.server
+
+    def text(self) -> str:
+        return f"{utc_iso(self.server)} {utc_iso(self.device)} {self.stamp.text()}"
+
+    @classmethod
+    def parse(cls, text: str | None) -> ServerSeen | None:
+        server, _, rest = (text or "").partition(" ")
+        device, _, stamp_text = rest.partition(" ")
+        stamp = ClockStamp.parse(stamp_text)
+        try:
+            return None if stamp is None else cls(parse_iso(server), parse_iso(device), stamp)
+        except ValueError:
+            return None
+
+
+def device_state(device_now: datetime, floor: datetime | None, bound: timedelta) -> str:
+    """``ok`` | ``behind`` | ``unset``. ``floor``: the latest time this gate has seen; the
+    bound is allowed below it, since stamps made with an adopted offset may lead the device
+    clock by as much."""
+    if device_now < UNSET_BEFORE:
+        return UNSET
+    return OK if device_now >= believable_from(floor, bound) else BEHIND
+
+
+def believable_from(floor: datetime | None, bound: timedelta) -> datetime:
+    """The earliest believable device time: one comparison per scan."""
+    if floor is None:
+        return UNSET_BEFORE
+    return max(UNSET_BEFORE, floor - max(bound, TOLERANCE))
+
+
+def judge(claim: datetime, device_now: datetime, *, believable: bool,
+          floor: datetime | None, seen: ServerSeen | None, stamp: ClockStamp,
+          bound: timedelta) -> str:
+    """What to make of a server saying it is ``claim`` when the device says ``device_now``:
+    ``agrees`` or ``corrects`` (adopt it), ``out_of_bound`` or ``backwards`` (refuse it)."""
+    if seen is not None and claim < seen.expected(device_now, stamp) - TOLERANCE:
+        return BACKWARDS
+    if believable:
+        return AGREES if abs(claim - device_now) <= bound else OUT_OF_BOUND
+    # Nothing to bound it by but what this gate has seen: an earlier claim is a replay.
+    return CORRECTS if floor is None or claim >= floor - TOLERANCE else BACKWARDS
 
 
 @dataclass(frozen=True, slots=True)
 class ClockState:
-    state: str                  # ok | behind | unset
+    state: str                  # the device clock: ok | behind | unset
+    server: str                 # the server's last claim: none | agrees | corrects | refused
     device_time: str            # the device clock, ISO UTC
     reference: str | None       # the latest time this gate has seen before now
     offset: float               # server minus device seconds used to stamp scans
+    claimed: float | None       # what the server's last answer said, adopted or not
+    bound: float                # [run] clock_bound
+    trusted: bool               # time-dependent rules may decide on the stamped time
     stamped: str                # what scanned_at is stamped with now, ISO UTC
 
     @property
     def corrected(self) -> bool:
         """A bad device clock that the server offset makes good."""
-        return self.state != OK and self.offset != 0.0 and (
-            self.reference is None or self.stamped >= self.reference)
+        return self.state != OK and self.trusted and self.offset != 0.0
+
+    @property
+    def disagrees(self) -> bool:
+        return self.server not in ADOPTED and self.server != NO_ANSWER
+
+    @property
+    def fine(self) -> bool:
+        """Nothing anyone needs to look at."""
+        return self.state == OK and not self.disagrees
 
     def line(self) -> str:
-        if self.state == OK:
+        if self.fine:
             return f"clock ok ({self.device_time}, server offset {self.offset:+.1f} s)"
-        what = ("unset" if self.state == UNSET
-                else f"behind the last known time {self.reference}")
-        how = (f"scans stamped with the server offset {self.offset:+.0f} s"
-               if self.corrected else "no server offset yet: scans carry the device time")
-        return f"clock {what} (device {self.device_time}); {how}"
+        parts = []
+        if self.state != OK:
+            parts.append("clock unset" if self.state == UNSET
+                         else f"clock behind the last known time {self.reference}")
+            parts[-1] += f" (device {self.device_time})"
+        if self.disagrees:
+            parts.append(self._disagreement())
+        if not self.trusted:
+            parts.append("no trusted time: timeslots are denied (CLOCK_UNTRUSTED), "
+                         "scans carry the device time")
+        elif self.state == OK:
+            parts.append(f"deciding on the device clock (server offset {self.offset:+.1f} s "
+                         f"kept)")
+        elif self.corrected:
+            parts.append(f"scans stamped with the server offset {self.offset:+.0f} s")
+        else:
+            parts.append("no server offset yet: scans carry the device time")
+        return "; ".join(parts)
+
+    def _disagreement(self) -> str:
+        claimed = f"{self.claimed:+.0f} s" if self.claimed is not None else "?"
+        why = (f"beyond the {self.bound:.0f} s bound" if self.server == OUT_OF_BOUND
+               else "behind what this gate had already seen")
+        return (f"CLOCK DISAGREES: the server's Date is {claimed} from the device "
+                f"clock ({self.device_time}), {why}; not used")
 
     def to_json(self) -> dict[str, Any]:
-        return {"state": self.state, "device_time": self.device_time,
+        return {"state": self.state, "server": self.server, "device_time": self.device_time,
                 "reference": self.reference, "offset_s": round(self.offset, 3),
+                "server_offset_s": None if self.claimed is None else round(self.claimed, 3),
+                "bound_s": self.bound, "disagrees": self.disagrees, "trusted": self.trusted,
                 "corrected": self.corrected, "stamped": self.stamped, "summary": self.line()}
 
 
-def latest(times: Iterable[str | None]) -> str | None:
-    known = [utc_iso(parse_iso(t)) for t in times if t]
-    return max(known) if known else None
-
-
 class ClockGuard:
-    """``state()`` is cheap (no I/O): the references are read by ``refresh()``."""
+    """Reports the clock's state (``state()``: cheap, no I/O) and logs each change of it
+    (``check()``): WARNING for a clock set wrong that the server corrects, ERROR when the
+    clocks disagree or no time can be trusted."""
 
-    def __init__(self, clock: Clock, references: Callable[[], Iterable[str | None]],
-                 offset: Callable[[], float]) -> None:
-        self._clock = clock
-        self._references = references
-        self._offset = offset
-        self._reference: str | None = None
-        self._last_state: str | None = None
-        self.refresh()
+    def __init__(self, view: Callable[[], ClockState],
+                 refresh: Callable[[], object] = lambda: None) -> None:
+        self._view = view
+        self._refresh = refresh
+        self._last: tuple[str, str, bool] | None = None
 
     def refresh(self) -> None:
         """Read the reference times again (after a sync)."""
         try:
-            self._reference = latest([self._reference, *self._references()])
+            self._refresh()
         except Exception as exc:  # the guard informs; it must never stop the gate
             log.warning("clock guard cannot read its reference times: %s", exc)
 
     def state(self) -> ClockState:
-        now = self._clock()
-        offset = self._offset()
-        if now < UNSET_BEFORE:
-            state = UNSET
-        elif self._reference is not None and now + TOLERANCE < parse_iso(self._reference):
-            state = BEHIND
-        else:
-            state = OK
-        return ClockState(state, utc_iso(now), self._reference, offset,
-                          utc_iso(now + timedelta(seconds=offset)))
+        return self._view()
 
     def check(self) -> ClockState:
         """``state()``, logged when it changes (first call: logged once)."""
         current = self.state()
-        if current.state != self._last_state:
-            level = logging.INFO if current.state == OK else logging.WARNING
+        key = (current.state, current.server, current.trusted)
+        if key != self._last:
+            level = (logging.INFO if current.fine
+                     else logging.ERROR if current.disagrees or not current.trusted
+                     else logging.WARNING)
             log.log(level, "%s", current.line())
-            self._last_state = current.state
+            self._last = key
         return current

@@ -84,6 +84,13 @@ DEFAULT_BACKUP_AT = "03:30"
 # /me ticketSyncInterval's documented range, which an override must respect too.
 MIN_RUN_SYNC_INTERVAL = 5.0
 MAX_RUN_SYNC_INTERVAL = 900.0
+# How far a server's Date may be from a believable device clock and still be adopted: NTP
+# keeps a clock within a second, a drifting RTC-less Pi gains minutes a week at most.
+DEFAULT_CLOCK_BOUND = 300.0
+# Date headers have one-second resolution and a request takes time: below this every
+# honest answer would count as a disagreement.
+MIN_CLOCK_BOUND = 5.0
+MAX_CLOCK_BOUND = 86400.0
 
 # Enumerations, each taken from the code that interprets it.
 SOURCE_NAMES = tuple(SOURCES)
@@ -324,6 +331,9 @@ class RunConfig:
     watchdog: float | None = setting(None, above=0)
     # The sync in a child process (scanner.sync.process), off the decision lane's GIL.
     sync_process: bool = True
+    # Seconds a server clock may differ from a believable device clock and still be used
+    # to stamp scans and decide timeslots (README, "Clocks").
+    clock_bound: float = setting(DEFAULT_CLOCK_BOUND, lo=MIN_CLOCK_BOUND, hi=MAX_CLOCK_BOUND)
 
 
 def parse_time_of_day(text: str) -> time:

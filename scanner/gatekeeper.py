@@ -143,6 +143,7 @@ class Gatekeeper:
                  journaled: Callable[[], None] | None = None,
                  lookup_deadline: float = 0.4, gate_id: str = "gate", clock: Clock = utc_now,
                  clock_offset: Callable[[], float] = lambda: 0.0,
+                 clock_trusted: Callable[[], bool] = lambda: True,
                  timer: Callable[[], float] = time.perf_counter) -> None:
         self.store = store
         self.journal = journal
@@ -154,6 +155,8 @@ class Gatekeeper:
         self.gate_id = gate_id
         self._clock = clock
         self._clock_offset = clock_offset
+        # Asked after the offset: whether that time may decide timeslots (clock_guard).
+        self._clock_trusted = clock_trusted
         self._timer = timer
         self._pool: ThreadPoolExecutor | None = None
         self._keeper: ThreadPoolExecutor | None = None
@@ -239,7 +242,8 @@ class Gatekeeper:
         else:
             ticket, offline = self._find(barcode, policy)
         history = self.history.history(ticket.id) if ticket is not None else ScanHistory()
-        return decide(ticket, history, policy, direction, now, barcode=barcode, offline=offline)
+        return decide(ticket, history, policy, direction, now, barcode=barcode, offline=offline,
+                      clock_trusted=self._clock_trusted())
 
     def _find(self, barcode: str, policy: Policy) -> tuple[Ticket | None, bool]:
         """The ticket for ``barcode`` and whether it was found without the server."""

@@ -236,7 +236,9 @@ def test_config_check_lists_every_mistake_at_once_exit_2(tmp_path: Path) -> None
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert proc.stderr.splitlines() == [
-        "gate: configuration error: gate_id: expected a non-empty printable string, got ''",
+        "gate: configuration error: gate_id: expected a printable name of at most 64 "
+        "characters, without surrounding spaces or any of / + # : (it names the gate's mesh "
+        "topics and broker user), got ''",
         "gate: configuration error: upload.batch_size: expected an integer from 1 to 1000, "
         "got 0",
         "gate: configuration error: upload.interval: expected a number > 0, got 'soon'",

@@ -46,8 +46,9 @@ DEFAULT = Policy()
 
 def run(tkt: Ticket | None = TICKET, hist: ScanHistory = NO_SCANS,
         policy: Policy = DEFAULT, direction: Direction = Direction.IN,
-        now: datetime = NOW, barcode: str = BARCODE) -> Decision:
-    return decide(tkt, hist, policy, direction, now, barcode=barcode)
+        now: datetime = NOW, barcode: str = BARCODE, clock_trusted: bool = True) -> Decision:
+    return decide(tkt, hist, policy, direction, now, barcode=barcode,
+                  clock_trusted=clock_trusted)
 
 
 SLOTTED = ticket(slot_start="2030-01-23T20:00:00.000Z")
@@ -74,6 +75,8 @@ TABLE: list[tuple[Reason, dict[str, Any], Feedback]] = [
      Feedback.RED),
     (Reason.TIMESLOT_TOO_LATE,
      {"tkt": SLOTTED, "policy": SLOT_POLICY, "now": datetime(2030, 1, 23, 20, 31, tzinfo=UTC)},
+     Feedback.RED),
+    (Reason.CLOCK_UNTRUSTED, {"tkt": SLOTTED, "policy": SLOT_POLICY, "clock_trusted": False},
      Feedback.RED),
     (Reason.ALREADY_INSIDE, {"hist": history(IN)}, Feedback.ORANGE),
     (Reason.REENTRY_NOT_ALLOWED, {"hist": history(IN, OUT)}, Feedback.ORANGE),

@@ -90,3 +90,34 @@ def test_too_late_message_says_when_entry_closed() -> None:
     decision = decide(TICKET, ScanHistory(), POLICY, Direction.IN, SLOT + timedelta(hours=1),
                       barcode=TICKET.barcode)
     assert decision.message == "Too late: timeslot 20:00:00, entry closed at 20:30:00"
+
+
+# -- a clock the gate cannot trust -------------------------------------------------------------
+
+def untrusted(ticket: Ticket = TICKET, policy: Policy = POLICY,
+              direction: Direction = Direction.IN) -> Reason:
+    return decide(ticket, NO_SCANS, policy, direction, SLOT, barcode=ticket.barcode,
+                  clock_trusted=False).reason
+
+
+def test_an_untrusted_clock_denies_a_ticket_with_a_slot_even_inside_it() -> None:
+    assert untrusted() is Reason.CLOCK_UNTRUSTED
+
+
+def test_an_untrusted_clock_admits_a_ticket_without_a_slot() -> None:
+    assert untrusted(TICKET._replace(slot_start=None)) is Reason.GRANTED
+
+
+def test_an_untrusted_clock_lets_people_out() -> None:
+    out = decide(TICKET, ScanHistory((PastScan(Direction.IN, "2030-01-23T20:01:00.000Z",
+                                               "g"),)),
+                 POLICY, Direction.OUT, SLOT, barcode=TICKET.barcode, clock_trusted=False)
+    assert out.reason is Reason.CHECKED_OUT
+
+
+def test_an_untrusted_clock_is_no_matter_where_timeslots_are_not_checked() -> None:
+    assert untrusted(policy=Policy()) is Reason.GRANTED
+
+
+def test_checks_before_the_timeslot_still_speak_first() -> None:
+    assert untrusted(TICKET._replace(status="INVALID")) is Reason.TICKET_INVALID

@@ -295,9 +295,9 @@ def test_online_gate_helper_keeps_its_config(tmp_path: Path):
 
 
 def test_scans_are_stamped_on_the_servers_clock_once_it_answered(tmp_path: Path):
-    """The simulator's clock runs 120 s ahead; after one answer the gate stamps with it
-    and keeps the offset for an offline restart."""
-    world = World(seed=5, events=1, tickets_per_event=5, skew=120.0)
+    """The simulator's clock runs 120 s ahead of the gate's; after one answer the gate
+    stamps with it and keeps the offset for an offline restart."""
+    world = World(seed=5, events=1, tickets_per_event=5, skew=120.0, clock=NOW.timestamp)
     with running_sim(world) as server, online_gate(tmp_path, server) as gate:
         result = gate.gatekeeper.check("NOWHERE-00001", IN)  # the lookup sees a Date
         gate.clock_offset.flush()  # the save runs off the scan path

@@ -224,9 +224,21 @@ def test_server_offset_saves_off_the_scan_path():
         def saved_clock_stamp(self) -> None:
             return None
 
-        def save_clock_offset(self, offset: float, stamp: str) -> None:
+        def server_seen(self) -> None:
+            return None
+
+        def server_clock(self) -> None:
+            return None
+
+        def newest_scanned_at(self) -> None:
+            return None
+
+        def save_clock_offset(self, offset: float, stamp: str, *, seen: str) -> None:
             release.wait(5)
             log.append(f"saved {offset}")
+
+        def save_server_clock(self, text: str) -> None:
+            pass
 
     offset = ServerOffset(SlowJournal(), lambda: 3.0)  # type: ignore[arg-type]
     assert offset() == 3.0

@@ -42,6 +42,9 @@ class Reason(StrEnum):
     NOT_INSIDE = "NOT_INSIDE"
     TIMESLOT_TOO_EARLY = "TIMESLOT_TOO_EARLY"
     TIMESLOT_TOO_LATE = "TIMESLOT_TOO_LATE"
+    # No clock the gate can trust (device clock unset or behind, no believable server time):
+    # a time-dependent rule denies rather than admit on a guess.
+    CLOCK_UNTRUSTED = "CLOCK_UNTRUSTED"
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,9 @@ Rules run in this order; the first that objects decides:
 5. ticket type, 6. entry permission: what this ticket may enter at this gate.
 7. direction: check-in or check-out disabled on this gate. It follows the ticket's own
    checks so that staff hear what is wrong with a ticket before what the gate is for.
-8. timeslot window (check-in only): needs a valid ticket for a served event first.
+8. timeslot window (check-in only): needs a valid ticket for a served event first. Without
+   a time the gate can trust (``clock_trusted=False``) a ticket with a slot is denied
+   CLOCK_UNTRUSTED: never admitted on a time only a wrong clock vouches for.
 9. anti-passback last: it alone depends on earlier scans, and a ticket that fails any rule
    above must not be told "already inside" (orange suggests it is otherwise fine).
 
@@ -73,11 +75,14 @@ Rule = Callable[[Ticket, ScanHistory, Policy, Direction, datetime], Denial | Non
 
 
 def decide(ticket: Ticket | None, history: ScanHistory, policy: Policy, direction: Direction,
-           now: datetime, *, barcode: str, offline: bool = True) -> Decision:
+           now: datetime, *, barcode: str, offline: bool = True,
+           clock_trusted: bool = True) -> Decision:
     """Grant or deny one scan of ``barcode`` in ``direction`` at ``now``.
 
     ``ticket`` is the store's ticket for the barcode (None: unknown), ``history`` its granted
-    scans. A naive ``now`` is taken as UTC. Never raises for any combination of values.
+    scans. A naive ``now`` is taken as UTC. ``clock_trusted``: whether ``now`` may decide
+    time-dependent rules (``scanner.clock_guard``). Never raises for any combination of
+    values.
     """
     denial: Denial | None
     if read_problem(barcode, policy.max_read_length) is not None:
@@ -89,6 +94,8 @@ def decide(ticket: Ticket | None, history: ScanHistory, policy: Policy, directio
     else:
         denial = None
         for rule in RULES:
+            if not clock_trusted:
+                rule = UNTRUSTED_CLOCK.get(rule, rule)
             denial = rule(ticket, history, policy, direction, now)
             if denial is not None:
                 break
@@ -158,11 +165,18 @@ def _direction(ticket: Ticket, history: ScanHistory, policy: Policy, direction: 
         Reason.DIRECTION_NOT_ALLOWED, "Check-out is not enabled on this gate")
 
 
+def _slot(ticket: Ticket, policy: Policy, direction: Direction) -> str | None:
+    """The slot this scan is held to, if any."""
+    # Only entry is held to the slot: refusing an exit after it would trap people inside.
+    if not policy.check_timeslots or direction is not Direction.IN:
+        return None
+    return ticket.slot_start
+
+
 def _timeslot(ticket: Ticket, history: ScanHistory, policy: Policy, direction: Direction,
               now: datetime) -> Denial | None:
-    # Only entry is held to the slot: refusing an exit after it would trap people inside.
-    slot_text = ticket.slot_start
-    if not policy.check_timeslots or slot_text is None or direction is not Direction.IN:
+    slot_text = _slot(ticket, policy, direction)
+    if slot_text is None:
         return None
     try:
         slot = parse_iso(slot_text)
@@ -183,6 +197,15 @@ def _timeslot(ticket: Ticket, history: ScanHistory, policy: Policy, direction: D
                       f"Too late: timeslot {_clock(slot, tz, now)}, "
                       f"entry closed at {_clock(slot, tz, now, after)}", extra)
     return None
+
+
+def _timeslot_untrusted(ticket: Ticket, history: ScanHistory, policy: Policy,
+                       direction: Direction, now: datetime) -> Denial | None:
+    slot_text = _slot(ticket, policy, direction)
+    if slot_text is None:
+        return None
+    return Denial(Reason.CLOCK_UNTRUSTED,
+                  "Clock not trusted: the timeslot cannot be checked", {SLOT_START: slot_text})
 
 
 def _passback(ticket: Ticket, history: ScanHistory, policy: Policy, direction: Direction,
@@ -221,6 +244,8 @@ def _passback(ticket: Ticket, history: ScanHistory, policy: Policy, direction: D
 # The order is the documented rule order (module docstring); tests pin it.
 RULES: tuple[Rule, ...] = (_event, _status, _ticket_type, _entry, _direction, _timeslot,
                            _passback)
+# The rules that read ``now``, and what each says instead when ``now`` cannot be trusted.
+UNTRUSTED_CLOCK: dict[Rule, Rule] = {_timeslot: _timeslot_untrusted}
 
 
 def _scan_clock(scan: PastScan, policy: Policy, now: datetime) -> str:

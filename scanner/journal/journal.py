@@ -59,6 +59,8 @@ PENDING, SENT, REJECTED, LOCAL = "pending", "sent", "rejected", "local"
 
 _CLOCK_OFFSET_KEY = "clock_offset"
 _CLOCK_STAMP_KEY = "clock_offset_stamp"
+_SERVER_SEEN_KEY = "server_seen"
+_SERVER_CLOCK_KEY = "server_clock"
 _LAST_UPLOAD_KEY = "last_upload"
 _WRITE_PROBE_KEY = "write_probe"
 # Rows fetched per query while streaming an audit, so no read transaction stays open long.
@@ -339,10 +341,30 @@ class Journal:
             return conn.execute(select(meta.c.value)
                                 .where(meta.c.key == _CLOCK_STAMP_KEY)).scalar()
 
-    def save_clock_offset(self, offset: float, stamp: str = "") -> None:
+    def server_seen(self) -> str | None:
+        """The server time last adopted (``scanner.clock_guard.ServerSeen`` as text)."""
+        return self._meta(_SERVER_SEEN_KEY)
+
+    def server_clock(self) -> str | None:
+        """The verdict on the server's last Date (``scanner.journal.offset``), so ``gate
+        status`` in another process tells what the daemon found."""
+        return self._meta(_SERVER_CLOCK_KEY)
+
+    def save_server_clock(self, text: str) -> None:
+        with self._write() as conn:
+            put_meta(conn, _SERVER_CLOCK_KEY, text, meta)
+
+    def _meta(self, key: str) -> str | None:
+        with self._read() as conn:
+            return conn.execute(select(meta.c.value).where(meta.c.key == key)).scalar()
+
+    def save_clock_offset(self, offset: float, stamp: str = "", *,
+                          seen: str | None = None) -> None:
         with self._write() as conn:
             put_meta(conn, _CLOCK_OFFSET_KEY, repr(float(offset)), meta)
             put_meta(conn, _CLOCK_STAMP_KEY, stamp, meta)
+            if seen is not None:
+                put_meta(conn, _SERVER_SEEN_KEY, seen, meta)
 
     # -- plumbing ------------------------------------------------------------------------
 

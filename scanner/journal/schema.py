@@ -16,7 +16,8 @@ JOURNAL_SCHEMA_VERSION = 2
 
 journal_metadata = MetaData()
 
-# schema_version, clock_offset, last_upload, and moved_from (see migrations.move_journal).
+# schema_version, clock_offset (with its stamp and the server time seen), last_upload,
+# and moved_from (see migrations.move_journal).
 journal_meta = Table(
     "journal_meta", journal_metadata,
     Column("key", String, primary_key=True),

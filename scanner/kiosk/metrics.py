@@ -57,6 +57,20 @@ def _mesh(doc: dict[str, Any] | None) -> Iterator[Metric]:
     yield dropped
 
 
+def _clock(doc: dict[str, Any] | None) -> Iterator[Metric]:
+    if doc is None:
+        return
+    yield from _gauge("gate_clock_server_offset_seconds",
+                      "Server minus device clock as the server's last Date said, used or not.",
+                      doc.get("server_offset_s"))
+    yield from _gauge("gate_clock_disagreement",
+                      "1 while the server's clock is refused: beyond the bound of the device "
+                      "clock, or back before what it said earlier.", doc.get("disagrees"))
+    yield from _gauge("gate_clock_trusted",
+                      "0 while no clock can be trusted: timeslot tickets are refused.",
+                      doc.get("trusted"))
+
+
 class GateCollector(Collector):
     def __init__(self, parts: KioskParts, clients: Any = None) -> None:
         self.parts = parts
@@ -99,8 +113,10 @@ class GateCollector(Collector):
         yield from _gauge("gate_last_upload_timestamp_seconds",
                           "Last successful upload (Unix time).",
                           _timestamp(doc.get("queue", {}).get("last_upload")))
-        yield from _gauge("gate_clock_offset_seconds", "Server minus device clock.",
+        yield from _gauge("gate_clock_offset_seconds",
+                          "Server minus device clock, as used to stamp and decide.",
                           probes.clock_offset())
+        yield from _clock(doc.get("clock"))
         yield from _gauge("gate_reader_connected", "1 while the reader is connected.",
                           probes.reader_connected())
         yield from _gauge("gate_frames_decoded_per_second", "Camera frames decoded per second.",

@@ -24,7 +24,7 @@ REASON_LABELS = {
     Reason.NO_ENTRY_PERMISSION: "no entry here", Reason.DIRECTION_NOT_ALLOWED: "wrong way",
     Reason.ALREADY_INSIDE: "already in", Reason.REENTRY_NOT_ALLOWED: "no re-entry",
     Reason.NOT_INSIDE: "not inside", Reason.TIMESLOT_TOO_EARLY: "too early",
-    Reason.TIMESLOT_TOO_LATE: "too late",
+    Reason.TIMESLOT_TOO_LATE: "too late", Reason.CLOCK_UNTRUSTED: "clock unsure",
 }
 _ICONS = {Feedback.GREEN: "check", Feedback.RED: "cross", Feedback.ORANGE: "repeat",
           Feedback.BLUE: "exit"}

@@ -12,6 +12,8 @@ from scanner.kiosk.parts import KioskParts
 from scanner.tickets import parse_iso
 
 DEFAULT_REVEAL_SECONDS = 3.0  # vivenu's app default when /me has no scanRevealInterval
+# What the page is told of the clock (``ClockState.to_json``): enough for a badge.
+PAGE_CLOCK_KEYS = ("state", "server", "trusted", "disagrees", "offset_s", "server_offset_s")
 
 
 def _obj(value: Any) -> dict[str, Any]:
@@ -46,13 +48,26 @@ def data_age(doc: dict[str, Any], now: datetime) -> float | None:
     return max(0.0, (now - oldest).total_seconds())
 
 
-def banners(parts: KioskParts, fire_alarm: bool) -> list[dict[str, str]]:
+def clock_banner(clock: dict[str, Any], ok: bool) -> str | None:
+    """The clock's banner from the status document's ``clock`` (``ClockState.to_json``)."""
+    if clock.get("trusted") is False:
+        return "Clock not trusted: timeslot tickets are refused until the time is known"
+    if clock.get("disagrees"):
+        return "Clock disagrees with the server: times follow this gate's own clock"
+    if not ok:
+        return "Clock not set: timeslots and times are unsure"
+    return None
+
+
+def banners(parts: KioskParts, fire_alarm: bool,
+            clock: dict[str, Any] | None = None) -> list[dict[str, str]]:
     probes = parts.probes
     out = []
     if fire_alarm:
         out.append({"kind": "fire", "text": "FIRE ALARM: the gate is held open"})
-    if not probes.clock_ok():
-        out.append({"kind": "clock", "text": "Clock not set: timeslots and times are unsure"})
+    text = clock_banner(clock or {}, probes.clock_ok())
+    if text is not None:
+        out.append({"kind": "clock", "text": text})
     if probes.reader_connected() is False:
         out.append({"kind": "reader", "text": "Reader disconnected: use manual entry"})
     mesh = probes.mesh()
@@ -74,6 +89,7 @@ def page_state(parts: KioskParts, *, direction: Direction, fire_alarm: bool,
     doc = parts.status()
     settings = parts.probes.settings()
     inside = sum(int(ev.get("inside", 0)) for ev in doc.get("events", {}).values())
+    clock = _obj(doc.get("clock"))
     return {
         "type": "state",
         "gate": parts.gate_id,
@@ -83,7 +99,8 @@ def page_state(parts: KioskParts, *, direction: Direction, fire_alarm: bool,
         "queue_depth": doc.get("queue", {}).get("depth", 0),
         "counters": counters(parts.tallies(), inside),
         "venue": venue_counters(parts),
-        "banners": banners(parts, fire_alarm),
+        "banners": banners(parts, fire_alarm, clock),
+        "clock": {key: clock.get(key) for key in PAGE_CLOCK_KEYS} if clock else None,
         "direction": direction.value,
         "directions": directions(settings),
         "reveal_s": reveal_seconds(settings),

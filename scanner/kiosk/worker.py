@@ -17,7 +17,6 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from scanner.clock_guard import OK
 from scanner.kiosk.parts import DEFAULT_PIN_FILE, WebOptions
 from scanner.kiosk.server import KioskServer
 from scanner.kiosk.wiring import from_gate
@@ -119,5 +118,5 @@ def daemon_web(gate: Gate) -> WebWorker | None:
     server = from_gate(gate, gate.act, web, health=health, online=online,
                        reader_connected=lambda: readers_connected(readers),
                        frames_per_second=Rate(lambda: frames_decoded(readers)),
-                       clock_ok=lambda: guard.state().state == OK)
+                       clock_ok=lambda: guard.state().fine)
     return WebWorker(server, heartbeat_timeout=gate.config.run.heartbeat_timeout)

@@ -18,12 +18,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 import httpx
 import orjson
 
+from scanner.clock import Clock, utc_now
 from scanner.config import (
     DEFAULT_MAX_PAGE_BYTES,
     DEFAULT_PAGE_DEADLINE,
@@ -95,7 +96,8 @@ class VivenuClient:
                  backoff: float = DEFAULT_BACKOFF,
                  sleep: Callable[[float], None] = time.sleep,
                  page_deadline: float = DEFAULT_PAGE_DEADLINE,
-                 max_page_bytes: int = DEFAULT_MAX_PAGE_BYTES) -> None:
+                 max_page_bytes: int = DEFAULT_MAX_PAGE_BYTES,
+                 clock: Clock = utc_now) -> None:
         self.base_url = base_url.strip().rstrip("/")
         root = api_root(self.base_url)
         self._token = token
@@ -103,6 +105,7 @@ class VivenuClient:
         self._backoff = backoff
         self._sleep = sleep
         self._page_deadline = page_deadline
+        self._clock = clock  # the device clock the server's Date is measured against
         self._max_bytes = max_page_bytes
         self._timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
         # api_root allows plain http only to loopback (the simulator), where no TLS
@@ -119,11 +122,12 @@ class VivenuClient:
         self._said_unreachable = False  # since the last answer: one line per outage
 
     @classmethod
-    def from_config(cls, api: ApiConfig, *,
-                    transport: httpx.BaseTransport | None = None) -> VivenuClient:
+    def from_config(cls, api: ApiConfig, *, transport: httpx.BaseTransport | None = None,
+                    clock: Clock = utc_now) -> VivenuClient:
         return cls(api.url, api.token, connect_timeout=api.connect_timeout,
                    read_timeout=api.read_timeout, retries=api.retries, transport=transport,
-                   page_deadline=api.page_deadline, max_page_bytes=api.max_page_bytes)
+                   page_deadline=api.page_deadline, max_page_bytes=api.max_page_bytes,
+                   clock=clock)
 
     def __repr__(self) -> str:
         return f"VivenuClient({self.base_url!r})"
@@ -328,7 +332,7 @@ class VivenuClient:
                         timeout=self._attempt_timeout(deadline_at, what))
                     response = self._http.send(request, stream=True)
                     try:
-                        self._note_date(response, datetime.now(UTC))
+                        self._note_date(response, self._clock())
                         self._check_status(response, what)
                         self._said_unreachable = False
                         body = self._read_body(response, self._max_bytes, deadline_at, what)
