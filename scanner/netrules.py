@@ -1,13 +1,20 @@
-"""Which hosts count as this machine: the one loopback rule every setting and server uses.
+"""Which hosts count as this machine, and which URLs a setting may name: the one loopback
+rule every setting and server uses, and the URL rule of the API and the mesh.
 
 Plain http (the API, the mesh), a kiosk without a PIN and the simulator's control routes
 are all allowed only to loopback, so they must agree on what loopback is: a config that
-says ``LOCALHOST`` must not pass one check and fail the next.
+says ``LOCALHOST`` must not pass one check and fail the next. The configuration checks
+``api.url`` with ``api_url_problem`` and the vivenu client refuses what it refuses, so a
+client built in code cannot reach further than a loaded configuration.
+
+Below the configuration: this module imports nothing of the scanner.
 """
 
 from __future__ import annotations
 
 import ipaddress
+from typing import Any
+from urllib.parse import urlsplit
 
 LOOPBACK_NAMES = frozenset({"localhost", "localhost."})
 
@@ -24,3 +31,41 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:
         return False
+
+
+_HIDDEN = "(value not shown: it may hold a token)"
+
+
+def url_problem(value: Any, schemes: tuple[str, ...], plain: str) -> str | None:
+    """A URL with one of ``schemes``, no userinfo, no query; ``plain`` only to loopback.
+
+    The value itself is never echoed: an operator who pastes the token in the wrong place
+    must not find it in the log. Only the host is named, which is not a secret.
+    """
+    example = f"{schemes[-1]}://host"
+    parts = urlsplit(value.strip())
+    try:
+        host, _port = parts.hostname, parts.port
+    except ValueError:
+        return f"expected a URL such as {example} {_HIDDEN}"
+    if "@" in parts.netloc:
+        return f"must not carry a user or password (user:secret@) {_HIDDEN}"
+    if parts.query or parts.fragment:
+        return f"must not carry a query or fragment {_HIDDEN}; give the base URL only"
+    scheme = parts.scheme.lower()
+    if scheme not in schemes or not host:
+        return f"expected an {' or '.join(s + '://' for s in schemes)} URL {_HIDDEN}"
+    if scheme == plain and not is_loopback(host):
+        return (f"plain {plain}:// is allowed only to loopback, not to {host!r}; "
+                f"use {schemes[-1]}://")
+    return None
+
+
+def api_url_problem(value: Any) -> str | None:
+    return url_problem(value, ("http", "https"), "http")
+
+
+def mesh_url_problem(value: Any) -> str | None:
+    """Empty: no mesh. Plain mqtt:// may reach a LAN broker; MeshConfig.problem refuses it
+    when credentials would travel in clear."""
+    return url_problem(value, ("mqtt", "mqtts"), "") if value else None

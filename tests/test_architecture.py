@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import re
 import subprocess
@@ -39,7 +40,7 @@ def test_heavy_device_libraries_load_only_in_their_adapters(module: str) -> None
 
 
 # Every setting naming a secret file, and the module that reads it through scanner.secret_file.
-SECRET_SETTINGS = {"api.token_file": "scanner/config.py",
+SECRET_SETTINGS = {"api.token_file": "scanner/config/load.py",
                    "mesh.key_file": "scanner/mesh/message.py",
                    "mesh.credentials_file": "scanner/mesh/link.py",
                    "mesh.client_key_file": "scanner/mesh/link.py",
@@ -76,4 +77,54 @@ def test_the_secret_file_reader_sits_below_every_adapter() -> None:
 def test_the_mesh_url_override_is_read_in_one_place() -> None:
     readers = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "scanner").rglob("*.py")
                      if '"GATE_MESH_URL"' in p.read_text(encoding="utf-8"))
-    assert readers == ["scanner/config.py"]
+    assert readers == ["scanner/config/load.py"]
+
+
+def scanner_imports(path: Path) -> set[str]:
+    """Every module an ``import`` statement in ``path`` names, at any depth (function-local
+    and ``TYPE_CHECKING`` ones too), relative imports resolved; ``from a import b`` counts
+    ``a.b`` as well, since ``b`` may be a module."""
+    module = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                parent = ".".join(parts[:len(parts) - node.level + 1])
+                base = f"{parent}.{base}" if base else parent
+            found.add(base)
+            found |= {f"{base}.{alias.name}" for alias in node.names}
+    return found
+
+
+# What the configuration may import of the scanner: the errors, the secret-file reader, the
+# network rules, and its own modules. Beside those, only the standard library.
+CONFIG_MAY_IMPORT = ("scanner.errors", "scanner.secret_file", "scanner.netrules",
+                     "scanner.config")
+
+
+def foreign_imports(path: Path, allowed: tuple[str, ...]) -> list[str]:
+    """What ``path`` imports beyond the standard library and the ``allowed`` modules."""
+    def inside(name: str) -> bool:
+        return any(name == m or name.startswith(f"{m}.") for m in allowed)
+
+    return sorted(name for name in scanner_imports(path) if not inside(name)
+                  and name.partition(".")[0] not in sys.stdlib_module_names)
+
+
+def test_the_configuration_imports_no_adapter() -> None:
+    """scanner.config is the bottom layer: nothing of the scanner but the modules below it,
+    no hardware, no third-party library (httpx, sqlalchemy, paho, cv2 ...)."""
+    modules = sorted((ROOT / "scanner" / "config").rglob("*.py"))
+    assert len(modules) > 1, "scanner/config/ is a package"
+    for path in modules:
+        assert foreign_imports(path, CONFIG_MAY_IMPORT) == [], path.name
+
+
+@pytest.mark.parametrize("module", ["secret_file", "netrules"])
+def test_the_modules_below_the_configuration_import_only_errors(module: str) -> None:
+    assert foreign_imports(ROOT / "scanner" / f"{module}.py", ("scanner.errors",)) == []

@@ -118,6 +118,22 @@ def test_db_path_becomes_sqlite_url_and_urls_pass_through() -> None:
     assert load_config(env={"GATE_DB": "postgresql://h/db"}).db_url == "postgresql://h/db"
 
 
+@pytest.mark.parametrize(("db", "journal"), [
+    ("/var/lib/gate/gate.db", "sqlite:////var/lib/gate/gate-journal.db"),
+    ("gate.db", "sqlite:///gate-journal.db"),
+    ("sqlite+pysqlite:///x/y.db?timeout=5", "sqlite+pysqlite:///x/y-journal.db?timeout=5"),
+    ("sqlite://", "sqlite://"),                       # in memory: a memory database of its own
+    ("sqlite:///:memory:", "sqlite://"),
+    ("postgresql://u:p@h:5432/db", "postgresql://u:p@h:5432/db"),  # a server: the same one
+])
+def test_the_journal_defaults_to_beside_the_store(db: str, journal: str) -> None:
+    assert GateConfig(db=db).journal_db_url == journal
+
+
+def test_a_journal_db_setting_wins_over_beside_the_store() -> None:
+    assert GateConfig(db="gate.db", journal_db="/mnt/j.db").journal_db_url == "sqlite:////mnt/j.db"
+
+
 def test_list_settings_accept_comma_strings(tmp_path: Path) -> None:
     path = write(tmp_path / "gate.toml", '[policy]\nentries = "north, south"\n')
     assert load_config(path, env={}).policy.entries == ("north", "south")

@@ -20,7 +20,8 @@ from test_cli import gate
 
 from scanner.cli.main import main
 from scanner.config import GateConfig, ReaderConfig, load_config
-from scanner.config_schema import Rule, build, rule_of
+from scanner.config.rules import Rule, rule_of
+from scanner.config.tables import build
 from scanner.errors import ConfigError
 
 

@@ -16,13 +16,13 @@ import pytest
 from sqlalchemy import Engine, event, exc, inspect
 from sqlalchemy.pool import Pool
 
+from scanner.config import journal_url_beside
 from scanner.decide.model import Direction
 from scanner.errors import StoreError
 from scanner.journal import Journal
 from scanner.journal.schema import JOURNAL_SCHEMA_VERSION
 from scanner.store.db import (
     journal_schema_version,
-    journal_url_beside,
     make_engine,
     make_journal_engine,
     schema_version,

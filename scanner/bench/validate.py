@@ -197,7 +197,6 @@ def measure(path: Path, event_id: str, barcodes: list[str], scans: int, seed: in
     from scanner.decide.model import Direction
     from scanner.run.daemon import favour_decisions
     from scanner.sim.server import DEFAULT_TOKEN
-    from scanner.store.db import journal_url_beside
 
     _synced(path, event_id, len(barcodes))
     delta = min(delta, len(barcodes))
@@ -211,7 +210,7 @@ def measure(path: Path, event_id: str, barcodes: list[str], scans: int, seed: in
                             lookup=LookupConfig(deadline_ms=0))
         with Gate(config) as gate:
             keeper = gate.gatekeeper  # builds the journal's database beside the store
-            journal_file = make_url(journal_url_beside(f"sqlite:///{path}")).database or ""
+            journal_file = make_url(config.journal_db_url).database or ""
             floor_store, floor_journal = _sqlite(path), _sqlite(Path(journal_file))
             for n, (barcode, direction) in enumerate(picks[:_WARMUP]):
                 keeper.check(barcode, direction)

@@ -59,12 +59,12 @@ class Answers:
 def parse_reader(spec: str) -> dict[str, Any]:
     """``serial:/dev/ttyACM0,direction=OUT`` as a reader table; a BadParameter naming the
     part that is wrong."""
-    from scanner.read.sources import DEVICE_KEY, SOURCES
+    from scanner.config import DEVICE_KEY, SOURCE_NAMES
 
     head, *options = spec.split(",")
     source, _, device = head.partition(":")
-    if source not in SOURCES:
-        raise click.BadParameter(f"{spec!r}: the source is one of {', '.join(SOURCES)}",
+    if source not in SOURCE_NAMES:
+        raise click.BadParameter(f"{spec!r}: the source is one of {', '.join(SOURCE_NAMES)}",
                                  param_hint="--reader")
     reader: dict[str, Any] = {"source": source}
     if source in DEVICE_KEY:

@@ -1,21 +1,19 @@
 """Configuration name -> source factory. The only place ``reader.source`` is interpreted.
 
-Tests pass their own ``factories`` mapping (through ``Gate(sources=...)``) to add a fake or
-a replay source instead of patching anything here.
+The names are the configuration's (``scanner.config.names.SOURCE_NAMES``); a test holds
+``SOURCES`` to them. Tests pass their own ``factories`` mapping (through
+``Gate(sources=...)``) to add a fake or a replay source instead of patching anything here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
 
 from hardware.sources import ReadSource, StatusFn, ignore_status
+from scanner.config import DEVICE_KEY, ReaderConfig
 from scanner.errors import ConfigError
 
-if TYPE_CHECKING:  # scanner.config takes the source names from SOURCES below
-    from scanner.config import ReaderConfig
-
-SourceFactory = Callable[["ReaderConfig", StatusFn], ReadSource]
+SourceFactory = Callable[[ReaderConfig, StatusFn], ReadSource]
 
 
 def _camera(config: ReaderConfig, on_status: StatusFn) -> ReadSource:
@@ -84,9 +82,6 @@ SOURCES: dict[str, SourceFactory] = {
     "stdin": _stdin,
 }
 
-
-# The key naming the device each source reads (one device serves one reader).
-DEVICE_KEY = {"serial": "port", "hid": "device", "camera": "camera", "picamera2": "camera"}
 
 
 def probe_source(config: ReaderConfig, key: str = "reader",

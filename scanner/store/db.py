@@ -17,6 +17,7 @@ from sqlalchemy import Engine, Table, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from scanner.config.databases import journal_url_beside
 from scanner.errors import StoreError
 from scanner.journal.schema import JOURNAL_SCHEMA_VERSION, journal_meta, journal_metadata
 from scanner.store import faults, identity, migrations
@@ -24,7 +25,6 @@ from scanner.store.driver_sql import describe
 from scanner.store.keyed import lock_for_write
 from scanner.store.schema import SCHEMA_VERSION, meta, metadata
 
-JOURNAL_SUFFIX = "-journal"
 # Writers (the sync, the upload worker) may wait this long for another writer's commit.
 # The scan path never does: the journal has its own database, and the store's scan-path
 # reads are WAL reads (see SCAN_BUSY_TIMEOUT_MS in driver_sql).
@@ -36,21 +36,6 @@ WRITER_BUSY_TIMEOUT_S = 30
 STORE_SYNCHRONOUS = "NORMAL"
 PREPARE_ATTEMPTS = 3
 PREPARE_RETRY_S = 0.2
-
-
-def journal_url_beside(store_url: str) -> str:
-    """The journal's default URL for a store at ``store_url``: a SQLite file beside the
-    store's; a separate in-memory database for an in-memory store; the same database on a
-    server (the two schemas' table names do not collide, and a server locks rows, not
-    files)."""
-    parsed = make_url(store_url)
-    if parsed.get_backend_name() != "sqlite":
-        return store_url
-    if not parsed.database or parsed.database == ":memory:":
-        return "sqlite://"
-    path = Path(parsed.database)
-    beside = path.with_name(f"{path.stem}{JOURNAL_SUFFIX}{path.suffix}")
-    return parsed.set(database=str(beside)).render_as_string(hide_password=False)
 
 
 def make_engine(url: str, *, synchronous: str = STORE_SYNCHRONOUS,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from scanner.errors import InsecureUrl
+from scanner.netrules import api_url_problem
 
 API_PREFIX = "/api/accessusers"
 
@@ -14,11 +15,9 @@ def api_root(base_url: str) -> str:
 
     The token travels in a header on every request, so plain http would hand it to anyone
     on the path; only the simulator on this machine may be reached without TLS. The rule is
-    the configuration's own (``api_url_problem``), so a client built in code refuses what
-    ``load_config`` refuses, and never echoes the URL either.
+    the configuration's own (``scanner.netrules.api_url_problem``), so a client built in code
+    refuses what ``load_config`` refuses, and never echoes the URL either.
     """
-    from scanner.config_schema import api_url_problem
-
     problem = api_url_problem(base_url)
     if problem is not None:
         raise InsecureUrl(f"api.url: {problem}")

@@ -1,43 +1,36 @@
-"""Configuration: frozen value objects loaded once from TOML plus environment overrides.
+"""The configuration's frozen value objects, each field with its named default and rule.
 
-Precedence: defaults < TOML file (``GATE_CONFIG``) < environment. The environment names are
-fixed (``ENVIRONMENT`` below). The token is never read from the TOML file itself, only from
-its own file (mode 0600) or the environment, so it can never leak through a shared config
-file; the mesh credentials likewise come from their own file.
-
-The whole file is checked when it is read: every key, type, range and enumerated value, each
-declared beside its field with ``setting()`` (see ``scanner.config_schema``). Any mistake is
-one ConfigError line naming the key and what it accepts:
-``upload.batch_size: expected an integer from 1 to 1000, got 0``.
+Every table of the TOML file is one class here; ``scanner.config.load`` fills them from the
+file and the environment. Rules that span fields are each class's ``problem()``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
-import tomllib
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import time
-from pathlib import Path
-from typing import Any
+from urllib.parse import urlsplit
 
-from hardware.keymaps import LAYOUTS
-from hardware.serial_reader import parse_terminator
-from scanner.config_schema import (
+from scanner.config.databases import database_url, journal_url_beside
+from scanner.config.names import (
+    BARCODE_FORMATS,
+    CHECKOUT_POLICIES,
+    DECODER_NAMES,
+    DIRECTIONS,
+    LAYOUT_NAMES,
+    PIN_FACTORIES,
+    SOURCE_NAMES,
+)
+from scanner.config.rules import (
+    GATE_ID_TEXT,
     PIN_TEXT,
-    api_url_problem,
-    build,
-    mesh_url_problem,
+    TERMINATOR_TEXT,
+    gate_id_problem,
     pin_problem,
     setting,
+    terminator_problem,
+    time_of_day_problem,
 )
-from scanner.decide.barcode import DEFAULT_MAX_READ_LENGTH
-from scanner.decide.model import Direction
-from scanner.errors import ConfigError, ConfigMistakes
-from scanner.read.decode import DECODERS, KNOWN_FORMATS
-from scanner.read.sources import DEVICE_KEY, SOURCES
-from scanner.secret_file import read_secret_text
+from scanner.netrules import api_url_problem, is_loopback, mesh_url_problem
 
 DEFAULT_API_URL = "https://vivenu.com"
 DEFAULT_DB = "gate.db"
@@ -92,27 +85,9 @@ DEFAULT_CLOCK_BOUND = 300.0
 MIN_CLOCK_BOUND = 5.0
 MAX_CLOCK_BOUND = 86400.0
 
-# Enumerations, each taken from the code that interprets it.
-SOURCE_NAMES = tuple(SOURCES)
-DECODER_NAMES = ("auto", *DECODERS)
-LAYOUT_NAMES = tuple(LAYOUTS)
-DIRECTIONS = tuple(d.value for d in Direction)
-CHECKOUT_POLICIES = ("allow", "deny")
-# gpiozero's GPIOZERO_PIN_FACTORY names: lgpio on a Pi 5 / bookworm, mock in tests and demo.
-PIN_FACTORIES = ("mock", "lgpio", "rpigpio", "pigpio", "native")
-
-
-# Environment variable -> dotted key it overrides.
-ENVIRONMENT = {
-    "GATE_API_URL": "api.url",
-    "GATE_API_TOKEN_FILE": "api.token_file",
-    "GATE_EVENTS": "events",
-    "GATE_DB": "db",
-    "GATE_JOURNAL_DB": "journal_db",
-    "GATE_ID": "gate_id",
-    "GATE_MESH_URL": "mesh.url",
-}
-_NOT_SHOWN = "(value not shown: it may be a token)"
+# The longest read a reader hands on; scanner.decide.barcode refuses longer ones with the
+# same bound (tests/test_config_registries.py).
+DEFAULT_MAX_READ_LENGTH = 512
 
 
 class Secret:
@@ -139,33 +114,6 @@ class Secret:
 
     def __bool__(self) -> bool:
         return bool(self._value)
-
-
-def _terminator_problem(value: Any) -> str | None:
-    try:
-        parse_terminator(value)
-    except ValueError:
-        return f"expected {_TERMINATOR_TEXT}, got {value!r}"
-    return None
-
-
-_TERMINATOR_TEXT = 'CR, LF, CRLF or the literal bytes (e.g. "\\x03")'
-
-# A gate's name is also its MQTT topic level (gates/<gate_id>/...) and its broker username:
-# '/' would split the level, '+' and '#' are MQTT wildcards (mosquitto refuses such a user)
-# and ':' separates the username in mosquitto's password file and in credentials_file.
-MAX_GATE_ID = 64
-_GATE_ID_FORBIDDEN = "/+#:"
-_GATE_ID_TEXT = (f"a printable name of at most {MAX_GATE_ID} characters, without surrounding "
-                 f"spaces or any of {' '.join(_GATE_ID_FORBIDDEN)} (it names the gate's "
-                 "mesh topics and broker user)")
-
-
-def _gate_id_problem(value: Any) -> str | None:
-    if isinstance(value, str) and value and value.isprintable() and value == value.strip() \
-            and len(value) <= MAX_GATE_ID and not set(value) & set(_GATE_ID_FORBIDDEN):
-        return None
-    return f"expected {_GATE_ID_TEXT}, got {value!r}"
 
 
 @dataclass(frozen=True)
@@ -239,14 +187,14 @@ class ReaderConfig:
     width: int = setting(640, lo=1)
     height: int = setting(480, lo=1)
     fps: float = setting(30.0, above=0)
-    formats: tuple[str, ...] = setting(KNOWN_FORMATS, choices=KNOWN_FORMATS, nonempty=True)
+    formats: tuple[str, ...] = setting(BARCODE_FORMATS, choices=BARCODE_FORMATS, nonempty=True)
     full_every: int = setting(5, lo=1)
     # zxing-cpp, pyzbar, or auto: zxing-cpp, pyzbar if it cannot import
     decoder: str = setting("auto", choices=DECODER_NAMES)
     # serial
     port: str = setting("/dev/ttyACM0", nonempty=True)
     baud: int = setting(9600, lo=1)
-    terminator: str = setting("\r\n", check=_terminator_problem, text=_TERMINATOR_TEXT)
+    terminator: str = setting("\r\n", check=terminator_problem, text=TERMINATOR_TEXT)
     prefix: str = ""
     suffix: str = ""
     # hid
@@ -310,8 +258,6 @@ class WebConfig:
     status_open: bool = False
 
     def problem(self) -> tuple[str, str] | None:
-        from scanner.netrules import is_loopback
-
         if self.enabled and not is_loopback(self.host) and not self.pin_file:
             return ("pin_file", f"required when web.host ({self.host!r}) is not loopback: "
                                 "changes need a login there")
@@ -336,22 +282,6 @@ class RunConfig:
     clock_bound: float = setting(DEFAULT_CLOCK_BOUND, lo=MIN_CLOCK_BOUND, hi=MAX_CLOCK_BOUND)
 
 
-def parse_time_of_day(text: str) -> time:
-    """``HH:MM`` (24-hour) as a time; ValueError otherwise."""
-    hours, sep, minutes = text.partition(":")
-    if not (sep and len(minutes) == 2 and hours.isdigit() and minutes.isdigit()):
-        raise ValueError(text)
-    return time(int(hours), int(minutes))
-
-
-def _time_of_day_problem(value: Any) -> str | None:
-    try:
-        parse_time_of_day(value)
-    except (ValueError, TypeError, AttributeError):
-        return f"expected a local time of day as HH:MM, got {value!r}"
-    return None
-
-
 @dataclass(frozen=True)
 class JournalConfig:
     """The daemon's daily verified copy of the journal (``scanner.journal.backup_dir``);
@@ -361,7 +291,7 @@ class JournalConfig:
     backup_dir: str = ""
     # Copies of this gate kept there (one a day: days); older ones are removed.
     backup_keep: int = setting(DEFAULT_BACKUP_KEEP, lo=1, hi=MAX_BACKUP_KEEP)
-    backup_at: str = setting(DEFAULT_BACKUP_AT, check=_time_of_day_problem,
+    backup_at: str = setting(DEFAULT_BACKUP_AT, check=time_of_day_problem,
                              text="a local time of day as HH:MM")
     # Allow a backup_dir on the journal's own disk (else taken for an unmounted stick).
     backup_same_disk: bool = False
@@ -379,10 +309,6 @@ class MeshConfig:
     client_key_file: str | None = setting(None, nonempty=True)   # its private key
 
     def problem(self) -> tuple[str, str] | None:
-        from urllib.parse import urlsplit
-
-        from scanner.netrules import is_loopback
-
         if not self.url:
             return None
         if not self.key_file:
@@ -400,7 +326,7 @@ class MeshConfig:
 
 @dataclass(frozen=True)
 class GateConfig:
-    gate_id: str = setting("gate", check=_gate_id_problem, text=_GATE_ID_TEXT)
+    gate_id: str = setting("gate", check=gate_id_problem, text=GATE_ID_TEXT)
     db: str = setting(DEFAULT_DB, nonempty=True)
     # The journal's own database; empty: beside the ticket store.
     journal_db: str = ""
@@ -428,204 +354,10 @@ class GateConfig:
     @property
     def db_url(self) -> str:
         """An SQLAlchemy URL: ``db`` as given if it has a scheme, else a SQLite file path."""
-        if "://" in self.db:
-            return self.db
-        return f"sqlite:///{Path(self.db).expanduser()}"
+        return database_url(self.db)
 
     @property
     def journal_db_url(self) -> str:
         """The journal's own database: ``journal_db`` like ``db``, else beside the store."""
-        if not self.journal_db:
-            from scanner.store.db import journal_url_beside
-
-            return journal_url_beside(self.db_url)
-        if "://" in self.journal_db:
-            return self.journal_db
-        return f"sqlite:///{Path(self.journal_db).expanduser()}"
-
-
-# Keys the TOML file may not set, with the reason given to the operator.
-_FORBIDDEN = {
-    "api.token": "put the token in its own file (api.token_file, mode 0600) "
-                 "or GATE_API_TOKEN, never in the config file",
-    "mesh.username": "put it in mesh.credentials_file (mode 0600), never in the config file",
-    "mesh.password": "put it in mesh.credentials_file (mode 0600), never in the config file",
-}
-
-
-def load_config(path: str | os.PathLike[str] | None = None,
-                env: Mapping[str, str] | None = None, *,
-                origin: str = "GATE_CONFIG") -> GateConfig:
-    """Load and check the configuration; raises ConfigError naming the key on any mistake."""
-    return load_config_sources(path, env, origin=origin)[0]
-
-
-def load_config_sources(path: str | os.PathLike[str] | None = None,
-                        env: Mapping[str, str] | None = None, *,
-                        origin: str = "GATE_CONFIG") -> tuple[GateConfig, dict[str, str]]:
-    """The configuration and, per dotted key not at its default, where it came from
-    (``file`` or ``env GATE_DB``). ``origin`` names where ``path`` came from (``--config``
-    or ``GATE_CONFIG``), for a file that cannot be read.
-
-    Every mistake is found in one reading: one is raised as a ConfigError, several as
-    ConfigMistakes, one line each."""
-    env = os.environ if env is None else env
-    if not path and env.get("GATE_CONFIG"):
-        path, origin = env["GATE_CONFIG"], "GATE_CONFIG"
-    data: dict[str, Any] = {}
-    if path:
-        try:
-            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"{origin}: no such file: {path}") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{origin}: cannot read {path}: {exc}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    problems: list[ConfigError] = []
-    for key, why in _FORBIDDEN.items():
-        section, _, name = key.partition(".")
-        table = data.get(section)
-        if isinstance(table, dict) and name in table:
-            problems.append(ConfigError(f"{key}: not allowed in the config file: {why}"))
-            del table[name]
-    try:
-        reader_tables, reader_key = _reader_tables(data)
-    except ConfigError as exc:
-        problems.append(exc)
-        data.pop("reader", None)
-        data.pop("readers", None)
-        reader_tables, reader_key = [], lambda _i: "reader"
-    sources = {key: "file" for key in _keys(data)}
-    sources.update({f"{reader_key(i)}.{k}": "file"  # a table that is not: build() names it
-                    for i, table in enumerate(reader_tables or ()) if isinstance(table, dict)
-                    for k in table})
-    overridden = _apply_env(data, env)
-    sources.update({key: f"env {var}" for var, key in overridden.items()})
-    config = build(GateConfig, data, "", problems)
-    readers = config.readers if reader_tables is None else tuple(
-        build(ReaderConfig, table, f"{reader_key(i)}.", problems)
-        for i, table in enumerate(reader_tables))
-    problems += _check_readers(readers, reader_key)
-    token = Secret("")
-    try:
-        token = _read_token(config.api, env, overridden)
-    except ConfigError as exc:
-        problems.append(exc)
-    if problems:
-        blamed = [_blame_env(problem, overridden) for problem in problems]
-        raise blamed[0] if len(blamed) == 1 else ConfigMistakes(blamed)
-    if env.get("GATE_API_TOKEN"):
-        sources["api.token"] = "env GATE_API_TOKEN"
-    elif token:
-        sources["api.token"] = "api.token_file"
-    api = dataclasses.replace(config.api, token=token)
-    return dataclasses.replace(config, api=api, readers=readers), sources
-
-
-def _keys(data: dict[str, Any]) -> list[str]:
-    """Dotted keys of the file's scalars and one-level tables (readers are listed apart)."""
-    keys = []
-    for key, value in data.items():
-        if isinstance(value, dict):
-            keys += [f"{key}.{inner}" for inner in value]
-        else:
-            keys.append(key)
-    return keys
-
-
-def _reader_tables(data: dict[str, Any]) -> tuple[list[Any] | None, Any]:
-    """Pops ``[reader]`` or ``[[readers]]``; returns the tables (None: neither was given,
-    ``[]``: ``readers = []``, no reader yet) and how to name their keys."""
-    if "reader" in data and "readers" in data:
-        raise ConfigError("readers: give either one [reader] table or [[readers]] tables, "
-                          "not both")
-    if "reader" in data:
-        return [data.pop("reader")], lambda _i: "reader"
-    tables = data.pop("readers", None)
-    if tables is None:
-        return None, lambda _i: "reader"
-    if not isinstance(tables, list):
-        raise ConfigError("readers: expected [[readers]] tables, or readers = [] for none")
-    return tables, lambda i: f"readers[{i}]"
-
-
-def _check_readers(readers: tuple[ReaderConfig, ...], key: Any) -> list[ConfigError]:
-    """Mistakes across readers: a name or a device given twice, two readers on stdin."""
-    problems = []
-    names: dict[str, int] = {}
-    for i, reader in enumerate(readers):
-        if reader.name and reader.name in names:
-            problems.append(ConfigError(f"{key(i)}.name: {reader.name!r} is already "
-                                        f"{key(names[reader.name])}"))
-            continue
-        names[reader.name] = i
-    # Two readers on one port would each get a share of its codes, in their own directions.
-    devices: dict[tuple[str, str], int] = {}
-    for i, reader in enumerate(readers):
-        attr = DEVICE_KEY.get(reader.source)
-        if attr is None:
-            continue
-        device = (reader.source, getattr(reader, attr))
-        if device in devices:
-            problems.append(ConfigError(f"{key(i)}.{attr}: {device[1]!r} is already "
-                                        f"{key(devices[device])}"))
-            continue
-        devices[device] = i
-    stdin = [i for i, r in enumerate(readers) if r.source == "stdin"]
-    if len(stdin) > 1:
-        problems.append(ConfigError(f"{key(stdin[1])}.source: only one reader can read stdin"))
-    return problems
-
-
-def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, str]:
-    """Writes the environment's overrides into ``data``; returns variable -> dotted key."""
-    applied = {}
-    for var, key in ENVIRONMENT.items():
-        if var not in env:
-            continue
-        value: Any = env[var]
-        if var == "GATE_EVENTS":
-            value = [e.strip() for e in value.split(",") if e.strip()]
-        section, _, name = key.rpartition(".")
-        table = data.setdefault(section, {}) if section else data
-        if isinstance(table, dict):  # else build() names the section as not a table
-            table[name] = value
-            applied[var] = key
-    return applied
-
-
-def _blame_env(exc: ConfigError, overridden: dict[str, str]) -> ConfigError:
-    """Adds which variable set the offending key, since the file does not show it."""
-    message = str(exc)
-    for var, key in overridden.items():
-        if message.startswith(f"{key}:"):
-            return ConfigError(f"{message} (set by {var})")
-    return exc
-
-
-def _token_problem(key: str, token: str) -> ConfigError | None:
-    """A token goes into an HTTP header: a newline, space or non-ASCII character there would
-    fail every request in a line that shows it (httpx quotes the header value)."""
-    if all("!" <= c <= "~" for c in token):
-        return None
-    return ConfigError(f"{key}: the token must be visible ASCII characters, without spaces "
-                       f"or control characters {_NOT_SHOWN}")
-
-
-def _read_token(api: ApiConfig, env: Mapping[str, str], overridden: dict[str, str]) -> Secret:
-    if env.get("GATE_API_TOKEN"):
-        token = env["GATE_API_TOKEN"].strip()
-        if problem := _token_problem("GATE_API_TOKEN", token):
-            raise problem
-        return Secret(token)
-    if not api.token_file:
-        return Secret("")
-    key = "GATE_API_TOKEN_FILE" if "GATE_API_TOKEN_FILE" in overridden else "api.token_file"
-    token_path = Path(api.token_file).expanduser()
-    text = read_secret_text(token_path, key, credentials_dir=env.get("CREDENTIALS_DIRECTORY"))
-    if not text:
-        raise ConfigError(f"{key}: {token_path} is empty")
-    if problem := _token_problem(key, text):
-        raise problem
-    return Secret(text)
+        return database_url(self.journal_db) if self.journal_db \
+            else journal_url_beside(self.db_url)
