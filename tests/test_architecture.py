@@ -41,8 +41,8 @@ def test_heavy_device_libraries_load_only_in_their_adapters(module: str) -> None
 # Every setting naming a secret file, and the module that reads it through scanner.secret_file.
 SECRET_SETTINGS = {"api.token_file": "scanner/config.py",
                    "mesh.key_file": "scanner/mesh/message.py",
-                   "mesh.credentials_file": "scanner/mesh/link.py",
-                   "mesh.client_key_file": "scanner/mesh/link.py",
+                   "mesh.credentials_file": "scanner/mesh/settings.py",
+                   "mesh.client_key_file": "scanner/mesh/settings.py",
                    "web.pin_file": "scanner/kiosk/auth.py"}
 PUBLIC_FILES = {"mesh.ca_file", "mesh.cert_file"}  # certificates: nothing to hide
 
