@@ -77,3 +77,11 @@ def test_the_mesh_url_override_is_read_in_one_place() -> None:
     readers = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "scanner").rglob("*.py")
                      if '"GATE_MESH_URL"' in p.read_text(encoding="utf-8"))
     assert readers == ["scanner/config.py"]
+
+
+def test_paho_is_imported_by_the_mesh_broker_adapter_alone() -> None:
+    importers = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "scanner").rglob("*.py")
+                       if re.search(r"^\s*(?:import|from) paho\b", p.read_text(encoding="utf-8"),
+                                    re.MULTILINE))
+    assert importers == ["scanner/mesh/paho_broker.py"]
+    assert "paho" not in imported_after("import scanner.mesh.link, scanner.mesh.memory_broker")
