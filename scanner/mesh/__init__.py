@@ -9,6 +9,7 @@
     paho_broker.py   the broker over MQTT 5 (paho): the only module importing paho
     memory_broker.py gates in one process on a hub a test partitions, heals, delays
     partition.py whether the gate decides alone, said once when split, once when healed
+    replay.py    own records replayed to the peers that ask, gathered and signed once
     link.py      the worker over a broker: publish, announce, subscribe, anti-entropy
 
 Nothing here is on the decision path except ``presence.MergedHistory.history`` (one

@@ -32,7 +32,6 @@ import operator
 import queue
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -54,11 +53,11 @@ from scanner.mesh.message import (
     ReplayRequest,
     Status,
     replay_topic,
-    replayed_topic,
     scans_topic,
     status_topic,
 )
 from scanner.mesh.partition import Partition
+from scanner.mesh.replay import Replays, chunks
 from scanner.mesh.settings import MeshSettings
 from scanner.mesh.store import MeshStore, missing_ranges, utc_iso_now
 from scanner.run.worker import Stage, Worker
@@ -72,7 +71,6 @@ TICK = 0.25                   # the loop's longest sleep: heartbeats at least th
 # quiet tick's probe of the journal is cheap, not free, and 50 gates tick 4 times a second.
 QUIET_STAMP = 1.0
 STATUS_INTERVAL = 0.5         # a busy gate re-announces its sequence number at most this often
-REPLAY_HOLDOFF = 2.0          # a range replayed to one gate this recently is not replayed again
 # A replay asked for and not begun within this is asked again; one that is arriving is not:
 # asking again for what is in flight has the origin send it all twice (a storm that feeds
 # itself under load).
@@ -80,11 +78,6 @@ REQUEST_TIMEOUT = 10.0
 # Peer records per transaction: enough to amortise the commit, short enough that a
 # decision's journal write (same database) never waits long for the lock.
 _BATCH = 2000
-_REPLAY_CHUNK = 5000          # own records read per query while replaying
-# After a split every gate asks each origin for the same range within a moment: requests
-# are gathered this long, and a range is read and signed once for all its askers.
-REPLAY_GATHER = 0.15
-_SIGNED_RANGES = 64           # signed replay payloads kept (own records never change)
 
 
 @dataclass(slots=True)
@@ -134,19 +127,15 @@ class Link(Worker):
         self.on_records = on_records
         self.connected = threading.Event()
         self.peers: dict[str, Peer] = {}
-        self.replayed = 0
         self._wall = wall
         self._state_interval = state_interval
         self.inbox = Inbox()
-        self._replay_due: dict[str, set[tuple[int, int]]] = {}  # asker -> ranges
-        self._replay_at: float | None = None  # when the gathered requests are served
-        self._signed: OrderedDict[tuple[str, int, int], tuple[list[bytes], int]] = OrderedDict()
+        self.replays = Replays(store, self.codec)
         self._unsent_from: int | None = None  # the first own record stamped while alone
         # The worker has handled this connection's start (its backlog went out): until
         # then a new record joins the backlog and the status waits, so no peer hears of a
         # number before it could have the records (it would ask for what is on its way).
         self._live = False
-        self._replayed_at: dict[tuple[str, int, int], float] = {}
         self._announced_seq = -1
         self._announced_at = 0.0
         self._own_floor = 0
@@ -163,6 +152,11 @@ class Link(Worker):
         """Stop and wait for the thread (the composition root's closer, the tests')."""
         self.stop()
         self.join(timeout)
+
+    @property
+    def replayed(self) -> int:
+        """Own records republished on request (backlogs are not)."""
+        return self.replays.replayed
 
     def interrupt(self) -> None:
         self.inbox.post(_WAKE)
@@ -236,7 +230,8 @@ class Link(Worker):
         records = 0
         stamp = False
         if wait is None:
-            wait = TICK if self._replay_at is None else self._replay_at - self.clock()
+            due = self.replays.due_at
+            wait = TICK if due is None else due - self.clock()
         try:
             event = self.inbox.get(timeout=min(TICK, max(0.0, wait)))
             while True:
@@ -261,7 +256,8 @@ class Link(Worker):
         try:
             # Others' requests first: storing a flood of records takes a while on a busy
             # gate, and the askers' catch-up waits for this reply.
-            self._replay()
+            if self.connected.is_set():
+                self.replays.serve(self.clock(), self.broker.publish)
             if batches:
                 self._store_records(batches)
             if stamp:
@@ -337,9 +333,8 @@ class Link(Worker):
         top = self.store.own_max_seq()
         if first is None or first > top:
             return
-        for start in range(first, top + 1, _REPLAY_CHUNK):
-            span = (start, min(top, start + _REPLAY_CHUNK - 1))
-            for payload in self._signed_range(span, kind=SCANS)[0]:
+        for span in chunks(first, top):
+            for payload in self.replays.signed(span, kind=SCANS)[0]:
                 self.broker.publish(scans_topic(self.gate_id), payload)
 
     def _handle(self, message: Status | ReplayRequest) -> None:
@@ -355,13 +350,7 @@ class Link(Worker):
             peer.announced = max(peer.announced, message.seq)
             peer.online = message.online
         else:
-            now = self.clock()
-            asker = message.requester
-            self._replay_due.setdefault(asker, set()).update(
-                span for span in message.ranges
-                if now - self._replayed_at.get((asker, *span), -1e9) >= REPLAY_HOLDOFF)
-            if self._replay_at is None:
-                self._replay_at = now + REPLAY_GATHER
+            self.replays.ask(message, self.clock())
 
     def _store_records(self, batches: list[Batch]) -> None:
         """Per batch, not per record: the clock moves past the latest stamp (stamp text
@@ -404,45 +393,6 @@ class Link(Worker):
                 self._publish(records)
             elif self._unsent_from is None:
                 self._unsent_from = records[0].seq
-
-    def _replay(self) -> None:
-        """Republish what peers asked for, to each asker alone (its own topic): a broadcast
-        would have every gate parse every replay of the venue, also the half of a split
-        that holds it. Each range is read and signed once, whoever asks for it."""
-        now = self.clock()
-        if not self._replay_due or self._replay_at is None or now < self._replay_at \
-                or not self.connected.is_set():
-            return
-        due, self._replay_due, self._replay_at = self._replay_due, {}, None
-        for asker, spans in due.items():
-            for first, last in sorted(spans):
-                self._replayed_at[(asker, first, last)] = now
-                for start in range(first, last + 1, _REPLAY_CHUNK):
-                    span = (start, min(last, start + _REPLAY_CHUNK - 1))
-                    payloads, count = self._signed_range(span)
-                    for payload in payloads:
-                        self.broker.publish(replayed_topic(self.gate_id, asker), payload)
-                    self.replayed += count
-        if len(self._replayed_at) > 10_000:
-            self._replayed_at = {k: t for k, t in self._replayed_at.items()
-                                 if now - t < REPLAY_HOLDOFF}
-
-    def _signed_range(self, span: tuple[int, int], *,
-                      kind: str = REPLAYED) -> tuple[list[bytes], int]:
-        """The payloads of own records first..last and how many records they hold (the
-        batch names no asker, so one signature serves every asker's topic)."""
-        key = (kind, *span)
-        signed = self._signed.get(key)
-        if signed is not None:
-            self._signed.move_to_end(key)
-            return signed
-        records = self.store.local_range(*span)
-        signed = self.codec.records(self.gate_id, records, kind=kind), len(records)
-        if len(records) == span[1] - span[0] + 1:  # complete: it can never change
-            self._signed[key] = signed
-            if len(self._signed) > _SIGNED_RANGES:
-                self._signed.popitem(last=False)
-        return signed
 
     def _publish(self, records: list[Record]) -> None:
         if records:
