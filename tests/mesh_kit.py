@@ -195,7 +195,9 @@ class Rounds:
         return self.now
 
     def gate(self, folder: Path, gate_id: str, **kw: Any) -> MeshGate:
-        return MeshGate(folder, gate_id, self.hub, monotonic=self.clock, **kw)
+        """A gate whose link and HLC both run on the rounds' clock."""
+        return MeshGate(folder, gate_id, self.hub, monotonic=self.clock,
+                        physical=lambda: int(self.now * 1000), **kw)
 
     def open(self, *gates: MeshGate) -> None:
         for g in gates:

@@ -135,3 +135,23 @@ def test_forged_unsigned_and_misaddressed_messages_are_dropped_and_counted(venue
     assert b.link.codec.dropped == {"garbage": 1, "malformed": 1, "bad_mac": 2,
                                     "wrong_topic": 1}
     assert b.scan_ids() == set()
+
+
+def test_a_gate_restarted_from_empty_catches_up_and_never_reuses_a_number(venue, tmp_path):
+    rounds, gates = venue
+    a, b = opened(venue, tmp_path, "A", "B")
+    for n in range(1, 4):
+        a.check(n)
+    b.check(4)
+    rounds.until([a, b], lambda: converged(a, b) and len(b.scan_ids()) == 4)
+    b.link.shut()
+    gates.pop("B").close()
+    fresh = gates["B"] = rounds.gate(tmp_path / "wiped", "B")
+    rounds.open(fresh)
+    from_a = {r.scan_id for r in a.mesh.records() if r.gate == "A"}
+    rounds.until([a, fresh], lambda: from_a <= fresh.scan_ids())
+    assert fresh.check(1).decision.reason is Reason.ALREADY_INSIDE
+    # Its retained status said 1: the wiped gate goes on at 2.
+    rounds.until([a, fresh], lambda: fresh.mesh.own_max_seq() == 2)
+    rounds.until([a, fresh], lambda: sorted(r.seq for r in a.mesh.records() if r.gate == "B")
+                 == [1, 2])
