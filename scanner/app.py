@@ -288,9 +288,12 @@ class Gate:
         store = self.mesh_store
         if store is None:
             return None
-        from scanner.mesh.link import Link, MeshSettings
+        from scanner.mesh.link import Link
+        from scanner.mesh.paho_broker import PahoBroker
+        from scanner.mesh.settings import MeshSettings
 
-        link = Link(MeshSettings.from_config(self.config.mesh), store)
+        settings = MeshSettings.from_config(self.config.mesh)
+        link = Link(settings, store, PahoBroker(settings, f"gate-{store.gate_id}"))
         return self._closing(link, Link.close)
 
     def _lookup(self) -> Lookup:

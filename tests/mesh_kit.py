@@ -1,15 +1,25 @@
-"""A real mosquitto on a free loopback port, and gates wired to it (no tests here).
+"""A real mosquitto on a free loopback port or an in-memory hub, and gates wired to either
+(no tests here).
 
     Broker       scanner.mesh.localbroker with the shipped ACL and a password file;
                  ``stop()`` kills it (a partition), ``start()`` brings it back
-    MeshGate     a real Gate (SQLite file, ticket store, journal), its MeshStore, a Link,
-                 and a Gatekeeper deciding from the merged history
+    CutProxy     a TCP relay between one client and mosquitto: ``cut()`` severs that
+                 client alone, ``mend()`` lets it connect again
+    MeshGate     a real Gate (SQLite file, ticket store, journal), its MeshStore, a Link
+                 over paho (a Broker) or over a MemoryHub, and a Gatekeeper deciding from
+                 the merged history
+    Rounds       steps the links of gates on a MemoryHub in turn on a clock of its own:
+                 the protocol without threads or sleeps
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import socket
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +29,14 @@ from test_journal_kit import make_gate, make_ticket
 from scanner.config import Secret
 from scanner.decide.model import Direction
 from scanner.gatekeeper import CheckResult, Gatekeeper
+from scanner.mesh.broker import Broker as BrokerSeam
 from scanner.mesh.hlc import HybridClock, wall_ms
-from scanner.mesh.link import Link, MeshSettings
+from scanner.mesh.link import TICK, Link
 from scanner.mesh.localbroker import BrokerMissing, LocalBroker, password
+from scanner.mesh.memory_broker import MemoryHub
+from scanner.mesh.paho_broker import PahoBroker
 from scanner.mesh.presence import MergedHistory
+from scanner.mesh.settings import MeshSettings
 from scanner.mesh.store import MeshStore
 
 KEY = b"venue-key-for-tests-0123456789"
@@ -52,12 +66,77 @@ class Broker(LocalBroker):
                             reconnect_max=1, anti_entropy_interval=1.0, **kw)
 
 
-class MeshGate:
-    """One gate of the venue: its own SQLite file, journal, mesh store and link."""
+class CutProxy:
+    """A TCP relay between one client and the broker; ``cut()`` severs that client's link
+    (the broker stays up for everyone else), ``mend()`` lets it connect again."""
 
-    def __init__(self, folder: Path, gate_id: str, broker: Broker, *, tickets: int = 5,
-                 physical: Callable[[], int] = wall_ms, key: bytes = KEY,
-                 clock: Any = None, event: str | None = None) -> None:
+    def __init__(self, port: int) -> None:
+        self.target = port
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.open = threading.Event()
+        self.open.set()
+        self.pairs: list[tuple[socket.socket, socket.socket]] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            if not self.open.is_set():
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target))
+            except OSError:  # the broker is down: refused, as it would be without a relay
+                client.close()
+                continue
+            self.pairs.append((client, upstream))
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):  # shutdown: a close alone waits for the other pump's recv
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+    def cut(self) -> None:
+        self.open.clear()
+        for pair in self.pairs:
+            for s in pair:
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+        self.pairs.clear()
+
+    def mend(self) -> None:
+        self.open.set()
+
+    def close(self) -> None:
+        self.cut()
+        self.server.close()
+
+
+class MeshGate:
+    """One gate of the venue: its own SQLite file, journal, mesh store and link. ``broker``
+    is a mosquitto (the link speaks MQTT to it, at ``url`` if given) or a MemoryHub."""
+
+    def __init__(self, folder: Path, gate_id: str, broker: Broker | MemoryHub, *,
+                 tickets: int = 5, physical: Callable[[], int] = wall_ms, key: bytes = KEY,
+                 clock: Any = None, event: str | None = None, url: str | None = None,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.gate_id = gate_id
         kw: dict[str, Any] = {"clock": clock} if clock else {}
@@ -68,10 +147,17 @@ class MeshGate:
                                 for n in range(1, tickets + 1)])
         self.mesh = MeshStore(self.gate.journal_engine, gate_id)
         self.history = MergedHistory(self.gate.journal, self.mesh)
-        settings = broker.settings(gate_id)
-        if key != KEY:
-            settings = MeshSettings(**{**_fields(settings), "key": key})
-        self.link = Link(settings, self.mesh, clock=HybridClock(gate_id, physical=physical))
+        client: BrokerSeam
+        if isinstance(broker, MemoryHub):
+            settings = MeshSettings(url="mqtt://memory.invalid", key=key,
+                                    anti_entropy_interval=1.0)
+            client = broker.broker(f"gate-{gate_id}")
+        else:
+            settings = dataclasses.replace(broker.settings(gate_id), key=key,
+                                           url=url or broker.url)
+            client = PahoBroker(settings, f"gate-{gate_id}")
+        self.link = Link(settings, self.mesh, client, monotonic=monotonic,
+                         clock=HybridClock(gate_id, physical=physical))
         self.keeper = Gatekeeper(self.gate.store, self.gate.journal, self.gate.policy_source,
                                  history=self.history, journaled=self.link.notify,
                                  gate_id=gate_id, clock=self.gate.clock)
@@ -95,5 +181,37 @@ class MeshGate:
         self.gate.close()
 
 
-def _fields(settings: MeshSettings) -> dict[str, Any]:
-    return {name: getattr(settings, name) for name in MeshSettings.__slots__}  # type: ignore[attr-defined]
+class Rounds:
+    """Gates on a MemoryHub, driven by hand: ``open()`` connects their links, ``until()``
+    steps each link in turn (one round each, then the shared clock moves a tick) until a
+    condition holds. Nothing waits on a thread or a timer: what a link does is the same
+    whatever the machine's load."""
+
+    def __init__(self) -> None:
+        self.hub = MemoryHub()
+        self.now = 1000.0
+
+    def clock(self) -> float:
+        return self.now
+
+    def gate(self, folder: Path, gate_id: str, **kw: Any) -> MeshGate:
+        """A gate whose link and HLC both run on the rounds' clock."""
+        return MeshGate(folder, gate_id, self.hub, monotonic=self.clock,
+                        physical=lambda: int(self.now * 1000), **kw)
+
+    def open(self, *gates: MeshGate) -> None:
+        for g in gates:
+            g.link.open()
+
+    def until(self, gates: Iterable[MeshGate], done: Callable[[], bool],
+              rounds: int = 400) -> int:
+        """Rounds stepped until ``done()`` (asserted within ``rounds``); how many."""
+        gates = list(gates)
+        for n in range(rounds):
+            if done():
+                return n
+            for g in gates:
+                g.link.step(0)
+            self.now += TICK
+        assert done(), f"not done after {rounds} rounds"
+        return rounds

@@ -42,8 +42,8 @@ def test_heavy_device_libraries_load_only_in_their_adapters(module: str) -> None
 # Every setting naming a secret file, and the module that reads it through scanner.secret_file.
 SECRET_SETTINGS = {"api.token_file": "scanner/config/load.py",
                    "mesh.key_file": "scanner/mesh/message.py",
-                   "mesh.credentials_file": "scanner/mesh/link.py",
-                   "mesh.client_key_file": "scanner/mesh/link.py",
+                   "mesh.credentials_file": "scanner/mesh/settings.py",
+                   "mesh.client_key_file": "scanner/mesh/settings.py",
                    "web.pin_file": "scanner/kiosk/auth.py"}
 PUBLIC_FILES = {"mesh.ca_file", "mesh.cert_file"}  # certificates: nothing to hide
 
@@ -128,3 +128,11 @@ def test_the_configuration_imports_no_adapter() -> None:
 @pytest.mark.parametrize("module", ["secret_file", "netrules"])
 def test_the_modules_below_the_configuration_import_only_errors(module: str) -> None:
     assert foreign_imports(ROOT / "scanner" / f"{module}.py", ("scanner.errors",)) == []
+
+
+def test_paho_is_imported_by_the_mesh_broker_adapter_alone() -> None:
+    importers = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "scanner").rglob("*.py")
+                       if re.search(r"^\s*(?:import|from) paho\b", p.read_text(encoding="utf-8"),
+                                    re.MULTILINE))
+    assert importers == ["scanner/mesh/paho_broker.py"]
+    assert "paho" not in imported_after("import scanner.mesh.link, scanner.mesh.memory_broker")

@@ -1,19 +1,21 @@
-"""Catching up cheaply without a broker: what the link learns from the batches it stores,
-when it asks, and the codec's column-wise checks of a batch."""
+"""Catching up cheaply, on an in-memory broker: what the link learns from the batches it
+stores, when it asks, and the codec's column-wise checks of a batch."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 from test_journal_kit import EVENT, make_config, make_decision, make_ticket
 
 from scanner.app import Gate
 from scanner.mesh import message
+from scanner.mesh.broker import Connected
 from scanner.mesh.hlc import HybridClock, Stamp
-from scanner.mesh.link import Link, MeshSettings
+from scanner.mesh.link import Link
+from scanner.mesh.memory_broker import MemoryBroker, MemoryHub
 from scanner.mesh.message import Batch, Codec, Record, ReplayRequest, Status
+from scanner.mesh.settings import MeshSettings
 from scanner.mesh.store import MeshStore
 
 KEY = b"k" * 32
@@ -28,23 +30,32 @@ def batch(gate: str, *seqs: int) -> Batch:
     return Batch(gate, tuple(record(gate, n) for n in seqs))
 
 
-class Published:
-    """Stands in for paho's client: what the link published, by topic."""
+class Sent:
+    """What reached the link's broker, by topic."""
 
-    def __init__(self) -> None:
-        self.topics: list[str] = []
-        self.payloads: list[bytes] = []
+    def __init__(self, hub: MemoryHub) -> None:
+        self.hub = hub
 
-    def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> Any:
-        self.topics.append(topic)
-        self.payloads.append(payload)
+    @property
+    def topics(self) -> list[str]:
+        return [topic for topic, _ in self.hub.published]
+
+    @property
+    def payloads(self) -> list[bytes]:
+        return [payload for _, payload in self.hub.published]
 
 
-def connect(link: Link) -> Published:
+def attach(link: Link) -> Sent:
+    """The link connected to a broker of its own, the connection not yet handled."""
+    link.open()
+    assert isinstance(link.inbox.get(0), Connected)
+    assert isinstance(link.broker, MemoryBroker)
+    return Sent(link.broker.hub)
+
+
+def connect(link: Link) -> Sent:
     """The link as its worker leaves it once a connection has started."""
-    sent = Published()
-    link._client = sent
-    link.connected.set()
+    sent = attach(link)
     link._on_connected()
     return sent
 
@@ -59,7 +70,8 @@ def gate(tmp_path: Path):
 def link(gate):
     now = [100.0]
     link = Link(MeshSettings(url="mqtt://127.0.0.1:1", key=KEY, anti_entropy_interval=5.0),
-                MeshStore(gate.journal_engine, "B"), monotonic=lambda: now[0])
+                MeshStore(gate.journal_engine, "B"), MemoryHub().broker("gate-B"),
+                monotonic=lambda: now[0])
     link.now = now  # type: ignore[attr-defined]
     return link
 
@@ -85,25 +97,23 @@ def test_a_batch_with_a_hole_inside_extends_nothing(link):
 
 
 def test_a_first_ask_goes_out_while_replies_wait_but_asking_again_waits(link):
-    sent = Published()
-    link._client = sent
+    sent = attach(link)
     link.connected.set()
     link._store_records([batch("A", 1), batch("C", 1)])
     fresh, again = link.peers["A"], link.peers["C"]
     fresh.announced = again.announced = 9
     # Asked on this connection long ago, nothing came: due again, but not while busy.
     again.asked_at, again.heard_at, again.asked_since_connect = 1.0, 0.5, True
-    link._inbox.put(("wake", None))
+    link.interrupt()  # something waits in the inbox
     link._anti_entropy()
     assert sent.topics == [f"gates/B/{message.REPLAY}/A"]
-    link._inbox.get_nowait()
+    link.inbox.get(0)
     link._anti_entropy()
     assert sent.topics == [f"gates/B/{message.REPLAY}/A", f"gates/B/{message.REPLAY}/C"]
 
 
 def test_news_of_a_peer_asked_already_waits_for_a_lull(link):
-    sent = Published()
-    link._client = sent
+    sent = attach(link)
     link.connected.set()
     link._store_records([batch("A", 1)])
     link.peers["A"].announced = 9
@@ -111,7 +121,7 @@ def test_news_of_a_peer_asked_already_waits_for_a_lull(link):
     assert len(sent.topics) == 1  # the first ask
     link.now[0] += 60.0
     link._handle(Status("A", 20, True))  # its live scans go on while its replay arrives
-    link._inbox.put(("wake", None))
+    link.interrupt()
     link._anti_entropy()
     assert len(sent.topics) == 1
 
@@ -121,8 +131,7 @@ def test_news_of_a_peer_asked_already_waits_for_a_lull(link):
     ([(1, 2), (5, 6)], ((3, 4), (7, 9))),     # a hole: only what is missing
 ])
 def test_the_ask_names_exactly_what_is_missing(link, stored, asked):
-    sent = Published()
-    link._client = sent
+    sent = attach(link)
     link.connected.set()
     for first, last in stored:
         link._store_records([batch("A", *range(first, last + 1))])
@@ -193,7 +202,7 @@ def test_a_notified_decision_is_published_in_the_next_round(gate, link):
     link._quiet_stamp_at = link.now[0]  # a quiet stamp is not due
     _journal_one(gate, "j0")
     link.notify()
-    link._round()
+    link.step()
     assert sent.topics.count(message.scans_topic("B")) == 1
 
 
@@ -201,26 +210,27 @@ def test_an_unnotified_decision_is_published_once_a_quiet_stamp_is_due(gate, lin
     sent = connect(link)
     link._quiet_stamp_at = link.now[0]
     _journal_one(gate, "j0")
-    link._inbox.put(("wake", None))
-    link._round()
+    link.interrupt()
+    link.step()
     assert message.scans_topic("B") not in sent.topics
     link.now[0] += 1.0
-    link._round()
+    link.step(0)
     assert sent.topics.count(message.scans_topic("B")) == 1
 
 
 def test_what_was_stamped_alone_goes_out_live_before_the_status_on_reconnect(gate, link):
     sent = connect(link)
+    hub = sent.hub
     _journal_one(gate, "j0")
     link._publish_new()  # connected: j0 goes out live
-    link._on_disconnect(None, None, None, None, None)
+    hub.partition("gate-B")
+    link.step(0)  # lost: alone
     for n in range(1, 4):
         _journal_one(gate, f"alone{n}")
     link._publish_new()  # alone: stamped, nothing sent
     assert sent.topics == [message.scans_topic("B")]
-    link.connected.set()
-    link._inbox.put(("connected", None))
-    link._round()
+    hub.heal("gate-B")
+    link.step(0)
     codec = Codec(KEY)
     decoded = [codec.decode(t, p) for t, p in zip(sent.topics, sent.payloads, strict=True)]
     backlog = decoded[1]
@@ -229,29 +239,25 @@ def test_what_was_stamped_alone_goes_out_live_before_the_status_on_reconnect(gat
     assert len(decoded) == 3
 
 
-def test_no_status_goes_out_before_the_worker_has_sent_the_backlog(gate, link):
-    sent = Published()
-    link._client = sent
+def test_a_record_journaled_as_the_connection_comes_up_goes_out_before_its_status(gate, link):
     _journal_one(gate, "alone")
     link._publish_new()
-    link.connected.set()  # paho's thread connected; the worker has not seen it yet
     _journal_one(gate, "meanwhile")
-    link.notify()
-    link._round()
-    assert sent.topics == []  # stamped, but it joins the backlog
-    assert link.store.own_max_seq() == 2
-    link._inbox.put(("connected", None))
-    link._round()
+    link.notify()  # before the worker has seen the connection
+    sent = Sent(link.broker.hub)  # type: ignore[attr-defined]
+    link.open()
+    link.step(0)
     codec = Codec(KEY)
-    backlog, status = (codec.decode(t, p) for t, p in zip(sent.topics, sent.payloads, strict=True))
-    assert isinstance(backlog, Batch) and [r.seq for r in backlog.records] == [1, 2]
-    assert isinstance(status, Status) and status.seq == 2
+    decoded = [codec.decode(t, p) for t, p in zip(sent.topics, sent.payloads, strict=True)]
+    assert [type(m) for m in decoded] == [Batch, Batch, Status]
+    assert [r.seq for m in decoded[:2] for r in m.records] == [1, 2]  # type: ignore[union-attr]
+    assert decoded[2].seq == 2  # type: ignore[union-attr]
 
 
 def test_a_reconnect_with_nothing_stamped_alone_sends_only_the_status(gate, link):
     sent = connect(link)
     _journal_one(gate, "j0")
     link._publish_new()
-    link._inbox.put(("wake", None))
-    link._round()
+    link.interrupt()
+    link.step()
     assert sent.topics == [message.scans_topic("B"), message.status_topic("B")]

@@ -22,6 +22,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from scanner.config import MAX_GATE_ID, load_config
 from scanner.decide.model import Reason
 from scanner.errors import ConfigError
+from scanner.mesh.broker import Received
 from scanner.mesh.hlc import HybridClock, Stamp
 from scanner.mesh.localbroker import shipped_settings
 from scanner.mesh.message import MAX_PAYLOAD, scans_topic
@@ -141,17 +142,16 @@ def test_a_gate_never_holds_a_message_past_its_limit(tmp_path: Path,
 
 def test_an_oversized_message_that_arrives_is_dropped_unparsed_with_one_log_line(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """A broker that ignores the Maximum Packet Size: paho hands the message over and the
-    gate drops it before decoding, saying so once per topic."""
+    """A broker that ignores the Maximum Packet Size: the message reaches the link's inbox
+    and the gate drops it before decoding, saying so once per topic."""
     broker = Broker(tmp_path / "broker", ["A"]).start()
     gate = MeshGate(tmp_path / "A", "A", broker).start()
     try:
-        big = mqtt.MQTTMessage(topic=scans_topic("intruder").encode())
-        big.payload = b"{" * (MAX_PAYLOAD + 1)
+        big = Received(scans_topic("intruder"), b"{" * (MAX_PAYLOAD + 1))
         with caplog.at_level(logging.WARNING, logger="scanner.mesh"):
             for _ in range(3):
-                gate.link._on_message(gate.link._client, None, big)  # type: ignore[arg-type]
-        assert gate.link.codec.dropped["oversized"] == 3
+                gate.link.inbox.post(big)
+            assert wait_for(lambda: gate.link.codec.dropped["oversized"] == 3)
         lines = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
         assert len(lines) == 1 and "gates/intruder/scans" in lines[0]
     finally:

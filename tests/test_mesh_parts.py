@@ -221,7 +221,7 @@ def test_gate_conflicts_json_lists_both_scans(tmp_path: Path, monkeypatch, capsy
 
 
 def test_a_lost_broker_is_said_once_when_partitioned_and_once_when_healed():
-    from scanner.mesh.link import Partition
+    from scanner.mesh.partition import Partition
 
     p = Partition()
     p.reset(0.0, "t0")
@@ -233,7 +233,7 @@ def test_a_lost_broker_is_said_once_when_partitioned_and_once_when_healed():
 
 
 def test_a_gate_that_never_reaches_its_broker_says_so_after_the_grace():
-    from scanner.mesh.link import Partition
+    from scanner.mesh.partition import Partition
 
     p = Partition()
     p.reset(0.0, "t0")

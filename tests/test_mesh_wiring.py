@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from mesh_kit import Broker, MeshGate, wait_for
+from mesh_kit import Broker, CutProxy, MeshGate, wait_for
 from test_journal_kit import make_gate
 
 from scanner.decide.model import Reason
@@ -55,68 +52,11 @@ def test_two_gates_upload_each_scan_once_and_no_peer_record_reaches_an_outbox(
         b.close()
 
 
-class CutProxy:
-    """A TCP relay between one gate and the broker; ``cut()`` severs that gate's link
-    (the broker stays up for everyone else), ``mend()`` lets it connect again."""
-
-    def __init__(self, port: int) -> None:
-        self.target = port
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.port = self.server.getsockname()[1]
-        self.open = threading.Event()
-        self.open.set()
-        self.pairs: list[tuple[socket.socket, socket.socket]] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.server.accept()
-            except OSError:
-                return
-            if not self.open.is_set():
-                client.close()
-                continue
-            upstream = socket.create_connection(("127.0.0.1", self.target))
-            self.pairs.append((client, upstream))
-            for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
-
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        for s in (src, dst):
-            s.close()
-
-    def cut(self) -> None:
-        self.open.clear()
-        for pair in self.pairs:
-            for s in pair:
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-        self.pairs.clear()
-
-    def mend(self) -> None:
-        self.open.set()
-
-    def close(self) -> None:
-        self.cut()
-        self.server.close()
-
-
 def test_one_gate_cut_off_decides_alone_and_catches_up_while_the_broker_stays_up(
         tmp_path: Path, broker: Broker) -> None:
     a = MeshGate(tmp_path / "A", "A", broker).start()
     proxy = CutProxy(broker.port)
-    b = MeshGate(tmp_path / "B", "B", broker)
-    b.link.settings = type(b.link.settings)(**{
-        **{n: getattr(b.link.settings, n) for n in type(b.link.settings).__slots__},  # type: ignore[attr-defined]
-        "url": f"mqtt://127.0.0.1:{proxy.port}"})
-    b.start()
+    b = MeshGate(tmp_path / "B", "B", broker, url=proxy.url).start()
     try:
         proxy.cut()
         assert wait_for(lambda: not b.link.connected.is_set())

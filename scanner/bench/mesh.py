@@ -45,7 +45,9 @@ class _Gates:
 
     def __init__(self, names: list[str], url: str, workdir: Path) -> None:
         from scanner.journal.journal import Journal
-        from scanner.mesh.link import Link, MeshSettings
+        from scanner.mesh.link import Link
+        from scanner.mesh.paho_broker import PahoBroker
+        from scanner.mesh.settings import MeshSettings
         from scanner.mesh.store import MeshStore
         from scanner.store.db import make_journal_engine
 
@@ -66,7 +68,8 @@ class _Gates:
                     for r in records:
                         seen.setdefault(r.scan_id, now)
 
-            link = Link(settings, store, on_records=heard)
+            link = Link(settings, store, PahoBroker(settings, f"gate-{name}"),
+                        on_records=heard)
             self.gates.append((engine, peers, Journal(engine, name), store, link))
         # One plain read-only connection per gate for the bench's polling: cheaper than a
         # pool checkout, and it never takes a lock a gate waits for (WAL readers).

@@ -1,6 +1,7 @@
-"""The mesh link: one worker that connects this gate to the venue broker (paho-mqtt 2.x).
+"""The mesh link: the protocol that shares this gate's scans over a ``Broker``.
 
-What it does, all on its own thread (paho's network thread only decodes and queues):
+What it does, all on its own thread, over the events the broker posts to its inbox
+(``scanner.mesh.broker``: connected, lost, received) and its own nudges:
 
 - stamps new journal rows with the HLC (``MeshStore.stamp_journal``) and publishes them at
   QoS 1 under ``gates/<gate>/scans`` (many records per message in a replay); ``notify()``
@@ -16,7 +17,7 @@ What it does, all on its own thread (paho's network thread only decodes and queu
   The broker is never trusted to hold anything: a clean session, and only the retained
   status, which is an optimisation (a peer's next record or status says the same).
 
-A broker that is gone is reconnected by paho with backoff (``reconnect_min``..``max``);
+A broker that is gone is reconnected by the ``Broker`` itself (paho with backoff);
 meanwhile the gate decides alone and says so: one log line when partitioned, one when
 healed, ``state()`` (and systemd's STATUS line), and the state persisted in the journal
 database every ``STATE_INTERVAL`` for ``gate status`` in another process. The link is a
@@ -29,44 +30,37 @@ import contextlib
 import logging
 import operator
 import queue
-import socket
-import ssl
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import SplitResult, urlsplit
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-
-from scanner.config import Secret
-from scanner.errors import ConfigError, GateError
+from scanner.errors import GateError
+from scanner.mesh.broker import Broker, Connected, Inbox, Lost, Received, Will
 from scanner.mesh.hlc import HybridClock, Stamp
 from scanner.mesh.message import (
-    MAX_PACKET,
     MAX_PAYLOAD,
     MAX_RANGES,
+    PREFIX,
+    REPLAY,
     REPLAYED,
     SCANS,
+    STATUS,
     Batch,
     Codec,
     Record,
     ReplayRequest,
     Status,
-    load_key,
     replay_topic,
-    replayed_topic,
     scans_topic,
     status_topic,
 )
+from scanner.mesh.partition import Partition
+from scanner.mesh.replay import Replays, chunks
+from scanner.mesh.settings import MeshSettings
 from scanner.mesh.store import MeshStore, missing_ranges, utc_iso_now
 from scanner.run.worker import Stage, Worker
-from scanner.secret_file import check_secret_file, read_secret_text
 
 log = logging.getLogger("scanner.mesh")
 _SEQ, _HLC = operator.itemgetter(2), operator.itemgetter(3)  # Record.seq, Record.hlc
@@ -77,8 +71,6 @@ TICK = 0.25                   # the loop's longest sleep: heartbeats at least th
 # quiet tick's probe of the journal is cheap, not free, and 50 gates tick 4 times a second.
 QUIET_STAMP = 1.0
 STATUS_INTERVAL = 0.5         # a busy gate re-announces its sequence number at most this often
-ANTI_ENTROPY_INTERVAL = 5.0   # ask again for what is still missing
-REPLAY_HOLDOFF = 2.0          # a range replayed to one gate this recently is not replayed again
 # A replay asked for and not begun within this is asked again; one that is arriving is not:
 # asking again for what is in flight has the origin send it all twice (a storm that feeds
 # itself under load).
@@ -86,64 +78,6 @@ REQUEST_TIMEOUT = 10.0
 # Peer records per transaction: enough to amortise the commit, short enough that a
 # decision's journal write (same database) never waits long for the lock.
 _BATCH = 2000
-# Decoded messages waiting for the worker. Beyond it paho's thread waits (and so does the
-# broker, which holds the rest): a healing backlog cannot fill memory. It never drops one.
-INBOX_MESSAGES = 32
-INBOX_WAIT = 2.0              # well inside the keepalive: paho's thread must ping too
-_REPLAY_CHUNK = 5000          # own records read per query while replaying
-# After a split every gate asks each origin for the same range within a moment: requests
-# are gathered this long, and a range is read and signed once for all its askers.
-REPLAY_GATHER = 0.15
-_SIGNED_RANGES = 64           # signed replay payloads kept (own records never change)
-
-
-class MeshError(GateError, ConnectionError):
-    """The link cannot be set up (a bad URL, an unreadable credential or certificate)."""
-
-
-@dataclass(frozen=True, slots=True)
-class MeshSettings:
-    url: str                          # mqtt://host:1883 or mqtts://host:8883
-    key: bytes                        # the venue's HMAC key
-    username: str | None = None
-    password: Secret | None = None
-    ca_file: str | None = None
-    cert_file: str | None = None      # client certificate (mqtts)
-    cert_key_file: str | None = None
-    keepalive: int = 10
-    reconnect_min: float = 0.5
-    # A LAN broker back after a split is found within this: the venue's convergence waits
-    # for its last gate back (a refused connection every half second costs nothing).
-    reconnect_max: float = 0.5
-    anti_entropy_interval: float = ANTI_ENTROPY_INTERVAL
-
-    def __repr__(self) -> str:
-        return f"MeshSettings(url={self.url!r}, username={self.username!r})"
-
-    @classmethod
-    def from_config(cls, mesh: Any) -> MeshSettings:
-        """From any object with the ``[mesh]`` attributes (url, key_file, credentials_file,
-        ca_file, cert_file, client_key_file); the environment's override of the url is
-        already in ``url`` (``scanner.config`` applies it)."""
-        username = password = None
-        creds = getattr(mesh, "credentials_file", None)
-        if creds:
-            username, password = read_credentials(creds)
-        cert_key = getattr(mesh, "client_key_file", None)
-        if cert_key:  # the TLS library reads it; the file is checked like every secret
-            check_secret_file(cert_key, "mesh.client_key_file")
-        return cls(url=mesh.url, key=load_key(mesh.key_file), username=username,
-                   password=password, ca_file=getattr(mesh, "ca_file", None),
-                   cert_file=getattr(mesh, "cert_file", None), cert_key_file=cert_key)
-
-
-def read_credentials(path: str) -> tuple[str, Secret]:
-    """``username:password`` on the first line of its own private file (never in the TOML)."""
-    text = read_secret_text(path, "mesh.credentials_file")
-    username, sep, password = (text.splitlines() or [""])[0].partition(":")
-    if not sep or not username:
-        raise ConfigError("mesh.credentials_file: the first line must be username:password")
-    return username, Secret(password)
 
 
 @dataclass(slots=True)
@@ -156,58 +90,26 @@ class Peer:
     asked_since_connect: bool = False  # a first ask on this connection went out
 
 
-def check_url(url: str) -> SplitResult:
-    parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-        raise MeshError(f"mesh.url must be mqtt://host[:port] or mqtts://...: {url!r}")
-    return parts
+@dataclass(frozen=True, slots=True)
+class _Wake:
+    """Look at the stopping flag now."""
 
 
-@dataclass(slots=True)
-class Partition:
-    """Whether this gate decides alone, since when, and whether it has said so."""
-
-    said: bool = False              # "partitioned" was logged and is shown
-    ever_connected: bool = False
-    alone_at: float | None = None   # monotonic start of deciding alone; None: connected
-    since_wall: str | None = None   # the same, ISO UTC, for people
-    lasted: float = 0.0             # how long the last partition lasted
-
-    def reset(self, now: float, wall: str) -> None:
-        self.alone_at, self.since_wall = now, wall
-
-    def observe(self, up: bool, now: float, wall: str, *, grace: float) -> str | None:
-        """The change to report: "partitioned", "healed", "connected", or None. A gate
-        never connected yet says partitioned once ``grace`` has passed without a broker."""
-        if up:
-            if self.alone_at is None:
-                return None
-            change = "healed" if self.said else "connected"
-            self.lasted = now - self.alone_at
-            self.said, self.ever_connected = False, True
-            self.alone_at = self.since_wall = None
-            return change
-        if self.alone_at is None:
-            self.alone_at, self.since_wall = now, wall
-        if not self.said and (self.ever_connected or now - self.alone_at >= grace):
-            self.said = True
-            return "partitioned"
-        return None
+@dataclass(frozen=True, slots=True)
+class _Journaled:
+    """A decision was journaled: stamp and publish it now."""
 
 
-def _no_delay(_client: mqtt.Client, _userdata: Any, sock: Any) -> None:
-    """Small messages go out at once: Nagle would hold a live scan behind an unacknowledged
-    one (up to the peer's delayed-ack timeout, 40 ms on Linux)."""
-    with contextlib.suppress(OSError, AttributeError):
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+_WAKE, _JOURNALED = _Wake(), _Journaled()
 
 
 class Link(Worker):
-    """The worker. ``store`` is this gate's MeshStore; ``on_records`` (optional) is told of
-    every batch of new peer records, after they are stored (kiosk, metrics, benchmarks).
-    ``clock`` is the HLC; ``monotonic`` the worker's clock for heartbeats and intervals."""
+    """The worker. ``store`` is this gate's MeshStore; ``broker`` its way to the others
+    (``paho_broker.PahoBroker`` in a gate); ``on_records`` (optional) is told of every batch
+    of new peer records, after they are stored (kiosk, metrics, benchmarks). ``clock`` is
+    the HLC; ``monotonic`` the worker's clock for heartbeats and intervals."""
 
-    def __init__(self, settings: MeshSettings, store: MeshStore, *,
+    def __init__(self, settings: MeshSettings, store: MeshStore, broker: Broker, *,
                  clock: HybridClock | None = None,
                  on_records: Callable[[list[Record]], None] | None = None,
                  heartbeat_timeout: float = 10.0,
@@ -216,33 +118,27 @@ class Link(Worker):
                  state_interval: float = STATE_INTERVAL) -> None:
         super().__init__("mesh", heartbeat_timeout=heartbeat_timeout, stage=Stage.BACKGROUND,
                          clock=monotonic)
-        check_url(settings.url)  # a bad URL is one error at build time, not a dying worker
         self.gate_id = store.gate_id
         self.settings = settings
         self.store = store
+        self.broker = broker
         self.hlc = clock or HybridClock(store.gate_id)
         self.codec = Codec(settings.key)
         self.on_records = on_records
         self.connected = threading.Event()
         self.peers: dict[str, Peer] = {}
-        self.replayed = 0
         self._wall = wall
         self._state_interval = state_interval
-        self._inbox: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
-        self._room = threading.Semaphore(INBOX_MESSAGES)
-        self._replay_due: dict[str, set[tuple[int, int]]] = {}  # asker -> ranges
-        self._replay_at: float | None = None  # when the gathered requests are served
-        self._signed: OrderedDict[tuple[str, int, int], tuple[list[bytes], int]] = OrderedDict()
+        self.inbox = Inbox()
+        self.replays = Replays(store, self.codec)
         self._unsent_from: int | None = None  # the first own record stamped while alone
         # The worker has handled this connection's start (its backlog went out): until
         # then a new record joins the backlog and the status waits, so no peer hears of a
         # number before it could have the records (it would ask for what is on its way).
         self._live = False
-        self._replayed_at: dict[tuple[str, int, int], float] = {}
         self._announced_seq = -1
         self._announced_at = 0.0
         self._own_floor = 0
-        self._client: mqtt.Client | None = None
         self._oversized_from: set[str] = set()
         self._partition = Partition()
         self._saved_at = -1e9
@@ -257,12 +153,17 @@ class Link(Worker):
         self.stop()
         self.join(timeout)
 
+    @property
+    def replayed(self) -> int:
+        """Own records republished on request (backlogs are not)."""
+        return self.replays.replayed
+
     def interrupt(self) -> None:
-        self._inbox.put(("wake", None))
+        self.inbox.post(_WAKE)
 
     def notify(self) -> None:
         """A decision was journaled: stamp and publish it now (never blocks the caller)."""
-        self._inbox.put(("journal", None))
+        self.inbox.post(_JOURNALED)
 
     # -- status for people ---------------------------------------------------------------
 
@@ -301,120 +202,62 @@ class Link(Worker):
         online = sum(p.online for g, p in self.peers.items() if g != self.gate_id)
         return f"mesh: {online} peer(s) online"
 
-    # -- paho's thread: decode and queue, nothing else -----------------------------------
-
-    def _make_client(self) -> mqtt.Client:
-        s = self.settings
-        parts = check_url(s.url)
-        # MQTT 5 for its Maximum Packet Size: the broker drops a message this gate would
-        # refuse instead of sending it, so an oversized one never fills the gate's memory
-        # (paho reads every packet whole, whatever its size).
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"gate-{self.gate_id}",
-                             protocol=mqtt.MQTTv5)
-        if s.username is not None:
-            client.username_pw_set(s.username, s.password.reveal() if s.password else None)
-        if parts.scheme == "mqtts":
-            try:
-                client.tls_set(ca_certs=s.ca_file, certfile=s.cert_file, keyfile=s.cert_key_file,
-                               cert_reqs=ssl.CERT_REQUIRED)
-            except (OSError, ssl.SSLError) as exc:
-                raise MeshError(f"mesh: cannot load the TLS files: {exc}") from exc
-        client.max_inflight_messages_set(200)
-        # paho sleeps fractions of a second as well (its hint says int).
-        client.reconnect_delay_set(s.reconnect_min, s.reconnect_max)  # type: ignore[arg-type]
-        client.will_set(status_topic(self.gate_id), self._status(online=False), qos=1,
-                        retain=True)
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_message = self._on_message
-        client.on_socket_open = _no_delay
-        port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
-        # connect_async: a broker that is down at start is retried by the loop, not raised.
-        # clean_start, and no session expiry: nothing is kept for us while we are away.
-        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        properties.MaximumPacketSize = MAX_PACKET
-        client.connect_async(parts.hostname or "", port, keepalive=s.keepalive,
-                             clean_start=True, properties=properties)
-        return client
-
-    def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: Any,
-                    reason: Any, _props: Any) -> None:
-        if reason.is_failure:
-            log.warning("mesh: broker refused the connection: %s", reason)
-            return
-        client.subscribe([("gates/+/scans", 1), ("gates/+/status", 1),
-                          (f"gates/+/replay/{self.gate_id}", 1),
-                          (f"gates/+/replayed/{self.gate_id}", 1)])
-        self.connected.set()
-        self._inbox.put(("connected", None))
-
-    def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any,
-                       reason: Any, _props: Any) -> None:
-        self.connected.clear()  # the worker's next round says so (Partition)
-        self._live = False
-
-    def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        if len(msg.payload) > MAX_PAYLOAD:  # a broker that ignored our Maximum Packet Size
-            self._oversized(msg.topic, len(msg.payload))
-            return
-        message = self.codec.decode(msg.topic, bytes(msg.payload))
-        if message is not None:
-            # Past the wait it is queued anyway (and not counted): a QoS 1 message paho
-            # acknowledges after this returns must never be lost.
-            held = self._room.acquire(timeout=INBOX_WAIT)
-            self._inbox.put(("message" if held else "extra", message))
-
-    def _oversized(self, topic: str, size: int) -> None:
-        """Dropped unparsed and counted; said once per topic, not once per message."""
-        self.codec.dropped["oversized"] += 1
-        if topic not in self._oversized_from:
-            self._oversized_from.add(topic)
-            log.warning("mesh: dropped a %d-byte message on %r: larger than %d bytes",
-                        size, topic[:200], MAX_PAYLOAD)
-
     # -- the worker's thread -------------------------------------------------------------
 
     def run(self) -> None:
-        """One connection's life: a restart after a crash starts with a fresh client."""
-        self._client = client = self._make_client()
-        self._partition.reset(self.clock(), self._wall())
-        client.loop_start()
+        """One connection's life: a restart after a crash connects afresh."""
+        self.open()
         try:
             while not self.stopping.is_set():
                 self.beat()
-                self._round()
+                self.step()
         finally:
-            self._disconnect(client)
+            self.shut()
 
-    def _round(self) -> None:
+    def open(self) -> None:
+        """Subscribe and start connecting; the broker posts ``Connected`` once it is up."""
+        self._partition.reset(self.clock(), self._wall())
+        self.broker.subscribe(f"{PREFIX}/+/{SCANS}", f"{PREFIX}/+/{STATUS}",
+                              f"{PREFIX}/+/{REPLAY}/{self.gate_id}",
+                              f"{PREFIX}/+/{REPLAYED}/{self.gate_id}")
+        self.broker.connect(self.inbox, will=Will(status_topic(self.gate_id),
+                                                  self._status(online=False)))
+
+    def step(self, wait: float | None = None) -> None:
+        """One round: the events in the inbox (waiting up to ``wait`` for the first, a tick
+        by default), then what is due: replays, stamping, the status, anti-entropy."""
         batches: list[Batch] = []
         records = 0
         stamp = False
+        if wait is None:
+            due = self.replays.due_at
+            wait = TICK if due is None else due - self.clock()
         try:
-            wait = TICK if self._replay_at is None else self._replay_at - self.clock()
-            kind, item = self._inbox.get(timeout=min(TICK, max(0.0, wait)))
+            event = self.inbox.get(timeout=min(TICK, max(0.0, wait)))
             while True:
-                if kind in ("message", "extra"):
-                    if kind == "message":
-                        self._room.release()
-                    if isinstance(item, Batch):
-                        batches.append(item)
-                        records += len(item.records)
-                    else:
-                        self._handle(item)
-                elif kind == "connected":
+                if isinstance(event, Received):
+                    message = self._decode(event)
+                    if isinstance(message, Batch):
+                        batches.append(message)
+                        records += len(message.records)
+                    elif message is not None:
+                        self._handle(message)
+                elif isinstance(event, Connected):
                     self._on_connected()
-                stamp = stamp or kind == "journal"
+                elif isinstance(event, Lost):
+                    self._on_lost()
+                stamp = stamp or event is _JOURNALED
                 if records >= _BATCH:
                     break
-                kind, item = self._inbox.get_nowait()
+                event = self.inbox.get(timeout=0)
         except queue.Empty:
             # The inbox is drained; on a quiet tick, stamp whatever a caller forgot to notify.
             stamp = stamp or self.clock() - self._quiet_stamp_at >= QUIET_STAMP
         try:
             # Others' requests first: storing a flood of records takes a while on a busy
             # gate, and the askers' catch-up waits for this reply.
-            self._replay()
+            if self.connected.is_set():
+                self.replays.serve(self.clock(), self.broker.publish)
             if batches:
                 self._store_records(batches)
             if stamp:
@@ -426,18 +269,27 @@ class Link(Worker):
             log.error("mesh: %s", exc)
             self.stopping.wait(TICK)
 
-    def _disconnect(self, client: mqtt.Client) -> None:
+    def _decode(self, event: Received) -> Batch | Status | ReplayRequest | None:
+        if len(event.payload) > MAX_PAYLOAD:  # a broker that ignored our Maximum Packet Size
+            self._oversized(event.topic, len(event.payload))
+            return None
+        return self.codec.decode(event.topic, event.payload)
+
+    def _oversized(self, topic: str, size: int) -> None:
+        """Dropped unparsed and counted; said once per topic, not once per message."""
+        self.codec.dropped["oversized"] += 1
+        if topic not in self._oversized_from:
+            self._oversized_from.add(topic)
+            log.warning("mesh: dropped a %d-byte message on %r: larger than %d bytes",
+                        size, topic[:200], MAX_PAYLOAD)
+
+    def shut(self) -> None:
         """Say offline (the will says it if we cannot), disconnect, leave a last state."""
         if self.connected.is_set():
-            info = client.publish(status_topic(self.gate_id), self._status(online=False),
-                                  qos=1, retain=True)
-            with contextlib.suppress(RuntimeError, ValueError):
-                info.wait_for_publish(timeout=1.0)
-        client.disconnect()
-        client.loop_stop()
-        self.connected.clear()
-        self._live = False
-        self._client = None
+            self.broker.publish(status_topic(self.gate_id), self._status(online=False),
+                                retain=True)
+        self.broker.close(timeout=1.0)
+        self._on_lost()
         with contextlib.suppress(GateError):  # a status nicety; the database may be gone
             self.store.save_link_state(self.state() | {"running": False}, self._wall())
 
@@ -460,11 +312,16 @@ class Link(Worker):
             self._saved_at = now
 
     def _on_connected(self) -> None:
+        self.connected.set()
         self._announced_seq = -1  # announce now, online
         for peer in self.peers.values():
             peer.asked_at, peer.asked_since_connect = 0.0, False
         self._publish_backlog()
-        self._live = self.connected.is_set()
+        self._live = True
+
+    def _on_lost(self) -> None:
+        self.connected.clear()  # this round's partition watch says so
+        self._live = False
 
     def _publish_backlog(self) -> None:
         """What was stamped while alone goes out on the live topic as soon as the broker
@@ -474,12 +331,11 @@ class Link(Worker):
         and asks, as before; a record held already is skipped by its scan id."""
         first, self._unsent_from = self._unsent_from, None
         top = self.store.own_max_seq()
-        if first is None or first > top or self._client is None:
+        if first is None or first > top:
             return
-        for start in range(first, top + 1, _REPLAY_CHUNK):
-            span = (start, min(top, start + _REPLAY_CHUNK - 1))
-            for payload in self._signed_range(span, kind=SCANS)[0]:
-                self._client.publish(scans_topic(self.gate_id), payload, qos=1)
+        for span in chunks(first, top):
+            for payload in self.replays.signed(span, kind=SCANS)[0]:
+                self.broker.publish(scans_topic(self.gate_id), payload)
 
     def _handle(self, message: Status | ReplayRequest) -> None:
         if isinstance(message, Status):
@@ -494,13 +350,7 @@ class Link(Worker):
             peer.announced = max(peer.announced, message.seq)
             peer.online = message.online
         else:
-            now = self.clock()
-            asker = message.requester
-            self._replay_due.setdefault(asker, set()).update(
-                span for span in message.ranges
-                if now - self._replayed_at.get((asker, *span), -1e9) >= REPLAY_HOLDOFF)
-            if self._replay_at is None:
-                self._replay_at = now + REPLAY_GATHER
+            self.replays.ask(message, self.clock())
 
     def _store_records(self, batches: list[Batch]) -> None:
         """Per batch, not per record: the clock moves past the latest stamp (stamp text
@@ -544,63 +394,23 @@ class Link(Worker):
             elif self._unsent_from is None:
                 self._unsent_from = records[0].seq
 
-    def _replay(self) -> None:
-        """Republish what peers asked for, to each asker alone (its own topic): a broadcast
-        would have every gate parse every replay of the venue, also the half of a split
-        that holds it. Each range is read and signed once, whoever asks for it."""
-        now = self.clock()
-        if not self._replay_due or self._replay_at is None or now < self._replay_at \
-                or not self.connected.is_set() or self._client is None:
-            return
-        due, self._replay_due, self._replay_at = self._replay_due, {}, None
-        for asker, spans in due.items():
-            for first, last in sorted(spans):
-                self._replayed_at[(asker, first, last)] = now
-                for start in range(first, last + 1, _REPLAY_CHUNK):
-                    span = (start, min(last, start + _REPLAY_CHUNK - 1))
-                    payloads, count = self._signed_range(span)
-                    for payload in payloads:
-                        self._client.publish(replayed_topic(self.gate_id, asker), payload,
-                                             qos=1)
-                    self.replayed += count
-        if len(self._replayed_at) > 10_000:
-            self._replayed_at = {k: t for k, t in self._replayed_at.items()
-                                 if now - t < REPLAY_HOLDOFF}
-
-    def _signed_range(self, span: tuple[int, int], *,
-                      kind: str = REPLAYED) -> tuple[list[bytes], int]:
-        """The payloads of own records first..last and how many records they hold (the
-        batch names no asker, so one signature serves every asker's topic)."""
-        key = (kind, *span)
-        signed = self._signed.get(key)
-        if signed is not None:
-            self._signed.move_to_end(key)
-            return signed
-        records = self.store.local_range(*span)
-        signed = self.codec.records(self.gate_id, records, kind=kind), len(records)
-        if len(records) == span[1] - span[0] + 1:  # complete: it can never change
-            self._signed[key] = signed
-            if len(self._signed) > _SIGNED_RANGES:
-                self._signed.popitem(last=False)
-        return signed
-
     def _publish(self, records: list[Record]) -> None:
-        if self._client is not None and records:
+        if records:
             for payload in self.codec.records(self.gate_id, records):
-                self._client.publish(scans_topic(self.gate_id), payload, qos=1)
+                self.broker.publish(scans_topic(self.gate_id), payload)
 
     def _announce(self) -> None:
         seq = self.store.own_max_seq()
         now = self.clock()
-        if not self._live or self._client is None or seq == self._announced_seq \
+        if not self._live or seq == self._announced_seq \
                 or (now - self._announced_at < STATUS_INTERVAL and self._announced_seq >= 0):
             return
-        self._client.publish(status_topic(self.gate_id), self._status(online=True, seq=seq),
-                             qos=1, retain=True)
+        self.broker.publish(status_topic(self.gate_id), self._status(online=True, seq=seq),
+                            retain=True)
         self._announced_seq, self._announced_at = seq, now
 
     def _anti_entropy(self) -> None:
-        if not self.connected.is_set() or self._client is None:
+        if not self.connected.is_set():
             return
         # Asking waits while messages wait here: what we asked for may be among them, and
         # the origin would replay it all again (a storm that feeds itself). The first ask
@@ -608,7 +418,7 @@ class Link(Worker):
         # after a split every gate is flooded with replies, so waiting for a lull asked the
         # late origins one wave at a time. (Messages are handled in order: the status that
         # brought the news was handled after the records sent before it were stored.)
-        busy = not self._inbox.empty()
+        busy = not self.inbox.empty()
         held = self._held_tops()
         now = self.clock()
         interval = self.settings.anti_entropy_interval
@@ -636,8 +446,7 @@ class Link(Worker):
                 peer.verified = gaps[0][0] - 1
             peer.asked_at, peer.asked_since_connect = now, True
             request = ReplayRequest(self.gate_id, origin, tuple(gaps[:MAX_RANGES]))
-            self._client.publish(replay_topic(self.gate_id, origin), self.codec.replay(request),
-                                 qos=1)
+            self.broker.publish(replay_topic(self.gate_id, origin), self.codec.replay(request))
 
     def _status(self, *, online: bool, seq: int | None = None) -> bytes:
         if seq is None:

@@ -1,0 +1,84 @@
+"""Replaying this gate's own records to the peers that ask: the origin's half of catch-up.
+
+After a split every gate asks each origin for the same ranges within a moment: requests are
+gathered for ``REPLAY_GATHER``, each range is read and signed once for all its askers, and a
+range replayed to a gate is not replayed to it again within ``REPLAY_HOLDOFF``. Each asker
+gets its replay on its own topic: a broadcast would have every gate parse every replay of
+the venue, also the half of a split that holds it.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+
+from scanner.mesh.message import REPLAYED, Codec, ReplayRequest, replayed_topic
+from scanner.mesh.store import MeshStore
+
+Span = tuple[int, int]  # inclusive (first, last) sequence numbers
+REPLAY_HOLDOFF = 2.0   # a range replayed to one gate this recently is not replayed again
+REPLAY_GATHER = 0.15
+CHUNK = 5000           # own records read per query
+_SIGNED_RANGES = 64    # signed payloads kept (own records never change)
+_FORGET_AFTER = 10_000  # replays remembered before the ones past the holdoff are dropped
+
+
+def chunks(first: int, last: int) -> Iterator[Span]:
+    for start in range(first, last + 1, CHUNK):
+        yield start, min(last, start + CHUNK - 1)
+
+
+class Replays:
+    """Requests gathered from peers, served on ``serve``; ``replayed`` counts the records
+    republished on request."""
+
+    def __init__(self, store: MeshStore, codec: Codec) -> None:
+        self.store = store
+        self.codec = codec
+        self.replayed = 0
+        self.due_at: float | None = None  # when the gathered requests are served
+        self._due: dict[str, set[Span]] = {}  # asker -> ranges
+        self._replayed_at: dict[tuple[str, int, int], float] = {}
+        self._signed: OrderedDict[tuple[str, int, int], tuple[list[bytes], int]] = OrderedDict()
+
+    def ask(self, request: ReplayRequest, now: float) -> None:
+        asker = request.requester
+        self._due.setdefault(asker, set()).update(
+            span for span in request.ranges
+            if now - self._replayed_at.get((asker, *span), -1e9) >= REPLAY_HOLDOFF)
+        if self.due_at is None:
+            self.due_at = now + REPLAY_GATHER
+
+    def serve(self, now: float, publish: Callable[[str, bytes], None]) -> None:
+        """Publish what is due, to each asker alone."""
+        if not self._due or self.due_at is None or now < self.due_at:
+            return
+        due, self._due, self.due_at = self._due, {}, None
+        gate = self.store.gate_id
+        for asker, spans in due.items():
+            for first, last in sorted(spans):
+                self._replayed_at[(asker, first, last)] = now
+                for span in chunks(first, last):
+                    payloads, count = self.signed(span)
+                    for payload in payloads:
+                        publish(replayed_topic(gate, asker), payload)
+                    self.replayed += count
+        if len(self._replayed_at) > _FORGET_AFTER:
+            self._replayed_at = {k: t for k, t in self._replayed_at.items()
+                                 if now - t < REPLAY_HOLDOFF}
+
+    def signed(self, span: Span, *, kind: str = REPLAYED) -> tuple[list[bytes], int]:
+        """The payloads of own records first..last and how many records they hold (the
+        batch names no asker, so one signature serves every asker's topic)."""
+        key = (kind, *span)
+        signed = self._signed.get(key)
+        if signed is not None:
+            self._signed.move_to_end(key)
+            return signed
+        records = self.store.local_range(*span)
+        signed = self.codec.records(self.store.gate_id, records, kind=kind), len(records)
+        if len(records) == span[1] - span[0] + 1:  # complete: it can never change
+            self._signed[key] = signed
+            if len(self._signed) > _SIGNED_RANGES:
+                self._signed.popitem(last=False)
+        return signed

@@ -1,0 +1,157 @@
+"""The mesh protocol on the in-memory broker, stepped by hand: sharing, partitions on one
+gate or the whole broker, lost and late messages, forgeries. No threads and no sleeps: each
+test is the same sequence of events on every run (tests/test_mesh.py has it on mosquitto)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+from mesh_kit import KEY, MeshGate, Rounds
+
+from scanner.decide.model import Reason
+from scanner.mesh.broker import Inbox
+from scanner.mesh.message import Codec, Record, replay_topic, scans_topic
+
+
+@pytest.fixture
+def venue(tmp_path: Path) -> Iterator[tuple[Rounds, dict[str, MeshGate]]]:
+    rounds, gates = Rounds(), dict[str, MeshGate]()
+    yield rounds, gates
+    for g in gates.values():
+        g.close()
+
+
+def opened(venue: tuple[Rounds, dict[str, MeshGate]], tmp_path: Path,
+           *names: str) -> list[MeshGate]:
+    rounds, gates = venue
+    made = [rounds.gate(tmp_path / n, n) for n in names]
+    gates.update((g.gate_id, g) for g in made)
+    rounds.open(*made)
+    rounds.until(made, lambda: all(g.link.connected.is_set() for g in made))
+    return made
+
+
+def converged(*gs: MeshGate) -> bool:
+    first = gs[0].scan_ids()
+    return all(g.scan_ids() == first for g in gs[1:])
+
+
+def test_a_ticket_granted_at_a_is_refused_at_b_naming_gate_a(venue, tmp_path):
+    rounds, _ = venue
+    a, b = opened(venue, tmp_path, "A", "B")
+    granted = a.check(1)
+    rounds.until([a, b], lambda: granted.scan_id in b.scan_ids())
+    refused = b.check(1).decision
+    assert refused.reason is Reason.ALREADY_INSIDE and refused.extra["entered_gate"] == "A"
+
+
+def test_a_gate_cut_off_decides_alone_and_all_three_converge_once_healed(
+        venue, tmp_path, caplog):
+    rounds, _ = venue
+    trio = a, b, c = opened(venue, tmp_path, "A", "B", "C")
+    with caplog.at_level(logging.WARNING, logger="scanner.mesh"):
+        rounds.hub.partition("gate-C")
+        rounds.until(trio, lambda: c.link.state()["partitioned"])
+        assert not a.link.state()["deciding_alone"]
+        at_a, at_b, at_c = a.check(1), b.check(2), c.check(1)  # ticket 1 on both sides
+        c.check(3)
+        assert at_a.decision.granted and at_c.decision.granted
+        rounds.until(trio, lambda: at_b.scan_id in a.scan_ids())
+        assert not {at_a.scan_id, at_b.scan_id} & c.scan_ids()
+        assert at_c.scan_id not in a.scan_ids() | b.scan_ids()
+        rounds.hub.heal("gate-C")
+        rounds.until(trio, lambda: converged(*trio) and len(a.scan_ids()) == 4)
+    rounds.until(trio, lambda: all(len(g.mesh.conflicts()) == 1 for g in trio))
+    pairs = {(g.mesh.conflicts()[0].first, g.mesh.conflicts()[0].second) for g in trio}
+    assert len(pairs) == 1  # every gate lists the same conflict, in the same order
+    said = [r.getMessage() for r in caplog.records if r.name == "scanner.mesh"]
+    assert [m.split(":")[1].strip() for m in said] == ["partitioned", "healed"]
+    assert c.check(3).decision.reason is Reason.ALREADY_INSIDE
+
+
+def test_both_sides_of_a_broker_outage_converge_when_it_is_back(venue, tmp_path):
+    rounds, _ = venue
+    a, b = opened(venue, tmp_path, "A", "B")
+    rounds.hub.stop()  # the retained statuses go with it
+    rounds.until([a, b], lambda: not a.link.connected.is_set() and not b.link.connected.is_set())
+    made = [a.check(1), a.check(2), b.check(3)]
+    rounds.hub.start()
+    rounds.until([a, b], lambda: converged(a, b) and len(a.scan_ids()) == 3)
+    assert {m.scan_id for m in made} == a.scan_ids()
+
+
+def test_a_live_record_lost_on_the_way_is_asked_for_and_replayed(venue, tmp_path):
+    rounds, _ = venue
+    a, b = opened(venue, tmp_path, "A", "B")
+    rounds.hub.drop(scans_topic("A"))
+    lost = a.check(1)
+    rounds.until([a, b], lambda: b.link.peers.get("A") is not None
+                 and b.link.peers["A"].announced == 1)  # the status got through
+    assert lost.scan_id not in b.scan_ids()
+    rounds.until([a, b], lambda: lost.scan_id in b.scan_ids())
+    assert a.link.replayed == 1
+
+
+def test_a_lost_replay_request_is_asked_again(venue, tmp_path):
+    rounds, _ = venue
+    a, b = opened(venue, tmp_path, "A", "B")
+    rounds.hub.drop(scans_topic("A"))
+    rounds.hub.drop(replay_topic("B", "A"))
+    lost = a.check(1)
+    took = rounds.until([a, b], lambda: lost.scan_id in b.scan_ids())
+    asked = [t for t, _ in rounds.hub.published if t == replay_topic("B", "A")]
+    assert len(asked) == 2 and took > 10.0 / 0.25  # again after the request's timeout
+
+
+def test_a_late_live_record_after_its_replay_is_stored_once(venue, tmp_path):
+    rounds, _ = venue
+    a, b = opened(venue, tmp_path, "A", "B")
+    rounds.hub.hold(scans_topic("A"))
+    late = a.check(1)
+    rounds.until([a, b], lambda: late.scan_id in b.scan_ids())  # replayed meanwhile
+    rounds.hub.release()
+    rounds.until([a, b], lambda: b.link.inbox.empty())
+    assert [r.scan_id for r in b.mesh.records()] == [late.scan_id]
+
+
+def test_forged_unsigned_and_misaddressed_messages_are_dropped_and_counted(venue, tmp_path):
+    rounds, _ = venue
+    [b] = opened(venue, tmp_path, "B")
+    forger = rounds.hub.broker("forger")
+    forger.connect(Inbox())
+    a_record = Record("scan-x", "A", 1, "0000000000001-000000-A", "tk-x", "ev",
+                      "BC0000000001", "IN", "OK", "GRANTED", "2030-01-01T10:00:00.000Z")
+    wrong_key = Codec(b"another-venue-key-0123456789").record(a_record._replace(gate="C"))
+    unsigned = orjson.dumps({**orjson.loads(Codec(KEY).record(a_record._replace(gate="C"))),
+                             "mac": ""})
+    for payload in (b"\x00\xffnot json", b"[1,2,3]", wrong_key, Codec(KEY).record(a_record),
+                    unsigned):
+        forger.publish(scans_topic("C"), payload)
+    rounds.until([b], lambda: sum(b.link.codec.dropped.values()) == 5)
+    assert b.link.codec.dropped == {"garbage": 1, "malformed": 1, "bad_mac": 2,
+                                    "wrong_topic": 1}
+    assert b.scan_ids() == set()
+
+
+def test_a_gate_restarted_from_empty_catches_up_and_never_reuses_a_number(venue, tmp_path):
+    rounds, gates = venue
+    a, b = opened(venue, tmp_path, "A", "B")
+    for n in range(1, 4):
+        a.check(n)
+    b.check(4)
+    rounds.until([a, b], lambda: converged(a, b) and len(b.scan_ids()) == 4)
+    b.link.shut()
+    gates.pop("B").close()
+    fresh = gates["B"] = rounds.gate(tmp_path / "wiped", "B")
+    rounds.open(fresh)
+    from_a = {r.scan_id for r in a.mesh.records() if r.gate == "A"}
+    rounds.until([a, fresh], lambda: from_a <= fresh.scan_ids())
+    assert fresh.check(1).decision.reason is Reason.ALREADY_INSIDE
+    # Its retained status said 1: the wiped gate goes on at 2.
+    rounds.until([a, fresh], lambda: fresh.mesh.own_max_seq() == 2)
+    rounds.until([a, fresh], lambda: sorted(r.seq for r in a.mesh.records() if r.gate == "B")
+                 == [1, 2])
