@@ -436,7 +436,7 @@ class GateConfig:
     def journal_db_url(self) -> str:
         """The journal's own database: ``journal_db`` like ``db``, else beside the store."""
         if not self.journal_db:
-            from scanner.store.db import journal_url_beside
+            from scanner.databases import journal_url_beside
 
             return journal_url_beside(self.db_url)
         if "://" in self.journal_db:
