@@ -148,14 +148,14 @@ class Gate:
 
     @part
     def engine(self) -> Engine:
-        from scanner.store.db import make_engine
+        from scanner.databases import make_engine
 
         engine = make_engine(self.config.db_url, journal_url=self.config.journal_db_url)
         return self._closing(engine, lambda engine: engine.dispose())
 
     @part
     def journal_engine(self) -> Engine:
-        from scanner.store.db import make_journal_engine
+        from scanner.databases import make_journal_engine
 
         # The store first: one from before v3 moves its journal out, and it names the
         # journal that must open (a missing one is refused, never silently recreated).
@@ -270,8 +270,8 @@ class Gate:
         fsync per commit (their origin replays them if a power cut loses any)."""
         if not self.config.mesh.url:
             return None
+        from scanner.databases import make_journal_engine
         from scanner.mesh.store import MeshStore
-        from scanner.store.db import make_journal_engine
 
         url = self.config.journal_db_url
         engine = self.journal_engine
@@ -463,9 +463,9 @@ class Gate:
 
         from scanner.clock import local_zone
         from scanner.config import parse_time_of_day
+        from scanner.db.engine import sqlite_file
         from scanner.journal.backup_dir import BackupPlan, DailyBackup
         from scanner.run.jobs import backup_job
-        from scanner.store.db import sqlite_file
 
         path = sqlite_file(self.config.journal_db_url)
         if path is None:

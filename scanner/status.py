@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from scanner.build import version
-from scanner.store.faults import store_damage
+from scanner.db.faults import store_damage
 
 if TYPE_CHECKING:
     from scanner.app import Gate

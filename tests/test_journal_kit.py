@@ -17,10 +17,10 @@ from sqlalchemy.engine import make_url
 
 from scanner.app import Gate
 from scanner.config import ApiConfig, GateConfig, LookupConfig, Secret
+from scanner.databases import make_journal_engine
 from scanner.decide.model import Decision, Direction, Feedback, Reason
 from scanner.journal import Journal
 from scanner.sim import Faults, SimServer, World
-from scanner.store.db import make_journal_engine
 from scanner.tickets import Ticket
 
 EVENT = "ev-main"

@@ -17,16 +17,16 @@ from sqlalchemy import Engine, event, exc, inspect
 from sqlalchemy.pool import Pool
 
 from scanner.config import journal_url_beside
-from scanner.decide.model import Direction
-from scanner.errors import StoreError
-from scanner.journal import Journal
-from scanner.journal.schema import JOURNAL_SCHEMA_VERSION
-from scanner.store.db import (
+from scanner.databases import (
     journal_schema_version,
     make_engine,
     make_journal_engine,
     schema_version,
 )
+from scanner.decide.model import Direction
+from scanner.errors import StoreError
+from scanner.journal import Journal
+from scanner.journal.schema import JOURNAL_SCHEMA_VERSION
 from scanner.store.schema import SCHEMA_VERSION
 from scanner.store.tickets import TicketStore
 
@@ -230,7 +230,7 @@ def _columns(conn: sqlite3.Connection, table: str) -> list[str]:
 _KILLED_MOVE = textwrap.dedent("""
     import os, signal, sys
     from scanner.store import migrations
-    from scanner.store.db import make_engine
+    from scanner.databases import make_engine
     # SIGKILL the instant the copy is committed, before the store drops its own.
     migrations.drop_store_journal = lambda conn: os.kill(os.getpid(), signal.SIGKILL)
     make_engine("sqlite:///" + sys.argv[1])
@@ -355,7 +355,7 @@ def test_processes_creating_a_fresh_database_at_once_all_get_it(tmp_path: Path,
     half-created journal for a legacy store and refused it)."""
     import threading
 
-    from scanner.store.db import make_engine, make_journal_engine
+    from scanner.databases import make_engine, make_journal_engine
 
     opened = make_journal_engine if kind == "journal" else make_engine
     for round_no in range(6):

@@ -165,6 +165,6 @@ def test_upload_once_on_a_read_only_journal_fails_in_one_line_and_sends_nothing(
     _, err = capsys.readouterr()
     assert (code, sim_server.world.scans) == (1, [])
     assert [line for line in err.splitlines() if line.startswith("error:")] == [
-        f"error: upload stopped: journal {tmp_path / 'gate-journal.db'}: OperationalError: "
-        "attempt to write a readonly database"]
+        f"error: upload stopped: cannot write the journal {tmp_path / 'gate-journal.db'}: "
+        "OperationalError: attempt to write a readonly database"]
     assert "Traceback" not in err

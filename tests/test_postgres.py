@@ -73,10 +73,10 @@ from test_store import (  # noqa: F401  (the store contract, collected again her
 from scanner.app import Gate
 from scanner.cli.main import main
 from scanner.config import GateConfig, load_config
+from scanner.databases import make_journal_engine
 from scanner.decide.model import Direction, Reason
 from scanner.journal import Journal
 from scanner.sim import SimServer, World
-from scanner.store.db import make_journal_engine
 from scanner.store.tickets import TicketStore
 from scanner.tickets import Ticket
 

@@ -193,7 +193,7 @@ def test_every_scan_is_uploaded_after_the_server_comes_back(
         handheld.scan(*codes[:3])
         daemon.wait_log("upload paused", 1)
         handheld.scan(*codes[3:])
-        daemon.wait_log("decision", len(codes))
+        daemon.wait_log(DECISION.pattern, len(codes))
         sim_server.faults.update(drop_rate=0.0)
         deadline = time.monotonic() + E2E_WAIT
         while not set(codes) <= {s["barcode"] for s in sim_server.world.scans}:
@@ -213,7 +213,7 @@ def test_sigterm_mid_stream_finishes_and_journals_every_decision(
         codes = [f"STREAM-{i:04d}-CODE" for i in range(60)]
         stream = threading.Thread(target=handheld.scan, args=codes, kwargs={"pause": 0.02})
         stream.start()
-        daemon.wait_log("decision", 3)
+        daemon.wait_log(DECISION.pattern, 3)
     finally:
         code = daemon.signal(signal.SIGTERM)  # while the handheld's lines still arrive
         stream.join()
@@ -231,7 +231,7 @@ def test_sigkill_loses_no_decision_that_was_logged(
     try:
         daemon.wait_log("starting")
         handheld.scan(*[f"KILLED-{i:04d}-CODE" for i in range(15)], pause=0.005)
-        daemon.wait_log("decision", 5)
+        daemon.wait_log(DECISION.pattern, 5)
     finally:
         daemon.proc.send_signal(signal.SIGKILL)
         daemon.kill()

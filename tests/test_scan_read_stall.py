@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from sqlalchemy import bindparam, select
 
-import scanner.store.driver_sql as driver_sql
-from scanner.store.db import make_engine
-from scanner.store.driver_sql import (
+import scanner.db.driver_sql as driver_sql
+from scanner.databases import make_engine
+from scanner.db.driver_sql import (
     SCAN_BUSY_RETRIES,
     SCAN_BUSY_TIMEOUT_MS,
     HeldConnection,

@@ -18,11 +18,11 @@ from test_sync_kit import TOKEN, client_fixture, server_docs, sim_fixture, store
 
 from scanner.clock import ClockStamp, utc_now
 from scanner.config import SyncConfig
+from scanner.databases import make_journal_engine
 from scanner.decide.model import Direction, Reason
 from scanner.journal import Journal
 from scanner.journal.offset import ServerOffset
 from scanner.sim import World
-from scanner.store.db import make_journal_engine
 from scanner.store.schema import sync_state
 from scanner.store.tickets import TicketStore
 from scanner.sync.syncer import Syncer

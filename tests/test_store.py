@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from scanner.databases import make_engine
 from scanner.errors import StoreError
-from scanner.store.db import make_engine
 from scanner.store.tickets import TicketStore
 from scanner.tickets import Ticket
 
@@ -327,7 +327,7 @@ def test_the_store_commits_without_fsync_and_the_journal_with_it(tmp_path: Path)
     """The durability split: the store is rebuilt by a sync (synchronous=NORMAL is 1), the
     journal cannot be (FULL is 2)."""
     from scanner.config import journal_url_beside
-    from scanner.store.db import make_journal_engine
+    from scanner.databases import make_journal_engine
 
     url = f"sqlite:///{tmp_path / 'gate.db'}"
     store, journal = make_engine(url), make_journal_engine(journal_url_beside(url))

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from scanner.databases import make_engine
 from scanner.errors import StoreError
 from scanner.store.batch import SLICE_CHECKPOINT_PAGES, SLICE_ROWS, WRITER_CACHE_KIB, PageBatch
-from scanner.store.db import make_engine
 from scanner.store.tickets import TicketStore
 from scanner.store.upsert import data_row
 from tests.test_store import NEW, ticket

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import event
 from test_journal_kit import make_ticket
 
-from scanner.store.db import make_engine
+from scanner.databases import make_engine
 from scanner.store.tickets import TicketStore
 
 

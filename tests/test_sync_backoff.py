@@ -9,9 +9,9 @@ from pathlib import Path
 from scanner.backoff import MAX_BACKOFF
 from scanner.clock import utc_now
 from scanner.config import Secret, SyncConfig
+from scanner.databases import make_engine
 from scanner.run.jobs import sync_job
 from scanner.run.schedule import Job, JobState
-from scanner.store.db import make_engine
 from scanner.store.tickets import TicketStore
 from scanner.sync.syncer import Syncer
 from scanner.vivenu.client import VivenuClient

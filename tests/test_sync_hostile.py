@@ -15,8 +15,8 @@ import pytest
 from hostile_server import EVENT, TOKEN, HostileServer, hostile_doc
 
 from scanner.config import Secret, SyncConfig
+from scanner.databases import make_engine
 from scanner.errors import BadRequest, ProtocolError, ServerUnavailable, TooManyTickets
-from scanner.store.db import make_engine
 from scanner.store.tickets import TicketStore
 from scanner.sync.syncer import Syncer
 from scanner.tickets import MALFORMED, utc_iso

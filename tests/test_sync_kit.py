@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from scanner.config import Secret
+from scanner.databases import make_engine
 from scanner.sim import Faults, SimServer, World
-from scanner.store.db import make_engine
 from scanner.store.tickets import TicketStore
 from scanner.tickets import Ticket, parse_ticket, utc_iso
 from scanner.vivenu.client import Parse, TicketPage, VivenuClient

@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 from test_sync_kit import EVENT, ModelApi, server_docs, store_docs
 
 from scanner.config import SyncConfig
+from scanner.databases import make_engine
 from scanner.errors import PagingError
-from scanner.store.db import make_engine
 from scanner.store.tickets import TicketStore
 from scanner.sync.syncer import Syncer
 

@@ -21,9 +21,9 @@ from test_sim_kit import SIM_TOKEN
 from scanner.app import Gate
 from scanner.clock import utc_now
 from scanner.config import ApiConfig, GateConfig, RunConfig, Secret, SyncConfig
+from scanner.databases import make_engine
 from scanner.errors import GateError
 from scanner.sim import SimServer, World
-from scanner.store.db import make_engine
 from scanner.store.tickets import TicketStore
 from scanner.sync.process import SyncProcess, SyncProcessFailed
 from scanner.sync.syncer import Stopped

@@ -93,7 +93,7 @@ def test_a_ticket_the_server_no_longer_lists_is_swept_and_nothing_else_written(
 _KILLED_RECONCILE = textwrap.dedent("""
     import os, signal, sys, time
     from scanner.config import Secret, SyncConfig
-    from scanner.store.db import make_engine
+    from scanner.databases import make_engine
     from scanner.store.tickets import TicketStore
     from scanner.sync.syncer import Syncer
     from scanner.vivenu.client import VivenuClient

@@ -44,12 +44,12 @@ class _Gates:
     """The gates of one worker process."""
 
     def __init__(self, names: list[str], url: str, workdir: Path) -> None:
+        from scanner.databases import make_journal_engine
         from scanner.journal.journal import Journal
         from scanner.mesh.link import Link
         from scanner.mesh.paho_broker import PahoBroker
         from scanner.mesh.settings import MeshSettings
         from scanner.mesh.store import MeshStore
-        from scanner.store.db import make_journal_engine
 
         settings = MeshSettings(url=url, key=KEY, anti_entropy_interval=2.0)
         self.arrivals: dict[str, dict[str, float]] = {}

@@ -54,7 +54,7 @@ def row(doc: dict[str, Any]) -> tuple[Any, ...]:
 def main(url: str, event_id: str, db_path: str, page_size: int) -> int:
     db = sqlite3.connect(db_path)
     db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")  # as scanner.store.db.STORE_SYNCHRONOUS
+    db.execute("PRAGMA synchronous=NORMAL")  # as scanner.databases.STORE_SYNCHRONOUS
     db.executescript(DDL)
     written, skip = 0, 0
     with httpx.Client(base_url=url, headers={"token": os.environ["PLAIN_TOKEN"]}) as http:

@@ -50,8 +50,8 @@ _WARMUP = 200
 def build_store(path: Path, count: int) -> tuple[str, list[str]]:
     """The simulator's event of ``count`` tickets (``World``'s defaults, as ``gate sim``
     serves it), bulk inserted as a first full sync leaves them; its id and the barcodes."""
+    from scanner.databases import make_engine
     from scanner.sim.world import World
-    from scanner.store.db import make_engine
     from scanner.store.upsert import DATA_COLUMNS, data_row
     from scanner.tickets import parse_ticket
 
@@ -83,8 +83,8 @@ def _synced(path: Path, event_id: str, count: int) -> None:
     """Record the full sync the bulk insert stands for, so the Syncer's next run is a
     delta from now. Its sync state only: a store just built has nothing to sweep."""
     from scanner.clock import utc_now
+    from scanner.databases import make_engine
     from scanner.store import sync_state
-    from scanner.store.db import make_engine
     from scanner.tickets import utc_iso
 
     engine = make_engine(f"sqlite:///{path}")

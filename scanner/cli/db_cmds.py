@@ -17,10 +17,10 @@ from sqlalchemy.engine import make_url
 
 from scanner.app import Gate
 from scanner.cli.main import load
+from scanner.db import faults
+from scanner.db.engine import sqlite_file
 from scanner.errors import ApiError, StoreError, SyncError
 from scanner.printable import escape
-from scanner.store import faults
-from scanner.store.db import sqlite_file
 
 # What moves aside with a SQLite store: its WAL and shared memory, and the damage marker.
 STORE_COMPANIONS = ("-wal", "-shm", faults.DAMAGED_SUFFIX)
@@ -37,7 +37,7 @@ def db() -> None:
 @click.pass_context
 def check(ctx: click.Context, quick: bool, as_json: bool) -> int:
     """Integrity of every page (SQLite) and every stored JSON value; exit 1 if damaged."""
-    from scanner.store.integrity import check as check_databases
+    from scanner.databases import check as check_databases
 
     config = load(ctx)
     findings = check_databases(config.db_url, config.journal_db_url, quick=quick)
@@ -70,7 +70,7 @@ def rebuild_store(ctx: click.Context) -> int:
     moved = _move_aside(path, aside)
     click.echo(f"moved {', '.join(moved) or 'nothing (no store there)'} aside to {aside}*")
     with Gate(config) as gate:
-        # A fresh store adopts the journal that is there (scanner.store.identity).
+        # A fresh store adopts the journal that is there (scanner.db.identity).
         gate.open(Gate.store, Gate.journal)
         click.echo(f"created an empty ticket store {path}; journal {config.journal_db_url} "
                    f"kept ({gate.journal.stats()['queue_depth']} scans waiting for upload)")
@@ -93,14 +93,13 @@ def new_journal(ctx: click.Context) -> int:
     For a deliberate fresh start, or after a journal was recovered to a new file: the store
     otherwise refuses a journal that is not the one it recorded.
     """
-    from scanner.store.db import make_engine, make_journal_engine
-    from scanner.store.identity import journal_id
+    from scanner.databases import IDENTITY, make_engine, make_journal_engine
 
     config = load(ctx)
     store = make_engine(config.db_url, journal_url=config.journal_db_url)
     try:
         journal = make_journal_engine(config.journal_db_url, store=store, accept=True)
-        jid = journal_id(journal)
+        jid = IDENTITY.journal_id(journal)
         journal.dispose()
     finally:
         store.dispose()

@@ -108,9 +108,9 @@ def backup(ctx: click.Context, dest: Path) -> int:
     """Copy the journal to DEST (a file, or a folder to name the copy in), consistent while
     the gate runs, verified, and written whole or not at all."""
     from scanner.clock import utc_now
+    from scanner.db.engine import sqlite_file
     from scanner.journal.backup import copy_journal
     from scanner.journal.backup_dir import backup_name
-    from scanner.store.db import sqlite_file
 
     config = load(ctx)
     source = sqlite_file(config.journal_db_url)

@@ -27,12 +27,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
-    Connection,
     Engine,
     bindparam,
     func,
@@ -42,17 +40,16 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.elements import ColumnClause
 
+from scanner.db import faults
+from scanner.db.database import Database
+from scanner.db.driver_sql import DriverSql, compile_for_driver
+from scanner.db.keyed import put_meta
 from scanner.decide.barcode import MIN_READ_LENGTH
 from scanner.decide.model import Decision, Direction, PastScan, Reason, ScanHistory
-from scanner.errors import StoreError
 from scanner.journal.schema import journal as journal_table
 from scanner.journal.schema import journal_meta as meta
-from scanner.store import faults
-from scanner.store.driver_sql import DriverSql, HeldConnection, compile_for_driver, describe
-from scanner.store.keyed import put_meta
 from scanner.tickets import normalize_iso
 
 PENDING, SENT, REJECTED, LOCAL = "pending", "sent", "rejected", "local"
@@ -147,13 +144,12 @@ def journal_row(decision: Decision, *, gate_id: str, scan_id: str, scanned_at: s
             decision.message, scanned_at, decision.offline, latency_ms, state, why)
 
 
-class Journal:
+class Journal(Database):
     def __init__(self, engine: Engine, gate_id: str) -> None:
-        self.engine = engine
+        super().__init__(engine, faults.JOURNAL)
         self.gate_id = gate_id
-        self._name = faults.database_name(engine.url)
         self._lock = threading.Lock()  # the held connection serves one thread at a time
-        self._held = HeldConnection(engine, "the journal")
+        self._held = self.held()
         self._insert = insert_statement(engine.dialect)
         self._history = compile_for_driver(_HISTORY, engine.dialect, ("ticket_id",))
         self._actuated = compile_for_driver(_ACTUATED, engine.dialect, ("at", "scan_id"))
@@ -181,7 +177,7 @@ class Journal:
                 # Commits (and on SQLite fsyncs) before returning; a fault rolls back.
                 self._held.execute(self._insert, row, commit=True)
         except self._held.errors as exc:
-            raise self._fault(exc, f"cannot journal scan {scan_id}") from exc
+            raise self.fault(exc, f"cannot journal scan {scan_id}") from exc
 
     def mark_actuated(self, scan_id: str, at_iso: str) -> bool:
         """Note when the gate acted on scan ``scan_id``; False if no such scan."""
@@ -197,7 +193,7 @@ class Journal:
             with self._lock:
                 return self._held.write(stmt, values) == 1
         except self._held.errors as exc:
-            raise self._fault(exc, f"cannot update scan {scan_id}") from exc
+            raise self.fault(exc, f"cannot update scan {scan_id}") from exc
 
     def history(self, ticket_id: str) -> ScanHistory:
         """Granted scans of one ticket on this gate's journal, oldest first."""
@@ -205,18 +201,18 @@ class Journal:
             with self._lock:
                 rows = self._held.execute(self._history, (ticket_id,))
         except self._held.errors as exc:
-            raise self._fault(exc, "cannot read the journal") from exc
+            raise self.fault(exc, "cannot read the journal") from exc
         return ScanHistory(tuple(PastScan(Direction(d), at, gate) for d, at, gate in rows))
 
     def close(self) -> None:
         with self._lock:
-            self._held.close()
+            super().close()
 
     # -- presence and status -------------------------------------------------------------
 
     def inside_counts(self) -> dict[str, int]:
         """Tickets whose latest granted scan is an IN, per event."""
-        with self._read() as conn:
+        with self.reading() as conn:
             return {event: count for event, count in conn.execute(_INSIDE)}
 
     def stats(self) -> dict[str, Any]:
@@ -224,7 +220,7 @@ class Journal:
         ``gate upload`` has no use for)."""
         state = journal_table.c.upload_state
         query = select(state, func.count()).where(state.in_((PENDING, REJECTED, LOCAL)))
-        with self._read() as conn:
+        with self.reading() as conn:
             counts: dict[str, int] = {s: n for s, n in conn.execute(query.group_by(state))}
             last = conn.execute(select(meta.c.value)
                                 .where(meta.c.key == _LAST_UPLOAD_KEY)).scalar()
@@ -237,7 +233,7 @@ class Journal:
 
     def newest_scanned_at(self) -> str | None:
         """The latest ``scanned_at`` journaled (the clock guard's reference), or None."""
-        with self._read() as conn:
+        with self.reading() as conn:
             newest: str | None = conn.execute(select(func.max(journal_table.c.scanned_at))
                                               ).scalar()
         return newest
@@ -259,7 +255,7 @@ class Journal:
                 query = query.where(cols.scanned_at >= start)
             if end is not None:
                 query = query.where(cols.scanned_at < end)
-            with self._read() as conn:
+            with self.reading() as conn:
                 rows = conn.execute(query.order_by(cols.seq).limit(_ENTRIES_CHUNK)).mappings()
                 # str(): SQLAlchemy's quoted_name keys are str subclasses JSON encoders refuse.
                 chunk = [{str(key): value for key, value in row.items()} for row in rows]
@@ -279,7 +275,7 @@ class Journal:
         cols = journal_table.c
         query = (select(cols.event_id).where(cols.upload_state == PENDING)
                  .where(cols.event_id.is_not(None)).distinct().order_by(cols.event_id))
-        with self._read() as conn:
+        with self.reading() as conn:
             return list(conn.execute(query).scalars())
 
     def pending(self, event_id: str, limit: int) -> list[QueuedScan]:
@@ -289,7 +285,7 @@ class Journal:
                         cols.scanned_at, cols.result, cols.direction)
                  .where(cols.upload_state == PENDING, cols.event_id == event_id)
                  .order_by(cols.seq).limit(limit))
-        with self._read() as conn:
+        with self.reading() as conn:
             return [QueuedScan(*row) for row in conn.execute(query)]
 
     def mark_sent(self, seqs: Iterable[int], at: str) -> int:
@@ -299,7 +295,7 @@ class Journal:
         # Only pending rows move: a scan is sent or rejected once, never both.
         stmt = (update(journal_table).where(cols.seq.in_(seqs), cols.upload_state == PENDING)
                 .values(upload_state=SENT, uploaded_at=at, upload_error=None))
-        with self._write() as conn:
+        with self.writing() as conn:
             changed = conn.execute(stmt).rowcount
             put_meta(conn, _LAST_UPLOAD_KEY, at, meta)
         return changed
@@ -309,13 +305,13 @@ class Journal:
         cols = journal_table.c
         stmt = (update(journal_table).where(cols.seq == seq, cols.upload_state == PENDING)
                 .values(upload_state=REJECTED, upload_error=error))
-        with self._write() as conn:
+        with self.writing() as conn:
             return conn.execute(stmt).rowcount == 1
 
     def check_writable(self) -> None:
         """Raise StoreError unless a write commits now (a read-only or full disk fails it):
         the outbox asks before sending what it must then be able to mark sent."""
-        with self._write() as conn:
+        with self.writing() as conn:
             put_meta(conn, _WRITE_PROBE_KEY, "ok", meta)
 
     def requeue_rejected(self) -> int:
@@ -323,21 +319,21 @@ class Journal:
         cols = journal_table.c
         stmt = (update(journal_table).where(cols.upload_state == REJECTED)
                 .values(upload_state=PENDING))
-        with self._write() as conn:
+        with self.writing() as conn:
             return conn.execute(stmt).rowcount
 
     # -- the server-clock offset ---------------------------------------------------------
 
     def saved_clock_offset(self) -> float | None:
         """The last server-minus-device offset saved, so an offline restart still corrects."""
-        with self._read() as conn:
+        with self.reading() as conn:
             value = conn.execute(select(meta.c.value)
                                  .where(meta.c.key == _CLOCK_OFFSET_KEY)).scalar()
         return float(value) if value is not None else None
 
     def saved_clock_stamp(self) -> str | None:
         """The device clock's stamp (``scanner.clock.ClockStamp``) the offset was taken at."""
-        with self._read() as conn:
+        with self.reading() as conn:
             return conn.execute(select(meta.c.value)
                                 .where(meta.c.key == _CLOCK_STAMP_KEY)).scalar()
 
@@ -351,36 +347,17 @@ class Journal:
         return self._meta(_SERVER_CLOCK_KEY)
 
     def save_server_clock(self, text: str) -> None:
-        with self._write() as conn:
+        with self.writing() as conn:
             put_meta(conn, _SERVER_CLOCK_KEY, text, meta)
 
     def _meta(self, key: str) -> str | None:
-        with self._read() as conn:
+        with self.reading() as conn:
             return conn.execute(select(meta.c.value).where(meta.c.key == key)).scalar()
 
     def save_clock_offset(self, offset: float, stamp: str = "", *,
                           seen: str | None = None) -> None:
-        with self._write() as conn:
+        with self.writing() as conn:
             put_meta(conn, _CLOCK_OFFSET_KEY, repr(float(offset)), meta)
             put_meta(conn, _CLOCK_STAMP_KEY, stamp, meta)
             if seen is not None:
                 put_meta(conn, _SERVER_SEEN_KEY, seen, meta)
-
-    # -- plumbing ------------------------------------------------------------------------
-
-    def _read(self) -> AbstractContextManager[Connection]:
-        return self._connect(write=False)
-
-    def _write(self) -> AbstractContextManager[Connection]:
-        return self._connect(write=True)
-
-    @contextmanager
-    def _connect(self, *, write: bool) -> Iterator[Connection]:
-        try:
-            with self.engine.begin() if write else self.engine.connect() as conn:
-                yield conn
-        except SQLAlchemyError as exc:  # damage became CorruptStore in the engine's hook
-            raise StoreError(f"journal {self._name}: {describe(exc)}") from exc
-
-    def _fault(self, exc: BaseException, doing: str) -> StoreError:
-        return faults.translate(exc, faults.JOURNAL, self._name, f"{doing} ({self._name})")

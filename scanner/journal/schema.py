@@ -5,24 +5,22 @@ the sync writes the ticket store page after page, and a scan's journal write mus
 queue behind that. The table names differ from the store's (``journal_meta``, not ``meta``),
 so both schemas can also share one database when an operator points both at the same URL.
 ``JOURNAL_SCHEMA_VERSION`` moves with every change here; steps live in
-``scanner.store.migrations``.
+``scanner.journal.migrations``.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import Boolean, Column, Float, Index, Integer, MetaData, String, Table, Text
 
+from scanner.db.keyed import key_value_table
+
 JOURNAL_SCHEMA_VERSION = 2
 
 journal_metadata = MetaData()
 
 # schema_version, clock_offset (with its stamp and the server time seen), last_upload,
-# and moved_from (see migrations.move_journal).
-journal_meta = Table(
-    "journal_meta", journal_metadata,
-    Column("key", String, primary_key=True),
-    Column("value", Text, nullable=False),
-)
+# mesh_link_state, journal_id, and moved_from (see scanner.databases).
+journal_meta = key_value_table("journal_meta", journal_metadata)
 
 # Every decision, granted or denied, journaled before the gate acts on it.
 journal = Table(

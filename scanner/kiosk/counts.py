@@ -14,10 +14,10 @@ from typing import NamedTuple
 from sqlalchemy import Engine, case, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from scanner.db.driver_sql import describe
 from scanner.errors import StoreError
 from scanner.journal.schema import journal
 from scanner.kiosk.present import reason_label
-from scanner.store.driver_sql import describe
 
 # Seconds; a decision is meant to take about a millisecond, a slow SD card tens of them.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)

@@ -19,8 +19,7 @@ from __future__ import annotations
 import functools
 import operator
 import threading
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import chain, pairwise
@@ -28,15 +27,14 @@ from typing import Any, Protocol
 
 import orjson
 from sqlalchemy import Connection, Engine, and_, func, insert, select
-from sqlalchemy.exc import SQLAlchemyError
 
+from scanner.db import faults
+from scanner.db.database import Database
+from scanner.db.keyed import put_meta
 from scanner.decide.model import Direction, PastScan
-from scanner.errors import StoreError
 from scanner.journal.schema import journal_meta, mesh_conflicts, mesh_scans
 from scanner.mesh.hlc import HybridClock, Stamp
 from scanner.mesh.message import Record
-from scanner.store.driver_sql import describe
-from scanner.store.keyed import put_meta
 from scanner.tickets import utc_iso
 
 PEER, OWN = "peer", "journal"
@@ -121,7 +119,7 @@ def missing_ranges(held: Sequence[tuple[int, int]], upto: int, *,
     return gaps
 
 
-class MeshStore:
+class MeshStore(Database):
     """``engine`` is the journal database; ``peer_engine`` (default: the same) is the same
     database opened without a full fsync per commit, for peers' records: losing the last
     of them in a power cut costs a replay from their origin, while a gate receiving 49
@@ -130,7 +128,7 @@ class MeshStore:
 
     def __init__(self, engine: Engine, gate_id: str, *,
                  peer_engine: Engine | None = None) -> None:
-        self.engine = engine
+        super().__init__(engine, faults.JOURNAL)
         self.peer_engine = peer_engine or engine
         self.gate_id = gate_id
         self._lock = threading.Lock()  # stamping must hand out each sequence number once
@@ -158,11 +156,11 @@ class MeshStore:
         maxima from the database, so the remembered row is only ever a shortcut)."""
         with self._lock:
             if self._stamped is not None:
-                with self._connect() as conn:
+                with self.reading() as conn:
                     if conn.exec_driver_sql(_ANY_UNSTAMPED,
                                             (self._stamped, self.gate_id)).first() is None:
                         return []
-            with self._begin() as conn:
+            with self.writing() as conn:
                 done, seq = conn.exec_driver_sql(_STAMPED, (self.gate_id,)).one()
                 done, seq = done or 0, max(seq or 0, after)
                 rows = conn.exec_driver_sql(_UNSTAMPED,
@@ -186,7 +184,7 @@ class MeshStore:
         handling cost more than SQLite's insert); a scan id held already is skipped by the
         primary key. ``row`` is one row's VALUES (``_OWN_ROW``, ``_PEER_ROW``)."""
         step = _MAX_PARAMS // row.count("?")
-        with self._open(engine, write=True) as conn:
+        with self.writing(engine) as conn:
             mark = conn.exec_driver_sql("SELECT max(rowid) FROM mesh_scans").scalar() or 0
             new = 0
             for start in range(0, len(rows), step):
@@ -221,12 +219,12 @@ class MeshStore:
         """The link's state (connected, peers, deciding alone since, drops) in
         ``journal_meta``, so ``gate status`` in another process can show it with its age."""
         value = orjson.dumps({"saved_at": saved_at, "state": state}).decode()
-        with self._open(self.peer_engine, write=True) as conn:  # no fsync: it is a view
+        with self.writing(self.peer_engine) as conn:  # no fsync: it is a view
             put_meta(conn, LINK_STATE_KEY, value, journal_meta)
 
     def link_state(self) -> tuple[dict[str, Any], str] | None:
         """What ``save_link_state`` saved last, and when (ISO UTC); None if never."""
-        with self._connect() as conn:
+        with self.reading() as conn:
             value = conn.execute(select(journal_meta.c.value)
                                  .where(journal_meta.c.key == LINK_STATE_KEY)).scalar()
         if value is None:
@@ -242,24 +240,24 @@ class MeshStore:
     def held_ranges(self, origin: str, *, after: int = 0) -> list[tuple[int, int]]:
         """The sequence numbers of ``origin`` after ``after`` held here, as sorted
         inclusive ranges (``after``: what is known complete, so not read again)."""
-        with self._connect() as conn:
+        with self.reading() as conn:
             return _ranges(conn.exec_driver_sql(_HELD_SEQS, (origin, after)).scalars())
 
     def holds_all(self, origin: str, upto: int, *, after: int = 0) -> bool:
         """Whether every sequence number after..``upto`` of ``origin`` is held (one count
         over the new part only: ``after`` is what was found complete before)."""
-        with self._connect() as conn:
+        with self.reading() as conn:
             held = conn.exec_driver_sql(_HELD_COUNT, (origin, after, upto)).scalar()
         return int(held or 0) >= upto - after
 
     def held_max(self, origin: str) -> int:
-        with self._connect() as conn:
+        with self.reading() as conn:
             return int(conn.execute(select(func.max(_c.seq))
                                     .where(_c.origin == origin)).scalar() or 0)
 
     def held_maxima(self) -> dict[str, int]:
         """Every origin's highest sequence number held, in one query (status, kiosk)."""
-        with self._connect() as conn:
+        with self.reading() as conn:
             return dict(conn.execute(select(_c.origin, func.max(_c.seq))
                                      .group_by(_c.origin)).all())
 
@@ -270,7 +268,7 @@ class MeshStore:
         return self.held_max(self.gate_id) if top is None else top
 
     def origins(self) -> list[str]:
-        with self._connect() as conn:
+        with self.reading() as conn:
             return list(conn.execute(select(_c.origin).distinct()).scalars())
 
     def local_range(self, first: int, last: int) -> list[Record]:
@@ -283,7 +281,7 @@ class MeshStore:
 
     def history(self, ticket_id: str) -> list[tuple[str, PastScan]]:
         """The granted scans of one ticket at every gate, as (origin, scan), in HLC order."""
-        with self._connect() as conn:
+        with self.reading() as conn:
             rows = conn.execute(select(_c.origin, _c.direction, _c.scanned_at)
                                 .where(_c.ticket_id == ticket_id, _c.result == "OK")
                                 .order_by(_c.hlc)).all()
@@ -296,7 +294,7 @@ class MeshStore:
         latest = select(_c.direction, func.row_number().over(
             partition_by=_c.ticket_id, order_by=_c.hlc.desc()).label("n")) \
             .where(granted).subquery()
-        with self._connect() as conn:
+        with self.reading() as conn:
             moves: dict[str, int] = dict(conn.execute(
                 select(_c.direction, func.count()).where(granted)
                 .group_by(_c.direction)).all())
@@ -306,12 +304,12 @@ class MeshStore:
                 "out": int(moves.get("OUT", 0))}
 
     def conflict_count(self) -> int:
-        with self._connect() as conn:
+        with self.reading() as conn:
             return int(conn.execute(select(func.count()).select_from(mesh_conflicts)).scalar()
                        or 0)
 
     def max_stamp(self) -> Stamp | None:
-        with self._connect() as conn:
+        with self.reading() as conn:
             top = conn.execute(select(func.max(_c.hlc))).scalar()
         return Stamp.parse(top) if top else None
 
@@ -324,7 +322,7 @@ class MeshStore:
                  .join(second, second.c.scan_id == k.second_scan_id)
                  .order_by(first.c.hlc))
         n = len(_RECORD_COLUMNS)
-        with self._connect() as conn:
+        with self.reading() as conn:
             return [Conflict(row[0], Record(*row[2:2 + n]), Record(*row[2 + n:]), row[1])
                     for row in conn.execute(query)]
 
@@ -332,25 +330,8 @@ class MeshStore:
         query = select(*(_c[n] for n in _RECORD_COLUMNS)).order_by(_c.hlc)
         if where is not None:
             query = query.where(where)
-        with self._connect() as conn:
+        with self.reading() as conn:
             return [Record(*row) for row in conn.execute(query)]
-
-    # -- plumbing ------------------------------------------------------------------------
-
-    def _connect(self) -> AbstractContextManager[Connection]:
-        return self._open(self.engine, write=False)
-
-    def _begin(self) -> AbstractContextManager[Connection]:
-        return self._open(self.engine, write=True)
-
-    @staticmethod
-    @contextmanager
-    def _open(engine: Engine, *, write: bool) -> Iterator[Connection]:
-        try:
-            with engine.begin() if write else engine.connect() as conn:
-                yield conn
-        except SQLAlchemyError as exc:
-            raise StoreError(f"mesh: {describe(exc)}") from exc
 
 
 @functools.lru_cache(maxsize=256)

@@ -1,1 +1,1 @@
-"""Local state in one SQLAlchemy database (SQLite file by default, WAL mode)."""
+"""The offline ticket store: tickets, events, device settings and sync progress."""

@@ -34,10 +34,10 @@ from typing import Any, cast
 from sqlalchemy import Connection, Engine, RootTransaction
 from sqlalchemy.exc import SQLAlchemyError
 
+from scanner.db import faults
 from scanner.errors import StoreError
 from scanner.store import seen
 from scanner.store import sync_state as state
-from scanner.store.driver_sql import describe
 from scanner.store.upsert import Row, Upserter, data_row
 from scanner.tickets import Ticket
 
@@ -211,5 +211,5 @@ class PageBatch:
             conn.close()
 
     def _fault(self, exc: SQLAlchemyError) -> StoreError:
-        return StoreError(f"cannot write the ticket store {self._name}: {describe(exc)}")
+        return faults.failed(faults.STORE, self._name, "write", exc)
 

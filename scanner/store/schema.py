@@ -18,15 +18,13 @@ from sqlalchemy import (
     Text,
 )
 
+from scanner.db.keyed import key_value_table
+
 SCHEMA_VERSION = 4
 
 metadata = MetaData()
 
-meta = Table(
-    "meta", metadata,
-    Column("key", String, primary_key=True),
-    Column("value", Text, nullable=False),
-)
+meta = key_value_table("meta", metadata)
 
 tickets = Table(
     "tickets", metadata,

@@ -22,7 +22,7 @@ import orjson
 from sqlalchemy import Connection, and_, exists, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from scanner.store.keyed import conflict_insert, holds_other_than, lock_for_write
+from scanner.db.keyed import conflict_insert, holds_other_than, lock_for_write
 from scanner.store.schema import full_seen, tickets
 
 # SQLite: a page's marks in one statement, its ids one JSON array (one bound value, where

@@ -17,8 +17,8 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, select
 
-from scanner.store.faults import STORE, damaged, database_name, loads
-from scanner.store.keyed import put_meta, put_row
+from scanner.db.faults import STORE, damaged, database_name, loads
+from scanner.db.keyed import put_meta, put_row
 from scanner.store.schema import meta, sync_state
 
 HELD_KEY_PREFIX = "held_deletions:"
@@ -142,7 +142,7 @@ def hold_full(conn: Connection, event_id: str, *, at: str) -> None:
 
 def save_held(conn: Connection, held: HeldDeletions) -> None:
     put_meta(conn, HELD_KEY_PREFIX + held.event_id,
-             orjson.dumps(held.to_json()).decode())
+             orjson.dumps(held.to_json()).decode(), meta)
 
 
 def clear_held(conn: Connection, event_id: str) -> None:

@@ -14,24 +14,18 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, bindparam, func, select
-from sqlalchemy.exc import SQLAlchemyError
 
 from scanner.clock import Clock, utc_now
-from scanner.errors import StoreError
-from scanner.store import device, faults, seen
+from scanner.db import faults
+from scanner.db.database import Database
+from scanner.db.driver_sql import SCAN_BUSY_TIMEOUT_MS, HeldConnection, compile_for_driver
+from scanner.db.keyed import holds_other_than
+from scanner.store import events_settings, seen
 from scanner.store import sync_state as state
 from scanner.store.batch import COMMIT_EVERY_S, PageBatch
-from scanner.store.driver_sql import (
-    SCAN_BUSY_TIMEOUT_MS,
-    HeldConnection,
-    compile_for_driver,
-    describe,
-)
-from scanner.store.keyed import holds_other_than
 from scanner.store.schema import meta, tickets
 from scanner.store.sync_state import HeldDeletions, SyncState
 from scanner.store.upsert import DATA_COLUMNS, Upserter, data_row, row_ticket
@@ -51,11 +45,10 @@ SWEEP_WALK = 5000
 CLEAR_CHUNK = 5000
 
 
-class TicketStore:
+class TicketStore(Database):
     def __init__(self, engine: Engine, *, clock: Clock = utc_now,
                  force_generic_upsert: bool = False) -> None:
-        self.engine = engine
-        self._name = faults.database_name(engine.url)
+        super().__init__(engine, faults.STORE)
         self._clock = clock
         self._upserter = Upserter(engine, force_generic=force_generic_upsert)
         self._by_barcode = compile_for_driver(
@@ -64,9 +57,7 @@ class TicketStore:
         self._settings_version = compile_for_driver(
             select(meta.c.value).where(meta.c.key == bindparam("key")), engine.dialect,
             ("key",))
-        self._local = threading.local()
-        self._readers: list[HeldConnection] = []
-        self._readers_lock = threading.Lock()
+        self._local = threading.local()  # each thread's held lookup connection
 
     def _now(self) -> str:
         return utc_iso(self._clock())
@@ -80,7 +71,7 @@ class TicketStore:
         ``seen_by`` marks them as listed by that event's full sync (``scanner.store.seen``).
         Returns how many tickets were inserted or changed."""
         rows = [data_row(t) for t in batch]
-        with self._writing() as conn:
+        with self.writing() as conn:
             changed = self._upserter.write(conn, rows, trusted_until=trusted_until,
                                            overwrite=overwrite)
             if seen_by is not None:
@@ -93,12 +84,11 @@ class TicketStore:
         try:
             rows = held.execute(self._by_barcode, (barcode,))
         except held.errors as exc:
-            raise faults.translate(exc, faults.STORE, self._name, "ticket lookup failed") \
-                from exc
+            raise self.fault(exc, "ticket lookup failed") from exc
         return [self._ticket(row) for row in rows]
 
     def get(self, ticket_id: str) -> Ticket | None:
-        with self._reading() as conn:
+        with self.reading() as conn:
             row = conn.execute(select(*_DATA).where(tickets.c.id == ticket_id)).first()
         return None if row is None else self._ticket(row)
 
@@ -106,18 +96,18 @@ class TicketStore:
         query = select(func.count()).select_from(tickets)
         if event_id is not None:
             query = query.where(tickets.c.event_id == event_id)
-        with self._reading() as conn:
+        with self.reading() as conn:
             return int(conn.execute(query).scalar_one())
 
     def serves_other_events(self, event_id: str) -> bool:
         """Whether the store holds tickets of an event other than ``event_id``: the gate
         may be deciding against them."""
-        with self._reading() as conn:
+        with self.reading() as conn:
             return holds_other_than(conn, tickets.c.event_id, event_id)
 
     def counts_by_event(self) -> dict[str, int]:
         query = select(tickets.c.event_id, func.count()).group_by(tickets.c.event_id)
-        with self._reading() as conn:
+        with self.reading() as conn:
             return {event_id: int(n) for event_id, n in conn.execute(query)}
 
     def iter_tickets(self, event_id: str | None = None) -> Iterator[Ticket]:
@@ -125,7 +115,7 @@ class TicketStore:
         query = select(*_DATA).order_by(tickets.c.id)
         if event_id is not None:
             query = query.where(tickets.c.event_id == event_id)
-        with self._reading() as conn:
+        with self.reading() as conn:
             result = conn.execution_options(yield_per=STREAM_CHUNK).execute(query)
             for row in result:
                 yield self._ticket(row)
@@ -138,33 +128,33 @@ class TicketStore:
         stay)."""
         swept, after = 0, None
         while True:
-            with self._reading() as conn:
+            with self.reading() as conn:
                 after, doomed = seen.unseen_ids(conn, event_id, after, walk)
             for start in range(0, len(doomed), chunk):
-                with self._writing() as conn:
+                with self.writing() as conn:
                     swept += seen.delete_unseen(conn, event_id, doomed[start:start + chunk])
             if after is None:
                 return swept
 
     def unseen(self, event_id: str) -> int:
         """How many of the event's tickets the full sync in progress has not marked seen."""
-        with self._reading() as conn:
+        with self.reading() as conn:
             return seen.unseen(conn, event_id)
 
     def seen_marks(self, event_id: str) -> int:
         """How many seen marks the event's full sync holds (for tests and diagnosis)."""
-        with self._reading() as conn:
+        with self.reading() as conn:
             return seen.count(conn, event_id)
 
     # -- sync progress -----------------------------------------------------------------
 
     def sync_state(self, event_id: str) -> SyncState | None:
-        with self._reading() as conn:
+        with self.reading() as conn:
             return state.load(conn, event_id)
 
     def sync_states(self) -> dict[str, dict[str, Any]]:
         """For ``gate status``: per event, when it last synced and what the server said."""
-        with self._reading() as conn:
+        with self.reading() as conn:
             found = state.load_all(conn)
             held = state.load_held(conn)
         states: dict[str, dict[str, Any]] = {
@@ -179,14 +169,14 @@ class TicketStore:
     def begin_full(self, event_id: str, until: str) -> int:
         """Record the start of a full sync pinned at ``until``, with no seen marks; returns
         how many full syncs of the event have begun (``generation``)."""
-        with self._writing() as conn:
+        with self.writing() as conn:
             current = state.load(conn, event_id)
             if current is not None and current.full_in_progress:
                 # Closed before its marks go, so a kill while they are cleared cannot
                 # leave it open, to resume with half of them.
                 state.abandon_full(conn, event_id)
         self._clear_marks(event_id)  # a closed run's leftovers (held, abandoned, killed)
-        with self._writing() as conn:
+        with self.writing() as conn:
             seen.clear(conn, event_id)  # none left: the marks and the start are one state
             return state.begin_full(conn, event_id, until)
 
@@ -219,7 +209,7 @@ class TicketStore:
         ``unseen``: ``unseen()`` as the caller just counted it (None: not counted); with
         0 the sweep's walk of every ticket is skipped, there being nothing to delete."""
         swept = self.sweep(event_id) if unseen != 0 else 0
-        with self._writing() as conn:
+        with self.writing() as conn:
             state.finish_full(conn, event_id, delta_until=delta_until, at=at or self._now(),
                               server_total=server_total)
             state.clear_held(conn, event_id)
@@ -231,7 +221,7 @@ class TicketStore:
         """Close a full sync without deleting anything and record why. ``delta_until`` is
         given when the run paged everything (its tickets are written; only the sweep is
         held), None when it stopped early because the listing's total collapsed."""
-        with self._writing() as conn:
+        with self.writing() as conn:
             if delta_until is not None:
                 state.finish_full(conn, held.event_id, delta_until=delta_until, at=held.at,
                                   server_total=server_total)
@@ -241,15 +231,15 @@ class TicketStore:
         self._clear_marks(held.event_id)
 
     def held_deletions(self) -> dict[str, HeldDeletions]:
-        with self._reading() as conn:
+        with self.reading() as conn:
             return state.load_held(conn)
 
     def finish_delta(self, event_id: str, *, until: str, at: str | None = None) -> None:
-        with self._writing() as conn:
+        with self.writing() as conn:
             state.finish_delta(conn, event_id, delta_until=until, at=at or self._now())
 
     def abandon_full(self, event_id: str) -> None:
-        with self._writing() as conn:
+        with self.writing() as conn:
             state.abandon_full(conn, event_id)
         self._clear_marks(event_id)
 
@@ -258,41 +248,40 @@ class TicketStore:
         ``CLEAR_CHUNK`` per transaction: a kill midway leaves marks no run reads, since
         ``begin_full`` clears them again before it opens the next sync. All at once when
         they are the only event's marks (``seen.clear_if_alone``)."""
-        with self._writing() as conn:
+        with self.writing() as conn:
             if seen.clear_if_alone(conn, event_id):
                 return
         while True:
-            with self._writing() as conn:
+            with self.writing() as conn:
                 if seen.clear(conn, event_id, limit=CLEAR_CHUNK) < CLEAR_CHUNK:
                     return
 
     # -- events and device settings ----------------------------------------------------
 
     def save_events(self, docs: list[dict[str, Any]]) -> None:
-        with self._writing() as conn:
-            device.save_events(conn, docs, self._now())
+        with self.writing() as conn:
+            events_settings.save_events(conn, docs, self._now())
 
     def events(self) -> list[dict[str, Any]]:
-        with self._reading() as conn:
-            return device.load_events(conn)
+        with self.reading() as conn:
+            return events_settings.load_events(conn)
 
     def save_settings(self, me: dict[str, Any]) -> None:
-        with self._writing() as conn:
-            device.save_settings(conn, me, self._now())
+        with self.writing() as conn:
+            events_settings.save_settings(conn, me, self._now())
 
     def settings(self) -> dict[str, Any] | None:
-        with self._reading() as conn:
-            return device.load_settings(conn)
+        with self.reading() as conn:
+            return events_settings.load_settings(conn)
 
     def settings_version(self) -> str | None:
         """A token that changes whenever ``save_settings`` stores an answer; a few µs, for
         the scan path (None before the first save)."""
         held = self._reader()
         try:
-            rows = held.execute(self._settings_version, (device.SETTINGS_VERSION_KEY,))
+            rows = held.execute(self._settings_version, (events_settings.SETTINGS_VERSION_KEY,))
         except held.errors as exc:
-            raise faults.translate(exc, faults.STORE, self._name, "settings lookup failed") \
-                from exc
+            raise self.fault(exc, "settings lookup failed") from exc
         return rows[0][0] if rows else None
 
     # -- plumbing ----------------------------------------------------------------------
@@ -305,37 +294,8 @@ class TicketStore:
             raise faults.damaged(faults.STORE, self._name,
                                  "a ticket's JSON column holds text that is not JSON") from exc
 
-    def _writing(self) -> AbstractContextManager[Any]:
-        return self._connect(write=True)
-
-    def _reading(self) -> AbstractContextManager[Any]:
-        return self._connect(write=False)
-
-    @contextmanager
-    def _connect(self, *, write: bool) -> Iterator[Any]:
-        """``engine.begin()`` (write) or ``connect()`` that turns database faults (at
-        begin, in the body or at commit) into one-line StoreErrors; damage is
-        ``CorruptStore``, from the engine's hook (``scanner.store.faults``)."""
-        try:
-            with self.engine.begin() if write else self.engine.connect() as conn:
-                yield conn
-        except SQLAlchemyError as exc:
-            raise StoreError(f"cannot {'write' if write else 'read'} the ticket store "
-                             f"{self._name}: {describe(exc)}") from exc
-
     def _reader(self) -> HeldConnection:
         held = getattr(self._local, "held", None)
         if held is None:
-            held = self._local.held = HeldConnection(self.engine, "the ticket store",
-                                                     busy_timeout_ms=SCAN_BUSY_TIMEOUT_MS)
-            with self._readers_lock:
-                self._readers.append(held)
+            held = self._local.held = self.held(busy_timeout_ms=SCAN_BUSY_TIMEOUT_MS)
         return held
-
-    def close(self) -> None:
-        """Return the lookup connections held by every thread to the pool."""
-        with self._readers_lock:
-            readers, self._readers = self._readers, []
-        for held in readers:
-            held.close()
-        self._local = threading.local()

@@ -43,8 +43,8 @@ import orjson
 from sqlalchemy import Connection, Engine, bindparam, case, literal_column, or_, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
-from scanner.store.driver_sql import DriverSql, compile_for_driver
-from scanner.store.keyed import conflict_insert, lock_for_write
+from scanner.db.driver_sql import DriverSql, compile_for_driver
+from scanner.db.keyed import conflict_insert, lock_for_write
 from scanner.store.schema import tickets
 from scanner.tickets import Ticket, admissible_values, malformed_ticket
 

@@ -21,8 +21,8 @@ from sqlalchemy import Engine, event
 from sqlalchemy.engine import URL, ExceptionContext, make_url
 
 from scanner.clock import utc_now
+from scanner.db.driver_sql import describe
 from scanner.errors import CorruptStore, StoreError
-from scanner.store.driver_sql import describe
 from scanner.tickets import utc_iso
 
 log = logging.getLogger("scanner.store")
@@ -129,6 +129,13 @@ def translate(exc: BaseException, kind: str, name: str, doing: str) -> StoreErro
     if is_damage(exc):
         return damaged(kind, name, describe(exc))
     return StoreError(f"{doing}: {describe(exc)}")
+
+
+def failed(kind: str, name: str, doing: str, exc: BaseException) -> StoreError:
+    """A session of the ``kind`` database ``name`` failed ``doing`` ("read", "write")
+    with ``exc``: the one line every store gives; raise it ``from exc``. Damage was made
+    ``CorruptStore`` by the engine's hook (``watch``) before it got here."""
+    return StoreError(f"cannot {doing} the {kind} {name}: {describe(exc)}")
 
 
 def loads(text: str | bytes, kind: str, name: str, where: str) -> Any:

@@ -6,7 +6,8 @@ dialects update, then insert when nothing was there; on SQLite that order would 
 (writers are serialized), on a server with concurrent writers only the upsert is.
 
 Also the small reads and locks that decide such writes: ``lock_for_write``, and
-``holds_other_than`` for "does this table hold any event but this one".
+``holds_other_than`` for "does this table hold any event but this one"; and the key/value
+table each database keeps its own keys in (``key_value_table``).
 """
 
 from __future__ import annotations
@@ -14,11 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import Connection, Table, func, select
+from sqlalchemy import Column, Connection, MetaData, String, Table, Text, func, select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.elements import ColumnElement
-
-from scanner.store.schema import meta
 
 # (table) -> an INSERT with ``on_conflict_do_update``; both dialects spell it the same.
 ConflictInsert = Callable[[Table], Any]
@@ -70,7 +69,13 @@ def put_row(conn: Connection, table: Table, key: Mapping[str, Any],
         conn.execute(table.insert().values({**key, **values}))
 
 
-def put_meta(conn: Connection, key: str, value: str, table: Table = meta) -> None:
-    """Set one key of a key/value table: the store's ``meta`` (schema version, settings
-    version) unless ``table`` names another (the journal's ``journal_meta``)."""
+def key_value_table(name: str, metadata: MetaData) -> Table:
+    """A database's own keys (schema version, ids, small saved states): text by text key."""
+    return Table(name, metadata, Column("key", String, primary_key=True),
+                 Column("value", Text, nullable=False))
+
+
+def put_meta(conn: Connection, key: str, value: str, table: Table) -> None:
+    """Set one key of a key/value table (the store's ``meta``, the journal's
+    ``journal_meta``)."""
     put_row(conn, table, {"key": key}, {"value": value})

@@ -1,16 +1,16 @@
-"""``gate db check``: is each database sound, page by page and JSON column by JSON column?
+"""``gate db check``'s checks: is a database sound, page by page and JSON value by value?
 
 SQLite checks its own pages (``PRAGMA integrity_check``, or the cheaper ``quick_check``
 that skips index-to-table cross checks); other dialects have no such statement, so there
 the report says so and only the stored JSON is checked (it is read in full, so a table a
-server cannot read fails too). Nothing is written, except the store's damage marker
-(``faults.mark_damaged``), set or cleared by what was found.
+server cannot read fails too). Which tables hold JSON is each database's to say; the check
+of both together is ``scanner.databases.check``. Nothing here writes.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,21 +20,17 @@ from sqlalchemy import Column, Engine, Table, create_engine, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from scanner.db import faults
+from scanner.db.driver_sql import describe
+from scanner.db.identity import ACCEPT, Identity
+from scanner.db.migrations import Schema
 from scanner.errors import CorruptStore
-from scanner.journal.schema import journal, journal_meta
-from scanner.store import faults, identity, migrations
-from scanner.store.driver_sql import describe
-from scanner.store.schema import device_settings, meta, sync_state, tickets
-from scanner.store.sync_state import HELD_KEY_PREFIX
 
 # Problems listed per database; past this many, the count says the rest.
 MAX_PROBLEMS = 10
 _CHUNK = 5000
-# (table, key column, JSON column) of the ticket store; NULL is allowed in each.
-_JSON_COLUMNS = ((device_settings, device_settings.c.key, device_settings.c.value),
-                 (sync_state, sync_state.c.event_id, sync_state.c.full_anchor),
-                 (tickets, tickets.c.id, tickets.c.price_category),
-                 (tickets, tickets.c.id, tickets.c.entry))
+# (table, key column, JSON column): a column of JSON text, NULL allowed, and its row's key.
+JsonColumn = tuple[Table, Column[Any], Column[Any]]
 
 
 @dataclass
@@ -63,27 +59,7 @@ class Finding:
                 "problems": self.problems, "notes": self.notes}
 
 
-def check(store_url: str, journal_url: str, *, quick: bool = False) -> list[Finding]:
-    """One finding per database (one in all when both share a database)."""
-    same = make_url(store_url) == make_url(journal_url)
-    store = _inspect(store_url, faults.STORE, quick)
-    found = [store.finding]
-    if not same:
-        journal_db = _inspect(journal_url, faults.JOURNAL, quick)
-        found.append(journal_db.finding)
-        _match(store, journal_db)
-        journal_db.close()
-    else:
-        _journal_rows(store.engine, store.finding)
-    if store.finding.ok:
-        faults.clear_damaged(store.finding.name)
-    else:
-        faults.mark_damaged(store.finding.name, store.finding.problems[0])
-    store.close()
-    return found
-
-
-class _Opened:
+class Opened:
     """One database opened for checking (no WAL switch, no schema change)."""
 
     def __init__(self, url: str, kind: str) -> None:
@@ -106,8 +82,11 @@ class _Opened:
             self.engine.dispose()
 
 
-def _inspect(url: str, kind: str, quick: bool) -> _Opened:
-    opened = _Opened(url, kind)
+def inspect(url: str, schema: Schema, quick: bool,
+            content: Callable[[Engine, Finding], None]) -> Opened:
+    """Open the ``schema`` database at ``url`` read-only, check its pages and, once it is
+    created, its ``content`` (a database's own checks: ``json_columns``, ``count_rows``)."""
+    opened = Opened(url, schema.kind)
     if opened.engine is None:
         return opened
     finding = opened.finding
@@ -116,23 +95,19 @@ def _inspect(url: str, kind: str, quick: bool) -> _Opened:
     else:
         finding.notes.append(f"integrity check not supported on "
                              f"{opened.engine.dialect.name}: use the server's own tools")
-    table = meta if kind == faults.STORE else journal_meta
     try:
-        with opened.engine.connect() as conn:
-            version = migrations.read_version(conn, table)
+        version = schema.version_of(opened.engine)
     except SQLAlchemyError as exc:
         finding.problems.append(f"schema version unreadable: {describe(exc)}")
         return opened
     except CorruptStore:  # read_version names this engine "sqlite://"; the finding says it
-        finding.problems.append(f"schema version unreadable: {table.name}.schema_version "
-                                f"is not a number")
+        finding.problems.append(f"schema version unreadable: {schema.meta.name}."
+                                f"schema_version is not a number")
         return opened
     if not version:
         finding.notes.append("empty: not created yet")
-    elif kind == faults.STORE:
-        _store_json(opened.engine, finding)
     else:
-        _journal_rows(opened.engine, finding)
+        content(opened.engine, finding)
     return opened
 
 
@@ -151,9 +126,10 @@ def _pages(engine: Engine, finding: Finding, quick: bool) -> None:
         finding.notes.append(pragma)
 
 
-def _store_json(engine: Engine, finding: Finding) -> None:
+def json_columns(engine: Engine, finding: Finding, columns: Sequence[JsonColumn]) -> None:
+    """Every value of each JSON column parses."""
     checked = 0
-    for table, key, column in _JSON_COLUMNS:
+    for table, key, column in columns:
         bad: list[str] = []
         try:
             for ident, text in _stream(engine, table, key, column):
@@ -166,16 +142,20 @@ def _store_json(engine: Engine, finding: Finding) -> None:
         if bad:
             finding.problems.append(f"{table.name}.{column.name}: {len(bad)} row(s) not JSON "
                                     f"(first: {bad[0]!r})")
+    finding.notes.append(f"{checked} JSON values")
+
+
+def json_keys(engine: Engine, finding: Finding, table: Table, prefix: str) -> None:
+    """Every value of a key/value ``table`` whose key starts with ``prefix`` parses."""
     try:
         with engine.connect() as conn:
-            held = conn.execute(select(meta.c.key, meta.c.value).where(
-                meta.c.key.startswith(HELD_KEY_PREFIX, autoescape=True))).all()
+            rows = conn.execute(select(table.c.key, table.c.value).where(
+                table.c.key.startswith(prefix, autoescape=True))).all()
     except SQLAlchemyError as exc:
-        finding.problems.append(f"meta unreadable: {describe(exc)}")
+        finding.problems.append(f"{table.name} unreadable: {describe(exc)}")
         return
-    finding.problems.extend(f"meta {key!r} not JSON" for key, value in held
+    finding.problems.extend(f"{table.name} {key!r} not JSON" for key, value in rows
                             if not _parses(value))
-    finding.notes.append(f"{checked} JSON values")
 
 
 def _stream(engine: Engine, table: Table, key: Column[Any],
@@ -202,30 +182,33 @@ def _parses(text: str) -> bool:
     return True
 
 
-def _journal_rows(engine: Engine | None, finding: Finding) -> None:
-    """Read every scan once (a server's table is then read in full)."""
+def count_rows(engine: Engine | None, finding: Finding, column: Column[Any],
+               noun: str) -> None:
+    """Read every row of ``column``'s table once (a server's table is then read in full)
+    and note how many ``noun``s it holds."""
     if engine is None:
         return
+    table = column.table
     try:
         with engine.connect() as conn:
-            if conn.dialect.has_table(conn, journal.name):
-                scans = sum(1 for _ in conn.execute(select(journal.c.seq)))
-                finding.notes.append(f"{scans} scan(s)")
+            if conn.dialect.has_table(conn, table.name):
+                rows = sum(1 for _ in conn.execute(select(column)))
+                finding.notes.append(f"{rows} {noun}(s)")
     except SQLAlchemyError as exc:
-        finding.problems.append(f"journal unreadable: {describe(exc)}")
+        finding.problems.append(f"{table.name} unreadable: {describe(exc)}")
 
 
-def _match(store: _Opened, journal_db: _Opened) -> None:
+def match(store: Opened, journal: Opened, identity: Identity) -> None:
     """Whether the journal is the one the store recorded (``identity``)."""
-    if store.engine is None or not store.finding.ok or not journal_db.finding.ok:
+    if store.engine is None or not store.finding.ok or not journal.finding.ok:
         return
     try:
         known = identity.known_journal(store.engine)
-        found = identity.journal_id(journal_db.engine) if journal_db.engine else None
+        found = identity.journal_id(journal.engine) if journal.engine else None
     except SQLAlchemyError as exc:
-        journal_db.finding.problems.append(f"journal id unreadable: {describe(exc)}")
+        journal.finding.problems.append(f"journal id unreadable: {describe(exc)}")
         return
     if known is not None and found != known:
-        journal_db.finding.problems.append(
+        journal.finding.problems.append(
             f"not the journal the store recorded ({known}; this one: {found or 'none'}); "
-            f"point journal_db at it, or accept this one: {identity.ACCEPT}")
+            f"point journal_db at it, or accept this one: {ACCEPT}")

@@ -12,9 +12,9 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, select
 
-from scanner.store.faults import STORE, database_name, loads
-from scanner.store.keyed import put_meta
-from scanner.store.schema import device_settings, events
+from scanner.db.faults import STORE, database_name, loads
+from scanner.db.keyed import put_meta
+from scanner.store.schema import device_settings, events, meta
 
 # A ``meta`` key that moves with every settings save, so the scan path can ask "changed
 # since?" with one indexed read instead of loading and parsing every row of /me.
@@ -42,7 +42,7 @@ def save_settings(conn: Connection, me: dict[str, Any], at: str) -> None:
             for key, value in me.items()]
     if rows:
         conn.execute(device_settings.insert(), rows)
-    put_meta(conn, SETTINGS_VERSION_KEY, str(time.time_ns()))
+    put_meta(conn, SETTINGS_VERSION_KEY, str(time.time_ns()), meta)
 
 
 def load_settings(conn: Connection) -> dict[str, Any] | None:
