@@ -230,11 +230,15 @@ def test_sigkill_loses_no_decision_that_was_logged(
     daemon = Daemon(environment(config, sim_server), tmp_path / "run.log")
     try:
         daemon.wait_log("starting")
-        handheld.scan(*[f"KILLED-{i:04d}-CODE" for i in range(15)], pause=0.005)
+        # A stream, not a burst: lines typed before the reader opened its port are gone.
+        codes = [f"KILLED-{i:04d}-CODE" for i in range(60)]
+        stream = threading.Thread(target=handheld.scan, args=codes, kwargs={"pause": 0.01})
+        stream.start()
         daemon.wait_log(DECISION.pattern, 5)
     finally:
         daemon.proc.send_signal(signal.SIGKILL)
         daemon.kill()
+        stream.join()
     # A line the kill cut short was never logged whole: only whole lines count.
     decided = daemon.decided()
     entries = journaled(config, environment(config, sim_server))
