@@ -9,6 +9,8 @@
 # tarball in $GATE_ARM64_CACHE (default /var/cache/gate-scanner-arm64), keyed by the recipe
 # below, and pip's cache beside it, so a rerun takes minutes, not the first run's half hour.
 # Needs root: debootstrap, chroot and mounts; no systemd (binfmt is registered by hand).
+# GATE_ARM64_BUNDLE_OUT=DIR also writes an offline aarch64 bundle (deploy/bundle.sh) there,
+# its evdev built into a wheel in the root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SRC=$PWD
@@ -138,6 +140,15 @@ check "gate config check fails in one line" sh -c '
     echo "$out"
     [ "$code" -ne 0 ] && [ "$(printf "%s\n" "$out" | wc -l)" -eq 1 ] && ! echo "$out" | grep -q Traceback'
 check "gate demo under emulation" sh -c 'cd /tmp && gate demo --tickets 200'
+
+# An offline bundle for the Pi whose evdev is a wheel, made where the target's kind runs.
+if [ -n "${GATE_ARM64_BUNDLE_OUT:-}" ]; then
+    step "making the aarch64 bundle"
+    in_root /root/gate-scanner/deploy/bundle.sh --arch aarch64 --out /root/dist
+    install -d "$GATE_ARM64_BUNDLE_OUT"
+    cp "$root"/root/dist/gate-scanner-*-aarch64.tar.gz "$GATE_ARM64_BUNDLE_OUT/"
+    step "wrote $(ls "$GATE_ARM64_BUNDLE_OUT"/gate-scanner-*-aarch64.tar.gz)"
+fi
 
 step "$failures check(s) failed"
 [ "$failures" = 0 ]
