@@ -16,6 +16,7 @@
 # `pip install --require-hashes`. Where systemd is not running (a chroot building an image)
 # the unit is installed and enabled, not started.
 set -euo pipefail
+umask 022  # the gate user and the desktop user read what is installed here
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 
 ROOT=/
