@@ -144,7 +144,9 @@ check "gate demo under emulation" sh -c 'cd /tmp && gate demo --tickets 200'
 # An offline bundle for the Pi whose evdev is a wheel, made where the target's kind runs.
 if [ -n "${GATE_ARM64_BUNDLE_OUT:-}" ]; then
     step "making the aarch64 bundle"
-    in_root /root/gate-scanner/deploy/bundle.sh --arch aarch64 --out /root/dist
+    # Debian's python3 has no pip of its own; the installed release's venv does.
+    in_root env PYTHON=/opt/gate-scanner/current/.venv/bin/python \
+        /root/gate-scanner/deploy/bundle.sh --arch aarch64 --out /root/dist
     install -d "$GATE_ARM64_BUNDLE_OUT"
     cp "$root"/root/dist/gate-scanner-*-aarch64.tar.gz "$GATE_ARM64_BUNDLE_OUT/"
     step "wrote $(ls "$GATE_ARM64_BUNDLE_OUT"/gate-scanner-*-aarch64.tar.gz)"
