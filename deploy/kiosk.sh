@@ -1,32 +1,64 @@
 #!/usr/bin/env bash
-# Chromium in kiosk mode on the Pi's own screen, showing the gate's local page once the gate
-# is ready. Called by `deploy/install.sh --kiosk`; safe to run again.
-#   deploy/kiosk.sh [USER]   the desktop user whose session shows the page (default: $SUDO_USER)
+# The steward's screen on the Pi's own display, the way Raspberry Pi OS starts programs: an
+# entry in the desktop user's labwc autostart and wayfire [autostart] (bookworm's two
+# compositors; its graphical-session.target never starts, so a user unit would not either).
+# The entry runs deploy/kiosk-launch.sh of the current release. Called by
+# `deploy/install.sh --kiosk`; safe to run again.
+#   deploy/kiosk.sh [USER]            the desktop user (default: $SUDO_USER)
+#   deploy/kiosk.sh --remove [USER]   take the entries out again
 set -euo pipefail
-cd "$(dirname "$0")/.."
-user="${1:-${SUDO_USER:-$(id -un)}}"
-home=$(getent passwd "$user" | cut -d: -f6)
-[ -n "$home" ] || { echo "kiosk: no such user: $user" >&2; exit 2; }
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+R=${GATE_INSTALL_ROOT:-}   # set by install.sh --root; empty on a real install
+LAUNCHER=/opt/gate-scanner/current/deploy/kiosk-launch.sh
+MARK="# gate-scanner kiosk"
+KEY=gate_kiosk
 
-# Debian's own Chromium and curl (the readiness probe); no browser download, no CDN.
-missing=()
-for pkg in chromium curl; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    as_root apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
+remove=0
+if [ "${1:-}" = --remove ]; then remove=1; shift; fi
+user="${1:-${SUDO_USER:-$(id -un)}}"
+if [ -z "$R" ]; then entry=$(getent passwd "$user" || true)
+else entry=$(grep "^$user:" "$R/etc/passwd" || true); fi
+IFS=: read -r _ _ uid gid _ home _ <<<"$entry"
+[ -n "${home:-}" ] || { echo "kiosk: no such user: $user" >&2; exit 2; }
+home=$R$home
+labwc=$home/.config/labwc/autostart
+wayfire=$home/.config/wayfire.ini
+
+if [ "$remove" = 1 ]; then
+    [ ! -f "$labwc" ] || sed -i "\|$MARK\$|d" "$labwc"
+    [ ! -f "$wayfire" ] || sed -i "/^$KEY[[:space:]]*=/d" "$wayfire"
+    echo "kiosk: removed the autostart entries of $user"
+    exit 0
 fi
 
-unit_dir="$home/.config/systemd/user"
-as_root install -d -o "$user" -m 0755 "$unit_dir"
-as_root install -o "$user" -m 0644 deploy/gate-kiosk.service "$unit_dir/gate-kiosk.service"
-# Started with the graphical session; lingering keeps the user manager up across logins.
-as_root loginctl enable-linger "$user" || true
-as_root -u "$user" XDG_RUNTIME_DIR="/run/user/$(id -u "$user")" \
-    systemctl --user daemon-reload 2>/dev/null || true
-as_root -u "$user" XDG_RUNTIME_DIR="/run/user/$(id -u "$user")" \
-    systemctl --user enable gate-kiosk.service 2>/dev/null \
-    || echo "kiosk: enable it from $user's session: systemctl --user enable --now gate-kiosk" >&2
-echo "kiosk: Chromium will show http://127.0.0.1:8080/ in $user's graphical session"
+if [ -z "$R" ] && ! command -v chromium-browser >/dev/null && ! command -v chromium >/dev/null
+then  # Pi OS ships chromium-browser; plain Debian calls it chromium
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium-browser >/dev/null 2>&1 ||
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+
+owned_dir() { install -d -o "$uid" -g "$gid" -m 0755 "$1"; }
+owned_dir "$home/.config"
+owned_dir "$home/.config/labwc"
+
+# labwc runs the user's autostart instead of the system's: a new one starts as a copy of
+# the system's, so the desktop keeps its panel and display setup.
+if [ ! -f "$labwc" ]; then
+    if [ -f "$R/etc/xdg/labwc/autostart" ]; then cp "$R/etc/xdg/labwc/autostart" "$labwc"
+    else : >"$labwc"; fi
+fi
+sed -i "\|$MARK\$|d" "$labwc"
+echo "$LAUNCHER & $MARK" >>"$labwc"
+chown "$uid:$gid" "$labwc"
+
+# wayfire: one key in [autostart], the section made if the file has none.
+touch "$wayfire"
+sed -i "/^$KEY[[:space:]]*=/d" "$wayfire"
+if grep -q '^\[autostart\]' "$wayfire"; then
+    sed -i "/^\[autostart\]/a $KEY = $LAUNCHER" "$wayfire"
+else
+    { if [ -s "$wayfire" ]; then echo; fi; printf '[autostart]\n%s = %s\n' "$KEY" "$LAUNCHER"; } \
+        >>"$wayfire"
+fi
+chown "$uid:$gid" "$wayfire"
+echo "kiosk: $user's desktop (labwc or wayfire) shows the gate's page at login, once /healthz answers"
