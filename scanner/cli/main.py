@@ -76,8 +76,6 @@ class LazyGroup(click.Group):
 @click.option("--config", "config_path", envvar="GATE_CONFIG", type=click.Path(),
               help="TOML configuration file (or GATE_CONFIG).")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
-@click.version_option(package_name="gate-scanner", prog_name="gate",
-                      message="%(prog)s %(version)s")
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
     """gate-scanner: offline-first access control for vivenu events."""
