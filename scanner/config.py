@@ -294,6 +294,10 @@ class OutputsConfig:
         return None
 
 
+# The kiosk page's catalogues (scanner/kiosk/locale/<language>).
+PAGE_LANGUAGES = ("en", "de", "fr", "nl", "es", "it")
+
+
 @dataclass(frozen=True)
 class WebConfig:
     """The kiosk page, /api/status, /healthz and /metrics served by ``gate run``."""
@@ -308,6 +312,8 @@ class WebConfig:
     # Read-only status without login when served beyond loopback; off: holder names are
     # personal data.
     status_open: bool = False
+    # The page's language for every browser; None: each browser's Accept-Language.
+    language: str | None = setting(None, choices=PAGE_LANGUAGES)
 
     def problem(self) -> tuple[str, str] | None:
         from scanner.netrules import is_loopback
