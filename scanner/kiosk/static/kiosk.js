@@ -45,7 +45,8 @@
     while (w > 0.3 && ($("word").scrollWidth > head.clientWidth + 1 || head.scrollWidth > box.clientWidth + 1)) {
       w -= 0.05; root.setProperty("--w", w.toFixed(2));
     }
-    while (k > 0.35 && (box.scrollHeight > box.clientHeight + 1 || box.scrollWidth > box.clientWidth + 1)) {
+    const wide = () => [...box.children].some((el) => el.scrollWidth > el.clientWidth + 1);
+    while (k > 0.3 && (box.scrollHeight > box.clientHeight + 1 || box.scrollWidth > box.clientWidth + 1 || wide())) {
       k -= 0.06; root.setProperty("--k", k.toFixed(2));
     }
   }
