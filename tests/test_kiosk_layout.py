@@ -17,13 +17,12 @@ and status callables, and the act stage's listener it reads.
 from __future__ import annotations
 
 import dataclasses
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from browser_kit import needs_chromium
 from kiosk_kit import KioskGate, free_port
 
 from scanner.act import Acted
@@ -35,9 +34,6 @@ from scanner.sim import SimServer
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 WAIT_MS = 5000
 SIZES = {"phone": (390, 844), "tablet": (768, 1024), "800x480": (800, 480),
          "480x800": (480, 800), "1080p": (1920, 1080)}
@@ -47,8 +43,7 @@ WORD_SHARE = 0.15       # the result word's height on a kiosk screen, of the vie
 # 7" 800x480 screen either way round.
 HOLDER_SHARE = 0.10
 
-pytestmark = pytest.mark.skipif(not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM),
-                                reason="no /usr/bin/chromium (deploy/bootstrap.sh --test)")
+pytestmark = needs_chromium
 
 DATA = Path(__file__).parent / "data"
 # Every box in the viewport, no text clipped, every visible control on screen and on top.
@@ -96,19 +91,6 @@ def gate(tmp_path_factory: pytest.TempPathFactory,
     kg.close()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture(scope="module")
-def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = Path(os.environ.get("GATE_ARTIFACTS") or tmp_path_factory.mktemp("artifacts"))
-    out.mkdir(parents=True, exist_ok=True)
-    return out
 
 
 def open_page(browser: Any, url: str, locale: str = "en-GB") -> Any:
