@@ -264,3 +264,25 @@ def test_a_decision_after_the_stream_opened_is_on_it_however_slow_the_state(
         assert b"event: decision" in seen and result.scan_id.encode() in seen
     finally:
         slow.stop()
+
+
+def test_a_burst_of_status_requests_reads_the_status_once(kg: KioskGate) -> None:
+    """A monitoring system polling /api/status 20 times a second costs the gate one status
+    read a second, not twenty."""
+    reads = []
+
+    def counted() -> dict[str, Any]:
+        reads.append(time.monotonic())
+        return kg.kiosk.parts.status()
+
+    kg.kiosk.stop()
+    polled = KioskServer(WebOptions(port=free_port()),
+                         dataclasses.replace(kg.kiosk.parts, status=counted)).start()
+    try:
+        with httpx.Client(base_url=polled.url, timeout=5) as client:
+            answers = [client.get("/api/status") for _ in range(20)]
+        assert all(a.status_code == 200 for a in answers)
+        assert {a.json()["tickets"] for a in answers} == {kg.gate.store.count()}
+        assert len(reads) <= 2  # the burst may straddle the document's second
+    finally:
+        polled.stop()

@@ -73,6 +73,7 @@ def simulator(tmp: Path, tickets: int) -> Iterator[str]:
 
     token = tmp / "token"
     token.write_text(TOKEN, encoding="utf-8")
+    token.chmod(0o600)  # a token file others may read is refused
     proc = subprocess.Popen(gate_argv("sim", "--port", "0", "--events", "1", "--tickets",
                                       str(tickets), "--token-file", str(token)),
                             env=gate_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,

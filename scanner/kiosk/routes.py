@@ -226,7 +226,7 @@ def build_app(kiosk: KioskServer) -> ASGIApp:
 
     async def status(request: Request) -> Response:
         read_only(request)
-        return _json(await run_in_threadpool(kiosk.parts.status))
+        return _json(await run_in_threadpool(kiosk.status))
 
     async def metrics(request: Request) -> Response:
         read_only(request)
