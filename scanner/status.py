@@ -5,6 +5,7 @@ Read from the local store and journal only, so it answers at a dead gate.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from scanner.build import version
@@ -36,6 +37,7 @@ def gather(gate: Gate) -> dict[str, Any]:
         }
     doc = {
         "gate_id": gate.config.gate_id,
+        "first_sync": first_sync(states, gate.config.events),
         "version": version(),
         "clock": gate.clock_guard.state().to_json(),
         # Set once any command found the store damaged; the gate keeps deciding meanwhile.
@@ -53,6 +55,30 @@ def gather(gate: Gate) -> dict[str, Any]:
         doc["mesh"] = mesh_status(gate)
     doc["daemon"] = daemon_status(gate)
     return doc
+
+
+def first_sync(states: dict[str, dict[str, Any]],
+               configured: Sequence[str] = ()) -> dict[str, Any] | None:
+    """The first full sync while it runs: ``done`` of ``total`` tickets (``total`` None
+    until every event's listing said), over the events that never finished one; None once
+    each has. A later reconcile is not a first sync: the store was whole before it."""
+    pending = sorted({e for e in configured if e not in states}
+                     | {e for e, s in states.items() if "last_full" in s and not s["last_full"]})
+    if not pending:
+        return None
+    totals = [states.get(e, {}).get("full_total") for e in pending]
+    return {"events": pending,
+            "done": sum(int(states.get(e, {}).get("full_skip") or 0) for e in pending),
+            "total": sum(int(t) for t in totals if t is not None)
+            if all(t is not None for t in totals) else None}
+
+
+def first_sync_words(syncing: dict[str, Any]) -> str:
+    """"1200 of 48000 tickets (2 %)", or "1200 tickets so far" before every total is known."""
+    done, total = syncing["done"], syncing["total"]
+    if not total:
+        return f"{done} tickets so far"
+    return f"{done} of {total} tickets ({100 * done // total} %)"
 
 
 def daemon_status(gate: Gate) -> dict[str, Any]:

@@ -19,6 +19,9 @@ from scanner.config import Secret
 from scanner.sim import SimServer, World
 from scanner.vivenu.client import VivenuClient
 
+# The browser and screenshot-folder fixtures of the kiosk page's tests.
+pytest_plugins = ("browser_kit",)
+
 # A shared CI machine can stall any example past hypothesis' 200 ms deadline; speed is the
 # benchmarks' business, so CI runs without one.
 settings.register_profile("ci", deadline=None)

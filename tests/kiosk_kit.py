@@ -54,6 +54,8 @@ class KioskGate:
                                      pin_file=str(tmp_path / "kiosk.pin"))
         self.kiosk = self.new_kiosk()
         self._stop = threading.Event()
+        self._paused = threading.Event()
+        self._busy = threading.Lock()  # held through one sync and its report
         self._syncing = threading.Thread(target=self._sync_loop, daemon=True)
         self._syncing.start()
 
@@ -81,12 +83,24 @@ class KioskGate:
 
     def _sync_loop(self) -> None:
         while not self._stop.wait(SYNC_EVERY):
-            try:
-                self.gate.syncer.run_once()
-            except GateError:
-                self.link.failed()
-            else:
-                self.link.reached()
+            with self._busy:
+                if self._paused.is_set():
+                    continue
+                try:
+                    self.gate.syncer.run_once()
+                except GateError:
+                    self.link.failed()
+                else:
+                    self.link.reached()
+
+    def pause_sync(self, paused: bool) -> None:
+        """Hold the sync loop (and so the online badge) where a test put it."""
+        if paused:
+            self._paused.set()
+            with self._busy:  # a sync under way reports before the test's own word
+                pass
+        else:
+            self._paused.clear()
 
     @property
     def url(self) -> str:

@@ -55,3 +55,12 @@ def test_the_terminator_rule_accepts_what_the_serial_reader_parses(value: str) -
     else:
         parsed = True
     assert (terminator_problem(value) is None) == parsed, value
+
+
+def test_every_page_language_has_its_catalogue_and_no_catalogue_is_undeclared() -> None:
+    from importlib import resources
+
+    shipped = {entry.name for entry in
+               resources.files("scanner.kiosk").joinpath("locale").iterdir()
+               if entry.joinpath("LC_MESSAGES", "kiosk.po").is_file()}
+    assert shipped == set(config.PAGE_LANGUAGES)

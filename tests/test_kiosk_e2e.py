@@ -7,8 +7,6 @@ module, in test order. Screenshots go to $GATE_ARTIFACTS (default: a tmp directo
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
 import statistics
 import time
@@ -19,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from browser_kit import needs_chromium
 from kiosk_kit import free_port
 from prometheus_client.parser import text_string_to_metric_families
 from test_journal_kit import journal_path, open_journal
@@ -27,13 +26,11 @@ from test_sim_kit import SIM_TOKEN
 
 from scanner.config import load_config
 from scanner.kiosk.auth import write_pin_file
+from scanner.kiosk.i18n import catalogue
 from scanner.sim import SimServer, World
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 WAIT_MS = 5000
 LINK_WAIT_MS = int(E2E_WAIT * 1000)  # the sync notices the simulator gone (or back) in its time
 SIZES = {"800x480": (800, 480), "1080p": (1920, 1080)}
@@ -43,8 +40,7 @@ PIN = "4711"
 BADGE_IS = "w => document.querySelector('#link').textContent.startsWith(w)"
 CLASS_IS = "c => document.querySelector('#result').className === c"
 
-pytestmark = pytest.mark.skipif(not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM),
-                                reason="no /usr/bin/chromium (deploy/bootstrap.sh --test)")
+pytestmark = needs_chromium
 
 
 class Kiosk:
@@ -121,13 +117,6 @@ def kiosk(tmp_path_factory: pytest.TempPathFactory, sim: SimServer,
     k.close()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield chromium
-        chromium.close()
-
 
 @pytest.fixture(scope="module")
 def page(browser: Any, kiosk: Kiosk) -> Iterator[Any]:
@@ -136,12 +125,6 @@ def page(browser: Any, kiosk: Kiosk) -> Iterator[Any]:
     yield p
     p.close()
 
-
-@pytest.fixture(scope="module")
-def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = Path(os.environ.get("GATE_ARTIFACTS") or tmp_path_factory.mktemp("artifacts"))
-    out.mkdir(parents=True, exist_ok=True)
-    return out
 
 
 def open_page(browser: Any, url: str, size: tuple[int, int] = SIZES["800x480"]) -> Any:
@@ -223,7 +206,9 @@ def test_a_bad_code_turns_the_page_red_with_its_reason(
     assert page.text_content("#word") == "DENIED"
     row = next(r for r in kiosk.journal() if r["scan_id"] == probe["scan_id"])
     assert row["reason"] == "UNKNOWN_BARCODE"
-    assert page.text_content("#message") == row["message"] != ""
+    words = catalogue("en")
+    assert page.text_content("#message") == words["reason.UNKNOWN_BARCODE.detail"]
+    assert page.text_content("#next") == words["reason.UNKNOWN_BARCODE.next"]
     shoot(page, handheld, ["NOSUCHCODE456", "NOSUCHCODE789"], "red", artifacts)
 
 

@@ -3,6 +3,7 @@ status document, health, and the login that guards state changes beyond loopback
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import stat
@@ -142,15 +143,69 @@ def test_status_can_be_closed_beyond_loopback(tmp_path: Path, sim_server: SimSer
         gate.close()
 
 
-def test_annul_marks_a_grant_not_passed(kg: KioskGate) -> None:
+def steward(kg: KioskGate, tmp_path: Path) -> httpx.Client:
+    """A client logged in with the steward's PIN on a loopback kiosk (the PIN set now)."""
+    write_pin_file(tmp_path / "kiosk.pin", PIN)
+    kg.restart_kiosk()  # the PIN is read at start
+    client = httpx.Client(base_url=kg.url, timeout=5)
+    assert post(client, "/api/login", {"pin": PIN}).status_code == 200
+    return client
+
+
+def test_annul_marks_a_grant_not_passed(kg: KioskGate, tmp_path: Path) -> None:
+    with contextlib.closing(steward(kg, tmp_path)) as client:
+        result = kg.read(kg.valid_barcodes(1)[0])
+        wait_for(lambda: kg.kiosk.events.annullable(result.scan_id),
+                 "the grant to reach the kiosk")
+        reply = post(client, "/api/annul", {"scan_id": result.scan_id})
+        assert reply.status_code == 200
+        row = next(e for e in kg.gate.journal.entries() if e["scan_id"] == result.scan_id)
+        assert row["passed"] is False
+        again = post(client, "/api/annul", {"scan_id": result.scan_id})
+        assert again.status_code == 409
+        [listed] = [m for m in client.get("/api/recent").json()
+                    if m["scan_id"] == result.scan_id]
+        assert listed["annulled"] is True
+
+
+def test_annul_and_direction_on_loopback_need_the_stewards_pin(kg: KioskGate) -> None:
+    """Whoever touches the gate's own screen cannot annul a grant or turn the gate round."""
     result = kg.read(kg.valid_barcodes(1)[0])
     wait_for(lambda: kg.kiosk.events.annullable(result.scan_id), "the grant to reach the kiosk")
-    reply = httpx.post(kg.url + "/api/annul", json={"scan_id": result.scan_id})
-    assert reply.status_code == 200
-    row = next(e for e in kg.gate.journal.entries() if e["scan_id"] == result.scan_id)
-    assert row["passed"] is False
-    again = httpx.post(kg.url + "/api/annul", json={"scan_id": result.scan_id})
-    assert again.status_code == 409
+    assert httpx.post(kg.url + "/api/annul", json={"scan_id": result.scan_id}).status_code == 401
+    assert httpx.post(kg.url + "/api/direction", json={"direction": "OUT"}).status_code == 401
+    assert kg.kiosk.direction.value == "IN"
+    # No PIN set on this gate: the login says so rather than "wrong PIN".
+    assert httpx.post(kg.url + "/api/login", json={"pin": PIN}).status_code == 403
+    assert next(e for e in kg.gate.journal.entries()
+                if e["scan_id"] == result.scan_id)["passed"] is not False
+
+
+def test_recent_lists_this_gates_last_twenty_decisions_newest_first(kg: KioskGate) -> None:
+    codes = kg.valid_barcodes(22)
+    scans = [kg.read(code).scan_id for code in codes]
+    wait_for(lambda: len(kg.kiosk.events.recent()) == 20
+             and kg.kiosk.events.recent()[0]["scan_id"] == scans[-1], "the last decision")
+    listed = httpx.get(kg.url + "/api/recent").json()
+    assert [m["scan_id"] for m in listed] == scans[::-1][:20]
+    assert all(m["granted"] and m["word_key"] == "word.valid" for m in listed)
+
+
+def test_the_page_and_its_words_follow_accept_language(kg: KioskGate) -> None:
+    page = httpx.get(kg.url + "/", headers={"Accept-Language": "de-CH,de;q=0.9,en;q=0.5"})
+    assert '<html lang="de">' in page.text
+    words = httpx.get(kg.url + "/api/i18n", headers={"Accept-Language": "fr;q=0.4, nl"}).json()
+    assert words["lang"] == "nl" and words["messages"]["word.valid"] == "GELDIG"
+    fallback = httpx.get(kg.url + "/api/i18n", headers={"Accept-Language": "ja"}).json()
+    assert fallback["lang"] == "en" and fallback["messages"]["word.ready"] == "READY"
+
+
+def test_web_language_forces_one_language_on_every_browser(
+        tmp_path: Path, sim_server: SimServer) -> None:
+    with KioskGate(tmp_path, sim_server, WebOptions(port=free_port(), language="it",
+                                                    pin_file=str(tmp_path / "p"))) as gate:
+        words = httpx.get(gate.url + "/api/i18n", headers={"Accept-Language": "de"}).json()
+        assert words["lang"] == "it" and words["messages"]["word.denied"] == "NEGATO"
 
 
 def test_set_pin_writes_a_hash_only_its_owner_can_read(tmp_path: Path) -> None:
@@ -209,3 +264,25 @@ def test_a_decision_after_the_stream_opened_is_on_it_however_slow_the_state(
         assert b"event: decision" in seen and result.scan_id.encode() in seen
     finally:
         slow.stop()
+
+
+def test_a_burst_of_status_requests_reads_the_status_once(kg: KioskGate) -> None:
+    """A monitoring system polling /api/status 20 times a second costs the gate one status
+    read a second, not twenty."""
+    reads = []
+
+    def counted() -> dict[str, Any]:
+        reads.append(time.monotonic())
+        return kg.kiosk.parts.status()
+
+    kg.kiosk.stop()
+    polled = KioskServer(WebOptions(port=free_port()),
+                         dataclasses.replace(kg.kiosk.parts, status=counted)).start()
+    try:
+        with httpx.Client(base_url=polled.url, timeout=5) as client:
+            answers = [client.get("/api/status") for _ in range(20)]
+        assert all(a.status_code == 200 for a in answers)
+        assert {a.json()["tickets"] for a in answers} == {kg.gate.store.count()}
+        assert len(reads) <= 2  # the burst may straddle the document's second
+    finally:
+        polled.stop()

@@ -15,7 +15,7 @@ from test_run_kit import Loop
 
 from scanner.kiosk.parts import KioskParts, Probes, Reachability, WebOptions
 from scanner.kiosk.server import KioskServer
-from scanner.kiosk.state import banners, venue_counters
+from scanner.kiosk.state import banners, feedback, venue_counters
 from scanner.kiosk.worker import Rate, WebWorker
 from scanner.run.jobs import upload_job
 from scanner.run.supervisor import Supervisor
@@ -130,3 +130,15 @@ def test_a_taken_port_makes_the_web_worker_fail_not_hang() -> None:
         worker.start()
         assert worker.join(5)
     assert "cannot listen" in str(worker.failure)
+
+
+@pytest.mark.parametrize(("device", "wanted"), [
+    ({}, {"sound": True, "haptic": True}),
+    ({"enableSoundFeedback": False}, {"sound": False, "haptic": True}),
+    ({"enableSoundFeedback": True, "enableHapticFeedback": False},
+     {"sound": True, "haptic": False}),
+])
+def test_sound_and_vibration_follow_me(device: dict[str, Any],
+                                       wanted: dict[str, bool]) -> None:
+    assert feedback({"deviceSettings": device}) == wanted
+    assert feedback(None) == {"sound": True, "haptic": True}

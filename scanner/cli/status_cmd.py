@@ -14,7 +14,7 @@ from scanner.app import Gate
 from scanner.cli.main import load
 from scanner.config import GateConfig
 from scanner.printable import escape
-from scanner.status import gather
+from scanner.status import first_sync_words, gather
 
 
 def render(doc: dict[str, Any]) -> str:
@@ -27,6 +27,9 @@ def render(doc: dict[str, Any]) -> str:
         lines.append(f"STORE DAMAGED (found {damage['at'] or 'earlier'}: {damage['what']}): "
                      f"the gate still decides from what it can read; a ticket on a damaged "
                      f"page cannot be admitted. Run: gate db check, then gate db rebuild-store")
+    syncing = doc.get("first_sync")
+    if syncing:
+        lines.append(f"FIRST SYNC: {first_sync_words(syncing)}: not ready until it ends")
     for event_id, ev in doc["events"].items():
         name = f" ({ev['name']})" if ev["name"] else ""
         lines.append(f"  {event_id}{name}: {ev['tickets']} tickets, inside {ev['inside']}, "

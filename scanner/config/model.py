@@ -17,6 +17,7 @@ from scanner.config.names import (
     DECODER_NAMES,
     DIRECTIONS,
     LAYOUT_NAMES,
+    PAGE_LANGUAGES,
     PIN_FACTORIES,
     SOURCE_NAMES,
 )
@@ -242,6 +243,7 @@ class OutputsConfig:
         return None
 
 
+
 @dataclass(frozen=True)
 class WebConfig:
     """The kiosk page, /api/status, /healthz and /metrics served by ``gate run``."""
@@ -256,6 +258,8 @@ class WebConfig:
     # Read-only status without login when served beyond loopback; off: holder names are
     # personal data.
     status_open: bool = False
+    # The page's language for every browser; None: each browser's Accept-Language.
+    language: str | None = setting(None, choices=PAGE_LANGUAGES)
 
     def problem(self) -> tuple[str, str] | None:
         if self.enabled and not is_loopback(self.host) and not self.pin_file:

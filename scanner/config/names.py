@@ -24,3 +24,5 @@ TERMINATOR_NAMES = ("CR", "LF", "CRLF")
 PIN_FACTORIES = ("mock", "lgpio", "rpigpio", "pigpio", "native")
 DIRECTIONS = ("IN", "OUT")
 CHECKOUT_POLICIES = ("allow", "deny")
+# The kiosk page's catalogues (scanner/kiosk/locale/<language>.po).
+PAGE_LANGUAGES = ("en", "de", "fr", "nl", "es", "it")

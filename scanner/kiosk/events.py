@@ -34,6 +34,7 @@ CLIENT_QUEUE = 64
 STATE_MIN_INTERVAL = 1.0
 STATE_TICK = 5.0            # and this often while a page listens: online/offline, banners
 RECENT_GRANTS = 256         # grants a steward may still annul
+RECENT_DECISIONS = 20       # "did my ticket go through a minute ago?": the page's list
 
 
 def _nobody() -> None:
@@ -83,6 +84,7 @@ class Broadcaster:
         self._dirty = True
         self._fire_alarm = parts.probes.fire_alarm()
         self._grants: deque[str] = deque(maxlen=RECENT_GRANTS)
+        self._recent: deque[dict[str, Any]] = deque(maxlen=RECENT_DECISIONS)
         self.cut_clients = 0
 
     # -- clients -------------------------------------------------------------------------
@@ -137,11 +139,24 @@ class Broadcaster:
         """Rebuild the state soon (after a direction switch, an annul)."""
         self._dirty = True
 
+    def recent(self) -> list[dict[str, Any]]:
+        """This gate's last RECENT_DECISIONS decision messages, newest first, each with
+        ``passed`` (None until told) and ``annulled``."""
+        with self._lock:
+            return [dict(m) for m in reversed(self._recent)]
+
+    def _mark(self, scan_id: str, **marks: object) -> None:
+        with self._lock:
+            for message in self._recent:
+                if message["scan_id"] == scan_id:
+                    message.update(marks)
+
     def annullable(self, scan_id: str) -> bool:
         return scan_id in self._grants
 
     def annulled(self, scan_id: str) -> None:
         self._settled(scan_id)
+        self._mark(scan_id, annulled=True, passed=False)
         self.broadcast({"type": "annulled", "scan_id": scan_id})
         self.refresh()
 
@@ -194,9 +209,14 @@ class Broadcaster:
             self._on_acted(event)
         elif isinstance(event, Passage) and event.scan_id is not None:
             self._settled(event.scan_id)
+            self._mark(event.scan_id, passed=event.passed)
         elif isinstance(event, FireAlarm):
             self._fire_alarm = event.active
-        message = to_page(event, gate_id=self.parts.gate_id)
+        message = to_page(event, gate_id=self.parts.gate_id,
+                          online=self.parts.probes.online)
+        if message is not None and message["type"] == "decision":
+            with self._lock:
+                self._recent.append(message | {"passed": None, "annulled": False})
         if message is not None:
             self.broadcast(message)
             self._dirty = True

@@ -27,7 +27,7 @@ log = logging.getLogger("scanner.kiosk")
 
 REQUEST_TIMEOUT = 10.0   # seconds for a request's headers and body to arrive, once begun
 KEEP_ALIVE = 5           # seconds an idle keep-alive connection is kept
-MAX_CONNECTIONS = 64     # requests and streams at once; uvicorn answers 503 beyond
+MAX_CONNECTIONS = 160    # requests and streams at once (a venue's 100 open pages); 503 beyond
 MAX_OPEN = 256           # connections held at all (a slow client counts before its request)
 MAX_PER_ADDRESS = 32     # of them from one address: a browser opens at most a handful
 MAX_HEADER_BYTES = 8192  # the request line and headers

@@ -32,6 +32,8 @@ class WebSettings(Protocol):
     def pin_file(self) -> str: ...
     @property
     def status_open(self) -> bool: ...
+    @property
+    def language(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class WebOptions:
     port: int = DEFAULT_PORT
     pin_file: str = DEFAULT_PIN_FILE
     status_open: bool = True
+    language: str | None = None    # None: each browser's Accept-Language
 
 
 class Annuls(Protocol):

@@ -1,20 +1,28 @@
 """What the kiosk page is sent: act-stage events turned into plain JSON for a person.
 
-The page only paints what it is given; wording and the choice of word and icon live here,
-so they are tested without a browser.
+The page only paints what it is given. The choice of word, icon and colour lives here, so
+it is tested without a browser; the words themselves are keys into the page's catalogue
+(``scanner.kiosk.i18n``): ``word`` (``word.valid``), and for a denial the reason code,
+whose ``reason.<CODE>.detail`` and ``.next`` tell the steward what happened and what to do.
+The English fields (``message``, ``seat``, the counters' ``label``) stay for integrators.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from scanner.act import Acted, FireAlarm, Passage
 from scanner.decide.model import Decision, Feedback, Reason
 
-# The word under the icon, for stewards who cannot tell the colours apart.
-_WORDS = {Reason.GRANTED: "VALID", Reason.CHECKED_OUT: "CHECKED OUT",
-          Reason.ALREADY_INSIDE: "ALREADY IN", Reason.REENTRY_NOT_ALLOWED: "ALREADY SCANNED"}
+# The word under the icon, for stewards who cannot tell the colours apart: catalogue keys,
+# and the English word for integrators.
+WORDS = {Reason.GRANTED: ("word.valid", "VALID"),
+          Reason.CHECKED_OUT: ("word.checked_out", "CHECKED OUT"),
+          Reason.ALREADY_INSIDE: ("word.already_in", "ALREADY IN"),
+          Reason.REENTRY_NOT_ALLOWED: ("word.already_scanned", "ALREADY SCANNED")}
+DENIED = ("word.denied", "DENIED")
 # Denials counted on the page, in a word or two.
 REASON_LABELS = {
     Reason.MALFORMED_READ: "bad read", Reason.UNKNOWN_BARCODE: "unknown",
@@ -30,14 +38,24 @@ _ICONS = {Feedback.GREEN: "check", Feedback.RED: "cross", Feedback.ORANGE: "repe
           Feedback.BLUE: "exit"}
 
 
-def seat(decision: Decision) -> str | None:
-    """"Area A · Row 3 · Seat 12", or None for general admission."""
+def seat_parts(decision: Decision) -> dict[str, str] | None:
+    """The seat as given (``area``, ``row``, ``seat``, each only when set), or None for
+    general admission. The area is a name of its own ("Block A", "Stehplatz"): it is
+    shown as it is, never after a word "Area" it may already hold."""
     ticket = decision.ticket
     if ticket is None:
         return None
-    parts = [f"{label} {value}" for label, value in
-             (("Area", ticket.area), ("Row", ticket.row), ("Seat", ticket.seat)) if value]
-    return " · ".join(parts) or None
+    parts = {key: value for key, value in
+             (("area", ticket.area), ("row", ticket.row), ("seat", ticket.seat)) if value}
+    return parts or None
+
+
+def seat(decision: Decision) -> str | None:
+    """"Block A · Row 3 · Seat 12", or None for general admission."""
+    parts = seat_parts(decision) or {}
+    words = [parts.get("area"), *(f"{label} {parts[key]}" for key, label in
+                                  (("row", "Row"), ("seat", "Seat")) if key in parts)]
+    return " · ".join(w for w in words if w) or None
 
 
 def reason_label(reason: str) -> str:
@@ -47,26 +65,38 @@ def reason_label(reason: str) -> str:
         return reason.lower()
 
 
-def decision_event(acted: Acted, *, gate_id: str) -> dict[str, Any]:
+def _unknown() -> None:
+    return None
+
+
+def decision_event(acted: Acted, *, gate_id: str,
+                   online: Callable[[], bool | None] = _unknown) -> dict[str, Any]:
     d = acted.decision
     ticket = d.ticket
+    word_key, word = WORDS.get(d.reason, DENIED)
     return {
         "type": "decision",
         "scan_id": acted.scan_id,
         "granted": d.granted,
         "reason": d.reason.value,
-        "word": _WORDS.get(d.reason, "DENIED"),
+        "word_key": word_key,
+        "word": word,
         "icon": _ICONS[d.feedback],
         "colour": d.feedback.value,
         "message": d.message,
         "holder": ticket.name if ticket else None,
         "ticket_type": ticket.ticket_name if ticket else None,
         "seat": seat(d),
+        "seat_parts": seat_parts(d),
         "direction": d.direction.value,
         "gate": gate_id,
         "opened": acted.opened,
         "offline": d.offline,
-        "sent_at": time.time() * 1000,  # epoch ms, for the page's latency probe
+        # Decided from the local store while vivenu could not be reached: what the page
+        # marks inside the result (a gate online decides from its store too).
+        "decided_offline": d.offline and online() is False,
+        # epoch ms: the page's latency probe, and the time in its list of recent scans
+        "sent_at": time.time() * 1000,
     }
 
 
@@ -78,10 +108,11 @@ def fire_alarm_event(alarm: FireAlarm) -> dict[str, Any]:
     return {"type": "fire_alarm", "active": alarm.active}
 
 
-def to_page(event: object, *, gate_id: str) -> dict[str, Any] | None:
+def to_page(event: object, *, gate_id: str,
+            online: Callable[[], bool | None] = _unknown) -> dict[str, Any] | None:
     """The page's message for one act-stage event; None for events the page ignores."""
     if isinstance(event, Acted):
-        return decision_event(event, gate_id=gate_id)
+        return decision_event(event, gate_id=gate_id, online=online)
     if isinstance(event, Passage):
         return passage_event(event)
     if isinstance(event, FireAlarm):

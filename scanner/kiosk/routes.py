@@ -4,17 +4,21 @@
     GET  /events         Server-Sent Events: decisions, passages, state
     GET  /api/state      the state message the stream sends on connect
     GET  /api/status     what `gate status --json` prints
+    GET  /api/recent     this gate's last 20 decisions, newest first
+    GET  /api/i18n       the page's words in its language ([web] language or Accept-Language)
     GET  /healthz        200 when ready and every heartbeat is fresh, else 503 and why
     GET  /metrics        Prometheus text format
-    POST /api/login      {"pin"} -> session cookie (only needed beyond loopback)
+    POST /api/login      {"pin"} -> session cookie
     POST /api/scan       {"barcode"}: manual entry, decided and acted on like any read
-    POST /api/direction  {"direction": "IN"|"OUT"}
-    POST /api/annul      {"scan_id"}: a grant whose holder did not pass
+    POST /api/direction  {"direction": "IN"|"OUT"}             (the steward's PIN, always)
+    POST /api/annul      {"scan_id"}: a grant whose holder did not pass       (the same)
 
 Every request, on every route, must name this gate in its Host header (``Hosts``): a page
 on another site whose name was re-pointed at this gate (DNS rebinding) says its own name
 there, and is refused before any route runs. Bound beyond loopback, every POST but the login
-needs a session, and read-only routes do too unless ``status_open``. Every POST must be JSON
+needs a session, and read-only routes do too unless ``status_open``. Annul and the IN/OUT
+switch need a session on loopback too: whoever touches the gate's own screen is not
+necessarily its steward. Every POST must be JSON
 and, when the browser says where it comes from (Origin), come from this very host: a
 cross-site form can send neither. No request, however malformed, ends in a traceback: a
 fault is one log line and a JSON answer.
@@ -47,6 +51,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from scanner.decide.model import Direction
 from scanner.errors import GateError
 from scanner.kiosk.auth import COOKIE, SESSION_SECONDS
+from scanner.kiosk.i18n import choose, page_words
 from scanner.kiosk.metrics import CONTENT_TYPE
 from scanner.netrules import LOOPBACK_NAMES
 
@@ -61,7 +66,7 @@ RETRY_MS = 1000         # the EventSource reconnect delay the page is told
 MAX_BODY = 4096
 STATIC = {"index.html": "text/html; charset=utf-8", "kiosk.css": "text/css; charset=utf-8",
           "kiosk.js": "text/javascript; charset=utf-8", "favicon.svg": "image/svg+xml"}
-READ_ONLY = ("/events", "/api/state", "/api/status", "/metrics")
+READ_ONLY = ("/events", "/api/state", "/api/status", "/api/recent", "/metrics")
 SAFETY_HEADERS = [(b"x-content-type-options", b"nosniff"),
                   (b"content-security-policy", b"default-src 'self'")]
 WILDCARDS = ("0.0.0.0", "::", "")
@@ -181,16 +186,34 @@ def build_app(kiosk: KioskServer) -> ASGIApp:
         if kiosk.login_required and not kiosk.sessions.valid(request.cookies.get(COOKIE)):
             raise HttpError(HTTPStatus.UNAUTHORIZED, "log in with this gate's PIN first")
 
+    def require_steward(request: Request) -> None:
+        if not kiosk.sessions.valid(request.cookies.get(COOKIE)):
+            raise HttpError(HTTPStatus.UNAUTHORIZED, "the steward's PIN first")
+
     def read_only(request: Request) -> None:
         if not kiosk.web.status_open:
             require_session(request)
+
+    def language(request: Request) -> str:
+        return choose(request.headers.get("accept-language"), kiosk.language)
 
     async def page(request: Request) -> Response:
         name = request.path_params.get("name", "index.html")
         if name not in files:
             raise HttpError(HTTPStatus.NOT_FOUND, "no such file")
-        return Response(files[name], media_type=STATIC[name],
-                        headers={"Cache-Control": "no-cache"})
+        body = files[name]
+        if name == "index.html":  # the page's language, before any script runs
+            body = body.replace(b'<html lang="en">',
+                                f'<html lang="{language(request)}">'.encode(), 1)
+        return Response(body, media_type=STATIC[name],
+                        headers={"Cache-Control": "no-cache", "Vary": "Accept-Language"})
+
+    async def words(request: Request) -> Response:
+        return _json(page_words(language(request)), headers={"Vary": "Accept-Language"})
+
+    async def recent(request: Request) -> Response:
+        read_only(request)
+        return _json(kiosk.events.recent())
 
     async def healthz(_request: Request) -> Response:
         ok, reasons = await run_in_threadpool(kiosk.parts.health)
@@ -203,7 +226,7 @@ def build_app(kiosk: KioskServer) -> ASGIApp:
 
     async def status(request: Request) -> Response:
         read_only(request)
-        return _json(await run_in_threadpool(kiosk.parts.status))
+        return _json(await run_in_threadpool(kiosk.status))
 
     async def metrics(request: Request) -> Response:
         read_only(request)
@@ -229,8 +252,6 @@ def build_app(kiosk: KioskServer) -> ASGIApp:
 
     async def login(request: Request) -> Response:
         body = await _body(request)
-        if not kiosk.login_required:
-            return _json({"ok": True})
         address = request.client.host if request.client else ""
         token = await run_in_threadpool(kiosk.login, address, _text(body, "pin"))
         cookie = (f"{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; "
@@ -244,7 +265,7 @@ def build_app(kiosk: KioskServer) -> ASGIApp:
 
     async def direction(request: Request) -> Response:
         body = await _body(request)
-        require_session(request)
+        require_steward(request)
         try:
             chosen = Direction(_text(body, "direction").upper())
         except ValueError:
@@ -254,7 +275,7 @@ def build_app(kiosk: KioskServer) -> ASGIApp:
 
     async def annul(request: Request) -> Response:
         body = await _body(request)
-        require_session(request)
+        require_steward(request)
         await run_in_threadpool(kiosk.annul, _text(body, "scan_id"))
         return _json({"ok": True})
 
@@ -275,7 +296,8 @@ def build_app(kiosk: KioskServer) -> ASGIApp:
     app = Starlette(routes=[
         Route("/", page), Route("/static/{name}", page), Route("/healthz", healthz),
         Route("/events", events), Route("/api/state", state), Route("/api/status", status),
-        Route("/metrics", metrics), Route("/api/login", login, methods=["POST"]),
+        Route("/metrics", metrics), Route("/api/recent", recent), Route("/api/i18n", words),
+        Route("/api/login", login, methods=["POST"]),
         Route("/api/scan", scan, methods=["POST"]),
         Route("/api/direction", direction, methods=["POST"]),
         Route("/api/annul", annul, methods=["POST"]),

@@ -30,6 +30,12 @@ from scanner.kiosk.parts import KioskParts, WebSettings
 from scanner.kiosk.routes import HttpError, build_app
 from scanner.kiosk.state import directions, page_state
 from scanner.netrules import is_loopback
+from scanner.sync.progress import Eta
+
+# /api/status answers from a document at most this old: a monitoring system polling 20
+# times a second then costs the gate one status read a second, not twenty (each reads the
+# whole store and journal, on the decisions' interpreter).
+STATUS_MAX_AGE = 1.0
 
 REFUSALS = {NoPin: HTTPStatus.FORBIDDEN, Busy: HTTPStatus.SERVICE_UNAVAILABLE,
             LockedOut: HTTPStatus.TOO_MANY_REQUESTS}
@@ -44,14 +50,21 @@ class KioskServer:
                  direction: Direction = Direction.IN, lockout: Lockout | None = None) -> None:
         self.web = web
         self.parts = parts
+        # Beyond loopback every change needs a session; everywhere, the steward's own
+        # actions (annul, IN/OUT) do: the gate's screen logs in once and keeps its session
+        # for a shift (``SESSION_SECONDS``), like a tablet.
         self.login_required = not is_loopback(web.host)
-        self.pin = PinHash.load(web.pin_file) if self.login_required else None
+        self.pin = PinHash.load(web.pin_file)
+        self.language = web.language
         self.lockout = lockout or Lockout()
         self.sessions = Sessions()
         self._login = Login(self.pin, self.lockout, self.sessions)
         self._direction = direction
         self._lock = threading.Lock()
         self._reads: dict[str, tuple[float | None, float | None]] = {}
+        self._eta = Eta()
+        self._status: tuple[float, dict[str, Any]] | None = None
+        self._status_lock = threading.Lock()
         self.events = Broadcaster(parts, self._state, on_acted=self._acted)
         self.metrics = Metrics(parts, clients=lambda: self.events.clients)
         self._http: HttpThread | None = None
@@ -98,7 +111,16 @@ class KioskServer:
 
     def _state(self, fire_alarm: bool) -> dict[str, Any]:
         return page_state(self.parts, direction=self._direction, fire_alarm=fire_alarm,
-                          login_required=self.login_required)
+                          login_required=self.login_required, eta=self._eta)
+
+    def status(self) -> dict[str, Any]:
+        """The status document, read again once it is STATUS_MAX_AGE old; requests that
+        come meanwhile wait for the one read under way rather than start their own."""
+        with self._status_lock:
+            now = time.monotonic()
+            if self._status is None or now - self._status[0] >= STATUS_MAX_AGE:
+                self._status = (now, self.parts.status())
+            return self._status[1]
 
     def scan(self, barcode: str) -> dict[str, Any]:
         read_at = time.monotonic()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -48,33 +49,57 @@ def data_age(doc: dict[str, Any], now: datetime) -> float | None:
     return max(0.0, (now - oldest).total_seconds())
 
 
+# Clock banners: catalogue key and the English line ``/api/state`` keeps for integrators.
+CLOCK_BANNERS = {
+    "untrusted": ("banner.clock_untrusted",
+                  "Clock not trusted: timeslot tickets are refused until the time is known"),
+    "disagrees": ("banner.clock_disagrees",
+                  "Clock disagrees with the server: times follow this gate's own clock"),
+    "unset": ("banner.clock_unset", "Clock not set: timeslots and times are unsure"),
+}
+
+
 def clock_banner(clock: dict[str, Any], ok: bool) -> str | None:
-    """The clock's banner from the status document's ``clock`` (``ClockState.to_json``)."""
+    """The clock's banner from the status document's ``clock`` (``ClockState.to_json``):
+    ``untrusted``, ``disagrees``, ``unset`` (keys of CLOCK_BANNERS), or None."""
     if clock.get("trusted") is False:
-        return "Clock not trusted: timeslot tickets are refused until the time is known"
+        return "untrusted"
     if clock.get("disagrees"):
-        return "Clock disagrees with the server: times follow this gate's own clock"
+        return "disagrees"
     if not ok:
-        return "Clock not set: timeslots and times are unsure"
+        return "unset"
     return None
 
 
+def _banner(kind: str, key: str, text: str, **args: Any) -> dict[str, Any]:
+    """A banner: ``key`` and ``args`` name its words in the page's catalogue; ``text`` is
+    the English line, for whatever reads /api/state without a catalogue."""
+    return {"kind": kind, "key": key, "args": args, "text": text}
+
+
 def banners(parts: KioskParts, fire_alarm: bool,
-            clock: dict[str, Any] | None = None) -> list[dict[str, str]]:
+            clock: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     probes = parts.probes
     out = []
     if fire_alarm:
-        out.append({"kind": "fire", "text": "FIRE ALARM: the gate is held open"})
-    text = clock_banner(clock or {}, probes.clock_ok())
-    if text is not None:
-        out.append({"kind": "clock", "text": text})
+        out.append(_banner("fire", "banner.fire", "FIRE ALARM: the gate is held open"))
+    which = clock_banner(clock or {}, probes.clock_ok())
+    if which is not None:
+        out.append(_banner("clock", *CLOCK_BANNERS[which]))
     if probes.reader_connected() is False:
-        out.append({"kind": "reader", "text": "Reader disconnected: use manual entry"})
+        out.append(_banner("reader", "banner.reader", "Reader disconnected: use manual entry"))
     mesh = probes.mesh()
     if mesh and mesh.get("deciding_alone"):
-        out.append({"kind": "mesh",
-                    "text": "Deciding alone: the other gates cannot be reached"})
+        out.append(_banner("mesh", "banner.mesh",
+                           "Deciding alone: the other gates cannot be reached"))
     return out
+
+
+def feedback(settings: dict[str, Any] | None) -> dict[str, bool]:
+    """/me's ``enableSoundFeedback`` and ``enableHapticFeedback`` (on when not said)."""
+    device = _obj(_obj(settings).get("deviceSettings"))
+    return {"sound": device.get("enableSoundFeedback") is not False,
+            "haptic": device.get("enableHapticFeedback") is not False}
 
 
 def venue_counters(parts: KioskParts) -> dict[str, int] | None:
@@ -84,8 +109,21 @@ def venue_counters(parts: KioskParts) -> dict[str, int] | None:
     return dict(venue) if isinstance(venue, dict) else None
 
 
+def syncing(doc: dict[str, Any], eta: Callable[[int, int | None], float | None]
+            ) -> dict[str, Any] | None:
+    """The first sync's progress for the page: done, total, seconds left (each may be
+    None); None once the store is whole."""
+    first = doc.get("first_sync")
+    if not isinstance(first, dict):
+        return None
+    done, total = int(first.get("done") or 0), first.get("total")
+    return {"done": done, "total": total, "eta_s": eta(done, total)}
+
+
 def page_state(parts: KioskParts, *, direction: Direction, fire_alarm: bool,
-               login_required: bool) -> dict[str, Any]:
+               login_required: bool,
+               eta: Callable[[int, int | None], float | None] = lambda _d, _t: None
+               ) -> dict[str, Any]:
     doc = parts.status()
     settings = parts.probes.settings()
     inside = sum(int(ev.get("inside", 0)) for ev in doc.get("events", {}).values())
@@ -104,5 +142,9 @@ def page_state(parts: KioskParts, *, direction: Direction, fire_alarm: bool,
         "direction": direction.value,
         "directions": directions(settings),
         "reveal_s": reveal_seconds(settings),
+        "feedback": feedback(settings),
+        "syncing": syncing(doc, eta),
+        # None: the gate cannot tell (never asked)
+        "reader_connected": parts.probes.reader_connected(),
         "login_required": login_required,
     }

@@ -21,6 +21,7 @@ from scanner.kiosk.parts import DEFAULT_PIN_FILE, WebOptions
 from scanner.kiosk.server import KioskServer
 from scanner.kiosk.wiring import from_gate
 from scanner.run.worker import Stage, Worker, WorkerExited
+from scanner.status import first_sync, first_sync_words
 
 if TYPE_CHECKING:
     from scanner.app import Gate
@@ -111,6 +112,10 @@ def daemon_web(gate: Gate) -> WebWorker | None:
     def health() -> tuple[bool, list[str]]:
         supervisor = _Gate.supervisor.built(gate)
         reasons = ["not ready: starting"] if supervisor is None else supervisor.problems()
+        # Not ready while the store is not whole: a code not synced yet would be denied.
+        syncing = first_sync(gate.store.sync_states(), gate.config.events)
+        if syncing is not None:
+            reasons.append(f"syncing: {first_sync_words(syncing)}")
         return not reasons, reasons
 
     web = WebOptions(host=cfg.host, port=cfg.port, pin_file=cfg.pin_file or DEFAULT_PIN_FILE,

@@ -161,7 +161,8 @@ class TicketStore(Database):
             s.event_id: {"last_sync": s.last_sync_at, "last_full": s.last_full_at,
                          "server_total": s.server_total, "delta_until": s.delta_until,
                          "generation": s.generation, "full_in_progress": s.full_in_progress,
-                         "full_skip": s.full_skip, "held_deletions": None} for s in found}
+                         "full_skip": s.full_skip, "full_total": s.full_total,
+                         "held_deletions": None} for s in found}
         for event_id, h in held.items():
             states.setdefault(event_id, {})["held_deletions"] = h.to_json()
         return states

@@ -1,13 +1,29 @@
-// The kiosk page: paints what /events pushes. No framework, no files from elsewhere.
+// The kiosk page: paints what /events pushes, in the words /api/i18n gives. No framework.
 "use strict";
 (() => {
   const $ = (id) => document.getElementById(id);
-  const probe = { latencies: [], state: null, connected: false };
+  const probe = { latencies: [], state: null, connected: false, lang: null };
   window.__kiosk = probe;  // read by the browser tests
-  let state = null, stateAt = 0, resetTimer = 0, shown = null, audio = null, pending = null;
+  const RECENT = 20;
+  let words = {}, state = null, stateAt = 0, resetTimer = 0, shown = null, audio = null, pending = null;
+  let recent = [];
 
-  // -- sound: two beeps from WebAudio, no sound files --------------------------------------
-  function beep(granted) {
+  // -- words: "{name}" fields filled from args; a missing key shows the key, never nothing --
+  function t(key, args) {
+    const text = words[key] || key;
+    return text.replace(/\{(\w+)\}/g, (m, name) => (args && args[name] != null ? String(args[name]) : m));
+  }
+  function translateStatic() {
+    for (const el of document.querySelectorAll("[data-t]")) el.textContent = t(el.dataset.t);
+    for (const el of document.querySelectorAll("[data-t-label]")) el.setAttribute("aria-label", t(el.dataset.tLabel));
+    for (const el of document.querySelectorAll("[data-t-placeholder]")) el.placeholder = t(el.dataset.tPlaceholder);
+  }
+
+  // -- feedback: beeps from WebAudio and a vibration, as /me allows --------------------------
+  function feedback(granted) {
+    const fb = (state && state.feedback) || { sound: true, haptic: true };
+    if (fb.haptic && navigator.vibrate) navigator.vibrate(granted ? 120 : [90, 60, 90, 60, 90]);
+    if (!fb.sound) return;
     try {
       audio = audio || new AudioContext();
       const tones = granted ? [[880, 0, 0.12]] : [[330, 0, 0.12], [330, 0.18, 0.12], [330, 0.36, 0.12]];
@@ -15,30 +31,83 @@
         const osc = audio.createOscillator(), gain = audio.createGain();
         osc.frequency.value = hz; gain.gain.value = 0.2;
         osc.connect(gain).connect(audio.destination);
-        const t = audio.currentTime + at;
-        osc.start(t); osc.stop(t + len);
+        const start = audio.currentTime + at;
+        osc.start(start); osc.stop(start + len);
       }
     } catch (e) { /* no audio device: the screen still says it */ }
   }
 
-  // -- the result --------------------------------------------------------------------------
+  // -- fitting: shrink the result (--k) and then its word (--w) until nothing overflows ----
+  function fit() {
+    const box = $("result"), head = $("head"), root = document.documentElement.style;
+    root.setProperty("--w", "1"); root.setProperty("--k", "1");
+    let w = 1, k = 1;
+    while (w > 0.3 && ($("word").scrollWidth > head.clientWidth + 1 || head.scrollWidth > box.clientWidth + 1)) {
+      w -= 0.05; root.setProperty("--w", w.toFixed(2));
+    }
+    const wide = () => [...box.children].some((el) => el.scrollWidth > el.clientWidth + 1);
+    while (k > 0.3 && (box.scrollHeight > box.clientHeight + 1 || box.scrollWidth > box.clientWidth + 1 || wide())) {
+      k -= 0.06; root.setProperty("--k", k.toFixed(2));
+    }
+  }
+
+  // -- the result ----------------------------------------------------------------------------
   function paint(cls, icon, word, fields) {
     $("result").className = cls;
     $("icon").setAttribute("href", "#icon-" + icon);
     $("word").textContent = word;
-    for (const key of ["holder", "ticket", "seat", "message"]) $(key).textContent = fields[key] || "";
+    for (const key of ["holder", "ticket", "seat", "message", "next", "hint"]) $(key).textContent = fields[key] || "";
+    const mark = $("offline-mark");
+    mark.hidden = !fields.offline; mark.textContent = fields.offline || "";
+    const bar = $("sync-bar");
+    bar.hidden = fields.progress == null;
+    if (fields.progress != null) bar.value = fields.progress;
+    fit();
+  }
+
+  function idle() {
+    // What the gate can do now, in place of READY when it cannot read or decide from a whole store.
+    if (!probe.connected) return ["down", "cross", t("word.no_gate"), { message: t("idle.no_gate") }];
+    const s = state || {};
+    if (s.syncing) {
+      const sy = s.syncing;
+      const fields = { message: sy.total ? t("idle.syncing", { done: sy.done, total: sy.total })
+                                          : t("idle.syncing_unknown", { done: sy.done }),
+                       hint: t("idle.syncing_hint"), progress: sy.total ? sy.done / sy.total : null };
+      if (sy.eta_s != null) fields.next = t("idle.time_left", { minutes: Math.max(1, Math.ceil(sy.eta_s / 60)) });
+      return ["syncing", "sync", t("word.syncing"), fields];
+    }
+    if (s.reader_connected === false) return ["warn", "unplugged", t("word.no_reader"), { message: t("idle.reader_lost") }];
+    return ["ready", "ready", t("word.ready"), { message: t("idle.scan"), offline: state && state.online === false ? linkText() : null }];
   }
 
   function ready() {
     shown = null;
     $("annul").hidden = true;
-    paint("ready", "ready", "READY", { message: "Scan a ticket" });
+    paint(...idle());
+  }
+
+  function seatText(parts) {
+    if (!parts) return "";
+    return [parts.area, parts.row && t("seat.row", { row: parts.row }), parts.seat && t("seat.seat", { seat: parts.seat })]
+      .filter(Boolean).join(" · ");
+  }
+
+  function decisionFields(m) {
+    const denied = !m.granted;
+    return {
+      holder: m.holder, ticket: m.ticket_type, seat: seatText(m.seat_parts),
+      message: denied ? t("reason." + m.reason + ".detail") : "",
+      next: denied ? t("reason." + m.reason + ".next") : "",
+      offline: m.decided_offline ? t("offline.decision", { age: age(dataAge()) }) : null,
+    };
   }
 
   function showDecision(m) {
     const recv = performance.now();
     shown = m;
-    paint(m.colour, m.icon, m.word, { holder: m.holder, ticket: m.ticket_type, seat: m.seat, message: m.message });
+    remember(m);
+    paint(m.colour, m.icon, t(m.word_key), decisionFields(m));
     $("annul").hidden = !m.opened;
     clearTimeout(resetTimer);
     resetTimer = setTimeout(ready, 1000 * ((state && state.reveal_s) || 3));
@@ -48,51 +117,85 @@
       probe.latencies.push({ scan_id: m.scan_id, colour: m.colour, recv_ms: recv, painted_ms: painted,
                              painted_epoch_ms: performance.timeOrigin + painted, sent_at: m.sent_at });
     }, 0));
-    beep(m.granted);
+    feedback(m.granted);
+  }
+
+  // -- recent scans: kept from the stream, replaced by the gate's own list when opened -------
+  function remember(m) {
+    recent = [Object.assign({ passed: null, annulled: false }, m), ...recent.filter((r) => r.scan_id !== m.scan_id)].slice(0, RECENT);
+    if ($("recent").open) renderRecent();
+  }
+  function renderRecent() {
+    $("recent-title").textContent = t("recent.title", { n: RECENT });
+    const list = $("recent-list");
+    if (!recent.length) { const li = document.createElement("li"); li.textContent = t("recent.empty"); list.replaceChildren(li); return; }
+    list.replaceChildren(...recent.map((r) => {
+      const li = document.createElement("li");
+      const when = new Date(r.sent_at).toLocaleTimeString(probe.lang || undefined);
+      const word = document.createElement("b");
+      word.className = r.granted && !r.annulled ? "ok" : "no";
+      word.textContent = (r.granted && !r.annulled ? "✔ " : "✖ ") + (r.annulled ? t("word.annulled") : t(r.word_key));
+      const rest = [r.holder, r.ticket_type, r.granted ? "" : t("reason." + r.reason + ".label")].filter(Boolean).join(" · ");
+      li.append(when + " ", word, rest ? " " + rest : "");
+      return li;
+    }));
+  }
+  async function openRecent() {
+    try {
+      const r = await fetch("/api/recent", { cache: "no-store" });
+      if (r.ok) recent = await r.json();
+    } catch (e) { /* the list from the stream is shown */ }
+    renderRecent();
+    if (!$("recent").open) $("recent").showModal();
   }
 
   // -- state: badge, queue, switch, counters, banners ----------------------------------------
   function age(seconds) {
-    if (seconds == null) return "no ticket data";
-    if (seconds < 90) return "data " + Math.round(seconds) + " s old";
-    if (seconds < 5400) return "data " + Math.round(seconds / 60) + " min old";
-    return "data " + Math.round(seconds / 3600) + " h old";
+    if (seconds == null) return t("age.none");
+    if (seconds < 90) return t("age.seconds", { n: Math.round(seconds) });
+    if (seconds < 5400) return t("age.minutes", { n: Math.round(seconds / 60) });
+    return t("age.hours", { n: Math.round(seconds / 3600) });
+  }
+  function dataAge() {
+    return state && state.data_age_s != null ? state.data_age_s + (Date.now() - stateAt) / 1000 : null;
+  }
+  function linkText() {
+    const word = state.online === true ? "badge.online" : state.online === false ? "badge.offline" : "badge.not_synced";
+    return t(word) + " · " + age(dataAge());
   }
 
   function paintLink() {
     const link = $("link");
-    if (!probe.connected) { link.className = "badge down"; link.textContent = "GATE NOT RESPONDING"; return; }
+    if (!probe.connected) { link.className = "badge down"; $("link-text").textContent = t("badge.not_responding"); return; }
     if (!state) return;
-    const dataAge = state.data_age_s == null ? null : state.data_age_s + (Date.now() - stateAt) / 1000;
-    const word = state.online === true ? "ONLINE" : state.online === false ? "OFFLINE" : "NOT SYNCED YET";
     link.className = "badge " + (state.online === true ? "online" : state.online === false ? "offline" : "unknown");
-    link.textContent = word + " · " + age(dataAge);
+    $("link-text").textContent = linkText();
   }
 
   function applyState(s) {
+    const before = state;
     state = s; stateAt = Date.now(); probe.state = s;
-    $("gate").textContent = "Gate " + s.gate;
-    $("queue").textContent = "queue " + s.queue_depth;
-    const both = s.directions.length > 1;
-    $("switch").hidden = !both;
-    for (const b of document.querySelectorAll("#switch button")) b.classList.toggle("on", b.dataset.direction === s.direction);
+    $("gate").textContent = t("page.title", { gate: s.gate });
+    document.title = $("gate").textContent;
+    $("queue").textContent = t("queue", { n: s.queue_depth });
+    $("queue").title = t("queue.label");
+    $("switch").hidden = s.directions.length < 2;
+    for (const b of document.querySelectorAll("#switch button")) b.setAttribute("aria-pressed", String(b.dataset.direction === s.direction));
     $("c-in").textContent = s.counters.in;
     $("c-out").textContent = s.counters.out;
     $("c-inside").textContent = s.counters.inside;
-    $("c-denied").textContent = s.counters.denied.map((d) => d.label + " " + d.count).join(" · ");
+    $("c-denied").textContent = s.counters.denied.map((d) => t("reason." + d.reason + ".label") + " " + d.count).join(" · ");
     $("c-venue").hidden = !s.venue;
-    if (s.venue) {
-      $("v-in").textContent = s.venue.in;
-      $("v-out").textContent = s.venue.out;
-      $("v-inside").textContent = s.venue.inside;
-    }
-    const banners = $("banners");
-    banners.replaceChildren(...s.banners.map((b) => {
+    if (s.venue) { $("v-in").textContent = s.venue.in; $("v-out").textContent = s.venue.out; $("v-inside").textContent = s.venue.inside; }
+    $("banners").replaceChildren(...s.banners.map((b) => {
       const div = document.createElement("div");
-      div.className = b.kind; div.textContent = b.text; return div;
+      div.className = b.kind; div.textContent = t(b.key, b.args); return div;
     }));
     paintLink();
+    if (!shown && JSON.stringify(idle()) !== JSON.stringify(before ? idleOf(before) : null)) ready();
+    else fit();
   }
+  function idleOf(s) { const keep = state; state = s; const out = idle(); state = keep; return out; }
 
   async function fetchState() {
     try {
@@ -104,22 +207,24 @@
   // -- the stream: EventSource reconnects by itself; a refused stream is retried here --------
   function connect() {
     const es = new EventSource("/events");
-    es.addEventListener("open", () => { probe.connected = true; paintLink(); fetchState(); });
+    es.addEventListener("open", () => { probe.connected = true; paintLink(); if (!shown) ready(); fetchState(); });
     es.addEventListener("state", (e) => applyState(JSON.parse(e.data)));
     es.addEventListener("decision", (e) => showDecision(JSON.parse(e.data)));
     es.addEventListener("annulled", (e) => {
       const m = JSON.parse(e.data);
-      if (shown && shown.scan_id === m.scan_id) paint("red", "cross", "ANNULLED", { holder: shown.holder, message: "Did not pass: grant annulled" });
+      recent = recent.map((r) => (r.scan_id === m.scan_id ? Object.assign({}, r, { annulled: true, passed: false }) : r));
+      if (shown && shown.scan_id === m.scan_id) paint("red", "cross", t("word.annulled"), { holder: shown.holder, message: t("annulled") });
       $("annul").hidden = true;
     });
     es.addEventListener("fire_alarm", () => fetchState());
     es.addEventListener("error", () => {
       probe.connected = false; paintLink();
+      if (!shown) ready();
       if (es.readyState === EventSource.CLOSED) setTimeout(connect, 2000);
     });
   }
 
-  // -- actions: POST JSON; a 401 asks for the PIN, then retries once --------------------------
+  // -- actions: POST JSON; a 401 asks for the steward's PIN, then retries once ---------------
   async function post(path, body) {
     const r = await fetch(path, { method: "POST", headers: { "Content-Type": "application/json" },
                                   body: JSON.stringify(body), credentials: "same-origin" });
@@ -131,13 +236,13 @@
       return null;
     }
     const doc = await r.json().catch(() => ({}));
-    if (!r.ok) throw new Error(doc.error || ("HTTP " + r.status));
+    if (!r.ok) { const err = new Error(doc.error || ("HTTP " + r.status)); err.status = r.status; err.retry = r.headers.get("Retry-After"); throw err; }
     return doc;
   }
 
   async function act(path, body) {
     try { await post(path, body); }
-    catch (e) { paint("red", "cross", "ERROR", { message: e.message }); }
+    catch (e) { paint("red", "cross", t("word.error"), { message: e.message }); }
   }
 
   $("manual").addEventListener("submit", (e) => {
@@ -150,16 +255,34 @@
   for (const b of document.querySelectorAll("#switch button"))
     b.addEventListener("click", () => act("/api/direction", { direction: b.dataset.direction }));
   $("annul").addEventListener("click", () => shown && act("/api/annul", { scan_id: shown.scan_id }));
+  $("recent-open").addEventListener("click", openRecent);
+  $("recent-close").addEventListener("click", () => $("recent").close());
+  $("login-cancel").addEventListener("click", () => { pending = null; $("login").close(); });
   $("login-form").addEventListener("submit", async (e) => {
     e.preventDefault();
     try {
       await post("/api/login", { pin: $("pin").value });
       $("login").close();
       if (pending) { const [path, body] = pending; pending = null; act(path, body); }
-    } catch (err) { $("login-error").textContent = err.message; }
+    } catch (err) {
+      $("login-error").textContent = err.status === 403 ? t("login.no_pin")
+        : err.status === 429 ? t("login.locked", { s: err.retry || "?" })
+        : err.status === 401 ? t("login.wrong") : err.message;
+    }
   });
+  window.addEventListener("resize", fit);
 
-  setInterval(paintLink, 1000);
-  ready();
-  connect();
+  async function start() {
+    try {
+      const r = await fetch("/api/i18n", { cache: "no-store" });
+      const doc = await r.json();
+      words = doc.messages; probe.lang = doc.lang;
+      document.documentElement.lang = doc.lang;
+    } catch (e) { /* keys stand in for words until a reload */ }
+    translateStatic();
+    setInterval(paintLink, 1000);
+    ready();
+    connect();
+  }
+  start();
 })();
