@@ -242,7 +242,9 @@ def test_an_unplugged_reader_makes_healthz_503_and_the_status_say_so(
             return None
 
     try:
-        wait_for(lambda: (r := healthz()) is not None and r.status_code == 200, "healthy")
+        # Healthy once the first sync is whole: its process starts slowly on a loaded machine.
+        wait_for(lambda: (r := healthz()) is not None and r.status_code == 200, "healthy",
+                 within=60)
         rig.source.connected = False
         wait_for(lambda: (r := healthz()) is not None and r.status_code == 503, "a 503")
         answer = healthz()
