@@ -39,6 +39,10 @@ def test_heavy_device_libraries_load_only_in_their_adapters(module: str) -> None
     assert not imported_after(f"import {module}") & {"cv2", "zxingcpp", "pyzbar", "evdev"}
 
 
+def test_gate_run_without_its_page_never_imports_the_web_server() -> None:
+    assert not imported_after("import scanner.app.daemon") & {"starlette", "uvicorn"}
+
+
 # Every setting naming a secret file, and the module that reads it through scanner.secret_file.
 SECRET_SETTINGS = {"api.token_file": "scanner/config.py",
                    "mesh.key_file": "scanner/mesh/message.py",

@@ -20,7 +20,6 @@ import threading
 from typing import TYPE_CHECKING
 
 from scanner.app.gate import Gate
-from scanner.app.kiosk import daemon_web
 from scanner.run.readiness import Readiness
 from scanner.run.service import ServiceWorker
 from scanner.run.supervisor import Supervisor
@@ -103,9 +102,19 @@ def supervisor(gate: Gate) -> Supervisor:
     act = ServiceWorker("act", gate.act, heartbeat_timeout=gate.config.run.heartbeat_timeout,
                         stage=Stage.OUTPUT, essential=True)
     workers = [*gate.reader_workers, *gate.lanes.values(), gate.scheduler, act,
-               *filter(None, [link, daemon_web(gate, readiness), state_file(gate, readiness)])]
+               *filter(None, [link, web(gate, readiness), state_file(gate, readiness)])]
     return Supervisor(workers, gate.run_notifier(), status=lambda: _run_status(guard, link),
                       readiness=readiness)
+
+
+def web(gate: Gate, readiness: Readiness) -> ServiceWorker | None:
+    """The kiosk page as worker ``web``; None with ``[web] enabled = false``, which then
+    never imports the web server."""
+    if not gate.config.web.enabled:
+        return None
+    from scanner.app.kiosk import daemon_web
+
+    return daemon_web(gate, readiness)
 
 
 def state_file(gate: Gate, readiness: Readiness) -> StateFile | None:

@@ -74,11 +74,9 @@ def from_gate(gate: Gate, stage: ActStage, web: WebSettings, *,
     return KioskServer(web, parts)
 
 
-def daemon_web(gate: Gate, readiness: Readiness) -> ServiceWorker | None:
-    """The ``web`` worker of ``gate run`` (None with ``[web] enabled = false``)."""
+def daemon_web(gate: Gate, readiness: Readiness) -> ServiceWorker:
+    """The ``web`` worker of ``gate run``, serving on ``[web]``'s host and port."""
     cfg = gate.config.web
-    if not cfg.enabled:
-        return None
     readers = gate.reader_workers  # built now: a probe must never build a part
     guard = gate.clock_guard
     web = WebOptions(host=cfg.host, port=cfg.port, pin_file=cfg.pin_file or DEFAULT_PIN_FILE,
