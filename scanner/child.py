@@ -1,4 +1,4 @@
-"""Starting a child process of this gate: `gate` itself (the demo, the benchmarks) or the sync
+"""Starting a child process of this gate: ``gate`` itself (the demo, the benchmarks) or the sync
 process's child, with an environment that carries none of the operator's settings."""
 
 from __future__ import annotations

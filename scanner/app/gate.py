@@ -59,7 +59,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 P = TypeVar("P", covariant=True)
 
-# The sync process's child (``scanner.sync.process``), with this interpreter.
+# What ``SyncProcess`` starts for ``gate run``'s sync: its child, with this interpreter.
 SYNC_CHILD = (sys.executable, "-m", "scanner.app.sync_child")
 
 
