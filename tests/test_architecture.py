@@ -185,8 +185,9 @@ def _package_pairs() -> set[frozenset[str]]:
 # The circles that remain, each to be removed by the move that owns it; the tests below
 # assert this is exactly what remains, so the set shrinks as they go and nothing new joins.
 KNOWN_CIRCLES = {
-    # The configuration declares the decision rules' defaults and the readers' source
-    # names by importing them: the configuration's own package, below both, ends these.
+    # The configuration imports what it names (directions, barcode rules, decoders,
+    # sources) from the packages it configures: a configuration package that declares
+    # those names itself, below them, ends these.
     frozenset({"config", "decide"}),
     frozenset({"config", "read"}),
     frozenset({"scanner.config", "scanner.read.sources"}),
