@@ -20,6 +20,7 @@ from test_run_kit import NotifySocket
 
 from hardware.sources import RawRead, StatusFn, now_ns
 from scanner.app import Gate
+from scanner.app.daemon import Daemon, start_daemon
 from scanner.clock import Clock, utc_now
 from scanner.config import (
     ApiConfig,
@@ -31,7 +32,6 @@ from scanner.config import (
     UploadConfig,
     WebConfig,
 )
-from scanner.run.daemon import Daemon, start_daemon
 
 
 class TypedSource:
@@ -212,7 +212,7 @@ def test_favour_decisions_freezes_what_start_up_built_and_shortens_the_switch_in
 ) -> None:
     """In a process of its own: both settings are the whole interpreter's."""
     probe = ("import gc, sys\n"
-             "from scanner.run.daemon import DECISION_SWITCH_INTERVAL, favour_decisions\n"
+             "from scanner.app.daemon import DECISION_SWITCH_INTERVAL, favour_decisions\n"
              "before = gc.get_freeze_count()\n"
              "favour_decisions()\n"
              "print(before, gc.get_freeze_count(), sys.getswitchinterval() =="
