@@ -17,6 +17,10 @@ CPU where the four around it took 9.0-9.6 s.
 
 Goals on the reference 2-core box: full 1,000,000 tickets <= 60 s at <= 200 MB peak RSS;
 a delta over 1,000 changed tickets among 1,000,000 <= 1 s.
+
+Then a two-event round (``scanner.bench.second_event``): a second event's first full sync
+on a gate serving a first one, against the plain loop, and the first event's checks beside
+it against idle ones.
 """
 
 from __future__ import annotations
@@ -65,9 +69,10 @@ def _first_line(proc: subprocess.Popen[bytes], timeout: float) -> tuple[str, boo
     return data.split(b"\n", 1)[0].decode(errors="replace"), True
 
 
-def start_sim(tickets: int) -> tuple[subprocess.Popen[bytes], str]:
+def start_sim(tickets: int, events: int = 1) -> tuple[subprocess.Popen[bytes], str]:
+    """``gate sim`` of ``events`` events of ``tickets`` tickets each, and its URL."""
     proc = subprocess.Popen(
-        gate_argv("sim", "--port", "0", "--events", "1", "--tickets", str(tickets)),
+        gate_argv("sim", "--port", "0", "--events", str(events), "--tickets", str(tickets)),
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     as_remote(proc.pid)
     line, in_time = _first_line(proc, SIM_START_TIMEOUT)
@@ -180,11 +185,19 @@ def measure(tickets: int, workdir: Path, rounds: int = 1) -> dict[str, Any]:
 @click.option("--rounds", default=5, show_default=True, type=click.IntRange(1),
               help="Full syncs of the gate and of the plain loop, alternating; the CPU "
                    "verdict is the median of each pair's ratio.")
+@click.option("--two-events/--one-event", default=True, show_default=True,
+              help="Also time a second event's first full sync (N tickets) on a gate "
+                   "serving a first one, and the first event's checks beside it.")
 @click.option("--json", "as_json", is_flag=True, help="The figures as one JSON object.")
-def command(tickets: int, rounds: int, as_json: bool) -> None:
+def command(tickets: int, rounds: int, two_events: bool, as_json: bool) -> None:
     """Full sync of N tickets, then a delta over 1,000 changed ones."""
+    from scanner.bench import second_event
+
     with tempfile.TemporaryDirectory(prefix="gate-bench-sync-") as tmp:
         figures = measure(tickets, Path(tmp), rounds)
+    if two_events:
+        with tempfile.TemporaryDirectory(prefix="gate-bench-sync-") as tmp:
+            figures["two_events"] = second_event.measure(tickets, Path(tmp))
     if as_json:
         click.echo(orjson.dumps(figures).decode())
         return
@@ -203,3 +216,6 @@ def command(tickets: int, rounds: int, as_json: bool) -> None:
     click.echo(f"gate / plain loop per pair of runs: "
                f"{', '.join(f'{r:.3f}' for r in figures['paired_cpu_ratios'])}; median "
                f"{figures['paired_cpu_ratio_median']}: {verdict} (median <= 1)")
+    if two_events:
+        for line in second_event.lines(figures["two_events"]):
+            click.echo(line)
