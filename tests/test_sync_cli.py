@@ -121,3 +121,13 @@ def test_bench_sync_reports_its_figures(tmp_path: Path) -> None:
     assert len(ratios) == figures["rounds"] == 5 and ratios == sorted(ratios)
     assert figures["paired_cpu_ratio_median"] == ratios[2]
     assert figures["cpu_goal_met"] == (ratios[2] <= 1.0)
+    # The two-event round: the second event's first sync, written in bulk, against the
+    # plain loop run before and after it; the first event's checks beside it.
+    two = figures["two_events"]
+    assert (two["second_upserted"], two["second_written"], two["plain_tickets"]) == \
+        (2000, "bulk", 2000)
+    floor = sum(two["plain_wall_seconds"]) / 2
+    assert two["second_ratio"] == pytest.approx(two["second_wall_seconds"] / floor, abs=0.01)
+    assert two["checks_beside"] > 0 and two["idle"]["p99_ms"] > 0
+    assert [g["pass"] for g in two["goals"]] == [two["second_ratio"] <= 1.5,
+                                                two["beside_ratio"] <= 2.0]
