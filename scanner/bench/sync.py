@@ -197,7 +197,7 @@ def command(tickets: int, rounds: int, two_events: bool, as_json: bool) -> None:
         figures = measure(tickets, Path(tmp), rounds)
     if two_events:
         with tempfile.TemporaryDirectory(prefix="gate-bench-sync-") as tmp:
-            figures["two_events"] = second_event.measure(tickets, Path(tmp))
+            figures["two_events"] = second_event.measure(tickets, Path(tmp), rounds)
     if as_json:
         click.echo(orjson.dumps(figures).decode())
         return
