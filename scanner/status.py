@@ -5,7 +5,7 @@ Read from the local store and journal only, so it answers at a dead gate.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from scanner.build import version
@@ -53,6 +53,8 @@ def gather(gate: Gate) -> dict[str, Any]:
     }
     if gate.config.mesh.url:
         doc["mesh"] = mesh_status(gate)
+    if gate.config.mesh.supervisor_key:
+        doc["venue"] = venue_state(gate)()
     doc["daemon"] = daemon_status(gate)
     return doc
 
@@ -128,3 +130,19 @@ def mesh_status(gate: Gate) -> dict[str, Any]:
         "dropped": state.get("dropped"),
         "venue": store.venue_counts(),
     }
+
+
+def venue_state(gate: Gate) -> Callable[[], dict[str, Any] | None]:
+    """The supervisors' orders this gate obeys (``CommandBook.state``), with the worker's
+    connection when it runs here; a function giving None without ``[mesh] supervisor_key``.
+    The book is built on first call, so a kiosk without one never reads the key."""
+    def state() -> dict[str, Any] | None:
+        book = gate.venue_book if gate.config.mesh.supervisor_key else None
+        if book is None:
+            return None
+        worker = type(gate).venue_worker.built(gate)
+        connected = worker.connected.is_set() if worker is not None and worker.running \
+            else None  # not known here: the daemon's worker runs in another process
+        return book.state() | {"connected": connected}
+
+    return state

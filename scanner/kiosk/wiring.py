@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from scanner.kiosk import counts
 from scanner.kiosk.parts import Annuls, KioskParts, Probes, WebSettings
 from scanner.kiosk.server import KioskServer
-from scanner.status import gather, mesh_status
+from scanner.status import gather, mesh_status, venue_state
 
 if TYPE_CHECKING:
     from scanner.act import ActStage
@@ -44,6 +44,7 @@ def from_gate(gate: Gate, stage: ActStage, web: WebSettings, *,
                       frames_per_second=frames_per_second, clock_ok=clock_ok,
                       clock_offset=gate.clock_offset, settings=gate.store.settings,
                       fire_alarm=lambda: stage.fire_alarm,
-                      mesh=lambda: mesh_status(gate) if gate.config.mesh.url else None),
+                      mesh=lambda: mesh_status(gate) if gate.config.mesh.url else None,
+                      venue=venue_state(gate)),
     )
     return KioskServer(web, parts)
