@@ -49,6 +49,9 @@ log = logging.getLogger("scanner.venue")
 COMMANDS = "venue/commands"
 TICK = 0.25
 ASK_AGAIN = 10.0          # an ask not answered within this is asked again
+# Outside a catch-up, a difference must last this long before it is asked about: a live
+# command reaches the gates one after another, and for that moment their digests differ.
+ASK_DELAY = 1.0
 GIVEN_BYTES = 256 * 1024  # envelopes per answer message, well under the broker's limit
 MAX_DIGEST_BYTES = 1024
 
@@ -62,8 +65,10 @@ def venue_topic(gate: str, kind: str, other: str | None = None) -> str:
 
 
 class WatchedInbox(Inbox):
-    """The worker's inbox: whatever the broker posts unsettles the book at once (on the
-    broker's thread), and ``pending`` counts it until the worker has handled it."""
+    """The worker's inbox: what may change the orders (a connection, a command, a peer's
+    answer) unsettles the book at once, on the broker's thread, and ``pending`` counts it
+    until the worker has handled it. Digests, asks and probes do not: the catch-up after
+    a connection waits for those by itself."""
 
     def __init__(self, book: CommandBook) -> None:
         super().__init__()
@@ -72,16 +77,23 @@ class WatchedInbox(Inbox):
         self.lock = threading.Lock()
 
     def post(self, item: object, *, wait: float = 0.0) -> None:
-        if isinstance(item, Connected | Received):
+        if _may_change_orders(item):
             with self.lock:
                 self.pending += 1
                 self.book.unsettle()
         super().post(item, wait=wait)
 
     def handled(self, item: object) -> None:
-        if isinstance(item, Connected | Received):
+        if _may_change_orders(item):
             with self.lock:
                 self.pending -= 1
+
+
+def _may_change_orders(item: object) -> bool:
+    if isinstance(item, Connected):
+        return True
+    return isinstance(item, Received) and (item.topic.startswith(f"{COMMANDS}/")
+                                           or "/venue/given/" in item.topic)
 
 
 class VenueWorker(Worker):
@@ -100,6 +112,7 @@ class VenueWorker(Worker):
         self._catch_up_until = 0.0
         self._awaited: set[str] = set()                 # peers whose answers we wait for
         self._peers: dict[str, dict[str, Any]] = {}     # peer -> its digest
+        self._changed_at: dict[str, float] = {}         # peer (or us) -> digest changed
         self._asked: dict[str, tuple[str, float]] = {}  # peer -> (its digest hash, when)
         self._announced: dict[str, Any] | None = None
 
@@ -200,8 +213,9 @@ class VenueWorker(Worker):
                 self._await_newer()
         elif kind == "digest" and sender != self.gate_id:
             digest = _digest(payload)
-            if digest is not None:
+            if digest is not None and digest != self._peers.get(sender):
                 self._peers[sender] = digest
+                self._changed_at[sender] = self.clock()
         elif kind == "ask" and sender != self.gate_id:
             self._answer(sender)
         elif kind == "given" and sender != self.gate_id:
@@ -216,9 +230,15 @@ class VenueWorker(Worker):
     def _ask_peers(self) -> None:
         own = self.book.digest()
         now = self.clock()
+        if own != self._announced:
+            self._changed_at[self.gate_id] = now
         for peer, digest in self._peers.items():
             if digest["hash"] == own["hash"]:
                 self._awaited.discard(peer)
+                continue
+            if peer not in self._awaited and now - max(
+                    self._changed_at.get(peer, 0.0),
+                    self._changed_at.get(self.gate_id, 0.0)) < ASK_DELAY:
                 continue
             asked = self._asked.get(peer)
             if asked is not None and asked[0] == digest["hash"] and now - asked[1] < ASK_AGAIN:
