@@ -168,8 +168,8 @@ def test_a_command_not_signed_by_the_supervisor_key_is_dropped_and_counted(
     gate = venue["n1"]
     assert gate.check(1).decision.granted
     assert sum(gate.book.dropped.values()) == 1
-    assert [r for r in caplog.records if r.name == "scanner.venue"
-            and "dropped" in r.getMessage()][0].getMessage().count("\n") == 0
+    assert next(r for r in caplog.records if r.name == "scanner.venue"
+            and "dropped" in r.getMessage()).getMessage().count("\n") == 0
     metrics = _metrics(gate)
     cause = {"venue_hmac": "unsigned", "other_ed25519": "bad_signature",
              "tampered": "bad_signature"}[forgery]
@@ -207,8 +207,8 @@ def test_a_replayed_command_is_refused(venue: dict[str, VenueGate], supervisor: 
     """The same signed stop sent again after the resume (a replay by anyone who recorded
     it) changes nothing: its slot holds a newer command."""
     stop = supervisor.issue(hub, Kind.STOP_ENTRY)
-    captured = [p for t, p in hub.published if t.startswith("venue/commands/")
-                and orjson.loads(p)["command"]["id"] == stop.id][0]
+    captured = next(p for t, p in hub.published if t.startswith("venue/commands/")
+                and orjson.loads(p)["command"]["id"] == stop.id)
     supervisor.issue(hub, Kind.RESUME)
     settle(venue)
     replayer = hub.broker("replayer")

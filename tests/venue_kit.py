@@ -48,7 +48,7 @@ class Supervisor:
 class VenueGate:
     def __init__(self, folder: Path, gate_id: str, supervisor_key: Path,
                  broker: MemoryHub | Broker, *, zone: str = "", tickets: int = 3,
-                 settle_wait: float = 10.0, **gate: Any) -> None:
+                 settle_wait: float = 10.0, url: str | None = None, **gate: Any) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.gate_id = gate_id
         self.gate = make_gate(folder, gate_id=gate_id,
@@ -64,7 +64,7 @@ class VenueGate:
             self.client_id = f"gate-{gate_id}-venue"
             client = broker.broker(self.client_id)
         else:
-            settings = dataclasses.replace(broker.settings(gate_id))
+            settings = dataclasses.replace(broker.settings(gate_id), url=url or broker.url)
             client = PahoBroker(settings, f"gate-{gate_id}-venue")
         self.worker = VenueWorker(book, client, gate_id)
 
