@@ -24,6 +24,7 @@ from scanner.kiosk.wiring import from_gate
 from scanner.mesh.broker import Inbox
 from scanner.mesh.memory_broker import MemoryHub
 from scanner.mesh.message import Codec
+from scanner.status import gather
 from scanner.venue.command import Command, Kind, Refused, Scope, new_command, parse, topic_part
 from scanner.venue.orders import Place, fold
 from scanner.venue.signing import Signer, keygen
@@ -237,6 +238,8 @@ def test_orders_are_kept_and_obeyed_after_a_restart(tmp_path: Path, supervisor: 
                                       Direction.IN).decision.reason is Reason.ENTRY_STOPPED
         assert again.venue_book is not None
         assert again.venue_book.state()["last"]["reason"] == "crowd at the gate"
+        status = gather(again)["venue"]  # gate status --json
+        assert (status["mode"], status["connected"]) == ("stopped", None)
     finally:
         again.close()
 

@@ -41,7 +41,7 @@ import orjson
 from scanner.errors import GateError
 from scanner.mesh.broker import Broker, Connected, Inbox, Lost, Received
 from scanner.mesh.message import PREFIX
-from scanner.run.worker import Stage, Worker
+from scanner.run.worker import SessionWorker, Stage
 from scanner.venue.book import CommandBook
 
 log = logging.getLogger("scanner.venue")
@@ -96,7 +96,7 @@ def _may_change_orders(item: object) -> bool:
                                            or "/venue/given/" in item.topic)
 
 
-class VenueWorker(Worker):
+class VenueWorker(SessionWorker):
     def __init__(self, book: CommandBook, broker: Broker, gate_id: str, *,
                  heartbeat_timeout: float = 10.0, catch_up_wait: float | None = None,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
@@ -122,21 +122,7 @@ class VenueWorker(Worker):
     def interrupt(self) -> None:
         self.inbox.post(None)
 
-    def close(self, timeout: float = 5.0) -> None:
-        """Stop and wait for the thread (the composition root's closer, the tests')."""
-        self.stop()
-        self.join(timeout)
-
-    # -- the thread ----------------------------------------------------------------------
-
-    def run(self) -> None:
-        self.open()
-        try:
-            while not self.stopping.is_set():
-                self.beat()
-                self.step()
-        finally:
-            self.shut()
+    # -- the thread (one connection per run: SessionWorker) --------------------------------
 
     def open(self) -> None:
         self.broker.subscribe(f"{COMMANDS}/#", f"{PREFIX}/+/venue/digest",
