@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 from mesh_kit import KEY, Broker, CutProxy, wait_for
-from test_journal_kit import make_ticket
+from test_journal_kit import make_gate, make_ticket
 from venue_kit import SUPERVISOR, Supervisor, VenueGate
 
-from scanner.decide.model import Reason
+from scanner.config import MeshConfig
+from scanner.decide.model import Direction, Reason
 from scanner.decide.orders import Mode
 from scanner.mesh.broker import Inbox
 from scanner.mesh.localbroker import password
@@ -23,14 +24,14 @@ from scanner.mesh.message import Codec
 from scanner.mesh.paho_broker import PahoBroker
 from scanner.venue.command import Kind, Scope, new_command, topic_part
 from scanner.venue.signing import Signer, keygen
-from scanner.venue.worker import command_topic
+from scanner.venue.worker import VenueWorker, command_topic
 
 GATES = {"n1": "north", "n2": "north", "s1": "south"}
 
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[Broker]:
-    broker = Broker(tmp_path / "broker", [*GATES, "s2", SUPERVISOR]).start()
+    broker = Broker(tmp_path / "broker", [*GATES, "s2", "w1", SUPERVISOR]).start()
     yield broker
     broker.stop()
 
@@ -40,15 +41,21 @@ def supervisor(tmp_path: Path) -> Supervisor:
     return Supervisor(tmp_path / "keys")
 
 
+def secret_files(folder: Path, user: str) -> tuple[Path, Path]:
+    """The venue key and ``user``'s broker credentials, each in its own 0600 file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in (("mesh.key", KEY.decode()),
+                       ("mesh.credentials", f"{user}:{password(user)}")):
+        (folder / name).write_text(text)
+        (folder / name).chmod(0o600)
+    return folder / "mesh.key", folder / "mesh.credentials"
+
+
 @pytest.fixture
 def config(tmp_path: Path, broker: Broker) -> Path:
     """The supervisor machine's configuration: the broker, as its supervisor user."""
     secrets = tmp_path / "secrets"
-    secrets.mkdir()
-    for name, text in (("mesh.key", KEY.decode()),
-                       ("mesh.credentials", f"{SUPERVISOR}:{password(SUPERVISOR)}")):
-        (secrets / name).write_text(text)
-        (secrets / name).chmod(0o600)
+    secret_files(secrets, SUPERVISOR)
     path = tmp_path / "supervisor.toml"
     path.write_text(f'db = "{tmp_path / "sup.db"}"\n[mesh]\nurl = "{broker.url}"\n'
                     f'key_file = "{secrets / "mesh.key"}"\n'
@@ -140,3 +147,27 @@ def test_a_command_signed_with_another_key_is_dropped_and_counted(
         client.close()
     assert wait_for(lambda: all(sum(g.book.dropped.values()) == 1 for g in venue))
     assert all(g.check(1).decision.granted for g in venue)
+
+
+def test_a_gate_built_from_its_configuration_obeys_commands_on_its_own_connection(
+        tmp_path: Path, broker: Broker, supervisor: Supervisor) -> None:
+    """What gate run builds: [mesh] supervisor_key and zone give the gatekeeper its orders
+    and the supervisor a ``venue`` worker on a connection of its own."""
+    key, credentials = secret_files(tmp_path / "w1-secrets", "w1")
+    gate = make_gate(tmp_path / "w1", gate_id="w1", mesh=MeshConfig(
+        url=broker.url, key_file=str(key), credentials_file=str(credentials),
+        supervisor_key=str(supervisor.public), zone="west"))
+    gate.store.upsert([make_ticket(1), make_ticket(2)])
+    try:
+        worker = gate.venue_worker
+        assert isinstance(worker, VenueWorker)
+        assert worker.broker.client_id == "gate-w1-venue"  # type: ignore[attr-defined]
+        worker.start()
+        assert wait_for(worker.connected.is_set)
+        supervisor.issue(broker, Kind.STOP_ENTRY, Scope.ZONE, "west")
+        assert wait_for(lambda: gate.venue_book is not None
+                        and gate.venue_book.orders().mode is Mode.STOPPED)
+        reason = gate.gatekeeper.check(make_ticket(1).barcode, Direction.IN).decision.reason
+        assert reason is Reason.ENTRY_STOPPED
+    finally:
+        gate.close()

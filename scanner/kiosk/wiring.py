@@ -47,4 +47,8 @@ def from_gate(gate: Gate, stage: ActStage, web: WebSettings, *,
                       mesh=lambda: mesh_status(gate) if gate.config.mesh.url else None,
                       venue=venue_state(gate)),
     )
-    return KioskServer(web, parts)
+    server = KioskServer(web, parts)
+    book = gate.venue_book if gate.config.mesh.supervisor_key else None
+    if book is not None:  # a supervisor's order is on every page within a second
+        book.on_change(lambda _orders: server.events.refresh())
+    return server
