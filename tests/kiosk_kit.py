@@ -18,13 +18,13 @@ from test_journal_kit import api_config
 
 from scanner.act import ActStage
 from scanner.app import Gate
+from scanner.app.kiosk import from_gate
 from scanner.config import GateConfig
 from scanner.decide.model import Direction
 from scanner.errors import GateError
 from scanner.gatekeeper import CheckResult
 from scanner.kiosk import KioskServer, Reachability, WebOptions
 from scanner.kiosk.auth import Lockout
-from scanner.kiosk.wiring import from_gate
 from scanner.sim import SimServer, World
 
 HEARTBEAT_MAX_AGE = 2.0
@@ -77,7 +77,7 @@ class KioskGate:
                    for name, beat in (("act", self.stage.heartbeat),
                                       ("kiosk", self.kiosk.heartbeat))
                    if now - beat > HEARTBEAT_MAX_AGE]
-        if not self.stage.alive:
+        if not self.stage.serving:
             reasons.append("act: not running")
         return not reasons, reasons
 

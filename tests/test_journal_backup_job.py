@@ -29,6 +29,7 @@ from test_hardware_kit import wait_for
 from test_journal_kit import journal_path, make_config
 
 from scanner.app import Gate
+from scanner.app.daemon import start_daemon
 from scanner.config import (
     ApiConfig,
     GateConfig,
@@ -40,7 +41,6 @@ from scanner.config import (
 )
 from scanner.errors import ConfigError
 from scanner.journal.backup_dir import BackupPlan, DailyBackup, backups, prefix
-from scanner.run.daemon import start_daemon
 
 TESTS = Path(__file__).parent
 BERLIN = ZoneInfo("Europe/Berlin")

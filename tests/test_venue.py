@@ -14,13 +14,13 @@ import pytest
 from test_journal_kit import make_gate, make_ticket
 from venue_kit import Supervisor, VenueGate
 
+from scanner.app.kiosk import from_gate
 from scanner.config import MeshConfig, OutputsConfig
 from scanner.decide.model import Direction, Reason
 from scanner.decide.orders import Mode
 from scanner.errors import ConfigError
 from scanner.kiosk.parts import WebOptions
 from scanner.kiosk.server import KioskServer
-from scanner.kiosk.wiring import from_gate
 from scanner.mesh.broker import Inbox
 from scanner.mesh.memory_broker import MemoryHub
 from scanner.mesh.message import Codec

@@ -36,7 +36,7 @@ import httpx
 import orjson
 
 from scanner.bench import plain_sync
-from scanner.cli.child import as_remote, gate_argv, gate_env
+from scanner.child import as_remote, gate_argv, gate_env
 from scanner.config import DEFAULT_PAGE_SIZE
 from scanner.errors import GateError
 from scanner.sim.server import DEFAULT_TOKEN
