@@ -33,6 +33,7 @@ def test_the_decision_path_imports_no_io_library() -> None:
     assert not loaded & {"sqlalchemy", "httpx", "cv2", "serial", "evdev", "gpiozero", "socket"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("module", ["scanner.gatekeeper", "scanner.sync.syncer",
                                     "scanner.upload.outbox", "hardware.serial_reader"])
 def test_heavy_device_libraries_load_only_in_their_adapters(module: str) -> None:

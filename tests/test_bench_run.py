@@ -9,8 +9,10 @@ import sys
 from typing import Any
 
 import orjson
+import pytest
 
 
+@pytest.mark.slow
 def test_bench_run_reports_latency_ready_rss_and_cpu_with_verdicts() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GATE_", "NOTIFY_"))}
     proc = subprocess.run([sys.executable, "-m", "scanner.cli.main", "bench", "run",

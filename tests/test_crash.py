@@ -95,6 +95,7 @@ def kill(proc: subprocess.Popen[str]) -> str:
     return out
 
 
+@pytest.mark.slow
 def test_no_scan_is_lost_across_sigkills(tmp_path: Path, gate_env, sim_server):
     world = sim_server.world
     event = world.event_ids[0]

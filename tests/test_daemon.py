@@ -118,6 +118,7 @@ def synced(rig: Rig) -> str:
     return barcode
 
 
+@pytest.mark.slow
 def test_a_read_is_decided_journaled_and_opens_the_relay(rig: Rig) -> None:
     rig.source.codes.put(synced(rig))
     wait_for(lambda: any(e.get("actuated_at") for e in rig.entries()), "the actuation")
@@ -126,6 +127,7 @@ def test_a_read_is_decided_journaled_and_opens_the_relay(rig: Rig) -> None:
     assert rises(rig.relay) == 1
 
 
+@pytest.mark.slow
 def test_a_refused_read_is_journaled_as_malformed_and_does_not_open(rig: Rig) -> None:
     rig.source.codes.put(b"\xff\xfeGARBAGE")
     [entry] = rig.decided(1)
@@ -133,6 +135,7 @@ def test_a_refused_read_is_journaled_as_malformed_and_does_not_open(rig: Rig) ->
     assert rises(rig.relay) == 0
 
 
+@pytest.mark.slow
 def test_scans_reach_the_simulator(rig: Rig) -> None:
     barcode = synced(rig)
     rig.source.codes.put(barcode)
@@ -140,6 +143,7 @@ def test_scans_reach_the_simulator(rig: Rig) -> None:
              "the upload")
 
 
+@pytest.mark.slow
 def test_notify_socket_hears_ready_then_watchdog(tmp_path: Path, sim_server: Any) -> None:
     notify = NotifySocket(tmp_path / "notify")
     rig = Rig(tmp_path, sim_server, notify, watchdog=0.2)
@@ -151,6 +155,7 @@ def test_notify_socket_hears_ready_then_watchdog(tmp_path: Path, sim_server: Any
         notify.close()
 
 
+@pytest.mark.slow
 def test_a_hung_reader_stops_the_watchdog_pings(tmp_path: Path, sim_server: Any) -> None:
     notify = NotifySocket(tmp_path / "notify")
     rig = Rig(tmp_path, sim_server, notify, watchdog=0.2)
@@ -169,6 +174,7 @@ def test_a_hung_reader_stops_the_watchdog_pings(tmp_path: Path, sim_server: Any)
         notify.close()
 
 
+@pytest.mark.slow
 def test_a_fire_alarm_holds_the_relay_open_and_scans_are_still_decided(
         tmp_path: Path, sim_server: Any) -> None:
     rig = Rig(tmp_path, sim_server, fire_alarm_pin=FIRE)
@@ -188,6 +194,7 @@ def test_a_fire_alarm_holds_the_relay_open_and_scans_are_still_decided(
     assert relay.state is True, "a gate stopped under fire alarm stays open"
 
 
+@pytest.mark.slow
 def test_a_grant_without_a_passage_is_recorded_as_not_passed(
         tmp_path: Path, sim_server: Any) -> None:
     rig = Rig(tmp_path, sim_server, passage_pin=PASSAGE, passage_timeout=0.2)

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def run_demo(tmp_path: Path) -> tuple[int, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GATE_", "NOTIFY_"))}
@@ -17,6 +19,7 @@ def run_demo(tmp_path: Path) -> tuple[int, str]:
     return proc.returncode, proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 def test_demo_decides_every_story_pulses_the_relay_and_uploads_after_the_outage(
         tmp_path: Path) -> None:
     code, out = run_demo(tmp_path)

@@ -102,6 +102,7 @@ def test_upload_once_exits_1_when_the_server_is_down(gate_env, capsys, monkeypat
     assert code == 1 and "error:" in err
 
 
+@pytest.mark.slow
 def test_bench_validate_reports_figures_and_goals(capsys, tmp_path):
     code, out, _ = run(capsys, "bench", "validate", "--tickets", "500", "--scans", "50",
                        "--dir", str(tmp_path), "--json")
@@ -118,6 +119,7 @@ def test_bench_validate_reports_figures_and_goals(capsys, tmp_path):
         assert doc[key]["mode"] == "delta" and 0 < doc[key]["delta_upserted"] <= 500
 
 
+@pytest.mark.slow
 def test_bench_validate_prints_figure_c_under_a_sync(capsys, tmp_path):
     code, out, _ = run(capsys, "bench", "validate", "--tickets", "3000", "--scans", "50",
                        "--delta", "2000", "--dir", str(tmp_path))

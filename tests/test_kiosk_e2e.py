@@ -40,7 +40,13 @@ PIN = "4711"
 BADGE_IS = "w => document.querySelector('#link').textContent.startsWith(w)"
 CLASS_IS = "c => document.querySelector('#result').className === c"
 
-pytestmark = needs_chromium
+pytestmark = [
+    needs_chromium,
+    pytest.mark.slow,
+    # One browser, daemon and page for the module, and its tests follow one another on
+    # that page: they run on one worker, in order.
+    pytest.mark.xdist_group("kiosk-browser"),
+]
 
 
 class Kiosk:

@@ -43,7 +43,8 @@ WORD_SHARE = 0.15       # the result word's height on a kiosk screen, of the vie
 # 7" 800x480 screen either way round.
 HOLDER_SHARE = 0.10
 
-pytestmark = needs_chromium
+# One browser for the module: its tests run on one worker, so it starts once.
+pytestmark = [needs_chromium, pytest.mark.xdist_group("kiosk-layout")]
 
 DATA = Path(__file__).parent / "data"
 # Every box in the viewport, no text clipped, every visible control on screen and on top.

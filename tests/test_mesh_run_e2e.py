@@ -112,6 +112,7 @@ def started(a: RunGate, b: RunGate, count: int) -> list[str]:
     return codes
 
 
+@pytest.mark.slow
 def test_a_ticket_granted_at_a_is_refused_at_b_and_each_scan_is_uploaded_once(
         venue: tuple[Broker, RunGate, RunGate], sim_server: Any) -> None:
     _, a, b = venue
@@ -131,6 +132,7 @@ def test_a_ticket_granted_at_a_is_refused_at_b_and_each_scan_is_uploaded_once(
     assert len(own) == 2 and set(uploaded.values()) == {1}
 
 
+@pytest.mark.slow
 def test_both_sides_of_a_broker_outage_grant_and_then_list_the_same_conflict(
         venue: tuple[Broker, RunGate, RunGate]) -> None:
     broker, a, b = venue

@@ -82,6 +82,10 @@ from scanner.tickets import Ticket
 
 IN, OUT = Direction.IN, Direction.OUT
 
+# The throwaway server takes seconds to start: every test here runs on one worker, so one
+# server serves them all.
+pytestmark = pytest.mark.xdist_group("postgres")
+
 
 def pg_config(url: str, sim: SimServer | None = None, **env: str) -> GateConfig:
     """The configuration an operator gets from the environment, pointed at PostgreSQL."""

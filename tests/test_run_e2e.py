@@ -156,6 +156,7 @@ def journaled(config: Path, env: dict[str, str]) -> dict[str, dict[str, Any]]:
         return {e["scan_id"]: e for e in journal.entries()}
 
 
+@pytest.mark.slow
 def test_pty_and_video_codes_are_decided_the_relay_pulses_and_scans_reach_the_server(
         tmp_path: Path, sim_server: Any, handheld: Handheld) -> None:
     from scanner.bench.video import write_ticket_video
@@ -182,6 +183,7 @@ def test_pty_and_video_codes_are_decided_the_relay_pulses_and_scans_reach_the_se
     assert len(pulsed) == 3 and all(entries[s]["actuated_at"] for s in pulsed)
 
 
+@pytest.mark.slow
 def test_every_scan_is_uploaded_after_the_server_comes_back(
         tmp_path: Path, sim_server: Any, handheld: Handheld) -> None:
     config = write_config(tmp_path, sim_server, handheld)
@@ -204,6 +206,7 @@ def test_every_scan_is_uploaded_after_the_server_comes_back(
     assert code == 0
 
 
+@pytest.mark.slow
 def test_sigterm_mid_stream_finishes_and_journals_every_decision(
         tmp_path: Path, sim_server: Any, handheld: Handheld) -> None:
     config = write_config(tmp_path, sim_server, handheld)
@@ -224,6 +227,7 @@ def test_sigterm_mid_stream_finishes_and_journals_every_decision(
     assert "stopped" in daemon.log()
 
 
+@pytest.mark.slow
 def test_sigkill_loses_no_decision_that_was_logged(
         tmp_path: Path, sim_server: Any, handheld: Handheld) -> None:
     config = write_config(tmp_path, sim_server, handheld)

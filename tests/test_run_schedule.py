@@ -23,6 +23,10 @@ from scanner.run.schedule import Job, JumpDetector, Scheduler
 
 DAY = 86400.0
 
+# These tests bound how many runs fit in a span of real time, and how far away the next one
+# is: they run on one worker, one after another, not beside each other.
+pytestmark = pytest.mark.xdist_group("timing")
+
 
 class WallClock:
     """The machine's clock, set off by ``skew`` seconds: a Pi before and after NTP."""

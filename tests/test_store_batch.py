@@ -159,6 +159,7 @@ def test_a_store_in_service_commits_a_page_in_slices_and_its_cursor_with_the_las
     assert committed(db) == (10 + 2 * SLICE_ROWS, 10)
 
 
+@pytest.mark.slow
 def test_a_store_in_service_checkpoints_every_slice_so_its_wal_stays_small(
         store: TicketStore, db: Path) -> None:
     wal = db.with_name(db.name + "-wal")

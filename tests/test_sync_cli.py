@@ -48,6 +48,7 @@ def full_skip(db: Path) -> int:
     return (row[0] or 0) if row else 0
 
 
+@pytest.mark.slow
 def test_sigkill_mid_full_sync_resumes_and_converges(tmp_path: Path, sim: SimServer,
                                                      world: World) -> None:
     db = tmp_path / "gate.db"
@@ -97,6 +98,7 @@ def test_events_lists_and_stores_the_server_events(tmp_path: Path, sim: SimServe
     assert orjson.loads(done.stdout) == world.events()
 
 
+@pytest.mark.slow
 def test_tickets_json_has_vivenu_field_names(tmp_path: Path, sim: SimServer,
                                              world: World) -> None:
     env = gate_env(sim, world, tmp_path / "gate.db", write_config(tmp_path / "gate.toml"))
@@ -107,6 +109,7 @@ def test_tickets_json_has_vivenu_field_names(tmp_path: Path, sim: SimServer,
     assert stored[0].keys() >= {"_id", "barcode", "eventId", "status", "updatedAt"}
 
 
+@pytest.mark.slow
 def test_bench_sync_reports_its_figures(tmp_path: Path) -> None:
     done = gate("bench", "sync", "--tickets", "2000", "--one-event", "--json",
                 env={**os.environ, "GATE_CONFIG": ""})
