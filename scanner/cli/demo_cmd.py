@@ -286,7 +286,9 @@ def daemon(env: dict[str, str], home: Path) -> Iterator[tuple[subprocess.Popen[s
 @click.option("--dir", "workdir", type=click.Path(file_okay=False, path_type=Path),
               help="Keep the demo's database, video and log here (default: a temporary "
                    "folder).")
-def demo(tickets: int, workdir: Path | None) -> int:
+@click.option("--port", "web_port", type=click.IntRange(0, 65535), default=None,
+              help="The kiosk page's port; 0 for any free one (default: 8080 when free).")
+def demo(tickets: int, workdir: Path | None, web_port: int | None) -> int:
     """Run the gate daemon against the built-in simulator, through an outage and back."""
     from scanner.bench.video import write_ticket_video
     from scanner.sim import Faults, SimServer, World
@@ -305,7 +307,7 @@ def demo(tickets: int, workdir: Path | None) -> int:
         video = home / "camera.avi"
         write_ticket_video(video, [valid[3], cancelled[1], valid[4]], hold=8, gap=10,
                            lead=LEAD_FRAMES)
-        web_port = kiosk_port()
+        web_port = kiosk_port() if web_port is None else kiosk_port(web_port)
         env = demo_environment(home, server.url, event_id, video, entry.port, exit_.port,
                                web_port)
         click.secho(f"simulator on {server.url}: event {event_id} with {tickets} tickets\n"

@@ -51,8 +51,9 @@ log = logging.getLogger("scanner.sync")
 _HEADER = struct.Struct(">I")
 # How often a run waiting for its reply looks at the stop event.
 _STOP_POLL = 0.2
-# The least change of the child's measured clock offset worth telling the daemon.
-OFFSET_STEP = 0.25
+# The least change of the child's measured clock offset worth telling the daemon: a Date
+# header has whole seconds, so a smaller change is that rounding, not the clock moving.
+OFFSET_STEP = 1.0
 # How long close() waits for the child to finish the page it writes before killing it.
 _EXIT_WAIT = 10.0
 
