@@ -11,9 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
+from kits.waiting import WAIT, in_thread, wait_for
 from sqlalchemy import event
 from test_cli import gate as run_gate
-from test_hardware_kit import WAIT, in_thread, wait_for
 from test_read_pipeline import ListSource
 
 from hardware.sources import StatusFn

@@ -19,7 +19,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from test_journal_kit import journal_path, open_journal, valid_doc
+from kits.journal import journal_path, open_journal, valid_doc
 
 from scanner.app import Gate
 from scanner.config import load_config

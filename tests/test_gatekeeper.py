@@ -8,7 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from test_journal_kit import (
+from kits.journal import (
     EVENT,
     NOW,
     OTHER_EVENT,

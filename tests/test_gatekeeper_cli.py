@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_journal_kit import make_config, make_ticket
+from kits.journal import make_config, make_ticket
 
 from scanner.app import Gate
 from scanner.cli.main import main

@@ -7,7 +7,7 @@ import sys
 from itertools import islice
 
 import pytest
-from picamera2_fake import CODE128, fake_module
+from kits.picamera2_fake import CODE128, fake_module
 
 from hardware.picamera import PiCamera, PiCameraUnavailable
 from scanner.config import ReaderConfig

@@ -23,10 +23,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from kits.gpio import RELAY
+from kits.journal import journal_path, make_config
+from kits.waiting import wait_for
 from test_daemon import TypedSource
-from test_gpio_kit import RELAY
-from test_hardware_kit import wait_for
-from test_journal_kit import journal_path, make_config
 
 from scanner.app import Gate
 from scanner.config import (

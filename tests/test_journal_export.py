@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_journal_kit import make_config, make_decision, make_ticket
+from kits.journal import make_config, make_decision, make_ticket
 
 from scanner.app import Gate
 from scanner.cli.journal_cmds import JOURNAL_COLUMNS

@@ -17,12 +17,12 @@ from typing import Any
 
 import httpx
 import pytest
-from browser_kit import needs_chromium
-from kiosk_kit import free_port
+from kits.browser import needs_chromium
+from kits.journal import journal_path, open_journal
+from kits.kiosk import free_port
+from kits.sim import SIM_TOKEN
 from prometheus_client.parser import text_string_to_metric_families
-from test_journal_kit import journal_path, open_journal
 from test_run_e2e import E2E_WAIT, Daemon, Handheld, environment, valid_barcodes, write_config
-from test_sim_kit import SIM_TOKEN
 
 from scanner.config import load_config
 from scanner.kiosk.auth import write_pin_file

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from kiosk_kit import free_port
+from kits.kiosk import free_port
+from kits.sim import SIM_TOKEN
 from test_kiosk_e2e import Kiosk
 from test_kiosk_hostile import WRONG, at_once
 from test_run_e2e import Handheld
-from test_sim_kit import SIM_TOKEN
 
 from scanner.kiosk.auth import MAX_FAILURES, write_pin_file
 from scanner.sim import SimServer, World

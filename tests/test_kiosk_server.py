@@ -17,9 +17,9 @@ from typing import Any
 
 import httpx
 import pytest
-from kiosk_kit import KioskGate, free_port
+from kits.kiosk import KioskGate, free_port
+from kits.waiting import wait_for
 from prometheus_client.parser import text_string_to_metric_families
-from test_hardware_kit import wait_for
 
 from scanner.kiosk import KioskServer, WebOptions
 from scanner.kiosk.auth import MAX_FAILURES, PinHash, write_pin_file

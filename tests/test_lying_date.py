@@ -15,9 +15,9 @@ from typing import Any
 
 import httpx
 import pytest
-from kiosk_kit import free_port
-from test_gpio_kit import make
-from test_journal_kit import api_config, make_gate, running_sim
+from kits.gpio import make
+from kits.journal import api_config, make_gate, running_sim
+from kits.kiosk import free_port
 
 from scanner.act import ActStage
 from scanner.app import Gate

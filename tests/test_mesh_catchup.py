@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_journal_kit import EVENT, make_config, make_decision, make_ticket
+from kits.journal import EVENT, make_config, make_decision, make_ticket
 
 from scanner.app import Gate
 from scanner.mesh import message

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from test_journal_kit import EVENT, make_config, make_decision, make_ticket
+from kits.journal import EVENT, make_config, make_decision, make_ticket
 
 from scanner.app import Gate
 from scanner.cli.main import main

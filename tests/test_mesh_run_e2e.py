@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mesh_kit import KEY, Broker
-from test_journal_kit import journal_path
+from kits.journal import journal_path
+from kits.mesh import KEY, Broker
 from test_run_e2e import (
     E2E_WAIT,
     REPO,

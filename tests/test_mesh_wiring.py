@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from mesh_kit import Broker, CutProxy, MeshGate, wait_for
-from test_journal_kit import make_gate
+from kits.journal import make_gate
+from kits.mesh import Broker, CutProxy, MeshGate, wait_for
 
 from scanner.decide.model import Reason
 from scanner.status import gather

@@ -15,7 +15,7 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_journal_kit import make_decision, make_ticket, open_journal
+from kits.journal import make_decision, make_ticket, open_journal
 
 from scanner.decide.model import Reason
 from scanner.errors import BadRequest, ServerUnavailable

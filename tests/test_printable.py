@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 
 import pytest
+from kits.journal import EVENT, make_config, make_decision
 from test_gatekeeper_cli import gate_env, run  # noqa: F401  (the fixture)
-from test_journal_kit import EVENT, make_config, make_decision
 
 from scanner.app import Gate
 from scanner.journal.ids import new_scan_id

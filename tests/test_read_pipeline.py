@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_hardware_kit import WAIT, in_thread, wait_for
+from kits.waiting import WAIT, in_thread, wait_for
 
 from hardware.sources import RawRead
 from scanner.config import ReaderConfig

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_hardware_kit import WAIT
-from test_journal_kit import journal_path, open_journal
+from kits.journal import journal_path, open_journal
+from kits.waiting import WAIT
 
 from scanner.app import Gate
 from scanner.config import load_config

@@ -10,7 +10,7 @@ import threading
 import time
 from pathlib import Path
 
-from test_journal_kit import journal_path, make_gate, make_ticket
+from kits.journal import journal_path, make_gate, make_ticket
 
 from scanner.decide.model import Direction, Reason
 

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kits.journal import api_config, make_gate, running_sim
+from kits.sync import TOKEN, client_fixture, server_docs, sim_fixture, store_docs, store_fixture  # noqa: F401
 from sqlalchemy import update
-from test_journal_kit import api_config, make_gate, running_sim
-from test_sync_kit import TOKEN, client_fixture, server_docs, sim_fixture, store_docs, store_fixture  # noqa: F401
 
 from scanner.clock import ClockStamp, utc_now
 from scanner.config import SyncConfig

@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from test_journal_kit import make_gate, make_ticket
+from kits.journal import make_gate, make_ticket
 from test_outbox_readonly import set_read_only
 
 from scanner.cli.child import gate_argv, gate_env

@@ -13,9 +13,8 @@ import threading
 import time
 from pathlib import Path
 
-from test_gpio_kit import make
-from test_journal_kit import api_config
-
+from kits.gpio import make
+from kits.journal import api_config
 from scanner.act import ActStage
 from scanner.app import Gate
 from scanner.config import GateConfig

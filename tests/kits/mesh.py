@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_journal_kit import make_gate, make_ticket
 
+from kits.journal import make_gate, make_ticket
 from scanner.config import Secret
 from scanner.decide.model import Direction
 from scanner.gatekeeper import CheckResult, Gatekeeper
