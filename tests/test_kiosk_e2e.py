@@ -46,11 +46,11 @@ pytestmark = needs_chromium
 class Kiosk:
     """``gate run`` with its page on a free loopback port, and tickets it admits."""
 
-    def __init__(self, root: Path, sim: SimServer, handheld: Handheld, web: str) -> None:
+    def __init__(self, root: Path, sim: SimServer, handheld: Handheld,
+                 web: dict[str, Any]) -> None:
         self.root, self.sim = root, sim
         self.port = free_port()
-        self.config = write_config(root, sim, handheld,
-                                   web=f"[web]\nport = {self.port}\n{web}")
+        self.config = write_config(root, sim, handheld, web={"port": self.port, **web})
         self.env = environment(self.config, sim)
         self.codes = valid_barcodes(self.config, self.env, CODES)
         self.url = f"http://127.0.0.1:{self.port}"
@@ -112,7 +112,7 @@ def handheld() -> Iterator[Handheld]:
 @pytest.fixture(scope="module")
 def kiosk(tmp_path_factory: pytest.TempPathFactory, sim: SimServer,
           handheld: Handheld) -> Iterator[Kiosk]:
-    k = Kiosk(tmp_path_factory.mktemp("kiosk"), sim, handheld, web="")
+    k = Kiosk(tmp_path_factory.mktemp("kiosk"), sim, handheld, web={})
     yield k
     k.close()
 
@@ -271,7 +271,7 @@ def test_manual_entry_beyond_loopback_needs_the_pin(
     write_pin_file(pin_file, PIN)
     handheld = Handheld()
     wide = Kiosk(tmp_path, sim, handheld,
-                 web=f'host = "0.0.0.0"\npin_file = "{pin_file}"\nstatus_open = true\n')
+                 web={"host": "0.0.0.0", "pin_file": str(pin_file), "status_open": True})
     try:
         code = wide.code()
         page = open_page(browser, wide.url)

@@ -37,7 +37,7 @@ def wide(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kiosk]:
     with SimServer(World(seed=7, events=1, tickets_per_event=200), token=SIM_TOKEN,
                    port=free_port()) as sim:
         kiosk = Kiosk(root, sim, handheld,
-                      web=f'host = "0.0.0.0"\npin_file = "{pin_file}"\nstatus_open = true\n')
+                      web={"host": "0.0.0.0", "pin_file": str(pin_file), "status_open": True})
         try:
             yield kiosk
         finally:

@@ -23,7 +23,7 @@ from typing import Any
 
 import click
 
-from scanner.cli.config_cmd import toml_value
+from scanner.config import toml
 from scanner.errors import ConfigError
 
 DEFAULT_CONFIG = "/etc/gate-scanner/gate.toml"
@@ -45,15 +45,9 @@ class Answers:
         return self.tables.setdefault(name, {})
 
     def toml(self) -> str:
-        lines = ["# Written by gate setup; gate config check shows every effective value."]
-        lines += [f"{key} = {toml_value(value)}" for key, value in self.top.items()]
-        if not self.readers:
-            lines.append("readers = []  # none yet: run gate setup again to add one")
-        for name, values in self.tables.items():
-            lines += ["", f"[{name}]", *(f"{k} = {toml_value(v)}" for k, v in values.items())]
-        for reader in self.readers:
-            lines += ["", "[[readers]]", *(f"{k} = {toml_value(v)}" for k, v in reader.items())]
-        return "\n".join(lines) + "\n"
+        notes = {} if self.readers else {"readers": "none yet: run gate setup again to add one"}
+        return ("# Written by gate setup; gate config check shows every effective value.\n"
+                + toml.dumps({**self.top, "readers": self.readers, **self.tables}, notes))
 
 
 def parse_reader(spec: str) -> dict[str, Any]:
