@@ -20,7 +20,7 @@ from scanner.sim import SimServer, World
 from scanner.vivenu.client import VivenuClient
 
 # The browser and screenshot-folder fixtures of the kiosk page's tests.
-pytest_plugins = ("kits.browser",)
+pytest_plugins = ("kits.browser", "kits.gate")
 
 # A shared CI machine can stall any example past hypothesis' 200 ms deadline; speed is the
 # benchmarks' business, so CI runs without one.

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kits.gate import MakeGate
 
 from scanner.config import (
     ApiConfig,
@@ -91,3 +92,15 @@ def test_notes_follow_their_line() -> None:
 def test_a_value_toml_cannot_spell_is_refused() -> None:
     with pytest.raises(TypeError, match="no TOML value for object"):
         toml.dumps({"db": object()})
+
+
+def test_the_tests_gate_is_built_from_a_file_the_loader_read(tmp_path: Path,
+                                                              make_gate: MakeGate) -> None:
+    """kits.gate: overrides go through the writer and the loader; the token never into
+    the file."""
+    gate = make_gate(tmp_path, gate_id="B", lookup={"deadline_ms": 250},
+                     api=ApiConfig(url="https://vivenu.example", token=Secret("t0ken")))
+    [written] = tmp_path.glob("written-*.toml")
+    assert load_config(written, env={"GATE_API_TOKEN": "t0ken"}) == gate.config
+    assert (gate.config.gate_id, gate.config.lookup.deadline_ms) == ("B", 250)
+    assert gate.config.api.token == Secret("t0ken") and "t0ken" not in written.read_text()
