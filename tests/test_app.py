@@ -16,7 +16,7 @@ from sqlalchemy import event
 from test_cli import gate as run_gate
 from test_read_pipeline import ListSource
 
-from hardware.sources import StatusFn
+from hardware.reads import StatusFn
 from scanner.app import Gate
 from scanner.config import ApiConfig, GateConfig, LookupConfig, ReaderConfig
 from scanner.decide.model import Direction

@@ -18,7 +18,7 @@ from kits.journal import valid_doc
 from kits.run import NotifySocket
 from kits.waiting import wait_for
 
-from hardware.sources import RawRead, StatusFn, now_ns
+from hardware.reads import RawRead, StatusFn, now_ns
 from scanner.app import Gate
 from scanner.clock import Clock, utc_now
 from scanner.config import (

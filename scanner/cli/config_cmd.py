@@ -46,7 +46,7 @@ def open_hardware(config: GateConfig) -> None:
     ``gate run`` would fail on at start is one ConfigError here (a reader's device that is
     missing would only be retried there, which this reports as well)."""
     from scanner.act.settings import open_outputs_or_fail
-    from scanner.read.sources import probe_source
+    from scanner.read.registry import probe_source
 
     open_outputs_or_fail(config.outputs).close()
     for i, reader in enumerate(config.readers):
