@@ -114,6 +114,21 @@ def test_a_grant_opens_the_relay_and_records_when(gate: Gate) -> None:
     assert gate.journal.actuated == {"s1": AT}
 
 
+def test_the_reads_time_travels_with_the_scan_to_the_listeners(gate: Gate) -> None:
+    """Read-to-relay needs no pairing: the act stage hands on when the read was taken."""
+    gate.stage.submit(scan(scan_id="timed"), 1_000)
+    gate.stage.submit(scan(Reason.UNKNOWN_BARCODE, scan_id="untimed"))
+    acted: dict[str, Acted] = {}
+
+    def heard_both() -> bool:
+        acted.update((e.scan_id, e) for e in gate.events() if isinstance(e, Acted))
+        return len(acted) == 2
+
+    wait_for(heard_both, "both scans acted on")
+    assert acted["timed"].read_ns == 1_000 and acted["timed"].acted_ns > 1_000
+    assert acted["untimed"].read_ns is None
+
+
 def test_a_grant_opens_the_relay_on_the_submitting_thread_before_the_stage_runs() -> None:
     g = Gate(make())  # not started: only submit itself can have opened it
     try:
@@ -270,7 +285,7 @@ def test_stop_acts_on_the_scans_already_queued() -> None:
         g.stage.start()
         g.stage.stop()
         assert set(g.journal.actuated) == {"0", "1", "2"}
-        assert not g.stage.alive and g.stage.submit(scan(scan_id="late")) is False
+        assert not g.stage.serving and g.stage.submit(scan(scan_id="late")) is False
     finally:
         g.close()
 
@@ -297,7 +312,7 @@ def test_a_journal_that_refuses_a_mark_does_not_stop_the_gate(gate: Gate) -> Non
     gate.journal.refuse = False
     gate.stage.submit(scan(scan_id="b"))
     wait_for(lambda: "b" in gate.journal.actuated, "the next actuation")
-    assert gate.stage.alive
+    assert gate.stage.serving
 
 
 def test_the_heartbeat_moves_while_idle() -> None:
@@ -313,7 +328,7 @@ def test_the_heartbeat_moves_while_idle() -> None:
 def test_stop_twice_is_harmless(gate: Gate) -> None:
     gate.stage.stop()
     gate.stage.stop()
-    assert not gate.stage.alive
+    assert not gate.stage.serving
 
 
 def test_the_outputs_table_maps_onto_the_pins() -> None:

@@ -37,7 +37,7 @@ def test_bench_run_reports_latency_ready_rss_and_cpu_with_verdicts() -> None:
 
 def test_the_simulator_a_bench_starts_runs_at_idle_priority() -> None:
     """It stands for vivenu's servers: it must not take CPU from the gate being timed."""
-    from scanner.bench.sync import start_sim
+    from scanner.bench.sync_runs import start_sim
 
     sim, _url = start_sim(10)
     try:

@@ -30,6 +30,7 @@ from kits.waiting import wait_for
 from test_daemon import TypedSource
 
 from scanner.app import Gate
+from scanner.app.daemon import start_daemon
 from scanner.config import (
     ApiConfig,
     GateConfig,
@@ -41,7 +42,6 @@ from scanner.config import (
 )
 from scanner.errors import ConfigError
 from scanner.journal.backup_dir import BackupPlan, DailyBackup, backups, prefix
-from scanner.run.daemon import start_daemon
 
 TESTS = Path(__file__).parent
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -22,13 +22,13 @@ from kits.kiosk import free_port
 
 from scanner.act import ActStage
 from scanner.app import Gate
+from scanner.app.kiosk import from_gate
 from scanner.cli.status_cmd import gather, render
 from scanner.clock_guard import BACKWARDS, CORRECTS, OUT_OF_BOUND, UNSET
 from scanner.config import RunConfig, load_config
 from scanner.decide.model import Direction, Reason
 from scanner.errors import ConfigError
 from scanner.kiosk import WebOptions
-from scanner.kiosk.wiring import from_gate
 from scanner.sim import World
 from scanner.tickets import Ticket, parse_iso, utc_iso
 

@@ -12,7 +12,7 @@ import pytest
 from kits.journal import make_ticket
 from test_outbox_readonly import set_read_only
 
-from scanner.cli.child import gate_argv, gate_env
+from scanner.child import gate_argv, gate_env
 from scanner.decide.model import Direction, Reason
 from scanner.printable import KEPT_READ_CHARS
 

@@ -70,7 +70,7 @@ TOKEN = "bench-token-not-a-secret"
 @contextmanager
 def simulator(tmp: Path, tickets: int) -> Iterator[str]:
     """``gate sim`` in its own process (its JSON pages must not share the daemon's GIL)."""
-    from scanner.cli.child import as_remote, gate_argv, gate_env
+    from scanner.child import as_remote, gate_argv, gate_env
 
     token = tmp / "token"
     token.write_text(TOKEN, encoding="utf-8")
@@ -209,6 +209,7 @@ def granted_barcodes(gate: Any, event_id: str, count: int) -> list[str]:
 def measure_latency(tmp: Path, sync_tickets: int, scans: int) -> dict[str, Any]:
     """(a): the daemon in this process, the simulator in its own."""
     from scanner.app import Gate
+    from scanner.app.daemon import open_daemon
     from scanner.config import (
         ApiConfig,
         GateConfig,
@@ -219,7 +220,6 @@ def measure_latency(tmp: Path, sync_tickets: int, scans: int) -> dict[str, Any]:
         Secret,
         SyncConfig,
     )
-    from scanner.run.daemon import open_daemon
     from scanner.sim import World
 
     event_id = World(seed=7, events=1, tickets_per_event=0).event_ids[0]
@@ -309,7 +309,7 @@ def _tree_cpu_s(pid: int) -> float:
 def measure_start(tmp: Path, tickets: int, idle_seconds: float, url: str) -> dict[str, Any]:
     """(b): ``gate run`` as a subprocess over a big store: READY, then idle RSS and CPU."""
     from scanner.bench.validate import build_store
-    from scanner.cli.child import gate_argv, gate_env
+    from scanner.child import gate_argv, gate_env
 
     db = tmp / "start.db"
     started = time.perf_counter()

@@ -26,7 +26,7 @@ from typing import IO, Any
 import click
 
 from scanner.bench.handheld import PtyHandheld
-from scanner.cli.child import gate_argv, gate_env
+from scanner.child import gate_argv, gate_env
 from scanner.config import DEFAULT_WEB_PORT, toml
 
 DEMO_TOKEN = "demo-token-not-a-secret"

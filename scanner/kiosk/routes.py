@@ -35,7 +35,7 @@ import socket
 from collections.abc import AsyncIterator, Callable, Mapping
 from http import HTTPStatus
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 import orjson
@@ -57,7 +57,10 @@ from scanner.kiosk.metrics import CONTENT_TYPE
 from scanner.netrules import LOOPBACK_NAMES
 
 if TYPE_CHECKING:
-    from scanner.kiosk.server import KioskServer
+    from scanner.kiosk.auth import Sessions
+    from scanner.kiosk.events import Broadcaster
+    from scanner.kiosk.metrics import Metrics
+    from scanner.kiosk.parts import KioskParts, WebSettings
 
 log = logging.getLogger("scanner.kiosk")
 
@@ -178,7 +181,28 @@ def _json(doc: Any, status: int = HTTPStatus.OK,
     return Response(orjson.dumps(doc), status, headers, "application/json")
 
 
-def build_app(kiosk: KioskServer) -> ASGIApp:
+class Kiosk(Protocol):
+    """What the routes serve (``scanner.kiosk.server.KioskServer``): its parts and state,
+    and what a request may ask of it."""
+
+    web: WebSettings
+    parts: KioskParts
+    events: Broadcaster
+    metrics: Metrics
+    sessions: Sessions
+    login_required: bool
+    port: int
+    stopping: bool
+    language: str | None
+
+    def scan(self, barcode: str) -> dict[str, Any]: ...
+    def status(self) -> dict[str, Any]: ...
+    def annul(self, scan_id: str) -> None: ...
+    def login(self, address: str, pin: str) -> str: ...
+    def set_direction(self, direction: Direction) -> None: ...
+
+
+def build_app(kiosk: Kiosk) -> ASGIApp:
     """The kiosk's ASGI app, Host-checked for ``kiosk.web``'s host and ``port``."""
     files = {name: resources.files("scanner.kiosk").joinpath("static", name).read_bytes()
              for name in STATIC}

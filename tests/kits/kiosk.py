@@ -17,6 +17,7 @@ from kits.gate import build_gate
 from kits.gpio import make
 from kits.journal import api_config
 from scanner.act import ActStage
+from scanner.app.kiosk import from_gate
 from scanner.clock import utc_now
 from scanner.config import LookupConfig
 from scanner.decide.model import Direction
@@ -24,7 +25,6 @@ from scanner.errors import GateError
 from scanner.gatekeeper import CheckResult
 from scanner.kiosk import KioskServer, Reachability, WebOptions
 from scanner.kiosk.auth import Lockout
-from scanner.kiosk.wiring import from_gate
 from scanner.sim import SimServer, World
 
 HEARTBEAT_MAX_AGE = 2.0
@@ -78,7 +78,7 @@ class KioskGate:
                    for name, beat in (("act", self.stage.heartbeat),
                                       ("kiosk", self.kiosk.heartbeat))
                    if now - beat > HEARTBEAT_MAX_AGE]
-        if not self.stage.alive:
+        if not self.stage.serving:
             reasons.append("act: not running")
         return not reasons, reasons
 

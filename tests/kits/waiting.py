@@ -11,8 +11,8 @@ from typing import Any
 WAIT = 5.0  # a guard against hanging, never a timing goal
 
 
-def wait_for(predicate: Callable[[], object], what: str) -> None:
-    deadline = time.monotonic() + WAIT
+def wait_for(predicate: Callable[[], object], what: str, within: float = WAIT) -> None:
+    deadline = time.monotonic() + within
     while not predicate():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.01)
