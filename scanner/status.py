@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from scanner.mesh.link import Link
     from scanner.mesh.store import MeshStore
     from scanner.store.tickets import TicketStore
+    from scanner.venue.book import CommandBook
+    from scanner.venue.worker import VenueWorker
 
 
 class StatusSources(Protocol):
@@ -35,6 +37,8 @@ class StatusSources(Protocol):
     def clock_guard(self) -> ClockGuard: ...
     @property
     def mesh_store(self) -> MeshStore | None: ...
+    @property
+    def venue_book(self) -> CommandBook | None: ...
 
 
 def gather(gate: StatusSources, link: Link | None = None) -> dict[str, Any]:
@@ -76,6 +80,8 @@ def gather(gate: StatusSources, link: Link | None = None) -> dict[str, Any]:
     }
     if (mesh := gate.mesh_store) is not None:  # [mesh] is configured
         doc["mesh"] = mesh_status(mesh, link, gate.clock)
+    if (book := gate.venue_book) is not None:  # [mesh] supervisor_key is configured
+        doc["venue"] = venue_status(book)
     doc["daemon"] = daemon_status(gate.config.db, gate.clock)
     return doc
 
@@ -149,3 +155,10 @@ def mesh_status(store: MeshStore, link: Link | None, clock: Clock) -> dict[str, 
         "dropped": state.get("dropped"),
         "venue": store.venue_counts(),
     }
+
+
+def venue_status(book: CommandBook, worker: VenueWorker | None = None) -> dict[str, Any]:
+    """The supervisors' orders this gate obeys (``CommandBook.state``), and whether the
+    ``venue`` worker is connected when it runs in this process (None elsewhere)."""
+    connected = worker.connected.is_set() if worker is not None and worker.running else None
+    return book.state() | {"connected": connected}

@@ -20,6 +20,7 @@ from scanner.decide import (
     decide,
     record,
 )
+from scanner.decide.orders import NO_ORDERS, Mode, VenueOrders
 from scanner.tickets import Ticket
 
 NOW = datetime(2030, 1, 23, 19, 30, 0, tzinfo=UTC)
@@ -46,9 +47,10 @@ DEFAULT = Policy()
 
 def run(tkt: Ticket | None = TICKET, hist: ScanHistory = NO_SCANS,
         policy: Policy = DEFAULT, direction: Direction = Direction.IN,
-        now: datetime = NOW, barcode: str = BARCODE, clock_trusted: bool = True) -> Decision:
+        now: datetime = NOW, barcode: str = BARCODE, clock_trusted: bool = True,
+        orders: VenueOrders = NO_ORDERS) -> Decision:
     return decide(tkt, hist, policy, direction, now, barcode=barcode,
-                  clock_trusted=clock_trusted)
+                  clock_trusted=clock_trusted, orders=orders)
 
 
 SLOTTED = ticket(slot_start="2030-01-23T20:00:00.000Z")
@@ -81,6 +83,9 @@ TABLE: list[tuple[Reason, dict[str, Any], Feedback]] = [
     (Reason.ALREADY_INSIDE, {"hist": history(IN)}, Feedback.ORANGE),
     (Reason.REENTRY_NOT_ALLOWED, {"hist": history(IN, OUT)}, Feedback.ORANGE),
     (Reason.NOT_INSIDE, {"direction": Direction.OUT}, Feedback.RED),
+    (Reason.BLOCKED, {"orders": VenueOrders(blocked={BARCODE: "lost card"})}, Feedback.RED),
+    (Reason.ENTRY_STOPPED, {"orders": VenueOrders(Mode.STOPPED)}, Feedback.RED),
+    (Reason.LOCKDOWN, {"orders": VenueOrders(Mode.LOCKDOWN)}, Feedback.RED),
 ]
 
 

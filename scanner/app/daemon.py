@@ -95,14 +95,16 @@ def open_daemon(gate: Gate) -> Daemon:
 
 def supervisor(gate: Gate) -> Supervisor:
     """Every worker of ``gate run`` under one supervisor, which tells systemd: readers,
-    lanes, the jobs, the act stage, and with them the mesh link, the page, the state file."""
+    lanes, the jobs, the act stage, and with them the mesh link, the venue worker, the page,
+    the state file."""
     readiness = Readiness()
     guard = gate.clock_guard
     link = gate.mesh_link  # with [mesh], gate run shares its scans
     act = ServiceWorker("act", gate.act, heartbeat_timeout=gate.config.run.heartbeat_timeout,
                         stage=Stage.OUTPUT, essential=True)
+    venue = gate.venue_worker  # with [mesh] supervisor_key, it obeys venue commands
     workers = [*gate.reader_workers, *gate.lanes.values(), gate.scheduler, act,
-               *filter(None, [link, web(gate, readiness), state_file(gate, readiness)])]
+               *filter(None, [link, venue, web(gate, readiness), state_file(gate, readiness)])]
     return Supervisor(workers, gate.run_notifier(), status=lambda: _run_status(guard, link),
                       readiness=readiness)
 

@@ -53,6 +53,8 @@ if TYPE_CHECKING:
     from scanner.store.tickets import TicketStore
     from scanner.sync.syncer import Syncer
     from scanner.upload.outbox import Outbox
+    from scanner.venue.book import CommandBook
+    from scanner.venue.worker import VenueWorker
     from scanner.vivenu.client import VivenuClient
 
 T = TypeVar("T")
@@ -259,7 +261,7 @@ class Gate:
 
         cfg = self.config
         deadline = cfg.lookup.deadline_ms / 1000
-        mesh, link = self.mesh_store, self.mesh_link
+        mesh, link, book = self.mesh_store, self.mesh_link, self.venue_book
         history = None
         if mesh is not None:
             from scanner.mesh.presence import MergedHistory
@@ -268,6 +270,7 @@ class Gate:
         return self._closing(Gatekeeper(
             self.store, self.journal, self.policy_source, history=history,
             journaled=link.notify if link is not None else None,
+            orders=book.orders if book is not None else None,
             lookup=self._lookup() if deadline > 0 else None, lookup_deadline=deadline,
             gate_id=cfg.gate_id, clock=self.clock, clock_offset=self.clock_offset,
             clock_trusted=self.clock_offset.trusted),
@@ -305,6 +308,40 @@ class Gate:
         settings = MeshSettings.from_config(self.config.mesh)
         link = Link(settings, store, PahoBroker(settings, f"gate-{store.gate_id}"))
         return self._closing(link, Link.close)
+
+    @part
+    def venue_book(self) -> CommandBook | None:
+        """The supervisors' commands this gate obeys (``scanner.venue``), read back from the
+        journal database; None without ``[mesh] supervisor_key``."""
+        mesh = self.config.mesh
+        if not mesh.supervisor_key:
+            return None
+        from scanner.venue.book import CommandBook
+        from scanner.venue.orders import Place
+        from scanner.venue.signing import Verifier
+        from scanner.venue.store import VenueStore
+
+        verifier = Verifier.from_file(mesh.supervisor_key)
+        store = self._closing(VenueStore(self.journal_engine), VenueStore.close)
+        return CommandBook(store, verifier,
+                           Place(self.config.gate_id, (mesh.zone,) if mesh.zone else ()))
+
+    @part
+    def venue_worker(self) -> VenueWorker | None:
+        """The gate's connection for venue commands (not started: the supervisor runs it);
+        None without a book or without ``[mesh] url``."""
+        book = self.venue_book
+        if book is None or not self.config.mesh.url:
+            return None
+        from scanner.mesh.paho_broker import PahoBroker
+        from scanner.mesh.settings import MeshSettings
+        from scanner.venue.worker import VenueWorker
+
+        gate_id = self.config.gate_id
+        settings = MeshSettings.from_config(self.config.mesh)
+        worker = VenueWorker(book, PahoBroker(settings, f"gate-{gate_id}-venue"), gate_id,
+                             heartbeat_timeout=self.config.run.heartbeat_timeout)
+        return self._closing(worker, VenueWorker.close)
 
     def _lookup(self) -> Lookup:
         """The gatekeeper's online fallback (it maps NotFound to "no such ticket"); the
@@ -373,7 +410,12 @@ class Gate:
         (kiosk, mesh) through bounded queues."""
         from scanner.act import ActStage
 
-        return ActStage(self.outputs, self.journal,
+        outputs, book = self.outputs, self.venue_book
+        if book is not None:  # free egress holds the relay open as the fire alarm does
+            from scanner.decide.orders import Mode
+
+            book.on_change(lambda orders: outputs.hold_egress(orders.mode is Mode.EGRESS))
+        return ActStage(outputs, self.journal,
                         passage_timeout=self.config.outputs.passage_timeout)
 
     @part

@@ -32,12 +32,13 @@ from scanner.kiosk.reader_probes import Rate, frames_decoded, readers_connected
 from scanner.kiosk.server import KioskServer
 from scanner.run.service import ServiceWorker
 from scanner.run.worker import Stage
-from scanner.status import first_sync, first_sync_words, gather, mesh_status
+from scanner.status import first_sync, first_sync_words, gather, mesh_status, venue_status
 
 if TYPE_CHECKING:
     from scanner.act import ActStage
     from scanner.mesh.link import Link
     from scanner.run.readiness import Readiness
+    from scanner.venue.worker import VenueWorker
 
 log = logging.getLogger("scanner.kiosk")
 
@@ -48,12 +49,13 @@ def from_gate(gate: Gate, stage: ActStage, web: WebSettings, *,
               reader_connected: Callable[[], bool | None] = Probes.reader_connected,
               frames_per_second: Callable[[], float | None] = Probes.frames_per_second,
               clock_ok: Callable[[], bool] = Probes.clock_ok,
-              link: Link | None = None) -> KioskServer:
+              link: Link | None = None, venue: VenueWorker | None = None) -> KioskServer:
     """A kiosk server (not started) on ``gate``'s gatekeeper, journal and store; ``link``:
-    the mesh link running in this process, whose live state the page shows."""
+    the mesh link running in this process, whose live state the page shows; ``venue``:
+    the venue worker running here."""
     engine, gate_id = gate.journal_engine, gate.config.gate_id
     annuls: Annuls = gate.journal
-    mesh_store, clock = gate.mesh_store, gate.clock
+    mesh_store, clock, book = gate.mesh_store, gate.clock, gate.venue_book
     parts = KioskParts(
         gate_id=gate_id,
         listener=stage.fanout.subscribe("kiosk"),
@@ -69,9 +71,13 @@ def from_gate(gate: Gate, stage: ActStage, web: WebSettings, *,
                       clock_offset=gate.clock_offset, settings=gate.store.settings,
                       fire_alarm=lambda: stage.fire_alarm,
                       mesh=lambda: None if mesh_store is None
-                      else mesh_status(mesh_store, link, clock)),
+                      else mesh_status(mesh_store, link, clock),
+                      venue=lambda: None if book is None else venue_status(book, venue)),
     )
-    return KioskServer(web, parts)
+    server = KioskServer(web, parts)
+    if book is not None:  # a supervisor's order is on every page within a second
+        book.on_change(lambda _orders: server.events.refresh())
+    return server
 
 
 def daemon_web(gate: Gate, readiness: Readiness) -> ServiceWorker:
@@ -92,7 +98,8 @@ def daemon_web(gate: Gate, readiness: Readiness) -> ServiceWorker:
     server = from_gate(gate, gate.act, web, health=health, online=gate.reachability,
                        reader_connected=lambda: readers_connected(readers),
                        frames_per_second=Rate(lambda: frames_decoded(readers)),
-                       clock_ok=lambda: guard.state().fine, link=gate.mesh_link)
+                       clock_ok=lambda: guard.state().fine, link=gate.mesh_link,
+                       venue=gate.venue_worker)
     return ServiceWorker("web", server, heartbeat_timeout=gate.config.run.heartbeat_timeout,
                          stage=Stage.OUTPUT,
                          on_started=lambda: log.info("kiosk page on %s/", server.url))

@@ -45,6 +45,11 @@ class Reason(StrEnum):
     # No clock the gate can trust (device clock unset or behind, no believable server time):
     # a time-dependent rule denies rather than admit on a guess.
     CLOCK_UNTRUSTED = "CLOCK_UNTRUSTED"
+    # A supervisor's venue command (scanner.decide.orders): the ticket is blocked (a ban, a
+    # lost card), entry is stopped here (or free egress holds the gate open), or lockdown.
+    BLOCKED = "BLOCKED"
+    ENTRY_STOPPED = "ENTRY_STOPPED"
+    LOCKDOWN = "LOCKDOWN"
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,6 +71,7 @@ class Probes:
     fire_alarm: Callable[[], bool] = lambda: False
     settings: Callable[[], dict[str, Any] | None] = _unknown  # /me as last synced
     mesh: Callable[[], dict[str, Any] | None] = _unknown  # scanner.status.mesh_status
+    venue: Callable[[], dict[str, Any] | None] = _unknown  # scanner.venue CommandBook.state
 
 
 @dataclass(frozen=True)
