@@ -10,5 +10,6 @@ fakes at the edges, servers that misbehave on purpose, and waits with a guard.
     hostile_server  a vivenu-shaped server that lies or stalls
     kiosk, browser  a gate with its kiosk page; Chromium through Playwright
     mesh, pg        a throwaway mosquitto and PostgreSQL
+    venue           gates obeying a supervisor's signed commands
     picamera2_fake  a recording stand-in for picamera2
 """

@@ -68,6 +68,7 @@ def gate_config(tmp_path: Path, *, token: Secret | str | None = None,
     if token is None and isinstance(api, ApiConfig):
         token = api.token
     secret = token.reveal() if isinstance(token, Secret) else token
+    tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / f"written-{next(_written)}.toml"
     path.write_text(toml.dumps(gate_doc(tmp_path, **overrides)), encoding="utf-8")
     return load_config(path, env={"GATE_API_TOKEN": secret} if secret else {})
