@@ -19,14 +19,14 @@ from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, settings
-from test_sim_kit import SIM_TOKEN, TEST_BACKOFF
+from kits.sim import SIM_TOKEN, TEST_BACKOFF
 
 from scanner.config import Secret
 from scanner.sim import SimServer, World
 from scanner.vivenu.client import VivenuClient
 
 # The browser and screenshot-folder fixtures of the kiosk page's tests.
-pytest_plugins = ("browser_kit",)
+pytest_plugins = ("kits.browser", "kits.gate")
 
 # A shared CI machine, or the suite's own workers beside each other, can stall any example
 # past hypothesis' 200 ms deadline or its too-slow check; speed is the benchmarks' business.

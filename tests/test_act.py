@@ -14,10 +14,10 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from kits.gpio import FIRE, GREEN, PASSAGE, RED, RELAY, make, rises
+from kits.journal import make_decision, make_ticket, open_journal
+from kits.waiting import wait_for
 from test_architecture import imported_after
-from test_gpio_kit import FIRE, GREEN, PASSAGE, RED, RELAY, make, rises
-from test_hardware_kit import wait_for
-from test_journal_kit import make_decision, make_ticket, open_journal
 
 from hardware.gpio import MIN_PULSE_MS, GpioOutputs, OutputPins, Signal
 from scanner.act import Acted, ActStage, FireAlarm, Passage, output_pins, signal_for

@@ -11,12 +11,12 @@ from typing import Any
 
 import httpx
 import pytest
+from kits.waiting import WAIT, in_thread, wait_for
 from sqlalchemy import event
 from test_cli import gate as run_gate
-from test_hardware_kit import WAIT, in_thread, wait_for
 from test_read_pipeline import ListSource
 
-from hardware.sources import StatusFn
+from hardware.reads import StatusFn
 from scanner.app import Gate
 from scanner.config import ApiConfig, GateConfig, LookupConfig, ReaderConfig
 from scanner.decide.model import Direction

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kits.waiting import wait_for
 from test_daemon import Rig
-from test_hardware_kit import wait_for
 
 from scanner.app import Gate
 from scanner.cli.status_cmd import gather, render

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_gpio_kit import FIRE, PASSAGE, RELAY, rises
-from test_hardware_kit import wait_for
-from test_journal_kit import valid_doc
-from test_run_kit import NotifySocket
+from kits.gpio import FIRE, PASSAGE, RELAY, rises
+from kits.journal import valid_doc
+from kits.run import NotifySocket
+from kits.waiting import wait_for
 
-from hardware.sources import RawRead, StatusFn, now_ns
+from hardware.reads import RawRead, StatusFn, now_ns
 from scanner.app import Gate
 from scanner.app.daemon import Daemon, start_daemon
 from scanner.clock import Clock, utc_now
@@ -234,7 +234,7 @@ def test_an_unplugged_reader_makes_healthz_503_and_the_status_say_so(
     """A reader whose device is gone cannot admit anyone: /healthz answers 503 naming it,
     and systemd's STATUS line says it, until the device is back."""
     import httpx
-    from kiosk_kit import free_port
+    from kits.kiosk import free_port
 
     port = free_port()
     notify = NotifySocket(tmp_path / "notify")

@@ -9,7 +9,8 @@ import json
 from pathlib import Path
 
 import pytest
-from test_journal_kit import make_config, make_ticket
+from kits.gate import gate_config
+from kits.journal import make_ticket
 
 from scanner.app import Gate
 from scanner.cli.main import main
@@ -18,7 +19,7 @@ from scanner.cli.main import main
 @pytest.fixture
 def gate_env(tmp_path: Path, monkeypatch) -> Path:
     """A configured gate with two tickets in its store; returns its database path."""
-    config = make_config(tmp_path)
+    config = gate_config(tmp_path)
     toml = tmp_path / "gate.toml"
     toml.write_text(f'gate_id = "g1"\ndb = "{config.db}"\nevents = {list(config.events)!r}\n'
                     "[lookup]\ndeadline_ms = 0\n[api]\nretries = 0\n".replace("'", '"'))

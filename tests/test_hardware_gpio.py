@@ -10,8 +10,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from test_gpio_kit import BUZZER, FIRE, GREEN, PASSAGE, PULSE, RED, RELAY, make, rises
-from test_hardware_kit import wait_for
+from kits.gpio import BUZZER, FIRE, GREEN, PASSAGE, PULSE, RED, RELAY, make, rises
+from kits.waiting import wait_for
 
 from hardware.gpio import (
     MIN_PULSE_MS,

@@ -9,9 +9,9 @@ from typing import Any
 
 import httpx
 import pytest
-from kiosk_kit import free_port
-from test_hardware_kit import wait_for
-from test_run_kit import Loop
+from kits.kiosk import free_port
+from kits.run import Loop
+from kits.waiting import wait_for
 
 from scanner.kiosk.parts import KioskParts, Probes, Reachability, WebOptions
 from scanner.kiosk.reader_probes import Rate

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mesh_kit import KEY, Broker
-from test_journal_kit import journal_path
+from kits.journal import journal_path
+from kits.mesh import KEY, Broker
 from test_run_e2e import (
     E2E_WAIT,
     REPO,
@@ -47,15 +47,9 @@ class RunGate:
         for file, text in ((key, KEY.decode()), (creds, f"{gate_id}:{password(gate_id)}")):
             file.write_text(text)
             file.chmod(0o600)
-        self.config = write_config(folder, sim, self.handheld)
-        text = self.config.read_text().replace('gate_id = "e2e-1"', f'gate_id = "{gate_id}"')
-        login = f'credentials_file = "{creds}"' if credentials else ""
-        self.config.write_text(text + f"""
-[mesh]
-url = "{url}"
-key_file = "{key}"
-{login}
-""")
+        login = {"credentials_file": str(creds)} if credentials else {}
+        self.config = write_config(folder, sim, self.handheld, gate_id=gate_id,
+                                   mesh={"url": url, "key_file": str(key), **login})
         self.env = environment(self.config, sim)
         self.daemon: Daemon | None = None
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_journal_kit import make_decision, make_ticket, open_journal
+from kits.journal import make_decision, make_ticket, open_journal
 
 from scanner.decide.model import Reason
 from scanner.errors import BadRequest, ServerUnavailable

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 
 import apscheduler.schedulers.base  # type: ignore[import-untyped]
 import pytest
-from test_hardware_kit import wait_for
+from kits.waiting import wait_for
 
 from scanner.run.schedule import Job, JumpDetector, Scheduler
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from kits.gpio import make
+from kits.waiting import wait_for
 from test_act import RecordingJournal, scan
-from test_gpio_kit import make
-from test_hardware_kit import wait_for
 
 from hardware.gpio import GpioOutputs
 from scanner.act import ActStage

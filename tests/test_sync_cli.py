@@ -13,7 +13,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from test_sync_kit import TOKEN, server_docs, sim_fixture  # noqa: F401
+from kits.sync import TOKEN, server_docs, sim_fixture  # noqa: F401
 
 from scanner.sim import SimServer, World
 

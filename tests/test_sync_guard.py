@@ -10,8 +10,8 @@ from typing import Any
 
 import orjson
 import pytest
+from kits.sync import TOKEN, client_fixture, server_docs, sim_fixture, store_docs, store_fixture  # noqa: F401
 from test_sync_cli import gate, gate_env, write_config
-from test_sync_kit import TOKEN, client_fixture, server_docs, sim_fixture, store_docs, store_fixture  # noqa: F401
 
 from scanner.config import SyncConfig
 from scanner.sim import SimServer, World

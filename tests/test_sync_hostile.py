@@ -1,4 +1,4 @@
-"""The sync path against a server that lies or stalls (tests/hostile_server.py), over real
+"""The sync path against a server that lies or stalls (kits/hostile_server.py), over real
 HTTP into a real SQLite file: every request is bounded, bad fields never become VALID, a
 future ``updatedAt`` cannot pin a row, and the token never leaks through an echo."""
 
@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from hostile_server import EVENT, TOKEN, HostileServer, hostile_doc
+from kits.hostile_server import EVENT, TOKEN, HostileServer, hostile_doc
 
 from scanner.config import Secret, SyncConfig
 from scanner.databases import make_engine

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from test_sync_kit import TOKEN, client_fixture, sim_fixture, store_fixture  # noqa: F401
+from kits.sync import TOKEN, client_fixture, sim_fixture, store_fixture  # noqa: F401
 
 from scanner.config import SyncConfig
 from scanner.sim import SimServer, World

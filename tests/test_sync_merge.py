@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_sync_kit import EVENT, ModelApi, server_docs, store_docs
+from kits.sync import EVENT, ModelApi, server_docs, store_docs
 
 from scanner.config import SyncConfig
 from scanner.databases import make_engine

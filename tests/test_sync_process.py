@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from test_sim_kit import SIM_TOKEN
+from kits.sim import SIM_TOKEN
 
 from scanner.app import Gate
 from scanner.app.gate import SYNC_CHILD
@@ -295,7 +295,7 @@ def test_the_child_never_speaks_to_systemd(tmp_path: Path, sim: SimServer, world
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """systemd's notify socket and watchdog are the daemon's alone: the child is not given
     them, so nothing it does reaches the socket."""
-    from test_run_kit import NotifySocket
+    from kits.run import NotifySocket
 
     listener = NotifySocket(tmp_path / "notify")
     monkeypatch.setenv("NOTIFY_SOCKET", listener.name)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import orjson
 import pytest
-from test_journal_kit import make_gate
-from test_sync_kit import TOKEN, server_docs, sim_fixture  # noqa: F401
+from kits.gate import MakeGate
+from kits.sync import TOKEN, server_docs, sim_fixture  # noqa: F401
 
 from scanner.decide.model import Direction, Reason
 from scanner.sim import SimServer, World
@@ -58,7 +58,7 @@ def full_skip(db: Path, event_id: str) -> int:
 
 
 def test_killed_mid_way_the_second_events_first_sync_resumes_in_bulk_and_converges(
-        tmp_path: Path, sim: SimServer, world: World) -> None:
+        tmp_path: Path, sim: SimServer, world: World, make_gate: MakeGate) -> None:
     first, second = world.event_ids
     db = tmp_path / "gate.db"
     assert gate("sync", "--once", env=gate_env(sim, db, first)).returncode == 0
@@ -89,7 +89,7 @@ def test_killed_mid_way_the_second_events_first_sync_resumes_in_bulk_and_converg
 
 
 def test_the_first_events_decisions_stay_the_same_throughout_the_second_events_sync(
-        tmp_path: Path, sim: SimServer, world: World) -> None:
+        tmp_path: Path, sim: SimServer, world: World, make_gate: MakeGate) -> None:
     first, second = world.event_ids
     db = tmp_path / "gate.db"
     assert gate("sync", "--once", env=gate_env(sim, db, first)).returncode == 0

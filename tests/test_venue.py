@@ -11,8 +11,9 @@ from pathlib import Path
 
 import orjson
 import pytest
-from test_journal_kit import make_gate, make_ticket
-from venue_kit import Supervisor, VenueGate
+from kits.gate import build_gate
+from kits.journal import make_ticket
+from kits.venue import Supervisor, VenueGate
 
 from scanner.app.kiosk import from_gate
 from scanner.config import MeshConfig, OutputsConfig
@@ -231,8 +232,8 @@ def test_orders_are_kept_and_obeyed_after_a_restart(tmp_path: Path, supervisor: 
     supervisor.issue(hub, Kind.STOP_ENTRY, reason="crowd at the gate")
     gate.settle()
     gate.close()
-    again = make_gate(tmp_path / "g", gate_id="g1",
-                      mesh=MeshConfig(supervisor_key=str(supervisor.public)))
+    again = build_gate(tmp_path / "g", gate_id="g1",
+                       mesh=MeshConfig(supervisor_key=str(supervisor.public)))
     try:
         assert again.gatekeeper.check(make_ticket(1).barcode,
                                       Direction.IN).decision.reason is Reason.ENTRY_STOPPED

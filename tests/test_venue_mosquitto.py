@@ -11,9 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from mesh_kit import KEY, Broker, CutProxy, wait_for
-from test_journal_kit import make_gate, make_ticket
-from venue_kit import SUPERVISOR, Supervisor, VenueGate
+from kits.gate import build_gate
+from kits.journal import make_ticket
+from kits.mesh import KEY, Broker, CutProxy, wait_for
+from kits.venue import SUPERVISOR, Supervisor, VenueGate
 
 from scanner.config import MeshConfig
 from scanner.decide.model import Direction, Reason
@@ -154,7 +155,7 @@ def test_a_gate_built_from_its_configuration_obeys_commands_on_its_own_connectio
     """What gate run builds: [mesh] supervisor_key and zone give the gatekeeper its orders
     and the supervisor a ``venue`` worker on a connection of its own."""
     key, credentials = secret_files(tmp_path / "w1-secrets", "w1")
-    gate = make_gate(tmp_path / "w1", gate_id="w1", mesh=MeshConfig(
+    gate = build_gate(tmp_path / "w1", gate_id="w1", mesh=MeshConfig(
         url=broker.url, key_file=str(key), credentials_file=str(credentials),
         supervisor_key=str(supervisor.public), zone="west"))
     gate.store.upsert([make_ticket(1), make_ticket(2)])

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from test_sim_kit import SIM_TOKEN, TEST_BACKOFF
+from kits.sim import SIM_TOKEN, TEST_BACKOFF
 
 from scanner.config import ApiConfig, Secret
 from scanner.errors import (

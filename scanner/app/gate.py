@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from hardware.gpio import GpioOutputs
-    from hardware.sources import ReadSource, StatusFn
+    from hardware.reads import ReadSource, StatusFn
     from scanner.act import ActStage
     from scanner.clock_guard import ClockGuard
     from scanner.gatekeeper import Gatekeeper, LivePolicy, Lookup
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from scanner.mesh.store import MeshStore
     from scanner.read.hygiene import Payload, Rejected
     from scanner.read.pipeline import Pipeline
-    from scanner.read.sources import SourceFactory
+    from scanner.read.registry import SourceFactory
     from scanner.run.jobs import RunsSync
     from scanner.run.lane import Lane
     from scanner.run.notify import Notifier
@@ -361,7 +361,7 @@ class Gate:
     def reader(self, config: ReaderConfig, on_status: StatusFn | None = None) -> ReadSource:
         """The source ``config`` names, from ``sources`` or the real device adapters (which
         import their device library only now)."""
-        from scanner.read.sources import open_source
+        from scanner.read.registry import open_source
 
         return open_source(config, on_status, self.sources)
 

@@ -39,6 +39,7 @@ import orjson
 
 from scanner.bench.handheld import PtyHandheld
 from scanner.bench.stats import figure_line, goal, goal_line, percentiles
+from scanner.config import toml
 from scanner.decide.model import Direction
 
 DEFAULT_TICKETS = 1_000_000
@@ -321,22 +322,12 @@ def measure_start(tmp: Path, tickets: int, idle_seconds: float, url: str) -> dic
     notify.bind(str(tmp / "notify"))
     with PtyHandheld() as handheld:
         config = tmp / "start.toml"
-        config.write_text(f"""
-gate_id = "bench-start"
-db = "{db}"
-events = ["{IDLE_EVENT}"]
-[api]
-url = "{url}"
-retries = 0
-[lookup]
-deadline_ms = 0
-[outputs]
-pin_factory = "mock"
-relay_pin = {RELAY}
-[[readers]]
-source = "serial"
-port = "{handheld.port}"
-""", encoding="utf-8")
+        config.write_text(toml.dumps({
+            "gate_id": "bench-start", "db": str(db), "events": [IDLE_EVENT],
+            "api": {"url": url, "retries": 0}, "lookup": {"deadline_ms": 0},
+            "outputs": {"pin_factory": "mock", "relay_pin": RELAY},
+            "readers": [{"source": "serial", "port": handheld.port}],
+        }), encoding="utf-8")
         env = gate_env(GATE_CONFIG=str(config), GATE_API_TOKEN_FILE=str(token),
                        NOTIFY_SOCKET=str(tmp / "notify"))
         with (tmp / "start.log").open("wb") as log:

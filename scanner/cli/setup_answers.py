@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scanner.cli.config_cmd import toml_value
+from scanner.config import toml
 
 PIN_KEYS = ("relay_pin", "green_pin", "red_pin", "buzzer_pin", "passage_pin", "fire_alarm_pin")
 
@@ -24,15 +24,9 @@ class Answers:
         return self.tables.setdefault(name, {})
 
     def toml(self) -> str:
-        lines = ["# Written by gate setup; gate config check shows every effective value."]
-        lines += [f"{key} = {toml_value(value)}" for key, value in self.top.items()]
-        if not self.readers:
-            lines.append("readers = []  # none yet: run gate setup again to add one")
-        for name, values in self.tables.items():
-            lines += ["", f"[{name}]", *(f"{k} = {toml_value(v)}" for k, v in values.items())]
-        for reader in self.readers:
-            lines += ["", "[[readers]]", *(f"{k} = {toml_value(v)}" for k, v in reader.items())]
-        return "\n".join(lines) + "\n"
+        notes = {} if self.readers else {"readers": "none yet: run gate setup again to add one"}
+        return ("# Written by gate setup; gate config check shows every effective value.\n"
+                + toml.dumps({**self.top, "readers": self.readers, **self.tables}, notes))
 
 
 def write_private(path: Path, text: str) -> None:

@@ -51,6 +51,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from scanner.decide.model import Direction
 from scanner.errors import GateError
 from scanner.kiosk.auth import COOKIE, SESSION_SECONDS
+from scanner.kiosk.events import END
 from scanner.kiosk.i18n import choose, page_words
 from scanner.kiosk.metrics import CONTENT_TYPE
 from scanner.netrules import LOOPBACK_NAMES
@@ -351,6 +352,8 @@ async def _stream(messages: queue.Queue[bytes], over: Callable[[], bool],
                     idle = 0.0
                     yield b": keepalive\n\n"
             continue
+        if frame == END:
+            return
         idle = 0.0
         yield frame
 

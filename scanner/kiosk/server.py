@@ -158,9 +158,9 @@ class KioskServer:
         http, self._http = self._http, None
         if http is None:
             return
-        self.stopping = True  # open streams end within STREAM_POLL
+        self.stopping = True
+        self.events.stop()  # ends every open stream now, so the HTTP server need not wait
         http.stop()
-        self.events.stop()
 
     @property
     def heartbeat(self) -> float:

@@ -13,9 +13,9 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from mesh_kit import Broker
-from test_journal_kit import make_gate, make_ticket
-
+from kits.gate import build_gate
+from kits.journal import make_ticket
+from kits.mesh import Broker
 from scanner.config import MeshConfig
 from scanner.decide.model import Direction
 from scanner.gatekeeper import CheckResult
@@ -51,9 +51,9 @@ class VenueGate:
                  settle_wait: float = 10.0, url: str | None = None, **gate: Any) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.gate_id = gate_id
-        self.gate = make_gate(folder, gate_id=gate_id,
-                              mesh=MeshConfig(supervisor_key=str(supervisor_key), zone=zone),
-                              **gate)
+        self.gate = build_gate(
+            folder, gate_id=gate_id,
+            mesh=MeshConfig(supervisor_key=str(supervisor_key), zone=zone), **gate)
         self.gate.store.upsert([make_ticket(n) for n in range(1, tickets + 1)])
         book = self.gate.venue_book
         assert book is not None

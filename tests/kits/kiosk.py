@@ -13,13 +13,13 @@ import threading
 import time
 from pathlib import Path
 
-from test_gpio_kit import make
-from test_journal_kit import api_config
-
+from kits.gate import build_gate
+from kits.gpio import make
+from kits.journal import api_config
 from scanner.act import ActStage
-from scanner.app import Gate
 from scanner.app.kiosk import from_gate
-from scanner.config import GateConfig
+from scanner.clock import utc_now
+from scanner.config import LookupConfig
 from scanner.decide.model import Direction
 from scanner.errors import GateError
 from scanner.gatekeeper import CheckResult
@@ -42,8 +42,9 @@ class KioskGate:
                  lockout: Lockout | None = None) -> None:
         self.sim = sim
         self.lockout = lockout
-        self.gate = Gate(GateConfig(gate_id="g1", db=str(tmp_path / "gate.db"),
-                                    api=api_config(sim, retries=0, connect_timeout=0.5)))
+        # Every event, the real clock and the default online lookup, as a gate run has.
+        self.gate = build_gate(tmp_path, events=(), lookup=LookupConfig(), clock=utc_now,
+                               api=api_config(sim, retries=0, connect_timeout=0.5))
         self.gate.syncer.run_once()
         self.outputs = make()
         self.stage = ActStage(self.outputs, self.gate.journal)
