@@ -244,7 +244,7 @@ def test_the_bundle_installs_with_no_network(installed: Installed) -> None:
     venv = installed.root / "opt" / "gate-scanner" / installed.releases[0] / ".venv"
     version = subprocess.run([str(venv / "bin" / "gate"), "--version"], capture_output=True,
                              text=True, check=False)
-    assert (version.returncode, version.stdout.strip()) == (0, f"gate-scanner {version()}")
+    assert (version.returncode, version.stdout.strip()) == (0, f"gate-scanner {installed_version()}")
     imports = subprocess.run([str(venv / "bin" / "python"), "-c",
                               "import cv2, zxingcpp, evdev, gpiozero, serial, sqlalchemy"],
                              capture_output=True, text=True, check=False)
