@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from scanner.build import version
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ["run", ".ci/run", "deploy/bootstrap.sh", "deploy/install.sh", "deploy/kiosk.sh",
            "deploy/kiosk-launch.sh", "deploy/bundle.sh", "deploy/lock.sh",
@@ -242,9 +244,9 @@ def installed(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Install
 @needs_root
 def test_the_bundle_installs_with_no_network(installed: Installed) -> None:
     venv = installed.root / "opt" / "gate-scanner" / installed.releases[0] / ".venv"
-    version = subprocess.run([str(venv / "bin" / "gate"), "--version"], capture_output=True,
-                             text=True, check=False)
-    assert (version.returncode, version.stdout.strip()) == (0, f"gate-scanner {installed_version()}")
+    answer = subprocess.run([str(venv / "bin" / "gate"), "--version"], capture_output=True,
+                            text=True, check=False)
+    assert (answer.returncode, answer.stdout.strip()) == (0, f"gate-scanner {version()}")
     imports = subprocess.run([str(venv / "bin" / "python"), "-c",
                               "import cv2, zxingcpp, evdev, gpiozero, serial, sqlalchemy"],
                              capture_output=True, text=True, check=False)
