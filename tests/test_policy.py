@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from datetime import timedelta, timezone
 from typing import Any
 
@@ -132,8 +133,20 @@ def test_repeated_colour_comes_from_color_settings() -> None:
 
 
 def test_repeated_colour_the_kiosk_cannot_show_falls_back_to_orange() -> None:
-    policy = Policy.build(me_with("deviceSettings.colorSettings.repeated", "pink"), LOCAL, ())
+    policy = Policy.build(me_with("deviceSettings.colorSettings.repeated", "purple"), LOCAL, ())
     assert policy.repeated_feedback is Feedback.ORANGE
+
+
+def test_action_required_colour_also_holds_reduced_price_tickets() -> None:
+    """colorSettings.actionRequired is the held colour and, unless [policy] says
+    otherwise, asks for reduced-price tickets to be checked."""
+    me = me_with("deviceSettings.colorSettings.actionRequired", "blue")
+    policy = Policy.build(me, LOCAL, ())
+    assert (policy.action_feedback, policy.confirm_discounted) == (Feedback.BLUE, True)
+    assert Policy.build(me, replace(LOCAL, confirm_discounted=False), ()) \
+        .confirm_discounted is False
+    plain = Policy.build(ME, LOCAL, ())
+    assert (plain.action_feedback, plain.confirm_discounted) == (Feedback.PINK, False)
 
 
 def test_read_length_and_display_zone_are_passed_through() -> None:

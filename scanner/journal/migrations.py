@@ -30,6 +30,7 @@ from scanner.journal.schema import (
     journal_metadata,
     mesh_conflicts,
     mesh_scans,
+    supervision,
 )
 
 # Set in the transaction that copies an old store's journal here: "<scans>:<highest seq>"
@@ -55,8 +56,13 @@ def _v2(conn: Connection) -> None:
     mesh_conflicts.create(conn)
 
 
+def _v3(conn: Connection) -> None:
+    """Stewards and supervisors: who overrode, confirmed or released, and why."""
+    supervision.create(conn)
+
+
 JOURNAL = Schema(kind=faults.JOURNAL, meta=journal_meta, latest=JOURNAL_SCHEMA_VERSION,
-                 create=_create, steps={2: _v2})
+                 create=_create, steps={2: _v2, 3: _v3})
 
 
 def refuse_legacy(conn: Connection, name: str) -> None:
