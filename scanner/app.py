@@ -18,6 +18,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
+from functools import partial
 from typing import TYPE_CHECKING, Generic, TypeVar, cast, overload
 
 from scanner.clock import Clock, utc_now
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
     from scanner.run.state_file import StateFile
     from scanner.run.supervisor import Supervisor
     from scanner.store.tickets import TicketStore
+    from scanner.supervise import Desk
     from scanner.sync.syncer import Syncer
     from scanner.upload.outbox import Outbox
     from scanner.vivenu.client import VivenuClient
@@ -218,14 +220,17 @@ class Gate:
     def policy_source(self) -> LivePolicy:
         """Callable giving the policy for the current /me settings, rebuilt after a sync."""
         from scanner.clock import local_zone
-        from scanner.decide.policy import Policy
+        from scanner.decide.policy import Policy, Route
         from scanner.gatekeeper import LivePolicy
 
         cfg = self.config
         zone = local_zone()
+        routes = tuple(Route(r.gates, frozenset(r.areas), frozenset(r.entries),
+                             frozenset(r.ticket_types)) for r in cfg.routes)
         return LivePolicy(self.store.settings, lambda me: Policy.build(
             me, cfg.policy, cfg.events, max_read_length=cfg.reader.max_length,
-            display_tz=zone), version=self.store.settings_version)
+            display_tz=zone, gate_id=cfg.gate_id, routes=routes),
+            version=self.store.settings_version)
 
     @part
     def clock_offset(self) -> ServerOffset:
@@ -364,19 +369,37 @@ class Gate:
         from scanner.act import ActStage
 
         return ActStage(self.outputs, self.journal,
-                        passage_timeout=self.config.outputs.passage_timeout)
+                        passage_timeout=self.config.outputs.passage_timeout,
+                        alarms=lambda reason: self.desk.alarm(reason),
+                        passage_held_after=self.config.outputs.passage_held_after)
+
+    @part
+    def desk(self) -> Desk:
+        """Held tickets, overrides, manual releases and passage alarms, journaled with who
+        and why; the wired confirm button answers the oldest held ticket."""
+        from scanner.supervise import Desk, Holds
+
+        link = self.mesh_link
+        desk = Desk(self.journal, self.gatekeeper, self.act.submit,
+                    Holds(self.config.policy.confirm_timeout), release=self.act.release,
+                    journaled=link.notify if link is not None else None)
+        self.outputs.when_confirm = desk.button
+        return desk
 
     @part
     def lanes(self) -> dict[str, Lane]:
         """One decision lane per ``lane`` name of the readers."""
         from scanner.run.lane import Lane
 
-        keeper, act = self.gatekeeper, self.act
+        keeper, desk = self.gatekeeper, self.desk
         names = dict.fromkeys(reader.lane for reader in self.config.readers)
-        return {name: Lane(name, keeper, act.submit,
-                           heartbeat_timeout=self.config.run.heartbeat_timeout,
-                           on_decision=self._read_decided)
-                for name in names}
+        lanes = {name: Lane(name, keeper, desk.submit,
+                            heartbeat_timeout=self.config.run.heartbeat_timeout,
+                            on_decision=self._read_decided)
+                 for name in names}
+        for lane in lanes.values():  # a lane waiting on a held ticket is alive
+            lane.submit = partial(desk.submit, beat=lane.beat)
+        return lanes
 
     def _read_decided(self, read: LaneRead, result: CheckResult) -> None:
         """A lane's read, submitted: its read time to the kiosk's read-to-relay histogram."""

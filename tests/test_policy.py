@@ -137,16 +137,15 @@ def test_repeated_colour_the_kiosk_cannot_show_falls_back_to_orange() -> None:
     assert policy.repeated_feedback is Feedback.ORANGE
 
 
-def test_action_required_colour_also_holds_reduced_price_tickets() -> None:
-    """colorSettings.actionRequired is the held colour and, unless [policy] says
-    otherwise, asks for reduced-price tickets to be checked."""
+def test_action_required_colour_is_the_held_colour_and_holding_is_local() -> None:
+    """colorSettings.actionRequired colours held tickets; only [policy] holds any."""
     me = me_with("deviceSettings.colorSettings.actionRequired", "blue")
     policy = Policy.build(me, LOCAL, ())
-    assert (policy.action_feedback, policy.confirm_discounted) == (Feedback.BLUE, True)
-    assert Policy.build(me, replace(LOCAL, confirm_discounted=False), ()) \
-        .confirm_discounted is False
-    plain = Policy.build(ME, LOCAL, ())
-    assert (plain.action_feedback, plain.confirm_discounted) == (Feedback.PINK, False)
+    assert (policy.action_feedback, policy.confirm_discounted) == (Feedback.BLUE, False)
+    held = Policy.build(ME, replace(LOCAL, confirm_discounted=True,
+                                    confirm_ticket_types=("tt-kid",)), ())
+    assert (held.action_feedback, held.confirm_discounted, held.confirm_ticket_types) == \
+        (Feedback.PINK, True, frozenset({"tt-kid"}))
 
 
 def test_read_length_and_display_zone_are_passed_through() -> None:

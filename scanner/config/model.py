@@ -163,9 +163,9 @@ class PolicyConfig:
     # What an OUT without a prior IN does: "allow" (record it) or "deny".
     checkout_without_checkin: str = setting("deny", choices=CHECKOUT_POLICIES)
     # Held until a steward confirms: these ticket types, and reduced-price tickets
-    # (None: when /me gives an actionRequired colour).
+    # (a discount on the ticket); off unless set, so no venue's gates start holding people.
     confirm_ticket_types: tuple[str, ...] = ()
-    confirm_discounted: bool | None = None
+    confirm_discounted: bool = False
     # Seconds a held ticket waits for the steward's answer; then it is refused.
     confirm_timeout: float = setting(DEFAULT_CONFIRM_TIMEOUT, above=0, hi=600)
 

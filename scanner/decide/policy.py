@@ -120,10 +120,9 @@ class Policy:
           mistake and raises ConfigError naming the key.
         - ``colorSettings.repeated`` sets the colour of "already scanned" denials when it is
           one the kiosk can show; otherwise orange, as in vivenu's own app.
-        - Held tickets: ``confirm_ticket_types`` is local only. ``confirm_discounted`` set
-          locally wins; otherwise reduced-price tickets are held when the server gives an
-          ``colorSettings.actionRequired`` colour (the venue asked its scanners to show
-          action-required results), which is also the held tickets' colour (pink else).
+        - Held tickets: ``confirm_ticket_types`` and ``confirm_discounted`` are local only
+          (holding people at a gate is the venue's choice, not a server default); they are
+          shown in ``colorSettings.actionRequired`` when the kiosk can show it, else pink.
         """
         me = _obj(me)
         device = _obj(me.get("deviceSettings"))
@@ -167,8 +166,8 @@ class Policy:
         if not (isinstance(repeated, str) and repeated in _FEEDBACK_VALUES):
             repeated = Feedback.ORANGE
         action = colors.get("actionRequired")
-        action_known = isinstance(action, str) and action in _FEEDBACK_VALUES
-        action_feedback = Feedback(action) if action_known else Feedback.PINK
+        action_feedback = Feedback(action) if isinstance(action, str) \
+            and action in _FEEDBACK_VALUES else Feedback.PINK
         return cls(
             served_events=served,
             ticket_types=MappingProxyType(per_event),
@@ -188,7 +187,7 @@ class Policy:
             gate_id=gate_id,
             routes=routes,
             confirm_ticket_types=frozenset(local.confirm_ticket_types),
-            confirm_discounted=_pick(local.confirm_discounted, action_known, False),
+            confirm_discounted=local.confirm_discounted,
             action_feedback=action_feedback,
         )
 

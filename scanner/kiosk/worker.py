@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from scanner.kiosk.parts import DEFAULT_PIN_FILE, WebOptions
+from scanner.kiosk.parts import DEFAULT_PIN_FILE, DEFAULT_SUPERVISOR_PIN_FILE, WebOptions
 from scanner.kiosk.server import KioskServer
 from scanner.kiosk.wiring import from_gate
 from scanner.run.worker import Stage, Worker, WorkerExited
@@ -119,7 +119,8 @@ def daemon_web(gate: Gate) -> WebWorker | None:
         return not reasons, reasons
 
     web = WebOptions(host=cfg.host, port=cfg.port, pin_file=cfg.pin_file or DEFAULT_PIN_FILE,
-                     status_open=cfg.status_open)
+                     status_open=cfg.status_open,
+                     supervisor_pin_file=cfg.supervisor_pin_file or DEFAULT_SUPERVISOR_PIN_FILE)
     server = from_gate(gate, gate.act, web, health=health, online=online,
                        reader_connected=lambda: readers_connected(readers),
                        frames_per_second=Rate(lambda: frames_decoded(readers)),

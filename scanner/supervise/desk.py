@@ -59,6 +59,10 @@ class Submit(Protocol):
     def __call__(self, scan: CheckResult, /) -> bool: ...
 
 
+def _still() -> None:
+    return None
+
+
 class Keeper(Protocol):
     """What the desk uses of ``scanner.gatekeeper.Gatekeeper``."""
 
@@ -89,15 +93,15 @@ class Desk:
 
     # -- the lane's and the kiosk's submit -------------------------------------------------
 
-    def submit(self, result: CheckResult) -> bool:
+    def submit(self, result: CheckResult, beat: Callable[[], None] = _still) -> bool:
         """Hand a journaled decision to the act stage; a held one then waits here (on the
         lane's thread: that lane decides nothing else meanwhile) for its answer, which is
-        journaled and acted on in turn."""
+        journaled and acted on in turn. ``beat``: the waiting worker's heartbeat."""
         if result.decision.reason is not Reason.ACTION_REQUIRED:
             return self._submit(result)
         self.holds.hold(result.scan_id)
         accepted = self._submit(result)
-        answer, who = self.holds.wait(result.scan_id)
+        answer, who = self.holds.wait(result.scan_id, beat)
         self.settle(result, answer, who)
         return accepted
 

@@ -17,6 +17,8 @@ from enum import StrEnum
 from scanner.journal.supervision import Who
 
 DEFAULT_CONFIRM_TIMEOUT = 20.0
+# A waiting lane still beats this often: a held ticket is not a hung lane.
+BEAT_EVERY = 1.0
 TIMED_OUT = Who("gate", why="TIMEOUT")
 
 
@@ -65,9 +67,11 @@ class Holds:
             self._cond.notify_all()
             return True
 
-    def wait(self, scan_id: str) -> tuple[Answer, Who]:
+    def wait(self, scan_id: str, beat: Callable[[], None] = lambda: None,
+             ) -> tuple[Answer, Who]:
         """The answer to ``scan_id`` (registered with ``hold``), or TIMEOUT after
-        ``timeout`` seconds; the ticket is no longer held afterwards."""
+        ``timeout`` seconds; the ticket is no longer held afterwards. ``beat`` is called
+        every BEAT_EVERY seconds meanwhile."""
         deadline = self._monotonic() + self.timeout
         with self._cond:
             held = self._held.get(scan_id)
@@ -76,7 +80,8 @@ class Holds:
                     left = deadline - self._monotonic()
                     if left <= 0:
                         return Answer.TIMEOUT, TIMED_OUT
-                    self._cond.wait(left)
+                    self._cond.wait(min(left, BEAT_EVERY))
+                    beat()
                 return held.answer if held is not None and held.answer is not None \
                     else (Answer.TIMEOUT, TIMED_OUT)
             finally:
