@@ -2,8 +2,8 @@
 
 Every setting that names a secret file reads it here: ``api.token_file``, ``mesh.key_file``,
 ``mesh.credentials_file``, ``web.pin_file``, ``web.supervisor_pin_file``, and
-``mesh.client_key_file`` (checked only: the TLS library opens it itself). The rule, on the file as opened (no race between the check and
-the read):
+``mesh.client_key_file`` (checked only: the TLS library opens it itself). The rule, on
+the file as opened (no race between the check and the read):
 
 - refused when its group or others may write it: they could replace the secret;
 - refused when every user may read it;

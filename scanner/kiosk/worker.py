@@ -124,5 +124,5 @@ def daemon_web(gate: Gate) -> WebWorker | None:
     server = from_gate(gate, gate.act, web, health=health, online=online,
                        reader_connected=lambda: readers_connected(readers),
                        frames_per_second=Rate(lambda: frames_decoded(readers)),
-                       clock_ok=lambda: guard.state().fine)
+                       clock_ok=lambda: guard.state().fine, desk=gate.desk)
     return WebWorker(server, heartbeat_timeout=gate.config.run.heartbeat_timeout)
