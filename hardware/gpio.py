@@ -153,7 +153,8 @@ class GpioOutputs:
         if isinstance(factory, str) and pins.wired:
             factory = pin_factory(factory)
         self.factory: Any = factory  # None when nothing is wired
-        self.patterns = dict(PATTERNS if patterns is None else patterns)
+        # Given patterns replace the defaults signal by signal: one not given keeps its own.
+        self.patterns = {**PATTERNS, **(patterns or {})}
         self.when_passage: Callable[[], None] | None = None
         self.when_fire_alarm: Callable[[bool], None] | None = None
         self.when_confirm: Callable[[], None] | None = None

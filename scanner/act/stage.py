@@ -58,7 +58,10 @@ DEFAULT_PASSAGE_HELD_AFTER = 30.0
 
 
 def signal_for(decision: Decision) -> Signal:
-    """What the lights and buzzer show, by the decision's feedback colour."""
+    """What the lights and buzzer show, by the decision's feedback colour; a held ticket
+    says "wait" whatever colour the venue gave it."""
+    if decision.reason is Reason.ACTION_REQUIRED:
+        return Signal.HELD
     return _SIGNALS[decision.feedback]
 
 
