@@ -322,3 +322,37 @@ def test_a_manual_release_is_journaled_opens_the_gate_and_its_passage_is_no_alar
     assert [(e["reason"], e["role"]) for e in entries(turnstile)] == \
         [("MANUAL_RELEASE", "steward")]
     assert httpx.post(turnstile.url + "/api/release", json={}).status_code == 401
+
+
+# -- roles -----------------------------------------------------------------------------------
+
+def set_pin(tmp_path: Path, pin: str, *args: str) -> Any:
+    import subprocess
+    import sys
+
+    config = tmp_path / "gate.toml"
+    config.write_text(f'[web]\npin_file = "{tmp_path / "steward.pin"}"\n'
+                      f'supervisor_pin_file = "{tmp_path / "supervisor.pin"}"\n')
+    return subprocess.run([sys.executable, "-m", "scanner.cli.main", "--config", str(config),
+                           "kiosk", "set-pin", "--stdin", *args], input=pin + "\n", text=True,
+                          capture_output=True, timeout=60, check=False)
+
+
+def test_set_pin_supervisor_writes_the_supervisors_file_and_refuses_the_stewards_pin(
+        tmp_path: Path) -> None:
+    from scanner.kiosk.auth import PinHash
+
+    assert set_pin(tmp_path, "2468").returncode == 0
+    same = set_pin(tmp_path, "2468", "--supervisor")
+    assert same.returncode == 2 and "must differ" in same.stderr
+    assert not (tmp_path / "supervisor.pin").exists()
+    done = set_pin(tmp_path, "97531", "--supervisor")
+    assert done.returncode == 0, done.stderr
+    stored = PinHash.load(tmp_path / "supervisor.pin")
+    assert stored is not None and stored.matches("97531")
+
+
+def test_the_supervisors_pin_opens_a_supervisor_session_and_the_stewards_a_stewards(
+        kg: KioskGate) -> None:
+    for pin, role in ((STEWARD_PIN, "steward"), (SUPERVISOR_PIN, "supervisor")):
+        assert login(kg, pin).get("/api/desk").json()["role"] == role
