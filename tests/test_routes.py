@@ -82,3 +82,24 @@ def test_a_route_without_gates_or_tickets_is_named(tmp_path: Path, table: str,
     path.write_text("[[routes]]\n" + table, encoding="utf-8")
     with pytest.raises(ConfigError, match=key.replace("[", r"\[").replace("]", r"\]")):
         load_config(path, env={})
+
+
+# -- held tickets, decided by the same pure rules ---------------------------------------------
+
+def test_a_reduced_price_ticket_is_held_with_what_to_check() -> None:
+    student = SEATED._replace(discount="Student", discount_id="dsc-1")
+    policy = Policy(confirm_discounted=True)
+    d = decide(student, ScanHistory(), policy, Direction.IN, NOW, barcode=student.barcode)
+    assert (d.granted, d.reason, d.message) == (
+        False, Reason.ACTION_REQUIRED, "Check before entry: reduced price (Student)")
+    assert decide(SEATED, ScanHistory(), policy, Direction.IN, NOW,
+                  barcode=SEATED.barcode).reason is Reason.GRANTED
+
+
+def test_a_ticket_type_to_confirm_is_held_only_once_every_rule_passed() -> None:
+    policy = Policy(confirm_ticket_types=frozenset({"tt-seat"}), gate_id="A", routes=ROUTES)
+    assert decide(SEATED, ScanHistory(), policy, Direction.IN, NOW,
+                  barcode=SEATED.barcode).reason is Reason.WRONG_GATE
+    at_c = Policy(confirm_ticket_types=frozenset({"tt-seat"}), gate_id="C", routes=ROUTES)
+    assert decide(SEATED, ScanHistory(), at_c, Direction.IN, NOW,
+                  barcode=SEATED.barcode).reason is Reason.ACTION_REQUIRED
