@@ -356,3 +356,24 @@ def test_the_supervisors_pin_opens_a_supervisor_session_and_the_stewards_a_stewa
         kg: KioskGate) -> None:
     for pin, role in ((STEWARD_PIN, "steward"), (SUPERVISOR_PIN, "supervisor")):
         assert login(kg, pin).get("/api/desk").json()["role"] == role
+
+
+# -- the venue mesh --------------------------------------------------------------------------
+
+def test_overrides_and_alarms_reach_the_mesh_as_records_a_peer_accepts(kg: KioskGate) -> None:
+    """The control room lists them from the records every gate shares."""
+    from scanner.mesh.hlc import HybridClock
+    from scanner.mesh.message import Batch, Codec, scans_topic
+    from scanner.mesh.store import MeshStore
+
+    denied = kg.read("NOSUCHCODE44")
+    login(kg, SUPERVISOR_PIN).post("/api/override",
+                                   json={"scan_id": denied.scan_id, "why": "OTHER"})
+    kg.desk.alarm(Reason.PASSAGE_FORCED)
+    records = MeshStore(kg.gate.journal_engine, "g1").stamp_journal(HybridClock("g1"))
+    assert [(r.reason, r.result) for r in records] == [
+        ("UNKNOWN_BARCODE", "FAIL"), ("OVERRIDDEN", "OK"), ("PASSAGE_FORCED", "FAIL")]
+    codec = Codec(b"k" * 32)
+    [payload] = codec.records("g1", records)
+    batch = codec.decode(scans_topic("g1"), payload)
+    assert isinstance(batch, Batch) and batch.records == tuple(records)

@@ -1,6 +1,7 @@
 """The kiosk's routes for stewards and supervisors (``scanner.supervise.Desk``).
 
     GET  /api/desk      {"role", "override_reasons", "held"}: what this session may do
+                        (held scan ids only for a session)
     POST /api/info      {"barcode"}: an information scan, nothing journaled  (steward)
     POST /api/confirm   {"scan_id"?, "confirm": bool}: answer a held ticket   (steward)
     POST /api/release   {}: open the gate once by hand, journaled             (steward)
@@ -64,7 +65,9 @@ def desk_routes(kiosk: KioskServer, body: Body, text: Callable[[dict[str, Any], 
 
     async def state(request: Request) -> Response:
         role = kiosk.sessions.role(request.cookies.get(COOKIE))
-        held = kiosk.parts.desk.holds.pending() if kiosk.parts.desk is not None else []
+        # The reasons are no secret (the page lists them before a login); held scans are.
+        held = kiosk.parts.desk.holds.pending() \
+            if kiosk.parts.desk is not None and role is not None else []
         return json({"role": role, "override_reasons": list(OVERRIDE_REASONS), "held": held})
 
     async def info(request: Request) -> Response:
