@@ -395,7 +395,7 @@ class Gate:
         names = dict.fromkeys(reader.lane for reader in self.config.readers)
         lanes = {name: Lane(name, keeper, desk.submit,
                             heartbeat_timeout=self.config.run.heartbeat_timeout,
-                            on_decision=self._read_decided)
+                            on_decision=self._read_decided, interrupted=desk.holds.close)
                  for name in names}
         for lane in lanes.values():  # a lane waiting on a held ticket is alive
             lane.submit = partial(desk.submit, beat=lane.beat)

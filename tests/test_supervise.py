@@ -80,9 +80,9 @@ def discounted(kg: KioskGate) -> str:
 
 @pytest.fixture
 def held(tmp_path: Path, sim_server: SimServer) -> Iterator[KioskGate]:
-    """Reduced-price tickets held for the steward, 1 s to answer, a wired confirm button."""
+    """Reduced-price tickets held for the steward, a wired confirm button."""
     with KioskGate(tmp_path, sim_server, web(tmp_path),
-                   policy=PolicyConfig(confirm_discounted=True, confirm_timeout=1.0),
+                   policy=PolicyConfig(confirm_discounted=True, confirm_timeout=30.0),
                    pins={"confirm_pin": CONFIRM_PIN}) as gate:
         pins(gate, tmp_path)
         yield gate
@@ -216,6 +216,7 @@ def test_a_held_ticket_is_confirmed_by_the_wired_button(held: KioskGate, lane: L
 
 def test_a_held_ticket_nobody_answers_is_refused_and_the_gate_stays_shut(
         held: KioskGate, lane: Lane) -> None:
+    held.desk.holds.timeout = 1.0
     relay = held.outputs.relay.pin
     relay.clear_states()
     lane.offer(LaneRead(discounted(held), Direction.IN, "handheld"))
@@ -377,3 +378,15 @@ def test_overrides_and_alarms_reach_the_mesh_as_records_a_peer_accepts(kg: Kiosk
     [payload] = codec.records("g1", records)
     batch = codec.decode(scans_topic("g1"), payload)
     assert isinstance(batch, Batch) and batch.records == tuple(records)
+
+
+def test_a_stopping_lane_refuses_its_held_ticket_at_once(held: KioskGate) -> None:
+    worker = Lane("main", held.gate.gatekeeper, held.desk.submit, heartbeat_timeout=30,
+                  interrupted=held.desk.holds.close)
+    worker.start()
+    worker.offer(LaneRead(discounted(held), Direction.IN, "handheld"))
+    wait_for(lambda: held.desk.holds.pending(), "the ticket to be held")
+    worker.stop()
+    assert worker.join(0.5)
+    assert held_rows(held) == [("ACTION_REQUIRED", "FAIL"), ("NOT_CONFIRMED", "FAIL")]
+    assert entries(held)[1]["why"] == "STOPPING"

@@ -60,17 +60,23 @@ class Lane(Worker):
 
     def __init__(self, name: str, gatekeeper: Checker, submit: Submit, *,
                  heartbeat_timeout: float, maxsize: int = DEFAULT_QUEUE,
-                 on_decision: Callable[[LaneRead, CheckResult], object] | None = None) -> None:
+                 on_decision: Callable[[LaneRead, CheckResult], object] | None = None,
+                 interrupted: Callable[[], object] | None = None) -> None:
         super().__init__(f"lane:{name}", heartbeat_timeout=heartbeat_timeout,
                          stage=Stage.LANE, essential=True)
         self.lane = name
         self.gatekeeper = gatekeeper
         self.submit = submit
         self.on_decision = on_decision
+        self._interrupted = interrupted  # unblocks a submit waiting on a held ticket
         self.reads: queue.Queue[LaneRead] = queue.Queue(maxsize)
         self.decided = 0
         self.failed = 0
         self.dropped = 0
+
+    def interrupt(self) -> None:
+        if self._interrupted is not None:
+            self._interrupted()
 
     def offer(self, read: LaneRead, timeout: float = OFFER_TIMEOUT) -> bool:
         """Queue ``read`` (from a reader's thread); False, logged, when the lane stays full."""

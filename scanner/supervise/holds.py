@@ -20,6 +20,7 @@ DEFAULT_CONFIRM_TIMEOUT = 20.0
 # A waiting lane still beats this often: a held ticket is not a hung lane.
 BEAT_EVERY = 1.0
 TIMED_OUT = Who("gate", why="TIMEOUT")
+STOPPING = Who("gate", why="STOPPING")
 
 
 class Answer(StrEnum):
@@ -45,11 +46,23 @@ class Holds:
         self._monotonic = monotonic
         self._cond = threading.Condition()
         self._held: dict[str, _Held] = {}   # insertion order: oldest first
+        self._closed = False
 
     def hold(self, scan_id: str) -> None:
         """Register a held ticket before anyone is shown it, so no answer can come first."""
         with self._cond:
-            self._held[scan_id] = _Held(scan_id)
+            self._held[scan_id] = _Held(scan_id, (Answer.REFUSE, STOPPING)
+                                        if self._closed else None)
+
+    def close(self) -> None:
+        """The gate is stopping: every held ticket, and any held from now on, is refused
+        at once (the gate stays shut; nobody waits for an answer that cannot come)."""
+        with self._cond:
+            self._closed = True
+            for held in self._held.values():
+                if held.answer is None:
+                    held.answer = (Answer.REFUSE, STOPPING)
+            self._cond.notify_all()
 
     def pending(self) -> list[str]:
         with self._cond:
