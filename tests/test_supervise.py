@@ -137,7 +137,8 @@ def test_a_steward_cannot_override_and_a_denial_is_overridden_once(kg: KioskGate
     supervisor = login(kg, SUPERVISOR_PIN)
     assert supervisor.post("/api/override", json=body).status_code == 200
     assert supervisor.post("/api/override", json=body).status_code == 409
-    assert supervisor.post("/api/override", json=body | {"why": "BECAUSE"}).status_code == 404
+    assert supervisor.post("/api/override", json=body | {"why": "BECAUSE"}).status_code == 400
+    assert supervisor.post("/api/override", json=body | {"scan_id": "nope"}).status_code == 404
     assert [e["reason"] for e in entries(kg)] == ["UNKNOWN_BARCODE", "OVERRIDDEN"]
 
 

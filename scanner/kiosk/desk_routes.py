@@ -98,11 +98,12 @@ def desk_routes(kiosk: KioskServer, body: Body, text: Callable[[dict[str, Any], 
         who = acting(request)
         if who.role != SUPERVISOR:
             raise refuse(HTTPStatus.UNAUTHORIZED, "the supervisor's PIN first")
-        note = doc.get("note", "")
+        note, why = doc.get("note", ""), text(doc, "why")
         if not isinstance(note, str):
             raise refuse(HTTPStatus.BAD_REQUEST, "note: expected text")
-        result = await call(desk().override, text(doc, "scan_id"), who, text(doc, "why"),
-                            note)
+        if why not in OVERRIDE_REASONS:
+            raise refuse(HTTPStatus.BAD_REQUEST, f"why: one of {', '.join(OVERRIDE_REASONS)}")
+        result = await call(desk().override, text(doc, "scan_id"), who, why, note)
         return json(result.to_json())
 
     return [Route("/api/desk", state), Route("/api/info", info, methods=["POST"]),
