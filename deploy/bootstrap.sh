@@ -10,7 +10,7 @@ DEBS=(python3-venv python3-dev gcc libzbar0)
 # A PostgreSQL server, started throwaway by tests/test_postgres.py to prove the store on a
 # second dialect; a gate (the demo too) never needs a database server.
 # Chromium: the kiosk tests drive Debian's own build headless through Playwright.
-# mosquitto: started throwaway by tests/mesh_kit.py on a free loopback port.
+# mosquitto: started throwaway by tests/kits/mesh.py on a free loopback port.
 TEST_DEBS=(postgresql chromium mosquitto)
 if [ "${1:-}" = "--test" ]; then
     DEBS+=("${TEST_DEBS[@]}")

@@ -18,16 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from hardware.sources import (
-    BACKOFF_CAP,
-    BACKOFF_FIRST,
-    DeviceSource,
-    Frame,
-    Reconnect,
-    StatusFn,
-    ignore_status,
-    now_ns,
-)
+from hardware.reads import Frame, StatusFn, ignore_status, now_ns
+from hardware.reconnect import BACKOFF_CAP, BACKOFF_FIRST, DeviceSource, Reconnect
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,9 @@ The pin factory is chosen by name (``mock``, ``lgpio``, ``rpigpio``, ``pigpio``,
 Wiring assumed for the inputs: a contact to ground on a pin with the internal pull-up.
 The passage contact (the turnstile's PASS output) closes once per person. The fire-alarm
 loop is normally closed; when it opens, or its wire is cut, the relay is held open until
-it closes again (fail-safe).
+it closes again (fail-safe). ``hold_egress(True)`` holds it open the same way on a
+supervisor's order (free egress, an evacuation) until ``hold_egress(False)``; the relay
+closes only when neither holds it.
 
 The relay is driven on the caller's thread (the gate opens as soon as ``pulse`` is called)
 and released by one timer thread on a monotonic deadline, so ``pulse`` never blocks and a
@@ -163,6 +165,7 @@ class GpioOutputs:
         self._deadline: float | None = None  # monotonic end of the running pulse
         self._closed = False
         self._fire_alarm = False
+        self._egress = False
         self._timer: threading.Thread | None = None
         self._devices: list[Any] = []
         try:
@@ -238,6 +241,15 @@ class GpioOutputs:
         return self._fire_alarm
 
     @property
+    def egress(self) -> bool:
+        """True while a free-egress order holds the relay open."""
+        return self._egress
+
+    @property
+    def _held(self) -> bool:
+        return self._fire_alarm or self._egress
+
+    @property
     def relay_open(self) -> bool:
         """True while the relay releases the turnstile (pulse or fire alarm)."""
         return bool(self.relay is not None and self.relay.is_active)
@@ -248,7 +260,8 @@ class GpioOutputs:
         """Release the turnstile for ``ms`` (default the configured pulse) from now.
 
         Returns at once. A pulse already running is restarted with the full length; under
-        fire alarm the relay is already held and nothing changes. False without a relay.
+        fire alarm or free egress the relay is already held and nothing changes. False
+        without a relay.
         """
         if self.relay is None:
             return False
@@ -256,7 +269,7 @@ class GpioOutputs:
         with self._lock:
             if self._closed:
                 return False
-            if not self._fire_alarm:
+            if not self._held:
                 self.relay.on()
                 self._deadline = time.monotonic() + length
                 self._ensure_timer()
@@ -309,7 +322,8 @@ class GpioOutputs:
                 device.off()
 
     def close(self) -> None:
-        """Stop everything; the relay is left closed, or open under fire alarm."""
+        """Stop everything; the relay is left closed, or open under fire alarm or free
+        egress."""
         with self._lock:
             if self._closed:
                 return
@@ -319,9 +333,10 @@ class GpioOutputs:
             timer = self._timer
             keep = []
             if self.relay is not None:
-                if self._fire_alarm:
+                if self._held:
                     # Released, the pin would float: keep driving it until the process ends.
-                    log.warning("closing under fire alarm: the relay stays open")
+                    log.warning("closing under %s: the relay stays open",
+                                "fire alarm" if self._fire_alarm else "free egress")
                     self.relay.on()
                     keep.append(self.relay)
                 else:
@@ -364,8 +379,26 @@ class GpioOutputs:
                     self._wake.wait(left)
                     continue
                 self._deadline = None
-                if not self._fire_alarm and self.relay is not None:
+                if not self._held and self.relay is not None:
                     self.relay.off()
+
+    def hold_egress(self, active: bool) -> None:
+        """Hold the relay open (free egress) or let it close again; what the fire-alarm loop
+        holds stays held."""
+        with self._lock:
+            if self._closed or active == self._egress:
+                return
+            self._egress = active
+            if self.relay is not None:
+                if active:
+                    self.relay.on()
+                    self._deadline = None
+                elif not self._fire_alarm:
+                    self.relay.off()
+        if active:
+            log.error("FREE EGRESS: a supervisor's order holds the gate open")
+        else:
+            log.warning("free egress ended: the gate is back to normal")
 
     def _passed(self) -> None:
         callback = self.when_passage
@@ -386,7 +419,7 @@ class GpioOutputs:
                 if active:
                     self.relay.on()
                     self._deadline = None
-                else:
+                elif not self._egress:
                     self.relay.off()
         if active:
             log.error("FIRE ALARM: the loop opened; the gate is held open")

@@ -14,17 +14,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from hardware.keymaps import ENTERS, KEY_CAPSLOCK, KEY_RIGHTALT, SHIFTS, Keymap, keymap
-from hardware.sources import (
-    BACKOFF_CAP,
-    BACKOFF_FIRST,
-    DEFAULT_MAX_LENGTH,
-    DeviceSource,
-    RawRead,
-    Reconnect,
-    StatusFn,
-    ignore_status,
-    now_ns,
-)
+from hardware.reads import DEFAULT_MAX_LENGTH, RawRead, StatusFn, ignore_status, now_ns
+from hardware.reconnect import BACKOFF_CAP, BACKOFF_FIRST, DeviceSource, Reconnect
 
 log = logging.getLogger(__name__)
 

@@ -12,17 +12,8 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from hardware.sources import (
-    BACKOFF_CAP,
-    BACKOFF_FIRST,
-    DEFAULT_MAX_LENGTH,
-    DeviceSource,
-    RawRead,
-    Reconnect,
-    StatusFn,
-    ignore_status,
-    now_ns,
-)
+from hardware.reads import DEFAULT_MAX_LENGTH, RawRead, StatusFn, ignore_status, now_ns
+from hardware.reconnect import BACKOFF_CAP, BACKOFF_FIRST, DeviceSource, Reconnect
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from hardware.sources import DEFAULT_MAX_LENGTH, RawRead, now_ns
+from hardware.reads import DEFAULT_MAX_LENGTH, RawRead, now_ns
 
 
 class StdinReader:

@@ -32,6 +32,7 @@ from typing import Any, Protocol
 from scanner.clock import Clock, utc_now
 from scanner.decide.barcode import check_read
 from scanner.decide.model import Decision, Direction, Feedback, Reason, ScanHistory
+from scanner.decide.orders import NO_ORDERS, VenueOrders
 from scanner.decide.policy import Policy
 from scanner.decide.rules import decide
 from scanner.errors import NotFound, StoreError
@@ -135,12 +136,15 @@ class HistorySource(Protocol):
 
 class Gatekeeper:
     """``history`` defaults to ``journal``; ``journaled`` is called after each durable
-    journal write (the mesh link's ``notify``: it must not block)."""
+    journal write (the mesh link's ``notify``: it must not block); ``orders`` gives what
+    the venue's supervisors ordered this gate (``scanner.venue``), asked before each
+    decision."""
 
     def __init__(self, store: TicketSource, journal: Journal,
                  policy: Policy | Callable[[], Policy], *, lookup: Lookup | None = None,
                  history: HistorySource | None = None,
                  journaled: Callable[[], None] | None = None,
+                 orders: Callable[[], VenueOrders] | None = None,
                  lookup_deadline: float = 0.4, gate_id: str = "gate", clock: Clock = utc_now,
                  clock_offset: Callable[[], float] = lambda: 0.0,
                  clock_trusted: Callable[[], bool] = lambda: True,
@@ -149,6 +153,7 @@ class Gatekeeper:
         self.journal = journal
         self.history: HistorySource = history or journal
         self._journaled = journaled
+        self._orders = orders or _no_orders
         self._policy = policy if callable(policy) else (lambda: policy)
         self._lookup = lookup if lookup_deadline > 0 else None
         self.lookup_deadline = lookup_deadline
@@ -251,7 +256,7 @@ class Gatekeeper:
             ticket, offline = self._find(barcode, policy)
         history = self.history.history(ticket.id) if ticket is not None else ScanHistory()
         return decide(ticket, history, policy, direction, now, barcode=barcode, offline=offline,
-                      clock_trusted=self._clock_trusted())
+                      clock_trusted=self._clock_trusted(), orders=self._orders())
 
     def _find(self, barcode: str, policy: Policy) -> tuple[Ticket | None, bool]:
         """The ticket for ``barcode`` and whether it was found without the server."""
@@ -290,6 +295,10 @@ class Gatekeeper:
             self.store.upsert([ticket])
         except StoreError as exc:  # the next sync brings it; the scan was decided already
             log.warning("could not store the ticket found online: %s", exc)
+
+
+def _no_orders() -> VenueOrders:
+    return NO_ORDERS
 
 
 def _prefer(tickets: list[Ticket], served: frozenset[str] | None) -> Ticket:

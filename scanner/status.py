@@ -6,17 +6,44 @@ Read from the local store and journal only, so it answers at a dead gate.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from scanner.build import version
 from scanner.db.faults import store_damage
 
 if TYPE_CHECKING:
-    from scanner.app import Gate
+    from scanner.clock import Clock
+    from scanner.clock_guard import ClockGuard
+    from scanner.config import GateConfig
+    from scanner.journal import Journal
+    from scanner.mesh.link import Link
+    from scanner.mesh.store import MeshStore
+    from scanner.store.tickets import TicketStore
+    from scanner.venue.book import CommandBook
+    from scanner.venue.worker import VenueWorker
 
 
-def gather(gate: Gate) -> dict[str, Any]:
-    """The status document; ``tickets`` and ``events`` keep their documented shape."""
+class StatusSources(Protocol):
+    """What the document is read from (``scanner.app.Gate`` has each)."""
+
+    config: GateConfig
+    clock: Clock
+
+    @property
+    def store(self) -> TicketStore: ...
+    @property
+    def journal(self) -> Journal: ...
+    @property
+    def clock_guard(self) -> ClockGuard: ...
+    @property
+    def mesh_store(self) -> MeshStore | None: ...
+    @property
+    def venue_book(self) -> CommandBook | None: ...
+
+
+def gather(gate: StatusSources, link: Link | None = None) -> dict[str, Any]:
+    """The status document; ``tickets`` and ``events`` keep their documented shape.
+    ``link``: the mesh link when it runs in this process (the daemon's page)."""
     counts: dict[str, int] = gate.store.counts_by_event()
     states: dict[str, dict[str, Any]] = gate.store.sync_states()
     names = {e["_id"]: e.get("name") for e in gate.store.events()}
@@ -51,9 +78,11 @@ def gather(gate: Gate) -> dict[str, Any]:
             "last_upload": journal["last_upload"],
         },
     }
-    if gate.config.mesh.url:
-        doc["mesh"] = mesh_status(gate)
-    doc["daemon"] = daemon_status(gate)
+    if (mesh := gate.mesh_store) is not None:  # [mesh] is configured
+        doc["mesh"] = mesh_status(mesh, link, gate.clock)
+    if (book := gate.venue_book) is not None:  # [mesh] supervisor_key is configured
+        doc["venue"] = venue_status(book)
+    doc["daemon"] = daemon_status(gate.config.db, gate.clock)
     return doc
 
 
@@ -81,35 +110,33 @@ def first_sync_words(syncing: dict[str, Any]) -> str:
     return f"{done} of {total} tickets ({100 * done // total} %)"
 
 
-def daemon_status(gate: Gate) -> dict[str, Any]:
-    """What ``gate run`` last said of itself (``scanner.run.state_file``): ``running``
-    (None when it cannot be told), ``online``, ``readers`` (name: connected), ``problems``."""
+def daemon_status(db: str, clock: Clock) -> dict[str, Any]:
+    """What ``gate run`` last said of itself (``scanner.run.state_file``) beside the store
+    ``db``: ``running`` (None when it cannot be told), ``online``, ``readers`` (name:
+    connected), ``problems``."""
     from scanner.run.state_file import read_state, state_path
 
-    return read_state(state_path(gate.config.db), gate.clock())
+    return read_state(state_path(db), clock())
 
 
 # A saved link state older than this is from a daemon that is no longer running.
 MESH_STATE_STALE_S = 10.0
 
 
-def mesh_status(gate: Gate) -> dict[str, Any]:
-    """The venue mesh. Live from the link when it runs in this process (the daemon, its
+def mesh_status(store: MeshStore, link: Link | None, clock: Clock) -> dict[str, Any]:
+    """The venue mesh. Live from ``link`` when it runs in this process (the daemon, its
     kiosk); else what the daemon last saved in the journal database, with ``state_age_s``
     (``running`` false once that is older than ``MESH_STATE_STALE_S``). The kiosk's banner
     reads ``partitioned``, ``since``, ``peers_connected`` and ``conflicts``."""
     from scanner.tickets import parse_iso
 
-    store = gate.mesh_store
-    assert store is not None  # [mesh] is configured
-    link = type(gate).mesh_link.built(gate)
     age: float | None = 0.0
     state: dict[str, Any] | None = None
     if link is not None and link.running:
         state = link.state() | {"running": True}
     elif (saved := store.link_state()) is not None:
         state, saved_at = saved
-        age = round((gate.clock() - parse_iso(saved_at)).total_seconds(), 1)
+        age = round((clock() - parse_iso(saved_at)).total_seconds(), 1)
         state["running"] = bool(state.get("running")) and age <= MESH_STATE_STALE_S
     if state is None:
         age = None
@@ -128,3 +155,10 @@ def mesh_status(gate: Gate) -> dict[str, Any]:
         "dropped": state.get("dropped"),
         "venue": store.venue_counts(),
     }
+
+
+def venue_status(book: CommandBook, worker: VenueWorker | None = None) -> dict[str, Any]:
+    """The supervisors' orders this gate obeys (``CommandBook.state``), and whether the
+    ``venue`` worker is connected when it runs in this process (None elsewhere)."""
+    connected = worker.connected.is_set() if worker is not None and worker.running else None
+    return book.state() | {"connected": connected}

@@ -4,6 +4,12 @@
     sim_server   a started SimServer serving sim_world (token "sim-token"), stopped after
     api_client   a VivenuClient pointed at sim_server, with short backoff so retry tests
                  stay fast
+
+``./run test`` spreads the tests over pytest-xdist workers. Each worker has its own tmp_path
+root, and every server a test starts (simulator, mosquitto, PostgreSQL, ``gate run``'s page)
+takes a free port or a socket in a folder of its own, so workers never meet. Tests that share
+one expensive thing, or that bound real time, carry ``xdist_group``: ``--dist loadgroup``
+(pyproject) keeps each group on one worker.
 """
 
 from __future__ import annotations
@@ -12,21 +18,31 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from hypothesis import settings
-from test_sim_kit import SIM_TOKEN, TEST_BACKOFF
+from hypothesis import HealthCheck, settings
+from kits.sim import SIM_TOKEN, TEST_BACKOFF
 
 from scanner.config import Secret
 from scanner.sim import SimServer, World
 from scanner.vivenu.client import VivenuClient
 
 # The browser and screenshot-folder fixtures of the kiosk page's tests.
-pytest_plugins = ("browser_kit",)
+pytest_plugins = ("kits.browser", "kits.gate")
 
-# A shared CI machine can stall any example past hypothesis' 200 ms deadline; speed is the
-# benchmarks' business, so CI runs without one.
-settings.register_profile("ci", deadline=None)
-if os.environ.get("CI"):
+# A shared CI machine, or the suite's own workers beside each other, can stall any example
+# past hypothesis' 200 ms deadline or its too-slow check; speed is the benchmarks' business.
+settings.register_profile("ci", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+if os.environ.get("CI") or os.environ.get("PYTEST_XDIST_WORKER"):
     settings.load_profile("ci")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """On a loadgroup worker a grouped test's id carries ``@group``; without it xdist has
+    spread the group over the workers, silently (a pytest it does not know): fail loudly."""
+    if (getattr(item.config.option, "loadgroup", False)
+            and item.get_closest_marker("xdist_group") and "@" not in item.nodeid):
+        pytest.fail("pytest-xdist did not keep this test's xdist_group on one worker: this "
+                    "pytest and pytest-xdist disagree on node ids (see the pin in "
+                    "pyproject.toml)", pytrace=False)
 
 
 @pytest.fixture

@@ -14,10 +14,10 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from kits.gpio import FIRE, GREEN, PASSAGE, RED, RELAY, make, rises
+from kits.journal import make_decision, make_ticket, open_journal
+from kits.waiting import wait_for
 from test_architecture import imported_after
-from test_gpio_kit import FIRE, GREEN, PASSAGE, RED, RELAY, make, rises
-from test_hardware_kit import wait_for
-from test_journal_kit import make_decision, make_ticket, open_journal
 
 from hardware.gpio import MIN_PULSE_MS, GpioOutputs, OutputPins, Signal
 from scanner.act import Acted, ActStage, FireAlarm, Passage, output_pins, signal_for
@@ -112,6 +112,21 @@ def test_a_grant_opens_the_relay_and_records_when(gate: Gate) -> None:
     wait_for(lambda: "s1" in gate.journal.actuated, "the actuation mark")
     assert rises(gate.relay) == 1
     assert gate.journal.actuated == {"s1": AT}
+
+
+def test_the_reads_time_travels_with_the_scan_to_the_listeners(gate: Gate) -> None:
+    """Read-to-relay needs no pairing: the act stage hands on when the read was taken."""
+    gate.stage.submit(scan(scan_id="timed"), 1_000)
+    gate.stage.submit(scan(Reason.UNKNOWN_BARCODE, scan_id="untimed"))
+    acted: dict[str, Acted] = {}
+
+    def heard_both() -> bool:
+        acted.update((e.scan_id, e) for e in gate.events() if isinstance(e, Acted))
+        return len(acted) == 2
+
+    wait_for(heard_both, "both scans acted on")
+    assert acted["timed"].read_ns == 1_000 and acted["timed"].acted_ns > 1_000
+    assert acted["untimed"].read_ns is None
 
 
 def test_a_grant_opens_the_relay_on_the_submitting_thread_before_the_stage_runs() -> None:
@@ -270,7 +285,7 @@ def test_stop_acts_on_the_scans_already_queued() -> None:
         g.stage.start()
         g.stage.stop()
         assert set(g.journal.actuated) == {"0", "1", "2"}
-        assert not g.stage.alive and g.stage.submit(scan(scan_id="late")) is False
+        assert not g.stage.serving and g.stage.submit(scan(scan_id="late")) is False
     finally:
         g.close()
 
@@ -297,7 +312,7 @@ def test_a_journal_that_refuses_a_mark_does_not_stop_the_gate(gate: Gate) -> Non
     gate.journal.refuse = False
     gate.stage.submit(scan(scan_id="b"))
     wait_for(lambda: "b" in gate.journal.actuated, "the next actuation")
-    assert gate.stage.alive
+    assert gate.stage.serving
 
 
 def test_the_heartbeat_moves_while_idle() -> None:
@@ -313,7 +328,7 @@ def test_the_heartbeat_moves_while_idle() -> None:
 def test_stop_twice_is_harmless(gate: Gate) -> None:
     gate.stage.stop()
     gate.stage.stop()
-    assert not gate.stage.alive
+    assert not gate.stage.serving
 
 
 def test_the_outputs_table_maps_onto_the_pins() -> None:

@@ -33,10 +33,15 @@ def test_the_decision_path_imports_no_io_library() -> None:
     assert not loaded & {"sqlalchemy", "httpx", "cv2", "serial", "evdev", "gpiozero", "socket"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("module", ["scanner.gatekeeper", "scanner.sync.syncer",
                                     "scanner.upload.outbox", "hardware.serial_reader"])
 def test_heavy_device_libraries_load_only_in_their_adapters(module: str) -> None:
     assert not imported_after(f"import {module}") & {"cv2", "zxingcpp", "pyzbar", "evdev"}
+
+
+def test_gate_run_without_its_page_never_imports_the_web_server() -> None:
+    assert not imported_after("import scanner.app.daemon") & {"starlette", "uvicorn"}
 
 
 # Every setting naming a secret file, and the module that reads it through scanner.secret_file.
@@ -137,3 +142,135 @@ def test_paho_is_imported_by_the_mesh_broker_adapter_alone() -> None:
                                     re.MULTILINE))
     assert importers == ["scanner/mesh/paho_broker.py"]
     assert "paho" not in imported_after("import scanner.mesh.link, scanner.mesh.memory_broker")
+
+
+# -- the import graph: every import statement of every scanner module ------------------------
+# Parsed, not imported: TYPE_CHECKING blocks and imports inside functions count as much as
+# the ones at the top, because each is a dependency someone has to keep in their head.
+
+SCANNER = ROOT / "scanner"
+
+
+def _module(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {_module(path): path for path in SCANNER.rglob("*.py")}
+
+
+def _nearest_module(name: str) -> str | None:
+    """The scanner module ``name`` is or lies in (``scanner.app.Gate`` is in scanner.app)."""
+    while name not in MODULES:
+        if "." not in name:
+            return None
+        name = name.rpartition(".")[0]
+    return name
+
+
+def _imports(module: str) -> set[str]:
+    path = MODULES[module]
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    named: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            named.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: from the package, one level up per dot after the first
+                anchor = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, *([base] if base else [])])
+            # ``from scanner.x import y`` imports module scanner.x.y when there is one
+            named.update(f"{base}.{alias.name}" for alias in node.names)
+    return {target for name in named if name.split(".")[0] == "scanner"
+            if (target := _nearest_module(name)) is not None and target != module}
+
+
+GRAPH = {module: _imports(module) for module in MODULES}
+
+
+def package_of(module: str) -> str:
+    """``scanner.x.y`` is in package x; a top-level ``scanner/foo.py`` is a package of its own."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def _circles(graph: dict[str, set[str]]) -> set[frozenset[str]]:
+    """Every strongly connected set of more than one node (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: set[frozenset[str]] = set()
+    for root in graph:
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, targets = work[-1]
+            for target in targets:
+                if target not in index:
+                    index[target] = low[target] = len(index)
+                    stack.append(target)
+                    on_stack.add(target)
+                    work.append((target, iter(sorted(graph.get(target, ())))))
+                    break
+                if target in on_stack:
+                    low[node] = min(low[node], index[target])
+            else:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    members = set()
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        members.add(member)
+                        if member == node:
+                            break
+                    if len(members) > 1:
+                        found.add(frozenset(members))
+    return found
+
+
+def _package_pairs() -> set[frozenset[str]]:
+    edges = {(package_of(a), package_of(b)) for a, targets in GRAPH.items() for b in targets}
+    return {frozenset((a, b)) for a, b in edges if a != b and (b, a) in edges}
+
+
+# No module imports itself back, and no two packages import each other: configuration and
+# pure rules at the bottom, adapters above them, the builders on top.
+KNOWN_CIRCLES: set[frozenset[str]] = set()
+
+
+def test_the_graph_sees_every_kind_of_import() -> None:
+    """TYPE_CHECKING, function-local and relative imports are all counted."""
+    assert "scanner.app.daemon" in GRAPH["scanner.cli.run_cmd"]    # inside a function
+    assert "scanner.store.tickets" in GRAPH["scanner.app.gate"]    # TYPE_CHECKING
+    assert "scanner.kiosk.server" in GRAPH["scanner.kiosk"]        # from an __init__
+
+
+def test_only_the_builders_the_commands_and_the_benchmarks_import_the_app() -> None:
+    importers = {package_of(module) for module, targets in GRAPH.items()
+                 if any(package_of(target) == "app" for target in targets)}
+    assert importers <= {"app", "cli", "bench"}
+    assert "cli" in importers
+
+
+def test_no_import_circle_among_modules_but_the_known() -> None:
+    circles = _circles(GRAPH)
+    assert circles == {c for c in KNOWN_CIRCLES if all("." in m for m in c)}
+
+
+def test_no_two_packages_import_each_other_but_the_known() -> None:
+    assert _package_pairs() == {c for c in KNOWN_CIRCLES if not any("." in m for m in c)}
+
+
+def test_the_builders_are_in_no_circle() -> None:
+    in_app = {m for m in MODULES if package_of(m) == "app"}
+    assert not any(c & in_app for c in _circles(GRAPH))
+    assert not any("app" in pair for pair in _package_pairs())

@@ -7,6 +7,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 
 def _bench(*args: str) -> dict[str, object]:
     out = subprocess.run([sys.executable, "-m", "scanner.cli.main", "bench", "mesh",
@@ -16,12 +18,14 @@ def _bench(*args: str) -> dict[str, object]:
     return doc
 
 
+@pytest.mark.slow
 def test_each_gate_runs_in_its_own_process_by_default_and_all_converge() -> None:
     doc = _bench()
     assert doc["processes"] == 3
     assert doc["converged"] is True and doc["catch_up_cpu_s_per_gate"] > 0
 
 
+@pytest.mark.slow
 def test_gates_can_share_processes() -> None:
     doc = _bench("--processes", "1")
     assert doc["processes"] == 1 and doc["converged"] is True

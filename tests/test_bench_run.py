@@ -9,8 +9,10 @@ import sys
 from typing import Any
 
 import orjson
+import pytest
 
 
+@pytest.mark.slow
 def test_bench_run_reports_latency_ready_rss_and_cpu_with_verdicts() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GATE_", "NOTIFY_"))}
     proc = subprocess.run([sys.executable, "-m", "scanner.cli.main", "bench", "run",
@@ -37,7 +39,7 @@ def test_bench_run_reports_latency_ready_rss_and_cpu_with_verdicts() -> None:
 
 def test_the_simulator_a_bench_starts_runs_at_idle_priority() -> None:
     """It stands for vivenu's servers: it must not take CPU from the gate being timed."""
-    from scanner.bench.sync import start_sim
+    from scanner.bench.sync_runs import start_sim
 
     sim, _url = start_sim(10)
     try:

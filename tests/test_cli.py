@@ -110,12 +110,14 @@ def loop_env(tmp_path: Path, sim_server, **extra: str) -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow
 def test_sync_loop_stops_cleanly_on_sigterm(tmp_path: Path, sim_server) -> None:
     """systemd stops the service with SIGTERM: the loop ends with exit 0, not a traceback."""
     # once the first run has synced an event
     stop_after("sync", "scanner.sync: sync evt-", loop_env(tmp_path, sim_server))
 
 
+@pytest.mark.slow
 def test_upload_loop_uploads_then_stops_cleanly_on_sigterm(tmp_path: Path, sim_server) -> None:
     """``gate upload`` without --once is gate run's upload job alone: it drains what is
     journaled and, on SIGTERM, exits 0 without a traceback."""
@@ -128,6 +130,7 @@ def test_upload_loop_uploads_then_stops_cleanly_on_sigterm(tmp_path: Path, sim_s
 EXAMPLE = Path(__file__).resolve().parent.parent / "deploy" / "gate.example.toml"
 
 
+@pytest.mark.slow
 def test_config_check_fails_in_one_line_where_gate_run_would_on_the_pin_factory(
         tmp_path: Path) -> None:
     """A wired pin on a factory that cannot start (here: no lgpio module) is exit 2 from
@@ -144,6 +147,7 @@ def test_config_check_fails_in_one_line_where_gate_run_would_on_the_pin_factory(
     assert gate("config", "check", "--no-hardware", env=env).returncode == 0
 
 
+@pytest.mark.slow
 def test_config_check_opens_each_readers_device(tmp_path: Path) -> None:
     master, slave = os.openpty()
     try:
@@ -168,6 +172,7 @@ def test_config_check_opens_each_readers_device(tmp_path: Path) -> None:
     assert len(no_port.stderr.splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_the_example_config_runs_without_readers_and_says_so_once(tmp_path: Path,
                                                                   sim_server) -> None:
     """As installed (no placeholder devices, lgpio absent, nothing wired): gate run keeps

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kits.waiting import wait_for
 from test_daemon import Rig
-from test_hardware_kit import wait_for
 
 from scanner.app import Gate
 from scanner.cli.status_cmd import gather, render
@@ -147,6 +147,7 @@ def test_gate_status_shows_a_clock_behind_the_journal(tmp_path: Path) -> None:
     assert "clock behind the last known time" in render(doc)
 
 
+@pytest.mark.slow
 def test_the_daemon_behind_its_journal_takes_the_servers_time(
         tmp_path: Path, sim_server: Any) -> None:
     """The device clock is two days behind what this gate journaled: it is not believable,

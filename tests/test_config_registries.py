@@ -20,7 +20,7 @@ from scanner.config.rules import terminator_problem
 from scanner.decide.barcode import DEFAULT_MAX_READ_LENGTH
 from scanner.decide.model import Direction
 from scanner.read.decode import AUTO_ORDER, DECODERS, KNOWN_FORMATS
-from scanner.read.sources import SOURCES
+from scanner.read.registry import SOURCES
 
 
 def test_each_registry_has_exactly_the_declared_names() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from scanner.cli.config_cmd import effective, render_toml
+from scanner.cli.config_cmd import render_toml
 from scanner.cli.main import main
 from scanner.config import (
     DEFAULT_PASSAGE_TIMEOUT,
@@ -23,6 +23,7 @@ from scanner.config import (
     load_config,
     load_config_sources,
 )
+from scanner.config.toml import document
 from scanner.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -161,7 +162,7 @@ def test_config_check_toml_loads_back_to_the_same_configuration(tmp_path: Path) 
             '[[readers]]\nname = "out"\nsource = "camera"\ndirection = "OUT"\n')
     config = load_text(tmp_path, text)
     again = tmp_path / "again.toml"
-    again.write_text(render_toml(effective(config), {}), encoding="utf-8")
+    again.write_text(render_toml(document(config), {}), encoding="utf-8")
     assert load_config(again, env={}) == config
 
 

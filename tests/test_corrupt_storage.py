@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_sim_kit import SIM_TOKEN
+from kits.sim import SIM_TOKEN
 
 from scanner.cli.main import main
 from scanner.sim import SimServer, World

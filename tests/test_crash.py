@@ -19,10 +19,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from test_journal_kit import journal_path, open_journal, valid_doc
+from kits.journal import journal_path, open_journal, valid_doc
 
 from scanner.app import Gate
-from scanner.config import load_config
+from scanner.config import load_config, toml
 from scanner.tickets import Ticket
 
 ROUNDS = 4
@@ -53,21 +53,12 @@ with Gate(load_config()) as gate:
 def gate_env(tmp_path: Path, sim_server) -> dict[str, str]:
     event = sim_server.world.event_ids[0]
     config = tmp_path / "gate.toml"
-    config.write_text(f"""
-gate_id = "crash-1"
-db = "{tmp_path / 'gate.db'}"
-events = ["{event}"]
-[api]
-url = "{sim_server.url}"
-connect_timeout = 1.0
-read_timeout = 2.0
-retries = 1
-[lookup]
-deadline_ms = 0
-[upload]
-batch_size = 7
-interval = 0.05
-""")
+    config.write_text(toml.dumps({
+        "gate_id": "crash-1", "db": str(tmp_path / "gate.db"), "events": [event],
+        "api": {"url": sim_server.url, "connect_timeout": 1.0, "read_timeout": 2.0,
+                "retries": 1},
+        "lookup": {"deadline_ms": 0}, "upload": {"batch_size": 7, "interval": 0.05},
+    }))
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATE_")}
     env |= {"GATE_CONFIG": str(config), "GATE_API_TOKEN": sim_server.token}
     return env
@@ -95,6 +86,7 @@ def kill(proc: subprocess.Popen[str]) -> str:
     return out
 
 
+@pytest.mark.slow
 def test_no_scan_is_lost_across_sigkills(tmp_path: Path, gate_env, sim_server):
     world = sim_server.world
     event = world.event_ids[0]

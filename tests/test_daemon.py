@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_gpio_kit import FIRE, PASSAGE, RELAY, rises
-from test_hardware_kit import wait_for
-from test_journal_kit import valid_doc
-from test_run_kit import NotifySocket
+from kits.gpio import FIRE, PASSAGE, RELAY, rises
+from kits.journal import valid_doc
+from kits.run import NotifySocket
+from kits.waiting import wait_for
 
-from hardware.sources import RawRead, StatusFn, now_ns
+from hardware.reads import RawRead, StatusFn, now_ns
 from scanner.app import Gate
+from scanner.app.daemon import Daemon, start_daemon
 from scanner.clock import Clock, utc_now
 from scanner.config import (
     ApiConfig,
@@ -31,7 +32,6 @@ from scanner.config import (
     UploadConfig,
     WebConfig,
 )
-from scanner.run.daemon import Daemon, start_daemon
 
 
 class TypedSource:
@@ -118,6 +118,7 @@ def synced(rig: Rig) -> str:
     return barcode
 
 
+@pytest.mark.slow
 def test_a_read_is_decided_journaled_and_opens_the_relay(rig: Rig) -> None:
     rig.source.codes.put(synced(rig))
     wait_for(lambda: any(e.get("actuated_at") for e in rig.entries()), "the actuation")
@@ -126,6 +127,7 @@ def test_a_read_is_decided_journaled_and_opens_the_relay(rig: Rig) -> None:
     assert rises(rig.relay) == 1
 
 
+@pytest.mark.slow
 def test_a_refused_read_is_journaled_as_malformed_and_does_not_open(rig: Rig) -> None:
     rig.source.codes.put(b"\xff\xfeGARBAGE")
     [entry] = rig.decided(1)
@@ -133,6 +135,7 @@ def test_a_refused_read_is_journaled_as_malformed_and_does_not_open(rig: Rig) ->
     assert rises(rig.relay) == 0
 
 
+@pytest.mark.slow
 def test_scans_reach_the_simulator(rig: Rig) -> None:
     barcode = synced(rig)
     rig.source.codes.put(barcode)
@@ -140,6 +143,7 @@ def test_scans_reach_the_simulator(rig: Rig) -> None:
              "the upload")
 
 
+@pytest.mark.slow
 def test_notify_socket_hears_ready_then_watchdog(tmp_path: Path, sim_server: Any) -> None:
     notify = NotifySocket(tmp_path / "notify")
     rig = Rig(tmp_path, sim_server, notify, watchdog=0.2)
@@ -151,6 +155,7 @@ def test_notify_socket_hears_ready_then_watchdog(tmp_path: Path, sim_server: Any
         notify.close()
 
 
+@pytest.mark.slow
 def test_a_hung_reader_stops_the_watchdog_pings(tmp_path: Path, sim_server: Any) -> None:
     notify = NotifySocket(tmp_path / "notify")
     rig = Rig(tmp_path, sim_server, notify, watchdog=0.2)
@@ -169,6 +174,7 @@ def test_a_hung_reader_stops_the_watchdog_pings(tmp_path: Path, sim_server: Any)
         notify.close()
 
 
+@pytest.mark.slow
 def test_a_fire_alarm_holds_the_relay_open_and_scans_are_still_decided(
         tmp_path: Path, sim_server: Any) -> None:
     rig = Rig(tmp_path, sim_server, fire_alarm_pin=FIRE)
@@ -188,6 +194,7 @@ def test_a_fire_alarm_holds_the_relay_open_and_scans_are_still_decided(
     assert relay.state is True, "a gate stopped under fire alarm stays open"
 
 
+@pytest.mark.slow
 def test_a_grant_without_a_passage_is_recorded_as_not_passed(
         tmp_path: Path, sim_server: Any) -> None:
     rig = Rig(tmp_path, sim_server, passage_pin=PASSAGE, passage_timeout=0.2)
@@ -212,7 +219,7 @@ def test_favour_decisions_freezes_what_start_up_built_and_shortens_the_switch_in
 ) -> None:
     """In a process of its own: both settings are the whole interpreter's."""
     probe = ("import gc, sys\n"
-             "from scanner.run.daemon import DECISION_SWITCH_INTERVAL, favour_decisions\n"
+             "from scanner.app.daemon import DECISION_SWITCH_INTERVAL, favour_decisions\n"
              "before = gc.get_freeze_count()\n"
              "favour_decisions()\n"
              "print(before, gc.get_freeze_count(), sys.getswitchinterval() =="
@@ -227,7 +234,7 @@ def test_an_unplugged_reader_makes_healthz_503_and_the_status_say_so(
     """A reader whose device is gone cannot admit anyone: /healthz answers 503 naming it,
     and systemd's STATUS line says it, until the device is back."""
     import httpx
-    from kiosk_kit import free_port
+    from kits.kiosk import free_port
 
     port = free_port()
     notify = NotifySocket(tmp_path / "notify")
@@ -242,7 +249,9 @@ def test_an_unplugged_reader_makes_healthz_503_and_the_status_say_so(
             return None
 
     try:
-        wait_for(lambda: (r := healthz()) is not None and r.status_code == 200, "healthy")
+        # Healthy once the first sync is whole: its process starts slowly on a loaded machine.
+        wait_for(lambda: (r := healthz()) is not None and r.status_code == 200, "healthy",
+                 within=60)
         rig.source.connected = False
         wait_for(lambda: (r := healthz()) is not None and r.status_code == 503, "a 503")
         answer = healthz()

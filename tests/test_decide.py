@@ -21,6 +21,7 @@ from scanner.decide import (
     record,
 )
 from scanner.decide.model import NOT_DECIDED
+from scanner.decide.orders import NO_ORDERS, Mode, VenueOrders
 from scanner.decide.policy import Route
 from scanner.tickets import Ticket
 
@@ -48,9 +49,10 @@ DEFAULT = Policy()
 
 def run(tkt: Ticket | None = TICKET, hist: ScanHistory = NO_SCANS,
         policy: Policy = DEFAULT, direction: Direction = Direction.IN,
-        now: datetime = NOW, barcode: str = BARCODE, clock_trusted: bool = True) -> Decision:
+        now: datetime = NOW, barcode: str = BARCODE, clock_trusted: bool = True,
+        orders: VenueOrders = NO_ORDERS) -> Decision:
     return decide(tkt, hist, policy, direction, now, barcode=barcode,
-                  clock_trusted=clock_trusted)
+                  clock_trusted=clock_trusted, orders=orders)
 
 
 SLOTTED = ticket(slot_start="2030-01-23T20:00:00.000Z")
@@ -87,6 +89,9 @@ TABLE: list[tuple[Reason, dict[str, Any], Feedback]] = [
     (Reason.ALREADY_INSIDE, {"hist": history(IN)}, Feedback.ORANGE),
     (Reason.REENTRY_NOT_ALLOWED, {"hist": history(IN, OUT)}, Feedback.ORANGE),
     (Reason.NOT_INSIDE, {"direction": Direction.OUT}, Feedback.RED),
+    (Reason.BLOCKED, {"orders": VenueOrders(blocked={BARCODE: "lost card"})}, Feedback.RED),
+    (Reason.ENTRY_STOPPED, {"orders": VenueOrders(Mode.STOPPED)}, Feedback.RED),
+    (Reason.LOCKDOWN, {"orders": VenueOrders(Mode.LOCKDOWN)}, Feedback.RED),
 ]
 
 

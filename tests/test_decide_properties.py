@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
@@ -107,6 +108,7 @@ moments = st.datetimes(timezones=st.none() | st.timezones())
 barcodes = st.sampled_from([TICKET.barcode] * 3 + [""]) | st.text()
 
 
+@pytest.mark.slow
 @settings(max_examples=500)
 @given(st.none() | tickets, histories, policies, directions, moments, barcodes, st.booleans())
 def test_decide_is_total(ticket: Ticket | None, history: ScanHistory, policy: Policy,
@@ -122,6 +124,7 @@ def test_decide_is_total(ticket: Ticket | None, history: ScanHistory, policy: Po
     assert decision.message and decision.message.isprintable()
 
 
+@pytest.mark.slow
 @given(st.none() | tickets, histories, policies, directions, moments, barcodes)
 def test_decide_is_deterministic(ticket: Ticket | None, history: ScanHistory, policy: Policy,
                                  direction: Direction, now: datetime, barcode: str) -> None:
@@ -129,6 +132,7 @@ def test_decide_is_deterministic(ticket: Ticket | None, history: ScanHistory, po
     assert decide(ticket, history, policy, direction, now, barcode=barcode) == first
 
 
+@pytest.mark.slow
 @given(tickets, histories, policies, directions, moments)
 def test_only_valid_or_admitted_details_required_tickets_are_granted(
         ticket: Ticket, history: ScanHistory, policy: Policy, direction: Direction,
@@ -145,6 +149,7 @@ slot_policies = st.builds(
 slots = st.none() | st.text() | st.datetimes(timezones=st.just(UTC)).map(utc_iso)
 
 
+@pytest.mark.slow
 @settings(max_examples=500)
 @given(slots, histories, slot_policies, directions, moments)
 def test_decide_is_total_for_good_tickets_through_timeslot_and_passback(

@@ -8,15 +8,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def run_demo(tmp_path: Path) -> tuple[int, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GATE_", "NOTIFY_"))}
     proc = subprocess.run([sys.executable, "-m", "scanner.cli.main", "demo", "--tickets", "300",
-                           "--dir", str(tmp_path)], env=env, text=True, capture_output=True,
-                          timeout=180, check=False)
+                           "--dir", str(tmp_path), "--port", "0"],
+                          env=env, text=True, capture_output=True, timeout=180, check=False)
     return proc.returncode, proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 def test_demo_decides_every_story_pulses_the_relay_and_uploads_after_the_outage(
         tmp_path: Path) -> None:
     code, out = run_demo(tmp_path)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from test_journal_kit import api_config
+from kits.journal import api_config
 
 from scanner.app import Gate
 from scanner.cli.status_cmd import render

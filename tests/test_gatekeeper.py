@@ -8,12 +8,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from test_journal_kit import (
+from kits.gate import build_gate
+from kits.journal import (
     EVENT,
     NOW,
     OTHER_EVENT,
     api_config,
-    make_gate,
     make_ticket,
     running_sim,
     valid_doc,
@@ -32,7 +32,7 @@ IN, OUT = Direction.IN, Direction.OUT
 
 
 @pytest.fixture
-def gate(tmp_path: Path):
+def gate(tmp_path: Path, make_gate):
     with make_gate(tmp_path) as g:
         g.store.upsert([make_ticket(1), make_ticket(2)])
         yield g
@@ -83,7 +83,7 @@ def test_an_unknown_barcode_is_denied_and_queued_under_the_gates_event(gate):
     assert [q.barcode for q in gate.journal.pending(EVENT, 10)] == ["NOT-IN-STORE-1"]
 
 
-def test_an_unknown_barcode_at_a_multi_event_gate_is_kept_local(tmp_path: Path):
+def test_an_unknown_barcode_at_a_multi_event_gate_is_kept_local(tmp_path: Path, make_gate):
     with make_gate(tmp_path, events=(EVENT, OTHER_EVENT)) as gate:
         gate.gatekeeper.check("NOT-IN-STORE-1", IN)
         assert states(gate) == [("UNKNOWN_BARCODE", "local")]
@@ -221,7 +221,7 @@ def test_a_gate_that_decided_before_its_first_sync_applies_the_synced_settings_a
 
 def online_gate(tmp_path: Path, server, deadline_ms: float = 400.0):
     event = server.world.event_ids[0]
-    return make_gate(tmp_path, events=(event,), api=api_config(server),
+    return build_gate(tmp_path, events=(event,), api=api_config(server),
                      lookup=LookupConfig(deadline_ms=deadline_ms))
 
 

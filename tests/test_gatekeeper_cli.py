@@ -9,7 +9,8 @@ import json
 from pathlib import Path
 
 import pytest
-from test_journal_kit import make_config, make_ticket
+from kits.gate import gate_config
+from kits.journal import make_ticket
 
 from scanner.app import Gate
 from scanner.cli.main import main
@@ -18,7 +19,7 @@ from scanner.cli.main import main
 @pytest.fixture
 def gate_env(tmp_path: Path, monkeypatch) -> Path:
     """A configured gate with two tickets in its store; returns its database path."""
-    config = make_config(tmp_path)
+    config = gate_config(tmp_path)
     toml = tmp_path / "gate.toml"
     toml.write_text(f'gate_id = "g1"\ndb = "{config.db}"\nevents = {list(config.events)!r}\n'
                     "[lookup]\ndeadline_ms = 0\n[api]\nretries = 0\n".replace("'", '"'))
@@ -102,6 +103,7 @@ def test_upload_once_exits_1_when_the_server_is_down(gate_env, capsys, monkeypat
     assert code == 1 and "error:" in err
 
 
+@pytest.mark.slow
 def test_bench_validate_reports_figures_and_goals(capsys, tmp_path):
     code, out, _ = run(capsys, "bench", "validate", "--tickets", "500", "--scans", "50",
                        "--dir", str(tmp_path), "--json")
@@ -118,6 +120,7 @@ def test_bench_validate_reports_figures_and_goals(capsys, tmp_path):
         assert doc[key]["mode"] == "delta" and 0 < doc[key]["delta_upserted"] <= 500
 
 
+@pytest.mark.slow
 def test_bench_validate_prints_figure_c_under_a_sync(capsys, tmp_path):
     code, out, _ = run(capsys, "bench", "validate", "--tickets", "3000", "--scans", "50",
                        "--delta", "2000", "--dir", str(tmp_path))

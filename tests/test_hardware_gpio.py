@@ -10,8 +10,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from test_gpio_kit import BUZZER, FIRE, GREEN, PASSAGE, PULSE, RED, RELAY, make, rises
-from test_hardware_kit import wait_for
+from kits.gpio import BUZZER, FIRE, GREEN, PASSAGE, PULSE, RED, RELAY, make, rises
+from kits.waiting import wait_for
 
 from hardware.gpio import (
     MIN_PULSE_MS,
@@ -151,6 +151,38 @@ def test_fire_alarm_changes_are_reported(alarmed: GpioOutputs) -> None:
     fire.drive_high()
     fire.drive_low()
     assert heard == [True, False]
+
+
+def test_free_egress_holds_the_relay_open_through_pulses(gpio: GpioOutputs) -> None:
+    gpio.hold_egress(True)
+    assert gpio.egress and gpio.relay_open
+    gpio.pulse()  # a scan recorded under egress must not end the hold with its pulse
+    time.sleep(PULSE * 1.5)
+    assert gpio.factory.pin(RELAY).state is True
+    gpio.hold_egress(False)
+    assert gpio.factory.pin(RELAY).state is False
+
+
+def test_the_relay_closes_only_when_neither_egress_nor_the_fire_alarm_holds_it(
+        alarmed: GpioOutputs) -> None:
+    fire, relay = alarmed.factory.pin(FIRE), alarmed.factory.pin(RELAY)
+    alarmed.hold_egress(True)
+    fire.drive_high()
+    fire.drive_low()  # the alarm clears: egress still holds
+    assert relay.state is True
+    fire.drive_high()
+    alarmed.hold_egress(False)  # egress ends: the alarm still holds
+    assert relay.state is True
+    fire.drive_low()
+    assert relay.state is False
+
+
+def test_close_under_free_egress_leaves_the_relay_open() -> None:
+    outputs = make()
+    pin = outputs.factory.pin(RELAY)
+    outputs.hold_egress(True)
+    outputs.close()
+    assert pin.state is True
 
 
 def test_close_during_a_pulse_leaves_the_relay_closed() -> None:

@@ -7,7 +7,7 @@ import time
 
 import pytest
 from evdev import ecodes
-from test_hardware_kit import Collect, wait_for
+from kits.waiting import Collect, wait_for
 
 from hardware import keymaps
 from hardware.hid_reader import UNMAPPED, HidReader, KeyDecoder

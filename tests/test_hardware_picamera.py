@@ -7,12 +7,12 @@ import sys
 from itertools import islice
 
 import pytest
-from picamera2_fake import CODE128, fake_module
+from kits.picamera2_fake import CODE128, fake_module
 
 from hardware.picamera import PiCamera, PiCameraUnavailable
 from scanner.config import ReaderConfig
 from scanner.errors import ConfigError
-from scanner.read.sources import open_source, probe_source
+from scanner.read.registry import open_source, probe_source
 
 needs_sample = pytest.mark.skipif(not CODE128.is_file(),
                                   reason=f"barcode samples absent at {CODE128}")

@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_hardware_kit import WAIT, Collect, in_thread, wait_for
+from kits.waiting import WAIT, Collect, in_thread, wait_for
 
+from hardware.reads import RawRead
 from hardware.serial_reader import LineSplitter, SerialReader, parse_terminator
-from hardware.sources import RawRead
 from scanner.read.hygiene import Hygiene, Rejected
 from scanner.read.pipeline import Pipeline
 

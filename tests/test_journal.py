@@ -8,7 +8,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from test_journal_kit import EVENT, OTHER_EVENT, make_decision, make_ticket, open_journal
+from kits.journal import EVENT, OTHER_EVENT, make_decision, make_ticket, open_journal
 
 from scanner.clock import clock_stamp
 from scanner.decide.model import Direction, Reason

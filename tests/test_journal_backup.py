@@ -12,7 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_journal_kit import EVENT, journal_path, make_config, open_journal
+from kits.gate import gate_config
+from kits.journal import EVENT, journal_path, open_journal
 
 from scanner.app import Gate
 from scanner.errors import BackupFailed
@@ -27,7 +28,7 @@ WAIT = 30.0
 WRITER = """
 import sys
 from pathlib import Path
-from test_journal_kit import make_decision, make_ticket, open_journal
+from kits.journal import make_decision, make_ticket, open_journal
 
 path, stop = Path(sys.argv[1]), Path(sys.argv[2])
 n = 0
@@ -75,7 +76,7 @@ def last_seq(path: Path) -> int:
 
 @pytest.fixture
 def journal_file(tmp_path: Path) -> Path:
-    config = make_config(tmp_path)
+    config = gate_config(tmp_path)
     with Gate(config) as gate:
         gate.open(Gate.journal)
     path = journal_path(config)

@@ -23,12 +23,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from kits.gate import gate_config
+from kits.gpio import RELAY
+from kits.journal import journal_path
+from kits.waiting import wait_for
 from test_daemon import TypedSource
-from test_gpio_kit import RELAY
-from test_hardware_kit import wait_for
-from test_journal_kit import journal_path, make_config
 
 from scanner.app import Gate
+from scanner.app.daemon import start_daemon
 from scanner.config import (
     ApiConfig,
     GateConfig,
@@ -40,7 +42,6 @@ from scanner.config import (
 )
 from scanner.errors import ConfigError
 from scanner.journal.backup_dir import BackupPlan, DailyBackup, backups, prefix
-from scanner.run.daemon import start_daemon
 
 TESTS = Path(__file__).parent
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -58,7 +59,7 @@ class Clock:
 
 @pytest.fixture
 def journal_file(tmp_path: Path) -> Path:
-    config = make_config(tmp_path)
+    config = gate_config(tmp_path)
     with Gate(config) as gate:
         gate.open(Gate.journal)
     return journal_path(config)

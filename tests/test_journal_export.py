@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_journal_kit import make_config, make_decision, make_ticket
+from kits.gate import gate_config
+from kits.journal import make_decision, make_ticket
 
 from scanner.app import Gate
 from scanner.cli.journal_cmds import JOURNAL_COLUMNS
@@ -26,7 +27,7 @@ TIMES = [f"2030-01-01T1{h}:00:00.000Z" for h in range(6)]
 def rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """A journal with scans an hour apart (granted, denied, actuated, passed or not), as
     ``Journal.entries`` gives them."""
-    config = make_config(tmp_path)
+    config = gate_config(tmp_path)
     toml = tmp_path / "gate.toml"
     toml.write_text(f'gate_id = "g1"\ndb = "{config.db}"\n')
     for name in ("GATE_DB", "GATE_ID", "GATE_JOURNAL_DB", "GATE_EVENTS"):

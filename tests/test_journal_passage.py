@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from kits.journal import EVENT, make_decision, make_ticket, open_journal
 from test_journal import put
-from test_journal_kit import EVENT, make_decision, make_ticket, open_journal
 
 from scanner.decide.model import Direction
 from scanner.journal import Journal

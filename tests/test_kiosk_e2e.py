@@ -17,12 +17,12 @@ from typing import Any
 
 import httpx
 import pytest
-from browser_kit import needs_chromium
-from kiosk_kit import free_port
+from kits.browser import needs_chromium
+from kits.journal import journal_path, open_journal
+from kits.kiosk import free_port
+from kits.sim import SIM_TOKEN
 from prometheus_client.parser import text_string_to_metric_families
-from test_journal_kit import journal_path, open_journal
 from test_run_e2e import E2E_WAIT, Daemon, Handheld, environment, valid_barcodes, write_config
-from test_sim_kit import SIM_TOKEN
 
 from scanner.config import load_config
 from scanner.kiosk.auth import write_pin_file
@@ -40,17 +40,23 @@ PIN = "4711"
 BADGE_IS = "w => document.querySelector('#link').textContent.startsWith(w)"
 CLASS_IS = "c => document.querySelector('#result').className === c"
 
-pytestmark = needs_chromium
+pytestmark = [
+    needs_chromium,
+    pytest.mark.slow,
+    # One browser, daemon and page for the module, and its tests follow one another on
+    # that page: they run on one worker, in order.
+    pytest.mark.xdist_group("kiosk-browser"),
+]
 
 
 class Kiosk:
     """``gate run`` with its page on a free loopback port, and tickets it admits."""
 
-    def __init__(self, root: Path, sim: SimServer, handheld: Handheld, web: str) -> None:
+    def __init__(self, root: Path, sim: SimServer, handheld: Handheld,
+                 web: dict[str, Any]) -> None:
         self.root, self.sim = root, sim
         self.port = free_port()
-        self.config = write_config(root, sim, handheld,
-                                   web=f"[web]\nport = {self.port}\n{web}")
+        self.config = write_config(root, sim, handheld, web={"port": self.port, **web})
         self.env = environment(self.config, sim)
         self.codes = valid_barcodes(self.config, self.env, CODES)
         self.url = f"http://127.0.0.1:{self.port}"
@@ -112,7 +118,7 @@ def handheld() -> Iterator[Handheld]:
 @pytest.fixture(scope="module")
 def kiosk(tmp_path_factory: pytest.TempPathFactory, sim: SimServer,
           handheld: Handheld) -> Iterator[Kiosk]:
-    k = Kiosk(tmp_path_factory.mktemp("kiosk"), sim, handheld, web="")
+    k = Kiosk(tmp_path_factory.mktemp("kiosk"), sim, handheld, web={})
     yield k
     k.close()
 
@@ -271,7 +277,7 @@ def test_manual_entry_beyond_loopback_needs_the_pin(
     write_pin_file(pin_file, PIN)
     handheld = Handheld()
     wide = Kiosk(tmp_path, sim, handheld,
-                 web=f'host = "0.0.0.0"\npin_file = "{pin_file}"\nstatus_open = true\n')
+                 web={"host": "0.0.0.0", "pin_file": str(pin_file), "status_open": True})
     try:
         code = wide.code()
         page = open_page(browser, wide.url)

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-from kiosk_kit import KioskGate, free_port
+from kits.kiosk import KioskGate, free_port
 from test_config_tables import load_text
 
 from scanner.decide.model import Direction

@@ -8,7 +8,7 @@ screens. An audit of each screen: the page's language, a name for every control,
 contrast at WCAG AA, and a word and an icon beside every colour. A German browser gets the
 German page. Screenshots land in $GATE_ARTIFACTS (default: a tmp directory).
 
-The gate is real (``kiosk_kit.KioskGate``: SQLite files, the simulator, the act stage on
+The gate is real (``kits.kiosk.KioskGate``: SQLite files, the simulator, the act stage on
 mock pins); what the page cannot be made to see otherwise (a sync in progress, a reader
 unplugged, a denial of every reason) is driven through the kiosk's own seams: its probes
 and status callables, and the act stage's listener it reads.
@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_kit import needs_chromium
-from kiosk_kit import KioskGate, free_port
+from kits.browser import needs_chromium
+from kits.kiosk import KioskGate, free_port
 
 from scanner.act import Acted
 from scanner.config import PAGE_LANGUAGES
@@ -43,7 +43,8 @@ WORD_SHARE = 0.15       # the result word's height on a kiosk screen, of the vie
 # 7" 800x480 screen either way round.
 HOLDER_SHARE = 0.10
 
-pytestmark = needs_chromium
+# One browser for the module: its tests run on one worker, so it starts once.
+pytestmark = [needs_chromium, pytest.mark.xdist_group("kiosk-layout")]
 
 DATA = Path(__file__).parent / "data"
 # Every box in the viewport, no text clipped, every visible control on screen and on top.
@@ -63,7 +64,7 @@ class Drive:
 
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimServer]:
-    from test_sim_kit import SIM_TOKEN
+    from kits.sim import SIM_TOKEN
 
     from scanner.sim import World
 

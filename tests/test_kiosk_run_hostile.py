@@ -13,11 +13,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from kiosk_kit import free_port
+from kits.kiosk import free_port
+from kits.sim import SIM_TOKEN
 from test_kiosk_e2e import Kiosk
 from test_kiosk_hostile import WRONG, at_once
 from test_run_e2e import Handheld
-from test_sim_kit import SIM_TOKEN
 
 from scanner.kiosk.auth import MAX_FAILURES, write_pin_file
 from scanner.sim import SimServer, World
@@ -37,7 +37,7 @@ def wide(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kiosk]:
     with SimServer(World(seed=7, events=1, tickets_per_event=200), token=SIM_TOKEN,
                    port=free_port()) as sim:
         kiosk = Kiosk(root, sim, handheld,
-                      web=f'host = "0.0.0.0"\npin_file = "{pin_file}"\nstatus_open = true\n')
+                      web={"host": "0.0.0.0", "pin_file": str(pin_file), "status_open": True})
         try:
             yield kiosk
         finally:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import queue
 import stat
 import subprocess
 import sys
@@ -17,12 +18,13 @@ from typing import Any
 
 import httpx
 import pytest
-from kiosk_kit import KioskGate, free_port
+from kits.kiosk import KioskGate, free_port
+from kits.waiting import WAIT, wait_for
 from prometheus_client.parser import text_string_to_metric_families
-from test_hardware_kit import wait_for
 
 from scanner.kiosk import KioskServer, WebOptions
 from scanner.kiosk.auth import MAX_FAILURES, PinHash, write_pin_file
+from scanner.kiosk.events import END, Client
 from scanner.sim import SimServer
 from scanner.status import gather
 
@@ -286,3 +288,37 @@ def test_a_burst_of_status_requests_reads_the_status_once(kg: KioskGate) -> None
         assert len(reads) <= 2  # the burst may straddle the document's second
     finally:
         polled.stop()
+
+
+def drained(client: Client) -> list[bytes]:
+    frames = []
+    with contextlib.suppress(queue.Empty):
+        while True:
+            frames.append(client.messages.get_nowait())
+    return frames
+
+
+def test_stopping_the_broadcaster_ends_each_open_stream_with_its_sentinel(
+        kg: KioskGate) -> None:
+    """A stream ends when told, not at its next poll: stop leaves END in every queue."""
+    client = kg.kiosk.events.attach()
+    kg.kiosk.events.stop()
+    assert drained(client)[-1] == END and kg.kiosk.events.clients == 0
+
+
+def test_a_detached_client_gets_the_sentinel(kg: KioskGate) -> None:
+    client = kg.kiosk.events.attach()
+    kg.kiosk.events.detach(client)
+    assert drained(client)[-1] == END
+
+
+def test_an_open_stream_ends_over_http_when_the_broadcaster_stops(kg: KioskGate) -> None:
+    """The HTTP side ends the response at the sentinel, though the server still runs."""
+    seen = b""
+    with httpx.stream("GET", kg.url + "/events", timeout=WAIT) as stream:
+        chunks = stream.iter_bytes()
+        while b"event: state" not in seen:
+            seen += next(chunks)
+        kg.kiosk.events.stop()
+        seen += b"".join(chunks)  # a read timeout here: the stream never ended
+    assert kg.kiosk.serving is False and b"event: state" in seen

@@ -1,7 +1,7 @@
 """The steward's and the supervisor's page in Debian's Chromium: a held ticket confirmed
 with a click (after the steward's PIN), a denial overridden (after the supervisor's PIN),
 a forced passage shown as an alarm, and an information scan that records nothing. The gate
-is real (``kiosk_kit.KioskGate``: SQLite, the simulator, MockFactory pins, a lane)."""
+is real (``kits.kiosk.KioskGate``: SQLite, the simulator, MockFactory pins, a lane)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_kit import artifacts, browser, needs_chromium  # noqa: F401 (fixtures)
-from kiosk_kit import KioskGate, free_port
-from test_gpio_kit import PASSAGE
+from kits.browser import needs_chromium
+from kits.gpio import PASSAGE
+from kits.kiosk import KioskGate, free_port
 
 from scanner.config import PolicyConfig
 from scanner.decide.model import Direction
@@ -23,7 +23,7 @@ from scanner.run.lane import Lane, LaneRead
 from scanner.sim import SimServer
 
 pytest.importorskip("playwright.sync_api")
-pytestmark = needs_chromium
+pytestmark = [needs_chromium, pytest.mark.xdist_group("kiosk-steward")]
 
 WAIT_MS = 8000
 STEWARD_PIN, SUPERVISOR_PIN = "1357", "86420"
@@ -49,7 +49,7 @@ def lane(kg: KioskGate) -> Iterator[Lane]:
 
 
 @pytest.fixture
-def page(browser: Any, kg: KioskGate) -> Iterator[Any]:  # noqa: F811
+def page(browser: Any, kg: KioskGate) -> Iterator[Any]:
     context = browser.new_context(locale="en-GB", viewport={"width": 800, "height": 480})
     tab = context.new_page()
     tab.goto(kg.url)
@@ -83,7 +83,7 @@ def discounted(kg: KioskGate) -> str:
 
 
 def test_a_held_ticket_is_shown_in_its_colour_and_confirmed_on_the_page(
-        kg: KioskGate, lane: Lane, page: Any, artifacts: Path) -> None:  # noqa: F811
+        kg: KioskGate, lane: Lane, page: Any, artifacts: Path) -> None:
     lane.offer(LaneRead(discounted(kg), Direction.IN, "handheld"))
     word_is(page, "CHECK")
     # In /me's colorSettings.actionRequired (the simulator's: orange), with its own word
@@ -115,7 +115,7 @@ def test_a_supervisor_overrides_a_denial_on_the_page(kg: KioskGate, page: Any) -
 
 
 def test_a_forced_passage_is_an_alarm_on_the_page(kg: KioskGate, page: Any,
-                                                  artifacts: Path) -> None:  # noqa: F811
+                                                  artifacts: Path) -> None:
     contact = kg.outputs.factory.pin(PASSAGE)
     contact.drive_low()
     contact.drive_high()

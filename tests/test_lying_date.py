@@ -15,19 +15,20 @@ from typing import Any
 
 import httpx
 import pytest
-from kiosk_kit import free_port
-from test_gpio_kit import make
-from test_journal_kit import api_config, make_gate, running_sim
+from kits.gate import build_gate
+from kits.gpio import make
+from kits.journal import api_config, running_sim
+from kits.kiosk import free_port
 
 from scanner.act import ActStage
 from scanner.app import Gate
+from scanner.app.kiosk import from_gate
 from scanner.cli.status_cmd import gather, render
 from scanner.clock_guard import BACKWARDS, CORRECTS, OUT_OF_BOUND, UNSET
 from scanner.config import RunConfig, load_config
 from scanner.decide.model import Direction, Reason
 from scanner.errors import ConfigError
 from scanner.kiosk import WebOptions
-from scanner.kiosk.wiring import from_gate
 from scanner.sim import World
 from scanner.tickets import Ticket, parse_iso, utc_iso
 
@@ -84,7 +85,7 @@ def rig(tmp_path: Path, now: datetime, **config: Any) -> Iterator[Rig]:
     world = World(seed=5, events=1, tickets_per_event=80, clock=clocks.server)
     with running_sim(world) as server:
         event = world.event_ids[0]
-        with make_gate(tmp_path, clock=clocks.device, events=(event,),
+        with build_gate(tmp_path, clock=clocks.device, events=(event,),
                        api=api_config(server), **config) as gate:
             yield Rig(gate, world, clocks, event)
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import orjson
 import paho.mqtt.client as mqtt
 import pytest
-from mesh_kit import KEY, Broker, MeshGate, password, wait_for
+from kits.journal import NOW, make_ticket
+from kits.mesh import KEY, Broker, MeshGate, password, wait_for
 from paho.mqtt.enums import CallbackAPIVersion
-from test_journal_kit import NOW, make_ticket
 
 from scanner.decide.model import Direction, Reason
 from scanner.mesh.message import Codec, Record, scans_topic

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Protocol
 
 import pytest
-from mesh_kit import KEY, Broker, CutProxy
+from kits.mesh import KEY, Broker, CutProxy
 
 from scanner.mesh.broker import Broker as BrokerSeam
 from scanner.mesh.broker import Connected, Event, Inbox, Lost, Received, Will

@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_journal_kit import EVENT, make_config, make_decision, make_ticket
+from kits.gate import gate_config
+from kits.journal import EVENT, make_decision, make_ticket
 
 from scanner.app import Gate
 from scanner.mesh import message
@@ -62,7 +63,7 @@ def connect(link: Link) -> Sent:
 
 @pytest.fixture
 def gate(tmp_path: Path):
-    with Gate(make_config(tmp_path, gate_id="B")) as gate:
+    with Gate(gate_config(tmp_path, gate_id="B")) as gate:
         yield gate
 
 

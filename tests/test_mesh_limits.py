@@ -16,7 +16,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from mesh_kit import Broker, MeshGate, password, wait_for
+from kits.mesh import Broker, MeshGate, password, wait_for
 from paho.mqtt.enums import CallbackAPIVersion
 
 from scanner.config import MAX_GATE_ID, load_config

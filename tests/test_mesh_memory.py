@@ -10,7 +10,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from mesh_kit import KEY, MeshGate, Rounds
+from kits.mesh import KEY, MeshGate, Rounds
 
 from scanner.decide.model import Reason
 from scanner.mesh.broker import Inbox

@@ -83,6 +83,7 @@ def lan(tmp_path: Path) -> Iterator[Lan]:
     net.close()
 
 
+@pytest.mark.slow
 def test_a_gate_cut_off_by_its_veth_decides_alone_and_converges_once_healed(
         tmp_path: Path, lan: Lan, sim_server: Any) -> None:
     a, b = (RunGate(tmp_path / g, g, sim_server, lan.url(side), credentials=False,

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from test_journal_kit import EVENT, make_config, make_decision, make_ticket
+from kits.gate import gate_config
+from kits.journal import EVENT, make_decision, make_ticket
 
 from scanner.app import Gate
 from scanner.cli.main import main
@@ -136,7 +137,7 @@ def test_missing_ranges_are_the_gaps_up_to_the_announced_number():
 
 @pytest.fixture
 def store(tmp_path: Path):
-    with Gate(make_config(tmp_path, gate_id="B")) as gate:
+    with Gate(gate_config(tmp_path, gate_id="B")) as gate:
         yield MeshStore(gate.journal_engine, "B"), gate
 
 
@@ -206,7 +207,7 @@ def test_a_long_journal_is_stamped_whole_across_several_statements(store):
 
 
 def test_gate_conflicts_json_lists_both_scans(tmp_path: Path, monkeypatch, capsys):
-    config = make_config(tmp_path, gate_id="B")
+    config = gate_config(tmp_path, gate_id="B")
     with Gate(config) as gate:
         MeshStore(gate.journal_engine, "B").record_many([record("s1", "A", 1, 5),
                                                  record("s2", "C", 1, 7)])

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mesh_kit import KEY, Broker
-from test_journal_kit import journal_path
+from kits.journal import journal_path
+from kits.mesh import KEY, Broker
 from test_run_e2e import (
     E2E_WAIT,
     REPO,
@@ -47,15 +47,9 @@ class RunGate:
         for file, text in ((key, KEY.decode()), (creds, f"{gate_id}:{password(gate_id)}")):
             file.write_text(text)
             file.chmod(0o600)
-        self.config = write_config(folder, sim, self.handheld)
-        text = self.config.read_text().replace('gate_id = "e2e-1"', f'gate_id = "{gate_id}"')
-        login = f'credentials_file = "{creds}"' if credentials else ""
-        self.config.write_text(text + f"""
-[mesh]
-url = "{url}"
-key_file = "{key}"
-{login}
-""")
+        login = {"credentials_file": str(creds)} if credentials else {}
+        self.config = write_config(folder, sim, self.handheld, gate_id=gate_id,
+                                   mesh={"url": url, "key_file": str(key), **login})
         self.env = environment(self.config, sim)
         self.daemon: Daemon | None = None
 
@@ -112,6 +106,7 @@ def started(a: RunGate, b: RunGate, count: int) -> list[str]:
     return codes
 
 
+@pytest.mark.slow
 def test_a_ticket_granted_at_a_is_refused_at_b_and_each_scan_is_uploaded_once(
         venue: tuple[Broker, RunGate, RunGate], sim_server: Any) -> None:
     _, a, b = venue
@@ -131,6 +126,7 @@ def test_a_ticket_granted_at_a_is_refused_at_b_and_each_scan_is_uploaded_once(
     assert len(own) == 2 and set(uploaded.values()) == {1}
 
 
+@pytest.mark.slow
 def test_both_sides_of_a_broker_outage_grant_and_then_list_the_same_conflict(
         venue: tuple[Broker, RunGate, RunGate]) -> None:
     broker, a, b = venue

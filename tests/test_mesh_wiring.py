@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from mesh_kit import Broker, CutProxy, MeshGate, wait_for
-from test_journal_kit import make_gate
+from kits.gate import MakeGate
+from kits.mesh import Broker, CutProxy, MeshGate, wait_for
 
 from scanner.decide.model import Reason
 from scanner.status import gather
@@ -24,7 +24,8 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
     b.stop()
 
 
-def test_without_mesh_a_gate_builds_no_mesh_and_reports_none(tmp_path: Path) -> None:
+def test_without_mesh_a_gate_builds_no_mesh_and_reports_none(tmp_path: Path,
+                                                              make_gate: MakeGate) -> None:
     with make_gate(tmp_path) as gate:
         assert gate.mesh_store is None and gate.mesh_link is None
         assert gate.gatekeeper.history is gate.journal

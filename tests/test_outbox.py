@@ -6,8 +6,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from test_hardware_kit import wait_for
-from test_journal_kit import make_decision, make_ticket, open_journal
+from kits.journal import make_decision, make_ticket, open_journal
+from kits.waiting import wait_for
 
 from scanner.decide.model import Direction, Reason
 from scanner.journal import Journal

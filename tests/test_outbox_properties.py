@@ -13,9 +13,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_journal_kit import make_decision, make_ticket, open_journal
+from kits.journal import make_decision, make_ticket, open_journal
 
 from scanner.decide.model import Reason
 from scanner.errors import BadRequest, ServerUnavailable
@@ -55,6 +56,7 @@ scan_specs = st.lists(st.tuples(st.sampled_from(EVENTS),      # event
 answer_scripts = st.lists(st.sampled_from(["ok", "down", "lost"]), max_size=40)
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None)
 @given(specs=scan_specs, answers=answer_scripts, batch_size=st.integers(1, 6))
 def test_every_scan_ends_sent_or_rejected_once_and_sent_ones_are_on_the_server(

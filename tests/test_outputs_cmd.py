@@ -8,7 +8,7 @@ import sys
 import threading
 from pathlib import Path
 
-from test_gpio_kit import BUZZER, FIRE, GREEN, PASSAGE, RED, RELAY, make
+from kits.gpio import BUZZER, FIRE, GREEN, PASSAGE, RED, RELAY, make
 
 from scanner.cli.outputs_cmd import exercise, watch
 

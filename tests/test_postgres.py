@@ -4,7 +4,7 @@ The store and journal contracts of test_store.py and test_journal.py run here ag
 unchanged, over fixtures built on PostgreSQL; the round trips (check, upload, sync) go
 through the composition root ``Gate`` with ``GATE_DB`` set to the server's URL, as an
 operator would configure it. Skips, with the reason, where no PostgreSQL server is
-installed (see pg_kit); ``./run test`` installs one.
+installed (see kits.pg); ``./run test`` installs one.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pg_kit import PgServer, pg_server_fixture, pg_url_fixture  # noqa: F401
+from kits.journal import EVENT, make_decision, make_ticket, open_journal
+from kits.pg import PgServer, pg_server_fixture, pg_url_fixture  # noqa: F401
+from kits.sim import SIM_TOKEN
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
@@ -43,8 +45,6 @@ from test_journal import (  # noqa: F401  (the journal contract, collected again
     test_unknown_barcode_is_queued_under_the_given_event,
     test_unknown_barcode_without_an_event_is_kept_local_with_the_reason,
 )
-from test_journal_kit import EVENT, make_decision, make_ticket, open_journal
-from test_sim_kit import SIM_TOKEN
 from test_store import (  # noqa: F401  (the store contract, collected again here)
     test_a_mark_of_another_events_listing_does_not_keep_a_ticket,
     test_begin_full_starts_without_marks_and_finish_full_clears_them,
@@ -81,6 +81,10 @@ from scanner.store.tickets import TicketStore
 from scanner.tickets import Ticket
 
 IN, OUT = Direction.IN, Direction.OUT
+
+# The throwaway server takes seconds to start: every test here runs on one worker, so one
+# server serves them all.
+pytestmark = pytest.mark.xdist_group("postgres")
 
 
 def pg_config(url: str, sim: SimServer | None = None, **env: str) -> GateConfig:

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_hardware_kit import Collect, wait_for
+from kits.waiting import Collect, wait_for
 
 from hardware.camera import Camera, classify
 from scanner.bench.video import ticket_codes, write_ticket_video

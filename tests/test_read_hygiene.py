@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hardware.sources import RawRead
+from hardware.reads import RawRead
 from scanner.errors import ReadError
 from scanner.read.hygiene import (
     CONTROL_CHARS,

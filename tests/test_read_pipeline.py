@@ -9,14 +9,14 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_hardware_kit import WAIT, in_thread, wait_for
+from kits.waiting import WAIT, in_thread, wait_for
 
-from hardware.sources import RawRead
+from hardware.reads import RawRead
 from scanner.config import ReaderConfig
 from scanner.errors import ConfigError, StoreError
 from scanner.read.hygiene import Hygiene, Payload, Rejected
 from scanner.read.pipeline import Pipeline
-from scanner.read.sources import open_source
+from scanner.read.registry import open_source
 
 
 class ListSource:

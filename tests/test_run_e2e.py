@@ -11,16 +11,16 @@ import sys
 import threading
 import time
 import tty
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_hardware_kit import WAIT
-from test_journal_kit import journal_path, open_journal
+from kits.journal import journal_path, open_journal
+from kits.waiting import WAIT
 
 from scanner.app import Gate
-from scanner.config import load_config
+from scanner.config import load_config, toml
 from scanner.decide.model import Direction
 
 REPO = Path(__file__).resolve().parent.parent
@@ -92,46 +92,26 @@ def handheld() -> Iterator[Handheld]:
     h.close()
 
 
-# Any free port: a fixed one would collide with another gate on the same machine.
-NO_FIXED_PORT = "[web]\nport = 0\n"
-
-
 def write_config(tmp_path: Path, sim: Any, handheld: Handheld, video: Path | None = None,
-                 web: str = NO_FIXED_PORT) -> Path:
-    event = sim.world.event_ids[0]
-    camera = f"""
-[[readers]]
-name = "cam"
-source = "camera"
-camera = "{video}"
-dedup_window = 0.5
-""" if video is not None else ""
+                 extra_readers: Iterable[dict[str, Any]] = (), **changes: Any) -> Path:
+    """gate.toml for a daemon on ``sim`` with ``handheld`` (and a camera on ``video``);
+    ``changes`` replace top-level values and add to tables (``web={"host": ...}``)."""
+    readers = [{"name": "hand", "source": "serial", "port": handheld.port}]
+    if video is not None:
+        readers.append({"name": "cam", "source": "camera", "camera": str(video),
+                        "dedup_window": 0.5})
+    doc: dict[str, Any] = {
+        "gate_id": "e2e-1", "db": str(tmp_path / "gate.db"), "events": [sim.world.event_ids[0]],
+        "api": {"url": sim.url, "connect_timeout": 1.0, "read_timeout": 2.0, "retries": 0},
+        "lookup": {"deadline_ms": 0}, "upload": {"interval": 0.2}, "run": {"sync_interval": 5},
+        "outputs": {"pin_factory": "mock", "relay_pin": 17, "relay_pulse_ms": 100},
+        "web": {"port": 0},  # any free port: a fixed one would collide with another gate
+        "readers": [*readers, *extra_readers],
+    }
+    for key, value in changes.items():
+        doc[key] = {**doc.get(key, {}), **value} if isinstance(value, dict) else value
     config = tmp_path / "gate.toml"
-    config.write_text(f"""
-gate_id = "e2e-1"
-db = "{tmp_path / 'gate.db'}"
-events = ["{event}"]
-[api]
-url = "{sim.url}"
-connect_timeout = 1.0
-read_timeout = 2.0
-retries = 0
-[lookup]
-deadline_ms = 0
-[upload]
-interval = 0.2
-[run]
-sync_interval = 5
-[outputs]
-pin_factory = "mock"
-relay_pin = 17
-relay_pulse_ms = 100
-{web}
-[[readers]]
-name = "hand"
-source = "serial"
-port = "{handheld.port}"
-{camera}""")
+    config.write_text(toml.dumps(doc))
     return config
 
 
@@ -156,6 +136,7 @@ def journaled(config: Path, env: dict[str, str]) -> dict[str, dict[str, Any]]:
         return {e["scan_id"]: e for e in journal.entries()}
 
 
+@pytest.mark.slow
 def test_pty_and_video_codes_are_decided_the_relay_pulses_and_scans_reach_the_server(
         tmp_path: Path, sim_server: Any, handheld: Handheld) -> None:
     from scanner.bench.video import write_ticket_video
@@ -182,6 +163,7 @@ def test_pty_and_video_codes_are_decided_the_relay_pulses_and_scans_reach_the_se
     assert len(pulsed) == 3 and all(entries[s]["actuated_at"] for s in pulsed)
 
 
+@pytest.mark.slow
 def test_every_scan_is_uploaded_after_the_server_comes_back(
         tmp_path: Path, sim_server: Any, handheld: Handheld) -> None:
     config = write_config(tmp_path, sim_server, handheld)
@@ -204,6 +186,7 @@ def test_every_scan_is_uploaded_after_the_server_comes_back(
     assert code == 0
 
 
+@pytest.mark.slow
 def test_sigterm_mid_stream_finishes_and_journals_every_decision(
         tmp_path: Path, sim_server: Any, handheld: Handheld) -> None:
     config = write_config(tmp_path, sim_server, handheld)
@@ -224,6 +207,7 @@ def test_sigterm_mid_stream_finishes_and_journals_every_decision(
     assert "stopped" in daemon.log()
 
 
+@pytest.mark.slow
 def test_sigkill_loses_no_decision_that_was_logged(
         tmp_path: Path, sim_server: Any, handheld: Handheld) -> None:
     config = write_config(tmp_path, sim_server, handheld)
@@ -252,9 +236,8 @@ def test_gate_status_says_the_daemon_runs_is_online_and_which_reader_is_missing(
     reader (one unplugged), the problem; after SIGTERM, not running."""
     import json
 
-    config = write_config(tmp_path, sim_server, handheld)
-    config.write_text(config.read_text() + '\n[[readers]]\nname = "spare"\nsource = "serial"\n'
-                      f'port = "{tmp_path / "no-such-tty"}"\n')
+    config = write_config(tmp_path, sim_server, handheld, extra_readers=[
+        {"name": "spare", "source": "serial", "port": str(tmp_path / "no-such-tty")}])
     env = environment(config, sim_server)
     state = tmp_path / "gate.db-run.json"
 

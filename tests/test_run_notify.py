@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_run_kit import NotifySocket
+from kits.run import NotifySocket
 
 from scanner.run.notify import Notifier, watchdog_period
 

@@ -17,11 +17,15 @@ from datetime import UTC, datetime, timedelta, tzinfo
 
 import apscheduler.schedulers.base  # type: ignore[import-untyped]
 import pytest
-from test_hardware_kit import wait_for
+from kits.waiting import wait_for
 
 from scanner.run.schedule import Job, JumpDetector, Scheduler
 
 DAY = 86400.0
+
+# These tests bound how many runs fit in a span of real time, and how far away the next one
+# is: they run on one worker, one after another, not beside each other.
+pytestmark = pytest.mark.xdist_group("timing")
 
 
 class WallClock:

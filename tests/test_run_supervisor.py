@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_hardware_kit import in_thread, wait_for
-from test_run_kit import Loop, NotifySocket
+from kits.run import Loop, NotifySocket
+from kits.waiting import in_thread, wait_for
 
 from scanner.cli.main import stop_on_signals
 from scanner.run.notify import Notifier

@@ -10,7 +10,7 @@ import threading
 import time
 from pathlib import Path
 
-from test_journal_kit import journal_path, make_gate, make_ticket
+from kits.journal import journal_path, make_ticket
 
 from scanner.decide.model import Direction, Reason
 
@@ -29,7 +29,8 @@ def _hold_store_write_lock(store: Path, locked: threading.Event, release: thread
     conn.close()
 
 
-def test_a_check_is_decided_and_journaled_while_the_store_is_write_locked(tmp_path: Path):
+def test_a_check_is_decided_and_journaled_while_the_store_is_write_locked(tmp_path: Path,
+                                                                          make_gate):
     with make_gate(tmp_path) as gate:
         gate.store.upsert([make_ticket(1)])
         gate.gatekeeper.check(make_ticket(2).barcode, Direction.IN)  # open every part

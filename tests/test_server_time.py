@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kits.gate import MakeGate, build_gate
+from kits.journal import api_config, running_sim
+from kits.sync import TOKEN, client_fixture, server_docs, sim_fixture, store_docs, store_fixture  # noqa: F401
 from sqlalchemy import update
-from test_journal_kit import api_config, make_gate, running_sim
-from test_sync_kit import TOKEN, client_fixture, server_docs, sim_fixture, store_docs, store_fixture  # noqa: F401
 
 from scanner.clock import ClockStamp, utc_now
 from scanner.config import SyncConfig
@@ -140,7 +141,7 @@ def timeslot_check(tmp_path: Path, skew: float) -> Reason:
     with running_sim(world) as server:
         event = world.event_ids[0]
         device_clock = [utc_now()]
-        with make_gate(tmp_path, clock=lambda: device_clock[0], events=(event,),
+        with build_gate(tmp_path, clock=lambda: device_clock[0], events=(event,),
                        api=api_config(server)) as gate:
             gate.syncer.run_once()
             ticket = next(t for t in gate.store.iter_tickets(event)
@@ -256,7 +257,8 @@ def test_a_step_within_the_dates_resolution_keeps_the_offset(journal: Journal) -
     offset.close()
 
 
-def test_scans_after_the_clock_was_fixed_are_stamped_on_device_time(tmp_path: Path) -> None:
+def test_scans_after_the_clock_was_fixed_are_stamped_on_device_time(
+        tmp_path: Path, make_gate: MakeGate) -> None:
     """The gate's own path: an offset of 200 s saved under the old clock, the clock
     set right, an offline check: stamped now, not 200 s ahead."""
     now = datetime(2031, 3, 1, 12, tzinfo=UTC)

@@ -30,6 +30,7 @@ def token_file(tmp_path: Path, token: str) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_non_interactive_setup_then_gate_run_decides_a_pty_handhelds_codes(
         tmp_path: Path, sim_server, handheld: Handheld) -> None:  # noqa: F811
     config = tmp_path / "gate.toml"

@@ -17,8 +17,8 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kits.sim import SIM_TOKEN
 from openapi_schema_validator import OAS30Validator
-from test_sim_kit import SIM_TOKEN
 
 from scanner.sim import SimServer, World
 from scanner.sim.scans import scan_errors

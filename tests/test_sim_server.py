@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-from test_sim_kit import SIM_TOKEN
+from kits.sim import SIM_TOKEN
 
 from scanner.config import Secret
 from scanner.errors import BadRequest, ServerUnavailable

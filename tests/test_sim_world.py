@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scanner.sim.faults import Faults
 from scanner.sim.generate import locate, mix, unmix
+from scanner.sim.injection import Faults
 from scanner.sim.scans import server_decision
 from scanner.sim.world import World
 from scanner.tickets import parse_iso

@@ -300,7 +300,7 @@ def test_finish_full_sweeps_and_clears_cursor(store: TicketStore) -> None:
     assert state == {"last_sync": "2030-01-01T12:00:00.000Z",
                      "last_full": "2030-01-01T12:00:00.000Z", "server_total": 1,
                      "delta_until": NEW, "generation": 1, "full_in_progress": False,
-                     "full_skip": None, "held_deletions": None}
+                     "full_skip": None, "full_total": None, "held_deletions": None}
 
 
 def test_finish_full_told_nothing_is_unseen_skips_the_sweeps_walk(store: TicketStore) -> None:

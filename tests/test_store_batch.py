@@ -12,7 +12,17 @@ import pytest
 
 from scanner.databases import make_engine
 from scanner.errors import StoreError
-from scanner.store.batch import SLICE_CHECKPOINT_PAGES, SLICE_ROWS, WRITER_CACHE_KIB, PageBatch
+from scanner.store.batch import (
+    BULK,
+    BULK_CHECKPOINT_PAGES,
+    BULK_COMMIT_EVERY_S,
+    SLICE_CHECKPOINT_PAGES,
+    SLICE_ROWS,
+    SLICED,
+    WHOLE,
+    WRITER_CACHE_KIB,
+    PageBatch,
+)
 from scanner.store.tickets import TicketStore
 from scanner.store.upsert import data_row
 from tests.test_store import NEW, ticket
@@ -39,9 +49,9 @@ def store(db: Path) -> Iterator[TicketStore]:
 
 
 def batch(store: TicketStore, clock: Clock, every: float = 1.0, *,
-          in_service: bool = False) -> PageBatch:
+          in_service: bool = False, new_event: bool = False) -> PageBatch:
     return PageBatch(store.engine, store._upserter, "gate.db", commit_every=every,
-                     in_service=in_service, clock=clock)
+                     in_service=in_service, new_event=new_event, clock=clock)
 
 
 def committed(db: Path) -> tuple[int, int | None]:
@@ -149,6 +159,7 @@ def test_a_store_in_service_commits_a_page_in_slices_and_its_cursor_with_the_las
     assert committed(db) == (10 + 2 * SLICE_ROWS, 10)
 
 
+@pytest.mark.slow
 def test_a_store_in_service_checkpoints_every_slice_so_its_wal_stays_small(
         store: TicketStore, db: Path) -> None:
     wal = db.with_name(db.name + "-wal")
@@ -172,6 +183,56 @@ def test_a_store_in_service_checkpoints_every_slice_so_its_wal_stays_small(
     # WAL; slices restart it after each checkpoint.
     assert first_sync > 250
     assert in_service < 3 * SLICE_CHECKPOINT_PAGES
+
+
+def test_a_new_events_pages_are_written_whole_in_long_transactions(
+        store: TicketStore, db: Path) -> None:
+    """A new event's first full sync beside served ones: not sliced, and its transactions
+    last at least ``BULK_COMMIT_EVERY_S`` whatever span the caller asked for."""
+    store.begin_full("ev-1", NEW)
+    clock = Clock()
+    with batch(store, clock, every=0.25, in_service=True, new_event=True) as pages:
+        assert pages.mode == BULK
+        pages.save_page("ev-1", [ticket(n) for n in range(100, 100 + 3 * SLICE_ROWS)],
+                        mark=True, skip=3 * SLICE_ROWS, anchor=("x",), total=400)
+        clock.now = BULK_COMMIT_EVERY_S / 2  # past the asked span, within the bulk one
+        page(pages, 1)
+        assert committed(db) == (0, 0) and pages.commits == 0
+        clock.now = BULK_COMMIT_EVERY_S
+        page(pages, 3)
+        assert committed(db) == (3 * SLICE_ROWS + 4, 4) and pages.commits == 1
+
+
+def test_a_batch_names_how_it_writes(store: TicketStore) -> None:
+    assert [batch(store, Clock(), in_service=s, new_event=n).mode
+            for s, n in ((False, False), (True, False), (True, True), (False, True))] == \
+        [WHOLE, SLICED, BULK, BULK]
+
+
+def test_a_new_events_pages_stay_in_the_wal_until_many_pages(
+        store: TicketStore, db: Path) -> None:
+    """Its checkpoint waits for ``BULK_CHECKPOINT_PAGES``: the listing's pages are in the
+    WAL, not checkpointed page by page, and the pool gets its interval back."""
+    wal = db.with_name(db.name + "-wal")
+
+    def interval(conn: Any) -> int:
+        return int(conn.connection.driver_connection.execute(
+            "PRAGMA wal_autocheckpoint").fetchone()[0])
+
+    with store.engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        usual = interval(conn)
+    store.begin_full("ev-1", NEW)
+    with batch(store, Clock(), every=0.0, new_event=True) as pages:
+        for start in range(0, 3000, 1000):
+            pages.save_page("ev-1", [ticket(n, name="n" * 300)
+                                     for n in range(start, start + 1000)],
+                            mark=True, skip=start, anchor=(f"t{start}",))
+        assert pages._conn is not None and interval(pages._conn) == BULK_CHECKPOINT_PAGES
+    assert pages.commits == 1
+    assert wal.stat().st_size // 4096 > 250  # ~300 pages of rows, none checkpointed yet
+    with store.engine.connect() as conn:
+        assert interval(conn) == usual != BULK_CHECKPOINT_PAGES
 
 
 def test_a_batch_in_service_leaves_the_pool_its_usual_checkpoint_interval(

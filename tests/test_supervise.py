@@ -13,8 +13,8 @@ from typing import Any
 
 import httpx
 import pytest
-from kiosk_kit import KioskGate
-from test_gpio_kit import PASSAGE, rises
+from kits.gpio import PASSAGE, rises
+from kits.kiosk import KioskGate
 
 from scanner.cli.journal_cmds import write_rows
 from scanner.config import PolicyConfig
@@ -55,7 +55,7 @@ def pins(kg: KioskGate, tmp_path: Path) -> None:
 
 
 def web(tmp_path: Path) -> Any:
-    from kiosk_kit import free_port
+    from kits.kiosk import free_port
 
     from scanner.kiosk import WebOptions
 

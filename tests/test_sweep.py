@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from kits.journal import make_ticket
 from sqlalchemy import event
-from test_journal_kit import make_ticket
 
 from scanner.databases import make_engine
 from scanner.store.tickets import TicketStore

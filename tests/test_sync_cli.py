@@ -13,7 +13,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from test_sync_kit import TOKEN, server_docs, sim_fixture  # noqa: F401
+from kits.sync import TOKEN, server_docs, sim_fixture  # noqa: F401
 
 from scanner.sim import SimServer, World
 
@@ -48,6 +48,7 @@ def full_skip(db: Path) -> int:
     return (row[0] or 0) if row else 0
 
 
+@pytest.mark.slow
 def test_sigkill_mid_full_sync_resumes_and_converges(tmp_path: Path, sim: SimServer,
                                                      world: World) -> None:
     db = tmp_path / "gate.db"
@@ -97,6 +98,7 @@ def test_events_lists_and_stores_the_server_events(tmp_path: Path, sim: SimServe
     assert orjson.loads(done.stdout) == world.events()
 
 
+@pytest.mark.slow
 def test_tickets_json_has_vivenu_field_names(tmp_path: Path, sim: SimServer,
                                              world: World) -> None:
     env = gate_env(sim, world, tmp_path / "gate.db", write_config(tmp_path / "gate.toml"))
@@ -107,8 +109,9 @@ def test_tickets_json_has_vivenu_field_names(tmp_path: Path, sim: SimServer,
     assert stored[0].keys() >= {"_id", "barcode", "eventId", "status", "updatedAt"}
 
 
+@pytest.mark.slow
 def test_bench_sync_reports_its_figures(tmp_path: Path) -> None:
-    done = gate("bench", "sync", "--tickets", "2000", "--json",
+    done = gate("bench", "sync", "--tickets", "2000", "--one-event", "--json",
                 env={**os.environ, "GATE_CONFIG": ""})
     assert done.returncode == 0, done.stderr
     figures = orjson.loads(done.stdout)
@@ -121,3 +124,23 @@ def test_bench_sync_reports_its_figures(tmp_path: Path) -> None:
     assert len(ratios) == figures["rounds"] == 5 and ratios == sorted(ratios)
     assert figures["paired_cpu_ratio_median"] == ratios[2]
     assert figures["cpu_goal_met"] == (ratios[2] <= 1.0)
+    assert "two_events" not in figures
+
+
+def test_bench_sync_two_event_round_reports_its_figures(tmp_path: Path) -> None:
+    done = gate("bench", "sync", "--tickets", "2000", "--rounds", "3", "--json",
+                env={**os.environ, "GATE_CONFIG": ""}, timeout=600)
+    assert done.returncode == 0, done.stderr
+    # The two-event round: the second event's first sync, written in bulk, against the
+    # plain loop run around it, alternating; the first event's checks beside it.
+    two = orjson.loads(done.stdout)["two_events"]
+    assert (two["second_upserted"], two["second_written"], two["plain_tickets"]) == \
+        (2000, "bulk", 2000)
+    plain, walls = two["plain_wall_seconds"], two["second_wall_seconds"]
+    assert len(plain) == len(walls) + 1 == 4
+    assert two["second_ratios"] == [pytest.approx(w / ((a + b) / 2), abs=0.01)
+                                    for w, a, b in zip(walls, plain[:-1], plain[1:], strict=True)]
+    assert two["second_ratio"] == sorted(two["second_ratios"])[1]
+    assert min(two["checks_beside"]) > 0
+    assert [g["pass"] for g in two["goals"]] == [two["second_ratio"] <= 1.5,
+                                                two["beside_ratio"] <= 2.0]

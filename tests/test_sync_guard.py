@@ -10,8 +10,8 @@ from typing import Any
 
 import orjson
 import pytest
+from kits.sync import TOKEN, client_fixture, server_docs, sim_fixture, store_docs, store_fixture  # noqa: F401
 from test_sync_cli import gate, gate_env, write_config
-from test_sync_kit import TOKEN, client_fixture, server_docs, sim_fixture, store_docs, store_fixture  # noqa: F401
 
 from scanner.config import SyncConfig
 from scanner.sim import SimServer, World
@@ -106,6 +106,7 @@ def test_a_collapsed_total_stops_the_reconcile_before_writing_a_page(
     assert (held.kind, held.stored, held.server_total) == ("total", TICKETS, TICKETS // 2)
 
 
+@pytest.mark.slow
 def test_unlisted_tickets_beyond_the_share_are_held_while_listed_ones_are_written(
         api: VivenuClient, store: TicketStore, world: World, event: str) -> None:
     """Total unchanged (1,000 deleted, 1,000 sold): the reconcile pages everything and
@@ -184,6 +185,7 @@ def test_a_first_full_sync_is_never_stopped_by_the_guard(
     assert (report.mode, report.held, store.count(event)) == ("full", 0, TICKETS)
 
 
+@pytest.mark.slow
 def test_gate_status_shows_held_deletions_and_the_cli_applies_them(
         tmp_path: Path, sim: SimServer, world: World, event: str) -> None:
     env = gate_env(sim, world, tmp_path / "gate.db",

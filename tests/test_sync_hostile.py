@@ -1,4 +1,4 @@
-"""The sync path against a server that lies or stalls (tests/hostile_server.py), over real
+"""The sync path against a server that lies or stalls (kits/hostile_server.py), over real
 HTTP into a real SQLite file: every request is bounded, bad fields never become VALID, a
 future ``updatedAt`` cannot pin a row, and the token never leaks through an echo."""
 
@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from hostile_server import EVENT, TOKEN, HostileServer, hostile_doc
+from kits.hostile_server import EVENT, TOKEN, HostileServer, hostile_doc
 
 from scanner.config import Secret, SyncConfig
 from scanner.databases import make_engine
@@ -42,6 +42,9 @@ def syncer(server: HostileServer, db: Path, **config: float) -> Syncer:
                   progress=False)
 
 
+# These two bound how long giving up takes (5 s, against a server that never ends): they
+# run on the worker of the other timed tests, one timed test at a time.
+@pytest.mark.xdist_group("timing")
 def test_a_dripping_body_is_cut_off_at_the_page_deadline(hostile: HostileServer) -> None:
     hostile.mode, hostile.drip_every = "drip", 0.2
     started = time.monotonic()
@@ -51,6 +54,7 @@ def test_a_dripping_body_is_cut_off_at_the_page_deadline(hostile: HostileServer)
     assert time.monotonic() - started < 5  # one byte a fifth of a second goes on forever
 
 
+@pytest.mark.xdist_group("timing")
 def test_a_hang_after_headers_gives_up_within_the_deadline(hostile: HostileServer) -> None:
     hostile.mode = "hang"
     started = time.monotonic()

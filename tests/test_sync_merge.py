@@ -3,9 +3,10 @@ changes, a full sync plus a delta leaves the store equal to the server's set."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_sync_kit import EVENT, ModelApi, server_docs, store_docs
+from kits.sync import EVENT, ModelApi, server_docs, store_docs
 
 from scanner.config import SyncConfig
 from scanner.databases import make_engine
@@ -49,6 +50,7 @@ def _synced(case: dict, *, quiet_delta: bool = True,
     return api, store
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenario)
 def test_full_and_delta_hold_every_server_ticket_exactly(case: dict) -> None:
@@ -60,6 +62,7 @@ def test_full_and_delta_hold_every_server_ticket_exactly(case: dict) -> None:
     assert set(stored) - set(server) <= api.deleted
 
 
+@pytest.mark.slow
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenario)
 def test_reconcile_after_changes_equals_server_exactly(case: dict) -> None:
@@ -76,6 +79,7 @@ def test_reconcile_after_changes_equals_server_exactly(case: dict) -> None:
     assert store_docs(store) == server_docs(api.docs.values())
 
 
+@pytest.mark.slow
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenario)
 def test_changes_while_a_full_sync_pages_are_caught_by_its_catch_up(case: dict) -> None:

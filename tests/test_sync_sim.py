@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 import pytest
-from test_sync_kit import TOKEN, client_fixture, server_docs, sim_fixture, store_docs, store_fixture  # noqa: F401
+from kits.sync import TOKEN, client_fixture, server_docs, sim_fixture, store_docs, store_fixture  # noqa: F401
 
 from scanner.config import SyncConfig
 from scanner.errors import ProtocolError, ServerUnavailable

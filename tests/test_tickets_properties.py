@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -44,6 +45,7 @@ def document(edits: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
+@pytest.mark.slow
 @settings(max_examples=500, deadline=None)
 @given(changes, st.sampled_from(Direction))
 def test_only_an_exact_valid_status_is_ever_granted(edits: dict[str, Any],
@@ -66,6 +68,7 @@ def _outcome(parse: Any, doc: dict[str, Any]) -> Any:
         return f"refused: {exc}"
 
 
+@pytest.mark.slow
 @settings(max_examples=500, deadline=None)
 @given(changes)
 def test_the_syncs_store_row_is_the_parsed_tickets_row(edits: dict[str, Any]) -> None:

@@ -9,10 +9,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from test_journal_kit import make_gate, make_ticket
+from kits.journal import make_ticket
 from test_outbox_readonly import set_read_only
 
-from scanner.cli.child import gate_argv, gate_env
+from scanner.child import gate_argv, gate_env
 from scanner.decide.model import Direction, Reason
 from scanner.printable import KEPT_READ_CHARS
 
@@ -72,7 +72,7 @@ def test_scan_exits_1_and_counts_the_failures_when_the_journal_is_unwritable(env
     assert "Traceback" not in err and "readonly" in err
 
 
-def test_a_refused_read_is_never_granted_even_if_its_text_is_a_ticket(tmp_path):
+def test_a_refused_read_is_never_granted_even_if_its_text_is_a_ticket(tmp_path, make_gate):
     ticket = make_ticket(1)
     with make_gate(tmp_path) as built:
         built.store.upsert([ticket])

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from kiosk_kit import KioskGate
+from kits.kiosk import KioskGate
 from prometheus_client.parser import text_string_to_metric_families
 from test_run_e2e import Daemon, Handheld, environment, handheld, write_config  # noqa: F401
 

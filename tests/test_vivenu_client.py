@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from test_sim_kit import SIM_TOKEN, TEST_BACKOFF
+from kits.sim import SIM_TOKEN, TEST_BACKOFF
 
 from scanner.config import ApiConfig, Secret
 from scanner.errors import (
@@ -387,6 +387,7 @@ def test_empty_200_to_post_scans_counts_as_accepted() -> None:
 
 # -- deadline ------------------------------------------------------------------------------
 
+@pytest.mark.xdist_group("timing")  # bounds real time: one timed test at a time
 def test_ticket_deadline_bounds_a_slow_server(api_client: VivenuClient, sim_server: SimServer,
                                               sim_world: World) -> None:
     barcode = next(sim_world.current_tickets(sim_world.event_ids[0]))["barcode"]

@@ -14,7 +14,7 @@ DEFAULT_PASSAGE_TIMEOUT = 5.0  # seconds a person has to pass after the relay re
 
 
 class OutputsSettings(Protocol):
-    """The ``[outputs]`` table (issue 9's interface names)."""
+    """The ``[outputs]`` table: the pins and pulse of a turnstile's relay, lights and buzzer."""
 
     @property
     def pin_factory(self) -> str: ...

@@ -107,6 +107,7 @@ class Acted:
     actuated_at: str | None     # as journaled; None when the gate did not open
     fire_alarm: bool
     acted_ns: int = 0           # time.monotonic_ns() once relay and lights were driven
+    read_ns: int | None = None  # when the read was taken, on the same clock, if known
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +161,8 @@ class ActStage:
         self._passages = (PassageTracker(passage_timeout)
                           if outputs.has_passage_contact else None)
         self._cond = threading.Condition()
-        self._scans: deque[tuple[Journaled, bool]] = deque()  # with: the relay opened
+        # With: the relay opened, and when the read was taken.
+        self._scans: deque[tuple[Journaled, bool, int | None]] = deque()
         self._passed_at: deque[float] = deque(maxlen=MAX_PENDING_PASSAGES)
         self._released: deque[tuple[str, bool, float]] = deque()  # scan id, opened, when
         self._stopping = False
@@ -204,7 +206,8 @@ class ActStage:
         return self._heartbeat
 
     @property
-    def alive(self) -> bool:
+    def serving(self) -> bool:
+        """Its loop runs."""
         return self._thread is not None and self._thread.is_alive()
 
     @property
@@ -215,10 +218,12 @@ class ActStage:
     def waiting_for_passage(self) -> int:
         return len(self._passages) if self._passages is not None else 0
 
-    def submit(self, scan: Journaled) -> bool:
+    def submit(self, scan: Journaled, read_ns: int | None = None) -> bool:
         """Open the relay for a grant, then queue the scan for the rest; never blocks. False
         (and counted) when the inbox is full or the stage has stopped: the gate stays
-        closed and the scan stays journaled with ``actuated_at`` null."""
+        closed and the scan stays journaled with ``actuated_at`` null. ``read_ns``: when
+        the read was taken (``time.monotonic_ns``), passed on in ``Acted`` for
+        read-to-relay."""
         with self._cond:
             if self._stopping or len(self._scans) >= self.inbox_size:
                 self.dropped += 1
@@ -227,7 +232,7 @@ class ActStage:
                 decision = scan.decision
                 opened = decision.granted and decision.reason in OPENS \
                     and self.outputs.pulse()
-                self._scans.append((scan, opened))
+                self._scans.append((scan, opened, read_ns))
                 self._cond.notify()
                 accepted = True
         if not accepted:
@@ -247,14 +252,14 @@ class ActStage:
                 self.fanout.publish(Alarm(Reason.MANUAL_RELEASE, scan_id))
             for at in passages:
                 self._passage(at)
-            for scan, opened in scans:
-                self._act(scan, opened)
+            for scan, opened, read_ns in scans:
+                self._act(scan, opened, read_ns)
             self._expire(self._monotonic())
             self._watch_hold()
             if stopping and not scans:
                 return
 
-    def _take(self) -> tuple[list[tuple[Journaled, bool]], list[float], bool]:
+    def _take(self) -> tuple[list[tuple[Journaled, bool, int | None]], list[float], bool]:
         with self._cond:
             if not (self._scans or self._passed_at or self._released or self._stopping):
                 self._cond.wait(self._wait_seconds())
@@ -277,7 +282,7 @@ class ActStage:
         # Just past the deadline: the tracker expires grants strictly after it.
         return max(0.001, min(self.heartbeat_interval, deadline - self._monotonic() + 0.001))
 
-    def _act(self, scan: Journaled, opened: bool) -> None:
+    def _act(self, scan: Journaled, opened: bool, read_ns: int | None) -> None:
         decision = scan.decision
         signal = signal_for(decision)
         self.outputs.signal(signal)
@@ -290,7 +295,7 @@ class ActStage:
             self._mark(self.journal.mark_actuated, scan.scan_id, actuated_at)
             log.info("relay pulsed for scan %s", scan.scan_id)
         self.fanout.publish(Acted(scan.scan_id, decision, signal, opened, actuated_at,
-                                  self.outputs.fire_alarm, acted_ns))
+                                  self.outputs.fire_alarm, acted_ns, read_ns))
 
     def _passage(self, at: float) -> None:
         if self._passages is None:

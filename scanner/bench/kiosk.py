@@ -125,6 +125,7 @@ def kiosk_daemon(tmp: Path) -> Iterator[tuple[Any, Any, PtyHandheld, RelayWatch,
                                               Iterator[str]]]:
     """``gate run`` in this process with its page on a loopback port, synced."""
     from scanner.app import Gate
+    from scanner.app.daemon import open_daemon
     from scanner.bench.run import TOKEN
     from scanner.config import (
         ApiConfig,
@@ -136,7 +137,6 @@ def kiosk_daemon(tmp: Path) -> Iterator[tuple[Any, Any, PtyHandheld, RelayWatch,
         Secret,
         WebConfig,
     )
-    from scanner.run.daemon import open_daemon
     from scanner.sim import World
 
     event_id = World(seed=7, events=1, tickets_per_event=0).event_ids[0]

@@ -145,7 +145,7 @@ def _count(conn: sqlite3.Connection, what: str) -> int:
 
 
 def _worker(pipe: Connection, names: list[str], url: str, workdir: str) -> None:
-    from scanner.run.daemon import favour_decisions
+    from scanner.app.daemon import favour_decisions
 
     gates = _Gates(names, url, Path(workdir))
     favour_decisions()  # as gate run sets its process up once built

@@ -39,6 +39,7 @@ import orjson
 
 from scanner.bench.handheld import PtyHandheld
 from scanner.bench.stats import figure_line, goal, goal_line, percentiles
+from scanner.config import toml
 from scanner.decide.model import Direction
 
 DEFAULT_TICKETS = 1_000_000
@@ -69,7 +70,7 @@ TOKEN = "bench-token-not-a-secret"
 @contextmanager
 def simulator(tmp: Path, tickets: int) -> Iterator[str]:
     """``gate sim`` in its own process (its JSON pages must not share the daemon's GIL)."""
-    from scanner.cli.child import as_remote, gate_argv, gate_env
+    from scanner.child import as_remote, gate_argv, gate_env
 
     token = tmp / "token"
     token.write_text(TOKEN, encoding="utf-8")
@@ -208,6 +209,7 @@ def granted_barcodes(gate: Any, event_id: str, count: int) -> list[str]:
 def measure_latency(tmp: Path, sync_tickets: int, scans: int) -> dict[str, Any]:
     """(a): the daemon in this process, the simulator in its own."""
     from scanner.app import Gate
+    from scanner.app.daemon import open_daemon
     from scanner.config import (
         ApiConfig,
         GateConfig,
@@ -218,7 +220,6 @@ def measure_latency(tmp: Path, sync_tickets: int, scans: int) -> dict[str, Any]:
         Secret,
         SyncConfig,
     )
-    from scanner.run.daemon import open_daemon
     from scanner.sim import World
 
     event_id = World(seed=7, events=1, tickets_per_event=0).event_ids[0]
@@ -308,7 +309,7 @@ def _tree_cpu_s(pid: int) -> float:
 def measure_start(tmp: Path, tickets: int, idle_seconds: float, url: str) -> dict[str, Any]:
     """(b): ``gate run`` as a subprocess over a big store: READY, then idle RSS and CPU."""
     from scanner.bench.validate import build_store
-    from scanner.cli.child import gate_argv, gate_env
+    from scanner.child import gate_argv, gate_env
 
     db = tmp / "start.db"
     started = time.perf_counter()
@@ -321,22 +322,12 @@ def measure_start(tmp: Path, tickets: int, idle_seconds: float, url: str) -> dic
     notify.bind(str(tmp / "notify"))
     with PtyHandheld() as handheld:
         config = tmp / "start.toml"
-        config.write_text(f"""
-gate_id = "bench-start"
-db = "{db}"
-events = ["{IDLE_EVENT}"]
-[api]
-url = "{url}"
-retries = 0
-[lookup]
-deadline_ms = 0
-[outputs]
-pin_factory = "mock"
-relay_pin = {RELAY}
-[[readers]]
-source = "serial"
-port = "{handheld.port}"
-""", encoding="utf-8")
+        config.write_text(toml.dumps({
+            "gate_id": "bench-start", "db": str(db), "events": [IDLE_EVENT],
+            "api": {"url": url, "retries": 0}, "lookup": {"deadline_ms": 0},
+            "outputs": {"pin_factory": "mock", "relay_pin": RELAY},
+            "readers": [{"source": "serial", "port": handheld.port}],
+        }), encoding="utf-8")
         env = gate_env(GATE_CONFIG=str(config), GATE_API_TOKEN_FILE=str(token),
                        NOTIFY_SOCKET=str(tmp / "notify"))
         with (tmp / "start.log").open("wb") as log:

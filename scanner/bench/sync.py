@@ -17,17 +17,16 @@ CPU where the four around it took 9.0-9.6 s.
 
 Goals on the reference 2-core box: full 1,000,000 tickets <= 60 s at <= 200 MB peak RSS;
 a delta over 1,000 changed tickets among 1,000,000 <= 1 s.
+
+Then a two-event round (``scanner.bench.second_event``): a second event's first full sync
+on a gate serving a first one, against the plain loop, and the first event's checks beside
+it against idle ones.
 """
 
 from __future__ import annotations
 
-import os
-import select
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -35,82 +34,12 @@ import click
 import httpx
 import orjson
 
-from scanner.bench import plain_sync
-from scanner.cli.child import as_remote, gate_argv, gate_env
-from scanner.config import DEFAULT_PAGE_SIZE
-from scanner.errors import GateError
+from scanner.bench.sync_runs import run_plain, run_sync, start_sim
+from scanner.child import gate_env
 from scanner.sim.server import DEFAULT_TOKEN
 from scanner.vivenu.urls import API_PREFIX
 
 CHANGED = 1000
-# A fresh world of a million tickets takes a moment to build before the sim listens.
-SIM_START_TIMEOUT = 60.0
-
-
-def _first_line(proc: subprocess.Popen[bytes], timeout: float) -> tuple[str, bool]:
-    """The child's first line of stdout (up to end of output, as ``readline``) and whether
-    it came within ``timeout``; waits no longer than that even if the child prints nothing."""
-    assert proc.stdout is not None
-    fd = proc.stdout.fileno()
-    deadline = time.monotonic() + timeout
-    data = b""
-    while b"\n" not in data:
-        left = deadline - time.monotonic()
-        if left <= 0 or not select.select([fd], [], [], left)[0]:
-            return data.decode(errors="replace"), False
-        chunk = os.read(fd, 4096)
-        if not chunk:
-            break
-        data += chunk
-    return data.split(b"\n", 1)[0].decode(errors="replace"), True
-
-
-def start_sim(tickets: int) -> tuple[subprocess.Popen[bytes], str]:
-    proc = subprocess.Popen(
-        gate_argv("sim", "--port", "0", "--events", "1", "--tickets", str(tickets)),
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    as_remote(proc.pid)
-    line, in_time = _first_line(proc, SIM_START_TIMEOUT)
-    if "serving " not in line or not in_time:
-        proc.kill()
-        raise GateError(f"bench sync: the simulator did not start: {line.strip()!r}")
-    url = line.split("serving ", 1)[1].split()[0]
-    return proc, url
-
-
-def _run_child(argv: list[str], env: dict[str, str], workdir: Path,
-               what: str) -> dict[str, Any]:
-    """Run ``argv`` in a child: its stdout, wall time, own CPU seconds and peak RSS."""
-    out_path, err_path = workdir / "child.out", workdir / "child.err"
-    started = time.monotonic()
-    with out_path.open("wb") as out, err_path.open("wb") as err:
-        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=err)
-        # wait4 reaps this child alone and returns its rusage, not the simulator's.
-        _pid, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    wall = time.monotonic() - started
-    if proc.returncode != 0:
-        tail = err_path.read_text(errors="replace").strip()[-500:]
-        raise GateError(f"bench sync: {what} failed: {tail}")
-    return {"out": out_path.read_bytes(), "wall": wall,
-            "cpu": usage.ru_utime + usage.ru_stime,
-            "rss_mb": round(usage.ru_maxrss / 1024, 1)}
-
-
-def _run_sync(env: dict[str, str], workdir: Path) -> dict[str, Any]:
-    """One ``gate sync --once`` in a child: its report and the child's own figures."""
-    run = _run_child(gate_argv("sync", "--once", "--json"), env, workdir, "gate sync")
-    [run["report"]] = orjson.loads(run["out"])
-    return run
-
-
-def _run_plain(url: str, event_id: str, workdir: Path, db: Path) -> dict[str, Any]:
-    """The plain loop in a child, into its own new SQLite file; its figures."""
-    argv = [sys.executable, "-m", plain_sync.__name__, url, event_id, str(db),
-            str(DEFAULT_PAGE_SIZE)]
-    run = _run_child(argv, gate_env(PLAIN_TOKEN=DEFAULT_TOKEN), workdir, "the plain loop")
-    run["tickets"] = int(run["out"].split()[0])
-    return run
 
 
 def _us_per_ticket(cpu: float, tickets: int) -> float | None:
@@ -129,13 +58,13 @@ def measure(tickets: int, workdir: Path, rounds: int = 1) -> dict[str, Any]:
             for n in range(rounds):
                 env = gate_env(GATE_API_URL=url, GATE_API_TOKEN=DEFAULT_TOKEN,
                                GATE_DB=str(workdir / f"bench-{n}.db"), GATE_EVENTS=event_id)
-                fulls.append(_run_sync(env, workdir))
-                plains.append(_run_plain(url, event_id, workdir, workdir / f"plain-{n}.db"))
+                fulls.append(run_sync(env, workdir))
+                plains.append(run_plain(url, event_id, workdir, workdir / f"plain-{n}.db"))
             full = fulls[-1]
             changed = control.post("/_sim/mutate", json={"n": CHANGED, "kind": "change",
                                                          "event_id": event_id})
             changed.raise_for_status()
-            delta = _run_sync(env, workdir)
+            delta = run_sync(env, workdir)
     finally:
         sim.terminate()
         sim.wait(timeout=30)
@@ -180,11 +109,19 @@ def measure(tickets: int, workdir: Path, rounds: int = 1) -> dict[str, Any]:
 @click.option("--rounds", default=5, show_default=True, type=click.IntRange(1),
               help="Full syncs of the gate and of the plain loop, alternating; the CPU "
                    "verdict is the median of each pair's ratio.")
+@click.option("--two-events/--one-event", default=True, show_default=True,
+              help="Also time a second event's first full sync (N tickets) on a gate "
+                   "serving a first one, and the first event's checks beside it.")
 @click.option("--json", "as_json", is_flag=True, help="The figures as one JSON object.")
-def command(tickets: int, rounds: int, as_json: bool) -> None:
+def command(tickets: int, rounds: int, two_events: bool, as_json: bool) -> None:
     """Full sync of N tickets, then a delta over 1,000 changed ones."""
+    from scanner.bench import second_event
+
     with tempfile.TemporaryDirectory(prefix="gate-bench-sync-") as tmp:
         figures = measure(tickets, Path(tmp), rounds)
+    if two_events:
+        with tempfile.TemporaryDirectory(prefix="gate-bench-sync-") as tmp:
+            figures["two_events"] = second_event.measure(tickets, Path(tmp), rounds)
     if as_json:
         click.echo(orjson.dumps(figures).decode())
         return
@@ -203,3 +140,6 @@ def command(tickets: int, rounds: int, as_json: bool) -> None:
     click.echo(f"gate / plain loop per pair of runs: "
                f"{', '.join(f'{r:.3f}' for r in figures['paired_cpu_ratios'])}; median "
                f"{figures['paired_cpu_ratio_median']}: {verdict} (median <= 1)")
+    if two_events:
+        for line in second_event.lines(figures["two_events"]):
+            click.echo(line)

@@ -192,10 +192,10 @@ def measure(path: Path, event_id: str, barcodes: list[str], scans: int, seed: in
     from sqlalchemy.engine import make_url
 
     from scanner.app import Gate
-    from scanner.bench.sync import start_sim
+    from scanner.app.daemon import favour_decisions
+    from scanner.bench.sync_runs import start_sim
     from scanner.config import ApiConfig, GateConfig, LookupConfig, Secret
     from scanner.decide.model import Direction
-    from scanner.run.daemon import favour_decisions
     from scanner.sim.server import DEFAULT_TOKEN
 
     _synced(path, event_id, len(barcodes))

@@ -26,8 +26,8 @@ from typing import IO, Any
 import click
 
 from scanner.bench.handheld import PtyHandheld
-from scanner.cli.child import gate_argv, gate_env
-from scanner.config import DEFAULT_WEB_PORT
+from scanner.child import gate_argv, gate_env
+from scanner.config import DEFAULT_WEB_PORT, toml
 
 DEMO_TOKEN = "demo-token-not-a-secret"
 STEP_TIMEOUT = 15.0   # seconds a step waits for the daemon before it counts as failed
@@ -38,56 +38,28 @@ PULSED = re.compile(r"relay pulsed for scan (\S+)")
 LOGGED = re.compile(r"^\S+ \S+ (\w+) ([\w.]+): (.*)$")  # asctime levelname logger: message
 GARBAGE = b"\x1b[2J\x07GAR\x00BAGE\x7f"  # what a misconfigured scanner sends
 
-DEMO_CONFIG = """\
-gate_id = "demo-north-1"
-db = "{db}"
-events = ["{event}"]
 
-[api]
-url = "{url}"
-retries = 0             # the outage should show at once, not after a minute of backoff
-connect_timeout = 1.0
-read_timeout = 2.0
-
-[lookup]
-deadline_ms = 400.0     # an unknown code is asked of the server, for 400 ms at most
-
-[upload]
-interval = 0.5
-
-[run]
-sync_interval = 5
-
-[web]
-port = {web_port}             # the steward's kiosk page, on loopback
-
-[outputs]
-pin_factory = "mock"    # gpiozero's MockFactory: no Raspberry Pi needed
-relay_pin = 17
-relay_pulse_ms = 300
-green_pin = 27
-red_pin = 22
-buzzer_pin = 23
-
-[[readers]]
-name = "camera"
-source = "camera"
-camera = "{video}"
-dedup_window = 1.0
-
-[[readers]]
-name = "entry"
-source = "serial"
-port = "{entry}"
-dedup_window = 0.2
-
-[[readers]]
-name = "exit"
-source = "serial"
-direction = "OUT"
-port = "{exit}"
-dedup_window = 0.2
-"""
+def demo_config(db: Path, event_id: str, url: str, video: Path, entry: str, exit_: str,
+                web_port: int) -> dict[str, Any]:
+    """The demo gate's configuration: the simulator, mock pins, a camera and two handhelds."""
+    return {
+        "gate_id": "demo-north-1", "db": str(db), "events": [event_id],
+        # No retries: the outage should show at once, not after a minute of backoff.
+        "api": {"url": url, "retries": 0, "connect_timeout": 1.0, "read_timeout": 2.0},
+        "lookup": {"deadline_ms": 400.0},  # an unknown code is asked of the server, 400 ms
+        "upload": {"interval": 0.5},
+        "run": {"sync_interval": 5},
+        "web": {"port": web_port},  # the steward's kiosk page, on loopback
+        # gpiozero's MockFactory: no Raspberry Pi needed.
+        "outputs": {"pin_factory": "mock", "relay_pin": 17, "relay_pulse_ms": 300,
+                    "green_pin": 27, "red_pin": 22, "buzzer_pin": 23},
+        "readers": [
+            {"name": "camera", "source": "camera", "camera": str(video), "dedup_window": 1.0},
+            {"name": "entry", "source": "serial", "port": entry, "dedup_window": 0.2},
+            {"name": "exit", "source": "serial", "direction": "OUT", "port": exit_,
+             "dedup_window": 0.2},
+        ],
+    }
 
 
 @dataclass(frozen=True)
@@ -286,7 +258,9 @@ def daemon(env: dict[str, str], home: Path) -> Iterator[tuple[subprocess.Popen[s
 @click.option("--dir", "workdir", type=click.Path(file_okay=False, path_type=Path),
               help="Keep the demo's database, video and log here (default: a temporary "
                    "folder).")
-def demo(tickets: int, workdir: Path | None) -> int:
+@click.option("--port", "web_port", type=click.IntRange(0, 65535), default=None,
+              help="The kiosk page's port; 0 for any free one (default: 8080 when free).")
+def demo(tickets: int, workdir: Path | None, web_port: int | None) -> int:
     """Run the gate daemon against the built-in simulator, through an outage and back."""
     from scanner.bench.video import write_ticket_video
     from scanner.sim import Faults, SimServer, World
@@ -305,7 +279,7 @@ def demo(tickets: int, workdir: Path | None) -> int:
         video = home / "camera.avi"
         write_ticket_video(video, [valid[3], cancelled[1], valid[4]], hold=8, gap=10,
                            lead=LEAD_FRAMES)
-        web_port = kiosk_port()
+        web_port = kiosk_port() if web_port is None else kiosk_port(web_port)
         env = demo_environment(home, server.url, event_id, video, entry.port, exit_.port,
                                web_port)
         click.secho(f"simulator on {server.url}: event {event_id} with {tickets} tickets\n"
@@ -399,8 +373,6 @@ def demo_environment(home: Path, url: str, event_id: str, video: Path, entry: st
     token_file.write_text(DEMO_TOKEN + "\n", encoding="utf-8")
     token_file.chmod(0o600)
     config = home / "gate.toml"
-    config.write_text(DEMO_CONFIG.format(db=home / "gate.db", event=event_id, url=url,
-                                         video=video, entry=entry, exit=exit_,
-                                         web_port=web_port),
-                      encoding="utf-8")
+    doc = demo_config(home / "gate.db", event_id, url, video, entry, exit_, web_port)
+    config.write_text(toml.dumps(doc), encoding="utf-8")
     return gate_env(GATE_CONFIG=str(config), GATE_API_TOKEN_FILE=str(token_file))

@@ -44,6 +44,8 @@ COMMANDS = {
     "setup": ("scanner.cli.setup_cmd:setup", "Write this gate's configuration (first run)."),
     "test": ("scanner.cli.outputs_cmd:test", "Wiring tests: gate test outputs."),
     "db": ("scanner.cli.db_cmds:db", "Check the store and journal; rebuild a damaged store."),
+    "venue": ("scanner.cli.venue_cmds:venue",
+              "Venue-wide commands (stop entry, free egress, lockdown, block), signed."),
 }
 
 

@@ -24,8 +24,8 @@ log = logging.getLogger("scanner.run")
 def run(ctx: click.Context) -> int:
     """Run the gate: read, decide, open the turnstile, sync and upload, until stopped."""
     from scanner.app import Gate
+    from scanner.app.daemon import open_daemon
     from scanner.build import version
-    from scanner.run.daemon import open_daemon
 
     config = load(ctx)
     with logging_off_thread(), Gate(config) as gate:

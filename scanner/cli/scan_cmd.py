@@ -21,7 +21,7 @@ from scanner.config import ReaderConfig
 from scanner.printable import escape
 from scanner.read.hygiene import Payload, Rejected
 from scanner.read.pipeline import Stats, latency_ms
-from scanner.read.sources import SOURCES
+from scanner.read.registry import SOURCES
 
 if TYPE_CHECKING:
     from scanner.app import Gate

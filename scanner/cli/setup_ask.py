@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from hardware.devices import Devices, discover
-from scanner.cli.setup_cmd import PIN_KEYS, Answers, write_private
+from scanner.cli.setup_answers import PIN_KEYS, Answers, write_private
 from scanner.printable import escape
 from scanner.secret_file import SecretFileMissing, read_secret_text
 

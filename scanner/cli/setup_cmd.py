@@ -17,43 +17,18 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import click
 
-from scanner.cli.config_cmd import toml_value
+from scanner.cli.setup_answers import PIN_KEYS, Answers, write_private
 from scanner.errors import ConfigError
 
 DEFAULT_CONFIG = "/etc/gate-scanner/gate.toml"
-PIN_KEYS = ("relay_pin", "green_pin", "red_pin", "buzzer_pin", "passage_pin", "fire_alarm_pin")
 # Reader keys a --reader spec may set after its device (source:device,key=value,...).
 READER_OPTIONS = frozenset({"name", "direction", "lane", "baud", "terminator", "layout",
                             "width", "height", "fps", "dedup_window"})
-
-
-@dataclass
-class Answers:
-    """What ``gate setup`` writes: top-level keys, tables, and reader tables."""
-
-    top: dict[str, Any] = field(default_factory=dict)
-    tables: dict[str, dict[str, Any]] = field(default_factory=dict)
-    readers: list[dict[str, Any]] = field(default_factory=list)
-
-    def table(self, name: str) -> dict[str, Any]:
-        return self.tables.setdefault(name, {})
-
-    def toml(self) -> str:
-        lines = ["# Written by gate setup; gate config check shows every effective value."]
-        lines += [f"{key} = {toml_value(value)}" for key, value in self.top.items()]
-        if not self.readers:
-            lines.append("readers = []  # none yet: run gate setup again to add one")
-        for name, values in self.tables.items():
-            lines += ["", f"[{name}]", *(f"{k} = {toml_value(v)}" for k, v in values.items())]
-        for reader in self.readers:
-            lines += ["", "[[readers]]", *(f"{k} = {toml_value(v)}" for k, v in reader.items())]
-        return "\n".join(lines) + "\n"
 
 
 def parse_reader(spec: str) -> dict[str, Any]:
@@ -94,16 +69,6 @@ def _number(value: str) -> int | float | str:
 
 def _pin(value: str) -> int | str:
     return int(value) if value.isdigit() else value
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write ``text`` atomically, readable by its owner only (the token, the config)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(text)
-    os.replace(tmp, path)
 
 
 @click.command()

@@ -37,7 +37,7 @@ ENVIRONMENT = {
 _NOT_SHOWN = "(value not shown: it may be a token)"
 
 # Keys the TOML file may not set, with the reason given to the operator.
-_FORBIDDEN = {
+NOT_IN_FILE = {
     "api.token": "put the token in its own file (api.token_file, mode 0600) "
                  "or GATE_API_TOKEN, never in the config file",
     "mesh.username": "put it in mesh.credentials_file (mode 0600), never in the config file",
@@ -75,7 +75,7 @@ def load_config_sources(path: str | os.PathLike[str] | None = None,
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     problems: list[ConfigError] = []
-    for key, why in _FORBIDDEN.items():
+    for key, why in NOT_IN_FILE.items():
         section, _, name = key.partition(".")
         table = data.get(section)
         if isinstance(table, dict) and name in table:

@@ -346,6 +346,12 @@ class MeshConfig:
     ca_file: str | None = setting(None, nonempty=True)
     cert_file: str | None = setting(None, nonempty=True)         # client certificate
     client_key_file: str | None = setting(None, nonempty=True)   # its private key
+    # The supervisor's Ed25519 public key (a PEM file, not a secret): venue commands signed
+    # with it are obeyed; unset: the gate takes no venue commands.
+    supervisor_key: str | None = setting(None, nonempty=True)
+    # The zone whose venue commands this gate obeys beside the venue's and its own; empty:
+    # none but those.
+    zone: str = ""
 
     def problem(self) -> tuple[str, str] | None:
         if not self.url:
@@ -360,6 +366,8 @@ class MeshConfig:
                            f"{parts.hostname!r}; use mqtts://")
         if bool(self.cert_file) != bool(self.client_key_file):
             return ("cert_file", "give cert_file and client_key_file together")
+        if self.zone and (self.zone != self.zone.strip() or not self.zone.isprintable()):
+            return ("zone", f"expected a printable zone name, got {self.zone!r}")
         return None
 
 

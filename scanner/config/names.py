@@ -1,7 +1,7 @@
 """The names the configuration chooses by, declared here as plain constants.
 
 Each name picks an implementation that lives in its adapter: a reader source in
-``scanner.read.sources``, a decoder in ``scanner.read.decode``, a keyboard layout in
+``scanner.read.registry``, a decoder in ``scanner.read.decode``, a keyboard layout in
 ``hardware.keymaps``, a pin factory in ``hardware.gpio``, a terminator in
 ``hardware.serial_reader``, a direction in ``scanner.decide.model``. The configuration sits
 below all of them and imports none, so it cannot take the names from their registries;

@@ -60,6 +60,11 @@ class Reason(StrEnum):
     PASSAGE_FORCED = "PASSAGE_FORCED"
     PASSAGE_HELD = "PASSAGE_HELD"
     MANUAL_RELEASE = "MANUAL_RELEASE"
+    # A supervisor's venue command (scanner.decide.orders): the ticket is blocked (a ban, a
+    # lost card), entry is stopped here (or free egress holds the gate open), or lockdown.
+    BLOCKED = "BLOCKED"
+    ENTRY_STOPPED = "ENTRY_STOPPED"
+    LOCKDOWN = "LOCKDOWN"
 
 
 # Reasons that admit: the gate opens and the ticket is inside (or out) after them.

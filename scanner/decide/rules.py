@@ -8,6 +8,9 @@ caller journals the decision and, if granted, appends it to the history (``recor
 Rules run in this order; the first that objects decides:
 
 1. malformed read: nothing else means anything for a glitched read, and it is never looked up.
+1a. the supervisors' orders (``scanner.decide.orders``): a blocked ticket (entry only),
+   lockdown (both ways), entry stopped or free egress (entry only). They hold whatever the
+   ticket is, known or not.
 2. unknown barcode: without a ticket no other rule applies.
 3. wrong event: a ticket of another event is "wrong gate" whatever its state; the per-event
    rules below (ticket types, timeslot window) only make sense for a served event.
@@ -46,6 +49,7 @@ from scanner.decide.model import (
     Reason,
     ScanHistory,
 )
+from scanner.decide.orders import NO_ORDERS, VenueOrders, venue_denial
 from scanner.decide.policy import Policy
 from scanner.tickets import Ticket, TicketStatus, as_utc, parse_iso
 
@@ -84,17 +88,21 @@ Rule = Callable[[Ticket, ScanHistory, Policy, Direction, datetime], Denial | Non
 
 def decide(ticket: Ticket | None, history: ScanHistory, policy: Policy, direction: Direction,
            now: datetime, *, barcode: str, offline: bool = True,
-           clock_trusted: bool = True) -> Decision:
+           clock_trusted: bool = True, orders: VenueOrders = NO_ORDERS) -> Decision:
     """Grant or deny one scan of ``barcode`` in ``direction`` at ``now``.
 
     ``ticket`` is the store's ticket for the barcode (None: unknown), ``history`` its granted
     scans. A naive ``now`` is taken as UTC. ``clock_trusted``: whether ``now`` may decide
-    time-dependent rules (``scanner.clock_guard``). Never raises for any combination of
-    values.
+    time-dependent rules (``scanner.clock_guard``); ``orders`` what the venue's supervisors
+    ordered this gate (blocks, stopped entry, lockdown). Never raises for any combination
+    of values.
     """
     denial: Denial | None
     if read_problem(barcode, policy.max_read_length) is not None:
         denial = Denial(Reason.MALFORMED_READ, malformed_message(barcode, policy.max_read_length))
+    elif (ordered := venue_denial(orders, barcode, ticket.id if ticket else None,
+                                  direction is Direction.IN)) is not None:
+        denial = Denial(*ordered)
     elif ticket is None:
         denial = Denial(Reason.UNKNOWN_BARCODE,
                         "Unknown ticket (not in the offline list)" if offline

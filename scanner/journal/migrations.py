@@ -31,6 +31,7 @@ from scanner.journal.schema import (
     mesh_conflicts,
     mesh_scans,
     supervision,
+    venue_commands,
 )
 
 # Set in the transaction that copies an old store's journal here: "<scans>:<highest seq>"
@@ -57,12 +58,17 @@ def _v2(conn: Connection) -> None:
 
 
 def _v3(conn: Connection) -> None:
+    """Venue commands: the supervisors' signed orders every gate keeps and obeys."""
+    venue_commands.create(conn)
+
+
+def _v4(conn: Connection) -> None:
     """Stewards and supervisors: who overrode, confirmed or released, and why."""
     supervision.create(conn)
 
 
 JOURNAL = Schema(kind=faults.JOURNAL, meta=journal_meta, latest=JOURNAL_SCHEMA_VERSION,
-                 create=_create, steps={2: _v2, 3: _v3})
+                 create=_create, steps={2: _v2, 3: _v3, 4: _v4})
 
 
 def refuse_legacy(conn: Connection, name: str) -> None:

@@ -60,6 +60,21 @@ SEEN_EVERY = timedelta(minutes=5)
 MOVED = 60.0
 
 
+class MeasuredOffset:
+    """The server-minus-device seconds this gate's API clients measured last, None before
+    any answer: the clients write it, ``ServerOffset`` reads it. A gate that never builds a
+    client (``gate check`` offline) keeps None."""
+
+    def __init__(self) -> None:
+        self._offset: float | None = None
+
+    def set(self, offset: float) -> None:
+        self._offset = offset
+
+    def __call__(self) -> float | None:
+        return self._offset
+
+
 class ServerOffset:
     """Callable giving the offset in seconds: the live one if adopted, else the last adopted.
 

@@ -14,7 +14,7 @@ from sqlalchemy import Boolean, Column, Float, Index, Integer, MetaData, String,
 
 from scanner.db.keyed import key_value_table
 
-JOURNAL_SCHEMA_VERSION = 3
+JOURNAL_SCHEMA_VERSION = 4
 
 journal_metadata = MetaData()
 
@@ -87,7 +87,27 @@ mesh_conflicts = Table(
     Column("detected_at", String, nullable=False),
 )
 
-# -- version 3: stewards and supervisors (scanner.supervise) -----------------------------
+# -- version 3: venue commands (scanner.venue) --------------------------------------------
+
+# Every supervisor command this gate applied, signed envelope and all: what it obeys now is
+# the newest of each slot (issuer, scope, target), and the envelopes are what it hands a
+# peer that missed them (anti-entropy), since no gate can sign one.
+venue_commands = Table(
+    "venue_commands", journal_metadata,
+    Column("id", String, primary_key=True),            # the command's UUID: applied once
+    Column("issuer", String, nullable=False),          # the supervisor key's fingerprint
+    Column("seq", Integer, nullable=False),            # the issuer's number for it
+    Column("scope", String, nullable=False),           # venue | zone | gate | ticket
+    Column("target", String, nullable=False),
+    Column("kind", String, nullable=False),
+    Column("reason", String, nullable=False),
+    Column("issued_at", String, nullable=False),       # the issuer's clock, ISO UTC ms
+    Column("applied_at", String, nullable=False),      # this gate's clock, ISO UTC ms
+    Column("envelope", Text, nullable=False),          # the signed payload, as received
+    Index("ix_venue_commands_slot", "issuer", "scope", "target", "seq"),
+)
+
+# -- version 4: stewards and supervisors (scanner.supervise) -----------------------------
 
 # Who made a journal entry that no read made, and why: an override of a denial, the answer
 # to a held ticket, a passage alarm. One row per such journal entry, written in its

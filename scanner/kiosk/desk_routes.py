@@ -16,21 +16,20 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from scanner.decide.model import Direction
 from scanner.errors import AlreadyAnswered, NotAllowed, NotAnswerable, SupervisionError
-from scanner.kiosk.auth import COOKIE, SUPERVISOR, session_tag
+from scanner.kiosk.auth import COOKIE, SUPERVISOR, Sessions, session_tag
+from scanner.kiosk.parts import KioskParts
 from scanner.kiosk.present import preview_event
 from scanner.supervise import OVERRIDE_REASONS, Desk
 from scanner.supervise.desk import Acting
-
-if TYPE_CHECKING:
-    from scanner.kiosk.server import KioskServer
 
 Body = Callable[[Request], Awaitable[dict[str, Any]]]
 Json = Callable[..., Response]
@@ -38,7 +37,17 @@ _STATUS = {NotAllowed: HTTPStatus.UNAUTHORIZED, AlreadyAnswered: HTTPStatus.CONF
            NotAnswerable: HTTPStatus.NOT_FOUND}
 
 
-def desk_routes(kiosk: KioskServer, body: Body, text: Callable[[dict[str, Any], str], str],
+class Served(Protocol):
+    """What the routes here use of ``scanner.kiosk.server.KioskServer``."""
+
+    parts: KioskParts
+    sessions: Sessions
+
+    @property
+    def direction(self) -> Direction: ...
+
+
+def desk_routes(kiosk: Served, body: Body, text: Callable[[dict[str, Any], str], str],
                 json: Json, refuse: Callable[[HTTPStatus, str], Exception]) -> list[Route]:
     """The routes above; ``body``, ``text``, ``json`` and ``refuse`` are ``routes``' own
     helpers (a checked JSON body, a text field, a JSON answer, an HttpError)."""

@@ -37,6 +37,14 @@ RECENT_GRANTS = 256         # grants a steward may still annul
 RECENT_DECISIONS = 20       # "did my ticket go through a minute ago?": the page's list
 
 
+# Put in a client's queue when its stream is over, so the stream ends now rather than at
+# its next poll; no Server-Sent Event is empty.
+END = b""
+# Put in the listener's queue by ``stop``: the worker wakes at once instead of waiting out
+# its ``get`` timeout (a second per teardown otherwise).
+_STOP = object()
+
+
 def _nobody() -> None:
     return None
 
@@ -56,6 +64,10 @@ class Client:
         except queue.Full:
             self.cut.set()
         self.wake()
+
+    def end(self) -> None:
+        """The stream is over: its reader stops at once (a full queue is cut instead)."""
+        self.offer(END)
 
 
 def sse(message: dict[str, Any]) -> bytes:
@@ -113,6 +125,7 @@ class Broadcaster:
     def detach(self, client: Client) -> None:
         with self._lock:
             self._clients.discard(client)
+        client.end()
 
     @property
     def clients(self) -> int:
@@ -171,6 +184,12 @@ class Broadcaster:
 
     def stop(self, timeout: float | None = 2.0) -> None:
         self._stop.set()
+        with contextlib.suppress(queue.Full):  # a full queue wakes the worker anyway
+            self.parts.listener.events.put_nowait(_STOP)
+        with self._lock:
+            clients, self._clients = self._clients, set()
+        for client in clients:
+            client.end()
         thread, self._thread = self._thread, None
         if thread is not None:
             thread.join(timeout)
@@ -192,7 +211,7 @@ class Broadcaster:
                 event = events.get(timeout=STATE_MIN_INTERVAL)
             except queue.Empty:
                 event = None
-            if event is not None:
+            if event is not None and event is not _STOP:
                 self._take(event)
             now = time.monotonic()
             due = now - self._state_at >= (STATE_MIN_INTERVAL if self._dirty else STATE_TICK)

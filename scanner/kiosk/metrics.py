@@ -59,6 +59,33 @@ def _mesh(doc: dict[str, Any] | None) -> Iterator[Metric]:
     yield dropped
 
 
+def _venue(doc: dict[str, Any] | None) -> Iterator[Metric]:
+    if doc is None:  # the gate takes no venue commands
+        return
+    modes = GaugeMetricFamily("gate_venue_mode", "1 for the mode the supervisors ordered.",
+                              labels=["mode"])
+    for mode in ("normal", "stopped", "egress", "lockdown"):
+        modes.add_metric([mode], float(doc.get("mode") == mode))
+    yield modes
+    yield from _gauge("gate_venue_blocked_tickets", "Tickets blocked by a supervisor.",
+                      doc.get("blocked"))
+    yield CounterMetricFamily("gate_venue_commands_applied", "Venue commands applied.",
+                              value=float(doc.get("applied") or 0))
+    dropped = CounterMetricFamily("gate_venue_commands_dropped",
+                                  "Messages on a venue command topic not signed by the "
+                                  "supervisor key, by cause.", labels=["cause"])
+    for cause, count in sorted((doc.get("dropped") or {}).items()):
+        dropped.add_metric([cause], float(count))
+    yield dropped
+    refused = CounterMetricFamily("gate_venue_commands_refused",
+                                  "Signed venue commands not applied again: already applied, "
+                                  "or older than the newest for their target.",
+                                  labels=["cause"])
+    for cause, count in sorted((doc.get("refused") or {}).items()):
+        refused.add_metric([cause], float(count))
+    yield refused
+
+
 def _clock(doc: dict[str, Any] | None) -> Iterator[Metric]:
     if doc is None:
         return
@@ -135,6 +162,7 @@ class GateCollector(Collector):
         yield from _gauge("gate_fire_alarm", "1 while the fire alarm holds the gate open.",
                           probes.fire_alarm())
         yield from _mesh(probes.mesh())
+        yield from _venue(probes.venue())
         ok, _reasons = parts.health()
         yield from _gauge("gate_watchdog_ok",
                           "1 while ready and every worker's heartbeat is fresh.", ok)

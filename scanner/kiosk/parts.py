@@ -1,6 +1,6 @@
 """What the kiosk is given: callables and a listener, so it knows no Gate and no worker.
 
-``scanner.kiosk.wiring.from_gate`` fills these from a running gate; tests may fill them
+``scanner.app.kiosk.from_gate`` fills these from a running gate; tests may fill them
 with anything that honours the same shapes.
 """
 
@@ -76,6 +76,7 @@ class Probes:
     fire_alarm: Callable[[], bool] = lambda: False
     settings: Callable[[], dict[str, Any] | None] = _unknown  # /me as last synced
     mesh: Callable[[], dict[str, Any] | None] = _unknown  # scanner.status.mesh_status
+    venue: Callable[[], dict[str, Any] | None] = _unknown  # scanner.venue CommandBook.state
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,8 @@ class KioskParts:
     gate_id: str
     listener: Listener                                 # the act stage's fan-out queue
     check: Callable[[str, Direction], CheckResult]     # Gatekeeper.check: decide + journal
-    submit: Callable[[CheckResult], bool]              # ActStage.submit
+    submit: Callable[[CheckResult, int | None], bool]  # ActStage.submit (with its read's
+    #                                                    time.monotonic_ns, for read-to-relay)
     status: Callable[[], dict[str, Any]]               # what `gate status --json` prints
     health: Callable[[], tuple[bool, list[str]]]       # (ready and heartbeats fresh, why not)
     tallies: Callable[[], list[Tally]]

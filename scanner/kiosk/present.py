@@ -43,6 +43,8 @@ REASON_LABELS = {
     Reason.WRONG_GATE: "wrong gate", Reason.ACTION_REQUIRED: "held",
     Reason.NOT_CONFIRMED: "not confirmed", Reason.PASSAGE_FORCED: "forced",
     Reason.PASSAGE_HELD: "held open", Reason.MANUAL_RELEASE: "released",
+    Reason.BLOCKED: "blocked", Reason.ENTRY_STOPPED: "entry stopped",
+    Reason.LOCKDOWN: "lockdown",
 }
 _ICONS = {Feedback.GREEN: "check", Feedback.RED: "cross", Feedback.ORANGE: "repeat",
           Feedback.BLUE: "exit", Feedback.PINK: "hand"}

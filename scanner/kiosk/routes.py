@@ -36,7 +36,7 @@ import socket
 from collections.abc import AsyncIterator, Callable, Mapping
 from http import HTTPStatus
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 import orjson
@@ -52,12 +52,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from scanner.decide.model import Direction
 from scanner.errors import GateError
 from scanner.kiosk.auth import COOKIE, SESSION_SECONDS
+from scanner.kiosk.events import END
 from scanner.kiosk.i18n import choose, page_words
 from scanner.kiosk.metrics import CONTENT_TYPE
 from scanner.netrules import LOOPBACK_NAMES
 
 if TYPE_CHECKING:
-    from scanner.kiosk.server import KioskServer
+    from scanner.kiosk.auth import Sessions
+    from scanner.kiosk.events import Broadcaster
+    from scanner.kiosk.metrics import Metrics
+    from scanner.kiosk.parts import KioskParts, WebSettings
 
 log = logging.getLogger("scanner.kiosk")
 
@@ -178,7 +182,30 @@ def _json(doc: Any, status: int = HTTPStatus.OK,
     return Response(orjson.dumps(doc), status, headers, "application/json")
 
 
-def build_app(kiosk: KioskServer) -> ASGIApp:
+class Kiosk(Protocol):
+    """What the routes serve (``scanner.kiosk.server.KioskServer``): its parts and state,
+    and what a request may ask of it."""
+
+    web: WebSettings
+    parts: KioskParts
+    events: Broadcaster
+    metrics: Metrics
+    sessions: Sessions
+    login_required: bool
+    port: int
+    stopping: bool
+    language: str | None
+
+    @property
+    def direction(self) -> Direction: ...
+    def scan(self, barcode: str) -> dict[str, Any]: ...
+    def status(self) -> dict[str, Any]: ...
+    def annul(self, scan_id: str) -> None: ...
+    def login(self, address: str, pin: str) -> str: ...
+    def set_direction(self, direction: Direction) -> None: ...
+
+
+def build_app(kiosk: Kiosk) -> ASGIApp:
     """The kiosk's ASGI app, Host-checked for ``kiosk.web``'s host and ``port``."""
     files = {name: resources.files("scanner.kiosk").joinpath("static", name).read_bytes()
              for name in STATIC}
@@ -331,6 +358,8 @@ async def _stream(messages: queue.Queue[bytes], over: Callable[[], bool],
                     idle = 0.0
                     yield b": keepalive\n\n"
             continue
+        if frame == END:
+            return
         idle = 0.0
         yield frame
 

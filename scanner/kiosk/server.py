@@ -63,8 +63,6 @@ class KioskServer:
         self._login = Login(self.pin, self.lockout, self.sessions,
                             supervisor=self.supervisor_pin)
         self._direction = direction
-        self._lock = threading.Lock()
-        self._reads: dict[str, tuple[float | None, float | None]] = {}
         self._eta = Eta()
         self._status: tuple[float, dict[str, Any]] | None = None
         self._status_lock = threading.Lock()
@@ -87,30 +85,11 @@ class KioskServer:
         self._direction = direction
         self.events.refresh()
 
-    def note_read(self, scan_id: str, at: float) -> None:
-        """When the read behind ``scan_id`` happened (``time.monotonic`` seconds), for the
-        read-to-relay histogram. A lane may tell this after the act stage acted on it (it
-        submits first, so the relay never waits): whichever of the two comes second is
-        measured."""
-        self._pair(scan_id, read_at=at)
-
     def _acted(self, acted: Acted) -> None:
-        self._pair(acted.scan_id,
-                   acted_at=acted.acted_ns / 1e9 if acted.acted_ns else time.monotonic())
-
-    def _pair(self, scan_id: str, *, read_at: float | None = None,
-              acted_at: float | None = None) -> None:
-        with self._lock:
-            other = self._reads.pop(scan_id, None)
-            if other is None:
-                if len(self._reads) > 1024:  # halves that never meet (dropped, not acted)
-                    self._reads.clear()
-                self._reads[scan_id] = (read_at, acted_at)
-                return
-        read_at = read_at if read_at is not None else other[0]
-        acted_at = acted_at if acted_at is not None else other[1]
-        if read_at is not None and acted_at is not None:
-            self.metrics.read_to_relay.observe(max(0.0, acted_at - read_at))
+        """Read-to-relay, from the read's time the scan carried through the act stage."""
+        if acted.read_ns is not None:
+            acted_ns = acted.acted_ns or time.monotonic_ns()
+            self.metrics.read_to_relay.observe(max(0, acted_ns - acted.read_ns) / 1e9)
 
     def _state(self, fire_alarm: bool) -> dict[str, Any]:
         return page_state(self.parts, direction=self._direction, fire_alarm=fire_alarm,
@@ -126,10 +105,9 @@ class KioskServer:
             return self._status[1]
 
     def scan(self, barcode: str) -> dict[str, Any]:
-        read_at = time.monotonic()
+        read_ns = time.monotonic_ns()
         result = self.parts.check(barcode, self._direction)
-        self.note_read(result.scan_id, read_at)
-        if not self.parts.submit(result):
+        if not self.parts.submit(result, read_ns):
             raise HttpError(HTTPStatus.SERVICE_UNAVAILABLE,
                             "decided and journaled, but the gate could not act on it")
         return result.to_json()
@@ -183,9 +161,9 @@ class KioskServer:
         http, self._http = self._http, None
         if http is None:
             return
-        self.stopping = True  # open streams end within STREAM_POLL
+        self.stopping = True
+        self.events.stop()  # ends every open stream now, so the HTTP server need not wait
         http.stop()
-        self.events.stop()
 
     @property
     def heartbeat(self) -> float:

@@ -77,12 +77,23 @@ def _banner(kind: str, key: str, text: str, **args: Any) -> dict[str, Any]:
     return {"kind": kind, "key": key, "args": args, "text": text}
 
 
+# Venue command banners by the mode the supervisors ordered (scanner.decide.orders.Mode).
+VENUE_BANNERS = {
+    "stopped": ("banner.venue_stopped", "Entry stopped by supervisor: exit only"),
+    "egress": ("banner.venue_egress", "Free egress: the gate is held open, no entry"),
+    "lockdown": ("banner.venue_lockdown", "Lockdown: no entry, no exit"),
+}
+
+
 def banners(parts: KioskParts, fire_alarm: bool,
             clock: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     probes = parts.probes
     out = []
     if fire_alarm:
         out.append(_banner("fire", "banner.fire", "FIRE ALARM: the gate is held open"))
+    venue = probes.venue()
+    if venue and venue.get("mode") in VENUE_BANNERS:
+        out.append(_banner("venue", *VENUE_BANNERS[venue["mode"]]))
     which = clock_banner(clock or {}, probes.clock_ok())
     if which is not None:
         out.append(_banner("clock", *CLOCK_BANNERS[which]))

@@ -60,7 +60,7 @@ from scanner.mesh.partition import Partition
 from scanner.mesh.replay import Replays, chunks
 from scanner.mesh.settings import MeshSettings
 from scanner.mesh.store import MeshStore, missing_ranges, utc_iso_now
-from scanner.run.worker import Stage, Worker
+from scanner.run.worker import SessionWorker, Stage
 
 log = logging.getLogger("scanner.mesh")
 _SEQ, _HLC = operator.itemgetter(2), operator.itemgetter(3)  # Record.seq, Record.hlc
@@ -103,7 +103,7 @@ class _Journaled:
 _WAKE, _JOURNALED = _Wake(), _Journaled()
 
 
-class Link(Worker):
+class Link(SessionWorker):
     """The worker. ``store`` is this gate's MeshStore; ``broker`` its way to the others
     (``paho_broker.PahoBroker`` in a gate); ``on_records`` (optional) is told of every batch
     of new peer records, after they are stored (kiosk, metrics, benchmarks). ``clock`` is
@@ -147,11 +147,6 @@ class Link(Worker):
         top = store.max_stamp()
         if top is not None:  # a restart never stamps before what it already holds
             self.hlc.merge(top)
-
-    def close(self, timeout: float = 5.0) -> None:
-        """Stop and wait for the thread (the composition root's closer, the tests')."""
-        self.stop()
-        self.join(timeout)
 
     @property
     def replayed(self) -> int:
@@ -203,16 +198,6 @@ class Link(Worker):
         return f"mesh: {online} peer(s) online"
 
     # -- the worker's thread -------------------------------------------------------------
-
-    def run(self) -> None:
-        """One connection's life: a restart after a crash connects afresh."""
-        self.open()
-        try:
-            while not self.stopping.is_set():
-                self.beat()
-                self.step()
-        finally:
-            self.shut()
 
     def open(self) -> None:
         """Subscribe and start connecting; the broker posts ``Connected`` once it is up."""

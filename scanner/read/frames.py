@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from hardware.sources import FrameSource, RawRead
+from hardware.reads import FrameSource, RawRead
 from scanner.read.decode import Decoder
 
 

@@ -19,7 +19,7 @@ import re
 import time
 from dataclasses import dataclass
 
-from hardware.sources import RawRead
+from hardware.reads import RawRead
 from scanner.config import DEFAULT_DEDUP_WINDOW as DEFAULT_WINDOW
 from scanner.decide.barcode import DEFAULT_MAX_READ_LENGTH as DEFAULT_MAX_LENGTH
 from scanner.errors import ReadError

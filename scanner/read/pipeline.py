@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar, cast
 
-from hardware.sources import RawRead, ReadSource, StatusFn, ignore_status
+from hardware.reads import RawRead, ReadSource, StatusFn, ignore_status
 from scanner.errors import GateError
 from scanner.read.hygiene import Hygiene, Payload, Rejected
 

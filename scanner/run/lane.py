@@ -52,7 +52,9 @@ class Checker(Protocol):
 
 
 class Submit(Protocol):
-    def __call__(self, scan: CheckResult, /) -> object: ...
+    """``ActStage.submit``: the journaled result, and when its read was taken."""
+
+    def __call__(self, scan: CheckResult, read_ns: int | None, /) -> object: ...
 
 
 class Lane(Worker):
@@ -60,14 +62,12 @@ class Lane(Worker):
 
     def __init__(self, name: str, gatekeeper: Checker, submit: Submit, *,
                  heartbeat_timeout: float, maxsize: int = DEFAULT_QUEUE,
-                 on_decision: Callable[[LaneRead, CheckResult], object] | None = None,
                  interrupted: Callable[[], object] | None = None) -> None:
         super().__init__(f"lane:{name}", heartbeat_timeout=heartbeat_timeout,
                          stage=Stage.LANE, essential=True)
         self.lane = name
         self.gatekeeper = gatekeeper
         self.submit = submit
-        self.on_decision = on_decision
         self._interrupted = interrupted  # unblocks a submit waiting on a held ticket
         self.reads: queue.Queue[LaneRead] = queue.Queue(maxsize)
         self.decided = 0
@@ -112,7 +112,5 @@ class Lane(Worker):
             log.error("lane %s: cannot decide a read from %s: %s", self.lane, read.reader, exc)
             return None
         self.decided += 1
-        self.submit(result)
-        if self.on_decision is not None:
-            self.on_decision(read, result)
+        self.submit(result, read.captured_ns)
         return result

@@ -26,7 +26,7 @@ from scanner.run.lane import Lane, LaneRead
 from scanner.run.worker import Stage, Worker
 
 if TYPE_CHECKING:
-    from hardware.sources import StatusFn
+    from hardware.reads import StatusFn
     from scanner.config import ReaderConfig
     from scanner.read.hygiene import Payload, Rejected
     from scanner.read.pipeline import Pipeline

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from scanner.backoff import doubled
 from scanner.run.notify import Notifier
+from scanner.run.readiness import STARTING, Readiness
 from scanner.run.worker import Stage, Worker
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,8 @@ class Supervisor:
                  restart_limit: int = DEFAULT_RESTART_LIMIT,
                  restart_window: float = DEFAULT_RESTART_WINDOW,
                  stop_grace: float = DEFAULT_STOP_GRACE,
-                 status: Callable[[], str] = lambda: "") -> None:
+                 status: Callable[[], str] = lambda: "",
+                 readiness: Readiness | None = None) -> None:
         names = [w.name for w in workers]
         if len(set(names)) != len(names):
             raise ValueError(f"worker names must be unique: {names}")
@@ -74,6 +76,8 @@ class Supervisor:
         self._stopped = False
         self._stop_lock = threading.Lock()
         self.ready = False  # every worker started and READY=1 sent
+        if readiness is not None:  # what the page's /healthz and the state file say
+            readiness.follow(self.problems)
 
     def run(self, stop: threading.Event) -> int:
         """Start every worker, supervise until ``stop`` is set or an essential worker is
@@ -116,7 +120,7 @@ class Supervisor:
         if self._stopped:
             return ["stopping"]
         if not self.ready:
-            return ["not ready: starting"]
+            return [STARTING]
         out = []
         for watch in self._watches:
             worker = watch.worker

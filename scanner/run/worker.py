@@ -104,3 +104,32 @@ class Worker(ABC):
             return
         if not self.stopping.is_set():
             self.failure = WorkerExited(f"worker {self.name} returned without being stopped")
+
+
+class SessionWorker(Worker):
+    """A worker whose every ``run()`` is one session: ``open()``, then ``step()`` each beat
+    until asked to stop, then ``shut()``; a restart after a crash opens a fresh one (the
+    mesh link and the venue worker: one broker connection per run)."""
+
+    def run(self) -> None:
+        self.open()
+        try:
+            while not self.stopping.is_set():
+                self.beat()
+                self.step()
+        finally:
+            self.shut()
+
+    @abstractmethod
+    def open(self) -> None: ...
+
+    @abstractmethod
+    def step(self) -> None: ...
+
+    @abstractmethod
+    def shut(self) -> None: ...
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop and wait for the thread (the composition root's closer, the tests')."""
+        self.stop()
+        self.join(timeout)

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from scanner.sim.endpoints import Reply, error_reply, json_reply
-from scanner.sim.faults import Faults
+from scanner.sim.injection import Faults
 from scanner.sim.world import World
 
 MUTATIONS = ("mix", "sell", "cancel", "change", "delete")

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from scanner.sim.faults import Faults
+from scanner.sim.injection import Faults
 from scanner.sim.scans import scan_errors
 from scanner.sim.world import World
 from scanner.tickets import parse_iso

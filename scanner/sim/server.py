@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from scanner.netrules import is_loopback
 from scanner.sim.control import control
 from scanner.sim.endpoints import Reply, answer, error_reply
-from scanner.sim.faults import DROP, LIMIT, PASS, Faults
+from scanner.sim.injection import DROP, LIMIT, PASS, Faults
 from scanner.sim.world import World
 from scanner.vivenu.urls import API_PREFIX
 

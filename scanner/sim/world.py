@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from scanner.sim.device import DeviceOptions, access_user_info
+from scanner.sim.access_user import DeviceOptions, access_user_info
 from scanner.sim.generate import (
     DEFAULT_EPOCH_MS,
     DEFAULT_SLOT_BASE_MS,

@@ -22,6 +22,15 @@ at once and the scans behind them waited tens of milliseconds; the smaller each 
 the closer that wait stays to an idle disk's (the README has the figures of each size). The
 price, a commit and a checkpoint per slice, is paid by the background sync, and the first
 full sync, which no decision can use before it ends, is not sliced.
+
+The first full sync of an event beside events the gate serves (``new_event``) is written in
+bulk instead: its rows are new, so slices would write one index page per row (a random
+barcode lands on its own leaf of the barcode index), an order of magnitude more work than
+whole pages. Whole pages go to the WAL, whose appends a journal flush barely waits for (no
+fsync with ``synchronous=NORMAL``); the checkpoint, the part that puts random pages on the
+disk, waits until the WAL holds ``BULK_CHECKPOINT_PAGES``, so it comes seldom and one check
+waits behind it, not every check behind a stream of them. Transactions stay open
+``BULK_COMMIT_EVERY_S``: each commit writes the index pages it touched to the WAL again.
 """
 
 from __future__ import annotations
@@ -53,6 +62,14 @@ WRITER_CACHE_KIB = 32 * 1024
 # checkpoints (SQLite's wal_autocheckpoint; its default is 1000): every slice, in effect.
 SLICE_ROWS = 8
 SLICE_CHECKPOINT_PAGES = 8
+# A new event's first full sync beside served events: the WAL pages (4 KiB each) after
+# which it checkpoints, and a transaction's least span (module docstring).
+BULK_CHECKPOINT_PAGES = 16_384
+BULK_COMMIT_EVERY_S = 2.0
+
+# How a batch writes (``PageBatch.mode``): whole pages with SQLite's own checkpoints (a
+# store no decision reads yet), slices of a store in service, or a new event in bulk.
+WHOLE, SLICED, BULK = "whole", "sliced", "bulk"
 
 
 class PageBatch:
@@ -65,16 +82,26 @@ class PageBatch:
     ``in_service`` (SQLite only): each page is written ``SLICE_ROWS`` rows to a
     transaction, the cursor with its last slice, so what is committed is still a prefix of
     the listing (a kill within a page leaves part of it, written again on resume: the
-    upsert is idempotent, and the cursor is still the last whole page's)."""
+    upsert is idempotent, and the cursor is still the last whole page's).
+
+    ``new_event`` (SQLite only; it takes precedence over ``in_service``): the first full
+    sync of an event beside served ones, whole pages in transactions of at least
+    ``BULK_COMMIT_EVERY_S``, checkpointed after ``BULK_CHECKPOINT_PAGES``."""
 
     def __init__(self, engine: Engine, upserter: Upserter, name: str, *,
                  commit_every: float = COMMIT_EVERY_S, in_service: bool = False,
+                 new_event: bool = False,
                  clock: Callable[[], float] = time.monotonic) -> None:
+        sqlite = engine.dialect.name == "sqlite"
+        self.mode = BULK if new_event and sqlite else SLICED if in_service and sqlite \
+            else WHOLE
         self._engine = engine
         self._upserter = upserter
         self._name = name
-        self._commit_every = commit_every
-        self._slice = SLICE_ROWS if in_service and engine.dialect.name == "sqlite" else 0
+        self._commit_every = max(commit_every, BULK_COMMIT_EVERY_S) if self.mode == BULK \
+            else commit_every
+        self._slice = SLICE_ROWS if self.mode == SLICED else 0
+        self.commits = 0  # transactions committed: slices, or batches of whole pages
         self._clock = clock
         self._conn: Connection | None = None
         self._trans: RootTransaction | None = None
@@ -137,6 +164,7 @@ class PageBatch:
                 event_id, skip, anchor, total = cursor
                 state.save_cursor(self._conn, event_id, skip=skip, anchor=anchor, total=total)
             trans.commit()
+            self.commits += 1
         except BaseException as exc:
             self._rollback(trans)
             if isinstance(exc, SQLAlchemyError):
@@ -177,12 +205,14 @@ class PageBatch:
     def _tune(self) -> None:
         """SQLite: a page cache that holds the indexes a listing's rows land in, for as
         long as this batch writes (``WRITER_CACHE_KIB``), and for a store in service a
-        checkpoint after every slice (``SLICE_CHECKPOINT_PAGES``)."""
+        checkpoint after every slice (``SLICE_CHECKPOINT_PAGES``), for a new event one
+        after many pages (``BULK_CHECKPOINT_PAGES``)."""
         assert self._conn is not None
         if self._engine.dialect.name != "sqlite":
             return
+        checkpoint = {SLICED: SLICE_CHECKPOINT_PAGES, BULK: BULK_CHECKPOINT_PAGES}
         wanted = {"cache_size": -WRITER_CACHE_KIB if WRITER_CACHE_KIB else 0,
-                  "wal_autocheckpoint": SLICE_CHECKPOINT_PAGES if self._slice else 0}
+                  "wal_autocheckpoint": checkpoint.get(self.mode, 0)}
         driver: Any = self._conn.connection.driver_connection  # sqlite3.Connection
         for pragma, value in wanted.items():
             if not value:

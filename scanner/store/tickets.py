@@ -181,14 +181,15 @@ class TicketStore(Database):
             seen.clear(conn, event_id)  # none left: the marks and the start are one state
             return state.begin_full(conn, event_id, until)
 
-    def page_batch(self, *, commit_every: float = COMMIT_EVERY_S,
-                   in_service: bool = False) -> PageBatch:
+    def page_batch(self, *, commit_every: float = COMMIT_EVERY_S, in_service: bool = False,
+                   new_event: bool = False) -> PageBatch:
         """A writer of a listing's pages, several to a transaction of up to
         ``commit_every`` seconds, each page with its cursor, or, ``in_service`` (the gate
-        decides against the store meanwhile), in slices gentle on the journal's disk
-        (``scanner.store.batch``)."""
+        decides against the store meanwhile), in slices gentle on the journal's disk, or,
+        ``new_event`` (a new event's first full sync beside served ones), in bulk with
+        seldom checkpoints (``scanner.store.batch``)."""
         return PageBatch(self.engine, self._upserter, self._name, commit_every=commit_every,
-                         in_service=in_service)
+                         in_service=in_service, new_event=new_event)
 
     def save_page(self, event_id: str, batch: list[Ticket], *, mark: bool = False,
                   skip: int | None = None, anchor: tuple[str, ...] = (),

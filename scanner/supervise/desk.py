@@ -56,7 +56,9 @@ _REFUSED = {Answer.REFUSE: "refused by the steward", Answer.TIMEOUT: "no answer 
 
 
 class Submit(Protocol):
-    def __call__(self, scan: CheckResult, /) -> bool: ...
+    """``ActStage.submit``: the journaled result, and when its read was taken."""
+
+    def __call__(self, scan: CheckResult, read_ns: int | None = None, /) -> bool: ...
 
 
 def _still() -> None:
@@ -93,14 +95,16 @@ class Desk:
 
     # -- the lane's and the kiosk's submit -------------------------------------------------
 
-    def submit(self, result: CheckResult, beat: Callable[[], None] = _still) -> bool:
-        """Hand a journaled decision to the act stage; a held one then waits here (on the
-        lane's thread: that lane decides nothing else meanwhile) for its answer, which is
-        journaled and acted on in turn. ``beat``: the waiting worker's heartbeat."""
+    def submit(self, result: CheckResult, read_ns: int | None = None,
+               beat: Callable[[], None] = _still) -> bool:
+        """Hand a journaled decision (and when its read was taken) to the act stage; a held
+        one then waits here (on the lane's thread: that lane decides nothing else meanwhile)
+        for its answer, which is journaled and acted on in turn. ``beat``: the waiting
+        worker's heartbeat."""
         if result.decision.reason is not Reason.ACTION_REQUIRED:
-            return self._submit(result)
+            return self._submit(result, read_ns)
         self.holds.hold(result.scan_id)
-        accepted = self._submit(result)
+        accepted = self._submit(result, read_ns)
         answer, who = self.holds.wait(result.scan_id, beat)
         self.settle(result, answer, who)
         return accepted

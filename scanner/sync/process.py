@@ -1,4 +1,5 @@
-"""The daemon's sync in a child process of its own, behind the Syncer's ``run_once``.
+"""The daemon's sync in a child process of its own, behind the Syncer's ``run_once``: the
+daemon's side, and the frames both sides speak (the child is ``scanner.app.sync_child``).
 
 A sync thread shares the interpreter lock with the decision lane: decoding a page of 1,000
 tickets is one uninterruptible stretch of C, building its rows a long run of bytecode, and
@@ -21,26 +22,24 @@ child that dies fails that run with one line, and the next run starts a new one:
 committed stays.
 
 Frames are a 4-byte big-endian length and a pickle, between two processes of this gate
-(the configuration, with its token, never touches a file or an argument list).
+(the configuration, with its token, never touches a file or an argument list). The child
+is started by the command its builder gives, so this module knows nothing of what runs
+there.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import pickle
-import queue
 import selectors
-import signal
 import struct
 import subprocess
-import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
-from scanner.cli.child import gate_env
+from scanner.child import gate_env
 from scanner.errors import SyncError
 
 if TYPE_CHECKING:
@@ -52,8 +51,9 @@ log = logging.getLogger("scanner.sync")
 _HEADER = struct.Struct(">I")
 # How often a run waiting for its reply looks at the stop event.
 _STOP_POLL = 0.2
-# The least change of the child's measured clock offset worth telling the daemon.
-OFFSET_STEP = 0.25
+# The least change of the child's measured clock offset worth telling the daemon: a Date
+# header has whole seconds, so a smaller change is that rounding, not the clock moving.
+OFFSET_STEP = 1.0
 # How long close() waits for the child to finish the page it writes before killing it.
 _EXIT_WAIT = 10.0
 
@@ -66,7 +66,7 @@ class SyncProcessFailed(SyncError):
     """The child failed the run (its fault, in one line) or died."""
 
 
-def _write(stream: IO[bytes], message: object) -> None:
+def write_frame(stream: IO[bytes], message: object) -> None:
     data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
     frame = memoryview(_HEADER.pack(len(data)) + data)
     while frame:  # an unbuffered pipe may take part of it
@@ -85,7 +85,7 @@ def _read_exact(stream: IO[bytes], size: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def _read(stream: IO[bytes]) -> Any:
+def read_frame(stream: IO[bytes]) -> Any:
     """The next frame, or None at EOF."""
     header = _read_exact(stream, _HEADER.size)
     if header is None:
@@ -97,11 +97,11 @@ def _read(stream: IO[bytes]) -> Any:
 class SyncProcess:
     """``run_once`` as ``Syncer``'s, run by a child process that opens the same store."""
 
-    def __init__(self, config: GateConfig, *, on_offset: Callable[[float], object] = _ignore,
-                 command: list[str] | None = None) -> None:
+    def __init__(self, config: GateConfig, command: Sequence[str], *,
+                 on_offset: Callable[[float], object] = _ignore) -> None:
         self._config = config
         self._on_offset = on_offset
-        self._command = command or [sys.executable, "-m", "scanner.sync.process"]
+        self._command = list(command)  # the child: scanner.app.gate.SYNC_CHILD
         self._child: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()  # one run at a time, as one Syncer runs
 
@@ -115,7 +115,7 @@ class SyncProcess:
             child = self._started()
             assert child.stdin is not None and child.stdout is not None
             try:
-                _write(child.stdin, ("run", accept_deletions))
+                write_frame(child.stdin, ("run", accept_deletions))
                 reply = self._reply(child, stop)
             except OSError:  # its pipes broke: it is gone
                 reply = None
@@ -147,7 +147,7 @@ class SyncProcess:
         child = subprocess.Popen(self._command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                  bufsize=0, env=gate_env())
         assert child.stdin is not None
-        _write(child.stdin, (self._config, logging.getLogger().getEffectiveLevel()))
+        write_frame(child.stdin, (self._config, logging.getLogger().getEffectiveLevel()))
         self._child = child
         return child
 
@@ -160,10 +160,10 @@ class SyncProcess:
             while True:
                 if not selector.select(_STOP_POLL):
                     if stop is not None and stop.is_set() and not asked_stop:
-                        _write(child.stdin, ("stop",))
+                        write_frame(child.stdin, ("stop",))
                         asked_stop = True
                     continue
-                message = _read(child.stdout)
+                message = read_frame(child.stdout)
                 kind = None if message is None else message[0]
                 if kind == "offset":
                     self._on_offset(message[1])
@@ -187,126 +187,3 @@ class SyncProcess:
             child.kill()
             child.wait()
         child.stdout.close()
-
-
-class _Relay(logging.Handler):
-    """The child's log records, as frames for the daemon to log."""
-
-    def __init__(self, replies: IO[bytes]) -> None:
-        super().__init__()
-        self._replies = replies
-
-    def emit(self, record: logging.LogRecord) -> None:
-        # Under the handler's lock: the client's download thread logs too. A closed pipe:
-        # the daemon is gone, and the run ends at its next page.
-        with contextlib.suppress(OSError):
-            _write(self._replies, ("log", record.name, record.levelno, record.getMessage()))
-
-    def send(self, reply: tuple[str, Any]) -> None:
-        """A run's outcome, never inside another thread's log frame."""
-        self.acquire()
-        try:
-            _write(self._replies, reply)
-        finally:
-            self.release()
-
-
-class _OffsetRelay:
-    """Passes the child's measured clock offsets on, not one frame per page: only a change
-    of at least ``OFFSET_STEP`` (the Date header has one-second resolution)."""
-
-    def __init__(self, relay: _Relay) -> None:
-        self._relay = relay
-        self._sent: float | None = None
-
-    def __call__(self, offset: float) -> None:
-        if self._sent is not None and abs(offset - self._sent) < OFFSET_STEP:
-            return
-        self._sent = offset
-        with contextlib.suppress(OSError):  # the daemon is gone
-            self._relay.send(("offset", offset))
-
-
-def _serve(requests: IO[bytes], replies: IO[bytes], stop: threading.Event) -> int:
-    """The child: the configuration, then runs until EOF."""
-    from scanner.app import Gate
-    from scanner.cli.logs import setup_logging
-    from scanner.errors import GateError
-    from scanner.sync.collector import settle_for_sync
-    from scanner.sync.syncer import Stopped
-
-    first = _read(requests)
-    if first is None:
-        return 0
-    config, level = first
-    setup_logging(level <= logging.DEBUG)  # the daemon's levels; its records go back
-    relay = _Relay(replies)
-    logging.getLogger().handlers = [relay]
-    runs: queue.Queue[bool | None] = queue.Queue()
-
-    def listen() -> None:
-        # In order: a stop always refers to the run asked before it.
-        while (message := _read(requests)) is not None:
-            if message[0] == "run":
-                stop.clear()
-                runs.put(message[1])
-            elif message[0] == "stop":
-                stop.set()
-        stop.set()  # the daemon is gone or closing: end the run in flight after its page
-        runs.put(None)
-
-    threading.Thread(target=listen, name="sync-requests", daemon=True).start()
-    with Gate(config) as gate:
-        gate.api.on_offset = _OffsetRelay(relay)
-        try:
-            gate.open(Gate.syncer)
-        except GateError:
-            pass  # a store that cannot be opened: each run's reply says why
-        else:
-            settle_for_sync()  # a process whose work is syncing, as gate sync's
-        while (accept := runs.get()) is not None:
-            try:
-                reply: tuple[str, Any] = ("ok", gate.syncer.run_once(stop,
-                                                                     accept_deletions=accept))
-            except Stopped as exc:
-                reply = ("stopped", str(exc))
-            except GateError as exc:
-                reply = ("error", str(exc))
-            except Exception as exc:  # one line for the daemon's log, not a dead child
-                reply = ("error", f"unexpected {type(exc).__name__}: {exc}")
-            try:
-                relay.send(reply)
-            except OSError:
-                return 0  # the daemon went away
-    return 0
-
-
-# The child's CPU niceness: on a busy core the decision lane's process runs first.
-CHILD_NICENESS = 10
-
-
-def yield_cpu() -> None:
-    """Niced, and SCHED_BATCH: the scheduler takes the child for the CPU-bound worker it is,
-    so waking from a page's download it never preempts a decision lane, it waits for a
-    tick. A syscall filter may refuse either: the child then runs as it is."""
-    with contextlib.suppress(OSError):
-        os.nice(CHILD_NICENESS)
-    with contextlib.suppress(OSError, AttributeError):  # AttributeError: not Linux
-        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
-
-
-def main() -> int:
-    yield_cpu()
-    # systemd's SIGTERM reaches the whole service, and a terminal's ^C the whole group: the
-    # child then ends its run after the page it writes, as the daemon asks it to.
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda _signum, _frame: stop.set())
-    # The frames own the real stdout; a stray print in the child goes to stderr instead.
-    replies = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)
-    return _serve(sys.stdin.buffer, replies, stop)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

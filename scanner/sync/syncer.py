@@ -73,6 +73,10 @@ class EventReport:
     resumed: bool = False
     held: int = 0        # deletions held back by the guard (nothing was deleted)
     malformed: int = 0   # tickets stored not admissible: fields the API does not allow
+    # How the full listing's pages were written (``scanner.store.batch``: whole, sliced,
+    # bulk) and in how many transactions; empty and 0 for a delta.
+    written: str = ""
+    commits: int = 0
 
     def line(self) -> str:
         swept = f", -{self.swept} swept" if self.swept else ""
@@ -90,6 +94,8 @@ class _Tally:
     total: int | None = None
     # Lines naming tickets stored not admissible, once each (a catch-up re-reads some).
     malformed: dict[str, None] = field(default_factory=dict)
+    written: str = ""
+    commits: int = 0
 
 
 class Syncer:
@@ -174,9 +180,13 @@ class Syncer:
             # Leaving the batch commits its whole pages, also on a fault or a stop, before
             # anything else here writes the store.
             # Only the first full sync of a store serving no other event has no decisions
-            # to be gentle to.
-            in_service = mode != "full" or self.store.serves_other_events(event_id)
-            with self.store.page_batch(in_service=in_service) as batch:
+            # to be gentle to; the first full sync of an event beside served ones writes
+            # rows of its own, in bulk, checkpointed seldom (``scanner.store.batch``).
+            first = mode == "full"
+            in_service = not first or self.store.serves_other_events(event_id)
+            with self.store.page_batch(in_service=in_service,
+                                       new_event=first and in_service) as batch:
+                tally.written = batch.mode
                 for page in pages(fetch, page_size=self.config.page_size, cursor=cursor,
                                   max_tickets=self.config.max_event_tickets):
                     self._check_stop()
@@ -200,6 +210,7 @@ class Syncer:
                         bar.total = c.total
                         bar.refresh()
                     bar.update(len(page.tickets))
+            tally.commits = batch.commits  # after the batch's last commit, on leaving it
         except PagingError:
             # The cursor no longer means anything: the next run starts a new full sync.
             self.store.abandon_full(event_id)
@@ -330,7 +341,8 @@ class Syncer:
                         next(iter(tally.malformed)))
         return EventReport(event_id=event_id, mode=mode, fetched=tally.fetched,
                            upserted=tally.upserted, swept=swept, pages=tally.pages,
-                           malformed=len(tally.malformed),
+                           malformed=len(tally.malformed), written=tally.written,
+                           commits=tally.commits,
                            seconds=time.monotonic() - started,
                            total=self.store.count(event_id), resumed=resumed,
                            held=held.count if held else 0)

@@ -286,14 +286,14 @@ class VivenuClient:
         self.last_server_date = server
         # Date has one-second resolution: the server's clock was somewhere in [D, D+1),
         # so the midpoint is the estimate with the smallest worst-case error.
-        self._clock_offset = (server + timedelta(seconds=0.5) - received).total_seconds()
-        if self.on_offset is not None:
-            self.on_offset(self._clock_offset)
+        self.observe_offset((server + timedelta(seconds=0.5) - received).total_seconds())
 
     def observe_offset(self, offset: float) -> None:
-        """An offset this gate measured with another client: its sync process's, whose
-        answers this one does not see."""
+        """An offset measured: by this client, or by another of this gate (its sync
+        process's, whose answers this one does not see); told on to ``on_offset``."""
         self._clock_offset = offset
+        if self.on_offset is not None:
+            self.on_offset(offset)
 
     # -- plumbing ----------------------------------------------------------------------
 

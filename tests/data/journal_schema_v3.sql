@@ -49,18 +49,22 @@ CREATE TABLE mesh_scans (
 	upload_state VARCHAR NOT NULL, 
 	PRIMARY KEY (scan_id)
 );
-CREATE TABLE supervision (
-	scan_id VARCHAR NOT NULL, 
-	ref_scan_id VARCHAR, 
-	role VARCHAR NOT NULL, 
-	session VARCHAR, 
-	why VARCHAR, 
-	note TEXT, 
-	PRIMARY KEY (scan_id), 
-	UNIQUE (ref_scan_id)
+CREATE TABLE venue_commands (
+	id VARCHAR NOT NULL, 
+	issuer VARCHAR NOT NULL, 
+	seq INTEGER NOT NULL, 
+	scope VARCHAR NOT NULL, 
+	target VARCHAR NOT NULL, 
+	kind VARCHAR NOT NULL, 
+	reason VARCHAR NOT NULL, 
+	issued_at VARCHAR NOT NULL, 
+	applied_at VARCHAR NOT NULL, 
+	envelope TEXT NOT NULL, 
+	PRIMARY KEY (id)
 );
 CREATE INDEX ix_journal_ticket_seq ON journal (ticket_id, seq);
 CREATE INDEX ix_journal_upload ON journal (upload_state, event_id, seq);
 CREATE INDEX ix_mesh_scans_origin_seq ON mesh_scans (origin, seq);
 CREATE INDEX ix_mesh_scans_ticket_hlc ON mesh_scans (ticket_id, hlc);
+CREATE INDEX ix_venue_commands_slot ON venue_commands (issuer, scope, target, seq);
 INSERT INTO journal_meta (key, value) VALUES ('schema_version', '3');

@@ -1,10 +1,12 @@
-"""The composition root: the one place that builds a running gate from its configuration.
+"""The gate's parts, built from its configuration: the heart of the composition root.
 
-Everything else receives what it needs as arguments. Tests build the same ``Gate`` and
-override the edges (``transport`` for HTTP, ``clock``, ``sources`` for readers) instead of
-monkeypatching. Parts are built on first use, so ``gate status`` never opens an HTTP client
-and ``gate check`` never imports the sync engine; each module is imported inside the part
-that needs it, and only for type checking up here.
+Everything else receives what it needs as arguments; nothing it builds receives the gate.
+Tests build the same ``Gate`` and override the edges (``transport`` for HTTP, ``clock``,
+``sources`` for readers) instead of monkeypatching. Parts are built on first use, so ``gate
+status`` never opens an HTTP client and ``gate check`` never imports the sync engine; each
+module is imported inside the part that needs it, and only for type checking up here.
+``gate run``'s supervisor and its page are composed over these parts in
+``scanner.app.daemon`` and ``scanner.app.kiosk``.
 
 A part is one method under ``@part``: built once, under the gate's lock, so threads that
 ask at the same moment (lookup workers, readers, the sync) share one API client and one
@@ -15,6 +17,7 @@ released before it.
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
@@ -30,36 +33,38 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from hardware.gpio import GpioOutputs
-    from hardware.sources import ReadSource, StatusFn
+    from hardware.reads import ReadSource, StatusFn
     from scanner.act import ActStage
     from scanner.clock_guard import ClockGuard
-    from scanner.gatekeeper import CheckResult, Gatekeeper, LivePolicy, Lookup
+    from scanner.gatekeeper import Gatekeeper, LivePolicy, Lookup
     from scanner.journal import Journal
-    from scanner.journal.offset import ServerOffset
+    from scanner.journal.offset import MeasuredOffset, ServerOffset
     from scanner.kiosk.parts import Reachability
-    from scanner.kiosk.worker import WebWorker
     from scanner.mesh.link import Link
     from scanner.mesh.store import MeshStore
     from scanner.read.hygiene import Payload, Rejected
     from scanner.read.pipeline import Pipeline
-    from scanner.read.sources import SourceFactory
-    from scanner.run.daemon import ActWorker
+    from scanner.read.registry import SourceFactory
     from scanner.run.jobs import RunsSync
-    from scanner.run.lane import Lane, LaneRead
+    from scanner.run.lane import Lane
     from scanner.run.notify import Notifier
     from scanner.run.readers import ReaderWorker
     from scanner.run.schedule import Job, Scheduler
-    from scanner.run.state_file import StateFile
     from scanner.run.supervisor import Supervisor
     from scanner.store.tickets import TicketStore
     from scanner.supervise import Desk
     from scanner.sync.syncer import Syncer
     from scanner.upload.outbox import Outbox
+    from scanner.venue.book import CommandBook
+    from scanner.venue.worker import VenueWorker
     from scanner.vivenu.client import VivenuClient
 
 T = TypeVar("T")
 R = TypeVar("R")
 P = TypeVar("P", covariant=True)
+
+# What ``SyncProcess`` starts for ``gate run``'s sync: its child, with this interpreter.
+SYNC_CHILD = (sys.executable, "-m", "scanner.app.sync_child")
 
 
 class part(Generic[P]):
@@ -82,10 +87,6 @@ class part(Generic[P]):
 
     def __get__(self, gate: Gate | None, owner: type[Gate]) -> part[P] | P:
         return self if gate is None else gate._get(self)
-
-    def built(self, gate: Gate) -> P | None:
-        """The part if ``gate`` has built it already, without building it."""
-        return cast("P | None", gate._built.get(self.name))
 
 
 class Gate:
@@ -125,6 +126,11 @@ class Gate:
             raise RuntimeError("gate closed")
         self._closers.callback(close, value)
         return value
+
+    @property
+    def parts_built(self) -> frozenset[str]:
+        """The names of the parts built so far: what the commands run so far opened."""
+        return frozenset(self._built)
 
     def open(self, *parts: part[object]) -> None:
         """Build ``parts`` now, so what a command needs fails before its first scan, with
@@ -180,6 +186,7 @@ class Gate:
             raise ConfigError(str(exc)) from exc
         except (ValueError, httpx.InvalidURL) as exc:
             raise ConfigError(f"api.url: not a valid URL ({exc})") from exc
+        client.on_offset = self.measured_offset.set
         return self._closing(client, VivenuClient.close)
 
     @part
@@ -207,7 +214,8 @@ class Gate:
                 and self.clock is utc_now):
             return self.syncer
         # Its client's clock offsets go to this one's, which stamps the scans.
-        return self._closing(SyncProcess(self.config, on_offset=self.api.observe_offset),
+        return self._closing(SyncProcess(self.config, SYNC_CHILD,
+                                         on_offset=self.api.observe_offset),
                              SyncProcess.close)
 
     @part
@@ -233,18 +241,22 @@ class Gate:
             version=self.store.settings_version)
 
     @part
+    def measured_offset(self) -> MeasuredOffset:
+        """The server clock offset this gate's clients measured last (the API client's own,
+        and its sync process's)."""
+        from scanner.journal.offset import MeasuredOffset
+
+        return MeasuredOffset()
+
+    @part
     def clock_offset(self) -> ServerOffset:
         """Server-minus-device seconds for stamping scans and deciding, when the server's
         clock is believable (``[run] clock_bound``); without an API client (gate check
         offline) the offset adopted last applies."""
         from scanner.journal.offset import ServerOffset
 
-        def live() -> float | None:
-            api = Gate.api.built(self)
-            return None if api is None else api.clock_offset
-
         # Its last save needs the journal, which was built first and so closes after it.
-        return self._closing(ServerOffset(self.journal, live, clock=self.clock,
+        return self._closing(ServerOffset(self.journal, self.measured_offset, clock=self.clock,
                                           bound=self.config.run.clock_bound),
                              ServerOffset.close)
 
@@ -254,7 +266,7 @@ class Gate:
 
         cfg = self.config
         deadline = cfg.lookup.deadline_ms / 1000
-        mesh, link = self.mesh_store, self.mesh_link
+        mesh, link, book = self.mesh_store, self.mesh_link, self.venue_book
         history = None
         if mesh is not None:
             from scanner.mesh.presence import MergedHistory
@@ -263,6 +275,7 @@ class Gate:
         return self._closing(Gatekeeper(
             self.store, self.journal, self.policy_source, history=history,
             journaled=link.notify if link is not None else None,
+            orders=book.orders if book is not None else None,
             lookup=self._lookup() if deadline > 0 else None, lookup_deadline=deadline,
             gate_id=cfg.gate_id, clock=self.clock, clock_offset=self.clock_offset,
             clock_trusted=self.clock_offset.trusted),
@@ -301,6 +314,40 @@ class Gate:
         link = Link(settings, store, PahoBroker(settings, f"gate-{store.gate_id}"))
         return self._closing(link, Link.close)
 
+    @part
+    def venue_book(self) -> CommandBook | None:
+        """The supervisors' commands this gate obeys (``scanner.venue``), read back from the
+        journal database; None without ``[mesh] supervisor_key``."""
+        mesh = self.config.mesh
+        if not mesh.supervisor_key:
+            return None
+        from scanner.venue.book import CommandBook
+        from scanner.venue.orders import Place
+        from scanner.venue.signing import Verifier
+        from scanner.venue.store import VenueStore
+
+        verifier = Verifier.from_file(mesh.supervisor_key)
+        store = self._closing(VenueStore(self.journal_engine), VenueStore.close)
+        return CommandBook(store, verifier,
+                           Place(self.config.gate_id, (mesh.zone,) if mesh.zone else ()))
+
+    @part
+    def venue_worker(self) -> VenueWorker | None:
+        """The gate's connection for venue commands (not started: the supervisor runs it);
+        None without a book or without ``[mesh] url``."""
+        book = self.venue_book
+        if book is None or not self.config.mesh.url:
+            return None
+        from scanner.mesh.paho_broker import PahoBroker
+        from scanner.mesh.settings import MeshSettings
+        from scanner.venue.worker import VenueWorker
+
+        gate_id = self.config.gate_id
+        settings = MeshSettings.from_config(self.config.mesh)
+        worker = VenueWorker(book, PahoBroker(settings, f"gate-{gate_id}-venue"), gate_id,
+                             heartbeat_timeout=self.config.run.heartbeat_timeout)
+        return self._closing(worker, VenueWorker.close)
+
     def _lookup(self) -> Lookup:
         """The gatekeeper's online fallback (it maps NotFound to "no such ticket"); the
         client is built here, not on the first unknown barcode."""
@@ -319,7 +366,7 @@ class Gate:
     def reader(self, config: ReaderConfig, on_status: StatusFn | None = None) -> ReadSource:
         """The source ``config`` names, from ``sources`` or the real device adapters (which
         import their device library only now)."""
-        from scanner.read.sources import open_source
+        from scanner.read.registry import open_source
 
         return open_source(config, on_status, self.sources)
 
@@ -368,7 +415,12 @@ class Gate:
         (kiosk, mesh) through bounded queues."""
         from scanner.act import ActStage
 
-        return ActStage(self.outputs, self.journal,
+        outputs, book = self.outputs, self.venue_book
+        if book is not None:  # free egress holds the relay open as the fire alarm does
+            from scanner.decide.orders import Mode
+
+            book.on_change(lambda orders: outputs.hold_egress(orders.mode is Mode.EGRESS))
+        return ActStage(outputs, self.journal,
                         passage_timeout=self.config.outputs.passage_timeout,
                         alarms=lambda reason: self.desk.alarm(reason),
                         passage_held_after=self.config.outputs.passage_held_after)
@@ -395,17 +447,11 @@ class Gate:
         names = dict.fromkeys(reader.lane for reader in self.config.readers)
         lanes = {name: Lane(name, keeper, desk.submit,
                             heartbeat_timeout=self.config.run.heartbeat_timeout,
-                            on_decision=self._read_decided, interrupted=desk.holds.close)
+                            interrupted=desk.holds.close)
                  for name in names}
         for lane in lanes.values():  # a lane waiting on a held ticket is alive
             lane.submit = partial(desk.submit, beat=lane.beat)
         return lanes
-
-    def _read_decided(self, read: LaneRead, result: CheckResult) -> None:
-        """A lane's read, submitted: its read time to the kiosk's read-to-relay histogram."""
-        web = Gate.web.built(self)
-        if web is not None and read.captured_ns is not None:
-            web.server.note_read(result.scan_id, read.captured_ns / 1e9)
 
     @part
     def reader_workers(self) -> list[ReaderWorker]:
@@ -458,7 +504,7 @@ class Gate:
             "sync": lambda scheduler: [self._sync_job(scheduler, self.config.sync.interval)],
             "upload": lambda _scheduler: [self._upload_job()],
         }
-        return Supervisor([self._scheduler(name, jobs[name])], self._notifier_for_run())
+        return Supervisor([self._scheduler(name, jobs[name])], self.run_notifier())
 
     def _sync_job(self, scheduler: Callable[[], Scheduler], every: float,
                   on_synced: Callable[[], object] = lambda: None, *,
@@ -515,71 +561,18 @@ class Gate:
         return box[0]
 
     @part
-    def act_worker(self) -> ActWorker:
-        from scanner.run.daemon import ActWorker
-
-        return ActWorker(self.act, heartbeat_timeout=self.config.run.heartbeat_timeout)
-
-    @part
     def reachability(self) -> Reachability:
         """Whether the vivenu API answered the last job that asked it (the online badge)."""
         from scanner.kiosk.parts import Reachability
 
         return Reachability()
 
-    @part
-    def web(self) -> WebWorker | None:
-        """The kiosk page, /api/status, /healthz and /metrics as ``gate run``'s ``web``
-        worker; None with ``[web] enabled = false``."""
-        from scanner.kiosk.worker import daemon_web
-
-        return daemon_web(self)
-
-    @part
-    def state_file(self) -> StateFile | None:
-        """What ``gate status`` reads of the running daemon, in a file beside the store;
-        None with a server database."""
-        from scanner.run.state_file import StateFile, state_path
-
-        path = state_path(self.config.db)
-        if path is None:
-            return None
-        readers, online = self.reader_workers, self.reachability
-
-        def facts() -> dict[str, object]:
-            supervisor = Gate.supervisor.built(self)
-            return {"online": online(),
-                    "readers": {r.reader: r.connected for r in readers},
-                    "problems": [] if supervisor is None else supervisor.problems()}
-
-        return StateFile(path, facts, heartbeat_timeout=self.config.run.heartbeat_timeout,
-                         wall=self.clock)
-
-    @part
-    def supervisor(self) -> Supervisor:
-        """Every worker of ``gate run`` under one supervisor, which tells systemd."""
-        from scanner.run.supervisor import Supervisor
-
-        guard = self.clock_guard
-        link = self.mesh_link  # with [mesh], gate run shares its scans
-        workers = [*self.reader_workers, *self.lanes.values(), self.scheduler,
-                   self.act_worker, *filter(None, [link, self.web, self.state_file])]
-        return Supervisor(workers, self._notifier_for_run(),
-                          status=lambda: _run_status(guard, link))
-
-    def _notifier_for_run(self) -> Notifier:
+    def run_notifier(self) -> Notifier:
+        """What tells systemd: the one given, else systemd's own (from ``NOTIFY_SOCKET``),
+        with ``[run] watchdog`` as its period when set."""
         from scanner.run.notify import Notifier
 
         notifier = self._notifier or Notifier.from_env()
         if self.config.run.watchdog is not None and notifier.enabled:
             notifier.watchdog_period = self.config.run.watchdog
         return notifier
-
-
-def _run_status(guard: ClockGuard, link: Link | None) -> str:
-    """The clock's part of the STATUS line (nothing while it is fine), and the mesh's."""
-    state = guard.check()
-    parts = [] if state.fine else [state.line()]
-    if link is not None:
-        parts.append(link.status_line())
-    return "; ".join(parts)

@@ -1,7 +1,6 @@
-"""Builders shared by the journal, gatekeeper, outbox and crash tests (no tests here).
-
-Tests build the real ``Gate`` from a configuration over a real SQLite file, as the daemon
-does; only the edges (clock, lookup, HTTP server) vary.
+"""Builders shared by the journal, gatekeeper, outbox and crash tests (no tests here):
+tickets, decisions, a journal over a SQLite file, the simulator and its API settings. The
+gate itself comes from ``kits.gate``.
 """
 
 from __future__ import annotations
@@ -15,8 +14,7 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
-from scanner.app import Gate
-from scanner.config import ApiConfig, GateConfig, LookupConfig, Secret
+from scanner.config import ApiConfig, GateConfig, Secret
 from scanner.databases import make_journal_engine
 from scanner.decide.model import Decision, Direction, Feedback, Reason
 from scanner.journal import Journal
@@ -63,16 +61,6 @@ def open_journal(path: Path, gate_id: str = "g1") -> Iterator[Journal]:
     finally:
         journal.close()
         engine.dispose()
-
-
-def make_config(tmp_path: Path, **overrides: Any) -> GateConfig:
-    base = GateConfig(gate_id="g1", db=str(tmp_path / "gate.db"), events=(EVENT,),
-                      lookup=LookupConfig(deadline_ms=0))
-    return dataclasses.replace(base, **overrides)
-
-
-def make_gate(tmp_path: Path, *, clock: Any = lambda: NOW, **overrides: Any) -> Gate:
-    return Gate(make_config(tmp_path, **overrides), clock=clock)
 
 
 @contextmanager

@@ -1,4 +1,5 @@
-"""Running ``gate`` itself as a child process, as the demo and the sync benchmark do."""
+"""Starting a child process of this gate: ``gate`` itself (the demo, the benchmarks) or the sync
+process's child, with an environment that carries none of the operator's settings."""
 
 from __future__ import annotations
 

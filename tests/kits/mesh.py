@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_journal_kit import make_gate, make_ticket
 
+from kits.gate import build_gate
+from kits.journal import make_ticket
 from scanner.config import Secret
 from scanner.decide.model import Direction
 from scanner.gatekeeper import CheckResult, Gatekeeper
@@ -142,7 +143,7 @@ class MeshGate:
         kw: dict[str, Any] = {"clock": clock} if clock else {}
         if event:
             kw["events"] = (event,)
-        self.gate = make_gate(folder, gate_id=gate_id, **kw)
+        self.gate = build_gate(folder, gate_id=gate_id, **kw)
         self.gate.store.upsert([make_ticket(n, **({"event": event} if event else {}))
                                 for n in range(1, tickets + 1)])
         self.mesh = MeshStore(self.gate.journal_engine, gate_id)

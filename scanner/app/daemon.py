@@ -1,4 +1,5 @@
-"""The running daemon: the supervisor over every worker the composition root built.
+"""``gate run`` composed: the supervisor over every worker of the gate's parts, and the
+running daemon.
 
 ``start_daemon(gate)`` opens what the gate needs to decide (config checked, stores open,
 outputs on their pins), then starts the supervisor on its own thread and returns a handle;
@@ -6,48 +7,28 @@ outputs on their pins), then starts the supervisor on its own thread and returns
 stops the workers in flow order: readers, lanes (the decision in flight is finished), jobs,
 then the act stage (a grant in flight still opens the gate). The relay itself is left
 closed, or held open under fire alarm, when the gate closes its outputs.
+
+The workers built before the supervisor (the page's /healthz, the state file) learn from a
+``Readiness`` the supervisor writes whether the gate is ready and healthy.
 """
 
 from __future__ import annotations
 
 import gc
-import logging
 import sys
 import threading
 from typing import TYPE_CHECKING
 
-from scanner.run.worker import Stage, Worker, WorkerExited
+from scanner.app.gate import Gate
+from scanner.run.readiness import Readiness
+from scanner.run.service import ServiceWorker
+from scanner.run.supervisor import Supervisor
+from scanner.run.worker import Stage
 
 if TYPE_CHECKING:
-    from scanner.act import ActStage
-    from scanner.app import Gate
-    from scanner.run.supervisor import Supervisor
-
-log = logging.getLogger("scanner.run")
-
-ACT_POLL = 0.5
-
-
-class ActWorker(Worker):
-    """The act stage in the one worker shape: its heartbeat is the stage loop's."""
-
-    def __init__(self, stage: ActStage, *, heartbeat_timeout: float) -> None:
-        super().__init__("act", heartbeat_timeout=heartbeat_timeout, stage=Stage.OUTPUT,
-                         essential=True)
-        self.act = stage
-
-    def run(self) -> None:
-        self.act.start()
-        try:
-            while not self.stopping.wait(ACT_POLL):
-                if not self.act.alive:
-                    raise WorkerExited("the act stage's loop ended")
-        finally:
-            self.act.stop()  # acts on what is queued first
-
-    def stale(self, now: float) -> bool:
-        self.heartbeat = max(self.heartbeat, self.act.heartbeat)
-        return super().stale(now)
+    from scanner.clock_guard import ClockGuard
+    from scanner.mesh.link import Link
+    from scanner.run.state_file import StateFile
 
 
 class Daemon:
@@ -104,14 +85,66 @@ def favour_decisions() -> None:
 def open_daemon(gate: Gate) -> Daemon:
     """A daemon for ``gate`` with everything it decides with already open, not started:
     a bad config, an unopenable store or pin fails here, before READY=1."""
-    from scanner.app import Gate as _Gate
-
-    gate.open(_Gate.store, _Gate.journal, _Gate.gatekeeper, _Gate.outputs, _Gate.act,
-              _Gate.clock_guard)
+    gate.open(Gate.store, Gate.journal, Gate.gatekeeper, Gate.outputs, Gate.act,
+              Gate.clock_guard)
     warm_up(gate)
-    daemon = Daemon(gate.supervisor)
+    daemon = Daemon(supervisor(gate))
     favour_decisions()
     return daemon
+
+
+def supervisor(gate: Gate) -> Supervisor:
+    """Every worker of ``gate run`` under one supervisor, which tells systemd: readers,
+    lanes, the jobs, the act stage, and with them the mesh link, the venue worker, the page,
+    the state file."""
+    readiness = Readiness()
+    guard = gate.clock_guard
+    link = gate.mesh_link  # with [mesh], gate run shares its scans
+    act = ServiceWorker("act", gate.act, heartbeat_timeout=gate.config.run.heartbeat_timeout,
+                        stage=Stage.OUTPUT, essential=True)
+    venue = gate.venue_worker  # with [mesh] supervisor_key, it obeys venue commands
+    workers = [*gate.reader_workers, *gate.lanes.values(), gate.scheduler, act,
+               *filter(None, [link, venue, web(gate, readiness), state_file(gate, readiness)])]
+    return Supervisor(workers, gate.run_notifier(), status=lambda: _run_status(guard, link),
+                      readiness=readiness)
+
+
+def web(gate: Gate, readiness: Readiness) -> ServiceWorker | None:
+    """The kiosk page as worker ``web``; None with ``[web] enabled = false``, which then
+    never imports the web server."""
+    if not gate.config.web.enabled:
+        return None
+    from scanner.app.kiosk import daemon_web
+
+    return daemon_web(gate, readiness)
+
+
+def state_file(gate: Gate, readiness: Readiness) -> StateFile | None:
+    """What ``gate status`` reads of the running daemon, in a file beside the store;
+    None with a server database."""
+    from scanner.run.state_file import StateFile, state_path
+
+    path = state_path(gate.config.db)
+    if path is None:
+        return None
+    readers, online = gate.reader_workers, gate.reachability
+
+    def facts() -> dict[str, object]:
+        return {"online": online(),
+                "readers": {r.reader: r.connected for r in readers},
+                "problems": readiness.problems()}
+
+    return StateFile(path, facts, heartbeat_timeout=gate.config.run.heartbeat_timeout,
+                     wall=gate.clock)
+
+
+def _run_status(guard: ClockGuard, link: Link | None) -> str:
+    """The clock's part of the STATUS line (nothing while it is fine), and the mesh's."""
+    state = guard.check()
+    parts = [] if state.fine else [state.line()]
+    if link is not None:
+        parts.append(link.status_line())
+    return "; ".join(parts)
 
 
 def warm_up(gate: Gate) -> None:

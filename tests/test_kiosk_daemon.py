@@ -1,6 +1,6 @@
-"""What ``gate run`` tells its kiosk, without a browser: health from the supervisor, the
-online badge from the jobs, the frame rate, the "deciding alone" banner, the web worker's
-start and stop."""
+"""What ``gate run`` tells its kiosk, without a browser: health from the supervisor through
+its readiness, the online badge from the jobs, the frame rate, the "deciding alone" banner,
+the web worker's start and stop."""
 
 from __future__ import annotations
 
@@ -9,16 +9,19 @@ from typing import Any
 
 import httpx
 import pytest
-from kiosk_kit import free_port
-from test_hardware_kit import wait_for
-from test_run_kit import Loop
+from kits.kiosk import free_port
+from kits.run import Loop
+from kits.waiting import wait_for
 
 from scanner.kiosk.parts import KioskParts, Probes, Reachability, WebOptions
+from scanner.kiosk.reader_probes import Rate
 from scanner.kiosk.server import KioskServer
 from scanner.kiosk.state import banners, feedback, venue_counters
-from scanner.kiosk.worker import Rate, WebWorker
 from scanner.run.jobs import upload_job
+from scanner.run.readiness import Readiness
+from scanner.run.service import ServiceWorker
 from scanner.run.supervisor import Supervisor
+from scanner.run.worker import Stage
 from scanner.upload.outbox import UploadReport
 
 
@@ -38,6 +41,25 @@ def test_health_names_no_worker_before_start_and_the_stale_one_after(
         stuck.release.set()
         supervisor.shutdown()
     assert supervisor.problems() == ["stopping"]
+
+
+def test_the_readiness_says_starting_until_a_supervisor_writes_it_then_what_it_says() -> None:
+    """/healthz and the state file are built before the supervisor: they read a Readiness."""
+    readiness = Readiness()
+    assert readiness.health() == (False, ["not ready: starting"])
+    stuck = Loop("stuck", heartbeat_timeout=0.2)
+    supervisor = Supervisor([Loop("steady"), stuck], tick=0.05, readiness=readiness)
+    assert readiness.health() == (False, ["not ready: starting"])
+    supervisor.start()
+    try:
+        assert readiness.health() == (True, [])
+        stuck.hang.set()
+        wait_for(lambda: any(p.startswith("stuck") for p in readiness.problems()),
+                 "the stale worker in the readiness")
+    finally:
+        stuck.release.set()
+        supervisor.shutdown()
+    assert readiness.health() == (False, ["stopping"])
 
 
 class _Outbox:
@@ -106,12 +128,16 @@ def _server(port: int) -> KioskServer:
     return KioskServer(WebOptions(port=port), parts)
 
 
+def _web(server: KioskServer) -> ServiceWorker:
+    return ServiceWorker("web", server, heartbeat_timeout=5, stage=Stage.OUTPUT)
+
+
 def test_the_web_worker_serves_until_stopped_and_then_frees_its_port() -> None:
     port = free_port()
-    worker = WebWorker(_server(port), heartbeat_timeout=5)
+    worker = _web(_server(port))
     worker.start()
     try:
-        wait_for(lambda: worker.server.serving, "the kiosk serving")
+        wait_for(lambda: worker.service.serving, "the kiosk serving")
         assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
         assert not worker.stale(worker.clock())
     finally:
@@ -126,7 +152,7 @@ def test_a_taken_port_makes_the_web_worker_fail_not_hang() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        worker = WebWorker(_server(taken.getsockname()[1]), heartbeat_timeout=5)
+        worker = _web(_server(taken.getsockname()[1]))
         worker.start()
         assert worker.join(5)
     assert "cannot listen" in str(worker.failure)

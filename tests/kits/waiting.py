@@ -8,11 +8,13 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-WAIT = 5.0  # a guard against hanging, never a timing goal
+# A guard against hanging, never a timing goal: generous, since the suite's workers share
+# the machine's cores with each other's daemons and browsers.
+WAIT = 15.0
 
 
-def wait_for(predicate: Callable[[], object], what: str) -> None:
-    deadline = time.monotonic() + WAIT
+def wait_for(predicate: Callable[[], object], what: str, within: float = WAIT) -> None:
+    deadline = time.monotonic() + within
     while not predicate():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.01)

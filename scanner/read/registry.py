@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from hardware.sources import ReadSource, StatusFn, ignore_status
+from hardware.reads import ReadSource, StatusFn, ignore_status
 from scanner.config import DEVICE_KEY, ReaderConfig
 from scanner.errors import ConfigError
 

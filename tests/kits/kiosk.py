@@ -14,18 +14,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from test_gpio_kit import make
-from test_journal_kit import api_config
-
+from kits.gate import build_gate
+from kits.gpio import make
+from kits.journal import api_config
 from scanner.act import ActStage
-from scanner.app import Gate
-from scanner.config import GateConfig, PolicyConfig
+from scanner.app.kiosk import from_gate
+from scanner.clock import utc_now
+from scanner.config import LookupConfig, PolicyConfig
 from scanner.decide.model import Direction
 from scanner.errors import GateError
 from scanner.gatekeeper import CheckResult
 from scanner.kiosk import KioskServer, Reachability, WebOptions
 from scanner.kiosk.auth import Lockout
-from scanner.kiosk.wiring import from_gate
 from scanner.sim import SimServer, World
 from scanner.supervise import Desk, Holds
 
@@ -45,9 +45,10 @@ class KioskGate:
                  pins: dict[str, Any] | None = None, held_after: float = 30.0) -> None:
         self.sim = sim
         self.lockout = lockout
-        self.gate = Gate(GateConfig(gate_id="g1", db=str(tmp_path / "gate.db"),
-                                    api=api_config(sim, retries=0, connect_timeout=0.5),
-                                    policy=policy or PolicyConfig()))
+        # Every event, the real clock and the default online lookup, as a gate run has.
+        self.gate = build_gate(tmp_path, events=(), lookup=LookupConfig(), clock=utc_now,
+                               api=api_config(sim, retries=0, connect_timeout=0.5),
+                               policy=policy or PolicyConfig())
         self.gate.syncer.run_once()
         self.outputs = make(**(pins or {}))
         # As ``gate run`` wires them: the desk journals the stage's alarms, holds tickets
@@ -89,7 +90,7 @@ class KioskGate:
                    for name, beat in (("act", self.stage.heartbeat),
                                       ("kiosk", self.kiosk.heartbeat))
                    if now - beat > HEARTBEAT_MAX_AGE]
-        if not self.stage.alive:
+        if not self.stage.serving:
             reasons.append("act: not running")
         return not reasons, reasons
 
