@@ -18,7 +18,7 @@ from kits.kiosk import KioskGate
 
 from scanner.cli.journal_cmds import write_rows
 from scanner.config import PolicyConfig
-from scanner.decide.model import Direction, Reason
+from scanner.decide.model import Decision, Direction, Feedback, Reason
 from scanner.journal import supervision
 from scanner.kiosk.auth import write_pin_file
 from scanner.run.lane import Lane, LaneRead
@@ -140,6 +140,21 @@ def test_a_steward_cannot_override_and_a_denial_is_overridden_once(kg: KioskGate
     assert supervisor.post("/api/override", json=body | {"why": "BECAUSE"}).status_code == 400
     assert supervisor.post("/api/override", json=body | {"scan_id": "nope"}).status_code == 404
     assert [e["reason"] for e in entries(kg)] == ["UNKNOWN_BARCODE", "OVERRIDDEN"]
+
+
+@pytest.mark.parametrize("reason", [Reason.BLOCKED, Reason.ENTRY_STOPPED, Reason.LOCKDOWN])
+def test_a_denial_a_venue_command_made_is_not_overridden(kg: KioskGate, reason: Reason) -> None:
+    """A lockdown, a stop or a ban is lifted by the venue's supervisors, not at one gate."""
+    code = kg.valid_barcodes(1)[0]
+    ticket = kg.gate.gatekeeper.tickets(code)[0]
+    denied = Decision(False, reason, "ordered", Feedback.RED, Direction.IN, code, ticket)
+    kg.gate.journal.record(denied, scan_id="ordered-1", scanned_at=kg.gate.gatekeeper.stamp(),
+                           latency_ms=0.0)
+    reply = login(kg, SUPERVISOR_PIN).post("/api/override", json={
+        "scan_id": "ordered-1", "why": "STAFF_OR_ARTIST"})
+    assert reply.status_code == 404
+    assert "venue command" in reply.json()["error"]
+    assert [e["reason"] for e in entries(kg)] == [reason.value]
 
 
 def test_gate_journal_lists_an_override_with_who_and_why(kg: KioskGate) -> None:

@@ -52,6 +52,9 @@ _ALARM_MESSAGES = {
     Reason.PASSAGE_FORCED: "Passage without a grant: turnstile forced, or two on one ticket",
     Reason.PASSAGE_HELD: "Passage held open or blocked",
 }
+# Denials a venue command made (scanner.decide.orders): the order is lifted by a command of
+# the venue's supervisors, never by one gate's override, or a lockdown would leak a ticket.
+_ORDERED = frozenset({Reason.BLOCKED, Reason.ENTRY_STOPPED, Reason.LOCKDOWN})
 _REFUSED = {Answer.REFUSE: "refused by the steward", Answer.TIMEOUT: "no answer in time"}
 
 
@@ -148,6 +151,9 @@ class Desk:
         if row["result"] != "FAIL" or reason in NOT_UPLOADED \
                 or reason == Reason.MALFORMED_READ:
             raise NotAnswerable(f"scan {denied} is not a denial of a ticket ({reason})")
+        if reason in _ORDERED:
+            raise NotAnswerable(f"scan {denied} was refused by a venue command ({reason}):"
+                                f" lift the command, not the denial")
         ticket = next((t for t in self.keeper.tickets(row["barcode"])
                        if t.id == row["ticket_id"]), None)
         direction = Direction(row["direction"])
