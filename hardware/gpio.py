@@ -1,5 +1,5 @@
 """GPIO outputs and contacts of one turnstile, on gpiozero: relay, LEDs, buzzer, passage
-contact and fire-alarm loop.
+contact, fire-alarm loop and the steward's confirm button.
 
 The pin factory is chosen by name (``mock``, ``lgpio``, ``rpigpio``, ``pigpio``,
 ``native``), never by looking at the board, and passed to every device: the process-wide
@@ -78,6 +78,7 @@ class OutputPins:
     buzzer_pin: Pin | None = None
     passage_pin: Pin | None = None
     fire_alarm_pin: Pin | None = None
+    confirm_pin: Pin | None = None
 
     def __post_init__(self) -> None:
         if self.relay_pulse_ms < MIN_PULSE_MS:
@@ -91,7 +92,8 @@ class OutputPins:
     def wired(self) -> list[Pin]:
         """The pins something is wired to."""
         return [p for p in (self.relay_pin, self.green_pin, self.red_pin, self.buzzer_pin,
-                            self.passage_pin, self.fire_alarm_pin) if p is not None]
+                            self.passage_pin, self.fire_alarm_pin, self.confirm_pin)
+                if p is not None]
 
 
 class Signal(StrEnum):
@@ -100,6 +102,7 @@ class Signal(StrEnum):
     GRANTED = "granted"
     DENIED = "denied"
     ALREADY_INSIDE = "already-inside"
+    HELD = "held"               # wait: a steward checks before the gate opens
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +122,8 @@ PATTERNS = {
     Signal.GRANTED: Pattern(green=1.0, beeps=1, beep_on=0.1),
     Signal.DENIED: Pattern(red=1.5, beeps=3, beep_on=0.1, beep_off=0.1),
     Signal.ALREADY_INSIDE: Pattern(green=1.5, red=1.5, beeps=2, beep_on=0.1, beep_off=0.1),
+    # Both LEDs for longer and one long tone: told apart from "already inside" by ear.
+    Signal.HELD: Pattern(green=3.0, red=3.0, beeps=1, beep_on=0.8),
 }
 
 
@@ -150,9 +155,11 @@ class GpioOutputs:
         if isinstance(factory, str) and pins.wired:
             factory = pin_factory(factory)
         self.factory: Any = factory  # None when nothing is wired
-        self.patterns = dict(PATTERNS if patterns is None else patterns)
+        # Given patterns replace the defaults signal by signal: one not given keeps its own.
+        self.patterns = {**PATTERNS, **(patterns or {})}
         self.when_passage: Callable[[], None] | None = None
         self.when_fire_alarm: Callable[[bool], None] | None = None
+        self.when_confirm: Callable[[], None] | None = None
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._deadline: float | None = None  # monotonic end of the running pulse
@@ -185,6 +192,10 @@ class GpioOutputs:
                                     pull_up=True, bounce_time=PASSAGE_BOUNCE)
         self.fire_loop = self._device(DigitalInputDevice, p.fire_alarm_pin, "fire_alarm_pin",
                                       pull_up=True)
+        self.confirm = self._device(DigitalInputDevice, p.confirm_pin, "confirm_pin",
+                                    pull_up=True, bounce_time=PASSAGE_BOUNCE)
+        if self.confirm is not None:
+            self.confirm.when_activated = self._confirmed
         if self.passage is not None:
             self.passage.when_activated = self._passed
         if self.fire_loop is not None:
@@ -215,6 +226,14 @@ class GpioOutputs:
     @property
     def has_passage_contact(self) -> bool:
         return self.passage is not None
+
+    def passage_closed_for(self) -> float | None:
+        """Seconds the passage contact has been closed (a person in the turnstile, or the
+        turnstile held or blocked), None while it is open or not wired."""
+        if self.passage is None:
+            return None
+        active: float | None = self.passage.active_time
+        return active
 
     @property
     def fire_alarm(self) -> bool:
@@ -383,6 +402,11 @@ class GpioOutputs:
 
     def _passed(self) -> None:
         callback = self.when_passage
+        if callback is not None:
+            callback()
+
+    def _confirmed(self) -> None:
+        callback = self.when_confirm
         if callback is not None:
             callback()
 

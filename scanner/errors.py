@@ -17,7 +17,11 @@
     ├── SyncError                         a sync run could not complete
     │   ├── PagingError                   offset pages shifted beyond recovery in one run
     │   └── TooManyTickets                a listing's total passed sync.max_event_tickets
-    └── ReadError (ValueError)            a scanner sent something that is not a barcode
+    ├── ReadError (ValueError)            a scanner sent something that is not a barcode
+    └── SupervisionError                  a steward's or supervisor's request cannot be done
+        ├── NotAllowed (PermissionError)  the session's role may not do it
+        ├── NotAnswerable (ValueError)    no such denial or held ticket to answer
+        └── AlreadyAnswered (ValueError)  overridden or settled already
 
 Third-party errors are translated at the boundary with ``raise ... from exc``. No message
 ever contains the API token.
@@ -124,3 +128,19 @@ class ReadError(GateError, ValueError):
     def __init__(self, message: str, *, reason: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class SupervisionError(GateError):
+    """A steward's or supervisor's request (override, confirm, release) cannot be done."""
+
+
+class NotAllowed(SupervisionError, PermissionError):
+    """The session's role may not do this (an override needs the supervisor's PIN)."""
+
+
+class NotAnswerable(SupervisionError, ValueError):
+    """No denial or held ticket of this gate with that scan id (or not one to answer)."""
+
+
+class AlreadyAnswered(SupervisionError, ValueError):
+    """The denial was overridden, or the held ticket settled, already."""

@@ -220,6 +220,14 @@ class Gatekeeper:
             decision = replace(decision, barcode=unreadable_form(barcode))
         return CheckResult(decision, "", utc_iso(now), (self._timer() - started) * 1000)
 
+    def stamp(self) -> str:
+        """Now as a scan is stamped (server-clock corrected), for entries no read made."""
+        return utc_iso(self._corrected(self._clock()))
+
+    def tickets(self, barcode: str) -> list[Ticket]:
+        """The store's tickets with ``barcode`` (several events may share one)."""
+        return self.store.by_barcode(barcode)
+
     def flush(self) -> None:
         """Wait until the last ticket found online is stored."""
         if self._kept is not None:

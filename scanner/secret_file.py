@@ -1,9 +1,9 @@
 """A secret in its own file, and the one rule for whether that file is private enough.
 
 Every setting that names a secret file reads it here: ``api.token_file``, ``mesh.key_file``,
-``mesh.credentials_file``, ``web.pin_file``, and ``mesh.client_key_file`` (checked only: the
-TLS library opens it itself). The rule, on the file as opened (no race between the check and
-the read):
+``mesh.credentials_file``, ``web.pin_file``, ``web.supervisor_pin_file``, and
+``mesh.client_key_file`` (checked only: the TLS library opens it itself). The rule, on
+the file as opened (no race between the check and the read):
 
 - refused when its group or others may write it: they could replace the secret;
 - refused when every user may read it;

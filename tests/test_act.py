@@ -334,15 +334,16 @@ def test_stop_twice_is_harmless(gate: Gate) -> None:
 def test_the_outputs_table_maps_onto_the_pins() -> None:
     table = SimpleNamespace(pin_factory="mock", relay_pin=5, relay_pulse_ms=250,
                             relay_active_high=False, green_pin=6, red_pin=None, buzzer_pin=13,
-                            passage_pin=19, passage_timeout=5.0, fire_alarm_pin=26)
-    assert output_pins(table) == OutputPins(5, 250, False, 6, None, 13, 19, 26)
+                            passage_pin=19, passage_timeout=5.0, fire_alarm_pin=26,
+                            confirm_pin=20)
+    assert output_pins(table) == OutputPins(5, 250, False, 6, None, 13, 19, 26, 20)
 
 
 def test_an_outputs_table_with_a_too_short_pulse_is_refused() -> None:
     table = SimpleNamespace(pin_factory="mock", relay_pin=5, relay_pulse_ms=MIN_PULSE_MS - 1,
                             relay_active_high=True, green_pin=None, red_pin=None,
                             buzzer_pin=None, passage_pin=None, passage_timeout=5.0,
-                            fire_alarm_pin=None)
+                            fire_alarm_pin=None, confirm_pin=None)
     with pytest.raises(ValueError, match="relay_pulse_ms"):
         output_pins(table)
 

@@ -49,7 +49,8 @@ SECRET_SETTINGS = {"api.token_file": "scanner/config/load.py",
                    "mesh.key_file": "scanner/mesh/message.py",
                    "mesh.credentials_file": "scanner/mesh/settings.py",
                    "mesh.client_key_file": "scanner/mesh/settings.py",
-                   "web.pin_file": "scanner/kiosk/auth.py"}
+                   "web.pin_file": "scanner/kiosk/auth.py",
+                   "web.supervisor_pin_file": "scanner/kiosk/auth.py"}
 PUBLIC_FILES = {"mesh.ca_file", "mesh.cert_file"}  # certificates: nothing to hide
 
 

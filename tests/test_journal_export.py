@@ -17,6 +17,7 @@ from scanner.app import Gate
 from scanner.cli.journal_cmds import JOURNAL_COLUMNS
 from scanner.cli.main import main
 from scanner.decide.model import Direction
+from scanner.journal.journal import SUPERVISION_NAMES
 from scanner.journal.schema import journal as journal_table
 
 TIMES = [f"2030-01-01T1{h}:00:00.000Z" for h in range(6)]
@@ -60,7 +61,8 @@ def as_csv(row: dict[str, Any]) -> dict[str, str]:
 
 
 def test_the_export_has_every_column_of_the_journal() -> None:
-    assert set(JOURNAL_COLUMNS) == {column.name for column in journal_table.columns}
+    assert set(JOURNAL_COLUMNS) == {column.name for column in journal_table.columns} \
+        | set(SUPERVISION_NAMES)
 
 
 def test_json_lines_to_a_file_read_back_to_the_journals_rows(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from datetime import timedelta, timezone
 from typing import Any
 
@@ -132,8 +133,19 @@ def test_repeated_colour_comes_from_color_settings() -> None:
 
 
 def test_repeated_colour_the_kiosk_cannot_show_falls_back_to_orange() -> None:
-    policy = Policy.build(me_with("deviceSettings.colorSettings.repeated", "pink"), LOCAL, ())
+    policy = Policy.build(me_with("deviceSettings.colorSettings.repeated", "purple"), LOCAL, ())
     assert policy.repeated_feedback is Feedback.ORANGE
+
+
+def test_action_required_colour_is_the_held_colour_and_holding_is_local() -> None:
+    """colorSettings.actionRequired colours held tickets; only [policy] holds any."""
+    me = me_with("deviceSettings.colorSettings.actionRequired", "blue")
+    policy = Policy.build(me, LOCAL, ())
+    assert (policy.action_feedback, policy.confirm_discounted) == (Feedback.BLUE, False)
+    held = Policy.build(ME, replace(LOCAL, confirm_discounted=True,
+                                    confirm_ticket_types=("tt-kid",)), ())
+    assert (held.action_feedback, held.confirm_discounted, held.confirm_ticket_types) == \
+        (Feedback.PINK, True, frozenset({"tt-kid"}))
 
 
 def test_read_length_and_display_zone_are_passed_through() -> None:

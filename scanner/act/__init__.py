@@ -5,7 +5,15 @@ decide -> journal (durable) -> act (relay first) -> listeners (kiosk, metrics, p
 
 from scanner.act.fanout import Fanout, Listener
 from scanner.act.settings import DEFAULT_PASSAGE_TIMEOUT, OutputsSettings, output_pins
-from scanner.act.stage import Acted, ActJournal, ActStage, FireAlarm, Passage, signal_for
+from scanner.act.stage import (
+    Acted,
+    ActJournal,
+    ActStage,
+    Alarm,
+    FireAlarm,
+    Passage,
+    signal_for,
+)
 
-__all__ = ["DEFAULT_PASSAGE_TIMEOUT", "ActJournal", "ActStage", "Acted", "Fanout",
+__all__ = ["DEFAULT_PASSAGE_TIMEOUT", "ActJournal", "ActStage", "Acted", "Alarm", "Fanout",
            "FireAlarm", "Listener", "OutputsSettings", "Passage", "output_pins", "signal_for"]

@@ -36,6 +36,8 @@ class OutputsSettings(Protocol):
     def passage_timeout(self) -> float: ...
     @property
     def fire_alarm_pin(self) -> Pin | None: ...
+    @property
+    def confirm_pin(self) -> Pin | None: ...
 
 
 def output_pins(settings: OutputsSettings) -> OutputPins:
@@ -49,6 +51,7 @@ def output_pins(settings: OutputsSettings) -> OutputPins:
         buzzer_pin=settings.buzzer_pin,
         passage_pin=settings.passage_pin,
         fire_alarm_pin=settings.fire_alarm_pin,
+        confirm_pin=settings.confirm_pin,
     )
 
 

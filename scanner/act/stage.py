@@ -14,6 +14,12 @@ With a passage contact, a grant is recorded ``passed=True`` when a passage follo
 ``passage_timeout`` and ``passed=False`` ("opened, not passed") when none does; without a
 contact ``passed`` stays null. A journal that fails to take a mark is logged and counted:
 the gate has already acted and the next visitor must not wait on the disk.
+
+Passage alarms (with a passage contact and an ``alarms`` sink): a passage no grant or
+release explains (forced), and the contact closed past ``passage_held_after`` seconds
+(held), once per hold. The sink journals each and gives its entry's scan id; the stage
+then tells the listeners (``Alarm``). ``release`` is a manual release: journaled by the
+caller first, then the relay, and the passage that follows belongs to it.
 """
 
 from __future__ import annotations
@@ -31,14 +37,14 @@ from scanner.act.fanout import Fanout
 from scanner.act.passage import PassageTracker
 from scanner.act.settings import DEFAULT_PASSAGE_TIMEOUT
 from scanner.clock import utc_now
-from scanner.decide.model import Decision, Feedback, Reason
+from scanner.decide.model import ADMITTING, Decision, Feedback, Reason
 from scanner.errors import GateError
 from scanner.tickets import utc_iso
 
 log = logging.getLogger("scanner.act")
 
 # Decisions that release the turnstile.
-OPENS = frozenset({Reason.GRANTED, Reason.CHECKED_OUT})
+OPENS = ADMITTING
 DEFAULT_INBOX = 64
 # The loop wakes at least this often, so its heartbeat stays fresh while the gate is idle.
 HEARTBEAT_INTERVAL = 0.5
@@ -46,11 +52,16 @@ HEARTBEAT_INTERVAL = 0.5
 MAX_PENDING_PASSAGES = 1024
 
 _SIGNALS = {Feedback.GREEN: Signal.GRANTED, Feedback.BLUE: Signal.GRANTED,
-            Feedback.ORANGE: Signal.ALREADY_INSIDE, Feedback.RED: Signal.DENIED}
+            Feedback.ORANGE: Signal.ALREADY_INSIDE, Feedback.RED: Signal.DENIED,
+            Feedback.PINK: Signal.HELD}
+DEFAULT_PASSAGE_HELD_AFTER = 30.0
 
 
 def signal_for(decision: Decision) -> Signal:
-    """What the lights and buzzer show, by the decision's feedback colour."""
+    """What the lights and buzzer show, by the decision's feedback colour; a held ticket
+    says "wait" whatever colour the venue gave it."""
+    if decision.reason is Reason.ACTION_REQUIRED:
+        return Signal.HELD
     return _SIGNALS[decision.feedback]
 
 
@@ -80,6 +91,7 @@ class Outputs(Protocol):
     def has_passage_contact(self) -> bool: ...
     @property
     def fire_alarm(self) -> bool: ...
+    def passage_closed_for(self) -> float | None: ...
     def pulse(self) -> bool: ...
     def signal(self, signal: Signal) -> None: ...
 
@@ -111,6 +123,19 @@ class FireAlarm:
     active: bool
 
 
+@dataclass(frozen=True, slots=True)
+class Alarm:
+    """A passage alarm or a manual release, journaled as ``scan_id`` (None: the journal
+    refused it; the alarm still shows)."""
+
+    reason: Reason             # PASSAGE_FORCED | PASSAGE_HELD | MANUAL_RELEASE
+    scan_id: str | None
+
+
+# Journals one alarm and gives its entry's scan id (None when it could not).
+AlarmSink = Callable[[Reason], str | None]
+
+
 class ActStage:
     """A named worker: ``start``, idempotent ``stop``, ``heartbeat`` (monotonic seconds)."""
 
@@ -120,6 +145,8 @@ class ActStage:
                  passage_timeout: float = DEFAULT_PASSAGE_TIMEOUT,
                  inbox_size: int = DEFAULT_INBOX, fanout: Fanout | None = None,
                  heartbeat_interval: float = HEARTBEAT_INTERVAL,
+                 alarms: AlarmSink | None = None,
+                 passage_held_after: float = DEFAULT_PASSAGE_HELD_AFTER,
                  now_iso: Callable[[], str] = lambda: utc_iso(utc_now()),
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         if inbox_size < 1:
@@ -137,12 +164,16 @@ class ActStage:
         # With: the relay opened, and when the read was taken.
         self._scans: deque[tuple[Journaled, bool, int | None]] = deque()
         self._passed_at: deque[float] = deque(maxlen=MAX_PENDING_PASSAGES)
+        self._released: deque[tuple[str, bool, float]] = deque()  # scan id, opened, when
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._heartbeat = monotonic()
         self.dropped = 0         # scans the full inbox refused: journaled, never acted on
         self.journal_errors = 0  # marks the journal refused
         self.unmatched_passages = 0
+        self._alarms = alarms
+        self.passage_held_after = passage_held_after
+        self._held_alarmed = False  # the current hold of the contact was reported
         outputs.when_passage = self._on_passage
         outputs.when_fire_alarm = self._on_fire_alarm
 
@@ -215,23 +246,34 @@ class ActStage:
         while True:
             scans, passages, stopping = self._take()
             self._heartbeat = self._monotonic()
+            for scan_id, opened, at in self._take_releases():
+                if opened and self._passages is not None:
+                    self._passages.opened(scan_id, at)
+                self.fanout.publish(Alarm(Reason.MANUAL_RELEASE, scan_id))
             for at in passages:
                 self._passage(at)
             for scan, opened, read_ns in scans:
                 self._act(scan, opened, read_ns)
             self._expire(self._monotonic())
+            self._watch_hold()
             if stopping and not scans:
                 return
 
     def _take(self) -> tuple[list[tuple[Journaled, bool, int | None]], list[float], bool]:
         with self._cond:
-            if not (self._scans or self._passed_at or self._stopping):
+            if not (self._scans or self._passed_at or self._released or self._stopping):
                 self._cond.wait(self._wait_seconds())
             scans = list(self._scans)
             passages = list(self._passed_at)
             self._scans.clear()
             self._passed_at.clear()
             return scans, passages, self._stopping
+
+    def _take_releases(self) -> list[tuple[str, bool, float]]:
+        with self._cond:
+            releases = list(self._released)
+            self._released.clear()
+            return releases
 
     def _wait_seconds(self) -> float:
         deadline = self._passages.next_deadline() if self._passages is not None else None
@@ -264,6 +306,7 @@ class ActStage:
             self.unmatched_passages += 1
             log.warning("passage without a grant waiting for it (pushed through, or two on "
                         "one ticket)")
+            self._alarm(Reason.PASSAGE_FORCED)
         else:
             self._mark(self.journal.mark_passed, scan_id, True)
         self.fanout.publish(Passage(scan_id, scan_id is not None))
@@ -275,6 +318,40 @@ class ActStage:
             log.info("scan %s: the gate opened but nobody passed", scan_id)
             self._mark(self.journal.mark_passed, scan_id, False)
             self.fanout.publish(Passage(scan_id, False))
+
+    def release(self, scan_id: str) -> bool:
+        """A manual release journaled as ``scan_id``: the relay now, and the passage that
+        follows is this release's, not a forced one. False without a relay."""
+        with self._cond:
+            if self._stopping:
+                return False
+            opened = self.outputs.pulse()
+            self._released.append((scan_id, opened, self._monotonic()))
+            self._cond.notify()
+        return opened
+
+    def _watch_hold(self) -> None:
+        if self._alarms is None:
+            return
+        closed = self.outputs.passage_closed_for()
+        if closed is None:
+            self._held_alarmed = False
+        elif closed >= self.passage_held_after and not self._held_alarmed:
+            self._held_alarmed = True
+            log.warning("passage contact closed for %.0f s: the turnstile is held or blocked",
+                        closed)
+            self._alarm(Reason.PASSAGE_HELD)
+
+    def _alarm(self, reason: Reason) -> None:
+        if self._alarms is None:
+            return
+        try:
+            scan_id = self._alarms(reason)
+        except (GateError, OSError) as exc:  # shown all the same: the journal is the fault
+            self.journal_errors += 1
+            log.error("journal refused the alarm %s: %s", reason.value, exc)
+            scan_id = None
+        self.fanout.publish(Alarm(reason, scan_id))
 
     def _mark(self, write: Callable[[str, Any], bool | None], scan_id: str, value: Any) -> None:
         try:

@@ -21,6 +21,7 @@ import sys
 import threading
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
+from functools import partial
 from typing import TYPE_CHECKING, Generic, TypeVar, cast, overload
 
 from scanner.clock import Clock, utc_now
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
     from scanner.run.schedule import Job, Scheduler
     from scanner.run.supervisor import Supervisor
     from scanner.store.tickets import TicketStore
+    from scanner.supervise import Desk
     from scanner.sync.syncer import Syncer
     from scanner.upload.outbox import Outbox
     from scanner.venue.book import CommandBook
@@ -226,14 +228,17 @@ class Gate:
     def policy_source(self) -> LivePolicy:
         """Callable giving the policy for the current /me settings, rebuilt after a sync."""
         from scanner.clock import local_zone
-        from scanner.decide.policy import Policy
+        from scanner.decide.policy import Policy, Route
         from scanner.gatekeeper import LivePolicy
 
         cfg = self.config
         zone = local_zone()
+        routes = tuple(Route(r.gates, frozenset(r.areas), frozenset(r.entries),
+                             frozenset(r.ticket_types)) for r in cfg.routes)
         return LivePolicy(self.store.settings, lambda me: Policy.build(
             me, cfg.policy, cfg.events, max_read_length=cfg.reader.max_length,
-            display_tz=zone), version=self.store.settings_version)
+            display_tz=zone, gate_id=cfg.gate_id, routes=routes),
+            version=self.store.settings_version)
 
     @part
     def measured_offset(self) -> MeasuredOffset:
@@ -416,18 +421,37 @@ class Gate:
 
             book.on_change(lambda orders: outputs.hold_egress(orders.mode is Mode.EGRESS))
         return ActStage(outputs, self.journal,
-                        passage_timeout=self.config.outputs.passage_timeout)
+                        passage_timeout=self.config.outputs.passage_timeout,
+                        alarms=lambda reason: self.desk.alarm(reason),
+                        passage_held_after=self.config.outputs.passage_held_after)
+
+    @part
+    def desk(self) -> Desk:
+        """Held tickets, overrides, manual releases and passage alarms, journaled with who
+        and why; the wired confirm button answers the oldest held ticket."""
+        from scanner.supervise import Desk, Holds
+
+        link = self.mesh_link
+        desk = Desk(self.journal, self.gatekeeper, self.act.submit,
+                    Holds(self.config.policy.confirm_timeout), release=self.act.release,
+                    journaled=link.notify if link is not None else None)
+        self.outputs.when_confirm = desk.button
+        return desk
 
     @part
     def lanes(self) -> dict[str, Lane]:
         """One decision lane per ``lane`` name of the readers."""
         from scanner.run.lane import Lane
 
-        keeper, act = self.gatekeeper, self.act
+        keeper, desk = self.gatekeeper, self.desk
         names = dict.fromkeys(reader.lane for reader in self.config.readers)
-        return {name: Lane(name, keeper, act.submit,
-                           heartbeat_timeout=self.config.run.heartbeat_timeout)
-                for name in names}
+        lanes = {name: Lane(name, keeper, desk.submit,
+                            heartbeat_timeout=self.config.run.heartbeat_timeout,
+                            interrupted=desk.holds.close)
+                 for name in names}
+        for lane in lanes.values():  # a lane waiting on a held ticket is alive
+            lane.submit = partial(desk.submit, beat=lane.beat)
+        return lanes
 
     @part
     def reader_workers(self) -> list[ReaderWorker]:

@@ -22,6 +22,7 @@ from scanner.app.gate import Gate
 from scanner.kiosk import counts
 from scanner.kiosk.parts import (
     DEFAULT_PIN_FILE,
+    DEFAULT_SUPERVISOR_PIN_FILE,
     Annuls,
     KioskParts,
     Probes,
@@ -33,6 +34,7 @@ from scanner.kiosk.server import KioskServer
 from scanner.run.service import ServiceWorker
 from scanner.run.worker import Stage
 from scanner.status import first_sync, first_sync_words, gather, mesh_status, venue_status
+from scanner.supervise import Desk, Holds
 
 if TYPE_CHECKING:
     from scanner.act import ActStage
@@ -49,23 +51,29 @@ def from_gate(gate: Gate, stage: ActStage, web: WebSettings, *,
               reader_connected: Callable[[], bool | None] = Probes.reader_connected,
               frames_per_second: Callable[[], float | None] = Probes.frames_per_second,
               clock_ok: Callable[[], bool] = Probes.clock_ok,
-              link: Link | None = None, venue: VenueWorker | None = None) -> KioskServer:
+              link: Link | None = None, venue: VenueWorker | None = None,
+              desk: Desk | None = None) -> KioskServer:
     """A kiosk server (not started) on ``gate``'s gatekeeper, journal and store; ``link``:
     the mesh link running in this process, whose live state the page shows; ``venue``:
-    the venue worker running here."""
+    the venue worker running here; ``desk``: the one the gate's lanes hold tickets with
+    (``gate.desk`` under ``gate run``), else a desk of its own on ``stage``."""
     engine, gate_id = gate.journal_engine, gate.config.gate_id
+    if desk is None:
+        desk = Desk(gate.journal, gate.gatekeeper, stage.submit,
+                    Holds(gate.config.policy.confirm_timeout), release=stage.release)
     annuls: Annuls = gate.journal
     mesh_store, clock, book = gate.mesh_store, gate.clock, gate.venue_book
     parts = KioskParts(
         gate_id=gate_id,
         listener=stage.fanout.subscribe("kiosk"),
         check=partial(gate.gatekeeper.check, source="kiosk"),
-        submit=stage.submit,
+        submit=desk.submit,
         status=lambda: gather(gate, link),
         health=health,
         tallies=lambda: counts.tallies(engine, gate_id),
         latencies=lambda: counts.latencies(engine, gate_id),
         annuls=annuls,
+        desk=desk,
         probes=Probes(online=online, reader_connected=reader_connected,
                       frames_per_second=frames_per_second, clock_ok=clock_ok,
                       clock_offset=gate.clock_offset, settings=gate.store.settings,
@@ -86,7 +94,8 @@ def daemon_web(gate: Gate, readiness: Readiness) -> ServiceWorker:
     readers = gate.reader_workers  # built now: a probe must never build a part
     guard = gate.clock_guard
     web = WebOptions(host=cfg.host, port=cfg.port, pin_file=cfg.pin_file or DEFAULT_PIN_FILE,
-                     status_open=cfg.status_open)
+                     status_open=cfg.status_open,
+                     supervisor_pin_file=cfg.supervisor_pin_file or DEFAULT_SUPERVISOR_PIN_FILE)
     def health() -> tuple[bool, list[str]]:
         _ok, reasons = readiness.health()
         # Not ready while the store is not whole: a code not synced yet would be denied.
@@ -99,7 +108,7 @@ def daemon_web(gate: Gate, readiness: Readiness) -> ServiceWorker:
                        reader_connected=lambda: readers_connected(readers),
                        frames_per_second=Rate(lambda: frames_decoded(readers)),
                        clock_ok=lambda: guard.state().fine, link=gate.mesh_link,
-                       venue=gate.venue_worker)
+                       venue=gate.venue_worker, desk=gate.desk)
     return ServiceWorker("web", server, heartbeat_timeout=gate.config.run.heartbeat_timeout,
                          stage=Stage.OUTPUT,
                          on_started=lambda: log.info("kiosk page on %s/", server.url))

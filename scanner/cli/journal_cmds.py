@@ -24,11 +24,12 @@ from scanner.cli.check_cmds import BadOption
 from scanner.cli.main import load
 from scanner.printable import escape
 
-# Columns of the CSV and, in order, of the JSON lines; every column of the journal table.
+# Columns of the CSV and, in order, of the JSON lines; every column of the journal table,
+# then who made an entry no read made, and why (``scanner.journal.supervision``).
 JOURNAL_COLUMNS = ("seq", "scan_id", "scanned_at", "gate_id", "event_id", "ticket_id",
                    "barcode", "direction", "result", "reason", "message", "offline",
                    "latency_ms", "upload_state", "upload_error", "uploaded_at",
-                   "actuated_at", "passed")
+                   "actuated_at", "passed", "answers", "role", "session", "why", "note")
 FORMATS = ("text", "json", "csv")
 
 
@@ -157,5 +158,10 @@ def _cell(value: Any) -> Any:
 
 def _line(row: dict[str, Any]) -> str:
     upload = row["upload_state"] + (f" ({row['upload_error']})" if row["upload_error"] else "")
+    by = ""
+    if row["role"]:  # an override, a steward's answer, an alarm: who, why, what it answers
+        why = ": ".join(w for w in (row["why"], row["note"]) if w)
+        by = (f" by {row['role']}" + (f" ({row['session']})" if row["session"] else "")
+              + (f" for {row['answers']}" if row["answers"] else "") + (f": {why}" if why else ""))
     return escape(f"{row['seq']:>6} {row['scanned_at']} {row['gate_id']} {row['direction']:<3} "
-                  f"{row['result']:<4} {row['reason']:<24} {row['barcode']} {upload}")
+                  f"{row['result']:<4} {row['reason']:<24} {row['barcode']} {upload}{by}")

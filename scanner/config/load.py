@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from scanner.config.model import ApiConfig, GateConfig, ReaderConfig, Secret
+from scanner.config.model import ApiConfig, GateConfig, ReaderConfig, RouteConfig, Secret
 from scanner.config.names import DEVICE_KEY
 from scanner.config.tables import build
 from scanner.errors import ConfigError, ConfigMistakes
@@ -88,6 +88,10 @@ def load_config_sources(path: str | os.PathLike[str] | None = None,
         data.pop("reader", None)
         data.pop("readers", None)
         reader_tables, reader_key = [], lambda _i: "reader"
+    route_tables = data.pop("routes", [])
+    if not isinstance(route_tables, list):
+        problems.append(ConfigError("routes: expected [[routes]] tables"))
+        route_tables = []
     sources = {key: "file" for key in _keys(data)}
     sources.update({f"{reader_key(i)}.{k}": "file"  # a table that is not: build() names it
                     for i, table in enumerate(reader_tables or ()) if isinstance(table, dict)
@@ -99,6 +103,8 @@ def load_config_sources(path: str | os.PathLike[str] | None = None,
         build(ReaderConfig, table, f"{reader_key(i)}.", problems)
         for i, table in enumerate(reader_tables))
     problems += _check_readers(readers, reader_key)
+    routes = tuple(build(RouteConfig, table, f"routes[{i}].", problems)
+                   for i, table in enumerate(route_tables))
     token = Secret("")
     try:
         token = _read_token(config.api, env, overridden)
@@ -112,7 +118,7 @@ def load_config_sources(path: str | os.PathLike[str] | None = None,
     elif token:
         sources["api.token"] = "api.token_file"
     api = dataclasses.replace(config.api, token=token)
-    return dataclasses.replace(config, api=api, readers=readers), sources
+    return dataclasses.replace(config, api=api, readers=readers, routes=routes), sources
 
 
 def _keys(data: dict[str, Any]) -> list[str]:

@@ -68,6 +68,11 @@ DEFAULT_RELAY_PULSE_MS = 500
 MIN_RELAY_PULSE_MS = 100
 MAX_RELAY_PULSE_MS = 60_000
 DEFAULT_PASSAGE_TIMEOUT = 5.0
+# Seconds a held ticket waits for the steward before it is refused: enough to look at an
+# ID card, short enough that the queue behind does not give up.
+DEFAULT_CONFIRM_TIMEOUT = 20.0
+# Brivo's door-ajar alarm starts at 30 s: long enough for a wheelchair or a pram.
+DEFAULT_PASSAGE_HELD_AFTER = 30.0
 DEFAULT_WEB_HOST = "127.0.0.1"
 DEFAULT_WEB_PORT = 8080
 DEFAULT_HEARTBEAT_TIMEOUT = 30.0
@@ -157,6 +162,30 @@ class PolicyConfig:
     entries: tuple[str, ...] = ()
     # What an OUT without a prior IN does: "allow" (record it) or "deny".
     checkout_without_checkin: str = setting("deny", choices=CHECKOUT_POLICIES)
+    # Held until a steward confirms: these ticket types, and reduced-price tickets
+    # (a discount on the ticket); off unless set, so no venue's gates start holding people.
+    confirm_ticket_types: tuple[str, ...] = ()
+    confirm_discounted: bool = False
+    # Seconds a held ticket waits for the steward's answer; then it is refused.
+    confirm_timeout: float = setting(DEFAULT_CONFIRM_TIMEOUT, above=0, hi=600)
+
+
+@dataclass(frozen=True)
+class RouteConfig:
+    """One ``[[routes]]`` table: which gates tickets of these areas, entry permissions or
+    ticket types use; such a ticket at another gate is told which one (WRONG_GATE)."""
+
+    gates: tuple[str, ...] = setting((), nonempty=True)
+    areas: tuple[str, ...] = ()
+    entries: tuple[str, ...] = ()
+    ticket_types: tuple[str, ...] = ()
+
+    def problem(self) -> tuple[str, str] | None:
+        if not self.gates:
+            return ("gates", "a route names the gates its tickets use")
+        if not (self.areas or self.entries or self.ticket_types):
+            return ("areas", "a route names areas, entries or ticket_types")
+        return None
 
 
 @dataclass(frozen=True)
@@ -228,6 +257,10 @@ class OutputsConfig:
     passage_timeout: float = setting(DEFAULT_PASSAGE_TIMEOUT, above=0)
     # A normally closed fire-alarm loop: open means hold every lane open.
     fire_alarm_pin: int | str | None = setting(None, check=pin_problem, text=PIN_TEXT)
+    # The steward's confirm button (a contact to ground): opens the gate for a held ticket.
+    confirm_pin: int | str | None = setting(None, check=pin_problem, text=PIN_TEXT)
+    # The passage contact closed this long is an alarm: the turnstile is held or blocked.
+    passage_held_after: float = setting(DEFAULT_PASSAGE_HELD_AFTER, lo=1, hi=3600)
 
     def problem(self) -> tuple[str, str] | None:
         seen: dict[str, str] = {}
@@ -255,6 +288,8 @@ class WebConfig:
     port: int = setting(DEFAULT_WEB_PORT, lo=0, hi=65535)
     # The hashed steward PIN; needed before the page may be served beyond loopback.
     pin_file: str | None = setting(None, nonempty=True)
+    # The hashed supervisor PIN (overrides); unset: nobody may override a denial.
+    supervisor_pin_file: str | None = setting(None, nonempty=True)
     # Read-only status without login when served beyond loopback; off: holder names are
     # personal data.
     status_open: bool = False
@@ -356,6 +391,7 @@ class GateConfig:
     run: RunConfig = field(default_factory=RunConfig)
     mesh: MeshConfig = field(default_factory=MeshConfig)
     journal: JournalConfig = field(default_factory=JournalConfig)
+    routes: tuple[RouteConfig, ...] = ()
 
     @property
     def reader(self) -> ReaderConfig:

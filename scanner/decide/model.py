@@ -20,6 +20,7 @@ class Feedback(StrEnum):
     RED = "red"        # not valid here
     ORANGE = "orange"  # valid, but already scanned
     BLUE = "blue"      # checked out
+    PINK = "pink"      # held: a steward checks the ticket before the gate opens
 
 
 class Reason(StrEnum):
@@ -45,11 +46,37 @@ class Reason(StrEnum):
     # No clock the gate can trust (device clock unset or behind, no believable server time):
     # a time-dependent rule denies rather than admit on a guess.
     CLOCK_UNTRUSTED = "CLOCK_UNTRUSTED"
+    # A seated or routed ticket at an entrance not on its route: "use gate C".
+    WRONG_GATE = "WRONG_GATE"
+    # Valid, but held until a steward checks it (reduced price, child, ID-bound); the gate
+    # opens only on the steward's confirmation (scanner.supervise).
+    ACTION_REQUIRED = "ACTION_REQUIRED"
+    # Journal entries that follow a decision rather than a read: a held ticket confirmed or
+    # not (refused, or no answer in time), a denial a supervisor overrode.
+    CONFIRMED = "CONFIRMED"
+    NOT_CONFIRMED = "NOT_CONFIRMED"
+    OVERRIDDEN = "OVERRIDDEN"
+    # Passage alarms: a turn no grant explains, a passage held open, a manual release.
+    PASSAGE_FORCED = "PASSAGE_FORCED"
+    PASSAGE_HELD = "PASSAGE_HELD"
+    MANUAL_RELEASE = "MANUAL_RELEASE"
     # A supervisor's venue command (scanner.decide.orders): the ticket is blocked (a ban, a
     # lost card), entry is stopped here (or free egress holds the gate open), or lockdown.
     BLOCKED = "BLOCKED"
     ENTRY_STOPPED = "ENTRY_STOPPED"
     LOCKDOWN = "LOCKDOWN"
+
+
+# Reasons that admit: the gate opens and the ticket is inside (or out) after them.
+ADMITTING = frozenset({Reason.GRANTED, Reason.CHECKED_OUT, Reason.CONFIRMED,
+                       Reason.OVERRIDDEN})
+# Journal entries no read made: alarms and held tickets (whose outcome is the entry that
+# counts). Never uploaded, never counted as denials.
+ALARMS = frozenset({Reason.PASSAGE_FORCED, Reason.PASSAGE_HELD, Reason.MANUAL_RELEASE})
+NOT_UPLOADED = ALARMS | {Reason.ACTION_REQUIRED}
+# Reasons of journal entries a steward, a supervisor or the turnstile made: ``decide``
+# never gives them.
+NOT_DECIDED = ALARMS | {Reason.CONFIRMED, Reason.NOT_CONFIRMED, Reason.OVERRIDDEN}
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,21 @@ _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
+class Route:
+    """One ``[[routes]]`` table: tickets in these areas, with these entry permissions or of
+    these ticket types go in through ``gates``. A ticket no route names may use any gate."""
+
+    gates: tuple[str, ...]
+    areas: frozenset[str] = frozenset()
+    entries: frozenset[str] = frozenset()
+    ticket_types: frozenset[str] = frozenset()
+
+    def names(self, area: str | None, entries: tuple[str, ...], ticket_type: str) -> bool:
+        return ((area is not None and area in self.areas)
+                or not self.entries.isdisjoint(entries) or ticket_type in self.ticket_types)
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     """Everything the rules need, precomputed. The defaults are the safe ones (see ``build``)."""
 
@@ -56,6 +71,14 @@ class Policy:
     repeated_feedback: Feedback = Feedback.ORANGE
     # Zone in which messages show clock times; a value, so the rules stay pure.
     display_tz: tzinfo = UTC
+    # This gate's id and the venue's routes: a routed ticket elsewhere is WRONG_GATE.
+    gate_id: str = ""
+    routes: tuple[Route, ...] = ()
+    # Held for a steward: these ticket types, and reduced-price tickets when set.
+    confirm_ticket_types: frozenset[str] = frozenset()
+    confirm_discounted: bool = False
+    # Colour of a held ticket (colorSettings.actionRequired), pink as in vivenu's palette.
+    action_feedback: Feedback = Feedback.PINK
 
     def allowed_types(self, event_id: str) -> frozenset[str] | None:
         """Ticket type ids admitted for ``event_id``; None: all."""
@@ -68,7 +91,8 @@ class Policy:
     @classmethod
     def build(cls, me: Any, local: PolicyConfig, gate_events: tuple[str, ...] = (), *,
               max_read_length: int = DEFAULT_MAX_READ_LENGTH,
-              display_tz: tzinfo = UTC) -> Policy:
+              display_tz: tzinfo = UTC, gate_id: str = "",
+              routes: tuple[Route, ...] = ()) -> Policy:
         """Combine the device settings from ``/me`` with the local ``[policy]`` configuration.
 
         Precedence, key by key:
@@ -96,6 +120,9 @@ class Policy:
           mistake and raises ConfigError naming the key.
         - ``colorSettings.repeated`` sets the colour of "already scanned" denials when it is
           one the kiosk can show; otherwise orange, as in vivenu's own app.
+        - Held tickets: ``confirm_ticket_types`` and ``confirm_discounted`` are local only
+          (holding people at a gate is the venue's choice, not a server default); they are
+          shown in ``colorSettings.actionRequired`` when the kiosk can show it, else pink.
         """
         me = _obj(me)
         device = _obj(me.get("deviceSettings"))
@@ -138,6 +165,9 @@ class Policy:
         repeated = colors.get("repeated")
         if not (isinstance(repeated, str) and repeated in _FEEDBACK_VALUES):
             repeated = Feedback.ORANGE
+        action = colors.get("actionRequired")
+        action_feedback = Feedback(action) if isinstance(action, str) \
+            and action in _FEEDBACK_VALUES else Feedback.PINK
         return cls(
             served_events=served,
             ticket_types=MappingProxyType(per_event),
@@ -154,6 +184,11 @@ class Policy:
             max_read_length=max_read_length,
             repeated_feedback=Feedback(repeated),
             display_tz=display_tz,
+            gate_id=gate_id,
+            routes=routes,
+            confirm_ticket_types=frozenset(local.confirm_ticket_types),
+            confirm_discounted=local.confirm_discounted,
+            action_feedback=action_feedback,
         )
 
 

@@ -16,6 +16,8 @@ Rules run in this order; the first that objects decides:
    rules below (ticket types, timeslot window) only make sense for a served event.
 4. status: only VALID (and DETAILSREQUIRED where allowed) may enter anywhere.
 5. ticket type, 6. entry permission: what this ticket may enter at this gate.
+6b. route (check-in only): a ticket a ``[[routes]]`` table names, at a gate not on its
+   route, is WRONG_GATE and told which gate to use; a ticket no route names may use any.
 7. direction: check-in or check-out disabled on this gate. It follows the ticket's own
    checks so that staff hear what is wrong with a ticket before what the gate is for.
 8. timeslot window (check-in only): needs a valid ticket for a served event first. Without
@@ -23,6 +25,10 @@ Rules run in this order; the first that objects decides:
    CLOCK_UNTRUSTED: never admitted on a time only a wrong clock vouches for.
 9. anti-passback last: it alone depends on earlier scans, and a ticket that fails any rule
    above must not be told "already inside" (orange suggests it is otherwise fine).
+
+A check-in that passes every rule is held (ACTION_REQUIRED, in the policy's action colour)
+when its ticket type is one to confirm or it is a reduced-price ticket the venue wants
+checked: the steward's confirmation, journaled apart, opens the gate (``scanner.supervise``).
 
 Performance: the common grant is a handful of set lookups and comparisons; timestamps are
 parsed only when a timeslot is checked or a denial message shows a clock time.
@@ -53,6 +59,8 @@ ENTERED_GATE = "entered_gate"
 LEFT_AT = "left_at"
 LEFT_GATE = "left_gate"
 SLOT_START = "slot_start"
+USE_GATE = "use_gate"     # WRONG_GATE: the gates the ticket's route names, comma-separated
+CHECK = "check"           # ACTION_REQUIRED: what the steward checks
 
 _ZERO = timedelta(0)
 
@@ -109,10 +117,15 @@ def decide(ticket: Ticket | None, history: ScanHistory, policy: Policy, directio
                 break
     if denial is None:
         assert ticket is not None  # a grant has passed the unknown-barcode rule
+        check = _to_check(ticket, policy) if direction is Direction.IN else None
+        if check is not None:
+            return Decision(False, Reason.ACTION_REQUIRED, f"Check before entry: {check}",
+                            policy.action_feedback, direction, barcode, ticket, offline,
+                            {CHECK: check})
         if direction is Direction.IN:
-            return Decision(True, Reason.GRANTED, f"Welcome: {_line(ticket.ticket_name)}",
+            return Decision(True, Reason.GRANTED, f"Welcome: {one_line(ticket.ticket_name)}",
                             Feedback.GREEN, direction, barcode, ticket, offline)
-        return Decision(True, Reason.CHECKED_OUT, f"Checked out: {_line(ticket.ticket_name)}",
+        return Decision(True, Reason.CHECKED_OUT, f"Checked out: {one_line(ticket.ticket_name)}",
                         Feedback.BLUE, direction, barcode, ticket, offline)
     feedback = policy.repeated_feedback if denial.reason in REPEATED else Feedback.RED
     return Decision(False, denial.reason, denial.message, feedback, direction, barcode, ticket,
@@ -133,7 +146,7 @@ def _event(ticket: Ticket, history: ScanHistory, policy: Policy, direction: Dire
     if served is None or ticket.event_id in served:
         return None
     return Denial(Reason.WRONG_EVENT,
-                  f"Ticket is for another event ({_line(ticket.event_id)})")
+                  f"Ticket is for another event ({one_line(ticket.event_id)})")
 
 
 def _status(ticket: Ticket, history: ScanHistory, policy: Policy, direction: Direction,
@@ -144,7 +157,7 @@ def _status(ticket: Ticket, history: ScanHistory, policy: Policy, direction: Dir
         return None
     # A status this code does not know is not a licence to enter.
     reason, message = _STATUS_DENIALS.get(
-        status, (Reason.TICKET_INVALID, f"Ticket status '{_line(status)}' does not admit"))
+        status, (Reason.TICKET_INVALID, f"Ticket status '{one_line(status)}' does not admit"))
     return Denial(reason, message)
 
 
@@ -154,7 +167,7 @@ def _ticket_type(ticket: Ticket, history: ScanHistory, policy: Policy, direction
     if allowed is None or ticket.ticket_type_id in allowed:
         return None
     return Denial(Reason.TICKET_TYPE_NOT_ALLOWED,
-                  f"Ticket type '{_line(ticket.ticket_name)}' not allowed at this gate")
+                  f"Ticket type '{one_line(ticket.ticket_name)}' not allowed at this gate")
 
 
 def _entry(ticket: Ticket, history: ScanHistory, policy: Policy, direction: Direction,
@@ -162,6 +175,31 @@ def _entry(ticket: Ticket, history: ScanHistory, policy: Policy, direction: Dire
     if not policy.entries or not policy.entries.isdisjoint(ticket.entry):
         return None
     return Denial(Reason.NO_ENTRY_PERMISSION, "Ticket has no access through this entry")
+
+
+def _route(ticket: Ticket, history: ScanHistory, policy: Policy, direction: Direction,
+           now: datetime) -> Denial | None:
+    if not policy.routes or direction is not Direction.IN:
+        return None  # leaving is never routed: nobody is kept inside for the wrong exit
+    gates: list[str] = []
+    for route in policy.routes:
+        if route.names(ticket.area, ticket.entry, ticket.ticket_type_id):
+            if policy.gate_id in route.gates:
+                return None
+            gates += [g for g in route.gates if g not in gates]
+    if not gates:
+        return None
+    use = " or ".join(one_line(g) for g in gates)
+    return Denial(Reason.WRONG_GATE, f"Wrong gate: use gate {use}", {USE_GATE: ",".join(gates)})
+
+
+def _to_check(ticket: Ticket, policy: Policy) -> str | None:
+    """What a steward must check before this ticket enters, or None."""
+    if ticket.ticket_type_id in policy.confirm_ticket_types:
+        return one_line(ticket.ticket_name)
+    if policy.confirm_discounted and (ticket.discount or ticket.discount_id):
+        return f"reduced price ({one_line(ticket.discount or ticket.ticket_name)})"
+    return None
 
 
 def _direction(ticket: Ticket, history: ScanHistory, policy: Policy, direction: Direction,
@@ -250,8 +288,8 @@ def _passback(ticket: Ticket, history: ScanHistory, policy: Policy, direction: D
 
 
 # The order is the documented rule order (module docstring); tests pin it.
-RULES: tuple[Rule, ...] = (_event, _status, _ticket_type, _entry, _direction, _timeslot,
-                           _passback)
+RULES: tuple[Rule, ...] = (_event, _status, _ticket_type, _entry, _route, _direction,
+                           _timeslot, _passback)
 # The rules that read ``now``, and what each says instead when ``now`` cannot be trusted.
 UNTRUSTED_CLOCK: dict[Rule, Rule] = {_timeslot: _timeslot_untrusted}
 
@@ -261,8 +299,8 @@ def _scan_clock(scan: PastScan, policy: Policy, now: datetime) -> str:
     try:
         when = _clock(parse_iso(scan.scanned_at), policy.display_tz, now)
     except ValueError:
-        when = _line(scan.scanned_at)
-    return f"{when} (gate {_line(scan.gate_id)})"
+        when = one_line(scan.scanned_at)
+    return f"{when} (gate {one_line(scan.gate_id)})"
 
 
 def _clock(moment: datetime, tz: tzinfo, now: datetime, shift: timedelta = _ZERO) -> str:
@@ -275,6 +313,6 @@ def _clock(moment: datetime, tz: tzinfo, now: datetime, shift: timedelta = _ZERO
     return local.strftime("%H:%M:%S" if local.date() == today else "%Y-%m-%d %H:%M:%S")
 
 
-def _line(text: str) -> str:
+def one_line(text: str) -> str:
     """``text`` fit for a one-line message: ticket data may hold newlines or controls."""
     return text if text.isprintable() else "".join(c if c.isprintable() else " " for c in text)

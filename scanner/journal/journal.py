@@ -47,9 +47,17 @@ from scanner.db.database import Database
 from scanner.db.driver_sql import DriverSql, compile_for_driver
 from scanner.db.keyed import put_meta
 from scanner.decide.barcode import MIN_READ_LENGTH
-from scanner.decide.model import Decision, Direction, PastScan, Reason, ScanHistory
+from scanner.decide.model import (
+    NOT_UPLOADED,
+    Decision,
+    Direction,
+    PastScan,
+    Reason,
+    ScanHistory,
+)
 from scanner.journal.schema import journal as journal_table
 from scanner.journal.schema import journal_meta as meta
+from scanner.journal.schema import supervision
 from scanner.tickets import normalize_iso
 
 PENDING, SENT, REJECTED, LOCAL = "pending", "sent", "rejected", "local"
@@ -94,6 +102,11 @@ _INSIDE = (select(_cols.event_id, func.count())
            .group_by(_cols.event_id))
 
 
+# Who made an entry and why, beside each row of an audit (scanner.journal.supervision).
+SUPERVISION_COLUMNS = (supervision.c.ref_scan_id.label("answers"), supervision.c.role,
+                       supervision.c.session, supervision.c.why, supervision.c.note)
+SUPERVISION_NAMES = ("answers", "role", "session", "why", "note")
+
 # The daemon's follow-ups to a grant, by scan id (the unique index finds the row).
 _ACTUATED = (update(journal_table).where(_cols.scan_id == bindparam("scan_id"))
              .values(actuated_at=bindparam("at")))
@@ -126,6 +139,8 @@ def upload_state_for(decision: Decision, event_id: str | None) -> tuple[str, str
     """Whether a scan can be uploaded, and if not, why (kept in ``upload_error``)."""
     if decision.reason is Reason.MALFORMED_READ:
         return LOCAL, "not a barcode: the API cannot take it"
+    if decision.reason in NOT_UPLOADED:
+        return LOCAL, "not a scan: an alarm, or a held ticket whose answer is uploaded"
     if len(decision.barcode) < MIN_READ_LENGTH:
         return LOCAL, f"barcode shorter than {MIN_READ_LENGTH} characters: the API cannot take it"
     if event_id is None:
@@ -241,7 +256,8 @@ class Journal(Database):
     def entries(self, since: str | None = None,
                 until: str | None = None) -> Iterator[dict[str, Any]]:
         """Every journaled scan in journal order, scanned at or after ``since`` and before
-        ``until`` (ISO times) if given.
+        ``until`` (ISO times) if given, with who made it and why when a person or an alarm
+        did (``scanner.journal.supervision``; None for a read).
 
         Raises ValueError for a bound that is not an ISO-8601 time.
         """
@@ -250,7 +266,9 @@ class Journal(Database):
         cols = journal_table.c
         last_seq = 0
         while True:
-            query = select(journal_table).where(cols.seq > last_seq)
+            query = (select(journal_table, *SUPERVISION_COLUMNS)
+                     .outerjoin(supervision, supervision.c.scan_id == cols.scan_id)
+                     .where(cols.seq > last_seq))
             if start is not None:
                 query = query.where(cols.scanned_at >= start)
             if end is not None:

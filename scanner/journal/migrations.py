@@ -30,6 +30,7 @@ from scanner.journal.schema import (
     journal_metadata,
     mesh_conflicts,
     mesh_scans,
+    supervision,
     venue_commands,
 )
 
@@ -61,8 +62,13 @@ def _v3(conn: Connection) -> None:
     venue_commands.create(conn)
 
 
+def _v4(conn: Connection) -> None:
+    """Stewards and supervisors: who overrode, confirmed or released, and why."""
+    supervision.create(conn)
+
+
 JOURNAL = Schema(kind=faults.JOURNAL, meta=journal_meta, latest=JOURNAL_SCHEMA_VERSION,
-                 create=_create, steps={2: _v2, 3: _v3})
+                 create=_create, steps={2: _v2, 3: _v3, 4: _v4})
 
 
 def refuse_legacy(conn: Connection, name: str) -> None:

@@ -14,7 +14,7 @@ from sqlalchemy import Boolean, Column, Float, Index, Integer, MetaData, String,
 
 from scanner.db.keyed import key_value_table
 
-JOURNAL_SCHEMA_VERSION = 3
+JOURNAL_SCHEMA_VERSION = 4
 
 journal_metadata = MetaData()
 
@@ -105,4 +105,20 @@ venue_commands = Table(
     Column("applied_at", String, nullable=False),      # this gate's clock, ISO UTC ms
     Column("envelope", Text, nullable=False),          # the signed payload, as received
     Index("ix_venue_commands_slot", "issuer", "scope", "target", "seq"),
+)
+
+# -- version 4: stewards and supervisors (scanner.supervise) -----------------------------
+
+# Who made a journal entry that no read made, and why: an override of a denial, the answer
+# to a held ticket, a passage alarm. One row per such journal entry, written in its
+# transaction. ``ref_scan_id`` is the scan it answers (the denial overridden, the held
+# ticket); unique, so a denial is overridden and a held ticket settled once only.
+supervision = Table(
+    "supervision", journal_metadata,
+    Column("scan_id", String, primary_key=True),       # the journal entry it explains
+    Column("ref_scan_id", String, unique=True),
+    Column("role", String, nullable=False),            # supervisor | steward | button | gate
+    Column("session", String),                         # a tag of the kiosk session, not it
+    Column("why", String),                             # a code of the short list
+    Column("note", Text),                              # the supervisor's own words
 )

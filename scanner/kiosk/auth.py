@@ -1,9 +1,10 @@
 """Who may change the gate's state from the kiosk page when it is reachable beyond loopback.
 
-A per-gate PIN, stored as a salted scrypt hash in ``pin_file`` (mode 0600), compared in
-constant time. Repeated failures from one client address lock that address out for a while,
-and failures over all addresses are budgeted too (a four-digit PIN falls to a script in
-minutes otherwise); see ``Lockout``. A good PIN yields a session
+Two roles: the steward (``pin_file``) and the supervisor (``supervisor_pin_file``), who
+may also override a denial. Each a per-gate PIN, stored as a salted scrypt hash in its
+file (mode 0600), compared in constant time. Repeated failures from one client address
+lock that address out for a while, and failures over all addresses are budgeted too (a
+four-digit PIN falls to a script in minutes otherwise); see ``Lockout``. A good PIN yields a session
 token in an HttpOnly, SameSite=Strict cookie; sessions live in memory, so a restart of the
 gate logs stewards out, which is the safe direction.
 """
@@ -37,6 +38,8 @@ HASHES_AT_ONCE = 2
 LOCKOUT_SECONDS = 300.0
 SESSION_SECONDS = 12 * 3600.0  # one shift
 COOKIE = "gate_session"
+STEWARD, SUPERVISOR = "steward", "supervisor"
+SUPERVISOR_PIN_KEY = "web.supervisor_pin_file"
 
 
 def _derive(pin: str, salt: bytes, n: int, r: int, p: int) -> bytes:
@@ -79,10 +82,10 @@ class PinHash:
                 from None
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> PinHash | None:
+    def load(cls, path: str | os.PathLike[str], key: str = "web.pin_file") -> PinHash | None:
         """The hash in ``path``, or None when no PIN was set."""
         try:
-            return cls(read_secret_text(path, "web.pin_file"), str(path))
+            return cls(read_secret_text(path, key), str(path))
         except SecretFileMissing:
             return None
 
@@ -211,14 +214,18 @@ class Login:
     neither memory nor threads."""
 
     def __init__(self, pin: PinHash | None, lockout: Lockout, sessions: Sessions, *,
-                 hashes_at_once: int = HASHES_AT_ONCE) -> None:
+                 hashes_at_once: int = HASHES_AT_ONCE,
+                 supervisor: PinHash | None = None) -> None:
         self.pin = pin
+        self.supervisor = supervisor
         self.lockout = lockout
         self.sessions = sessions
         self._slots = threading.BoundedSemaphore(hashes_at_once)
 
     def attempt(self, address: str, pin: str) -> str:
-        if self.pin is None:
+        """A session for the steward's or the supervisor's PIN; one lockout for both, so
+        two PINs give a guesser no more tries."""
+        if self.pin is None and self.supervisor is None:
             raise NoPin("no PIN set for this gate: run `gate kiosk set-pin`")
         if not self._slots.acquire(blocking=False):
             raise Busy("other PINs are being checked: try again in a second", 1.0)
@@ -226,12 +233,16 @@ class Login:
             wait = self.lockout.reserve(address)
             if wait > 0:
                 raise LockedOut(f"too many wrong PINs: try again in {int(wait) + 1} s", wait)
-            if not self.pin.matches(pin):
+            # Both compared whatever the first gave, so timing tells not which role matched.
+            roles = [role for role, known in ((SUPERVISOR, self.supervisor),
+                                              (STEWARD, self.pin))
+                     if known is not None and known.matches(pin)]
+            if not roles:
                 raise WrongPin("wrong PIN")
         finally:
             self._slots.release()
         self.lockout.succeeded(address)
-        return self.sessions.open()
+        return self.sessions.open(roles[0])
 
 
 class Sessions:
@@ -239,24 +250,33 @@ class Sessions:
 
     def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._now = monotonic
-        self._expiry: dict[str, float] = {}
+        self._expiry: dict[str, tuple[float, str]] = {}   # token -> (expiry, role)
         self._lock = threading.Lock()
 
-    def open(self) -> str:
+    def open(self, role: str = STEWARD) -> str:
         token = secrets.token_urlsafe(32)
         now = self._now()
         with self._lock:
-            self._expiry = {t: at for t, at in self._expiry.items() if at > now}
-            self._expiry[token] = now + SESSION_SECONDS
+            self._expiry = {t: v for t, v in self._expiry.items() if v[0] > now}
+            self._expiry[token] = (now + SESSION_SECONDS, role)
         return token
 
     def valid(self, token: str | None) -> bool:
+        return self.role(token) is not None
+
+    def role(self, token: str | None) -> str | None:
+        """The live session's role (steward, supervisor), None for no live session."""
         if not token:
-            return False
+            return None
         with self._lock:
             # Every live token is compared, so timing tells nothing about which one was close.
-            found = False
-            for known, at in self._expiry.items():
+            found = None
+            for known, (at, role) in self._expiry.items():
                 if hmac.compare_digest(known, token) and at > self._now():
-                    found = True
+                    found = role
             return found
+
+
+def session_tag(token: str) -> str:
+    """A short name for a session in the journal: who acted, never the token itself."""
+    return hashlib.sha256(token.encode()).hexdigest()[:8]

@@ -15,6 +15,7 @@ from sqlalchemy import Engine, case, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from scanner.db.driver_sql import describe
+from scanner.decide.model import NOT_UPLOADED
 from scanner.errors import StoreError
 from scanner.journal.schema import journal
 from scanner.kiosk.present import reason_label
@@ -64,10 +65,11 @@ def latencies(engine: Engine, gate_id: str,
 
 
 def counters(rows: list[Tally], inside: int) -> dict[str, object]:
-    """The page's counters: in, out, inside now, and denials by reason."""
+    """The page's counters: in, out, inside now, and denials by reason (alarms and held
+    tickets are no denials: a held ticket's answer is counted)."""
     denied: dict[str, int] = {}
     for row in rows:
-        if row.result != "OK":
+        if row.result != "OK" and row.reason not in NOT_UPLOADED:
             denied[row.reason] = denied.get(row.reason, 0) + row.scans
     return {
         "in": sum(r.scans for r in rows if r.result == "OK" and r.direction == "IN"),

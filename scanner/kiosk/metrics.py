@@ -20,11 +20,13 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from scanner.decide.model import ALARMS
 from scanner.kiosk.counts import LATENCY_BUCKETS
 from scanner.kiosk.parts import KioskParts
 from scanner.tickets import parse_iso
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_ALARM_VALUES = frozenset(reason.value for reason in ALARMS)
 RELAY_BUCKETS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 
 
@@ -118,6 +120,13 @@ class GateCollector(Collector):
         for (result, reason), count in sorted(by_key.items()):
             decisions.add_metric([result, reason], count)
         yield decisions
+        alarms = CounterMetricFamily("gate_passage_alarms",
+                                     "Passage alarms and manual releases, journaled.",
+                                     labels=["kind"])
+        for (_result, reason), count in sorted(by_key.items()):
+            if reason in _ALARM_VALUES:
+                alarms.add_metric([reason], count)
+        yield alarms
 
         lat = parts.latencies()
         buckets = [(repr(bound), float(n)) for bound, n in zip(LATENCY_BUCKETS, lat.cumulative,

@@ -15,10 +15,12 @@ from scanner.build import version
 from scanner.decide.model import Direction
 from scanner.gatekeeper import CheckResult
 from scanner.kiosk.counts import Latencies, Tally
+from scanner.supervise import Desk
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 DEFAULT_PIN_FILE = "~/.config/gate-scanner/kiosk.pin"
+DEFAULT_SUPERVISOR_PIN_FILE = "~/.config/gate-scanner/supervisor.pin"
 
 
 class WebSettings(Protocol):
@@ -34,6 +36,8 @@ class WebSettings(Protocol):
     def status_open(self) -> bool: ...
     @property
     def language(self) -> str | None: ...
+    @property
+    def supervisor_pin_file(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,7 @@ class WebOptions:
     pin_file: str = DEFAULT_PIN_FILE
     status_open: bool = True
     language: str | None = None    # None: each browser's Accept-Language
+    supervisor_pin_file: str = DEFAULT_SUPERVISOR_PIN_FILE
 
 
 class Annuls(Protocol):
@@ -86,6 +91,8 @@ class KioskParts:
     tallies: Callable[[], list[Tally]]
     latencies: Callable[[], Latencies]
     annuls: Annuls | None = None
+    # Held tickets, overrides, releases, information scans (scanner.supervise.Desk).
+    desk: Desk | None = None
     probes: Probes = field(default_factory=Probes)
     # The installed gate-scanner's, for /healthz and /metrics' gate_build_info.
     version: str = field(default_factory=version)

@@ -13,15 +13,22 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from scanner.act import Acted, FireAlarm, Passage
+from scanner.act import Acted, Alarm, FireAlarm, Passage
 from scanner.decide.model import Decision, Feedback, Reason
+from scanner.decide.rules import CHECK, USE_GATE
 
 # The word under the icon, for stewards who cannot tell the colours apart: catalogue keys,
 # and the English word for integrators.
 WORDS = {Reason.GRANTED: ("word.valid", "VALID"),
           Reason.CHECKED_OUT: ("word.checked_out", "CHECKED OUT"),
           Reason.ALREADY_INSIDE: ("word.already_in", "ALREADY IN"),
-          Reason.REENTRY_NOT_ALLOWED: ("word.already_scanned", "ALREADY SCANNED")}
+          Reason.REENTRY_NOT_ALLOWED: ("word.already_scanned", "ALREADY SCANNED"),
+          Reason.ACTION_REQUIRED: ("word.check", "CHECK"),
+          Reason.CONFIRMED: ("word.valid", "VALID"),
+          Reason.OVERRIDDEN: ("word.override", "OVERRIDE"),
+          Reason.PASSAGE_FORCED: ("word.alarm", "ALARM"),
+          Reason.PASSAGE_HELD: ("word.alarm", "ALARM"),
+          Reason.MANUAL_RELEASE: ("word.released", "RELEASED")}
 DENIED = ("word.denied", "DENIED")
 # Denials counted on the page, in a word or two.
 REASON_LABELS = {
@@ -33,11 +40,14 @@ REASON_LABELS = {
     Reason.ALREADY_INSIDE: "already in", Reason.REENTRY_NOT_ALLOWED: "no re-entry",
     Reason.NOT_INSIDE: "not inside", Reason.TIMESLOT_TOO_EARLY: "too early",
     Reason.TIMESLOT_TOO_LATE: "too late", Reason.CLOCK_UNTRUSTED: "clock unsure",
+    Reason.WRONG_GATE: "wrong gate", Reason.ACTION_REQUIRED: "held",
+    Reason.NOT_CONFIRMED: "not confirmed", Reason.PASSAGE_FORCED: "forced",
+    Reason.PASSAGE_HELD: "held open", Reason.MANUAL_RELEASE: "released",
     Reason.BLOCKED: "blocked", Reason.ENTRY_STOPPED: "entry stopped",
     Reason.LOCKDOWN: "lockdown",
 }
 _ICONS = {Feedback.GREEN: "check", Feedback.RED: "cross", Feedback.ORANGE: "repeat",
-          Feedback.BLUE: "exit"}
+          Feedback.BLUE: "exit", Feedback.PINK: "hand"}
 
 
 def seat_parts(decision: Decision) -> dict[str, str] | None:
@@ -83,7 +93,8 @@ def decision_event(acted: Acted, *, gate_id: str,
         "reason": d.reason.value,
         "word_key": word_key,
         "word": word,
-        "icon": _ICONS[d.feedback],
+        # A held ticket's icon is its own, whatever colour the venue chose for it.
+        "icon": "hand" if d.reason is Reason.ACTION_REQUIRED else _ICONS[d.feedback],
         "colour": d.feedback.value,
         "message": d.message,
         "holder": ticket.name if ticket else None,
@@ -91,6 +102,9 @@ def decision_event(acted: Acted, *, gate_id: str,
         "seat": seat(d),
         "seat_parts": seat_parts(d),
         "direction": d.direction.value,
+        # What a steward checks on a held ticket; the gate a misrouted ticket should use.
+        "check": d.extra.get(CHECK),
+        "use_gate": d.extra.get(USE_GATE),
         "gate": gate_id,
         "opened": acted.opened,
         "offline": d.offline,
@@ -110,6 +124,21 @@ def fire_alarm_event(alarm: FireAlarm) -> dict[str, Any]:
     return {"type": "fire_alarm", "active": alarm.active}
 
 
+def alarm_event(alarm: Alarm) -> dict[str, Any]:
+    """A passage alarm or a manual release, as the page paints it."""
+    word_key, word = WORDS[alarm.reason]
+    return {"type": "alarm", "scan_id": alarm.scan_id, "reason": alarm.reason.value,
+            "word_key": word_key, "word": word, "sent_at": time.time() * 1000}
+
+
+def preview_event(decision: Decision, *, gate_id: str) -> dict[str, Any]:
+    """An information scan: the decision as the page shows one, taken by nobody."""
+    from scanner.act import signal_for
+
+    acted = Acted("", decision, signal_for(decision), False, None, False)
+    return decision_event(acted, gate_id=gate_id) | {"type": "info"}
+
+
 def to_page(event: object, *, gate_id: str,
             online: Callable[[], bool | None] = _unknown) -> dict[str, Any] | None:
     """The page's message for one act-stage event; None for events the page ignores."""
@@ -119,4 +148,6 @@ def to_page(event: object, *, gate_id: str,
         return passage_event(event)
     if isinstance(event, FireAlarm):
         return fire_alarm_event(event)
+    if isinstance(event, Alarm):
+        return alarm_event(event)
     return None

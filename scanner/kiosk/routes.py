@@ -12,6 +12,7 @@
     POST /api/scan       {"barcode"}: manual entry, decided and acted on like any read
     POST /api/direction  {"direction": "IN"|"OUT"}             (the steward's PIN, always)
     POST /api/annul      {"scan_id"}: a grant whose holder did not pass       (the same)
+    ...                  stewards' and supervisors' routes: ``scanner.kiosk.desk_routes``
 
 Every request, on every route, must name this gate in its Host header (``Hosts``): a page
 on another site whose name was re-pointed at this gate (DNS rebinding) says its own name
@@ -195,6 +196,8 @@ class Kiosk(Protocol):
     stopping: bool
     language: str | None
 
+    @property
+    def direction(self) -> Direction: ...
     def scan(self, barcode: str) -> dict[str, Any]: ...
     def status(self) -> dict[str, Any]: ...
     def annul(self, scan_id: str) -> None: ...
@@ -318,6 +321,8 @@ def build_app(kiosk: Kiosk) -> ASGIApp:
                                                                       str(exc.detail))
         return _json({"error": message}, exc.status_code, exc.headers)
 
+    from scanner.kiosk.desk_routes import desk_routes
+
     app = Starlette(routes=[
         Route("/", page), Route("/static/{name}", page), Route("/healthz", healthz),
         Route("/events", events), Route("/api/state", state), Route("/api/status", status),
@@ -326,6 +331,7 @@ def build_app(kiosk: Kiosk) -> ASGIApp:
         Route("/api/scan", scan, methods=["POST"]),
         Route("/api/direction", direction, methods=["POST"]),
         Route("/api/annul", annul, methods=["POST"]),
+        *desk_routes(kiosk, _body, _text, _json, HttpError),
     ], exception_handlers={HttpError: refused, GateError: store_fault,
                            HTTPException: http_error})
     return Guard(app, Hosts(kiosk.web.host, kiosk.port))

@@ -14,6 +14,7 @@ from scanner.act import Acted
 from scanner.decide.model import Direction
 from scanner.errors import ConfigError
 from scanner.kiosk.auth import (
+    SUPERVISOR_PIN_KEY,
     Busy,
     LockedOut,
     Lockout,
@@ -55,10 +56,12 @@ class KioskServer:
         # for a shift (``SESSION_SECONDS``), like a tablet.
         self.login_required = not is_loopback(web.host)
         self.pin = PinHash.load(web.pin_file)
+        self.supervisor_pin = PinHash.load(web.supervisor_pin_file, SUPERVISOR_PIN_KEY)
         self.language = web.language
         self.lockout = lockout or Lockout()
         self.sessions = Sessions()
-        self._login = Login(self.pin, self.lockout, self.sessions)
+        self._login = Login(self.pin, self.lockout, self.sessions,
+                            supervisor=self.supervisor_pin)
         self._direction = direction
         self._eta = Eta()
         self._status: tuple[float, dict[str, Any]] | None = None

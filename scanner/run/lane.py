@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import queue
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -60,16 +61,22 @@ class Lane(Worker):
     """Worker ``lane:<name>``; essential: a gate whose lane cannot be kept alive exits."""
 
     def __init__(self, name: str, gatekeeper: Checker, submit: Submit, *,
-                 heartbeat_timeout: float, maxsize: int = DEFAULT_QUEUE) -> None:
+                 heartbeat_timeout: float, maxsize: int = DEFAULT_QUEUE,
+                 interrupted: Callable[[], object] | None = None) -> None:
         super().__init__(f"lane:{name}", heartbeat_timeout=heartbeat_timeout,
                          stage=Stage.LANE, essential=True)
         self.lane = name
         self.gatekeeper = gatekeeper
         self.submit = submit
+        self._interrupted = interrupted  # unblocks a submit waiting on a held ticket
         self.reads: queue.Queue[LaneRead] = queue.Queue(maxsize)
         self.decided = 0
         self.failed = 0
         self.dropped = 0
+
+    def interrupt(self) -> None:
+        if self._interrupted is not None:
+            self._interrupted()
 
     def offer(self, read: LaneRead, timeout: float = OFFER_TIMEOUT) -> bool:
         """Queue ``read`` (from a reader's thread); False, logged, when the lane stays full."""

@@ -14,6 +14,7 @@ FAST = {
     Signal.GRANTED: Pattern(green=0.05, beeps=1, beep_on=0.01),
     Signal.DENIED: Pattern(red=0.05, beeps=3, beep_on=0.01, beep_off=0.01),
     Signal.ALREADY_INSIDE: Pattern(green=0.05, red=0.05, beeps=2, beep_on=0.01, beep_off=0.01),
+    Signal.HELD: Pattern(green=0.05, red=0.05, beeps=1, beep_on=0.02),
 }
 
 

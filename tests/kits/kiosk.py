@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from kits.gate import build_gate
 from kits.gpio import make
@@ -19,13 +20,14 @@ from kits.journal import api_config
 from scanner.act import ActStage
 from scanner.app.kiosk import from_gate
 from scanner.clock import utc_now
-from scanner.config import LookupConfig
+from scanner.config import LookupConfig, PolicyConfig
 from scanner.decide.model import Direction
 from scanner.errors import GateError
 from scanner.gatekeeper import CheckResult
 from scanner.kiosk import KioskServer, Reachability, WebOptions
 from scanner.kiosk.auth import Lockout
 from scanner.sim import SimServer, World
+from scanner.supervise import Desk, Holds
 
 HEARTBEAT_MAX_AGE = 2.0
 SYNC_EVERY = 0.5
@@ -39,15 +41,25 @@ def free_port() -> int:
 
 class KioskGate:
     def __init__(self, tmp_path: Path, sim: SimServer, web: WebOptions | None = None, *,
-                 lockout: Lockout | None = None) -> None:
+                 lockout: Lockout | None = None, policy: PolicyConfig | None = None,
+                 pins: dict[str, Any] | None = None, held_after: float = 30.0) -> None:
         self.sim = sim
         self.lockout = lockout
         # Every event, the real clock and the default online lookup, as a gate run has.
         self.gate = build_gate(tmp_path, events=(), lookup=LookupConfig(), clock=utc_now,
-                               api=api_config(sim, retries=0, connect_timeout=0.5))
+                               api=api_config(sim, retries=0, connect_timeout=0.5),
+                               policy=policy or PolicyConfig())
         self.gate.syncer.run_once()
-        self.outputs = make()
-        self.stage = ActStage(self.outputs, self.gate.journal)
+        self.outputs = make(**(pins or {}))
+        # As ``gate run`` wires them: the desk journals the stage's alarms, holds tickets
+        # between lane and stage, and takes the wired confirm button.
+        self.stage = ActStage(self.outputs, self.gate.journal,
+                              alarms=lambda reason: self.desk.alarm(reason),
+                              passage_held_after=held_after)
+        self.desk = Desk(self.gate.journal, self.gate.gatekeeper, self.stage.submit,
+                         Holds(self.gate.config.policy.confirm_timeout),
+                         release=self.stage.release)
+        self.outputs.when_confirm = self.desk.button
         self.stage.start()
         self.link = Reachability()
         self.link.reached()
@@ -62,7 +74,7 @@ class KioskGate:
 
     def new_kiosk(self) -> KioskServer:
         kiosk = from_gate(self.gate, self.stage, self.web, health=self.health,
-                          online=self.link, clock_ok=lambda: True)
+                          online=self.link, clock_ok=lambda: True, desk=self.desk)
         if self.lockout is not None:  # the same parts, a lockout with its own idea of local
             kiosk = KioskServer(self.web, kiosk.parts, lockout=self.lockout)
         return kiosk.start()

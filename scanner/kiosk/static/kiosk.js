@@ -2,11 +2,14 @@
 "use strict";
 (() => {
   const $ = (id) => document.getElementById(id);
-  const probe = { latencies: [], state: null, connected: false, lang: null };
+  const probe = { latencies: [], state: null, connected: false, lang: null, alarms: [], info: null };
   window.__kiosk = probe;  // read by the browser tests
   const RECENT = 20;
   let words = {}, state = null, stateAt = 0, resetTimer = 0, shown = null, audio = null, pending = null;
   let recent = [];
+  let infoMode = false, overrideReasons = [];
+  // Held tickets wait for the steward; alarms, releases and overrides are journal entries too.
+  const NOT_OVERRIDABLE = ["ACTION_REQUIRED", "MALFORMED_READ"];
 
   // -- words: "{name}" fields filled from args; a missing key shows the key, never nothing --
   function t(key, args) {
@@ -84,6 +87,8 @@
   function ready() {
     shown = null;
     $("annul").hidden = true;
+    $("held").hidden = true;
+    $("override").hidden = true;
     paint(...idle());
   }
 
@@ -94,11 +99,13 @@
   }
 
   function decisionFields(m) {
-    const denied = !m.granted;
+    // Overrides and confirmations are grants a person made: they say so.
+    const said = !m.granted || m.reason === "OVERRIDDEN" || m.reason === "CONFIRMED";
+    const args = { gate: m.use_gate, check: m.check };
     return {
       holder: m.holder, ticket: m.ticket_type, seat: seatText(m.seat_parts),
-      message: denied ? t("reason." + m.reason + ".detail") : "",
-      next: denied ? t("reason." + m.reason + ".next") : "",
+      message: said ? t("reason." + m.reason + ".detail", args) : "",
+      next: said ? t("reason." + m.reason + ".next", args) : "",
       offline: m.decided_offline ? t("offline.decision", { age: age(dataAge()) }) : null,
     };
   }
@@ -109,8 +116,12 @@
     remember(m);
     paint(m.colour, m.icon, t(m.word_key), decisionFields(m));
     $("annul").hidden = !m.opened;
+    const held = m.reason === "ACTION_REQUIRED";
+    $("held").hidden = !held;
+    $("override").hidden = m.granted || NOT_OVERRIDABLE.includes(m.reason);
     clearTimeout(resetTimer);
-    resetTimer = setTimeout(ready, 1000 * ((state && state.reveal_s) || 3));
+    // A held ticket stays until its answer arrives (the confirmation or refusal replaces it).
+    if (!held) resetTimer = setTimeout(ready, 1000 * ((state && state.reveal_s) || 3) * ($("override").hidden ? 1 : 3));
     // rAF runs just before the frame is painted; the task after it runs once it was.
     requestAnimationFrame(() => setTimeout(() => {
       const painted = performance.now();
@@ -118,6 +129,33 @@
                              painted_epoch_ms: performance.timeOrigin + painted, sent_at: m.sent_at });
     }, 0));
     feedback(m.granted);
+  }
+
+  // -- alarms and information scans -------------------------------------------------------
+  function showAlarm(m) {
+    probe.alarms.push(m);
+    shown = m;
+    const release = m.reason === "MANUAL_RELEASE";
+    paint(release ? "blue" : "red", release ? "exit" : "cross", t(m.word_key),
+          { message: t("reason." + m.reason + ".detail"), next: t("reason." + m.reason + ".next") });
+    $("annul").hidden = true; $("held").hidden = true; $("override").hidden = true;
+    clearTimeout(resetTimer);
+    resetTimer = setTimeout(ready, 1000 * ((state && state.reveal_s) || 3) * (release ? 1 : 3));
+    if (!release) feedback(false);
+  }
+  function showInfo(m) {
+    probe.info = m;
+    shown = m;
+    paint("info", m.icon, t("word.info") + " · " + t(m.word_key), decisionFields(m));
+    $("annul").hidden = true; $("held").hidden = true; $("override").hidden = true;
+    clearTimeout(resetTimer);
+    resetTimer = setTimeout(ready, 2000 * ((state && state.reveal_s) || 3));
+  }
+  function setInfoMode(on) {
+    infoMode = on;
+    $("info-mode").setAttribute("aria-pressed", String(on));
+    $("info-on").hidden = !on;
+    fit();
   }
 
   // -- recent scans: kept from the stream, replaced by the gate's own list when opened -------
@@ -217,6 +255,7 @@
       $("annul").hidden = true;
     });
     es.addEventListener("fire_alarm", () => fetchState());
+    es.addEventListener("alarm", (e) => showAlarm(JSON.parse(e.data)));
     es.addEventListener("error", () => {
       probe.connected = false; paintLink();
       if (!shown) ready();
@@ -230,6 +269,7 @@
                                   body: JSON.stringify(body), credentials: "same-origin" });
     if (r.status === 401 && path !== "/api/login") {
       pending = [path, body];
+      $("login-why").textContent = path === "/api/override" ? t("override.title") : t("login.why");
       $("login-error").textContent = "";
       $("pin").value = "";
       $("login").showModal();
@@ -241,8 +281,10 @@
   }
 
   async function act(path, body) {
-    try { await post(path, body); }
-    catch (e) { paint("red", "cross", t("word.error"), { message: e.message }); }
+    try {
+      const doc = await post(path, body);
+      if (doc && path === "/api/info") showInfo(doc);
+    } catch (e) { paint("red", "cross", t("word.error"), { message: e.message }); }
   }
 
   $("manual").addEventListener("submit", (e) => {
@@ -250,8 +292,31 @@
     const code = $("barcode").value.trim();
     if (!code) return;
     $("barcode").value = "";
-    act("/api/scan", { barcode: code });
+    act(infoMode ? "/api/info" : "/api/scan", { barcode: code });
   });
+  $("confirm").addEventListener("click", () => shown && act("/api/confirm", { scan_id: shown.scan_id, confirm: true }));
+  $("refuse").addEventListener("click", () => shown && act("/api/confirm", { scan_id: shown.scan_id, confirm: false }));
+  $("override").addEventListener("click", () => {
+    if (!shown) return;
+    clearTimeout(resetTimer);
+    $("override-why").replaceChildren(...overrideReasons.map((code) => {
+      const o = document.createElement("option"); o.value = code; o.textContent = t("override.why." + code); return o;
+    }));
+    $("override-note").value = "";
+    $("override-dialog").dataset.scan = shown.scan_id;
+    $("override-dialog").showModal();
+  });
+  $("override-cancel").addEventListener("click", () => { $("override-dialog").close(); ready(); });
+  $("override-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    $("override-dialog").close();
+    act("/api/override", { scan_id: $("override-dialog").dataset.scan, why: $("override-why").value,
+                           note: $("override-note").value });
+  });
+  $("tools-open").addEventListener("click", () => $("tools").showModal());
+  $("tools-close").addEventListener("click", () => $("tools").close());
+  $("info-mode").addEventListener("click", () => { setInfoMode(!infoMode); $("tools").close(); });
+  $("release").addEventListener("click", () => { $("tools").close(); act("/api/release", {}); });
   for (const b of document.querySelectorAll("#switch button"))
     b.addEventListener("click", () => act("/api/direction", { direction: b.dataset.direction }));
   $("annul").addEventListener("click", () => shown && act("/api/annul", { scan_id: shown.scan_id }));
@@ -280,6 +345,10 @@
       document.documentElement.lang = doc.lang;
     } catch (e) { /* keys stand in for words until a reload */ }
     translateStatic();
+    try {
+      const r = await fetch("/api/desk", { cache: "no-store" });
+      if (r.ok) overrideReasons = (await r.json()).override_reasons;
+    } catch (e) { /* no desk: the override dialog lists nothing */ }
     setInterval(paintLink, 1000);
     ready();
     connect();
