@@ -34,7 +34,7 @@ import httpx
 import orjson
 
 from scanner.bench.stats import goal, percentiles
-from scanner.bench.sync_runs import run_plain, run_sync, start_sim
+from scanner.bench.sync_runs import CONTROL_TIMEOUT, run_plain, run_sync, start_sim
 from scanner.child import gate_argv, gate_env
 from scanner.errors import GateError
 from scanner.sim.server import DEFAULT_TOKEN
@@ -111,7 +111,8 @@ def measure(tickets: int, workdir: Path, rounds: int = 1) -> dict[str, Any]:
     sim, url = start_sim(tickets, events=2)
     base = workdir / "first-event.db"
     try:
-        with httpx.Client(base_url=url, headers={"token": DEFAULT_TOKEN}) as control:
+        with httpx.Client(base_url=url, headers={"token": DEFAULT_TOKEN},
+                          timeout=CONTROL_TIMEOUT) as control:
             first, second = (doc["_id"] for doc in control.get(f"{API_PREFIX}/events").json())
         first_run = run_sync(gate_env(GATE_API_URL=url, GATE_API_TOKEN=DEFAULT_TOKEN,
                                        GATE_DB=str(base), GATE_EVENTS=first), workdir)

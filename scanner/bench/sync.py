@@ -34,8 +34,9 @@ import click
 import httpx
 import orjson
 
-from scanner.bench.sync_runs import run_plain, run_sync, start_sim
+from scanner.bench.sync_runs import CONTROL_TIMEOUT, run_plain, run_sync, start_sim
 from scanner.child import gate_env
+from scanner.errors import GateError
 from scanner.sim.server import DEFAULT_TOKEN
 from scanner.vivenu.urls import API_PREFIX
 
@@ -52,7 +53,9 @@ def measure(tickets: int, workdir: Path, rounds: int = 1) -> dict[str, Any]:
     adds time), the other figures are the last gate run's, then a delta on its store."""
     sim, url = start_sim(tickets)
     try:
-        with httpx.Client(base_url=url, headers={"token": DEFAULT_TOKEN}) as control:
+        # The simulator mutates and serves a large world while the sync loads the machine.
+        with httpx.Client(base_url=url, headers={"token": DEFAULT_TOKEN},
+                          timeout=CONTROL_TIMEOUT) as control:
             event_id = control.get(f"{API_PREFIX}/events").json()[0]["_id"]
             fulls, plains = [], []
             for n in range(rounds):
@@ -117,11 +120,14 @@ def command(tickets: int, rounds: int, two_events: bool, as_json: bool) -> None:
     """Full sync of N tickets, then a delta over 1,000 changed ones."""
     from scanner.bench import second_event
 
-    with tempfile.TemporaryDirectory(prefix="gate-bench-sync-") as tmp:
-        figures = measure(tickets, Path(tmp), rounds)
-    if two_events:
+    try:
         with tempfile.TemporaryDirectory(prefix="gate-bench-sync-") as tmp:
-            figures["two_events"] = second_event.measure(tickets, Path(tmp), rounds)
+            figures = measure(tickets, Path(tmp), rounds)
+        if two_events:
+            with tempfile.TemporaryDirectory(prefix="gate-bench-sync-") as tmp:
+                figures["two_events"] = second_event.measure(tickets, Path(tmp), rounds)
+    except httpx.HTTPError as exc:
+        raise GateError(f"bench sync: the simulator did not answer: {exc!r}") from exc
     if as_json:
         click.echo(orjson.dumps(figures).decode())
         return

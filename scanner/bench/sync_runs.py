@@ -19,6 +19,7 @@ from scanner.config import DEFAULT_PAGE_SIZE
 from scanner.errors import GateError
 from scanner.sim.server import DEFAULT_TOKEN
 
+CONTROL_TIMEOUT = 120.0  # seconds: a control request to the benchmark's own simulator
 # A fresh world of a million tickets takes a moment to build before the sim listens.
 SIM_START_TIMEOUT = 60.0
 
