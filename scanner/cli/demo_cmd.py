@@ -292,7 +292,7 @@ class Story:
                 if self.pace > 1.0:
                     click.echo(f"  gate run answered after {now - started:.0f} s: this "
                                f"machine is slow, each step waits {self.timeout():.0f} s")
-            if answered and not health.starting:
+            if not health.starting:  # answered, and neither starting nor syncing
                 break
             if (health.syncing, len(self.log.lines)) != progress:
                 progress, moved = (health.syncing, len(self.log.lines)), now
