@@ -80,3 +80,42 @@ def test_a_checkout_is_shown_green_and_a_refusal_red() -> None:
     checked_out, refused = shown.getvalue().splitlines()
     assert "CHECKED_OUT" in checked_out and checked_out.startswith("\x1b[32m")
     assert "ALREADY_INSIDE" in refused and refused.startswith("\x1b[31m")
+
+
+def test_the_demo_waits_while_healthz_says_syncing_and_goes_on_once_it_does_not() -> None:
+    """The first sync's end is read from a real /healthz on loopback: 503 with ``syncing``
+    is still starting, 503 for another reason is not (that is not the sync's to wait on),
+    and no server at all is no answer."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from scanner.cli.demo_cmd import daemon_health
+
+    answers = [(503, ["syncing: 100 of 200 tickets (50 %)"]),
+               (503, ["reader camera disconnected"]), (200, [])]
+
+    class Healthz(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            status, reasons = answers.pop(0)
+            body = json.dumps({"ok": status == 200, "reasons": reasons}).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    with ThreadingHTTPServer(("127.0.0.1", 0), Healthz) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        port = server.server_address[1]
+        syncing, other, ready = (daemon_health(port, 5.0) for _ in range(3))
+        server.shutdown()
+    assert syncing.answered and syncing.starting
+    assert syncing.syncing == "syncing: 100 of 200 tickets (50 %)"
+    assert other.answered and not other.starting and other.said.startswith("503 (reader")
+    assert ready.answered and not ready.starting and ready.said == "200"
+    gone = daemon_health(port, 1.0)
+    assert not gone.answered and gone.starting and gone.said.startswith("no answer")

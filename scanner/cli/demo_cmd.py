@@ -30,9 +30,20 @@ from scanner.child import gate_argv, gate_env
 from scanner.config import DEFAULT_WEB_PORT, toml
 
 DEMO_TOKEN = "demo-token-not-a-secret"
-STEP_TIMEOUT = 15.0   # seconds a step waits for the daemon before it counts as failed
+# Seconds a step waits for the daemon before it counts as failed, on a machine as fast as
+# the one the demo is usually run on; multiplied by the pace the daemon's start measured.
+STEP_TIMEOUT = 15.0
 PAUSE = 0.5           # between two people at a reader: longer than its dedup_window
-LEAD_FRAMES = 60      # two seconds of empty camera while the first sync runs
+LEAD_FRAMES = 60      # two seconds of empty camera before the codes, at 30 frames a second
+# Seconds gate run usually takes from its start to its first answer on /healthz; a start
+# that takes N times as long (a Pi Zero 2, a loaded Pi 3, qemu emulation) makes every step
+# wait N times as long, up to MAX_PACE.
+USUAL_START = 4.0
+MAX_PACE = 60.0
+# The first sync is waited for as long as it moves: given up only after this long without
+# its progress changing (its ticket count on /healthz, or gate run's log).
+SYNC_STALL = 300.0
+HEALTH_POLL = 0.25    # seconds between two looks at /healthz, times the pace
 DECISION = re.compile(r"decision (\S+) (\S+) (\S+) (\S+) (\S+): (.*)$")
 PULSED = re.compile(r"relay pulsed for scan (\S+)")
 LOGGED = re.compile(r"^\S+ \S+ (\w+) ([\w.]+): (.*)$")  # asctime levelname logger: message
@@ -123,7 +134,7 @@ class DaemonLog:
             click.secho(f"  gate run | {message}", dim=level == "INFO",
                         fg=None if level == "INFO" else "yellow")
 
-    def wait(self, what: str, ready: Any, timeout: float = STEP_TIMEOUT) -> bool:
+    def wait(self, what: str, ready: Any, timeout: float) -> bool:
         """Wait until ``ready()`` (called under the lock) is true; False, said, on timeout."""
         deadline = time.monotonic() + timeout
         with self._changed:
@@ -174,6 +185,11 @@ class Story:
         self.log = log
         self.readers = {"entry": entry, "exit": exit_}
         self.failures = 0
+        self.pace = 1.0  # how much slower than usual this machine runs the daemon
+
+    def timeout(self, seconds: float = STEP_TIMEOUT) -> float:
+        """``seconds`` on a machine of usual speed, stretched by the measured pace."""
+        return seconds * self.pace
 
     def caption(self, text: str) -> None:
         click.secho(f"\n# {text}", fg="cyan", bold=True)
@@ -191,7 +207,7 @@ class Story:
             mine[:] = [d for d in self.log.decisions[seen:] if d.reader == reader]
             return bool(mine)
 
-        if not self.log.wait(f"decision from {reader}", decided):
+        if not self.log.wait(f"decision from {reader}", decided, self.timeout()):
             self.failures += 1
             return
         if mine[0].reason != expect:
@@ -204,7 +220,8 @@ class Story:
         """Wait for the relay pulse of each of ``decided`` that opens the turnstile, so its
         line is printed under this step's heading, not the next one's."""
         opened = {d.scan_id for d in decided if opens(d.reason)}
-        return self.log.wait("relay pulse", lambda: opened <= set(self.log.pulsed))
+        return self.log.wait("relay pulse", lambda: opened <= set(self.log.pulsed),
+                             self.timeout())
 
     def camera(self, expected: list[str]) -> None:
         self.caption(f"the camera sees {len(expected)} tickets held up to it (a replayed video)")
@@ -212,7 +229,7 @@ class Story:
         def all_seen() -> bool:
             return len([d for d in self.log.decisions if d.reader == "camera"]) >= len(expected)
 
-        if not self.log.wait("camera decisions", all_seen, timeout=STEP_TIMEOUT * 2):
+        if not self.log.wait("camera decisions", all_seen, self.timeout(STEP_TIMEOUT * 2)):
             self.failures += 1
             return
         mine = [d for d in self.log.decisions if d.reader == "camera"]
@@ -225,9 +242,43 @@ class Story:
             self.failures += 1
 
     def expect(self, what: str, ready: Any, timeout: float = STEP_TIMEOUT) -> bool:
-        ok = self.log.wait(what, ready, timeout)
+        """Wait for ``ready()``, ``timeout`` stretched by the pace; a miss is a failure."""
+        ok = self.log.wait(what, ready, self.timeout(timeout))
         self.failures += not ok
         return ok
+
+    def first_sync(self, proc: subprocess.Popen[str], port: int) -> None:
+        """Wait until gate run's first sync has ended, as its /healthz tells (``syncing: N
+        of M tickets`` until the store is whole), for as long as that moves; then print
+        what /healthz answers. How long the daemon took to answer at all sets the pace."""
+        click.echo(f"  waiting for the first sync to end (/healthz says syncing until then; "
+                   f"given up after {SYNC_STALL:.0f} s without progress)")
+        started = moved = time.monotonic()
+        answered, progress = False, None
+        while True:
+            health = daemon_health(port, self.timeout())
+            now = time.monotonic()
+            if health.answered and not answered:
+                answered = True
+                self.pace = min(max((now - started) / USUAL_START, 1.0), MAX_PACE)
+                if self.pace > 1.0:
+                    click.echo(f"  gate run answered after {now - started:.0f} s: this "
+                               f"machine is slow, each step waits {self.timeout():.0f} s")
+            if not health.starting:  # answered, and neither starting nor syncing
+                break
+            if (health.syncing, len(self.log.lines)) != progress:
+                progress, moved = (health.syncing, len(self.log.lines)), now
+            if proc.poll() is not None or now - moved > SYNC_STALL:
+                why = f"gate run exited {proc.returncode}" if proc.poll() is not None \
+                    else f"no progress for {SYNC_STALL:.0f} s ({health.said})"
+                click.secho(f"  FAILED: the first sync did not end: {why}", fg="red",
+                            bold=True)
+                self.failures += 1
+                return
+            time.sleep(HEALTH_POLL * self.pace)
+        # The camera may have let someone in meanwhile: its pulses belong under this heading.
+        self.failures += not self.released(list(self.log.decisions))
+        click.echo(f"  kiosk page http://127.0.0.1:{port}/ : /healthz {health.said}")
 
 
 @contextmanager
@@ -289,17 +340,20 @@ def demo(tickets: int, workdir: Path | None, web_port: int | None) -> int:
         with daemon(env, home) as (proc, log):
             story = Story(log, entry, exit_)
             story.caption("gate run starts: it syncs the event, then reads")
-            story.expect("first sync", lambda: any(re.search(r"sync .*full", line)
-                                                   for line in log.lines))
-            click.echo(f"  kiosk page http://127.0.0.1:{web_port}/ : /healthz "
-                       f"{kiosk_health(web_port)}")
+            story.first_sync(proc, web_port)
             story.camera(["GRANTED", "GRANTED", "TICKET_INVALID"])
             tell(story, world, faults, valid, cancelled)
             story.caption("SIGTERM: gate run stops reading, finishes, flushes, exits")
             proc.terminate()
-            code = proc.wait(20)
-            click.echo(f"  gate run exited {code}")
-            story.failures += code != 0
+            try:
+                code = proc.wait(story.timeout(20))
+            except subprocess.TimeoutExpired:
+                click.secho(f"  FAILED: gate run did not exit within "
+                            f"{story.timeout(20):.0f} s", fg="red", bold=True)
+                story.failures += 1
+            else:
+                click.echo(f"  gate run exited {code}")
+                story.failures += code != 0
         uploaded = len(world.scans)
     seconds = time.monotonic() - started
     click.secho(f"\nsimulator received {uploaded} scans from the gate; {story.failures} "
@@ -357,14 +411,29 @@ def kiosk_port(preferred: int = DEFAULT_WEB_PORT) -> int:
     raise OSError("no free port on loopback for the kiosk page")
 
 
-def kiosk_health(port: int) -> str:
-    """What the daemon's kiosk answers on /healthz: its status code, or why it did not."""
+@dataclass(frozen=True)
+class Health:
+    """What the daemon's /healthz answered: ``said`` is its status code and reasons, or why
+    it did not answer; ``syncing`` the first sync's progress while it runs."""
+
+    said: str
+    answered: bool = False
+    starting: bool = True   # not answering yet, starting, or its first sync not ended
+    syncing: str | None = None
+
+
+def daemon_health(port: int, timeout: float) -> Health:
     import httpx
 
     try:
-        return str(httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2.0).status_code)
-    except httpx.HTTPError as exc:
-        return f"no answer ({exc.__class__.__name__})"
+        reply = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=timeout)
+        reasons = [str(r) for r in reply.json().get("reasons", ())]
+    except (httpx.HTTPError, ValueError, AttributeError) as exc:
+        return Health(f"no answer ({exc.__class__.__name__})")
+    syncing = next((r for r in reasons if r.startswith("syncing")), None)
+    starting = syncing is not None or any(r.startswith("not ready") for r in reasons)
+    said = f"{reply.status_code}" + (f" ({'; '.join(reasons)})" if reasons else "")
+    return Health(said, True, starting, syncing)
 
 
 def demo_environment(home: Path, url: str, event_id: str, video: Path, entry: str,
