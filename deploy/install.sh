@@ -211,7 +211,14 @@ while [ -e "$R$PREFIX/releases/$id" ]; do id="$id+"; done
 release=$R$PREFIX/releases/$id
 install -d -m 0755 "$R$PREFIX/releases" "$release"
 say "installing release $id into $PREFIX/releases"
-python3 -m venv "$release/.venv"
+# Pi camera modules are read through picamera2, which Pi OS ships as python3-picamera2 with
+# libcamera's bindings: where the system has it, the venv sees the system's packages too
+# (its own come first, so the locked versions win).
+if python3 -c 'import picamera2' 2>/dev/null; then
+    python3 -m venv --system-site-packages "$release/.venv"
+else
+    python3 -m venv "$release/.venv"
+fi
 pip=("$release/.venv/bin/python" -m pip --disable-pip-version-check --quiet)
 if [ -n "$wheels" ]; then
     # --no-index: pip asks no server, whatever pip.conf or PIP_INDEX_URL say.
