@@ -55,7 +55,11 @@ platforms=()
 for tag in "${MANYLINUX[@]}"; do platforms+=(--platform "${tag}_$arch"); done
 "${pip[@]}" download --no-deps --require-hashes -r "$lock" -d "$top/wheels" "${platforms[@]}" \
     --python-version "$PYTHON_VERSION" --implementation cp --abi "cp${PYTHON_VERSION/./}"
-"${pip[@]}" wheel --no-deps -w "$top/wheels" .
+# The project's own wheel is built from a copy: setuptools writes build/ beside its source,
+# and two bundles made at once from one checkout would trip over each other's.
+mkdir "$work/src"
+cp -a pyproject.toml README.md LICENSE scanner hardware "$work/src/"
+"${pip[@]}" wheel --no-deps -w "$top/wheels" "$work/src"
 
 sdists=()
 here_py=$("$PY" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')

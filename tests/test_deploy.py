@@ -22,6 +22,9 @@ import pytest
 
 from scanner.build import version
 
+# The installs share a bundle built once per worker: on one worker, it is built once.
+pytestmark = pytest.mark.xdist_group("deploy")
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ["run", ".ci/run", "deploy/bootstrap.sh", "deploy/install.sh", "deploy/kiosk.sh",
            "deploy/kiosk-launch.sh", "deploy/bundle.sh", "deploy/lock.sh",
