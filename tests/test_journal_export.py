@@ -16,6 +16,7 @@ from kits.journal import make_decision, make_ticket
 from scanner.app import Gate
 from scanner.cli.journal_cmds import JOURNAL_COLUMNS
 from scanner.cli.main import main
+from scanner.config import GateConfig
 from scanner.decide.model import Direction
 from scanner.journal.journal import SUPERVISION_NAMES
 from scanner.journal.schema import journal as journal_table
@@ -24,15 +25,21 @@ TIMES = [f"2030-01-01T1{h}:00:00.000Z" for h in range(6)]
 
 
 @pytest.fixture
-def rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    """A journal with scans an hour apart (granted, denied, actuated, passed or not), as
-    ``Journal.entries`` gives them."""
+def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> GateConfig:
+    """A gate's configuration, also the one the CLI loads (``GATE_CONFIG``)."""
     config = gate_config(tmp_path)
     toml = tmp_path / "gate.toml"
     toml.write_text(f'gate_id = "g1"\ndb = "{config.db}"\n')
     for name in ("GATE_DB", "GATE_ID", "GATE_JOURNAL_DB", "GATE_EVENTS"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("GATE_CONFIG", str(toml))
+    return config
+
+
+@pytest.fixture
+def rows(config: GateConfig) -> list[dict[str, Any]]:
+    """A journal with scans an hour apart (granted, denied, actuated, passed or not), as
+    ``Journal.entries`` gives them."""
     with Gate(config) as gate:
         journal = gate.journal
         for n, at in enumerate(TIMES):
@@ -111,3 +118,17 @@ def test_a_bad_until_is_one_line(rows: list[dict[str, Any]],
                                  capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "journal", "export", "--until", "tomorrow")
     assert code == 2 and err.strip() == "Error: --until: not an ISO-8601 time: 'tomorrow'"
+
+
+def test_a_read_a_spreadsheet_would_run_is_exported_as_text(
+        config: GateConfig, capsys: pytest.CaptureFixture[str]) -> None:
+    hostile = ['=HYPERLINK("http://x","y")', "+1+1", "-2+3", "@SUM(A1)", "plain-code"]
+    with Gate(config) as gate:
+        for n, barcode in enumerate(hostile):
+            decision = make_decision(make_ticket(n, barcode=barcode), Direction.IN,
+                                     granted=False)
+            gate.journal.record(decision, scan_id=f"s-{n}", scanned_at=TIMES[n],
+                               latency_ms=0.0)
+    _, out, _ = run(capsys, "journal", "export")
+    assert [row["barcode"] for row in csv.DictReader(io.StringIO(out))] == [
+        "'" + code for code in hostile[:4]] + ["plain-code"]

@@ -149,11 +149,20 @@ def _write_file(path: Path, write: Callable[[IO[str]], int]) -> int:
         raise GateError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
+# A text cell starting with one of these is a formula to a spreadsheet (OWASP's CSV
+# injection list): a barcode ``=HYPERLINK(...)`` must reach the box office as text.
+FORMULA_STARTS = ("=", "+", "-", "@")
+
+
 def _cell(value: Any) -> Any:
-    """A CSV cell; text escaped, as an auditor opens the file in a terminal or a sheet."""
+    """A CSV cell; text escaped, as an auditor opens the file in a terminal or a sheet, and
+    quoted with a leading apostrophe where a sheet would take it for a formula."""
     if value is None:
         return ""
-    return escape(value) if isinstance(value, str) else value
+    if not isinstance(value, str):
+        return value
+    text = escape(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def _line(row: dict[str, Any]) -> str:
