@@ -45,6 +45,8 @@ class Reason(StrEnum):
     # No clock the gate can trust (device clock unset or behind, no believable server time):
     # a time-dependent rule denies rather than admit on a guess.
     CLOCK_UNTRUSTED = "CLOCK_UNTRUSTED"
+    # The zone (or one it is inside) has no place left for this gate (scanner.zones).
+    ZONE_FULL = "ZONE_FULL"
 
 
 @dataclass(frozen=True, slots=True)

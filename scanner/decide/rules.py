@@ -102,9 +102,9 @@ def decide(ticket: Ticket | None, history: ScanHistory, policy: Policy, directio
     if denial is None:
         assert ticket is not None  # a grant has passed the unknown-barcode rule
         if direction is Direction.IN:
-            return Decision(True, Reason.GRANTED, f"Welcome: {_line(ticket.ticket_name)}",
+            return Decision(True, Reason.GRANTED, f"Welcome: {one_line(ticket.ticket_name)}",
                             Feedback.GREEN, direction, barcode, ticket, offline)
-        return Decision(True, Reason.CHECKED_OUT, f"Checked out: {_line(ticket.ticket_name)}",
+        return Decision(True, Reason.CHECKED_OUT, f"Checked out: {one_line(ticket.ticket_name)}",
                         Feedback.BLUE, direction, barcode, ticket, offline)
     feedback = policy.repeated_feedback if denial.reason in REPEATED else Feedback.RED
     return Decision(False, denial.reason, denial.message, feedback, direction, barcode, ticket,
@@ -125,7 +125,7 @@ def _event(ticket: Ticket, history: ScanHistory, policy: Policy, direction: Dire
     if served is None or ticket.event_id in served:
         return None
     return Denial(Reason.WRONG_EVENT,
-                  f"Ticket is for another event ({_line(ticket.event_id)})")
+                  f"Ticket is for another event ({one_line(ticket.event_id)})")
 
 
 def _status(ticket: Ticket, history: ScanHistory, policy: Policy, direction: Direction,
@@ -136,7 +136,7 @@ def _status(ticket: Ticket, history: ScanHistory, policy: Policy, direction: Dir
         return None
     # A status this code does not know is not a licence to enter.
     reason, message = _STATUS_DENIALS.get(
-        status, (Reason.TICKET_INVALID, f"Ticket status '{_line(status)}' does not admit"))
+        status, (Reason.TICKET_INVALID, f"Ticket status '{one_line(status)}' does not admit"))
     return Denial(reason, message)
 
 
@@ -146,7 +146,7 @@ def _ticket_type(ticket: Ticket, history: ScanHistory, policy: Policy, direction
     if allowed is None or ticket.ticket_type_id in allowed:
         return None
     return Denial(Reason.TICKET_TYPE_NOT_ALLOWED,
-                  f"Ticket type '{_line(ticket.ticket_name)}' not allowed at this gate")
+                  f"Ticket type '{one_line(ticket.ticket_name)}' not allowed at this gate")
 
 
 def _entry(ticket: Ticket, history: ScanHistory, policy: Policy, direction: Direction,
@@ -253,8 +253,8 @@ def _scan_clock(scan: PastScan, policy: Policy, now: datetime) -> str:
     try:
         when = _clock(parse_iso(scan.scanned_at), policy.display_tz, now)
     except ValueError:
-        when = _line(scan.scanned_at)
-    return f"{when} (gate {_line(scan.gate_id)})"
+        when = one_line(scan.scanned_at)
+    return f"{when} (gate {one_line(scan.gate_id)})"
 
 
 def _clock(moment: datetime, tz: tzinfo, now: datetime, shift: timedelta = _ZERO) -> str:
@@ -267,6 +267,6 @@ def _clock(moment: datetime, tz: tzinfo, now: datetime, shift: timedelta = _ZERO
     return local.strftime("%H:%M:%S" if local.date() == today else "%Y-%m-%d %H:%M:%S")
 
 
-def _line(text: str) -> str:
+def one_line(text: str) -> str:
     """``text`` fit for a one-line message: ticket data may hold newlines or controls."""
     return text if text.isprintable() else "".join(c if c.isprintable() else " " for c in text)

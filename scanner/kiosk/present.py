@@ -33,6 +33,7 @@ REASON_LABELS = {
     Reason.ALREADY_INSIDE: "already in", Reason.REENTRY_NOT_ALLOWED: "no re-entry",
     Reason.NOT_INSIDE: "not inside", Reason.TIMESLOT_TOO_EARLY: "too early",
     Reason.TIMESLOT_TOO_LATE: "too late", Reason.CLOCK_UNTRUSTED: "clock unsure",
+    Reason.ZONE_FULL: "zone full",
 }
 _ICONS = {Feedback.GREEN: "check", Feedback.RED: "cross", Feedback.ORANGE: "repeat",
           Feedback.BLUE: "exit"}
