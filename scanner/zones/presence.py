@@ -84,7 +84,7 @@ def zone_history(history: ScanHistory, tree: ZoneTree, zone_of: ZoneOf, zone: st
 
 
 @dataclass(slots=True)
-class _Last:
+class LastScan:
     key: str          # HLC stamp (or a provisional one for an own scan not stamped yet)
     scan_id: str
     gate: str
@@ -106,7 +106,7 @@ class Occupancy:
         self.tree = tree
         self._zone_of = zone_of
         self._tz = tz
-        self._last: dict[str, _Last] = {}
+        self._last: dict[str, LastScan] = {}
         self._lock = threading.Lock()
         self._counts: dict[str, int] | None = None
         self._marks: dict[str, str] = {}
@@ -126,7 +126,7 @@ class Occupancy:
                 return False
             if held is not None and held.key >= key:
                 return False
-            new = _Last(key, scan_id, gate, direction, at)
+            new = LastScan(key, scan_id, gate, direction, at)
             self._last[ticket] = new
             self._chart(held, new)
             self._counts = None
@@ -136,6 +136,13 @@ class Occupancy:
         """The gate-to-zone map changed: counts are recomputed when next asked."""
         with self._lock:
             self._counts = None
+
+    def last(self, ticket: str) -> LastScan | None:
+        """The ticket's last granted scan held (a copy)."""
+        with self._lock:
+            held = self._last.get(ticket)
+            return None if held is None else LastScan(held.key, held.scan_id, held.gate,
+                                                   held.direction, held.at)
 
     def counts(self, now: datetime) -> dict[str, int]:
         """Tickets inside each zone (a zone's own and those inside its children)."""
@@ -172,12 +179,12 @@ class Occupancy:
                 for key in [k for k in counter if k[1] < oldest]:
                     del counter[key]
 
-    def _place(self, last: _Last, marks: Mapping[str, str]) -> str | None:
+    def _place(self, last: LastScan, marks: Mapping[str, str]) -> str | None:
         place = place_after(self.tree, self.tree.resolve(self._zone_of(last.gate)),
                             last.direction)
         return after_resets(self.tree, place, last.at, marks)
 
-    def _chart(self, old: _Last | None, new: _Last) -> None:
+    def _chart(self, old: LastScan | None, new: LastScan) -> None:
         before = set(self.tree.path(None if old is None else self._place(old, self._marks)))
         after = set(self.tree.path(self._place(new, self._marks)))
         minute = new.at[:16]
