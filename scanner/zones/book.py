@@ -17,12 +17,22 @@ from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from scanner.decide.model import Decision, Direction, ScanHistory
-from scanner.tickets import utc_iso
+from scanner.tickets import parse_iso, utc_iso
 from scanner.zones import escrow
 from scanner.zones.escrow import Ledger
 from scanner.zones.model import ZoneTree
 from scanner.zones.presence import Occupancy, reset_marks, zone_history
 from scanner.zones.rules import capacity, reenter
+
+def provisional_key(scanned_at: str, gate: str) -> str:
+    """A stamp for an own scan not stamped yet, in HLC text's shape (``scanner.mesh.hlc``):
+    its millisecond, after any counter, so it orders after what this gate stamped then."""
+    try:
+        ms = int(parse_iso(scanned_at).timestamp() * 1000)
+    except ValueError:
+        ms = 0
+    return f"{ms:013d}-999999-{gate}"
+
 
 # Shares follow the admissions of the last this many minutes (one more for every gate, so a
 # quiet gate still holds a place or two).
@@ -57,6 +67,7 @@ class ZoneBook:
         self._outs: Counter[str] = Counter()
         self._pending: dict[str, list[str]] = {}   # own scan id -> zones spent, not recorded
         self._traffic: Counter[tuple[str, str]] = Counter()  # (gate, minute) -> admissions
+        self._online: set[str] = set()                       # as the last tick was told
 
     # -- what the gate asks -------------------------------------------------------------
 
@@ -77,7 +88,15 @@ class ZoneBook:
         capacity; a place taken here is spent under ``scan_id``."""
         decision = reenter(decision, self.tree[self.zone], history, now)
         return capacity(decision, self.tree, self.zone,
-                        lambda zones: self._take(zones, scan_id))
+                        lambda zones: self._take(zones, scan_id, now))
+
+    def decided(self, decision: Decision, scan_id: str, scanned_at: str) -> None:
+        """This gate's own journaled decision, counted at once under a provisional stamp
+        (its mesh record re-keys it when the link stamps it)."""
+        if decision.granted:
+            self.record(scan_id, self.gate, provisional_key(scanned_at, self.gate),
+                        decision.ticket.id if decision.ticket else None,
+                        decision.direction, "OK", scanned_at, provisional=True)
 
     def rights(self, zone: str) -> int:
         """The places this gate holds in ``zone`` now."""
@@ -89,7 +108,7 @@ class ZoneBook:
     # -- what the mesh feeds ------------------------------------------------------------
 
     def record(self, scan_id: str, gate: str, key: str, ticket: str | None, direction: str,
-               result: str, at: str) -> bool:
+               result: str, at: str, *, provisional: bool = False) -> bool:
         """One scan of any gate (``key``: its HLC stamp, or a provisional one); denials
         are ignored. Idempotent by scan id for the sums; a stamp arriving later only
         re-keys the ticket's place. True if it was new."""
@@ -103,7 +122,7 @@ class ZoneBook:
                 if direction == Direction.IN:
                     self._traffic[gate, at[:16]] += 1
                 self._pending.pop(scan_id, None)
-        self.occupancy.add(ticket, key, scan_id, gate, direction, at)
+        self.occupancy.add(ticket, key, scan_id, gate, direction, at, provisional=provisional)
         return new
 
     def hear(self, ledger: Ledger) -> bool:
@@ -135,6 +154,7 @@ class ZoneBook:
         if self.observer:
             return None
         with self._lock:
+            self._online = set(online)
             own = self._ledgers[self.gate]
             minter = self.minter
             before = own
@@ -172,16 +192,20 @@ class ZoneBook:
 
     # -- inside ---------------------------------------------------------------------------
 
-    def _take(self, zones: list[str], scan_id: str) -> list[str]:
+    def _take(self, zones: list[str], scan_id: str, now: datetime) -> list[str]:
         """Spend one place in each of ``zones`` if each has one; else the zones without.
-        A zone that warns when full is spent from anyway (an overdraft the minter sees)."""
+        A zone that warns when full is spent from anyway (an overdraft the minter sees).
+        Without a ``scan_id`` (a preview) nothing is spent."""
         with self._lock:
             if self.observer:
                 return []
             empty = [z for z in zones if self.rights(z) < 1]
-            if [z for z in empty if self.tree[z].when_full == "deny"]:
-                return empty
-            self._pending[scan_id] = list(zones)
+            if empty and escrow.may_mint(self.gate, self.minter, self._ledgers):
+                # The minter need not wait for its next round to find places freed.
+                self._ledgers[self.gate] = self._mint(now, self._online | {self.gate})
+                empty = [z for z in zones if self.rights(z) < 1]
+            if scan_id and not [z for z in empty if self.tree[z].when_full == "deny"]:
+                self._pending[scan_id] = list(zones)
             return empty
 
     def _spent(self, gate: str, zone: str) -> int:

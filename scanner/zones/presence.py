@@ -90,6 +90,7 @@ class LastScan:
     gate: str
     direction: str
     at: str           # scanned_at, ISO UTC
+    provisional: bool = False  # an own decision the mesh has not stamped yet
 
 
 class Occupancy:
@@ -115,18 +116,25 @@ class Occupancy:
         self.exits: Counter[tuple[str, str]] = Counter()
 
     def add(self, ticket: str | None, key: str, scan_id: str, gate: str, direction: str,
-            at: str) -> bool:
-        """One granted scan; True if it moved the ticket."""
+            at: str, *, provisional: bool = False) -> bool:
+        """One granted scan; True if it moved the ticket. ``provisional``: this gate's own
+        decision, counted before the mesh stamps it. Own scans are stamped in the order
+        they were decided, later than decided: an own scan stamped now is older than any
+        own decision still provisional, whatever the stamps say."""
         if ticket is None:
             return False
         with self._lock:
             held = self._last.get(ticket)
             if held is not None and held.scan_id == scan_id:
                 held.key = key  # the stamped record of a scan counted before its stamp
+                held.provisional = held.provisional and provisional
                 return False
-            if held is not None and held.key >= key:
+            if held is not None and held.provisional and held.gate == gate:
+                if not provisional:
+                    return False
+            elif held is not None and held.key >= key:
                 return False
-            new = LastScan(key, scan_id, gate, direction, at)
+            new = LastScan(key, scan_id, gate, direction, at, provisional)
             self._last[ticket] = new
             self._chart(held, new)
             self._counts = None
@@ -142,7 +150,8 @@ class Occupancy:
         with self._lock:
             held = self._last.get(ticket)
             return None if held is None else LastScan(held.key, held.scan_id, held.gate,
-                                                   held.direction, held.at)
+                                                      held.direction, held.at,
+                                                      held.provisional)
 
     def counts(self, now: datetime) -> dict[str, int]:
         """Tickets inside each zone (a zone's own and those inside its children)."""
