@@ -24,6 +24,7 @@ from scanner.zones.model import ZoneTree
 from scanner.zones.presence import Occupancy, reset_marks, zone_history
 from scanner.zones.rules import capacity, reenter
 
+
 def provisional_key(scanned_at: str, gate: str) -> str:
     """A stamp for an own scan not stamped yet, in HLC text's shape (``scanner.mesh.hlc``):
     its millisecond, after any counter, so it orders after what this gate stamped then."""
