@@ -127,9 +127,9 @@ class ZoneBook:
         return new
 
     def hear(self, ledger: Ledger) -> bool:
-        """A gate's ledger; True if it replaced the one held (a newer version)."""
-        if ledger.gate == self.gate and not self.observer:
-            return False  # this gate's own ledger is the one it keeps, never a copy back
+        """A gate's ledger; True if it replaced the one held (a newer version). This gate's
+        own, newer than the one it holds (its database was replaced or restored), is taken
+        back: its counts only grow, and giving the same places twice is what they prevent."""
         with self._lock:
             held = self._ledgers.get(ledger.gate)
             if not escrow.newer(held, ledger):
@@ -159,8 +159,8 @@ class ZoneBook:
             own = self._ledgers[self.gate]
             minter = self.minter
             before = own
-            if own.minter != minter:
-                own = own.bumped(minter=minter)
+            if own.minter != minter or own.zone != self.zone:
+                own = own.bumped(minter=minter, zone=self.zone)
             self._ledgers[self.gate] = own
             # A gate whose records are held but whose ledger is not: its zone, so its
             # spends, are unknown, and a sum without them could make too many rights.
