@@ -30,6 +30,7 @@ from scanner.zones.escrow import Ledger
 log = logging.getLogger("scanner.mesh")
 
 FILTERS = (f"{PREFIX}/+/{LEDGER}", f"{PREFIX}/+/{HEALTH}")
+READY_AFTER = 1.0        # connected this long, a gate without a saved ledger has heard its own
 HEALTH_INTERVAL = 2.0    # seconds between health messages (the control room's "last seen")
 ROUND_INTERVAL = 0.25    # seconds between escrow rounds: places freed reach the gates soon
 
@@ -37,12 +38,12 @@ Publish = Callable[..., None]   # (topic, payload, *, retain) as Broker.publish
 
 
 class ZoneMesh:
-    """``book`` is the gate's zone book; ``save`` keeps the own ledger durably before it is
-    published (None: the observer, which publishes nothing); ``health`` says what the
+    """``book`` is the gate's zone book; ``save`` keeps its ledgers (the own one first)
+    durably before the own one is published (None: the observer, which publishes nothing); ``health`` says what the
     gate's health message holds now (None: no health messages); ``wall`` is the time."""
 
     def __init__(self, book: ZoneBook, codec: Codec, *, wall: Callable[[], datetime],
-                 save: Callable[[Ledger], None] | None = None,
+                 save: Callable[[list[Ledger]], None] | None = None,
                  health: Callable[[], Health] | None = None,
                  on_health: Callable[[Health], None] | None = None,
                  on_ledger: Callable[[Ledger], None] | None = None) -> None:
@@ -56,6 +57,8 @@ class ZoneMesh:
         self._health_at = -1e9
         self._round_at = -1e9
         self._published: int | None = None   # the own ledger version the broker has
+        self._saved: int | None = None       # the own ledger version saved
+        self._connected_at: float | None = None
 
     def heard(self, message: Ledger | Health) -> None:
         if isinstance(message, Health):
@@ -64,9 +67,10 @@ class ZoneMesh:
             return
         if self.book.hear(message) and message.gate == self.book.gate \
                 and not self.book.observer:
-            log.info("mesh: took back this gate's own ledger (version %d) from the broker",
-                     message.version)
-            self._published = message.version
+            log.warning("mesh: the broker holds a newer ledger of this gate (version %d) than "
+                        "its database: taken back; the places it held are not used",
+                        message.version)
+            self._published = self._saved = None
         if self._on_ledger is not None:
             self._on_ledger(message)
 
@@ -83,18 +87,28 @@ class ZoneMesh:
         its retained copy), and health at once."""
         self._published = None
         self._health_at = -1e9
+        self._connected_at = None
 
     def round(self, publish: Publish, now: float, online: Collection[str], *,
               connected: bool) -> None:
         """What is due: an escrow round (and the ledger it changed), health."""
         if self._save is None:
             return
+        if connected and self._connected_at is None:
+            self._connected_at = now
+        if not self.book.ready and self._connected_at is not None \
+                and now - self._connected_at >= READY_AFTER:
+            self.book.ready = True
         if now - self._round_at >= ROUND_INTERVAL:
             self._round_at = now
-            changed = self.book.tick(self._wall(), online if connected else ())
-            if changed is not None:
-                self._save(changed)  # durable before anyone can count on it
+            self.book.tick(self._wall(), online if connected else ())
         ledger = self.book.ledger()
+        if ledger is not None and ledger.version != self._saved:
+            # Durable before anyone can count on it; a failed save is tried again next
+            # round, and nothing unsaved is published.
+            others = [x for g, x in self.book.ledgers().items() if g != ledger.gate]
+            self._save([ledger, *others])
+            self._saved = ledger.version
         if connected and ledger is not None and ledger.version != self._published:
             publish(ledger_topic(self.book.gate), self.codec.ledger(ledger), retain=True)
             self._published = ledger.version

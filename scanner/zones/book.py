@@ -48,10 +48,15 @@ class ZoneBook:
 
     def __init__(self, tree: ZoneTree, gate: str, zone: str | None, *, tz: tzinfo,
                  minter: str | None = None, ledger: Ledger | None = None,
-                 observer: bool = False) -> None:
+                 observer: bool = False, ready: bool = True) -> None:
         self.tree = tree
         self.gate = gate
         self.minter = minter or gate
+        # Until ready (``scanner.mesh.zoning``: a gate without a saved ledger first hears
+        # whether the broker holds one of its own), and for good once forfeited (it did:
+        # this gate's database lost what it had given and spent), it uses no place.
+        self.ready = ready
+        self.forfeited = False
         self.zone = tree.resolve(zone)
         self.observer = observer
         self._lock = threading.RLock()
@@ -104,7 +109,8 @@ class ZoneBook:
         with self._lock:
             spent = self._spent(self.gate, zone) + sum(
                 zone in zones for zones in self._pending.values())
-            return escrow.rights(zone, self.gate, self._ledgers, spent)
+            held = escrow.rights(zone, self.gate, self._ledgers, spent)
+            return held if self.ready and not self.forfeited else min(held, 0)
 
     # -- what the mesh feeds ------------------------------------------------------------
 
@@ -129,12 +135,16 @@ class ZoneBook:
     def hear(self, ledger: Ledger) -> bool:
         """A gate's ledger; True if it replaced the one held (a newer version). This gate's
         own, newer than the one it holds (its database was replaced or restored), is taken
-        back: its counts only grow, and giving the same places twice is what they prevent."""
+        back, so it never gives the same places twice; as its own spent places went with its
+        records, it then uses none of those it holds (they are lost to the venue until its
+        capacity is set again, which is the price of never overfilling)."""
         with self._lock:
             held = self._ledgers.get(ledger.gate)
             if not escrow.newer(held, ledger):
                 return False
             self._ledgers[ledger.gate] = ledger
+            if ledger.gate == self.gate and not self.observer:
+                self.forfeited = True
         if held is None or held.zone != ledger.zone:
             self.occupancy.changed_zones()
         return True

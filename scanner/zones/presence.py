@@ -107,7 +107,9 @@ class Occupancy:
         self.tree = tree
         self._zone_of = zone_of
         self._tz = tz
-        self._last: dict[str, LastScan] = {}
+        self._last: dict[str, LastScan] = {}      # what places the ticket now
+        self._stamped: dict[str, LastScan] = {}   # the latest stamped scan of each ticket
+        self._pending: dict[str, LastScan] = {}   # an own decision not stamped yet
         self._lock = threading.Lock()
         self._counts: dict[str, int] | None = None
         self._marks: dict[str, str] = {}
@@ -117,26 +119,31 @@ class Occupancy:
 
     def add(self, ticket: str | None, key: str, scan_id: str, gate: str, direction: str,
             at: str, *, provisional: bool = False) -> bool:
-        """One granted scan; True if it moved the ticket. ``provisional``: this gate's own
-        decision, counted before the mesh stamps it. Own scans are stamped in the order
-        they were decided, later than decided: an own scan stamped now is older than any
-        own decision still provisional, whatever the stamps say."""
+        """One granted scan; True if it moved the ticket.
+
+        ``provisional``: this gate's own decision, counted before the mesh stamps it. It is
+        the ticket's last scan until stamped (this gate decided it after everything it
+        had heard); once stamped, the ticket's last scan is the latest stamp of all it
+        holds, so a peer's later scan heard meanwhile is not lost."""
         if ticket is None:
             return False
+        new = LastScan(key, scan_id, gate, direction, at, provisional)
         with self._lock:
-            held = self._last.get(ticket)
-            if held is not None and held.scan_id == scan_id:
-                held.key = key  # the stamped record of a scan counted before its stamp
-                held.provisional = held.provisional and provisional
+            before = self._last.get(ticket)
+            pending = self._pending.get(ticket)
+            if provisional:
+                self._pending[ticket] = new
+            else:
+                if pending is not None and pending.scan_id == scan_id:
+                    del self._pending[ticket]
+                best = self._stamped.get(ticket)
+                if best is None or key > best.key:
+                    self._stamped[ticket] = new
+            after = self._pending.get(ticket) or self._stamped.get(ticket)
+            if after is None or (before is not None and before.scan_id == after.scan_id):
                 return False
-            if held is not None and held.provisional and held.gate == gate:
-                if not provisional:
-                    return False
-            elif held is not None and held.key >= key:
-                return False
-            new = LastScan(key, scan_id, gate, direction, at, provisional)
-            self._last[ticket] = new
-            self._chart(held, new)
+            self._last[ticket] = after
+            self._chart(before, after)
             self._counts = None
             return True
 
