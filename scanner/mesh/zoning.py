@@ -39,8 +39,9 @@ Publish = Callable[..., None]   # (topic, payload, *, retain) as Broker.publish
 
 class ZoneMesh:
     """``book`` is the gate's zone book; ``save`` keeps its ledgers (the own one first)
-    durably before the own one is published (None: the observer, which publishes nothing); ``health`` says what the
-    gate's health message holds now (None: no health messages); ``wall`` is the time."""
+    durably before the own one is published (None: the observer, which publishes nothing);
+    ``health`` says what the gate's health message holds now (None: no health messages);
+    ``wall`` is the time."""
 
     def __init__(self, book: ZoneBook, codec: Codec, *, wall: Callable[[], datetime],
                  save: Callable[[list[Ledger]], None] | None = None,
