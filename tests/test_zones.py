@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 
 from scanner.decide import Direction, PastScan, Policy, Reason, ScanHistory, decide
+from scanner.config import load_config
 from scanner.errors import ConfigError
 from scanner.tickets import Ticket, utc_iso
 from scanner.zones.book import ZoneBook
-from scanner.zones.model import VENUE, parse_zones
+from scanner.config.zones import VENUE, parse_zones
 from scanner.zones.presence import zone_history
 
 NOW = datetime(2030, 5, 1, 20, 0, tzinfo=UTC)
@@ -197,3 +198,43 @@ def test_a_lone_gate_admits_up_to_capacity_and_again_as_people_leave() -> None:
     b.record("x", "g-stand", "k9", "t0", "OUT", "OK", at(5))
     b.tick(NOW, {"g-stand"})
     assert judged(b, (), scan_id="s4").granted
+
+
+# -- the configuration ------------------------------------------------------------------
+
+
+def write(tmp_path: Any, text: str) -> str:
+    path = tmp_path / "gate.toml"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+ZONED = """gate_id = "north-1"
+zone = "lounge"
+[[zones]]
+id = "stand"
+capacity = 500
+[[zones]]
+id = "lounge"
+parent = "stand"
+reset_at = 04:00:00
+"""
+
+
+def test_the_configuration_reads_zone_tables_and_the_gates_zone(tmp_path: Any) -> None:
+    config = load_config(write(tmp_path, ZONED), env={})
+    assert config.zone == "lounge"
+    assert config.zones.path("lounge") == ("lounge", "stand")
+    assert config.zones["stand"].capacity == 500 and config.zones["lounge"].reset_at == time(4)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (ZONED.replace('zone = "lounge"', 'zone = "bar"'), "zone: 'bar' is not one of the"),
+    (ZONED + '[mesh]\nurl = "mqtt://127.0.0.1:1883"\nkey_file = "k"\n',
+     "mesh.minter: required with mesh.url and a zone capacity"),
+    (ZONED + "[[zones]]\nid = 'bar'\nparent = 'pub'\n", "zones[2].parent: 'pub'"),
+])
+def test_a_zone_mistake_in_the_file_names_its_key(tmp_path: Any, text: str,
+                                                   message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(write(tmp_path, text), env={})

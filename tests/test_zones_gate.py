@@ -14,7 +14,7 @@ from scanner.decide.model import Direction, Reason
 from scanner.decide.policy import Policy
 from scanner.gatekeeper import Gatekeeper
 from scanner.zones.book import ZoneBook
-from scanner.zones.model import parse_zones
+from scanner.config.zones import parse_zones
 
 IN, OUT = Direction.IN, Direction.OUT
 

@@ -13,7 +13,7 @@ from mesh_kit import Broker, CutProxy, MeshGate, wait_for
 
 from scanner.decide.model import Direction, Reason
 from scanner.zones.book import ZoneBook
-from scanner.zones.model import parse_zones
+from scanner.config.zones import parse_zones
 from scanner.zones.presence import Occupancy
 
 USERS = ["A", "B", "control"]

@@ -15,7 +15,7 @@ from scanner.decide import Direction, PastScan, Policy, ScanHistory, decide
 from scanner.tickets import Ticket
 from scanner.zones.book import ZoneBook
 from scanner.zones.escrow import Ledger
-from scanner.zones.model import parse_zones
+from scanner.config.zones import parse_zones
 from scanner.zones.presence import Occupancy
 
 NOW = datetime(2030, 5, 1, 20, 0, tzinfo=UTC)

@@ -15,6 +15,7 @@ import orjson
 
 from scanner.cli.main import config_source
 from scanner.config import GateConfig, load_config_sources
+from scanner.config.zones import venue
 
 
 @click.group()
@@ -57,7 +58,8 @@ def open_hardware(config: GateConfig) -> None:
 
 def effective(config: GateConfig) -> dict[str, Any]:
     """The configuration as plain data; the token is "set" or "unset", never its value."""
-    doc = dataclasses.asdict(config)
+    doc = dataclasses.asdict(dataclasses.replace(config, zones=venue()))
+    doc["zones"] = config.zones.to_tables()
     doc["api"]["token"] = "set" if config.api.token else "unset"
     return {key: _plain(value) for key, value in doc.items()}
 
@@ -83,6 +85,8 @@ def render_toml(doc: dict[str, Any], sources: dict[str, str]) -> str:
         # Sources name a single [reader] table's keys reader.x, a list's readers[i].x.
         prefix = f"readers[{i}]." if len(doc["readers"]) > 1 else "reader."
         lines += ["", "[[readers]]", *_table(reader, prefix, sources)]
+    for i, zone in enumerate(doc["zones"]):
+        lines += ["", "[[zones]]", *_table(zone, f"zones[{i}].", sources)]
     return "\n".join(lines)
 
 

@@ -11,7 +11,8 @@ adapter's registry is held to those names by tests/test_config_registries.py.
 - ``tables``: one TOML table into its dataclass, every rule checked;
 - ``load``: the file plus the environment and the token, every mistake collected;
 - ``names``: the names chosen from adapters' registries;
-- ``databases``: the ``db`` and ``journal_db`` settings as URLs.
+- ``databases``: the ``db`` and ``journal_db`` settings as URLs;
+- ``zones``: the ``[[zones]]`` tables as a zone tree.
 """
 
 from __future__ import annotations

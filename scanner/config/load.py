@@ -21,6 +21,7 @@ from typing import Any
 from scanner.config.model import ApiConfig, GateConfig, ReaderConfig, Secret
 from scanner.config.names import DEVICE_KEY
 from scanner.config.tables import build
+from scanner.config.zones import ZoneTree, parse_zones
 from scanner.errors import ConfigError, ConfigMistakes
 from scanner.secret_file import read_secret_text
 
@@ -88,6 +89,7 @@ def load_config_sources(path: str | os.PathLike[str] | None = None,
         data.pop("reader", None)
         data.pop("readers", None)
         reader_tables, reader_key = [], lambda _i: "reader"
+    zone_tables = data.pop("zones", None)
     sources = {key: "file" for key in _keys(data)}
     sources.update({f"{reader_key(i)}.{k}": "file"  # a table that is not: build() names it
                     for i, table in enumerate(reader_tables or ()) if isinstance(table, dict)
@@ -99,6 +101,7 @@ def load_config_sources(path: str | os.PathLike[str] | None = None,
         build(ReaderConfig, table, f"{reader_key(i)}.", problems)
         for i, table in enumerate(reader_tables))
     problems += _check_readers(readers, reader_key)
+    zones = _zones(zone_tables, config, problems)
     token = Secret("")
     try:
         token = _read_token(config.api, env, overridden)
@@ -112,7 +115,27 @@ def load_config_sources(path: str | os.PathLike[str] | None = None,
     elif token:
         sources["api.token"] = "api.token_file"
     api = dataclasses.replace(config.api, token=token)
-    return dataclasses.replace(config, api=api, readers=readers), sources
+    return dataclasses.replace(config, api=api, readers=readers, zones=zones), sources
+
+
+def _zones(tables: Any, config: GateConfig, problems: list[ConfigError]) -> ZoneTree:
+    """The ``[[zones]]`` tree, its mistakes and those of the keys that name a zone."""
+    try:
+        tree = parse_zones(tables)
+    except ConfigMistakes as exc:
+        problems += exc.mistakes
+        return config.zones
+    except ConfigError as exc:
+        problems.append(exc)
+        return config.zones
+    if config.zone and tables and config.zone not in tree:
+        problems.append(ConfigError(f"zone: {config.zone!r} is not one of the [[zones]] "
+                                    f"({', '.join(tree.zones)})"))
+    if config.mesh.url and tree.capped() and not config.mesh.minter:
+        problems.append(ConfigError("mesh.minter: required with mesh.url and a zone capacity: "
+                                    "the one gate that makes the places, the same in every "
+                                    "gate's configuration"))
+    return tree
 
 
 def _keys(data: dict[str, Any]) -> list[str]:

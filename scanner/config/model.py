@@ -31,6 +31,7 @@ from scanner.config.rules import (
     terminator_problem,
     time_of_day_problem,
 )
+from scanner.config.zones import ZoneTree, venue
 from scanner.netrules import api_url_problem, is_loopback, mesh_url_problem
 
 DEFAULT_API_URL = "https://vivenu.com"
@@ -311,6 +312,10 @@ class MeshConfig:
     ca_file: str | None = setting(None, nonempty=True)
     cert_file: str | None = setting(None, nonempty=True)         # client certificate
     client_key_file: str | None = setting(None, nonempty=True)   # its private key
+    # The one gate that makes the places of capped zones (scanner.zones.escrow): the same
+    # name in every gate's configuration; required with a mesh and a capacity.
+    minter: str = setting("", check=lambda v: gate_id_problem(v) if v else None,
+                          text=GATE_ID_TEXT)
 
     def problem(self) -> tuple[str, str] | None:
         if not self.url:
@@ -348,6 +353,10 @@ class GateConfig:
     run: RunConfig = field(default_factory=RunConfig)
     mesh: MeshConfig = field(default_factory=MeshConfig)
     journal: JournalConfig = field(default_factory=JournalConfig)
+    # This gate's zone; empty: /me's scanZoneId, else the default zone (scanner.config.zones).
+    zone: str = ""
+    # From [[zones]] tables; without them one zone, the venue.
+    zones: ZoneTree = field(default_factory=venue)
 
     @property
     def reader(self) -> ReaderConfig:

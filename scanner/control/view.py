@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Any
 
+from scanner.config.zones import ZoneTree
 from scanner.mesh.message import Health, Record, Status
 from scanner.tickets import parse_iso, utc_iso
 from scanner.zones.book import ZoneBook
 from scanner.zones.escrow import Ledger
-from scanner.zones.model import ZoneTree
 
 LOG_SIZE = 200          # decisions on the page's log
 CONFLICT_SIZE = 100

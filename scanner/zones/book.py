@@ -16,11 +16,11 @@ from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
+from scanner.config.zones import ZoneTree
 from scanner.decide.model import Decision, Direction, ScanHistory
 from scanner.tickets import parse_iso, utc_iso
 from scanner.zones import escrow
 from scanner.zones.escrow import Ledger
-from scanner.zones.model import ZoneTree
 from scanner.zones.presence import Occupancy, reset_marks, zone_history
 from scanner.zones.rules import capacity, reenter
 

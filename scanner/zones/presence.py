@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 
 from scanner.clock import last_moment
+from scanner.config.zones import ZoneTree
 from scanner.decide.model import Direction, PastScan, ScanHistory
 from scanner.tickets import utc_iso
-from scanner.zones.model import ZoneTree
 
 ZoneOf = Callable[[str], str]
 RESET_GATE = "reset"      # the gate named by a presence cleared at a zone's reset_at

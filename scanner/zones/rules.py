@@ -17,10 +17,10 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 
+from scanner.config.zones import Zone, ZoneTree
 from scanner.decide.model import Decision, Direction, Feedback, Reason, ScanHistory
 from scanner.decide.rules import one_line
 from scanner.tickets import as_utc, parse_iso
-from scanner.zones.model import Zone, ZoneTree
 
 FULL_ZONE = "zone_full"    # Decision.extra: the zone that was full
 ZONE = "zone"              # Decision.extra: the gate's zone

@@ -43,7 +43,7 @@ class Zone:
         return self.name or self.id
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ZoneTree:
     """Zones by id with their nesting precomputed: each zone's path to the root (itself
     first), so "inside Z" is a set lookup at scan time."""
@@ -61,6 +61,12 @@ class ZoneTree:
                 at = self.zones[at].parent
             paths[zid] = tuple(path)
         object.__setattr__(self, "paths", paths)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ZoneTree) and dict(self.zones) == dict(other.zones)
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.zones.values()))
 
     def __contains__(self, zone: object) -> bool:
         return zone in self.zones
@@ -94,6 +100,21 @@ class ZoneTree:
 
     def capped(self) -> list[Zone]:
         return [z for z in self.zones.values() if z.capacity is not None]
+
+    def to_tables(self) -> list[dict[str, Any]]:
+        """The ``[[zones]]`` tables that load back to this tree (none for the flat venue)."""
+        if self == venue():
+            return []
+        tables = []
+        for z in self.zones.values():
+            table: dict[str, Any] = {"id": z.id, "name": z.name, "parent": z.parent,
+                                     "capacity": z.capacity, "when_full": z.when_full}
+            if z.reentry_after is not None:
+                table["reentry_after"] = z.reentry_after.total_seconds() / 60
+            if z.reset_at is not None:
+                table["reset_at"] = z.reset_at.strftime("%H:%M")
+            tables.append(table)
+        return tables
 
 
 def venue() -> ZoneTree:
