@@ -13,12 +13,12 @@ from typing import Any
 import httpx
 import pytest
 
+from scanner.config.zones import parse_zones
 from scanner.control.server import ControlServer
 from scanner.control.view import VenueView
 from scanner.mesh.message import Health, Record, Status
 from scanner.tickets import utc_iso
 from scanner.zones.escrow import Ledger
-from scanner.config.zones import parse_zones
 
 pytest.importorskip("playwright.sync_api")
 from test_kiosk_e2e import CHROMIUM, browser  # noqa: F401 - the one browser fixture

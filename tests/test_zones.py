@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from scanner.decide import Direction, PastScan, Policy, Reason, ScanHistory, decide
 from scanner.config import load_config
+from scanner.config.zones import VENUE, parse_zones
+from scanner.decide import Direction, PastScan, Policy, Reason, ScanHistory, decide
 from scanner.errors import ConfigError
 from scanner.tickets import Ticket, utc_iso
 from scanner.zones.book import ZoneBook
-from scanner.config.zones import VENUE, parse_zones
 from scanner.zones.presence import zone_history
 
 NOW = datetime(2030, 5, 1, 20, 0, tzinfo=UTC)

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from test_journal_kit import NOW, make_gate, make_ticket
 
+from scanner.config.zones import parse_zones
 from scanner.decide.model import Direction, Reason
 from scanner.decide.policy import Policy
 from scanner.gatekeeper import Gatekeeper
 from scanner.zones.book import ZoneBook
-from scanner.config.zones import parse_zones
 
 IN, OUT = Direction.IN, Direction.OUT
 

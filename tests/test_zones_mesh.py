@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from mesh_kit import Broker, CutProxy, MeshGate, wait_for
 
+from scanner.config.zones import parse_zones
 from scanner.decide.model import Direction, Reason
 from scanner.zones.book import ZoneBook
-from scanner.config.zones import parse_zones
 from scanner.zones.presence import Occupancy
 
 USERS = ["A", "B", "control"]

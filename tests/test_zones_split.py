@@ -11,11 +11,11 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from scanner.config.zones import parse_zones
 from scanner.decide import Direction, PastScan, Policy, ScanHistory, decide
 from scanner.tickets import Ticket
 from scanner.zones.book import ZoneBook
 from scanner.zones.escrow import Ledger
-from scanner.config.zones import parse_zones
 from scanner.zones.presence import Occupancy
 
 NOW = datetime(2030, 5, 1, 20, 0, tzinfo=UTC)
