@@ -128,8 +128,8 @@ class Observer(Worker):
                     origin.announced = max(origin.announced, record.seq)
                     self.view.record(record, now)
             elif isinstance(message, Status):
-                self._origins.setdefault(message.gate, _Origin()).announced = max(
-                    self._origins[message.gate].announced, message.seq)
+                origin = self._origins.setdefault(message.gate, _Origin())
+                origin.announced = max(origin.announced, message.seq)
                 self.view.status(message, now)
             elif isinstance(message, Ledger):
                 self.view.ledger(message, now)
