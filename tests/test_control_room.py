@@ -4,8 +4,6 @@ scan; the gates' own zone counts equal the page's."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from collections.abc import Iterator
 from datetime import UTC
@@ -14,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from browser_kit import needs_chromium
 from mesh_kit import Broker, MeshGate, wait_for
 
 from scanner.config.zones import parse_zones
@@ -24,11 +23,7 @@ from scanner.decide.model import Direction
 from scanner.mesh.paho_broker import PahoBroker
 from scanner.zones.book import ZoneBook
 
-pytest.importorskip("playwright.sync_api")
-from test_kiosk_e2e import CHROMIUM, browser  # noqa: F401 - the one browser fixture
-
-pytestmark = pytest.mark.skipif(not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM),
-                                reason="no /usr/bin/chromium (deploy/bootstrap.sh --test)")
+pytestmark = needs_chromium
 TABLES = [{"id": "grounds", "name": "Grounds", "capacity": 50},
           {"id": "lounge", "name": "VIP lounge", "parent": "grounds", "capacity": 5}]
 TREE = parse_zones(TABLES)
@@ -63,7 +58,7 @@ def room(tmp_path: Path) -> Iterator[tuple[list[MeshGate], VenueView, ControlSer
 
 
 def test_the_page_shows_every_gate_and_a_scan_within_a_second(room: Any,
-                                                              browser: Any) -> None:  # noqa: F811
+                                                              browser: Any) -> None:
     (_, b), _, server = room
     page = browser.new_page(viewport={"width": 1920, "height": 1080})
     page.goto(server.url)
@@ -80,7 +75,7 @@ def test_the_page_shows_every_gate_and_a_scan_within_a_second(room: Any,
     page.close()
 
 
-def test_the_gates_counts_equal_the_page(room: Any, browser: Any) -> None:  # noqa: F811
+def test_the_gates_counts_equal_the_page(room: Any, browser: Any) -> None:
     (a, b), _, server = room
     for n in (1, 2, 3):
         assert a.check(n).decision.granted
