@@ -53,7 +53,7 @@ def from_gate(gate: Gate, stage: ActStage, web: WebSettings, *,
     the mesh link running in this process, whose live state the page shows."""
     engine, gate_id = gate.journal_engine, gate.config.gate_id
     annuls: Annuls = gate.journal
-    mesh_store, clock = gate.mesh_store, gate.clock
+    mesh_store, clock, zones = gate.mesh_store, gate.clock, gate.zones
     parts = KioskParts(
         gate_id=gate_id,
         listener=stage.fanout.subscribe("kiosk"),
@@ -69,7 +69,8 @@ def from_gate(gate: Gate, stage: ActStage, web: WebSettings, *,
                       clock_offset=gate.clock_offset, settings=gate.store.settings,
                       fire_alarm=lambda: stage.fire_alarm,
                       mesh=lambda: None if mesh_store is None
-                      else mesh_status(mesh_store, link, clock)),
+                      else mesh_status(mesh_store, link, clock),
+                      zones=lambda: zones.snapshot(clock())["zones"]),
     )
     return KioskServer(web, parts)
 

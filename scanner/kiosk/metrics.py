@@ -23,6 +23,7 @@ from prometheus_client.registry import Collector
 from scanner.kiosk.counts import LATENCY_BUCKETS
 from scanner.kiosk.parts import KioskParts
 from scanner.tickets import parse_iso
+from scanner.zones.export import zone_metrics
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 RELAY_BUCKETS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
@@ -126,6 +127,7 @@ class GateCollector(Collector):
         yield from _gauge("gate_fire_alarm", "1 while the fire alarm holds the gate open.",
                           probes.fire_alarm())
         yield from _mesh(probes.mesh())
+        yield from zone_metrics(probes.zones())
         ok, _reasons = parts.health()
         yield from _gauge("gate_watchdog_ok",
                           "1 while ready and every worker's heartbeat is fresh.", ok)

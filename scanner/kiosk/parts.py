@@ -71,6 +71,8 @@ class Probes:
     fire_alarm: Callable[[], bool] = lambda: False
     settings: Callable[[], dict[str, Any] | None] = _unknown  # /me as last synced
     mesh: Callable[[], dict[str, Any] | None] = _unknown  # scanner.status.mesh_status
+    # Every zone's count (scanner.zones.book.ZoneBook.snapshot's "zones").
+    zones: Callable[[], list[dict[str, Any]]] = list
 
 
 @dataclass(frozen=True)

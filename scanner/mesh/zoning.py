@@ -52,7 +52,7 @@ class ZoneMesh:
         self.codec = codec
         self._wall = wall
         self._save = save
-        self._health = health
+        self.health = health
         self._on_health = on_health
         self._on_ledger = on_ledger
         self._health_at = -1e9
@@ -113,7 +113,7 @@ class ZoneMesh:
         if connected and ledger is not None and ledger.version != self._published:
             publish(ledger_topic(self.book.gate), self.codec.ledger(ledger), retain=True)
             self._published = ledger.version
-        if connected and self._health is not None and now - self._health_at >= HEALTH_INTERVAL:
+        if connected and self.health is not None and now - self._health_at >= HEALTH_INTERVAL:
             self._health_at = now
-            publish(health_topic(self.book.gate), self.codec.health(self._health()),
+            publish(health_topic(self.book.gate), self.codec.health(self.health()),
                     retain=True)

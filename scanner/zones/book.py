@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
@@ -280,3 +280,25 @@ class ZoneBook:
             else:
                 weights[gate] += n
         return weights
+
+
+def seed(book: ZoneBook, ledgers: Iterable[Ledger], records: Iterable[Any],
+         journal: Iterable[dict[str, Any]]) -> None:
+    """A book filled at start: the ledgers saved, every gate's records held (mesh
+    records: ``scanner.mesh.message.Record``), then this gate's own journaled scans the
+    mesh has not stamped yet (all of them for a gate alone), in journal order. An annulled
+    grant (its holder did not pass) placed no one."""
+    for ledger in ledgers:
+        if ledger.gate != book.gate:
+            book.hear(ledger)
+    stamped: set[str] = set()
+    for r in records:
+        stamped.add(r.scan_id)
+        book.record(r.scan_id, r.gate, r.hlc, r.ticket_id, r.direction, r.result,
+                    r.scanned_at)
+    for row in journal:
+        if row["scan_id"] in stamped or row["result"] != "OK" or row.get("passed") is False:
+            continue
+        book.record(row["scan_id"], book.gate, provisional_key(row["scanned_at"], book.gate),
+                    row["ticket_id"], row["direction"], "OK", row["scanned_at"],
+                    provisional=True)
