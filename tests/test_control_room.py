@@ -4,6 +4,9 @@ scan; the gates' own zone counts equal the page's."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC
@@ -11,15 +14,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from browser_kit import needs_chromium
-from mesh_kit import Broker, MeshGate, wait_for
+from kiosk_kit import free_port
+from mesh_kit import KEY, Broker, MeshGate, wait_for
 
 from scanner.config.zones import parse_zones
 from scanner.control.observer import Observer
 from scanner.control.server import ControlServer
 from scanner.control.view import VenueView
 from scanner.decide.model import Direction
+from scanner.mesh.localbroker import password
 from scanner.mesh.paho_broker import PahoBroker
 from scanner.zones.book import ZoneBook
 
@@ -75,7 +81,27 @@ def test_the_page_shows_every_gate_and_a_scan_within_a_second(room: Any,
     page.close()
 
 
-def test_the_gates_counts_equal_the_page(room: Any, browser: Any) -> None:
+def gate_zones_json(g: MeshGate, tmp_path: Path) -> list[dict[str, Any]]:
+    """``gate zones --json`` run as an operator would, on the gate's own files."""
+    key = tmp_path / "venue.key"
+    key.write_bytes(KEY)
+    key.chmod(0o600)
+    tables = "".join(f"\n[[zones]]\nid = {z['id']!r}\ncapacity = {z['capacity']}\n"
+                     + (f"parent = {z['parent']!r}\n" if z.get("parent") else "")
+                     for z in TABLES)
+    config = tmp_path / f"{g.gate_id}.toml"
+    config.write_text(f'gate_id = "{g.gate_id}"\ndb = "{g.gate.config.db}"\n'
+                      f'zone = "grounds"\n[mesh]\nurl = "mqtt://127.0.0.1:1"\n'
+                      f'key_file = "{key}"\nminter = "A"\n{tables}', encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "scanner.cli.main", "--config", str(config),
+                           "zones", "--json"], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "GATE_API_TOKEN": "unused-token"})
+    assert done.returncode == 0, done.stderr
+    result: list[dict[str, Any]] = orjson.loads(done.stdout)
+    return result
+
+
+def test_the_gates_counts_equal_the_page(room: Any, browser: Any, tmp_path: Path) -> None:
     (a, b), _, server = room
     for n in (1, 2, 3):
         assert a.check(n).decision.granted
@@ -92,3 +118,46 @@ def test_the_gates_counts_equal_the_page(room: Any, browser: Any) -> None:
         assert wait_for(lambda g=g: g.zones.counts(g.gate.clock()) == shown)
     assert api == shown == {"grounds": 4, "lounge": 0}
     page.close()
+    printed = gate_zones_json(a, tmp_path)
+    assert {z["id"]: z["inside"] for z in printed} == shown
+    assert {z["id"]: z["capacity"] for z in printed} == {"grounds": 50, "lounge": 5}
+
+
+def test_gate_control_serves_the_venue_from_its_own_process(room: Any, tmp_path: Path) -> None:
+    """``gate control`` as systemd would run it: its own configuration, its own mesh user,
+    its page on a free port, stopped by SIGTERM."""
+    (a, _), _, _ = room
+    port = free_port()
+    key = tmp_path / "venue.key"
+    key.write_bytes(KEY)
+    key.chmod(0o600)
+    creds = tmp_path / "control.creds"
+    creds.write_text(f"control:{password('control')}\n", encoding="utf-8")
+    creds.chmod(0o600)
+    config = tmp_path / "control.toml"
+    config.write_text(f'gate_id = "control"\n[web]\nport = {port}\n[mesh]\n'
+                      f'url = "{a.link.settings.url}"\nkey_file = "{key}"\n'
+                      f'credentials_file = "{creds}"\nminter = "A"\n'
+                      '[[zones]]\nid = "grounds"\ncapacity = 50\n'
+                      '[[zones]]\nid = "lounge"\nparent = "grounds"\ncapacity = 5\n',
+                      encoding="utf-8")
+    proc = subprocess.Popen([sys.executable, "-m", "scanner.cli.main", "--config", str(config),
+                             "control"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env={**os.environ, "GATE_API_TOKEN": "unused-token"})
+    try:
+        url = f"http://127.0.0.1:{port}"
+
+        def gates() -> list[str]:
+            try:
+                doc = httpx.get(f"{url}/api/venue", timeout=1).json()
+            except (httpx.HTTPError, ValueError):
+                return []
+            return [g["gate"] for g in doc["gates"]]
+
+        assert wait_for(lambda: gates() == ["A", "B"], 20), proc.stderr
+        assert a.check(3).decision.granted
+        assert wait_for(lambda: {z["id"]: z["inside"] for z in httpx.get(
+            f"{url}/api/zones", timeout=1).json()}["grounds"] == 1)
+    finally:
+        proc.terminate()
+        assert proc.wait(10) == 0
