@@ -41,7 +41,7 @@ from scanner.zones.export import ZoneCollector
 
 STATIC = {"control.html": "text/html; charset=utf-8", "control.css": "text/css; charset=utf-8",
           "control.js": "text/javascript; charset=utf-8"}
-FRAME_GAP = 0.2        # at most five frames a second, however busy the venue
+FRAME_GAP = 0.1        # at most ten frames a second, however busy the venue
 KEEPALIVE = 10.0
 MAX_BODY = 1024
 
