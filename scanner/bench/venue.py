@@ -370,9 +370,10 @@ def run(gates: int, zones: int, rates: list[int], steady: float, partition: floa
     venue = _Venue(gates, tables, broker.url, workdir)
     stream = _Stream(room_url)
     try:
-        if not _wait(lambda: all(venue.ask_all("connected")), 120):
+        # Many daemons starting on a small machine take their time: 10 s each at most.
+        if not _wait(lambda: all(venue.ask_all("connected")), 60 + 10 * gates):
             raise click.ClickException("the gates did not all connect to the broker")
-        _wait(lambda: all(venue.ask_all("ready")), 60)
+        _wait(lambda: all(venue.ask_all("ready")), 60 + 2 * gates)
         stream.start()
         if not stream.first.wait(30):
             raise click.ClickException("the control room's page stream did not start")

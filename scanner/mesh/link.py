@@ -185,9 +185,11 @@ class Link(Worker):
             "deciding_alone": not connected,
             "partitioned": self._partition.said,
             "since": self._partition.since_wall,
-            "peers_connected": sum(p.online for g, p in self.peers.items() if g != self.gate_id),
+            # list(): other threads ask (status line, kiosk) while the link adds peers.
+            "peers_connected": sum(p.online for g, p in list(self.peers.items())
+                                   if g != self.gate_id),
             "peers": {g: {"announced": p.announced, "online": p.online,
-                          "held": held.get(g, 0)} for g, p in sorted(self.peers.items())},
+                          "held": held.get(g, 0)} for g, p in sorted(list(self.peers.items()))},
             "dropped": dict(self.codec.dropped),
             "conflicts": self.store.conflict_count(),
             "replayed": self.replayed,
@@ -207,7 +209,7 @@ class Link(Worker):
             return f"mesh: deciding alone since {self._partition.since_wall}"
         if not self.connected.is_set():
             return "mesh: connecting"
-        online = sum(p.online for g, p in self.peers.items() if g != self.gate_id)
+        online = sum(p.online for g, p in list(self.peers.items()) if g != self.gate_id)
         return f"mesh: {online} peer(s) online"
 
     # -- the worker's thread -------------------------------------------------------------
