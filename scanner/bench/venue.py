@@ -318,6 +318,24 @@ def _control_room(workdir: Path, url: str, tables: list[dict[str, Any]],
                             env={**os.environ, "GATE_API_TOKEN": "unused-bench-token"})
 
 
+def _below_ephemeral(broker: Any) -> None:
+    """The broker on a port below the ephemeral range: while it is down, a gate's connect
+    from an ephemeral port to that very port can connect to itself (TCP simultaneous open)
+    and hold the port, so the broker cannot come back."""
+    import socket
+
+    for port in range(20000, 32000, 7):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        text = broker.conf.read_text().replace(f"listener {broker.port} ", f"listener {port} ")
+        broker.conf.write_text(text)
+        broker.port = port
+        return
+
+
 def _restart(broker: Any) -> None:
     """The broker back on its port. The gates' reconnect attempts during the split take
     ephemeral ports, the broker's among them now and then: try again until it is free."""
@@ -361,6 +379,7 @@ def run(gates: int, zones: int, rates: list[int], steady: float, partition: floa
         capacities["lounge"] = int(lounge_gates * (before + during / 2))
     tables = zone_tables(zones, capacities)
     broker = LocalBroker(workdir / "broker", [f"g{i:02d}" for i in range(gates)] + ["control"])
+    _below_ephemeral(broker)
     broker.start()
     sock = listen("127.0.0.1", 0)
     port = sock.getsockname()[1]
