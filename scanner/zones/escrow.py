@@ -5,8 +5,8 @@ are made in one place and only move between gates by their holder giving them aw
 no split can create two copies of one:
 
 - The *minter* (one gate, named in every gate's configuration; a gate alone is its own)
-  makes rights from the places
-  that are free: ``C - inside - (rights made - rights spent)``. The gate spends a right on
+  makes rights from the places that are free: ``C - inside - (rights made - rights
+  spent)``. The gate spends a right on
   every admission into the zone or a zone inside it, and on every exit from an inner zone
   into it (an exit is never refused, so its right may go below zero; the minter's sum sees
   that). Every gate counts every spend from the records, so the sum is known to anyone
