@@ -344,7 +344,8 @@ class Gate:
     @part
     def venue_book(self) -> CommandBook | None:
         """The supervisors' commands this gate obeys (``scanner.venue``), read back from the
-        journal database; None without ``[mesh] supervisor_key``."""
+        journal database, for its place: its name and its zone (the zone book's) with the
+        zones around it; None without ``[mesh] supervisor_key``."""
         mesh = self.config.mesh
         if not mesh.supervisor_key:
             return None
@@ -355,8 +356,10 @@ class Gate:
 
         verifier = Verifier.from_file(mesh.supervisor_key)
         store = self._closing(VenueStore(self.journal_engine), VenueStore.close)
+        # A command for a zone reaches the gates of that zone and of the zones inside it.
+        zone = self.zones.zone
         return CommandBook(store, verifier,
-                           Place(self.config.gate_id, (mesh.zone,) if mesh.zone else ()))
+                           Place(self.config.gate_id, self.config.zones.path(zone)))
 
     @part
     def venue_worker(self) -> VenueWorker | None:

@@ -350,9 +350,6 @@ class MeshConfig:
     # The supervisor's Ed25519 public key (a PEM file, not a secret): venue commands signed
     # with it are obeyed; unset: the gate takes no venue commands.
     supervisor_key: str | None = setting(None, nonempty=True)
-    # The zone whose venue commands this gate obeys beside the venue's and its own; empty:
-    # none but those.
-    zone: str = ""
     # The one gate that makes the places of capped zones (scanner.zones.escrow): the same
     # name in every gate's configuration; required with a mesh and a capacity.
     minter: str = setting("", check=lambda v: gate_id_problem(v) if v else None,
@@ -371,8 +368,6 @@ class MeshConfig:
                            f"{parts.hostname!r}; use mqtts://")
         if bool(self.cert_file) != bool(self.client_key_file):
             return ("cert_file", "give cert_file and client_key_file together")
-        if self.zone and (self.zone != self.zone.strip() or not self.zone.isprintable()):
-            return ("zone", f"expected a printable zone name, got {self.zone!r}")
         return None
 
 
