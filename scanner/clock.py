@@ -6,7 +6,8 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import time as time_of_day
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 Clock = Callable[[], datetime]
@@ -32,6 +33,14 @@ def local_zone() -> tzinfo:
             return ZoneInfo.from_file(fh)
     except (OSError, ValueError, ZoneInfoNotFoundError):
         return UTC
+
+
+def last_moment(now: datetime, at: time_of_day, zone: tzinfo) -> datetime:
+    """The latest ``at`` (local time in ``zone``) at or before ``now``."""
+    local = now.astimezone(zone)
+    today = datetime.combine(local.date(), at, tzinfo=zone)
+    return today if today <= local else datetime.combine(local.date() - timedelta(days=1),
+                                                         at, tzinfo=zone)
 
 
 @dataclass(frozen=True)

@@ -134,17 +134,29 @@ class HistorySource(Protocol):
     def history(self, ticket_id: str) -> ScanHistory: ...
 
 
+class Zones(Protocol):
+    """The gate's zones (``scanner.zones.book.ZoneBook``): the history as seen from the
+    gate's zone, what the zone adds to a decision (timed re-entry, capacity; a place is
+    spent under ``scan_id``, none for an empty one), and every journaled decision."""
+
+    def project(self, history: ScanHistory, now: datetime) -> ScanHistory: ...
+    def judge(self, decision: Decision, history: ScanHistory, now: datetime,
+              scan_id: str) -> Decision: ...
+    def decided(self, decision: Decision, scan_id: str, scanned_at: str) -> None: ...
+
+
 class Gatekeeper:
     """``history`` defaults to ``journal``; ``journaled`` is called after each durable
     journal write (the mesh link's ``notify``: it must not block); ``orders`` gives what
     the venue's supervisors ordered this gate (``scanner.venue``), asked before each
-    decision."""
+    decision; ``zones`` adds per-zone anti-passback and capacity (without it the venue is
+    one flat zone)."""
 
     def __init__(self, store: TicketSource, journal: Journal,
                  policy: Policy | Callable[[], Policy], *, lookup: Lookup | None = None,
                  history: HistorySource | None = None,
                  journaled: Callable[[], None] | None = None,
-                 orders: Callable[[], VenueOrders] | None = None,
+                 orders: Callable[[], VenueOrders] | None = None, zones: Zones | None = None,
                  lookup_deadline: float = 0.4, gate_id: str = "gate", clock: Clock = utc_now,
                  clock_offset: Callable[[], float] = lambda: 0.0,
                  clock_trusted: Callable[[], bool] = lambda: True,
@@ -154,6 +166,7 @@ class Gatekeeper:
         self.history: HistorySource = history or journal
         self._journaled = journaled
         self._orders = orders or _no_orders
+        self.zones = zones
         self._policy = policy if callable(policy) else (lambda: policy)
         self._lookup = lookup if lookup_deadline > 0 else None
         self.lookup_deadline = lookup_deadline
@@ -182,7 +195,8 @@ class Gatekeeper:
         device_now = self._clock()
         policy = self._policy()
         if refused is None:
-            decision = self._decide(barcode, direction, self._corrected(device_now), policy)
+            decision = self._decide(barcode, direction, self._corrected(device_now), policy,
+                                    scan_id)
         else:
             decision = Decision(False, Reason.MALFORMED_READ, f"Unreadable code: {refused}",
                                 Feedback.RED, direction, barcode)
@@ -193,6 +207,8 @@ class Gatekeeper:
         scanned_at = utc_iso(self._corrected(device_now))
         self.journal.record(decision, scan_id=scan_id, scanned_at=scanned_at,
                             latency_ms=decided_ms, event_id=_single(policy.served_events))
+        if self.zones is not None:
+            self.zones.decided(decision, scan_id, scanned_at)
         if self._journaled is not None:
             self._journaled()
         result = CheckResult(decision, scan_id, scanned_at, (self._timer() - started) * 1000)
@@ -219,6 +235,12 @@ class Gatekeeper:
         if decision.reason is Reason.MALFORMED_READ:
             decision = replace(decision, barcode=unreadable_form(barcode))
         return CheckResult(decision, "", utc_iso(now), (self._timer() - started) * 1000)
+
+    def count(self, decision: Decision, scan_id: str, scanned_at: str) -> None:
+        """An entry journaled beside ``check`` (a steward's confirmation, a supervisor's
+        override) counted in the gate's zones at once, as ``check`` counts its own."""
+        if self.zones is not None:
+            self.zones.decided(decision, scan_id, scanned_at)
 
     def stamp(self) -> str:
         """Now as a scan is stamped (server-clock corrected), for entries no read made."""
@@ -249,14 +271,20 @@ class Gatekeeper:
         return device_now + timedelta(seconds=self._clock_offset())
 
     def _decide(self, barcode: str, direction: Direction, now: datetime,
-                policy: Policy) -> Decision:
+                policy: Policy, scan_id: str = "") -> Decision:
         if check_read(barcode, policy.max_read_length) is not None:
             ticket, offline = None, True  # a glitched read is never looked up; decide says why
         else:
             ticket, offline = self._find(barcode, policy)
         history = self.history.history(ticket.id) if ticket is not None else ScanHistory()
-        return decide(ticket, history, policy, direction, now, barcode=barcode, offline=offline,
-                      clock_trusted=self._clock_trusted(), orders=self._orders())
+        if self.zones is not None:
+            history = self.zones.project(history, now)
+        decision = decide(ticket, history, policy, direction, now, barcode=barcode,
+                          offline=offline, clock_trusted=self._clock_trusted(),
+                          orders=self._orders())
+        if self.zones is not None and ticket is not None:
+            decision = self.zones.judge(decision, history, now, scan_id)
+        return decision
 
     def _find(self, barcode: str, policy: Policy) -> tuple[Ticket | None, bool]:
         """The ticket for ``barcode`` and whether it was found without the server."""

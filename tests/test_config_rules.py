@@ -43,7 +43,7 @@ FIELDS = constrained_fields()
 # What a field with a custom check certainly refuses.
 CHECK_REFUSES = {"api.url": "ftp://vivenu.com", "mesh.url": "https://broker",
                  "reader.terminator": "", "outputs.relay_pin": -1, "journal.backup_at": "25:00",
-                 "gate_id": "north/1"}
+                 "gate_id": "north/1", "mesh.minter": "north/1"}
 
 
 def bad_values(key: str, kind: Any, rule: Rule) -> list[Any]:

@@ -22,6 +22,7 @@ from scanner.config import (
     load_config,
     toml,
 )
+from scanner.config.zones import parse_zones
 
 
 def load_back(tmp_path: Path, doc: dict[str, Any], env: dict[str, str] | None = None
@@ -50,8 +51,12 @@ def test_a_full_configuration_loads_back_to_itself(tmp_path: Path) -> None:
                       language="de"),
         run=RunConfig(sync_interval=30.0, watchdog=None, sync_process=False),
         mesh=MeshConfig(url="mqtts://broker.lan", key_file="/etc/gate/mesh.key",
-                        credentials_file="/etc/gate/mesh.cred"),
-        journal=JournalConfig(backup_dir="/media/stick", backup_keep=3, backup_at="02:30"))
+                        credentials_file="/etc/gate/mesh.cred", minter="north-1"),
+        journal=JournalConfig(backup_dir="/media/stick", backup_keep=3, backup_at="02:30"),
+        zone="lounge",
+        zones=parse_zones([{"id": "grounds", "capacity": 20000, "reset_at": "04:00"},
+                           {"id": "lounge", "name": "VIP lounge", "parent": "grounds",
+                            "capacity": 120, "when_full": "warn", "reentry_after": 30}]))
     # The token is read from its file, not the TOML: the loaded one carries it.
     expected = dataclasses.replace(config, api=dataclasses.replace(config.api,
                                                                    token=Secret("t0ken")))

@@ -13,10 +13,11 @@ import orjson
 import pytest
 from kits.gate import build_gate
 from kits.journal import make_ticket
-from kits.venue import Supervisor, VenueGate
+from kits.venue import ZONES, Supervisor, VenueGate
 
 from scanner.app.kiosk import from_gate
-from scanner.config import MeshConfig, OutputsConfig
+from scanner.cli.main import main
+from scanner.config import MeshConfig, OutputsConfig, load_config, toml
 from scanner.decide.model import Direction, Reason
 from scanner.decide.orders import Mode
 from scanner.errors import ConfigError
@@ -341,3 +342,70 @@ def test_a_command_that_is_not_exactly_right_is_refused(body: dict[str, object])
     good = _cmd(Kind.STOP_ENTRY).body()
     with pytest.raises(Refused):
         parse(good | body)
+
+
+# -- a gate's place: its zone and the zones around it --------------------------------------
+
+def test_a_gates_place_is_its_zone_and_the_zones_around_it(tmp_path: Path,
+                                                           supervisor: Supervisor) -> None:
+    gate = build_gate(tmp_path, zone="lounge", zones=ZONES,
+                      mesh=MeshConfig(supervisor_key=str(supervisor.public)))
+    try:
+        assert gate.venue_book is not None
+        assert gate.venue_book.place == Place("g1", ("lounge", "stand", "north", "grounds"))
+    finally:
+        gate.close()
+
+
+def test_without_a_zone_key_the_gates_place_follows_the_scan_zone_of_me(
+        tmp_path: Path, supervisor: Supervisor) -> None:
+    gate = build_gate(tmp_path, zones=ZONES,
+                      mesh=MeshConfig(supervisor_key=str(supervisor.public)))
+    try:
+        gate.store.save_settings({"scanZoneId": "stand"})
+        assert gate.venue_book is not None
+        assert gate.venue_book.place == Place("g1", ("stand", "north", "grounds"))
+    finally:
+        gate.close()
+
+
+def test_a_zone_command_reaches_the_gates_of_the_zones_inside_it(
+        tmp_path: Path, supervisor: Supervisor, hub: MemoryHub) -> None:
+    gates = {gid: VenueGate(tmp_path / gid, gid, supervisor.public, hub, zone=zone)
+             for gid, zone in (("n1", "north"), ("l1", "lounge"), ("s1", "south"))}
+    try:
+        for g in gates.values():
+            g.worker.open()
+            g.settle()
+        supervisor.issue(hub, Kind.STOP_ENTRY, Scope.ZONE, "north")
+        settle(gates)
+        assert reasons(gates, 1) == {"n1": Reason.ENTRY_STOPPED, "l1": Reason.ENTRY_STOPPED,
+                                     "s1": Reason.GRANTED}
+    finally:
+        for g in gates.values():
+            g.close()
+
+
+def test_the_old_mesh_zone_key_says_where_it_moved(tmp_path: Path) -> None:
+    path = tmp_path / "gate.toml"
+    path.write_text('[mesh]\nzone = "north"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"^mesh\.zone: moved to the top-level zone key"):
+        load_config(path, env={})
+
+
+def test_gate_venue_refuses_a_zone_the_configuration_does_not_declare(
+        tmp_path: Path, supervisor: Supervisor, capsys: pytest.CaptureFixture[str]) -> None:
+    """A typo would reach no gate and still say "sent"."""
+    key = tmp_path / "mesh.key"
+    key.write_bytes(VENUE_KEY)
+    key.chmod(0o600)
+    config = tmp_path / "supervisor.toml"
+    config.write_text(toml.dumps({"db": str(tmp_path / "sup.db"), "zones": ZONES,
+                                  "mesh": {"url": "mqtt://127.0.0.1:1",
+                                           "key_file": str(key)}}), encoding="utf-8")
+    code = main(["--config", str(config), "venue", "stop-entry", "--zone", "stnad",
+                 "--key", str(supervisor.private)])
+    assert code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "gate: configuration error: --zone: 'stnad' is not one of the [[zones]] (grounds, "
+        "north, stand, lounge, south, west)"]

@@ -14,7 +14,7 @@ import pytest
 from kits.gate import build_gate
 from kits.journal import make_ticket
 from kits.mesh import KEY, Broker, CutProxy, wait_for
-from kits.venue import SUPERVISOR, Supervisor, VenueGate
+from kits.venue import SUPERVISOR, ZONES, Supervisor, VenueGate
 
 from scanner.config import MeshConfig
 from scanner.decide.model import Direction, Reason
@@ -27,7 +27,7 @@ from scanner.venue.command import Kind, Scope, new_command, topic_part
 from scanner.venue.signing import Signer, keygen
 from scanner.venue.worker import VenueWorker, command_topic
 
-GATES = {"n1": "north", "n2": "north", "s1": "south"}
+GATES = {"n1": "north", "t1": "stand", "t2": "stand", "l1": "lounge", "s1": "south"}
 
 
 @pytest.fixture
@@ -87,22 +87,26 @@ def venue(tmp_path: Path, supervisor: Supervisor, broker: Broker) -> Iterator[li
         gate.close()
 
 
-def test_stop_entry_for_a_zone_stops_exactly_its_gates_within_a_second_and_resume_undoes_it(
+def test_stop_entry_for_a_zone_stops_exactly_its_gates_and_its_childrens_within_a_second(
         venue: list[VenueGate], supervisor: Supervisor, config: Path) -> None:
-    done = gate_cli(config, "venue", "stop-entry", "--zone", "north", "--key",
-                    str(supervisor.private), "--reason", "crush at the north stand")
+    """The stand's gates and the lounge's (inside the stand) stop; north's (around the
+    stand) and south's do not; resume undoes it."""
+    done = gate_cli(config, "venue", "stop-entry", "--zone", "stand", "--key",
+                    str(supervisor.private), "--reason", "crush at the stand")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("sent: stop_entry for zone 'north'")
+    assert done.stdout.startswith("sent: stop_entry for zone 'stand'")
     sent = time.monotonic()
-    north = [g for g in venue if GATES[g.gate_id] == "north"]
-    assert wait_for(lambda: all(g.book.orders().mode is Mode.STOPPED for g in north), 5.0)
+    stand = [g for g in venue if GATES[g.gate_id] in ("stand", "lounge")]
+    assert wait_for(lambda: all(g.book.orders().mode is Mode.STOPPED for g in stand), 5.0)
     assert time.monotonic() - sent < 1.0
     assert {g.gate_id: g.check(1).decision.reason for g in venue} == {
-        "n1": Reason.ENTRY_STOPPED, "n2": Reason.ENTRY_STOPPED, "s1": Reason.GRANTED}
-    done = gate_cli(config, "venue", "resume", "--zone", "north", "--key",
+        "n1": Reason.GRANTED, "t1": Reason.ENTRY_STOPPED, "t2": Reason.ENTRY_STOPPED,
+        "l1": Reason.ENTRY_STOPPED, "s1": Reason.GRANTED}
+    assert all(g.book.orders().mode is Mode.NORMAL for g in venue if g not in stand)
+    done = gate_cli(config, "venue", "resume", "--zone", "stand", "--key",
                     str(supervisor.private))
     assert done.returncode == 0, done.stderr
-    assert wait_for(lambda: all(g.book.orders().mode is Mode.NORMAL for g in north), 5.0)
+    assert wait_for(lambda: all(g.book.orders().mode is Mode.NORMAL for g in stand), 5.0)
     assert {g.gate_id: g.check(2).decision.reason for g in venue} == dict.fromkeys(
         GATES, Reason.GRANTED)
 
@@ -152,12 +156,12 @@ def test_a_command_signed_with_another_key_is_dropped_and_counted(
 
 def test_a_gate_built_from_its_configuration_obeys_commands_on_its_own_connection(
         tmp_path: Path, broker: Broker, supervisor: Supervisor) -> None:
-    """What gate run builds: [mesh] supervisor_key and zone give the gatekeeper its orders
-    and the supervisor a ``venue`` worker on a connection of its own."""
+    """What gate run builds: [mesh] supervisor_key and the gate's zone give the gatekeeper
+    its orders and the supervisor a ``venue`` worker on a connection of its own."""
     key, credentials = secret_files(tmp_path / "w1-secrets", "w1")
-    gate = build_gate(tmp_path / "w1", gate_id="w1", mesh=MeshConfig(
+    gate = build_gate(tmp_path / "w1", gate_id="w1", zone="west", zones=ZONES, mesh=MeshConfig(
         url=broker.url, key_file=str(key), credentials_file=str(credentials),
-        supervisor_key=str(supervisor.public), zone="west"))
+        supervisor_key=str(supervisor.public)))
     gate.store.upsert([make_ticket(1), make_ticket(2)])
     try:
         worker = gate.venue_worker

@@ -17,6 +17,7 @@ from __future__ import annotations
 import gc
 import sys
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from scanner.app.gate import Gate
@@ -28,6 +29,7 @@ from scanner.run.worker import Stage
 if TYPE_CHECKING:
     from scanner.clock_guard import ClockGuard
     from scanner.mesh.link import Link
+    from scanner.mesh.message import Health
     from scanner.run.state_file import StateFile
 
 
@@ -105,8 +107,29 @@ def supervisor(gate: Gate) -> Supervisor:
     venue = gate.venue_worker  # with [mesh] supervisor_key, it obeys venue commands
     workers = [*gate.reader_workers, *gate.lanes.values(), gate.scheduler, act,
                *filter(None, [link, venue, web(gate, readiness), state_file(gate, readiness)])]
+    if link is not None and link.zones is not None:
+        link.zones.health = health_of(gate)
     return Supervisor(workers, gate.run_notifier(), status=lambda: _run_status(guard, link),
                       readiness=readiness)
+
+
+def health_of(gate: Gate) -> Callable[[], Health]:
+    """What this gate tells the control room every few seconds (``scanner.mesh.zoning``)."""
+    from scanner.build import version
+    from scanner.mesh.message import Health
+    from scanner.tickets import utc_iso
+
+    readers, act, journal = gate.reader_workers, gate.act, gate.journal
+    cfg, zone, running = gate.config, gate.zones.zone, version()
+
+    def health() -> Health:
+        alarms = ["fire alarm: gate held open"] if act.fire_alarm else []
+        alarms += [f"reader {r.reader}: {p}" for r in readers if (p := r.problem())]
+        return Health(cfg.gate_id, zone, running, utc_iso(gate.clock()),
+                      {r.reader: r.connected is not False for r in readers},
+                      int(journal.stats()["queue_depth"]), tuple(alarms))
+
+    return health
 
 
 def web(gate: Gate, readiness: Readiness) -> ServiceWorker | None:

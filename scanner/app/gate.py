@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from scanner.venue.book import CommandBook
     from scanner.venue.worker import VenueWorker
     from scanner.vivenu.client import VivenuClient
+    from scanner.zones.book import ZoneBook
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -278,8 +279,29 @@ class Gate:
             orders=book.orders if book is not None else None,
             lookup=self._lookup() if deadline > 0 else None, lookup_deadline=deadline,
             gate_id=cfg.gate_id, clock=self.clock, clock_offset=self.clock_offset,
-            clock_trusted=self.clock_offset.trusted),
+            clock_trusted=self.clock_offset.trusted, zones=self.zones),
             Gatekeeper.close)
+
+    @part
+    def zones(self) -> ZoneBook:
+        """The gate's zone book (``scanner.zones``): its zone (``zone``, else /me's
+        scanZoneId, else the default zone), the ledgers saved, and every granted scan held
+        (the mesh's records, and the journal's own scans not stamped yet)."""
+        from scanner.clock import local_zone
+        from scanner.zones.book import ZoneBook, seed
+
+        cfg, mesh = self.config, self.mesh_store
+        me = self.store.settings() or {}
+        scan_zone = me.get("scanZoneId") if isinstance(me.get("scanZoneId"), str) else None
+        saved = mesh.ledgers() if mesh is not None else []
+        own = next((x for x in saved if x.gate == cfg.gate_id), None)
+        # With a mesh, a gate without a saved ledger first hears whether the broker holds
+        # one of its own (scanner.mesh.zoning); alone, it is its own minter.
+        book = ZoneBook(cfg.zones, cfg.gate_id, cfg.zone or scan_zone, tz=local_zone(),
+                        minter=cfg.mesh.minter or None, ledger=own,
+                        ready=mesh is None or own is not None)
+        seed(book, saved, mesh.records() if mesh is not None else [], self.journal.entries())
+        return book
 
     @part
     def mesh_store(self) -> MeshStore | None:
@@ -307,17 +329,23 @@ class Gate:
         if store is None:
             return None
         from scanner.mesh.link import Link
+        from scanner.mesh.message import Codec
         from scanner.mesh.paho_broker import PahoBroker
         from scanner.mesh.settings import MeshSettings
+        from scanner.mesh.zoning import ZoneMesh
 
         settings = MeshSettings.from_config(self.config.mesh)
-        link = Link(settings, store, PahoBroker(settings, f"gate-{store.gate_id}"))
+        zones = ZoneMesh(self.zones, Codec(settings.key), wall=self.clock,
+                         save=store.save_ledgers)
+        link = Link(settings, store, PahoBroker(settings, f"gate-{store.gate_id}"),
+                    zones=zones)
         return self._closing(link, Link.close)
 
     @part
     def venue_book(self) -> CommandBook | None:
         """The supervisors' commands this gate obeys (``scanner.venue``), read back from the
-        journal database; None without ``[mesh] supervisor_key``."""
+        journal database, for its place: its name and its zone (the zone book's) with the
+        zones around it; None without ``[mesh] supervisor_key``."""
         mesh = self.config.mesh
         if not mesh.supervisor_key:
             return None
@@ -328,8 +356,10 @@ class Gate:
 
         verifier = Verifier.from_file(mesh.supervisor_key)
         store = self._closing(VenueStore(self.journal_engine), VenueStore.close)
+        # A command for a zone reaches the gates of that zone and of the zones inside it.
+        zone = self.zones.zone
         return CommandBook(store, verifier,
-                           Place(self.config.gate_id, (mesh.zone,) if mesh.zone else ()))
+                           Place(self.config.gate_id, self.config.zones.path(zone)))
 
     @part
     def venue_worker(self) -> VenueWorker | None:

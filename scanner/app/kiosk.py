@@ -62,7 +62,7 @@ def from_gate(gate: Gate, stage: ActStage, web: WebSettings, *,
         desk = Desk(gate.journal, gate.gatekeeper, stage.submit,
                     Holds(gate.config.policy.confirm_timeout), release=stage.release)
     annuls: Annuls = gate.journal
-    mesh_store, clock, book = gate.mesh_store, gate.clock, gate.venue_book
+    mesh_store, clock, book, zones = gate.mesh_store, gate.clock, gate.venue_book, gate.zones
     parts = KioskParts(
         gate_id=gate_id,
         listener=stage.fanout.subscribe("kiosk"),
@@ -80,7 +80,8 @@ def from_gate(gate: Gate, stage: ActStage, web: WebSettings, *,
                       fire_alarm=lambda: stage.fire_alarm,
                       mesh=lambda: None if mesh_store is None
                       else mesh_status(mesh_store, link, clock),
-                      venue=lambda: None if book is None else venue_status(book, venue)),
+                      venue=lambda: None if book is None else venue_status(book, venue),
+                      zones=lambda: zones.snapshot(clock())["zones"]),
     )
     server = KioskServer(web, parts)
     if book is not None:  # a supervisor's order is on every page within a second

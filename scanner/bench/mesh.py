@@ -149,14 +149,21 @@ def _worker(pipe: Connection, names: list[str], url: str, workdir: str) -> None:
 
     gates = _Gates(names, url, Path(workdir))
     favour_decisions()  # as gate run sets its process up once built
+    serve(pipe, gates.answer, gates.close)
+
+
+def serve(pipe: Connection, answer: Callable[[str, Any], Any],
+          close: Callable[[], None]) -> None:
+    """A bench child's loop: answer the parent's commands until "stop", then close what it
+    runs and say so."""
     try:
         while True:
             command, arg = pipe.recv()
             if command == "stop":
                 break
-            pipe.send(gates.answer(command, arg))
+            pipe.send(answer(command, arg))
     finally:
-        gates.close()
+        close()
         pipe.send("stopped")
 
 
@@ -201,7 +208,8 @@ class _Venue:
             proc.join(10)
 
 
-def _wait(predicate: Callable[[], bool], timeout: float, every: float = 0.05) -> bool:
+def wait_until(predicate: Callable[[], bool], timeout: float, every: float = 0.05) -> bool:
+    """Whether ``predicate`` held within ``timeout`` seconds, asked every ``every``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -217,7 +225,7 @@ def run(gates: int, spread_scans: int, partition_scans: int, processes: int,
     broker = LocalBroker(workdir / "broker").start()
     venue = _Venue(gates, processes, broker.url, workdir)
     try:
-        if not _wait(lambda: sum(venue.ask_all("connected")) == gates, 60):
+        if not wait_until(lambda: sum(venue.ask_all("connected")) == gates, 60):
             raise click.ClickException("the gates did not all connect to the broker")
         timed: list[tuple[str, int, float]] = []
         for i in range(spread_scans):
@@ -226,7 +234,7 @@ def run(gates: int, spread_scans: int, partition_scans: int, processes: int,
             def everywhere(s: str = scan_id) -> bool:
                 return bool(sum(venue.ask_all("has", s)) >= gates - 1)
 
-            _wait(everywhere, 5, 0.002)
+            wait_until(everywhere, 5, 0.002)
             time.sleep(0.01)
         arrivals: dict[str, dict[str, float]] = {}
         for part in venue.ask_all("arrivals", [s for s, _, _ in timed]):
@@ -235,7 +243,7 @@ def run(gates: int, spread_scans: int, partition_scans: int, processes: int,
                    for scan_id, origin, started in timed
                    for g in venue.names if g != venue.names[origin]]
         broker.stop()
-        _wait(lambda: sum(venue.ask_all("connected")) == 0, 30)
+        wait_until(lambda: sum(venue.ask_all("connected")) == 0, 30)
         half = max(1, gates // 2)
         sides = [list(range(half)), list(range(half, gates)) or [0]]
         plan: dict[int, dict[int, int]] = {}
@@ -248,12 +256,12 @@ def run(gates: int, spread_scans: int, partition_scans: int, processes: int,
             venue.pipes[worker].send(("scans", list(counts.items())))
         for worker in plan:
             venue.pipes[worker].recv()
-        _wait(lambda: all(venue.ask_all("stamped")), 300, 0.2)
+        wait_until(lambda: all(venue.ask_all("stamped")), 300, 0.2)
         total = spread_scans + 2 * partition_scans
         before = venue.ask_all("cost")
         healed = time.monotonic()
         broker.start()
-        converged = _wait(lambda: all(n >= total for held in venue.ask_all("held")
+        converged = wait_until(lambda: all(n >= total for held in venue.ask_all("held")
                                       for n in held), 300, 0.1)
         converge_s = time.monotonic() - healed
         costs = venue.ask_all("cost")

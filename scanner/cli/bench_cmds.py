@@ -12,6 +12,8 @@ BENCHES = {
     "camera": ("scanner.bench.camera:command", "Frames/s and capture-to-decision latency."),
     "mesh": ("scanner.bench.mesh:command", "Gates on one mosquitto: spread, partitions, cost."),
     "run": ("scanner.bench.run:command", "gate run: read-to-relay, READY time, idle cost."),
+    "venue": ("scanner.bench.venue:command",
+              "Gates with zones and the control room: spread, a split, capacity."),
     "kiosk": ("scanner.bench.kiosk:command", "Open pages' cost to the relay; read to paint."),
 }
 

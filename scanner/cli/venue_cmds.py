@@ -42,11 +42,13 @@ def _key_option(f: Callable[..., Any]) -> Callable[..., Any]:
 
 def _where_options(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option("--gate", "gate", help="One gate (its gate_id).")(f)
-    return click.option("--zone", "zone", help="Every gate of one zone.")(f)
+    return click.option("--zone", "zone",
+                        help="Every gate of one zone and of the zones inside it.")(f)
 
 
 def _send(ctx: click.Context, key_file: str, kind: str, scope: str, target: str = "",
           reason: str = "") -> int:
+    from scanner.config.zones import venue as venue_zones
     from scanner.mesh.paho_broker import PahoBroker
     from scanner.mesh.settings import MeshSettings
     from scanner.venue.command import Kind, Scope
@@ -56,6 +58,10 @@ def _send(ctx: click.Context, key_file: str, kind: str, scope: str, target: str 
     config = load(ctx)
     if not config.mesh.url:
         raise ConfigError("mesh.url: required to send venue commands (the gates' broker)")
+    if scope == "zone" and config.zones != venue_zones() and target not in config.zones:
+        # A zone no gate is in would reach nobody, and say "sent" all the same.
+        raise ConfigError(f"--zone: {target!r} is not one of the [[zones]] "
+                          f"({', '.join(config.zones.zones)})")
     signer = Signer(key_file)
     settings = MeshSettings.from_config(config.mesh)
     broker = PahoBroker(settings, f"supervisor-{signer.issuer}-{id(ctx):x}")

@@ -12,7 +12,8 @@ adapter's registry is held to those names by tests/test_config_registries.py.
 - ``load``: the file plus the environment and the token, every mistake collected;
 - ``names``: the names chosen from adapters' registries;
 - ``databases``: the ``db`` and ``journal_db`` settings as URLs;
-- ``toml``: the one TOML writer, whose output ``load`` reads back.
+- ``toml``: the one TOML writer, whose output ``load`` reads back;
+- ``zones``: the ``[[zones]]`` tables as a zone tree.
 """
 
 from __future__ import annotations

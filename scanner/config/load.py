@@ -21,6 +21,7 @@ from typing import Any
 from scanner.config.model import ApiConfig, GateConfig, ReaderConfig, RouteConfig, Secret
 from scanner.config.names import DEVICE_KEY
 from scanner.config.tables import build
+from scanner.config.zones import ZoneTree, parse_zones
 from scanner.errors import ConfigError, ConfigMistakes
 from scanner.secret_file import read_secret_text
 
@@ -92,6 +93,7 @@ def load_config_sources(path: str | os.PathLike[str] | None = None,
     if not isinstance(route_tables, list):
         problems.append(ConfigError("routes: expected [[routes]] tables"))
         route_tables = []
+    zone_tables = data.pop("zones", None)
     sources = {key: "file" for key in _keys(data)}
     sources.update({f"{reader_key(i)}.{k}": "file"  # a table that is not: build() names it
                     for i, table in enumerate(reader_tables or ()) if isinstance(table, dict)
@@ -105,6 +107,7 @@ def load_config_sources(path: str | os.PathLike[str] | None = None,
     problems += _check_readers(readers, reader_key)
     routes = tuple(build(RouteConfig, table, f"routes[{i}].", problems)
                    for i, table in enumerate(route_tables))
+    zones = _zones(zone_tables, config, problems)
     token = Secret("")
     try:
         token = _read_token(config.api, env, overridden)
@@ -118,7 +121,28 @@ def load_config_sources(path: str | os.PathLike[str] | None = None,
     elif token:
         sources["api.token"] = "api.token_file"
     api = dataclasses.replace(config.api, token=token)
-    return dataclasses.replace(config, api=api, readers=readers, routes=routes), sources
+    return dataclasses.replace(config, api=api, readers=readers, routes=routes,
+                               zones=zones), sources
+
+
+def _zones(tables: Any, config: GateConfig, problems: list[ConfigError]) -> ZoneTree:
+    """The ``[[zones]]`` tree, its mistakes and those of the keys that name a zone."""
+    try:
+        tree = parse_zones(tables)
+    except ConfigMistakes as exc:
+        problems += exc.mistakes
+        return config.zones
+    except ConfigError as exc:
+        problems.append(exc)
+        return config.zones
+    if config.zone and tables and config.zone not in tree:
+        problems.append(ConfigError(f"zone: {config.zone!r} is not one of the [[zones]] "
+                                    f"({', '.join(tree.zones)})"))
+    if config.mesh.url and tree.capped() and not config.mesh.minter:
+        problems.append(ConfigError("mesh.minter: required with mesh.url and a zone capacity: "
+                                    "the one gate that makes the places, the same in every "
+                                    "gate's configuration"))
+    return tree
 
 
 def _keys(data: dict[str, Any]) -> list[str]:

@@ -31,6 +31,7 @@ from scanner.config.rules import (
     terminator_problem,
     time_of_day_problem,
 )
+from scanner.config.zones import ZoneTree, venue
 from scanner.netrules import api_url_problem, is_loopback, mesh_url_problem
 
 DEFAULT_API_URL = "https://vivenu.com"
@@ -349,9 +350,10 @@ class MeshConfig:
     # The supervisor's Ed25519 public key (a PEM file, not a secret): venue commands signed
     # with it are obeyed; unset: the gate takes no venue commands.
     supervisor_key: str | None = setting(None, nonempty=True)
-    # The zone whose venue commands this gate obeys beside the venue's and its own; empty:
-    # none but those.
-    zone: str = ""
+    # The one gate that makes the places of capped zones (scanner.zones.escrow): the same
+    # name in every gate's configuration; required with a mesh and a capacity.
+    minter: str = setting("", check=lambda v: gate_id_problem(v) if v else None,
+                          text=GATE_ID_TEXT)
 
     def problem(self) -> tuple[str, str] | None:
         if not self.url:
@@ -366,8 +368,6 @@ class MeshConfig:
                            f"{parts.hostname!r}; use mqtts://")
         if bool(self.cert_file) != bool(self.client_key_file):
             return ("cert_file", "give cert_file and client_key_file together")
-        if self.zone and (self.zone != self.zone.strip() or not self.zone.isprintable()):
-            return ("zone", f"expected a printable zone name, got {self.zone!r}")
         return None
 
 
@@ -392,6 +392,10 @@ class GateConfig:
     mesh: MeshConfig = field(default_factory=MeshConfig)
     journal: JournalConfig = field(default_factory=JournalConfig)
     routes: tuple[RouteConfig, ...] = ()
+    # This gate's zone; empty: /me's scanZoneId, else the default zone (scanner.config.zones).
+    zone: str = ""
+    # From [[zones]] tables; without them one zone, the venue.
+    zones: ZoneTree = field(default_factory=venue)
 
     @property
     def reader(self) -> ReaderConfig:

@@ -22,6 +22,11 @@ from scanner.errors import ConfigError
 MAX_FLOAT = 1e9
 
 
+# Keys an earlier version read, and where they are now: one line saying so, not "unknown".
+MOVED = {"mesh.zone": "the top-level zone key (this gate's zone in [[zones]], which venue "
+                      "commands for a zone follow)"}
+
+
 def build(cls: type, data: Any, prefix: str, problems: list[ConfigError] | None = None) -> Any:
     """The dataclass ``cls`` from a TOML table; ``prefix`` is the dotted key ending in '.'.
 
@@ -39,6 +44,9 @@ def build(cls: type, data: Any, prefix: str, problems: list[ConfigError] | None 
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     values = {}
     for key, raw in data.items():
+        if f"{prefix}{key}" in MOVED:
+            fault(ConfigError(f"{prefix}{key}: moved to {MOVED[prefix + key]}"))
+            continue
         if key not in fields:
             close = [k for k in fields if k.replace("_", "") == key.replace("_", "").lower()]
             hint = f" (did you mean {close[0]}?)" if close else ""

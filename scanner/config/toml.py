@@ -20,11 +20,14 @@ from typing import Any
 
 from scanner.config.load import NOT_IN_FILE
 from scanner.config.model import GateConfig
+from scanner.config.zones import venue
 
 
 def document(config: GateConfig) -> dict[str, Any]:
     """``config`` as plain data; the token is "set" or "unset", never its value."""
-    doc = dataclasses.asdict(config)
+    # The zone tree is a mapping of zones, not plain data: its [[zones]] tables instead.
+    doc = dataclasses.asdict(dataclasses.replace(config, zones=venue()))
+    doc["zones"] = config.zones.to_tables()
     doc["api"]["token"] = "set" if config.api.token else "unset"
     return {key: _plain(value) for key, value in doc.items()}
 

@@ -65,6 +65,8 @@ class Reason(StrEnum):
     BLOCKED = "BLOCKED"
     ENTRY_STOPPED = "ENTRY_STOPPED"
     LOCKDOWN = "LOCKDOWN"
+    # The zone (or one it is inside) has no place left for this gate (scanner.zones).
+    ZONE_FULL = "ZONE_FULL"
 
 
 # Reasons that admit: the gate opens and the ticket is inside (or out) after them.

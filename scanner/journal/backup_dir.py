@@ -25,7 +25,7 @@ from datetime import UTC, datetime, time, timedelta, tzinfo
 from pathlib import Path
 
 from scanner.atomic import PARTIAL_SUFFIX
-from scanner.clock import Clock
+from scanner.clock import Clock, last_moment
 from scanner.errors import BackupFailed
 from scanner.journal.backup import Copied, copy_journal, journal_size
 
@@ -80,14 +80,6 @@ def prune(folder: Path, gate_id: str, keep: int) -> int:
     for _stamp, path in old:
         path.unlink(missing_ok=True)
     return len(old)
-
-
-def last_moment(now: datetime, at: time, zone: tzinfo) -> datetime:
-    """The latest ``at`` (local time in ``zone``) at or before ``now``."""
-    local = now.astimezone(zone)
-    today = datetime.combine(local.date(), at, tzinfo=zone)
-    return today if today <= local else datetime.combine(local.date() - timedelta(days=1),
-                                                         at, tzinfo=zone)
 
 
 def folder_problem(folder: Path, journal: Path, needed: int, *,

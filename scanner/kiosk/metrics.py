@@ -24,6 +24,7 @@ from scanner.decide.model import ALARMS
 from scanner.kiosk.counts import LATENCY_BUCKETS
 from scanner.kiosk.parts import KioskParts
 from scanner.tickets import parse_iso
+from scanner.zones.export import zone_metrics
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _ALARM_VALUES = frozenset(reason.value for reason in ALARMS)
@@ -163,6 +164,7 @@ class GateCollector(Collector):
                           probes.fire_alarm())
         yield from _mesh(probes.mesh())
         yield from _venue(probes.venue())
+        yield from zone_metrics(probes.zones())
         ok, _reasons = parts.health()
         yield from _gauge("gate_watchdog_ok",
                           "1 while ready and every worker's heartbeat is fresh.", ok)

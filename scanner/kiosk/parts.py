@@ -77,6 +77,8 @@ class Probes:
     settings: Callable[[], dict[str, Any] | None] = _unknown  # /me as last synced
     mesh: Callable[[], dict[str, Any] | None] = _unknown  # scanner.status.mesh_status
     venue: Callable[[], dict[str, Any] | None] = _unknown  # scanner.venue CommandBook.state
+    # Every zone's count (scanner.zones.book.ZoneBook.snapshot's "zones").
+    zones: Callable[[], list[dict[str, Any]]] = list
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ REASON_LABELS = {
     Reason.PASSAGE_HELD: "held open", Reason.MANUAL_RELEASE: "released",
     Reason.BLOCKED: "blocked", Reason.ENTRY_STOPPED: "entry stopped",
     Reason.LOCKDOWN: "lockdown",
+    Reason.ZONE_FULL: "zone full",
 }
 _ICONS = {Feedback.GREEN: "check", Feedback.RED: "cross", Feedback.ORANGE: "repeat",
           Feedback.BLUE: "exit", Feedback.PINK: "hand"}

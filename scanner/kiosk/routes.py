@@ -182,6 +182,9 @@ def _json(doc: Any, status: int = HTTPStatus.OK,
     return Response(orjson.dumps(doc), status, headers, "application/json")
 
 
+json_response = _json  # the control room's routes (scanner.control) answer alike
+
+
 class Kiosk(Protocol):
     """What the routes serve (``scanner.kiosk.server.KioskServer``): its parts and state,
     and what a request may ask of it."""

@@ -49,6 +49,8 @@ from scanner.mesh.message import (
     STATUS,
     Batch,
     Codec,
+    Health,
+    Message,
     Record,
     ReplayRequest,
     Status,
@@ -60,7 +62,9 @@ from scanner.mesh.partition import Partition
 from scanner.mesh.replay import Replays, chunks
 from scanner.mesh.settings import MeshSettings
 from scanner.mesh.store import MeshStore, missing_ranges, utc_iso_now
+from scanner.mesh.zoning import FILTERS, ZoneMesh
 from scanner.run.worker import SessionWorker, Stage
+from scanner.zones.escrow import Ledger
 
 log = logging.getLogger("scanner.mesh")
 _SEQ, _HLC = operator.itemgetter(2), operator.itemgetter(3)  # Record.seq, Record.hlc
@@ -106,12 +110,15 @@ _WAKE, _JOURNALED = _Wake(), _Journaled()
 class Link(SessionWorker):
     """The worker. ``store`` is this gate's MeshStore; ``broker`` its way to the others
     (``paho_broker.PahoBroker`` in a gate); ``on_records`` (optional) is told of every batch
-    of new peer records, after they are stored (kiosk, metrics, benchmarks). ``clock`` is
-    the HLC; ``monotonic`` the worker's clock for heartbeats and intervals."""
+    of new peer records, after they are stored (kiosk, metrics, benchmarks); ``zones``
+    (optional) is the gate's zone part (``scanner.mesh.zoning``): ledgers and health in and
+    out, every record into the zone book. ``clock`` is the HLC; ``monotonic`` the worker's
+    clock for heartbeats and intervals."""
 
     def __init__(self, settings: MeshSettings, store: MeshStore, broker: Broker, *,
                  clock: HybridClock | None = None,
                  on_records: Callable[[list[Record]], None] | None = None,
+                 zones: ZoneMesh | None = None,
                  heartbeat_timeout: float = 10.0,
                  monotonic: Callable[[], float] = time.monotonic,
                  wall: Callable[[], str] = utc_iso_now,
@@ -125,6 +132,7 @@ class Link(SessionWorker):
         self.hlc = clock or HybridClock(store.gate_id)
         self.codec = Codec(settings.key)
         self.on_records = on_records
+        self.zones = zones
         self.connected = threading.Event()
         self.peers: dict[str, Peer] = {}
         self._wall = wall
@@ -172,9 +180,11 @@ class Link(SessionWorker):
             "deciding_alone": not connected,
             "partitioned": self._partition.said,
             "since": self._partition.since_wall,
-            "peers_connected": sum(p.online for g, p in self.peers.items() if g != self.gate_id),
+            # list(): other threads ask (status line, kiosk) while the link adds peers.
+            "peers_connected": sum(p.online for g, p in list(self.peers.items())
+                                   if g != self.gate_id),
             "peers": {g: {"announced": p.announced, "online": p.online,
-                          "held": held.get(g, 0)} for g, p in sorted(self.peers.items())},
+                          "held": held.get(g, 0)} for g, p in sorted(list(self.peers.items()))},
             "dropped": dict(self.codec.dropped),
             "conflicts": self.store.conflict_count(),
             "replayed": self.replayed,
@@ -194,7 +204,7 @@ class Link(SessionWorker):
             return f"mesh: deciding alone since {self._partition.since_wall}"
         if not self.connected.is_set():
             return "mesh: connecting"
-        online = sum(p.online for g, p in self.peers.items() if g != self.gate_id)
+        online = sum(p.online for g, p in list(self.peers.items()) if g != self.gate_id)
         return f"mesh: {online} peer(s) online"
 
     # -- the worker's thread -------------------------------------------------------------
@@ -204,7 +214,8 @@ class Link(SessionWorker):
         self._partition.reset(self.clock(), self._wall())
         self.broker.subscribe(f"{PREFIX}/+/{SCANS}", f"{PREFIX}/+/{STATUS}",
                               f"{PREFIX}/+/{REPLAY}/{self.gate_id}",
-                              f"{PREFIX}/+/{REPLAYED}/{self.gate_id}")
+                              f"{PREFIX}/+/{REPLAYED}/{self.gate_id}",
+                              *(FILTERS if self.zones is not None else ()))
         self.broker.connect(self.inbox, will=Will(status_topic(self.gate_id),
                                                   self._status(online=False)))
 
@@ -225,6 +236,9 @@ class Link(SessionWorker):
                     if isinstance(message, Batch):
                         batches.append(message)
                         records += len(message.records)
+                    elif isinstance(message, Ledger | Health):
+                        if self.zones is not None:
+                            self.zones.heard(message)
                     elif message is not None:
                         self._handle(message)
                 elif isinstance(event, Connected):
@@ -248,13 +262,17 @@ class Link(SessionWorker):
             if stamp:
                 self._publish_new()
             self._announce()
+            if self.zones is not None:
+                online = {g for g, p in self.peers.items() if p.online}
+                self.zones.round(self.broker.publish, self.clock(), online,
+                                 connected=self._live)
             self._anti_entropy()
             self._watch_partition()
         except GateError as exc:  # a database fault: say so, keep the link alive
             log.error("mesh: %s", exc)
             self.stopping.wait(TICK)
 
-    def _decode(self, event: Received) -> Batch | Status | ReplayRequest | None:
+    def _decode(self, event: Received) -> Message | None:
         if len(event.payload) > MAX_PAYLOAD:  # a broker that ignored our Maximum Packet Size
             self._oversized(event.topic, len(event.payload))
             return None
@@ -303,6 +321,8 @@ class Link(SessionWorker):
             peer.asked_at, peer.asked_since_connect = 0.0, False
         self._publish_backlog()
         self._live = True
+        if self.zones is not None:
+            self.zones.connected()
 
     def _on_lost(self) -> None:
         self.connected.clear()  # this round's partition watch says so
@@ -365,6 +385,8 @@ class Link(SessionWorker):
                 peer.verified = last
             if held is not None and held.get(origin, 0) < last:
                 held[origin] = last
+        if new and self.zones is not None:
+            self.zones.records(fresh)
         if new and self.on_records is not None:
             self.on_records(fresh)
 
@@ -374,6 +396,8 @@ class Link(SessionWorker):
             records = self.store.stamp_journal(self.hlc, after=self._own_floor)
             if not records:
                 return
+            if self.zones is not None:
+                self.zones.records(records)
             if self._live:
                 self._publish(records)
             elif self._unsent_from is None:

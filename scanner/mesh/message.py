@@ -15,6 +15,10 @@ Topics (every one under the publishing gate's own name, as the ACL demands):
     gates/<g>/status            retained Status: g's latest sequence number, online flag
     gates/<g>/replay/<origin>   g asks <origin> to publish the sequence ranges it misses
     gates/<g>/replayed/<asker>  a Batch of g's records for <asker> only (its replay request)
+    gates/<g>/ledger            retained Ledger: g's zone and its escrowed places
+                                (``scanner.zones.escrow``)
+    gates/<g>/health            retained Health: g's readers, upload queue, version, alarms
+                                (what the control room shows)
 
 ``Codec.decode`` never raises: anything malformed, unauthenticated or on the wrong topic is
 dropped and counted in ``Codec.dropped`` by cause.
@@ -36,9 +40,13 @@ import orjson
 
 from scanner.errors import ConfigError
 from scanner.secret_file import read_secret
+from scanner.zones.escrow import Ledger
 
 PREFIX = "gates"
 SCANS, STATUS, REPLAY, REPLAYED = "scans", "status", "replay", "replayed"
+LEDGER, HEALTH = "ledger", "health"
+MAX_HEALTH_ITEMS = 64   # readers or alarms in one health message
+MAX_HEALTH_TEXT = 200   # characters of any one name or alarm
 MIN_KEY_BYTES = 16
 # A replay request names at most this many ranges; a gate missing more asks again.
 MAX_RANGES = 64
@@ -60,6 +68,14 @@ def scans_topic(gate: str) -> str:
 
 def status_topic(gate: str) -> str:
     return f"{PREFIX}/{gate}/{STATUS}"
+
+
+def ledger_topic(gate: str) -> str:
+    return f"{PREFIX}/{gate}/{LEDGER}"
+
+
+def health_topic(gate: str) -> str:
+    return f"{PREFIX}/{gate}/{HEALTH}"
 
 
 def replay_topic(requester: str, origin: str) -> str:
@@ -121,7 +137,20 @@ class ReplayRequest:
     ranges: tuple[tuple[int, int], ...]  # inclusive (first, last) sequence numbers
 
 
-Message = Batch | Status | ReplayRequest
+@dataclass(frozen=True, slots=True)
+class Health:
+    """What a gate shows of itself to the control room."""
+
+    gate: str
+    zone: str
+    version: str
+    at: str                        # the gate's time of this message, ISO UTC
+    readers: dict[str, bool]       # reader name -> reading
+    queue: int                     # decisions waiting for upload
+    alarms: tuple[str, ...] = ()   # "fire", "reader lost: north", ...
+
+
+Message = Batch | Status | ReplayRequest | Ledger | Health
 _RECORD_LENGTH = len(Record._fields)
 _DIRECTIONS, _RESULTS = {"IN", "OUT"}, {"OK", "FAIL"}
 _AVERAGE_RECORD_BYTES = 200  # a first guess at how many records fill BATCH_BYTES
@@ -159,6 +188,14 @@ class Codec:
 
     def status(self, status: Status) -> bytes:
         return self._seal(STATUS, asdict(status))
+
+    def ledger(self, ledger: Ledger) -> bytes:
+        return self._seal(LEDGER, ledger.to_json())
+
+    def health(self, health: Health) -> bytes:
+        body = asdict(health)
+        body["alarms"] = list(health.alarms)
+        return self._seal(HEALTH, body)
 
     def replay(self, request: ReplayRequest) -> bytes:
         return self._seal(REPLAY, {"requester": request.requester, "origin": request.origin,
@@ -228,6 +265,13 @@ def _parse(kind: str, body: dict[str, Any]) -> Message:
                 or type(seq) is not int or seq < 0 or not isinstance(online, bool):
             raise _Drop("malformed")
         return Status(gate, seq, online)
+    if kind == LEDGER:
+        try:
+            return Ledger.from_json(body)
+        except ValueError:
+            raise _Drop("malformed") from None
+    if kind == HEALTH:
+        return _health(body)
     if kind == REPLAY:
         requester, origin, ranges = body.get("requester"), body.get("origin"), body.get("ranges")
         if set(body) != {"requester", "origin", "ranges"} or not isinstance(requester, str) \
@@ -242,6 +286,24 @@ def _parse(kind: str, body: dict[str, Any]) -> Message:
             spans.append((span[0], span[1]))
         return ReplayRequest(requester, origin, tuple(spans))
     raise _Drop("malformed")
+
+
+def _health(body: dict[str, Any]) -> Health:
+    keys = {"gate", "zone", "version", "at", "readers", "queue", "alarms"}
+    readers, alarms, queue = body.get("readers"), body.get("alarms"), body.get("queue")
+    texts = [body.get(k) for k in ("gate", "zone", "version", "at")]
+    if set(body) != keys or not all(_short(t) for t in texts) \
+            or not isinstance(readers, dict) or len(readers) > MAX_HEALTH_ITEMS \
+            or not all(_short(k) and isinstance(v, bool) for k, v in readers.items()) \
+            or not isinstance(alarms, list) or len(alarms) > MAX_HEALTH_ITEMS \
+            or not all(_short(a) for a in alarms) or type(queue) is not int or queue < 0:
+        raise _Drop("malformed")
+    gate, zone, version, at = map(str, texts)
+    return Health(gate, zone, version, at, dict(readers), queue, tuple(alarms))
+
+
+def _short(text: Any) -> bool:
+    return isinstance(text, str) and 0 < len(text) <= MAX_HEALTH_TEXT and text.isprintable()
 
 
 _as_record = functools.partial(tuple.__new__, Record)  # Record._make without its checks

@@ -36,9 +36,11 @@ from scanner.journal.schema import journal_meta, mesh_conflicts, mesh_scans
 from scanner.mesh.hlc import HybridClock, Stamp
 from scanner.mesh.message import Record
 from scanner.tickets import utc_iso
+from scanner.zones.escrow import Ledger
 
 PEER, OWN = "peer", "journal"
 LINK_STATE_KEY = "mesh_link_state"  # the running link's state, for gate status elsewhere
+LEDGERS_KEY = "zone_ledgers"       # every gate's last ledger (scanner.zones.escrow)
 _STAMP_BATCH = 500
 _DETECT_CHUNK = 500  # tickets per conflict query (SQLite allows 999 parameters)
 
@@ -234,6 +236,33 @@ class MeshStore(Database):
             return dict(doc["state"]), str(doc["saved_at"])
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             return None  # a damaged view is no view; the next save replaces it
+
+    def save_ledgers(self, ledgers: list[Ledger]) -> None:
+        """The gate's own zone ledger and the last heard of every other gate, durably
+        (``engine``: fsync'd): the own one is saved before it is published, as its counts
+        only grow and places must never be given twice; the others give a restarted gate
+        (and ``gate zones``) every gate's zone at once."""
+        value = orjson.dumps([ledger.to_json() for ledger in ledgers]).decode()
+        with self.writing(self.engine) as conn:
+            put_meta(conn, LEDGERS_KEY, value, journal_meta)
+
+    def ledgers(self) -> list[Ledger]:
+        """What ``save_ledgers`` saved last; a damaged entry is left out (said by the
+        caller when its own is missing)."""
+        with self.reading() as conn:
+            value = conn.execute(select(journal_meta.c.value)
+                                 .where(journal_meta.c.key == LEDGERS_KEY)).scalar()
+        try:
+            docs = orjson.loads(value) if value else []
+        except orjson.JSONDecodeError:
+            return []
+        found: list[Ledger] = []
+        for doc in docs if isinstance(docs, list) else []:
+            try:
+                found.append(Ledger.from_json(doc))
+            except ValueError:
+                continue
+        return found
 
     # -- reading -------------------------------------------------------------------------
 

@@ -55,6 +55,9 @@ _ALARM_MESSAGES = {
 # Denials a venue command made (scanner.decide.orders): the order is lifted by a command of
 # the venue's supervisors, never by one gate's override, or a lockdown would leak a ticket.
 _ORDERED = frozenset({Reason.BLOCKED, Reason.ENTRY_STOPPED, Reason.LOCKDOWN})
+# A full zone's capacity is a safety limit no split may overfill (scanner.zones): an
+# override would admit without a place, so it waits for one, as the gate does.
+_UNPLACED = frozenset({Reason.ZONE_FULL})
 _REFUSED = {Answer.REFUSE: "refused by the steward", Answer.TIMEOUT: "no answer in time"}
 
 
@@ -73,6 +76,7 @@ class Keeper(Protocol):
 
     def preview(self, barcode: str, direction: Direction) -> CheckResult: ...
     def stamp(self) -> str: ...
+    def count(self, decision: Decision, scan_id: str, scanned_at: str) -> None: ...
     def tickets(self, barcode: str) -> list[Ticket]: ...
 
 
@@ -154,6 +158,9 @@ class Desk:
         if reason in _ORDERED:
             raise NotAnswerable(f"scan {denied} was refused by a venue command ({reason}):"
                                 f" lift the command, not the denial")
+        if reason in _UNPLACED:
+            raise NotAnswerable(f"scan {denied} found its zone full ({reason}): the capacity "
+                                f"is a safety limit; scan again once a place is free")
         ticket = next((t for t in self.keeper.tickets(row["barcode"])
                        if t.id == row["ticket_id"]), None)
         direction = Direction(row["direction"])
@@ -204,6 +211,7 @@ class Desk:
         scanned_at = self.keeper.stamp()
         supervision.record(self.journal, decision, scan_id=scan_id, scanned_at=scanned_at,
                            who=who, answers=answers, event_id=event_id)
+        self.keeper.count(decision, scan_id, scanned_at)
         self._told(scan_id, decision, who)
         result = CheckResult(decision, scan_id, scanned_at, 0.0)
         if not self._submit(result):

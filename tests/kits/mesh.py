@@ -35,10 +35,13 @@ from scanner.mesh.hlc import HybridClock, wall_ms
 from scanner.mesh.link import TICK, Link
 from scanner.mesh.localbroker import BrokerMissing, LocalBroker, password
 from scanner.mesh.memory_broker import MemoryHub
+from scanner.mesh.message import Codec
 from scanner.mesh.paho_broker import PahoBroker
 from scanner.mesh.presence import MergedHistory
 from scanner.mesh.settings import MeshSettings
 from scanner.mesh.store import MeshStore
+from scanner.mesh.zoning import ZoneMesh
+from scanner.zones.book import ZoneBook
 
 KEY = b"venue-key-for-tests-0123456789"
 
@@ -137,7 +140,8 @@ class MeshGate:
     def __init__(self, folder: Path, gate_id: str, broker: Broker | MemoryHub, *,
                  tickets: int = 5, physical: Callable[[], int] = wall_ms, key: bytes = KEY,
                  clock: Any = None, event: str | None = None, url: str | None = None,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic,
+                 zones: ZoneBook | None = None) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.gate_id = gate_id
         kw: dict[str, Any] = {"clock": clock} if clock else {}
@@ -157,11 +161,14 @@ class MeshGate:
             settings = dataclasses.replace(broker.settings(gate_id), key=key,
                                            url=url or broker.url)
             client = PahoBroker(settings, f"gate-{gate_id}")
-        self.link = Link(settings, self.mesh, client, monotonic=monotonic,
+        self.zones = zones  # a zone book: the link and the gatekeeper use it
+        zoning = None if zones is None else ZoneMesh(
+            zones, Codec(key), wall=self.gate.clock, save=self.mesh.save_ledgers)
+        self.link = Link(settings, self.mesh, client, monotonic=monotonic, zones=zoning,
                          clock=HybridClock(gate_id, physical=physical))
         self.keeper = Gatekeeper(self.gate.store, self.gate.journal, self.gate.policy_source,
                                  history=self.history, journaled=self.link.notify,
-                                 gate_id=gate_id, clock=self.gate.clock)
+                                 gate_id=gate_id, clock=self.gate.clock, zones=zones)
 
     def start(self) -> MeshGate:
         self.link.start()

@@ -1,8 +1,9 @@
 """Gates that obey venue commands, and a supervisor that issues them (no tests here).
 
-    VenueGate    a real Gate (SQLite store and journal) with ``[mesh] supervisor_key`` and
-                 ``zone``: its CommandBook and Gatekeeper from the composition root, and a
-                 VenueWorker over a MemoryHub member or a mosquitto (paho)
+    VenueGate    a real Gate (SQLite store and journal) with ``[mesh] supervisor_key``, its
+                 ``zone`` among the venue's ``ZONES``: its CommandBook and Gatekeeper from
+                 the composition root, and a VenueWorker over a MemoryHub member or a
+                 mosquitto (paho)
     Supervisor   a key pair made by ``gate venue keygen``'s code, issuing through a hub
                  member or paho
 """
@@ -28,6 +29,10 @@ from scanner.venue.signing import Signer, keygen
 from scanner.venue.worker import VenueWorker
 
 SUPERVISOR = "supervisor"  # the broker user the shipped ACL lets write venue commands
+# The venue's [[zones]]: north holds the stand, which holds the lounge.
+ZONES = [{"id": "grounds"}, {"id": "north", "parent": "grounds"},
+         {"id": "stand", "parent": "north"}, {"id": "lounge", "parent": "stand"},
+         {"id": "south", "parent": "grounds"}, {"id": "west", "parent": "grounds"}]
 
 
 class Supervisor:
@@ -52,8 +57,8 @@ class VenueGate:
         folder.mkdir(parents=True, exist_ok=True)
         self.gate_id = gate_id
         self.gate = build_gate(
-            folder, gate_id=gate_id,
-            mesh=MeshConfig(supervisor_key=str(supervisor_key), zone=zone), **gate)
+            folder, **{"gate_id": gate_id, "zone": zone, "zones": ZONES,
+                       "mesh": MeshConfig(supervisor_key=str(supervisor_key)), **gate})
         self.gate.store.upsert([make_ticket(n) for n in range(1, tickets + 1)])
         book = self.gate.venue_book
         assert book is not None

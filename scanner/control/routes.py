@@ -1,0 +1,162 @@
+"""The control room's routes, on the kiosk's web server and behind the kiosk's guard.
+
+    GET  /               the page (assets under /static/)
+    GET  /events         Server-Sent Events: the venue, again whenever it changes
+    GET  /api/venue      the venue now (what the stream sends)
+    GET  /api/zones      every zone's count: what `gate zones --json` prints
+    GET  /metrics        per-zone occupancy in Prometheus' text format
+    GET  /healthz        200 while the observer hears the mesh
+    POST /api/login      {"pin"} -> session cookie (only needed beyond loopback)
+
+The same rules as the kiosk's: the Host header must name this server, read-only routes need
+a session beyond loopback unless ``status_open``, and no request ends in a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from http import HTTPStatus
+from importlib import resources
+
+import orjson
+from prometheus_client import CollectorRegistry, generate_latest
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp
+
+from scanner.control.view import VenueView
+from scanner.errors import GateError
+from scanner.kiosk.auth import COOKIE, SESSION_SECONDS, Login, LoginRefused
+from scanner.kiosk.metrics import CONTENT_TYPE
+from scanner.kiosk.routes import Guard, Hosts, HttpError
+from scanner.kiosk.routes import json_response as _json
+from scanner.zones.export import ZoneCollector
+
+STATIC = {"control.html": "text/html; charset=utf-8", "control.css": "text/css; charset=utf-8",
+          "control.js": "text/javascript; charset=utf-8"}
+FRAME_GAP = 0.1        # at most ten frames a second, however busy the venue
+KEEPALIVE = 10.0
+MAX_BODY = 1024
+
+
+@dataclass
+class Room:
+    """What the routes serve: the view, the clock, the login, and whether the mesh is
+    heard (``healthy``)."""
+
+    view: VenueView
+    clock: Callable[[], datetime]
+    host: str
+    port: int
+    login: Login | None          # None: loopback, no login needed
+    status_open: bool
+    healthy: Callable[[], tuple[bool, list[str]]]
+    stopping: Callable[[], bool] = lambda: False
+
+
+def build_app(room: Room) -> ASGIApp:
+    files = {name: resources.files("scanner.control").joinpath("static", name).read_bytes()
+             for name in STATIC}
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(ZoneCollector(lambda: room.view.zones(room.clock())))
+
+    def read_only(request: Request) -> None:
+        if room.login is not None and not room.status_open \
+                and not room.login.sessions.valid(request.cookies.get(COOKIE)):
+            raise HttpError(HTTPStatus.UNAUTHORIZED, "log in with the control room's PIN")
+
+    async def page(request: Request) -> Response:
+        name = request.path_params.get("name", "control.html")
+        if name not in files:
+            raise HttpError(HTTPStatus.NOT_FOUND, "no such file")
+        return Response(files[name], media_type=STATIC[name],
+                        headers={"Cache-Control": "no-cache"})
+
+    async def venue(request: Request) -> Response:
+        read_only(request)
+        return _json(await run_in_threadpool(room.view.snapshot, room.clock()))
+
+    async def zones(request: Request) -> Response:
+        read_only(request)
+        return _json(await run_in_threadpool(room.view.zones, room.clock()))
+
+    async def metrics(request: Request) -> Response:
+        read_only(request)
+        return Response(await run_in_threadpool(generate_latest, registry),
+                        media_type=CONTENT_TYPE)
+
+    async def healthz(_request: Request) -> Response:
+        ok, reasons = await run_in_threadpool(room.healthy)
+        return _json({"ok": ok, "reasons": reasons},
+                     HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE)
+
+    async def events(request: Request) -> Response:
+        read_only(request)
+        return StreamingResponse(_frames(room), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache",
+                                          "X-Accel-Buffering": "no"})
+
+    async def login(request: Request) -> Response:
+        if room.login is None:
+            return _json({"ok": True})
+        body = await request.body()
+        try:
+            doc = orjson.loads(body) if 0 < len(body) <= MAX_BODY else None
+        except orjson.JSONDecodeError:
+            doc = None
+        pin = doc.get("pin") if isinstance(doc, dict) else None
+        if not isinstance(pin, str) or not pin:
+            raise HttpError(HTTPStatus.BAD_REQUEST, "pin: expected text")
+        address = request.client.host if request.client else ""
+        try:
+            token = await run_in_threadpool(room.login.attempt, address, pin)
+        except LoginRefused as exc:
+            raise HttpError(HTTPStatus.FORBIDDEN, str(exc)) from None
+        cookie = (f"{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; "
+                  f"Max-Age={int(SESSION_SECONDS)}")
+        return _json({"ok": True}, headers={"Set-Cookie": cookie})
+
+    async def refused(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HttpError)
+        return _json({"error": str(exc)}, exc.status, exc.headers)
+
+    async def fault(_request: Request, exc: Exception) -> Response:
+        return _json({"error": str(exc)}, HTTPStatus.SERVICE_UNAVAILABLE)
+
+    async def http_error(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return _json({"error": {404: "no such page", 405: "not allowed here"}.get(
+            exc.status_code, str(exc.detail))}, exc.status_code)
+
+    app = Starlette(routes=[
+        Route("/", page), Route("/static/{name}", page), Route("/events", events),
+        Route("/api/venue", venue), Route("/api/zones", zones), Route("/metrics", metrics),
+        Route("/healthz", healthz), Route("/api/login", login, methods=["POST"]),
+    ], exception_handlers={HttpError: refused, GateError: fault, HTTPException: http_error})
+    return Guard(app, Hosts(room.host, room.port))
+
+
+async def _frames(room: Room) -> AsyncIterator[bytes]:
+    """The venue on connect, then again after every change (at most every FRAME_GAP)."""
+    yield b"retry: 1000\n\n"
+    seen = -1
+    idle = 0.0
+    while not room.stopping():
+        version = await run_in_threadpool(room.view.wait, seen, 1.0)
+        if version == seen:
+            idle += 1.0
+            if idle >= KEEPALIVE:
+                idle = 0.0
+                yield b": keepalive\n\n"
+            continue
+        idle, seen = 0.0, version
+        doc = await run_in_threadpool(room.view.snapshot, room.clock())
+        yield b"data: " + orjson.dumps(doc) + b"\n\n"
+        await asyncio.sleep(FRAME_GAP)

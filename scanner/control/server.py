@@ -1,0 +1,47 @@
+"""The control room's web server: the kiosk's uvicorn thread serving ``routes``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from scanner.clock import utc_now
+from scanner.control.routes import Room, build_app
+from scanner.control.view import VenueView
+from scanner.kiosk.auth import Lockout, Login, PinHash, Sessions
+from scanner.kiosk.httpd import HttpThread, listen
+from scanner.netrules import is_loopback
+
+
+class ControlServer:
+    """The page for ``view`` on ``host``:``port`` (0: any free port). Beyond loopback a
+    PIN (``pin_file``, as the kiosk's) opens a session, and read-only routes need one
+    unless ``status_open``."""
+
+    def __init__(self, view: VenueView, *, host: str = "127.0.0.1", port: int = 0,
+                 pin_file: str = "", status_open: bool = False,
+                 clock: Callable[[], datetime] = utc_now,
+                 healthy: Callable[[], tuple[bool, list[str]]] = lambda: (True, [])) -> None:
+        self._stopping = False
+        login = None if is_loopback(host) else Login(
+            PinHash.load(pin_file) if pin_file else None, Lockout(), Sessions())
+        self.sock = listen(host, port)
+        self.port = self.sock.getsockname()[1]
+        room = Room(view, clock, host, self.port, login, status_open, healthy,
+                    lambda: self._stopping)
+        self._http = HttpThread(build_app(room), self.sock, name="control-http")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self._http.start()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._http.stop()
+
+    @property
+    def alive(self) -> bool:
+        return self._http.alive

@@ -1,0 +1,304 @@
+"""A gate's zone book: the zone state of one gate (or the control room), fed and asked.
+
+The book holds what ``presence`` and ``escrow`` need and nothing else does: the zone tree,
+every gate's ledger (so its zone), every granted scan it has heard of, the places this
+gate holds, and the recent traffic by gate. The gatekeeper asks it to project a history
+and to judge a decision; the mesh feeds it records and ledgers and asks ``tick`` for the
+ledger to publish. Pure: time is passed in, and nothing here reads a clock, a file or the
+network, so the same book runs in a gate, in the control room and in a simulated split.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Collection, Iterable, Mapping
+from datetime import datetime, timedelta, tzinfo
+from typing import Any
+
+from scanner.config.zones import ZoneTree
+from scanner.decide.model import Decision, Direction, ScanHistory
+from scanner.tickets import parse_iso, utc_iso
+from scanner.zones import escrow
+from scanner.zones.escrow import Ledger
+from scanner.zones.presence import Occupancy, reset_marks, zone_history
+from scanner.zones.rules import capacity, reenter
+
+
+def provisional_key(scanned_at: str, gate: str) -> str:
+    """A stamp for an own scan not stamped yet, in HLC text's shape (``scanner.mesh.hlc``):
+    its millisecond, after any counter, so it orders after what this gate stamped then."""
+    try:
+        ms = int(parse_iso(scanned_at).timestamp() * 1000)
+    except ValueError:
+        ms = 0
+    return f"{ms:013d}-999999-{gate}"
+
+
+# Shares follow the admissions of the last this many minutes (one more for every gate, so a
+# quiet gate still holds a place or two).
+TRAFFIC_MINUTES = 10
+
+
+class ZoneBook:
+    """``gate`` is this gate's id, ``zone`` its zone (None: the default zone); ``ledger``
+    the one it published last (kept across restarts: its counts only grow); ``minter`` the
+    gate that makes places (``escrow.may_mint``; None: this one, a gate alone). ``observer``
+    (the control room) counts and never holds or makes a place."""
+
+    def __init__(self, tree: ZoneTree, gate: str, zone: str | None, *, tz: tzinfo,
+                 minter: str | None = None, ledger: Ledger | None = None,
+                 observer: bool = False, ready: bool = True) -> None:
+        self.tree = tree
+        self.gate = gate
+        self.minter = minter or gate
+        # Until ready (``scanner.mesh.zoning``: a gate without a saved ledger first hears
+        # whether the broker holds one of its own), and for good once forfeited (it did:
+        # this gate's database lost what it had given and spent), it uses no place.
+        self.ready = ready
+        self.forfeited = False
+        self.zone = tree.resolve(zone)
+        self.observer = observer
+        self._lock = threading.RLock()
+        self._ledgers: dict[str, Ledger] = {}
+        if not observer:
+            self._ledgers[gate] = ledger if ledger is not None and ledger.gate == gate \
+                else Ledger(gate, self.zone, self.minter)
+            if self._ledgers[gate].zone != self.zone:
+                self._ledgers[gate] = self._ledgers[gate].bumped(zone=self.zone)
+        self.occupancy = Occupancy(tree, self.zone_of, tz=tz)
+        self._tz = tz
+        self._seen: set[str] = set()
+        self._ins: Counter[str] = Counter()
+        self._outs: Counter[str] = Counter()
+        self._pending: dict[str, list[str]] = {}   # own scan id -> zones spent, not recorded
+        self._traffic: Counter[tuple[str, str]] = Counter()  # (gate, minute) -> admissions
+        self._online: set[str] = set()                       # as the last tick was told
+
+    # -- what the gate asks -------------------------------------------------------------
+
+    def zone_of(self, gate: str) -> str:
+        if gate == self.gate and not self.observer:
+            return self.zone
+        ledger = self._ledgers.get(gate)
+        return self.tree.resolve(ledger.zone if ledger else None)
+
+    def project(self, history: ScanHistory, now: datetime) -> ScanHistory:
+        """The ticket's history as seen from this gate's zone (anti-passback per zone)."""
+        return zone_history(history, self.tree, self.zone_of, self.zone,
+                            reset_marks(self.tree, now, self._tz))
+
+    def judge(self, decision: Decision, history: ScanHistory, now: datetime,
+              scan_id: str) -> Decision:
+        """``decision`` (made on ``history``, already projected) after timed re-entry and
+        capacity; a place taken here is spent under ``scan_id``."""
+        decision = reenter(decision, self.tree[self.zone], history, now)
+        return capacity(decision, self.tree, self.zone,
+                        lambda zones: self._take(zones, scan_id, now))
+
+    def decided(self, decision: Decision, scan_id: str, scanned_at: str) -> None:
+        """This gate's own journaled decision, counted at once under a provisional stamp
+        (its mesh record re-keys it when the link stamps it)."""
+        if decision.granted:
+            self.record(scan_id, self.gate, provisional_key(scanned_at, self.gate),
+                        decision.ticket.id if decision.ticket else None,
+                        decision.direction, "OK", scanned_at, provisional=True)
+
+    def rights(self, zone: str) -> int:
+        """The places this gate holds in ``zone`` now."""
+        with self._lock:
+            spent = self._spent(self.gate, zone) + sum(
+                zone in zones for zones in self._pending.values())
+            held = escrow.rights(zone, self.gate, self._ledgers, spent)
+            return held if self.ready and not self.forfeited else min(held, 0)
+
+    # -- what the mesh feeds ------------------------------------------------------------
+
+    def record(self, scan_id: str, gate: str, key: str, ticket: str | None, direction: str,
+               result: str, at: str, *, provisional: bool = False) -> bool:
+        """One scan of any gate (``key``: its HLC stamp, or a provisional one); denials
+        are ignored. Idempotent by scan id for the sums; a stamp arriving later only
+        re-keys the ticket's place. True if it was new."""
+        if result != "OK":
+            return False
+        with self._lock:
+            new = scan_id not in self._seen
+            if new:
+                self._seen.add(scan_id)
+                (self._ins if direction == Direction.IN else self._outs)[gate] += 1
+                if direction == Direction.IN:
+                    self._traffic[gate, at[:16]] += 1
+                self._pending.pop(scan_id, None)
+        self.occupancy.add(ticket, key, scan_id, gate, direction, at, provisional=provisional)
+        return new
+
+    def hear(self, ledger: Ledger) -> bool:
+        """A gate's ledger; True if it replaced the one held (a newer version). This gate's
+        own, newer than the one it holds (its database was replaced or restored), is taken
+        back, so it never gives the same places twice; as its own spent places went with its
+        records, it then uses none of those it holds (they are lost to the venue until its
+        capacity is set again, which is the price of never overfilling)."""
+        with self._lock:
+            held = self._ledgers.get(ledger.gate)
+            if not escrow.newer(held, ledger):
+                return False
+            self._ledgers[ledger.gate] = ledger
+            if ledger.gate == self.gate and not self.observer:
+                self.forfeited = True
+        if held is None or held.zone != ledger.zone:
+            self.occupancy.changed_zones()
+        return True
+
+    def ledger(self) -> Ledger | None:
+        with self._lock:
+            return None if self.observer else self._ledgers[self.gate]
+
+    def ledgers(self) -> dict[str, Ledger]:
+        with self._lock:
+            return dict(self._ledgers)
+
+    def tick(self, now: datetime, online: Collection[str]) -> Ledger | None:
+        """One round of the escrow: make rights if this gate is the minter, hand
+        them out by traffic (minter) or hand back what is above the target (others).
+        ``online``: the gates the mesh hears now (this one included or not). Returns the
+        new own ledger to publish, or None when nothing changed."""
+        if self.observer:
+            return None
+        with self._lock:
+            self._online = set(online)
+            own = self._ledgers[self.gate]
+            minter = self.minter
+            before = own
+            if own.minter != minter or own.zone != self.zone:
+                own = own.bumped(minter=minter, zone=self.zone)
+            self._ledgers[self.gate] = own
+            # A gate whose records are held but whose ledger is not: its zone, so its
+            # spends, are unknown, and a sum without them could make too many rights.
+            unknown = ({*self._ins, *self._outs} - set(self._ledgers))
+            if escrow.may_mint(self.gate, minter, self._ledgers) and not unknown:
+                own = self._mint(now, set(online) | {self.gate})
+            elif minter in online:
+                own = self._hand_back(minter)
+            self._ledgers[self.gate] = own
+            return own if own is not before else None
+
+    # -- views ----------------------------------------------------------------------------
+
+    def counts(self, now: datetime) -> dict[str, int]:
+        return self.occupancy.counts(now)
+
+    def snapshot(self, now: datetime) -> dict[str, Any]:
+        """Every zone with its count, capacity and the places this gate holds."""
+        counts = self.counts(now)
+        zones = []
+        for zone in self.tree:
+            item: dict[str, Any] = {"id": zone.id, "name": zone.label, "parent": zone.parent,
+                                    "inside": counts.get(zone.id, 0),
+                                    "capacity": zone.capacity, "when_full": zone.when_full}
+            if zone.capacity is not None and not self.observer:
+                item["held_here"] = self.rights(zone.id)
+            zones.append(item)
+        return {"at": utc_iso(now), "zones": zones,
+                "gates": {g: self.zone_of(g) for g in sorted(self._ledgers)}}
+
+    # -- inside ---------------------------------------------------------------------------
+
+    def _take(self, zones: list[str], scan_id: str, now: datetime) -> list[str]:
+        """Spend one place in each of ``zones`` if each has one; else the zones without.
+        A zone that warns when full is spent from anyway (an overdraft the minter sees).
+        Without a ``scan_id`` (a preview) nothing is spent."""
+        with self._lock:
+            if self.observer:
+                return []
+            empty = [z for z in zones if self.rights(z) < 1]
+            if empty and escrow.may_mint(self.gate, self.minter, self._ledgers):
+                # The minter need not wait for its next round to find places freed.
+                self._ledgers[self.gate] = self._mint(now, self._online | {self.gate})
+                empty = [z for z in zones if self.rights(z) < 1]
+            if scan_id and not [z for z in empty if self.tree[z].when_full == "deny"]:
+                self._pending[scan_id] = list(zones)
+            return empty
+
+    def _spent(self, gate: str, zone: str) -> int:
+        """Rights ``gate`` has spent in ``zone``, by the records held (``rules.spends``)."""
+        path = self.tree.path(self.zone_of(gate))
+        return (self._ins[gate] if zone in path else 0) + \
+            (self._outs[gate] if zone in path[1:] else 0)
+
+    def _spent_total(self, zone: str) -> int:
+        return sum(self._spent(gate, zone) for gate in {*self._ins, *self._outs})
+
+    def _mint(self, now: datetime, online: set[str]) -> Ledger:
+        own = self._ledgers[self.gate]
+        counts = self.occupancy.counts(now)
+        minted = dict(own.minted)
+        sent = {z: dict(s) for z, s in own.sent.items()}
+        targets: dict[str, dict[str, int]] = {}
+        weights = self._weights(now)
+        for zone in self.tree.capped():
+            assert zone.capacity is not None
+            inside = counts.get(zone.id, 0)
+            spent_total = self._spent_total(zone.id)
+            free = escrow.free_to_mint(zone.capacity, inside, self._ledgers, zone.id,
+                                       spent_total)
+            if free:
+                minted[zone.id] = minted.get(zone.id, 0) + free
+            eligible = [g for g in self._ledgers if self.tree.within(self.zone_of(g), zone.id)]
+            holdings = {g: escrow.rights(zone.id, g, self._ledgers, self._spent(g, zone.id))
+                        for g in eligible}
+            away = sum(max(0, holdings[g]) for g in eligible if g not in online)
+            share = {g: weights.get(g, 0) + 1.0 for g in eligible if g in online}
+            targets[zone.id] = escrow.divide(zone.capacity - inside - away, share)
+            draft = Ledger(self.gate, own.zone, own.minter, own.version, minted, sent, targets)
+            mine = escrow.rights(zone.id, self.gate, {**self._ledgers, self.gate: draft},
+                                 self._spent(self.gate, zone.id))
+            for gate, gift in escrow.hand_out(zone.id, self.gate, self._ledgers,
+                                              targets[zone.id], holdings, mine).items():
+                sent.setdefault(zone.id, {})[gate] = \
+                    sent.get(zone.id, {}).get(gate, 0) + gift
+        if minted == own.minted and sent == own.sent and targets == own.targets:
+            return own
+        return own.bumped(minted=minted, sent=sent, targets=targets)
+
+    def _hand_back(self, minter: str) -> Ledger:
+        own = self._ledgers[self.gate]
+        sent = {z: dict(s) for z, s in own.sent.items()}
+        for zone in self.tree.capped():
+            back = escrow.hand_back(zone.id, self.gate, self._ledgers.get(minter),
+                                    self.rights(zone.id))
+            if back:
+                sent.setdefault(zone.id, {})[minter] = \
+                    sent.get(zone.id, {}).get(minter, 0) + back
+        return own if sent == own.sent else own.bumped(sent=sent)
+
+    def _weights(self, now: datetime) -> Mapping[str, float]:
+        since = utc_iso(now - timedelta(minutes=TRAFFIC_MINUTES))[:16]
+        weights: Counter[str] = Counter()
+        for (gate, minute), n in list(self._traffic.items()):
+            if minute < since:
+                del self._traffic[gate, minute]
+            else:
+                weights[gate] += n
+        return weights
+
+
+def seed(book: ZoneBook, ledgers: Iterable[Ledger], records: Iterable[Any],
+         journal: Iterable[dict[str, Any]]) -> None:
+    """A book filled at start: the ledgers saved, every gate's records held (mesh
+    records: ``scanner.mesh.message.Record``), then this gate's own journaled scans the
+    mesh has not stamped yet (all of them for a gate alone), in journal order. An annulled
+    grant (its holder did not pass) placed no one."""
+    for ledger in ledgers:
+        if ledger.gate != book.gate:
+            book.hear(ledger)
+    stamped: set[str] = set()
+    for r in records:
+        stamped.add(r.scan_id)
+        book.record(r.scan_id, r.gate, r.hlc, r.ticket_id, r.direction, r.result,
+                    r.scanned_at)
+    for row in journal:
+        if row["scan_id"] in stamped or row["result"] != "OK" or row.get("passed") is False:
+            continue
+        book.record(row["scan_id"], book.gate, provisional_key(row["scanned_at"], book.gate),
+                    row["ticket_id"], row["direction"], "OK", row["scanned_at"],
+                    provisional=True)

@@ -1,0 +1,49 @@
+"""Ledgers and health messages on the mesh: signed, checked, and refused when wrong."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from scanner.mesh.message import Codec, Health, health_topic, ledger_topic
+from scanner.zones.escrow import Ledger
+
+KEY = b"k" * 32
+LEDGER = Ledger("north-1", "stand", "north-1", 3, {"stand": 40},
+                {"stand": {"north-2": 12}}, {"stand": {"north-1": 20, "north-2": 20}})
+HEALTH = Health("north-1", "stand", "1.4.0", "2030-05-01T20:00:00.000Z",
+                {"handheld": True, "camera": False}, 7, ("reader lost: camera",))
+
+
+def test_a_ledger_and_a_health_message_survive_the_codec() -> None:
+    codec = Codec(KEY)
+    assert codec.decode(ledger_topic("north-1"), codec.ledger(LEDGER)) == LEDGER
+    assert codec.decode(health_topic("north-1"), codec.health(HEALTH)) == HEALTH
+
+
+def test_a_ledger_under_another_gates_name_is_dropped() -> None:
+    codec = Codec(KEY)
+    assert codec.decode(ledger_topic("north-2"), codec.ledger(LEDGER)) is None
+    assert codec.dropped["wrong_topic"] == 1
+
+
+@pytest.mark.parametrize("change", [
+    {"minted": {"stand": -1}}, {"version": "3"}, {"sent": {"stand": {"x": 1.5}}},
+    {"gate": ""}, {"extra": 1},
+])
+def test_a_malformed_ledger_is_dropped(change: dict[str, object]) -> None:
+    codec = Codec(KEY)
+    body = {**LEDGER.to_json(), **change}
+    payload = codec._seal("ledger", body)
+    assert codec.decode(ledger_topic("north-1"), payload) is None
+    assert codec.dropped["malformed"] == 1
+
+
+@pytest.mark.parametrize("change", [
+    {"queue": -1}, {"readers": {"a": "yes"}}, {"alarms": ["x" * 201]}, {"zone": "a\nb"},
+])
+def test_a_malformed_health_message_is_dropped(change: dict[str, object]) -> None:
+    codec = Codec(KEY)
+    body = {**orjson.loads(codec.health(HEALTH))["body"], **change}
+    assert codec.decode(health_topic("north-1"), codec._seal("health", body)) is None
+    assert codec.dropped["malformed"] == 1
