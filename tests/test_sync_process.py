@@ -67,9 +67,10 @@ def _stored(tmp_path: Path) -> int:
 
 
 def _once_stored(tmp_path: Path, then: Callable[[], object]) -> None:
-    """Call ``then`` from a thread once the child has committed some tickets."""
+    """Call ``then`` from a thread once the child has committed some tickets (bounded: a
+    child that never commits is the test's failure, seen by what ``then`` leads to)."""
     def watch() -> None:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # the first commit, on a machine under heavy load
         while _stored(tmp_path) == 0 and time.monotonic() < deadline:
             time.sleep(0.02)
         then()

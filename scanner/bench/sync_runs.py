@@ -15,7 +15,7 @@ import orjson
 
 from scanner.bench import plain_sync
 from scanner.child import as_remote, gate_argv, gate_env
-from scanner.config import DEFAULT_PAGE_SIZE
+from scanner.config import DEFAULT_PAGE_SIZE, DEFAULT_READ_TIMEOUT
 from scanner.errors import GateError
 from scanner.sim.server import DEFAULT_TOKEN
 
@@ -86,6 +86,7 @@ def run_plain(url: str, event_id: str, workdir: Path, db: Path) -> dict[str, Any
     """The plain loop in a child, into its own new SQLite file; its figures."""
     argv = [sys.executable, "-m", plain_sync.__name__, url, event_id, str(db),
             str(DEFAULT_PAGE_SIZE)]
-    run = _run_child(argv, gate_env(PLAIN_TOKEN=DEFAULT_TOKEN), workdir, "the plain loop")
+    env = gate_env(PLAIN_TOKEN=DEFAULT_TOKEN, PLAIN_READ_TIMEOUT=str(DEFAULT_READ_TIMEOUT))
+    run = _run_child(argv, env, workdir, "the plain loop")
     run["tickets"] = int(run["out"].split()[0])
     return run
