@@ -4,9 +4,10 @@ Phone portrait (390x844), tablet (768x1024), the Pi's 800x480 both ways and 1080
 grant, the longest denial in the longest language, an offline decision, the first sync and
 a lost reader, no element leaves the viewport, no text is clipped, every control is on
 screen and not covered; the result word is at least 15 % of the height on the kiosk
-screens, and so is every other result word of every language. An audit of each screen: the page's language, a name for every control, text
-contrast at WCAG AA, and a word and an icon beside every colour. A German browser gets the
-German page. Screenshots land in $GATE_ARTIFACTS (default: a tmp directory).
+screens, and so is every other result word of every language. An audit of each screen:
+the page's language, a name for every control, text contrast at WCAG AA, and a word and an
+icon beside every colour. A German browser gets the German page. Screenshots land in
+$GATE_ARTIFACTS (default: a tmp directory).
 
 The gate is real (``kits.kiosk.KioskGate``: SQLite files, the simulator, the act stage on
 mock pins); what the page cannot be made to see otherwise (a sync in progress, a reader
