@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from scanner.app.gate import Gate
 from scanner.kiosk import counts
@@ -29,6 +29,7 @@ from scanner.kiosk.parts import (
     WebOptions,
     WebSettings,
 )
+from scanner.kiosk.present import journaled_event
 from scanner.kiosk.reader_probes import Rate, frames_decoded, readers_connected
 from scanner.kiosk.server import KioskServer
 from scanner.run.service import ServiceWorker
@@ -62,7 +63,13 @@ def from_gate(gate: Gate, stage: ActStage, web: WebSettings, *,
         desk = Desk(gate.journal, gate.gatekeeper, stage.submit,
                     Holds(gate.config.policy.confirm_timeout), release=stage.release)
     annuls: Annuls = gate.journal
+    journal, store = gate.journal, gate.store
     mesh_store, clock, book = gate.mesh_store, gate.clock, gate.venue_book
+
+    def journaled(limit: int) -> list[dict[str, Any]]:
+        return [journaled_event(row, store.get(row["ticket_id"]) if row["ticket_id"] else None)
+                for row in journal.latest(limit)]
+
     parts = KioskParts(
         gate_id=gate_id,
         listener=stage.fanout.subscribe("kiosk"),
@@ -74,6 +81,7 @@ def from_gate(gate: Gate, stage: ActStage, web: WebSettings, *,
         latencies=lambda: counts.latencies(engine, gate_id),
         annuls=annuls,
         desk=desk,
+        journaled=journaled,
         probes=Probes(online=online, reader_connected=reader_connected,
                       frames_per_second=frames_per_second, clock_ok=clock_ok,
                       clock_offset=gate.clock_offset, settings=gate.store.settings,
