@@ -23,6 +23,7 @@ from scanner.kiosk import counts
 from scanner.kiosk.parts import (
     DEFAULT_PIN_FILE,
     DEFAULT_SUPERVISOR_PIN_FILE,
+    SYNCING,
     Annuls,
     KioskParts,
     Probes,
@@ -109,7 +110,7 @@ def daemon_web(gate: Gate, readiness: Readiness) -> ServiceWorker:
         # Not ready while the store is not whole: a code not synced yet would be denied.
         syncing = first_sync(gate.store.sync_states(), gate.config.events)
         if syncing is not None:
-            reasons = [*reasons, f"syncing: {first_sync_words(syncing)}"]
+            reasons = [*reasons, f"{SYNCING}: {first_sync_words(syncing)}"]
         return not reasons, reasons
 
     server = from_gate(gate, gate.act, web, health=health, online=gate.reachability,
