@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kits.browser import needs_chromium
+from kits.browser import needs_chromium, open_kiosk
 from kits.kiosk import KioskGate, free_port
 
 from scanner.act import Acted
@@ -110,12 +110,7 @@ def gate(tmp_path_factory: pytest.TempPathFactory,
 
 
 def open_page(browser: Any, url: str, locale: str = "en-GB") -> Any:
-    context = browser.new_context(locale=locale, viewport={"width": 800, "height": 480})
-    page = context.new_page()
-    page.goto(url)
-    page.wait_for_function("() => window.__kiosk && window.__kiosk.connected "
-                           "&& window.__kiosk.state && window.__kiosk.lang", timeout=WAIT_MS)
-    return page
+    return open_kiosk(browser, url, locale=locale, wait_ms=WAIT_MS)
 
 
 def painted(page: Any) -> int:

@@ -32,12 +32,6 @@ PIN = "4711"
 
 
 @pytest.fixture
-def kg(tmp_path: Path, sim_server: SimServer) -> Iterator[KioskGate]:
-    with KioskGate(tmp_path, sim_server) as gate:
-        yield gate
-
-
-@pytest.fixture
 def wide(tmp_path: Path, sim_server: SimServer) -> Iterator[KioskGate]:
     """A kiosk bound beyond loopback, with a PIN set."""
     pin_file = tmp_path / "kiosk.pin"

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kits.browser import needs_chromium
+from kits.browser import needs_chromium, open_kiosk
 from kits.gpio import PASSAGE
 from kits.kiosk import KioskGate, free_port
 
@@ -50,13 +50,9 @@ def lane(kg: KioskGate) -> Iterator[Lane]:
 
 @pytest.fixture
 def page(browser: Any, kg: KioskGate) -> Iterator[Any]:
-    context = browser.new_context(locale="en-GB", viewport={"width": 800, "height": 480})
-    tab = context.new_page()
-    tab.goto(kg.url)
-    tab.wait_for_function("() => window.__kiosk && window.__kiosk.connected "
-                         "&& window.__kiosk.state && window.__kiosk.lang", timeout=WAIT_MS)
+    tab = open_kiosk(browser, kg.url, wait_ms=WAIT_MS)
     yield tab
-    context.close()
+    tab.context.close()
 
 
 def word_is(page: Any, word: str) -> None:
