@@ -252,8 +252,8 @@ def test_a_lost_reader_replaces_ready(gate: Any, browser: Any, artifacts: Path) 
 
 
 # Every result word of the page's catalogue, shown through the page's own fit (its resize
-# handler, the one paint calls): each line box's height (one per line of a phrase) and
-# whatever the layout check finds.
+# handler, the one paint calls): the height of one of its lines (the word's box over the
+# lines a phrase wraps into, as the one-line measure above) and what the layout check finds.
 EVERY_WORD_JS = """(words) => {
   const check = LAYOUT, word = document.querySelector('#word'), out = [];
   for (const text of words) {
@@ -261,8 +261,8 @@ EVERY_WORD_JS = """(words) => {
     dispatchEvent(new Event('resize'));
     const range = document.createRange();
     range.selectNodeContents(word);
-    const lines = [...range.getClientRects()].map((r) => r.height);
-    out.push([text, Math.min(...lines), word.style.transform, check()]);
+    const lines = new Set([...range.getClientRects()].map((r) => Math.round(r.top))).size;
+    out.push([text, word.getBoundingClientRect().height / lines, word.style.transform, check()]);
   }
   return out;
 }""".replace("LAYOUT", LAYOUT_JS)
