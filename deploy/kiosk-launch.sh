@@ -1,7 +1,8 @@
 #!/bin/sh
 # The steward's screen: Chromium in kiosk mode on the gate's local page. Started by the
 # desktop's autostart (labwc or wayfire, written by deploy/kiosk.sh); waits until /healthz
-# answers 200, so the page never opens on a gate that cannot decide yet, and starts the
+# answers 200, or says "syncing" (the first sync is all that waits: the page shows its
+# progress), so the page never opens on a gate that is starting or broken, and starts the
 # browser again whenever it exits or crashes.
 #   GATE_KIOSK_URL       the page (default http://127.0.0.1:8080/)
 #   GATE_KIOSK_BROWSER   the browser (default: Pi OS's chromium-browser, else chromium)
@@ -16,8 +17,17 @@ if command -v flock >/dev/null; then
     flock -n 9 || exit 0
 fi
 
+page_worth_showing() {
+    health=$(curl -sS --max-time 2 -w ' %{http_code}' "${URL}healthz" 2>/dev/null) || return 1
+    case $health in
+        *' 200') return 0 ;;
+        *'"state":"syncing"'*' 503') return 0 ;;
+    esac
+    return 1
+}
+
 while :; do
-    until curl -fsS -o /dev/null --max-time 2 "${URL}healthz" 2>/dev/null; do sleep 1; done
+    until page_worth_showing; do sleep 1; done
     "$BROWSER" --kiosk --noerrdialogs --disable-infobars --no-first-run --disable-sync \
         --disable-background-networking --disable-component-update \
         --disable-session-crashed-bubble --autoplay-policy=no-user-gesture-required \

@@ -36,6 +36,13 @@ then  # Pi OS ships chromium-browser; plain Debian calls it chromium
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium-browser >/dev/null 2>&1 ||
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
+# Liberation Sans Narrow: in a wider face the longest result words (Dutch, German) fall
+# under 15 % of a portrait 480x800 screen's height.
+if [ -z "$R" ] && ! fc-list 2>/dev/null | grep -q "Liberation Sans Narrow"; then
+    { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-liberation >/dev/null 2>&1 ||
+      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-liberation >/dev/null; }; } ||
+        echo "kiosk: fonts-liberation not installed: long result words get smaller on a portrait screen" >&2
+fi
 
 owned_dir() { install -d -o "$uid" -g "$gid" -m 0755 "$1"; }
 owned_dir "$home/.config"

@@ -25,8 +25,9 @@ from scanner.config import Secret
 from scanner.sim import SimServer, World
 from scanner.vivenu.client import VivenuClient
 
-# The browser and screenshot-folder fixtures of the kiosk page's tests.
-pytest_plugins = ("kits.browser", "kits.gate")
+# The browser and screenshot-folder fixtures of the kiosk page's tests, make_gate, and kg
+# (a KioskGate over the test's simulator).
+pytest_plugins = ("kits.browser", "kits.gate", "kits.kiosk")
 
 # A shared CI machine, or the suite's own workers beside each other, can stall any example
 # past hypothesis' 200 ms deadline or its too-slow check; speed is the benchmarks' business.

@@ -341,10 +341,13 @@ def test_kiosk_makes_the_wayfire_autostart_section_when_there_is_none(tmp_path: 
 
 class Health(http.server.BaseHTTPRequestHandler):
     status = 503
+    body = b""
 
     def do_GET(self) -> None:
         self.send_response(self.status if self.path == "/healthz" else 404)
+        self.send_header("Content-Length", str(len(self.body)))
         self.end_headers()
+        self.wfile.write(self.body)
 
     def log_message(self, *args: object) -> None:
         pass
@@ -363,18 +366,44 @@ def health() -> Iterator[tuple[str, type[Health]]]:
         server.server_close()
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="the launcher probes with curl")
-def test_kiosk_launcher_waits_for_healthz_then_keeps_the_browser_running(
-        tmp_path: Path, health: tuple[str, type[Health]]) -> None:
-    url, handler = health
+def launch(tmp_path: Path, url: str) -> tuple[subprocess.Popen[bytes], Path]:
+    """The launcher with a browser that notes each start (its arguments) and exits."""
     starts = tmp_path / "starts"
-    browser = tmp_path / "browser"  # stands in for Chromium: notes its start and exits
+    browser = tmp_path / "browser"  # stands in for Chromium
     browser.write_text(f"#!/bin/sh\necho \"$*\" >> {starts}\n")
     browser.chmod(0o755)
     env = {**os.environ, "GATE_KIOSK_URL": url, "GATE_KIOSK_BROWSER": str(browser),
            "GATE_KIOSK_RESTART_DELAY": "0.2", "XDG_RUNTIME_DIR": str(tmp_path)}
     proc = subprocess.Popen([str(ROOT / "deploy" / "kiosk-launch.sh")], env=env,
                             stderr=subprocess.DEVNULL, start_new_session=True)
+    return proc, starts
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="the launcher probes with curl")
+def test_kiosk_launcher_opens_the_page_on_a_first_sync_but_not_on_a_gate_not_ready(
+        tmp_path: Path, health: tuple[str, type[Health]]) -> None:
+    """A first sync shows its progress on the page; a gate starting or broken shows none."""
+    url, handler = health
+    handler.body = b'{"ok":false,"state":"not ready","reasons":["not ready: starting"]}'
+    proc, starts = launch(tmp_path, url)
+    try:
+        time.sleep(2)
+        assert not starts.exists()
+        handler.body = b'{"ok":false,"state":"syncing","reasons":["syncing: 20 of 300"]}'
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not starts.exists():
+            time.sleep(0.1)
+        assert starts.exists()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(10)
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="the launcher probes with curl")
+def test_kiosk_launcher_waits_for_healthz_then_keeps_the_browser_running(
+        tmp_path: Path, health: tuple[str, type[Health]]) -> None:
+    url, handler = health
+    proc, starts = launch(tmp_path, url)
     try:
         time.sleep(2)
         assert not starts.exists()  # /healthz says 503: the gate cannot decide yet

@@ -255,3 +255,20 @@ def test_scan_ids_are_unique_time_ordered_uuid7():
     assert {u.version for u in parsed} == {7}
     millis = [u.int >> 80 for u in parsed]
     assert millis == sorted(millis)
+
+
+def test_latest_is_this_gates_last_decisions_newest_first_without_alarms(db_path: Path):
+    """What the page lists after a restart: a scan of another gate id and an alarm are no
+    one's scan at this gate; the limit keeps the newest."""
+    with open_journal(db_path, "other") as other:
+        put(other, make_decision(make_ticket(9)))
+    with open_journal(db_path) as journal:
+        ids = [put(journal, make_decision(make_ticket(n))) for n in range(1, 4)]
+        put(journal, make_decision(None, granted=False, reason=Reason.PASSAGE_FORCED))
+        denied = put(journal, make_decision(None, granted=False, barcode="NOPE-12345"))
+        journal.mark_passed(ids[-1], False)
+        latest = journal.latest(3)
+    assert [row["scan_id"] for row in latest] == [denied, ids[2], ids[1]]
+    assert [row["result"] for row in latest] == ["FAIL", "OK", "OK"]
+    assert [row["passed"] for row in latest] == [None, False, None]
+    assert latest[1]["ticket_id"] == "tk-ev-main-3"

@@ -36,12 +36,6 @@ def remote_lan(address: str) -> bool:
 
 
 @pytest.fixture
-def kg(tmp_path: Path, sim_server: SimServer) -> Iterator[KioskGate]:
-    with KioskGate(tmp_path, sim_server) as gate:
-        yield gate
-
-
-@pytest.fixture
 def lan(tmp_path: Path, sim_server: SimServer) -> Iterator[KioskGate]:
     """A kiosk bound beyond loopback with a PIN, whose lockout takes only 127.0.0.1 as the
     gate's own screen, so 127.0.0.2 and up are other machines."""

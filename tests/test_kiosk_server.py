@@ -32,12 +32,6 @@ PIN = "4711"
 
 
 @pytest.fixture
-def kg(tmp_path: Path, sim_server: SimServer) -> Iterator[KioskGate]:
-    with KioskGate(tmp_path, sim_server) as gate:
-        yield gate
-
-
-@pytest.fixture
 def wide(tmp_path: Path, sim_server: SimServer) -> Iterator[KioskGate]:
     """A kiosk bound beyond loopback, with a PIN set."""
     pin_file = tmp_path / "kiosk.pin"
@@ -191,6 +185,38 @@ def test_recent_lists_this_gates_last_twenty_decisions_newest_first(kg: KioskGat
     listed = httpx.get(kg.url + "/api/recent").json()
     assert [m["scan_id"] for m in listed] == scans[::-1][:20]
     assert all(m["granted"] and m["word_key"] == "word.valid" for m in listed)
+
+
+def test_recent_decisions_survive_a_restart_newest_first(
+        tmp_path: Path, sim_server: SimServer) -> None:
+    """The list is read back from the journal: the gate built again on the same files
+    lists its last twenty decisions, newest first, with the holders' names, a grant that
+    was annulled as annulled, and a denial as one."""
+    names = {doc["barcode"]: doc["name"] for event_id in sim_server.world.event_ids
+             for doc in sim_server.world.current_tickets(event_id) if doc.get("name")}
+    with KioskGate(tmp_path, sim_server) as first:
+        codes = first.valid_barcodes(21)
+        scans = [(first.read(code).scan_id, code) for code in codes]
+        first.gate.journal.mark_passed(scans[-1][0], False)  # what an annul writes
+        scans.append((first.read("NOSUCHCODE-RESTART").scan_id, None))
+    with KioskGate(tmp_path, sim_server) as again:
+        listed = httpx.get(again.url + "/api/recent").json()
+        assert [m["scan_id"] for m in listed] == [scan_id for scan_id, _ in scans[::-1][:20]]
+        denial, annulled, *granted = listed
+        assert not denial["granted"] and denial["word_key"] == "word.denied"
+        assert denial["reason"] == "UNKNOWN_BARCODE" and denial["holder"] is None
+        assert annulled["granted"] and annulled["annulled"] and annulled["passed"] is False
+        assert annulled["holder"] == names[codes[-1]]
+        assert [m["holder"] for m in granted] == [names[code] for _, code in scans[-3::-1][:18]]
+        assert all(m["word_key"] == "word.valid" and not m["annulled"] for m in granted)
+        # The time listed is the scan's (journal order is the order: a corrected clock
+        # may step back a little between two scans).
+        assert all(abs(m["sent_at"] / 1000 - time.time()) < 600 for m in listed)
+        # A decision after the restart goes on top, once.
+        fresh = again.read(codes[0]).scan_id
+        wait_for(lambda: again.kiosk.events.recent()[0]["scan_id"] == fresh, "the new decision")
+        now = [m["scan_id"] for m in again.kiosk.events.recent()]
+        assert now == [fresh, *[m["scan_id"] for m in listed[:19]]]
 
 
 def test_the_page_and_its_words_follow_accept_language(kg: KioskGate) -> None:

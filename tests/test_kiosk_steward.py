@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kits.browser import needs_chromium
+from kits.browser import needs_chromium, open_kiosk
 from kits.gpio import PASSAGE
 from kits.kiosk import KioskGate, free_port
+from kits.waiting import wait_for
 
 from scanner.config import PolicyConfig
 from scanner.decide.model import Direction
@@ -50,13 +51,9 @@ def lane(kg: KioskGate) -> Iterator[Lane]:
 
 @pytest.fixture
 def page(browser: Any, kg: KioskGate) -> Iterator[Any]:
-    context = browser.new_context(locale="en-GB", viewport={"width": 800, "height": 480})
-    tab = context.new_page()
-    tab.goto(kg.url)
-    tab.wait_for_function("() => window.__kiosk && window.__kiosk.connected "
-                         "&& window.__kiosk.state && window.__kiosk.lang", timeout=WAIT_MS)
+    tab = open_kiosk(browser, kg.url, wait_ms=WAIT_MS)
     yield tab
-    context.close()
+    tab.context.close()
 
 
 def word_is(page: Any, word: str) -> None:
@@ -137,3 +134,29 @@ def test_an_information_scan_on_the_page_records_nothing(kg: KioskGate, page: An
     word_is(page, "INFO · VALID")
     time.sleep(0.3)
     assert reasons(kg) == []
+
+
+def test_the_recent_list_shows_the_decisions_taken_before_a_restart(
+        kg: KioskGate, browser: Any) -> None:
+    """The page's parts built again on the same journal: the list opens with this gate's
+    decisions from before, newest first; the forced passage, nobody's scan, is not one."""
+    contact = kg.outputs.factory.pin(PASSAGE)
+    contact.drive_low()  # first: after a grant, a turn is its holder passing
+    contact.drive_high()
+    wait_for(lambda: reasons(kg) == ["PASSAGE_FORCED"], "the forced passage in the journal")
+    code = kg.valid_barcodes(1)[0]
+    kg.read(code)
+    kg.read(code)  # already inside: denied
+    kg.read("NOSUCHCODE-BEFORE")
+    kg.restart_kiosk()
+    tab = open_kiosk(browser, kg.url, wait_ms=WAIT_MS)
+    try:
+        tab.click("#recent-open")
+        tab.wait_for_selector("#recent[open]", timeout=WAIT_MS)
+        items = tab.eval_on_selector_all("#recent-list li", "els => els.map(e => e.textContent)")
+        assert len(items) == 3, items
+        assert "✖ DENIED" in items[0] and "unknown" in items[0]
+        assert "✖ ALREADY IN" in items[1]
+        assert "✔ VALID" in items[2]
+    finally:
+        tab.context.close()

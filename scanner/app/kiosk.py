@@ -16,19 +16,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from scanner.app.gate import Gate
 from scanner.kiosk import counts
 from scanner.kiosk.parts import (
     DEFAULT_PIN_FILE,
     DEFAULT_SUPERVISOR_PIN_FILE,
+    SYNCING,
     Annuls,
     KioskParts,
     Probes,
     WebOptions,
     WebSettings,
 )
+from scanner.kiosk.present import journaled_event
 from scanner.kiosk.reader_probes import Rate, frames_decoded, readers_connected
 from scanner.kiosk.server import KioskServer
 from scanner.run.service import ServiceWorker
@@ -62,7 +64,13 @@ def from_gate(gate: Gate, stage: ActStage, web: WebSettings, *,
         desk = Desk(gate.journal, gate.gatekeeper, stage.submit,
                     Holds(gate.config.policy.confirm_timeout), release=stage.release)
     annuls: Annuls = gate.journal
+    journal, store = gate.journal, gate.store
     mesh_store, clock, book, zones = gate.mesh_store, gate.clock, gate.venue_book, gate.zones
+
+    def journaled(limit: int) -> list[dict[str, Any]]:
+        return [journaled_event(row, store.get(row["ticket_id"]) if row["ticket_id"] else None)
+                for row in journal.latest(limit)]
+
     parts = KioskParts(
         gate_id=gate_id,
         listener=stage.fanout.subscribe("kiosk"),
@@ -74,6 +82,7 @@ def from_gate(gate: Gate, stage: ActStage, web: WebSettings, *,
         latencies=lambda: counts.latencies(engine, gate_id),
         annuls=annuls,
         desk=desk,
+        journaled=journaled,
         probes=Probes(online=online, reader_connected=reader_connected,
                       frames_per_second=frames_per_second, clock_ok=clock_ok,
                       clock_offset=gate.clock_offset, settings=gate.store.settings,
@@ -102,7 +111,7 @@ def daemon_web(gate: Gate, readiness: Readiness) -> ServiceWorker:
         # Not ready while the store is not whole: a code not synced yet would be denied.
         syncing = first_sync(gate.store.sync_states(), gate.config.events)
         if syncing is not None:
-            reasons = [*reasons, f"syncing: {first_sync_words(syncing)}"]
+            reasons = [*reasons, f"{SYNCING}: {first_sync_words(syncing)}"]
         return not reasons, reasons
 
     server = from_gate(gate, gate.act, web, health=health, online=gate.reachability,

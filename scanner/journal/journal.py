@@ -26,7 +26,7 @@ SQL every dialect runs.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +48,7 @@ from scanner.db.driver_sql import DriverSql, compile_for_driver
 from scanner.db.keyed import put_meta
 from scanner.decide.barcode import MIN_READ_LENGTH
 from scanner.decide.model import (
+    ALARMS,
     NOT_UPLOADED,
     Decision,
     Direction,
@@ -159,6 +160,16 @@ def journal_row(decision: Decision, *, gate_id: str, scan_id: str, scanned_at: s
             decision.message, scanned_at, decision.offline, latency_ms, state, why)
 
 
+def _plain(row: Mapping[Any, Any]) -> dict[str, Any]:
+    """A journal row as plain JSON-ready values (SQLite gives its booleans as 0 and 1)."""
+    # str(): SQLAlchemy's quoted_name keys are str subclasses JSON encoders refuse.
+    plain = {str(key): value for key, value in row.items()}
+    plain["offline"] = bool(plain["offline"])
+    if plain["passed"] is not None:
+        plain["passed"] = bool(plain["passed"])
+    return plain
+
+
 class Journal(Database):
     def __init__(self, engine: Engine, gate_id: str) -> None:
         super().__init__(engine, faults.JOURNAL)
@@ -253,6 +264,19 @@ class Journal(Database):
                                               ).scalar()
         return newest
 
+    def latest(self, limit: int) -> list[dict[str, Any]]:
+        """This gate's last ``limit`` decisions, newest first (alarms and releases left
+        out: nobody scanned them): what the page lists as recent scans after a restart."""
+        cols = journal_table.c
+        query = (select(cols.scan_id, cols.ticket_id, cols.barcode, cols.direction,
+                        cols.result, cols.reason, cols.message, cols.scanned_at, cols.offline,
+                        cols.passed)
+                 .where(cols.gate_id == self.gate_id,
+                        cols.reason.not_in([reason.value for reason in ALARMS]))
+                 .order_by(cols.seq.desc()).limit(limit))
+        with self.reading() as conn:
+            return [_plain(row) for row in conn.execute(query).mappings()]
+
     def entries(self, since: str | None = None,
                 until: str | None = None) -> Iterator[dict[str, Any]]:
         """Every journaled scan in journal order, scanned at or after ``since`` and before
@@ -275,15 +299,10 @@ class Journal(Database):
                 query = query.where(cols.scanned_at < end)
             with self.reading() as conn:
                 rows = conn.execute(query.order_by(cols.seq).limit(_ENTRIES_CHUNK)).mappings()
-                # str(): SQLAlchemy's quoted_name keys are str subclasses JSON encoders refuse.
-                chunk = [{str(key): value for key, value in row.items()} for row in rows]
+                chunk = [_plain(row) for row in rows]
             if not chunk:
                 return
-            for row in chunk:
-                row["offline"] = bool(row["offline"])
-                if row["passed"] is not None:
-                    row["passed"] = bool(row["passed"])
-                yield row
+            yield from chunk
             last_seq = chunk[-1]["seq"]
 
     # -- the upload queue ----------------------------------------------------------------

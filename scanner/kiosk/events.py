@@ -179,6 +179,7 @@ class Broadcaster:
         if self._thread is not None and self._thread.is_alive():
             return
         self._stop.clear()
+        self._recall()
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self._thread.start()
 
@@ -202,6 +203,20 @@ class Broadcaster:
     def running(self) -> bool:
         thread = self._thread
         return thread is not None and thread.is_alive()
+
+    def _recall(self) -> None:
+        """The list of recent decisions as the journal has it, so a restarted gate's page
+        still answers "did my ticket go through a minute ago?"; a journal that cannot be
+        read leaves the list to fill from the stream."""
+        try:
+            kept = self.parts.journaled(RECENT_DECISIONS)
+        except GateError as exc:
+            log.warning("kiosk: recent decisions not read back: %s", exc)
+            return
+        with self._lock:
+            fresh = {m["scan_id"] for m in self._recent}
+            older = [m for m in reversed(kept) if m["scan_id"] not in fresh]
+            self._recent = deque([*older, *self._recent], maxlen=RECENT_DECISIONS)
 
     def _run(self) -> None:
         events = self.parts.listener.events
@@ -234,8 +249,10 @@ class Broadcaster:
         message = to_page(event, gate_id=self.parts.gate_id,
                           online=self.parts.probes.online)
         if message is not None and message["type"] == "decision":
-            with self._lock:
-                self._recent.append(message | {"passed": None, "annulled": False})
+            with self._lock:  # one entry a scan, were it read back from the journal too
+                kept = [m for m in self._recent if m["scan_id"] != message["scan_id"]]
+                self._recent = deque([*kept, message | {"passed": None, "annulled": False}],
+                                     maxlen=RECENT_DECISIONS)
         if message is not None:
             self.broadcast(message)
             self._dirty = True

@@ -21,6 +21,9 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 DEFAULT_PIN_FILE = "~/.config/gate-scanner/kiosk.pin"
 DEFAULT_SUPERVISOR_PIN_FILE = "~/.config/gate-scanner/supervisor.pin"
+# How a health reason names the first sync ("syncing: 1200 of 48000 tickets (2 %)"): while
+# it is the only reason, /healthz says "syncing", a wait that ends by itself.
+SYNCING = "syncing"
 
 
 class WebSettings(Protocol):
@@ -62,6 +65,10 @@ def _unknown() -> None:
     return None
 
 
+def _none_kept(_limit: int) -> list[dict[str, Any]]:
+    return []
+
+
 @dataclass(frozen=True)
 class Probes:
     """Live facts the page and /metrics show; each None when not known (yet)."""
@@ -96,6 +103,9 @@ class KioskParts:
     # Held tickets, overrides, releases, information scans (scanner.supervise.Desk).
     desk: Desk | None = None
     probes: Probes = field(default_factory=Probes)
+    # This gate's last n decisions as the page lists them, newest first, read back from
+    # the journal when the page starts (``present.journaled_event``): a restart keeps them.
+    journaled: Callable[[int], list[dict[str, Any]]] = _none_kept
     # The installed gate-scanner's, for /healthz and /metrics' gate_build_info.
     version: str = field(default_factory=version)
 

@@ -10,12 +10,13 @@ The English fields (``message``, ``seat``, the counters' ``label``) stay for int
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from scanner.act import Acted, Alarm, FireAlarm, Passage
 from scanner.decide.model import Decision, Feedback, Reason
 from scanner.decide.rules import CHECK, USE_GATE
+from scanner.tickets import Ticket, parse_iso
 
 # The word under the icon, for stewards who cannot tell the colours apart: catalogue keys,
 # and the English word for integrators.
@@ -30,6 +31,7 @@ WORDS = {Reason.GRANTED: ("word.valid", "VALID"),
           Reason.PASSAGE_HELD: ("word.alarm", "ALARM"),
           Reason.MANUAL_RELEASE: ("word.released", "RELEASED")}
 DENIED = ("word.denied", "DENIED")
+GRANTED_RESULT = "OK"  # a grant's ``Decision.result``, as the journal keeps it
 # Denials counted on the page, in a word or two.
 REASON_LABELS = {
     Reason.MALFORMED_READ: "bad read", Reason.UNKNOWN_BARCODE: "unknown",
@@ -55,7 +57,10 @@ def seat_parts(decision: Decision) -> dict[str, str] | None:
     """The seat as given (``area``, ``row``, ``seat``, each only when set), or None for
     general admission. The area is a name of its own ("Block A", "Stehplatz"): it is
     shown as it is, never after a word "Area" it may already hold."""
-    ticket = decision.ticket
+    return _seat_parts(decision.ticket)
+
+
+def _seat_parts(ticket: Ticket | None) -> dict[str, str] | None:
     if ticket is None:
         return None
     parts = {key: value for key, value in
@@ -65,7 +70,11 @@ def seat_parts(decision: Decision) -> dict[str, str] | None:
 
 def seat(decision: Decision) -> str | None:
     """"Block A · Row 3 · Seat 12", or None for general admission."""
-    parts = seat_parts(decision) or {}
+    return _seat(_seat_parts(decision.ticket))
+
+
+def _seat(parts: dict[str, str] | None) -> str | None:
+    parts = parts or {}
     words = [parts.get("area"), *(f"{label} {parts[key]}" for key, label in
                                   (("row", "Row"), ("seat", "Seat")) if key in parts)]
     return " · ".join(w for w in words if w) or None
@@ -114,6 +123,29 @@ def decision_event(acted: Acted, *, gate_id: str,
         "decided_offline": d.offline and online() is False,
         # epoch ms: the page's latency probe, and the time in its list of recent scans
         "sent_at": time.time() * 1000,
+    }
+
+
+def journaled_event(row: Mapping[str, Any], ticket: Ticket | None) -> dict[str, Any]:
+    """A decision read back from the journal (``Journal.latest``), as the page's list of
+    recent scans shows it after a restart: the holder and ticket type from the store. A
+    grant journaled "opened, not passed" (annulled, or nobody went through) is listed as
+    annulled: it counts no longer."""
+    granted = row["result"] == GRANTED_RESULT
+    try:
+        word_key, word = WORDS.get(Reason(row["reason"]), DENIED)
+    except ValueError:  # a reason a newer version journaled
+        word_key, word = WORDS[Reason.GRANTED] if granted else DENIED
+    parts = _seat_parts(ticket)
+    return {
+        "type": "decision", "scan_id": row["scan_id"], "granted": granted,
+        "reason": row["reason"], "word_key": word_key, "word": word, "message": row["message"],
+        "holder": ticket.name if ticket else None,
+        "ticket_type": ticket.ticket_name if ticket else None,
+        "seat": _seat(parts), "seat_parts": parts, "direction": row["direction"],
+        "offline": row["offline"],
+        "sent_at": parse_iso(row["scanned_at"]).timestamp() * 1000,
+        "passed": row["passed"], "annulled": granted and row["passed"] is False,
     }
 
 

@@ -6,7 +6,9 @@
     GET  /api/status     what `gate status --json` prints
     GET  /api/recent     this gate's last 20 decisions, newest first
     GET  /api/i18n       the page's words in its language ([web] language or Accept-Language)
-    GET  /healthz        200 when ready and every heartbeat is fresh, else 503 and why
+    GET  /healthz        200 "ready" when ready and every heartbeat is fresh, else 503 and
+                         why: "syncing" while the first sync is all that waits, else
+                         "not ready"
     GET  /metrics        Prometheus text format
     POST /api/login      {"pin"} -> session cookie
     POST /api/scan       {"barcode"}: manual entry, decided and acted on like any read
@@ -55,6 +57,7 @@ from scanner.kiosk.auth import COOKIE, SESSION_SECONDS
 from scanner.kiosk.events import END
 from scanner.kiosk.i18n import choose, page_words
 from scanner.kiosk.metrics import CONTENT_TYPE
+from scanner.kiosk.parts import SYNCING
 from scanner.netrules import LOOPBACK_NAMES
 
 if TYPE_CHECKING:
@@ -75,6 +78,16 @@ READ_ONLY = ("/events", "/api/state", "/api/status", "/api/recent", "/metrics")
 SAFETY_HEADERS = [(b"x-content-type-options", b"nosniff"),
                   (b"content-security-policy", b"default-src 'self'")]
 WILDCARDS = ("0.0.0.0", "::", "")
+
+
+def health_state(ok: bool, reasons: list[str]) -> str:
+    """/healthz's one word: "ready", "syncing" (only the first sync waits: a monitor or the
+    demo waits on), or "not ready" (something a person may have to see to)."""
+    if ok:
+        return "ready"
+    if reasons and all(reason.startswith(SYNCING + ":") for reason in reasons):
+        return SYNCING
+    return "not ready"
 
 
 class HttpError(GateError):
@@ -248,7 +261,8 @@ def build_app(kiosk: Kiosk) -> ASGIApp:
 
     async def healthz(_request: Request) -> Response:
         ok, reasons = await run_in_threadpool(kiosk.parts.health)
-        return _json({"ok": ok, "reasons": reasons, "version": kiosk.parts.version},
+        return _json({"ok": ok, "state": health_state(ok, reasons), "reasons": reasons,
+                      "version": kiosk.parts.version},
                      HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE)
 
     async def state(request: Request) -> Response:

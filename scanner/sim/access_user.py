@@ -31,6 +31,8 @@ class DeviceOptions:
     include_details_required: bool = False
     ticket_sync_interval: int = 30
     scan_reveal_interval: int = 3
+    sound_feedback: bool = True
+    haptic_feedback: bool = False
 
     def __post_init__(self) -> None:
         # The same constraints vivenu's schema puts on these fields.
@@ -72,8 +74,8 @@ def access_user_info(options: DeviceOptions, *, user_id: str, seller_id: str,
             },
             "colorSettings": {"success": "green", "declined": "red", "repeated": "orange",
                               "highlighted": "blue", "actionRequired": "orange"},
-            "enableSoundFeedback": True,
-            "enableHapticFeedback": False,
+            "enableSoundFeedback": options.sound_feedback,
+            "enableHapticFeedback": options.haptic_feedback,
             "scanRevealInterval": options.scan_reveal_interval,
             "ticketSyncInterval": options.ticket_sync_interval,
         },

@@ -1,6 +1,6 @@
 """Debian's Chromium through Playwright for the kiosk page's tests (no tests here): the
-browser and screenshot folder fixtures, and the mark that skips without /usr/bin/chromium.
-Import the fixtures by name into a test module."""
+browser and screenshot folder fixtures, the mark that skips without /usr/bin/chromium, and
+``open_kiosk``, a tab on the page once it is connected and painted in its language."""
 
 from __future__ import annotations
 
@@ -36,3 +36,17 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = Path(os.environ.get("GATE_ARTIFACTS") or tmp_path_factory.mktemp("artifacts"))
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+def open_kiosk(browser: Any, url: str, *, locale: str = "en-GB", init_script: str | None = None,
+               wait_ms: float = 8000) -> Any:
+    """A tab of its own (a fresh context) on the kiosk page at 800x480, once the page's
+    stream is open and its state and words arrived; close it with ``tab.context.close()``."""
+    context = browser.new_context(locale=locale, viewport={"width": 800, "height": 480})
+    if init_script is not None:
+        context.add_init_script(init_script)
+    tab = context.new_page()
+    tab.goto(url)
+    tab.wait_for_function("() => window.__kiosk && window.__kiosk.connected "
+                          "&& window.__kiosk.state && window.__kiosk.lang", timeout=wait_ms)
+    return tab

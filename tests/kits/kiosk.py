@@ -1,4 +1,5 @@
-"""An in-process gate with its kiosk, for the kiosk tests (no tests here).
+"""An in-process gate with its kiosk, for the kiosk tests (no tests here); the ``kg``
+fixture is one over the test's simulator, closed after the test.
 
 A real ``Gate`` (SQLite files in tmp_path) synced from the simulator, an ``ActStage`` on
 gpiozero's MockFactory pins, and the kiosk server on loopback. "Reads" go through the same
@@ -11,8 +12,11 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from kits.gate import build_gate
 from kits.gpio import make
@@ -148,3 +152,7 @@ class KioskGate:
         self.gate.close()
 
 
+@pytest.fixture
+def kg(tmp_path: Path, sim_server: SimServer) -> Iterator[KioskGate]:
+    with KioskGate(tmp_path, sim_server) as gate:
+        yield gate

@@ -40,17 +40,42 @@
     } catch (e) { /* no audio device: the screen still says it */ }
   }
 
-  // -- fitting: shrink the result (--k) and then its word (--w) until nothing overflows ----
-  function fit() {
-    const box = $("result"), head = $("head"), root = document.documentElement.style;
-    root.setProperty("--w", "1"); root.setProperty("--k", "1");
-    let w = 1, k = 1;
-    while (w > 0.3 && ($("word").scrollWidth > head.clientWidth + 1 || head.scrollWidth > box.clientWidth + 1)) {
-      w -= 0.05; root.setProperty("--w", w.toFixed(2));
+  // -- fitting: the word first, then the rest of the result (--k) until nothing overflows --
+  // The word is read from across the lane: 18 vh, never under 15 vh on a kiosk screen. A
+  // word still too wide at 15 vh is narrowed (scaleX), not shrunk, down to SQUEEZE (a Dutch
+  // GEANNULEERD on a 480 px portrait screen needs 0.59); only a screen narrower than any
+  // kiosk's (a phone) gets smaller letters after that. Returns [size, floor] in px.
+  const WORD_VH = 18, WORD_FLOOR_VH = 15, SQUEEZE = 0.58;
+  function fitWord() {
+    const head = $("head"), word = $("word"), vh = innerHeight / 100;
+    word.style.transform = ""; word.style.width = ""; word.style.maxWidth = ""; word.style.flex = "";
+    let size = Math.min(Math.max(30, WORD_VH * vh), 210);
+    const floor = Math.min(size, WORD_FLOOR_VH * vh);
+    const set = (px) => { size = px; word.style.fontSize = px.toFixed(1) + "px"; };
+    // scrollWidth: the longest part between spaces (a phrase wraps there, a word never does).
+    const over = () => word.scrollWidth / head.clientWidth;
+    set(size);
+    while (size > floor && over() > 1.002) set(Math.max(floor, size / Math.min(over(), 1.05)));
+    while (size > 12 && over() > 1 / SQUEEZE) set(size * 0.95);
+    const wide = over();
+    if (wide > 1.002) {
+      const squeeze = 0.995 / wide;  // a hair inside: sub-pixel text must not touch the edge
+      word.style.maxWidth = "none"; word.style.flex = "none";  // wider than its line, on purpose
+      word.style.width = (head.clientWidth / squeeze).toFixed(1) + "px";
+      word.style.transform = "scaleX(" + squeeze.toFixed(3) + ")";
     }
+    return [size, floor];
+  }
+  function fit() {
+    const box = $("result"), root = document.documentElement.style;
+    root.setProperty("--k", "1");
+    const [size, floor] = fitWord();
+    let k = 1;
     const wide = () => [...box.children].some((el) => el.scrollWidth > el.clientWidth + 1);
     while (k > 0.3 && (box.scrollHeight > box.clientHeight + 1 || box.scrollWidth > box.clientWidth + 1 || wide())) {
       k -= 0.06; root.setProperty("--k", k.toFixed(2));
+      // A crowded result takes the word down with the rest, but never under its floor.
+      $("word").style.fontSize = Math.max(Math.min(size, floor), size * k).toFixed(1) + "px";
     }
   }
 
@@ -114,11 +139,12 @@
     const recv = performance.now();
     shown = m;
     remember(m);
-    paint(m.colour, m.icon, t(m.word_key), decisionFields(m));
+    // The buttons first: the fit that paint ends with must see them.
     $("annul").hidden = !m.opened;
     const held = m.reason === "ACTION_REQUIRED";
     $("held").hidden = !held;
     $("override").hidden = m.granted || NOT_OVERRIDABLE.includes(m.reason);
+    paint(m.colour, m.icon, t(m.word_key), decisionFields(m));
     clearTimeout(resetTimer);
     // A held ticket stays until its answer arrives (the confirmation or refusal replaces it).
     if (!held) resetTimer = setTimeout(ready, 1000 * ((state && state.reveal_s) || 3) * ($("override").hidden ? 1 : 3));
@@ -136,9 +162,9 @@
     probe.alarms.push(m);
     shown = m;
     const release = m.reason === "MANUAL_RELEASE";
+    $("annul").hidden = true; $("held").hidden = true; $("override").hidden = true;
     paint(release ? "blue" : "red", release ? "exit" : "cross", t(m.word_key),
           { message: t("reason." + m.reason + ".detail"), next: t("reason." + m.reason + ".next") });
-    $("annul").hidden = true; $("held").hidden = true; $("override").hidden = true;
     clearTimeout(resetTimer);
     resetTimer = setTimeout(ready, 1000 * ((state && state.reveal_s) || 3) * (release ? 1 : 3));
     if (!release) feedback(false);
@@ -146,8 +172,8 @@
   function showInfo(m) {
     probe.info = m;
     shown = m;
-    paint("info", m.icon, t("word.info") + " · " + t(m.word_key), decisionFields(m));
     $("annul").hidden = true; $("held").hidden = true; $("override").hidden = true;
+    paint("info", m.icon, t("word.info") + " · " + t(m.word_key), decisionFields(m));
     clearTimeout(resetTimer);
     resetTimer = setTimeout(ready, 2000 * ((state && state.reveal_s) || 3));
   }
@@ -251,8 +277,8 @@
     es.addEventListener("annulled", (e) => {
       const m = JSON.parse(e.data);
       recent = recent.map((r) => (r.scan_id === m.scan_id ? Object.assign({}, r, { annulled: true, passed: false }) : r));
-      if (shown && shown.scan_id === m.scan_id) paint("red", "cross", t("word.annulled"), { holder: shown.holder, message: t("annulled") });
       $("annul").hidden = true;
+      if (shown && shown.scan_id === m.scan_id) paint("red", "cross", t("word.annulled"), { holder: shown.holder, message: t("annulled") });
     });
     es.addEventListener("fire_alarm", () => fetchState());
     es.addEventListener("alarm", (e) => showAlarm(JSON.parse(e.data)));

@@ -1,0 +1,98 @@
+"""Beeps and a vibration on the steward's page, as ``/me`` allows them, in Debian's Chromium.
+
+The gate is real (``kits.kiosk.KioskGate``: SQLite files, the simulator whose ``/me`` says
+``enableSoundFeedback`` and ``enableHapticFeedback``, the sync that stores it, the state the
+page gets). The one mock is the browser's edge that cannot be heard or felt here: an init
+script wraps ``navigator.vibrate`` and the page's ``AudioContext`` and records each
+vibration pattern and each tone started, then lets the real call go on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kits.browser import needs_chromium, open_kiosk
+from kits.kiosk import KioskGate
+
+pytest.importorskip("playwright.sync_api")
+pytestmark = [needs_chromium, pytest.mark.xdist_group("kiosk-feedback")]
+
+WAIT_MS = 8000
+
+RECORD_JS = """
+(() => {
+  const heard = window.__feedback = [];
+  const vibrate = Navigator.prototype.vibrate;
+  Navigator.prototype.vibrate = function (pattern) {
+    heard.push({ vibrate: pattern });
+    return vibrate ? vibrate.call(this, pattern) : true;
+  };
+  const Real = window.AudioContext;
+  window.AudioContext = class extends Real {
+    createOscillator() {
+      const osc = super.createOscillator(), start = osc.start.bind(osc);
+      osc.start = (when) => { heard.push({ tone: osc.frequency.value }); return start(when); };
+      return osc;
+    }
+  };
+})();
+"""
+
+
+@pytest.fixture
+def page(browser: Any, kg: KioskGate) -> Iterator[Any]:
+    tab = open_kiosk(browser, kg.url, init_script=RECORD_JS, wait_ms=WAIT_MS)
+    yield tab
+    tab.context.close()
+
+
+def allow(kg: KioskGate, page: Any, *, sound: bool, haptic: bool) -> None:
+    """Change /me on the simulator and wait until the page's state carries it (the gate's
+    own sync stores /me; the state message brings it to the page)."""
+    world = kg.sim.world
+    world.device = dataclasses.replace(world.device, sound_feedback=sound,
+                                       haptic_feedback=haptic)
+    kg.kiosk.events.refresh()
+    page.wait_for_function("want => { const f = window.__kiosk.state.feedback;"
+                           " return f.sound === want[0] && f.haptic === want[1]; }",
+                           arg=[sound, haptic], timeout=WAIT_MS)
+
+
+def heard_after(kg: KioskGate, page: Any, barcode: str) -> list[dict[str, Any]]:
+    """What the page vibrated and played for one read."""
+    before = page.evaluate("() => window.__feedback.length")
+    painted = page.evaluate("() => window.__kiosk.latencies.length")
+    kg.read(barcode)
+    page.wait_for_function("n => window.__kiosk.latencies.length > n", arg=painted,
+                           timeout=WAIT_MS)
+    page.wait_for_timeout(100)  # feedback follows the paint in the same task
+    return list(page.evaluate("n => window.__feedback.slice(n)", before))
+
+
+def test_a_grant_and_a_denial_vibrate_and_beep_differently_when_me_allows(
+        kg: KioskGate, page: Any) -> None:
+    allow(kg, page, sound=True, haptic=True)
+    grant = heard_after(kg, page, kg.valid_barcodes(1)[0])
+    denial = heard_after(kg, page, "NOSUCHCODE-FEEDBACK")
+    assert [e["vibrate"] for e in grant if "vibrate" in e] == [120]
+    assert [e["vibrate"] for e in denial if "vibrate" in e] == [[90, 60, 90, 60, 90]]
+    assert [e["tone"] for e in grant if "tone" in e] == [880]
+    assert [e["tone"] for e in denial if "tone" in e] == [330, 330, 330]
+
+
+def test_neither_sound_nor_vibration_when_me_says_no(kg: KioskGate, page: Any) -> None:
+    allow(kg, page, sound=False, haptic=False)
+    assert heard_after(kg, page, kg.valid_barcodes(1)[0]) == []
+    assert heard_after(kg, page, "NOSUCHCODE-QUIET") == []
+
+
+def test_each_switch_acts_alone(kg: KioskGate, page: Any) -> None:
+    """Sound without vibration, then vibration without sound."""
+    allow(kg, page, sound=True, haptic=False)
+    heard = heard_after(kg, page, "NOSUCHCODE-SOUND")
+    assert heard and all("tone" in e for e in heard)
+    allow(kg, page, sound=False, haptic=True)
+    assert heard_after(kg, page, "NOSUCHCODE-HAPTIC") == [{"vibrate": [90, 60, 90, 60, 90]}]
