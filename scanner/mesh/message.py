@@ -8,6 +8,11 @@ from gate ``g`` (the broker's ACL lets a gate publish only under its own name; t
 no one without the key publish at all). Replayed scans are ordinary scans: receiving one
 twice changes nothing (idempotent by scan id).
 
+A record is an array of the 11 decision fields; an entry a person or the turnstile made
+(an override, a manual release, an alarm) adds who and why as 4 more. A plain scan stays
+11 long, so a gate that knows only 11 still reads every scan, and a record of 11 from such
+a gate is as valid as ever.
+
 Topics (every one under the publishing gate's own name, as the ACL demands):
 
     gates/<g>/scans             a Batch: records of gate g (one when live, many in a
@@ -29,6 +34,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import itertools
+import operator
 import os
 import re
 from collections import Counter
@@ -109,6 +116,12 @@ class Record(NamedTuple):
     result: str            # OK | FAIL
     reason: str
     scanned_at: str        # the origin's corrected wall time, ISO UTC ms, for people
+    # Who made an entry no read made, and why (``scanner.journal.supervision``): an
+    # override, a held ticket's answer, a manual release, a passage alarm. None for a scan.
+    role: str | None = None      # supervisor | steward | button | gate
+    session: str | None = None   # a tag of the kiosk session, never the session
+    why: str | None = None       # a code: an override's reason, an alarm's
+    note: str | None = None      # the supervisor's own words, one line
 
     @property
     def admission(self) -> bool:
@@ -152,6 +165,10 @@ class Health:
 
 Message = Batch | Status | ReplayRequest | Ledger | Health
 _RECORD_LENGTH = len(Record._fields)
+DECISION_FIELDS = Record._fields.index("role")   # a record without who and why
+decision_of = operator.itemgetter(slice(0, DECISION_FIELDS))
+_NO_WHO = [None] * (_RECORD_LENGTH - DECISION_FIELDS)
+_LENGTHS = {DECISION_FIELDS, _RECORD_LENGTH}
 _DIRECTIONS, _RESULTS = {"IN", "OUT"}, {"OK", "FAIL"}
 _AVERAGE_RECORD_BYTES = 200  # a first guess at how many records fill BATCH_BYTES
 
@@ -173,7 +190,8 @@ class Codec:
         """Records of ``gate`` as few payloads of at most about ``BATCH_BYTES`` each
         (``kind`` REPLAYED for a replay addressed to one gate)."""
         payloads: list[bytes] = []
-        rows = [list(r) for r in records]  # orjson writes lists, not NamedTuples
+        # orjson writes lists, not NamedTuples; a scan without who and why as 11 fields
+        rows = [list(r) if r.role is not None else list(decision_of(r)) for r in records]
         step = min(MAX_BATCH_RECORDS, max(1, BATCH_BYTES // _AVERAGE_RECORD_BYTES))
         start = 0
         while start < len(rows):
@@ -314,10 +332,23 @@ def _records(gate: str, items: list[Any]) -> tuple[Record, ...]:
     """The records of a batch from ``gate``; any fault drops the whole message. Checked
     column by column with C-level set operations, not record by record: a replay brings
     tens of thousands, and per-record Python checks were the largest cost of catching up."""
-    if set(map(type, items)) != {list} or set(map(len, items)) != {_RECORD_LENGTH}:
+    if set(map(type, items)) != {list}:
+        raise _Drop("malformed")
+    lengths = set(map(len, items))
+    if lengths == {DECISION_FIELDS}:     # scans only: padded in C, as the common case
+        items = list(map(operator.add, items, itertools.repeat(_NO_WHO)))
+    elif lengths <= _LENGTHS:
+        if any(len(i) == _RECORD_LENGTH and i[DECISION_FIELDS] is None for i in items):
+            raise _Drop("malformed")     # who and why come with a role, or not at all
+        items = [i if len(i) == _RECORD_LENGTH else i + _NO_WHO for i in items]
+    else:
         raise _Drop("malformed")
     scan_ids, origins, seqs, hlcs, tickets, events, barcodes, directions, results, reasons, \
-        ats = zip(*items, strict=True)
+        ats, roles, sessions, whys, notes = zip(*items, strict=True)
+    who = roles + sessions + whys + notes
+    if not (set(map(type, who)) <= _TEXT_OR_NONE and "" not in who
+            and all(map(_short, filter(None, who)))):
+        raise _Drop("malformed")
     if set(origins) != {gate}:
         raise _Drop("wrong_topic")
     if not (set(map(type, seqs)) == {int} and min(seqs) >= 1
