@@ -58,11 +58,12 @@ def from_gate(gate: Gate, stage: ActStage, web: WebSettings, *,
     the venue worker running here; ``desk``: the one the gate's lanes hold tickets with
     (``gate.desk`` under ``gate run``), else a desk of its own on ``stage``."""
     engine, gate_id = gate.journal_engine, gate.config.gate_id
+    mesh_store, clock, book, zones = gate.mesh_store, gate.clock, gate.venue_book, gate.zones
     if desk is None:
         desk = Desk(gate.journal, gate.gatekeeper, stage.submit,
-                    Holds(gate.config.policy.confirm_timeout), release=stage.release)
+                    Holds(gate.config.policy.confirm_timeout), release=stage.release,
+                    orders=book.orders if book is not None else None)
     annuls: Annuls = gate.journal
-    mesh_store, clock, book, zones = gate.mesh_store, gate.clock, gate.venue_book, gate.zones
     parts = KioskParts(
         gate_id=gate_id,
         listener=stage.fanout.subscribe("kiosk"),
