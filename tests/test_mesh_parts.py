@@ -118,15 +118,16 @@ def supervised(scan: str, gate: str, seq: int, ms: int) -> Record:
     """An override's record: who (role, session tag) and why (code, note)."""
     return record(scan, gate, seq, ms)._replace(
         reason="OVERRIDDEN", role="supervisor", session="a1b2c3d4", why="SUPPORT_CASE",
-        note="ticket #1234 reissued")
+        note="ticket #1234 reissued", answers="s0")
 
 
 def test_an_entry_carries_who_and_why_and_a_scan_stays_eleven_fields_long():
+    """Who and why: role, session tag, why, note, and the scan it answers."""
     codec = Codec(KEY)
     scan, override = record("s1", "A", 1, 5), supervised("s2", "A", 2, 6)
     [payload] = codec.records("A", [scan, override])
     wire = orjson.loads(payload)["body"]["records"]
-    assert [len(r) for r in wire] == [11, 15]
+    assert [len(r) for r in wire] == [11, 16]
     assert codec.decode(scans_topic("A"), payload) == Batch("A", (scan, override))
 
 
@@ -138,16 +139,16 @@ def test_a_record_from_a_gate_that_knows_no_who_and_why_still_verifies():
     batch = codec.decode(scans_topic("A"), codec._seal(SCANS, {"gate": "A", "records": [old]}))
     assert isinstance(batch, Batch)
     [got] = batch.records
-    assert got.reason == "PASSAGE_FORCED" and (got.role, got.session, got.why, got.note) == \
-        (None, None, None, None)
+    assert got.reason == "PASSAGE_FORCED"
+    assert (got.role, got.session, got.why, got.note, got.answers) == (None,) * 5
 
 
 @pytest.mark.parametrize("fault", [
     lambda r: [*r[:11], 7, *r[12:]],             # a role that is no text
     lambda r: [*r[:11], None, *r[12:]],          # why and a note, but from nobody
-    lambda r: r[:13],                            # neither 11 fields nor 15
-    lambda r: [*r[:14], "line\nbreak"],         # a note that is not one printable line
-    lambda r: [*r[:14], "x" * 201],              # a note longer than any the desk keeps
+    lambda r: r[:13],                            # neither 11 fields nor 16
+    lambda r: [*r[:14], "line\nbreak", r[15]],  # a note that is not one printable line
+    lambda r: [*r[:14], "x" * 201, r[15]],       # a note longer than any the desk keeps
     lambda r: [*r[:11], ""],                     # an empty role
 ])
 def test_a_malformed_who_or_why_drops_its_whole_batch(fault):
@@ -240,7 +241,7 @@ def test_a_peers_entry_with_who_and_why_is_kept_by_its_decision_fields(store):
     override = supervised("s1", "A", 1, 5)
     assert mesh.record_many([override, record("s2", "A", 2, 6, ticket="tk-2")]) == 2
     assert mesh.records()[0] == override._replace(role=None, session=None, why=None,
-                                                  note=None)
+                                                  note=None, answers=None)
 
 
 def test_journal_rows_are_stamped_once_in_journal_order(store):

@@ -447,7 +447,8 @@ def test_overrides_and_alarms_reach_the_mesh_as_records_a_peer_accepts(kg: Kiosk
     assert isinstance(batch, Batch) and batch.records == tuple(records)
     scan, override, alarm = batch.records
     assert scan.role is None
-    assert (override.role, override.why) == ("supervisor", "OTHER")
+    assert (override.role, override.why, override.answers) == ("supervisor", "OTHER",
+                                                                denied.scan_id)
     assert override.session and len(override.session) == 8  # a tag, never the session
     assert (alarm.role, alarm.why) == ("gate", "PASSAGE_FORCED")
     store = MeshStore(kg.gate.journal_engine, "g1")

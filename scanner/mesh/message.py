@@ -9,7 +9,7 @@ no one without the key publish at all). Replayed scans are ordinary scans: recei
 twice changes nothing (idempotent by scan id).
 
 A record is an array of the 11 decision fields; an entry a person or the turnstile made
-(an override, a manual release, an alarm) adds who and why as 4 more. A plain scan stays
+(an override, a manual release, an alarm) adds who and why as 5 more. A plain scan stays
 11 long, so a gate that knows only 11 still reads every scan, and a record of 11 from such
 a gate is as valid as ever.
 
@@ -122,6 +122,7 @@ class Record(NamedTuple):
     session: str | None = None   # a tag of the kiosk session, never the session
     why: str | None = None       # a code: an override's reason, an alarm's
     note: str | None = None      # the supervisor's own words, one line
+    answers: str | None = None   # the scan it answers: an override's denial, a held one
 
     @property
     def admission(self) -> bool:
@@ -344,8 +345,8 @@ def _records(gate: str, items: list[Any]) -> tuple[Record, ...]:
     else:
         raise _Drop("malformed")
     scan_ids, origins, seqs, hlcs, tickets, events, barcodes, directions, results, reasons, \
-        ats, roles, sessions, whys, notes = zip(*items, strict=True)
-    who = roles + sessions + whys + notes
+        ats, roles, sessions, whys, notes, answers = zip(*items, strict=True)
+    who = roles + sessions + whys + notes + answers
     if not (set(map(type, who)) <= _TEXT_OR_NONE and "" not in who
             and all(map(_short, filter(None, who)))):
         raise _Drop("malformed")

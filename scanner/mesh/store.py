@@ -63,7 +63,8 @@ _ANY_UNSTAMPED = "SELECT 1 FROM journal WHERE seq > ? AND gate_id = ? LIMIT 1"
 # With who and why of an entry a person or the turnstile made (table supervision), which
 # the record carries to the control room; mesh_scans keeps the decision fields only.
 _UNSTAMPED = ("SELECT j.seq, j.scan_id, j.ticket_id, j.event_id, j.barcode, j.direction,"
-              " j.result, j.reason, j.scanned_at, s.role, s.session, s.why, s.note"
+              " j.result, j.reason, j.scanned_at, s.role, s.session, s.why, s.note,"
+              " s.ref_scan_id"
               " FROM journal j LEFT JOIN supervision s ON s.scan_id = j.scan_id"
               " WHERE j.seq > ? AND j.gate_id = ? ORDER BY j.seq LIMIT ?")
 _HELD_SEQS = "SELECT DISTINCT seq FROM mesh_scans WHERE origin = ? AND seq > ? ORDER BY seq"
@@ -366,7 +367,7 @@ class MeshStore(Database):
         """Records with who and why for this gate's own entries (its supervision rows)."""
         who = supervision.c
         query = (select(*(_c[n] for n in _RECORD_COLUMNS), who.role, who.session, who.why,
-                        who.note)
+                        who.note, who.ref_scan_id)
                  .outerjoin(supervision, supervision.c.scan_id == _c.scan_id)
                  .order_by(_c.hlc))
         if where is not None:
