@@ -50,5 +50,6 @@ def control_room(config: GateConfig) -> ControlRoom:
     web = config.web
     server = ControlServer(view, host=web.host, port=web.port,
                            pin_file=web.pin_file or DEFAULT_PIN_FILE,
-                           status_open=web.status_open, healthy=observer.state)
+                           status_open=web.status_open, language=web.language,
+                           healthy=observer.state)
     return ControlRoom(view, observer, server)
