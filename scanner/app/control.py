@@ -32,8 +32,7 @@ class ControlRoom:
 
     def stop(self) -> None:
         self.server.stop()
-        self.observer.stop()
-        self.observer.join(5)
+        self.observer.close()
 
 
 def control_room(config: GateConfig) -> ControlRoom:
