@@ -32,8 +32,7 @@ class ControlRoom:
 
     def stop(self) -> None:
         self.server.stop()
-        self.observer.stop()
-        self.observer.join(5)
+        self.observer.close()
 
 
 def control_room(config: GateConfig) -> ControlRoom:
@@ -50,5 +49,6 @@ def control_room(config: GateConfig) -> ControlRoom:
     web = config.web
     server = ControlServer(view, host=web.host, port=web.port,
                            pin_file=web.pin_file or DEFAULT_PIN_FILE,
-                           status_open=web.status_open, healthy=observer.state)
+                           status_open=web.status_open, language=web.language,
+                           healthy=observer.state)
     return ControlRoom(view, observer, server)

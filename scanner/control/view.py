@@ -130,10 +130,8 @@ class VenueView:
         health = gate.health
         ago = (now - parse_iso(gate.heard)).total_seconds() if gate.heard else None
         state = "online" if gate.online and ago is not None and ago < STALE else "alone"
+        # Alarm codes the page words ("fire", "reader:<name>"); a lost reader is in readers.
         alarms = list(health.alarms) if health else []
-        if health is not None:
-            alarms += [f"reader lost: {r}" for r, ok in sorted(health.readers.items())
-                       if not ok and f"reader lost: {r}" not in alarms]
         return {"gate": gate.gate, "state": state, "last_seen": gate.heard,
                 "seen_ago": None if ago is None else round(ago, 1),
                 "zone": self.book.zone_of(gate.gate), "seq": gate.seq,

@@ -161,7 +161,7 @@ class Health:
     at: str                        # the gate's time of this message, ISO UTC
     readers: dict[str, bool]       # reader name -> reading
     queue: int                     # decisions waiting for upload
-    alarms: tuple[str, ...] = ()   # "fire", "reader lost: north", ...
+    alarms: tuple[str, ...] = ()   # codes: "fire", "reader:<name>" (a reader's fault)
 
 
 Message = Batch | Status | ReplayRequest | Ledger | Health
