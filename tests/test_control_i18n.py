@@ -20,6 +20,10 @@ from scanner.control.server import ControlServer
 from scanner.control.view import VenueView
 from scanner.decide.model import Reason
 from scanner.kiosk.i18n import FALLBACK, catalogue
+from scanner.supervise import OVERRIDE_REASONS
+from scanner.supervise.desk import IN_LOCKDOWN, LOCKDOWN_OVERRIDDEN
+from scanner.supervise.holds import STOPPING, TIMED_OUT
+from scanner.venue.command import Kind
 
 STATIC = resources.files("scanner.control").joinpath("static")
 
@@ -51,6 +55,10 @@ def test_every_key_the_page_names_is_in_the_catalogue() -> None:
     # Keys the page builds from what the server sends: a state, a way, a link's state.
     keys |= {f"state.{s}" for s in ("online", "alone")} | {"direction.IN", "direction.OUT"}
     keys |= {f"link.{s}" for s in ("connecting", "live", "lost")}
+    # A command's kind, and who made an entry and why (the roles and codes the desk writes).
+    keys |= {f"kind.{k.value}" for k in Kind}
+    keys |= {f"role.{r}" for r in ("supervisor", "steward", "gate", "button")}
+    keys |= {f"why.{w}" for w in (IN_LOCKDOWN, LOCKDOWN_OVERRIDDEN, TIMED_OUT.why, STOPPING.why)}
     assert len(keys) > 35
     assert not keys - set(catalogue(FALLBACK, CONTROL))
 
@@ -59,6 +67,7 @@ def test_every_key_the_page_names_is_in_the_catalogue() -> None:
 def test_every_reason_of_a_log_line_has_a_label(lang: str) -> None:
     messages = words(lang)["messages"]
     assert not {f"reason.{r.value}.label" for r in Reason} - set(messages)
+    assert not {f"override.why.{w}" for w in OVERRIDE_REASONS} - set(messages)
 
 
 @pytest.fixture

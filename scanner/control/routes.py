@@ -7,7 +7,9 @@
     GET  /metrics        per-zone occupancy in Prometheus' text format
     GET  /api/i18n       the page's words in its language ([web] language or Accept-Language)
     GET  /healthz        200 while the observer hears the mesh
-    POST /api/login      {"pin"} -> session cookie (only needed beyond loopback)
+    POST /api/login      {"pin"} -> session cookie (the PIN beyond loopback; the
+                         supervisor's for the command buttons, everywhere)
+    GET  /api/commands   POST /api/commands: venue commands (``scanner.control.commands``)
 
 The kiosk's rules, by the kiosk's own code (``scanner.kiosk.routes``): the Host header must
 name this server, read-only routes need a session beyond loopback unless ``status_open``,
@@ -36,6 +38,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from scanner.control.commands import Commands, command_routes
 from scanner.control.view import VenueView
 from scanner.errors import GateError
 from scanner.kiosk.auth import Login
@@ -47,6 +50,7 @@ from scanner.kiosk.routes import (
     HttpError,
     check_session,
     in_language,
+    json_body,
     login_route,
     page_language,
     sign_in,
@@ -64,9 +68,11 @@ KEEPALIVE = 10.0
 
 
 def words(lang: str) -> dict[str, Any]:
-    """The page's words: its own catalogue and the kiosk's labels of reasons (the log)."""
+    """The page's words: its own catalogue and the kiosk's labels of reasons (the log)
+    and of a supervisor's reasons for an override."""
     labels = {key: text for key, text in catalogue(lang).items()
-              if key.startswith("reason.") and key.endswith(".label")}
+              if (key.startswith("reason.") and key.endswith(".label"))
+              or key.startswith("override.why.")}
     return {"lang": lang, "messages": {**labels, **catalogue(lang, CONTROL)}}
 
 
@@ -85,6 +91,7 @@ class Room:
     healthy: Callable[[], tuple[bool, list[str]]]
     stopping: Callable[[], bool] = lambda: False
     language: str | None = None  # [web] language: every page in it, whatever the browser
+    commands: Commands | None = None  # None: no supervisor key, no command buttons
 
 
 def build_app(room: Room) -> ASGIApp:
@@ -154,6 +161,7 @@ def build_app(room: Room) -> ASGIApp:
         Route("/", page), Route("/static/{name}", page), Route("/events", events),
         Route("/api/venue", venue), Route("/api/zones", zones), Route("/metrics", metrics),
         Route("/healthz", healthz), Route("/api/i18n", i18n), login_route(attempt),
+        *command_routes(room.commands, room.login, json_body, _json, HttpError),
     ], exception_handlers={HttpError: refused, GateError: fault, HTTPException: http_error})
     return Guard(app, Hosts(room.host, room.port))
 

@@ -443,6 +443,10 @@ async def _body(request: Request) -> dict[str, Any]:
     return body
 
 
+# The control room's routes take their bodies by the same rules.
+json_body = _body
+
+
 def _text(body: dict[str, Any], key: str) -> str:
     value = body.get(key)
     if not isinstance(value, str) or not value:

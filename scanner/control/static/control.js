@@ -79,17 +79,52 @@
     ])));
   }
 
+  // A word for a code if the catalogue has one under any of ``keys``, else the code.
+  function word(code, keys) {
+    for (const key of keys) { const w = t(key); if (w !== key) return w; }
+    return code;
+  }
+
+  // Who made an entry and why: "supervisor · session a1b2 · wrong read · their note ·
+  // lifted: unknown"; empty for a scan.
+  function whoText(who) {
+    if (!who) return "";
+    const parts = [word(who.role, ["role." + who.role])];
+    if (who.session) parts.push(t("who.session", { session: who.session }));
+    if (who.why) parts.push(word(who.why, ["override.why." + who.why, "why." + who.why, "reason." + who.why + ".label"]));
+    if (who.note) parts.push(who.note);
+    if (who.denied) parts.push(t("who.denied", { reason: t("reason." + who.denied + ".label") }));
+    return parts.join(" · ");
+  }
+
+  // Now: every gate's standing alarms (fire, a reader's fault); then the latest passage
+  // alarms and manual releases, newest first, with who.
+  function renderAlarms(doc) {
+    const items = [];
+    for (const g of doc.gates) {
+      for (const code of g.alarms) items.push(el("li", { class: "alarm", "data-gate": g.gate }, t("alarms.now", { gate: g.gate, what: alarm(code) })));
+    }
+    for (const a of doc.alarms) {
+      const who = whoText(a.who);
+      items.push(el("li", { class: "alarm", "data-reason": a.reason, "data-gate": a.gate },
+        t("alarms.item", { time: clock(a.at), gate: a.gate, what: t("reason." + a.reason + ".label") }) + (who ? " — " + who : "")));
+    }
+    $("alarms").replaceChildren(...(items.length ? items : [el("li", {}, t("alarms.none"))]));
+  }
+
   function render(doc) {
     $("clock").textContent = clock(doc.at);
+    renderAlarms(doc);
     renderZones(doc.zones);
     renderGates(doc.gates);
+    $("known-gates").replaceChildren(...doc.gates.map((g) => el("option", { value: g.gate })));
     $("conflict-count").textContent = doc.conflicts.count;
     $("conflicts").replaceChildren(...doc.conflicts.recent.map((c) => el("li", {}, t("conflicts.item", {
       code: c.barcode, first_gate: c.first.gate, first_at: clock(c.first.at),
       second_gate: c.second.gate, second_at: clock(c.second.at) }))));
     document.querySelector("#log tbody").replaceChildren(...doc.log.map((d) => row("log", { class: d.result }, [
       [clock(d.at)], [d.gate], [d.zone], [t("direction." + d.direction)],
-      [t("reason." + d.reason + ".label")], [d.barcode, "code"],
+      [t("reason." + d.reason + ".label")], [d.barcode, "code"], [whoText(d.who), "who"],
     ])));
     document.body.dataset.version = doc.version;
     probe.frames += 1;
@@ -108,6 +143,83 @@
     stream.onmessage = (event) => { link("live"); render(JSON.parse(event.data)); };
   }
 
+  // -- venue commands: shown only where the control room holds the supervisor's key ------
+
+  async function post(path, body) {
+    const r = await fetch(path, { method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body) }).catch(() => null);
+    const doc = r ? await r.json().catch(() => ({})) : {};
+    return { ok: !!(r && r.ok), status: r ? r.status : 0, doc };
+  }
+
+  async function commands() {
+    const r = await fetch("/api/commands", { cache: "no-store" }).catch(() => null);
+    if (!r || !r.ok) { $("commands").hidden = true; return; }
+    const doc = await r.json();
+    $("commands").hidden = false;
+    $("cmd-zone").replaceChildren(...doc.zones.map((z) => el("option", { value: z.id }, z.name)));
+    const supervisor = doc.role === "supervisor";
+    $("sup-login").hidden = supervisor;
+    $("command-form").hidden = !supervisor;
+  }
+
+  function said(text, failed) {
+    $("command-said").textContent = text;
+    $("command-said").className = failed ? "failed" : "";
+  }
+
+  // What a button asks for: its kind, where, and the reason typed.
+  function order(button) {
+    const kind = button.dataset.kind;
+    const reason = $("cmd-reason").value.trim();
+    if (kind === "block" || kind === "unblock") {
+      const ticket = $("cmd-ticket").value.trim();
+      return { kind, scope: "ticket", target: ticket, reason, where: ticket };
+    }
+    const scope = button.dataset.all ? "venue" : document.querySelector("input[name=scope]:checked").value;
+    const target = scope === "zone" ? $("cmd-zone").value : scope === "gate" ? $("cmd-gate").value.trim() : "";
+    const where = scope === "venue" ? t("commands.everywhere")
+      : t(scope === "zone" ? "commands.zone_named" : "commands.gate_named",
+          { zone: $("cmd-zone").selectedOptions[0]?.textContent || target, gate: target });
+    return { kind, scope, target, reason, where };
+  }
+
+  function confirmed(text) {
+    return new Promise((resolve) => {
+      const box = $("confirm");
+      $("confirm-text").textContent = text;
+      box.onclose = () => resolve(box.returnValue === "yes");
+      box.returnValue = "";
+      box.showModal();
+      $("confirm-yes").focus();
+    });
+  }
+
+  async function send(button) {
+    const o = order(button);
+    const what = t("kind." + o.kind);
+    if (!await confirmed(t("commands.ask", { what, where: o.where }))) return;
+    said("", false);
+    const answer = await post("/api/commands", { kind: o.kind, scope: o.scope, target: o.target, reason: o.reason });
+    if (answer.ok) said(t("commands.sent", { what, where: o.where }), false);
+    else {
+      if (answer.status === 401) await commands();  // the session ended: ask for the PIN again
+      said(t("commands.failed", { error: answer.doc.error || String(answer.status) }), true);
+    }
+  }
+
+  $("sup-login").onsubmit = async (event) => {
+    event.preventDefault();
+    const answer = await post("/api/login", { pin: $("sup-pin").value });
+    $("sup-pin").value = "";
+    if (answer.ok) said("", false); else said(t("commands.refused"), true);
+    await commands();
+    if (answer.ok && $("command-form").hidden) said(t("commands.refused"), true);
+  };
+  for (const button of document.querySelectorAll("#command-form button[data-kind]")) {
+    button.addEventListener("click", () => send(button));
+  }
+
   // Beyond loopback the venue is shown after the control room's PIN, as the kiosk asks it.
   async function start() {
     probe.lang = await window.pageWords.load();
@@ -121,12 +233,13 @@
         const answer = await fetch("/api/login", { method: "POST", headers: { "Content-Type": "application/json" },
           body: JSON.stringify({ pin: $("pin").value }) }).catch(() => null);
         $("pin").value = "";
-        if (answer && answer.ok) { $("login").hidden = true; $("login-said").textContent = ""; listen(); }
+        if (answer && answer.ok) { $("login").hidden = true; $("login-said").textContent = ""; listen(); commands(); }
         else $("login-said").textContent = t("login.refused");
       };
       return;
     }
     listen();
+    commands();
   }
   start();
 })();
