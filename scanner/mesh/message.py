@@ -336,20 +336,22 @@ def _records(gate: str, items: list[Any]) -> tuple[Record, ...]:
     if set(map(type, items)) != {list}:
         raise _Drop("malformed")
     lengths = set(map(len, items))
-    if lengths == {DECISION_FIELDS}:     # scans only: padded in C, as the common case
-        items = list(map(operator.add, items, itertools.repeat(_NO_WHO)))
-    elif lengths <= _LENGTHS:
+    if not lengths <= _LENGTHS:
+        raise _Drop("malformed")
+    supervised = _RECORD_LENGTH in lengths
+    if supervised:  # entries among the scans: who and why checked, scans padded
         if any(len(i) == _RECORD_LENGTH and i[DECISION_FIELDS] is None for i in items):
             raise _Drop("malformed")     # who and why come with a role, or not at all
         items = [i if len(i) == _RECORD_LENGTH else i + _NO_WHO for i in items]
+        columns = list(zip(*items, strict=True))
+        who = tuple(itertools.chain.from_iterable(columns[DECISION_FIELDS:]))
+        if not (set(map(type, who)) <= _TEXT_OR_NONE and "" not in who
+                and all(map(_short, filter(None, who)))):
+            raise _Drop("malformed")
     else:
-        raise _Drop("malformed")
+        columns = list(zip(*items, strict=True))
     scan_ids, origins, seqs, hlcs, tickets, events, barcodes, directions, results, reasons, \
-        ats, roles, sessions, whys, notes, answers = zip(*items, strict=True)
-    who = roles + sessions + whys + notes + answers
-    if not (set(map(type, who)) <= _TEXT_OR_NONE and "" not in who
-            and all(map(_short, filter(None, who)))):
-        raise _Drop("malformed")
+        ats = columns[:DECISION_FIELDS]
     if set(origins) != {gate}:
         raise _Drop("wrong_topic")
     if not (set(map(type, seqs)) == {int} and min(seqs) >= 1
@@ -362,7 +364,9 @@ def _records(gate: str, items: list[Any]) -> tuple[Record, ...]:
     pattern, length = _stamps_of(gate)
     if set(map(len, hlcs)) != {length} or pattern.fullmatch("".join(hlcs)) is None:
         raise _Drop("malformed")
-    return tuple(map(_as_record, items))
+    # Scans only (the common case): padded to a Record's length in C, no Python per record.
+    return tuple(map(_as_record, items if supervised
+                     else map(operator.add, items, itertools.repeat(_NO_WHO))))
 
 
 @functools.lru_cache(maxsize=256)
