@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from scanner.config.zones import venue
 from scanner.control.server import ControlServer
 from scanner.control.view import VenueView
+from scanner.errors import ConfigError
 from scanner.kiosk.auth import MAX_FAILURES, write_pin_file
 
 
@@ -58,3 +60,39 @@ def test_repeated_wrong_pins_lock_the_address_out(exposed: ControlServer) -> Non
         assert codes[-1] == 429
         locked = client.post("/api/login", json={"pin": "4711"})
         assert locked.status_code == 429 and int(locked.headers["retry-after"]) > 0
+
+
+# -- the command buttons' configuration ------------------------------------------------------
+
+def command_config(tmp_path: Path, *, pin: bool, creds_mode: int = 0o600) -> Any:
+    from scanner.config import ControlConfig, GateConfig, MeshConfig, WebConfig
+    from scanner.venue.signing import keygen
+
+    private, _public = keygen(tmp_path / "keys")
+    files = {"mesh.key": "k" * 32, "supervisor.creds": "supervisor:secret"}
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+        (tmp_path / name).chmod(0o600)
+    (tmp_path / "supervisor.creds").chmod(creds_mode)
+    if pin:
+        write_pin_file(tmp_path / "supervisor.pin", "97531")
+    return GateConfig(
+        mesh=MeshConfig(url="mqtt://127.0.0.1:1", key_file=str(tmp_path / "mesh.key")),
+        web=WebConfig(supervisor_pin_file=str(tmp_path / "supervisor.pin")),
+        control=ControlConfig(supervisor_key_file=str(private),
+                              credentials_file=str(tmp_path / "supervisor.creds")))
+
+
+def test_a_supervisor_key_without_a_supervisor_pin_is_refused_at_start(tmp_path: Path) -> None:
+    from scanner.app.control import commands
+
+    with pytest.raises(ConfigError, match=r"^web.supervisor_pin_file: no supervisor PIN"):
+        commands(command_config(tmp_path, pin=False))
+    assert commands(command_config(tmp_path / "with", pin=True)) is not None
+
+
+def test_the_command_credentials_are_named_by_their_own_key(tmp_path: Path) -> None:
+    from scanner.app.control import commands
+
+    with pytest.raises(ConfigError, match=r"^control.credentials_file"):
+        commands(command_config(tmp_path, pin=True, creds_mode=0o644))

@@ -78,10 +78,11 @@ def commands(config: GateConfig) -> Commands | None:
         raise ConfigError(f"{SUPERVISOR_PIN_KEY}: no supervisor PIN at {pin_file}, and the "
                           f"command buttons need one: run `gate kiosk set-pin --supervisor`")
     signer = Signer(control.supervisor_key_file, "control.supervisor_key_file")
-    mesh = config.mesh
+    mesh, key = config.mesh, "mesh.credentials_file"
     if control.credentials_file:
-        mesh = replace(mesh, credentials_file=control.credentials_file)
-    settings = MeshSettings.from_config(mesh)
+        mesh, key = replace(mesh, credentials_file=control.credentials_file), \
+            "control.credentials_file"
+    settings = MeshSettings.from_config(mesh, credentials_key=key)
     return Commands(
         lambda kind, scope, target, reason: send(settings, config.zones, signer, kind, scope,
                                                  target, reason=reason),
