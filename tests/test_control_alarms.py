@@ -106,7 +106,7 @@ def test_a_forced_passage_raises_its_alarm_on_the_control_room_within_a_second(
                            timeout=5000)
     assert time.monotonic() - pushed < 1.0
     shown = page.inner_text("#alarms li[data-reason='PASSAGE_FORCED']")
-    assert shown.endswith("g1: forced — gate · forced")
+    assert shown.endswith("g1: forced — gate")
     row = page.locator("#log tbody tr").first
     assert row.locator("td").nth(4).inner_text() == "forced"
     page.close()

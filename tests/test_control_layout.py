@@ -21,9 +21,11 @@ from kits.browser import needs_chromium
 
 from scanner.config import PAGE_LANGUAGES
 from scanner.config.zones import parse_zones
+from scanner.control.commands import Commands
 from scanner.control.routes import CONTROL
 from scanner.control.server import ControlServer
 from scanner.control.view import VenueView
+from scanner.kiosk.auth import write_pin_file
 from scanner.kiosk.i18n import catalogue
 from scanner.mesh.message import Health, Record, Status
 from scanner.tickets import utc_iso
@@ -42,6 +44,7 @@ TREE = parse_zones([
     {"id": "lounge", "name": "VIP lounge", "parent": "north", "capacity": 120},
     {"id": "press", "name": "Press", "parent": "grounds"}])
 ZONE_OF = ["grounds", "north", "lounge", "press"]
+PIN = "97531"
 
 
 def longest_language() -> str:
@@ -49,7 +52,7 @@ def longest_language() -> str:
 
 
 @pytest.fixture(scope="module")
-def room() -> Iterator[ControlServer]:
+def room(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlServer]:
     now = datetime.now(UTC)
     view = VenueView(TREE, tz=UTC)
     gates = [f"{zone}-entrance-gate-{n:02d}" for n in range(3) for zone in ZONE_OF]
@@ -69,10 +72,28 @@ def room() -> Iterator[ControlServer]:
                            "OK" if n % 3 else "FAIL",
                            "GRANTED" if n % 3 else "TICKET_TYPE_NOT_ALLOWED",
                            utc_iso(now)), now)
-    server = ControlServer(view)
+    # An override with who and why, a forced passage and a manual release: the alarms
+    # panel and the log's who column with a supervisor's long note.
+    for n, (reason, who) in enumerate([
+            ("OVERRIDDEN", ("supervisor", "a1b2c3d4", "SUPPORT_CASE",
+                            "ticket reissued by the box office after a long phone call",
+                            "s2")),
+            ("PASSAGE_FORCED", ("gate", None, "PASSAGE_FORCED", None, None)),
+            ("MANUAL_RELEASE", ("steward", "0f0e0d0c", None, None, None))], start=60):
+        gate = gates[n % len(gates)]
+        view.record(Record(f"s{n}", gate, n + 1, f"{at + n:013d}-000000-{gate}", None, None,
+                           "", "IN", "OK" if reason == "OVERRIDDEN" else "FAIL", reason,
+                           utc_iso(now), *who), now)
+    write_pin_file(pin_file := tmp_path_factory.mktemp("pins") / "supervisor.pin", PIN)
+    server = ControlServer(view, supervisor_pin_file=str(pin_file),
+                           commands=Commands(unsent, tuple((z.id, z.label) for z in TREE)))
     server.start()
     yield server
     server.stop()
+
+
+def unsent(*_order: Any) -> Any:
+    raise AssertionError("the layout check sends no command")
 
 
 def open_page(browser: Any, url: str, locale: str) -> Any:
@@ -81,6 +102,10 @@ def open_page(browser: Any, url: str, locale: str) -> Any:
     page.goto(url)
     page.wait_for_function("() => window.__control && window.__control.frames > 0",
                            timeout=5000)
+    # The supervisor's session: the command buttons are on the page too.
+    page.fill("#sup-pin", PIN)
+    page.click("#sup-login button")
+    page.wait_for_selector("#command-form:not([hidden])", timeout=5000)
     return page
 
 
@@ -92,6 +117,7 @@ def test_the_page_fits_every_screen(room: ControlServer, browser: Any, artifacts
     assert page.text_content("h1") == catalogue(lang, CONTROL)["page.title"]
     assert page.locator("#gates tbody tr").count() == 12
     assert page.locator(".zone.full").count() == 1
+    assert page.locator("#alarms li[data-reason]").count() == 2
     for label, (w, h) in SIZES.items():
         page.set_viewport_size({"width": w, "height": h})
         page.wait_for_timeout(50)

@@ -86,12 +86,12 @@
   }
 
   // Who made an entry and why: "supervisor · session a1b2 · wrong read · their note ·
-  // lifted: unknown"; empty for a scan.
-  function whoText(who) {
+  // lifted: unknown"; empty for a scan. An alarm's why is its reason: said once.
+  function whoText(who, reason) {
     if (!who) return "";
     const parts = [word(who.role, ["role." + who.role])];
     if (who.session) parts.push(t("who.session", { session: who.session }));
-    if (who.why) parts.push(word(who.why, ["override.why." + who.why, "why." + who.why, "reason." + who.why + ".label"]));
+    if (who.why && who.why !== reason) parts.push(word(who.why, ["override.why." + who.why, "why." + who.why, "reason." + who.why + ".label"]));
     if (who.note) parts.push(who.note);
     if (who.denied) parts.push(t("who.denied", { reason: t("reason." + who.denied + ".label") }));
     return parts.join(" · ");
@@ -105,7 +105,7 @@
       for (const code of g.alarms) items.push(el("li", { class: "alarm", "data-gate": g.gate }, t("alarms.now", { gate: g.gate, what: alarm(code) })));
     }
     for (const a of doc.alarms) {
-      const who = whoText(a.who);
+      const who = whoText(a.who, a.reason);
       items.push(el("li", { class: "alarm", "data-reason": a.reason, "data-gate": a.gate },
         t("alarms.item", { time: clock(a.at), gate: a.gate, what: t("reason." + a.reason + ".label") }) + (who ? " — " + who : "")));
     }
@@ -124,7 +124,7 @@
       second_gate: c.second.gate, second_at: clock(c.second.at) }))));
     document.querySelector("#log tbody").replaceChildren(...doc.log.map((d) => row("log", { class: d.result }, [
       [clock(d.at)], [d.gate], [d.zone], [t("direction." + d.direction)],
-      [t("reason." + d.reason + ".label")], [d.barcode, "code"], [whoText(d.who), "who"],
+      [t("reason." + d.reason + ".label")], [d.barcode, "code"], [whoText(d.who, d.reason), "who"],
     ])));
     document.body.dataset.version = doc.version;
     probe.frames += 1;
