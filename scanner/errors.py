@@ -138,6 +138,10 @@ class NotAllowed(SupervisionError, PermissionError):
     """The session's role may not do this (an override needs the supervisor's PIN)."""
 
 
+class ReleaseRefused(SupervisionError, PermissionError):
+    """A manual release the venue's orders forbid to this role (a steward's in lockdown)."""
+
+
 class NotAnswerable(SupervisionError, ValueError):
     """No denial or held ticket of this gate with that scan id (or not one to answer)."""
 

@@ -57,8 +57,7 @@ def room(tmp_path: Path) -> Iterator[tuple[list[MeshGate], VenueView, ControlSer
         yield gates, view, server
     finally:
         server.stop()
-        observer.stop()
-        observer.join(5)
+        observer.close()
         for g in gates:
             g.close()
         broker.stop()

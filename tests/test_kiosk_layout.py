@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kits.browser import needs_chromium, open_kiosk
+from kits.browser import axe_violations, needs_chromium, open_kiosk
 from kits.kiosk import KioskGate, free_port
 
 from scanner.act import Acted
@@ -34,7 +34,6 @@ from scanner.kiosk.i18n import catalogue
 from scanner.sim import SimServer
 
 sync_api = pytest.importorskip("playwright.sync_api")
-axe_playwright = pytest.importorskip("axe_playwright_python.sync_playwright")
 
 WAIT_MS = 5000
 SIZES = {"phone": (390, 844), "tablet": (768, 1024), "800x480": (800, 480),
@@ -54,19 +53,6 @@ LAYOUT_JS = (DATA / "kiosk_layout.js").read_text()
 
 # What axe does not check: a word and an icon beside the colour, the result announced.
 AUDIT_JS = (DATA / "kiosk_audit.js").read_text()
-# axe-core's rules for WCAG 2.0 and 2.1, levels A and AA; a violation of these that axe
-# rates serious or critical fails the screen.
-AXE_OPTIONS = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]},
-               "resultTypes": ["violations"]}
-AXE_FAILS = ("serious", "critical")
-AXE = axe_playwright.Axe()
-
-
-def axe_violations(page: Any) -> list[str]:
-    """axe's serious and critical WCAG 2.1 AA violations: rule, impact, the elements."""
-    found = AXE.run(page, options=AXE_OPTIONS).response["violations"]
-    return [f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']]}"
-            for v in found if v["impact"] in AXE_FAILS]
 
 
 class Drive:

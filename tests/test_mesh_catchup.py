@@ -170,7 +170,7 @@ def test_a_quiet_stamp_does_not_miss_the_next_journal_row(gate):
 ])
 def test_one_bad_field_anywhere_in_a_batch_drops_the_batch(fault):
     codec = Codec(KEY)
-    good = [list(record("A", n)) for n in range(1, 4)]
+    good = [list(message.decision_of(record("A", n))) for n in range(1, 4)]
     payload = codec._seal(message.SCANS, {"gate": "A", "records": [*good, fault(good[0])]})
     assert codec.decode(message.scans_topic("A"), payload) is None
     assert codec.dropped == {"malformed": 1}
@@ -178,7 +178,7 @@ def test_one_bad_field_anywhere_in_a_batch_drops_the_batch(fault):
 
 def test_a_record_of_another_gate_in_a_batch_is_on_the_wrong_topic():
     codec = Codec(KEY)
-    rows = [list(record("A", 1)), list(record("C", 2))]
+    rows = [list(message.decision_of(record(g, n))) for g, n in (("A", 1), ("C", 2))]
     payload = codec._seal(message.SCANS, {"gate": "A", "records": rows})
     assert codec.decode(message.scans_topic("A"), payload) is None
     assert codec.dropped == {"wrong_topic": 1}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -24,6 +25,7 @@ from scanner.mesh.message import (
     Record,
     ReplayRequest,
     Status,
+    decision_of,
     load_key,
     replayed_topic,
     scans_topic,
@@ -105,10 +107,55 @@ def test_a_large_replay_goes_as_few_payloads_each_within_the_batch_size():
 ])
 def test_a_malformed_record_drops_its_whole_batch(fault):
     codec = Codec(KEY)
-    good = list(record("s1", "A", 1, 5))
+    good = list(decision_of(record("s1", "A", 1, 5)))
     body = {"gate": "A", "records": [good, fault(good)]}
     payload = codec._seal(SCANS, body)
     assert codec.decode(scans_topic("A"), payload) is None
+    assert codec.dropped == {"malformed": 1}
+
+
+def supervised(scan: str, gate: str, seq: int, ms: int) -> Record:
+    """An override's record: who (role, session tag) and why (code, note)."""
+    return record(scan, gate, seq, ms)._replace(
+        reason="OVERRIDDEN", role="supervisor", session="a1b2c3d4", why="SUPPORT_CASE",
+        note="ticket #1234 reissued", answers="s0")
+
+
+def test_an_entry_carries_who_and_why_and_a_scan_stays_eleven_fields_long():
+    """Who and why: role, session tag, why, note, and the scan it answers."""
+    codec = Codec(KEY)
+    scan, override = record("s1", "A", 1, 5), supervised("s2", "A", 2, 6)
+    [payload] = codec.records("A", [scan, override])
+    wire = orjson.loads(payload)["body"]["records"]
+    assert [len(r) for r in wire] == [11, 16]
+    assert codec.decode(scans_topic("A"), payload) == Batch("A", (scan, override))
+
+
+def test_a_record_from_a_gate_that_knows_no_who_and_why_still_verifies():
+    """An older gate sends the 11 decision fields and seals them with the venue key."""
+    codec = Codec(KEY)
+    old = ["s1", "A", 1, str(Stamp(5, 0, "A")), None, None, "BC0000000001", "IN", "FAIL",
+           "PASSAGE_FORCED", "2030-01-01T10:00:00.000Z"]
+    batch = codec.decode(scans_topic("A"), codec._seal(SCANS, {"gate": "A", "records": [old]}))
+    assert isinstance(batch, Batch)
+    [got] = batch.records
+    assert got.reason == "PASSAGE_FORCED"
+    assert (got.role, got.session, got.why, got.note, got.answers) == (None,) * 5
+
+
+@pytest.mark.parametrize("fault", [
+    lambda r: [*r[:11], 7, *r[12:]],             # a role that is no text
+    lambda r: [*r[:11], None, *r[12:]],          # why and a note, but from nobody
+    lambda r: r[:13],                            # neither 11 fields nor 16
+    lambda r: [*r[:14], "line\nbreak", r[15]],  # a note that is not one printable line
+    lambda r: [*r[:14], "x" * 201, r[15]],       # a note longer than any the desk keeps
+    lambda r: [*r[:11], ""],                     # an empty role
+])
+def test_a_malformed_who_or_why_drops_its_whole_batch(fault):
+    codec = Codec(KEY)
+    good = list(supervised("s1", "A", 1, 5))
+    body = {"gate": "A", "records": [good, fault(good)]}
+    assert codec.decode(scans_topic("A"), codec._seal(SCANS, body)) is None
     assert codec.dropped == {"malformed": 1}
 
 
@@ -186,6 +233,15 @@ def _journal(gate, scan_ids):
     for scan_id in scan_ids:
         gate.journal.record(make_decision(ticket), scan_id=scan_id,
                             scanned_at="2030-01-01T10:00:00.000Z", latency_ms=1.0)
+
+
+def test_a_peers_entry_with_who_and_why_is_kept_by_its_decision_fields(store):
+    """Who and why stay in the origin's journal; a peer keeps what decisions need."""
+    mesh, _ = store
+    override = supervised("s1", "A", 1, 5)
+    assert mesh.record_many([override, record("s2", "A", 2, 6, ticket="tk-2")]) == 2
+    assert mesh.records()[0] == override._replace(role=None, session=None, why=None,
+                                                  note=None, answers=None)
 
 
 def test_journal_rows_are_stamped_once_in_journal_order(store):

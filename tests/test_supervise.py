@@ -19,6 +19,7 @@ from kits.kiosk import KioskGate
 from scanner.cli.journal_cmds import write_rows
 from scanner.config import PolicyConfig
 from scanner.decide.model import Decision, Direction, Feedback, Reason
+from scanner.decide.orders import Mode, VenueOrders
 from scanner.journal import supervision
 from scanner.kiosk.auth import write_pin_file
 from scanner.run.lane import Lane, LaneRead
@@ -341,6 +342,56 @@ def test_a_manual_release_is_journaled_opens_the_gate_and_its_passage_is_no_alar
     assert httpx.post(turnstile.url + "/api/release", json={}).status_code == 401
 
 
+# -- manual release under the venue's orders -------------------------------------------------
+
+@pytest.fixture
+def ordered(tmp_path: Path, sim_server: SimServer) -> Iterator[tuple[KioskGate, list[Mode]]]:
+    """A gate whose venue orders are the mode in the list (as a CommandBook's fold gives)."""
+    mode = [Mode.LOCKDOWN]
+    with KioskGate(tmp_path, sim_server, web(tmp_path), pins={"passage_pin": PASSAGE},
+                   orders=lambda: VenueOrders(mode[0])) as gate:
+        pins(gate, tmp_path)
+        yield gate, mode
+
+
+def test_a_stewards_manual_release_in_lockdown_is_refused_journaled_and_opens_nothing(
+        ordered: tuple[KioskGate, list[Mode]]) -> None:
+    kg, _mode = ordered
+    relay = kg.outputs.relay.pin
+    relay.clear_states()
+    reply = login(kg, STEWARD_PIN).post("/api/release", json={})
+    assert reply.status_code == 403
+    assert reply.json()["error"] == ("the venue is in lockdown: only the supervisor may "
+                                     "release the gate")
+    [refused] = entries(kg)
+    assert (refused["reason"], refused["role"], refused["why"], refused["upload_state"]) == \
+        ("RELEASE_REFUSED", "steward", "LOCKDOWN", "local")
+    time.sleep(0.3)
+    assert rises(relay) == 0 and kg.stage.waiting_for_passage == 0
+
+
+def test_a_supervisors_manual_release_in_lockdown_opens_and_is_journaled_as_an_override(
+        ordered: tuple[KioskGate, list[Mode]]) -> None:
+    kg, _mode = ordered
+    relay = kg.outputs.relay.pin
+    relay.clear_states()
+    assert login(kg, SUPERVISOR_PIN).post("/api/release", json={}).status_code == 200
+    wait_for(lambda: rises(relay) == 1, "the relay")
+    [released] = entries(kg)
+    assert (released["reason"], released["role"], released["why"]) == \
+        ("MANUAL_RELEASE", "supervisor", "LOCKDOWN_OVERRIDDEN")
+
+
+def test_a_stewards_manual_release_in_free_egress_is_a_release_as_always(
+        ordered: tuple[KioskGate, list[Mode]]) -> None:
+    kg, mode = ordered
+    mode[0] = Mode.EGRESS
+    assert login(kg, STEWARD_PIN).post("/api/release", json={}).status_code == 200
+    [released] = entries(kg)
+    assert (released["reason"], released["role"], released["why"]) == \
+        ("MANUAL_RELEASE", "steward", None)
+
+
 # -- roles -----------------------------------------------------------------------------------
 
 def set_pin(tmp_path: Path, pin: str, *args: str) -> Any:
@@ -394,6 +445,14 @@ def test_overrides_and_alarms_reach_the_mesh_as_records_a_peer_accepts(kg: Kiosk
     [payload] = codec.records("g1", records)
     batch = codec.decode(scans_topic("g1"), payload)
     assert isinstance(batch, Batch) and batch.records == tuple(records)
+    scan, override, alarm = batch.records
+    assert scan.role is None
+    assert (override.role, override.why, override.answers) == ("supervisor", "OTHER",
+                                                                denied.scan_id)
+    assert override.session and len(override.session) == 8  # a tag, never the session
+    assert (alarm.role, alarm.why) == ("gate", "PASSAGE_FORCED")
+    store = MeshStore(kg.gate.journal_engine, "g1")
+    assert store.local_range(1, 3) == list(records)  # a replay carries who and why too
 
 
 def test_a_stopping_lane_refuses_its_held_ticket_at_once(held: KioskGate) -> None:

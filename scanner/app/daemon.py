@@ -123,8 +123,9 @@ def health_of(gate: Gate) -> Callable[[], Health]:
     cfg, zone, running = gate.config, gate.zones.zone, version()
 
     def health() -> Health:
-        alarms = ["fire alarm: gate held open"] if act.fire_alarm else []
-        alarms += [f"reader {r.reader}: {p}" for r in readers if (p := r.problem())]
+        # Codes, not sentences: the control room words them in its page's language.
+        alarms = ["fire"] if act.fire_alarm else []
+        alarms += [f"reader:{r.reader}" for r in readers if r.problem()]
         return Health(cfg.gate_id, zone, running, utc_iso(gate.clock()),
                       {r.reader: r.connected is not False for r in readers},
                       int(journal.stats()["queue_depth"]), tuple(alarms))

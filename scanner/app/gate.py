@@ -461,10 +461,11 @@ class Gate:
         and why; the wired confirm button answers the oldest held ticket."""
         from scanner.supervise import Desk, Holds
 
-        link = self.mesh_link
+        link, book = self.mesh_link, self.venue_book
         desk = Desk(self.journal, self.gatekeeper, self.act.submit,
                     Holds(self.config.policy.confirm_timeout), release=self.act.release,
-                    journaled=link.notify if link is not None else None)
+                    journaled=link.notify if link is not None else None,
+                    orders=book.orders if book is not None else None)
         self.outputs.when_confirm = desk.button
         return desk
 

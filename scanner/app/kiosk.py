@@ -60,12 +60,13 @@ def from_gate(gate: Gate, stage: ActStage, web: WebSettings, *,
     the venue worker running here; ``desk``: the one the gate's lanes hold tickets with
     (``gate.desk`` under ``gate run``), else a desk of its own on ``stage``."""
     engine, gate_id = gate.journal_engine, gate.config.gate_id
+    mesh_store, clock, book, zones = gate.mesh_store, gate.clock, gate.venue_book, gate.zones
     if desk is None:
         desk = Desk(gate.journal, gate.gatekeeper, stage.submit,
-                    Holds(gate.config.policy.confirm_timeout), release=stage.release)
+                    Holds(gate.config.policy.confirm_timeout), release=stage.release,
+                    orders=book.orders if book is not None else None)
     annuls: Annuls = gate.journal
     journal, store = gate.journal, gate.store
-    mesh_store, clock, book, zones = gate.mesh_store, gate.clock, gate.venue_book, gate.zones
 
     def journaled(limit: int) -> list[dict[str, Any]]:
         return [journaled_event(row, store.get(row["ticket_id"]) if row["ticket_id"] else None)

@@ -48,25 +48,19 @@ def _where_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 def _send(ctx: click.Context, key_file: str, kind: str, scope: str, target: str = "",
           reason: str = "") -> int:
-    from scanner.config.zones import venue as venue_zones
-    from scanner.mesh.paho_broker import PahoBroker
     from scanner.mesh.settings import MeshSettings
-    from scanner.venue.command import Kind, Scope
-    from scanner.venue.issue import issue
+    from scanner.venue.command import Kind, Refused, Scope
+    from scanner.venue.issue import send
     from scanner.venue.signing import Signer
 
     config = load(ctx)
     if not config.mesh.url:
         raise ConfigError("mesh.url: required to send venue commands (the gates' broker)")
-    if scope == "zone" and config.zones != venue_zones() and target not in config.zones:
-        # A zone no gate is in would reach nobody, and say "sent" all the same.
-        raise ConfigError(f"--zone: {target!r} is not one of the [[zones]] "
-                          f"({', '.join(config.zones.zones)})")
-    signer = Signer(key_file)
-    settings = MeshSettings.from_config(config.mesh)
-    broker = PahoBroker(settings, f"supervisor-{signer.issuer}-{id(ctx):x}")
-    command = issue(broker, signer, Kind(kind), Scope(scope), target, reason=reason,
-                    where=f"the broker at {settings.url.split('@')[-1]}")
+    try:
+        command = send(MeshSettings.from_config(config.mesh), config.zones, Signer(key_file),
+                       Kind(kind), Scope(scope), target, reason=reason, zone_key="--zone")
+    except Refused as exc:  # a command no gate would take: said before anything is sent
+        raise click.UsageError(str(exc)) from None
     click.echo(f"sent: {command.describe()}")
     return 0
 

@@ -372,6 +372,18 @@ class MeshConfig:
 
 
 @dataclass(frozen=True)
+class ControlConfig:
+    """``gate control``'s own settings: the venue commands its page may send."""
+
+    # The supervisor's Ed25519 private key (`gate venue keygen`, mode 0600); unset: the
+    # page has no command buttons and its command API refuses.
+    supervisor_key_file: str | None = setting(None, nonempty=True)
+    # The broker's supervisor user (username:password, mode 0600) the buttons publish as,
+    # as `gate venue` does; unset: [mesh] credentials_file.
+    credentials_file: str | None = setting(None, nonempty=True)
+
+
+@dataclass(frozen=True)
 class GateConfig:
     gate_id: str = setting("gate", check=gate_id_problem, text=GATE_ID_TEXT)
     db: str = setting(DEFAULT_DB, nonempty=True)
@@ -391,6 +403,7 @@ class GateConfig:
     run: RunConfig = field(default_factory=RunConfig)
     mesh: MeshConfig = field(default_factory=MeshConfig)
     journal: JournalConfig = field(default_factory=JournalConfig)
+    control: ControlConfig = field(default_factory=ControlConfig)
     routes: tuple[RouteConfig, ...] = ()
     # This gate's zone; empty: /me's scanZoneId, else the default zone (scanner.config.zones).
     zone: str = ""

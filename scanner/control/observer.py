@@ -36,7 +36,7 @@ from scanner.mesh.message import (
 from scanner.mesh.settings import MeshSettings
 from scanner.mesh.store import missing_ranges
 from scanner.mesh.zoning import FILTERS
-from scanner.run.worker import Stage, Worker
+from scanner.run.worker import SessionWorker, Stage
 from scanner.zones.escrow import Ledger
 
 log = logging.getLogger("scanner.control")
@@ -63,7 +63,7 @@ class _Origin:
         return missing_ranges(held, self.announced, after=self.complete)
 
 
-class Observer(Worker):
+class Observer(SessionWorker):
     """The worker: ``view`` is fed; ``name`` is the control room's mesh user."""
 
     def __init__(self, settings: MeshSettings, broker: Broker, view: VenueView, *,
@@ -85,17 +85,14 @@ class Observer(Worker):
             return True, []
         return False, ["the control room does not reach the venue's broker"]
 
-    def run(self) -> None:
+    def open(self) -> None:
         self.broker.subscribe(f"{PREFIX}/+/{SCANS}", f"{PREFIX}/+/{STATUS}", *FILTERS,
                               f"{PREFIX}/+/{REPLAYED}/{self.name}")
         self.broker.connect(self.inbox)
-        try:
-            while not self.stopping.is_set():
-                self.beat()
-                self.step()
-        finally:
-            self.broker.close(timeout=1.0)
-            self.connected.clear()
+
+    def shut(self) -> None:
+        self.broker.close(timeout=1.0)
+        self.connected.clear()
 
     def interrupt(self) -> None:
         self.inbox.post(None)

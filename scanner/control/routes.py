@@ -5,11 +5,17 @@
     GET  /api/venue      the venue now (what the stream sends)
     GET  /api/zones      every zone's count: what `gate zones --json` prints
     GET  /metrics        per-zone occupancy in Prometheus' text format
+    GET  /api/i18n       the page's words in its language ([web] language or Accept-Language)
     GET  /healthz        200 while the observer hears the mesh
-    POST /api/login      {"pin"} -> session cookie (only needed beyond loopback)
+    POST /api/login      {"pin"} -> session cookie (the PIN beyond loopback; the
+                         supervisor's for the command buttons, everywhere)
+    GET  /api/commands   POST /api/commands: venue commands (``scanner.control.commands``)
 
-The same rules as the kiosk's: the Host header must name this server, read-only routes need
-a session beyond loopback unless ``status_open``, and no request ends in a traceback.
+The kiosk's rules, by the kiosk's own code (``scanner.kiosk.routes``): the Host header must
+name this server, read-only routes need a session beyond loopback unless ``status_open``,
+the login is the kiosk's (JSON of this origin, the lockout, the same cookie), and no
+request ends in a traceback. Its words are a catalogue per language in ``locale/`` (domain
+``control``), with the kiosk's labels of the decisions' reasons.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from http import HTTPStatus
 from importlib import resources
+from typing import Any
 
 import orjson
 from prometheus_client import CollectorRegistry, generate_latest
@@ -31,19 +38,42 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from scanner.control.commands import Commands, command_routes
 from scanner.control.view import VenueView
 from scanner.errors import GateError
-from scanner.kiosk.auth import COOKIE, SESSION_SECONDS, Login, LoginRefused
+from scanner.kiosk.auth import Login
+from scanner.kiosk.i18n import Catalogue, catalogue
 from scanner.kiosk.metrics import CONTENT_TYPE
-from scanner.kiosk.routes import Guard, Hosts, HttpError
+from scanner.kiosk.routes import (
+    Guard,
+    Hosts,
+    HttpError,
+    check_session,
+    in_language,
+    json_body,
+    login_route,
+    page_language,
+    sign_in,
+)
 from scanner.kiosk.routes import json_response as _json
 from scanner.zones.export import ZoneCollector
 
+CONTROL = Catalogue("scanner.control", "control")
+
 STATIC = {"control.html": "text/html; charset=utf-8", "control.css": "text/css; charset=utf-8",
-          "control.js": "text/javascript; charset=utf-8"}
+          "control.js": "text/javascript; charset=utf-8",
+          "words.js": "text/javascript; charset=utf-8"}  # the kiosk's, shared
 FRAME_GAP = 0.1        # at most ten frames a second, however busy the venue
 KEEPALIVE = 10.0
-MAX_BODY = 1024
+
+
+def words(lang: str) -> dict[str, Any]:
+    """The page's words: its own catalogue and the kiosk's labels of reasons (the log)
+    and of a supervisor's reasons for an override."""
+    labels = {key: text for key, text in catalogue(lang).items()
+              if (key.startswith("reason.") and key.endswith(".label"))
+              or key.startswith("override.why.")}
+    return {"lang": lang, "messages": {**labels, **catalogue(lang, CONTROL)}}
 
 
 @dataclass
@@ -55,29 +85,41 @@ class Room:
     clock: Callable[[], datetime]
     host: str
     port: int
-    login: Login | None          # None: loopback, no login needed
+    login: Login
+    login_required: bool         # beyond loopback, as the kiosk's
     status_open: bool
     healthy: Callable[[], tuple[bool, list[str]]]
     stopping: Callable[[], bool] = lambda: False
+    language: str | None = None  # [web] language: every page in it, whatever the browser
+    commands: Commands | None = None  # None: no supervisor key, no command buttons
 
 
 def build_app(room: Room) -> ASGIApp:
-    files = {name: resources.files("scanner.control").joinpath("static", name).read_bytes()
-             for name in STATIC}
+    files = {name: resources.files("scanner.kiosk" if name == "words.js" else "scanner.control")
+             .joinpath("static", name).read_bytes() for name in STATIC}
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ZoneCollector(lambda: room.view.zones(room.clock())))
 
     def read_only(request: Request) -> None:
-        if room.login is not None and not room.status_open \
-                and not room.login.sessions.valid(request.cookies.get(COOKIE)):
-            raise HttpError(HTTPStatus.UNAUTHORIZED, "log in with the control room's PIN")
+        if room.login_required and not room.status_open:
+            check_session(request, room.login.sessions, "log in with the control room's PIN")
+
+    def attempt(address: str, pin: str) -> str:
+        return sign_in(room.login, address, pin)
 
     async def page(request: Request) -> Response:
         name = request.path_params.get("name", "control.html")
         if name not in files:
             raise HttpError(HTTPStatus.NOT_FOUND, "no such file")
-        return Response(files[name], media_type=STATIC[name],
-                        headers={"Cache-Control": "no-cache"})
+        body = files[name]
+        if name == "control.html":
+            body = in_language(body, page_language(request, room.language))
+        return Response(body, media_type=STATIC[name],
+                        headers={"Cache-Control": "no-cache", "Vary": "Accept-Language"})
+
+    async def i18n(request: Request) -> Response:
+        return _json(words(page_language(request, room.language)),
+                     headers={"Vary": "Accept-Language"})
 
     async def venue(request: Request) -> Response:
         read_only(request)
@@ -103,26 +145,6 @@ def build_app(room: Room) -> ASGIApp:
                                  headers={"Cache-Control": "no-cache",
                                           "X-Accel-Buffering": "no"})
 
-    async def login(request: Request) -> Response:
-        if room.login is None:
-            return _json({"ok": True})
-        body = await request.body()
-        try:
-            doc = orjson.loads(body) if 0 < len(body) <= MAX_BODY else None
-        except orjson.JSONDecodeError:
-            doc = None
-        pin = doc.get("pin") if isinstance(doc, dict) else None
-        if not isinstance(pin, str) or not pin:
-            raise HttpError(HTTPStatus.BAD_REQUEST, "pin: expected text")
-        address = request.client.host if request.client else ""
-        try:
-            token = await run_in_threadpool(room.login.attempt, address, pin)
-        except LoginRefused as exc:
-            raise HttpError(HTTPStatus.FORBIDDEN, str(exc)) from None
-        cookie = (f"{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; "
-                  f"Max-Age={int(SESSION_SECONDS)}")
-        return _json({"ok": True}, headers={"Set-Cookie": cookie})
-
     async def refused(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HttpError)
         return _json({"error": str(exc)}, exc.status, exc.headers)
@@ -138,7 +160,8 @@ def build_app(room: Room) -> ASGIApp:
     app = Starlette(routes=[
         Route("/", page), Route("/static/{name}", page), Route("/events", events),
         Route("/api/venue", venue), Route("/api/zones", zones), Route("/metrics", metrics),
-        Route("/healthz", healthz), Route("/api/login", login, methods=["POST"]),
+        Route("/healthz", healthz), Route("/api/i18n", i18n), login_route(attempt),
+        *command_routes(room.commands, room.login, json_body, _json, HttpError),
     ], exception_handlers={HttpError: refused, GateError: fault, HTTPException: http_error})
     return Guard(app, Hosts(room.host, room.port))
 

@@ -7,7 +7,7 @@ Fed by the observer (records, statuses, ledgers, health messages) and asked by t
 from __future__ import annotations
 
 import threading
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Any
@@ -20,6 +20,12 @@ from scanner.zones.escrow import Ledger
 
 LOG_SIZE = 200          # decisions on the page's log
 CONFLICT_SIZE = 100
+ALARM_SIZE = 100        # passage alarms and manual releases on the alarms panel
+DENIALS_KEPT = 2000     # recent denials by scan id: what an override lifted
+# Records the alarms panel lists: a turnstile forced or held open, a gate opened by hand,
+# a steward's release a lockdown refused.
+ALARM_REASONS = frozenset({"PASSAGE_FORCED", "PASSAGE_HELD", "MANUAL_RELEASE",
+                           "RELEASE_REFUSED"})
 CHART_MINUTES = 180     # entries and exits per minute over the last three hours
 STALE = 10.0            # seconds without a word after which a gate is shown as lost
 
@@ -41,6 +47,9 @@ class VenueView:
         self._log: deque[dict[str, Any]] = deque(maxlen=LOG_SIZE)
         self._conflicts: deque[dict[str, Any]] = deque(maxlen=CONFLICT_SIZE)
         self._conflict_count = 0
+        self._alarms: deque[dict[str, Any]] = deque(maxlen=ALARM_SIZE)
+        self._alarm_ids: set[str] = set()
+        self._denials: OrderedDict[str, str] = OrderedDict()
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self.version = 0
@@ -63,12 +72,22 @@ class VenueView:
                     "ticket_id": record.ticket_id, "barcode": record.barcode,
                     "first": {"gate": last.gate, "at": last.at},
                     "second": {"gate": record.gate, "at": record.scanned_at}})
+            if record.result != "OK" and record.role is None:
+                self._denials[record.scan_id] = record.reason
+                if len(self._denials) > DENIALS_KEPT:
+                    self._denials.popitem(last=False)
+            line = {"at": record.scanned_at, "gate": record.gate,
+                    "zone": self.book.zone_of(record.gate), "direction": record.direction,
+                    "result": record.result, "reason": record.reason,
+                    "barcode": record.barcode, "scan_id": record.scan_id,
+                    "who": _who(record, self._denials)}
             if new or record.result != "OK":
-                self._log.appendleft({"at": record.scanned_at, "gate": record.gate,
-                                      "zone": self.book.zone_of(record.gate),
-                                      "direction": record.direction, "result": record.result,
-                                      "reason": record.reason, "barcode": record.barcode,
-                                      "scan_id": record.scan_id})
+                self._log.appendleft(line)
+            if record.reason in ALARM_REASONS and record.scan_id not in self._alarm_ids:
+                if len(self._alarms) == ALARM_SIZE:
+                    self._alarm_ids.discard(self._alarms[-1]["scan_id"])
+                self._alarms.appendleft(line)
+                self._alarm_ids.add(record.scan_id)
             self._touch()
 
     def status(self, status: Status, now: datetime) -> None:
@@ -111,7 +130,7 @@ class VenueView:
             return {"at": utc_iso(now), "version": self.version, "gates": gates,
                     "zones": zones, "conflicts": {"count": self._conflict_count,
                                                   "recent": list(self._conflicts)[:20]},
-                    "log": list(self._log)[:50]}
+                    "alarms": list(self._alarms)[:20], "log": list(self._log)[:50]}
 
     # -- inside -----------------------------------------------------------------------
 
@@ -130,13 +149,20 @@ class VenueView:
         health = gate.health
         ago = (now - parse_iso(gate.heard)).total_seconds() if gate.heard else None
         state = "online" if gate.online and ago is not None and ago < STALE else "alone"
+        # Alarm codes the page words ("fire", "reader:<name>"); a lost reader is in readers.
         alarms = list(health.alarms) if health else []
-        if health is not None:
-            alarms += [f"reader lost: {r}" for r, ok in sorted(health.readers.items())
-                       if not ok and f"reader lost: {r}" not in alarms]
         return {"gate": gate.gate, "state": state, "last_seen": gate.heard,
                 "seen_ago": None if ago is None else round(ago, 1),
                 "zone": self.book.zone_of(gate.gate), "seq": gate.seq,
                 "version": health.version if health else None,
                 "readers": dict(health.readers) if health else {},
                 "queue": health.queue if health else None, "alarms": alarms}
+
+
+def _who(record: Record, denials: OrderedDict[str, str]) -> dict[str, Any] | None:
+    """Who made an entry and why, and the denial it lifted (None: a scan)."""
+    if record.role is None:
+        return None
+    return {"role": record.role, "session": record.session, "why": record.why,
+            "note": record.note, "answers": record.answers,
+            "denied": denials.get(record.answers) if record.answers else None}

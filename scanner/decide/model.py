@@ -60,6 +60,8 @@ class Reason(StrEnum):
     PASSAGE_FORCED = "PASSAGE_FORCED"
     PASSAGE_HELD = "PASSAGE_HELD"
     MANUAL_RELEASE = "MANUAL_RELEASE"
+    # A steward's manual release the venue's lockdown refused (only the supervisor may).
+    RELEASE_REFUSED = "RELEASE_REFUSED"
     # A supervisor's venue command (scanner.decide.orders): the ticket is blocked (a ban, a
     # lost card), entry is stopped here (or free egress holds the gate open), or lockdown.
     BLOCKED = "BLOCKED"
@@ -75,10 +77,11 @@ ADMITTING = frozenset({Reason.GRANTED, Reason.CHECKED_OUT, Reason.CONFIRMED,
 # Journal entries no read made: alarms and held tickets (whose outcome is the entry that
 # counts). Never uploaded, never counted as denials.
 ALARMS = frozenset({Reason.PASSAGE_FORCED, Reason.PASSAGE_HELD, Reason.MANUAL_RELEASE})
-NOT_UPLOADED = ALARMS | {Reason.ACTION_REQUIRED}
+NOT_UPLOADED = ALARMS | {Reason.ACTION_REQUIRED, Reason.RELEASE_REFUSED}
 # Reasons of journal entries a steward, a supervisor or the turnstile made: ``decide``
 # never gives them.
-NOT_DECIDED = ALARMS | {Reason.CONFIRMED, Reason.NOT_CONFIRMED, Reason.OVERRIDDEN}
+NOT_DECIDED = ALARMS | {Reason.CONFIRMED, Reason.NOT_CONFIRMED, Reason.OVERRIDDEN,
+                        Reason.RELEASE_REFUSED}
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,8 @@
     POST /api/info      {"barcode"}: an information scan, nothing journaled  (steward)
     POST /api/confirm   {"scan_id"?, "confirm": bool}: answer a held ticket   (steward)
     POST /api/release   {}: open the gate once by hand, journaled             (steward)
+                        (in a venue lockdown: the supervisor only; a steward's is
+                        journaled as refused and answered 403)
     POST /api/override  {"scan_id", "why", "note"?}: admit a denied ticket    (supervisor)
 
 Every one needs a session, on loopback too (``routes``' rules for annul): the screen's
@@ -24,7 +26,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from scanner.decide.model import Direction
-from scanner.errors import AlreadyAnswered, NotAllowed, NotAnswerable, SupervisionError
+from scanner.errors import (
+    AlreadyAnswered,
+    NotAllowed,
+    NotAnswerable,
+    ReleaseRefused,
+    SupervisionError,
+)
 from scanner.kiosk.auth import COOKIE, SUPERVISOR, Sessions, session_tag
 from scanner.kiosk.parts import KioskParts
 from scanner.kiosk.present import preview_event
@@ -33,8 +41,8 @@ from scanner.supervise.desk import Acting
 
 Body = Callable[[Request], Awaitable[dict[str, Any]]]
 Json = Callable[..., Response]
-_STATUS = {NotAllowed: HTTPStatus.UNAUTHORIZED, AlreadyAnswered: HTTPStatus.CONFLICT,
-           NotAnswerable: HTTPStatus.NOT_FOUND}
+_STATUS = {ReleaseRefused: HTTPStatus.FORBIDDEN, NotAllowed: HTTPStatus.UNAUTHORIZED,
+           AlreadyAnswered: HTTPStatus.CONFLICT, NotAnswerable: HTTPStatus.NOT_FOUND}
 
 
 class Served(Protocol):

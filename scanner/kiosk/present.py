@@ -45,6 +45,7 @@ REASON_LABELS = {
     Reason.WRONG_GATE: "wrong gate", Reason.ACTION_REQUIRED: "held",
     Reason.NOT_CONFIRMED: "not confirmed", Reason.PASSAGE_FORCED: "forced",
     Reason.PASSAGE_HELD: "held open", Reason.MANUAL_RELEASE: "released",
+    Reason.RELEASE_REFUSED: "release refused",
     Reason.BLOCKED: "blocked", Reason.ENTRY_STOPPED: "entry stopped",
     Reason.LOCKDOWN: "lockdown",
     Reason.ZONE_FULL: "zone full",

@@ -53,7 +53,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from scanner.decide.model import Direction
 from scanner.errors import GateError
-from scanner.kiosk.auth import COOKIE, SESSION_SECONDS
+from scanner.kiosk.auth import (
+    COOKIE,
+    SESSION_SECONDS,
+    Busy,
+    LockedOut,
+    Login,
+    LoginRefused,
+    NoPin,
+    Sessions,
+)
 from scanner.kiosk.events import END
 from scanner.kiosk.i18n import choose, page_words
 from scanner.kiosk.metrics import CONTENT_TYPE
@@ -61,7 +70,6 @@ from scanner.kiosk.parts import SYNCING
 from scanner.netrules import LOOPBACK_NAMES
 
 if TYPE_CHECKING:
-    from scanner.kiosk.auth import Sessions
     from scanner.kiosk.events import Broadcaster
     from scanner.kiosk.metrics import Metrics
     from scanner.kiosk.parts import KioskParts, WebSettings
@@ -73,7 +81,8 @@ STREAM_POLL = 0.5      # how soon an open stream notices the server stopping
 RETRY_MS = 1000         # the EventSource reconnect delay the page is told
 MAX_BODY = 4096
 STATIC = {"index.html": "text/html; charset=utf-8", "kiosk.css": "text/css; charset=utf-8",
-          "kiosk.js": "text/javascript; charset=utf-8", "favicon.svg": "image/svg+xml"}
+          "kiosk.js": "text/javascript; charset=utf-8", "favicon.svg": "image/svg+xml",
+          "words.js": "text/javascript; charset=utf-8"}
 READ_ONLY = ("/events", "/api/state", "/api/status", "/api/recent", "/metrics")
 SAFETY_HEADERS = [(b"x-content-type-options", b"nosniff"),
                   (b"content-security-policy", b"default-src 'self'")]
@@ -197,6 +206,51 @@ def _json(doc: Any, status: int = HTTPStatus.OK,
 
 json_response = _json  # the control room's routes (scanner.control) answer alike
 
+# What each refused login becomes (any other refusal: 401).
+REFUSALS = {NoPin: HTTPStatus.FORBIDDEN, Busy: HTTPStatus.SERVICE_UNAVAILABLE,
+            LockedOut: HTTPStatus.TOO_MANY_REQUESTS}
+
+
+def sign_in(login: Login, address: str, pin: str) -> str:
+    """A session token for the right PIN; a refusal as the HTTP answer it becomes."""
+    try:
+        return login.attempt(address, pin)
+    except LoginRefused as exc:
+        status = next((code for kind, code in REFUSALS.items() if isinstance(exc, kind)),
+                      HTTPStatus.UNAUTHORIZED)
+        retry = {"Retry-After": str(int(exc.retry_after) + 1)} if exc.retry_after else None
+        raise HttpError(status, str(exc), retry) from None
+
+
+def check_session(request: Request, sessions: Sessions, message: str) -> None:
+    """401 with ``message`` unless the request carries a live session's cookie."""
+    if not sessions.valid(request.cookies.get(COOKIE)):
+        raise HttpError(HTTPStatus.UNAUTHORIZED, message)
+
+
+def login_route(attempt: Callable[[str, str], str]) -> Route:
+    """``POST /api/login`` {"pin"}: ``attempt(address, pin)``'s token as the session
+    cookie (HttpOnly, SameSite=Strict, for a shift)."""
+    async def login(request: Request) -> Response:
+        body = await _body(request)
+        address = request.client.host if request.client else ""
+        token = await run_in_threadpool(attempt, address, _text(body, "pin"))
+        cookie = (f"{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; "
+                  f"Max-Age={int(SESSION_SECONDS)}")
+        return _json({"ok": True}, headers={"Set-Cookie": cookie})
+
+    return Route("/api/login", login, methods=["POST"])
+
+
+def page_language(request: Request, forced: str | None) -> str:
+    """The page's language: ``forced`` ([web] language), else the browser's best."""
+    return choose(request.headers.get("accept-language"), forced)
+
+
+def in_language(page: bytes, lang: str) -> bytes:
+    """A page's HTML with its language set, before any script runs."""
+    return page.replace(b'<html lang="en">', f'<html lang="{lang}">'.encode(), 1)
+
 
 class Kiosk(Protocol):
     """What the routes serve (``scanner.kiosk.server.KioskServer``): its parts and state,
@@ -227,28 +281,26 @@ def build_app(kiosk: Kiosk) -> ASGIApp:
              for name in STATIC}
 
     def require_session(request: Request) -> None:
-        if kiosk.login_required and not kiosk.sessions.valid(request.cookies.get(COOKIE)):
-            raise HttpError(HTTPStatus.UNAUTHORIZED, "log in with this gate's PIN first")
+        if kiosk.login_required:
+            check_session(request, kiosk.sessions, "log in with this gate's PIN first")
 
     def require_steward(request: Request) -> None:
-        if not kiosk.sessions.valid(request.cookies.get(COOKIE)):
-            raise HttpError(HTTPStatus.UNAUTHORIZED, "the steward's PIN first")
+        check_session(request, kiosk.sessions, "the steward's PIN first")
 
     def read_only(request: Request) -> None:
         if not kiosk.web.status_open:
             require_session(request)
 
     def language(request: Request) -> str:
-        return choose(request.headers.get("accept-language"), kiosk.language)
+        return page_language(request, kiosk.language)
 
     async def page(request: Request) -> Response:
         name = request.path_params.get("name", "index.html")
         if name not in files:
             raise HttpError(HTTPStatus.NOT_FOUND, "no such file")
         body = files[name]
-        if name == "index.html":  # the page's language, before any script runs
-            body = body.replace(b'<html lang="en">',
-                                f'<html lang="{language(request)}">'.encode(), 1)
+        if name == "index.html":
+            body = in_language(body, language(request))
         return Response(body, media_type=STATIC[name],
                         headers={"Cache-Control": "no-cache", "Vary": "Accept-Language"})
 
@@ -295,14 +347,6 @@ def build_app(kiosk: Kiosk) -> ASGIApp:
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
             background=BackgroundTask(kiosk.events.detach, client))
 
-    async def login(request: Request) -> Response:
-        body = await _body(request)
-        address = request.client.host if request.client else ""
-        token = await run_in_threadpool(kiosk.login, address, _text(body, "pin"))
-        cookie = (f"{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; "
-                  f"Max-Age={int(SESSION_SECONDS)}")
-        return _json({"ok": True}, headers={"Set-Cookie": cookie})
-
     async def scan(request: Request) -> Response:
         body = await _body(request)
         require_session(request)
@@ -344,7 +388,7 @@ def build_app(kiosk: Kiosk) -> ASGIApp:
         Route("/", page), Route("/static/{name}", page), Route("/healthz", healthz),
         Route("/events", events), Route("/api/state", state), Route("/api/status", status),
         Route("/metrics", metrics), Route("/api/recent", recent), Route("/api/i18n", words),
-        Route("/api/login", login, methods=["POST"]),
+        login_route(kiosk.login),
         Route("/api/scan", scan, methods=["POST"]),
         Route("/api/direction", direction, methods=["POST"]),
         Route("/api/annul", annul, methods=["POST"]),
@@ -411,6 +455,10 @@ async def _body(request: Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise HttpError(HTTPStatus.BAD_REQUEST, "expected a JSON object")
     return body
+
+
+# The control room's routes take their bodies by the same rules.
+json_body = _body
 
 
 def _text(body: dict[str, Any], key: str) -> str:

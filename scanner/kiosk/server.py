@@ -15,12 +15,8 @@ from scanner.decide.model import Direction
 from scanner.errors import ConfigError
 from scanner.kiosk.auth import (
     SUPERVISOR_PIN_KEY,
-    Busy,
-    LockedOut,
     Lockout,
     Login,
-    LoginRefused,
-    NoPin,
     PinHash,
     Sessions,
 )
@@ -28,7 +24,7 @@ from scanner.kiosk.events import Broadcaster
 from scanner.kiosk.httpd import HttpThread, listen
 from scanner.kiosk.metrics import Metrics
 from scanner.kiosk.parts import KioskParts, WebSettings
-from scanner.kiosk.routes import HttpError, build_app
+from scanner.kiosk.routes import HttpError, build_app, sign_in
 from scanner.kiosk.state import directions, page_state
 from scanner.netrules import is_loopback
 from scanner.sync.progress import Eta
@@ -38,8 +34,6 @@ from scanner.sync.progress import Eta
 # whole store and journal, on the decisions' interpreter).
 STATUS_MAX_AGE = 1.0
 
-REFUSALS = {NoPin: HTTPStatus.FORBIDDEN, Busy: HTTPStatus.SERVICE_UNAVAILABLE,
-            LockedOut: HTTPStatus.TOO_MANY_REQUESTS}
 
 
 class KioskServer:
@@ -124,13 +118,7 @@ class KioskServer:
 
     def login(self, address: str, pin: str) -> str:
         """A session token for the right PIN; refusals as the HTTP answer they become."""
-        try:
-            return self._login.attempt(address, pin)
-        except LoginRefused as exc:
-            status = next((code for kind, code in REFUSALS.items() if isinstance(exc, kind)),
-                          HTTPStatus.UNAUTHORIZED)
-            retry = {"Retry-After": str(int(exc.retry_after) + 1)} if exc.retry_after else None
-            raise HttpError(status, str(exc), retry) from None
+        return sign_in(self._login, address, pin)
 
     # -- the worker ----------------------------------------------------------------------
 

@@ -8,6 +8,11 @@ from gate ``g`` (the broker's ACL lets a gate publish only under its own name; t
 no one without the key publish at all). Replayed scans are ordinary scans: receiving one
 twice changes nothing (idempotent by scan id).
 
+A record is an array of the 11 decision fields; an entry a person or the turnstile made
+(an override, a manual release, an alarm) adds who and why as 5 more. A plain scan stays
+11 long, so a gate that knows only 11 still reads every scan, and a record of 11 from such
+a gate is as valid as ever.
+
 Topics (every one under the publishing gate's own name, as the ACL demands):
 
     gates/<g>/scans             a Batch: records of gate g (one when live, many in a
@@ -29,6 +34,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import itertools
+import operator
 import os
 import re
 from collections import Counter
@@ -109,6 +116,13 @@ class Record(NamedTuple):
     result: str            # OK | FAIL
     reason: str
     scanned_at: str        # the origin's corrected wall time, ISO UTC ms, for people
+    # Who made an entry no read made, and why (``scanner.journal.supervision``): an
+    # override, a held ticket's answer, a manual release, a passage alarm. None for a scan.
+    role: str | None = None      # supervisor | steward | button | gate
+    session: str | None = None   # a tag of the kiosk session, never the session
+    why: str | None = None       # a code: an override's reason, an alarm's
+    note: str | None = None      # the supervisor's own words, one line
+    answers: str | None = None   # the scan it answers: an override's denial, a held one
 
     @property
     def admission(self) -> bool:
@@ -147,11 +161,15 @@ class Health:
     at: str                        # the gate's time of this message, ISO UTC
     readers: dict[str, bool]       # reader name -> reading
     queue: int                     # decisions waiting for upload
-    alarms: tuple[str, ...] = ()   # "fire", "reader lost: north", ...
+    alarms: tuple[str, ...] = ()   # codes: "fire", "reader:<name>" (a reader's fault)
 
 
 Message = Batch | Status | ReplayRequest | Ledger | Health
 _RECORD_LENGTH = len(Record._fields)
+DECISION_FIELDS = Record._fields.index("role")   # a record without who and why
+decision_of = operator.itemgetter(slice(0, DECISION_FIELDS))
+_NO_WHO = [None] * (_RECORD_LENGTH - DECISION_FIELDS)
+_LENGTHS = {DECISION_FIELDS, _RECORD_LENGTH}
 _DIRECTIONS, _RESULTS = {"IN", "OUT"}, {"OK", "FAIL"}
 _AVERAGE_RECORD_BYTES = 200  # a first guess at how many records fill BATCH_BYTES
 
@@ -173,7 +191,8 @@ class Codec:
         """Records of ``gate`` as few payloads of at most about ``BATCH_BYTES`` each
         (``kind`` REPLAYED for a replay addressed to one gate)."""
         payloads: list[bytes] = []
-        rows = [list(r) for r in records]  # orjson writes lists, not NamedTuples
+        # orjson writes lists, not NamedTuples; a scan without who and why as 11 fields
+        rows = [list(r) if r.role is not None else list(decision_of(r)) for r in records]
         step = min(MAX_BATCH_RECORDS, max(1, BATCH_BYTES // _AVERAGE_RECORD_BYTES))
         start = 0
         while start < len(rows):
@@ -314,10 +333,25 @@ def _records(gate: str, items: list[Any]) -> tuple[Record, ...]:
     """The records of a batch from ``gate``; any fault drops the whole message. Checked
     column by column with C-level set operations, not record by record: a replay brings
     tens of thousands, and per-record Python checks were the largest cost of catching up."""
-    if set(map(type, items)) != {list} or set(map(len, items)) != {_RECORD_LENGTH}:
+    if set(map(type, items)) != {list}:
         raise _Drop("malformed")
+    lengths = set(map(len, items))
+    if not lengths <= _LENGTHS:
+        raise _Drop("malformed")
+    supervised = _RECORD_LENGTH in lengths
+    if supervised:  # entries among the scans: who and why checked, scans padded
+        if any(len(i) == _RECORD_LENGTH and i[DECISION_FIELDS] is None for i in items):
+            raise _Drop("malformed")     # who and why come with a role, or not at all
+        items = [i if len(i) == _RECORD_LENGTH else i + _NO_WHO for i in items]
+        columns = list(zip(*items, strict=True))
+        who = tuple(itertools.chain.from_iterable(columns[DECISION_FIELDS:]))
+        if not (set(map(type, who)) <= _TEXT_OR_NONE and "" not in who
+                and all(map(_short, filter(None, who)))):
+            raise _Drop("malformed")
+    else:
+        columns = list(zip(*items, strict=True))
     scan_ids, origins, seqs, hlcs, tickets, events, barcodes, directions, results, reasons, \
-        ats = zip(*items, strict=True)
+        ats = columns[:DECISION_FIELDS]
     if set(origins) != {gate}:
         raise _Drop("wrong_topic")
     if not (set(map(type, seqs)) == {int} and min(seqs) >= 1
@@ -330,7 +364,9 @@ def _records(gate: str, items: list[Any]) -> tuple[Record, ...]:
     pattern, length = _stamps_of(gate)
     if set(map(len, hlcs)) != {length} or pattern.fullmatch("".join(hlcs)) is None:
         raise _Drop("malformed")
-    return tuple(map(_as_record, items))
+    # Scans only (the common case): padded to a Record's length in C, no Python per record.
+    return tuple(map(_as_record, items if supervised
+                     else map(operator.add, items, itertools.repeat(_NO_WHO))))
 
 
 @functools.lru_cache(maxsize=256)

@@ -43,14 +43,16 @@ class MeshSettings:
         return f"MeshSettings(url={self.url!r}, username={self.username!r})"
 
     @classmethod
-    def from_config(cls, mesh: Any) -> MeshSettings:
+    def from_config(cls, mesh: Any, *,
+                    credentials_key: str = "mesh.credentials_file") -> MeshSettings:
         """From any object with the ``[mesh]`` attributes (url, key_file, credentials_file,
         ca_file, cert_file, client_key_file); the environment's override of the url is
-        already in ``url`` (``scanner.config`` applies it)."""
+        already in ``url`` (``scanner.config`` applies it). ``credentials_key`` names the
+        credentials' setting in errors."""
         username = password = None
         creds = getattr(mesh, "credentials_file", None)
         if creds:
-            username, password = read_credentials(creds)
+            username, password = read_credentials(creds, credentials_key)
         cert_key = getattr(mesh, "client_key_file", None)
         if cert_key:  # the TLS library reads it; the file is checked like every secret
             check_secret_file(cert_key, "mesh.client_key_file")
@@ -59,12 +61,12 @@ class MeshSettings:
                    cert_file=getattr(mesh, "cert_file", None), cert_key_file=cert_key)
 
 
-def read_credentials(path: str) -> tuple[str, Secret]:
+def read_credentials(path: str, key: str = "mesh.credentials_file") -> tuple[str, Secret]:
     """``username:password`` on the first line of its own private file (never in the TOML)."""
-    text = read_secret_text(path, "mesh.credentials_file")
+    text = read_secret_text(path, key)
     username, sep, password = (text.splitlines() or [""])[0].partition(":")
     if not sep or not username:
-        raise ConfigError("mesh.credentials_file: the first line must be username:password")
+        raise ConfigError(f"{key}: the first line must be username:password")
     return username, Secret(password)
 
 

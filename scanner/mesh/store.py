@@ -32,9 +32,9 @@ from scanner.db import faults
 from scanner.db.database import Database
 from scanner.db.keyed import put_meta
 from scanner.decide.model import Direction, PastScan
-from scanner.journal.schema import journal_meta, mesh_conflicts, mesh_scans
+from scanner.journal.schema import journal_meta, mesh_conflicts, mesh_scans, supervision
 from scanner.mesh.hlc import HybridClock, Stamp
-from scanner.mesh.message import Record
+from scanner.mesh.message import Record, decision_of
 from scanner.tickets import utc_iso
 from scanner.zones.escrow import Ledger
 
@@ -60,8 +60,13 @@ _MAX_PARAMS = 999
 # Stamping and anti-entropy run every tick: plain SQL, not SQLAlchemy's per-call compile.
 _STAMPED = "SELECT max(journal_seq), max(seq) FROM mesh_scans WHERE origin = ?"
 _ANY_UNSTAMPED = "SELECT 1 FROM journal WHERE seq > ? AND gate_id = ? LIMIT 1"
-_UNSTAMPED = ("SELECT seq, scan_id, ticket_id, event_id, barcode, direction, result, reason,"
-              " scanned_at FROM journal WHERE seq > ? AND gate_id = ? ORDER BY seq LIMIT ?")
+# With who and why of an entry a person or the turnstile made (table supervision), which
+# the record carries to the control room; mesh_scans keeps the decision fields only.
+_UNSTAMPED = ("SELECT j.seq, j.scan_id, j.ticket_id, j.event_id, j.barcode, j.direction,"
+              " j.result, j.reason, j.scanned_at, s.role, s.session, s.why, s.note,"
+              " s.ref_scan_id"
+              " FROM journal j LEFT JOIN supervision s ON s.scan_id = j.scan_id"
+              " WHERE j.seq > ? AND j.gate_id = ? ORDER BY j.seq LIMIT ?")
 _HELD_SEQS = "SELECT DISTINCT seq FROM mesh_scans WHERE origin = ? AND seq > ? ORDER BY seq"
 _HELD_COUNT = ("SELECT count(DISTINCT seq) FROM mesh_scans"
                " WHERE origin = ? AND seq > ? AND seq <= ?")
@@ -147,7 +152,9 @@ class MeshStore(Database):
         """Keep peer records in one transaction; returns how many were new."""
         rows = [r for r in records if r.gate != self.gate_id] \
             if self.gate_id in map(_origin, records) else records
-        return self._insert(rows, self.peer_engine, _PEER_ROW) if rows else 0
+        # A peer's who and why are its own journal's: kept here are the decision fields.
+        return self._insert(list(map(decision_of, rows)), self.peer_engine, _PEER_ROW) \
+            if rows else 0
 
     def stamp_journal(self, clock: HybridClock, *, after: int = 0) -> list[Record]:
         """Make mesh records of journal rows not stamped yet, in journal order, numbered
@@ -171,12 +178,13 @@ class MeshStore(Database):
             if not rows:
                 return []
             records, values = [], []
-            for jseq, scan_id, ticket, event, barcode, direction, result, reason, at in rows:
+            for jseq, scan_id, ticket, event, barcode, direction, result, reason, at, \
+                    *who in rows:
                 seq += 1
                 record = Record(scan_id, self.gate_id, seq, str(clock.now()), ticket, event,
-                                barcode, direction, result, reason, at)
+                                barcode, direction, result, reason, at, *who)
                 records.append(record)
-                values.append((*record, jseq, OWN))
+                values.append((*decision_of(record), jseq, OWN))
             self._insert(values, self.engine, _OWN_ROW)
             self._stamped, self._own_top = values[-1][-2], seq
             return records
@@ -356,7 +364,12 @@ class MeshStore(Database):
                     for row in conn.execute(query)]
 
     def _records(self, where: Any) -> list[Record]:
-        query = select(*(_c[n] for n in _RECORD_COLUMNS)).order_by(_c.hlc)
+        """Records with who and why for this gate's own entries (its supervision rows)."""
+        who = supervision.c
+        query = (select(*(_c[n] for n in _RECORD_COLUMNS), who.role, who.session, who.why,
+                        who.note, who.ref_scan_id)
+                 .outerjoin(supervision, supervision.c.scan_id == _c.scan_id)
+                 .order_by(_c.hlc))
         if where is not None:
             query = query.where(where)
         with self.reading() as conn:

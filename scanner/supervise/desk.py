@@ -8,7 +8,10 @@
 - An override (supervisor only) answers a denial of this gate with an OVERRIDDEN entry:
   a grant like any other, uploaded as the entry it became, the ticket inside after it.
 - A manual release opens the gate for someone without a ticket (a wheelchair, a medic):
-  a MANUAL_RELEASE entry, then the relay; the passage that follows is not an alarm.
+  a MANUAL_RELEASE entry, then the relay; the passage that follows is not an alarm. In a
+  venue lockdown only the supervisor may: their release is journaled as an override of
+  the lockdown (why LOCKDOWN_OVERRIDDEN), a steward's is journaled as RELEASE_REFUSED and
+  opens nothing. Free egress changes nothing here: every relay is open already.
 - A passage alarm (forced, held open) is an entry the act stage asks for (``alarm``).
 
 Every entry is written with who made it and why (``scanner.journal.supervision``) and
@@ -30,7 +33,8 @@ from scanner.decide.model import (
     Feedback,
     Reason,
 )
-from scanner.errors import NotAllowed, NotAnswerable
+from scanner.decide.orders import Mode, VenueOrders
+from scanner.errors import NotAllowed, NotAnswerable, ReleaseRefused
 from scanner.gatekeeper import CheckResult
 from scanner.journal import supervision
 from scanner.journal.ids import new_scan_id
@@ -59,6 +63,8 @@ _ORDERED = frozenset({Reason.BLOCKED, Reason.ENTRY_STOPPED, Reason.LOCKDOWN})
 # override would admit without a place, so it waits for one, as the gate does.
 _UNPLACED = frozenset({Reason.ZONE_FULL})
 _REFUSED = {Answer.REFUSE: "refused by the steward", Answer.TIMEOUT: "no answer in time"}
+# The why of a supervisor's manual release in lockdown, and of a steward's refused one.
+LOCKDOWN_OVERRIDDEN, IN_LOCKDOWN = "LOCKDOWN_OVERRIDDEN", "LOCKDOWN"
 
 
 class Submit(Protocol):
@@ -92,13 +98,15 @@ class Acting:
 class Desk:
     def __init__(self, journal: Journal, keeper: Keeper, submit: Submit, holds: Holds, *,
                  release: Callable[[str], bool] | None = None,
-                 journaled: Callable[[], None] | None = None) -> None:
+                 journaled: Callable[[], None] | None = None,
+                 orders: Callable[[], VenueOrders] | None = None) -> None:
         self.journal = journal
         self.keeper = keeper
         self._submit = submit
         self.holds = holds
         self._release = release
         self._journaled = journaled
+        self._orders = orders
 
     # -- the lane's and the kiosk's submit -------------------------------------------------
 
@@ -175,11 +183,27 @@ class Desk:
         return result
 
     def release(self, acting: Acting) -> str:
-        """Open the gate once by hand; journaled first. Returns the entry's scan id."""
+        """Open the gate once by hand; journaled first. Returns the entry's scan id.
+        In a venue lockdown a steward's release is journaled as refused and raises
+        ReleaseRefused; the supervisor's is journaled as an override of the lockdown."""
+        locked = self._orders is not None and self._orders().mode is Mode.LOCKDOWN
+        if locked and acting.role != "supervisor":
+            refused = Decision(False, Reason.RELEASE_REFUSED,
+                               f"Manual release by the {acting.role} refused: lockdown",
+                               Feedback.RED, Direction.IN, "")
+            self._entry(refused, Who(acting.role, acting.session, IN_LOCKDOWN))
+            log.warning("manual release by the %s refused: the venue is in lockdown",
+                        acting.role)
+            raise ReleaseRefused("the venue is in lockdown: only the supervisor may "
+                                 "release the gate")
         decision = Decision(False, Reason.MANUAL_RELEASE,
-                            f"Manual release by the {acting.role}", Feedback.BLUE,
+                            f"Manual release by the {acting.role}"
+                            + (" in lockdown" if locked else ""), Feedback.BLUE,
                             Direction.IN, "")
-        scan_id = self._entry(decision, Who(acting.role, acting.session))
+        scan_id = self._entry(decision, Who(acting.role, acting.session,
+                                            LOCKDOWN_OVERRIDDEN if locked else None))
+        if locked:
+            log.warning("manual release %s by the supervisor overrides the lockdown", scan_id)
         if self._release is None or not self._release(scan_id):
             log.error("manual release %s journaled, but no relay opened", scan_id)
         return scan_id

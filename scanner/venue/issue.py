@@ -1,4 +1,7 @@
-"""Issuing a venue command: what ``gate venue ...`` and the control room call.
+"""Issuing a venue command: what ``gate venue ...`` and the control room's buttons call.
+
+``send`` is that one path: it checks the command (a zone the configuration declares, the
+fields as a gate checks them) before it connects, then ``issue``s it.
 
 ``issue`` connects to the venue's broker as the supervisor, reads the retained commands
 (up to its own probe's echo: then it has them all) to number the new one after the newest
@@ -16,8 +19,11 @@ import uuid
 from collections.abc import Callable
 
 from scanner.clock import utc_now
-from scanner.errors import GateError
+from scanner.config.zones import ZoneTree
+from scanner.config.zones import venue as venue_zones
+from scanner.errors import ConfigError, GateError
 from scanner.mesh.broker import Broker, Connected, Inbox, Received
+from scanner.mesh.settings import MeshSettings
 from scanner.tickets import utc_iso
 from scanner.venue.command import Command, Kind, Scope, new_command, topic_part
 from scanner.venue.signing import Dropped, Signer
@@ -29,6 +35,25 @@ PROBE_TOPIC = "venue/probe"
 
 class NotIssued(GateError, TimeoutError):
     """The broker did not take the command in time."""
+
+
+def send(settings: MeshSettings, zones: ZoneTree, signer: Signer, kind: Kind, scope: Scope,
+         target: str = "", *, reason: str = "", zone_key: str = "zone") -> Command:
+    """Check, sign and publish one command on a connection of its own to the broker of
+    ``settings`` (its credentials the broker's supervisor user); the command as sent.
+    ConfigError for a zone not in ``zones`` (``zone_key`` names the setting), Refused for
+    a command no gate would take: both before anything is sent."""
+    from scanner.mesh.paho_broker import PahoBroker
+
+    if scope is Scope.ZONE and zones != venue_zones() and target not in zones:
+        # A zone no gate is in would reach nobody, and say "sent" all the same.
+        raise ConfigError(f"{zone_key}: {target!r} is not one of the [[zones]] "
+                          f"({', '.join(zones.zones)})")
+    new_command(kind, scope, target, issuer=signer.issuer, seq=1,
+                issued_at=utc_iso(utc_now()), reason=reason)
+    broker = PahoBroker(settings, f"supervisor-{signer.issuer}-{uuid.uuid4().hex[:8]}")
+    return issue(broker, signer, kind, scope, target, reason=reason,
+                 where=f"the broker at {settings.url.split('@')[-1]}")
 
 
 def issue(broker: Broker, signer: Signer, kind: Kind, scope: Scope, target: str = "", *,

@@ -50,3 +50,20 @@ def open_kiosk(browser: Any, url: str, *, locale: str = "en-GB", init_script: st
     tab.wait_for_function("() => window.__kiosk && window.__kiosk.connected "
                           "&& window.__kiosk.state && window.__kiosk.lang", timeout=wait_ms)
     return tab
+
+
+# axe-core's rules for WCAG 2.0 and 2.1, levels A and AA; a violation of these that axe
+# rates serious or critical fails the screen.
+AXE_OPTIONS = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]},
+               "resultTypes": ["violations"]}
+AXE_FAILS = ("serious", "critical")
+
+
+def axe_violations(page: Any) -> list[str]:
+    """axe's serious and critical WCAG 2.1 AA violations on ``page``: rule, impact, the
+    elements."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    found = Axe().run(page, options=AXE_OPTIONS).response["violations"]
+    return [f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']]}"
+            for v in found if v["impact"] in AXE_FAILS]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from scanner.app.kiosk import from_gate
 from scanner.clock import utc_now
 from scanner.config import LookupConfig, PolicyConfig
 from scanner.decide.model import Direction
+from scanner.decide.orders import VenueOrders
 from scanner.errors import GateError
 from scanner.gatekeeper import CheckResult
 from scanner.kiosk import KioskServer, Reachability, WebOptions
@@ -46,7 +47,8 @@ def free_port() -> int:
 class KioskGate:
     def __init__(self, tmp_path: Path, sim: SimServer, web: WebOptions | None = None, *,
                  lockout: Lockout | None = None, policy: PolicyConfig | None = None,
-                 pins: dict[str, Any] | None = None, held_after: float = 30.0) -> None:
+                 pins: dict[str, Any] | None = None, held_after: float = 30.0,
+                 orders: Callable[[], VenueOrders] | None = None) -> None:
         self.sim = sim
         self.lockout = lockout
         # Every event, the real clock and the default online lookup, as a gate run has.
@@ -62,7 +64,7 @@ class KioskGate:
                               passage_held_after=held_after)
         self.desk = Desk(self.gate.journal, self.gate.gatekeeper, self.stage.submit,
                          Holds(self.gate.config.policy.confirm_timeout),
-                         release=self.stage.release)
+                         release=self.stage.release, orders=orders)
         self.outputs.when_confirm = self.desk.button
         self.stage.start()
         self.link = Reachability()

@@ -5,22 +5,13 @@
   const probe = { latencies: [], state: null, connected: false, lang: null, alarms: [], info: null };
   window.__kiosk = probe;  // read by the browser tests
   const RECENT = 20;
-  let words = {}, state = null, stateAt = 0, resetTimer = 0, shown = null, audio = null, pending = null;
+  let state = null, stateAt = 0, resetTimer = 0, shown = null, audio = null, pending = null;
   let recent = [];
   let infoMode = false, overrideReasons = [];
   // Held tickets wait for the steward; alarms, releases and overrides are journal entries too.
   const NOT_OVERRIDABLE = ["ACTION_REQUIRED", "MALFORMED_READ"];
 
-  // -- words: "{name}" fields filled from args; a missing key shows the key, never nothing --
-  function t(key, args) {
-    const text = words[key] || key;
-    return text.replace(/\{(\w+)\}/g, (m, name) => (args && args[name] != null ? String(args[name]) : m));
-  }
-  function translateStatic() {
-    for (const el of document.querySelectorAll("[data-t]")) el.textContent = t(el.dataset.t);
-    for (const el of document.querySelectorAll("[data-t-label]")) el.setAttribute("aria-label", t(el.dataset.tLabel));
-    for (const el of document.querySelectorAll("[data-t-placeholder]")) el.placeholder = t(el.dataset.tPlaceholder);
-  }
+  const t = window.pageWords.t;  // words.js
 
   // -- feedback: beeps from WebAudio and a vibration, as /me allows --------------------------
   function feedback(granted) {
@@ -364,13 +355,7 @@
   window.addEventListener("resize", fit);
 
   async function start() {
-    try {
-      const r = await fetch("/api/i18n", { cache: "no-store" });
-      const doc = await r.json();
-      words = doc.messages; probe.lang = doc.lang;
-      document.documentElement.lang = doc.lang;
-    } catch (e) { /* keys stand in for words until a reload */ }
-    translateStatic();
+    probe.lang = await window.pageWords.load();
     try {
       const r = await fetch("/api/desk", { cache: "no-store" });
       if (r.ok) overrideReasons = (await r.json()).override_reasons;

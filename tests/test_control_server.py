@@ -1,0 +1,98 @@
+"""The control room's server beyond loopback, by the kiosk's own code: the PIN opens a
+session the read-only routes need, the login takes only JSON of this origin, and repeated
+wrong PINs lock the address out (tests/test_control_page.py: the page on loopback)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from scanner.config.zones import venue
+from scanner.control.server import ControlServer
+from scanner.control.view import VenueView
+from scanner.errors import ConfigError
+from scanner.kiosk.auth import MAX_FAILURES, write_pin_file
+
+
+@pytest.fixture
+def exposed(tmp_path: Path) -> Iterator[ControlServer]:
+    """The control room bound to every address, with a PIN file."""
+    pin = tmp_path / "control.pin"
+    write_pin_file(pin, "4711")
+    server = ControlServer(VenueView(venue(), tz=UTC), host="0.0.0.0", pin_file=str(pin))
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_beyond_loopback_the_venue_needs_the_pin(exposed: ControlServer) -> None:
+    with httpx.Client(base_url=exposed.url, timeout=5) as client:
+        assert client.get("/api/venue").status_code == 401
+        assert client.get("/api/zones").status_code == 401
+        assert client.get("/healthz").status_code == 200
+        assert client.get("/").status_code == 200  # the page itself, to log in from
+        assert client.post("/api/login", json={"pin": "0000"}).status_code == 401
+        answer = client.post("/api/login", json={"pin": "4711"})
+        assert answer.status_code == 200
+        assert "HttpOnly" in answer.headers["set-cookie"]
+        assert client.get("/api/venue").status_code == 200
+
+
+def test_the_login_takes_only_json_of_this_origin(exposed: ControlServer) -> None:
+    """The kiosk's login route: a cross-site form can send neither."""
+    with httpx.Client(base_url=exposed.url, timeout=5) as client:
+        assert client.post("/api/login", data={"pin": "4711"}).status_code == 415
+        assert client.post("/api/login", json={"pin": "4711"},
+                           headers={"Origin": "http://evil.example"}).status_code == 403
+        assert client.get("/api/venue").status_code == 401
+
+
+def test_repeated_wrong_pins_lock_the_address_out(exposed: ControlServer) -> None:
+    with httpx.Client(base_url=exposed.url, timeout=5) as client:
+        codes = [client.post("/api/login", json={"pin": f"{n:04d}"}).status_code
+                 for n in range(MAX_FAILURES + 1)]
+        assert codes[:MAX_FAILURES] == [401] * MAX_FAILURES
+        assert codes[-1] == 429
+        locked = client.post("/api/login", json={"pin": "4711"})
+        assert locked.status_code == 429 and int(locked.headers["retry-after"]) > 0
+
+
+# -- the command buttons' configuration ------------------------------------------------------
+
+def command_config(tmp_path: Path, *, pin: bool, creds_mode: int = 0o600) -> Any:
+    from scanner.config import ControlConfig, GateConfig, MeshConfig, WebConfig
+    from scanner.venue.signing import keygen
+
+    private, _public = keygen(tmp_path / "keys")
+    files = {"mesh.key": "k" * 32, "supervisor.creds": "supervisor:secret"}
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+        (tmp_path / name).chmod(0o600)
+    (tmp_path / "supervisor.creds").chmod(creds_mode)
+    if pin:
+        write_pin_file(tmp_path / "supervisor.pin", "97531")
+    return GateConfig(
+        mesh=MeshConfig(url="mqtt://127.0.0.1:1", key_file=str(tmp_path / "mesh.key")),
+        web=WebConfig(supervisor_pin_file=str(tmp_path / "supervisor.pin")),
+        control=ControlConfig(supervisor_key_file=str(private),
+                              credentials_file=str(tmp_path / "supervisor.creds")))
+
+
+def test_a_supervisor_key_without_a_supervisor_pin_is_refused_at_start(tmp_path: Path) -> None:
+    from scanner.app.control import commands
+
+    with pytest.raises(ConfigError, match=r"^web.supervisor_pin_file: no supervisor PIN"):
+        commands(command_config(tmp_path, pin=False))
+    assert commands(command_config(tmp_path / "with", pin=True)) is not None
+
+
+def test_the_command_credentials_are_named_by_their_own_key(tmp_path: Path) -> None:
+    from scanner.app.control import commands
+
+    with pytest.raises(ConfigError, match=r"^control.credentials_file"):
+        commands(command_config(tmp_path, pin=True, creds_mode=0o644))
