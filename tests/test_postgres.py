@@ -473,3 +473,28 @@ def test_two_supervisors_overriding_one_denial_at_once_admit_it_once(
         assert sorted(type(o).__name__ for o in outcomes) == ["AlreadyAnswered",
                                                              "CheckResult"], outcomes
     assert [e["reason"] for e in gate.journal.entries()].count("OVERRIDDEN") == RACES
+
+
+def test_two_processes_migrating_one_old_journal_at_once_both_open_it(
+        pg_server: PgServer, racers: Racers) -> None:
+    """The daemon and the upload service may start together after an upgrade: the one that
+    waits finds the steps the other ran, never a step run twice or half."""
+    for round_no in range(4):
+        name = f"gate_migrate_{round_no}"
+        pg_server.admin(f'CREATE DATABASE "{name}"')
+        try:
+            url = pg_server.url(name)
+            old = create_engine(url, poolclass=NullPool)
+            with old.begin() as conn:
+                journal_metadata.create_all(conn, tables=[journal_table, journal_meta])
+                JOURNAL.set_version(conn, 1)
+            old.dispose()
+            opened = racers.race(*[partial(make_journal_engine, url)] * 2)
+            faults = [o for o in opened if isinstance(o, Exception)]
+            for engine in opened:
+                if not isinstance(engine, Exception):
+                    assert JOURNAL.version_of(engine) == JOURNAL_SCHEMA_VERSION
+                    engine.dispose()
+            assert faults == []
+        finally:
+            pg_server.admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
