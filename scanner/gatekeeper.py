@@ -137,12 +137,15 @@ class HistorySource(Protocol):
 class Zones(Protocol):
     """The gate's zones (``scanner.zones.book.ZoneBook``): the history as seen from the
     gate's zone, what the zone adds to a decision (timed re-entry, capacity; a place is
-    spent under ``scan_id``, none for an empty one), and every journaled decision."""
+    kept under ``scan_id``, none for an empty one), capacity alone (``admit``), every
+    journaled decision, and a kept place given back."""
 
     def project(self, history: ScanHistory, now: datetime) -> ScanHistory: ...
     def judge(self, decision: Decision, history: ScanHistory, now: datetime,
               scan_id: str) -> Decision: ...
+    def admit(self, decision: Decision, now: datetime, scan_id: str) -> Decision: ...
     def decided(self, decision: Decision, scan_id: str, scanned_at: str) -> None: ...
+    def release(self, scan_id: str) -> bool: ...
 
 
 class Gatekeeper:
@@ -205,8 +208,12 @@ class Gatekeeper:
         decided_ms = (self._timer() - started) * 1000
         # Read again: an online lookup during this check may have measured the offset.
         scanned_at = utc_iso(self._corrected(device_now))
-        self.journal.record(decision, scan_id=scan_id, scanned_at=scanned_at,
-                            latency_ms=decided_ms, event_id=_single(policy.served_events))
+        try:
+            self.journal.record(decision, scan_id=scan_id, scanned_at=scanned_at,
+                                latency_ms=decided_ms, event_id=_single(policy.served_events))
+        except Exception:
+            self.release(scan_id)  # nobody enters on an unjournaled decision
+            raise
         if self.zones is not None:
             self.zones.decided(decision, scan_id, scanned_at)
         if self._journaled is not None:
@@ -241,6 +248,20 @@ class Gatekeeper:
         override) counted in the gate's zones at once, as ``check`` counts its own."""
         if self.zones is not None:
             self.zones.decided(decision, scan_id, scanned_at)
+
+    def place(self, decision: Decision, scan_id: str) -> Decision:
+        """``decision`` (an admission no read made: a supervisor's override) after the
+        capacity of the gate's zones, its place kept under ``scan_id`` as ``check`` keeps
+        one: counted by ``count``, or given back by ``release``."""
+        if self.zones is None:
+            return decision
+        return self.zones.admit(decision, self._corrected(self._clock()), scan_id)
+
+    def release(self, scan_id: str) -> None:
+        """Give back the place kept for ``scan_id`` (a held ticket not confirmed, an entry
+        not journaled); nothing when none is kept."""
+        if self.zones is not None:
+            self.zones.release(scan_id)
 
     def stamp(self) -> str:
         """Now as a scan is stamped (server-clock corrected), for entries no read made."""

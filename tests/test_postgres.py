@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +48,7 @@ from test_journal import (  # noqa: F401  (the journal contract, collected again
     test_unknown_barcode_is_queued_under_the_given_event,
     test_unknown_barcode_without_an_event_is_kept_local_with_the_reason,
 )
+from test_migrations import _schema
 from test_store import (  # noqa: F401  (the store contract, collected again here)
     test_a_mark_of_another_events_listing_does_not_keep_a_ticket,
     test_begin_full_starts_without_marks_and_finish_full_clears_them,
@@ -75,10 +79,21 @@ from scanner.cli.main import main
 from scanner.config import GateConfig, load_config
 from scanner.databases import make_journal_engine
 from scanner.decide.model import Direction, Reason
+from scanner.errors import AlreadyAnswered
 from scanner.journal import Journal
+from scanner.journal.migrations import JOURNAL
+from scanner.journal.schema import JOURNAL_SCHEMA_VERSION, journal_meta, journal_metadata
+from scanner.journal.schema import journal as journal_table
+from scanner.mesh.store import MeshStore
 from scanner.sim import SimServer, World
 from scanner.store.tickets import TicketStore
+from scanner.supervise import Desk, Holds
+from scanner.supervise.desk import Acting
 from scanner.tickets import Ticket
+from scanner.venue.command import Kind, Scope, new_command
+from scanner.venue.signing import Signer, keygen
+from scanner.venue.store import Outcome, VenueStore
+from scanner.zones.escrow import Ledger
 
 IN, OUT = Direction.IN, Direction.OUT
 
@@ -309,3 +324,177 @@ def test_cli_check_upload_and_status_run_on_postgresql(
     assert main(["status", "--json"]) == 0
     status = json.loads(capsys.readouterr().out)
     assert (status["events"][event]["inside"], status["queue"]["depth"]) == (1, 0)
+
+
+# -- the journal's later tables: venue commands, who and why, zone ledgers, migrations -----
+
+def test_a_venue_command_is_applied_once_and_read_back(gate: Gate, tmp_path: Path) -> None:
+    signer = Signer(keygen(tmp_path)[0])
+    store = VenueStore(gate.journal_engine)
+    stop = new_command(Kind.STOP_ENTRY, Scope.ZONE, "north", issuer="ab12", seq=2,
+                       issued_at="2030-01-01T00:00:00.000Z", reason="crowd at the stand")
+    older = new_command(Kind.RESUME, Scope.ZONE, "north", issuer="ab12", seq=1,
+                        issued_at="2030-01-01T00:00:00.000Z")
+    envelope = signer.seal(stop)
+    assert store.apply(stop, envelope, "2030-01-01T00:00:01.000Z") is Outcome.APPLIED
+    assert store.apply(stop, envelope, "2030-01-01T00:00:02.000Z") is Outcome.DUPLICATE
+    assert store.apply(older, signer.seal(older), "2030-01-01T00:00:03.000Z") \
+        is Outcome.SUPERSEDED
+    assert store.current() == [(stop, envelope)]
+    [row] = store.history()
+    assert (row["kind"], row["scope"], row["target"], row["reason"]) == \
+        ("stop_entry", "zone", "north", "crowd at the stand")
+    store.close()
+
+
+def test_an_override_is_journaled_with_who_and_why_and_answers_its_denial_once(
+        gate: Gate) -> None:
+    gate.store.upsert([make_ticket(1)])
+    code = make_ticket(1).barcode
+    gate.gatekeeper.check(code, IN)
+    denied = gate.gatekeeper.check(code, IN)
+    assert denied.decision.reason is Reason.ALREADY_INSIDE
+    desk = Desk(gate.journal, gate.gatekeeper, lambda *_args: True, Holds(5.0))
+    boss = Acting("supervisor", "s-7f3a")
+    result = desk.override(denied.scan_id, boss, "WRONG_READ", "scanned twice by mistake")
+    last = list(gate.journal.entries())[-1]
+    assert (last["scan_id"], last["reason"], last["result"]) == \
+        (result.scan_id, "OVERRIDDEN", "OK")
+    assert (last["role"], last["session"], last["why"], last["note"], last["answers"]) == \
+        ("supervisor", "s-7f3a", "WRONG_READ", "scanned twice by mistake", denied.scan_id)
+    with pytest.raises(AlreadyAnswered):
+        desk.override(denied.scan_id, boss, "WRONG_READ")
+    assert [e["reason"] for e in gate.journal.entries()] == \
+        ["GRANTED", "ALREADY_INSIDE", "OVERRIDDEN"]
+
+
+def test_the_zone_ledgers_are_saved_and_loaded(gate: Gate) -> None:
+    store = MeshStore(gate.journal_engine, "g1")
+    own = Ledger("g1", "lounge", "g1", 3, {"lounge": 40}, {"lounge": {"g2": 12}},
+                 {"lounge": {"g1": 28, "g2": 12}})
+    peer = Ledger("g2", "lounge", "g1", 7)
+    store.save_ledgers([own, peer])
+    store.save_ledgers([own.bumped(minted={"lounge": 41}), peer])  # the key is updated
+    assert store.ledgers() == [own.bumped(minted={"lounge": 41}), peer]
+    store.close()
+
+
+def test_a_journal_of_schema_version_1_is_migrated_and_keeps_its_scans(
+        pg_server: PgServer, pg_url: str) -> None:
+    """What the first release created on PostgreSQL (the journal and its keys), opened by
+    this one: every later table appears, equal to a fresh journal's, and the scans stay."""
+    old = create_engine(pg_url, poolclass=NullPool)
+    with old.begin() as conn:
+        journal_metadata.create_all(conn, tables=[journal_table, journal_meta])
+        JOURNAL.set_version(conn, 1)
+    old.dispose()
+    engine = make_journal_engine(pg_url)
+    assert JOURNAL.version_of(engine) == JOURNAL_SCHEMA_VERSION
+    fresh_name = f"{make_url(pg_url).database}_fresh"
+    pg_server.admin(f'CREATE DATABASE "{fresh_name}"')
+    fresh = make_journal_engine(pg_server.url(fresh_name))
+    try:
+        assert _schema(engine) == _schema(fresh)
+    finally:
+        fresh.dispose()
+        pg_server.admin(f'DROP DATABASE IF EXISTS "{fresh_name}" WITH (FORCE)')
+    migrated = Journal(engine, "g1")
+    scan_id = put(migrated, make_decision(make_ticket()))
+    assert [e["scan_id"] for e in migrated.entries()] == [scan_id]
+    migrated.close()
+    engine.dispose()
+
+
+class Racers:
+    """Two long-lived threads (a store keeps a connection per thread, as a kiosk's workers
+    do) that run two calls at once: what each returned or raised."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(2)
+        self._start = threading.Barrier(2)
+
+    def race(self, *calls: Callable[[], Any]) -> list[Any]:
+        def run(call: Callable[[], Any]) -> Any:
+            self._start.wait()
+            try:
+                return call()
+            except Exception as exc:  # the outcome under test
+                return exc
+
+        return [f.result() for f in [self._pool.submit(run, c) for c in calls]]
+
+    def close(self) -> None:
+        self._pool.shutdown()
+
+
+@pytest.fixture
+def racers() -> Iterator[Racers]:
+    r = Racers()
+    yield r
+    r.close()
+
+
+RACES = 40  # rounds of two writers at once: enough to meet in the same instant
+
+
+def test_two_processes_applying_one_venue_command_at_once_apply_it_once(
+        pg_url: str, tmp_path: Path, racers: Racers) -> None:
+    """Each its own engine, as the daemon and the kiosk are: one applies, the other is
+    told it is held already (never a database error)."""
+    signer = Signer(keygen(tmp_path)[0])
+    engines = [make_journal_engine(pg_url) for _ in range(2)]
+    stores = [VenueStore(engine) for engine in engines]
+    try:
+        for seq in range(1, RACES + 1):
+            command = new_command(Kind.STOP_ENTRY, Scope.VENUE, "", issuer="ab12", seq=seq,
+                                  issued_at="2030-01-01T00:00:00.000Z")
+            envelope = signer.seal(command)
+            outcomes = racers.race(*(partial(s.apply, command, envelope, "2030-01-01T00:00:01Z")
+                              for s in stores))
+            assert sorted(map(str, outcomes)) == sorted(
+                [str(Outcome.APPLIED), str(Outcome.DUPLICATE)]), outcomes
+        assert len(stores[0].history(limit=RACES + 5)) == RACES
+    finally:
+        for store, engine in zip(stores, engines, strict=True):
+            store.close()
+            engine.dispose()
+
+
+def test_two_supervisors_overriding_one_denial_at_once_admit_it_once(
+        gate: Gate, racers: Racers) -> None:
+    """One override is journaled; the other is told the denial was answered already."""
+    gate.store.upsert([make_ticket(n) for n in range(1, RACES + 1)])
+    desk = Desk(gate.journal, gate.gatekeeper, lambda *_args: True, Holds(5.0))
+    boss = Acting("supervisor")
+    for n in range(1, RACES + 1):
+        gate.gatekeeper.check(make_ticket(n).barcode, IN)
+        denied = gate.gatekeeper.check(make_ticket(n).barcode, IN).scan_id
+        outcomes = racers.race(*[partial(desk.override, denied, boss, "OTHER")] * 2)
+        assert sorted(type(o).__name__ for o in outcomes) == ["AlreadyAnswered",
+                                                             "CheckResult"], outcomes
+    assert [e["reason"] for e in gate.journal.entries()].count("OVERRIDDEN") == RACES
+
+
+def test_two_processes_migrating_one_old_journal_at_once_both_open_it(
+        pg_server: PgServer, racers: Racers) -> None:
+    """The daemon and the upload service may start together after an upgrade: the one that
+    waits finds the steps the other ran, never a step run twice or half."""
+    for round_no in range(4):
+        name = f"gate_migrate_{round_no}"
+        pg_server.admin(f'CREATE DATABASE "{name}"')
+        try:
+            url = pg_server.url(name)
+            old = create_engine(url, poolclass=NullPool)
+            with old.begin() as conn:
+                journal_metadata.create_all(conn, tables=[journal_table, journal_meta])
+                JOURNAL.set_version(conn, 1)
+            old.dispose()
+            opened = racers.race(*[partial(make_journal_engine, url)] * 2)
+            faults = [o for o in opened if isinstance(o, Exception)]
+            for engine in opened:
+                if not isinstance(engine, Exception):
+                    assert JOURNAL.version_of(engine) == JOURNAL_SCHEMA_VERSION
+                    engine.dispose()
+            assert faults == []
+        finally:
+            pg_server.admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

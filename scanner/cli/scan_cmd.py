@@ -47,8 +47,14 @@ def run_scan(gate: Gate, reader: ReaderConfig, direction: Direction,
         keeper.check(rejected.text, direction, refused=rejected.why)
         echo(escape(rejected.line()))
 
+    def check(payload: Payload) -> CheckResult:
+        result = keeper.check(payload.text, direction)
+        # No steward answers here: a held ticket stays refused and keeps no zone place.
+        keeper.release(result.scan_id)
+        return result
+
     pipeline = gate.pipeline(
-        reader, lambda payload: keeper.check(payload.text, direction),
+        reader, check,
         on_result=lambda payload, result: echo(escape(decision_line(payload, result))),
         on_reject=on_reject,
         on_status=lambda line: echo(escape(line), err=True))

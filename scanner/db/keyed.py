@@ -34,12 +34,20 @@ def conflict_insert(dialect: Dialect) -> ConflictInsert | None:
     return None
 
 
-def lock_for_write(conn: Connection) -> None:
+def lock_for_write(conn: Connection, table: Table | None = None) -> None:
     """Take the write lock of ``conn``'s transaction now, so a read and the writes decided
     on it are one step no other writer comes between. SQLite: ``BEGIN IMMEDIATE`` unless
     the transaction has begun (the driver begins one at the first write, which took the
     lock); DDL after it is in the transaction too, so a schema appears whole or not at
-    all. Other dialects lock the rows a read names (``FOR UPDATE``) instead."""
+    all. PostgreSQL, given the ``table`` the decided writes go to: that table's writers
+    wait until this transaction ends (readers never do), as a row the read did not find
+    has nothing ``FOR UPDATE`` could lock. Otherwise other dialects lock the rows a read
+    names (``FOR UPDATE``) instead."""
+    if conn.dialect.name == "postgresql" and table is not None:
+        # SHARE ROW EXCLUSIVE conflicts with itself and with every row write, not reads.
+        name = conn.dialect.identifier_preparer.format_table(table)
+        conn.exec_driver_sql(f"LOCK TABLE {name} IN SHARE ROW EXCLUSIVE MODE")
+        return
     if conn.dialect.name != "sqlite":
         return
     driver: Any = conn.connection.driver_connection  # sqlite3.Connection

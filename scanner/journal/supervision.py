@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import insert, select
 
+from scanner.db.keyed import lock_for_write
 from scanner.decide.model import Decision
 from scanner.errors import AlreadyAnswered
 from scanner.journal.journal import ROW_COLUMNS, SUPERVISION_COLUMNS, Journal, journal_row
@@ -44,6 +45,7 @@ def record(journal: Journal, decision: Decision, *, scan_id: str, scanned_at: st
                                             scan_id=scan_id, scanned_at=scanned_at,
                                             latency_ms=0.0, event_id=event_id), strict=True))
     with journal.writing() as conn:
+        lock_for_write(conn, supervision)  # two answers to one scan: the second sees the first
         if answers is not None and conn.execute(
                 select(supervision.c.scan_id)
                 .where(supervision.c.ref_scan_id == answers)).first() is not None:

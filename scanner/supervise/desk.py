@@ -4,9 +4,12 @@
   gatekeeper, shown (act stage: held colour, no relay), then the lane waits for the answer
   (``Holds``). The answer is a journal entry of its own that answers the held scan:
   CONFIRMED (uploaded as the entry, counts for presence, opens the gate) or NOT_CONFIRMED
-  (refused by the steward, or no answer within the timeout).
+  (refused by the steward, or no answer within the timeout). Into a capped zone the held
+  ticket keeps a place from the moment it is held (``scanner.zones.rules``): the
+  confirmation spends it, any other end of the hold gives it back.
 - An override (supervisor only) answers a denial of this gate with an OVERRIDDEN entry:
   a grant like any other, uploaded as the entry it became, the ticket inside after it.
+  Into a capped zone it needs a place as any admission does, or it is refused.
 - A manual release opens the gate for someone without a ticket (a wheelchair, a medic):
   a MANUAL_RELEASE entry, then the relay; the passage that follows is not an alarm. In a
   venue lockdown only the supervisor may: their release is journaled as an override of
@@ -83,6 +86,8 @@ class Keeper(Protocol):
     def preview(self, barcode: str, direction: Direction) -> CheckResult: ...
     def stamp(self) -> str: ...
     def count(self, decision: Decision, scan_id: str, scanned_at: str) -> None: ...
+    def place(self, decision: Decision, scan_id: str) -> Decision: ...
+    def release(self, scan_id: str) -> None: ...
     def tickets(self, barcode: str) -> list[Ticket]: ...
 
 
@@ -119,9 +124,12 @@ class Desk:
         if result.decision.reason is not Reason.ACTION_REQUIRED:
             return self._submit(result, read_ns)
         self.holds.hold(result.scan_id)
-        accepted = self._submit(result, read_ns)
-        answer, who = self.holds.wait(result.scan_id, beat)
-        self.settle(result, answer, who)
+        try:
+            accepted = self._submit(result, read_ns)
+            answer, who = self.holds.wait(result.scan_id, beat)
+            self.settle(result, answer, who)
+        finally:
+            self.keeper.release(result.scan_id)  # settled or not, the hold is over
         return accepted
 
     def settle(self, held: CheckResult, answer: Answer, who: Who) -> CheckResult:
@@ -134,7 +142,12 @@ class Desk:
             outcome = replace(d, granted=False, reason=Reason.NOT_CONFIRMED,
                               feedback=Feedback.RED, extra={},
                               message=f"Not confirmed ({_REFUSED[answer]}): {name}")
-        return self._enter(outcome, who, answers=held.scan_id)
+        try:
+            return self._enter(outcome, who, answers=held.scan_id)
+        finally:
+            # The place the hold kept (scanner.zones) goes back: a confirmation has spent
+            # its own by now, counted before this, so the zone is never short of one.
+            self.keeper.release(held.scan_id)
 
     def answer(self, scan_id: str | None, confirm: bool, acting: Acting) -> bool:
         """A steward's answer to a held ticket (None: the oldest, as the button does)."""
@@ -176,8 +189,16 @@ class Desk:
         decision = Decision(True, Reason.OVERRIDDEN, f"Override ({why}): {label}",
                             Feedback.GREEN if direction is Direction.IN else Feedback.BLUE,
                             direction, row["barcode"], ticket, True, {"denied": reason})
-        result = self._enter(decision, Who(acting.role, acting.session, why, note or None),
-                             answers=denied, event_id=row["event_id"])
+        scan_id = new_scan_id()
+        placed = self.keeper.place(decision, scan_id)
+        if placed.reason is Reason.ZONE_FULL:
+            raise NotAnswerable(f"scan {denied} cannot be overridden: {placed.message}; "
+                                f"the capacity is a safety limit")
+        try:
+            result = self._enter(placed, Who(acting.role, acting.session, why, note or None),
+                                 answers=denied, event_id=row["event_id"], scan_id=scan_id)
+        finally:
+            self.keeper.release(scan_id)  # nothing once counted; else the place goes back
         log.warning("scan %s (%s) overridden by the %s: %s %s", denied, reason, acting.role,
                     why, escape(note))
         return result
@@ -229,9 +250,10 @@ class Desk:
         return scan_id
 
     def _enter(self, decision: Decision, who: Who, *, answers: str,
-               event_id: str | None = None) -> CheckResult:
-        """Journal an entry that answers ``answers``, then act on it."""
-        scan_id = new_scan_id()
+               event_id: str | None = None, scan_id: str | None = None) -> CheckResult:
+        """Journal an entry that answers ``answers`` (as ``scan_id``, else a new one), then
+        act on it."""
+        scan_id = scan_id or new_scan_id()
         scanned_at = self.keeper.stamp()
         supervision.record(self.journal, decision, scan_id=scan_id, scanned_at=scanned_at,
                            who=who, answers=answers, event_id=event_id)

@@ -36,7 +36,7 @@ class VenueStore(Database):
         """Keep ``command`` as the newest of its slot, unless it is held or older."""
         issuer, scope, target = command.slot
         with self.writing() as conn:
-            lock_for_write(conn)
+            lock_for_write(conn, venue_commands)
             if conn.execute(select(_c.id).where(_c.id == command.id)).first() is not None:
                 return Outcome.DUPLICATE
             newest = conn.execute(select(func.max(_c.seq)).where(

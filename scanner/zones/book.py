@@ -92,9 +92,22 @@ class ZoneBook:
               scan_id: str) -> Decision:
         """``decision`` (made on ``history``, already projected) after timed re-entry and
         capacity; a place taken here is spent under ``scan_id``."""
-        decision = reenter(decision, self.tree[self.zone], history, now)
+        return self.admit(reenter(decision, self.tree[self.zone], history, now), now,
+                          scan_id)
+
+    def admit(self, decision: Decision, now: datetime, scan_id: str) -> Decision:
+        """``decision`` after capacity: an admission into a capped zone, or a ticket held
+        before one, keeps a place under ``scan_id`` until ``decided`` counts it or
+        ``release`` gives it back; ZONE_FULL when there is none."""
         return capacity(decision, self.tree, self.zone,
                         lambda zones: self._take(zones, scan_id, now))
+
+    def release(self, scan_id: str) -> bool:
+        """Give back the place kept under ``scan_id`` (a held ticket refused or timed out,
+        an entry never journaled); True if one was kept. Kept places live only here, never
+        in the journal: a gate restarted while holding one has it back from the records."""
+        with self._lock:
+            return self._pending.pop(scan_id, None) is not None
 
     def decided(self, decision: Decision, scan_id: str, scanned_at: str) -> None:
         """This gate's own journaled decision, counted at once under a provisional stamp

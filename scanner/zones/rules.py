@@ -8,7 +8,10 @@ the stand, a ticket may still enter the lounge. Two rules follow the decision:
   ``reentry_after`` old is admitted again (it may have left where no gate reads).
 - capacity: an admission needs a place in every capped zone it enters (the gate's zone and
   its parents); without one the zone's ``when_full`` decides: ``deny`` as ZONE_FULL, or
-  ``warn`` and admit, the zone named in the decision.
+  ``warn`` and admit, the zone named in the decision. A ticket held for the steward's
+  check (ACTION_REQUIRED) takes its place as an admission would, before anyone is asked:
+  the steward's confirmation then admits into a place kept for it, and a full zone is
+  refused before a steward checks a ticket that could not enter anyway.
 """
 
 from __future__ import annotations
@@ -54,6 +57,12 @@ def spends(tree: ZoneTree, gate_zone: str, direction: Direction | str) -> list[s
     return [z for z in path if tree[z].capacity is not None]
 
 
+def holds_place(decision: Decision) -> bool:
+    """Whether ``decision`` needs a place: an admission, or a ticket held before one."""
+    return decision.direction is Direction.IN and (
+        decision.granted or decision.reason is Reason.ACTION_REQUIRED)
+
+
 def capacity(decision: Decision, tree: ZoneTree, gate_zone: str,
              take: Callable[[list[str]], list[str]]) -> Decision:
     """``decision`` after asking for a place in each capped zone an admission enters.
@@ -62,7 +71,7 @@ def capacity(decision: Decision, tree: ZoneTree, gate_zone: str,
     the zones that had none (then nothing is spent). A zone that warns is taken from even
     when empty: the admission happens and the minter sees the overdraft.
     """
-    if not decision.granted or decision.direction is not Direction.IN:
+    if not holds_place(decision):
         return decision
     zones = spends(tree, gate_zone, Direction.IN)
     if not zones:

@@ -135,16 +135,18 @@ class CutProxy:
 
 class MeshGate:
     """One gate of the venue: its own SQLite file, journal, mesh store and link. ``broker``
-    is a mosquitto (the link speaks MQTT to it, at ``url`` if given) or a MemoryHub."""
+    is a mosquitto (the link speaks MQTT to it, at ``url`` if given) or a MemoryHub;
+    ``gate``: more of the configuration (``build_gate``'s overrides, e.g. a policy)."""
 
     def __init__(self, folder: Path, gate_id: str, broker: Broker | MemoryHub, *,
                  tickets: int = 5, physical: Callable[[], int] = wall_ms, key: bytes = KEY,
                  clock: Any = None, event: str | None = None, url: str | None = None,
                  monotonic: Callable[[], float] = time.monotonic,
-                 zones: ZoneBook | None = None) -> None:
+                 zones: ZoneBook | None = None, **gate: Any) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.gate_id = gate_id
         kw: dict[str, Any] = {"clock": clock} if clock else {}
+        kw.update(gate)  # the gate's configuration (build_gate's overrides)
         if event:
             kw["events"] = (event,)
         self.gate = build_gate(folder, gate_id=gate_id, **kw)
