@@ -23,9 +23,12 @@ capacity; equal counts within 10 s of healing.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 import resource
+import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -50,6 +53,17 @@ KEY = b"bench-venue-key-0123456789abcdef"
 MINTER = "g00"
 TICKETS_PER_GATE = 4000
 ZONE_NAMES = ("grounds", "stand-a", "stand-b", "lounge")
+# Gates started at once: more only queue for the same cores, and each batch waits for the
+# READY=1 of all of the one before.
+START_BATCH = 6
+START_TIMEOUT = 180.0   # one batch to READY=1 on a loaded machine (alone: 2-5 s)
+CONNECT_TIMEOUT = 120.0  # every gate on the broker and holding its places, after all started
+ANSWER_TIMEOUT = 60.0   # a question to a gate (its every record, after a split)
+READ_TIMEOUT = 5.0      # one read: its relay rises, then falls after its 100 ms pulse
+STOP_TIMEOUT = 60.0     # every gate to stop, in all, before what is left is killed
+LOG_NAME = "gate.log"
+LOG_LINES = 3           # of a failed gate's log, in its one line
+_UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
 
 def zone_tables(zones: int, capacities: dict[str, int]) -> list[dict[str, Any]]:
@@ -70,7 +84,7 @@ def zone_tables(zones: int, capacities: dict[str, int]) -> list[dict[str, Any]]:
 class _Gate:
     """One gate: ``gate run``'s daemon in this process, a pty handheld, the relay's pin."""
 
-    def __init__(self, name: str, zone: str, tables: list[dict[str, Any]], url: str,
+    def __init__(self, name: str, zone: str, tables: list[dict[str, Any]], url: str | None,
                  workdir: Path) -> None:
         from scanner.app import Gate
         from scanner.app.daemon import open_daemon
@@ -105,8 +119,9 @@ class _Gate:
                                   dedup_window=0.0),),
             outputs=OutputsConfig(pin_factory="mock", relay_pin=RELAY, relay_pulse_ms=100),
             run=RunConfig(sync_interval=3600), web=WebConfig(enabled=False),
-            mesh=MeshConfig(url=url, key_file=str(workdir / "venue.key"),
-                            credentials_file=str(creds), minter=MINTER),
+            mesh=MeshConfig() if url is None else MeshConfig(
+                url=url, key_file=str(workdir / "venue.key"), credentials_file=str(creds),
+                minter=MINTER),
             zone=zone, zones=parse_zones(tables))
         self.gate = Gate(config)
         stamp = "2030-01-01T10:00:00.000Z"
@@ -170,14 +185,75 @@ class _Gate:
         self.handheld.close()
 
 
-def _worker(pipe: Connection, name: str, zone: str, tables: list[dict[str, Any]], url: str,
-            workdir: str) -> None:
+def _worker(pipe: Connection, name: str, zone: str, tables: list[dict[str, Any]],
+            url: str | None, workdir: str, notify: str) -> None:
+    """One gate's process: its warnings into its own log file (the parent shows the tail
+    of a gate that fails), READY=1 to the parent's notify socket as systemd hears it."""
     import logging
 
-    logging.getLogger("scanner").setLevel(logging.ERROR)  # the daemon's lines: not here
-    gate = _Gate(name, zone, tables, url, Path(workdir))
-    pipe.send("started")
+    folder = Path(workdir) / name
+    folder.mkdir(parents=True, exist_ok=True)
+    to_file = logging.FileHandler(folder / LOG_NAME, encoding="utf-8")
+    to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("scanner")
+    logger.addHandler(to_file)
+    logger.setLevel(logging.WARNING)  # the decision lines stay out of the path, as at INFO
+    logger.propagate = False
+    os.environ["NOTIFY_SOCKET"] = notify
+    try:
+        gate = _Gate(name, zone, tables, url, Path(workdir))
+    except Exception as exc:  # said to the parent in one line; the log file has the rest
+        logger.error("the gate did not start: %s", exc)
+        pipe.send(("failed", f"{type(exc).__name__}: {exc}"))
+        return
     serve(pipe, gate.answer, gate.close)
+
+
+class _Notices(threading.Thread):
+    """The parent's notify socket, as systemd's: every gate's datagrams, the sender known
+    by the credentials the kernel attaches (SO_PASSCRED). Drained for the whole run, so a
+    gate's STATUS= never waits on a full socket."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(daemon=True, name="notices")
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        self.sock.settimeout(0.5)  # to see ``stopped``
+        self.ready: set[int] = set()   # pids that said READY=1
+        self.changed = threading.Condition()
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        room = socket.CMSG_SPACE(_UCRED.size)
+        while not self.stopped.is_set():
+            try:
+                data, ancillary, _flags, _addr = self.sock.recvmsg(4096, room)
+            except TimeoutError:
+                continue
+            except OSError:  # closed: the run is over
+                return
+            pid = next((_UCRED.unpack(d[:_UCRED.size])[0] for level, kind, d in ancillary
+                        if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS),
+                       None)
+            if pid is not None and b"READY=1" in data.split(b"\n"):
+                with self.changed:
+                    self.ready.add(pid)
+                    self.changed.notify_all()
+
+    def wait(self, timeout: float) -> None:
+        with self.changed:
+            self.changed.wait(timeout)
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.join(2)
+        self.sock.close()
+
+
+class GateFailed(click.ClickException):
+    """A gate that did not start or stopped answering, named in one line."""
 
 
 class _Stream(threading.Thread):
@@ -209,34 +285,116 @@ class _Stream(threading.Thread):
 
 
 class _Venue:
+    """The gates' processes, started in batches, and bounded questions to them: a gate that
+    does not start or stops answering is named with the end of its log, never waited for
+    without end."""
+
     def __init__(self, gates: int, tables: list[dict[str, Any]], url: str,
                  workdir: Path) -> None:
         zones = [t["id"] for t in tables]
         self.names = [f"g{i:02d}" for i in range(gates)]
         self.zone_of = {n: zones[i % len(zones)] for i, n in enumerate(self.names)}
-        context = mp.get_context("spawn")
+        self.tables = tables
+        self.url = url
+        self.workdir = workdir
         self.pipes: list[Connection] = []
         self.procs: list[Any] = []
-        for name in self.names:
-            mine, theirs = context.Pipe()
-            proc = context.Process(target=_worker, args=(theirs, name, self.zone_of[name],
-                                                         tables, url, str(workdir)),
-                                   daemon=True)
-            proc.start()
-            self.pipes.append(mine)
-            self.procs.append(proc)
-        for pipe in self.pipes:
-            if not pipe.poll(300) or pipe.recv() != "started":
-                raise click.ClickException("a gate did not start")
+        self.notices = _Notices(workdir / "notify")
+        self.notices.start()
 
-    def ask_one(self, command: str, arg: Any = None) -> Any:
-        self.pipes[0].send((command, arg))
-        return self.pipes[0].recv()
+    def start(self, batch: int = START_BATCH, timeout: float = START_TIMEOUT) -> None:
+        """Start the gates ``batch`` at a time, each batch once all of the one before said
+        READY=1: sixty daemons building their stores at once only queue for the same cores,
+        and a wait on each gate's word, not on a fixed time, holds on a slow machine and
+        ends early on a quick one."""
+        context = mp.get_context("spawn")
+        for first in range(0, len(self.names), batch):
+            for name in self.names[first:first + batch]:
+                mine, theirs = context.Pipe()
+                proc = context.Process(
+                    target=_worker, name=f"gate-{name}", daemon=True,
+                    args=(theirs, name, self.zone_of[name], self.tables, self.url,
+                          str(self.workdir), str(self.notices.path)))
+                proc.start()
+                self.pipes.append(mine)
+                self.procs.append(proc)
+            self._await_ready(range(first, len(self.procs)), timeout)
 
-    def ask_all(self, command: str, arg: Any = None) -> list[Any]:
-        for pipe in self.pipes:
-            pipe.send((command, arg))
-        return [pipe.recv() for pipe in self.pipes]
+    def _await_ready(self, indices: range, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        waiting = set(indices)
+        while waiting:
+            for i in sorted(waiting):
+                if self.procs[i].pid in self.notices.ready:
+                    waiting.discard(i)
+                elif self.pipes[i].poll(0) or not self.procs[i].is_alive():
+                    raise GateFailed(self.failure(i, self._why_not_started(i)))
+            if waiting and time.monotonic() >= deadline:
+                late = ", ".join(self.names[i] for i in sorted(waiting))
+                raise GateFailed(self.failure(min(waiting), f"not ready within "
+                                              f"{timeout:.0f} s (nor were: {late})"))
+            if waiting:
+                self.notices.wait(0.2)
+
+    def _why_not_started(self, i: int) -> str:
+        """What a gate that said something else than READY=1, or ended, said or did."""
+        with contextlib.suppress(EOFError, OSError):
+            said = self.pipes[i].recv()
+            if isinstance(said, tuple) and said[0] == "failed":
+                return f"did not start: {said[1]}"
+        self.procs[i].join(5)
+        return f"ended with exit code {self.procs[i].exitcode} while starting"
+
+    def failure(self, i: int, what: str) -> str:
+        """One line: the gate, what went wrong, the last lines of its log."""
+        try:
+            lines = (self.workdir / self.names[i] / LOG_NAME).read_text(
+                encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            lines = []
+        tail = " | ".join(line.strip() for line in lines[-LOG_LINES:]) or "its log is empty"
+        return f"gate {self.names[i]} {what}; log: {tail}"
+
+    def _ask(self, i: int, command: str, arg: Any) -> None:
+        try:
+            self.pipes[i].send((command, arg))
+        except OSError as exc:
+            raise GateFailed(self.failure(i, f"is gone ({self._ended(i)})")) from exc
+
+    def _answer(self, i: int, command: str, deadline: float) -> Any:
+        try:
+            if self.pipes[i].poll(max(0.0, deadline - time.monotonic())):
+                return self.pipes[i].recv()
+        except (EOFError, OSError) as exc:
+            raise GateFailed(self.failure(i, f"is gone ({self._ended(i)})")) from exc
+        alive = "" if self.procs[i].is_alive() else f" ({self._ended(i)})"
+        raise GateFailed(self.failure(i, f"did not answer {command!r} in time{alive}"))
+
+    def _ended(self, i: int) -> str:
+        self.procs[i].join(1)
+        code = self.procs[i].exitcode
+        return "still running" if code is None else f"exit code {code}"
+
+    def ask_one(self, command: str, arg: Any = None, timeout: float = ANSWER_TIMEOUT) -> Any:
+        self._ask(0, command, arg)
+        return self._answer(0, command, time.monotonic() + timeout)
+
+    def ask_all(self, command: str, arg: Any = None,
+                timeout: float = ANSWER_TIMEOUT) -> list[Any]:
+        for i in range(len(self.pipes)):
+            self._ask(i, command, arg)
+        deadline = time.monotonic() + timeout
+        return [self._answer(i, command, deadline) for i in range(len(self.pipes))]
+
+    def waiting_for(self, command: str, timeout: float) -> list[str]:
+        """The gates that do not answer ``command`` with True within ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        while True:
+            late = [n for n, yes in zip(self.names, self.ask_all(command), strict=True)
+                    if not yes]
+            if not late or time.monotonic() >= deadline:
+                return late
+            time.sleep(0.2)
 
     def reads(self, rate: float, seconds: float) -> list[tuple[str, str, float | None, float]]:
         """Every gate reads one person every 3600/rate s for ``seconds``, the gates spread
@@ -246,22 +404,36 @@ class _Venue:
         rounds = max(1, int(seconds / gap))
         done: list[tuple[str, str, float | None, float]] = []
         for r in range(rounds):
-            for i, pipe in enumerate(self.pipes):
+            for i in range(len(self.pipes)):
                 due = start + r * gap + i * gap / len(self.pipes)
                 time.sleep(max(0.0, due - time.monotonic()))
-                pipe.send(("read", None))
-                if pipe.poll(5):  # a read takes its relay pulse; the next gate waits that
-                    ticket, ms, at = pipe.recv()
-                    done.append((self.names[i], ticket, ms, at))
+                self._ask(i, "read", None)
+                # A read takes its relay pulse; the next gate waits that.
+                ticket, ms, at = self._answer(i, "read", time.monotonic() + READ_TIMEOUT)
+                done.append((self.names[i], ticket, ms, at))
         return done
 
-    def close(self) -> None:
+    def close(self, timeout: float = STOP_TIMEOUT) -> None:
+        """Every gate asked to stop, then waited for at most ``timeout`` s in all; what is
+        left is terminated, then killed."""
         for pipe in self.pipes:
-            pipe.send(("stop", None))
+            with contextlib.suppress(OSError):
+                pipe.send(("stop", None))
+        deadline = time.monotonic() + timeout
         for pipe, proc in zip(self.pipes, self.procs, strict=True):
-            if pipe.poll(60):
-                pipe.recv()
-            proc.join(10)
+            with contextlib.suppress(OSError, EOFError):
+                if pipe.poll(max(0.0, deadline - time.monotonic())):
+                    pipe.recv()
+            proc.join(max(0.0, deadline - time.monotonic()))
+        for proc in self.procs:
+            if proc.is_alive():
+                proc.terminate()
+        for proc in self.procs:
+            proc.join(5)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(5)
+        self.notices.close()
 
 
 def _max_inside(records: list[tuple[Any, ...]], tables: list[dict[str, Any]],
@@ -346,7 +518,7 @@ def _proc_cost(pid: int) -> tuple[float, float]:
 
 
 def run(gates: int, zones: int, rates: list[int], steady: float, partition: float,
-        workdir: Path, warmup: float = 0.0) -> dict[str, Any]:
+        workdir: Path, warmup: float = 0.0, batch: int = START_BATCH) -> dict[str, Any]:
     import httpx
 
     from scanner.kiosk.httpd import listen
@@ -369,15 +541,20 @@ def run(gates: int, zones: int, rates: list[int], steady: float, partition: floa
     sock = listen("127.0.0.1", 0)
     port = sock.getsockname()[1]
     sock.close()
-    room = _control_room(workdir, broker.url, tables, port)
     room_url = f"http://127.0.0.1:{port}"
+    room: subprocess.Popen[bytes] | None = None
     venue = _Venue(gates, tables, broker.url, workdir)
     stream = _Stream(room_url)
     try:
-        # Many daemons starting on a small machine take their time: 10 s each at most.
-        if not wait_until(lambda: all(venue.ask_all("connected")), 60 + 10 * gates, 0.1):
-            raise click.ClickException("the gates did not all connect to the broker")
-        wait_until(lambda: all(venue.ask_all("ready")), 60 + 2 * gates, 0.1)
+        room = _control_room(workdir, broker.url, tables, port)
+        venue.start(batch)
+        for question, what in (("connected", "not connected to the broker"),
+                               ("ready", "holding no place in its capped zones")):
+            late = venue.waiting_for(question, CONNECT_TIMEOUT)
+            if late:
+                raise GateFailed(venue.failure(venue.names.index(late[0]), (
+                    f"{what} {CONNECT_TIMEOUT:.0f} s after all started (nor were: "
+                    f"{', '.join(late[1:]) or 'no other'})")))
         stream.start()
         if not stream.first.wait(30):
             raise click.ClickException("the control room's page stream did not start")
@@ -425,8 +602,13 @@ def run(gates: int, zones: int, rates: list[int], steady: float, partition: floa
     finally:
         stream.stopped.set()
         venue.close()
-        room.terminate()
-        room.wait(10)
+        if room is not None:
+            room.terminate()
+            try:
+                room.wait(10)
+            except subprocess.TimeoutExpired:
+                room.kill()
+                room.wait(10)
         broker.stop()
     base = by_rate[rates[0]]
     ok_rates = [r for r in rates if by_rate[r]["read_to_relay"]["p99_ms"] <= RELAY_GOAL_MS
@@ -464,13 +646,16 @@ def run(gates: int, zones: int, rates: list[int], steady: float, partition: floa
               help="Seconds read at the first rate before anything is measured.")
 @click.option("--partition", default=120.0, show_default=True,
               help="Seconds the broker is down while gates read into capped zones.")
+@click.option("--batch", default=START_BATCH, show_default=True,
+              help="Gates started at once (each batch waits for the one before).")
 @click.option("--json", "as_json", is_flag=True)
 def command(gates: int, zones: int, rates: str, steady: float, warmup: float,
-            partition: float, as_json: bool) -> int:
+            partition: float, batch: int, as_json: bool) -> int:
     """A venue with zones: read-to-relay, zone count spread, a split, cost."""
     chosen = [int(r) for r in rates.split(",") if r.strip()]
     with tempfile.TemporaryDirectory(prefix="gate-bench-venue-") as tmp:
-        report = run(gates, zones, chosen, steady, partition, Path(tmp), warmup)
+        report = run(gates, zones, chosen, steady, partition, Path(tmp), warmup,
+                     max(1, batch))
     if as_json:
         click.echo(orjson.dumps(report).decode())
         return 0
