@@ -9,15 +9,15 @@ from pathlib import Path
 import click
 import pytest
 
-from scanner.bench import venue
+from scanner.bench import venue_gates
 
 
-def _venue(tmp_path: Path, tables: list[dict[str, object]], gates: int = 2) -> venue._Venue:
+def _venue(tmp_path: Path, tables: list[dict[str, object]], gates: int = 2) -> venue_gates.Venue:
     key = tmp_path / "venue.key"
-    key.write_bytes(venue.KEY)
+    key.write_bytes(venue_gates.KEY)
     key.chmod(0o600)
     # No broker there: the gates start and decide alone, as READY=1 does not wait for one.
-    return venue._Venue(gates, tables, "mqtt://127.0.0.1:1", tmp_path)
+    return venue_gates.Venue(gates, tables, "mqtt://127.0.0.1:1", tmp_path)
 
 
 @pytest.mark.slow
