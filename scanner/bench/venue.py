@@ -51,6 +51,7 @@ from scanner.bench.venue_gates import (
 RELAY_GOAL_MS = 10.0
 FLOOR_READS = 200   # the floor's reads: a p99 of 200 is their second worst
 FLOOR_GAP = 0.25    # seconds between the floor's reads (a 100 ms pulse, then a pause)
+PLACES_TIMEOUT = 30.0  # after all are connected, for every gate to hold its first places
 SPREAD_GOAL_MS = 500.0
 CONVERGE_GOAL_S = 10.0
 BASE_RATE = 1200
@@ -239,13 +240,14 @@ def run(gates: int, zones: int, rates: list[int], steady: float, partition: floa
     try:
         room = _control_room(workdir, broker.url, tables, port)
         venue.start(batch)
-        for question, what in (("connected", "not connected to the broker"),
-                               ("ready", "holding no place in its capped zones")):
-            late = venue.waiting_for(question, CONNECT_TIMEOUT)
-            if late:
-                raise GateFailed(venue.failure(venue.names.index(late[0]), (
-                    f"{what} {CONNECT_TIMEOUT:.0f} s after all started (nor were: "
-                    f"{', '.join(late[1:]) or 'no other'})")))
+        late = venue.waiting_for("connected", CONNECT_TIMEOUT)
+        if late:
+            raise GateFailed(venue.failure(venue.names.index(late[0]), (
+                f"not connected to the broker {CONNECT_TIMEOUT:.0f} s after all started "
+                f"(nor were: {', '.join(late[1:]) or 'no other'})")))
+        # A gate without a place yet denies until the minter's next round gives it some
+        # (the minter makes its own when it needs them): said in the report, not fatal.
+        placeless = venue.waiting_for("ready", PLACES_TIMEOUT)
         stream.start()
         if not stream.first.wait(30):
             raise click.ClickException("the control room's page stream did not start")
@@ -307,7 +309,8 @@ def run(gates: int, zones: int, rates: list[int], steady: float, partition: floa
                 and by_rate[r]["spread"]["p99_ms"] <= SPREAD_GOAL_MS]
     return {
         "gates": gates, "zones": [t["id"] for t in tables], "capacities": capacities,
-        "floor": alone, "rates": by_rate, "page_spread": percentiles(page_ms),
+        "without_places_at_start": placeless, "floor": alone, "rates": by_rate,
+        "page_spread": percentiles(page_ms),
         "highest_rate_meeting_goals": max(ok_rates) if ok_rates else None,
         "partition_s": partition, "partition_reads": len(split_done),
         "partition_admitted": sum(ms is not None for *_, ms, _ in split_done),
@@ -355,6 +358,9 @@ def command(gates: int, zones: int, rates: str, steady: float, warmup: float,
         return 0
     click.echo(f"{gates} gates ({', '.join(report['zones'])}; capacities "
                f"{report['capacities']}), one mosquitto, the control room")
+    if report["without_places_at_start"]:
+        click.echo(f"  no place held yet when reading began: "
+                   f"{', '.join(report['without_places_at_start'])}")
     alone = report["floor"]
     if alone is not None:
         f = alone["read_to_relay"]

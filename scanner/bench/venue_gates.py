@@ -19,7 +19,7 @@ import struct
 import threading
 import time
 from itertools import pairwise
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
@@ -381,23 +381,47 @@ class Venue:
 
     def reads(self, rate: float, seconds: float) -> list[tuple[str, str, float | None, float]]:
         """Every gate reads one person every 3600/rate s for ``seconds``, the gates spread
-        evenly over that interval: (gate, ticket, ms or None, relay time)."""
+        evenly over that interval: (gate, ticket, ms or None, relay time). A read is sent
+        when due whatever the others are doing (each takes its 100 ms relay pulse, so
+        waiting for one before the next would cap the venue at ten reads a second); a
+        gate's own next read waits for its last."""
         gap = 3600.0 / rate
         self.stages = []
         start = time.monotonic() + 0.2
         rounds = max(1, int(seconds / gap))
         done: list[tuple[str, str, float | None, float]] = []
+        pending: dict[int, float] = {}  # gate -> when its read was sent
+
+        def collect(i: int) -> None:
+            ticket, ms, at, stages = self._answer(i, "read", pending.pop(i) + READ_TIMEOUT)
+            done.append((self.names[i], ticket, ms, at))
+            if stages is not None:
+                self.stages.append(stages)
+
+        def drain(until: float) -> None:
+            while pending:
+                ready = wait([self.pipes[i] for i in pending],
+                             max(0.0, until - time.monotonic()))
+                for i in [i for i in pending if self.pipes[i] in ready]:
+                    collect(i)
+                late = [i for i, sent in pending.items()
+                        if time.monotonic() > sent + READ_TIMEOUT]
+                if late:
+                    collect(late[0])  # raises: named, with its log
+                if time.monotonic() >= until:
+                    return
+
         for r in range(rounds):
             for i in range(len(self.pipes)):
                 due = start + r * gap + i * gap / len(self.pipes)
+                drain(due)
                 time.sleep(max(0.0, due - time.monotonic()))
+                if i in pending:
+                    collect(i)
                 self._ask(i, "read", None)
-                # A read takes its relay pulse; the next gate waits that.
-                ticket, ms, at, stages = self._answer(i, "read",
-                                                      time.monotonic() + READ_TIMEOUT)
-                done.append((self.names[i], ticket, ms, at))
-                if stages is not None:
-                    self.stages.append(stages)
+                pending[i] = time.monotonic()
+        for i in list(pending):
+            collect(i)
         return done
 
     def close(self, timeout: float = STOP_TIMEOUT) -> None:
