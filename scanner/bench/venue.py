@@ -354,7 +354,7 @@ def command(gates: int, zones: int, rates: str, steady: float, warmup: float,
         report = run(gates, zones, chosen, steady, partition, Path(tmp), warmup,
                      max(1, batch), max(0, floor_reads))
     if as_json:
-        click.echo(orjson.dumps(report).decode())
+        click.echo(orjson.dumps(report, option=orjson.OPT_NON_STR_KEYS).decode())
         return 0
     click.echo(f"{gates} gates ({', '.join(report['zones'])}; capacities "
                f"{report['capacities']}), one mosquitto, the control room")
