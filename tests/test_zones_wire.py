@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
+from datetime import UTC
+from pathlib import Path
+
 import orjson
 import pytest
+from kits.mesh import KEY as MESH_KEY
+from kits.mesh import MeshGate, wait_for
 
+from scanner.config.zones import parse_zones
+from scanner.mesh.broker import Inbox
+from scanner.mesh.memory_broker import MemoryHub
 from scanner.mesh.message import Codec, Health, health_topic, ledger_topic
+from scanner.zones.book import ZoneBook
 from scanner.zones.escrow import Ledger
 
 KEY = b"k" * 32
@@ -47,3 +58,26 @@ def test_a_malformed_health_message_is_dropped(change: dict[str, object]) -> Non
     body = {**orjson.loads(codec.health(HEALTH))["body"], **change}
     assert codec.decode(health_topic("north-1"), codec._seal("health", body)) is None
     assert codec.dropped["malformed"] == 1
+
+
+
+def test_a_gate_hears_every_ledger_and_leaves_health_to_the_control_room(
+        tmp_path: Path) -> None:
+    hub = MemoryHub()
+    book = ZoneBook(parse_zones([{"id": "stand", "capacity": 10}]), "B", "stand", tz=UTC,
+                    minter="B")
+    gate = MeshGate(tmp_path / "B", "B", hub, zones=book).start()
+    assert gate.link.zones is not None
+    heard: list[Ledger | Health] = []
+    gate.link.zones.heard = heard.append  # type: ignore[method-assign, assignment]
+    other, codec = hub.broker("gate-A"), Codec(MESH_KEY)
+    other.connect(Inbox())
+    ledger = Ledger("A", "stand", "B", 1, {}, {}, {})
+    try:
+        other.publish(health_topic("A"), codec.health(replace(HEALTH, gate="A")))
+        other.publish(ledger_topic("A"), codec.ledger(ledger))
+        assert wait_for(lambda: ledger in heard)
+        time.sleep(0.2)  # the health message, sent first, would have come by now
+    finally:
+        gate.close()
+    assert [m for m in heard if m.gate == "A"] == [ledger]  # its own ledger comes back too

@@ -318,7 +318,8 @@ class Gate:
         if ":memory:" not in url:  # an in-memory database has one connection's worth
             engine = self._closing(make_journal_engine(url, synchronous="NORMAL"),
                                    lambda engine: engine.dispose())
-        return MeshStore(self.journal_engine, self.config.gate_id, peer_engine=engine)
+        return self._closing(MeshStore(self.journal_engine, self.config.gate_id,
+                                       peer_engine=engine), MeshStore.close)
 
     @part
     def mesh_link(self) -> Link | None:

@@ -23,32 +23,38 @@ capacity; equal counts within 10 s of healing.
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
-import resource
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 import click
 import orjson
 
-from scanner.bench.mesh import serve, wait_until
+from scanner.bench.mesh import wait_until
 from scanner.bench.stats import goal, goal_line, percentiles
+from scanner.bench.venue_gates import (
+    CONNECT_TIMEOUT,
+    KEY,
+    MINTER,
+    STAGES,
+    START_BATCH,
+    GateFailed,
+    Venue,
+)
 
 RELAY_GOAL_MS = 10.0
+FLOOR_READS = 200   # the floor's reads: a p99 of 200 is their second worst
+FLOOR_GAP = 0.25    # seconds between the floor's reads (a 100 ms pulse, then a pause)
+PLACES_TIMEOUT = 30.0  # after all are connected, for every gate to hold its first places
 SPREAD_GOAL_MS = 500.0
 CONVERGE_GOAL_S = 10.0
 BASE_RATE = 1200
-RELAY = 17
-KEY = b"bench-venue-key-0123456789abcdef"
-MINTER = "g00"
-TICKETS_PER_GATE = 4000
 ZONE_NAMES = ("grounds", "stand-a", "stand-b", "lounge")
 
 
@@ -65,119 +71,6 @@ def zone_tables(zones: int, capacities: dict[str, int]) -> list[dict[str, Any]]:
             table["capacity"] = capacities[name]
         tables.append(table)
     return tables
-
-
-class _Gate:
-    """One gate: ``gate run``'s daemon in this process, a pty handheld, the relay's pin."""
-
-    def __init__(self, name: str, zone: str, tables: list[dict[str, Any]], url: str,
-                 workdir: Path) -> None:
-        from scanner.app import Gate
-        from scanner.app.daemon import open_daemon
-        from scanner.bench.handheld import PtyHandheld
-        from scanner.bench.run import RelayWatch
-        from scanner.config import (
-            ApiConfig,
-            GateConfig,
-            LookupConfig,
-            MeshConfig,
-            OutputsConfig,
-            ReaderConfig,
-            RunConfig,
-            Secret,
-            WebConfig,
-        )
-        from scanner.config.zones import parse_zones
-        from scanner.mesh.localbroker import password
-        from scanner.tickets import Ticket
-
-        folder = workdir / name
-        folder.mkdir(parents=True, exist_ok=True)
-        creds = folder / "creds"
-        creds.write_text(f"{name}:{password(name)}\n")
-        creds.chmod(0o600)
-        self.handheld = PtyHandheld()
-        config = GateConfig(
-            gate_id=name, db=str(folder / "gate.db"), events=("ev-venue",),
-            api=ApiConfig(url="http://127.0.0.1:9", token=Secret("bench-token"), retries=0),
-            lookup=LookupConfig(deadline_ms=0),
-            readers=(ReaderConfig(source="serial", port=self.handheld.port,
-                                  dedup_window=0.0),),
-            outputs=OutputsConfig(pin_factory="mock", relay_pin=RELAY, relay_pulse_ms=100),
-            run=RunConfig(sync_interval=3600), web=WebConfig(enabled=False),
-            mesh=MeshConfig(url=url, key_file=str(workdir / "venue.key"),
-                            credentials_file=str(creds), minter=MINTER),
-            zone=zone, zones=parse_zones(tables))
-        self.gate = Gate(config)
-        stamp = "2030-01-01T10:00:00.000Z"
-        self.gate.store.upsert([Ticket(id=f"t-{name}-{n}", barcode=f"V{name}{n:06d}",
-                                       event_id="ev-venue", status="VALID",
-                                       ticket_type_id="tt", ticket_name="GA", seller_id="s",
-                                       created_at=stamp, updated_at=stamp)
-                                for n in range(TICKETS_PER_GATE)])
-        self.name = name
-        self.next = 0
-        self.counted: dict[str, float] = {}  # ticket id -> when this gate's book counted it
-        book = self.gate.zones
-        record = book.record
-
-        def timed(scan_id: str, gate: str, *args: Any, **kw: Any) -> bool:
-            new = record(scan_id, gate, *args, **kw)
-            if new and gate != name and args[1] is not None:
-                self.counted.setdefault(args[1], time.monotonic())
-            return new
-
-        book.record = timed  # type: ignore[method-assign]
-        self.daemon = open_daemon(self.gate).start()
-        self.relay = RelayWatch(self.gate.outputs.factory.pin(RELAY))
-        self.link = self.gate.mesh_link
-
-    def read(self) -> tuple[str, float | None, float]:
-        """One person: (ticket id, read-to-relay ms or None when denied, relay time)."""
-        n, self.next = self.next, self.next + 1
-        self.relay.clear()
-        written = self.handheld.scan(f"V{self.name}{n:06d}")
-        risen = self.relay.wait_edge(True, 1.0)
-        if risen is None:
-            return f"t-{self.name}-{n}", None, time.monotonic()
-        self.relay.wait_edge(False, 1.0)
-        return f"t-{self.name}-{n}", (risen - written) / 1e6, risen / 1e9
-
-    def answer(self, command: str, arg: Any) -> Any:
-        if command == "connected":
-            return self.link is not None and self.link.connected.is_set()
-        if command == "ready":  # holds a place in every capped zone it admits into
-            book = self.gate.zones
-            return all(book.rights(z) > 0 for z in book.tree.path(book.zone)
-                       if book.tree[z].capacity is not None)
-        if command == "read":
-            return self.read()
-        if command == "counted":
-            return {t: self.counted[t] for t in arg if t in self.counted}
-        if command == "counts":
-            return self.gate.zones.counts(self.gate.clock())
-        if command == "records":  # every record held, for the safety replay (one gate)
-            assert self.gate.mesh_store is not None
-            return [tuple(r) for r in self.gate.mesh_store.records()]
-        if command == "cost":
-            use = resource.getrusage(resource.RUSAGE_SELF)
-            return use.ru_utime + use.ru_stime, use.ru_maxrss / 1024
-        raise ValueError(command)
-
-    def close(self) -> None:
-        self.daemon.stop(30)
-        self.gate.close()
-        self.handheld.close()
-
-
-def _worker(pipe: Connection, name: str, zone: str, tables: list[dict[str, Any]], url: str,
-            workdir: str) -> None:
-    import logging
-
-    logging.getLogger("scanner").setLevel(logging.ERROR)  # the daemon's lines: not here
-    gate = _Gate(name, zone, tables, url, Path(workdir))
-    pipe.send("started")
-    serve(pipe, gate.answer, gate.close)
 
 
 class _Stream(threading.Thread):
@@ -206,62 +99,6 @@ class _Stream(threading.Thread):
                                 self.seen.setdefault(entry["scan_id"], now)
             except Exception:  # the room restarting: look again
                 time.sleep(0.2)
-
-
-class _Venue:
-    def __init__(self, gates: int, tables: list[dict[str, Any]], url: str,
-                 workdir: Path) -> None:
-        zones = [t["id"] for t in tables]
-        self.names = [f"g{i:02d}" for i in range(gates)]
-        self.zone_of = {n: zones[i % len(zones)] for i, n in enumerate(self.names)}
-        context = mp.get_context("spawn")
-        self.pipes: list[Connection] = []
-        self.procs: list[Any] = []
-        for name in self.names:
-            mine, theirs = context.Pipe()
-            proc = context.Process(target=_worker, args=(theirs, name, self.zone_of[name],
-                                                         tables, url, str(workdir)),
-                                   daemon=True)
-            proc.start()
-            self.pipes.append(mine)
-            self.procs.append(proc)
-        for pipe in self.pipes:
-            if not pipe.poll(300) or pipe.recv() != "started":
-                raise click.ClickException("a gate did not start")
-
-    def ask_one(self, command: str, arg: Any = None) -> Any:
-        self.pipes[0].send((command, arg))
-        return self.pipes[0].recv()
-
-    def ask_all(self, command: str, arg: Any = None) -> list[Any]:
-        for pipe in self.pipes:
-            pipe.send((command, arg))
-        return [pipe.recv() for pipe in self.pipes]
-
-    def reads(self, rate: float, seconds: float) -> list[tuple[str, str, float | None, float]]:
-        """Every gate reads one person every 3600/rate s for ``seconds``, the gates spread
-        evenly over that interval: (gate, ticket, ms or None, relay time)."""
-        gap = 3600.0 / rate
-        start = time.monotonic() + 0.2
-        rounds = max(1, int(seconds / gap))
-        done: list[tuple[str, str, float | None, float]] = []
-        for r in range(rounds):
-            for i, pipe in enumerate(self.pipes):
-                due = start + r * gap + i * gap / len(self.pipes)
-                time.sleep(max(0.0, due - time.monotonic()))
-                pipe.send(("read", None))
-                if pipe.poll(5):  # a read takes its relay pulse; the next gate waits that
-                    ticket, ms, at = pipe.recv()
-                    done.append((self.names[i], ticket, ms, at))
-        return done
-
-    def close(self) -> None:
-        for pipe in self.pipes:
-            pipe.send(("stop", None))
-        for pipe, proc in zip(self.pipes, self.procs, strict=True):
-            if pipe.poll(60):
-                pipe.recv()
-            proc.join(10)
 
 
 def _max_inside(records: list[tuple[Any, ...]], tables: list[dict[str, Any]],
@@ -307,7 +144,6 @@ def _below_ephemeral(broker: Any) -> None:
     """The broker on a port below the ephemeral range: while it is down, a gate's connect
     from an ephemeral port to that very port can connect to itself (TCP simultaneous open)
     and hold the port, so the broker cannot come back."""
-    import socket
 
     for port in range(20000, 32000, 7):
         with socket.socket() as probe:
@@ -345,8 +181,35 @@ def _proc_cost(pid: int) -> tuple[float, float]:
     return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK"), rss / 1024
 
 
+def stage_figures(stages: list[list[float]]) -> dict[str, Any]:
+    """Per stage of ``STAGES``: its percentiles, and its mean share of the slowest 1 % of
+    reads (where the tail goes: a stage's own p99 may come from other reads)."""
+    if not stages:
+        return {}
+    slowest = sorted(stages, key=sum)[-max(1, len(stages) // 100):]
+    return {name: {**percentiles([s[k] for s in stages]),
+                   "tail_ms": round(sum(s[k] for s in slowest) / len(slowest), 3)}
+            for k, name in enumerate(STAGES)}
+
+
+def floor(tables: list[dict[str, Any]], workdir: Path, reads: int = FLOOR_READS) -> dict[str, Any]:
+    """One gate alone (no mesh, no peers, the same zones uncapped) on this machine, before
+    the venue starts: what read-to-relay can be here at all."""
+    alone = Venue(1, [{k: v for k, v in t.items() if k != "capacity"} for t in tables], None,
+                  workdir)
+    try:
+        alone.start(1)
+        done = alone.reads(3600 / FLOOR_GAP, reads * FLOOR_GAP)
+    finally:
+        alone.close()
+    return {"reads": len(done),
+            "read_to_relay": percentiles([ms for *_, ms, _ in done if ms is not None]),
+            "stages": stage_figures(alone.stages)}
+
+
 def run(gates: int, zones: int, rates: list[int], steady: float, partition: float,
-        workdir: Path, warmup: float = 0.0) -> dict[str, Any]:
+        workdir: Path, warmup: float = 0.0, batch: int = START_BATCH,
+        floor_reads: int = FLOOR_READS) -> dict[str, Any]:
     import httpx
 
     from scanner.kiosk.httpd import listen
@@ -363,21 +226,28 @@ def run(gates: int, zones: int, rates: list[int], steady: float, partition: floa
     if lounge_gates:
         capacities["lounge"] = int(lounge_gates * (before + during / 2))
     tables = zone_tables(zones, capacities)
+    alone = floor(tables, workdir / "floor", floor_reads) if floor_reads else None
     broker = LocalBroker(workdir / "broker", [f"g{i:02d}" for i in range(gates)] + ["control"])
     _below_ephemeral(broker)
     broker.start()
     sock = listen("127.0.0.1", 0)
     port = sock.getsockname()[1]
     sock.close()
-    room = _control_room(workdir, broker.url, tables, port)
     room_url = f"http://127.0.0.1:{port}"
-    venue = _Venue(gates, tables, broker.url, workdir)
+    room: subprocess.Popen[bytes] | None = None
+    venue = Venue(gates, tables, broker.url, workdir)
     stream = _Stream(room_url)
     try:
-        # Many daemons starting on a small machine take their time: 10 s each at most.
-        if not wait_until(lambda: all(venue.ask_all("connected")), 60 + 10 * gates, 0.1):
-            raise click.ClickException("the gates did not all connect to the broker")
-        wait_until(lambda: all(venue.ask_all("ready")), 60 + 2 * gates, 0.1)
+        room = _control_room(workdir, broker.url, tables, port)
+        venue.start(batch)
+        late = venue.waiting_for("connected", CONNECT_TIMEOUT)
+        if late:
+            raise GateFailed(venue.failure(venue.names.index(late[0]), (
+                f"not connected to the broker {CONNECT_TIMEOUT:.0f} s after all started "
+                f"(nor were: {', '.join(late[1:]) or 'no other'})")))
+        # A gate without a place yet denies until the minter's next round gives it some
+        # (the minter makes its own when it needs them): said in the report, not fatal.
+        placeless = venue.waiting_for("ready", PLACES_TIMEOUT)
         stream.start()
         if not stream.first.wait(30):
             raise click.ClickException("the control room's page stream did not start")
@@ -395,6 +265,7 @@ def run(gates: int, zones: int, rates: list[int], steady: float, partition: floa
             by_rate[rate] = {"reads": len(done), "granted": len(granted),
                              "read_to_relay": percentiles([ms for *_, ms, _ in done
                                                            if ms is not None]),
+                             "stages": stage_figures(venue.stages),
                              "spread": percentiles(spread)}
             if rate == rates[0]:  # the page: the stream's log names scans by id
                 scan_of = {r[4]: r[0] for r in venue.ask_one("records")}
@@ -425,15 +296,21 @@ def run(gates: int, zones: int, rates: list[int], steady: float, partition: floa
     finally:
         stream.stopped.set()
         venue.close()
-        room.terminate()
-        room.wait(10)
+        if room is not None:
+            room.terminate()
+            try:
+                room.wait(10)
+            except subprocess.TimeoutExpired:
+                room.kill()
+                room.wait(10)
         broker.stop()
     base = by_rate[rates[0]]
     ok_rates = [r for r in rates if by_rate[r]["read_to_relay"]["p99_ms"] <= RELAY_GOAL_MS
                 and by_rate[r]["spread"]["p99_ms"] <= SPREAD_GOAL_MS]
     return {
         "gates": gates, "zones": [t["id"] for t in tables], "capacities": capacities,
-        "rates": by_rate, "page_spread": percentiles(page_ms),
+        "without_places_at_start": placeless, "floor": alone, "rates": by_rate,
+        "page_spread": percentiles(page_ms),
         "highest_rate_meeting_goals": max(ok_rates) if ok_rates else None,
         "partition_s": partition, "partition_reads": len(split_done),
         "partition_admitted": sum(ms is not None for *_, ms, _ in split_done),
@@ -464,23 +341,44 @@ def run(gates: int, zones: int, rates: list[int], steady: float, partition: floa
               help="Seconds read at the first rate before anything is measured.")
 @click.option("--partition", default=120.0, show_default=True,
               help="Seconds the broker is down while gates read into capped zones.")
+@click.option("--batch", default=START_BATCH, show_default=True,
+              help="Gates started at once (each batch waits for the one before).")
+@click.option("--floor-reads", default=FLOOR_READS, show_default=True,
+              help="Reads of one gate alone before the venue starts (0: no floor).")
 @click.option("--json", "as_json", is_flag=True)
 def command(gates: int, zones: int, rates: str, steady: float, warmup: float,
-            partition: float, as_json: bool) -> int:
+            partition: float, batch: int, floor_reads: int, as_json: bool) -> int:
     """A venue with zones: read-to-relay, zone count spread, a split, cost."""
     chosen = [int(r) for r in rates.split(",") if r.strip()]
     with tempfile.TemporaryDirectory(prefix="gate-bench-venue-") as tmp:
-        report = run(gates, zones, chosen, steady, partition, Path(tmp), warmup)
+        report = run(gates, zones, chosen, steady, partition, Path(tmp), warmup,
+                     max(1, batch), max(0, floor_reads))
     if as_json:
-        click.echo(orjson.dumps(report).decode())
+        click.echo(orjson.dumps(report, option=orjson.OPT_NON_STR_KEYS).decode())
         return 0
     click.echo(f"{gates} gates ({', '.join(report['zones'])}; capacities "
                f"{report['capacities']}), one mosquitto, the control room")
+    if report["without_places_at_start"]:
+        click.echo(f"  no place held yet when reading began: "
+                   f"{', '.join(report['without_places_at_start'])}")
+    alone = report["floor"]
+    if alone is not None:
+        f = alone["read_to_relay"]
+        click.echo(f"  floor (one gate alone, no mesh, {alone['reads']} reads): read-to-relay "
+                   f"p50 {f['p50_ms']} p99 {f['p99_ms']} ms")
     for rate, r in report["rates"].items():
         f, sp = r["read_to_relay"], r["spread"]
         click.echo(f"  {rate}/h per lane: {r['granted']} of {r['reads']} admitted; "
                    f"read-to-relay p50 {f['p50_ms']} p99 {f['p99_ms']} ms; zone count at "
                    f"every gate p50 {sp['p50_ms']} p99 {sp['p99_ms']} ms")
+    base = next(iter(report["rates"].values()))["stages"]
+    if base:
+        click.echo(f"  stages (ms; tail: mean in the slowest 1 %)   {'floor p50/p99/tail':>20}"
+                   f"   {'venue p50/p99/tail':>20}")
+        for name in STAGES:
+            cells = [f"{x[name]['p50_ms']:.2f}/{x[name]['p99_ms']:.2f}/{x[name]['tail_ms']:.2f}"
+                     if x else "-" for x in (alone["stages"] if alone else {}, base)]
+            click.echo(f"    {name:<42} {cells[0]:>20}   {cells[1]:>20}")
     pg = report["page_spread"]
     click.echo(f"  control room page: p50 {pg['p50_ms']} p99 {pg['p99_ms']} ms")
     click.echo(f"  highest rate meeting the goals: {report['highest_rate_meeting_goals']}/h")

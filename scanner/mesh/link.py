@@ -62,7 +62,7 @@ from scanner.mesh.partition import Partition
 from scanner.mesh.replay import Replays, chunks
 from scanner.mesh.settings import MeshSettings
 from scanner.mesh.store import MeshStore, missing_ranges, utc_iso_now
-from scanner.mesh.zoning import FILTERS, ZoneMesh
+from scanner.mesh.zoning import GATE_FILTERS, ZoneMesh
 from scanner.run.worker import SessionWorker, Stage
 from scanner.zones.escrow import Ledger
 
@@ -215,7 +215,7 @@ class Link(SessionWorker):
         self.broker.subscribe(f"{PREFIX}/+/{SCANS}", f"{PREFIX}/+/{STATUS}",
                               f"{PREFIX}/+/{REPLAY}/{self.gate_id}",
                               f"{PREFIX}/+/{REPLAYED}/{self.gate_id}",
-                              *(FILTERS if self.zones is not None else ()))
+                              *(GATE_FILTERS if self.zones is not None else ()))
         self.broker.connect(self.inbox, will=Will(status_topic(self.gate_id),
                                                   self._status(online=False)))
 

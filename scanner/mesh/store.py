@@ -26,10 +26,11 @@ from itertools import chain, pairwise
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import Connection, Engine, and_, func, insert, select
+from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, literal_column, select
 
 from scanner.db import faults
 from scanner.db.database import Database
+from scanner.db.driver_sql import compile_for_driver
 from scanner.db.keyed import put_meta
 from scanner.decide.model import Direction, PastScan
 from scanner.journal.schema import journal_meta, mesh_conflicts, mesh_scans, supervision
@@ -47,6 +48,13 @@ _DETECT_CHUNK = 500  # tickets per conflict query (SQLite allows 999 parameters)
 _RECORD_COLUMNS = ("scan_id", "origin", "seq", "hlc", "ticket_id", "event_id", "barcode",
                    "direction", "result", "reason", "scanned_at")
 _c = mesh_scans.c
+# A ticket's granted scans at every gate, asked on every decision: plain driver SQL on a
+# held connection (through a pooled SQLAlchemy connection it cost about 80 times as much,
+# most of a decision's time in a venue). ix_mesh_scans_ticket_hlc reads it in HLC order.
+_TICKET_HISTORY = (select(_c.origin, _c.direction, _c.scanned_at)
+                   .where(_c.ticket_id == bindparam("ticket_id"),
+                          _c.result == literal_column("'OK'"))
+                   .order_by(_c.hlc))
 _origin = operator.itemgetter(1)  # Record.gate
 # One row's values: an own record with its journal row and upload state; a peer's record as
 # it is, no journal row, never uploaded here (no tuple made per record).
@@ -141,6 +149,9 @@ class MeshStore(Database):
         self._lock = threading.Lock()  # stamping must hand out each sequence number once
         self._stamped: int | None = None   # the last journal row this store stamped
         self._own_top: int | None = None   # the highest own sequence number, once stamped
+        self._history_lock = threading.Lock()  # the held connection: one thread at a time
+        self._history_held = self.held()
+        self._history = compile_for_driver(_TICKET_HISTORY, engine.dialect, ("ticket_id",))
 
     # -- writing -------------------------------------------------------------------------
 
@@ -318,10 +329,12 @@ class MeshStore(Database):
 
     def history(self, ticket_id: str) -> list[tuple[str, PastScan]]:
         """The granted scans of one ticket at every gate, as (origin, scan), in HLC order."""
-        with self.reading() as conn:
-            rows = conn.execute(select(_c.origin, _c.direction, _c.scanned_at)
-                                .where(_c.ticket_id == ticket_id, _c.result == "OK")
-                                .order_by(_c.hlc)).all()
+        held = self._history_held
+        try:
+            with self._history_lock:
+                rows = held.execute(self._history, (ticket_id,))
+        except held.errors as exc:
+            raise self.fault(exc, "cannot read the mesh's records") from exc
         return [(origin, PastScan(Direction(d), at, origin)) for origin, d, at in rows]
 
     def venue_counts(self) -> dict[str, int]:

@@ -29,7 +29,10 @@ from scanner.zones.escrow import Ledger
 
 log = logging.getLogger("scanner.mesh")
 
-FILTERS = (f"{PREFIX}/+/{LEDGER}", f"{PREFIX}/+/{HEALTH}")
+FILTERS = (f"{PREFIX}/+/{LEDGER}", f"{PREFIX}/+/{HEALTH}")  # the control room's
+# A gate's: the ledgers only. Health is for the control room; every gate hearing every
+# other's every few seconds was most of a large venue's messages, each checked and dropped.
+GATE_FILTERS = (f"{PREFIX}/+/{LEDGER}",)
 READY_AFTER = 1.0        # connected this long, a gate without a saved ledger has heard its own
 HEALTH_INTERVAL = 2.0    # seconds between health messages (the control room's "last seen")
 ROUND_INTERVAL = 0.25    # seconds between escrow rounds: places freed reach the gates soon
