@@ -6,11 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kits.gate import MakeGate
 from kits.journal import api_config
 
-from scanner.app import Gate
 from scanner.cli.status_cmd import render
-from scanner.config import GateConfig
 from scanner.kiosk.state import syncing
 from scanner.sim import SimServer
 from scanner.status import first_sync, first_sync_words, gather
@@ -19,10 +18,9 @@ from scanner.sync.progress import Eta
 
 
 def test_a_first_full_sync_in_progress_counts_its_cursor_against_its_total(
-        tmp_path: Path, sim_server: SimServer) -> None:
+        make_gate: MakeGate, tmp_path: Path, sim_server: SimServer) -> None:
     event = sim_server.world.event_ids[0]
-    with Gate(GateConfig(gate_id="g1", db=str(tmp_path / "g.db"), events=(event,),
-                         api=api_config(sim_server))) as gate:
+    with make_gate(tmp_path, events=(event,), api=api_config(sim_server)) as gate:
         assert first_sync(gate.store.sync_states(), (event,)) == \
             {"events": [event], "done": 0, "total": None}  # configured, not begun
         gate.store.begin_full(event, "2026-12-01T00:00:00.000Z")
@@ -34,10 +32,9 @@ def test_a_first_full_sync_in_progress_counts_its_cursor_against_its_total(
 
 
 def test_a_finished_sync_and_a_later_reconcile_are_not_a_first_sync(
-        tmp_path: Path, sim_server: SimServer) -> None:
+        make_gate: MakeGate, tmp_path: Path, sim_server: SimServer) -> None:
     event = sim_server.world.event_ids[0]
-    with Gate(GateConfig(gate_id="g1", db=str(tmp_path / "g.db"), events=(event,),
-                         api=api_config(sim_server))) as gate:
+    with make_gate(tmp_path, events=(event,), api=api_config(sim_server)) as gate:
         gate.syncer.run_once()
         assert first_sync(gate.store.sync_states(), (event,)) is None
         gate.store.begin_full(event, "2026-12-01T00:00:00.000Z")  # a reconcile begins
