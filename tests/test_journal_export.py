@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kits.gate import gate_config
+from kits.gate import build_gate, gate_toml
 from kits.journal import make_decision, make_ticket
 
-from scanner.app import Gate
 from scanner.cli.journal_cmds import JOURNAL_COLUMNS
 from scanner.cli.main import main
 from scanner.decide.model import Direction
@@ -27,13 +26,11 @@ TIMES = [f"2030-01-01T1{h}:00:00.000Z" for h in range(6)]
 def rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """A journal with scans an hour apart (granted, denied, actuated, passed or not), as
     ``Journal.entries`` gives them."""
-    config = gate_config(tmp_path)
-    toml = tmp_path / "gate.toml"
-    toml.write_text(f'gate_id = "g1"\ndb = "{config.db}"\n')
+    toml = gate_toml(tmp_path)
     for name in ("GATE_DB", "GATE_ID", "GATE_JOURNAL_DB", "GATE_EVENTS"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("GATE_CONFIG", str(toml))
-    with Gate(config) as gate:
+    with build_gate(tmp_path) as gate:
         journal = gate.journal
         for n, at in enumerate(TIMES):
             granted = n % 2 == 0

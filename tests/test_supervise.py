@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from kits.gate import write_toml
 from kits.gpio import PASSAGE, rises
 from kits.kiosk import KioskGate
 
@@ -347,9 +348,9 @@ def set_pin(tmp_path: Path, pin: str, *args: str) -> Any:
     import subprocess
     import sys
 
-    config = tmp_path / "gate.toml"
-    config.write_text(f'[web]\npin_file = "{tmp_path / "steward.pin"}"\n'
-                      f'supervisor_pin_file = "{tmp_path / "supervisor.pin"}"\n')
+    config = write_toml(tmp_path / "gate.toml", {"web": {
+        "pin_file": str(tmp_path / "steward.pin"),
+        "supervisor_pin_file": str(tmp_path / "supervisor.pin")}})
     return subprocess.run([sys.executable, "-m", "scanner.cli.main", "--config", str(config),
                            "kiosk", "set-pin", "--stdin", *args], input=pin + "\n", text=True,
                           capture_output=True, timeout=60, check=False)

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kits.gate import build_gate
+from kits.gate import build_gate, write_toml
 from kits.journal import make_ticket
 from kits.mesh import KEY, Broker, CutProxy, wait_for
 from kits.venue import SUPERVISOR, Supervisor, VenueGate
@@ -57,11 +57,10 @@ def config(tmp_path: Path, broker: Broker) -> Path:
     """The supervisor machine's configuration: the broker, as its supervisor user."""
     secrets = tmp_path / "secrets"
     secret_files(secrets, SUPERVISOR)
-    path = tmp_path / "supervisor.toml"
-    path.write_text(f'db = "{tmp_path / "sup.db"}"\n[mesh]\nurl = "{broker.url}"\n'
-                    f'key_file = "{secrets / "mesh.key"}"\n'
-                    f'credentials_file = "{secrets / "mesh.credentials"}"\n')
-    return path
+    return write_toml(tmp_path / "supervisor.toml", {
+        "db": str(tmp_path / "sup.db"),
+        "mesh": {"url": broker.url, "key_file": str(secrets / "mesh.key"),
+                 "credentials_file": str(secrets / "mesh.credentials")}})
 
 
 def gate_cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
