@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from kits.gate import write_toml
 
 from scanner.build import version
 
@@ -113,8 +114,7 @@ def test_a_configuration_error_stops_the_unit_instead_of_a_restart_loop() -> Non
 
 def test_gate_run_exits_2_on_a_configuration_error(tmp_path: Path) -> None:
     """The exit code RestartPreventExitStatus=2 relies on, from the real command."""
-    config = tmp_path / "gate.toml"
-    config.write_text("[upload]\nbatch_size = 'lots'\n", encoding="utf-8")
+    config = write_toml(tmp_path / "gate.toml", {"upload": {"batch_size": "lots"}})
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATE_")}
     proc = subprocess.run([sys.executable, "-m", "scanner.cli.main", "--config", str(config),
                            "run"], env=env, capture_output=True, text=True, timeout=120)
