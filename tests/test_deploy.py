@@ -23,8 +23,9 @@ from kits.gate import write_toml
 
 from scanner.build import version
 
-# The installs share a bundle built once per worker: on one worker, it is built once.
-pytestmark = pytest.mark.xdist_group("deploy")
+# The installs share a bundle built once per worker: on one worker, it is built once (and
+# minutes long, so that worker does nothing else; the rest of this file spreads out).
+bundled = pytest.mark.xdist_group("deploy")
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ["run", ".ci/run", "deploy/bootstrap.sh", "deploy/install.sh", "deploy/kiosk.sh",
@@ -245,6 +246,8 @@ def installed(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Install
 
 
 @needs_root
+@bundled
+@pytest.mark.slow
 def test_the_bundle_installs_with_no_network(installed: Installed) -> None:
     venv = installed.root / "opt" / "gate-scanner" / installed.releases[0] / ".venv"
     answer = subprocess.run([str(venv / "bin" / "gate"), "--version"], capture_output=True,
@@ -257,6 +260,8 @@ def test_the_bundle_installs_with_no_network(installed: Installed) -> None:
 
 
 @needs_root
+@bundled
+@pytest.mark.slow
 def test_install_without_systemd_enables_the_unit_and_says_it_did_not_start_it(
         installed: Installed) -> None:
     system = installed.root / "etc" / "systemd" / "system"
@@ -269,6 +274,8 @@ def test_install_without_systemd_enables_the_unit_and_says_it_did_not_start_it(
 
 
 @needs_root
+@bundled
+@pytest.mark.slow
 def test_each_install_is_a_release_of_its_own(installed: Installed) -> None:
     first, second, _ = installed.releases
     assert first != second
@@ -278,6 +285,8 @@ def test_each_install_is_a_release_of_its_own(installed: Installed) -> None:
 
 
 @needs_root
+@bundled
+@pytest.mark.slow
 def test_rollback_returns_to_the_previous_release_with_the_databases_untouched(
         installed: Installed) -> None:
     assert installed.rollback.returncode == 0, installed.rollback.stderr
