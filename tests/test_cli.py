@@ -202,6 +202,7 @@ def test_the_example_config_runs_without_readers_and_says_so_once(tmp_path: Path
     assert not [x for x in lines if "WARN" in x and x not in warnings]  # OpenCV's [ WARN:0]
 
 
+@pytest.mark.slow
 def test_an_unreachable_server_is_said_at_once_with_how_long_the_retries_take(
         tmp_path: Path) -> None:
     """A command waiting out its retries says so in one line first, not in silence."""

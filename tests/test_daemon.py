@@ -225,6 +225,7 @@ def test_favour_decisions_freezes_what_start_up_built_and_shortens_the_switch_in
     assert out[0] == "0" and int(out[1]) > 1000 and out[2] == "True"
 
 
+@pytest.mark.slow
 def test_an_unplugged_reader_makes_healthz_503_and_the_status_say_so(
         tmp_path: Path, sim_server: Any) -> None:
     """A reader whose device is gone cannot admit anyone: /healthz answers 503 naming it,

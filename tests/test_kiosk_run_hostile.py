@@ -53,6 +53,7 @@ def peak_rss(pid: int) -> int:
     raise AssertionError("no VmHWM")
 
 
+@pytest.mark.slow
 def test_150_concurrent_wrong_pins_keep_gate_runs_memory_bounded(wide: Kiosk) -> None:
     pid = wide.daemon.proc.pid
     before = peak_rss(pid)
@@ -113,6 +114,7 @@ def test_resets_garbage_and_bad_bodies_leave_no_traceback(wide: Kiosk) -> None:
     assert "Traceback" not in added and 'File "' not in added, added
 
 
+@pytest.mark.slow
 def test_gate_run_stops_cleanly_with_a_stream_open(wide: Kiosk) -> None:
     with httpx.stream("GET", f"{wide.url}/events", timeout=10) as stream:
         first = next(stream.iter_bytes())

@@ -224,6 +224,7 @@ def test_sigkill_loses_no_decision_that_was_logged(
     assert [s for s in decided if s not in entries] == []
 
 
+@pytest.mark.slow
 def test_gate_status_says_the_daemon_runs_is_online_and_which_reader_is_missing(
         tmp_path: Path, sim_server: Any, handheld: Handheld) -> None:
     """``gate status`` beside a running ``gate run``: running with its pid, online, each

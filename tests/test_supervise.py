@@ -317,6 +317,7 @@ def test_a_passage_after_a_grant_raises_no_alarm(turnstile: KioskGate) -> None:
     assert [e["reason"] for e in entries(turnstile)] == ["GRANTED"]
 
 
+@pytest.mark.slow
 def test_a_passage_held_open_is_an_alarm_once(turnstile: KioskGate) -> None:
     turnstile.read(turnstile.valid_barcodes(1)[0])
     turnstile.outputs.factory.pin(PASSAGE).drive_low()  # in, and stuck there
@@ -356,6 +357,7 @@ def set_pin(tmp_path: Path, pin: str, *args: str) -> Any:
                           capture_output=True, timeout=60, check=False)
 
 
+@pytest.mark.slow
 def test_set_pin_supervisor_writes_the_supervisors_file_and_refuses_the_stewards_pin(
         tmp_path: Path) -> None:
     from scanner.kiosk.auth import PinHash
@@ -370,6 +372,7 @@ def test_set_pin_supervisor_writes_the_supervisors_file_and_refuses_the_stewards
     assert stored is not None and stored.matches("97531")
 
 
+@pytest.mark.slow
 def test_the_supervisors_pin_opens_a_supervisor_session_and_the_stewards_a_stewards(
         kg: KioskGate) -> None:
     for pin, role in ((STEWARD_PIN, "steward"), (SUPERVISOR_PIN, "supervisor")):

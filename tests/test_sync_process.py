@@ -185,6 +185,7 @@ def test_the_token_is_not_on_the_childs_command_line_or_environment(
     assert SIM_TOKEN.encode() not in cmdline and SIM_TOKEN.encode() not in environ
 
 
+@pytest.mark.slow
 def test_a_stop_ends_a_full_sync_after_its_page_and_the_next_run_resumes(
         child: SyncProcess, sim: SimServer, tmp_path: Path) -> None:
     sim.faults.update(latency_ms=100)  # 12 pages of 50: over a second
@@ -199,6 +200,7 @@ def test_a_stop_ends_a_full_sync_after_its_page_and_the_next_run_resumes(
     assert report.resumed and report.total == TICKETS
 
 
+@pytest.mark.slow
 def test_a_killed_child_fails_its_run_in_one_line_and_the_next_run_starts_another(
         child: SyncProcess, sim: SimServer, tmp_path: Path) -> None:
     sim.faults.update(latency_ms=100)
@@ -296,6 +298,7 @@ sys.exit(main())
 """
 
 
+@pytest.mark.slow
 def test_the_child_never_speaks_to_systemd(tmp_path: Path, sim: SimServer, world: World,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """systemd's notify socket and watchdog are the daemon's alone: the child is not given

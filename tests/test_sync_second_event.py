@@ -56,6 +56,7 @@ def full_skip(db: Path, event_id: str) -> int:
     return (row[0] or 0) if row else 0
 
 
+@pytest.mark.slow
 def test_killed_mid_way_the_second_events_first_sync_resumes_in_bulk_and_converges(
         tmp_path: Path, sim: SimServer, world: World, make_gate: MakeGate) -> None:
     first, second = world.event_ids
@@ -87,6 +88,7 @@ def test_killed_mid_way_the_second_events_first_sync_resumes_in_bulk_and_converg
     assert stored == expected
 
 
+@pytest.mark.slow
 def test_the_first_events_decisions_stay_the_same_throughout_the_second_events_sync(
         tmp_path: Path, sim: SimServer, world: World, make_gate: MakeGate) -> None:
     first, second = world.event_ids

@@ -37,6 +37,7 @@ def journal_rows(env: dict[str, str]) -> list[dict[str, object]]:
     return [json.loads(line) for line in done.stdout.splitlines()]
 
 
+@pytest.mark.slow
 def test_check_of_a_barcode_that_is_not_utf8_is_journaled_malformed(env):
     done = gate(env, "check", b"AB\xffCD\\EFGH")
     assert done.returncode == 1 and b"Traceback" not in done.stderr

@@ -86,6 +86,7 @@ def venue(tmp_path: Path, supervisor: Supervisor, broker: Broker) -> Iterator[li
         gate.close()
 
 
+@pytest.mark.slow
 def test_stop_entry_for_a_zone_stops_exactly_its_gates_within_a_second_and_resume_undoes_it(
         venue: list[VenueGate], supervisor: Supervisor, config: Path) -> None:
     done = gate_cli(config, "venue", "stop-entry", "--zone", "north", "--key",
@@ -106,6 +107,7 @@ def test_stop_entry_for_a_zone_stops_exactly_its_gates_within_a_second_and_resum
         GATES, Reason.GRANTED)
 
 
+@pytest.mark.slow
 def test_a_gate_cut_off_during_a_block_refuses_the_ticket_at_its_first_decision_back(
         tmp_path: Path, venue: list[VenueGate], supervisor: Supervisor, broker: Broker,
         config: Path) -> None:
