@@ -22,6 +22,10 @@ STORE_TABLES = ("events", "sync_state", "device_settings", "tickets")
 PAGE_GARBAGE = bytes(range(256)) * 16  # one 4 KiB page of bytes no b-tree page has
 
 
+# The synced store below is built once per module and copied per test: on one worker, once.
+pytestmark = pytest.mark.xdist_group("corrupt-storage")
+
+
 @pytest.fixture(scope="module")
 def world() -> World:
     return World(seed=5, events=1, tickets_per_event=800)

@@ -27,6 +27,10 @@ PIN = "4711"
 # grew by over 1 GB under the same flood.
 MAX_GROWTH = 100 * 2**20
 
+# One `gate run` serves the module: on one worker it starts once, not once per worker that
+# happens to draw one of these tests.
+pytestmark = pytest.mark.xdist_group("kiosk-run-hostile")
+
 
 @pytest.fixture(scope="module")
 def wide(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kiosk]:
