@@ -23,9 +23,10 @@ from kits.gate import write_toml
 
 from scanner.build import version
 
-# The installs share a bundle built once per worker: on one worker, it is built once (and
-# minutes long, so that worker does nothing else; the rest of this file spreads out).
-bundled = pytest.mark.xdist_group("deploy")
+# The installs share a bundle built once per worker: on one worker, it is built once. The
+# whole file goes with it, which makes the group one of the largest, and xdist (loadgroup)
+# hands out the largest groups first: the bundle, minutes long, starts with the run.
+pytestmark = pytest.mark.xdist_group("deploy")
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ["run", ".ci/run", "deploy/bootstrap.sh", "deploy/install.sh", "deploy/kiosk.sh",
@@ -246,7 +247,6 @@ def installed(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Install
 
 
 @needs_root
-@bundled
 @pytest.mark.slow
 def test_the_bundle_installs_with_no_network(installed: Installed) -> None:
     venv = installed.root / "opt" / "gate-scanner" / installed.releases[0] / ".venv"
@@ -260,7 +260,6 @@ def test_the_bundle_installs_with_no_network(installed: Installed) -> None:
 
 
 @needs_root
-@bundled
 @pytest.mark.slow
 def test_install_without_systemd_enables_the_unit_and_says_it_did_not_start_it(
         installed: Installed) -> None:
@@ -274,7 +273,6 @@ def test_install_without_systemd_enables_the_unit_and_says_it_did_not_start_it(
 
 
 @needs_root
-@bundled
 @pytest.mark.slow
 def test_each_install_is_a_release_of_its_own(installed: Installed) -> None:
     first, second, _ = installed.releases
@@ -285,7 +283,6 @@ def test_each_install_is_a_release_of_its_own(installed: Installed) -> None:
 
 
 @needs_root
-@bundled
 @pytest.mark.slow
 def test_rollback_returns_to_the_previous_release_with_the_databases_untouched(
         installed: Installed) -> None:
