@@ -46,6 +46,16 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
                     "pyproject.toml)", pytrace=False)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On a worker (-n), the slow tests that go anywhere come first: the workers then end on
+    quick tests together, instead of one finishing a long test while the others wait
+    (longest first). A group keeps its order, so its module fixtures are built once; a
+    serial run keeps the files' order."""
+    if hasattr(config, "workerinput"):  # every worker sorts its identical collection alike
+        items.sort(key=lambda item: not (item.get_closest_marker("slow")
+                                         and not item.get_closest_marker("xdist_group")))
+
+
 @pytest.fixture
 def sim_world() -> World:
     return World(seed=7, events=2, tickets_per_event=300)

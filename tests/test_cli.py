@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from kits.gate import write_toml
 
 
 def gate(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
@@ -33,8 +34,7 @@ def test_help_lists_every_command_without_importing_them() -> None:
 
 
 def test_bad_config_value_is_one_line_exit_2(tmp_path: Path) -> None:
-    config = tmp_path / "gate.toml"
-    config.write_text("[upload]\nbatch_size = 'lots'\n", encoding="utf-8")
+    config = write_toml(tmp_path / "gate.toml", {"upload": {"batch_size": "lots"}})
     proc = gate("status", env={"GATE_CONFIG": str(config), "GATE_DB": str(tmp_path / "g.db")})
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
@@ -46,8 +46,7 @@ def test_bad_config_value_is_one_line_exit_2(tmp_path: Path) -> None:
 def test_unreachable_server_is_one_line_exit_1(tmp_path: Path) -> None:
     env = {"GATE_API_URL": "http://127.0.0.1:9", "GATE_API_TOKEN": "tok-should-not-show",
            "GATE_DB": str(tmp_path / "g.db"), "GATE_EVENTS": "evt-1"}
-    config = tmp_path / "gate.toml"
-    config.write_text("[api]\nretries = 0\nconnect_timeout = 0.5\n", encoding="utf-8")
+    config = write_toml(tmp_path / "gate.toml", {"api": {"retries": 0, "connect_timeout": 0.5}})
     env["GATE_CONFIG"] = str(config)
     proc = gate("events", env=env)
     assert proc.returncode == 1
@@ -135,9 +134,9 @@ def test_config_check_fails_in_one_line_where_gate_run_would_on_the_pin_factory(
         tmp_path: Path) -> None:
     """A wired pin on a factory that cannot start (here: no lgpio module) is exit 2 from
     config check as from gate run; --no-hardware checks the file alone."""
-    config = tmp_path / "gate.toml"
-    config.write_text(f'db = "{tmp_path / "g.db"}"\nreaders = []\n[web]\nport = 0\n'
-                      '[outputs]\npin_factory = "pigpio"\nrelay_pin = 17\n')
+    config = write_toml(tmp_path / "gate.toml", {
+        "db": str(tmp_path / "g.db"), "readers": [], "web": {"port": 0},
+        "outputs": {"pin_factory": "pigpio", "relay_pin": 17}})
     env = {"GATE_CONFIG": str(config)}
     checked, ran = gate("config", "check", env=env), gate("run", env=env, timeout=60)
     assert (checked.returncode, ran.returncode) == (2, 2)
@@ -151,14 +150,17 @@ def test_config_check_fails_in_one_line_where_gate_run_would_on_the_pin_factory(
 def test_config_check_opens_each_readers_device(tmp_path: Path) -> None:
     master, slave = os.openpty()
     try:
-        config = tmp_path / "gate.toml"
-        text = ('[[readers]]\nsource = "serial"\nport = "{}"\n'
-                '[[readers]]\nsource = "camera"\ncamera = "{}"\n')
-        config.write_text(text.format(os.ttyname(slave), tmp_path / "cam.avi"))
+        config, camera = tmp_path / "gate.toml", str(tmp_path / "cam.avi")
+
+        def readers(port: str) -> Path:
+            return write_toml(config, {"readers": [{"source": "serial", "port": port},
+                                                   {"source": "camera", "camera": camera}]})
+
+        readers(os.ttyname(slave))
         missing = gate("config", "check", env={"GATE_CONFIG": str(config)})
         (tmp_path / "cam.avi").write_bytes(b"")
         present = gate("config", "check", env={"GATE_CONFIG": str(config)})
-        config.write_text(text.format("/dev/ttyNO-SUCH-SCANNER", tmp_path / "cam.avi"))
+        readers("/dev/ttyNO-SUCH-SCANNER")
         no_port = gate("config", "check", env={"GATE_CONFIG": str(config)})
     finally:
         os.close(master)
@@ -200,11 +202,11 @@ def test_the_example_config_runs_without_readers_and_says_so_once(tmp_path: Path
     assert not [x for x in lines if "WARN" in x and x not in warnings]  # OpenCV's [ WARN:0]
 
 
+@pytest.mark.slow
 def test_an_unreachable_server_is_said_at_once_with_how_long_the_retries_take(
         tmp_path: Path) -> None:
     """A command waiting out its retries says so in one line first, not in silence."""
-    config = tmp_path / "gate.toml"
-    config.write_text("[api]\nretries = 2\nconnect_timeout = 0.5\n", encoding="utf-8")
+    config = write_toml(tmp_path / "gate.toml", {"api": {"retries": 2, "connect_timeout": 0.5}})
     proc = gate("events", env={"GATE_API_URL": "http://127.0.0.1:9", "GATE_API_TOKEN": "tok",
                                "GATE_DB": str(tmp_path / "g.db"), "GATE_CONFIG": str(config)})
     assert proc.returncode == 1
@@ -231,6 +233,7 @@ def test_an_unknown_event_names_gate_events(tmp_path: Path, sim_server) -> None:
 def test_config_check_lists_every_mistake_at_once_exit_2(tmp_path: Path) -> None:
     """Each mistake is its own line naming its key, all in one run, not one per try."""
     config = tmp_path / "gate.toml"
+    # Written by hand: a wrong key (retrys) is what the writer never writes.
     config.write_text('gate_id = ""\n'
                       "[upload]\nbatch_size = 0\ninterval = 'soon'\n"
                       "[api]\nretrys = 3\n"

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kits.gate import MakeGate
 from kits.waiting import wait_for
 from test_daemon import Rig
 
-from scanner.app import Gate
 from scanner.cli.status_cmd import gather, render
-from scanner.clock import ClockStamp
+from scanner.clock import ClockStamp, utc_now
 from scanner.clock_guard import (
     AGREES,
     BACKWARDS,
@@ -30,7 +30,6 @@ from scanner.clock_guard import (
     device_state,
     judge,
 )
-from scanner.config import GateConfig
 from scanner.decide.model import Direction
 from scanner.tickets import parse_iso
 
@@ -136,12 +135,12 @@ def test_a_corrected_clock_says_the_offset() -> None:
 
 # -- the gate --------------------------------------------------------------------------------
 
-def test_gate_status_shows_a_clock_behind_the_journal(tmp_path: Path) -> None:
-    config = GateConfig(gate_id="c1", db=str(tmp_path / "gate.db"))
-    with Gate(config) as gate:  # a scan journaled when the clock was right
+def test_gate_status_shows_a_clock_behind_the_journal(make_gate: MakeGate,
+                                                     tmp_path: Path) -> None:
+    with make_gate(tmp_path, clock=utc_now) as gate:  # a scan journaled when the clock was right
         gate.gatekeeper.check("SOME-UNKNOWN-CODE", Direction.IN)
     behind = datetime.now(UTC) - timedelta(days=3)
-    with Gate(config, clock=lambda: behind) as gate:
+    with make_gate(tmp_path, clock=lambda: behind) as gate:
         doc = gather(gate)
     assert doc["clock"]["state"] == BEHIND and doc["clock"]["trusted"] is False
     assert "clock behind the last known time" in render(doc)
@@ -149,11 +148,10 @@ def test_gate_status_shows_a_clock_behind_the_journal(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_the_daemon_behind_its_journal_takes_the_servers_time(
-        tmp_path: Path, sim_server: Any) -> None:
+        make_gate: MakeGate, tmp_path: Path, sim_server: Any) -> None:
     """The device clock is two days behind what this gate journaled: it is not believable,
     and the server's Date (not before anything seen) corrects it."""
-    config = GateConfig(gate_id="d1", db=str(tmp_path / "gate.db"))
-    with Gate(config) as gate:
+    with make_gate(tmp_path, gate_id=Rig.GATE_ID, clock=utc_now) as gate:
         gate.gatekeeper.check("SOME-UNKNOWN-CODE", Direction.IN)
     behind = timedelta(days=2)
     rig = Rig(tmp_path, sim_server, clock=lambda: datetime.now(UTC) - behind)

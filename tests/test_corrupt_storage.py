@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from kits.gate import write_toml
 from kits.sim import SIM_TOKEN
 
 from scanner.cli.main import main
@@ -19,6 +20,10 @@ from scanner.sim import SimServer, World
 
 STORE_TABLES = ("events", "sync_state", "device_settings", "tickets")
 PAGE_GARBAGE = bytes(range(256)) * 16  # one 4 KiB page of bytes no b-tree page has
+
+
+# The synced store below is built once per module and copied per test: on one worker, once.
+pytestmark = pytest.mark.xdist_group("corrupt-storage")
 
 
 @pytest.fixture(scope="module")
@@ -231,8 +236,7 @@ def test_rebuild_store_without_a_server_says_the_store_is_empty(
         gate_dir: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GATE_API_URL", "http://127.0.0.1:9")
-    config = gate_dir / "gate.toml"
-    config.write_text("[api]\nretries = 0\nconnect_timeout = 0.5\n", encoding="utf-8")
+    config = write_toml(gate_dir / "gate.toml", {"api": {"retries": 0, "connect_timeout": 0.5}})
     monkeypatch.setenv("GATE_CONFIG", str(config))
     before = _journal_rows(gate_dir / "gate-journal.db")
     code, out, err = run(capsys, "db", "rebuild-store")

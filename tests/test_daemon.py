@@ -13,25 +13,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kits.gate import build_gate
 from kits.gpio import FIRE, PASSAGE, RELAY, rises
-from kits.journal import valid_doc
+from kits.journal import api_config, valid_doc
 from kits.run import NotifySocket
 from kits.waiting import wait_for
 
 from hardware.reads import RawRead, StatusFn, now_ns
-from scanner.app import Gate
 from scanner.app.daemon import Daemon, start_daemon
 from scanner.clock import Clock, utc_now
-from scanner.config import (
-    ApiConfig,
-    GateConfig,
-    OutputsConfig,
-    ReaderConfig,
-    RunConfig,
-    Secret,
-    UploadConfig,
-    WebConfig,
-)
+from scanner.config import LookupConfig, ReaderConfig, WebConfig
+
+# Where the configuration says the rig's HID scanner is; the test's TypedSource answers it.
+TYPED_DEVICE = "/dev/input/by-id/usb-typed-by-the-test-event-kbd"
 
 
 class TypedSource:
@@ -63,6 +57,12 @@ class TypedSource:
 
 
 class Rig:
+    """``gate run``'s daemon in-process over a kit gate (``build_gate``) on the simulator,
+    online lookup on; its one reader, a keyboard-wedge (HID) scanner, is what the test
+    types into."""
+
+    GATE_ID = "d1"
+
     def __init__(self, tmp_path: Path, sim: Any, notify: NotifySocket | None = None,
                  watchdog: float | None = None, clock: Clock = utc_now,
                  web: WebConfig | None = None, heartbeat_timeout: float = 1.0,
@@ -70,18 +70,14 @@ class Rig:
         self.source = TypedSource()
         self.sim = sim
         self.event = sim.world.event_ids[0]
-        config = GateConfig(
-            gate_id="d1", db=str(tmp_path / "gate.db"), events=(self.event,),
-            api=ApiConfig(url=sim.url, token=Secret(sim.token), retries=0,
-                          connect_timeout=1.0, read_timeout=2.0),
-            upload=UploadConfig(interval=0.2),
-            readers=(ReaderConfig(source="typed", name="north"),),
-            outputs=OutputsConfig(pin_factory="mock", relay_pin=RELAY, relay_pulse_ms=100,
-                                  **outputs),
-            run=RunConfig(heartbeat_timeout=heartbeat_timeout), web=web or WebConfig(enabled=False))
         notifier = notify.notifier(watchdog) if notify is not None else None
-        self.gate = Gate(config, sources={"typed": self.open_source}, notifier=notifier,
-                         clock=clock)
+        self.gate = build_gate(
+            tmp_path, gate_id=self.GATE_ID, events=(self.event,),
+            api=api_config(sim, retries=0), lookup=LookupConfig(), upload={"interval": 0.2},
+            readers=(ReaderConfig(source="hid", name="north", device=TYPED_DEVICE),),
+            outputs={"relay_pin": RELAY, "relay_pulse_ms": 100, **outputs},
+            run={"heartbeat_timeout": heartbeat_timeout}, web=web or WebConfig(enabled=False),
+            sources={"hid": self.open_source}, notifier=notifier, clock=clock)
         self.daemon: Daemon = start_daemon(self.gate)
 
     def open_source(self, _config: ReaderConfig, _status: StatusFn) -> TypedSource:
@@ -229,6 +225,7 @@ def test_favour_decisions_freezes_what_start_up_built_and_shortens_the_switch_in
     assert out[0] == "0" and int(out[1]) > 1000 and out[2] == "True"
 
 
+@pytest.mark.slow
 def test_an_unplugged_reader_makes_healthz_503_and_the_status_say_so(
         tmp_path: Path, sim_server: Any) -> None:
     """A reader whose device is gone cannot admit anyone: /healthz answers 503 naming it,

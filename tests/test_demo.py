@@ -42,6 +42,7 @@ def test_demo_decides_every_story_pulses_the_relay_and_uploads_after_the_outage(
     assert "stopped" in (tmp_path / "run.log").read_text(encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_each_relay_line_sits_under_its_own_steps_heading(tmp_path: Path) -> None:
     """A step waits for the relay pulse of what it admitted (an exit too), so its relay
     line is printed under its heading, never under the next step's."""

@@ -19,10 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from kits.gate import write_toml
 
 from scanner.build import version
 
-# The installs share a bundle built once per worker: on one worker, it is built once.
+# The installs share a bundle built once per worker: on one worker, it is built once. The
+# whole file goes with it, which makes the group one of the largest, and xdist (loadgroup)
+# hands out the largest groups first: the bundle, minutes long, starts with the run.
 pytestmark = pytest.mark.xdist_group("deploy")
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,8 +116,7 @@ def test_a_configuration_error_stops_the_unit_instead_of_a_restart_loop() -> Non
 
 def test_gate_run_exits_2_on_a_configuration_error(tmp_path: Path) -> None:
     """The exit code RestartPreventExitStatus=2 relies on, from the real command."""
-    config = tmp_path / "gate.toml"
-    config.write_text("[upload]\nbatch_size = 'lots'\n", encoding="utf-8")
+    config = write_toml(tmp_path / "gate.toml", {"upload": {"batch_size": "lots"}})
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATE_")}
     proc = subprocess.run([sys.executable, "-m", "scanner.cli.main", "--config", str(config),
                            "run"], env=env, capture_output=True, text=True, timeout=120)
@@ -245,6 +247,7 @@ def installed(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Install
 
 
 @needs_root
+@pytest.mark.slow
 def test_the_bundle_installs_with_no_network(installed: Installed) -> None:
     venv = installed.root / "opt" / "gate-scanner" / installed.releases[0] / ".venv"
     answer = subprocess.run([str(venv / "bin" / "gate"), "--version"], capture_output=True,
@@ -257,6 +260,7 @@ def test_the_bundle_installs_with_no_network(installed: Installed) -> None:
 
 
 @needs_root
+@pytest.mark.slow
 def test_install_without_systemd_enables_the_unit_and_says_it_did_not_start_it(
         installed: Installed) -> None:
     system = installed.root / "etc" / "systemd" / "system"
@@ -269,6 +273,7 @@ def test_install_without_systemd_enables_the_unit_and_says_it_did_not_start_it(
 
 
 @needs_root
+@pytest.mark.slow
 def test_each_install_is_a_release_of_its_own(installed: Installed) -> None:
     first, second, _ = installed.releases
     assert first != second
@@ -278,6 +283,7 @@ def test_each_install_is_a_release_of_its_own(installed: Installed) -> None:
 
 
 @needs_root
+@pytest.mark.slow
 def test_rollback_returns_to_the_previous_release_with_the_databases_untouched(
         installed: Installed) -> None:
     assert installed.rollback.returncode == 0, installed.rollback.stderr

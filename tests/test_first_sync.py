@@ -14,14 +14,15 @@ from typing import Any
 
 import httpx
 import pytest
+from kits.gate import MakeGate
 from kits.journal import api_config
 from kits.kiosk import free_port
 from kits.waiting import wait_for
 
-from scanner.app import Gate
 from scanner.app.daemon import start_daemon
 from scanner.cli.status_cmd import render
-from scanner.config import GateConfig, SyncConfig, WebConfig
+from scanner.clock import utc_now
+from scanner.config import SyncConfig, WebConfig
 from scanner.kiosk.state import syncing
 from scanner.sim import Faults, SimServer, World
 from scanner.status import first_sync, first_sync_words, gather
@@ -30,10 +31,9 @@ from scanner.sync.progress import Eta
 
 
 def test_a_first_full_sync_in_progress_counts_its_cursor_against_its_total(
-        tmp_path: Path, sim_server: SimServer) -> None:
+        make_gate: MakeGate, tmp_path: Path, sim_server: SimServer) -> None:
     event = sim_server.world.event_ids[0]
-    with Gate(GateConfig(gate_id="g1", db=str(tmp_path / "g.db"), events=(event,),
-                         api=api_config(sim_server))) as gate:
+    with make_gate(tmp_path, events=(event,), api=api_config(sim_server)) as gate:
         assert first_sync(gate.store.sync_states(), (event,)) == \
             {"events": [event], "done": 0, "total": None}  # configured, not begun
         gate.store.begin_full(event, "2026-12-01T00:00:00.000Z")
@@ -45,10 +45,9 @@ def test_a_first_full_sync_in_progress_counts_its_cursor_against_its_total(
 
 
 def test_a_finished_sync_and_a_later_reconcile_are_not_a_first_sync(
-        tmp_path: Path, sim_server: SimServer) -> None:
+        make_gate: MakeGate, tmp_path: Path, sim_server: SimServer) -> None:
     event = sim_server.world.event_ids[0]
-    with Gate(GateConfig(gate_id="g1", db=str(tmp_path / "g.db"), events=(event,),
-                         api=api_config(sim_server))) as gate:
+    with make_gate(tmp_path, events=(event,), api=api_config(sim_server)) as gate:
         gate.syncer.run_once()
         assert first_sync(gate.store.sync_states(), (event,)) is None
         gate.store.begin_full(event, "2026-12-01T00:00:00.000Z")  # a reconcile begins
@@ -81,7 +80,7 @@ def test_the_page_state_carries_progress_only_during_a_first_sync() -> None:
 
 @pytest.mark.slow
 def test_healthz_says_syncing_through_a_slow_first_sync_and_ready_after(
-        tmp_path: Path) -> None:
+        make_gate: MakeGate, tmp_path: Path) -> None:
     """``gate run`` against an API that pages slowly: /healthz answers 503 ``syncing`` with
     the tickets done of the total while the first sync runs, and ``gate status`` (its own
     process, the same files) shows that progress; once the pages come quickly and the sync
@@ -91,10 +90,10 @@ def test_healthz_says_syncing_through_a_slow_first_sync_and_ready_after(
     port = free_port()
     # 15 pages at 1.5 s each: the sync outlasts `gate status` starting on a loaded machine.
     with SimServer(world, Faults(latency_ms=1500)) as sim:
-        config = GateConfig(gate_id="g1", db=str(tmp_path / "g.db"), events=(event,),
-                            api=api_config(sim, retries=0, read_timeout=5.0),
-                            sync=SyncConfig(page_size=20), web=WebConfig(port=port))
-        gate = Gate(config)
+        gate = make_gate(tmp_path, clock=utc_now, events=(event,),
+                         api=api_config(sim, retries=0, read_timeout=5.0),
+                         sync=SyncConfig(page_size=20), web=WebConfig(port=port))
+        config = gate.config
         daemon = start_daemon(gate)
         try:
             answers: list[httpx.Response] = []
@@ -129,4 +128,3 @@ def test_healthz_says_syncing_through_a_slow_first_sync_and_ready_after(
             assert gate.store.count(event) == 300
         finally:
             daemon.stop(30)
-            gate.close()

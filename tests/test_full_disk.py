@@ -7,15 +7,16 @@ SQLITE_FULL ("database or disk is full") a full SD card gives.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from kits.gate import MakeGate
+from kits.journal import api_config
 from sqlalchemy import event
 
 from scanner.app import Gate
-from scanner.config import load_config
+from scanner.clock import utc_now
 from scanner.decide.model import Direction
 from scanner.errors import StoreError
 from scanner.sim import SimServer, World
@@ -43,11 +44,9 @@ def reopen_full(gate: Gate, spare_pages: int) -> Gate:
 
 
 @pytest.fixture
-def gate(tmp_path: Path, sim_server: SimServer) -> Iterator[Gate]:
-    config = load_config(env={"GATE_API_URL": sim_server.url, "GATE_API_TOKEN": "sim-token",
-                              "GATE_DB": str(tmp_path / "gate.db"), "GATE_ID": "north-1"})
-    with Gate(config) as built:
-        yield built
+def gate(make_gate: MakeGate, tmp_path: Path, sim_server: SimServer) -> Gate:
+    return make_gate(tmp_path, gate_id="north-1", events=tuple(sim_server.world.event_ids),
+                     api=api_config(sim_server), clock=utc_now)
 
 
 def test_sync_into_a_full_store_fails_in_one_line_and_keeps_what_it_had(

@@ -9,27 +9,23 @@ import json
 from pathlib import Path
 
 import pytest
-from kits.gate import gate_config
+from kits.gate import build_gate, gate_toml
 from kits.journal import make_ticket
 
-from scanner.app import Gate
 from scanner.cli.main import main
 
 
 @pytest.fixture
 def gate_env(tmp_path: Path, monkeypatch) -> Path:
     """A configured gate with two tickets in its store; returns its database path."""
-    config = gate_config(tmp_path)
-    toml = tmp_path / "gate.toml"
-    toml.write_text(f'gate_id = "g1"\ndb = "{config.db}"\nevents = {list(config.events)!r}\n'
-                    "[lookup]\ndeadline_ms = 0\n[api]\nretries = 0\n".replace("'", '"'))
+    toml = gate_toml(tmp_path, api={"retries": 0})
     for name in ("GATE_API_URL", "GATE_API_TOKEN", "GATE_API_TOKEN_FILE", "GATE_EVENTS",
                  "GATE_DB", "GATE_ID"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("GATE_CONFIG", str(toml))
-    with Gate(config) as gate:
+    with build_gate(tmp_path, api={"retries": 0}) as gate:
         gate.store.upsert([make_ticket(1), make_ticket(2)])
-    return Path(config.db)
+    return Path(gate.config.db)
 
 
 def run(capsys, *args: str) -> tuple[int, str, str]:

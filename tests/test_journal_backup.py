@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kits.gate import gate_config
+from kits.gate import build_gate
 from kits.journal import EVENT, journal_path, open_journal
 
 from scanner.app import Gate
@@ -76,10 +76,9 @@ def last_seq(path: Path) -> int:
 
 @pytest.fixture
 def journal_file(tmp_path: Path) -> Path:
-    config = gate_config(tmp_path)
-    with Gate(config) as gate:
+    with build_gate(tmp_path) as gate:
         gate.open(Gate.journal)
-    path = journal_path(config)
+    path = journal_path(gate.config)
     seed(path, SEED_SCANS)
     return path
 

@@ -23,23 +23,16 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from kits.gate import gate_config
+from kits.gate import build_gate, gate_toml, write_toml
 from kits.gpio import RELAY
-from kits.journal import journal_path
+from kits.journal import api_config, journal_path
 from kits.waiting import wait_for
-from test_daemon import TypedSource
+from test_daemon import TYPED_DEVICE, TypedSource
 
 from scanner.app import Gate
 from scanner.app.daemon import start_daemon
-from scanner.config import (
-    ApiConfig,
-    GateConfig,
-    JournalConfig,
-    OutputsConfig,
-    ReaderConfig,
-    Secret,
-    load_config,
-)
+from scanner.clock import utc_now
+from scanner.config import LookupConfig, ReaderConfig, load_config
 from scanner.errors import ConfigError
 from scanner.journal.backup_dir import BackupPlan, DailyBackup, backups, prefix
 
@@ -59,10 +52,9 @@ class Clock:
 
 @pytest.fixture
 def journal_file(tmp_path: Path) -> Path:
-    config = gate_config(tmp_path)
-    with Gate(config) as gate:
+    with build_gate(tmp_path) as gate:
         gate.open(Gate.journal)
-    return journal_path(config)
+    return journal_path(gate.config)
 
 
 def daily(journal: Path, folder: Path, clock: Clock, *, keep: int = 3,
@@ -175,9 +167,8 @@ def test_a_copy_that_fails_is_one_warning_and_is_not_retried_every_minute(
 
 
 def test_the_gate_schedules_the_backup_only_with_a_backup_dir(tmp_path: Path) -> None:
-    toml = tmp_path / "gate.toml"
-    toml.write_text(f'db = "{tmp_path / "gate.db"}"\n[journal]\nbackup_dir = "/media/stick"\n'
-                    'backup_keep = 14\nbackup_at = "02:15"\n')
+    toml = gate_toml(tmp_path, journal={"backup_dir": "/media/stick", "backup_keep": 14,
+                                        "backup_at": "02:15"})
     config = load_config(toml, env={})
     assert (config.journal.backup_dir, config.journal.backup_keep,
             config.journal.backup_at) == ("/media/stick", 14, "02:15")
@@ -189,8 +180,7 @@ def test_the_gate_schedules_the_backup_only_with_a_backup_dir(tmp_path: Path) ->
 
 @pytest.mark.parametrize("value", ["3:3", "25:00", "noon", "03:30:00"])
 def test_backup_at_must_be_a_time_of_day(tmp_path: Path, value: str) -> None:
-    toml = tmp_path / "gate.toml"
-    toml.write_text(f'[journal]\nbackup_at = "{value}"\n')
+    toml = write_toml(tmp_path / "gate.toml", {"journal": {"backup_at": value}})
     with pytest.raises(ConfigError, match=re.escape(f"journal.backup_at: expected a local "
                                                     f"time of day as HH:MM, got '{value}'")):
         load_config(toml, env={})
@@ -271,13 +261,13 @@ def test_the_daemons_backup_job_copies_while_reads_are_decided(tmp_path: Path,
     run while the reads go on, copies every scan journaled before it started."""
     source, stick = TypedSource(), tmp_path / "stick"
     stick.mkdir()
-    config = GateConfig(
-        gate_id="b1", db=str(tmp_path / "gate.db"), events=(sim_server.world.event_ids[0],),
-        api=ApiConfig(url=sim_server.url, token=Secret(sim_server.token), retries=0),
-        readers=(ReaderConfig(source="typed", name="north"),),
-        outputs=OutputsConfig(pin_factory="mock", relay_pin=RELAY, relay_pulse_ms=100),
-        journal=JournalConfig(backup_dir=str(stick), backup_keep=2, backup_same_disk=True))
-    gate = Gate(config, sources={"typed": lambda _config, _status: source})
+    gate = build_gate(
+        tmp_path, gate_id="b1", events=(sim_server.world.event_ids[0],),
+        api=api_config(sim_server, retries=0), lookup=LookupConfig(),
+        readers=(ReaderConfig(source="hid", name="north", device=TYPED_DEVICE),),
+        outputs={"relay_pin": RELAY, "relay_pulse_ms": 100},
+        journal={"backup_dir": str(stick), "backup_keep": 2, "backup_same_disk": True},
+        sources={"hid": lambda _config, _status: source}, clock=utc_now)
     daemon = start_daemon(gate)
     typing = threading.Event()
 

@@ -10,13 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kits.gate import gate_config
+from kits.gate import build_gate, gate_toml
 from kits.journal import make_decision, make_ticket
 
-from scanner.app import Gate
 from scanner.cli.journal_cmds import JOURNAL_COLUMNS
 from scanner.cli.main import main
-from scanner.config import GateConfig
 from scanner.decide.model import Direction
 from scanner.journal.journal import SUPERVISION_NAMES
 from scanner.journal.schema import journal as journal_table
@@ -25,22 +23,21 @@ TIMES = [f"2030-01-01T1{h}:00:00.000Z" for h in range(6)]
 
 
 @pytest.fixture
-def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> GateConfig:
-    """A gate's configuration, also the one the CLI loads (``GATE_CONFIG``)."""
-    config = gate_config(tmp_path)
-    toml = tmp_path / "gate.toml"
-    toml.write_text(f'gate_id = "g1"\ndb = "{config.db}"\n')
+def cli_gate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The kit gate's folder; its configuration is also the one the CLI loads
+    (``GATE_CONFIG``)."""
+    toml = gate_toml(tmp_path)
     for name in ("GATE_DB", "GATE_ID", "GATE_JOURNAL_DB", "GATE_EVENTS"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("GATE_CONFIG", str(toml))
-    return config
+    return tmp_path
 
 
 @pytest.fixture
-def rows(config: GateConfig) -> list[dict[str, Any]]:
+def rows(cli_gate: Path) -> list[dict[str, Any]]:
     """A journal with scans an hour apart (granted, denied, actuated, passed or not), as
     ``Journal.entries`` gives them."""
-    with Gate(config) as gate:
+    with build_gate(cli_gate) as gate:
         journal = gate.journal
         for n, at in enumerate(TIMES):
             granted = n % 2 == 0
@@ -121,9 +118,9 @@ def test_a_bad_until_is_one_line(rows: list[dict[str, Any]],
 
 
 def test_a_read_a_spreadsheet_would_run_is_exported_as_text(
-        config: GateConfig, capsys: pytest.CaptureFixture[str]) -> None:
+        cli_gate: Path, capsys: pytest.CaptureFixture[str]) -> None:
     hostile = ['=HYPERLINK("http://x","y")', "+1+1", "-2+3", "@SUM(A1)", "plain-code"]
-    with Gate(config) as gate:
+    with build_gate(cli_gate) as gate:
         for n, barcode in enumerate(hostile):
             decision = make_decision(make_ticket(n, barcode=barcode), Direction.IN,
                                      granted=False)

@@ -74,7 +74,10 @@ class Kiosk:
                     return daemon
             except httpx.TransportError:
                 pass
-            assert time.monotonic() < deadline, f"/healthz never 200:\n{daemon.log()}"
+            if time.monotonic() > deadline:
+                log = daemon.log()
+                daemon.kill()  # never ready: it must not outlive the test that started it
+                raise AssertionError(f"/healthz never 200:\n{log}")
             time.sleep(0.1)
 
     def restart(self) -> None:

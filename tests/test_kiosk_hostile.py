@@ -200,6 +200,7 @@ def dropped(sock: socket.socket, within: float) -> bool:
         return False
 
 
+@pytest.mark.slow
 def test_slow_clients_are_dropped_and_hold_neither_threads_nor_the_page(kg: KioskGate) -> None:
     port = kg.kiosk.port
     threads_before = threading.active_count()

@@ -139,6 +139,7 @@ def longest_denial() -> tuple[str, Reason]:
                                   for p in ("detail", "next")))
 
 
+@pytest.mark.slow
 def test_a_grant_fits_every_screen(gate: Any, browser: Any, artifacts: Path) -> None:
     kg, server, _drive = gate
     page = open_page(browser, server.url)
@@ -155,6 +156,7 @@ def test_a_grant_fits_every_screen(gate: Any, browser: Any, artifacts: Path) -> 
     page.context.close()
 
 
+@pytest.mark.slow
 def test_the_longest_denial_in_the_longest_language_fits_every_screen(
         gate: Any, browser: Any, artifacts: Path) -> None:
     kg, server, _drive = gate
@@ -176,6 +178,7 @@ def test_the_longest_denial_in_the_longest_language_fits_every_screen(
     page.context.close()
 
 
+@pytest.mark.slow
 def test_an_offline_decision_says_so_inside_the_result(
         gate: Any, browser: Any, artifacts: Path) -> None:
     kg, server, _drive = gate
@@ -202,6 +205,7 @@ def test_an_offline_decision_says_so_inside_the_result(
     page.context.close()
 
 
+@pytest.mark.slow
 def test_the_first_sync_replaces_ready_with_its_progress(
         gate: Any, browser: Any, artifacts: Path) -> None:
     _kg, server, drive = gate
@@ -221,6 +225,7 @@ def test_the_first_sync_replaces_ready_with_its_progress(
     page.context.close()
 
 
+@pytest.mark.slow
 def test_a_lost_reader_replaces_ready(gate: Any, browser: Any, artifacts: Path) -> None:
     _kg, server, drive = gate
     page = open_page(browser, server.url)

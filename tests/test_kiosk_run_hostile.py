@@ -27,6 +27,10 @@ PIN = "4711"
 # grew by over 1 GB under the same flood.
 MAX_GROWTH = 100 * 2**20
 
+# One `gate run` serves the module: on one worker it starts once, not once per worker that
+# happens to draw one of these tests.
+pytestmark = pytest.mark.xdist_group("kiosk-run-hostile")
+
 
 @pytest.fixture(scope="module")
 def wide(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kiosk]:
@@ -53,6 +57,7 @@ def peak_rss(pid: int) -> int:
     raise AssertionError("no VmHWM")
 
 
+@pytest.mark.slow
 def test_150_concurrent_wrong_pins_keep_gate_runs_memory_bounded(wide: Kiosk) -> None:
     pid = wide.daemon.proc.pid
     before = peak_rss(pid)
@@ -113,6 +118,7 @@ def test_resets_garbage_and_bad_bodies_leave_no_traceback(wide: Kiosk) -> None:
     assert "Traceback" not in added and 'File "' not in added, added
 
 
+@pytest.mark.slow
 def test_gate_run_stops_cleanly_with_a_stream_open(wide: Kiosk) -> None:
     with httpx.stream("GET", f"{wide.url}/events", timeout=10) as stream:
         first = next(stream.iter_bytes())

@@ -236,6 +236,7 @@ def test_web_language_forces_one_language_on_every_browser(
         assert words["lang"] == "it" and words["messages"]["word.denied"] == "NEGATO"
 
 
+@pytest.mark.slow
 def test_set_pin_writes_a_hash_only_its_owner_can_read(tmp_path: Path) -> None:
     pin_file = tmp_path / "kiosk.pin"
     result = subprocess.run([sys.executable, "-m", "scanner.cli.main", "kiosk", "set-pin",

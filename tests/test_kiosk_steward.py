@@ -79,6 +79,7 @@ def discounted(kg: KioskGate) -> str:
                 and not doc.get("slotStartTime"))
 
 
+@pytest.mark.slow
 def test_a_held_ticket_is_shown_in_its_colour_and_confirmed_on_the_page(
         kg: KioskGate, lane: Lane, page: Any, artifacts: Path) -> None:
     lane.offer(LaneRead(discounted(kg), Direction.IN, "handheld"))
@@ -95,6 +96,7 @@ def test_a_held_ticket_is_shown_in_its_colour_and_confirmed_on_the_page(
     assert reasons(kg) == ["ACTION_REQUIRED", "CONFIRMED"]
 
 
+@pytest.mark.slow
 def test_a_supervisor_overrides_a_denial_on_the_page(kg: KioskGate, page: Any) -> None:
     code = kg.valid_barcodes(1)[0]
     kg.read(code)
@@ -111,6 +113,7 @@ def test_a_supervisor_overrides_a_denial_on_the_page(kg: KioskGate, page: Any) -
         ("OVERRIDDEN", "supervisor", "PASSBACK_FORGIVEN", "left a bag at the gate")
 
 
+@pytest.mark.slow
 def test_a_forced_passage_is_an_alarm_on_the_page(kg: KioskGate, page: Any,
                                                   artifacts: Path) -> None:
     contact = kg.outputs.factory.pin(PASSAGE)
@@ -122,6 +125,7 @@ def test_a_forced_passage_is_an_alarm_on_the_page(kg: KioskGate, page: Any,
     assert reasons(kg) == ["PASSAGE_FORCED"]
 
 
+@pytest.mark.slow
 def test_an_information_scan_on_the_page_records_nothing(kg: KioskGate, page: Any) -> None:
     code = kg.valid_barcodes(1)[0]
     page.click("#tools-open")

@@ -6,10 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from kits.gate import gate_config
+from kits.gate import build_gate
 from kits.journal import EVENT, make_decision, make_ticket
 
-from scanner.app import Gate
 from scanner.mesh import message
 from scanner.mesh.broker import Connected
 from scanner.mesh.hlc import HybridClock, Stamp
@@ -63,7 +62,7 @@ def connect(link: Link) -> Sent:
 
 @pytest.fixture
 def gate(tmp_path: Path):
-    with Gate(gate_config(tmp_path, gate_id="B")) as gate:
+    with build_gate(tmp_path, gate_id="B") as gate:
         yield gate
 
 

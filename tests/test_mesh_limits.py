@@ -74,6 +74,7 @@ def gates() -> Iterator[list[MeshGate]]:
 
 
 @pytest.mark.parametrize(("first", "second"), NAME_PAIRS)
+@pytest.mark.slow
 def test_gates_with_any_printable_name_share_scans(tmp_path: Path, gates: list[MeshGate],
                                                   first: str, second: str) -> None:
     broker = Broker(tmp_path / "broker", [first, second]).start()
@@ -167,6 +168,7 @@ def vm_peak(pid: int) -> int:
     raise AssertionError("no VmHWM")
 
 
+@pytest.mark.slow
 def test_the_shipped_broker_config_refuses_a_huge_message_without_holding_it(
         tmp_path: Path) -> None:
     assert {"message_size_limit 1048576", "max_packet_size 1049600"} <= set(shipped_settings())

@@ -9,10 +9,9 @@ import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from kits.gate import gate_config
+from kits.gate import build_gate, gate_toml
 from kits.journal import EVENT, make_decision, make_ticket
 
-from scanner.app import Gate
 from scanner.cli.main import main
 from scanner.errors import ConfigError
 from scanner.mesh.hlc import HybridClock, Stamp
@@ -184,7 +183,7 @@ def test_missing_ranges_are_the_gaps_up_to_the_announced_number():
 
 @pytest.fixture
 def store(tmp_path: Path):
-    with Gate(gate_config(tmp_path, gate_id="B")) as gate:
+    with build_gate(tmp_path, gate_id="B") as gate:
         yield MeshStore(gate.journal_engine, "B"), gate
 
 
@@ -263,12 +262,10 @@ def test_a_long_journal_is_stamped_whole_across_several_statements(store):
 
 
 def test_gate_conflicts_json_lists_both_scans(tmp_path: Path, monkeypatch, capsys):
-    config = gate_config(tmp_path, gate_id="B")
-    with Gate(config) as gate:
+    with build_gate(tmp_path, gate_id="B") as gate:
         MeshStore(gate.journal_engine, "B").record_many([record("s1", "A", 1, 5),
-                                                 record("s2", "C", 1, 7)])
-    toml = tmp_path / "gate.toml"
-    toml.write_text(f'gate_id = "B"\ndb = "{config.db}"\n')
+                                                         record("s2", "C", 1, 7)])
+    toml = gate_toml(tmp_path, gate_id="B")
     for name in ("GATE_DB", "GATE_ID", "GATE_EVENTS"):
         monkeypatch.delenv(name, raising=False)
     assert main(["--config", str(toml), "conflicts", "--json"]) == 0

@@ -8,6 +8,7 @@ import sys
 import threading
 from pathlib import Path
 
+from kits.gate import write_toml
 from kits.gpio import BUZZER, FIRE, GREEN, PASSAGE, RED, RELAY, make
 
 from scanner.cli.outputs_cmd import exercise, watch
@@ -69,9 +70,9 @@ def test_inputs_are_shown_live_until_stopped() -> None:
 
 
 def test_the_command_pauses_between_outputs_and_ends_after_seconds(tmp_path: Path) -> None:
-    config = tmp_path / "gate.toml"
-    config.write_text(f'readers = []\n[outputs]\npin_factory = "mock"\nrelay_pin = {RELAY}\n'
-                      f'relay_pulse_ms = 100\ngreen_pin = {GREEN}\npassage_pin = {PASSAGE}\n')
+    config = write_toml(tmp_path / "gate.toml", {"readers": [], "outputs": {
+        "pin_factory": "mock", "relay_pin": RELAY, "relay_pulse_ms": 100, "green_pin": GREEN,
+        "passage_pin": PASSAGE}})
     done = subprocess.run([sys.executable, "-m", "scanner.cli.main", "--config", str(config),
                            "test", "outputs", "--pause", "0", "--seconds", "0.2"],
                           cwd=REPO, capture_output=True, text=True, timeout=60)
@@ -82,8 +83,8 @@ def test_the_command_pauses_between_outputs_and_ends_after_seconds(tmp_path: Pat
 
 
 def test_a_pin_factory_that_cannot_start_is_one_line_exit_2(tmp_path: Path) -> None:
-    config = tmp_path / "gate.toml"
-    config.write_text('[outputs]\npin_factory = "pigpio"\nrelay_pin = 17\n')
+    config = write_toml(tmp_path / "gate.toml",
+                        {"outputs": {"pin_factory": "pigpio", "relay_pin": 17}})
     done = subprocess.run([sys.executable, "-m", "scanner.cli.main", "--config", str(config),
                            "test", "outputs", "--pause", "0", "--seconds", "0"],
                           cwd=REPO, capture_output=True, text=True, timeout=60)

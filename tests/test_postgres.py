@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from kits.journal import EVENT, make_decision, make_ticket, open_journal
+from kits.gate import build_gate
+from kits.journal import EVENT, api_config, make_decision, make_ticket, open_journal
 from kits.pg import PgServer, pg_server_fixture, pg_url_fixture  # noqa: F401
 from kits.sim import SIM_TOKEN
 from sqlalchemy import create_engine, text
@@ -76,7 +77,6 @@ from test_store import (  # noqa: F401  (the store contract, collected again her
 
 from scanner.app import Gate
 from scanner.cli.main import main
-from scanner.config import GateConfig, load_config
 from scanner.databases import make_journal_engine
 from scanner.decide.model import Direction, Reason
 from scanner.errors import AlreadyAnswered
@@ -102,17 +102,16 @@ IN, OUT = Direction.IN, Direction.OUT
 pytestmark = pytest.mark.xdist_group("postgres")
 
 
-def pg_config(url: str, sim: SimServer | None = None, **env: str) -> GateConfig:
-    """The configuration an operator gets from the environment, pointed at PostgreSQL."""
-    values = {"GATE_DB": url, "GATE_ID": "g1", "GATE_EVENTS": EVENT, **env}
+def pg_gate(tmp_path: Path, url: str, sim: SimServer | None = None, **overrides: Any) -> Gate:
+    """The kit's gate with its store and journal on PostgreSQL, on ``sim`` if given."""
     if sim is not None:
-        values |= {"GATE_API_URL": sim.url, "GATE_API_TOKEN": SIM_TOKEN}
-    return load_config(env=values)
+        overrides["api"] = api_config(sim)
+    return build_gate(tmp_path, db=url, **overrides)
 
 
 @pytest.fixture
-def gate(pg_url: str) -> Iterator[Gate]:
-    with Gate(pg_config(pg_url)) as gate:
+def gate(tmp_path: Path, pg_url: str) -> Iterator[Gate]:
+    with pg_gate(tmp_path, pg_url) as gate:
         yield gate
 
 
@@ -160,11 +159,11 @@ def test_a_recorded_scan_is_committed_for_another_connection(journal: Journal,
     assert [tuple(r) for r in rows] == [(scan_id, "OK", True)]
 
 
-def test_the_clock_offset_is_kept_across_gates(pg_url: str) -> None:
-    with Gate(pg_config(pg_url)) as first:
+def test_the_clock_offset_is_kept_across_gates(tmp_path: Path, pg_url: str) -> None:
+    with pg_gate(tmp_path, pg_url) as first:
         first.journal.save_clock_offset(-3.25)
         first.journal.save_clock_offset(-1.5)  # an existing key is updated
-    with Gate(pg_config(pg_url)) as second:
+    with pg_gate(tmp_path, pg_url) as second:
         assert second.journal.saved_clock_offset() == -1.5
 
 
@@ -249,10 +248,11 @@ def test_presence_is_the_same_on_sqlite_and_postgresql(
 # -- round trips through the composition root, against the simulator ---------------------
 
 @pytest.fixture
-def sim_gate(pg_url: str, sim_server: SimServer, sim_world: World) -> Iterator[Gate]:
+def sim_gate(tmp_path: Path, pg_url: str, sim_server: SimServer,
+             sim_world: World) -> Iterator[Gate]:
     """A gate on PostgreSQL serving the simulator's first event, fully synced."""
     event = sim_world.event_ids[0]
-    with Gate(pg_config(pg_url, sim_server, GATE_EVENTS=event)) as gate:
+    with pg_gate(tmp_path, pg_url, sim_server, events=(event,)) as gate:
         gate.syncer.run_once()
         yield gate
 
@@ -281,9 +281,8 @@ def test_outbox_drains_every_scan_to_the_server(sim_gate: Gate, sim_world: World
 
 
 def test_full_and_delta_sync_hold_exactly_the_servers_tickets(
-        pg_url: str, sim_server: SimServer, sim_world: World) -> None:
-    events = ",".join(sim_world.event_ids)
-    with Gate(pg_config(pg_url, sim_server, GATE_EVENTS=events)) as gate:
+        tmp_path: Path, pg_url: str, sim_server: SimServer, sim_world: World) -> None:
+    with pg_gate(tmp_path, pg_url, sim_server, events=tuple(sim_world.event_ids)) as gate:
         gate.syncer.run_once()
         assert stored(gate) == served(sim_world)
         sim_world.cancel(5)

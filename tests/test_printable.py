@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
-from kits.gate import gate_config
+from kits.gate import build_gate
 from kits.journal import EVENT, make_decision
 from test_gatekeeper_cli import gate_env, run  # noqa: F401  (the fixture)
 
@@ -55,7 +55,7 @@ def write_raw_row(db_gate: Gate, barcode: str) -> None:
 
 @pytest.fixture
 def hostile_row(gate_env: Path, tmp_path: Path) -> None:  # noqa: F811
-    with Gate(gate_config(tmp_path)) as gate:
+    with build_gate(tmp_path) as gate:
         write_raw_row(gate, INJECTION)
 
 
@@ -83,7 +83,7 @@ def test_check_json_shows_a_malformed_read_escaped(gate_env, capsys) -> None:  #
 
 
 def test_status_escapes_an_event_name_from_the_server(gate_env, tmp_path, capsys) -> None:  # noqa: F811
-    with Gate(gate_config(tmp_path)) as gate:
+    with build_gate(tmp_path) as gate:
         gate.store.save_events([{"_id": EVENT, "name": INJECTION}])
     _, out, _ = run(capsys, "status")
     assert_escaped(out)

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
+from kits.gate import write_toml
 
 from scanner.cli.main import cli
 from scanner.cli.scan_cmd import decision_line
@@ -24,8 +25,8 @@ def test_decision_line_shows_reason_colour_code_message_and_latency() -> None:
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    config = tmp_path / "gate.toml"
-    config.write_text("[lookup]\ndeadline_ms = 0  # offline: no server in this test\n")
+    # offline: no server in this test
+    config = write_toml(tmp_path / "gate.toml", {"lookup": {"deadline_ms": 0}})
     return {"GATE_DB": str(tmp_path / "gate.db"), "GATE_CONFIG": str(config)}
 
 

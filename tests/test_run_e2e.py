@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kits.gate import gate_doc, merged, write_toml
 from kits.journal import journal_path, open_journal
 from kits.waiting import WAIT
 
 from scanner.app import Gate
-from scanner.config import load_config, toml
+from scanner.config import load_config
 from scanner.decide.model import Direction
 
 REPO = Path(__file__).resolve().parent.parent
@@ -100,19 +101,12 @@ def write_config(tmp_path: Path, sim: Any, handheld: Handheld, video: Path | Non
     if video is not None:
         readers.append({"name": "cam", "source": "camera", "camera": str(video),
                         "dedup_window": 0.5})
-    doc: dict[str, Any] = {
-        "gate_id": "e2e-1", "db": str(tmp_path / "gate.db"), "events": [sim.world.event_ids[0]],
-        "api": {"url": sim.url, "connect_timeout": 1.0, "read_timeout": 2.0, "retries": 0},
-        "lookup": {"deadline_ms": 0}, "upload": {"interval": 0.2}, "run": {"sync_interval": 5},
-        "outputs": {"pin_factory": "mock", "relay_pin": 17, "relay_pulse_ms": 100},
-        "web": {"port": 0},  # any free port: a fixed one would collide with another gate
-        "readers": [*readers, *extra_readers],
-    }
-    for key, value in changes.items():
-        doc[key] = {**doc.get(key, {}), **value} if isinstance(value, dict) else value
-    config = tmp_path / "gate.toml"
-    config.write_text(toml.dumps(doc))
-    return config
+    doc = gate_doc(
+        tmp_path, gate_id="e2e-1", events=[sim.world.event_ids[0]],
+        api={"url": sim.url, "connect_timeout": 1.0, "read_timeout": 2.0, "retries": 0},
+        upload={"interval": 0.2}, run={"sync_interval": 5},
+        outputs={"relay_pin": 17, "relay_pulse_ms": 100}, readers=[*readers, *extra_readers])
+    return write_toml(tmp_path / "gate.toml", merged(doc, **changes))
 
 
 def environment(config: Path, sim: Any) -> dict[str, str]:
@@ -230,6 +224,7 @@ def test_sigkill_loses_no_decision_that_was_logged(
     assert [s for s in decided if s not in entries] == []
 
 
+@pytest.mark.slow
 def test_gate_status_says_the_daemon_runs_is_online_and_which_reader_is_missing(
         tmp_path: Path, sim_server: Any, handheld: Handheld) -> None:
     """``gate status`` beside a running ``gate run``: running with its pid, online, each

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from kits.gate import write_toml
 from test_run_e2e import Daemon, Handheld, handheld, valid_barcodes  # noqa: F401
 
 from scanner.cli.main import cli
@@ -68,8 +69,7 @@ def test_setup_refuses_a_reader_the_loader_refuses_and_writes_nothing(tmp_path: 
 
 
 def test_setup_keeps_an_existing_config_without_force(tmp_path: Path) -> None:
-    config = tmp_path / "gate.toml"
-    config.write_text('gate_id = "kept"\n')
+    config = write_toml(tmp_path / "gate.toml", {"gate_id": "kept"})
     result = CliRunner().invoke(cli, ["setup", "--non-interactive", "--output", str(config),
                                       "--token-file", str(token_file(tmp_path, "t"))],
                                 env=clean_env())

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from kits.gate import write_toml
 from kits.gpio import PASSAGE, rises
 from kits.kiosk import KioskGate
 
@@ -317,6 +318,7 @@ def test_a_passage_after_a_grant_raises_no_alarm(turnstile: KioskGate) -> None:
     assert [e["reason"] for e in entries(turnstile)] == ["GRANTED"]
 
 
+@pytest.mark.slow
 def test_a_passage_held_open_is_an_alarm_once(turnstile: KioskGate) -> None:
     turnstile.read(turnstile.valid_barcodes(1)[0])
     turnstile.outputs.factory.pin(PASSAGE).drive_low()  # in, and stuck there
@@ -398,14 +400,15 @@ def set_pin(tmp_path: Path, pin: str, *args: str) -> Any:
     import subprocess
     import sys
 
-    config = tmp_path / "gate.toml"
-    config.write_text(f'[web]\npin_file = "{tmp_path / "steward.pin"}"\n'
-                      f'supervisor_pin_file = "{tmp_path / "supervisor.pin"}"\n')
+    config = write_toml(tmp_path / "gate.toml", {"web": {
+        "pin_file": str(tmp_path / "steward.pin"),
+        "supervisor_pin_file": str(tmp_path / "supervisor.pin")}})
     return subprocess.run([sys.executable, "-m", "scanner.cli.main", "--config", str(config),
                            "kiosk", "set-pin", "--stdin", *args], input=pin + "\n", text=True,
                           capture_output=True, timeout=60, check=False)
 
 
+@pytest.mark.slow
 def test_set_pin_supervisor_writes_the_supervisors_file_and_refuses_the_stewards_pin(
         tmp_path: Path) -> None:
     from scanner.kiosk.auth import PinHash
@@ -420,6 +423,7 @@ def test_set_pin_supervisor_writes_the_supervisors_file_and_refuses_the_stewards
     assert stored is not None and stored.matches("97531")
 
 
+@pytest.mark.slow
 def test_the_supervisors_pin_opens_a_supervisor_session_and_the_stewards_a_stewards(
         kg: KioskGate) -> None:
     for pin, role in ((STEWARD_PIN, "steward"), (SUPERVISOR_PIN, "supervisor")):

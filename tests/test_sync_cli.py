@@ -13,6 +13,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from kits.gate import write_toml
 from kits.sync import TOKEN, server_docs, sim_fixture  # noqa: F401
 
 from scanner.sim import SimServer, World
@@ -29,9 +30,9 @@ def gate_env(sim: SimServer, world: World, db: Path, config: Path) -> dict[str, 
             "GATE_EVENTS": world.event_ids[0], "GATE_CONFIG": str(config)}
 
 
-def write_config(path: Path, text: str = "[sync]\npage_size = 100\n") -> Path:
-    path.write_text(text)
-    return path
+def write_config(path: Path, **tables: dict[str, object]) -> Path:
+    """The file beside the environment: ``tables`` (else a page size), through the writer."""
+    return write_toml(path, tables or {"sync": {"page_size": 100}})
 
 
 def gate(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
@@ -83,7 +84,7 @@ def test_sigkill_mid_full_sync_resumes_and_converges(tmp_path: Path, sim: SimSer
 def test_unreachable_server_is_one_line_and_nonzero(tmp_path: Path, sim: SimServer,
                                                     world: World) -> None:
     env = gate_env(sim, world, tmp_path / "gate.db",
-                   write_config(tmp_path / "gate.toml", "[api]\nretries = 0\n"))
+                   write_config(tmp_path / "gate.toml", api={"retries": 0}))
     env["GATE_API_URL"] = "http://127.0.0.1:9"  # discard port: nothing listens
     done = gate("sync", "--once", env=env)
     assert done.returncode == 1

@@ -189,7 +189,7 @@ def test_a_first_full_sync_is_never_stopped_by_the_guard(
 def test_gate_status_shows_held_deletions_and_the_cli_applies_them(
         tmp_path: Path, sim: SimServer, world: World, event: str) -> None:
     env = gate_env(sim, world, tmp_path / "gate.db",
-                   write_config(tmp_path / "gate.toml", "[sync]\nreconcile_every = 0.001\n"))
+                   write_config(tmp_path / "gate.toml", sync={"reconcile_every": 0.001}))
     assert gate("sync", "--once", env=env).returncode == 0
     emptied(world, event)
     held_run = gate("sync", "--once", env=env)

@@ -14,14 +14,15 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from kits.gate import build_gate, gate_config
 from kits.sim import SIM_TOKEN
 
-from scanner.app import Gate
 from scanner.app.gate import SYNC_CHILD
 from scanner.clock import utc_now
-from scanner.config import ApiConfig, GateConfig, RunConfig, Secret, SyncConfig
+from scanner.config import ApiConfig, GateConfig, Secret
 from scanner.databases import make_engine
 from scanner.errors import GateError
 from scanner.sim import SimServer, World
@@ -43,12 +44,15 @@ def sim(world: World) -> Iterator[SimServer]:
         yield server
 
 
+def _overrides(url: str, world: World, **run: object) -> dict[str, Any]:
+    return {"gate_id": "north", "events": tuple(world.event_ids),
+            "api": ApiConfig(url=url, token=Secret(SIM_TOKEN), retries=0, connect_timeout=1.0,
+                             read_timeout=2.0),
+            "sync": {"page_size": 50}, "run": run}
+
+
 def _config(tmp_path: Path, url: str, world: World, **run: object) -> GateConfig:
-    return GateConfig(gate_id="north", db=str(tmp_path / "gate.db"),
-                      events=tuple(world.event_ids),
-                      api=ApiConfig(url=url, token=Secret(SIM_TOKEN), retries=0,
-                                    connect_timeout=1.0, read_timeout=2.0),
-                      sync=SyncConfig(page_size=50), run=RunConfig(**run))  # type: ignore[arg-type]
+    return gate_config(tmp_path, **_overrides(url, world, **run))
 
 
 @pytest.fixture
@@ -182,6 +186,7 @@ def test_the_token_is_not_on_the_childs_command_line_or_environment(
     assert SIM_TOKEN.encode() not in cmdline and SIM_TOKEN.encode() not in environ
 
 
+@pytest.mark.slow
 def test_a_stop_ends_a_full_sync_after_its_page_and_the_next_run_resumes(
         child: SyncProcess, sim: SimServer, tmp_path: Path) -> None:
     sim.faults.update(latency_ms=100)  # 12 pages of 50: over a second
@@ -196,6 +201,7 @@ def test_a_stop_ends_a_full_sync_after_its_page_and_the_next_run_resumes(
     assert report.resumed and report.total == TICKETS
 
 
+@pytest.mark.slow
 def test_a_killed_child_fails_its_run_in_one_line_and_the_next_run_starts_another(
         child: SyncProcess, sim: SimServer, tmp_path: Path) -> None:
     sim.faults.update(latency_ms=100)
@@ -274,11 +280,12 @@ def test_close_ends_the_child(child: SyncProcess) -> None:
 
 def test_the_daemon_syncs_apart_unless_told_or_given_edges(
         tmp_path: Path, sim: SimServer, world: World) -> None:
-    with Gate(_config(tmp_path, sim.url, world)) as gate:
+    with build_gate(tmp_path, clock=utc_now, **_overrides(sim.url, world)) as gate:
         assert isinstance(gate.run_syncer, SyncProcess)
-    with Gate(_config(tmp_path, sim.url, world, sync_process=False)) as gate:
+    with build_gate(tmp_path, clock=utc_now,
+                    **_overrides(sim.url, world, sync_process=False)) as gate:
         assert gate.run_syncer is gate.syncer
-    with Gate(_config(tmp_path, sim.url, world), clock=lambda: utc_now()) as gate:
+    with build_gate(tmp_path, clock=lambda: utc_now(), **_overrides(sim.url, world)) as gate:
         assert gate.run_syncer is gate.syncer
 
 
@@ -292,6 +299,7 @@ sys.exit(main())
 """
 
 
+@pytest.mark.slow
 def test_the_child_never_speaks_to_systemd(tmp_path: Path, sim: SimServer, world: World,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """systemd's notify socket and watchdog are the daemon's alone: the child is not given

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from kits.gate import MakeGate
+from kits.gate import MakeGate, write_toml
 from kits.sync import TOKEN, server_docs, sim_fixture  # noqa: F401
 
 from scanner.decide.model import Direction, Reason
@@ -30,8 +30,7 @@ def world() -> World:
 
 def gate_env(sim: SimServer, db: Path, *events: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATE_")}
-    config = db.with_name("gate.toml")
-    config.write_text("[sync]\npage_size = 100\n")
+    config = write_toml(db.with_name("gate.toml"), {"sync": {"page_size": 100}})
     return {**env, "GATE_API_URL": sim.url, "GATE_API_TOKEN": TOKEN, "GATE_DB": str(db),
             "GATE_EVENTS": ",".join(events), "GATE_CONFIG": str(config)}
 
@@ -57,6 +56,7 @@ def full_skip(db: Path, event_id: str) -> int:
     return (row[0] or 0) if row else 0
 
 
+@pytest.mark.slow
 def test_killed_mid_way_the_second_events_first_sync_resumes_in_bulk_and_converges(
         tmp_path: Path, sim: SimServer, world: World, make_gate: MakeGate) -> None:
     first, second = world.event_ids
@@ -88,6 +88,7 @@ def test_killed_mid_way_the_second_events_first_sync_resumes_in_bulk_and_converg
     assert stored == expected
 
 
+@pytest.mark.slow
 def test_the_first_events_decisions_stay_the_same_throughout_the_second_events_sync(
         tmp_path: Path, sim: SimServer, world: World, make_gate: MakeGate) -> None:
     first, second = world.event_ids

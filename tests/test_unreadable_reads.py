@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from kits.gate import write_toml
 from kits.journal import make_ticket
 from test_outbox_readonly import set_read_only
 
@@ -19,8 +20,8 @@ from scanner.printable import KEPT_READ_CHARS
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    config = tmp_path / "gate.toml"
-    config.write_text("[lookup]\ndeadline_ms = 0  # offline: no server in this test\n")
+    # offline: no server in this test
+    config = write_toml(tmp_path / "gate.toml", {"lookup": {"deadline_ms": 0}})
     return gate_env(GATE_DB=str(tmp_path / "gate.db"), GATE_CONFIG=str(config))
 
 
@@ -36,6 +37,7 @@ def journal_rows(env: dict[str, str]) -> list[dict[str, object]]:
     return [json.loads(line) for line in done.stdout.splitlines()]
 
 
+@pytest.mark.slow
 def test_check_of_a_barcode_that_is_not_utf8_is_journaled_malformed(env):
     done = gate(env, "check", b"AB\xffCD\\EFGH")
     assert done.returncode == 1 and b"Traceback" not in done.stderr

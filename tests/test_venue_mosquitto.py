@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kits.gate import build_gate
+from kits.gate import build_gate, write_toml
 from kits.journal import make_ticket
 from kits.mesh import KEY, Broker, CutProxy, wait_for
 from kits.venue import SUPERVISOR, ZONES, Supervisor, VenueGate
@@ -57,11 +57,10 @@ def config(tmp_path: Path, broker: Broker) -> Path:
     """The supervisor machine's configuration: the broker, as its supervisor user."""
     secrets = tmp_path / "secrets"
     secret_files(secrets, SUPERVISOR)
-    path = tmp_path / "supervisor.toml"
-    path.write_text(f'db = "{tmp_path / "sup.db"}"\n[mesh]\nurl = "{broker.url}"\n'
-                    f'key_file = "{secrets / "mesh.key"}"\n'
-                    f'credentials_file = "{secrets / "mesh.credentials"}"\n')
-    return path
+    return write_toml(tmp_path / "supervisor.toml", {
+        "db": str(tmp_path / "sup.db"),
+        "mesh": {"url": broker.url, "key_file": str(secrets / "mesh.key"),
+                 "credentials_file": str(secrets / "mesh.credentials")}})
 
 
 def gate_cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -87,6 +86,7 @@ def venue(tmp_path: Path, supervisor: Supervisor, broker: Broker) -> Iterator[li
         gate.close()
 
 
+@pytest.mark.slow
 def test_stop_entry_for_a_zone_stops_exactly_its_gates_and_its_childrens_within_a_second(
         venue: list[VenueGate], supervisor: Supervisor, config: Path) -> None:
     """The stand's gates and the lounge's (inside the stand) stop; north's (around the
@@ -111,6 +111,7 @@ def test_stop_entry_for_a_zone_stops_exactly_its_gates_and_its_childrens_within_
         GATES, Reason.GRANTED)
 
 
+@pytest.mark.slow
 def test_a_gate_cut_off_during_a_block_refuses_the_ticket_at_its_first_decision_back(
         tmp_path: Path, venue: list[VenueGate], supervisor: Supervisor, broker: Broker,
         config: Path) -> None:

@@ -62,6 +62,7 @@ def test_healthz_names_the_version(kg: KioskGate) -> None:
     assert httpx.get(kg.url + "/healthz").json()["version"] == INSTALLED
 
 
+@pytest.mark.slow
 def test_gate_runs_first_log_line_names_the_version(tmp_path: Path, sim_server: Any,
                                                    handheld: Handheld) -> None:
     config = write_config(tmp_path, sim_server, handheld)

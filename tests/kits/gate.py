@@ -1,6 +1,8 @@
 """The real Gate, built the way ``gate run`` builds it: from a TOML file the configuration's
 own writer wrote (scanner.config.toml), read back by the real loader (no tests here).
 
+    gate_toml(tmp_path, **overrides)     that configuration as a gate.toml, for a command
+    write_toml(path, doc)                any TOML document through the same writer
     gate_config(tmp_path, **overrides)   the GateConfig, through gate.toml and load_config
     build_gate(tmp_path, **overrides)    a Gate over it, with the edges a test fakes:
                                          ``transport`` (HTTP), ``clock``, ``sources``
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,20 +39,26 @@ MakeGate = Callable[..., Gate]  # the fixture's type, for a test's signature
 def gate_doc(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
     """The configuration as TOML data: an offline gate (no lookup) on SQLite files in
     ``tmp_path``, mock pins, the page on any free port; then ``overrides``."""
-    doc: dict[str, Any] = {
+    return merged({
         "gate_id": "g1", "db": str(tmp_path / "gate.db"), "events": [EVENT],
         "lookup": {"deadline_ms": 0}, "outputs": {"pin_factory": "mock"}, "web": {"port": 0},
-    }
+    }, **overrides)
+
+
+def merged(doc: Mapping[str, Any], **overrides: Any) -> dict[str, Any]:
+    """``doc`` with ``overrides`` as the module says: a dict is merged into its table, a
+    config object replaces it, anything else replaces the value."""
+    out = dict(doc)
     for key, value in overrides.items():
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            doc[key] = _table(value)
+            out[key] = _table(value)
         elif isinstance(value, dict):
-            doc[key] = {**doc.get(key, {}), **value}
+            out[key] = {**out.get(key, {}), **value}
         elif isinstance(value, tuple | list) and all(map(dataclasses.is_dataclass, value)):
-            doc[key] = [_table(item) for item in value]  # readers
+            out[key] = [_table(item) for item in value]  # readers
         else:
-            doc[key] = value
-    return doc
+            out[key] = value
+    return out
 
 
 def _table(config: Any) -> dict[str, Any]:
@@ -68,10 +76,20 @@ def gate_config(tmp_path: Path, *, token: Secret | str | None = None,
     if token is None and isinstance(api, ApiConfig):
         token = api.token
     secret = token.reveal() if isinstance(token, Secret) else token
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    path = tmp_path / f"written-{next(_written)}.toml"
-    path.write_text(toml.dumps(gate_doc(tmp_path, **overrides)), encoding="utf-8")
+    path = gate_toml(tmp_path, f"written-{next(_written)}.toml", **overrides)
     return load_config(path, env={"GATE_API_TOKEN": secret} if secret else {})
+
+
+def gate_toml(tmp_path: Path, name: str = "gate.toml", **overrides: Any) -> Path:
+    """``gate_doc`` written to ``tmp_path / name``: what ``--config`` or GATE_CONFIG names."""
+    return write_toml(tmp_path / name, gate_doc(tmp_path, **overrides))
+
+
+def write_toml(path: Path, doc: Mapping[str, Any]) -> Path:
+    """``doc`` (a whole configuration or a few tables of one) as the writer writes it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(toml.dumps(doc), encoding="utf-8")
+    return path
 
 
 def build_gate(tmp_path: Path, *, clock: Any = lambda: NOW, transport: Any = None,
