@@ -22,9 +22,11 @@ from scanner.config import PolicyConfig
 from scanner.decide.model import Decision, Direction, Feedback, Reason
 from scanner.decide.orders import Mode, VenueOrders
 from scanner.journal import supervision
+from scanner.journal.supervision import Who
 from scanner.kiosk.auth import write_pin_file
 from scanner.run.lane import Lane, LaneRead
 from scanner.sim import SimServer
+from scanner.supervise.holds import Answer
 
 STEWARD_PIN, SUPERVISOR_PIN = "2468", "97531"
 CONFIRM_PIN = 5
@@ -469,3 +471,20 @@ def test_a_stopping_lane_refuses_its_held_ticket_at_once(held: KioskGate) -> Non
     assert worker.join(0.5)
     assert held_rows(held) == [("ACTION_REQUIRED", "FAIL"), ("NOT_CONFIRMED", "FAIL")]
     assert entries(held)[1]["why"] == "STOPPING"
+
+
+def test_a_held_ticket_the_gate_could_not_act_on_leaves_no_hold_for_the_button(
+        held: KioskGate, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The act stage refusing a held ticket ends its hold: the wired button, which answers
+    the oldest held ticket, must not answer a ticket nobody is shown any more."""
+    result = held.gate.gatekeeper.check(discounted(held), Direction.IN, source="kiosk")
+    assert result.decision.reason is Reason.ACTION_REQUIRED
+
+    def refused(*_args: object) -> bool:
+        raise RuntimeError("the act stage is stopping")
+
+    monkeypatch.setattr(held.desk, "_submit", refused)
+    with pytest.raises(RuntimeError):
+        held.desk.submit(result)
+    assert held.desk.holds.pending() == []
+    assert not held.desk.holds.answer(None, Answer.CONFIRM, Who("button"))

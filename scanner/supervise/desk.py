@@ -129,7 +129,8 @@ class Desk:
             answer, who = self.holds.wait(result.scan_id, beat)
             self.settle(result, answer, who)
         finally:
-            self.keeper.release(result.scan_id)  # settled or not, the hold is over
+            self.holds.forget(result.scan_id)  # settled or not, the hold is over: its
+            self.keeper.release(result.scan_id)  # registration and its zone place
         return accepted
 
     def settle(self, held: CheckResult, answer: Answer, who: Who) -> CheckResult:

@@ -54,6 +54,12 @@ class Holds:
             self._held[scan_id] = _Held(scan_id, (Answer.REFUSE, STOPPING)
                                         if self._closed else None)
 
+    def forget(self, scan_id: str) -> None:
+        """``scan_id`` is no longer held, answered or not (its holder gave up: the act stage
+        refused it): a later answer, the button's included, goes to a ticket really held."""
+        with self._cond:
+            self._held.pop(scan_id, None)
+
     def close(self) -> None:
         """The gate is stopping: every held ticket, and any held from now on, is refused
         at once (the gate stays shut; nobody waits for an answer that cannot come)."""
