@@ -49,10 +49,10 @@ from scanner.kiosk.routes import (
     Hosts,
     HttpError,
     check_session,
-    in_language,
     json_body,
     login_route,
     page_language,
+    page_route,
     sign_in,
 )
 from scanner.kiosk.routes import json_response as _json
@@ -107,15 +107,8 @@ def build_app(room: Room) -> ASGIApp:
     def attempt(address: str, pin: str) -> str:
         return sign_in(room.login, address, pin)
 
-    async def page(request: Request) -> Response:
-        name = request.path_params.get("name", "control.html")
-        if name not in files:
-            raise HttpError(HTTPStatus.NOT_FOUND, "no such file")
-        body = files[name]
-        if name == "control.html":
-            body = in_language(body, page_language(request, room.language))
-        return Response(body, media_type=STATIC[name],
-                        headers={"Cache-Control": "no-cache", "Vary": "Accept-Language"})
+    page = page_route(files, STATIC, "control.html",
+                      lambda request: page_language(request, room.language))
 
     async def i18n(request: Request) -> Response:
         return _json(words(page_language(request, room.language)),

@@ -35,7 +35,7 @@ import ipaddress
 import logging
 import queue
 import socket
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from http import HTTPStatus
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Protocol
@@ -252,6 +252,23 @@ def in_language(page: bytes, lang: str) -> bytes:
     return page.replace(b'<html lang="en">', f'<html lang="{lang}">'.encode(), 1)
 
 
+def page_route(files: dict[str, bytes], types: dict[str, str], index: str,
+               language: Callable[[Request], str]) -> Callable[[Request], Awaitable[Response]]:
+    """The handler of ``/`` (the HTML page ``index``, in ``language(request)``) and of
+    ``/static/{name}``: a page's own ``files``, read at start, served as ``types`` says."""
+    async def page(request: Request) -> Response:
+        name = request.path_params.get("name", index)
+        if name not in files:
+            raise HttpError(HTTPStatus.NOT_FOUND, "no such file")
+        body = files[name]
+        if name == index:
+            body = in_language(body, language(request))
+        return Response(body, media_type=types[name],
+                        headers={"Cache-Control": "no-cache", "Vary": "Accept-Language"})
+
+    return page
+
+
 class Kiosk(Protocol):
     """What the routes serve (``scanner.kiosk.server.KioskServer``): its parts and state,
     and what a request may ask of it."""
@@ -294,15 +311,7 @@ def build_app(kiosk: Kiosk) -> ASGIApp:
     def language(request: Request) -> str:
         return page_language(request, kiosk.language)
 
-    async def page(request: Request) -> Response:
-        name = request.path_params.get("name", "index.html")
-        if name not in files:
-            raise HttpError(HTTPStatus.NOT_FOUND, "no such file")
-        body = files[name]
-        if name == "index.html":
-            body = in_language(body, language(request))
-        return Response(body, media_type=STATIC[name],
-                        headers={"Cache-Control": "no-cache", "Vary": "Accept-Language"})
+    page = page_route(files, STATIC, "index.html", language)
 
     async def words(request: Request) -> Response:
         return _json(page_words(language(request)), headers={"Vary": "Accept-Language"})
