@@ -1,11 +1,11 @@
-"""The control room's catalogues, as the kiosk's are checked: every message in every
-language with the same placeholders, every key the page names present, every reason a log
-line can carry worded; the language a browser gets, and the one ``[web] language`` forces."""
+"""The control room's catalogues (every message in every language with the same
+placeholders: tests/test_kiosk_i18n.py, for both pages): every key the page names present,
+every reason a log line can carry worded; the language a browser gets, and the one ``[web]
+language`` forces."""
 
 from __future__ import annotations
 
 import re
-import string
 from collections.abc import Iterator
 from datetime import UTC
 from importlib import resources
@@ -26,25 +26,6 @@ from scanner.supervise.holds import STOPPING, TIMED_OUT
 from scanner.venue.command import Kind
 
 STATIC = resources.files("scanner.control").joinpath("static")
-
-
-def fields(text: str) -> set[str]:
-    return {name for _lit, name, _spec, _conv in string.Formatter().parse(text) if name}
-
-
-def test_every_language_has_a_catalogue_and_no_other() -> None:
-    found = {p.name for p in resources.files("scanner.control").joinpath("locale").iterdir()
-             if p.is_dir()}
-    assert found == set(PAGE_LANGUAGES)
-
-
-@pytest.mark.parametrize("lang", PAGE_LANGUAGES)
-def test_every_message_is_translated_with_the_same_placeholders(lang: str) -> None:
-    english, other = catalogue(FALLBACK, CONTROL), catalogue(lang, CONTROL)
-    assert set(other) == set(english)
-    for key, text in english.items():
-        assert other[key].strip(), f"{lang}: {key} is empty"
-        assert fields(other[key]) == fields(text), f"{lang}: {key} placeholders differ"
 
 
 def test_every_key_the_page_names_is_in_the_catalogue() -> None:

@@ -1,6 +1,6 @@
-"""The page's catalogues: every message in every language with the same placeholders, a
-detail and a next step for every denial reason, and every key the page or the server names
-present; the language a browser gets."""
+"""The pages' catalogues: every message in every language with the same placeholders (the
+kiosk's and the control room's), a detail and a next step for every denial reason, and every
+key the page or the server names present; the language a browser gets."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from importlib import resources
 import pytest
 
 from scanner.config import PAGE_LANGUAGES
+from scanner.control.routes import CONTROL
 from scanner.decide.model import Reason
 from scanner.kiosk import present, state
-from scanner.kiosk.i18n import FALLBACK, catalogue, choose, preferences
+from scanner.kiosk.i18n import FALLBACK, KIOSK, Catalogue, catalogue, choose, preferences
 
 STATIC = resources.files("scanner.kiosk").joinpath("static")
 
@@ -22,15 +23,22 @@ def fields(text: str) -> set[str]:
     return {name for _lit, name, _spec, _conv in string.Formatter().parse(text) if name}
 
 
-def test_every_language_has_a_catalogue_and_no_other() -> None:
-    found = {p.name for p in resources.files("scanner.kiosk").joinpath("locale").iterdir()
+# Every page's catalogue: the kiosk's and the control room's.
+CATALOGUES = pytest.mark.parametrize("where", [KIOSK, CONTROL], ids=lambda c: c.domain)
+
+
+@CATALOGUES
+def test_every_language_has_a_catalogue_and_no_other(where: Catalogue) -> None:
+    found = {p.name for p in resources.files(where.package).joinpath("locale").iterdir()
              if p.is_dir()}
     assert found == set(PAGE_LANGUAGES)
 
 
+@CATALOGUES
 @pytest.mark.parametrize("lang", PAGE_LANGUAGES)
-def test_every_message_is_translated_with_the_same_placeholders(lang: str) -> None:
-    english, other = catalogue(FALLBACK), catalogue(lang)
+def test_every_message_is_translated_with_the_same_placeholders(where: Catalogue,
+                                                                lang: str) -> None:
+    english, other = catalogue(FALLBACK, where), catalogue(lang, where)
     assert set(other) == set(english)
     for key, text in english.items():
         assert other[key].strip(), f"{lang}: {key} is empty"
