@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from kits.browser import needs_chromium, open_kiosk
 from kits.gpio import PASSAGE
-from kits.kiosk import KioskGate, free_port
+from kits.kiosk import KioskGate, free_port, running_lane
 from kits.waiting import wait_for
 
 from scanner.config import PolicyConfig
@@ -43,10 +43,8 @@ def kg(tmp_path: Path, sim_server: SimServer) -> Iterator[KioskGate]:
 
 @pytest.fixture
 def lane(kg: KioskGate) -> Iterator[Lane]:
-    worker = Lane("main", kg.gate.gatekeeper, kg.desk.submit, heartbeat_timeout=30)
-    worker.start()
-    yield worker
-    worker.stop()
+    with running_lane(kg) as worker:
+        yield worker
 
 
 @pytest.fixture

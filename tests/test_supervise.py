@@ -15,7 +15,7 @@ import httpx
 import pytest
 from kits.gate import write_toml
 from kits.gpio import PASSAGE, rises
-from kits.kiosk import KioskGate
+from kits.kiosk import KioskGate, running_lane
 
 from scanner.cli.journal_cmds import write_rows
 from scanner.config import PolicyConfig
@@ -94,11 +94,8 @@ def held(tmp_path: Path, sim_server: SimServer) -> Iterator[KioskGate]:
 
 @pytest.fixture
 def lane(held: KioskGate) -> Iterator[Lane]:
-    """The turnstile's lane, submitting through the desk as ``gate run`` wires it."""
-    worker = Lane("main", held.gate.gatekeeper, held.desk.submit, heartbeat_timeout=30)
-    worker.start()
-    yield worker
-    worker.stop()
+    with running_lane(held) as worker:
+        yield worker
 
 
 # -- overrides -------------------------------------------------------------------------------

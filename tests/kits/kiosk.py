@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from scanner.errors import GateError
 from scanner.gatekeeper import CheckResult
 from scanner.kiosk import KioskServer, Reachability, WebOptions
 from scanner.kiosk.auth import Lockout
+from scanner.run.lane import Lane
 from scanner.sim import SimServer, World
 from scanner.supervise import Desk, Holds
 
@@ -152,6 +154,17 @@ class KioskGate:
         self.stage.stop(5)
         self.outputs.close()
         self.gate.close()
+
+
+@contextmanager
+def running_lane(kg: KioskGate) -> Iterator[Lane]:
+    """The turnstile's lane, submitting through the desk as ``gate run`` wires it."""
+    worker = Lane("main", kg.gate.gatekeeper, kg.desk.submit, heartbeat_timeout=30)
+    worker.start()
+    try:
+        yield worker
+    finally:
+        worker.stop()
 
 
 @pytest.fixture
