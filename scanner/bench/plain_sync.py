@@ -2,7 +2,8 @@
 into SQLite, with nothing of the gate's (no shift-safe pager, no validation, no cursor).
 
     python -m scanner.bench.plain_sync URL EVENT_ID DB_PATH PAGE_SIZE
-    (token: $PLAIN_TOKEN; read timeout in seconds: $PLAIN_READ_TIMEOUT, the gate's default)
+    (token: $PLAIN_TOKEN; read timeout in seconds: $PLAIN_READ_TIMEOUT, the gate's
+    default, both set by ``scanner.bench.sync_runs``)
 
 It imports only httpx, json and sqlite3, writes the same columns and indexes the gate's
 ticket table has and the seen mark of every ticket (``full_seen``, as the gate's full sync
@@ -60,7 +61,7 @@ def main(url: str, event_id: str, db_path: str, page_size: int) -> int:
     written, skip = 0, 0
     # The gate's own read timeout, not httpx's 5 s: on a busy machine the yardstick must
     # wait for a slow page as long as the gate it measures does.
-    timeout = httpx.Timeout(5.0, read=float(os.environ.get("PLAIN_READ_TIMEOUT", "15")))
+    timeout = httpx.Timeout(5.0, read=float(os.environ["PLAIN_READ_TIMEOUT"]))
     with httpx.Client(base_url=url, headers={"token": os.environ["PLAIN_TOKEN"]},
                       timeout=timeout) as http:
         while True:
