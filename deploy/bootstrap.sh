@@ -11,7 +11,10 @@ DEBS=(python3-venv python3-dev gcc libzbar0)
 # second dialect; a gate (the demo too) never needs a database server.
 # Chromium: the kiosk tests drive Debian's own build headless through Playwright.
 # mosquitto: started throwaway by tests/kits/mesh.py on a free loopback port.
-TEST_DEBS=(postgresql chromium mosquitto)
+# fonts-liberation: the kiosk's narrow result font (Liberation Sans Narrow, as
+# deploy/kiosk.sh installs on a Pi), which the layout tests measure; chromium only
+# recommends it.
+TEST_DEBS=(postgresql chromium mosquitto fonts-liberation)
 if [ "${1:-}" = "--test" ]; then
     DEBS+=("${TEST_DEBS[@]}")
 fi
