@@ -61,10 +61,11 @@ _optional_text = operator.itemgetter(*(_API_KEYS.index(key) for key in _OPTIONAL
 
 def utc_iso(moment: datetime) -> str:
     """Format an aware datetime as ISO-8601 UTC with milliseconds and a ``Z``."""
-    moment = moment.astimezone(UTC)
-    # %Y does not pad years before 1000 on glibc; the stored form must sort and parse.
-    return (f"{moment.year:04d}" + moment.strftime("-%m-%dT%H:%M:%S.")
-            + f"{moment.microsecond // 1000:03d}Z")
+    m = moment.astimezone(UTC)
+    # Fields, not strftime: %Y does not pad years before 1000 on glibc (the stored form must
+    # sort and parse), and strftime costs several times more on a path every record takes.
+    return (f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:"
+            f"{m.second:02d}.{m.microsecond // 1000:03d}Z")
 
 
 def parse_iso(text: str) -> datetime:

@@ -168,3 +168,23 @@ def test_both_sides_admit_their_share_then_deny_and_converge_after_healing() -> 
     assert venue.scan("b", 100, Direction.OUT)
     venue.exchange()
     assert venue.scan("a", 50, Direction.IN)      # one left, one place again
+
+
+def test_ledgers_stay_quiet_while_places_are_plenty_and_every_gate_keeps_some() -> None:
+    """Every ledger change goes to every gate: topping a gate up on each admission, and
+    dividing the shares anew each time the free places move, sent several per scan."""
+    gates = {g: "stand" for g in "abcdef"}
+    venue = Venue([{"id": "stand", "capacity": 600}], gates)
+    venue.exchange()
+
+    def versions() -> int:
+        return sum(g.book.ledger().version for g in venue.gates.values())  # type: ignore[union-attr]
+
+    before = versions()
+    admitted = 0
+    for n in range(120):
+        admitted += venue.scan("abcdef"[n % 6], n, Direction.IN)
+        venue.exchange()
+    assert admitted == 120
+    assert versions() - before <= 20, versions() - before   # a top-up per gate or two
+    assert all(v.book.rights("stand") > 0 for v in venue.gates.values())

@@ -74,7 +74,10 @@ TICK = 0.25                   # the loop's longest sleep: heartbeats at least th
 # A journal row nobody notified about is stamped within this (notify() stamps at once): a
 # quiet tick's probe of the journal is cheap, not free, and 50 gates tick 4 times a second.
 QUIET_STAMP = 1.0
-STATUS_INTERVAL = 0.5         # a busy gate re-announces its sequence number at most this often
+# A busy gate re-announces its sequence number at most this often. Its live records carry
+# their numbers already, so the status only matters when one was lost (and nothing follows
+# it) or for a peer connecting later: a status per scan was a third of a venue's messages.
+STATUS_INTERVAL = 5.0
 # A replay asked for and not begun within this is asked again; one that is arriving is not:
 # asking again for what is in flight has the origin send it all twice (a storm that feeds
 # itself under load).

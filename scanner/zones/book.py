@@ -74,6 +74,7 @@ class ZoneBook:
         self._pending: dict[str, list[str]] = {}   # own scan id -> zones spent, not recorded
         self._traffic: Counter[tuple[str, str]] = Counter()  # (gate, minute) -> admissions
         self._online: set[str] = set()                       # as the last tick was told
+        self._shared_at: dict[str, datetime] = {}   # zone -> when the minter last divided
 
     # -- what the gate asks -------------------------------------------------------------
 
@@ -261,7 +262,15 @@ class ZoneBook:
                         for g in eligible}
             away = sum(max(0, holdings[g]) for g in eligible if g not in online)
             share = {g: weights.get(g, 0) + 1.0 for g in eligible if g in online}
-            targets[zone.id] = escrow.divide(zone.capacity - inside - away, share)
+            pool = zone.capacity - inside - away
+            held = own.targets.get(zone.id)
+            age = (now - self._shared_at[zone.id]).total_seconds() \
+                if zone.id in self._shared_at else escrow.RESHARE_SECONDS
+            if held is not None and escrow.still_shared(held, pool, share, age):
+                targets[zone.id] = dict(held)
+            else:
+                targets[zone.id] = escrow.divide(pool, share)
+                self._shared_at[zone.id] = now
             draft = Ledger(self.gate, own.zone, own.minter, own.version, minted, sent, targets)
             mine = escrow.rights(zone.id, self.gate, {**self._ledgers, self.gate: draft},
                                  self._spent(self.gate, zone.id))

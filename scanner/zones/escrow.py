@@ -15,7 +15,13 @@ no split can create two copies of one:
 - A gate gives rights by raising a cumulative ``sent`` count in its own ledger; the
   receiver counts them once it has that ledger. The minter hands its rights to the gates
   by their recent traffic (``targets``); a gate holding more than its target hands the rest
-  back. A gate cut off keeps what it holds and no more: it admits only its share of the
+  back. Both with slack: a gate is topped up to its target once it holds half of it or
+  less, and hands back down to its target once it holds half as much again; the shares are
+  divided anew when the places to share moved by an eighth, the gates online changed, or
+  ``RESHARE_SECONDS`` passed. Without the slack every admission moved some target by one,
+  and each move was a ledger published to every gate and a hand-back published by another:
+  on a large venue, most of the mesh's messages. A gate cut off keeps what it holds and no
+  more: it admits only its share of the
   places that were free when the split began, and the exits it sees free nothing until
   the minter sees them too. That is the cost: a gate may deny while places are free behind
   another gate.
@@ -34,6 +40,8 @@ from typing import Any
 
 Counts = Mapping[str, int]
 _EMPTY: Mapping[str, Any] = {}
+RESHARE = 8             # shares are divided anew when the places to share moved by 1/RESHARE
+RESHARE_SECONDS = 30.0  # ... or this long after the last division (traffic moves shares)
 
 
 @dataclass(frozen=True)
@@ -138,26 +146,40 @@ def divide(places: int, weights: Mapping[str, float]) -> dict[str, int]:
     return shares
 
 
+def still_shared(held: Counts | None, pool: int, shares: Mapping[str, float],
+                 age: float) -> bool:
+    """The targets ``held`` still stand for ``pool`` places among the gates of ``shares``:
+    the same gates, a pool within an eighth of theirs, divided less than
+    ``RESHARE_SECONDS`` ago."""
+    pool = max(0, pool)
+    return held is not None and held.keys() == shares.keys() and age < RESHARE_SECONDS \
+        and abs(sum(held.values()) - pool) <= pool // RESHARE
+
+
 def hand_out(zone: str, me: str, ledgers: Mapping[str, Ledger], targets: Counts,
              holdings: Counts, own_rights: int) -> dict[str, int]:
-    """What the minter gives now: to each gate below its target, from what it holds."""
+    """What the minter gives now, from what it holds: up to its target, to each gate
+    holding half its target or less."""
     gifts: dict[str, int] = {}
     left = own_rights
     for gate in sorted(targets):
         if gate == me or left <= 0:
             continue
-        want = targets[gate] - holdings.get(gate, 0)
-        if want > 0:
+        held = holdings.get(gate, 0)
+        want = targets[gate] - held
+        if want > 0 and held <= targets[gate] // 2:
             gifts[gate] = min(want, left)
             left -= gifts[gate]
     return gifts
 
 
 def hand_back(zone: str, me: str, minter_ledger: Ledger | None, own_rights: int) -> int:
-    """What a gate gives back to the minter: what it holds above its target."""
+    """What a gate gives back to the minter: what it holds above its target, once that
+    is more than half the target (all of it above a target of none)."""
     if minter_ledger is None or me == minter_ledger.gate:
         return 0
     target = minter_ledger.targets.get(zone, _EMPTY).get(me)
     if target is None:
         return 0
-    return max(0, own_rights - int(target))
+    above = own_rights - int(target)
+    return above if above > int(target) // 2 else 0
