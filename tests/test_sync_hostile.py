@@ -16,7 +16,13 @@ from kits.hostile_server import EVENT, TOKEN, HostileServer, hostile_doc
 
 from scanner.config import Secret, SyncConfig
 from scanner.databases import make_engine
-from scanner.errors import BadRequest, ProtocolError, ServerUnavailable, TooManyTickets
+from scanner.errors import (
+    BadRequest,
+    PagingError,
+    ProtocolError,
+    ServerUnavailable,
+    TooManyTickets,
+)
 from scanner.store.tickets import TicketStore
 from scanner.sync.syncer import Syncer
 from scanner.tickets import MALFORMED, utc_iso
@@ -81,6 +87,17 @@ def test_a_growing_total_stops_the_run_at_the_ticket_cap(hostile: HostileServer,
     with pytest.raises(TooManyTickets, match="max_event_tickets"):
         sync.run_once()
     assert sync.store.count() <= 100
+
+
+def test_a_listing_that_repeats_its_first_page_ends_the_run_in_one_error(
+        hostile: HostileServer, tmp_path: Path) -> None:
+    hostile.mode, hostile.docs = "repeat", [hostile_doc(i, NOW) for i in range(25)]
+    sync = syncer(hostile, tmp_path / "r.db")
+    with pytest.raises(PagingError, match="repeats itself"):
+        sync.run_once()
+    # the page, two that brought nothing new, and the one the sync read ahead
+    assert len([p for p in hostile.requests if "/tickets/" in p]) <= 4
+    assert sync.store.count() == 10  # the one page it did get is kept
 
 
 @pytest.mark.parametrize("status", [None, "", False, 0, "valid", "GRANTED"])

@@ -8,6 +8,7 @@ with a real ``Date`` header, and its ``mode`` says how it lies or stalls:
 - ``hang``:     headers, then nothing until the server stops
 - ``huge``:     a page of ``huge_bytes`` bytes, streamed in chunks (never held in memory)
 - ``growing``:  the listing's ``total`` grows by ``grow_by`` tickets on every request
+- ``repeat``:   ``skip`` ignored: every request gets the listing's first page again
 - ``echo``:     400 whose body echoes the request's token at offset ``echo_at``
 
 Tests change ``docs`` and ``mode`` between requests; ``requests`` logs the paths served.
@@ -82,6 +83,8 @@ class HostileServer:
             self._grown += self.grow_by
             docs += [hostile_doc(len(self.docs) + i) for i in range(self._grown)]
         skip, top = int(query.get("skip", 0)), int(query.get("top", 25))
+        if self.mode == "repeat":
+            skip = 0
         return docs[skip:skip + top], len(docs)
 
 
