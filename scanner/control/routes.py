@@ -65,6 +65,9 @@ STATIC = {"control.html": "text/html; charset=utf-8", "control.css": "text/css; 
           "words.js": "text/javascript; charset=utf-8"}  # the kiosk's, shared
 FRAME_GAP = 0.1        # at most ten frames a second, however busy the venue
 KEEPALIVE = 10.0
+# How often an open stream looks at the venue's version: a look is an attribute read on
+# the event loop, so a hundred open pages hold no worker thread while nothing changes.
+LOOK_EVERY = 0.1
 
 
 def words(lang: str) -> dict[str, Any]:
@@ -132,9 +135,11 @@ def build_app(room: Room) -> ASGIApp:
         return _json({"ok": ok, "reasons": reasons},
                      HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE)
 
+    frames = Frames(room)
+
     async def events(request: Request) -> Response:
         read_only(request)
-        return StreamingResponse(_frames(room), media_type="text/event-stream",
+        return StreamingResponse(_frames(room, frames), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache",
                                           "X-Accel-Buffering": "no"})
 
@@ -159,20 +164,48 @@ def build_app(room: Room) -> ASGIApp:
     return Guard(app, Hosts(room.host, room.port))
 
 
-async def _frames(room: Room) -> AsyncIterator[bytes]:
-    """The venue on connect, then again after every change (at most every FRAME_GAP)."""
+class Frames:
+    """The venue's latest frame, made once per version however many pages stream it (the
+    snapshot is the costly part, and every open page wants the same one), and again for a
+    page that connects once it is FRESH seconds old: its clock and "seen ago" move on."""
+
+    FRESH = 1.0
+
+    def __init__(self, room: Room) -> None:
+        self._room = room
+        self._frame: tuple[int, float, bytes] = (-1, 0.0, b"")   # version, made, frame
+        self._lock: asyncio.Lock | None = None   # made on the server's own event loop
+
+    async def at(self, version: int) -> bytes:
+        """A frame of ``version`` or a newer one."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            now = asyncio.get_running_loop().time()
+            held, made, frame = self._frame
+            if held < version or now - made >= self.FRESH:
+                room = self._room
+                doc = await run_in_threadpool(room.view.snapshot, room.clock())
+                frame = b"data: " + orjson.dumps(doc) + b"\n\n"
+                self._frame = (max(held, version), now, frame)
+            return frame
+
+
+async def _frames(room: Room, frames: Frames) -> AsyncIterator[bytes]:
+    """The venue on connect, then again after every change (at most every FRAME_GAP).
+    Waiting holds no thread: an open page costs a look at the version now and then."""
     yield b"retry: 1000\n\n"
     seen = -1
     idle = 0.0
     while not room.stopping():
-        version = await run_in_threadpool(room.view.wait, seen, 1.0)
+        version = room.view.version
         if version == seen:
-            idle += 1.0
+            await asyncio.sleep(LOOK_EVERY)
+            idle += LOOK_EVERY
             if idle >= KEEPALIVE:
                 idle = 0.0
                 yield b": keepalive\n\n"
             continue
         idle, seen = 0.0, version
-        doc = await run_in_threadpool(room.view.snapshot, room.clock())
-        yield b"data: " + orjson.dumps(doc) + b"\n\n"
+        yield await frames.at(version)
         await asyncio.sleep(FRAME_GAP)

@@ -51,8 +51,7 @@ class VenueView:
         self._alarm_ids: set[str] = set()
         self._denials: OrderedDict[str, str] = OrderedDict()
         self._lock = threading.Lock()
-        self._changed = threading.Condition(self._lock)
-        self.version = 0
+        self.version = 0   # one more on every change: what the page's streams watch
 
     # -- fed by the observer ----------------------------------------------------------
 
@@ -109,12 +108,6 @@ class VenueView:
 
     # -- asked by the page ------------------------------------------------------------
 
-    def wait(self, seen: int, timeout: float) -> int:
-        """The version after ``seen``, waiting up to ``timeout`` seconds for one."""
-        with self._changed:
-            self._changed.wait_for(lambda: self.version != seen, timeout)
-            return self.version
-
     def zones(self, now: datetime) -> list[dict[str, Any]]:
         """Every zone with its count and capacity: what ``gate zones --json`` prints."""
         return list(self.book.snapshot(now)["zones"])
@@ -143,7 +136,6 @@ class VenueView:
 
     def _touch(self) -> None:
         self.version += 1
-        self._changed.notify_all()
 
     def _gate_json(self, gate: GateSeen, now: datetime) -> dict[str, Any]:
         health = gate.health
