@@ -17,6 +17,7 @@ from scanner.errors import ConfigError
 from scanner.mesh.hlc import HybridClock, Stamp
 from scanner.mesh.message import (
     BATCH_BYTES,
+    REPLAY,
     REPLAYED,
     SCANS,
     Batch,
@@ -29,6 +30,7 @@ from scanner.mesh.message import (
     replayed_topic,
     scans_topic,
 )
+from scanner.mesh.replay import REPLAY_GATHER, Replays
 from scanner.mesh.store import MeshStore, missing_ranges
 
 KEY = b"k" * 32
@@ -251,6 +253,36 @@ def test_journal_rows_are_stamped_once_in_journal_order(store):
     assert [(r.scan_id, r.seq) for r in stamped] == [("j0", 1), ("j1", 2), ("j2", 3)]
     assert mesh.stamp_journal(clock) == []
     assert mesh.local_range(2, 3) == stamped[1:]
+
+
+class ReadsCounted(MeshStore):
+    """A store that fails a test reading its own records more than a few times."""
+
+    reads = 0
+
+    def local_range(self, first: int, last: int) -> list[Record]:
+        self.reads += 1
+        assert self.reads <= 4, f"replay still reading at {first}..{last}"
+        return super().local_range(first, last)
+
+
+def test_a_replay_request_past_the_own_records_replays_only_what_is_held(store):
+    """A signed request for sequence numbers up to 2**64 - 1 (the largest a message can
+    carry) is served as the three records there are, not read a chunk at a time."""
+    mesh, gate = store
+    _journal(gate, ["j0", "j1", "j2"])
+    stamped = mesh.stamp_journal(HybridClock("B"))
+    codec = Codec(KEY)
+    huge = ReplayRequest("A", "B", ((2, 2**64 - 1), (7, 2**64 - 1)))
+    heard = codec.decode(f"gates/A/{REPLAY}/B", codec.replay(huge))
+    assert heard == huge
+    replays = Replays(ReadsCounted(gate.journal_engine, "B"), codec)
+    replays.ask(heard, 0.0)
+    sent: list[bytes] = []
+    replays.serve(REPLAY_GATHER, lambda _topic, payload: sent.append(payload))
+    served = [r for p in sent for r in codec.decode(replayed_topic("B", "A"), p).records]
+    assert served == stamped[1:]
+    assert replays.replayed == 2
 
 
 def test_a_long_journal_is_stamped_whole_across_several_statements(store):
