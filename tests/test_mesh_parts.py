@@ -17,6 +17,7 @@ from scanner.errors import ConfigError
 from scanner.mesh.hlc import HybridClock, Stamp
 from scanner.mesh.message import (
     BATCH_BYTES,
+    MAX_SEQ,
     REPLAY,
     REPLAYED,
     SCANS,
@@ -83,6 +84,16 @@ def test_status_and_replay_requests_survive_the_codec():
     assert codec.dropped["wrong_topic"] == 1
 
 
+def test_a_status_or_replay_request_numbered_past_the_largest_sequence_is_dropped():
+    codec = Codec(KEY)
+    assert codec.decode("gates/A/status", codec.status(Status("A", MAX_SEQ, True)))
+    assert codec.decode("gates/A/status", codec.status(Status("A", MAX_SEQ + 1, True))) \
+        is None
+    asked = codec.replay(ReplayRequest("B", "A", ((1, MAX_SEQ + 1),)))
+    assert codec.decode("gates/B/replay/A", asked) is None
+    assert codec.dropped == {"malformed": 2}
+
+
 @given(st.binary(max_size=300))
 def test_no_payload_makes_the_codec_raise(payload: bytes):
     codec = Codec(KEY)
@@ -102,6 +113,7 @@ def test_a_large_replay_goes_as_few_payloads_each_within_the_batch_size():
 @pytest.mark.parametrize("fault", [
     lambda r: r[:-1],                      # a field short
     lambda r: [*r[:2], "3", *r[3:]],       # seq as text
+    lambda r: [*r[:2], MAX_SEQ + 1, *r[3:]],  # seq past SQL's largest integer
     lambda r: [*r[:3], "0000000000005-000000-B", *r[4:]],  # a stamp of another gate
     lambda r: [*r[:7], "SIDEWAYS", *r[8:]],
     lambda r: [*r[:9], None, *r[10:]],     # a required text missing
@@ -267,13 +279,13 @@ class ReadsCounted(MeshStore):
 
 
 def test_a_replay_request_past_the_own_records_replays_only_what_is_held(store):
-    """A signed request for sequence numbers up to 2**64 - 1 (the largest a message can
-    carry) is served as the three records there are, not read a chunk at a time."""
+    """A signed request for sequence numbers up to the largest a message may carry is
+    served as the records there are, not read a chunk at a time."""
     mesh, gate = store
     _journal(gate, ["j0", "j1", "j2"])
     stamped = mesh.stamp_journal(HybridClock("B"))
     codec = Codec(KEY)
-    huge = ReplayRequest("A", "B", ((2, 2**64 - 1), (7, 2**64 - 1)))
+    huge = ReplayRequest("A", "B", ((2, MAX_SEQ), (7, MAX_SEQ)))
     heard = codec.decode(f"gates/A/{REPLAY}/B", codec.replay(huge))
     assert heard == huge
     replays = Replays(ReadsCounted(gate.journal_engine, "B"), codec)
