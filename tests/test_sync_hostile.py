@@ -1,6 +1,7 @@
 """The sync path against a server that lies or stalls (kits/hostile_server.py), over real
 HTTP into a real SQLite file: every request is bounded, bad fields never become VALID, a
-future ``updatedAt`` cannot pin a row, and the token never leaks through an echo."""
+future ``updatedAt`` cannot pin a row, the token never leaks through an echo, and a redirect
+is no answer (an upload it met stays queued)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from kits.hostile_server import EVENT, TOKEN, HostileServer, hostile_doc
+from kits.journal import make_decision, make_ticket, open_journal
 
 from scanner.config import Secret, SyncConfig
 from scanner.databases import make_engine
@@ -23,9 +25,11 @@ from scanner.errors import (
     ServerUnavailable,
     TooManyTickets,
 )
+from scanner.journal.ids import new_scan_id
 from scanner.store.tickets import TicketStore
 from scanner.sync.syncer import Syncer
 from scanner.tickets import MALFORMED, utc_iso
+from scanner.upload.outbox import Outbox
 from scanner.vivenu.client import VivenuClient
 
 NOW = utc_iso(datetime.now(UTC))
@@ -98,6 +102,21 @@ def test_a_listing_that_repeats_its_first_page_ends_the_run_in_one_error(
     # the page, two that brought nothing new, and the one the sync read ahead
     assert len([p for p in hostile.requests if "/tickets/" in p]) <= 4
     assert sync.store.count() == 10  # the one page it did get is kept
+
+
+def test_a_redirected_upload_is_not_taken_for_accepted(hostile: HostileServer,
+                                                      tmp_path: Path) -> None:
+    """A 302 with an empty body (a captive portal) accepted nothing: the scans stay
+    queued for the next drain, and the drain says why in one line."""
+    hostile.mode = "redirect"
+    with open_journal(tmp_path / "gate.db") as journal, client(hostile) as api:
+        journal.record(make_decision(make_ticket(1, event=EVENT)), scan_id=new_scan_id(),
+                       scanned_at=NOW, latency_ms=0.1)
+        report = Outbox(journal, api).drain_once()
+        assert [e["upload_state"] for e in journal.entries()] == ["pending"]
+    assert report.sent == 0 and hostile.requests == [f"/api/accessusers/scans/{EVENT}"]
+    [error] = report.errors
+    assert "HTTP 302" in error and "\n" not in error
 
 
 @pytest.mark.parametrize("status", [None, "", False, 0, "valid", "GRANTED"])

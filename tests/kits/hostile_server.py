@@ -10,6 +10,8 @@ with a real ``Date`` header, and its ``mode`` says how it lies or stalls:
 - ``growing``:  the listing's ``total`` grows by ``grow_by`` tickets on every request
 - ``repeat``:   ``skip`` ignored: every request gets the listing's first page again
 - ``echo``:     400 whose body echoes the request's token at offset ``echo_at``
+- ``redirect``: 302 to another host with an empty body, for every GET and POST (a captive
+                portal, an API moved)
 
 Tests change ``docs`` and ``mode`` between requests; ``requests`` logs the paths served.
 """
@@ -100,6 +102,8 @@ def _handler(server: HostileServer) -> type[BaseHTTPRequestHandler]:
             query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
             server.requests.append(parts.path)
             path = parts.path.removeprefix(PREFIX)
+            if server.mode == "redirect":
+                return self._redirect()
             if server.mode == "echo":
                 token = self.headers.get("token", "")
                 body = b"x" * server.echo_at + f"bad token {token}".encode() + b"y" * 600
@@ -116,6 +120,19 @@ def _handler(server: HostileServer) -> type[BaseHTTPRequestHandler]:
                 return self._stream(_huge_page(server.huge_bytes))
             docs, total = server.listing(query)
             return self._send(200, orjson.dumps({"docs": docs, "total": total}))
+
+        def do_POST(self) -> None:
+            server.requests.append(urlsplit(self.path).path)
+            self.rfile.read(int(self.headers.get("content-length", 0)))
+            if server.mode == "redirect":
+                return self._redirect()
+            return self._send(200, orjson.dumps({"status": "OK"}))
+
+        def _redirect(self) -> None:
+            self.send_response(302)
+            self.send_header("location", "http://portal.example/login")
+            self.send_header("content-length", "0")
+            self.end_headers()
 
         def _send(self, status: int, body: bytes) -> None:
             self.send_response(status)
