@@ -1,7 +1,8 @@
 """The sync path against a server that lies or stalls (kits/hostile_server.py), over real
 HTTP into a real SQLite file: every request is bounded, bad fields never become VALID, a
-future ``updatedAt`` cannot pin a row, the token never leaks through an echo, and a redirect
-is no answer (an upload it met stays queued)."""
+future ``updatedAt`` cannot pin a row, the token never leaks through an echo, a redirect is
+no answer (an upload it met stays queued), and an online lookup answering another code's
+ticket admits nobody."""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from kits.gate import build_gate
 from kits.hostile_server import EVENT, TOKEN, HostileServer, hostile_doc
 from kits.journal import make_decision, make_ticket, open_journal
 
-from scanner.config import Secret, SyncConfig
+from scanner.config import ApiConfig, LookupConfig, Secret, SyncConfig
 from scanner.databases import make_engine
+from scanner.decide.model import Direction, Reason
 from scanner.errors import (
     BadRequest,
     PagingError,
@@ -117,6 +120,22 @@ def test_a_redirected_upload_is_not_taken_for_accepted(hostile: HostileServer,
     assert report.sent == 0 and hostile.requests == [f"/api/accessusers/scans/{EVENT}"]
     [error] = report.errors
     assert "HTTP 302" in error and "\n" not in error
+
+
+def test_an_online_lookup_answering_another_ticket_admits_nobody(
+        hostile: HostileServer, tmp_path: Path) -> None:
+    """Asked for a code no one sold, the server answers a valid ticket of another code:
+    the gate decides the code it read, which it does not know."""
+    hostile.docs = [hostile_doc(1, NOW)]
+    api = ApiConfig(url=hostile.url, token=Secret(TOKEN), connect_timeout=1.0,
+                    read_timeout=2.0, retries=0)
+    with build_gate(tmp_path, events=(EVENT,), api=api,
+                    lookup=LookupConfig(deadline_ms=2000)) as gate:
+        result = gate.gatekeeper.check("FORGED-00000001", Direction.IN)
+        gate.gatekeeper.flush()
+        assert (result.decision.reason, result.decision.ticket) == (Reason.UNKNOWN_BARCODE, None)
+        assert "/api/accessusers/tickets/FORGED-00000001" in hostile.requests
+        assert gate.store.by_barcode("FORGED-00000001") == []
 
 
 @pytest.mark.parametrize("status", [None, "", False, 0, "valid", "GRANTED"])

@@ -13,6 +13,9 @@ with a real ``Date`` header, and its ``mode`` says how it lies or stalls:
 - ``redirect``: 302 to another host with an empty body, for every GET and POST (a captive
                 portal, an API moved)
 
+and in every mode ``GET /tickets/{barcode}`` (the online lookup) answers ``docs[0]``,
+whatever barcode was asked for: a lookup that answers with another ticket.
+
 Tests change ``docs`` and ``mode`` between requests; ``requests`` logs the paths served.
 """
 
@@ -112,6 +115,8 @@ def _handler(server: HostileServer) -> type[BaseHTTPRequestHandler]:
                 return self._send(200, orjson.dumps({"deviceSettings": {}}))
             if path == "/events":
                 return self._send(200, orjson.dumps([{"_id": EVENT, "name": "Hostile"}]))
+            if path.startswith("/tickets/") and not path.startswith("/tickets/v2/"):
+                return self._send(200, orjson.dumps(server.docs[0]))
             if not path.startswith("/tickets/v2/"):
                 return self._send(404, b"{}")
             if server.mode in ("drip", "hang"):
