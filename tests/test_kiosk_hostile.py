@@ -6,6 +6,7 @@ machine."""
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
@@ -237,6 +238,19 @@ def test_slow_clients_are_dropped_and_hold_neither_threads_nor_the_page(kg: Kios
     finally:
         for s in (*idle, trickle, slow_body):
             s.close()
+
+
+@pytest.mark.parametrize("upgrade", ["websocket", "h2c"])
+def test_a_request_to_upgrade_is_answered_over_http_without_a_warning(
+        kg: KioskGate, upgrade: str, caplog: pytest.LogCaptureFixture) -> None:
+    port = kg.kiosk.port
+    caplog.set_level(logging.DEBUG)
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: "
+                     f"Upgrade\r\nUpgrade: {upgrade}\r\nSec-WebSocket-Key: "
+                     "dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+        assert answered(sock) == 200
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 def answered(sock: socket.socket) -> int | None:
