@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Any
@@ -52,6 +53,7 @@ class VenueView:
         self._denials: OrderedDict[str, str] = OrderedDict()
         self._lock = threading.Lock()
         self.version = 0   # one more on every change: what the page's streams watch
+        self._watchers: list[Callable[[], None]] = []
 
     # -- fed by the observer ----------------------------------------------------------
 
@@ -134,8 +136,16 @@ class VenueView:
         gate.heard = utc_iso(now)
         return gate
 
+    def watch(self, changed: Callable[[], None]) -> None:
+        """Call ``changed`` (on the thread that changed the view, quickly) after every
+        change."""
+        with self._lock:
+            self._watchers.append(changed)
+
     def _touch(self) -> None:
         self.version += 1
+        for changed in self._watchers:
+            changed()
 
     def _gate_json(self, gate: GateSeen, now: datetime) -> dict[str, Any]:
         health = gate.health
