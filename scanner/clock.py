@@ -36,11 +36,15 @@ def local_zone() -> tzinfo:
 
 
 def last_moment(now: datetime, at: time_of_day, zone: tzinfo) -> datetime:
-    """The latest ``at`` (local time in ``zone``) at or before ``now``."""
+    """The latest ``at`` (local time in ``zone``) at or before ``now``. Compared as
+    instants: two times of one zone compare by their wall clocks, which on a night the
+    clocks change put a moment still ahead behind us (``at`` in the hour skipped, taken
+    at the offset before it) or forgot one already past (the hour repeated)."""
     local = now.astimezone(zone)
     today = datetime.combine(local.date(), at, tzinfo=zone)
-    return today if today <= local else datetime.combine(local.date() - timedelta(days=1),
-                                                         at, tzinfo=zone)
+    if today.timestamp() <= now.timestamp():
+        return today
+    return datetime.combine(local.date() - timedelta(days=1), at, tzinfo=zone)
 
 
 @dataclass(frozen=True)

@@ -334,6 +334,12 @@ class Gatekeeper:
             return None, True
         if ticket is None:
             return None, False
+        if ticket.barcode != barcode:
+            # Admitting the code read on another code's ticket would let any read in: the
+            # store matches barcodes exactly, so must the server's answer.
+            log.warning("online lookup failed; deciding offline: the server answered a "
+                        "ticket of another barcode (ticket %s)", escape(ticket.id))
+            return None, True
         if self._keeper is None:
             self._keeper = ThreadPoolExecutor(1, thread_name_prefix="keep-online")
         self._kept = self._keeper.submit(self._keep, ticket)

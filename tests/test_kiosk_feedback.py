@@ -31,7 +31,9 @@ RECORD_JS = """
     return vibrate ? vibrate.call(this, pattern) : true;
   };
   const Real = window.AudioContext;
+  const made = window.__contexts = [];
   window.AudioContext = class extends Real {
+    constructor(...args) { super(...args); made.push(this); }
     createOscillator() {
       const osc = super.createOscillator(), start = osc.start.bind(osc);
       osc.start = (when) => { heard.push({ tone: osc.frequency.value }); return start(when); };
@@ -96,3 +98,45 @@ def test_each_switch_acts_alone(kg: KioskGate, page: Any) -> None:
     assert heard and all("tone" in e for e in heard)
     allow(kg, page, sound=False, haptic=True)
     assert heard_after(kg, page, "NOSUCHCODE-HAPTIC") == [{"vibrate": [90, 60, 90, 60, 90]}]
+
+
+# Every evaluation Playwright makes in a page counts as a user's gesture there, so the tab
+# below is watched through its console until it is touched: the page says when it is ready
+# and what state each audio context it makes starts in.
+UNTOUCHED_JS = RECORD_JS + """
+(() => {
+  const ready = setInterval(() => {
+    const k = window.__kiosk;
+    if (k && k.connected && k.state && k.lang) { clearInterval(ready); console.log("kiosk ready"); }
+  }, 50);
+  const Recorded = window.AudioContext;
+  window.AudioContext = class extends Recorded {
+    constructor(...args) { super(...args); console.log("audio " + this.state); }
+  };
+})();
+"""
+
+
+def test_the_sound_starts_at_the_first_touch_of_the_page(browser: Any, kg: KioskGate) -> None:
+    """Chromium's autoplay policy suspends a context made before anyone touched the page
+    (a steward's phone; only the gate's own kiosk browser is started without the policy):
+    the first touch wakes it, so the beeps are heard from then on."""
+    context = browser.new_context(locale="en-GB", viewport={"width": 800, "height": 480})
+    context.add_init_script(UNTOUCHED_JS)
+    tab = context.new_page()
+    try:
+        with tab.expect_console_message(lambda m: m.text == "kiosk ready", timeout=WAIT_MS):
+            tab.goto(kg.url)
+        with tab.expect_console_message(lambda m: m.text.startswith("audio "),
+                                        timeout=WAIT_MS) as made:
+            kg.read("NOSUCHCODE-UNTOUCHED")
+        assert made.value.text == "audio suspended"
+        tab.locator("#word").click()
+        tab.wait_for_function("() => window.__contexts.length"
+                              " && window.__contexts.every(c => c.state === 'running')",
+                              timeout=WAIT_MS)
+        heard = heard_after(kg, tab, "NOSUCHCODE-TOUCHED")
+        assert [e["tone"] for e in heard] == [330, 330, 330]
+        assert tab.evaluate("() => window.__contexts.length") == 1
+    finally:
+        context.close()

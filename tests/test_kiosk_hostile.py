@@ -6,6 +6,7 @@ machine."""
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
@@ -22,7 +23,12 @@ from test_config_tables import load_text
 from scanner.decide.model import Direction
 from scanner.kiosk import KioskServer, WebOptions
 from scanner.kiosk.auth import GLOBAL_FAILURES, MAX_FAILURES, Lockout, write_pin_file
-from scanner.kiosk.httpd import MAX_PER_ADDRESS, REQUEST_TIMEOUT
+from scanner.kiosk.httpd import (
+    LOCAL_RESERVE,
+    MAX_CONNECTIONS,
+    MAX_PER_ADDRESS,
+    REQUEST_TIMEOUT,
+)
 from scanner.netrules import is_loopback
 from scanner.sim import SimServer
 
@@ -232,6 +238,58 @@ def test_slow_clients_are_dropped_and_hold_neither_threads_nor_the_page(kg: Kios
     finally:
         for s in (*idle, trickle, slow_body):
             s.close()
+
+
+@pytest.mark.parametrize("upgrade", ["websocket", "h2c"])
+def test_a_request_to_upgrade_is_answered_over_http_without_a_warning(
+        kg: KioskGate, upgrade: str, caplog: pytest.LogCaptureFixture) -> None:
+    port = kg.kiosk.port
+    caplog.set_level(logging.DEBUG)
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: "
+                     f"Upgrade\r\nUpgrade: {upgrade}\r\nSec-WebSocket-Key: "
+                     "dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+        assert answered(sock) == 200
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+def answered(sock: socket.socket) -> int | None:
+    """The status a stream's server answered, None when it cut the connection."""
+    try:
+        head = sock.recv(64)
+    except OSError:
+        return None
+    return int(head.split()[1]) if head else None
+
+
+def test_streams_from_the_lan_leave_the_gates_own_screen_its_page(
+        tmp_path: Path, sim_server: SimServer) -> None:
+    """With the status open to the LAN, as many event streams as other machines can hold
+    open (each address under its cap) still leave the gate's own screen its page, its
+    stream and the health check its launcher waits on."""
+    web = WebOptions(host="0.0.0.0", port=free_port(), pin_file=str(tmp_path / "kiosk.pin"),
+                     status_open=True)
+    with KioskGate(tmp_path, sim_server, web, lockout=Lockout(local=remote_lan)) as kg:
+        port = kg.kiosk.port
+        request = f"GET /events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+        streams = []
+        try:
+            for i in range(MAX_CONNECTIONS):
+                source = f"127.0.0.{2 + i // (MAX_PER_ADDRESS - 2)}"
+                sock = socket.create_connection(("127.0.0.1", port), timeout=30,
+                                                source_address=(source, 0))
+                sock.sendall(request)
+                streams.append(sock)
+            held = sum(answered(sock) == 200 for sock in streams)
+            assert held == MAX_CONNECTIONS - LOCAL_RESERVE
+            with httpx.Client(base_url=kg.url, timeout=30) as screen:
+                assert screen.get("/healthz").status_code == 200
+                assert screen.get("/").status_code == 200
+                with screen.stream("GET", "/events") as stream:
+                    assert stream.status_code == 200
+        finally:
+            for sock in streams:
+                sock.close()
 
 
 # -- one loopback rule --------------------------------------------------------------------

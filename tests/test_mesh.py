@@ -155,6 +155,28 @@ def test_forged_garbage_and_misaddressed_messages_are_dropped_and_counted(
     forger.loop_stop()
 
 
+def test_a_sequence_number_no_database_holds_drops_its_batch_and_the_link_goes_on(
+        tmp_path, broker, gates):
+    """A signed record numbered 2**63 (SQL's integers end one below) is malformed: the
+    gate drops it and keeps storing the peer's good records."""
+    b = add(gates, tmp_path, broker, "B")
+    peer = raw_client(broker, "C")
+    codec = Codec(KEY)
+
+    def record(seq: int, scan: str) -> bytes:
+        return codec.record(Record(scan, "C", seq, f"0000000000001-{seq % 10**6:06d}-C",
+                                   "tk-c", "ev", "BC0000000003", "IN", "OK", "GRANTED",
+                                   "2030-01-01T10:00:00.000Z"))
+
+    for payload in (record(2**63, "too-far"), record(1, "first")):
+        peer.publish(scans_topic("C"), payload, qos=1).wait_for_publish(5)
+    assert wait_for(lambda: "first" in b.scan_ids())
+    assert b.scan_ids() == {"first"}
+    assert b.link.codec.dropped == {"malformed": 1}
+    assert b.link.running
+    peer.loop_stop()
+
+
 def test_a_gates_credentials_cannot_publish_under_another_gate(tmp_path, broker, gates):
     b = add(gates, tmp_path, broker, "B")
     codec = Codec(KEY)

@@ -17,6 +17,8 @@ from scanner.errors import ConfigError
 from scanner.mesh.hlc import HybridClock, Stamp
 from scanner.mesh.message import (
     BATCH_BYTES,
+    MAX_SEQ,
+    REPLAY,
     REPLAYED,
     SCANS,
     Batch,
@@ -29,6 +31,7 @@ from scanner.mesh.message import (
     replayed_topic,
     scans_topic,
 )
+from scanner.mesh.replay import REPLAY_GATHER, Replays
 from scanner.mesh.store import MeshStore, missing_ranges
 
 KEY = b"k" * 32
@@ -81,6 +84,16 @@ def test_status_and_replay_requests_survive_the_codec():
     assert codec.dropped["wrong_topic"] == 1
 
 
+def test_a_status_or_replay_request_numbered_past_the_largest_sequence_is_dropped():
+    codec = Codec(KEY)
+    assert codec.decode("gates/A/status", codec.status(Status("A", MAX_SEQ, True)))
+    assert codec.decode("gates/A/status", codec.status(Status("A", MAX_SEQ + 1, True))) \
+        is None
+    asked = codec.replay(ReplayRequest("B", "A", ((1, MAX_SEQ + 1),)))
+    assert codec.decode("gates/B/replay/A", asked) is None
+    assert codec.dropped == {"malformed": 2}
+
+
 @given(st.binary(max_size=300))
 def test_no_payload_makes_the_codec_raise(payload: bytes):
     codec = Codec(KEY)
@@ -100,6 +113,7 @@ def test_a_large_replay_goes_as_few_payloads_each_within_the_batch_size():
 @pytest.mark.parametrize("fault", [
     lambda r: r[:-1],                      # a field short
     lambda r: [*r[:2], "3", *r[3:]],       # seq as text
+    lambda r: [*r[:2], MAX_SEQ + 1, *r[3:]],  # seq past SQL's largest integer
     lambda r: [*r[:3], "0000000000005-000000-B", *r[4:]],  # a stamp of another gate
     lambda r: [*r[:7], "SIDEWAYS", *r[8:]],
     lambda r: [*r[:9], None, *r[10:]],     # a required text missing
@@ -251,6 +265,36 @@ def test_journal_rows_are_stamped_once_in_journal_order(store):
     assert [(r.scan_id, r.seq) for r in stamped] == [("j0", 1), ("j1", 2), ("j2", 3)]
     assert mesh.stamp_journal(clock) == []
     assert mesh.local_range(2, 3) == stamped[1:]
+
+
+class ReadsCounted(MeshStore):
+    """A store that fails a test reading its own records more than a few times."""
+
+    reads = 0
+
+    def local_range(self, first: int, last: int) -> list[Record]:
+        self.reads += 1
+        assert self.reads <= 4, f"replay still reading at {first}..{last}"
+        return super().local_range(first, last)
+
+
+def test_a_replay_request_past_the_own_records_replays_only_what_is_held(store):
+    """A signed request for sequence numbers up to the largest a message may carry is
+    served as the records there are, not read a chunk at a time."""
+    mesh, gate = store
+    _journal(gate, ["j0", "j1", "j2"])
+    stamped = mesh.stamp_journal(HybridClock("B"))
+    codec = Codec(KEY)
+    huge = ReplayRequest("A", "B", ((2, MAX_SEQ), (7, MAX_SEQ)))
+    heard = codec.decode(f"gates/A/{REPLAY}/B", codec.replay(huge))
+    assert heard == huge
+    replays = Replays(ReadsCounted(gate.journal_engine, "B"), codec)
+    replays.ask(heard, 0.0)
+    sent: list[bytes] = []
+    replays.serve(REPLAY_GATHER, lambda _topic, payload: sent.append(payload))
+    served = [r for p in sent for r in codec.decode(replayed_topic("B", "A"), p).records]
+    assert served == stamped[1:]
+    assert replays.replayed == 2
 
 
 def test_a_long_journal_is_stamped_whole_across_several_statements(store):

@@ -1,6 +1,8 @@
 """The sync path against a server that lies or stalls (kits/hostile_server.py), over real
 HTTP into a real SQLite file: every request is bounded, bad fields never become VALID, a
-future ``updatedAt`` cannot pin a row, and the token never leaks through an echo."""
+future ``updatedAt`` cannot pin a row, the token never leaks through an echo, a redirect is
+no answer (an upload it met stays queued), and an online lookup answering another code's
+ticket admits nobody."""
 
 from __future__ import annotations
 
@@ -12,14 +14,25 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from kits.gate import build_gate
 from kits.hostile_server import EVENT, TOKEN, HostileServer, hostile_doc
+from kits.journal import make_decision, make_ticket, open_journal
 
-from scanner.config import Secret, SyncConfig
+from scanner.config import ApiConfig, LookupConfig, Secret, SyncConfig
 from scanner.databases import make_engine
-from scanner.errors import BadRequest, ProtocolError, ServerUnavailable, TooManyTickets
+from scanner.decide.model import Direction, Reason
+from scanner.errors import (
+    BadRequest,
+    PagingError,
+    ProtocolError,
+    ServerUnavailable,
+    TooManyTickets,
+)
+from scanner.journal.ids import new_scan_id
 from scanner.store.tickets import TicketStore
 from scanner.sync.syncer import Syncer
 from scanner.tickets import MALFORMED, utc_iso
+from scanner.upload.outbox import Outbox
 from scanner.vivenu.client import VivenuClient
 
 NOW = utc_iso(datetime.now(UTC))
@@ -81,6 +94,48 @@ def test_a_growing_total_stops_the_run_at_the_ticket_cap(hostile: HostileServer,
     with pytest.raises(TooManyTickets, match="max_event_tickets"):
         sync.run_once()
     assert sync.store.count() <= 100
+
+
+def test_a_listing_that_repeats_its_first_page_ends_the_run_in_one_error(
+        hostile: HostileServer, tmp_path: Path) -> None:
+    hostile.mode, hostile.docs = "repeat", [hostile_doc(i, NOW) for i in range(25)]
+    sync = syncer(hostile, tmp_path / "r.db")
+    with pytest.raises(PagingError, match="repeats itself"):
+        sync.run_once()
+    # the page, two that brought nothing new, and the one the sync read ahead
+    assert len([p for p in hostile.requests if "/tickets/" in p]) <= 4
+    assert sync.store.count() == 10  # the one page it did get is kept
+
+
+def test_a_redirected_upload_is_not_taken_for_accepted(hostile: HostileServer,
+                                                      tmp_path: Path) -> None:
+    """A 302 with an empty body (a captive portal) accepted nothing: the scans stay
+    queued for the next drain, and the drain says why in one line."""
+    hostile.mode = "redirect"
+    with open_journal(tmp_path / "gate.db") as journal, client(hostile) as api:
+        journal.record(make_decision(make_ticket(1, event=EVENT)), scan_id=new_scan_id(),
+                       scanned_at=NOW, latency_ms=0.1)
+        report = Outbox(journal, api).drain_once()
+        assert [e["upload_state"] for e in journal.entries()] == ["pending"]
+    assert report.sent == 0 and hostile.requests == [f"/api/accessusers/scans/{EVENT}"]
+    [error] = report.errors
+    assert "HTTP 302" in error and "\n" not in error
+
+
+def test_an_online_lookup_answering_another_ticket_admits_nobody(
+        hostile: HostileServer, tmp_path: Path) -> None:
+    """Asked for a code no one sold, the server answers a valid ticket of another code:
+    the gate decides the code it read, which it does not know."""
+    hostile.docs = [hostile_doc(1, NOW)]
+    api = ApiConfig(url=hostile.url, token=Secret(TOKEN), connect_timeout=1.0,
+                    read_timeout=2.0, retries=0)
+    with build_gate(tmp_path, events=(EVENT,), api=api,
+                    lookup=LookupConfig(deadline_ms=2000)) as gate:
+        result = gate.gatekeeper.check("FORGED-00000001", Direction.IN)
+        gate.gatekeeper.flush()
+        assert (result.decision.reason, result.decision.ticket) == (Reason.UNKNOWN_BARCODE, None)
+        assert "/api/accessusers/tickets/FORGED-00000001" in hostile.requests
+        assert gate.store.by_barcode("FORGED-00000001") == []
 
 
 @pytest.mark.parametrize("status", [None, "", False, 0, "valid", "GRANTED"])

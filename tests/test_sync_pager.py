@@ -96,6 +96,32 @@ def test_vanished_anchor_raises_paging_error() -> None:
         read_all(listing(remaining, erase_everything_read))
 
 
+def test_a_listing_that_ignores_skip_ends_in_a_paging_error_not_a_loop() -> None:
+    same = ids(10)
+    served: list[int] = []
+
+    def fetch(skip: int, top: int) -> Listing:
+        served.append(skip)
+        if len(served) > 20:
+            raise AssertionError("still paging a listing that repeats itself")
+        return Listing([Item(i) for i in same[:top]], len(same))
+
+    with pytest.raises(PagingError, match="repeats itself"):
+        read_all(fetch)
+    assert len(served) == 3  # the page, then two that brought nothing new
+
+
+def test_one_full_page_without_new_tickets_while_realigning_is_not_a_repeat() -> None:
+    data = ids(60)
+    inserted = [f"n{i:03d}" for i in range(8)]
+
+    def insert_before_the_cursor(n: int) -> None:
+        if n == 1:  # eight tickets appear early: the anchor moves to the end of the next page
+            data[2:2] = inserted
+
+    assert set(read_all(listing(data, insert_before_the_cursor))) == set(ids(60))
+
+
 def test_resume_from_cursor_reads_only_the_rest() -> None:
     data = ids(50)
     first = next(pages(listing(data), page_size=10))

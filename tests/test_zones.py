@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -12,9 +13,9 @@ from scanner.config import load_config
 from scanner.config.zones import VENUE, parse_zones
 from scanner.decide import Direction, PastScan, Policy, Reason, ScanHistory, decide
 from scanner.errors import ConfigError
-from scanner.tickets import Ticket, utc_iso
+from scanner.tickets import Ticket, parse_iso, utc_iso
 from scanner.zones.book import ZoneBook
-from scanner.zones.presence import zone_history
+from scanner.zones.presence import reset_marks, zone_history
 
 NOW = datetime(2030, 5, 1, 20, 0, tzinfo=UTC)
 TICKET = Ticket(id="t1", barcode="CODE12345678", event_id="ev1", status="VALID",
@@ -162,6 +163,33 @@ def test_a_reset_of_the_lounge_leaves_the_ticket_in_the_stand() -> None:
     b.record("s1", "g-lounge", "k1", "t1", "IN", "OK", at(-30))
     counts = b.counts(NOW)
     assert counts == {"stand": 1, "lounge": 0}
+
+
+BERLIN = ZoneInfo("Europe/Berlin")
+CLOCKS_CHANGE = {"forward": date(2026, 3, 29), "back": date(2026, 10, 25)}
+
+
+@pytest.mark.parametrize("night", CLOCKS_CHANGE.values(), ids=CLOCKS_CHANGE.keys())
+def test_the_last_reset_is_never_ahead_nor_forgotten_on_a_night_the_clocks_change(
+        night: date) -> None:
+    """02:30 in Berlin: skipped when the clocks go forward (then it comes at the offset
+    before the change), twice when they go back (the first counts)."""
+    tree = parse_zones([{"id": "stand", "reset_at": "02:30"}])
+    resets = [datetime.combine(day, time(2, 30), tzinfo=BERLIN).astimezone(UTC)
+              for day in (night - timedelta(days=1), night)]
+    start = datetime.combine(night, time(0), tzinfo=UTC) - timedelta(hours=2)
+    for minute in range(0, 6 * 60, 5):
+        now = start + timedelta(minutes=minute)
+        mark = parse_iso(reset_marks(tree, now, BERLIN)["stand"])
+        assert mark == max(r for r in resets if r <= now), now
+
+
+def test_a_reset_stays_done_in_the_hour_the_clocks_go_back() -> None:
+    b = ZoneBook(parse_zones([{"id": "stand", "reset_at": "02:30"}]), "g-stand", "stand",
+                 tz=BERLIN)
+    b.record("s1", "g-stand", "k1", "t1", "IN", "OK", "2026-10-24T21:00:00.000Z")
+    # 02:10 for the second time: the 02:30 reset came an hour ago, in summer time.
+    assert b.counts(datetime(2026, 10, 25, 1, 10, tzinfo=UTC))["stand"] == 0
 
 
 # -- counts and capacity -------------------------------------------------------------------

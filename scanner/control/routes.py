@@ -21,6 +21,7 @@ request ends in a traceback. Its words are a catalogue per language in ``locale/
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -65,6 +66,7 @@ STATIC = {"control.html": "text/html; charset=utf-8", "control.css": "text/css; 
           "words.js": "text/javascript; charset=utf-8"}  # the kiosk's, shared
 FRAME_GAP = 0.1        # at most ten frames a second, however busy the venue
 KEEPALIVE = 10.0
+STREAM_POLL = 0.5      # how soon an open stream notices the server stopping
 
 
 def words(lang: str) -> dict[str, Any]:
@@ -132,9 +134,11 @@ def build_app(room: Room) -> ASGIApp:
         return _json({"ok": ok, "reasons": reasons},
                      HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE)
 
+    frames = Frames(room)
+
     async def events(request: Request) -> Response:
         read_only(request)
-        return StreamingResponse(_frames(room), media_type="text/event-stream",
+        return StreamingResponse(_frames(room, frames), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache",
                                           "X-Accel-Buffering": "no"})
 
@@ -159,20 +163,76 @@ def build_app(room: Room) -> ASGIApp:
     return Guard(app, Hosts(room.host, room.port))
 
 
-async def _frames(room: Room) -> AsyncIterator[bytes]:
+class Frames:
+    """The venue's frames for every open page. A page waits for a change on the event loop
+    (the view calls ``_changed`` from the observer's thread), so a hundred open pages hold
+    no worker thread; the frame is made once per version however many pages stream it
+    (the snapshot is the costly part), and again for a page that connects once it is
+    FRESH seconds old: its clock and "seen ago" move on."""
+
+    FRESH = 1.0
+
+    def __init__(self, room: Room) -> None:
+        self._room = room
+        self._frame: tuple[int, float, bytes] = (-1, 0.0, b"")   # version, made, frame
+        self._lock: asyncio.Lock | None = None   # made on the server's own event loop
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._waiting: set[asyncio.Event] = set()
+
+    def _changed(self) -> None:  # the observer's thread
+        loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop closed: no page to tell
+                loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        for event in self._waiting:
+            event.set()
+
+    async def after(self, seen: int, timeout: float) -> int:
+        """The version after ``seen``, waiting up to ``timeout`` seconds for one."""
+        view = self._room.view
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+            view.watch(self._changed)
+        event = asyncio.Event()
+        self._waiting.add(event)  # before the look: a change after it wakes this wait
+        try:
+            if view.version == seen:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), timeout)
+        finally:
+            self._waiting.discard(event)
+        return view.version
+
+    async def at(self, version: int) -> bytes:
+        """A frame of ``version`` or a newer one."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            now = asyncio.get_running_loop().time()
+            held, made, frame = self._frame
+            if held < version or now - made >= self.FRESH:
+                room = self._room
+                doc = await run_in_threadpool(room.view.snapshot, room.clock())
+                frame = b"data: " + orjson.dumps(doc) + b"\n\n"
+                self._frame = (max(held, version), now, frame)
+            return frame
+
+
+async def _frames(room: Room, frames: Frames) -> AsyncIterator[bytes]:
     """The venue on connect, then again after every change (at most every FRAME_GAP)."""
     yield b"retry: 1000\n\n"
     seen = -1
     idle = 0.0
     while not room.stopping():
-        version = await run_in_threadpool(room.view.wait, seen, 1.0)
+        version = await frames.after(seen, STREAM_POLL)
         if version == seen:
-            idle += 1.0
+            idle += STREAM_POLL
             if idle >= KEEPALIVE:
                 idle = 0.0
                 yield b": keepalive\n\n"
             continue
         idle, seen = 0.0, version
-        doc = await run_in_threadpool(room.view.snapshot, room.clock())
-        yield b"data: " + orjson.dumps(doc) + b"\n\n"
+        yield await frames.at(version)
         await asyncio.sleep(FRAME_GAP)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Any
@@ -51,8 +52,8 @@ class VenueView:
         self._alarm_ids: set[str] = set()
         self._denials: OrderedDict[str, str] = OrderedDict()
         self._lock = threading.Lock()
-        self._changed = threading.Condition(self._lock)
-        self.version = 0
+        self.version = 0   # one more on every change: what the page's streams watch
+        self._watchers: list[Callable[[], None]] = []
 
     # -- fed by the observer ----------------------------------------------------------
 
@@ -109,12 +110,6 @@ class VenueView:
 
     # -- asked by the page ------------------------------------------------------------
 
-    def wait(self, seen: int, timeout: float) -> int:
-        """The version after ``seen``, waiting up to ``timeout`` seconds for one."""
-        with self._changed:
-            self._changed.wait_for(lambda: self.version != seen, timeout)
-            return self.version
-
     def zones(self, now: datetime) -> list[dict[str, Any]]:
         """Every zone with its count and capacity: what ``gate zones --json`` prints."""
         return list(self.book.snapshot(now)["zones"])
@@ -141,9 +136,16 @@ class VenueView:
         gate.heard = utc_iso(now)
         return gate
 
+    def watch(self, changed: Callable[[], None]) -> None:
+        """Call ``changed`` (on the thread that changed the view, quickly) after every
+        change."""
+        with self._lock:
+            self._watchers.append(changed)
+
     def _touch(self) -> None:
         self.version += 1
-        self._changed.notify_all()
+        for changed in self._watchers:
+            changed()
 
     def _gate_json(self, gate: GateSeen, now: datetime) -> dict[str, Any]:
         health = gate.health

@@ -114,7 +114,7 @@ class Lockout:
                  max_failures: int = MAX_FAILURES,
                  global_failures: int = GLOBAL_FAILURES) -> None:
         self._now = monotonic
-        self._local = local
+        self.local = local   # this machine's addresses: the gate's own screen
         self._max = max_failures
         self._global_max = global_failures
         self._failures: dict[str, deque[float]] = {}
@@ -158,7 +158,7 @@ class Lockout:
             self._known[address] = now + SESSION_SECONDS
 
     def _exempt(self, address: str, now: float) -> bool:
-        return self._local(address) or self._known.get(address, 0.0) > now
+        return self.local(address) or self._known.get(address, 0.0) > now
 
     def _wait(self, address: str, now: float) -> float:
         self._forget(now)

@@ -6,8 +6,11 @@ uvicorn bounds what a client may hold: ``limit_concurrency`` (503 beyond it), he
 most MAX_HEADER_BYTES, idle keep-alive connections closed after KEEP_ALIVE. It has no
 deadline for a request still arriving, so a client trickling its headers (slowloris) or its
 body would hold a connection forever: ``_Deadline`` adds one, and caps connections per
-address and in all. No client behaviour writes a traceback: uvicorn's and asyncio's records
-are folded into one line each.
+address and in all. Clients from elsewhere never take the last LOCAL_RESERVE of the
+``limit_concurrency`` places: however many streams the network holds open, the gate's own
+screen (loopback) still gets its page, its stream and its health check. No client
+behaviour writes a traceback: uvicorn's and asyncio's records are folded into one line
+each.
 """
 
 from __future__ import annotations
@@ -17,11 +20,14 @@ import contextlib
 import logging
 import socket
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import h11
 from uvicorn import Config, Server
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from scanner.netrules import is_loopback
 
 log = logging.getLogger("scanner.kiosk")
 
@@ -30,6 +36,7 @@ KEEP_ALIVE = 5           # seconds an idle keep-alive connection is kept
 MAX_CONNECTIONS = 160    # requests and streams at once (a venue's 100 open pages); 503 beyond
 MAX_OPEN = 256           # connections held at all (a slow client counts before its request)
 MAX_PER_ADDRESS = 32     # of them from one address: a browser opens at most a handful
+LOCAL_RESERVE = 8        # of MAX_CONNECTIONS only this machine may take: its screen's few
 MAX_HEADER_BYTES = 8192  # the request line and headers
 GRACE = 2                # seconds open streams get to end when the server stops
 BACKLOG = 64
@@ -58,13 +65,19 @@ class _Deadline(H11Protocol):
 
     timeout = REQUEST_TIMEOUT
     _address = ""
+    _local = True
+    local = staticmethod(is_loopback)  # which addresses are this machine (``HttpThread``'s)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._deadline: asyncio.TimerHandle | None = None
         self._address = address = self.client[0] if self.client else ""
+        self._local = self.local(address)
         same = sum(1 for c in self.connections if getattr(c, "_address", None) == address)
-        if len(self.connections) > MAX_OPEN or same > MAX_PER_ADDRESS:
+        others = 0 if self._local else sum(1 for c in self.connections
+                                           if not getattr(c, "_local", True))
+        if len(self.connections) > MAX_OPEN or same > MAX_PER_ADDRESS \
+                or others > MAX_CONNECTIONS - LOCAL_RESERVE:
             log.debug("kiosk: connection from %s refused: too many open", address)
             self.connections.discard(self)  # counts for no limit while it closes
             transport.abort()
@@ -95,6 +108,12 @@ class _Deadline(H11Protocol):
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
+
+    def _unsupported_upgrade_warning(self) -> None:
+        # A client asking to switch protocols (WebSocket, h2c) is answered over HTTP/1.1 as
+        # if it had not asked: no fault of the gate's, nor a package for the operator to add.
+        log.debug("kiosk: %s asked to upgrade its connection: answered over HTTP/1.1",
+                  self._address)
 
     def _too_slow(self) -> None:
         self._deadline = None
@@ -145,12 +164,15 @@ def _loop_fault(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> Non
 
 class HttpThread:
     """uvicorn serving ``app`` on ``sock`` in thread ``name``: ``start``, idempotent
-    ``stop``, ``alive``."""
+    ``stop``, ``alive``. ``local`` says which client addresses are this machine (the
+    LOCAL_RESERVE is theirs)."""
 
-    def __init__(self, app: Any, sock: socket.socket, *, name: str = "kiosk-http") -> None:
+    def __init__(self, app: Any, sock: socket.socket, *, name: str = "kiosk-http",
+                 local: Callable[[str], bool] = is_loopback) -> None:
         self.sock = sock
         self.address: tuple[str, int] = sock.getsockname()[:2]
-        config = Config(app, http=_Deadline, loop="asyncio", lifespan="off", log_config=None,
+        protocol = type("Deadline", (_Deadline,), {"local": staticmethod(local)})
+        config = Config(app, http=protocol, loop="asyncio", lifespan="off", log_config=None,
                         access_log=False, proxy_headers=False, server_header=False,
                         timeout_keep_alive=KEEP_ALIVE, limit_concurrency=MAX_CONNECTIONS,
                         h11_max_incomplete_event_size=MAX_HEADER_BYTES,

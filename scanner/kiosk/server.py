@@ -140,7 +140,7 @@ class KioskServer:
                               f"{exc.strerror or exc}") from exc
         self.port = sock.getsockname()[1]
         self.stopping = False
-        self._http = HttpThread(build_app(self), sock)
+        self._http = HttpThread(build_app(self), sock, local=self.lockout.local)
         self.events.start()
         self._http.start()
         return self

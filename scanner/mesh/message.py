@@ -55,6 +55,9 @@ LEDGER, HEALTH = "ledger", "health"
 MAX_HEALTH_ITEMS = 64   # readers or alarms in one health message
 MAX_HEALTH_TEXT = 200   # characters of any one name or alarm
 MIN_KEY_BYTES = 16
+# The largest sequence number: SQL's largest integer (SQLite's, PostgreSQL's bigint). JSON
+# carries up to 2**64 - 1, and a record numbered beyond this one could not be stored.
+MAX_SEQ = 2**63 - 1
 # A replay request names at most this many ranges; a gate missing more asks again.
 MAX_RANGES = 64
 # A replay of thousands of records goes as a few messages of this size, not thousands of
@@ -281,7 +284,8 @@ def _parse(kind: str, body: dict[str, Any]) -> Message:
     if kind == STATUS:
         gate, seq, online = body.get("gate"), body.get("seq"), body.get("online")
         if set(body) != {"gate", "seq", "online"} or not isinstance(gate, str) \
-                or type(seq) is not int or seq < 0 or not isinstance(online, bool):
+                or type(seq) is not int or not 0 <= seq <= MAX_SEQ \
+                or not isinstance(online, bool):
             raise _Drop("malformed")
         return Status(gate, seq, online)
     if kind == LEDGER:
@@ -300,7 +304,8 @@ def _parse(kind: str, body: dict[str, Any]) -> Message:
         spans: list[tuple[int, int]] = []
         for span in ranges:
             if not (isinstance(span, list) and len(span) == 2
-                    and all(type(n) is int for n in span) and 1 <= span[0] <= span[1]):
+                    and all(type(n) is int for n in span)
+                    and 1 <= span[0] <= span[1] <= MAX_SEQ):
                 raise _Drop("malformed")
             spans.append((span[0], span[1]))
         return ReplayRequest(requester, origin, tuple(spans))
@@ -354,7 +359,7 @@ def _records(gate: str, items: list[Any]) -> tuple[Record, ...]:
         ats = columns[:DECISION_FIELDS]
     if set(origins) != {gate}:
         raise _Drop("wrong_topic")
-    if not (set(map(type, seqs)) == {int} and min(seqs) >= 1
+    if not (set(map(type, seqs)) == {int} and min(seqs) >= 1 and max(seqs) <= MAX_SEQ
             and set(directions) <= _DIRECTIONS and set(results) <= _RESULTS
             and set(map(type, scan_ids + barcodes + reasons + ats + hlcs)) == _STR
             and set(map(type, tickets + events)) <= _TEXT_OR_NONE):

@@ -42,9 +42,14 @@ class Replays:
         self._signed: OrderedDict[tuple[str, int, int], tuple[list[bytes], int]] = OrderedDict()
 
     def ask(self, request: ReplayRequest, now: float) -> None:
+        """Gather ``request``'s ranges, cut at this gate's highest sequence number: a
+        range past it holds nothing to replay, and one up to 2**64 would be read a chunk
+        at a time for ever."""
         asker = request.requester
+        top = self.store.own_max_seq()
+        spans = {(first, min(last, top)) for first, last in request.ranges if first <= top}
         self._due.setdefault(asker, set()).update(
-            span for span in request.ranges
+            span for span in spans
             if now - self._replayed_at.get((asker, *span), -1e9) >= REPLAY_HOLDOFF)
         if self.due_at is None:
             self.due_at = now + REPLAY_GATHER

@@ -24,6 +24,9 @@ Design:
   windows that overlap, until it finds an anchor, at most ``max_realign`` requests; else
   PagingError. Nothing is written for a page until it is aligned, so the store stays
   consistent and the caller's committed cursor is still valid.
+- A full page that brings no new ticket can happen once while realigning (the anchor found
+  last); a second in a row means the listing repeats itself (a server ignoring ``skip``),
+  and paging it would never end: PagingError.
 - Tickets that changed during paging left the window and were not read; the caller always
   completes a full sync with a catch-up delta ``from = T0 - window_overlap`` that reads
   them at their new ``updatedAt``. Deleted tickets are dropped by the reconciling sweep.
@@ -113,6 +116,7 @@ def pages(fetch: Fetch, *, page_size: int, cursor: Cursor | None = None,
         raise ValueError("page_size must be at least 2 to overlap pages")
     overlap = effective_overlap(page_size, overlap)
     cursor = cursor or Cursor()
+    stalled = False   # the last full page brought no new ticket
     while True:
         docs, at, start, requests = _aligned(fetch, cursor, page_size, overlap, max_realign)
         tickets = docs.tickets
@@ -123,6 +127,13 @@ def pages(fetch: Fetch, *, page_size: int, cursor: Cursor | None = None,
         cursor = Cursor(skip=at + len(tickets), total=docs.total,
                         anchor=_next_anchor(cursor.anchor, tickets, anchor_size))
         last = len(tickets) < page_size
+        if not last and start >= len(tickets):
+            if stalled:
+                raise PagingError(f"ticket listing repeats itself near offset {cursor.skip}: "
+                                  f"two full pages in a row brought no new ticket")
+            stalled = True
+        else:
+            stalled = False
         yield Page(tickets[start:], cursor, requests, last, problems)
         if last:
             return

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -318,7 +319,7 @@ class VivenuClient:
     def _request(self, method: str, path: str, *, params: dict[str, Any] | None,
                  content: bytes | None, deadline: float | None,
                  what: str) -> tuple[int, bytes]:
-        """Status and body of a 2xx/3xx, within ``deadline`` (seconds, retries included)."""
+        """Status and body of a 2xx, within ``deadline`` (seconds, retries included)."""
         deadline_at = None if deadline is None else time.monotonic() + deadline
         headers = {"content-type": "application/json"} if content is not None else None
         policy = retrying(retries=self._retries, backoff=self._backoff,
@@ -385,8 +386,15 @@ class VivenuClient:
 
     def _check_status(self, response: httpx.Response, what: str) -> None:
         status = response.status_code
-        if status < 400:
+        if status < 300:
             return
+        if status < 400:
+            # Not followed (the token would go with it), and never an answer: a captive
+            # portal's empty 302 to a POST /scans would pass for accepted scans.
+            where = urlsplit(response.headers.get("location", "")).hostname
+            raise ProtocolError(f"{what}: HTTP {status}: redirected"
+                                f"{f' to {escape(where)}' if where else ''}, not followed",
+                                status=status)
         if status == 429 or status >= 500:
             raise RetryableStatus(status, retry_after_seconds(
                 response.headers.get("retry-after"), self.last_server_date))

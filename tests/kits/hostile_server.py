@@ -8,7 +8,13 @@ with a real ``Date`` header, and its ``mode`` says how it lies or stalls:
 - ``hang``:     headers, then nothing until the server stops
 - ``huge``:     a page of ``huge_bytes`` bytes, streamed in chunks (never held in memory)
 - ``growing``:  the listing's ``total`` grows by ``grow_by`` tickets on every request
+- ``repeat``:   ``skip`` ignored: every request gets the listing's first page again
 - ``echo``:     400 whose body echoes the request's token at offset ``echo_at``
+- ``redirect``: 302 to another host with an empty body, for every GET and POST (a captive
+                portal, an API moved)
+
+and in every mode ``GET /tickets/{barcode}`` (the online lookup) answers ``docs[0]``,
+whatever barcode was asked for: a lookup that answers with another ticket.
 
 Tests change ``docs`` and ``mode`` between requests; ``requests`` logs the paths served.
 """
@@ -82,6 +88,8 @@ class HostileServer:
             self._grown += self.grow_by
             docs += [hostile_doc(len(self.docs) + i) for i in range(self._grown)]
         skip, top = int(query.get("skip", 0)), int(query.get("top", 25))
+        if self.mode == "repeat":
+            skip = 0
         return docs[skip:skip + top], len(docs)
 
 
@@ -97,6 +105,8 @@ def _handler(server: HostileServer) -> type[BaseHTTPRequestHandler]:
             query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
             server.requests.append(parts.path)
             path = parts.path.removeprefix(PREFIX)
+            if server.mode == "redirect":
+                return self._redirect()
             if server.mode == "echo":
                 token = self.headers.get("token", "")
                 body = b"x" * server.echo_at + f"bad token {token}".encode() + b"y" * 600
@@ -105,6 +115,8 @@ def _handler(server: HostileServer) -> type[BaseHTTPRequestHandler]:
                 return self._send(200, orjson.dumps({"deviceSettings": {}}))
             if path == "/events":
                 return self._send(200, orjson.dumps([{"_id": EVENT, "name": "Hostile"}]))
+            if path.startswith("/tickets/") and not path.startswith("/tickets/v2/"):
+                return self._send(200, orjson.dumps(server.docs[0]))
             if not path.startswith("/tickets/v2/"):
                 return self._send(404, b"{}")
             if server.mode in ("drip", "hang"):
@@ -113,6 +125,19 @@ def _handler(server: HostileServer) -> type[BaseHTTPRequestHandler]:
                 return self._stream(_huge_page(server.huge_bytes))
             docs, total = server.listing(query)
             return self._send(200, orjson.dumps({"docs": docs, "total": total}))
+
+        def do_POST(self) -> None:
+            server.requests.append(urlsplit(self.path).path)
+            self.rfile.read(int(self.headers.get("content-length", 0)))
+            if server.mode == "redirect":
+                return self._redirect()
+            return self._send(200, orjson.dumps({"status": "OK"}))
+
+        def _redirect(self) -> None:
+            self.send_response(302)
+            self.send_header("location", "http://portal.example/login")
+            self.send_header("content-length", "0")
+            self.end_headers()
 
         def _send(self, status: int, body: bytes) -> None:
             self.send_response(status)

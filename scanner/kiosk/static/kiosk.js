@@ -30,6 +30,22 @@
       }
     } catch (e) { /* no audio device: the screen still says it */ }
   }
+  // Chromium plays nothing before someone has touched the page (its autoplay policy; only
+  // the gate's own kiosk browser is started without it): a context made at a decision
+  // nobody touched for stays suspended and every beep is silent. The first touch, click or
+  // key makes or resumes it; each one tries again until it runs.
+  const GESTURES = ["pointerdown", "pointerup", "touchend", "keydown"];
+  function wakeAudio() {
+    const fb = (state && state.feedback) || { sound: true, haptic: true };
+    if (!fb.sound) return;
+    try {
+      audio = audio || new AudioContext();
+      audio.resume().then(() => {
+        if (audio.state === "running") for (const kind of GESTURES) removeEventListener(kind, wakeAudio, true);
+      }, () => {});
+    } catch (e) { /* no audio device: the screen still says it */ }
+  }
+  for (const kind of GESTURES) addEventListener(kind, wakeAudio, true);
 
   // -- fitting: the word first, then the rest of the result (--k) until nothing overflows --
   // The word is read from across the lane: 18 vh, never under 15 vh on a kiosk screen. A
