@@ -155,3 +155,18 @@ def test_a_gate_restarted_from_empty_catches_up_and_never_reuses_a_number(venue,
     rounds.until([a, fresh], lambda: fresh.mesh.own_max_seq() == 2)
     rounds.until([a, fresh], lambda: sorted(r.seq for r in a.mesh.records() if r.gate == "B")
                  == [1, 2])
+
+
+def test_a_peer_record_counts_in_decisions_before_it_is_written(venue, tmp_path):
+    """Peers' records are written in batches (``STORE_DELAY``); a decision meanwhile sees
+    them, and once written they are not counted twice."""
+    rounds, _ = venue
+    a, b = opened(venue, tmp_path, "A", "B")
+    granted = a.check(1)
+    a.link.step(0)          # published
+    b.link.step(0)          # received, staged, not written: the clock has not moved
+    assert granted.scan_id not in b.scan_ids()
+    refused = b.check(1).decision
+    assert refused.reason is Reason.ALREADY_INSIDE and refused.extra["entered_gate"] == "A"
+    rounds.until([a, b], lambda: granted.scan_id in b.scan_ids())
+    assert [origin for origin, _ in b.mesh.history(granted.decision.ticket.id)] == ["A"]

@@ -10,7 +10,8 @@ What it does, all on its own thread, over the events the broker posts to its inb
   saying offline, so a peer learns both our high-water mark and that we are gone;
 - on reconnect, publishes what it stamped while alone on its live topic before announcing
   the new number, so the peers connected already need not ask for it;
-- stores peers' records, merging their stamps into the clock;
+- stores peers' records, merging their stamps into the clock, in batches at most
+  ``STORE_DELAY`` old (decisions see them at once: ``MeshStore.stage``);
 - anti-entropy: on (re)connect, and every ``anti_entropy_interval``, compares each peer's
   announced sequence number with what is held and asks the origin for the missing ranges
   (``gates/<gate>/replay/<origin>``); the origin republishes them from its own records.
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import operator
 import queue
 import threading
@@ -85,6 +87,10 @@ REQUEST_TIMEOUT = 10.0
 # Peer records per transaction: enough to amortise the commit, short enough that a
 # decision's journal write (same database) never waits long for the lock.
 _BATCH = 2000
+# Peer records wait up to this long to be written together: one transaction per record
+# was most of a gate's CPU in a large venue (each gate writes every other gate's scans).
+# Decisions see them at once (``MeshStore.stage``); the zone count, once written.
+STORE_DELAY = 0.1
 
 
 @dataclass(slots=True)
@@ -155,6 +161,9 @@ class Link(SessionWorker):
         self._saved_at = -1e9
         self._held: dict[str, int] | None = None  # every origin's highest number held
         self._quiet_stamp_at = -1e9
+        self._unstored: list[Batch] = []    # peer records received, not written yet
+        self._unstored_count = 0
+        self._unstored_at = 0.0             # when the oldest of them arrived
         top = store.max_stamp()
         if top is not None:  # a restart never stamps before what it already holds
             self.hlc.merge(top)
@@ -230,6 +239,8 @@ class Link(SessionWorker):
         stamp = False
         if wait is None:
             due = self.replays.due_at
+            if self._unstored:
+                due = min(due or math.inf, self._unstored_at + STORE_DELAY)
             wait = TICK if due is None else due - self.clock()
         try:
             event = self.inbox.get(timeout=min(TICK, max(0.0, wait)))
@@ -260,8 +271,10 @@ class Link(SessionWorker):
             # gate, and the askers' catch-up waits for this reply.
             if self.connected.is_set():
                 self.replays.serve(self.clock(), self.broker.publish)
-            if batches:
-                self._store_records(batches)
+            self._defer(batches)
+            if self._unstored and (self._unstored_count >= _BATCH
+                                   or self.clock() - self._unstored_at >= STORE_DELAY):
+                self._store_unstored()
             if stamp:
                 self._publish_new()
             self._announce()
@@ -289,8 +302,28 @@ class Link(SessionWorker):
             log.warning("mesh: dropped a %d-byte message on %r: larger than %d bytes",
                         size, topic[:200], MAX_PAYLOAD)
 
+    def _defer(self, batches: list[Batch]) -> None:
+        """Received batches wait for the next write (``STORE_DELAY``); decisions see them."""
+        if not batches:
+            return
+        if not self._unstored:
+            self._unstored_at = self.clock()
+        for batch in batches:
+            self.store.stage(batch.records)
+            self._unstored.append(batch)
+            self._unstored_count += len(batch.records)
+
+    def _store_unstored(self) -> None:
+        batches, self._unstored, self._unstored_count = self._unstored, [], 0
+        self._store_records(batches)
+
     def shut(self) -> None:
         """Say offline (the will says it if we cannot), disconnect, leave a last state."""
+        if self._unstored:
+            try:
+                self._store_unstored()
+            except GateError as exc:  # their origins replay them after a restart
+                log.error("mesh: %s", exc)
         if self.connected.is_set():
             self.broker.publish(status_topic(self.gate_id), self._status(online=False),
                                 retain=True)
@@ -422,7 +455,7 @@ class Link(SessionWorker):
         self._announced_seq, self._announced_at = seq, now
 
     def _anti_entropy(self) -> None:
-        if not self.connected.is_set():
+        if not self.connected.is_set() or self._unstored:  # what waits would look missing
             return
         # Asking waits while messages wait here: what we asked for may be among them, and
         # the origin would replay it all again (a storm that feeds itself). The first ask

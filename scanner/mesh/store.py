@@ -51,7 +51,7 @@ _c = mesh_scans.c
 # A ticket's granted scans at every gate, asked on every decision: plain driver SQL on a
 # held connection (through a pooled SQLAlchemy connection it cost about 80 times as much,
 # most of a decision's time in a venue). ix_mesh_scans_ticket_hlc reads it in HLC order.
-_TICKET_HISTORY = (select(_c.origin, _c.direction, _c.scanned_at)
+_TICKET_HISTORY = (select(_c.origin, _c.direction, _c.scanned_at, _c.hlc, _c.scan_id)
                    .where(_c.ticket_id == bindparam("ticket_id"),
                           _c.result == literal_column("'OK'"))
                    .order_by(_c.hlc))
@@ -152,6 +152,10 @@ class MeshStore(Database):
         self._history_lock = threading.Lock()  # the held connection: one thread at a time
         self._history_held = self.held()
         self._history = compile_for_driver(_TICKET_HISTORY, engine.dialect, ("ticket_id",))
+        # Peers' granted records received and not written yet, by ticket: ``history`` sees
+        # them at once, however long the link waits to write a batch.
+        self._staged: dict[str, dict[str, Record]] = {}
+        self._staged_lock = threading.Lock()
 
     # -- writing -------------------------------------------------------------------------
 
@@ -159,13 +163,34 @@ class MeshStore(Database):
         """Keep one peer's record; False if it was held already (idempotent by scan id)."""
         return self.record_many([record]) == 1
 
+    def stage(self, records: Iterable[Record]) -> None:
+        """Peer records received, to be kept by a later ``record_many``: the granted ones
+        count in ``history`` meanwhile (a decision never waits for a batch to be written)."""
+        with self._staged_lock:
+            for r in records:
+                if r.result == "OK" and r.ticket_id is not None and r.gate != self.gate_id:
+                    self._staged.setdefault(r.ticket_id, {})[r.scan_id] = r
+
     def record_many(self, records: Sequence[Record]) -> int:
-        """Keep peer records in one transaction; returns how many were new."""
+        """Keep peer records in one transaction; returns how many were new. Staged ones
+        among them are unstaged, kept or not (a failed write is asked for again)."""
         rows = [r for r in records if r.gate != self.gate_id] \
             if self.gate_id in map(_origin, records) else records
-        # A peer's who and why are its own journal's: kept here are the decision fields.
-        return self._insert(list(map(decision_of, rows)), self.peer_engine, _PEER_ROW) \
-            if rows else 0
+        try:
+            # A peer's who and why are its own journal's: kept here are the decision fields.
+            return self._insert(list(map(decision_of, rows)), self.peer_engine, _PEER_ROW) \
+                if rows else 0
+        finally:
+            if self._staged:
+                self._unstage(rows)
+
+    def _unstage(self, records: Iterable[Record]) -> None:
+        with self._staged_lock:
+            for r in records:
+                if r.ticket_id is not None and (held := self._staged.get(r.ticket_id)):
+                    held.pop(r.scan_id, None)
+                    if not held:
+                        del self._staged[r.ticket_id]
 
     def stamp_journal(self, clock: HybridClock, *, after: int = 0) -> list[Record]:
         """Make mesh records of journal rows not stamped yet, in journal order, numbered
@@ -330,12 +355,19 @@ class MeshStore(Database):
     def history(self, ticket_id: str) -> list[tuple[str, PastScan]]:
         """The granted scans of one ticket at every gate, as (origin, scan), in HLC order."""
         held = self._history_held
+        with self._staged_lock:  # before the read: a record written meanwhile is in both
+            staged = list(self._staged.get(ticket_id, {}).values())
         try:
             with self._history_lock:
                 rows = held.execute(self._history, (ticket_id,))
         except held.errors as exc:
             raise self.fault(exc, "cannot read the mesh's records") from exc
-        return [(origin, PastScan(Direction(d), at, origin)) for origin, d, at in rows]
+        if staged:
+            stored = {scan_id for *_, scan_id in rows}
+            rows = sorted([*rows, *((r.gate, r.direction, r.scanned_at, r.hlc, r.scan_id)
+                                    for r in staged if r.scan_id not in stored)],
+                          key=operator.itemgetter(3))
+        return [(origin, PastScan(Direction(d), at, origin)) for origin, d, at, *_ in rows]
 
     def venue_counts(self) -> dict[str, int]:
         """The whole venue's counters from every gate's records: admissions, check-outs,
