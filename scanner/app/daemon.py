@@ -17,6 +17,7 @@ from __future__ import annotations
 import gc
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -67,6 +68,10 @@ class Daemon:
             self._thread.join(timeout)
         return self.exit_code
 
+
+# The health message's upload queue is counted at most this often: a count of the journal
+# every health message was a tenth of a venue gate's mesh thread.
+QUEUE_EVERY = 10.0
 
 # A woken lane waits for the GIL while the sync thread parses a page: with Python's 5 ms
 # switch interval that wait was most of a decision's tail under sync. 1 ms hands it over
@@ -121,14 +126,17 @@ def health_of(gate: Gate) -> Callable[[], Health]:
 
     readers, act, journal = gate.reader_workers, gate.act, gate.journal
     cfg, zone, running = gate.config, gate.zones.zone, version()
+    queue = [-QUEUE_EVERY, 0]  # when counted (monotonic), the upload queue then
 
     def health() -> Health:
         # Codes, not sentences: the control room words them in its page's language.
         alarms = ["fire"] if act.fire_alarm else []
         alarms += [f"reader:{r.reader}" for r in readers if r.problem()]
+        if (now := time.monotonic()) - queue[0] >= QUEUE_EVERY:
+            queue[:] = [now, int(journal.stats()["queue_depth"])]
         return Health(cfg.gate_id, zone, running, utc_iso(gate.clock()),
                       {r.reader: r.connected is not False for r in readers},
-                      int(journal.stats()["queue_depth"]), tuple(alarms))
+                      int(queue[1]), tuple(alarms))
 
     return health
 

@@ -79,7 +79,8 @@ QUIET_STAMP = 1.0
 # A busy gate re-announces its sequence number at most this often. Its live records carry
 # their numbers already, so the status only matters when one was lost (and nothing follows
 # it) or for a peer connecting later: a status per scan was a third of a venue's messages.
-STATUS_INTERVAL = 5.0
+# A (re)connection announces at once.
+STATUS_INTERVAL = 10.0
 # A replay asked for and not begun within this is asked again; one that is arriving is not:
 # asking again for what is in flight has the origin send it all twice (a storm that feeds
 # itself under load).
