@@ -188,3 +188,18 @@ def test_ledgers_stay_quiet_while_places_are_plenty_and_every_gate_keeps_some() 
     assert admitted == 120
     assert versions() - before <= 20, versions() - before   # a top-up per gate or two
     assert all(v.book.rights("stand") > 0 for v in venue.gates.values())
+
+
+def test_gates_joining_in_batches_all_end_up_holding_places_the_minter_too() -> None:
+    """Shares shrink as gates join: what the first gates hold above their new targets
+    goes back, and the minter keeps its own share, so no gate is left denying."""
+    names = [f"g{i:02d}" for i in range(24)]
+    venue = Venue([{"id": "stand", "capacity": 480}], dict.fromkeys(names, "stand"))
+    for joined in range(4, 25, 4):
+        venue.sides = [set(names[:joined]), set(names[joined:])] if joined < 24 \
+            else [set(names)]
+        venue.exchange()
+    venue.exchange()
+    held = {g: v.book.rights("stand") for g, v in venue.gates.items()}
+    assert min(held.values()) >= 480 // 24 // 2, held
+    assert sum(held.values()) == 480

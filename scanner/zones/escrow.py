@@ -15,13 +15,12 @@ no split can create two copies of one:
 - A gate gives rights by raising a cumulative ``sent`` count in its own ledger; the
   receiver counts them once it has that ledger. The minter hands its rights to the gates
   by their recent traffic (``targets``); a gate holding more than its target hands the rest
-  back. Both with slack: a gate is topped up to its target once it holds half of it or
-  less, and hands back down to its target once it holds half as much again; the shares are
-  divided anew when the places to share moved by an eighth, the gates online changed, or
-  ``RESHARE_SECONDS`` passed. Without the slack every admission moved some target by one,
-  and each move was a ledger published to every gate and a hand-back published by another:
-  on a large venue, most of the mesh's messages. A gate cut off keeps what it holds and no
-  more: it admits only its share of the
+  back. With slack: a gate is topped up to its target once it holds half of it or less,
+  and the shares are divided anew only when the places to share moved by an eighth, the
+  gates online changed, or ``RESHARE_SECONDS`` passed. Without it every admission moved
+  some target by one, and each move was a ledger published to every gate and a hand-back
+  published by another: on a large venue, most of the mesh's messages. A gate cut off
+  keeps what it holds and no more: it admits only its share of the
   places that were free when the split began, and the exits it sees free nothing until
   the minter sees them too. That is the cost: a gate may deny while places are free behind
   another gate.
@@ -158,10 +157,11 @@ def still_shared(held: Counts | None, pool: int, shares: Mapping[str, float],
 
 def hand_out(zone: str, me: str, ledgers: Mapping[str, Ledger], targets: Counts,
              holdings: Counts, own_rights: int) -> dict[str, int]:
-    """What the minter gives now, from what it holds: up to its target, to each gate
-    holding half its target or less."""
+    """What the minter gives now, from what it holds beyond half its own target (its own
+    share is not given away): up to its target, to each gate holding half its target or
+    less."""
     gifts: dict[str, int] = {}
-    left = own_rights
+    left = own_rights - targets.get(me, 0) // 2
     for gate in sorted(targets):
         if gate == me or left <= 0:
             continue
@@ -174,12 +174,11 @@ def hand_out(zone: str, me: str, ledgers: Mapping[str, Ledger], targets: Counts,
 
 
 def hand_back(zone: str, me: str, minter_ledger: Ledger | None, own_rights: int) -> int:
-    """What a gate gives back to the minter: what it holds above its target, once that
-    is more than half the target (all of it above a target of none)."""
+    """What a gate gives back to the minter: what it holds above its target (targets
+    move seldom: see ``still_shared``)."""
     if minter_ledger is None or me == minter_ledger.gate:
         return 0
     target = minter_ledger.targets.get(zone, _EMPTY).get(me)
     if target is None:
         return 0
-    above = own_rights - int(target)
-    return above if above > int(target) // 2 else 0
+    return max(0, own_rights - int(target))
