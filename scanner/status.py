@@ -120,7 +120,7 @@ def daemon_status(db: str, clock: Clock) -> dict[str, Any]:
 
 
 # A saved link state older than this is from a daemon that is no longer running.
-MESH_STATE_STALE_S = 10.0
+MESH_STATE_STALE_S = 15.0  # three of the link's saves (scanner.mesh.link.STATE_INTERVAL)
 
 
 def mesh_status(store: MeshStore, link: Link | None, clock: Clock) -> dict[str, Any]:

@@ -323,7 +323,7 @@ def test_a_lost_broker_is_said_once_when_partitioned_and_once_when_healed():
 
     p = Partition()
     p.reset(0.0, "t0")
-    seen = [p.observe(up, now, f"t{now}", grace=10.0)
+    seen = [p.observe(up, now, lambda: f"t{now}", grace=10.0)  # noqa: B023 - called at once
             for up, now in [(False, 1.0), (True, 2.0), (True, 3.0), (False, 4.0),
                             (False, 5.0), (False, 9.0), (True, 12.0)]]
     assert seen == [None, "connected", None, "partitioned", None, None, "healed"]
@@ -335,8 +335,8 @@ def test_a_gate_that_never_reaches_its_broker_says_so_after_the_grace():
 
     p = Partition()
     p.reset(0.0, "t0")
-    assert p.observe(False, 9.0, "t9", grace=10.0) is None and not p.said
-    assert p.observe(False, 10.5, "t10", grace=10.0) == "partitioned"
+    assert p.observe(False, 9.0, lambda: "t9", grace=10.0) is None and not p.said
+    assert p.observe(False, 10.5, lambda: "t10", grace=10.0) == "partitioned"
     assert p.said and p.since_wall == "t0"
 
 

@@ -71,7 +71,7 @@ from scanner.zones.escrow import Ledger
 log = logging.getLogger("scanner.mesh")
 _SEQ, _HLC = operator.itemgetter(2), operator.itemgetter(3)  # Record.seq, Record.hlc
 
-STATE_INTERVAL = 2.0          # how often the state is persisted for gate status elsewhere
+STATE_INTERVAL = 5.0          # how often the state is persisted for gate status elsewhere
 TICK = 0.25                   # the loop's longest sleep: heartbeats at least this often
 # A journal row nobody notified about is stamped within this (notify() stamps at once): a
 # quiet tick's probe of the journal is cheap, not free, and 50 gates tick 4 times a second.
@@ -337,7 +337,7 @@ class Link(SessionWorker):
         """One log line when the gate starts deciding alone, one when the mesh is back;
         the state is persisted for ``gate status`` in another process meanwhile."""
         now = self.clock()
-        change = self._partition.observe(self.connected.is_set(), now, self._wall(),
+        change = self._partition.observe(self.connected.is_set(), now, self._wall,
                                          grace=float(self.settings.keepalive))
         if change == "partitioned":
             log.warning("mesh: partitioned: no broker at %s; deciding alone",

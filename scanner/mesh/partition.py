@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -18,9 +19,12 @@ class Partition:
     def reset(self, now: float, wall: str) -> None:
         self.alone_at, self.since_wall = now, wall
 
-    def observe(self, up: bool, now: float, wall: str, *, grace: float) -> str | None:
+    def observe(self, up: bool, now: float, wall: Callable[[], str], *,
+                grace: float) -> str | None:
         """The change to report: "partitioned", "healed", "connected", or None. A gate
-        never connected yet says partitioned once ``grace`` has passed without a broker."""
+        never connected yet says partitioned once ``grace`` has passed without a broker.
+        ``wall`` (the time for people) is asked only when deciding alone begins: this runs
+        on every round of the link."""
         if up:
             if self.alone_at is None:
                 return None
@@ -30,7 +34,7 @@ class Partition:
             self.alone_at = self.since_wall = None
             return change
         if self.alone_at is None:
-            self.alone_at, self.since_wall = now, wall
+            self.alone_at, self.since_wall = now, wall()
         if not self.said and (self.ever_connected or now - self.alone_at >= grace):
             self.said = True
             return "partitioned"
