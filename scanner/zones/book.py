@@ -75,6 +75,9 @@ class ZoneBook:
         self._traffic: Counter[tuple[str, str]] = Counter()  # (gate, minute) -> admissions
         self._online: set[str] = set()                       # as the last tick was told
         self._shared_at: dict[str, datetime] = {}   # zone -> when the minter last divided
+        # The time of the last round or admission: whom ``rights`` counts inside (None:
+        # none yet, and a minter's places made are bounded by the capacity and spends).
+        self._now: datetime | None = None
 
     # -- what the gate asks -------------------------------------------------------------
 
@@ -121,9 +124,12 @@ class ZoneBook:
     def rights(self, zone: str) -> int:
         """The places this gate holds in ``zone`` now."""
         with self._lock:
-            spent = self._spent(self.gate, zone) + sum(
-                zone in zones for zones in self._pending.values())
-            held = escrow.rights(zone, self.gate, self._ledgers, spent)
+            pending = sum(zone in zones for zones in self._pending.values())
+            spent = self._spents(zone)
+            inside = self.occupancy.counts(self._now)[zone] if self._now else 0
+            most = escrow.makeable(self._capacity(zone), inside, sum(spent.values()))
+            got = escrow.received(zone, self.minter, self._ledgers, spent, most)
+            held = escrow.rights(zone, self.gate, self._ledgers, spent, got, most, pending)
             return held if self.ready and not self.forfeited else min(held, 0)
 
     # -- what the mesh feeds ------------------------------------------------------------
@@ -179,7 +185,7 @@ class ZoneBook:
         if self.observer:
             return None
         with self._lock:
-            self._online = set(online)
+            self._online, self._now = set(online), now
             own = self._ledgers[self.gate]
             minter = self.minter
             before = own
@@ -224,6 +230,7 @@ class ZoneBook:
         with self._lock:
             if self.observer:
                 return []
+            self._now = now
             empty = [z for z in zones if self.rights(z) < 1]
             if empty and escrow.may_mint(self.gate, self.minter, self._ledgers):
                 # The minter need not wait for its next round to find places freed.
@@ -239,8 +246,12 @@ class ZoneBook:
         return (self._ins[gate] if zone in path else 0) + \
             (self._outs[gate] if zone in path[1:] else 0)
 
-    def _spent_total(self, zone: str) -> int:
-        return sum(self._spent(gate, zone) for gate in {*self._ins, *self._outs})
+    def _spents(self, zone: str) -> dict[str, int]:
+        """Every gate's spends in ``zone`` by the records held."""
+        return {gate: self._spent(gate, zone) for gate in {*self._ins, *self._outs}}
+
+    def _capacity(self, zone: str) -> int:
+        return self.tree[zone].capacity or 0
 
     def _mint(self, now: datetime, online: set[str]) -> Ledger:
         own = self._ledgers[self.gate]
@@ -252,13 +263,15 @@ class ZoneBook:
         for zone in self.tree.capped():
             assert zone.capacity is not None
             inside = counts.get(zone.id, 0)
-            spent_total = self._spent_total(zone.id)
+            spent = self._spents(zone.id)
             free = escrow.free_to_mint(zone.capacity, inside, self._ledgers, zone.id,
-                                       spent_total)
+                                       sum(spent.values()))
             if free:
                 minted[zone.id] = minted.get(zone.id, 0) + free
             eligible = [g for g in self._ledgers if self.tree.within(self.zone_of(g), zone.id)]
-            holdings = {g: escrow.rights(zone.id, g, self._ledgers, self._spent(g, zone.id))
+            most = escrow.makeable(zone.capacity, inside, sum(spent.values()))
+            got = escrow.received(zone.id, self.gate, self._ledgers, spent, most)
+            holdings = {g: escrow.rights(zone.id, g, self._ledgers, spent, got, most)
                         for g in eligible}
             away = sum(max(0, holdings[g]) for g in eligible if g not in online)
             share = {g: weights.get(g, 0) + 1.0 for g in eligible if g in online}
@@ -272,8 +285,10 @@ class ZoneBook:
                 targets[zone.id] = escrow.divide(pool, share)
                 self._shared_at[zone.id] = now
             draft = Ledger(self.gate, own.zone, own.minter, own.version, minted, sent, targets)
-            mine = escrow.rights(zone.id, self.gate, {**self._ledgers, self.gate: draft},
-                                 self._spent(self.gate, zone.id))
+            drafted = {**self._ledgers, self.gate: draft}
+            mine = escrow.rights(zone.id, self.gate, drafted, spent,
+                                 escrow.received(zone.id, self.gate, drafted, spent, most),
+                                 most)
             for gate, gift in escrow.hand_out(zone.id, self.gate, self._ledgers,
                                               targets[zone.id], holdings, mine).items():
                 sent.setdefault(zone.id, {})[gate] = \
