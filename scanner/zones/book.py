@@ -38,6 +38,13 @@ def provisional_key(scanned_at: str, gate: str) -> str:
 # Shares follow the admissions of the last this many minutes (one more for every gate, so a
 # quiet gate still holds a place or two).
 TRAFFIC_MINUTES = 10
+# The people inside, which bound what the minter can have made (``escrow.makeable``), are
+# counted by a round at most this often: a count is tens of milliseconds at a large venue,
+# never on the scan path. In between, the bound grows by one for every exit heard since
+# (the most an exit frees) and by nothing for an admission (it spends a place as it
+# fills one), so waiting for the count neither lets a forged ledger through nor keeps a
+# place made from an exit this gate has heard.
+INSIDE_SECONDS = 2.0
 
 
 class ZoneBook:
@@ -75,9 +82,11 @@ class ZoneBook:
         self._traffic: Counter[tuple[str, str]] = Counter()  # (gate, minute) -> admissions
         self._online: set[str] = set()                       # as the last tick was told
         self._shared_at: dict[str, datetime] = {}   # zone -> when the minter last divided
-        # The time of the last round or admission: whom ``rights`` counts inside (None:
-        # none yet, and a minter's places made are bounded by the capacity and spends).
-        self._now: datetime | None = None
+        # Zone -> the most places the minter can have made, as a round counted the people
+        # inside last (``INSIDE_SECONDS``), and the exits heard by then (``rights``).
+        self._makeable: dict[str, int] = {}
+        self._counted_at: datetime | None = None
+        self._counted_outs = 0
 
     # -- what the gate asks -------------------------------------------------------------
 
@@ -126,8 +135,9 @@ class ZoneBook:
         with self._lock:
             pending = sum(zone in zones for zones in self._pending.values())
             spent = self._spents(zone)
-            inside = self.occupancy.counts(self._now)[zone] if self._now else 0
-            most = escrow.makeable(self._capacity(zone), inside, sum(spent.values()))
+            exits = sum(self._outs.values()) - self._counted_outs
+            most = self._makeable.get(zone, self._capacity(zone) + sum(spent.values())) \
+                + exits
             got = escrow.received(zone, self.minter, self._ledgers, spent, most)
             held = escrow.rights(zone, self.gate, self._ledgers, spent, got, most, pending)
             return held if self.ready and not self.forfeited else min(held, 0)
@@ -185,7 +195,10 @@ class ZoneBook:
         if self.observer:
             return None
         with self._lock:
-            self._online, self._now = set(online), now
+            self._online = set(online)
+            if self._counted_at is None \
+                    or abs((now - self._counted_at).total_seconds()) >= INSIDE_SECONDS:
+                self._count_makeable(self.occupancy.counts(now), now)
             own = self._ledgers[self.gate]
             minter = self.minter
             before = own
@@ -230,7 +243,6 @@ class ZoneBook:
         with self._lock:
             if self.observer:
                 return []
-            self._now = now
             empty = [z for z in zones if self.rights(z) < 1]
             if empty and escrow.may_mint(self.gate, self.minter, self._ledgers):
                 # The minter need not wait for its next round to find places freed.
@@ -253,9 +265,17 @@ class ZoneBook:
     def _capacity(self, zone: str) -> int:
         return self.tree[zone].capacity or 0
 
+    def _count_makeable(self, counts: dict[str, int], now: datetime) -> None:
+        self._makeable = {
+            z.id: escrow.makeable(self._capacity(z.id), counts.get(z.id, 0),
+                                  sum(self._spents(z.id).values()))
+            for z in self.tree.capped()}
+        self._counted_at, self._counted_outs = now, sum(self._outs.values())
+
     def _mint(self, now: datetime, online: set[str]) -> Ledger:
         own = self._ledgers[self.gate]
         counts = self.occupancy.counts(now)
+        self._count_makeable(counts, now)
         minted = dict(own.minted)
         sent = {z: dict(s) for z, s in own.sent.items()}
         targets: dict[str, dict[str, int]] = {}
