@@ -290,9 +290,8 @@ class ZoneBook:
                 minted[zone.id] = minted.get(zone.id, 0) + free
             eligible = [g for g in self._ledgers if self.tree.within(self.zone_of(g), zone.id)]
             most = escrow.makeable(zone.capacity, inside, sum(spent.values()))
-            got = escrow.received(zone.id, self.gate, self._ledgers, spent, most)
-            holdings = {g: escrow.rights(zone.id, g, self._ledgers, spent, got, most)
-                        for g in eligible}
+            held_by = escrow.holdings(zone.id, self.gate, self._ledgers, spent, most)
+            holdings = {g: held_by[g] for g in eligible}
             away = sum(max(0, holdings[g]) for g in eligible if g not in online)
             share = {g: weights.get(g, 0) + 1.0 for g in eligible if g in online}
             pool = zone.capacity - inside - away

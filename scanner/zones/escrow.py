@@ -34,11 +34,13 @@ minter, the places it made (never more than ``capacity - inside + spent``, ``mak
 each round makes only the places free then) and the hand-backs so counted; for another
 gate, what the minter gave it; for both, less what they spent by the records, and never
 below none. A giver that gave more than that loses the excess from each of its gifts, so
-its receivers together never count more than it held. The cost is the honest race: a gate
-holding a giver's ledger newer than the ledgers or records it rests on (a hand-back the
-minter passed on, an exit that let it make places again) counts less of it, and may deny
-until it hears those too; and a minter's overdraft (an exit from an inner zone, never
-refused) comes off its gifts until its next round makes that place again.
+its receivers together never count more than it held; the minter counts what a gate holds
+the same way (``holdings``), so one claiming gifts it could not make is topped up to its
+share and no further. The cost is the honest race: a gate holding a giver's ledger newer
+than the ledgers or records it rests on (a hand-back the minter passed on, an exit that
+let it make places again) counts less of it, and may deny until it hears those too; and a
+minter's overdraft (an exit from an inner zone, never refused) comes off its gifts until
+its next round makes that place again.
 
 Written as a ledger every gate publishes (retained, signed) and a few pure sums over them.
 With every own right spent before the decision is journaled, the count of people inside a
@@ -137,18 +139,37 @@ def received(zone: str, minter: str, ledgers: Mapping[str, Ledger], spent: Count
     docstring): from the minter, or for the minter from the others, each giver's gifts
     less what it gave beyond what it could hold. ``spent``: each gate's spends by the
     records held; ``most``: the most places the minter can have made (``makeable``)."""
+    return _gifts(zone, minter, ledgers, spent, most)[0]
+
+
+def holdings(zone: str, minter: str, ledgers: Mapping[str, Ledger], spent: Counts,
+             most: int) -> dict[str, int]:
+    """What each gate of ``ledgers`` holds in ``zone`` as the minter counts it: less what
+    it gave back as counted, not as its ledger says, so a gate claiming gifts it could
+    not make looks no emptier than it is, and is topped up no more than another."""
+    got, back = _gifts(zone, minter, ledgers, spent, most)
+    return {gate: rights(zone, gate, ledgers, spent, got, most) if gate == minter
+            else made(ledger, zone, most) + got[gate] - back[gate] - spent.get(gate, 0)
+            for gate, ledger in ledgers.items()}
+
+
+def _gifts(zone: str, minter: str, ledgers: Mapping[str, Ledger], spent: Counts,
+           most: int) -> tuple[dict[str, int], dict[str, int]]:
+    """``received``, and what each gate gave the minter as counted."""
     got = dict.fromkeys(ledgers, 0)
+    back = dict.fromkeys(ledgers, 0)
     mint = ledgers.get(minter)
     for gate, ledger in ledgers.items():
         if gate != minter:
             holds = (mint.given(zone, gate) if mint else 0) - spent.get(gate, 0)
-            got[minter] = got.get(minter, 0) + _covered(ledger, zone, minter, holds)
+            back[gate] = _covered(ledger, zone, minter, holds)
+    got[minter] = sum(back.values())
     if mint is not None:
         holds = made(mint, zone, most) + got[minter] - spent.get(minter, 0)
         for gate in ledgers:
             if gate != minter:
                 got[gate] = _covered(mint, zone, gate, holds)
-    return got
+    return got, back
 
 
 def _covered(giver: Ledger, zone: str, to: str, holds: int) -> int:
