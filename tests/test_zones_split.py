@@ -4,10 +4,12 @@ its capacity by the union of every gate's records, and after healing the counts 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -15,7 +17,7 @@ from scanner.config.zones import parse_zones
 from scanner.decide import Direction, PastScan, Policy, ScanHistory, decide
 from scanner.tickets import Ticket
 from scanner.zones.book import ZoneBook
-from scanner.zones.escrow import Ledger
+from scanner.zones.escrow import MAX_COUNT, Ledger
 from scanner.zones.presence import Occupancy
 
 NOW = datetime(2030, 5, 1, 20, 0, tzinfo=UTC)
@@ -56,6 +58,8 @@ class Venue:
         self.sides: list[set[str]] = [set(gates)]
         self.clock = 0
         self.now = NOW
+        # gate -> its ledger as a hostile peer with the venue's key publishes it instead
+        self.forged: dict[str, Callable[[int], Ledger]] = {}
 
     def side(self, gate: str) -> set[str]:
         return next(s for s in self.sides if gate in s)
@@ -86,6 +90,8 @@ class Venue:
             for name, g in self.gates.items():
                 mine = g.book.tick(self.now, self.side(name))
                 g.ledger = mine or g.book.ledger()
+                if name in self.forged:
+                    g.ledger = self.forged[name](self.clock + 10**6)
             for side in self.sides:
                 for name in side:
                     g = self.gates[name]
@@ -203,3 +209,95 @@ def test_gates_joining_in_batches_all_end_up_holding_places_the_minter_too() -> 
     held = {g: v.book.rights("stand") for g, v in venue.gates.items()}
     assert min(held.values()) >= 480 // 24 // 2, held
     assert sum(held.values()) == 480
+
+
+BIG = 10**6
+FORGERIES: dict[str, Callable[[str], Callable[[int], Ledger]]] = {
+    # a gate hands the minter and every other gate far more than it was ever given
+    "a gate gives a million": lambda x: lambda v: Ledger(
+        x, "stand", "a", v, {}, {"stand": dict.fromkeys("abcd", BIG),
+                                 "grounds": dict.fromkeys("abcd", BIG)}, {}),
+    # gifts between two gates, neither the minter: no honest gate gives so
+    "a gate gives to a third": lambda x: lambda v: Ledger(
+        x, "stand", "a", v, {"stand": BIG}, {"stand": {"c": BIG, "d": BIG},
+                                             "grounds": {"b": BIG}}, {}),
+    # the largest counts a ledger may carry, everywhere
+    "counts at their bound": lambda x: lambda v: Ledger(
+        x, "stand", "a", v, {"stand": MAX_COUNT, "grounds": MAX_COUNT},
+        {z: dict.fromkeys("abcd", MAX_COUNT) for z in ("stand", "grounds")},
+        {z: dict.fromkeys("abcd", MAX_COUNT) for z in ("stand", "grounds")}),
+}
+
+
+def admit_everyone(venue: Venue, honest: list[str], tickets: int = 40) -> None:
+    """Each honest gate tries ``tickets`` new tickets in turn, a few people leave, the
+    gates talk between scans. Throughout, no zone holds more than its capacity, and the
+    places the honest gates hold, each by its own count, are no more than those free."""
+    for n in range(tickets):
+        gate = honest[n % len(honest)]
+        venue.scan(gate, n, Direction.IN)
+        if n % 7 == 6:
+            venue.scan(gate, n - 1, Direction.OUT)
+        venue.exchange()
+        truth = venue.truth()
+        assert truth["grounds"] <= 6 and truth["stand"] <= 3, (n, truth)
+        for zone, cap in (("grounds", 6), ("stand", 3)):
+            held = sum(max(0, venue.gates[g].book.rights(zone)) for g in honest)
+            assert held <= cap - truth[zone], (n, zone, held, truth)
+
+
+@pytest.mark.parametrize("forgery", sorted(FORGERIES))
+def test_a_forged_ledger_of_a_gate_never_lets_another_overfill(forgery: str) -> None:
+    """A peer with the venue's key publishes a ledger giving places it never held: the
+    honest gates count none of them, and the minter tops it up to its share only (as
+    empty as its gifts make it look, it would have every place), so the others still
+    fill all the grounds but the place or so of that share."""
+    venue = Venue(TABLES, {**GATES, "x": "stand"})
+    venue.forged["x"] = FORGERIES[forgery]("x")
+    venue.exchange()
+    admit_everyone(venue, sorted(GATES))
+    assert venue.truth()["grounds"] >= 5
+
+
+@pytest.mark.parametrize("forgery", sorted(FORGERIES))
+def test_a_forged_ledger_of_the_minter_never_lets_a_gate_overfill(forgery: str) -> None:
+    """The minter's own ledger forged: places made beyond what was ever free, given to
+    every gate, are not counted beyond what the records say it could have made."""
+    venue = Venue(TABLES, GATES)
+    venue.forged["a"] = FORGERIES[forgery]("a")
+    venue.exchange()
+    admit_everyone(venue, ["b", "c", "d"])
+
+
+forged_counts = st.dictionaries(st.sampled_from(["a", "b", "c", "d", "x"]),
+                                st.sampled_from([0, 1, 2, 5, BIG, MAX_COUNT]), max_size=5)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(["a", "x"]), st.dictionaries(st.sampled_from(["stand", "grounds"]),
+                                                    forged_counts, max_size=2),
+       st.sampled_from([0, 3, BIG, MAX_COUNT]), steps)
+def test_no_forged_gift_ever_overfills_a_capped_zone(
+        forger: str, sent: dict[str, dict[str, int]], minted: int,
+        plan: list[tuple[Any, ...]]) -> None:
+    """Any gifts a forged ledger claims, by the minter or another gate, through splits: no
+    zone overfills, and the honest gates hold no more places than are free."""
+    venue = Venue(TABLES, {**GATES, "x": "stand"})
+    venue.forged[forger] = lambda v: Ledger(forger, "stand", "a", v,
+                                            {"stand": minted, "grounds": minted}, sent, {})
+    venue.exchange()
+    for step in plan:
+        if step[0] == "scan":
+            if step[1] != forger:
+                venue.scan(step[1], step[2], step[3])
+        elif step[0] == "split":
+            venue.sides = [set(step[1]) | {"x"}, set(GATES) - set(step[1])]
+        elif step[0] == "heal":
+            venue.sides = [set(venue.gates)]
+        else:
+            venue.exchange()
+        truth = venue.truth()
+        assert truth["grounds"] <= 6 and truth["stand"] <= 3, (step, truth)
+        for zone, cap in (("grounds", 6), ("stand", 3)):
+            held = sum(max(0, venue.gates[g].book.rights(zone)) for g in GATES if g != forger)
+            assert held <= cap - truth[zone], (step, zone, held, truth)

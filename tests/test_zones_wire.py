@@ -10,14 +10,14 @@ from pathlib import Path
 import orjson
 import pytest
 from kits.mesh import KEY as MESH_KEY
-from kits.mesh import MeshGate, wait_for
+from kits.mesh import MeshGate, Rounds, wait_for
 
 from scanner.config.zones import parse_zones
 from scanner.mesh.broker import Inbox
 from scanner.mesh.memory_broker import MemoryHub
 from scanner.mesh.message import Codec, Health, health_topic, ledger_topic
 from scanner.zones.book import ZoneBook
-from scanner.zones.escrow import Ledger
+from scanner.zones.escrow import MAX_COUNT, Ledger
 
 KEY = b"k" * 32
 LEDGER = Ledger("north-1", "stand", "north-1", 3, {"stand": 40},
@@ -40,7 +40,9 @@ def test_a_ledger_under_another_gates_name_is_dropped() -> None:
 
 @pytest.mark.parametrize("change", [
     {"minted": {"stand": -1}}, {"version": "3"}, {"sent": {"stand": {"x": 1.5}}},
-    {"gate": ""}, {"extra": 1},
+    {"gate": ""}, {"extra": 1}, {"minted": {"stand": MAX_COUNT + 1}},
+    {"sent": {"stand": {"north-2": 2**63}}}, {"targets": {"stand": {"x": 10**12}}},
+    {"version": 2**63 - 1},
 ])
 def test_a_malformed_ledger_is_dropped(change: dict[str, object]) -> None:
     codec = Codec(KEY)
@@ -81,3 +83,41 @@ def test_a_gate_hears_every_ledger_and_leaves_health_to_the_control_room(
     finally:
         gate.close()
     assert [m for m in heard if m.gate == "A"] == [ledger]  # its own ledger comes back too
+
+
+def test_a_forged_ledger_on_the_mesh_admits_no_one_beyond_capacity(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A peer with the venue's key gives both gates a million places, then sends counts
+    no ledger may hold: the lounge still takes two, and the links keep running."""
+    rounds = Rounds()
+    tree = parse_zones([{"id": "lounge", "capacity": 2}])
+    a, b = (rounds.gate(tmp_path / g, g, tickets=8,
+                        zones=ZoneBook(tree, g, "lounge", tz=UTC, minter="A"))
+            for g in ("A", "B"))
+    forger, codec = rounds.hub.broker("gate-X"), Codec(MESH_KEY)
+    forger.connect(Inbox())
+    forged = Ledger("X", "lounge", "A", 1, {"lounge": 10**6},
+                    {"lounge": {"A": 10**6, "B": 10**6}}, {})
+    huge = {**forged.to_json(), "version": 2, "sent": {"lounge": {"B": 2**63}}}
+    try:
+        rounds.open(a, b)
+        assert a.zones is not None and b.zones is not None
+        rounds.until([a, b], lambda: a.zones.rights("lounge") + b.zones.rights("lounge") == 2)
+        forger.publish(ledger_topic("X"), codec.ledger(forged), retain=True)
+        rounds.until([a, b], lambda: all("X" in g.zones.ledgers() for g in (a, b)))
+        with caplog.at_level("WARNING", logger="scanner.mesh"):
+            forger.publish(ledger_topic("X"), codec._seal("ledger", huge), retain=True)
+            forger.publish(ledger_topic("X"), codec._seal("ledger", huge), retain=True)
+            rounds.until([a, b], lambda: b.link.codec.dropped["malformed"] == 2)
+        granted = 0
+        for n in range(1, 9):
+            granted += (a if n % 2 else b).check(n).decision.granted
+            later = rounds.now + 2.0   # ledgers and records go round, places are shared
+            rounds.until([a, b], lambda later=later: rounds.now >= later)
+        assert granted == 2
+        assert a.zones.ledgers()["X"] == b.zones.ledgers()["X"] == forged
+        said = [r.getMessage() for r in caplog.records if "refused the ledger" in r.getMessage()]
+        assert len(said) == 2 and all("0 to 1000000000" in m for m in said)  # once a gate
+    finally:
+        for g in (a, b):
+            g.close()

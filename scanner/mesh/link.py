@@ -42,6 +42,7 @@ from scanner.errors import GateError
 from scanner.mesh.broker import Broker, Connected, Inbox, Lost, Received, Will
 from scanner.mesh.hlc import HybridClock, Stamp
 from scanner.mesh.message import (
+    LEDGER,
     MAX_PAYLOAD,
     MAX_RANGES,
     PREFIX,
@@ -158,6 +159,7 @@ class Link(SessionWorker):
         self._announced_at = 0.0
         self._own_floor = 0
         self._oversized_from: set[str] = set()
+        self._refused_from: set[str] = set()    # ledger topics whose refusal was said
         self._partition = Partition()
         self._saved_at = -1e9
         self._held: dict[str, int] | None = None  # every origin's highest number held
@@ -293,7 +295,14 @@ class Link(SessionWorker):
         if len(event.payload) > MAX_PAYLOAD:  # a broker that ignored our Maximum Packet Size
             self._oversized(event.topic, len(event.payload))
             return None
-        return self.codec.decode(event.topic, event.payload)
+        message = self.codec.decode(event.topic, event.payload)
+        if message is None and event.topic.endswith(f"/{LEDGER}") \
+                and event.topic not in self._refused_from:
+            # A ledger refused leaves that gate's places uncounted: worth a line, once.
+            self._refused_from.add(event.topic)
+            log.warning("mesh: refused the ledger on %r (%s)", event.topic[:200],
+                        self.codec.last_drop)
+        return message
 
     def _oversized(self, topic: str, size: int) -> None:
         """Dropped unparsed and counted; said once per topic, not once per message."""

@@ -181,6 +181,7 @@ class Codec:
     def __init__(self, key: bytes) -> None:
         self._key = key
         self.dropped: Counter[str] = Counter()
+        self.last_drop = ""   # why the last message dropped was, in a line
 
     # -- encoding ------------------------------------------------------------------------
 
@@ -238,8 +239,10 @@ class Codec:
             return self._decode(topic, payload)
         except _Drop as drop:
             self.dropped[drop.cause] += 1
+            self.last_drop = drop.detail or drop.cause
         except Exception:  # never let a hostile payload raise out of the link
             self.dropped["malformed"] += 1
+            self.last_drop = "malformed"
         return None
 
     def _decode(self, topic: str, payload: bytes) -> Message:
@@ -270,8 +273,9 @@ class Codec:
 
 
 class _Drop(Exception):
-    def __init__(self, cause: str) -> None:
+    def __init__(self, cause: str, detail: str = "") -> None:
         self.cause = cause
+        self.detail = detail
 
 
 def _parse(kind: str, body: dict[str, Any]) -> Message:
@@ -291,8 +295,8 @@ def _parse(kind: str, body: dict[str, Any]) -> Message:
     if kind == LEDGER:
         try:
             return Ledger.from_json(body)
-        except ValueError:
-            raise _Drop("malformed") from None
+        except ValueError as exc:
+            raise _Drop("malformed", f"malformed: {exc}") from None
     if kind == HEALTH:
         return _health(body)
     if kind == REPLAY:

@@ -38,6 +38,13 @@ def provisional_key(scanned_at: str, gate: str) -> str:
 # Shares follow the admissions of the last this many minutes (one more for every gate, so a
 # quiet gate still holds a place or two).
 TRAFFIC_MINUTES = 10
+# The people inside, which bound what the minter can have made (``escrow.makeable``), are
+# counted by a round at most this often: a count is tens of milliseconds at a large venue,
+# never on the scan path. In between, the bound grows by one for every exit heard since
+# (the most an exit frees) and by nothing for an admission (it spends a place as it
+# fills one), so waiting for the count neither lets a forged ledger through nor keeps a
+# place made from an exit this gate has heard.
+INSIDE_SECONDS = 2.0
 
 
 class ZoneBook:
@@ -75,6 +82,11 @@ class ZoneBook:
         self._traffic: Counter[tuple[str, str]] = Counter()  # (gate, minute) -> admissions
         self._online: set[str] = set()                       # as the last tick was told
         self._shared_at: dict[str, datetime] = {}   # zone -> when the minter last divided
+        # Zone -> the most places the minter can have made, as a round counted the people
+        # inside last (``INSIDE_SECONDS``), and the exits heard by then (``rights``).
+        self._makeable: dict[str, int] = {}
+        self._counted_at: datetime | None = None
+        self._counted_outs = 0
 
     # -- what the gate asks -------------------------------------------------------------
 
@@ -121,9 +133,13 @@ class ZoneBook:
     def rights(self, zone: str) -> int:
         """The places this gate holds in ``zone`` now."""
         with self._lock:
-            spent = self._spent(self.gate, zone) + sum(
-                zone in zones for zones in self._pending.values())
-            held = escrow.rights(zone, self.gate, self._ledgers, spent)
+            pending = sum(zone in zones for zones in self._pending.values())
+            spent = self._spents(zone)
+            exits = sum(self._outs.values()) - self._counted_outs
+            most = self._makeable.get(zone, self._capacity(zone) + sum(spent.values())) \
+                + exits
+            got = escrow.received(zone, self.minter, self._ledgers, spent, most)
+            held = escrow.rights(zone, self.gate, self._ledgers, spent, got, most, pending)
             return held if self.ready and not self.forfeited else min(held, 0)
 
     # -- what the mesh feeds ------------------------------------------------------------
@@ -180,6 +196,9 @@ class ZoneBook:
             return None
         with self._lock:
             self._online = set(online)
+            if self._counted_at is None \
+                    or abs((now - self._counted_at).total_seconds()) >= INSIDE_SECONDS:
+                self._count_makeable(self.occupancy.counts(now), now)
             own = self._ledgers[self.gate]
             minter = self.minter
             before = own
@@ -239,12 +258,24 @@ class ZoneBook:
         return (self._ins[gate] if zone in path else 0) + \
             (self._outs[gate] if zone in path[1:] else 0)
 
-    def _spent_total(self, zone: str) -> int:
-        return sum(self._spent(gate, zone) for gate in {*self._ins, *self._outs})
+    def _spents(self, zone: str) -> dict[str, int]:
+        """Every gate's spends in ``zone`` by the records held."""
+        return {gate: self._spent(gate, zone) for gate in {*self._ins, *self._outs}}
+
+    def _capacity(self, zone: str) -> int:
+        return self.tree[zone].capacity or 0
+
+    def _count_makeable(self, counts: dict[str, int], now: datetime) -> None:
+        self._makeable = {
+            z.id: escrow.makeable(self._capacity(z.id), counts.get(z.id, 0),
+                                  sum(self._spents(z.id).values()))
+            for z in self.tree.capped()}
+        self._counted_at, self._counted_outs = now, sum(self._outs.values())
 
     def _mint(self, now: datetime, online: set[str]) -> Ledger:
         own = self._ledgers[self.gate]
         counts = self.occupancy.counts(now)
+        self._count_makeable(counts, now)
         minted = dict(own.minted)
         sent = {z: dict(s) for z, s in own.sent.items()}
         targets: dict[str, dict[str, int]] = {}
@@ -252,14 +283,15 @@ class ZoneBook:
         for zone in self.tree.capped():
             assert zone.capacity is not None
             inside = counts.get(zone.id, 0)
-            spent_total = self._spent_total(zone.id)
+            spent = self._spents(zone.id)
             free = escrow.free_to_mint(zone.capacity, inside, self._ledgers, zone.id,
-                                       spent_total)
+                                       sum(spent.values()))
             if free:
                 minted[zone.id] = minted.get(zone.id, 0) + free
             eligible = [g for g in self._ledgers if self.tree.within(self.zone_of(g), zone.id)]
-            holdings = {g: escrow.rights(zone.id, g, self._ledgers, self._spent(g, zone.id))
-                        for g in eligible}
+            most = escrow.makeable(zone.capacity, inside, sum(spent.values()))
+            held_by = escrow.holdings(zone.id, self.gate, self._ledgers, spent, most)
+            holdings = {g: held_by[g] for g in eligible}
             away = sum(max(0, holdings[g]) for g in eligible if g not in online)
             share = {g: weights.get(g, 0) + 1.0 for g in eligible if g in online}
             pool = zone.capacity - inside - away
@@ -272,8 +304,10 @@ class ZoneBook:
                 targets[zone.id] = escrow.divide(pool, share)
                 self._shared_at[zone.id] = now
             draft = Ledger(self.gate, own.zone, own.minter, own.version, minted, sent, targets)
-            mine = escrow.rights(zone.id, self.gate, {**self._ledgers, self.gate: draft},
-                                 self._spent(self.gate, zone.id))
+            drafted = {**self._ledgers, self.gate: draft}
+            mine = escrow.rights(zone.id, self.gate, drafted, spent,
+                                 escrow.received(zone.id, self.gate, drafted, spent, most),
+                                 most)
             for gate, gift in escrow.hand_out(zone.id, self.gate, self._ledgers,
                                               targets[zone.id], holdings, mine).items():
                 sent.setdefault(zone.id, {})[gate] = \

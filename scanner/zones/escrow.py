@@ -25,6 +25,22 @@ no split can create two copies of one:
   the minter sees them too. That is the cost: a gate may deny while places are free behind
   another gate.
 
+A ledger is the word of whoever holds the venue's key, and a peer holding it could give
+places it never held. So a gate counts gifts only along the two edges honest gates use
+(minter to gate, gate to minter), and a giver's gifts only as far as what it could hold
+covers them, by the ledgers and records the counting gate has (``received``): for the
+minter, the places it made (never more than ``capacity - inside + spent``, ``makeable``:
+each round makes only the places free then) and the hand-backs so counted; for another
+gate, what the minter gave it; for both, less what they spent by the records, and never
+below none. A giver that gave more than that loses the excess from each of its gifts, so
+its receivers together never count more than it held; the minter counts what a gate holds
+the same way (``holdings``), so one claiming gifts it could not make is topped up to its
+share and no further. The cost is the honest race: a gate holding a giver's ledger newer
+than the ledgers or records it rests on (a hand-back the minter passed on, an exit that
+let it make places again) counts less of it, and may deny until it hears those too; and a
+minter's overdraft (an exit from an inner zone, never refused) comes off its gifts until
+its next round makes that place again.
+
 Written as a ledger every gate publishes (retained, signed) and a few pure sums over them.
 With every own right spent before the decision is journaled, the count of people inside a
 capped zone, by the union of all records, never passes its capacity (only a ticket counted
@@ -41,6 +57,10 @@ Counts = Mapping[str, int]
 _EMPTY: Mapping[str, Any] = {}
 RESHARE = 8             # shares are divided anew when the places to share moved by 1/RESHARE
 RESHARE_SECONDS = 30.0  # ... or this long after the last division (traffic moves shares)
+# No venue makes this many places: a ledger count above it is malformed, and what is counted
+# stays far inside every integer a ledger is saved or sent in (SQLite's, JSON's exact ones).
+MAX_COUNT = 10**9
+MAX_VERSION = 2**53      # a ledger version: one per change, and exact in any JSON reader
 
 
 @dataclass(frozen=True)
@@ -76,7 +96,7 @@ class Ledger:
             raise ValueError("not a ledger")
         gate, zone, minter, version = (body[k] for k in ("gate", "zone", "minter", "version"))
         if not all(isinstance(v, str) and v for v in (gate, zone, minter)) \
-                or type(version) is not int or version < 0:
+                or type(version) is not int or not 0 <= version <= MAX_VERSION:
             raise ValueError("not a ledger")
         return cls(gate, zone, minter, version, _counts(body["minted"]),
                    _nested(body["sent"]), _nested(body["targets"]))
@@ -88,8 +108,9 @@ class Ledger:
 
 def _counts(value: Any) -> dict[str, int]:
     if not isinstance(value, dict) or not all(
-            isinstance(k, str) and type(v) is int and v >= 0 for k, v in value.items()):
-        raise ValueError("not a ledger")
+            isinstance(k, str) and type(v) is int and 0 <= v <= MAX_COUNT
+            for k, v in value.items()):
+        raise ValueError(f"not a ledger (counts are whole numbers from 0 to {MAX_COUNT})")
     return dict(value)
 
 
@@ -111,25 +132,84 @@ def may_mint(me: str, minter: str, ledgers: Mapping[str, Ledger]) -> bool:
     return minter == me and all(ledger.minter == me for ledger in ledgers.values())
 
 
-def received(zone: str, me: str, ledgers: Mapping[str, Ledger]) -> int:
-    return sum(ledger.given(zone, me) for gate, ledger in ledgers.items() if gate != me)
+def received(zone: str, minter: str, ledgers: Mapping[str, Ledger], spent: Counts,
+             most: int) -> dict[str, int]:
+    """The places each gate of ``ledgers`` was given in ``zone``, as counted (the module's
+    docstring): from the minter, or for the minter from the others, each giver's gifts
+    less what it gave beyond what it could hold. ``spent``: each gate's spends by the
+    records held; ``most``: the most places the minter can have made (``makeable``)."""
+    return _gifts(zone, minter, ledgers, spent, most)[0]
 
 
-def rights(zone: str, me: str, ledgers: Mapping[str, Ledger], spent: int) -> int:
-    """The places ``me`` holds in ``zone``: made + received - given - spent. ``ledgers``
+def holdings(zone: str, minter: str, ledgers: Mapping[str, Ledger], spent: Counts,
+             most: int) -> dict[str, int]:
+    """What each gate of ``ledgers`` holds in ``zone`` as the minter counts it: less what
+    it gave back as counted, not as its ledger says, so a gate claiming gifts it could
+    not make looks no emptier than it is, and is topped up no more than another."""
+    got, back = _gifts(zone, minter, ledgers, spent, most)
+    return {gate: rights(zone, gate, ledgers, spent, got, most) if gate == minter
+            else made(ledger, zone, most) + got[gate] - back[gate] - spent.get(gate, 0)
+            for gate, ledger in ledgers.items()}
+
+
+def _gifts(zone: str, minter: str, ledgers: Mapping[str, Ledger], spent: Counts,
+           most: int) -> tuple[dict[str, int], dict[str, int]]:
+    """``received``, and what each gate gave the minter as counted."""
+    got = dict.fromkeys(ledgers, 0)
+    back = dict.fromkeys(ledgers, 0)
+    mint = ledgers.get(minter)
+    for gate, ledger in ledgers.items():
+        if gate != minter:
+            holds = (mint.given(zone, gate) if mint else 0) - spent.get(gate, 0)
+            back[gate] = _covered(ledger, zone, minter, holds)
+    got[minter] = sum(back.values())
+    if mint is not None:
+        holds = made(mint, zone, most) + got[minter] - spent.get(minter, 0)
+        for gate in ledgers:
+            if gate != minter:
+                got[gate] = _covered(mint, zone, gate, holds)
+    return got, back
+
+
+def _covered(giver: Ledger, zone: str, to: str, holds: int) -> int:
+    """``giver``'s gift to ``to``, less all it gave beyond ``holds``: the gifts so counted
+    by every receiver together never pass what it held."""
+    beyond = giver.given_total(zone) - max(0, holds)
+    return max(0, giver.given(zone, to) - max(0, beyond))
+
+
+def makeable(capacity: int, inside: int, spent_total: int) -> int:
+    """The most places a minter can have made by now: a round makes the places free then,
+    up to ``capacity - inside + spent`` in all, and since an admission adds one to both
+    the people inside and the places spent, no later record lowers that sum but an exit,
+    which the counting gate may not have heard yet (then it counts too few)."""
+    return capacity - inside + spent_total
+
+
+def made(ledger: Ledger, zone: str, most: int) -> int:
+    """The places ``ledger``'s gate made in ``zone``, as counted: never more than
+    ``most`` (``makeable``)."""
+    return max(0, min(ledger.minted.get(zone, 0), most))
+
+
+def rights(zone: str, me: str, ledgers: Mapping[str, Ledger], spent: Counts, got: Counts,
+           most: int, pending: int = 0) -> int:
+    """The places ``me`` holds in ``zone``: made + received - given - spent (``got``:
+    ``received``'s, ``pending``: places kept for scans not recorded yet). ``ledgers``
     holds ``me``'s own (current) ledger too."""
     own = ledgers.get(me)
-    made = own.minted.get(zone, 0) if own else 0
-    given = own.given_total(zone) if own else 0
-    return made + received(zone, me, ledgers) - given - spent
+    if own is None:
+        return got.get(me, 0) - spent.get(me, 0) - pending
+    return made(own, zone, most) + got.get(me, 0) - own.given_total(zone) \
+        - spent.get(me, 0) - pending
 
 
 def free_to_mint(capacity: int, inside: int, ledgers: Mapping[str, Ledger], zone: str,
                  spent_total: int) -> int:
     """Places free and held by no gate: ``capacity - inside - (made - spent)`` (rights
     in transit between gates are held by someone: given counts cancel out)."""
-    made = sum(ledger.minted.get(zone, 0) for ledger in ledgers.values())
-    return max(0, capacity - inside - (made - spent_total))
+    making = sum(ledger.minted.get(zone, 0) for ledger in ledgers.values())
+    return max(0, capacity - inside - (making - spent_total))
 
 
 def divide(places: int, weights: Mapping[str, float]) -> dict[str, int]:
