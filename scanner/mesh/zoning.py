@@ -35,7 +35,10 @@ FILTERS = (f"{PREFIX}/+/{LEDGER}", f"{PREFIX}/+/{HEALTH}")  # the control room's
 GATE_FILTERS = (f"{PREFIX}/+/{LEDGER}",)
 READY_AFTER = 1.0        # connected this long, a gate without a saved ledger has heard its own
 HEALTH_INTERVAL = 2.0    # seconds between health messages (the control room's "last seen")
-ROUND_INTERVAL = 0.25    # seconds between escrow rounds: places freed reach the gates soon
+ROUND_INTERVAL = 0.25    # seconds between the minter's escrow rounds: places freed reach
+# the gates soon. Another gate's round only hands back what is above its target, which
+# moves seldom; each round sums every ledger, a venue gate's largest idle cost.
+HAND_BACK_INTERVAL = 2.0
 
 Publish = Callable[..., None]   # (topic, payload, *, retain) as Broker.publish
 
@@ -103,7 +106,8 @@ class ZoneMesh:
         if not self.book.ready and self._connected_at is not None \
                 and now - self._connected_at >= READY_AFTER:
             self.book.ready = True
-        if now - self._round_at >= ROUND_INTERVAL:
+        interval = ROUND_INTERVAL if self.book.minter == self.book.gate else HAND_BACK_INTERVAL
+        if now - self._round_at >= interval:
             self._round_at = now
             self.book.tick(self._wall(), online if connected else ())
         ledger = self.book.ledger()
