@@ -132,6 +132,7 @@ def test_bench_sync_reports_its_figures(tmp_path: Path) -> None:
     assert "two_events" not in figures
 
 
+@pytest.mark.slow
 def test_bench_sync_two_event_round_reports_its_figures(tmp_path: Path) -> None:
     done = gate("bench", "sync", "--tickets", str(BENCH_TICKETS), "--rounds", "3", "--json",
                 env={**os.environ, "GATE_CONFIG": ""}, timeout=600)
