@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -46,7 +45,6 @@ def test_the_read_length_bound_is_the_decision_s() -> None:
     assert config.ReaderConfig().max_length == DEFAULT_MAX_READ_LENGTH
 
 
-@pytest.mark.slow
 @given(st.one_of(st.sampled_from(["", "cr", "Crlf", "LF", "\r\n", "\x03", "é", "€", "\x00"]),
                  st.text(max_size=4)))
 def test_the_terminator_rule_accepts_what_the_serial_reader_parses(value: str) -> None:

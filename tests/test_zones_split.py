@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -130,7 +129,6 @@ steps = st.lists(st.one_of(
 ), max_size=120)
 
 
-@pytest.mark.slow
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps)
 def test_no_split_ever_overfills_a_capped_zone(plan: list[tuple[Any, ...]]) -> None:
