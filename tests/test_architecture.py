@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import re
 import subprocess
 import sys
@@ -193,7 +194,11 @@ def _imports(module: str) -> set[str]:
             if (target := _nearest_module(name)) is not None and target != module}
 
 
-GRAPH = {module: _imports(module) for module in MODULES}
+@functools.cache
+def graph() -> dict[str, set[str]]:
+    """Each scanner module's scanner imports, parsed when a test first asks (not at
+    collection, which every worker of a parallel run repeats)."""
+    return {module: _imports(module) for module in MODULES}
 
 
 def package_of(module: str) -> str:
@@ -245,7 +250,7 @@ def _circles(graph: dict[str, set[str]]) -> set[frozenset[str]]:
 
 
 def _package_pairs() -> set[frozenset[str]]:
-    edges = {(package_of(a), package_of(b)) for a, targets in GRAPH.items() for b in targets}
+    edges = {(package_of(a), package_of(b)) for a, targets in graph().items() for b in targets}
     return {frozenset((a, b)) for a, b in edges if a != b and (b, a) in edges}
 
 
@@ -256,20 +261,20 @@ KNOWN_CIRCLES: set[frozenset[str]] = set()
 
 def test_the_graph_sees_every_kind_of_import() -> None:
     """TYPE_CHECKING, function-local and relative imports are all counted."""
-    assert "scanner.app.daemon" in GRAPH["scanner.cli.run_cmd"]    # inside a function
-    assert "scanner.store.tickets" in GRAPH["scanner.app.gate"]    # TYPE_CHECKING
-    assert "scanner.kiosk.server" in GRAPH["scanner.kiosk"]        # from an __init__
+    assert "scanner.app.daemon" in graph()["scanner.cli.run_cmd"]    # inside a function
+    assert "scanner.store.tickets" in graph()["scanner.app.gate"]    # TYPE_CHECKING
+    assert "scanner.kiosk.server" in graph()["scanner.kiosk"]        # from an __init__
 
 
 def test_only_the_builders_the_commands_and_the_benchmarks_import_the_app() -> None:
-    importers = {package_of(module) for module, targets in GRAPH.items()
+    importers = {package_of(module) for module, targets in graph().items()
                  if any(package_of(target) == "app" for target in targets)}
     assert importers <= {"app", "cli", "bench"}
     assert "cli" in importers
 
 
 def test_no_import_circle_among_modules_but_the_known() -> None:
-    circles = _circles(GRAPH)
+    circles = _circles(graph())
     assert circles == {c for c in KNOWN_CIRCLES if all("." in m for m in c)}
 
 
@@ -279,5 +284,5 @@ def test_no_two_packages_import_each_other_but_the_known() -> None:
 
 def test_the_builders_are_in_no_circle() -> None:
     in_app = {m for m in MODULES if package_of(m) == "app"}
-    assert not any(c & in_app for c in _circles(GRAPH))
+    assert not any(c & in_app for c in _circles(graph()))
     assert not any("app" in pair for pair in _package_pairs())

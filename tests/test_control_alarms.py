@@ -95,6 +95,7 @@ def open_page(browser: Any, server: ControlServer) -> Any:
     return page
 
 
+@pytest.mark.slow
 def test_a_forced_passage_raises_its_alarm_on_the_control_room_within_a_second(
         venue_room: tuple[Turnstile, ControlServer], browser: Any) -> None:
     gate, server = venue_room

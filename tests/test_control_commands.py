@@ -111,6 +111,7 @@ def send(page: Any, button: str) -> float:
     return time.monotonic()
 
 
+@pytest.mark.slow
 def test_stop_entry_for_a_zone_from_the_page_stops_its_gate_within_a_second_and_resume_undoes_it(
         room: ControlServer, venue: dict[str, VenueGate], browser: Any) -> None:
     t1, n1 = venue["t1"], venue["n1"]

@@ -49,6 +49,7 @@ def room() -> Iterator[tuple[VenueView, ControlServer]]:
     server.stop()
 
 
+@pytest.mark.slow
 def test_the_page_lists_gates_and_zones_and_shows_a_scan_within_a_second(
         room: tuple[VenueView, ControlServer], browser: Any) -> None:
     view, server = room

@@ -63,6 +63,7 @@ def room(tmp_path: Path) -> Iterator[tuple[list[MeshGate], VenueView, ControlSer
         broker.stop()
 
 
+@pytest.mark.slow
 def test_the_page_shows_every_gate_and_a_scan_within_a_second(room: Any,
                                                               browser: Any) -> None:
     (_, b), _, server = room
@@ -99,6 +100,7 @@ def gate_zones_json(g: MeshGate, tmp_path: Path) -> list[dict[str, Any]]:
     return result
 
 
+@pytest.mark.slow
 def test_the_gates_counts_equal_the_page(room: Any, browser: Any, tmp_path: Path) -> None:
     (a, b), _, server = room
     for n in (1, 2, 3):

@@ -66,6 +66,7 @@ def hold(b: MeshGate) -> CheckResult:
     return held
 
 
+@pytest.mark.slow
 def test_a_place_held_at_one_gate_is_not_admitted_at_another(
         gates: tuple[MeshGate, MeshGate]) -> None:
     a, b = gates

@@ -113,6 +113,7 @@ def test_a_reset_at_a_time_of_day_clears_every_gates_count(venue: Any) -> None:
     assert b.check(1).decision.reason is Reason.REENTRY_NOT_ALLOWED  # presence, not entries
 
 
+@pytest.mark.slow
 def test_zone_full_across_two_gates_and_a_place_again_after_an_exit(venue: Any) -> None:
     """Two gates share three places: three admissions in all, then ZONE_FULL at both;
     an exit at one frees a place again (at whichever gate the minter hands it to)."""
@@ -136,6 +137,7 @@ def test_zone_full_across_two_gates_and_a_place_again_after_an_exit(venue: Any) 
     assert wait_for(lambda: counts(a)["lounge"] == 3 == counts(b)["lounge"])
 
 
+@pytest.mark.slow
 def test_a_split_admits_no_more_than_capacity_and_converges(venue: Any, broker: Broker) -> None:
     """Each side admits until the places it held when the split began, never beyond the
     capacity by the union of both sides' records; after healing both count the same."""

@@ -17,11 +17,12 @@ Rules, the same on every backend:
   ``updatedAt``: the server's current copy is the truth; a row equal to it is left alone.
 
 SQLite and PostgreSQL use ``INSERT ... ON CONFLICT DO UPDATE ... WHERE``, compiled once per
-run (its ``trusted_until`` written into the SQL) and run with the driver's
-executemany on plain tuples: building per-row dicts for SQLAlchemy cost more than SQLite's
-own work on a million-ticket sync. The sync builds those tuples straight from the server's
-documents (``stored_row``), with no Ticket in between. Other dialects fall back to select,
-insert, update with the same rules.
+process and dialect with a mark where ``trusted_until`` goes (compiling costs tens of
+milliseconds of CPU, and ``trusted_until`` changes with every run), each run writing its own
+into the SQL text, and run with the driver's executemany on plain tuples: building per-row
+dicts for SQLAlchemy cost more than SQLite's own work on a million-ticket sync. The sync
+builds those tuples straight from the server's documents (``stored_row``), with no Ticket in
+between. Other dialects fall back to select, insert, update with the same rules.
 
 An indexed column a statement assigns has its index entry rewritten, even to the same
 value. The upsert therefore leaves the indexed columns out of its SET, and a first
@@ -71,6 +72,8 @@ _dumps = orjson.dumps
 # ``trusted_until`` is written into the SQL (one statement per run, not a value per row);
 # only our own canonical timestamps may go there.
 _CANONICAL = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
+# Where a compiled statement's ``trusted_until`` goes: a run replaces it with its own.
+_TRUSTED_MARK = "'trusted-until'"
 
 
 def data_row(ticket: Ticket) -> Row:
@@ -119,15 +122,21 @@ class _Rules(NamedTuple):
     as_new: ColumnElement[bool]            # the incoming copy's fields win
 
 
-def _merge_rules(incoming: Callable[[str], ColumnElement[Any]], trusted_until: str | None,
+def _trusted_sql(trusted_until: str) -> str:
+    """``trusted_until`` as an SQL literal, refused unless it is a canonical timestamp."""
+    if not _CANONICAL.fullmatch(trusted_until):
+        raise ValueError(f"trusted_until is not a canonical timestamp: {trusted_until!r}")
+    return f"'{trusted_until}'"
+
+
+def _merge_rules(incoming: Callable[[str], ColumnElement[Any]], trusted: str | None,
                  overwrite: bool) -> _Rules:
-    """SET clause and WHERE of an update of the stored row by an ``incoming`` copy."""
+    """SET clause and WHERE of an update of the stored row by an ``incoming`` copy;
+    ``trusted`` is the SQL of ``trusted_until`` (``_trusted_sql`` or the mark)."""
     stored = tickets.c
     as_new: ColumnElement[bool] = incoming("updated_at") >= stored.updated_at
-    if trusted_until is not None:
-        if not _CANONICAL.fullmatch(trusted_until):
-            raise ValueError(f"trusted_until is not a canonical timestamp: {trusted_until!r}")
-        as_new = or_(as_new, stored.updated_at > literal_column(f"'{trusted_until}'"))
+    if trusted is not None:
+        as_new = or_(as_new, stored.updated_at > literal_column(trusted))
     if overwrite:
         as_new = true()
     values: dict[str, ColumnElement[Any]] = {
@@ -138,7 +147,7 @@ def _merge_rules(incoming: Callable[[str], ColumnElement[Any]], trusted_until: s
     changes: ColumnElement[bool] = or_(*(stored[name].is_distinct_from(incoming(name))
                                          for name in DATA_COLUMNS if name != "id")) \
         if overwrite else incoming("updated_at") > stored.updated_at
-    if trusted_until is not None and not overwrite:
+    if trusted is not None and not overwrite:
         changes = or_(changes, as_new & (incoming("updated_at") != stored.updated_at))
     return _Rules(values, changes, as_new)
 
@@ -149,6 +158,20 @@ class _Statements(NamedTuple):
     lean: DriverSql
     keys: str                              # the key columns' UPDATE, driver SQL
     key_params: Callable[[Sequence[Row]], Any]
+
+    def trusting(self, trusted_until: str) -> _Statements:
+        """These statements with ``trusted_until`` in place of the mark."""
+        literal = _trusted_sql(trusted_until)
+        return self._replace(full=self.full._replace(sql=self.full.sql.replace(_TRUSTED_MARK,
+                                                                              literal)),
+                             lean=self.lean._replace(sql=self.lean.sql.replace(_TRUSTED_MARK,
+                                                                              literal)),
+                             keys=self.keys.replace(_TRUSTED_MARK, literal))
+
+
+# (the dialect's kind, paramstyle and server version, trusted_until given, overwrite) ->
+# the statements compiled with the mark; shared by every store of the process.
+_compiled: dict[tuple[Any, ...], _Statements] = {}
 
 
 class Upserter:
@@ -174,7 +197,7 @@ class Upserter:
         if compiled is None:
             if len(self._driver) > 8:  # one entry per run: keep the cache small
                 self._driver.clear()
-            compiled = self._driver[mode] = self._compile(*mode)
+            compiled = self._driver[mode] = self._statements(*mode)
         if _repeats_an_id(rows):
             # The keys' statement would judge the second copy against the row before the
             # first was written; which copy is left to the statement's rules alone.
@@ -223,21 +246,32 @@ class Upserter:
                                  .with_for_update())
         return {row[0]: tuple(row) for row in found}
 
-    def _compile(self, trusted_until: str | None, overwrite: bool) -> _Statements:
+    def _statements(self, trusted_until: str | None, overwrite: bool) -> _Statements:
+        """A run's statements: compiled once per dialect, ``trusted_until`` put in."""
+        dialect = self._dialect
+        key = (type(dialect), dialect.paramstyle, dialect.server_version_info,
+               trusted_until is not None, overwrite)
+        compiled = _compiled.get(key)
+        if compiled is None:
+            compiled = _compiled[key] = self._compile(trusted_until is not None, overwrite)
+        return compiled if trusted_until is None else compiled.trusting(trusted_until)
+
+    def _compile(self, trusted: bool, overwrite: bool) -> _Statements:
         insert = self._insert
         assert insert is not None
         values: dict[str, ColumnElement[Any]] = {name: bindparam(name) for name in DATA_COLUMNS}
+        mark = _TRUSTED_MARK if trusted else None
 
         def upsert(leave_out: tuple[str, ...]) -> DriverSql:
             stmt = insert(tickets).values(values)
-            rules = _merge_rules(lambda name: stmt.excluded[name], trusted_until, overwrite)
+            rules = _merge_rules(lambda name: stmt.excluded[name], mark, overwrite)
             set_ = {k: v for k, v in rules.values.items() if k not in leave_out}
             stmt = stmt.on_conflict_do_update(index_elements=[tickets.c.id], set_=set_,
                                               where=rules.changes)
             return compile_for_driver(stmt, self._dialect, DATA_COLUMNS)
 
         lean = upsert(KEY_COLUMNS)
-        rules = _merge_rules(lambda name: bindparam(f"in_{name}"), trusted_until, overwrite)
+        rules = _merge_rules(lambda name: bindparam(f"in_{name}"), mark, overwrite)
         stored = tickets.c
         differs = or_(*(stored[name].is_distinct_from(bindparam(f"in_{name}"))
                         for name in KEY_COLUMNS))
@@ -257,13 +291,20 @@ class Upserter:
                 return [{n: r[i] for n, i in _KEY_BINDS.items()} for r in rows]
             return [pick(r) for r in rows]
 
-        return _Statements(upsert(()), lean, str(keys), key_params)
+        full = upsert(())
+        # (overwrite takes every copy: no trusted_until in its SQL)
+        assert not trusted or overwrite or all(_TRUSTED_MARK in sql
+                                               for sql in (full.sql, lean.sql))
+        return _Statements(full, lean, str(keys), key_params)
 
     def _write_generic(self, conn: Connection, rows: Sequence[Row],
                        mode: tuple[str | None, bool]) -> int:
         update = self._update.get(mode)
         if update is None:
-            rules = _merge_rules(lambda name: bindparam(f"in_{name}"), *mode)
+            trusted_until, overwrite = mode
+            rules = _merge_rules(lambda name: bindparam(f"in_{name}"),
+                                 None if trusted_until is None else _trusted_sql(trusted_until),
+                                 overwrite)
             update = self._update[mode] = (tickets.update()
                                            .where(tickets.c.id == bindparam("in_id"),
                                                   rules.changes)
