@@ -76,7 +76,12 @@ class Lanes:
         return scan_id
 
     def answered(self, count: int) -> None:
-        wait_for(lambda: len(self.answers()) == count, f"{count} answers journaled")
+        """``count`` answers journaled and every hold over: an answer is journaled first,
+        then counted in the zone book, acted on, and its held place given back."""
+        holds = self.desk.holds
+        wait_for(lambda: len(self.answers()) == count
+                 and set(holds.unsettled()) == set(holds.pending()),
+                 f"{count} answers journaled and settled")
 
     def answers(self) -> list[str]:
         return [e["reason"] for e in self.gate.journal.entries()

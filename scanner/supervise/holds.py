@@ -71,8 +71,15 @@ class Holds:
             self._cond.notify_all()
 
     def pending(self) -> list[str]:
+        """The held tickets waiting for an answer."""
         with self._cond:
             return [h.scan_id for h in self._held.values() if h.answer is None]
+
+    def unsettled(self) -> list[str]:
+        """The held tickets whose lane is not done with them: waiting, or answered and
+        still being journaled, counted and acted on."""
+        with self._cond:
+            return list(self._held)
 
     def answer(self, scan_id: str | None, answer: Answer, who: Who) -> bool:
         """Answer the held ticket ``scan_id`` (None: the oldest one); False when there is
@@ -89,8 +96,9 @@ class Holds:
     def wait(self, scan_id: str, beat: Callable[[], None] = lambda: None,
              ) -> tuple[Answer, Who]:
         """The answer to ``scan_id`` (registered with ``hold``), or TIMEOUT after
-        ``timeout`` seconds; the ticket is no longer held afterwards. ``beat`` is called
-        every BEAT_EVERY seconds meanwhile."""
+        ``timeout`` seconds; the ticket can no longer be answered afterwards, and stays
+        among the ``unsettled`` until its lane ``forget``s it. ``beat`` is called every
+        BEAT_EVERY seconds meanwhile."""
         deadline = self._monotonic() + self.timeout
         with self._cond:
             held = self._held.get(scan_id)
@@ -104,4 +112,5 @@ class Holds:
                 return held.answer if held is not None and held.answer is not None \
                     else (Answer.TIMEOUT, TIMED_OUT)
             finally:
-                self._held.pop(scan_id, None)
+                if held is not None and held.answer is None:  # too late for an answer now
+                    held.answer = (Answer.TIMEOUT, TIMED_OUT)
