@@ -13,10 +13,34 @@ Below the configuration: this module imports nothing of the scanner.
 from __future__ import annotations
 
 import ipaddress
+import random
+import socket
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 LOOPBACK_NAMES = frozenset({"localhost", "localhost."})
+_LOWEST_PORT = 20000  # free ports are picked between this and the ephemeral range
+
+
+def free_port() -> int:
+    """A TCP port free now on every address, for a listener about to start (tests,
+    benchmarks, a throwaway broker). Below the ephemeral range: a port the kernel hands out
+    (bind to port 0) is one an outgoing connection of another process can take before the
+    listener binds it, which a suite of parallel tests did."""
+    try:
+        top = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        top = 32768
+    top = max(top, _LOWEST_PORT + 1000)
+    while True:
+        port = random.randrange(_LOWEST_PORT, top)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+        return port
 
 
 def is_loopback(host: str) -> bool:

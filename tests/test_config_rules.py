@@ -214,3 +214,18 @@ def test_installed_gate_command_refuses_the_issue_examples(tmp_path: Path, comma
     assert "Traceback" not in proc.stderr
     key = "reader.source" if "webcam" in text else "upload.batch_size"
     assert proc.stderr.startswith(f"gate: configuration error: {key}: expected ")
+
+
+def test_a_free_port_is_below_the_ephemeral_range_and_listens_on_every_address() -> None:
+    """Outgoing connections take ephemeral ports: one of those picked for a listener could
+    be gone before it binds, as parallel tests showed."""
+    import socket
+
+    from scanner.netrules import free_port
+
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = {free_port() for _ in range(20)}
+    assert all(1024 < p < low for p in ports) and len(ports) > 1
+    with socket.socket() as server:
+        server.bind(("0.0.0.0", ports.pop()))
+        server.listen()

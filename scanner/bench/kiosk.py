@@ -18,7 +18,6 @@ Goals: (a) p99 with the load <= 1.2x p99 without; (b) p95 <= 100 ms.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,6 +43,7 @@ from scanner.bench.run import (
     simulator,
 )
 from scanner.bench.stats import figure_line, goal, goal_line, percentile, percentiles
+from scanner.netrules import free_port
 
 DEFAULT_SCANS = 200
 DEFAULT_STREAMS = 100
@@ -56,12 +56,6 @@ ROUND = 25               # reads per round; rounds alternate without and with th
 STREAMS_PER_ADDRESS = 20  # below the kiosk's per-address bound
 LOAD_WAIT = 30.0          # for every stream to be open
 CHROMIUM = "/usr/bin/chromium"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def load(url: str, streams: int, rate: float) -> None:

@@ -24,7 +24,6 @@ capacity; equal counts within 10 s of healing.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -140,26 +139,9 @@ def _control_room(workdir: Path, url: str, tables: list[dict[str, Any]],
                             env={**os.environ, "GATE_API_TOKEN": "unused-bench-token"})
 
 
-def _below_ephemeral(broker: Any) -> None:
-    """The broker on a port below the ephemeral range: while it is down, a gate's connect
-    from an ephemeral port to that very port can connect to itself (TCP simultaneous open)
-    and hold the port, so the broker cannot come back."""
-
-    for port in range(20000, 32000, 7):
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        text = broker.conf.read_text().replace(f"listener {broker.port} ", f"listener {port} ")
-        broker.conf.write_text(text)
-        broker.port = port
-        return
-
-
 def _restart(broker: Any) -> None:
-    """The broker back on its port. The gates' reconnect attempts during the split take
-    ephemeral ports, the broker's among them now and then: try again until it is free."""
+    """The broker back on its port (below the ephemeral range: no gate's reconnect
+    attempt can hold it), tried again while the old socket lingers."""
     from scanner.errors import GateError
 
     for _ in range(60):
@@ -228,7 +210,6 @@ def run(gates: int, zones: int, rates: list[int], steady: float, partition: floa
     tables = zone_tables(zones, capacities)
     alone = floor(tables, workdir / "floor", floor_reads) if floor_reads else None
     broker = LocalBroker(workdir / "broker", [f"g{i:02d}" for i in range(gates)] + ["control"])
-    _below_ephemeral(broker)
     broker.start()
     sock = listen("127.0.0.1", 0)
     port = sock.getsockname()[1]

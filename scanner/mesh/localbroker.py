@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from scanner.errors import GateError
+from scanner.netrules import free_port
 
 ACL_FILE = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto" / "gate-scanner.acl"
 SHIPPED_CONF = ACL_FILE.with_name("mosquitto.conf")
@@ -31,12 +32,6 @@ class BrokerMissing(GateError, FileNotFoundError):
 
 def password(user: str) -> str:
     return f"pw-{user}"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def shipped_settings() -> list[str]:

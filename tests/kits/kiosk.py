@@ -9,7 +9,6 @@ reports the API's outcome to the online badge, as the daemon's sync worker will.
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -32,18 +31,13 @@ from scanner.errors import GateError
 from scanner.gatekeeper import CheckResult
 from scanner.kiosk import KioskServer, Reachability, WebOptions
 from scanner.kiosk.auth import Lockout
+from scanner.netrules import free_port
 from scanner.run.lane import Lane
 from scanner.sim import SimServer, World
 from scanner.supervise import Desk, Holds
 
 HEARTBEAT_MAX_AGE = 2.0
 SYNC_EVERY = 0.5
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class KioskGate:
