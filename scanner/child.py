@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 import sys
+from typing import Any
 
 
 def gate_argv(*args: str) -> list[str]:
@@ -36,3 +38,15 @@ def as_remote(pid: int) -> None:
     take none of a gate's. Benchmarks that time the gate under a sync rely on it."""
     with contextlib.suppress(OSError, AttributeError):  # not Linux, or a filter refuses it
         os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
+
+
+def end(proc: subprocess.Popen[Any], grace: float = 10.0) -> int:
+    """Stop a child: SIGTERM, then SIGKILL if it has not ended within ``grace`` seconds (a
+    child at idle priority on a busy machine may not even run its handler); its exit code."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        return proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()

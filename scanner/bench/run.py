@@ -70,7 +70,7 @@ TOKEN = "bench-token-not-a-secret"
 @contextmanager
 def simulator(tmp: Path, tickets: int) -> Iterator[str]:
     """``gate sim`` in its own process (its JSON pages must not share the daemon's GIL)."""
-    from scanner.child import as_remote, gate_argv, gate_env
+    from scanner.child import as_remote, end, gate_argv, gate_env
 
     token = tmp / "token"
     token.write_text(TOKEN, encoding="utf-8")
@@ -88,8 +88,7 @@ def simulator(tmp: Path, tickets: int) -> Iterator[str]:
             raise click.ClickException(f"gate sim did not start: {line.strip()!r}")
         yield found.group(1)
     finally:
-        proc.terminate()
-        proc.wait(10)
+        end(proc)
 
 
 class SyncWatch(logging.Handler):

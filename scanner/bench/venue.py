@@ -46,6 +46,7 @@ from scanner.bench.venue_gates import (
     GateFailed,
     Venue,
 )
+from scanner.child import end
 
 RELAY_GOAL_MS = 10.0
 FLOOR_READS = 200   # the floor's reads: a p99 of 200 is their second worst
@@ -278,12 +279,7 @@ def run(gates: int, zones: int, rates: list[int], steady: float, partition: floa
         stream.stopped.set()
         venue.close()
         if room is not None:
-            room.terminate()
-            try:
-                room.wait(10)
-            except subprocess.TimeoutExpired:
-                room.kill()
-                room.wait(10)
+            end(room)
         broker.stop()
     base = by_rate[rates[0]]
     ok_rates = [r for r in rates if by_rate[r]["read_to_relay"]["p99_ms"] <= RELAY_GOAL_MS

@@ -26,7 +26,7 @@ from typing import IO, Any
 import click
 
 from scanner.bench.handheld import PtyHandheld
-from scanner.child import gate_argv, gate_env
+from scanner.child import end, gate_argv, gate_env
 from scanner.config import DEFAULT_WEB_PORT, toml
 
 DEMO_TOKEN = "demo-token-not-a-secret"
@@ -293,13 +293,7 @@ def daemon(env: dict[str, str], home: Path) -> Iterator[tuple[subprocess.Popen[s
         try:
             yield proc, log
         finally:
-            if proc.poll() is None:
-                proc.terminate()
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            end(proc, 20)
             log.close()
 
 
