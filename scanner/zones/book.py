@@ -196,9 +196,6 @@ class ZoneBook:
             return None
         with self._lock:
             self._online = set(online)
-            if self._counted_at is None \
-                    or abs((now - self._counted_at).total_seconds()) >= INSIDE_SECONDS:
-                self._count_makeable(self.occupancy.counts(now), now)
             own = self._ledgers[self.gate]
             minter = self.minter
             before = own
@@ -208,7 +205,11 @@ class ZoneBook:
             # A gate whose records are held but whose ledger is not: its zone, so its
             # spends, are unknown, and a sum without them could make too many rights.
             unknown = ({*self._ins, *self._outs} - set(self._ledgers))
-            if escrow.may_mint(self.gate, minter, self._ledgers) and not unknown:
+            minting = escrow.may_mint(self.gate, minter, self._ledgers) and not unknown
+            if not minting and (self._counted_at is None or abs(
+                    (now - self._counted_at).total_seconds()) >= INSIDE_SECONDS):
+                self._count_makeable(self.occupancy.counts(now), now)  # (_mint counts)
+            if minting:
                 own = self._mint(now, set(online) | {self.gate})
             elif minter in online:
                 own = self._hand_back(minter)
@@ -289,7 +290,7 @@ class ZoneBook:
             if free:
                 minted[zone.id] = minted.get(zone.id, 0) + free
             eligible = [g for g in self._ledgers if self.tree.within(self.zone_of(g), zone.id)]
-            most = escrow.makeable(zone.capacity, inside, sum(spent.values()))
+            most = self._makeable[zone.id]   # counted above, from these counts and spends
             held_by = escrow.holdings(zone.id, self.gate, self._ledgers, spent, most)
             holdings = {g: held_by[g] for g in eligible}
             away = sum(max(0, holdings[g]) for g in eligible if g not in online)
