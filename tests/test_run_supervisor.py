@@ -236,3 +236,33 @@ def test_sigterm_stops_readers_then_finishes_the_lane_then_stops_outputs(
     assert result == 0
     assert log == ["reader ended", "decision journaled", "lane ended", "relay ended"]
     assert listener.drain()[-1] == "STOPPING=1"
+
+
+def test_the_status_line_is_worded_every_two_seconds_unless_a_worker_goes_down(
+        listener: NotifySocket) -> None:
+    """Wording the line asks every worker and the clock guard: not on every check."""
+    from scanner.run.supervisor import STATUS_EVERY
+
+    said = ["first"]
+    now = [time.monotonic()]
+    steady = Loop("steady", heartbeat_timeout=60.0)
+    supervisor = Supervisor([steady], listener.notifier(), clock=lambda: now[0],
+                            status=lambda: said[0])
+    supervisor.start()
+    try:
+        listener.drain()
+        said[0] = "second"
+        now[0] += STATUS_EVERY / 4
+        supervisor.check()
+        assert not [m for m in listener.drain() if m.startswith("STATUS=")]
+        now[0] += STATUS_EVERY
+        supervisor.check()
+        assert "STATUS=1/1 workers up; second" in listener.drain()
+        steady.crash.set()
+        wait_for(lambda: not steady.running, "the worker to die")
+        now[0] += STATUS_EVERY / 4
+        supervisor.check()   # a worker down: said at once
+        assert any(m.startswith("STATUS=0/1 workers up; steady restarting")
+                   for m in listener.drain())
+    finally:
+        supervisor.shutdown()

@@ -6,6 +6,7 @@ import time
 from dataclasses import replace
 from datetime import UTC
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -121,3 +122,39 @@ def test_a_forged_ledger_on_the_mesh_admits_no_one_beyond_capacity(
     finally:
         for g in (a, b):
             g.close()
+
+
+
+def round_times(gate: str, seconds: float = 4.0) -> list[float]:
+    """When ``gate``'s escrow rounds ran, its zone part asked every 50 ms (minter "A")."""
+    from datetime import datetime
+
+    from scanner.mesh.zoning import ZoneMesh
+
+    book = ZoneBook(parse_zones([{"id": "stand", "capacity": 10}]), gate, "stand", tz=UTC,
+                    minter="A")
+    mesh = ZoneMesh(book, Codec(MESH_KEY), wall=lambda: datetime(2030, 5, 1, tzinfo=UTC),
+                    save=lambda ledgers: None)
+    ran: list[float] = []
+    now = 0.0
+    tick = book.tick
+
+    def counted(at: Any, online: Any) -> Any:
+        ran.append(now)
+        return tick(at, online)
+
+    book.tick = counted  # type: ignore[method-assign]
+    while now < seconds:
+        mesh.round(lambda *a, **k: None, now, {"A", "B"}, connected=True)
+        now += 0.05
+    return ran
+
+
+def test_the_minter_rounds_every_quarter_second_another_gate_every_two() -> None:
+    """Another gate's round only hands back what is above its target, and sums every
+    ledger to do so: at a large venue, most of an idle gate's CPU if run as often."""
+    from scanner.mesh.zoning import HAND_BACK_INTERVAL, ROUND_INTERVAL
+
+    assert len(round_times("A")) >= 4.0 / ROUND_INTERVAL - 1
+    other = round_times("B")
+    assert len(other) == 2 and other[1] - other[0] >= HAND_BACK_INTERVAL
