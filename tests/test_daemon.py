@@ -263,3 +263,27 @@ def test_an_unplugged_reader_makes_healthz_503_and_the_status_say_so(
     finally:
         rig.close()
         notify.close()
+
+
+def test_the_health_messages_upload_queue_is_counted_every_ten_seconds(
+        tmp_path: Path) -> None:
+    """Counting the journal for every health message (every 2 s) was a tenth of a venue
+    gate's mesh thread; the control room's upload queue may be QUEUE_EVERY old."""
+    from kits.journal import make_decision, make_ticket
+
+    from scanner.app.daemon import QUEUE_EVERY, health_of
+
+    gate = build_gate(tmp_path)
+    try:
+        now = [100.0]
+        health = health_of(gate, monotonic=lambda: now[0])
+        assert health().queue == 0
+        for n in (1, 2):
+            gate.journal.record(make_decision(make_ticket(n)), scan_id=f"s{n}",
+                                scanned_at="2030-05-01T10:00:00.000Z", latency_ms=1.0)
+        now[0] += QUEUE_EVERY / 2
+        assert health().queue == 0
+        now[0] += QUEUE_EVERY / 2
+        assert health().queue == 2
+    finally:
+        gate.close()

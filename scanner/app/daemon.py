@@ -118,7 +118,8 @@ def supervisor(gate: Gate) -> Supervisor:
                       readiness=readiness)
 
 
-def health_of(gate: Gate) -> Callable[[], Health]:
+def health_of(gate: Gate, *, monotonic: Callable[[], float] = time.monotonic,
+              ) -> Callable[[], Health]:
     """What this gate tells the control room every few seconds (``scanner.mesh.zoning``)."""
     from scanner.build import version
     from scanner.mesh.message import Health
@@ -132,7 +133,7 @@ def health_of(gate: Gate) -> Callable[[], Health]:
         # Codes, not sentences: the control room words them in its page's language.
         alarms = ["fire"] if act.fire_alarm else []
         alarms += [f"reader:{r.reader}" for r in readers if r.problem()]
-        if (now := time.monotonic()) - queue[0] >= QUEUE_EVERY:
+        if (now := monotonic()) - queue[0] >= QUEUE_EVERY:
             queue[:] = [now, int(journal.stats()["queue_depth"])]
         return Health(cfg.gate_id, zone, running, utc_iso(gate.clock()),
                       {r.reader: r.connected is not False for r in readers},
