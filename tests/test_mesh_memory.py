@@ -170,3 +170,32 @@ def test_a_peer_record_counts_in_decisions_before_it_is_written(venue, tmp_path)
     assert refused.reason is Reason.ALREADY_INSIDE and refused.extra["entered_gate"] == "A"
     rounds.until([a, b], lambda: granted.scan_id in b.scan_ids())
     assert [origin for origin, _ in b.mesh.history(granted.decision.ticket.id)] == ["A"]
+
+
+
+def test_a_busy_gate_announces_its_number_once_per_status_interval(venue, tmp_path):
+    """Its live records carry their numbers: a status per scan was a third of a venue's
+    messages. The status still comes, so a lost last record is found."""
+    from scanner.mesh.link import STATUS_INTERVAL, TICK
+    from scanner.mesh.message import status_topic
+
+    rounds, _ = venue
+    a, b = opened(venue, tmp_path, "A", "B")
+
+    def steps(seconds: float) -> None:
+        for _ in range(round(seconds / TICK)):
+            for g in (a, b):
+                g.link.step(0)
+            rounds.now += TICK
+
+    def statuses() -> int:
+        return sum(t == status_topic("A") for t, _ in rounds.hub.published)
+
+    steps(1.0)  # the status of the connection is out
+    before = statuses()
+    for n in range(1, 5):  # a scan a second
+        a.check(n)
+        steps(1.0)
+    assert statuses() - before <= 1
+    steps(STATUS_INTERVAL)
+    assert statuses() - before == 1 and b.link.peers["A"].announced == 4
