@@ -173,6 +173,29 @@ def test_a_peer_record_counts_in_decisions_before_it_is_written(venue, tmp_path)
 
 
 
+def test_a_peer_record_is_in_the_zone_count_before_it_is_written(venue, tmp_path):
+    """The zone book hears a peer's scan with the decisions, not with the batch's write:
+    a venue's count spreads as fast as its scans, however long the write waits."""
+    from datetime import UTC
+
+    from scanner.config.zones import parse_zones
+    from scanner.zones.book import ZoneBook
+
+    rounds, gates = venue
+    a, b = made = [rounds.gate(tmp_path / n, n, zones=ZoneBook(
+        parse_zones([{"id": "stand"}]), n, "stand", tz=UTC, minter="A")) for n in "AB"]
+    gates.update((g.gate_id, g) for g in made)
+    rounds.open(*made)
+    rounds.until(made, lambda: all(g.link.connected.is_set() for g in made))
+    assert b.zones is not None
+    granted = a.check(1)
+    a.link.step(0)          # published
+    b.link.step(0)          # received, not written: the clock has not moved
+    assert granted.scan_id not in b.scan_ids()
+    assert b.zones.counts(b.gate.clock())["stand"] == 1
+    rounds.until(made, lambda: granted.scan_id in b.scan_ids())
+    assert b.zones.counts(b.gate.clock())["stand"] == 1  # written, counted once
+
 def test_a_busy_gate_announces_its_number_once_per_status_interval(venue, tmp_path):
     """Its live records carry their numbers: a status per scan was a third of a venue's
     messages. The status still comes, so a lost last record is found."""

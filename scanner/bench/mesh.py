@@ -7,8 +7,9 @@ sharing an interpreter measure its lock, not the mesh (with ten gates to a proce
 hand-offs between them were a quarter of the catch-up's CPU). Fewer processes save memory
 on a small machine. The parent only drives them over pipes. Three figures:
 
-- spread: a scan journaled at one gate (round robin), until every other gate has stored it
-  (times on the system-wide monotonic clock); goal p99 <= 200 ms on loopback;
+- spread: a scan journaled at one gate (round robin), until every other gate has heard it
+  (its decisions count it; it is written within the link's ``STORE_DELAY``), times on
+  the system-wide monotonic clock; goal p99 <= 200 ms on loopback;
 - partition: the broker is killed, ``--scans`` scans are journaled on each "side" (each
   gate is alone: half the gates take side one's scans, half side two's; the split's
   duration does not matter, its backlog does), the broker comes back, and the time until

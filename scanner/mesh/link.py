@@ -11,7 +11,7 @@ What it does, all on its own thread, over the events the broker posts to its inb
 - on reconnect, publishes what it stamped while alone on its live topic before announcing
   the new number, so the peers connected already need not ask for it;
 - stores peers' records, merging their stamps into the clock, in batches at most
-  ``STORE_DELAY`` old (decisions see them at once: ``MeshStore.stage``);
+  ``STORE_DELAY`` old (decisions and the zone book see them at once: ``MeshStore.stage``);
 - anti-entropy: on (re)connect, and every ``anti_entropy_interval``, compares each peer's
   announced sequence number with what is held and asks the origin for the missing ranges
   (``gates/<gate>/replay/<origin>``); the origin republishes them from its own records.
@@ -89,10 +89,11 @@ REQUEST_TIMEOUT = 10.0
 # Peer records per transaction: enough to amortise the commit, short enough that a
 # decision's journal write (same database) never waits long for the lock.
 _BATCH = 2000
-# Peer records wait up to this long to be written together: one transaction per record
-# was most of a gate's CPU in a large venue (each gate writes every other gate's scans).
-# Decisions see them at once (``MeshStore.stage``); the zone count, once written.
-STORE_DELAY = 0.1
+# Peer records wait up to this long to be written together: each transaction rewrites the
+# same table and index pages into the WAL, so in a large venue (each gate writes every
+# other gate's scans) a transaction every tenth of a second was a third of a gate's CPU.
+# Decisions, the zone book and ``on_records`` see them at once (``_defer``).
+STORE_DELAY = 0.5
 
 
 @dataclass(slots=True)
@@ -120,8 +121,8 @@ _WAKE, _JOURNALED = _Wake(), _Journaled()
 
 class Link(SessionWorker):
     """The worker. ``store`` is this gate's MeshStore; ``broker`` its way to the others
-    (``paho_broker.PahoBroker`` in a gate); ``on_records`` (optional) is told of every batch
-    of new peer records, after they are stored (kiosk, metrics, benchmarks); ``zones``
+    (``paho_broker.PahoBroker`` in a gate); ``on_records`` (optional) is told of peer records
+    as they are heard, before they are written (benchmarks); ``zones``
     (optional) is the gate's zone part (``scanner.mesh.zoning``): ledgers and health in and
     out, every record into the zone book. ``clock`` is the HLC; ``monotonic`` the worker's
     clock for heartbeats and intervals."""
@@ -313,15 +314,25 @@ class Link(SessionWorker):
                         size, topic[:200], MAX_PAYLOAD)
 
     def _defer(self, batches: list[Batch]) -> None:
-        """Received batches wait for the next write (``STORE_DELAY``); decisions see them."""
+        """Received batches wait for the next write (``STORE_DELAY``). Decisions see their
+        records at once, and so do the zone book and ``on_records``: a record heard is as
+        true before it is written as after (the book is idempotent by scan id), and a
+        write that fails is fetched again from its origin."""
         if not batches:
             return
         if not self._unstored:
             self._unstored_at = self.clock()
+        peers: list[Record] = []
         for batch in batches:
             self.store.stage(batch.records)
             self._unstored.append(batch)
             self._unstored_count += len(batch.records)
+            if batch.gate != self.gate_id:
+                peers += batch.records
+        if peers and self.zones is not None:
+            self.zones.records(peers)
+        if peers and self.on_records is not None:
+            self.on_records(peers)
 
     def _store_unstored(self) -> None:
         batches, self._unstored, self._unstored_count = self._unstored, [], 0
@@ -424,17 +435,13 @@ class Link(SessionWorker):
                 spans.append((peer, batch.gate, seqs[0], seqs[-1], gapless))
         if not fresh:
             return
-        new = self.store.record_many(fresh)  # a fault raises: nothing below is claimed
+        self.store.record_many(fresh)  # a fault raises: nothing below is claimed
         held = self._held
         for peer, origin, first, last, gapless in spans:
             if gapless and first <= peer.verified + 1 < last + 1:
                 peer.verified = last
             if held is not None and held.get(origin, 0) < last:
                 held[origin] = last
-        if new and self.zones is not None:
-            self.zones.records(fresh)
-        if new and self.on_records is not None:
-            self.on_records(fresh)
 
     def _publish_new(self) -> None:
         self._quiet_stamp_at = self.clock()
