@@ -196,6 +196,33 @@ def test_a_peer_record_is_in_the_zone_count_before_it_is_written(venue, tmp_path
     rounds.until(made, lambda: granted.scan_id in b.scan_ids())
     assert b.zones.counts(b.gate.clock())["stand"] == 1  # written, counted once
 
+def test_the_duties_that_walk_every_peer_run_once_a_tick_however_many_scans_wake_it(
+        venue, tmp_path, monkeypatch):
+    """A venue gate wakes for every scan it hears; anti-entropy and the partition watch
+    walk every peer, so they keep the tick's pace."""
+    rounds, _ = venue
+    a, b = opened(venue, tmp_path, "A", "B")
+    walks: list[float] = []
+    watch = b.link._anti_entropy
+
+    def counted() -> None:
+        walks.append(rounds.now)
+        watch()
+
+    monkeypatch.setattr(b.link, "_anti_entropy", counted)
+    rounds.now += 0.25
+    b.link.step(0)
+    assert walks == [rounds.now]
+    for n in range(1, 5):   # four scans heard within the tick
+        a.check(n)
+        a.link.step(0)
+        b.link.step(0)
+    assert b.check(4).decision.reason is Reason.ALREADY_INSIDE  # each was heard
+    assert walks == [rounds.now]
+    rounds.now += 0.25
+    b.link.step(0)
+    assert walks[1:] == [rounds.now]
+
 def test_a_busy_gate_announces_its_number_once_per_status_interval(venue, tmp_path):
     """Its live records carry their numbers: a status per scan was a third of a venue's
     messages. The status still comes, so a lost last record is found."""

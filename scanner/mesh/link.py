@@ -165,6 +165,7 @@ class Link(SessionWorker):
         self._saved_at = -1e9
         self._held: dict[str, int] | None = None  # every origin's highest number held
         self._quiet_stamp_at = -1e9
+        self._duties_at = -1e9              # the last round of the tick's duties
         self._unstored: list[Batch] = []    # peer records received, not written yet
         self._unstored_count = 0
         self._unstored_at = 0.0             # when the oldest of them arrived
@@ -240,7 +241,7 @@ class Link(SessionWorker):
         by default), then what is due: replays, stamping, the status, anti-entropy."""
         batches: list[Batch] = []
         records = 0
-        stamp = False
+        stamp = news = False
         if wait is None:
             due = self.replays.due_at
             if self._unstored:
@@ -259,10 +260,13 @@ class Link(SessionWorker):
                             self.zones.heard(message)
                     elif message is not None:
                         self._handle(message)
+                        news = True
                 elif isinstance(event, Connected):
                     self._on_connected()
+                    news = True
                 elif isinstance(event, Lost):
                     self._on_lost()
+                    news = True
                 stamp = stamp or event is _JOURNALED
                 if records >= _BATCH:
                     break
@@ -279,15 +283,21 @@ class Link(SessionWorker):
             if self._unstored and (self._unstored_count >= _BATCH
                                    or self.clock() - self._unstored_at >= STORE_DELAY):
                 self._store_unstored()
+                news = True
             if stamp:
                 self._publish_new()
-            self._announce()
-            if self.zones is not None:
-                online = {g for g, p in self.peers.items() if p.online}
-                self.zones.round(self.broker.publish, self.clock(), online,
-                                 connected=self._live)
-            self._anti_entropy()
-            self._watch_partition()
+            now = self.clock()
+            # The rest is paced by the tick, not by the messages: a venue gate wakes for
+            # every scan heard, and these walk every peer (news: a status, a connection,
+            # a write that anti-entropy waited for).
+            if news or now - self._duties_at >= TICK:
+                self._duties_at = now
+                self._announce()
+                if self.zones is not None:
+                    online = {g for g, p in self.peers.items() if p.online}
+                    self.zones.round(self.broker.publish, now, online, connected=self._live)
+                self._anti_entropy()
+                self._watch_partition()
         except GateError as exc:  # a database fault: say so, keep the link alive
             log.error("mesh: %s", exc)
             self.stopping.wait(TICK)
