@@ -8,6 +8,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scanner.config import load_config
 from scanner.config.zones import VENUE, parse_zones
@@ -15,7 +17,7 @@ from scanner.decide import Direction, PastScan, Policy, Reason, ScanHistory, dec
 from scanner.errors import ConfigError
 from scanner.tickets import Ticket, parse_iso, utc_iso
 from scanner.zones.book import ZoneBook
-from scanner.zones.presence import reset_marks, zone_history
+from scanner.zones.presence import Occupancy, reset_marks, zone_history
 
 NOW = datetime(2030, 5, 1, 20, 0, tzinfo=UTC)
 TICKET = Ticket(id="t1", barcode="CODE12345678", event_id="ev1", status="VALID",
@@ -204,6 +206,28 @@ def test_counts_nest_and_follow_the_last_scan_in_stamp_order() -> None:
     b.record("e", "g-main", "0005", "t3", "IN", "FAIL", at(-6))  # a denial counts for nothing
     assert b.counts(NOW) == {"grounds": 1, "stand": 0, "lounge": 0}
 
+
+RESETTING = parse_zones([{"id": "grounds"}, {"id": "stand", "parent": "grounds"},
+                         {"id": "lounge", "parent": "stand", "reset_at": "20:30"}])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 6), st.sampled_from(sorted(GATES)),
+                          st.sampled_from(["IN", "OUT"]), st.integers(0, 40),
+                          st.booleans(), st.integers(0, 60)), max_size=40))
+def test_counts_kept_scan_by_scan_equal_counts_made_from_every_ticket(
+        scans: list[tuple[int, str, str, int, bool, int]]) -> None:
+    """The counts follow each scan as it is heard (late stamps, own decisions not stamped
+    yet, a reset passing meanwhile); made anew from every ticket they are the same."""
+    kept = Occupancy(RESETTING, GATES.__getitem__, tz=UTC)
+    for n, (ticket, gate, direction, key, provisional, minutes) in enumerate(scans):
+        now = NOW + timedelta(minutes=minutes)
+        kept.add(f"t{ticket}", f"{key:04d}", f"s{n}", gate, direction, at(minutes - 5),
+                 provisional=provisional)
+        anew = Occupancy(RESETTING, GATES.__getitem__, tz=UTC)
+        for m, (t, g, d, k, p, mins) in enumerate(scans[:n + 1]):
+            anew.add(f"t{t}", f"{k:04d}", f"s{m}", g, d, at(mins - 5), provisional=p)
+        assert kept.counts(now) == anew.counts(now)
 
 def test_a_full_zone_denies_as_zone_full_and_warns_when_set_to() -> None:
     b = book([{"id": "stand", "capacity": 0}])
