@@ -133,6 +133,17 @@ def test_terminators(pty: Pty, status: list[str], terminator: str, wire: bytes) 
         run.stop()
 
 
+def test_stop_cancels_a_read_waiting_on_a_quiet_port(pty: Pty, status: list[str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loop's turn with nobody scanning is long (each is a wake-up, all day); a stop
+    does not wait for it: it cancels the read."""
+    import hardware.serial_reader
+
+    monkeypatch.setattr(hardware.serial_reader, "POLL_SECONDS", 10 * WAIT)
+    run = start(pty, status)
+    run.stop()
+    assert not run.thread.is_alive()
+
 def test_vanished_device_is_reported_and_reopened(tmp_path: Path, pty: Pty, running: Running,
                                                   status: list[str]) -> None:
     pty.write(b"VT-BEFORE\r\n")
