@@ -209,8 +209,11 @@ def test_the_duties_that_walk_every_peer_run_once_a_tick_however_many_scans_wake
         walks.append(rounds.now)
         watch()
 
+    for _ in range(4):  # the statuses of each other's arrival are out and heard
+        for g in (a, b):
+            g.link.step(0)
+        rounds.now += 0.25
     monkeypatch.setattr(b.link, "_anti_entropy", counted)
-    rounds.now += 0.25
     b.link.step(0)
     assert walks == [rounds.now]
     for n in range(1, 5):   # four scans heard within the tick
@@ -222,6 +225,24 @@ def test_the_duties_that_walk_every_peer_run_once_a_tick_however_many_scans_wake
     rounds.now += 0.25
     b.link.step(0)
     assert walks[1:] == [rounds.now]
+
+def test_a_gate_back_from_a_split_hears_what_it_missed_without_waiting_for_a_status(
+        venue, tmp_path):
+    """A busy gate announces its number seldom; a peer coming back online is told at once,
+    so what was published while it was away is asked for within a few ticks."""
+    from scanner.mesh.link import STATUS_INTERVAL, TICK
+
+    rounds, _ = venue
+    a, b = opened(venue, tmp_path, "A", "B")
+    rounds.until([a, b], lambda: a.link.peers.get("B") is not None
+                 and a.link.peers["B"].online)
+    rounds.hub.partition("gate-B")
+    rounds.until([a, b], lambda: not b.link.connected.is_set())
+    missed = {a.check(n).scan_id for n in (1, 2, 3)}
+    a.link.step(0)  # published, while B is away
+    rounds.hub.heal("gate-B")
+    took = rounds.until([a, b], lambda: missed <= b.scan_ids())
+    assert took * TICK < STATUS_INTERVAL / 3
 
 def test_a_busy_gate_announces_its_number_once_per_status_interval(venue, tmp_path):
     """Its live records carry their numbers: a status per scan was a third of a venue's
