@@ -266,3 +266,45 @@ def test_the_status_line_is_worded_every_two_seconds_unless_a_worker_goes_down(
                    for m in listener.drain())
     finally:
         supervisor.shutdown()
+
+
+class _Nice(Worker):
+    """Records its thread's nice, and that of a thread it starts, then waits to stop."""
+
+    def __init__(self, stage: Stage) -> None:
+        super().__init__(f"nice-{stage.name}", heartbeat_timeout=60.0, stage=stage)
+        self.seen: list[int] = []
+
+    def run(self) -> None:
+        self.seen.append(_nice_of(threading.get_native_id()))
+        child = threading.Thread(target=lambda: self.seen.append(
+            _nice_of(threading.get_native_id())))
+        child.start()
+        child.join()
+        self.stopping.wait()
+
+
+def _nice_of(tid: int) -> int:
+    fields = Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[16])  # field 19 of proc(5), counted after the command's ")"
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="Linux threads only")
+def test_background_workers_and_their_threads_run_at_a_lower_priority_than_the_lane() -> None:
+    """On a busy machine the read, the decision and the relay come before hearing the
+    venue's scans; the caller's own priority is left alone."""
+    from scanner.run.worker import BACKGROUND_NICE
+
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+    workers = {stage: _Nice(stage) for stage in (Stage.BACKGROUND, Stage.LANE)}
+    for w in workers.values():
+        w.start()
+    try:
+        wait_for(lambda: all(len(w.seen) == 2 for w in workers.values()), "both threads")
+        assert workers[Stage.BACKGROUND].seen == [min(19, before + BACKGROUND_NICE)] * 2
+        assert workers[Stage.LANE].seen == [before] * 2
+        assert _nice_of(threading.get_native_id()) == before
+    finally:
+        for w in workers.values():
+            w.stop()
+            w.join(5)

@@ -5,10 +5,18 @@ its last beat) that must not get older than its declared ``heartbeat_timeout``. 
 write ``run()``: loop until ``stopping`` is set, call ``beat()`` each round, and return. A
 ``run()`` that raises or returns unasked has died; one that stops beating has hung. The
 supervisor (``scanner.run.supervisor``) tells the two apart and restarts the worker.
+
+A background worker's thread (the mesh, sync and upload jobs, the state file) runs at a
+lower CPU priority (``BACKGROUND_NICE``), and so do the threads it starts (paho's network
+loop, the job pool): on a busy machine the read, the decision, the journal and the relay
+come first, and hearing a venue's every scan waits for a free core instead.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -29,6 +37,23 @@ class Stage(IntEnum):
     LANE = 1        # then the decision in flight is finished and journaled,
     BACKGROUND = 2  # sync and upload jobs,
     OUTPUT = 3      # and the relay last, so a grant in flight still opens the gate
+
+
+# How much nicer (Linux's nice, up to 19) a background worker's thread runs than the
+# process: the scheduler gives a runnable thread ten steps less nice about nine times its
+# share. Not more: a background thread holding the interpreter's lock must still get a
+# core back soon, or the lane of its own gate waits for it.
+BACKGROUND_NICE = 10
+
+
+def lower_priority(by: int = BACKGROUND_NICE) -> None:
+    """Run the calling thread (and the threads it starts) ``by`` steps nicer. Linux only,
+    where a thread id names one thread (elsewhere it would name a process); best effort."""
+    if sys.platform == "linux":
+        tid = threading.get_native_id()
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, tid,
+                           min(19, os.getpriority(os.PRIO_PROCESS, tid) + by))
 
 
 class Worker(ABC):
@@ -97,6 +122,8 @@ class Worker(ABC):
         return not self.running
 
     def _main(self) -> None:
+        if self.stage is Stage.BACKGROUND:
+            lower_priority()
         try:
             self.run()
         except Exception as exc:  # the supervisor reports it and restarts the worker
