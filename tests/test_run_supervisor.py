@@ -303,6 +303,12 @@ def test_background_workers_and_their_threads_run_at_a_lower_priority_than_the_l
         wait_for(lambda: all(len(w.seen) == 2 for w in workers.values()), "both threads")
         assert workers[Stage.BACKGROUND].seen == [min(19, before + BACKGROUND_NICE)] * 2
         assert workers[Stage.LANE].seen == [before] * 2
+        observer = _Nice(Stage.BACKGROUND)
+        observer.yields_cpu = False  # a process's whole work (the control room's)
+        observer.start()
+        wait_for(lambda: len(observer.seen) == 2, "the observer's threads")
+        observer.stop()
+        assert observer.seen == [before] * 2
         assert _nice_of(threading.get_native_id()) == before
     finally:
         for w in workers.values():

@@ -66,6 +66,8 @@ class _Origin:
 class Observer(SessionWorker):
     """The worker: ``view`` is fed; ``name`` is the control room's mesh user."""
 
+    yields_cpu = False  # hearing the venue is the control room's whole work
+
     def __init__(self, settings: MeshSettings, broker: Broker, view: VenueView, *,
                  name: str = "control", clock: Callable[[], datetime] = utc_now,
                  monotonic: Callable[[], float] = time.monotonic) -> None:

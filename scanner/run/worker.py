@@ -57,6 +57,10 @@ def lower_priority(by: int = BACKGROUND_NICE) -> None:
 
 
 class Worker(ABC):
+    # A background worker yields the cores to its process's other stages; one that is its
+    # process's whole work (the control room's observer) has no one to yield to.
+    yields_cpu = True
+
     def __init__(self, name: str, *, heartbeat_timeout: float, stage: Stage = Stage.BACKGROUND,
                  essential: bool = False, clock: Callable[[], float] = time.monotonic) -> None:
         self.name = name
@@ -122,7 +126,7 @@ class Worker(ABC):
         return not self.running
 
     def _main(self) -> None:
-        if self.stage is Stage.BACKGROUND:
+        if self.stage is Stage.BACKGROUND and self.yields_cpu:
             lower_priority()
         try:
             self.run()
