@@ -165,17 +165,22 @@ def _gifts(zone: str, minter: str, ledgers: Mapping[str, Ledger], spent: Counts,
     got[minter] = sum(back.values())
     if mint is not None:
         holds = made(mint, zone, most) + got[minter] - spent.get(minter, 0)
+        beyond = _beyond(mint, zone, holds)  # once, not once per receiver: 60 gates' sums
         for gate in ledgers:
             if gate != minter:
-                got[gate] = _covered(mint, zone, gate, holds)
+                got[gate] = max(0, mint.given(zone, gate) - beyond)
     return got, back
 
 
 def _covered(giver: Ledger, zone: str, to: str, holds: int) -> int:
     """``giver``'s gift to ``to``, less all it gave beyond ``holds``: the gifts so counted
     by every receiver together never pass what it held."""
-    beyond = giver.given_total(zone) - max(0, holds)
-    return max(0, giver.given(zone, to) - max(0, beyond))
+    return max(0, giver.given(zone, to) - _beyond(giver, zone, holds))
+
+
+def _beyond(giver: Ledger, zone: str, holds: int) -> int:
+    """What ``giver`` gave in ``zone`` beyond what it held (``holds``), if anything."""
+    return max(0, giver.given_total(zone) - max(0, holds))
 
 
 def makeable(capacity: int, inside: int, spent_total: int) -> int:
