@@ -244,6 +244,29 @@ def test_a_gate_back_from_a_split_hears_what_it_missed_without_waiting_for_a_sta
     took = rounds.until([a, b], lambda: missed <= b.scan_ids())
     assert took * TICK < STATUS_INTERVAL / 3
 
+def test_a_newcomer_costs_no_status_when_the_retained_ones_are_current(venue, tmp_path):
+    """Every status goes to every gate: a gate joining a quiet venue reads the retained
+    statuses, and nobody announces again for it."""
+    from scanner.mesh.message import status_topic
+
+    rounds, gates = venue
+    a, b = opened(venue, tmp_path, "A", "B")
+    a.check(1)
+    rounds.until([a, b], lambda: a.link._announced_seq == 1)  # its number is out
+    before = [t for t, _ in rounds.hub.published]
+    c = rounds.gate(tmp_path / "C", "C")
+    gates["C"] = c
+    rounds.open(c)
+    rounds.until([a, b, c], lambda: c.link.peers.get("A") is not None
+                 and c.link.peers["A"].announced == 1 and a.link.peers.get("C") is not None
+                 and a.link.peers["C"].online)
+    for _ in range(8):
+        for g in (a, b, c):
+            g.link.step(0)
+        rounds.now += 0.25
+    after = [t for t, _ in rounds.hub.published][len(before):]
+    assert after.count(status_topic("A")) == after.count(status_topic("B")) == 0
+
 def test_a_busy_gate_announces_its_number_once_per_status_interval(venue, tmp_path):
     """Its live records carry their numbers: a status per scan was a third of a venue's
     messages. The status still comes, so a lost last record is found."""

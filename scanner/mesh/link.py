@@ -83,6 +83,10 @@ QUIET_STAMP = 1.0
 # and every 10 s still a quarter of those a gate hears (60 gates at 1,200/h). A lost last
 # record is found within this; a (re)connection announces at once.
 STATUS_INTERVAL = 30.0
+# A peer back online is told our number (if the retained status lacks it) at most this
+# long after our last status: gates starting in a batch cost one status each, not one per
+# newcomer (every status goes to every gate).
+PEER_BACK_GAP = 1.0
 # A replay asked for and not begun within this is asked again; one that is arriving is not:
 # asking again for what is in flight has the origin send it all twice (a storm that feeds
 # itself under load).
@@ -159,6 +163,7 @@ class Link(SessionWorker):
         self._live = False
         self._announced_seq = -1
         self._announced_at = 0.0
+        self._peer_back = False   # a peer came (back) online since our last status
         self._own_floor = 0
         self._oversized_from: set[str] = set()
         self._refused_from: set[str] = set()    # ledger topics whose refusal was said
@@ -421,10 +426,10 @@ class Link(SessionWorker):
             if message.seq > peer.announced or (message.online and not peer.online):
                 peer.asked_at = 0.0  # news (a healed split, a restart): look for gaps now
             if message.online and not peer.online:
-                # A peer (back) online learns our number now, not at our next interval:
+                # A peer (back) online learns our number soon, not at our next interval:
                 # the retained status it read may be that old, and what we published while
                 # it was away is what it must ask for.
-                self._announced_seq = -1
+                self._peer_back = True
             peer.announced = max(peer.announced, message.seq)
             peer.online = message.online
         else:
@@ -480,9 +485,14 @@ class Link(SessionWorker):
     def _announce(self) -> None:
         seq = self.store.own_max_seq()
         now = self.clock()
-        if not self._live or seq == self._announced_seq \
-                or (now - self._announced_at < STATUS_INTERVAL and self._announced_seq >= 0):
+        if not self._live or seq == self._announced_seq:
+            self._peer_back = False  # the retained status says it all already
             return
+        since = now - self._announced_at
+        if self._announced_seq >= 0 and since < STATUS_INTERVAL \
+                and not (self._peer_back and since >= PEER_BACK_GAP):
+            return
+        self._peer_back = False
         self.broker.publish(status_topic(self.gate_id), self._status(online=True, seq=seq),
                             retain=True)
         self._announced_seq, self._announced_at = seq, now
