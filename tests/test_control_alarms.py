@@ -10,8 +10,8 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+from kits import loopback
 from kits.browser import needs_chromium
 from kits.gpio import PASSAGE, make
 from kits.kiosk import free_port
@@ -119,7 +119,7 @@ def test_a_supervisors_override_at_the_kiosk_appears_with_who_and_why(
     page = open_page(browser, server)
     denied = gate.mesh.check(1, Direction.OUT)  # not inside: a denial to override
     assert not denied.decision.granted
-    kiosk = httpx.Client(base_url=gate.kiosk.url, timeout=10)
+    kiosk = loopback.client(base_url=gate.kiosk.url, timeout=10)
     assert kiosk.post("/api/login", json={"pin": SUPERVISOR_PIN}).status_code == 200
     answer = kiosk.post("/api/override", json={"scan_id": denied.scan_id,
                                                "why": "SUPPORT_CASE",

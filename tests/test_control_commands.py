@@ -10,8 +10,8 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+from kits import loopback
 from kits.browser import needs_chromium
 from kits.mesh import KEY, Broker, wait_for
 from kits.venue import SUPERVISOR, ZONES, Supervisor, VenueGate
@@ -160,7 +160,7 @@ def test_without_a_key_the_page_has_no_buttons_and_the_api_refuses(browser: Any)
     server.start()
     try:
         for method in ("GET", "POST"):
-            answer = httpx.request(method, f"{server.url}/api/commands", timeout=5,
+            answer = loopback.request(method, f"{server.url}/api/commands", timeout=5,
                                    json={"kind": "lockdown", "scope": "venue"})
             assert (answer.status_code, answer.json()) == (403, {"error": NO_KEY})
         page = browser.new_page(viewport={"width": 1920, "height": 1080})

@@ -9,8 +9,8 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+from kits import loopback
 
 from scanner.config.zones import venue
 from scanner.control.server import ControlServer
@@ -31,7 +31,7 @@ def exposed(tmp_path: Path) -> Iterator[ControlServer]:
 
 
 def test_beyond_loopback_the_venue_needs_the_pin(exposed: ControlServer) -> None:
-    with httpx.Client(base_url=exposed.url, timeout=5) as client:
+    with loopback.client(base_url=exposed.url, timeout=5) as client:
         assert client.get("/api/venue").status_code == 401
         assert client.get("/api/zones").status_code == 401
         assert client.get("/healthz").status_code == 200
@@ -45,7 +45,7 @@ def test_beyond_loopback_the_venue_needs_the_pin(exposed: ControlServer) -> None
 
 def test_the_login_takes_only_json_of_this_origin(exposed: ControlServer) -> None:
     """The kiosk's login route: a cross-site form can send neither."""
-    with httpx.Client(base_url=exposed.url, timeout=5) as client:
+    with loopback.client(base_url=exposed.url, timeout=5) as client:
         assert client.post("/api/login", data={"pin": "4711"}).status_code == 415
         assert client.post("/api/login", json={"pin": "4711"},
                            headers={"Origin": "http://evil.example"}).status_code == 403
@@ -53,7 +53,7 @@ def test_the_login_takes_only_json_of_this_origin(exposed: ControlServer) -> Non
 
 
 def test_repeated_wrong_pins_lock_the_address_out(exposed: ControlServer) -> None:
-    with httpx.Client(base_url=exposed.url, timeout=5) as client:
+    with loopback.client(base_url=exposed.url, timeout=5) as client:
         codes = [client.post("/api/login", json={"pin": f"{n:04d}"}).status_code
                  for n in range(MAX_FAILURES + 1)]
         assert codes[:MAX_FAILURES] == [401] * MAX_FAILURES

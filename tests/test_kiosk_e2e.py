@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from kits import loopback
 from kits.browser import needs_chromium
 from kits.journal import journal_path, open_journal
 from kits.kiosk import free_port
@@ -70,7 +71,7 @@ class Kiosk:
         while True:  # ready: the supervisor started every worker and each one beats
             assert daemon.proc.poll() is None, daemon.log()
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                if loopback.get(f"{self.url}/healthz", timeout=1).status_code == 200:
                     return daemon
             except httpx.TransportError:
                 pass
@@ -234,7 +235,7 @@ def test_manual_entry_on_loopback_decides_without_a_pin(page: Any, kiosk: Kiosk)
 
 
 def test_metrics_parse_and_match_the_journal(kiosk: Kiosk) -> None:
-    text = httpx.get(f"{kiosk.url}/metrics", timeout=5).text
+    text = loopback.get(f"{kiosk.url}/metrics", timeout=5).text
     rows = kiosk.journal()
     metrics = metric_values(text)
     decisions = {dict(k)["reason"]: v for k, v in metrics["gate_decisions_total"].items()}
@@ -247,7 +248,7 @@ def test_metrics_parse_and_match_the_journal(kiosk: Kiosk) -> None:
 
 
 def test_healthz_is_200_while_every_worker_beats(kiosk: Kiosk) -> None:
-    answer = httpx.get(f"{kiosk.url}/healthz", timeout=5)
+    answer = loopback.get(f"{kiosk.url}/healthz", timeout=5)
     assert answer.status_code == 200
     assert {k: answer.json()[k] for k in ("ok", "reasons")} == {"ok": True, "reasons": []}
 

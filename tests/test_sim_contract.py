@@ -17,6 +17,7 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kits import loopback
 from kits.sim import SIM_TOKEN
 from openapi_schema_validator import OAS30Validator
 
@@ -52,7 +53,7 @@ def assert_valid(validator_: OAS30Validator, body: Any) -> None:
 
 @pytest.fixture
 def http(sim_server: SimServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=sim_server.url + PREFIX, headers={"token": SIM_TOKEN}) as client:
+    with loopback.client(base_url=sim_server.url + PREFIX, headers={"token": SIM_TOKEN}) as client:
         yield client
 
 
@@ -145,7 +146,7 @@ def test_missing_or_wrong_token_is_401(sim_server: SimServer, method: str, path:
     url = sim_server.url + PREFIX + path.format(event=world.event_ids[0],
                                                 barcode=first_doc(world)["barcode"])
     headers = {} if token is None else {"token": token}
-    answer = httpx.request(method, url, headers=headers, content=b"[]")
+    answer = loopback.request(method, url, headers=headers, content=b"[]")
     assert answer.status_code == 401
     assert world.scans == [] and world.scan_decisions == []
 
@@ -179,7 +180,7 @@ def test_unknown_route_is_404(http: httpx.Client) -> None:
 def test_every_answer_has_a_date_header(sim_server: SimServer, http: httpx.Client) -> None:
     sim_server.faults.update(rate_limit=1)
     answers = [http.get("/me"), http.get("/me"), http.get("/tickets/NOPE12345678"),
-               httpx.get(sim_server.url + PREFIX + "/me")]
+               loopback.get(sim_server.url + PREFIX + "/me")]
     assert [a.status_code for a in answers] == [429, 200, 404, 401]
     assert all(a.headers.get("date", "").endswith("GMT") for a in answers)
     assert answers[0].headers["retry-after"] == "1"
