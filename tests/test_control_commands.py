@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from kits import loopback
 from kits.browser import needs_chromium
+from kits.kiosk import quick_pin_file
 from kits.mesh import KEY, Broker, wait_for
 from kits.venue import SUPERVISOR, ZONES, Supervisor, VenueGate
 
@@ -24,7 +25,6 @@ from scanner.control.server import ControlServer
 from scanner.control.view import VenueView
 from scanner.decide.model import Reason
 from scanner.decide.orders import Mode
-from scanner.kiosk.auth import write_pin_file
 from scanner.mesh.localbroker import password
 
 pytestmark = needs_chromium
@@ -70,7 +70,7 @@ def control_config(tmp_path: Path, broker: Broker, supervisor: Supervisor) -> Ga
     folder = tmp_path / "control"
     folder.mkdir()
     pin_file = folder / "supervisor.pin"
-    write_pin_file(pin_file, SUPERVISOR_PIN)
+    quick_pin_file(pin_file, SUPERVISOR_PIN)
     mesh = MeshConfig(url=broker.url, key_file=secret(folder / "mesh.key", KEY.decode()),
                       credentials_file=secret(folder / "mesh.creds",
                                               f"control:{password('control')}"))

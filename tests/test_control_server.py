@@ -11,19 +11,20 @@ from typing import Any
 
 import pytest
 from kits import loopback
+from kits.kiosk import quick_pin_file
 
 from scanner.config.zones import venue
 from scanner.control.server import ControlServer
 from scanner.control.view import VenueView
 from scanner.errors import ConfigError
-from scanner.kiosk.auth import MAX_FAILURES, write_pin_file
+from scanner.kiosk.auth import MAX_FAILURES
 
 
 @pytest.fixture
 def exposed(tmp_path: Path) -> Iterator[ControlServer]:
     """The control room bound to every address, with a PIN file."""
     pin = tmp_path / "control.pin"
-    write_pin_file(pin, "4711")
+    quick_pin_file(pin, "4711")
     server = ControlServer(VenueView(venue(), tz=UTC), host="0.0.0.0", pin_file=str(pin))
     server.start()
     yield server
@@ -75,7 +76,7 @@ def command_config(tmp_path: Path, *, pin: bool, creds_mode: int = 0o600) -> Any
         (tmp_path / name).chmod(0o600)
     (tmp_path / "supervisor.creds").chmod(creds_mode)
     if pin:
-        write_pin_file(tmp_path / "supervisor.pin", "97531")
+        quick_pin_file(tmp_path / "supervisor.pin", "97531")
     return GateConfig(
         mesh=MeshConfig(url="mqtt://127.0.0.1:1", key_file=str(tmp_path / "mesh.key")),
         web=WebConfig(supervisor_pin_file=str(tmp_path / "supervisor.pin")),

@@ -20,13 +20,12 @@ import pytest
 from kits import loopback
 from kits.browser import needs_chromium
 from kits.journal import journal_path, open_journal
-from kits.kiosk import free_port
+from kits.kiosk import free_port, quick_pin_file
 from kits.sim import SIM_TOKEN
 from prometheus_client.parser import text_string_to_metric_families
 from test_run_e2e import E2E_WAIT, Daemon, Handheld, environment, valid_barcodes, write_config
 
 from scanner.config import load_config
-from scanner.kiosk.auth import write_pin_file
 from scanner.kiosk.i18n import catalogue
 from scanner.sim import SimServer, World
 
@@ -281,7 +280,7 @@ def test_the_page_is_whole_again_after_gate_run_restarts(
 def test_manual_entry_beyond_loopback_needs_the_pin(
         tmp_path: Path, browser: Any, sim: SimServer) -> None:
     pin_file = tmp_path / "kiosk.pin"
-    write_pin_file(pin_file, PIN)
+    quick_pin_file(pin_file, PIN)
     handheld = Handheld()
     wide = Kiosk(tmp_path, sim, handheld,
                  web={"host": "0.0.0.0", "pin_file": str(pin_file), "status_open": True})

@@ -19,12 +19,12 @@ from typing import Any
 import httpx
 import pytest
 from kits import loopback
-from kits.kiosk import KioskGate, free_port
+from kits.kiosk import KioskGate, free_port, quick_pin_file
 from kits.waiting import WAIT, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
 from scanner.kiosk import KioskServer, WebOptions
-from scanner.kiosk.auth import MAX_FAILURES, PinHash, write_pin_file
+from scanner.kiosk.auth import MAX_FAILURES, PinHash
 from scanner.kiosk.events import END, Client
 from scanner.sim import SimServer
 from scanner.status import gather
@@ -36,7 +36,7 @@ PIN = "4711"
 def wide(tmp_path: Path, sim_server: SimServer) -> Iterator[KioskGate]:
     """A kiosk bound beyond loopback, with a PIN set."""
     pin_file = tmp_path / "kiosk.pin"
-    write_pin_file(pin_file, PIN)
+    quick_pin_file(pin_file, PIN)
     gate = KioskGate(tmp_path, sim_server, WebOptions(host="0.0.0.0", port=free_port(),
                                                       pin_file=str(pin_file)))
     yield gate
@@ -142,7 +142,7 @@ def test_status_can_be_closed_beyond_loopback(tmp_path: Path, sim_server: SimSer
 
 def steward(kg: KioskGate, tmp_path: Path) -> httpx.Client:
     """A client logged in with the steward's PIN on a loopback kiosk (the PIN set now)."""
-    write_pin_file(tmp_path / "kiosk.pin", PIN)
+    quick_pin_file(tmp_path / "kiosk.pin", PIN)
     kg.restart_kiosk()  # the PIN is read at start
     client = loopback.client(base_url=kg.url, timeout=5)
     assert post(client, "/api/login", {"pin": PIN}).status_code == 200
