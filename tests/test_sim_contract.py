@@ -9,20 +9,21 @@ import dataclasses
 import socket
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import orjson
 import pytest
-import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from kits import loopback
 from kits.sim import SIM_TOKEN
-from openapi_schema_validator import OAS30Validator
 
 from scanner.sim import SimServer, World
 from scanner.sim.scans import scan_errors
+
+if TYPE_CHECKING:
+    from openapi_schema_validator import OAS30Validator
 
 PREFIX = "/api/accessusers"
 # ../shared beside the repository root, as on CI and development machines.
@@ -34,6 +35,10 @@ def spec() -> dict[str, Any]:
     for folder in SPEC_CANDIDATES:
         path = folder / "accessusers-openapi.yml"
         if path.exists():
+            # Imported here, as the validator is: every worker collects this module, and
+            # loading them costs each about 0.2 s of CPU.
+            import yaml
+
             return yaml.safe_load(path.read_text(encoding="utf-8"))
     pytest.skip("vivenu's accessusers-openapi.yml is not beside the repository")
 
@@ -41,6 +46,8 @@ def spec() -> dict[str, Any]:
 def validator(spec: dict[str, Any], path: str, method: str, status: str = "200",
               ) -> OAS30Validator:
     """The response schema the document gives, with its $refs resolvable."""
+    from openapi_schema_validator import OAS30Validator
+
     operation = spec["paths"][path][method]
     schema = operation["responses"][status]["content"]["application/json"]["schema"]
     return OAS30Validator({**schema, "components": spec["components"]})
@@ -209,6 +216,8 @@ scan_items = st.fixed_dictionaries({}, optional=SCAN_FIELD_VALUES)
 def test_scan_validation_agrees_with_the_schema(spec: dict, body: list[dict]) -> None:
     """Timestamps here are always ISO: the schema's date-time format is not enforced by
     jsonschema without extras, and bad timestamps have their own test."""
+    from openapi_schema_validator import OAS30Validator
+
     schema = spec["paths"][PREFIX + "/scans/{eventId}"]["post"]["requestBody"]
     schema = schema["content"]["application/json"]["schema"]
     schema_ok = OAS30Validator({**schema, "components": spec["components"]}).is_valid(body)
