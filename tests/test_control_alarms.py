@@ -10,11 +10,11 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+from kits import loopback
 from kits.browser import needs_chromium
 from kits.gpio import PASSAGE, make
-from kits.kiosk import free_port
+from kits.kiosk import free_port, quick_pin_file
 from kits.mesh import Broker, MeshGate, wait_for
 
 from scanner.act import ActStage
@@ -25,7 +25,6 @@ from scanner.control.server import ControlServer
 from scanner.control.view import VenueView
 from scanner.decide.model import Direction
 from scanner.kiosk import KioskServer, WebOptions
-from scanner.kiosk.auth import write_pin_file
 from scanner.mesh.paho_broker import PahoBroker
 from scanner.supervise import Desk, Holds
 
@@ -48,7 +47,7 @@ class Turnstile:
         web = WebOptions(host="127.0.0.1", port=free_port(),
                          pin_file=str(tmp_path / "kiosk.pin"),
                          supervisor_pin_file=str(tmp_path / "supervisor.pin"))
-        write_pin_file(web.supervisor_pin_file, SUPERVISOR_PIN)
+        quick_pin_file(web.supervisor_pin_file, SUPERVISOR_PIN)
         self.kiosk: KioskServer = from_gate(self.mesh.gate, self.stage, web,
                                             health=lambda: (True, []), clock_ok=lambda: True,
                                             desk=self.desk).start()
@@ -119,7 +118,7 @@ def test_a_supervisors_override_at_the_kiosk_appears_with_who_and_why(
     page = open_page(browser, server)
     denied = gate.mesh.check(1, Direction.OUT)  # not inside: a denial to override
     assert not denied.decision.granted
-    kiosk = httpx.Client(base_url=gate.kiosk.url, timeout=10)
+    kiosk = loopback.client(base_url=gate.kiosk.url, timeout=10)
     assert kiosk.post("/api/login", json={"pin": SUPERVISOR_PIN}).status_code == 200
     answer = kiosk.post("/api/override", json={"scan_id": denied.scan_id,
                                                "why": "SUPPORT_CASE",

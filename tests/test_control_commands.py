@@ -10,9 +10,10 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+from kits import loopback
 from kits.browser import needs_chromium
+from kits.kiosk import quick_pin_file
 from kits.mesh import KEY, Broker, wait_for
 from kits.venue import SUPERVISOR, ZONES, Supervisor, VenueGate
 
@@ -24,7 +25,6 @@ from scanner.control.server import ControlServer
 from scanner.control.view import VenueView
 from scanner.decide.model import Reason
 from scanner.decide.orders import Mode
-from scanner.kiosk.auth import write_pin_file
 from scanner.mesh.localbroker import password
 
 pytestmark = needs_chromium
@@ -70,7 +70,7 @@ def control_config(tmp_path: Path, broker: Broker, supervisor: Supervisor) -> Ga
     folder = tmp_path / "control"
     folder.mkdir()
     pin_file = folder / "supervisor.pin"
-    write_pin_file(pin_file, SUPERVISOR_PIN)
+    quick_pin_file(pin_file, SUPERVISOR_PIN)
     mesh = MeshConfig(url=broker.url, key_file=secret(folder / "mesh.key", KEY.decode()),
                       credentials_file=secret(folder / "mesh.creds",
                                               f"control:{password('control')}"))
@@ -160,7 +160,7 @@ def test_without_a_key_the_page_has_no_buttons_and_the_api_refuses(browser: Any)
     server.start()
     try:
         for method in ("GET", "POST"):
-            answer = httpx.request(method, f"{server.url}/api/commands", timeout=5,
+            answer = loopback.request(method, f"{server.url}/api/commands", timeout=5,
                                    json={"kind": "lockdown", "scope": "venue"})
             assert (answer.status_code, answer.json()) == (403, {"error": NO_KEY})
         page = browser.new_page(viewport={"width": 1920, "height": 1080})

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from datetime import UTC
 from importlib import resources
 
-import httpx
 import pytest
+from kits import loopback
 
 from scanner.config import PAGE_LANGUAGES
 from scanner.config.zones import venue
@@ -60,17 +60,17 @@ def server(request: pytest.FixtureRequest) -> Iterator[ControlServer]:
 
 
 def test_the_browsers_language_is_the_pages(server: ControlServer) -> None:
-    page = httpx.get(server.url, headers={"Accept-Language": "de-CH,de;q=0.9,en;q=0.5"},
+    page = loopback.get(server.url, headers={"Accept-Language": "de-CH,de;q=0.9,en;q=0.5"},
                      timeout=5)
     assert '<html lang="de">' in page.text
-    said = httpx.get(f"{server.url}/api/i18n", headers={"Accept-Language": "de"}, timeout=5)
+    said = loopback.get(f"{server.url}/api/i18n", headers={"Accept-Language": "de"}, timeout=5)
     assert said.json()["lang"] == "de"
     assert said.json()["messages"]["page.title"] == "Leitstand"
 
 
 @pytest.mark.parametrize("server", ["fr"], indirect=True)
 def test_a_configured_language_wins_over_the_browsers(server: ControlServer) -> None:
-    page = httpx.get(server.url, headers={"Accept-Language": "de"}, timeout=5)
+    page = loopback.get(server.url, headers={"Accept-Language": "de"}, timeout=5)
     assert '<html lang="fr">' in page.text
-    said = httpx.get(f"{server.url}/api/i18n", headers={"Accept-Language": "de"}, timeout=5)
+    said = loopback.get(f"{server.url}/api/i18n", headers={"Accept-Language": "de"}, timeout=5)
     assert said.json()["messages"]["page.title"] == "Salle de contrôle"

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import pytest
+from kits import loopback
 from kits.browser import needs_chromium
 
 from scanner.config.zones import parse_zones
@@ -84,7 +84,7 @@ def test_the_api_counts_equal_the_page(room: tuple[VenueView, ControlServer],
                            "?.textContent === '4 / 100'", timeout=5000)
     shown = {z: page.locator(f"[data-zone='{z}'] .count").get_attribute("data-inside")
              for z in ("grounds", "lounge")}
-    api = httpx.get(f"{server.url}/api/zones", timeout=5).json()
+    api = loopback.get(f"{server.url}/api/zones", timeout=5).json()
     assert {z["id"]: str(z["inside"]) for z in api} == shown == {"grounds": "4", "lounge": "1"}
     page.close()
 
@@ -92,13 +92,13 @@ def test_the_api_counts_equal_the_page(room: tuple[VenueView, ControlServer],
 def test_metrics_carry_per_zone_occupancy(room: tuple[VenueView, ControlServer]) -> None:
     view, server = room
     view.record(record(1, "vip-1"), now())
-    text = httpx.get(f"{server.url}/metrics", timeout=5).text
+    text = loopback.get(f"{server.url}/metrics", timeout=5).text
     assert 'gate_zone_inside{zone="lounge"} 1.0' in text
     assert 'gate_zone_capacity{zone="lounge"} 2.0' in text
 
 
 def test_a_foreign_host_is_refused(room: tuple[VenueView, ControlServer]) -> None:
     _, server = room
-    answer = httpx.get(f"{server.url}/api/venue", headers={"Host": "evil.example"}, timeout=5)
+    answer = loopback.get(f"{server.url}/api/venue", headers={"Host": "evil.example"}, timeout=5)
     assert answer.status_code == 421
 

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from kits import loopback
 from kits.browser import needs_chromium
 from kits.kiosk import free_port
 from kits.mesh import KEY, Broker, MeshGate, wait_for
@@ -113,7 +114,7 @@ def test_the_gates_counts_equal_the_page(room: Any, browser: Any, tmp_path: Path
                            "?.dataset.inside === '4'", timeout=5000)
     shown = {z: int(page.locator(f"[data-zone='{z}'] .count").get_attribute("data-inside"))
              for z in ("grounds", "lounge")}
-    api = {z["id"]: z["inside"] for z in httpx.get(f"{server.url}/api/zones", timeout=5).json()}
+    api = {z["id"]: z["inside"] for z in loopback.get(f"{server.url}/api/zones", timeout=5).json()}
     for g in (a, b):
         assert wait_for(lambda g=g: g.zones.counts(g.gate.clock()) == shown)
     assert api == shown == {"grounds": 4, "lounge": 0}
@@ -149,14 +150,14 @@ def test_gate_control_serves_the_venue_from_its_own_process(room: Any, tmp_path:
 
         def gates() -> list[str]:
             try:
-                doc = httpx.get(f"{url}/api/venue", timeout=1).json()
+                doc = loopback.get(f"{url}/api/venue", timeout=1).json()
             except (httpx.HTTPError, ValueError):
                 return []
             return [g["gate"] for g in doc["gates"]]
 
         assert wait_for(lambda: gates() == ["A", "B"], 20), proc.stderr
         assert a.check(3).decision.granted
-        assert wait_for(lambda: {z["id"]: z["inside"] for z in httpx.get(
+        assert wait_for(lambda: {z["id"]: z["inside"] for z in loopback.get(
             f"{url}/api/zones", timeout=1).json()}["grounds"] == 1)
     finally:
         proc.terminate()

@@ -9,21 +9,22 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+from kits import loopback
+from kits.kiosk import quick_pin_file
 
 from scanner.config.zones import venue
 from scanner.control.server import ControlServer
 from scanner.control.view import VenueView
 from scanner.errors import ConfigError
-from scanner.kiosk.auth import MAX_FAILURES, write_pin_file
+from scanner.kiosk.auth import MAX_FAILURES
 
 
 @pytest.fixture
 def exposed(tmp_path: Path) -> Iterator[ControlServer]:
     """The control room bound to every address, with a PIN file."""
     pin = tmp_path / "control.pin"
-    write_pin_file(pin, "4711")
+    quick_pin_file(pin, "4711")
     server = ControlServer(VenueView(venue(), tz=UTC), host="0.0.0.0", pin_file=str(pin))
     server.start()
     yield server
@@ -31,7 +32,7 @@ def exposed(tmp_path: Path) -> Iterator[ControlServer]:
 
 
 def test_beyond_loopback_the_venue_needs_the_pin(exposed: ControlServer) -> None:
-    with httpx.Client(base_url=exposed.url, timeout=5) as client:
+    with loopback.client(base_url=exposed.url, timeout=5) as client:
         assert client.get("/api/venue").status_code == 401
         assert client.get("/api/zones").status_code == 401
         assert client.get("/healthz").status_code == 200
@@ -45,7 +46,7 @@ def test_beyond_loopback_the_venue_needs_the_pin(exposed: ControlServer) -> None
 
 def test_the_login_takes_only_json_of_this_origin(exposed: ControlServer) -> None:
     """The kiosk's login route: a cross-site form can send neither."""
-    with httpx.Client(base_url=exposed.url, timeout=5) as client:
+    with loopback.client(base_url=exposed.url, timeout=5) as client:
         assert client.post("/api/login", data={"pin": "4711"}).status_code == 415
         assert client.post("/api/login", json={"pin": "4711"},
                            headers={"Origin": "http://evil.example"}).status_code == 403
@@ -53,7 +54,7 @@ def test_the_login_takes_only_json_of_this_origin(exposed: ControlServer) -> Non
 
 
 def test_repeated_wrong_pins_lock_the_address_out(exposed: ControlServer) -> None:
-    with httpx.Client(base_url=exposed.url, timeout=5) as client:
+    with loopback.client(base_url=exposed.url, timeout=5) as client:
         codes = [client.post("/api/login", json={"pin": f"{n:04d}"}).status_code
                  for n in range(MAX_FAILURES + 1)]
         assert codes[:MAX_FAILURES] == [401] * MAX_FAILURES
@@ -75,7 +76,7 @@ def command_config(tmp_path: Path, *, pin: bool, creds_mode: int = 0o600) -> Any
         (tmp_path / name).chmod(0o600)
     (tmp_path / "supervisor.creds").chmod(creds_mode)
     if pin:
-        write_pin_file(tmp_path / "supervisor.pin", "97531")
+        quick_pin_file(tmp_path / "supervisor.pin", "97531")
     return GateConfig(
         mesh=MeshConfig(url="mqtt://127.0.0.1:1", key_file=str(tmp_path / "mesh.key")),
         web=WebConfig(supervisor_pin_file=str(tmp_path / "supervisor.pin")),

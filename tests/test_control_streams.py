@@ -11,8 +11,8 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-import httpx
 import pytest
+from kits import loopback
 
 from scanner.config.zones import venue
 from scanner.control.server import ControlServer
@@ -74,7 +74,7 @@ def test_open_streams_hold_no_worker_thread_and_the_room_still_answers(
             for sock in streams:
                 until(sock, b"north-%d" % n)
         assert threading.active_count() - before < WORKERS // 4
-        answer = httpx.get(f"{server.url}/healthz", timeout=30)
+        answer = loopback.get(f"{server.url}/healthz", timeout=30)
         assert answer.status_code == 200
     finally:
         for sock in streams:

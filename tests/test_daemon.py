@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kits import loopback
 from kits.gate import build_gate
 from kits.gpio import FIRE, PASSAGE, RELAY, rises
 from kits.journal import api_config, valid_doc
@@ -241,7 +242,7 @@ def test_an_unplugged_reader_makes_healthz_503_and_the_status_say_so(
 
     def healthz() -> httpx.Response | None:
         try:
-            return httpx.get(url, timeout=2)
+            return loopback.get(url, timeout=2)
         except httpx.HTTPError:
             return None
 

@@ -173,9 +173,14 @@ OFFLINE_ENV["PIP_INDEX_URL"] = "http://127.0.0.1:9/simple"
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="install.sh runs as root")
 
 
-def install(root: Path, *args: str, offline: bool = False) -> subprocess.CompletedProcess[str]:
+def install(root: Path, *args: str, offline: bool = False,
+            byte_compile: bool = True) -> subprocess.CompletedProcess[str]:
+    """install.sh into ``root``; without ``byte_compile`` pip writes no bytecode (a release
+    no test runs Python from: pip's compiling is about a third of an install's CPU)."""
     cmd = [str(ROOT / "deploy" / "install.sh"), "--root", str(root), *args]
     env = dict(os.environ)
+    if not byte_compile:
+        env["PIP_NO_COMPILE"] = "1"
     if offline:
         env.update(OFFLINE_ENV)  # any request pip made would go to a closed port...
         if shutil.which("unshare") and subprocess.run(["unshare", "--net", "true"]).returncode == 0:
@@ -236,7 +241,8 @@ def installed(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Install
     assert first.returncode == 0, first.stderr[-3000:]
     releases = [os.readlink(link / "current")]
     time.sleep(1.1)  # release ids are to the second
-    second = install(root, "--bundle", str(bundle), offline=True)
+    # The second release is for the links and the rollback; the first is the one run.
+    second = install(root, "--bundle", str(bundle), offline=True, byte_compile=False)
     assert second.returncode == 0, second.stderr[-3000:]
     releases.append(os.readlink(link / "current"))
     previous = [os.readlink(link / "previous")]

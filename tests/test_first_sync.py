@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from kits import loopback
 from kits.gate import MakeGate
 from kits.journal import api_config
 from kits.kiosk import free_port
@@ -100,7 +101,7 @@ def test_healthz_says_syncing_through_a_slow_first_sync_and_ready_after(
 
             def healthz() -> dict[str, Any] | None:
                 try:
-                    answers.append(httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5))
+                    answers.append(loopback.get(f"http://127.0.0.1:{port}/healthz", timeout=5))
                 except httpx.HTTPError:
                     return None
                 return dict(answers[-1].json())

@@ -7,8 +7,8 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-import httpx
 import pytest
+from kits import loopback
 from kits.kiosk import free_port
 from kits.run import Loop
 from kits.waiting import wait_for
@@ -138,7 +138,7 @@ def test_the_web_worker_serves_until_stopped_and_then_frees_its_port() -> None:
     worker.start()
     try:
         wait_for(lambda: worker.service.serving, "the kiosk serving")
-        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+        assert loopback.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
         assert not worker.stale(worker.clock())
     finally:
         worker.stop()

@@ -17,15 +17,15 @@ from typing import Any
 
 import httpx
 import pytest
+from kits import loopback
 from kits.browser import needs_chromium
 from kits.journal import journal_path, open_journal
-from kits.kiosk import free_port
+from kits.kiosk import free_port, quick_pin_file
 from kits.sim import SIM_TOKEN
 from prometheus_client.parser import text_string_to_metric_families
 from test_run_e2e import E2E_WAIT, Daemon, Handheld, environment, valid_barcodes, write_config
 
 from scanner.config import load_config
-from scanner.kiosk.auth import write_pin_file
 from scanner.kiosk.i18n import catalogue
 from scanner.sim import SimServer, World
 
@@ -70,7 +70,7 @@ class Kiosk:
         while True:  # ready: the supervisor started every worker and each one beats
             assert daemon.proc.poll() is None, daemon.log()
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                if loopback.get(f"{self.url}/healthz", timeout=1).status_code == 200:
                     return daemon
             except httpx.TransportError:
                 pass
@@ -234,7 +234,7 @@ def test_manual_entry_on_loopback_decides_without_a_pin(page: Any, kiosk: Kiosk)
 
 
 def test_metrics_parse_and_match_the_journal(kiosk: Kiosk) -> None:
-    text = httpx.get(f"{kiosk.url}/metrics", timeout=5).text
+    text = loopback.get(f"{kiosk.url}/metrics", timeout=5).text
     rows = kiosk.journal()
     metrics = metric_values(text)
     decisions = {dict(k)["reason"]: v for k, v in metrics["gate_decisions_total"].items()}
@@ -247,7 +247,7 @@ def test_metrics_parse_and_match_the_journal(kiosk: Kiosk) -> None:
 
 
 def test_healthz_is_200_while_every_worker_beats(kiosk: Kiosk) -> None:
-    answer = httpx.get(f"{kiosk.url}/healthz", timeout=5)
+    answer = loopback.get(f"{kiosk.url}/healthz", timeout=5)
     assert answer.status_code == 200
     assert {k: answer.json()[k] for k in ("ok", "reasons")} == {"ok": True, "reasons": []}
 
@@ -280,7 +280,7 @@ def test_the_page_is_whole_again_after_gate_run_restarts(
 def test_manual_entry_beyond_loopback_needs_the_pin(
         tmp_path: Path, browser: Any, sim: SimServer) -> None:
     pin_file = tmp_path / "kiosk.pin"
-    write_pin_file(pin_file, PIN)
+    quick_pin_file(pin_file, PIN)
     handheld = Handheld()
     wide = Kiosk(tmp_path, sim, handheld,
                  web={"host": "0.0.0.0", "pin_file": str(pin_file), "status_open": True})

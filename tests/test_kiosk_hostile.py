@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
+from kits import loopback
 from kits.kiosk import KioskGate, free_port
 from test_config_tables import load_text
 
@@ -176,7 +177,7 @@ def test_a_rebinding_host_is_refused_on_every_route(kg: KioskGate, method: str,
     evil = f"rebind.evil.example:{port}"
     body = BODIES.get(path, {"barcode": kg.valid_barcodes(1)[0]}) if method == "POST" else None
     for host in (evil, "rebind.evil.example", f"localhost.evil.example:{port}", ""):
-        reply = httpx.request(method, kg.url + path, json=body, timeout=5,
+        reply = loopback.request(method, kg.url + path, json=body, timeout=5,
                               headers={"Host": host, "Origin": f"http://{host}"})
         assert reply.status_code == 421, (host, reply.text)
     assert list(kg.gate.journal.entries()) == []
@@ -187,8 +188,8 @@ def test_a_rebinding_host_is_refused_on_every_route(kg: KioskGate, method: str,
                                   "localhost."])
 def test_a_loopback_host_with_the_port_is_served(kg: KioskGate, host: str) -> None:
     port = kg.kiosk.port
-    assert httpx.get(kg.url + "/healthz", headers={"Host": f"{host}:{port}"}).status_code == 200
-    assert httpx.get(kg.url + "/healthz", headers={"Host": f"{host}:{port + 1}"}) \
+    assert loopback.get(kg.url + "/healthz", headers={"Host": f"{host}:{port}"}).status_code == 200
+    assert loopback.get(kg.url + "/healthz", headers={"Host": f"{host}:{port + 1}"}) \
         .status_code == 421
 
 
@@ -282,7 +283,7 @@ def test_streams_from_the_lan_leave_the_gates_own_screen_its_page(
                 streams.append(sock)
             held = sum(answered(sock) == 200 for sock in streams)
             assert held == MAX_CONNECTIONS - LOCAL_RESERVE
-            with httpx.Client(base_url=kg.url, timeout=30) as screen:
+            with loopback.client(base_url=kg.url, timeout=30) as screen:
                 assert screen.get("/healthz").status_code == 200
                 assert screen.get("/").status_code == 200
                 with screen.stream("GET", "/events") as stream:
@@ -314,7 +315,7 @@ def test_localhost_in_capitals_is_loopback_for_the_config_and_the_kiosk(
         kiosk: KioskServer = gate.kiosk
         assert kiosk.login_required is False
         barcode = gate.valid_barcodes(1)[0]
-        reply = httpx.post(f"http://localhost:{kiosk.port}/api/scan", json={"barcode": barcode},
+        reply = loopback.post(f"http://localhost:{kiosk.port}/api/scan", json={"barcode": barcode},
                            headers={"Host": f"LOCALHOST:{kiosk.port}"})
         assert reply.status_code == 200 and reply.json()["granted"] is True
     finally:

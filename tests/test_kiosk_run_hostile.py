@@ -11,8 +11,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
+from kits import loopback
 from kits.kiosk import free_port
 from kits.sim import SIM_TOKEN
 from test_kiosk_e2e import Kiosk
@@ -67,7 +67,7 @@ def test_150_concurrent_wrong_pins_keep_gate_runs_memory_bounded(wide: Kiosk) ->
           f"{grown / 2**20:.1f} MiB")
     assert answers[401] <= MAX_FAILURES, answers
     assert grown < MAX_GROWTH
-    assert httpx.get(f"{wide.url}/healthz", timeout=5).status_code == 200
+    assert loopback.get(f"{wide.url}/healthz", timeout=5).status_code == 200
 
 
 def reset(sock: socket.socket) -> None:
@@ -112,7 +112,7 @@ def test_resets_garbage_and_bad_bodies_leave_no_traceback(wide: Kiosk) -> None:
     half.recv(256)
     half.close()
     time.sleep(1.0)  # what the server logs about them, it has logged by now
-    assert httpx.get(f"{wide.url}/healthz", timeout=5).status_code == 200
+    assert loopback.get(f"{wide.url}/healthz", timeout=5).status_code == 200
     added = wide.daemon.log()[len(log_before):]
     print(f"\nlogged:\n{added}")
     assert "Traceback" not in added and 'File "' not in added, added
@@ -120,7 +120,7 @@ def test_resets_garbage_and_bad_bodies_leave_no_traceback(wide: Kiosk) -> None:
 
 @pytest.mark.slow
 def test_gate_run_stops_cleanly_with_a_stream_open(wide: Kiosk) -> None:
-    with httpx.stream("GET", f"{wide.url}/events", timeout=10) as stream:
+    with loopback.stream("GET", f"{wide.url}/events", timeout=10) as stream:
         first = next(stream.iter_bytes())
         assert first.startswith(b"retry:")
         assert wide.daemon.signal(signal.SIGTERM) == 0, wide.daemon.log()

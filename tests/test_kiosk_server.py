@@ -18,12 +18,13 @@ from typing import Any
 
 import httpx
 import pytest
-from kits.kiosk import KioskGate, free_port
+from kits import loopback
+from kits.kiosk import KioskGate, free_port, quick_pin_file
 from kits.waiting import WAIT, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
 from scanner.kiosk import KioskServer, WebOptions
-from scanner.kiosk.auth import MAX_FAILURES, PinHash, write_pin_file
+from scanner.kiosk.auth import MAX_FAILURES, PinHash
 from scanner.kiosk.events import END, Client
 from scanner.sim import SimServer
 from scanner.status import gather
@@ -35,7 +36,7 @@ PIN = "4711"
 def wide(tmp_path: Path, sim_server: SimServer) -> Iterator[KioskGate]:
     """A kiosk bound beyond loopback, with a PIN set."""
     pin_file = tmp_path / "kiosk.pin"
-    write_pin_file(pin_file, PIN)
+    quick_pin_file(pin_file, PIN)
     gate = KioskGate(tmp_path, sim_server, WebOptions(host="0.0.0.0", port=free_port(),
                                                       pin_file=str(pin_file)))
     yield gate
@@ -64,7 +65,7 @@ def test_metrics_parse_and_their_decision_counters_match_the_journal(kg: KioskGa
     for row in kg.gate.journal.entries():
         key = (row["result"], row["reason"])
         expected[key] = expected.get(key, 0) + 1
-    text = httpx.get(kg.url + "/metrics").text
+    text = loopback.get(kg.url + "/metrics").text
     assert decisions(text) == expected
     names = {f.name for f in text_string_to_metric_families(text)}
     assert {"gate_decision_latency_seconds", "gate_read_to_relay_seconds",
@@ -73,22 +74,22 @@ def test_metrics_parse_and_their_decision_counters_match_the_journal(kg: KioskGa
 
 def test_api_status_is_the_gate_status_document(kg: KioskGate) -> None:
     kg.read(kg.valid_barcodes(1)[0])
-    served, local = httpx.get(kg.url + "/api/status").json(), gather(kg.gate)
+    served, local = loopback.get(kg.url + "/api/status").json(), gather(kg.gate)
     # the clock's readings move between the two reads; its verdict does not
     assert served.pop("clock")["state"] == local.pop("clock")["state"]
     assert served == local
 
 
 def test_healthz_is_503_with_the_reason_when_the_act_stage_stopped(kg: KioskGate) -> None:
-    assert httpx.get(kg.url + "/healthz").status_code == 200
+    assert loopback.get(kg.url + "/healthz").status_code == 200
     kg.stage.stop(5)
-    reply = httpx.get(kg.url + "/healthz")
+    reply = loopback.get(kg.url + "/healthz")
     assert reply.status_code == 503
     assert "act: not running" in reply.json()["reasons"]
 
 
 def test_manual_entry_beyond_loopback_is_refused_without_a_session(wide: KioskGate) -> None:
-    with httpx.Client(base_url=wide.url) as client:
+    with loopback.client(base_url=wide.url) as client:
         reply = post(client, "/api/scan", {"barcode": wide.valid_barcodes(1)[0]})
     assert reply.status_code == 401
     assert list(wide.gate.journal.entries()) == []
@@ -96,7 +97,7 @@ def test_manual_entry_beyond_loopback_is_refused_without_a_session(wide: KioskGa
 
 def test_manual_entry_beyond_loopback_works_after_the_pin(wide: KioskGate) -> None:
     barcode = wide.valid_barcodes(1)[0]
-    with httpx.Client(base_url=wide.url) as client:
+    with loopback.client(base_url=wide.url) as client:
         login = post(client, "/api/login", {"pin": PIN})
         assert login.status_code == 200
         assert "HttpOnly" in login.headers["set-cookie"]
@@ -108,7 +109,7 @@ def test_manual_entry_beyond_loopback_works_after_the_pin(wide: KioskGate) -> No
 
 def test_repeated_wrong_pins_lock_the_address_out_even_for_the_right_one(
         wide: KioskGate) -> None:
-    with httpx.Client(base_url=wide.url) as client:
+    with loopback.client(base_url=wide.url) as client:
         codes = [post(client, "/api/login", {"pin": "0000"}).status_code
                  for _ in range(MAX_FAILURES)]
         locked = post(client, "/api/login", {"pin": PIN})
@@ -117,14 +118,14 @@ def test_repeated_wrong_pins_lock_the_address_out_even_for_the_right_one(
 
 
 def test_a_cross_origin_post_is_refused(kg: KioskGate) -> None:
-    reply = httpx.post(kg.url + "/api/scan", json={"barcode": "ABCDEFGH12"},
+    reply = loopback.post(kg.url + "/api/scan", json={"barcode": "ABCDEFGH12"},
                        headers={"Origin": "http://evil.example"})
     assert reply.status_code == 403
     assert list(kg.gate.journal.entries()) == []
 
 
 def test_a_form_post_is_refused(kg: KioskGate) -> None:
-    reply = httpx.post(kg.url + "/api/scan", data={"barcode": "ABCDEFGH12"})
+    reply = loopback.post(kg.url + "/api/scan", data={"barcode": "ABCDEFGH12"})
     assert reply.status_code == 415
 
 
@@ -133,17 +134,17 @@ def test_status_can_be_closed_beyond_loopback(tmp_path: Path, sim_server: SimSer
                                                       pin_file=str(tmp_path / "none"),
                                                       status_open=False))
     try:
-        assert httpx.get(gate.url + "/api/status").status_code == 401
-        assert httpx.get(gate.url + "/healthz").status_code == 200
+        assert loopback.get(gate.url + "/api/status").status_code == 401
+        assert loopback.get(gate.url + "/healthz").status_code == 200
     finally:
         gate.close()
 
 
 def steward(kg: KioskGate, tmp_path: Path) -> httpx.Client:
     """A client logged in with the steward's PIN on a loopback kiosk (the PIN set now)."""
-    write_pin_file(tmp_path / "kiosk.pin", PIN)
+    quick_pin_file(tmp_path / "kiosk.pin", PIN)
     kg.restart_kiosk()  # the PIN is read at start
-    client = httpx.Client(base_url=kg.url, timeout=5)
+    client = loopback.client(base_url=kg.url, timeout=5)
     assert post(client, "/api/login", {"pin": PIN}).status_code == 200
     return client
 
@@ -168,11 +169,11 @@ def test_annul_and_direction_on_loopback_need_the_stewards_pin(kg: KioskGate) ->
     """Whoever touches the gate's own screen cannot annul a grant or turn the gate round."""
     result = kg.read(kg.valid_barcodes(1)[0])
     wait_for(lambda: kg.kiosk.events.annullable(result.scan_id), "the grant to reach the kiosk")
-    assert httpx.post(kg.url + "/api/annul", json={"scan_id": result.scan_id}).status_code == 401
-    assert httpx.post(kg.url + "/api/direction", json={"direction": "OUT"}).status_code == 401
+    assert loopback.post(kg.url + "/api/annul", json={"scan_id": result.scan_id}).status_code == 401
+    assert loopback.post(kg.url + "/api/direction", json={"direction": "OUT"}).status_code == 401
     assert kg.kiosk.direction.value == "IN"
     # No PIN set on this gate: the login says so rather than "wrong PIN".
-    assert httpx.post(kg.url + "/api/login", json={"pin": PIN}).status_code == 403
+    assert loopback.post(kg.url + "/api/login", json={"pin": PIN}).status_code == 403
     assert next(e for e in kg.gate.journal.entries()
                 if e["scan_id"] == result.scan_id)["passed"] is not False
 
@@ -182,7 +183,7 @@ def test_recent_lists_this_gates_last_twenty_decisions_newest_first(kg: KioskGat
     scans = [kg.read(code).scan_id for code in codes]
     wait_for(lambda: len(kg.kiosk.events.recent()) == 20
              and kg.kiosk.events.recent()[0]["scan_id"] == scans[-1], "the last decision")
-    listed = httpx.get(kg.url + "/api/recent").json()
+    listed = loopback.get(kg.url + "/api/recent").json()
     assert [m["scan_id"] for m in listed] == scans[::-1][:20]
     assert all(m["granted"] and m["word_key"] == "word.valid" for m in listed)
 
@@ -200,7 +201,7 @@ def test_recent_decisions_survive_a_restart_newest_first(
         first.gate.journal.mark_passed(scans[-1][0], False)  # what an annul writes
         scans.append((first.read("NOSUCHCODE-RESTART").scan_id, None))
     with KioskGate(tmp_path, sim_server) as again:
-        listed = httpx.get(again.url + "/api/recent").json()
+        listed = loopback.get(again.url + "/api/recent").json()
         assert [m["scan_id"] for m in listed] == [scan_id for scan_id, _ in scans[::-1][:20]]
         denial, annulled, *granted = listed
         assert not denial["granted"] and denial["word_key"] == "word.denied"
@@ -220,11 +221,11 @@ def test_recent_decisions_survive_a_restart_newest_first(
 
 
 def test_the_page_and_its_words_follow_accept_language(kg: KioskGate) -> None:
-    page = httpx.get(kg.url + "/", headers={"Accept-Language": "de-CH,de;q=0.9,en;q=0.5"})
+    page = loopback.get(kg.url + "/", headers={"Accept-Language": "de-CH,de;q=0.9,en;q=0.5"})
     assert '<html lang="de">' in page.text
-    words = httpx.get(kg.url + "/api/i18n", headers={"Accept-Language": "fr;q=0.4, nl"}).json()
+    words = loopback.get(kg.url + "/api/i18n", headers={"Accept-Language": "fr;q=0.4, nl"}).json()
     assert words["lang"] == "nl" and words["messages"]["word.valid"] == "GELDIG"
-    fallback = httpx.get(kg.url + "/api/i18n", headers={"Accept-Language": "ja"}).json()
+    fallback = loopback.get(kg.url + "/api/i18n", headers={"Accept-Language": "ja"}).json()
     assert fallback["lang"] == "en" and fallback["messages"]["word.ready"] == "READY"
 
 
@@ -232,7 +233,7 @@ def test_web_language_forces_one_language_on_every_browser(
         tmp_path: Path, sim_server: SimServer) -> None:
     with KioskGate(tmp_path, sim_server, WebOptions(port=free_port(), language="it",
                                                     pin_file=str(tmp_path / "p"))) as gate:
-        words = httpx.get(gate.url + "/api/i18n", headers={"Accept-Language": "de"}).json()
+        words = loopback.get(gate.url + "/api/i18n", headers={"Accept-Language": "de"}).json()
         assert words["lang"] == "it" and words["messages"]["word.denied"] == "NEGATO"
 
 
@@ -257,7 +258,7 @@ def test_a_manual_scan_logs_its_decision_line(kg: KioskGate,
 
     caplog.set_level(logging.INFO, logger="scanner.decision")
     barcode = kg.valid_barcodes(1)[0]
-    reply = httpx.post(kg.url + "/api/scan", json={"barcode": barcode}, timeout=5)
+    reply = loopback.post(kg.url + "/api/scan", json={"barcode": barcode}, timeout=5)
     assert reply.status_code == 200 and reply.json()["granted"] is True
     [line] = [r.getMessage() for r in caplog.records if r.name == "scanner.decision"]
     scan_id = reply.json()["scan_id"]
@@ -282,7 +283,7 @@ def test_a_decision_after_the_stream_opened_is_on_it_however_slow_the_state(
     slow = KioskServer(WebOptions(port=free_port()),
                        dataclasses.replace(kg.kiosk.parts, status=slow_status)).start()
     try:
-        with httpx.stream("GET", slow.url + "/events", timeout=10) as stream:
+        with loopback.stream("GET", slow.url + "/events", timeout=10) as stream:
             result = kg.read(kg.valid_barcodes(1)[0])  # the page saw "open": it may scan
             deadline = time.monotonic() + 5
             seen = b""
@@ -308,7 +309,7 @@ def test_a_burst_of_status_requests_reads_the_status_once(kg: KioskGate) -> None
     polled = KioskServer(WebOptions(port=free_port()),
                          dataclasses.replace(kg.kiosk.parts, status=counted)).start()
     try:
-        with httpx.Client(base_url=polled.url, timeout=5) as client:
+        with loopback.client(base_url=polled.url, timeout=5) as client:
             answers = [client.get("/api/status") for _ in range(20)]
         assert all(a.status_code == 200 for a in answers)
         assert {a.json()["tickets"] for a in answers} == {kg.gate.store.count()}
@@ -342,7 +343,7 @@ def test_a_detached_client_gets_the_sentinel(kg: KioskGate) -> None:
 def test_an_open_stream_ends_over_http_when_the_broadcaster_stops(kg: KioskGate) -> None:
     """The HTTP side ends the response at the sentinel, though the server still runs."""
     seen = b""
-    with httpx.stream("GET", kg.url + "/events", timeout=WAIT) as stream:
+    with loopback.stream("GET", kg.url + "/events", timeout=WAIT) as stream:
         chunks = stream.iter_bytes()
         while b"event: state" not in seen:
             seen += next(chunks)

@@ -13,13 +13,12 @@ from typing import Any
 import pytest
 from kits.browser import needs_chromium, open_kiosk
 from kits.gpio import PASSAGE
-from kits.kiosk import KioskGate, free_port, running_lane
+from kits.kiosk import KioskGate, free_port, quick_pin_file, running_lane
 from kits.waiting import wait_for
 
 from scanner.config import PolicyConfig
 from scanner.decide.model import Direction
 from scanner.kiosk import WebOptions
-from scanner.kiosk.auth import write_pin_file
 from scanner.run.lane import Lane, LaneRead
 from scanner.sim import SimServer
 
@@ -34,8 +33,8 @@ STEWARD_PIN, SUPERVISOR_PIN = "1357", "86420"
 def kg(tmp_path: Path, sim_server: SimServer) -> Iterator[KioskGate]:
     web = WebOptions(host="127.0.0.1", port=free_port(), pin_file=str(tmp_path / "kiosk.pin"),
                      supervisor_pin_file=str(tmp_path / "supervisor.pin"))
-    write_pin_file(web.pin_file, STEWARD_PIN)
-    write_pin_file(web.supervisor_pin_file, SUPERVISOR_PIN)
+    quick_pin_file(web.pin_file, STEWARD_PIN)
+    quick_pin_file(web.supervisor_pin_file, SUPERVISOR_PIN)
     with KioskGate(tmp_path, sim_server, web, pins={"passage_pin": PASSAGE},
                    policy=PolicyConfig(confirm_discounted=True, confirm_timeout=20)) as gate:
         yield gate

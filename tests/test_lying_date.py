@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+from kits import loopback
 from kits.gate import build_gate, write_toml
 from kits.gpio import make
 from kits.journal import api_config, running_sim
@@ -223,8 +223,8 @@ def test_the_kiosk_page_and_metrics_say_it(december: Rig, tmp_path: Path) -> Non
                       clock_ok=lambda: guard.state().fine).start()
     try:
         base = f"http://127.0.0.1:{web.port}"
-        state = httpx.get(f"{base}/api/state").json()
-        metrics = httpx.get(f"{base}/metrics").text
+        state = loopback.get(f"{base}/api/state").json()
+        metrics = loopback.get(f"{base}/metrics").text
     finally:
         kiosk.stop()
         outputs.close()

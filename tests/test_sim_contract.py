@@ -9,19 +9,21 @@ import dataclasses
 import socket
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import orjson
 import pytest
-import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kits import loopback
 from kits.sim import SIM_TOKEN
-from openapi_schema_validator import OAS30Validator
 
 from scanner.sim import SimServer, World
 from scanner.sim.scans import scan_errors
+
+if TYPE_CHECKING:
+    from openapi_schema_validator import OAS30Validator
 
 PREFIX = "/api/accessusers"
 # ../shared beside the repository root, as on CI and development machines.
@@ -33,6 +35,10 @@ def spec() -> dict[str, Any]:
     for folder in SPEC_CANDIDATES:
         path = folder / "accessusers-openapi.yml"
         if path.exists():
+            # Imported here, as the validator is: every worker collects this module, and
+            # loading them costs each about 0.2 s of CPU.
+            import yaml
+
             return yaml.safe_load(path.read_text(encoding="utf-8"))
     pytest.skip("vivenu's accessusers-openapi.yml is not beside the repository")
 
@@ -40,6 +46,8 @@ def spec() -> dict[str, Any]:
 def validator(spec: dict[str, Any], path: str, method: str, status: str = "200",
               ) -> OAS30Validator:
     """The response schema the document gives, with its $refs resolvable."""
+    from openapi_schema_validator import OAS30Validator
+
     operation = spec["paths"][path][method]
     schema = operation["responses"][status]["content"]["application/json"]["schema"]
     return OAS30Validator({**schema, "components": spec["components"]})
@@ -52,7 +60,7 @@ def assert_valid(validator_: OAS30Validator, body: Any) -> None:
 
 @pytest.fixture
 def http(sim_server: SimServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=sim_server.url + PREFIX, headers={"token": SIM_TOKEN}) as client:
+    with loopback.client(base_url=sim_server.url + PREFIX, headers={"token": SIM_TOKEN}) as client:
         yield client
 
 
@@ -145,7 +153,7 @@ def test_missing_or_wrong_token_is_401(sim_server: SimServer, method: str, path:
     url = sim_server.url + PREFIX + path.format(event=world.event_ids[0],
                                                 barcode=first_doc(world)["barcode"])
     headers = {} if token is None else {"token": token}
-    answer = httpx.request(method, url, headers=headers, content=b"[]")
+    answer = loopback.request(method, url, headers=headers, content=b"[]")
     assert answer.status_code == 401
     assert world.scans == [] and world.scan_decisions == []
 
@@ -179,7 +187,7 @@ def test_unknown_route_is_404(http: httpx.Client) -> None:
 def test_every_answer_has_a_date_header(sim_server: SimServer, http: httpx.Client) -> None:
     sim_server.faults.update(rate_limit=1)
     answers = [http.get("/me"), http.get("/me"), http.get("/tickets/NOPE12345678"),
-               httpx.get(sim_server.url + PREFIX + "/me")]
+               loopback.get(sim_server.url + PREFIX + "/me")]
     assert [a.status_code for a in answers] == [429, 200, 404, 401]
     assert all(a.headers.get("date", "").endswith("GMT") for a in answers)
     assert answers[0].headers["retry-after"] == "1"
@@ -208,6 +216,8 @@ scan_items = st.fixed_dictionaries({}, optional=SCAN_FIELD_VALUES)
 def test_scan_validation_agrees_with_the_schema(spec: dict, body: list[dict]) -> None:
     """Timestamps here are always ISO: the schema's date-time format is not enforced by
     jsonschema without extras, and bad timestamps have their own test."""
+    from openapi_schema_validator import OAS30Validator
+
     schema = spec["paths"][PREFIX + "/scans/{eventId}"]["post"]["requestBody"]
     schema = schema["content"]["application/json"]["schema"]
     schema_ok = OAS30Validator({**schema, "components": spec["components"]}).is_valid(body)

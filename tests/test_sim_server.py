@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
+from kits import loopback
 from kits.sim import SIM_TOKEN
 
 from scanner.config import Secret
@@ -25,12 +26,12 @@ from scanner.vivenu.client import VivenuClient
 
 @pytest.fixture
 def control(sim_server: SimServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=sim_server.url + "/_sim", headers={"token": SIM_TOKEN}) as c:
+    with loopback.client(base_url=sim_server.url + "/_sim", headers={"token": SIM_TOKEN}) as c:
         yield c
 
 
 def test_control_routes_need_the_token(sim_server: SimServer) -> None:
-    answer = httpx.post(sim_server.url + "/_sim/faults", json={"latency_ms": 10})
+    answer = loopback.post(sim_server.url + "/_sim/faults", json={"latency_ms": 10})
     assert answer.status_code == 401
     assert sim_server.faults.settings().latency_ms == 0
 
@@ -161,7 +162,7 @@ def test_gate_sim_serves_until_sigterm(tmp_path: Path) -> None:
         url = re.search(r"http://\S+", line)
         assert url is not None, line
         assert "file-token-777" not in line
-        answer = httpx.get(url.group(0) + "/api/accessusers/events",
+        answer = loopback.get(url.group(0) + "/api/accessusers/events",
                            headers={"token": "file-token-777"})
         assert [e["_id"] for e in answer.json()] == World(seed=4, events=3).event_ids
     finally:

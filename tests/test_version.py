@@ -16,8 +16,8 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+from kits import loopback
 from kits.kiosk import KioskGate
 from prometheus_client.parser import text_string_to_metric_families
 from test_run_e2e import Daemon, Handheld, environment, handheld, write_config  # noqa: F401
@@ -49,17 +49,17 @@ def test_status_json_names_the_version(tmp_path: Path) -> None:
 
 def test_metrics_carry_the_build_info_gauge(kg: KioskGate) -> None:
     families = {f.name: f for f in text_string_to_metric_families(
-        httpx.get(kg.url + "/metrics").text)}
+        loopback.get(kg.url + "/metrics").text)}
     [sample] = families["gate_build_info"].samples
     assert (sample.labels, sample.value) == ({"version": INSTALLED}, 1.0)
 
 
 def test_api_status_names_the_version(kg: KioskGate) -> None:
-    assert httpx.get(kg.url + "/api/status").json()["version"] == INSTALLED
+    assert loopback.get(kg.url + "/api/status").json()["version"] == INSTALLED
 
 
 def test_healthz_names_the_version(kg: KioskGate) -> None:
-    assert httpx.get(kg.url + "/healthz").json()["version"] == INSTALLED
+    assert loopback.get(kg.url + "/healthz").json()["version"] == INSTALLED
 
 
 @pytest.mark.slow

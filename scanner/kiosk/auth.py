@@ -46,23 +46,24 @@ def _derive(pin: str, salt: bytes, n: int, r: int, p: int) -> bytes:
     return hashlib.scrypt(pin.encode(), salt=salt, n=n, r=r, p=p, dklen=32)
 
 
-def hash_pin(pin: str) -> str:
-    """The line ``pin_file`` holds: ``scrypt$n$r$p$salt$hash`` (hex)."""
+def hash_pin(pin: str, n: int = SCRYPT_N) -> str:
+    """The line ``pin_file`` holds: ``scrypt$n$r$p$salt$hash`` (hex). The line keeps its
+    cost ``n``, and a PIN is checked at the cost its line names."""
     if len(pin) < MIN_PIN_LENGTH or not pin.isprintable():
         raise ValueError(f"a PIN needs at least {MIN_PIN_LENGTH} printable characters")
     salt = secrets.token_bytes(16)
-    digest = _derive(pin, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P)
-    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${salt.hex()}${digest.hex()}"
+    digest = _derive(pin, salt, n, SCRYPT_R, SCRYPT_P)
+    return f"scrypt${n}${SCRYPT_R}${SCRYPT_P}${salt.hex()}${digest.hex()}"
 
 
-def write_pin_file(path: str | os.PathLike[str], pin: str) -> None:
-    """Write the hash atomically, readable by its owner only."""
+def write_pin_file(path: str | os.PathLike[str], pin: str, n: int = SCRYPT_N) -> None:
+    """Write the hash (of cost ``n``) atomically, readable by its owner only."""
     target = Path(path).expanduser()
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="ascii") as out:
-        out.write(hash_pin(pin) + "\n")
+        out.write(hash_pin(pin, n) + "\n")
     os.replace(tmp, target)
 
 

@@ -4,6 +4,7 @@ fakes at the edges, servers that misbehave on purpose, and waits with a guard.
     gate            ``make_gate``: the real Gate from a configuration written as TOML
     journal         tickets, decisions, configurations and a journal over a SQLite file
     waiting         ``wait_for`` and sources on a thread, with a guard instead of a goal
+    loopback        httpx's calls for the servers on loopback, without loading the CA bundle
     gpio            gpiozero MockFactory outputs and what their pins did
     run             a systemd notify socket and workers that crash or hang on demand
     sim, sync       the simulator's token; a model of vivenu's listing for property tests

@@ -1,6 +1,7 @@
 """Debian's Chromium through Playwright for the kiosk page's tests (no tests here): the
-browser and screenshot folder fixtures, the mark that skips without /usr/bin/chromium, and
-``open_kiosk``, a tab on the page once it is connected and painted in its language."""
+browser (one per worker, shared by the modules) and screenshot folder fixtures, the mark
+that skips without /usr/bin/chromium, and ``open_kiosk``, a tab on the page once it is
+connected and painted in its language."""
 
 from __future__ import annotations
 
@@ -21,13 +22,44 @@ needs_chromium = pytest.mark.skipif(
     reason="no /usr/bin/chromium (deploy/bootstrap.sh --test)")
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
+class Chromium:
+    """One Chromium for the whole run of a worker: starting Playwright's driver and the
+    browser costs about 1.5 s of CPU, which each module would otherwise pay again. A
+    browser that died (a crash in an earlier module) is started anew."""
+
+    def __init__(self, playwright: Any) -> None:
+        self.playwright = playwright
+        self.chromium: Any = None
+
+    def current(self) -> Any:
+        if self.chromium is None or not self.chromium.is_connected():
+            self.chromium = self.playwright.chromium.launch(executable_path=CHROMIUM,
+                                                            args=ARGS)
+        return self.chromium
+
+    def close(self) -> None:
+        if self.chromium is not None and self.chromium.is_connected():
+            self.chromium.close()
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Chromium]:
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield chromium
-        chromium.close()
+        shared = Chromium(pw)
+        yield shared
+        shared.close()
+
+
+@pytest.fixture(scope="module")
+def browser(chromium: Chromium) -> Iterator[Any]:
+    """The shared Chromium for one module; every tab and context the module opened is
+    closed after it, as a browser of its own would have been."""
+    current = chromium.current()
+    yield current
+    if current.is_connected():
+        for context in current.contexts:
+            context.close()
 
 
 @pytest.fixture(scope="module")

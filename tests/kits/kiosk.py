@@ -30,7 +30,7 @@ from scanner.decide.orders import VenueOrders
 from scanner.errors import GateError
 from scanner.gatekeeper import CheckResult
 from scanner.kiosk import KioskServer, Reachability, WebOptions
-from scanner.kiosk.auth import Lockout
+from scanner.kiosk.auth import Lockout, write_pin_file
 from scanner.netrules import free_port
 from scanner.run.lane import Lane
 from scanner.sim import SimServer, World
@@ -38,6 +38,16 @@ from scanner.supervise import Desk, Holds
 
 HEARTBEAT_MAX_AGE = 2.0
 SYNC_EVERY = 0.5
+# scrypt's cost for the PINs these tests set, in place of SCRYPT_N (about 50 ms of CPU per
+# hash here, and a test logs in and sets PINs several times). The pin_file line keeps its
+# cost and a PIN is checked at the cost its line names, so such a PIN works as set-pin's
+# does; set-pin's own test and the tests flooding the page with PINs keep the real cost.
+QUICK_PIN_COST = 16
+
+
+def quick_pin_file(path: str | Path, pin: str) -> None:
+    """``write_pin_file`` at QUICK_PIN_COST."""
+    write_pin_file(path, pin, n=QUICK_PIN_COST)
 
 
 class KioskGate:
