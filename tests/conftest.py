@@ -47,13 +47,22 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """On a worker (-n), the slow tests that go anywhere come first: the workers then end on
-    quick tests together, instead of one finishing a long test while the others wait
-    (longest first). A group keeps its order, so its module fixtures are built once; a
-    serial run keeps the files' order."""
-    if hasattr(config, "workerinput"):  # every worker sorts its identical collection alike
-        items.sort(key=lambda item: not (item.get_closest_marker("slow")
-                                         and not item.get_closest_marker("xdist_group")))
+    """On a worker (-n), the slow tests come first, and the groups holding one (the deploy
+    bundle's is the suite's longest pole): the workers then end on quick tests together,
+    instead of one finishing a long test while the others wait (longest first). A group
+    keeps its order and stays whole, so its module fixtures are built once; a serial run
+    keeps the files' order."""
+    if not hasattr(config, "workerinput"):
+        return
+    slow_groups = {_group(item) for item in items if item.get_closest_marker("slow")}
+    # Every worker sorts its identical collection alike (a stable sort).
+    items.sort(key=lambda item: not (item.get_closest_marker("slow")
+                                     or (_group(item) or None) in slow_groups))
+
+
+def _group(item: pytest.Item) -> str:
+    marker = item.get_closest_marker("xdist_group")
+    return str(marker.args[0]) if marker is not None and marker.args else ""
 
 
 @pytest.fixture
