@@ -54,10 +54,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     keeps the files' order."""
     if not hasattr(config, "workerinput"):
         return
-    slow_groups = {_group(item) for item in items if item.get_closest_marker("slow")}
+    slow_groups = {group for item in items
+                   if item.get_closest_marker("slow") and (group := _group(item))}
     # Every worker sorts its identical collection alike (a stable sort).
     items.sort(key=lambda item: not (item.get_closest_marker("slow")
-                                     or (_group(item) or None) in slow_groups))
+                                     or _group(item) in slow_groups))
 
 
 def _group(item: pytest.Item) -> str:
