@@ -142,6 +142,33 @@ def test_a_backward_jump_of_an_hour_does_not_stall_an_interval_job(
     wait_for(lambda: body.runs >= runs + 3, "the job to go on after the jump")
 
 
+def test_a_step_back_right_after_the_scheduler_checked_its_clock_stalls_nothing(
+        wall: WallClock) -> None:
+    """The step lands between the jump check and APScheduler's own reading of the clock:
+    the scheduler must not sleep until the old next run, an hour away."""
+    armed = threading.Event()
+
+    def stepping_wall() -> datetime:  # the clock the jump check reads
+        now = wall()
+        if armed.is_set():
+            armed.clear()
+            wall.skew -= 3600
+        return now
+
+    body = Counter()
+    scheduler = Scheduler([job("sync", body, every=0.2)], wall=stepping_wall, tick=0.1)
+    scheduler.start()
+    try:
+        wait_for(lambda: body.runs >= 2, "the job to run")
+        armed.set()
+        wait_for(lambda: not armed.is_set(), "the step")
+        runs = body.runs
+        wait_for(lambda: body.runs >= runs + 3, "the job to go on after the step")
+    finally:
+        scheduler.stop()
+        assert scheduler.join(5)
+
+
 @pytest.mark.parametrize("jump", [DAY, 10 * 365 * DAY])
 def test_a_forward_jump_neither_floods_nor_hangs_an_interval_job(
         jump: float, wall: WallClock, scheduled: Callable[..., Scheduler]) -> None:

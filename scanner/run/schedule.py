@@ -100,16 +100,21 @@ def _not_overlap_skips(record: logging.LogRecord) -> bool:
 
 
 class _GuardedScheduler(BackgroundScheduler):
-    """Runs ``before_jobs`` each time the scheduler wakes, before it reads its clock."""
+    """Runs ``before_jobs`` each time the scheduler wakes, before it reads its clock, and
+    wakes at least every ``longest_wait`` seconds. A wall clock stepping back between
+    ``before_jobs`` and APScheduler's own reading would otherwise have it sleep until the
+    old next run, an hour away after a step back of an hour; the next wake sees the step."""
 
-    def __init__(self, before_jobs: Callable[[], None], **options: Any) -> None:
+    def __init__(self, before_jobs: Callable[[], None], longest_wait: float,
+                 **options: Any) -> None:
         self._before_jobs = before_jobs
+        self._longest_wait = longest_wait
         super().__init__(**options)
 
     def _process_jobs(self) -> float | None:
         self._before_jobs()
         wait: float | None = super()._process_jobs()
-        return wait
+        return self._longest_wait if wait is None else min(wait, self._longest_wait)
 
 
 class Scheduler(Worker):
@@ -135,7 +140,7 @@ class Scheduler(Worker):
         logging.getLogger("apscheduler.scheduler").addFilter(_not_overlap_skips)
         detector = JumpDetector(lambda: self.wall().timestamp(), self.clock, self.jump_threshold)
         scheduler = _GuardedScheduler(
-            lambda: self._rebase(detector.check()), timezone=UTC,
+            lambda: self._rebase(detector.check()), self.tick, timezone=UTC,
             executors={"default": {"type": "threadpool", "max_workers": len(self._states) + 1}},
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None})
         now = self.wall()
