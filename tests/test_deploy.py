@@ -180,7 +180,7 @@ def install(root: Path, *args: str, offline: bool = False,
     cmd = [str(ROOT / "deploy" / "install.sh"), "--root", str(root), *args]
     env = dict(os.environ)
     if not byte_compile:
-        env["PIP_NO_COMPILE"] = "1"
+        env["PIP_COMPILE"] = "0"  # pip's --no-compile (PIP_NO_COMPILE=1 means the opposite)
     if offline:
         env.update(OFFLINE_ENV)  # any request pip made would go to a closed port...
         if shutil.which("unshare") and subprocess.run(["unshare", "--net", "true"]).returncode == 0:
