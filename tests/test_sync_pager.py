@@ -60,6 +60,27 @@ def test_stable_list_is_read_once_each() -> None:
     assert read_all(listing(ids(95))) == ids(95)
 
 
+def test_a_server_serving_fewer_than_asked_is_read_to_its_end_at_its_own_size() -> None:
+    """A short page is the end only where ``total`` agrees; then the pager asks for what
+    the server serves, so the page downloaded ahead is the next one asked for."""
+    asked: list[int] = []
+    items = ids(95)
+
+    def capped(skip: int, top: int) -> Listing:
+        asked.append(top)
+        return Listing([Item(i) for i in items[skip:skip + min(top, 7)]], len(items))
+
+    assert read_all(capped, page_size=10) == items
+    assert asked[0] == 10 and set(asked[1:]) == {7}
+
+
+def test_a_short_page_with_nothing_new_ends_the_listing_whatever_total_claims() -> None:
+    def inflated(skip: int, top: int) -> Listing:
+        return Listing([Item(i) for i in ids(23)[skip:skip + top]], 10**6)
+
+    assert read_all(inflated) == ids(23)
+
+
 def test_removals_before_the_cursor_lose_nothing() -> None:
     data = ids(100)
     remaining = list(data)

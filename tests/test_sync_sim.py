@@ -47,6 +47,18 @@ def test_full_and_delta_under_changes_every_page_hold_the_server_set(
                if k not in listed)
 
 
+def test_a_server_capping_its_pages_below_top_is_synced_whole(
+        api: VivenuClient, store: TicketStore, world: World, sim: SimServer) -> None:
+    """It serves 40 tickets a page, whatever ``top`` asks: every ticket is stored, by a
+    full sync and by a reconcile, and the reconcile deletes none."""
+    sim.faults.update(page_cap=40)
+    syncer(api, store, world, page_size=100).run_once()
+    assert store_docs(store) == server(world)
+    [report] = syncer(api, store, world, page_size=100, reconcile_every=0).run_once()
+    assert (report.mode, report.swept) == ("reconcile", 0)
+    assert store_docs(store) == server(world)
+
+
 def test_reconcile_sweeps_hard_deletes_to_exact_equality(
         api: VivenuClient, store: TicketStore, world: World, sim: SimServer) -> None:
     syncer(api, store, world).run_once()

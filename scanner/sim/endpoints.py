@@ -87,6 +87,8 @@ def _malformed_page(variant: int, docs: list[dict[str, Any]], total: int) -> Rep
 def ticket_list(world: World, faults: Faults, event_id: str,
                 query: Mapping[str, str]) -> Reply:
     top = _number(query, "top", TOP_DEFAULT, TOP_MIN, TOP_MAX)
+    if cap := int(faults.settings().page_cap):
+        top = min(top, cap)
     skip = _number(query, "skip", 0, 0, 10**12)
     from_us, until_us = _instant_us(query, "from"), _instant_us(query, "until")
     if event_id not in world.event_ids:

@@ -24,6 +24,7 @@ class FaultSettings:
     malformed_pages: int = 0       # the next K ticket pages are malformed
     mutate_per_page: int = 0       # tickets changed after each ticket page is served
     churn: float = 0.0             # tickets sold or cancelled per second in the background
+    page_cap: int = 0              # ticket pages hold at most this many, whatever top asks
 
 
 # What a request is answered with before any endpoint sees it.

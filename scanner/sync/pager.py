@@ -126,7 +126,17 @@ def pages(fetch: Fetch, *, page_size: int, cursor: Cursor | None = None,
         problems = tuple(line for index, line in docs.problems if index >= start)
         cursor = Cursor(skip=at + len(tickets), total=docs.total,
                         anchor=_next_anchor(cursor.anchor, tickets, anchor_size))
-        last = len(tickets) < page_size
+        # A short page ends the listing where ``total`` agrees or it brought nothing new: a
+        # server serving fewer than ``top`` a page (a cap below the API's 1,000) would
+        # otherwise end every run after its first page, and the tickets beyond it would
+        # never reach the store.
+        last = len(tickets) < page_size and (cursor.skip >= docs.total or start >= len(tickets))
+        if not last and 2 <= len(tickets) < page_size:
+            log.info("sync: the server serves %d tickets a page of the %d asked for; asking "
+                     "for %d", len(tickets), page_size, len(tickets))
+            # The page downloaded ahead is then the one asked for next.
+            page_size = len(tickets)
+            overlap = effective_overlap(page_size, overlap)
         if not last and start >= len(tickets):
             if stalled:
                 raise PagingError(f"ticket listing repeats itself near offset {cursor.skip}: "
