@@ -11,13 +11,15 @@ from typing import Any
 
 import pytest
 from kits import loopback
-from kits.kiosk import quick_pin_file
+from kits.kiosk import KioskGate, free_port, quick_pin_file
 
 from scanner.config.zones import venue
 from scanner.control.server import ControlServer
 from scanner.control.view import VenueView
 from scanner.errors import ConfigError
+from scanner.kiosk import WebOptions
 from scanner.kiosk.auth import MAX_FAILURES
+from scanner.sim import SimServer
 
 
 @pytest.fixture
@@ -35,6 +37,7 @@ def test_beyond_loopback_the_venue_needs_the_pin(exposed: ControlServer) -> None
     with loopback.client(base_url=exposed.url, timeout=5) as client:
         assert client.get("/api/venue").status_code == 401
         assert client.get("/api/zones").status_code == 401
+        assert client.get("/api/commands").status_code == 401  # the zones' names too
         assert client.get("/healthz").status_code == 200
         assert client.get("/").status_code == 200  # the page itself, to log in from
         assert client.post("/api/login", json={"pin": "0000"}).status_code == 401
@@ -42,6 +45,23 @@ def test_beyond_loopback_the_venue_needs_the_pin(exposed: ControlServer) -> None
         assert answer.status_code == 200
         assert "HttpOnly" in answer.headers["set-cookie"]
         assert client.get("/api/venue").status_code == 200
+
+
+def test_a_kiosk_and_the_control_room_on_one_host_keep_each_others_sessions(
+        exposed: ControlServer, tmp_path: Path, sim_server: SimServer) -> None:
+    """A browser sends a host's cookies to all its ports: one logged into a gate's page and
+    the control room stays logged into both."""
+    pin = tmp_path / "kiosk.pin"
+    quick_pin_file(pin, "2468")
+    web = WebOptions(host="0.0.0.0", port=free_port(), pin_file=str(pin))
+    with KioskGate(tmp_path / "gate", sim_server, web) as gate, \
+            loopback.client(timeout=5) as browser:
+        kiosk, room = gate.url, exposed.url
+        assert browser.post(f"{kiosk}/api/login", json={"pin": "2468"}).status_code == 200
+        assert browser.post(f"{room}/api/login", json={"pin": "4711"}).status_code == 200
+        assert len({cookie.name for cookie in browser.cookies.jar}) == 2
+        assert browser.get(f"{kiosk}/api/status").status_code == 200
+        assert browser.get(f"{room}/api/venue").status_code == 200
 
 
 def test_the_login_takes_only_json_of_this_origin(exposed: ControlServer) -> None:

@@ -25,7 +25,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from scanner.errors import ConfigError
-from scanner.kiosk.auth import COOKIE, SUPERVISOR, Login, session_tag
+from scanner.kiosk.auth import SUPERVISOR, Login, session_tag
 from scanner.venue.command import Command, Kind, Refused, Scope
 
 log = logging.getLogger("scanner.control")
@@ -44,13 +44,16 @@ class Commands:
 
 
 def command_routes(commands: Commands | None, login: Login,
+                   read_only: Callable[[Request], None],
                    body: Callable[[Request], Awaitable[dict[str, Any]]],
                    json: Callable[..., Response],
                    refuse: Callable[[HTTPStatus, str], Exception]) -> list[Route]:
-    """The routes above; ``body``, ``json`` and ``refuse`` are ``routes``' own helpers."""
+    """The routes above; ``read_only`` refuses a request the page's reading needs a
+    session for (the venue's zones are the page's), ``body``, ``json`` and ``refuse`` are
+    ``routes``' own helpers."""
 
     def role(request: Request) -> str | None:
-        return login.sessions.role(request.cookies.get(COOKIE))
+        return login.sessions.role(login.sessions.token(request.cookies))
 
     def available() -> Commands:
         if commands is None:
@@ -58,6 +61,7 @@ def command_routes(commands: Commands | None, login: Login,
         return commands
 
     async def offer(request: Request) -> Response:
+        read_only(request)
         found = available()
         return json({"role": role(request), "kinds": [k.value for k in Kind],
                      "zones": [{"id": i, "name": n} for i, n in found.zones]})
@@ -65,7 +69,7 @@ def command_routes(commands: Commands | None, login: Login,
     async def issue(request: Request) -> Response:
         found = available()
         doc = await body(request)
-        token = request.cookies.get(COOKIE)
+        token = login.sessions.token(request.cookies)
         if role(request) != SUPERVISOR or token is None:
             raise refuse(HTTPStatus.UNAUTHORIZED, "the supervisor's PIN first")
         fields = {k: doc.get(k, "") for k in ("kind", "scope", "target", "reason")}

@@ -13,7 +13,7 @@
 
 The kiosk's rules, by the kiosk's own code (``scanner.kiosk.routes``): the Host header must
 name this server, read-only routes need a session beyond loopback unless ``status_open``,
-the login is the kiosk's (JSON of this origin, the lockout, the same cookie), and no
+the login is the kiosk's (JSON of this origin, the lockout; a cookie of its own), and no
 request ends in a traceback. Its words are a catalogue per language in ``locale/`` (domain
 ``control``), with the kiosk's labels of the decisions' reasons.
 """
@@ -157,8 +157,9 @@ def build_app(room: Room) -> ASGIApp:
     app = Starlette(routes=[
         Route("/", page), Route("/static/{name}", page), Route("/events", events),
         Route("/api/venue", venue), Route("/api/zones", zones), Route("/metrics", metrics),
-        Route("/healthz", healthz), Route("/api/i18n", i18n), login_route(attempt),
-        *command_routes(room.commands, room.login, json_body, _json, HttpError),
+        Route("/healthz", healthz), Route("/api/i18n", i18n),
+        login_route(attempt, room.login.sessions.cookie),
+        *command_routes(room.commands, room.login, read_only, json_body, _json, HttpError),
     ], exception_handlers={HttpError: refused, GateError: fault, HTTPException: http_error})
     return Guard(app, Hosts(room.host, room.port))
 

@@ -13,6 +13,10 @@ from scanner.kiosk.auth import SUPERVISOR_PIN_KEY, Lockout, Login, PinHash, Sess
 from scanner.kiosk.httpd import HttpThread, listen
 from scanner.netrules import is_loopback
 
+# Not the kiosk's: a browser sends a host's cookies to each of its ports, and a gate's
+# page beside the control room on one machine would otherwise log the other out.
+COOKIE = "control_session"
+
 
 class ControlServer:
     """The page for ``view`` on ``host``:``port`` (0: any free port). A PIN (``pin_file``,
@@ -29,8 +33,8 @@ class ControlServer:
         self._stopping = False
         supervisor = PinHash.load(supervisor_pin_file, SUPERVISOR_PIN_KEY) \
             if supervisor_pin_file and commands is not None else None
-        login = Login(PinHash.load(pin_file) if pin_file else None, Lockout(), Sessions(),
-                      supervisor=supervisor)
+        login = Login(PinHash.load(pin_file) if pin_file else None, Lockout(),
+                      Sessions(cookie=COOKIE), supervisor=supervisor)
         self.sock = listen(host, port)
         self.port = self.sock.getsockname()[1]
         room = Room(view, clock, host, self.port, login, not is_loopback(host), status_open,

@@ -18,7 +18,7 @@ import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from scanner.errors import ConfigError, GateError
@@ -37,7 +37,7 @@ GLOBAL_FAILURES = 10
 HASHES_AT_ONCE = 2
 LOCKOUT_SECONDS = 300.0
 SESSION_SECONDS = 12 * 3600.0  # one shift
-COOKIE = "gate_session"
+COOKIE = "gate_session"  # the kiosk's; a page on another port of the host names its own
 STEWARD, SUPERVISOR = "steward", "supervisor"
 SUPERVISOR_PIN_KEY = "web.supervisor_pin_file"
 
@@ -247,9 +247,13 @@ class Login:
 
 
 class Sessions:
-    """Session tokens handed out after a good PIN, each valid for SESSION_SECONDS."""
+    """Session tokens handed out after a good PIN, each valid for SESSION_SECONDS, carried
+    in the cookie named ``cookie``. A browser sends a host's cookies to every port of it:
+    two pages on one host sharing a name would log each other out."""
 
-    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic, *,
+                 cookie: str = COOKIE) -> None:
+        self.cookie = cookie
         self._now = monotonic
         self._expiry: dict[str, tuple[float, str]] = {}   # token -> (expiry, role)
         self._lock = threading.Lock()
@@ -261,6 +265,10 @@ class Sessions:
             self._expiry = {t: v for t, v in self._expiry.items() if v[0] > now}
             self._expiry[token] = (now + SESSION_SECONDS, role)
         return token
+
+    def token(self, cookies: Mapping[str, str]) -> str | None:
+        """The session token among a request's ``cookies``."""
+        return cookies.get(self.cookie)
 
     def valid(self, token: str | None) -> bool:
         return self.role(token) is not None

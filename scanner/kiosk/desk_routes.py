@@ -33,7 +33,7 @@ from scanner.errors import (
     ReleaseRefused,
     SupervisionError,
 )
-from scanner.kiosk.auth import COOKIE, SUPERVISOR, Sessions, session_tag
+from scanner.kiosk.auth import SUPERVISOR, Sessions, session_tag
 from scanner.kiosk.parts import KioskParts
 from scanner.kiosk.present import preview_event
 from scanner.supervise import OVERRIDE_REASONS, Desk
@@ -61,7 +61,7 @@ def desk_routes(kiosk: Served, body: Body, text: Callable[[dict[str, Any], str],
     helpers (a checked JSON body, a text field, a JSON answer, an HttpError)."""
 
     def acting(request: Request) -> Acting:
-        token = request.cookies.get(COOKIE)
+        token = kiosk.sessions.token(request.cookies)
         role = kiosk.sessions.role(token)
         if role is None or token is None:
             raise refuse(HTTPStatus.UNAUTHORIZED, "the steward's PIN first")
@@ -81,7 +81,7 @@ def desk_routes(kiosk: Served, body: Body, text: Callable[[dict[str, Any], str],
             raise refuse(status, str(exc)) from None
 
     async def state(request: Request) -> Response:
-        role = kiosk.sessions.role(request.cookies.get(COOKIE))
+        role = kiosk.sessions.role(kiosk.sessions.token(request.cookies))
         # The reasons are no secret (the page lists them before a login); held scans are.
         held = kiosk.parts.desk.holds.pending() \
             if kiosk.parts.desk is not None and role is not None else []

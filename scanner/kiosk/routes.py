@@ -54,7 +54,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from scanner.decide.model import Direction
 from scanner.errors import GateError
 from scanner.kiosk.auth import (
-    COOKIE,
     SESSION_SECONDS,
     Busy,
     LockedOut,
@@ -224,20 +223,20 @@ def sign_in(login: Login, address: str, pin: str) -> str:
 
 def check_session(request: Request, sessions: Sessions, message: str) -> None:
     """401 with ``message`` unless the request carries a live session's cookie."""
-    if not sessions.valid(request.cookies.get(COOKIE)):
+    if not sessions.valid(sessions.token(request.cookies)):
         raise HttpError(HTTPStatus.UNAUTHORIZED, message)
 
 
-def login_route(attempt: Callable[[str, str], str]) -> Route:
+def login_route(attempt: Callable[[str, str], str], cookie: str) -> Route:
     """``POST /api/login`` {"pin"}: ``attempt(address, pin)``'s token as the session
-    cookie (HttpOnly, SameSite=Strict, for a shift)."""
+    cookie named ``cookie`` (HttpOnly, SameSite=Strict, for a shift)."""
     async def login(request: Request) -> Response:
         body = await _body(request)
         address = request.client.host if request.client else ""
         token = await run_in_threadpool(attempt, address, _text(body, "pin"))
-        cookie = (f"{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; "
+        header = (f"{cookie}={token}; Path=/; HttpOnly; SameSite=Strict; "
                   f"Max-Age={int(SESSION_SECONDS)}")
-        return _json({"ok": True}, headers={"Set-Cookie": cookie})
+        return _json({"ok": True}, headers={"Set-Cookie": header})
 
     return Route("/api/login", login, methods=["POST"])
 
@@ -397,7 +396,7 @@ def build_app(kiosk: Kiosk) -> ASGIApp:
         Route("/", page), Route("/static/{name}", page), Route("/healthz", healthz),
         Route("/events", events), Route("/api/state", state), Route("/api/status", status),
         Route("/metrics", metrics), Route("/api/recent", recent), Route("/api/i18n", words),
-        login_route(kiosk.login),
+        login_route(kiosk.login, kiosk.sessions.cookie),
         Route("/api/scan", scan, methods=["POST"]),
         Route("/api/direction", direction, methods=["POST"]),
         Route("/api/annul", annul, methods=["POST"]),
