@@ -10,6 +10,13 @@ escape (``\\x1b``, ``\\u202e``, ``\\udcff``), so the result is one printable lin
 
 from __future__ import annotations
 
+
+def is_number(text: str) -> bool:
+    """Whether ``text`` is a whole number in ASCII digits. ``str.isdigit`` also takes other
+    scripts' digits and superscripts: ``int`` reads "٤" as 4 and refuses "²" outright."""
+    return text.isascii() and text.isdigit()
+
+
 # Characters of an unreadable read kept in the journal; the rest is counted, not stored, so
 # a device that streams garbage cannot fill the journal. A valid read is at most
 # ``reader.max_length`` (512) characters, and is never shortened.

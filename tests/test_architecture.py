@@ -118,7 +118,7 @@ def scanner_imports(path: Path) -> set[str]:
 # What the configuration may import of the scanner: the errors, the secret-file reader, the
 # network rules, and its own modules. Beside those, only the standard library.
 CONFIG_MAY_IMPORT = ("scanner.errors", "scanner.secret_file", "scanner.netrules",
-                     "scanner.config")
+                     "scanner.printable", "scanner.config")
 
 
 def foreign_imports(path: Path, allowed: tuple[str, ...]) -> list[str]:
@@ -139,7 +139,7 @@ def test_the_configuration_imports_no_adapter() -> None:
         assert foreign_imports(path, CONFIG_MAY_IMPORT) == [], path.name
 
 
-@pytest.mark.parametrize("module", ["secret_file", "netrules"])
+@pytest.mark.parametrize("module", ["secret_file", "netrules", "printable"])
 def test_the_modules_below_the_configuration_import_only_errors(module: str) -> None:
     assert foreign_imports(ROOT / "scanner" / f"{module}.py", ("scanner.errors",)) == []
 

@@ -156,7 +156,7 @@ def test_a_ranged_field_accepts_exactly_its_range(field: Any, number: int) -> No
         assert getattr(built, f.name) == number
 
 
-# The enumerations of the issue, through the real CLI: one line naming the key, exit 2.
+# Enumerated keys given a wrong value, through the real CLI: one line naming the key, exit 2.
 ENUMERATED = [
     ("reader.source", '[reader]\nsource = "webcam"\n'),
     ("reader.decoder", '[reader]\ndecoder = "tesseract"\n'),
@@ -203,9 +203,9 @@ def test_cli_names_the_key_in_one_line_and_exits_2(
 
 @pytest.mark.parametrize("command", [["status"], ["config", "check"]])
 @pytest.mark.parametrize("text", ['[reader]\nsource = "webcam"\n', "[upload]\nbatch_size = 0\n"])
-def test_installed_gate_command_refuses_the_issue_examples(tmp_path: Path, command: list[str],
-                                                           text: str) -> None:
-    """The two cases the issue reports, through a real ``gate`` process."""
+def test_installed_gate_command_refuses_an_unknown_source_and_a_zero_batch(
+        tmp_path: Path, command: list[str], text: str) -> None:
+    """An unknown reader source and a zero upload batch, through a real ``gate`` process."""
     path = tmp_path / "gate.toml"
     path.write_text(text, encoding="utf-8")
     proc = gate(*command, env={"GATE_CONFIG": str(path), "GATE_DB": str(tmp_path / "g.db")})

@@ -338,6 +338,12 @@ def test_retry_after_http_date_is_measured_on_the_server_clock() -> None:
     assert retry_after_seconds(header, server_now) == 20
 
 
+@pytest.mark.parametrize("header", ["\u00b2", "\u00b9\u00b2", "\u0663", "-5", "1.5e9", "x"])
+def test_a_retry_after_that_is_no_number_of_ascii_digits_counts_as_absent(header: str) -> None:
+    """A superscript is a digit to ``str.isdigit`` and no number to ``float``."""
+    assert retry_after_seconds(header) is None
+
+
 @pytest.mark.parametrize("header", ["86400", "Wed, 01 Jan 2031 00:00:00 GMT"])
 def test_retry_after_is_capped(header: str) -> None:
     assert retry_after_seconds(header, datetime(2030, 1, 1, tzinfo=UTC)) == MAX_RETRY_AFTER

@@ -70,6 +70,10 @@ def test_reset_and_reentry_are_parsed() -> None:
     ([{"id": "a", "capacity": -1}], "zones[0].capacity: expected an integer from 0"),
     ([{"id": "a", "when_full": "maybe"}], "zones[0].when_full: expected 'deny' or 'warn'"),
     ([{"id": "a", "reset_at": "25:99x"}], "zones[0].reset_at: expected a local time"),
+    # Digits of other scripts, which int() would read: Arabic-Indic, fullwidth, superscript.
+    ([{"id": "a", "reset_at": "٠٤:٣٠"}], "zones[0].reset_at: expected a local time"),
+    ([{"id": "a", "reset_at": "０４:30"}], "zones[0].reset_at: expected a local time"),
+    ([{"id": "a", "reset_at": "04:3²"}], "zones[0].reset_at: expected a local time"),
     ([{"id": "a", "reentry_after": 0}], "zones[0].reentry_after: expected minutes above 0"),
     ([{"id": "a"}, {"id": "a"}], "zones[1].id: 'a' is declared twice"),
     ([{"id": "a", "colour": "red"}], "zones[0].colour: unknown key"),

@@ -16,6 +16,8 @@ import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
+from scanner.printable import is_number
+
 # syslog priorities, highest first: (lowest logging level that maps to it, priority).
 _PRIORITIES = ((logging.CRITICAL, 2), (logging.ERROR, 3), (logging.WARNING, 4),
                (logging.INFO, 6))
@@ -30,7 +32,7 @@ def priority(level: int) -> int:
 def stderr_is_journal(env: Mapping[str, str] | None = None, fd: int = 2) -> bool:
     """Whether ``fd`` is the stream ``JOURNAL_STREAM`` ("device:inode") names."""
     dev, sep, ino = (os.environ if env is None else env).get("JOURNAL_STREAM", "").partition(":")
-    if not (sep and dev.isdigit() and ino.isdigit()):
+    if not (sep and is_number(dev) and is_number(ino)):
         return False
     try:
         info = os.fstat(fd)

@@ -13,7 +13,7 @@ import click
 
 from hardware.devices import Devices, discover
 from scanner.cli.setup_answers import PIN_KEYS, Answers, write_private
-from scanner.printable import escape
+from scanner.printable import escape, is_number
 from scanner.secret_file import SecretFileMissing, read_secret_text
 
 DEFAULT_API_URL = "https://vivenu.com"
@@ -78,7 +78,7 @@ def _numbers(text: str, count: int) -> list[int]:
     """``1, 3`` as indexes 0 and 2; numbers out of range are refused again."""
     picked = []
     for part in text.replace(",", " ").split():
-        if not part.isdigit() or not 1 <= int(part) <= count:
+        if not is_number(part) or not 1 <= int(part) <= count:
             raise click.BadParameter(f"{part!r}: choose numbers from 1 to {count}")
         picked.append(int(part) - 1)
     return picked
@@ -131,7 +131,7 @@ def _pins(outputs: dict[str, Any]) -> None:
             value = click.prompt(f"{key.replace('_', ' ')} (BCM number; empty: not wired)",
                                  default="", show_default=False).strip()
             if value:
-                outputs[key] = int(value) if value.isdigit() else value
+                outputs[key] = int(value) if is_number(value) else value
 
 
 def _kiosk_pin(web: dict[str, Any], folder: Path) -> None:

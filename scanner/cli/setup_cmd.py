@@ -24,6 +24,7 @@ import click
 
 from scanner.cli.setup_answers import PIN_KEYS, Answers, write_private
 from scanner.errors import ConfigError
+from scanner.printable import is_number
 
 DEFAULT_CONFIG = "/etc/gate-scanner/gate.toml"
 # Reader keys a --reader spec may set after its device (source:device,key=value,...).
@@ -68,7 +69,7 @@ def _number(value: str) -> int | float | str:
 
 
 def _pin(value: str) -> int | str:
-    return int(value) if value.isdigit() else value
+    return int(value) if is_number(value) else value
 
 
 @click.command()

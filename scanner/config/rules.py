@@ -21,6 +21,7 @@ from datetime import time
 from typing import Any
 
 from scanner.config.names import TERMINATOR_NAMES
+from scanner.printable import is_number
 
 # A value's problem in words ("expected ..., got ..."), or None when it is acceptable.
 Check = Callable[[Any], str | None]
@@ -166,7 +167,7 @@ def gate_id_problem(value: Any) -> str | None:
 def parse_time_of_day(text: str) -> time:
     """``HH:MM`` (24-hour) as a time; ValueError otherwise."""
     hours, sep, minutes = text.partition(":")
-    if not (sep and len(minutes) == 2 and hours.isdigit() and minutes.isdigit()):
+    if not (sep and len(minutes) == 2 and is_number(hours) and is_number(minutes)):
         raise ValueError(text)
     return time(int(hours), int(minutes))
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import time, timedelta
 from typing import Any, Literal
 
+from scanner.config.rules import parse_time_of_day
 from scanner.errors import ConfigError, ConfigMistakes
 
 VENUE = "venue"
@@ -200,10 +201,7 @@ def _time_of_day(value: Any, key: str) -> time | None:
     if isinstance(value, time):  # TOML's own local time (reset_at = 04:00)
         return value.replace(second=0, microsecond=0)
     try:
-        hours, sep, minutes = value.partition(":")
-        if not (sep and len(minutes) == 2 and hours.isdigit() and minutes.isdigit()):
-            raise ValueError(value)
-        return time(int(hours), int(minutes))
+        return parse_time_of_day(value)
     except (AttributeError, ValueError, TypeError):
         raise ConfigError(f"{key}: expected a local time of day as HH:MM, "
                           f"got {value!r}") from None

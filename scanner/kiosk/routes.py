@@ -67,6 +67,7 @@ from scanner.kiosk.i18n import choose, page_words
 from scanner.kiosk.metrics import CONTENT_TYPE
 from scanner.kiosk.parts import SYNCING
 from scanner.netrules import LOOPBACK_NAMES
+from scanner.printable import is_number
 
 if TYPE_CHECKING:
     from scanner.kiosk.events import Broadcaster
@@ -445,7 +446,7 @@ async def _body(request: Request) -> dict[str, Any]:
     too_big = HttpError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"a body of 1 to {MAX_BODY} bytes")
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.isdigit():
+        if not is_number(declared):
             raise HttpError(HTTPStatus.BAD_REQUEST, "bad Content-Length")
         if int(declared) > MAX_BODY:
             raise too_big

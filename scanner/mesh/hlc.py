@@ -30,7 +30,9 @@ import time
 from collections.abc import Callable
 from typing import NamedTuple
 
-# A peer an hour wrong must still order correctly (the issue's case); a day is plenty.
+from scanner.printable import is_number
+
+# A peer an hour wrong must still order correctly; a day is plenty.
 DEFAULT_MAX_DRIFT_MS = 24 * 3600 * 1000
 _MS_DIGITS = 13
 _COUNTER_DIGITS = 6
@@ -49,8 +51,7 @@ class Stamp(NamedTuple):
         """Raises ValueError for anything that is not a stamp."""
         ms, counter, node = text.split("-", 2)
         if len(ms) != _MS_DIGITS or len(counter) != _COUNTER_DIGITS or not node \
-                or not ms.isascii() or not ms.isdigit() \
-                or not counter.isascii() or not counter.isdigit():
+                or not is_number(ms) or not is_number(counter):
             raise ValueError(f"not an HLC stamp: {text[:40]!r}")
         return cls(int(ms), int(counter), node)
 

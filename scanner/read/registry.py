@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from hardware.reads import ReadSource, StatusFn, ignore_status
 from scanner.config import DEVICE_KEY, ReaderConfig
 from scanner.errors import ConfigError
+from scanner.printable import is_number
 
 SourceFactory = Callable[[ReaderConfig, StatusFn], ReadSource]
 
@@ -32,7 +33,7 @@ def _picamera2(config: ReaderConfig, on_status: StatusFn) -> ReadSource:
     from scanner.read.decode import make_decoder
     from scanner.read.frames import DecodingSource
 
-    if not config.camera.isdigit():
+    if not is_number(config.camera):
         raise ConfigError(f"reader.camera: the picamera2 source takes a libcamera camera "
                           f"number (0, 1, ...; see gate devices), got {config.camera!r}")
     try:

@@ -16,6 +16,7 @@ from email.utils import parsedate_to_datetime
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential_jitter
 
+from scanner.printable import is_number
 from scanner.tickets import as_utc
 
 log = logging.getLogger("scanner.vivenu")
@@ -47,7 +48,7 @@ def retry_after_seconds(value: str | None, server_now: datetime | None = None) -
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if is_number(value):
         return min(float(value), MAX_RETRY_AFTER)
     when = http_date(value)
     if when is None:
