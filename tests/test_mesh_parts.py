@@ -135,13 +135,17 @@ def supervised(scan: str, gate: str, seq: int, ms: int) -> Record:
 
 
 def test_an_entry_carries_who_and_why_and_a_scan_stays_eleven_fields_long():
-    """Who and why: role, session tag, why, note, and the scan it answers."""
+    """Who and why: role, session tag, why, note, and the scan it answers. An entry goes
+    in a payload of its own, so a gate that drops a batch holding one (a version before
+    them) still hears the scans around it."""
     codec = Codec(KEY)
-    scan, override = record("s1", "A", 1, 5), supervised("s2", "A", 2, 6)
-    [payload] = codec.records("A", [scan, override])
-    wire = orjson.loads(payload)["body"]["records"]
-    assert [len(r) for r in wire] == [11, 16]
-    assert codec.decode(scans_topic("A"), payload) == Batch("A", (scan, override))
+    scans = [record(f"s{n}", "A", n, 4 + n) for n in (1, 2, 4)]
+    override = supervised("s3", "A", 3, 7)
+    payloads = codec.records("A", [*scans[:2], override, scans[2]])
+    wire = [orjson.loads(p)["body"]["records"] for p in payloads]
+    assert [[len(r) for r in rows] for rows in wire] == [[11, 11], [16], [11]]
+    got = [r for p in payloads for r in codec.decode(scans_topic("A"), p).records]
+    assert got == [*scans[:2], override, scans[2]]
 
 
 def test_a_record_from_a_gate_that_knows_no_who_and_why_still_verifies():

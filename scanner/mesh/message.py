@@ -193,20 +193,26 @@ class Codec:
     def records(self, gate: str, records: Sequence[Record], *,
                 kind: str = SCANS) -> list[bytes]:
         """Records of ``gate`` as few payloads of at most about ``BATCH_BYTES`` each
-        (``kind`` REPLAYED for a replay addressed to one gate)."""
+        (``kind`` REPLAYED for a replay addressed to one gate), in their order.
+
+        Entries with who and why (16 fields) go in payloads of their own: a gate of a
+        version before them drops any batch holding one, and would then lose the scans
+        beside it too while a venue's gates are upgraded one by one."""
         payloads: list[bytes] = []
-        # orjson writes lists, not NamedTuples; a scan without who and why as 11 fields
-        rows = [list(r) if r.role is not None else list(decision_of(r)) for r in records]
         step = min(MAX_BATCH_RECORDS, max(1, BATCH_BYTES // _AVERAGE_RECORD_BYTES))
-        start = 0
-        while start < len(rows):
-            chunk = rows[start:start + step]
-            payload = self._seal(kind, {"gate": gate, "records": chunk})
-            if len(payload) > BATCH_BYTES and len(chunk) > 1:
-                step = max(1, len(chunk) * BATCH_BYTES // len(payload))  # fewer, again
-                continue
-            payloads.append(payload)
-            start += len(chunk)
+        for entries, run in itertools.groupby(records, key=lambda r: r.role is not None):
+            # orjson writes lists, not NamedTuples; a scan without who and why as 11 fields
+            shape = list if entries else lambda r: list(decision_of(r))
+            rows = [shape(r) for r in run]
+            start = 0
+            while start < len(rows):
+                chunk = rows[start:start + step]
+                payload = self._seal(kind, {"gate": gate, "records": chunk})
+                if len(payload) > BATCH_BYTES and len(chunk) > 1:
+                    step = max(1, len(chunk) * BATCH_BYTES // len(payload))  # fewer, again
+                    continue
+                payloads.append(payload)
+                start += len(chunk)
         return payloads
 
     def status(self, status: Status) -> bytes:
