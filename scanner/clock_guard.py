@@ -99,15 +99,25 @@ def believable_from(floor: datetime | None, bound: timedelta) -> datetime:
 
 def judge(claim: datetime, device_now: datetime, *, believable: bool,
           floor: datetime | None, seen: ServerSeen | None, stamp: ClockStamp,
-          bound: timedelta) -> str:
+          bound: timedelta, live: bool = True) -> str:
     """What to make of a server saying it is ``claim`` when the device says ``device_now``:
-    ``agrees`` or ``corrects`` (adopt it), ``out_of_bound`` or ``backwards`` (refuse it)."""
+    ``agrees`` or ``corrects`` (adopt it), ``out_of_bound`` or ``backwards`` (refuse it).
+    ``live``: the claim is a server's answer now, not an offset saved from an earlier one
+    (which, added to the device clock, is no second clock)."""
     if seen is not None and claim < seen.expected(device_now, stamp) - TOLERANCE:
         return BACKWARDS
     if believable:
         return AGREES if abs(claim - device_now) <= bound else OUT_OF_BOUND
-    # Nothing to bound it by but what this gate has seen: an earlier claim is a replay.
-    return CORRECTS if floor is None or claim >= floor - TOLERANCE else BACKWARDS
+    # Nothing to bound it by but what this gate has seen: an earlier claim is a replay...
+    if floor is None or claim >= floor - TOLERANCE:
+        return CORRECTS
+    # ...unless a set device clock says the same: two clocks agreeing, both behind what the
+    # gate has seen, mean a clock that ran ahead wrote it (a bad RTC, a wrong manual date,
+    # then corrected). Refusing both would deny every timeslot until the real time caught
+    # up with that mistake, years perhaps.
+    if live and device_now >= UNSET_BEFORE and abs(claim - device_now) <= bound:
+        return AGREES
+    return BACKWARDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +154,9 @@ class ClockState:
             parts.append("clock unset" if self.state == UNSET
                          else f"clock behind the last known time {self.reference}")
             parts[-1] += f" (device {self.device_time})"
+            if self.state == BEHIND and self.server == AGREES:
+                parts.append("the server's Date agrees with the device clock: a clock that "
+                             "ran ahead wrote the later time")
         if self.disagrees:
             parts.append(self._disagreement())
         if not self.trusted:

@@ -98,6 +98,22 @@ def test_an_unset_clock_is_corrected_by_any_claim_after_what_the_gate_saw() -> N
     assert verdict(NOW - timedelta(days=3), unset, floor=NOW) == BACKWARDS
 
 
+def test_a_set_clock_and_the_server_agreeing_below_what_the_gate_saw_are_believed() -> None:
+    """The journal's newest stamp is three years ahead (a clock that ran ahead, corrected
+    since): a device clock and a server's Date that agree outvote it; either alone does not."""
+    floor = NOW + timedelta(days=3 * 365)
+    assert device_state(NOW, floor, BOUND) == BEHIND
+    assert verdict(NOW + timedelta(seconds=30), floor=floor) == AGREES
+    assert verdict(NOW - timedelta(days=1), floor=floor) == BACKWARDS  # nor does it agree
+    unset = datetime(1970, 1, 1, tzinfo=UTC)
+    assert verdict(unset + timedelta(seconds=30), unset, floor=floor) == BACKWARDS
+    seen = ServerSeen(NOW - timedelta(minutes=59), NOW - timedelta(hours=1), STAMP)
+    assert verdict(NOW - timedelta(minutes=1), floor=floor, seen=seen) == BACKWARDS
+    # An offset saved from an earlier answer, added to the device clock, is no second clock.
+    assert judge(NOW + timedelta(seconds=30), NOW, believable=False, floor=floor, seen=None,
+                 stamp=STAMP, bound=BOUND, live=False) == BACKWARDS
+
+
 def test_the_seen_time_survives_as_text() -> None:
     seen = ServerSeen(NOW, NOW - timedelta(seconds=3), STAMP)
     assert ServerSeen.parse(seen.text()) == seen
@@ -126,6 +142,12 @@ def test_a_refused_server_clock_is_never_clock_ok(server: str) -> None:
 def test_no_trusted_time_says_timeslots_are_denied() -> None:
     line = state(UNSET, NO_ANSWER, trusted=False, offset=0.0, claimed=None).line()
     assert line.startswith("clock unset") and "CLOCK_UNTRUSTED" in line
+
+
+def test_a_clock_behind_a_time_the_server_disowns_says_a_clock_ran_ahead() -> None:
+    line = state(BEHIND, AGREES).line()
+    assert line.startswith("clock behind the last known time") and "ran ahead" in line
+    assert "CLOCK_UNTRUSTED" not in line and "CLOCK DISAGREES" not in line
 
 
 def test_a_corrected_clock_says_the_offset() -> None:
@@ -165,6 +187,25 @@ def test_the_daemon_behind_its_journal_takes_the_servers_time(
     server_now = datetime.fromtimestamp(sim_server.world.now(), UTC)
     assert abs(parse_iso(entry["scanned_at"]) - server_now) < timedelta(minutes=1)
     assert state.state == BEHIND and state.server == CORRECTS and state.corrected
+
+
+@pytest.mark.slow
+def test_a_journal_written_years_ahead_locks_no_timeslot_once_the_clocks_agree(
+        make_gate: MakeGate, tmp_path: Path, sim_server: Any) -> None:
+    """A scan was journaled while the device clock ran three years ahead; NTP set it right
+    since, and the server's Date agrees with it: the gate trusts the time again."""
+    ahead = datetime.now(UTC) + timedelta(days=3 * 365)
+    with make_gate(tmp_path, gate_id=Rig.GATE_ID, clock=lambda: ahead) as gate:
+        gate.gatekeeper.check("SOME-UNKNOWN-CODE", Direction.IN)
+    rig = Rig(tmp_path, sim_server)
+    try:
+        wait_for(lambda: rig.gate.api.clock_offset is not None, "a server answer")
+        wait_for(lambda: rig.gate.clock_guard.state().trusted, "a trusted time")
+        state = rig.gate.clock_guard.state()
+    finally:
+        rig.close()
+    assert (state.state, state.server, state.trusted) == (BEHIND, AGREES, True)
+    assert "ran ahead" in state.line()
 
 
 def test_the_daemon_says_a_lying_server_in_its_status_and_log(

@@ -123,7 +123,7 @@ class ServerOffset:
         now = self._clock()
         verdict = judge(now + timedelta(seconds=saved), now, believable=self._believable(now),
                         floor=self._floor, seen=None, stamp=self._last_stamp,
-                        bound=self._bound)
+                        bound=self._bound, live=False)
         if verdict in ADOPTED:
             self._good = self._saved_offset = saved
         else:
