@@ -59,10 +59,11 @@ def read_secret(path: str | os.PathLike[str], setting: str, *,
 
 def read_secret_text(path: str | os.PathLike[str], setting: str, *,
                      credentials_dir: str | None = None) -> str:
-    """The file's text (UTF-8), stripped of surrounding whitespace."""
+    """The file's text (UTF-8, without a byte order mark some Windows editors write),
+    stripped of surrounding whitespace."""
     data = read_secret(path, setting, credentials_dir=credentials_dir)
     try:
-        return data.decode("utf-8").strip()
+        return data.decode("utf-8-sig").strip()
     except UnicodeDecodeError:
         raise ConfigError(f"{setting}: {Path(path).expanduser()} is not UTF-8 text") from None
 

@@ -58,6 +58,20 @@ def test_invalid_toml_names_the_file(tmp_path: Path) -> None:
         load_config(path, env={})
 
 
+def test_a_byte_order_mark_from_a_windows_editor_is_dropped(tmp_path: Path) -> None:
+    path = tmp_path / "gate.toml"
+    path.write_bytes(b'\xef\xbb\xbfgate_id = "north-1"\n')
+    assert load_config(path, env={}).gate_id == "north-1"
+
+
+def test_a_file_that_is_not_utf8_says_so_with_the_byte(tmp_path: Path) -> None:
+    path = tmp_path / "gate.toml"
+    path.write_bytes(b'gate_id = "caf\xe9"\n')  # Latin-1
+    with pytest.raises(ConfigError, match=r"^.*gate\.toml: not UTF-8 text \(byte 0xe9 at "
+                                          r"offset 14\); save it as UTF-8$"):
+        load_config(path, env={})
+
+
 def test_missing_config_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no such file"):
         load_config(tmp_path / "nope.toml", env={})
@@ -100,6 +114,16 @@ def test_a_group_readable_token_of_another_owner_is_refused(tmp_path: Path) -> N
 
 def test_token_file_is_read_and_stripped(tmp_path: Path) -> None:
     token = write(tmp_path / "token", "s3cr3t-value\n")
+    os.chmod(token, 0o600)
+    config = load_config(env={"GATE_API_TOKEN_FILE": str(token)})
+    assert config.api.token.reveal() == "s3cr3t-value"
+
+
+def test_a_token_file_saved_with_a_byte_order_mark_gives_the_token_alone(
+        tmp_path: Path) -> None:
+    """A BOM is no whitespace to ``str.strip``: kept, it would go out in every request."""
+    token = tmp_path / "token"
+    token.write_bytes(b"\xef\xbb\xbfs3cr3t-value\r\n")
     os.chmod(token, 0o600)
     config = load_config(env={"GATE_API_TOKEN_FILE": str(token)})
     assert config.api.token.reveal() == "s3cr3t-value"

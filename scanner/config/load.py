@@ -68,10 +68,14 @@ def load_config_sources(path: str | os.PathLike[str] | None = None,
     data: dict[str, Any] = {}
     if path:
         try:
-            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+            # utf-8-sig: a byte order mark, as some Windows editors write, is dropped.
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8-sig"))
         except FileNotFoundError:
             raise ConfigError(f"{origin}: no such file: {path}") from None
-        except (OSError, UnicodeDecodeError) as exc:
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} "
+                              f"at offset {exc.start}); save it as UTF-8") from None
+        except OSError as exc:
             raise ConfigError(f"{origin}: cannot read {path}: {exc}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
