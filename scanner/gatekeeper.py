@@ -129,7 +129,7 @@ class LivePolicy:
 
 class HistorySource(Protocol):
     """Where a ticket's past scans come from: the journal, or the venue's union of every
-    gate's records (``scanner.mesh.presence.MergedHistory``)."""
+    gate's records (``scanner.mesh.history.MergedHistory``)."""
 
     def history(self, ticket_id: str) -> ScanHistory: ...
 

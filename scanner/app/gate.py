@@ -270,7 +270,7 @@ class Gate:
         mesh, link, book = self.mesh_store, self.mesh_link, self.venue_book
         history = None
         if mesh is not None:
-            from scanner.mesh.presence import MergedHistory
+            from scanner.mesh.history import MergedHistory
 
             history = MergedHistory(self.journal, mesh)
         return self._closing(Gatekeeper(

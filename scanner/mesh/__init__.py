@@ -3,7 +3,7 @@
     hlc.py       hybrid logical clock: the order of scans across gates
     message.py   the signed record of one decision, and the other messages, parsed strictly
     store.py     every gate's records in the gate's database (PeerJournal), conflicts
-    presence.py  history and presence as the union of all gates' records
+    history.py   a ticket's history as the union of all gates' records
     settings.py  how a gate reaches the broker: [mesh] settings, key and credentials
     broker.py    the seam to a broker: connect, publish, subscribe, an inbox of events
     paho_broker.py   the broker over MQTT 5 (paho): the only module importing paho
@@ -12,6 +12,6 @@
     replay.py    own records replayed to the peers that ask, gathered and signed once
     link.py      the worker over a broker: publish, announce, subscribe, anti-entropy
 
-Nothing here is on the decision path except ``presence.MergedHistory.history`` (one
+Nothing here is on the decision path except ``history.MergedHistory.history`` (one
 indexed read): the link stamps and publishes scans after the gate has acted.
 """

@@ -1,4 +1,4 @@
-"""History and presence as the union of every gate's records.
+"""A ticket's history as the union of every gate's records.
 
 ``MergedHistory.history`` is what the gatekeeper asks instead of ``Journal.history``: this
 gate's journal (the truth for its own scans, even those the link has not stamped yet) and
