@@ -30,12 +30,19 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".pgm"})
 
 
 def classify(spec: str) -> str:
-    """``device`` (index or /dev/videoN), ``stream`` (a URL), ``image`` or ``video`` file."""
-    if spec.isdigit() or spec.startswith("/dev/"):
+    """``device`` (index or /dev/videoN), ``stream`` (a URL), ``image`` or ``video`` file.
+    A regular file under /dev (a recording in /dev/shm) is a file: opened as a V4L2
+    device it would never open, and its reader would wait for frames for ever."""
+    if _is_index(spec) or (spec.startswith("/dev/") and not Path(spec).is_file()):
         return "device"
     if "://" in spec:
         return "stream"
     return "image" if Path(spec).suffix.lower() in IMAGE_SUFFIXES else "video"
+
+
+def _is_index(spec: str) -> bool:
+    """A camera number: ASCII digits (``str.isdigit`` alone takes other scripts' too)."""
+    return spec.isascii() and spec.isdigit()
 
 
 class Camera(DeviceSource):
@@ -71,7 +78,7 @@ class Camera(DeviceSource):
         """Whether the camera or file is there, without OpenCV (which would print its own
         warnings): a device node opens, a file exists; a stream is not checked."""
         if self.kind == "device":
-            path = f"/dev/video{self.spec}" if self.spec.isdigit() else self.spec
+            path = f"/dev/video{self.spec}" if _is_index(self.spec) else self.spec
             os.close(os.open(path, os.O_RDWR | os.O_NONBLOCK))
         elif self.kind != "stream" and not Path(self.spec).is_file():
             raise FileNotFoundError(f"no such file: {self.spec}")
@@ -154,7 +161,7 @@ class Camera(DeviceSource):
         cv2 = _cv2()
 
         if self.kind == "device":
-            index: int | str = int(self.spec) if self.spec.isdigit() else self.spec
+            index: int | str = int(self.spec) if _is_index(self.spec) else self.spec
             cap = cv2.VideoCapture(index, cv2.CAP_V4L2)
         else:
             cap = cv2.VideoCapture(self.spec)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -109,6 +111,18 @@ def test_missing_camera_is_reported_and_retried_until_stopped() -> None:
     ("http://cam/mjpg", "stream"), ("replay.avi", "video"), ("still.webp", "image")])
 def test_specs_are_classified(spec: str, kind: str) -> None:
     assert classify(spec) == kind
+
+
+@pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="no /dev/shm on this machine")
+def test_a_recording_kept_under_dev_is_a_file_not_a_device(video: Path) -> None:
+    """It was opened as a V4L2 device, never opened, and the reader waited for ever."""
+    copy = Path(tempfile.mkdtemp(dir="/dev/shm")) / video.name
+    try:
+        shutil.copyfile(video, copy)
+        assert classify(str(copy)) == "video"
+        assert len(list(Camera(str(copy), realtime=False))) == len(CODES) * 7
+    finally:
+        shutil.rmtree(copy.parent)
 
 
 def test_a_camera_that_cannot_open_keeps_opencvs_own_warnings_off_stderr() -> None:
