@@ -15,8 +15,8 @@ import pytest
 from kits.run import Loop, NotifySocket
 from kits.waiting import in_thread, wait_for
 
-from scanner.cli.main import stop_on_signals
 from scanner.run.notify import Notifier
+from scanner.run.signals import stop_on_signals
 from scanner.run.supervisor import EXIT_FAILURE, Supervisor
 from scanner.run.worker import Stage, Worker
 

@@ -12,13 +12,13 @@ import contextlib
 import logging
 import os
 import queue
-import signal
 import sys
 import threading
 from typing import IO, Any
 
 from scanner.app.gate import Gate
 from scanner.errors import GateError
+from scanner.run.signals import stop_on_signals
 from scanner.sync.collector import settle_for_sync
 from scanner.sync.process import OFFSET_STEP, read_frame, write_frame
 from scanner.sync.syncer import Stopped
@@ -136,15 +136,13 @@ def yield_cpu() -> None:
 
 def main() -> int:
     yield_cpu()
-    # systemd's SIGTERM reaches the whole service, and a terminal's ^C the whole group: the
-    # child then ends its run after the page it writes, as the daemon asks it to.
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda _signum, _frame: stop.set())
     # The frames own the real stdout; a stray print in the child goes to stderr instead.
     replies = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
-    return _serve(sys.stdin.buffer, replies, stop)
+    # systemd's SIGTERM reaches the whole service, and a terminal's ^C the whole group: the
+    # child then ends its run after the page it writes, as the daemon asks it to.
+    with stop_on_signals() as stop:
+        return _serve(sys.stdin.buffer, replies, stop)
 
 
 if __name__ == "__main__":

@@ -15,8 +15,9 @@ import click
 import orjson
 
 from scanner.app import Gate
-from scanner.cli.main import load, stop_on_signals
+from scanner.cli.main import load
 from scanner.printable import escape
+from scanner.run.signals import stop_on_signals
 
 
 class BadOption(click.ClickException):

@@ -7,12 +7,7 @@ Subcommands live in sibling modules and are imported lazily, so ``gate --help`` 
 from __future__ import annotations
 
 import importlib
-import signal
 import sys
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from types import FrameType
 from typing import Any
 
 import click
@@ -104,29 +99,6 @@ def load(ctx: click.Context) -> Any:
     if "config" not in obj:
         obj["config"] = load_config(**config_source(ctx))
     return obj["config"]
-
-
-@contextmanager
-def stop_on_signals(*signals: int,
-                    on_stop: Callable[[], object] | None = None) -> Iterator[threading.Event]:
-    """An event set when one of ``signals`` (default SIGTERM and SIGINT) arrives, for loops
-    that should end cleanly on systemd's stop or Ctrl-C; ``on_stop`` is also called from the
-    handler. The previous handlers are back in place on exit."""
-    stop = threading.Event()
-
-    def handler(_signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-        if on_stop is not None:
-            on_stop()
-
-    previous: dict[int, Any] = {}
-    try:
-        for sig in signals or (signal.SIGTERM, signal.SIGINT):
-            previous[sig] = signal.signal(sig, handler)
-        yield stop
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,7 +14,8 @@ from collections.abc import Callable
 import click
 
 from hardware.gpio import GpioOutputs
-from scanner.cli.main import load, stop_on_signals
+from scanner.cli.main import load
+from scanner.run.signals import stop_on_signals
 
 # How long a light or the buzzer stays on: long enough to see from the turnstile.
 DEFAULT_ON_SECONDS = 1.0

@@ -14,7 +14,8 @@ import logging
 import click
 
 from scanner.cli.logs import logging_off_thread
-from scanner.cli.main import load, stop_on_signals
+from scanner.cli.main import load
+from scanner.run.signals import stop_on_signals
 
 log = logging.getLogger("scanner.run")
 

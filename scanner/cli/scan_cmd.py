@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from scanner.cli.main import load, stop_on_signals
+from scanner.cli.main import load
 from scanner.config import ReaderConfig
 from scanner.printable import escape
 from scanner.read.hygiene import Payload, Rejected
 from scanner.read.pipeline import Stats, latency_ms
 from scanner.read.registry import SOURCES
+from scanner.run.signals import stop_on_signals
 
 if TYPE_CHECKING:
     from scanner.app import Gate

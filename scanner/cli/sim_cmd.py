@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from scanner.cli.main import stop_on_signals
 from scanner.errors import ConfigError
+from scanner.run.signals import stop_on_signals
 from scanner.secret_file import read_secret_text
 from scanner.sim.server import DEFAULT_TOKEN
 

@@ -12,7 +12,8 @@ import click
 import orjson
 
 from scanner.app import Gate
-from scanner.cli.main import load, stop_on_signals
+from scanner.cli.main import load
+from scanner.run.signals import stop_on_signals
 from scanner.sync.collector import settle_for_sync
 
 

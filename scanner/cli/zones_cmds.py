@@ -9,8 +9,9 @@ from typing import Any
 import click
 import orjson
 
-from scanner.cli.main import load, stop_on_signals
+from scanner.cli.main import load
 from scanner.printable import escape
+from scanner.run.signals import stop_on_signals
 
 log = logging.getLogger("scanner.control")
 
