@@ -56,7 +56,7 @@ class Daemon:
         return self
 
     def request_stop(self) -> None:
-        """Ask it to stop; safe from a signal handler."""
+        """Ask it to stop, from any thread (a signal handler: through ``stop_on_signals``)."""
         self._stop.set()
 
     def stop(self, timeout: float | None = None) -> int | None:

@@ -81,7 +81,7 @@ class Pipeline(Generic[R]):
         self._stopped = threading.Event()
 
     def stop(self) -> None:
-        """Idempotent, from any thread or a signal handler."""
+        """Idempotent, from any thread (a signal handler: through ``stop_on_signals``)."""
         self._stopped.set()
         for source in self.sources:
             source.stop()
