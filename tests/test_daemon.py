@@ -66,7 +66,7 @@ class Rig:
 
     def __init__(self, tmp_path: Path, sim: Any, notify: NotifySocket | None = None,
                  watchdog: float | None = None, clock: Clock = utc_now,
-                 web: WebConfig | None = None, heartbeat_timeout: float = 1.0,
+                 web: WebConfig | None = None, heartbeat_timeout: float = 10.0,
                  **outputs: Any) -> None:
         self.source = TypedSource()
         self.sim = sim
@@ -155,7 +155,7 @@ def test_notify_socket_hears_ready_then_watchdog(tmp_path: Path, sim_server: Any
 @pytest.mark.slow
 def test_a_hung_reader_stops_the_watchdog_pings(tmp_path: Path, sim_server: Any) -> None:
     notify = NotifySocket(tmp_path / "notify")
-    rig = Rig(tmp_path, sim_server, notify, watchdog=0.2)
+    rig = Rig(tmp_path, sim_server, notify, watchdog=0.2, heartbeat_timeout=1.0)
     try:
         wait_for(lambda: "WATCHDOG=1" in (notify.drain() and notify.messages), "a ping")
         rig.source.hang.set()
@@ -237,7 +237,7 @@ def test_an_unplugged_reader_makes_healthz_503_and_the_status_say_so(
     port = free_port()
     notify = NotifySocket(tmp_path / "notify")
     # A loaded machine may delay the kiosk's beat past 1 s: not what this test is about.
-    rig = Rig(tmp_path, sim_server, notify, web=WebConfig(port=port), heartbeat_timeout=10.0)
+    rig = Rig(tmp_path, sim_server, notify, web=WebConfig(port=port))
     url = f"http://127.0.0.1:{port}/healthz"
 
     def healthz() -> httpx.Response | None:
