@@ -72,6 +72,19 @@ def test_a_file_that_is_not_utf8_says_so_with_the_byte(tmp_path: Path) -> None:
         load_config(path, env={})
 
 
+def test_arrays_nested_past_the_toml_readers_depth_are_a_config_error(tmp_path: Path) -> None:
+    path = write(tmp_path / "gate.toml", "gate_id = " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(ConfigError, match=r"gate\.toml: not valid TOML for a gate: arrays or "
+                                          r"tables nested too deep$"):
+        load_config(path, env={})
+
+
+def test_a_config_path_on_an_endless_device_is_refused_after_a_mebibyte() -> None:
+    with pytest.raises(ConfigError, match=r"^/dev/zero: more than 1024 KiB: not a gate's "
+                                          r"configuration$"):
+        load_config("/dev/zero", env={})
+
+
 def test_missing_config_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no such file"):
         load_config(tmp_path / "nope.toml", env={})

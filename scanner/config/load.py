@@ -36,6 +36,8 @@ ENVIRONMENT = {
     "GATE_MESH_URL": "mesh.url",
 }
 _NOT_SHOWN = "(value not shown: it may be a token)"
+# A gate's configuration is a few KiB; a file far beyond that is the wrong file.
+MAX_CONFIG_BYTES = 1024 * 1024
 
 # Keys the TOML file may not set, with the reason given to the operator.
 NOT_IN_FILE = {
@@ -68,8 +70,13 @@ def load_config_sources(path: str | os.PathLike[str] | None = None,
     data: dict[str, Any] = {}
     if path:
         try:
+            with Path(path).open("rb") as file:
+                raw = file.read(MAX_CONFIG_BYTES + 1)  # /dev/zero must not fill the memory
+            if len(raw) > MAX_CONFIG_BYTES:
+                raise ConfigError(f"{path}: more than {MAX_CONFIG_BYTES // 1024} KiB: not a "
+                                  f"gate's configuration")
             # utf-8-sig: a byte order mark, as some Windows editors write, is dropped.
-            data = tomllib.loads(Path(path).read_text(encoding="utf-8-sig"))
+            data = tomllib.loads(raw.decode("utf-8-sig"))
         except FileNotFoundError:
             raise ConfigError(f"{origin}: no such file: {path}") from None
         except UnicodeDecodeError as exc:
@@ -79,6 +86,9 @@ def load_config_sources(path: str | os.PathLike[str] | None = None,
             raise ConfigError(f"{origin}: cannot read {path}: {exc}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        except RecursionError:  # tomllib reads nested arrays and tables by recursion
+            raise ConfigError(f"{path}: not valid TOML for a gate: arrays or tables nested "
+                              f"too deep") from None
     problems: list[ConfigError] = []
     for key, why in NOT_IN_FILE.items():
         section, _, name = key.partition(".")
