@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from scanner.config import load_config
 from scanner.config.zones import VENUE, parse_zones
 from scanner.decide import Direction, PastScan, Policy, Reason, ScanHistory, decide
-from scanner.errors import ConfigError
+from scanner.errors import ConfigError, ConfigMistakes
 from scanner.tickets import Ticket, parse_iso, utc_iso
 from scanner.zones.book import ZoneBook
 from scanner.zones.presence import Occupancy, reset_marks, zone_history
@@ -82,6 +82,24 @@ def test_reset_and_reentry_are_parsed() -> None:
 def test_a_mistake_names_its_key(tables: list[dict[str, Any]], message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         parse_zones(tables)
+
+
+def test_every_zone_mistake_is_said_at_once_each_under_its_own_tables_key() -> None:
+    tables = [{"id": "bad", "capacity": -1},
+              {"id": "lounge", "parent": "nowhere"},
+              {"id": "feeder", "parent": "a"},  # leads into the loop, is not in it
+              {"id": "a", "parent": "b"}, {"id": "b", "parent": "a"}]
+    with pytest.raises(ConfigMistakes) as caught:
+        parse_zones(tables)
+    assert [str(p) for p in caught.value.mistakes] == [
+        "zones[0].capacity: expected an integer from 0 to 10000000, got -1",
+        "zones[1].parent: 'nowhere' is not a declared zone",
+        "zones: zones ['a', 'b'] are each other's parents"]
+
+
+def test_a_chain_of_three_thousand_nested_zones_is_read() -> None:
+    tables = [{"id": f"z{i}", **({"parent": f"z{i - 1}"} if i else {})} for i in range(3000)]
+    assert len(parse_zones(tables).path("z2999")) == 3000
 
 
 # -- per-zone anti-passback ----------------------------------------------------------------

@@ -132,6 +132,7 @@ def parse_zones(tables: Any, key: str = "zones") -> ZoneTree:
         raise ConfigError(f"{key}: expected [[{key}]] tables")
     problems: list[ConfigError] = []
     zones: dict[str, Zone] = {}
+    declared_at: dict[str, str] = {}  # zone id -> its table's key, for the parent's error
     for i, table in enumerate(tables):
         where = f"{key}[{i}]"
         try:
@@ -141,13 +142,12 @@ def parse_zones(tables: Any, key: str = "zones") -> ZoneTree:
             continue
         if zone.id in zones:
             problems.append(ConfigError(f"{where}.id: {zone.id!r} is declared twice"))
-        zones[zone.id] = zone
-    for i, zone in enumerate(zones.values()):
+        zones[zone.id], declared_at[zone.id] = zone, where
+    for zid, zone in zones.items():
         if zone.parent is not None and zone.parent not in zones:
-            problems.append(ConfigError(f"{key}[{i}].parent: {zone.parent!r} is not a "
-                                        f"declared zone"))
-    if not problems:
-        problems += _cycles(zones, key)
+            problems.append(ConfigError(f"{declared_at[zid]}.parent: {zone.parent!r} is not "
+                                        f"a declared zone"))
+    problems += _cycles(zones, key)
     if problems:
         raise problems[0] if len(problems) == 1 else ConfigMistakes(problems)
     return ZoneTree(zones)
@@ -208,12 +208,17 @@ def _time_of_day(value: Any, key: str) -> time | None:
 
 
 def _cycles(zones: Mapping[str, Zone], key: str) -> list[ConfigError]:
-    for zid in zones:
-        seen: set[str] = set()
-        at: str | None = zid
-        while at is not None:
-            if at in seen:
-                return [ConfigError(f"{key}: zones {sorted(seen)} are each other's parents")]
-            seen.add(at)
+    """Each loop of parents once, named by the zones in it (not those leading into it);
+    every zone is walked once, however long the chains."""
+    problems, walked = [], set()
+    for start in zones:
+        path: list[str] = []
+        at: str | None = start
+        while at is not None and at in zones and at not in walked and at not in path:
+            path.append(at)
             at = zones[at].parent
-    return []
+        if at is not None and at in path:
+            loop = sorted(path[path.index(at):])
+            problems.append(ConfigError(f"{key}: zones {loop} are each other's parents"))
+        walked.update(path)
+    return problems
