@@ -409,3 +409,23 @@ def test_gate_venue_refuses_a_zone_the_configuration_does_not_declare(
     assert capsys.readouterr().err.splitlines() == [
         "gate: configuration error: --zone: 'stnad' is not one of the [[zones]] (grounds, "
         "north, stand, lounge, south, west)"]
+
+
+@pytest.mark.parametrize(("content", "said"), [
+    (None, r"is larger than 16384 bytes: not a PEM public key$"),  # /dev/zero
+    (b"not a key at all\n", r"is not a PEM public key$"),
+    ("private", r"is not a PEM public key$"),  # the private key where the public belongs
+])
+def test_a_supervisor_key_that_is_no_ed25519_public_key_is_one_config_line(
+        tmp_path: Path, supervisor: Supervisor, content: bytes | str | None, said: str) -> None:
+    from scanner.venue.signing import Verifier
+
+    if content is None:
+        path = Path("/dev/zero")
+    elif content == "private":
+        path = supervisor.private
+    else:
+        path = tmp_path / "key.pem"
+        path.write_bytes(content)
+    with pytest.raises(ConfigError, match=rf"^mesh\.supervisor_key: {path} {said}"):
+        Verifier.from_file(path)

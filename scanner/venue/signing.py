@@ -30,6 +30,7 @@ from scanner.venue.command import Command, Refused, parse
 
 PRIVATE_NAME, PUBLIC_NAME = "supervisor.key", "supervisor.pub"
 MAX_COMMAND_BYTES = 16 * 1024  # a command is a few hundred bytes
+MAX_KEY_FILE_BYTES = 16 * 1024  # an Ed25519 public key's PEM is 113 bytes
 FINGERPRINT_HEX = 16
 # Why a payload on a command topic was dropped (the /metrics label).
 CAUSES = ("malformed", "unsigned", "bad_signature", "unknown_issuer", "invalid", "oversized")
@@ -138,9 +139,13 @@ class Verifier:
 
         file = Path(path).expanduser()
         try:
-            data = file.read_bytes()
+            with file.open("rb") as fh:
+                data = fh.read(MAX_KEY_FILE_BYTES + 1)  # a path to /dev/zero ends here too
         except OSError as exc:
             raise ConfigError(f"{setting}: cannot read {file}: {exc.strerror}") from None
+        if len(data) > MAX_KEY_FILE_BYTES:
+            raise ConfigError(f"{setting}: {file} is larger than {MAX_KEY_FILE_BYTES} bytes: "
+                              f"not a PEM public key")
         try:
             key = serialization.load_pem_public_key(data)
         except (ValueError, TypeError):
