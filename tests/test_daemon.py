@@ -172,6 +172,25 @@ def test_a_hung_reader_stops_the_watchdog_pings(tmp_path: Path, sim_server: Any)
 
 
 @pytest.mark.slow
+def test_a_reader_whose_stuck_driver_lets_go_is_restarted_and_decides_again(
+        tmp_path: Path, sim_server: Any) -> None:
+    rig = Rig(tmp_path, sim_server, heartbeat_timeout=1.0)
+    try:
+        barcode = synced(rig)
+        supervisor = rig.daemon.supervisor
+        rig.source.hang.set()
+        wait_for(lambda: "reader:north hung" in supervisor.problems(), "the hang noticed")
+        stuck, rig.source = rig.source, TypedSource()  # what the restart opens
+        stuck.release.set()  # the driver returns from its read
+        wait_for(lambda: supervisor.problems() == [], "the reader back up")
+        rig.source.codes.put(barcode)
+        assert [e["reason"] for e in rig.decided(1)] == ["GRANTED"]
+    finally:
+        rig.source.release.set()
+        rig.close()
+
+
+@pytest.mark.slow
 def test_a_fire_alarm_holds_the_relay_open_and_scans_are_still_decided(
         tmp_path: Path, sim_server: Any) -> None:
     rig = Rig(tmp_path, sim_server, fire_alarm_pin=FIRE)

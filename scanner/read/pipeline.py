@@ -79,6 +79,7 @@ class Pipeline(Generic[R]):
         self.stats = Stats()
         self._queue: queue.Queue[RawRead | ReadSource] = queue.Queue(QUEUE_SIZE)
         self._stopped = threading.Event()
+        self._threads: list[threading.Thread] = []
 
     def stop(self) -> None:
         """Idempotent, from any thread (a signal handler: through ``stop_on_signals``)."""
@@ -89,9 +90,9 @@ class Pipeline(Generic[R]):
     def run(self) -> Stats:
         if self.inline:
             return self._run_inline(self.sources[0])
-        threads = [threading.Thread(target=self._produce, args=(source,),
-                                    name=f"read:{source.name}", daemon=True)
-                   for source in self.sources]
+        self._threads = threads = [threading.Thread(target=self._produce, args=(source,),
+                                                    name=f"read:{source.name}", daemon=True)
+                                   for source in self.sources]
         for thread in threads:
             thread.start()
         running = len(threads)
@@ -111,6 +112,12 @@ class Pipeline(Generic[R]):
         for thread in threads:
             thread.join(timeout=0.5)
         return self.stats
+
+    @property
+    def lingering(self) -> bool:
+        """A source's thread is still running after ``run()`` returned: stuck in its driver
+        (an inline source ran on the caller's thread, which is back)."""
+        return any(thread.is_alive() for thread in self._threads)
 
     def _run_inline(self, source: ReadSource) -> Stats:
         reads: Iterator[RawRead] | None = None

@@ -119,6 +119,10 @@ class ReaderWorker(Worker):
         return super().stale(now)
 
     def _stuck(self, pipeline: Pipeline[bool]) -> bool:
+        """A source thread outlived the pipeline and gives no sign of life. Once it ends
+        (the driver let go), the worker ends too and is restarted like any other."""
+        if not pipeline.lingering:
+            return False
         alive = _alive(pipeline)
         return alive is not None and self.clock() - alive > self.heartbeat_timeout
 
