@@ -56,9 +56,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     slow_groups = {group for item in items
                    if item.get_closest_marker("slow") and (group := _group(item))}
+
+    def rank(item: pytest.Item) -> int:
+        if item.get_closest_marker("slow") or _group(item) in slow_groups:
+            return 0
+        # Hypothesis' tests only compute: last, they keep both cores busy while the
+        # workers' last tests wait on subprocesses and brokers.
+        return 2 if getattr(getattr(item, "obj", None), "is_hypothesis_test", False) \
+            and not _group(item) else 1
+
     # Every worker sorts its identical collection alike (a stable sort).
-    items.sort(key=lambda item: not (item.get_closest_marker("slow")
-                                     or _group(item) in slow_groups))
+    items.sort(key=rank)
 
 
 def _group(item: pytest.Item) -> str:
