@@ -210,15 +210,17 @@ def _time_of_day(value: Any, key: str) -> time | None:
 def _cycles(zones: Mapping[str, Zone], key: str) -> list[ConfigError]:
     """Each loop of parents once, named by the zones in it (not those leading into it);
     every zone is walked once, however long the chains."""
-    problems, walked = [], set()
+    problems: list[ConfigError] = []
+    walked: set[str] = set()
     for start in zones:
-        path: list[str] = []
+        path: dict[str, None] = {}  # this walk's zones in order; a dict to look up at once
         at: str | None = start
         while at is not None and at in zones and at not in walked and at not in path:
-            path.append(at)
+            path[at] = None
             at = zones[at].parent
         if at is not None and at in path:
-            loop = sorted(path[path.index(at):])
+            order = list(path)
+            loop = sorted(order[order.index(at):])
             problems.append(ConfigError(f"{key}: zones {loop} are each other's parents"))
         walked.update(path)
     return problems
