@@ -17,10 +17,10 @@ if TYPE_CHECKING:
     from scanner.config import GateConfig
     from scanner.journal import Journal
     from scanner.mesh.link import Link
-    from scanner.mesh.store import MeshStore
+    from scanner.mesh.peer_journal import MeshStore
     from scanner.store.tickets import TicketStore
-    from scanner.venue.book import CommandBook
-    from scanner.venue.worker import VenueWorker
+    from scanner.venue.channel import VenueWorker
+    from scanner.venue.in_force import CommandBook
 
 
 class StatusSources(Protocol):

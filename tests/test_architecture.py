@@ -48,8 +48,8 @@ def test_gate_run_without_its_page_never_imports_the_web_server() -> None:
 # Every setting naming a secret file, and the module that reads it through scanner.secret_file.
 SECRET_SETTINGS = {"api.token_file": "scanner/config/load.py",
                    "mesh.key_file": "scanner/mesh/message.py",
-                   "mesh.credentials_file": "scanner/mesh/settings.py",
-                   "mesh.client_key_file": "scanner/mesh/settings.py",
+                   "mesh.credentials_file": "scanner/mesh/broker_settings.py",
+                   "mesh.client_key_file": "scanner/mesh/broker_settings.py",
                    "web.pin_file": "scanner/kiosk/auth.py",
                    "web.supervisor_pin_file": "scanner/kiosk/auth.py",
                    "control.supervisor_key_file": "scanner/app/control.py",
@@ -57,7 +57,7 @@ SECRET_SETTINGS = {"api.token_file": "scanner/config/load.py",
 # Where the module naming a setting is not the one that reads it: the reader it hands the
 # path and the setting's name to (the name then appears in the reader's errors).
 READ_BY = {"control.supervisor_key_file": "scanner/venue/signing.py",
-           "control.credentials_file": "scanner/mesh/settings.py"}
+           "control.credentials_file": "scanner/mesh/broker_settings.py"}
 PUBLIC_FILES = {"mesh.ca_file", "mesh.cert_file"}  # certificates: nothing to hide
 
 

@@ -17,7 +17,7 @@ from scanner.databases import make_engine, make_journal_engine
 from scanner.db.database import Database
 from scanner.errors import CorruptStore, StoreError
 from scanner.journal import Journal
-from scanner.mesh.store import MeshStore
+from scanner.mesh.peer_journal import MeshStore
 from scanner.store.tickets import TicketStore
 
 

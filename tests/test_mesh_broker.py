@@ -13,9 +13,9 @@ from kits.mesh import KEY, Broker, CutProxy
 
 from scanner.mesh.broker import Broker as BrokerSeam
 from scanner.mesh.broker import Connected, Event, Inbox, Lost, Received, Will
+from scanner.mesh.broker_settings import MeshSettings
 from scanner.mesh.memory_broker import MemoryHub, topic_matches
 from scanner.mesh.paho_broker import PahoBroker
-from scanner.mesh.settings import MeshSettings
 
 WAIT = 15.0  # paho notices a killed broker at once, a cut relay at once; a reconnect in 0.2 s
 

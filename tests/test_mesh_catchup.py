@@ -11,12 +11,12 @@ from kits.journal import EVENT, make_decision, make_ticket
 
 from scanner.mesh import message
 from scanner.mesh.broker import Connected
+from scanner.mesh.broker_settings import MeshSettings
 from scanner.mesh.hlc import HybridClock, Stamp
 from scanner.mesh.link import Link
 from scanner.mesh.memory_broker import MemoryBroker, MemoryHub
 from scanner.mesh.message import Batch, Codec, Record, ReplayRequest, Status
-from scanner.mesh.settings import MeshSettings
-from scanner.mesh.store import MeshStore
+from scanner.mesh.peer_journal import MeshStore
 
 KEY = b"k" * 32
 

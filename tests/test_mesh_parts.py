@@ -31,8 +31,8 @@ from scanner.mesh.message import (
     replayed_topic,
     scans_topic,
 )
+from scanner.mesh.peer_journal import MeshStore, missing_ranges
 from scanner.mesh.replay import REPLAY_GATHER, Replays
-from scanner.mesh.store import MeshStore, missing_ranges
 
 KEY = b"k" * 32
 

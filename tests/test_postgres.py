@@ -84,15 +84,15 @@ from scanner.journal import Journal
 from scanner.journal.migrations import JOURNAL
 from scanner.journal.schema import JOURNAL_SCHEMA_VERSION, journal_meta, journal_metadata
 from scanner.journal.schema import journal as journal_table
-from scanner.mesh.store import MeshStore
+from scanner.mesh.peer_journal import MeshStore
 from scanner.sim import SimServer, World
 from scanner.store.tickets import TicketStore
 from scanner.supervise import Desk, Holds
 from scanner.supervise.desk import Acting
 from scanner.tickets import Ticket
+from scanner.venue.applied import Outcome, VenueStore
 from scanner.venue.command import Kind, Scope, new_command
 from scanner.venue.signing import Signer, keygen
-from scanner.venue.store import Outcome, VenueStore
 from scanner.zones.escrow import Ledger
 
 IN, OUT = Direction.IN, Direction.OUT

@@ -14,8 +14,8 @@ import pytest
 from scanner.config import MeshConfig, load_config
 from scanner.errors import ConfigError
 from scanner.kiosk.auth import PinHash, hash_pin
+from scanner.mesh.broker_settings import MeshSettings, read_credentials
 from scanner.mesh.message import load_key
-from scanner.mesh.settings import MeshSettings, read_credentials
 from scanner.secret_file import SecretFileMissing, check_secret_file, read_secret
 
 SECRET = "s3cr3t-value-0123456789"

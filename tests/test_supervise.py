@@ -437,7 +437,7 @@ def test_overrides_and_alarms_reach_the_mesh_as_records_a_peer_accepts(kg: Kiosk
     """The control room lists them from the records every gate shares."""
     from scanner.mesh.hlc import HybridClock
     from scanner.mesh.message import Batch, Codec, scans_topic
-    from scanner.mesh.store import MeshStore
+    from scanner.mesh.peer_journal import MeshStore
 
     denied = kg.read("NOSUCHCODE44")
     login(kg, SUPERVISOR_PIN).post("/api/override",

@@ -27,10 +27,10 @@ from scanner.mesh.broker import Inbox
 from scanner.mesh.memory_broker import MemoryHub
 from scanner.mesh.message import Codec
 from scanner.status import gather
+from scanner.venue.channel import command_topic
 from scanner.venue.command import Command, Kind, Refused, Scope, new_command, parse, topic_part
-from scanner.venue.orders import Place, fold
+from scanner.venue.fold import Place, fold
 from scanner.venue.signing import Signer, keygen
-from scanner.venue.worker import command_topic
 
 VENUE_KEY = b"venue-key-for-tests-0123456789"
 

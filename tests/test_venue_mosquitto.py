@@ -24,9 +24,9 @@ from scanner.mesh.broker import Inbox
 from scanner.mesh.localbroker import password
 from scanner.mesh.message import Codec
 from scanner.mesh.paho_broker import PahoBroker
+from scanner.venue.channel import VenueWorker, command_topic
 from scanner.venue.command import Kind, Scope, new_command, topic_part
 from scanner.venue.signing import Signer, keygen
-from scanner.venue.worker import VenueWorker, command_topic
 
 GATES = {"n1": "north", "t1": "stand", "t2": "stand", "l1": "lounge", "s1": "south"}
 

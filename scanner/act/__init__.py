@@ -4,7 +4,7 @@ decide -> journal (durable) -> act (relay first) -> listeners (kiosk, metrics, p
 """
 
 from scanner.act.fanout import Fanout, Listener
-from scanner.act.settings import DEFAULT_PASSAGE_TIMEOUT, OutputsSettings, output_pins
+from scanner.act.pins import DEFAULT_PASSAGE_TIMEOUT, OutputsSettings, output_pins
 from scanner.act.stage import (
     Acted,
     ActJournal,

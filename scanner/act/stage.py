@@ -35,7 +35,7 @@ from typing import Any, Protocol
 from hardware.gpio import Signal
 from scanner.act.fanout import Fanout
 from scanner.act.passage import PassageTracker
-from scanner.act.settings import DEFAULT_PASSAGE_TIMEOUT
+from scanner.act.pins import DEFAULT_PASSAGE_TIMEOUT
 from scanner.clock import utc_now
 from scanner.decide.model import ADMITTING, Decision, Feedback, Reason
 from scanner.errors import GateError

@@ -41,8 +41,8 @@ class ControlRoom:
 
 def control_room(config: GateConfig) -> ControlRoom:
     """The control room for ``config`` (not started); a ConfigError without ``[mesh]``."""
+    from scanner.mesh.broker_settings import MeshSettings
     from scanner.mesh.paho_broker import PahoBroker
-    from scanner.mesh.settings import MeshSettings
 
     if not config.mesh.url:
         raise ConfigError("mesh.url: the control room needs the venue's broker")
@@ -66,7 +66,7 @@ def commands(config: GateConfig) -> Commands | None:
     from dataclasses import replace
 
     from scanner.kiosk.auth import SUPERVISOR_PIN_KEY, PinHash
-    from scanner.mesh.settings import MeshSettings
+    from scanner.mesh.broker_settings import MeshSettings
     from scanner.venue.issue import send
     from scanner.venue.signing import Signer
 

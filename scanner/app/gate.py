@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from scanner.journal.offset import MeasuredOffset, ServerOffset
     from scanner.kiosk.parts import Reachability
     from scanner.mesh.link import Link
-    from scanner.mesh.store import MeshStore
+    from scanner.mesh.peer_journal import MeshStore
     from scanner.read.hygiene import Payload, Rejected
     from scanner.read.pipeline import Pipeline
     from scanner.read.registry import SourceFactory
@@ -55,8 +55,8 @@ if TYPE_CHECKING:
     from scanner.supervise import Desk
     from scanner.sync.syncer import Syncer
     from scanner.upload.outbox import Outbox
-    from scanner.venue.book import CommandBook
-    from scanner.venue.worker import VenueWorker
+    from scanner.venue.channel import VenueWorker
+    from scanner.venue.in_force import CommandBook
     from scanner.vivenu.client import VivenuClient
     from scanner.zones.book import ZoneBook
 
@@ -311,7 +311,7 @@ class Gate:
         if not self.config.mesh.url:
             return None
         from scanner.databases import make_journal_engine
-        from scanner.mesh.store import MeshStore
+        from scanner.mesh.peer_journal import MeshStore
 
         url = self.config.journal_db_url
         engine = self.journal_engine
@@ -329,10 +329,10 @@ class Gate:
         store = self.mesh_store
         if store is None:
             return None
+        from scanner.mesh.broker_settings import MeshSettings
         from scanner.mesh.link import Link
         from scanner.mesh.message import Codec
         from scanner.mesh.paho_broker import PahoBroker
-        from scanner.mesh.settings import MeshSettings
         from scanner.mesh.zoning import ZoneMesh
 
         settings = MeshSettings.from_config(self.config.mesh)
@@ -350,10 +350,10 @@ class Gate:
         mesh = self.config.mesh
         if not mesh.supervisor_key:
             return None
-        from scanner.venue.book import CommandBook
-        from scanner.venue.orders import Place
+        from scanner.venue.applied import VenueStore
+        from scanner.venue.fold import Place
+        from scanner.venue.in_force import CommandBook
         from scanner.venue.signing import Verifier
-        from scanner.venue.store import VenueStore
 
         verifier = Verifier.from_file(mesh.supervisor_key)
         store = self._closing(VenueStore(self.journal_engine), VenueStore.close)
@@ -369,9 +369,9 @@ class Gate:
         book = self.venue_book
         if book is None or not self.config.mesh.url:
             return None
+        from scanner.mesh.broker_settings import MeshSettings
         from scanner.mesh.paho_broker import PahoBroker
-        from scanner.mesh.settings import MeshSettings
-        from scanner.venue.worker import VenueWorker
+        from scanner.venue.channel import VenueWorker
 
         gate_id = self.config.gate_id
         settings = MeshSettings.from_config(self.config.mesh)
@@ -435,7 +435,7 @@ class Gate:
     def outputs(self) -> GpioOutputs:
         """The turnstile's pins; closed last, leaving the relay closed (or held open under
         fire alarm)."""
-        from scanner.act.settings import open_outputs_or_fail
+        from scanner.act.pins import open_outputs_or_fail
 
         outputs = open_outputs_or_fail(self.config.outputs)
         return self._closing(outputs, lambda outputs: outputs.close())

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from scanner.act import ActStage
     from scanner.mesh.link import Link
     from scanner.run.readiness import Readiness
-    from scanner.venue.worker import VenueWorker
+    from scanner.venue.channel import VenueWorker
 
 log = logging.getLogger("scanner.kiosk")
 

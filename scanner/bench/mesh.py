@@ -47,10 +47,10 @@ class _Gates:
     def __init__(self, names: list[str], url: str, workdir: Path) -> None:
         from scanner.databases import make_journal_engine
         from scanner.journal.journal import Journal
+        from scanner.mesh.broker_settings import MeshSettings
         from scanner.mesh.link import Link
         from scanner.mesh.paho_broker import PahoBroker
-        from scanner.mesh.settings import MeshSettings
-        from scanner.mesh.store import MeshStore
+        from scanner.mesh.peer_journal import MeshStore
 
         settings = MeshSettings(url=url, key=KEY, anti_entropy_interval=2.0)
         self.arrivals: dict[str, dict[str, float]] = {}

@@ -45,7 +45,7 @@ def open_hardware(config: GateConfig) -> None:
     """Open the pin factory and pins, then each reader's device, and release them: what
     ``gate run`` would fail on at start is one ConfigError here (a reader's device that is
     missing would only be retried there, which this reports as well)."""
-    from scanner.act.settings import open_outputs_or_fail
+    from scanner.act.pins import open_outputs_or_fail
     from scanner.read.registry import probe_source
 
     open_outputs_or_fail(config.outputs).close()

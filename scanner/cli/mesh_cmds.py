@@ -14,7 +14,7 @@ from scanner.cli.main import load
 @click.pass_context
 def conflicts(ctx: click.Context, as_json: bool) -> int:
     """List tickets admitted at two gates that could not see each other (both uploaded)."""
-    from scanner.mesh.store import MeshStore
+    from scanner.mesh.peer_journal import MeshStore
 
     config = load(ctx)
     with Gate(config) as gate:

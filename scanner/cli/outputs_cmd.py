@@ -37,7 +37,7 @@ def test() -> None:
 def outputs(ctx: click.Context, pause: float | None, seconds: float | None) -> int:
     """Pulse the relay, lights and buzzer one by one, then show the passage and fire
     inputs live."""
-    from scanner.act.settings import open_outputs_or_fail
+    from scanner.act.pins import open_outputs_or_fail
 
     config = load(ctx).outputs
     with open_outputs_or_fail(config) as pins:

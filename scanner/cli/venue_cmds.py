@@ -48,7 +48,7 @@ def _where_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 def _send(ctx: click.Context, key_file: str, kind: str, scope: str, target: str = "",
           reason: str = "") -> int:
-    from scanner.mesh.settings import MeshSettings
+    from scanner.mesh.broker_settings import MeshSettings
     from scanner.venue.command import Kind, Refused, Scope
     from scanner.venue.issue import send
     from scanner.venue.signing import Signer

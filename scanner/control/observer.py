@@ -20,6 +20,7 @@ from datetime import datetime
 from scanner.clock import utc_now
 from scanner.control.view import VenueView
 from scanner.mesh.broker import Broker, Connected, Inbox, Lost, Received
+from scanner.mesh.broker_settings import MeshSettings
 from scanner.mesh.message import (
     MAX_RANGES,
     PREFIX,
@@ -33,8 +34,7 @@ from scanner.mesh.message import (
     Status,
     replay_topic,
 )
-from scanner.mesh.settings import MeshSettings
-from scanner.mesh.store import missing_ranges
+from scanner.mesh.peer_journal import missing_ranges
 from scanner.mesh.zoning import FILTERS
 from scanner.run.worker import SessionWorker, Stage
 from scanner.zones.escrow import Ledger

@@ -1,7 +1,7 @@
 """What the venue's supervisors have ordered this gate: a value the decision takes as data.
 
 ``scanner.venue`` keeps the signed commands and folds them into one ``VenueOrders`` for the
-gate (``scanner.venue.orders``); the decision only reads it, so it stays a pure function.
+gate (``scanner.venue.fold``); the decision only reads it, so it stays a pure function.
 
     Mode.NORMAL     nothing ordered: the rules decide
     Mode.STOPPED    entry stopped: IN is denied ENTRY_STOPPED, OUT is decided as usual

@@ -2,9 +2,9 @@
 
     hlc.py       hybrid logical clock: the order of scans across gates
     message.py   the signed record of one decision, and the other messages, parsed strictly
-    store.py     every gate's records in the gate's database (PeerJournal), conflicts
+    peer_journal.py  every gate's records in the gate's database (PeerJournal), conflicts
     history.py   a ticket's history as the union of all gates' records
-    settings.py  how a gate reaches the broker: [mesh] settings, key and credentials
+    broker_settings.py  how a gate reaches the broker: [mesh] settings, key and credentials
     broker.py    the seam to a broker: connect, publish, subscribe, an inbox of events
     paho_broker.py   the broker over MQTT 5 (paho): the only module importing paho
     memory_broker.py gates in one process on a hub a test partitions, heals, delays

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from scanner.decide.model import PastScan, ScanHistory
-from scanner.mesh.store import MeshStore
+from scanner.mesh.peer_journal import MeshStore
 
 
 class LocalHistory(Protocol):

@@ -40,6 +40,7 @@ from typing import Any
 
 from scanner.errors import GateError
 from scanner.mesh.broker import Broker, Connected, Inbox, Lost, Received, Will
+from scanner.mesh.broker_settings import MeshSettings
 from scanner.mesh.hlc import HybridClock, Stamp
 from scanner.mesh.message import (
     LEDGER,
@@ -62,9 +63,8 @@ from scanner.mesh.message import (
     status_topic,
 )
 from scanner.mesh.partition import Partition
+from scanner.mesh.peer_journal import MeshStore, missing_ranges, utc_iso_now
 from scanner.mesh.replay import Replays, chunks
-from scanner.mesh.settings import MeshSettings
-from scanner.mesh.store import MeshStore, missing_ranges, utc_iso_now
 from scanner.mesh.zoning import GATE_FILTERS, ZoneMesh
 from scanner.run.worker import SessionWorker, Stage
 from scanner.zones.escrow import Ledger

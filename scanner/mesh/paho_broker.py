@@ -19,8 +19,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from scanner.mesh.broker import INBOX_WAIT, Connected, Inbox, Lost, Received, Will
+from scanner.mesh.broker_settings import MeshError, MeshSettings, check_url
 from scanner.mesh.message import MAX_PACKET
-from scanner.mesh.settings import MeshError, MeshSettings, check_url
 
 log = logging.getLogger("scanner.mesh")
 MAX_INFLIGHT = 200  # QoS 1 messages unacknowledged at once: a replay streams, not trickles

@@ -13,7 +13,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 
 from scanner.mesh.message import REPLAYED, Codec, ReplayRequest, replayed_topic
-from scanner.mesh.store import MeshStore
+from scanner.mesh.peer_journal import MeshStore
 
 Span = tuple[int, int]  # inclusive (first, last) sequence numbers
 REPLAY_HOLDOFF = 2.0   # a range replayed to one gate this recently is not replayed again

@@ -23,11 +23,11 @@ from scanner.config.zones import ZoneTree
 from scanner.config.zones import venue as venue_zones
 from scanner.errors import ConfigError, GateError
 from scanner.mesh.broker import Broker, Connected, Inbox, Received
-from scanner.mesh.settings import MeshSettings
+from scanner.mesh.broker_settings import MeshSettings
 from scanner.tickets import utc_iso
+from scanner.venue.channel import COMMANDS, command_topic
 from scanner.venue.command import Command, Kind, Scope, new_command, topic_part
 from scanner.venue.signing import Dropped, Signer
-from scanner.venue.worker import COMMANDS, command_topic
 
 ISSUE_TIMEOUT = 10.0
 PROBE_TOPIC = "venue/probe"

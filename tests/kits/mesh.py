@@ -31,6 +31,7 @@ from scanner.config import Secret
 from scanner.decide.model import Direction
 from scanner.gatekeeper import CheckResult, Gatekeeper
 from scanner.mesh.broker import Broker as BrokerSeam
+from scanner.mesh.broker_settings import MeshSettings
 from scanner.mesh.history import MergedHistory
 from scanner.mesh.hlc import HybridClock, wall_ms
 from scanner.mesh.link import TICK, Link
@@ -38,8 +39,7 @@ from scanner.mesh.localbroker import BrokerMissing, LocalBroker, password
 from scanner.mesh.memory_broker import MemoryHub
 from scanner.mesh.message import Codec
 from scanner.mesh.paho_broker import PahoBroker
-from scanner.mesh.settings import MeshSettings
-from scanner.mesh.store import MeshStore
+from scanner.mesh.peer_journal import MeshStore
 from scanner.mesh.zoning import ZoneMesh
 from scanner.zones.book import ZoneBook
 

@@ -23,10 +23,10 @@ from scanner.gatekeeper import CheckResult
 from scanner.mesh.broker import Broker as BrokerSeam
 from scanner.mesh.memory_broker import MemoryHub
 from scanner.mesh.paho_broker import PahoBroker
+from scanner.venue.channel import VenueWorker
 from scanner.venue.command import Command, Kind, Scope
 from scanner.venue.issue import issue
 from scanner.venue.signing import Signer, keygen
-from scanner.venue.worker import VenueWorker
 
 SUPERVISOR = "supervisor"  # the broker user the shipped ACL lets write venue commands
 # The venue's [[zones]]: north holds the stand, which holds the lounge.

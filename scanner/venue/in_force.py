@@ -28,10 +28,10 @@ from typing import Any
 from scanner.clock import utc_now
 from scanner.decide.orders import NO_ORDERS, Mode, VenueOrders
 from scanner.tickets import utc_iso
+from scanner.venue.applied import Outcome, VenueStore
 from scanner.venue.command import Command
-from scanner.venue.orders import Place, fold
+from scanner.venue.fold import Place, fold
 from scanner.venue.signing import Dropped, Verifier
-from scanner.venue.store import Outcome, VenueStore
 
 log = logging.getLogger("scanner.venue")
 

@@ -42,7 +42,7 @@ from scanner.errors import GateError
 from scanner.mesh.broker import Broker, Connected, Inbox, Lost, Received
 from scanner.mesh.message import PREFIX
 from scanner.run.worker import SessionWorker, Stage
-from scanner.venue.book import CommandBook
+from scanner.venue.in_force import CommandBook
 
 log = logging.getLogger("scanner.venue")
 
