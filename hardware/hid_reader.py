@@ -8,8 +8,11 @@ scanner is found again under the same name.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import select
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,7 +29,10 @@ KEY_UP, KEY_DOWN, KEY_REPEAT = 0, 1, 2
 UNMAPPED = "\ufffd"
 # Modifiers a scanner may press that change no character here (Ctrl, left Alt, Meta).
 _IGNORED = frozenset({29, 97, 56, 125, 126})
-POLL_SECONDS = 0.1
+# The loop's turn with nobody scanning (its heartbeat, well inside any watchdog's): key
+# events wake it at once and stop() writes to a wake pipe, so this costs neither latency
+# nor a slow stop; each turn is a wake-up, paid by every gate all day.
+POLL_SECONDS = 0.5
 
 
 class KeyDecoder:
@@ -94,6 +100,8 @@ class HidReader(DeviceSource):
         self.name = name or f"hid:{device}"
         self.grab = grab
         self.link = Reconnect(self.name, on_status, backoff_first, backoff_cap, log)
+        self._wake: int | None = None  # the write end of the open session's wake pipe
+        self._wake_lock = threading.Lock()  # no write to it once closed (its number reused)
 
 
     def __iter__(self) -> Iterator[RawRead]:
@@ -102,6 +110,13 @@ class HidReader(DeviceSource):
         return self.link.sessions(
             self._open, lambda dev: self._lines(dev, KeyDecoder(self.layout, self.max_length)),
             self._close)
+
+    def stop(self) -> None:
+        super().stop()
+        with self._wake_lock:
+            if self._wake is not None:
+                with contextlib.suppress(BlockingIOError):  # full: a wake is pending
+                    os.write(self._wake, b"\0")
 
     def probe(self) -> None:
         """Open (and grab) the device once and release it, as a reader would at start."""
@@ -120,15 +135,24 @@ class HidReader(DeviceSource):
         return dev
 
     def _lines(self, dev: Any, decoder: KeyDecoder) -> Iterator[RawRead]:
-        while not self.link.stopped.is_set():
-            ready, _, _ = select.select([dev.fd], [], [], POLL_SECONDS)
-            self.link.alive()
-            if not ready:
-                continue
-            for event in dev.read():
-                line = decoder.feed(event.type, event.code, event.value)
-                if line is not None:
-                    yield RawRead(line[0], self.name, now_ns(), truncated=line[1])
+        wake, writer = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        with self._wake_lock:
+            self._wake = writer
+        try:
+            while not self.link.stopped.is_set():
+                ready, _, _ = select.select([dev.fd, wake], [], [], POLL_SECONDS)
+                self.link.alive()
+                if dev.fd not in ready:
+                    continue
+                for event in dev.read():
+                    line = decoder.feed(event.type, event.code, event.value)
+                    if line is not None:
+                        yield RawRead(line[0], self.name, now_ns(), truncated=line[1])
+        finally:
+            with self._wake_lock:
+                self._wake = None
+                os.close(writer)
+            os.close(wake)
 
     def _close(self, dev: Any) -> None:
         try:

@@ -124,3 +124,41 @@ def test_uinput_wedge_is_grabbed_and_read() -> None:  # pragma: no cover - needs
         wait_for(lambda: run.items, "the typed code")
         run.stop()
     assert [r.data for r in run.items] == ["VT-7"]
+
+
+class _QuietDevice:
+    """An open device nobody types on: a pipe's read end, never written."""
+
+    def __init__(self) -> None:
+        self.fd, self._writer = os.pipe()
+
+    def read(self) -> list[object]:
+        return []
+
+    def close(self) -> None:
+        os.close(self.fd)
+        os.close(self._writer)
+
+
+class _QuietReader(HidReader):
+    def _open(self) -> _QuietDevice:
+        return _QuietDevice()
+
+    def _close(self, dev: _QuietDevice) -> None:
+        dev.close()
+
+
+def test_an_idle_reader_turns_seldom_and_still_stops_at_once() -> None:
+    reader = _QuietReader("/dev/input/quiet", grab=False)
+    run = Collect(reader, reader.stop)
+    wait_for(lambda: reader.link.connected is True, "the device open")
+    turns = []
+    until = time.monotonic() + 1.2
+    while time.monotonic() < until:
+        turns.append(reader.alive_ns)
+        time.sleep(0.02)
+    # A heartbeat every turn, and at most three turns in 1.2 s with nobody scanning.
+    assert 1 <= len(set(turns)) <= 4
+    started = time.monotonic()
+    assert run.stop() and run.items == []
+    assert time.monotonic() - started < 0.25  # woken by stop(), not by the next turn
