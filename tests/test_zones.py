@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, time, timedelta
+from time import monotonic
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -12,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scanner.config import load_config
-from scanner.config.zones import VENUE, parse_zones
+from scanner.config.zones import MAX_DEPTH, VENUE, parse_zones
 from scanner.decide import Direction, PastScan, Policy, Reason, ScanHistory, decide
 from scanner.errors import ConfigError, ConfigMistakes
 from scanner.tickets import Ticket, parse_iso, utc_iso
@@ -97,9 +98,24 @@ def test_every_zone_mistake_is_said_at_once_each_under_its_own_tables_key() -> N
         "zones: zones ['a', 'b'] are each other's parents"]
 
 
-def test_a_chain_of_three_thousand_nested_zones_is_read() -> None:
-    tables = [{"id": f"z{i}", **({"parent": f"z{i - 1}"} if i else {})} for i in range(3000)]
-    assert len(parse_zones(tables).path("z2999")) == 3000
+def chain(n: int) -> list[dict[str, str]]:
+    return [{"id": f"z{i}", **({"parent": f"z{i - 1}"} if i else {})} for i in range(n)]
+
+
+def test_zones_nest_up_to_the_deepest_level_and_no_deeper() -> None:
+    assert len(parse_zones(chain(MAX_DEPTH)).path(f"z{MAX_DEPTH - 1}")) == MAX_DEPTH
+    with pytest.raises(ConfigError) as caught:
+        parse_zones(chain(MAX_DEPTH + 1))
+    assert str(caught.value) == (f"zones[{MAX_DEPTH}].parent: 'z{MAX_DEPTH}' is nested "
+                                 f"{MAX_DEPTH + 1} zones deep: at most {MAX_DEPTH} levels")
+
+
+def test_a_chain_of_three_thousand_nested_zones_is_one_mistake_said_at_once() -> None:
+    started = monotonic()
+    with pytest.raises(ConfigError) as caught:
+        parse_zones(chain(3000))
+    assert monotonic() - started < 1.0  # each zone walked once, no path built
+    assert str(caught.value).startswith(f"zones[{MAX_DEPTH}].parent: 'z{MAX_DEPTH}' is nested")
 
 
 # -- per-zone anti-passback ----------------------------------------------------------------

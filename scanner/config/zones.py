@@ -26,6 +26,10 @@ WhenFull = Literal["deny", "warn"]
 WHEN_FULL: tuple[WhenFull, ...] = ("deny", "warn")
 MAX_CAPACITY = 10_000_000
 MAX_REENTRY_MINUTES = 7 * 24 * 60
+# Levels of nesting, the root's included. Venues nest a few (grounds, stand, block,
+# lounge); each zone keeps its whole path to the root, so a chain thousands deep would
+# cost its square in memory and start-up time.
+MAX_DEPTH = 32
 _KEYS = {"id", "name", "parent", "capacity", "when_full", "reentry_after", "reset_at"}
 
 
@@ -148,6 +152,8 @@ def parse_zones(tables: Any, key: str = "zones") -> ZoneTree:
             problems.append(ConfigError(f"{declared_at[zid]}.parent: {zone.parent!r} is not "
                                         f"a declared zone"))
     problems += _cycles(zones, key)
+    if not problems:
+        problems += _too_deep(zones, declared_at)
     if problems:
         raise problems[0] if len(problems) == 1 else ConfigMistakes(problems)
     return ZoneTree(zones)
@@ -205,6 +211,25 @@ def _time_of_day(value: Any, key: str) -> time | None:
     except (AttributeError, ValueError, TypeError):
         raise ConfigError(f"{key}: expected a local time of day as HH:MM, "
                           f"got {value!r}") from None
+
+
+def _too_deep(zones: Mapping[str, Zone], declared_at: Mapping[str, str]) -> list[ConfigError]:
+    """The zones one level past ``MAX_DEPTH`` (those below them follow from these); the
+    parents are declared and loop-free here, and each depth is found once."""
+    depth: dict[str, int] = {}
+    for start in zones:
+        chain: list[str] = []
+        at: str | None = start
+        while at is not None and at not in depth:
+            chain.append(at)
+            at = zones[at].parent
+        below = depth[at] if at is not None else 0
+        for zid in reversed(chain):
+            below += 1
+            depth[zid] = below
+    return [ConfigError(f"{declared_at[zid]}.parent: {zid!r} is nested {MAX_DEPTH + 1} "
+                        f"zones deep: at most {MAX_DEPTH} levels")
+            for zid, d in depth.items() if d == MAX_DEPTH + 1]
 
 
 def _cycles(zones: Mapping[str, Zone], key: str) -> list[ConfigError]:
