@@ -108,6 +108,7 @@ def open_page(browser: Any, url: str, locale: str) -> Any:
     return page
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lang", ["en", longest_language()])
 def test_the_page_fits_every_screen(room: ControlServer, browser: Any, artifacts: Path,
                                     lang: str) -> None:

@@ -74,6 +74,7 @@ def heard_after(kg: KioskGate, page: Any, barcode: str) -> list[dict[str, Any]]:
     return list(page.evaluate("n => window.__feedback.slice(n)", before))
 
 
+@pytest.mark.slow
 def test_a_grant_and_a_denial_vibrate_and_beep_differently_when_me_allows(
         kg: KioskGate, page: Any) -> None:
     allow(kg, page, sound=True, haptic=True)
@@ -85,6 +86,7 @@ def test_a_grant_and_a_denial_vibrate_and_beep_differently_when_me_allows(
     assert [e["tone"] for e in denial if "tone" in e] == [330, 330, 330]
 
 
+@pytest.mark.slow
 def test_neither_sound_nor_vibration_when_me_says_no(kg: KioskGate, page: Any) -> None:
     allow(kg, page, sound=False, haptic=False)
     assert heard_after(kg, page, kg.valid_barcodes(1)[0]) == []

@@ -285,6 +285,7 @@ def test_every_result_word_keeps_its_height_and_fits_every_screen(
     page.context.close()
 
 
+@pytest.mark.slow
 def test_the_stewards_pin_dialog_fits_and_passes_the_audit(
         gate: Any, browser: Any, artifacts: Path) -> None:
     """Turning the gate round asks for the steward's PIN first: the dialog, at every size."""
