@@ -284,6 +284,25 @@ class _Nice(Worker):
         self.stopping.wait()
 
 
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="Linux threads only")
+def test_a_worker_and_the_threads_it_starts_carry_its_name_in_the_kernel() -> None:
+    """What top -H and ps -L show: the worker's name (cut to the kernel's 15 bytes)."""
+    worker = _Nice(Stage.BACKGROUND)
+    worker.name = "reader:serial-ttyUSB0"
+    worker.start()
+    try:
+        wait_for(lambda: worker._thread is not None and worker._thread.native_id is not None
+                 and _comm_of(worker._thread.native_id) == "reader:serial-t", "the name")
+    finally:
+        worker.stop()
+        worker.join(5)
+    assert _comm_of(threading.get_native_id()) != "reader:serial-t"  # the caller keeps its own
+
+
+def _comm_of(tid: int) -> str:
+    return Path(f"/proc/self/task/{tid}/comm").read_text().strip()
+
+
 def _nice_of(tid: int) -> int:
     fields = Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
     return int(fields[16])  # field 19 of proc(5), counted after the command's ")"

@@ -22,6 +22,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from enum import IntEnum
+from pathlib import Path
 
 from scanner.errors import GateError
 
@@ -54,6 +55,16 @@ def lower_priority(by: int = BACKGROUND_NICE) -> None:
         with contextlib.suppress(OSError):
             os.setpriority(os.PRIO_PROCESS, tid,
                            min(19, os.getpriority(os.PRIO_PROCESS, tid) + by))
+
+
+def name_thread(name: str) -> None:
+    """Show the calling thread as ``name`` to the kernel too (its first 15 bytes), so
+    ``top -H`` and ``ps -L`` on a gate say which worker spends the CPU; threads it starts
+    (paho's, the job pool) inherit it. Linux only, best effort."""
+    if sys.platform == "linux":
+        with contextlib.suppress(OSError):
+            Path(f"/proc/self/task/{threading.get_native_id()}/comm").write_bytes(
+                name.encode("ascii", "replace")[:15])
 
 
 class Worker(ABC):
@@ -126,6 +137,7 @@ class Worker(ABC):
         return not self.running
 
     def _main(self) -> None:
+        name_thread(self.name)
         if self.stage is Stage.BACKGROUND and self.yields_cpu:
             lower_priority()
         try:
