@@ -66,6 +66,7 @@ class BenchGate:
         )
         from scanner.config.zones import parse_zones
         from scanner.mesh.localbroker import password
+        from scanner.sim.access_user import DeviceOptions, access_user_info
         from scanner.tickets import Ticket
 
         folder = workdir / name
@@ -93,6 +94,12 @@ class BenchGate:
                                        ticket_type_id="tt", ticket_name="GA", seller_id="s",
                                        created_at=stamp, updated_at=stamp)
                                 for n in range(TICKETS_PER_GATE)])
+        # /me as a first sync stores it: a gate that never stored it loads and compares the
+        # settings on a decision a second after the last (its policy has no version to
+        # ask), which no synced gate does.
+        self.gate.store.save_settings(access_user_info(
+            DeviceOptions(name=name), user_id=f"u-{name}", seller_id="s",
+            event_ids=["ev-venue"]))
         self.name = name
         self.next = 0
         self.counted: dict[str, float] = {}  # ticket id -> when this gate's book counted it

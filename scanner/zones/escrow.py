@@ -152,6 +152,30 @@ def holdings(zone: str, minter: str, ledgers: Mapping[str, Ledger], spent: Count
             for gate, ledger in ledgers.items()}
 
 
+def received_by(zone: str, gate: str, minter: str, ledgers: Mapping[str, Ledger],
+                backs: int, minter_spent: int, most: int) -> int:
+    """``received``'s count for ``gate`` alone, from the sum of every other gate's
+    ``handed_back`` (``backs``), which a caller can keep as records and ledgers arrive: a
+    decision then asks in constant time, not in time growing with the venue's gates."""
+    if gate == minter:
+        return backs
+    if gate not in ledgers:
+        return 0
+    mint = ledgers.get(minter)
+    if mint is None:
+        return 0
+    holds = made(mint, zone, most) + backs - minter_spent
+    return max(0, mint.given(zone, gate) - _beyond(mint, zone, holds))
+
+
+def handed_back(zone: str, giver: Ledger, minter: str, mint: Ledger | None,
+                spent: int) -> int:
+    """What ``giver`` (not the minter) gave the minter in ``zone``, as counted: no more
+    than it could hold, the minter's gifts to it less its ``spent``."""
+    holds = (mint.given(zone, giver.gate) if mint else 0) - spent
+    return _covered(giver, zone, minter, holds)
+
+
 def _gifts(zone: str, minter: str, ledgers: Mapping[str, Ledger], spent: Counts,
            most: int) -> tuple[dict[str, int], dict[str, int]]:
     """``received``, and what each gate gave the minter as counted."""
@@ -160,8 +184,7 @@ def _gifts(zone: str, minter: str, ledgers: Mapping[str, Ledger], spent: Counts,
     mint = ledgers.get(minter)
     for gate, ledger in ledgers.items():
         if gate != minter:
-            holds = (mint.given(zone, gate) if mint else 0) - spent.get(gate, 0)
-            back[gate] = _covered(ledger, zone, minter, holds)
+            back[gate] = handed_back(zone, ledger, minter, mint, spent.get(gate, 0))
     got[minter] = sum(back.values())
     if mint is not None:
         holds = made(mint, zone, most) + got[minter] - spent.get(minter, 0)
