@@ -429,3 +429,21 @@ def test_a_supervisor_key_that_is_no_ed25519_public_key_is_one_config_line(
         path.write_bytes(content)
     with pytest.raises(ConfigError, match=rf"^mesh\.supervisor_key: {path} {said}"):
         Verifier.from_file(path)
+
+
+def test_an_envelope_too_deeply_nested_to_check_is_dropped_and_the_worker_goes_on(
+        venue: dict[str, VenueGate], supervisor: Supervisor, hub: MemoryHub) -> None:
+    """A peer's answer holding an envelope nested deeper than a signature check can
+    serialise is dropped as malformed: it never takes the venue worker down, so the next
+    command is obeyed (the answer was retained: a restarted worker would hear it again)."""
+    gate = venue["n1"]
+    deep = b'{"command": {"reason": ' + b"[" * 300 + b"]" * 300 + b'}, "sig": "AA=="}'
+    liar = hub.broker("gate-liar-venue")
+    liar.connect(Inbox())
+    liar.publish("gates/liar/venue/given/n1", orjson.dumps({"envelopes": [deep.decode()]}),
+                 retain=True)
+    gate.settle()
+    assert gate.book.dropped["malformed"] == 1
+    supervisor.issue(hub, Kind.STOP_ENTRY)
+    gate.settle()
+    assert gate.check(1).decision.reason is Reason.ENTRY_STOPPED
