@@ -293,3 +293,23 @@ def test_a_busy_gate_announces_its_number_once_per_status_interval(venue, tmp_pa
     assert statuses() - before <= 1
     steps(STATUS_INTERVAL)
     assert statuses() - before == 1 and b.link.peers["A"].announced == 4
+
+
+def test_a_peer_stamp_at_the_last_counter_leaves_the_gates_stamps_readable(venue, tmp_path):
+    """A peer's record stamped an hour ahead (within the drift the clock follows) at the
+    counter's last value: the gates that merge it keep stamping in the stamp's shape, so
+    their own scans still reach every peer (a seventh counter digit made them malformed)."""
+    rounds, _ = venue
+    a, b = opened(venue, tmp_path, "A", "B")
+    liar = rounds.hub.broker("gate-L")
+    liar.connect(Inbox())
+    ahead = int(rounds.now * 1000) + 3600 * 1000
+    lie = Record("scan-l", "L", 1, f"{ahead:013d}-999999-L", "tk-l", "ev", "BC-L", "IN",
+                 "OK", "GRANTED", "2030-01-01T10:00:00.000Z")
+    liar.publish(scans_topic("L"), Codec(KEY).record(lie))
+    rounds.until([a, b], lambda: "scan-l" in a.scan_ids() and "scan-l" in b.scan_ids())
+    granted = a.check(1)
+    rounds.until([a, b], lambda: granted.scan_id in b.scan_ids())
+    assert b.link.codec.dropped == {}
+    [stamp] = [r.hlc for r in a.mesh.records() if r.scan_id == granted.scan_id]
+    assert stamp > lie.hlc and len(stamp) == len(lie.hlc)

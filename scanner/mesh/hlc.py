@@ -36,6 +36,7 @@ from scanner.printable import is_number
 DEFAULT_MAX_DRIFT_MS = 24 * 3600 * 1000
 _MS_DIGITS = 13
 _COUNTER_DIGITS = 6
+_MAX_COUNTER = 10**_COUNTER_DIGITS - 1
 
 
 class Stamp(NamedTuple):
@@ -81,8 +82,10 @@ class HybridClock:
             physical = self._physical()
             if physical > self._ms:
                 self._ms, self._counter = physical, 0
-            else:
+            elif self._counter < _MAX_COUNTER:
                 self._counter += 1
+            else:  # a seventh digit would make a stamp no gate reads: the next millisecond
+                self._ms, self._counter = self._ms + 1, 0
             return Stamp(self._ms, self._counter, self.node)
 
     def merge(self, remote: Stamp) -> None:
