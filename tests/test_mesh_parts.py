@@ -301,6 +301,25 @@ def test_a_replay_request_past_the_own_records_replays_only_what_is_held(store):
     assert replays.replayed == 2
 
 
+def test_overlapping_or_shifted_ranges_from_one_asker_replay_each_record_once(store):
+    """A peer asking for its whole history again and again, in ranges that overlap or
+    shift by one (each a range not asked before), gets each record once per holdoff: one
+    message must not make the origin read and send its history 64 times over."""
+    mesh, gate = store
+    _journal(gate, [f"j{n:02d}" for n in range(40)])
+    mesh.stamp_journal(HybridClock("B"))
+    codec = Codec(KEY)
+    replays = Replays(mesh, codec)
+    sent: list[bytes] = []
+    for n, start in enumerate((1, 2)):  # the second within the holdoff
+        ranges = tuple((first, 40) for first in range(start, start + 64))
+        replays.ask(ReplayRequest("A", "B", ranges), n * 0.5)
+        replays.serve(n * 0.5 + REPLAY_GATHER, lambda _topic, payload: sent.append(payload))
+    served = [r.seq for p in sent for r in codec.decode(replayed_topic("B", "A"), p).records]
+    assert sorted(served) == list(range(1, 41))
+    assert replays.replayed == 40
+
+
 def test_a_long_journal_is_stamped_whole_across_several_statements(store):
     mesh, gate = store
     _journal(gate, [f"j{n:03d}" for n in range(200)])
