@@ -341,6 +341,23 @@ def test_gate_conflicts_json_lists_both_scans(tmp_path: Path, monkeypatch, capsy
     assert doc["barcode"] == "BC0000000001"
 
 
+def test_gate_conflicts_prints_a_peers_controls_escaped_on_one_line(tmp_path: Path,
+                                                                      monkeypatch, capsys):
+    """A peer's record is its word: a barcode or time with a newline or an ESC sequence
+    must not add lines or rewrite the operator's terminal."""
+    hostile = record("s0", "C", 1, 3)._replace(barcode="BC\x1b[2J\nfake line",
+                                               scanned_at="2030\r\u202e")
+    with build_gate(tmp_path, gate_id="B") as gate:
+        MeshStore(gate.journal_engine, "B").record_many([hostile, record("s1", "A", 1, 5)])
+    toml = gate_toml(tmp_path, gate_id="B")
+    for name in ("GATE_DB", "GATE_ID", "GATE_EVENTS"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["--config", str(toml), "conflicts"]) == 0
+    [line] = capsys.readouterr().out.splitlines()
+    assert line.startswith("BC\\x1b[2J\\x0afake line (ticket tk-1): in at C 2030\\x0d\\u202e and")
+    assert line.isprintable()
+
+
 def test_a_lost_broker_is_said_once_when_partitioned_and_once_when_healed():
     from scanner.mesh.partition import Partition
 
