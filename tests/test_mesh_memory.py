@@ -12,7 +12,7 @@ import orjson
 import pytest
 from kits.mesh import KEY, MeshGate, Rounds
 
-from scanner.decide.model import Reason
+from scanner.decide.model import Direction, Reason
 from scanner.mesh.broker import Inbox
 from scanner.mesh.message import Codec, Record, replay_topic, scans_topic
 
@@ -313,3 +313,36 @@ def test_a_peer_stamp_at_the_last_counter_leaves_the_gates_stamps_readable(venue
     assert b.link.codec.dropped == {}
     [stamp] = [r.hlc for r in a.mesh.records() if r.scan_id == granted.scan_id]
     assert stamp > lie.hlc and len(stamp) == len(lie.hlc)
+
+
+def test_a_gate_restarted_after_its_clock_ran_ahead_never_stamps_before_its_own_scans(
+        venue, tmp_path):
+    """Its clock a year ahead, then set right, then a restart: the clock goes on after the
+    gate's own stamps (as it would have without the restart), so the ticket's exit is
+    after its entry and it may enter again."""
+    from kits.mesh import MeshGate
+
+    rounds, gates = venue
+    year = 365 * 24 * 3600 * 1000
+    ahead = [year]
+
+    def start() -> MeshGate:
+        gate = gates["A"] = MeshGate(tmp_path / "A", "A", rounds.hub, monotonic=rounds.clock,
+                                     physical=lambda: int(rounds.now * 1000) + ahead[0])
+        rounds.open(gate)
+        rounds.until([gate], gate.link.connected.is_set)
+        return gate
+
+    a = start()
+    entered = a.check(1)
+    rounds.until([a], lambda: entered.scan_id in a.scan_ids())
+    a.link.shut()
+    gates.pop("A").close()
+    ahead[0] = 0  # NTP set it right
+    a = start()
+    left = a.check(1, Direction.OUT)
+    assert left.decision.granted
+    rounds.until([a], lambda: left.scan_id in a.scan_ids())
+    stamps = {r.scan_id: r.hlc for r in a.mesh.records()}
+    assert stamps[left.scan_id] > stamps[entered.scan_id]
+    assert a.check(1).decision.reason is Reason.REENTRY_NOT_ALLOWED  # not ALREADY_INSIDE

@@ -88,6 +88,14 @@ class HybridClock:
                 self._ms, self._counter = self._ms + 1, 0
             return Stamp(self._ms, self._counter, self.node)
 
+    def resume(self, own: Stamp) -> None:
+        """Go on after a stamp this gate made before a restart, however far ahead of the
+        wall clock it is: the drift bound is for peers' stamps, and a bounded one here
+        would order the gate's next scans before its earlier ones."""
+        with self._lock:
+            if (own.ms, own.counter) > (self._ms, self._counter):
+                self._ms, self._counter = own.ms, own.counter
+
     def merge(self, remote: Stamp) -> None:
         """Move past a stamp heard from a peer (or read back from our own database)."""
         with self._lock:
