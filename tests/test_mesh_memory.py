@@ -12,7 +12,7 @@ import orjson
 import pytest
 from kits.mesh import KEY, MeshGate, Rounds
 
-from scanner.decide.model import Reason
+from scanner.decide.model import Direction, Reason
 from scanner.mesh.broker import Inbox
 from scanner.mesh.message import Codec, Record, replay_topic, scans_topic
 
@@ -293,3 +293,56 @@ def test_a_busy_gate_announces_its_number_once_per_status_interval(venue, tmp_pa
     assert statuses() - before <= 1
     steps(STATUS_INTERVAL)
     assert statuses() - before == 1 and b.link.peers["A"].announced == 4
+
+
+def test_a_peer_stamp_at_the_last_counter_leaves_the_gates_stamps_readable(venue, tmp_path):
+    """A peer's record stamped an hour ahead (within the drift the clock follows) at the
+    counter's last value: the gates that merge it keep stamping in the stamp's shape, so
+    their own scans still reach every peer (a seventh counter digit made them malformed)."""
+    rounds, _ = venue
+    a, b = opened(venue, tmp_path, "A", "B")
+    liar = rounds.hub.broker("gate-L")
+    liar.connect(Inbox())
+    ahead = int(rounds.now * 1000) + 3600 * 1000
+    lie = Record("scan-l", "L", 1, f"{ahead:013d}-999999-L", "tk-l", "ev", "BC-L", "IN",
+                 "OK", "GRANTED", "2030-01-01T10:00:00.000Z")
+    liar.publish(scans_topic("L"), Codec(KEY).record(lie))
+    rounds.until([a, b], lambda: "scan-l" in a.scan_ids() and "scan-l" in b.scan_ids())
+    granted = a.check(1)
+    rounds.until([a, b], lambda: granted.scan_id in b.scan_ids())
+    assert b.link.codec.dropped == {}
+    [stamp] = [r.hlc for r in a.mesh.records() if r.scan_id == granted.scan_id]
+    assert stamp > lie.hlc and len(stamp) == len(lie.hlc)
+
+
+def test_a_gate_restarted_after_its_clock_ran_ahead_never_stamps_before_its_own_scans(
+        venue, tmp_path):
+    """Its clock a year ahead, then set right, then a restart: the clock goes on after the
+    gate's own stamps (as it would have without the restart), so the ticket's exit is
+    after its entry and it may enter again."""
+    from kits.mesh import MeshGate
+
+    rounds, gates = venue
+    year = 365 * 24 * 3600 * 1000
+    ahead = [year]
+
+    def start() -> MeshGate:
+        gate = gates["A"] = MeshGate(tmp_path / "A", "A", rounds.hub, monotonic=rounds.clock,
+                                     physical=lambda: int(rounds.now * 1000) + ahead[0])
+        rounds.open(gate)
+        rounds.until([gate], gate.link.connected.is_set)
+        return gate
+
+    a = start()
+    entered = a.check(1)
+    rounds.until([a], lambda: entered.scan_id in a.scan_ids())
+    a.link.shut()
+    gates.pop("A").close()
+    ahead[0] = 0  # NTP set it right
+    a = start()
+    left = a.check(1, Direction.OUT)
+    assert left.decision.granted
+    rounds.until([a], lambda: left.scan_id in a.scan_ids())
+    stamps = {r.scan_id: r.hlc for r in a.mesh.records()}
+    assert stamps[left.scan_id] > stamps[entered.scan_id]
+    assert a.check(1).decision.reason is Reason.REENTRY_NOT_ALLOWED  # not ALREADY_INSIDE

@@ -301,6 +301,25 @@ def test_a_replay_request_past_the_own_records_replays_only_what_is_held(store):
     assert replays.replayed == 2
 
 
+def test_overlapping_or_shifted_ranges_from_one_asker_replay_each_record_once(store):
+    """A peer asking for its whole history again and again, in ranges that overlap or
+    shift by one (each a range not asked before), gets each record once per holdoff: one
+    message must not make the origin read and send its history 64 times over."""
+    mesh, gate = store
+    _journal(gate, [f"j{n:02d}" for n in range(40)])
+    mesh.stamp_journal(HybridClock("B"))
+    codec = Codec(KEY)
+    replays = Replays(mesh, codec)
+    sent: list[bytes] = []
+    for n, start in enumerate((1, 2)):  # the second within the holdoff
+        ranges = tuple((first, 40) for first in range(start, start + 64))
+        replays.ask(ReplayRequest("A", "B", ranges), n * 0.5)
+        replays.serve(n * 0.5 + REPLAY_GATHER, lambda _topic, payload: sent.append(payload))
+    served = [r.seq for p in sent for r in codec.decode(replayed_topic("B", "A"), p).records]
+    assert sorted(served) == list(range(1, 41))
+    assert replays.replayed == 40
+
+
 def test_a_long_journal_is_stamped_whole_across_several_statements(store):
     mesh, gate = store
     _journal(gate, [f"j{n:03d}" for n in range(200)])
@@ -320,6 +339,23 @@ def test_gate_conflicts_json_lists_both_scans(tmp_path: Path, monkeypatch, capsy
     [doc] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert (doc["first"]["gate"], doc["second"]["gate"]) == ("A", "C")
     assert doc["barcode"] == "BC0000000001"
+
+
+def test_gate_conflicts_prints_a_peers_controls_escaped_on_one_line(tmp_path: Path,
+                                                                      monkeypatch, capsys):
+    """A peer's record is its word: a barcode or time with a newline or an ESC sequence
+    must not add lines or rewrite the operator's terminal."""
+    hostile = record("s0", "C", 1, 3)._replace(barcode="BC\x1b[2J\nfake line",
+                                               scanned_at="2030\r\u202e")
+    with build_gate(tmp_path, gate_id="B") as gate:
+        MeshStore(gate.journal_engine, "B").record_many([hostile, record("s1", "A", 1, 5)])
+    toml = gate_toml(tmp_path, gate_id="B")
+    for name in ("GATE_DB", "GATE_ID", "GATE_EVENTS"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["--config", str(toml), "conflicts"]) == 0
+    [line] = capsys.readouterr().out.splitlines()
+    assert line.startswith("BC\\x1b[2J\\x0afake line (ticket tk-1): in at C 2030\\x0d\\u202e and")
+    assert line.isprintable()
 
 
 def test_a_lost_broker_is_said_once_when_partitioned_and_once_when_healed():

@@ -429,3 +429,46 @@ def test_a_supervisor_key_that_is_no_ed25519_public_key_is_one_config_line(
         path.write_bytes(content)
     with pytest.raises(ConfigError, match=rf"^mesh\.supervisor_key: {path} {said}"):
         Verifier.from_file(path)
+
+
+def test_an_envelope_too_deeply_nested_to_check_is_dropped_and_the_worker_goes_on(
+        venue: dict[str, VenueGate], supervisor: Supervisor, hub: MemoryHub) -> None:
+    """A peer's answer holding an envelope nested deeper than a signature check can
+    serialise is dropped as malformed: it never takes the venue worker down, so the next
+    command is obeyed (the answer was retained: a restarted worker would hear it again)."""
+    gate = venue["n1"]
+    deep = b'{"command": {"reason": ' + b"[" * 300 + b"]" * 300 + b'}, "sig": "AA=="}'
+    liar = hub.broker("gate-liar-venue")
+    liar.connect(Inbox())
+    liar.publish("gates/liar/venue/given/n1", orjson.dumps({"envelopes": [deep.decode()]}),
+                 retain=True)
+    gate.settle()
+    assert gate.book.dropped["malformed"] == 1
+    supervisor.issue(hub, Kind.STOP_ENTRY)
+    gate.settle()
+    assert gate.check(1).decision.reason is Reason.ENTRY_STOPPED
+
+
+def test_a_flood_of_asks_is_answered_once_a_second_not_once_an_ask(
+        venue: dict[str, VenueGate], supervisor: Supervisor, hub: MemoryHub) -> None:
+    """An ask is a few bytes and its answer every command the gate holds: a peer asking
+    in a loop must not have the gate (and the broker) send all of them for each."""
+    from scanner.venue.channel import ANSWER_GAP
+
+    for n in range(1, 4):
+        supervisor.issue(hub, Kind.BLOCK, Scope.TICKET, make_ticket(n).barcode, "banned")
+    settle(venue)
+    gate, now = venue["n1"], [0.0]
+    gate.worker.clock = lambda: now[0]
+    liar = hub.broker("gate-liar-venue")
+    liar.connect(Inbox())
+    answers = "gates/n1/venue/given/liar"
+    for _ in range(2):  # an ask, then a flood within the gap
+        for _ in range(50):
+            liar.publish("gates/liar/venue/ask/n1", b"{}")
+        gate.settle()
+        assert [t for t, _ in hub.published].count(answers) == 1
+    now[0] += ANSWER_GAP
+    gate.worker.step(0)  # the asks that came meanwhile: one more answer, all of it
+    given = [p for t, p in hub.published if t == answers]
+    assert len(given) == 2 and len(orjson.loads(given[-1])["envelopes"]) == 3

@@ -7,6 +7,7 @@ import orjson
 
 from scanner.app import Gate
 from scanner.cli.main import load
+from scanner.printable import escape
 
 
 @click.command()
@@ -24,8 +25,9 @@ def conflicts(ctx: click.Context, as_json: bool) -> int:
             click.echo(orjson.dumps(conflict.to_json()).decode())
             continue
         a, b = conflict.first, conflict.second
-        click.echo(f"{a.barcode} (ticket {conflict.ticket_id}): in at {a.gate} {a.scanned_at}"
-                   f" and at {b.gate} {b.scanned_at}")
+        # A record is its origin's word, a peer's too: its text is escaped, never run.
+        click.echo(escape(f"{a.barcode} (ticket {conflict.ticket_id}): in at {a.gate} "
+                          f"{a.scanned_at} and at {b.gate} {b.scanned_at}"))
     if not as_json:
         click.echo(f"{len(found)} conflict(s)", err=True)
     return 0

@@ -36,6 +36,7 @@ from scanner.printable import is_number
 DEFAULT_MAX_DRIFT_MS = 24 * 3600 * 1000
 _MS_DIGITS = 13
 _COUNTER_DIGITS = 6
+_MAX_COUNTER = 10**_COUNTER_DIGITS - 1
 
 
 class Stamp(NamedTuple):
@@ -81,9 +82,19 @@ class HybridClock:
             physical = self._physical()
             if physical > self._ms:
                 self._ms, self._counter = physical, 0
-            else:
+            elif self._counter < _MAX_COUNTER:
                 self._counter += 1
+            else:  # a seventh digit would make a stamp no gate reads: the next millisecond
+                self._ms, self._counter = self._ms + 1, 0
             return Stamp(self._ms, self._counter, self.node)
+
+    def resume(self, own: Stamp) -> None:
+        """Go on after a stamp this gate made before a restart, however far ahead of the
+        wall clock it is: the drift bound is for peers' stamps, and a bounded one here
+        would order the gate's next scans before its earlier ones."""
+        with self._lock:
+            if (own.ms, own.counter) > (self._ms, self._counter):
+                self._ms, self._counter = own.ms, own.counter
 
     def merge(self, remote: Stamp) -> None:
         """Move past a stamp heard from a peer (or read back from our own database)."""

@@ -178,6 +178,9 @@ class Link(SessionWorker):
         top = store.max_stamp()
         if top is not None:  # a restart never stamps before what it already holds
             self.hlc.merge(top)
+        own = store.max_stamp(store.gate_id)
+        if own is not None:  # nor before its own stamps, however far ahead they ran
+            self.hlc.resume(own)
 
     @property
     def replayed(self) -> int:

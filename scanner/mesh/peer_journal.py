@@ -390,9 +390,13 @@ class MeshStore(Database):
             return int(conn.execute(select(func.count()).select_from(mesh_conflicts)).scalar()
                        or 0)
 
-    def max_stamp(self) -> Stamp | None:
+    def max_stamp(self, origin: str | None = None) -> Stamp | None:
+        """The latest stamp held, of every gate or of ``origin`` alone."""
+        query = select(func.max(_c.hlc))
+        if origin is not None:
+            query = query.where(_c.origin == origin)
         with self.reading() as conn:
-            top = conn.execute(select(func.max(_c.hlc))).scalar()
+            top = conn.execute(query).scalar()
         return Stamp.parse(top) if top else None
 
     def conflicts(self) -> list[Conflict]:

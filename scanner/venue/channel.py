@@ -17,7 +17,7 @@ only after the command's retained copy was replaced, must not leave a gate behin
 gate announces its digest; a gate whose digest differs from a peer's asks it, and the peer
 answers with the signed envelopes it holds: gates cannot sign, so they only pass on what a
 supervisor signed, and every envelope is checked again on arrival. Digests and asks carry
-no secret and order nothing: a forged one costs at most an answer.
+no secret and order nothing: forged ones cost at most an answer per ``ANSWER_GAP``.
 
 After a (re)connect the book stays unsettled (decisions wait, ``CommandBook.orders``) until
 the probe is back and every peer that announced a newer command has answered, or
@@ -53,6 +53,10 @@ ASK_AGAIN = 10.0          # an ask not answered within this is asked again
 # command reaches the gates one after another, and for that moment their digests differ.
 ASK_DELAY = 1.0
 GIVEN_BYTES = 256 * 1024  # envelopes per answer message, well under the broker's limit
+# An asker is answered at most this often (the asks meanwhile get one answer after it): an
+# ask is a few bytes and its answer every command held, so one per ask let a peer asking
+# in a loop have the gate and the broker send them all thousands of times a second.
+ANSWER_GAP = 1.0
 MAX_DIGEST_BYTES = 1024
 
 
@@ -114,6 +118,8 @@ class VenueWorker(SessionWorker):
         self._peers: dict[str, dict[str, Any]] = {}     # peer -> its digest
         self._changed_at: dict[str, float] = {}         # peer (or us) -> digest changed
         self._asked: dict[str, tuple[str, float]] = {}  # peer -> (its digest hash, when)
+        self._asking: set[str] = set()                  # peers whose asks wait for an answer
+        self._answered: dict[str, float] = {}           # peer -> when it was last answered
         self._announced: dict[str, Any] | None = None
 
     def state(self) -> dict[str, Any]:
@@ -153,6 +159,7 @@ class VenueWorker(SessionWorker):
         if self.connected.is_set() and self._probe is None:
             self._ask_peers()
             self._announce()
+        self._answer_askers()
         self._maybe_settle()
 
     def _handle(self, event: object) -> None:
@@ -203,7 +210,7 @@ class VenueWorker(SessionWorker):
                 self._peers[sender] = digest
                 self._changed_at[sender] = self.clock()
         elif kind == "ask" and sender != self.gate_id:
-            self._answer(sender)
+            self._asking.add(sender)
         elif kind == "given" and sender != self.gate_id:
             self._take(sender, payload)
 
@@ -231,6 +238,14 @@ class VenueWorker(SessionWorker):
                 continue
             self._asked[peer] = (digest["hash"], now)
             self.broker.publish(venue_topic(self.gate_id, "ask", peer), orjson.dumps(own))
+
+    def _answer_askers(self) -> None:
+        now = self.clock()
+        for asker in [a for a in self._asking
+                      if now - self._answered.get(a, -ANSWER_GAP) >= ANSWER_GAP]:
+            self._asking.discard(asker)
+            self._answered[asker] = now
+            self._answer(asker)
 
     def _answer(self, asker: str) -> None:
         chunk: list[str] = []

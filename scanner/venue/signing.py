@@ -174,8 +174,12 @@ class Verifier:
         if not isinstance(body, dict) or not isinstance(sig, str):
             raise Dropped("malformed", "command or signature of the wrong type")
         try:
+            signed = canonical(body)
+        except orjson.JSONEncodeError:  # nested deeper than orjson writes (it reads deeper)
+            raise Dropped("malformed", "the command is nested too deeply") from None
+        try:
             raw = base64.b64decode(sig, validate=True)
-            self._key.verify(raw, canonical(body))
+            self._key.verify(raw, signed)
         except (InvalidSignature, binascii.Error, ValueError):
             raise Dropped("bad_signature", "the signature does not match the supervisor "
                                            "key") from None
