@@ -73,6 +73,14 @@ def test_the_login_takes_only_json_of_this_origin(exposed: ControlServer) -> Non
         assert client.get("/api/venue").status_code == 401
 
 
+def test_a_session_cookie_of_non_ascii_bytes_is_no_session(exposed: ControlServer) -> None:
+    """With a session live, a cookie no token can be is refused as none, not a fault."""
+    with loopback.client(base_url=exposed.url, timeout=5) as client:
+        assert client.post("/api/login", json={"pin": "4711"}).status_code == 200
+    cookie = {"Cookie": "control_session=\xe9".encode("latin-1")}
+    assert loopback.get(f"{exposed.url}/api/venue", headers=cookie).status_code == 401
+
+
 def test_repeated_wrong_pins_lock_the_address_out(exposed: ControlServer) -> None:
     with loopback.client(base_url=exposed.url, timeout=5) as client:
         codes = [client.post("/api/login", json={"pin": f"{n:04d}"}).status_code

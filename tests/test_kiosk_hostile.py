@@ -18,7 +18,7 @@ import httpx
 import orjson
 import pytest
 from kits import loopback
-from kits.kiosk import KioskGate, free_port
+from kits.kiosk import KioskGate, free_port, quick_pin_file
 from test_config_tables import load_text
 
 from scanner.decide.model import Direction
@@ -291,6 +291,30 @@ def test_streams_from_the_lan_leave_the_gates_own_screen_its_page(
         finally:
             for sock in streams:
                 sock.close()
+
+
+# -- garbage headers ----------------------------------------------------------------------
+
+
+def faults(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_a_session_cookie_of_non_ascii_bytes_is_no_session(
+        kg: KioskGate, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """With a steward logged in, a cookie no token can be ("é", sent as one Latin-1
+    byte) is answered as no session: 401 on the steward's routes, never a fault."""
+    quick_pin_file(tmp_path / "kiosk.pin", PIN)
+    kg.restart_kiosk()
+    caplog.set_level(logging.DEBUG)
+    assert loopback.post(kg.url + "/api/login", json={"pin": PIN}).status_code == 200
+    cookie = {"Cookie": "gate_session=\xe9\xe9".encode("latin-1")}
+    assert loopback.post(kg.url + "/api/direction", json={"direction": "OUT"},
+                         headers=cookie).status_code == 401
+    desk = loopback.get(kg.url + "/api/desk", headers=cookie)
+    assert desk.status_code == 200 and desk.json()["role"] is None
+    assert kg.kiosk.direction is Direction.IN
+    assert faults(caplog) == []
 
 
 # -- one loopback rule --------------------------------------------------------------------

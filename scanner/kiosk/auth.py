@@ -275,7 +275,8 @@ class Sessions:
 
     def role(self, token: str | None) -> str | None:
         """The live session's role (steward, supervisor), None for no live session."""
-        if not token:
+        # Every token is ASCII, and compare_digest raises on other text (a cookie of "é").
+        if not token or not token.isascii():
             return None
         with self._lock:
             # Every live token is compared, so timing tells nothing about which one was close.
