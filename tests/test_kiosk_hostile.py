@@ -317,6 +317,17 @@ def test_a_session_cookie_of_non_ascii_bytes_is_no_session(
     assert faults(caplog) == []
 
 
+@pytest.mark.parametrize("origin", ["http://[", "http://[::1", "http://a]b", "http://[x]:1"])
+def test_an_origin_no_parser_takes_is_refused_as_cross_origin(
+        kg: KioskGate, origin: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    reply = loopback.post(kg.url + "/api/scan", json={"barcode": kg.valid_barcodes(1)[0]},
+                          headers={"Origin": origin})
+    assert reply.status_code == 403, reply.text
+    assert list(kg.gate.journal.entries()) == []
+    assert faults(caplog) == []
+
+
 # -- one loopback rule --------------------------------------------------------------------
 
 

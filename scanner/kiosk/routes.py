@@ -440,8 +440,7 @@ async def _body(request: Request) -> dict[str, Any]:
     if kind != "application/json":
         raise HttpError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send JSON")
     origin = request.headers.get("origin")
-    if origin is not None and urlsplit(origin).netloc.lower() \
-            != request.headers.get("host", "").lower():
+    if origin is not None and _netloc(origin) != request.headers.get("host", "").lower():
         raise HttpError(HTTPStatus.FORBIDDEN, "cross-origin request refused")
     too_big = HttpError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"a body of 1 to {MAX_BODY} bytes")
     declared = request.headers.get("content-length")
@@ -468,6 +467,15 @@ async def _body(request: Request) -> dict[str, Any]:
 
 # The control room's routes take their bodies by the same rules.
 json_body = _body
+
+
+def _netloc(origin: str) -> str | None:
+    """The host and port an Origin header names; None for one no URL parser takes
+    ("http://[")."""
+    try:
+        return urlsplit(origin).netloc.lower()
+    except ValueError:
+        return None
 
 
 def _text(body: dict[str, Any], key: str) -> str:
