@@ -23,6 +23,7 @@ from kits.kiosk import KioskGate, free_port, quick_pin_file
 from kits.waiting import WAIT, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
+from scanner.decide.model import Direction
 from scanner.kiosk import KioskServer, WebOptions
 from scanner.kiosk.auth import MAX_FAILURES, PinHash
 from scanner.kiosk.events import END, Client
@@ -296,10 +297,10 @@ def test_a_decision_after_the_stream_opened_is_on_it_however_slow_the_state(
         slow.stop()
 
 
-def test_a_burst_of_status_requests_reads_the_status_once(kg: KioskGate) -> None:
-    """A monitoring system polling /api/status 20 times a second costs the gate one status
-    read a second, not twenty."""
-    reads = []
+@contextlib.contextmanager
+def counting_reads(kg: KioskGate) -> Iterator[tuple[KioskServer, list[float]]]:
+    """``kg``'s kiosk again, on a port of its own, and when it read the status, each time."""
+    reads: list[float] = []
 
     def counted() -> dict[str, Any]:
         reads.append(time.monotonic())
@@ -309,13 +310,39 @@ def test_a_burst_of_status_requests_reads_the_status_once(kg: KioskGate) -> None
     polled = KioskServer(WebOptions(port=free_port()),
                          dataclasses.replace(kg.kiosk.parts, status=counted)).start()
     try:
-        with loopback.client(base_url=polled.url, timeout=5) as client:
-            answers = [client.get("/api/status") for _ in range(20)]
+        yield polled, reads
+    finally:
+        polled.stop()
+
+
+def test_a_burst_of_status_requests_reads_the_status_once(kg: KioskGate) -> None:
+    """A monitoring system polling /api/status 20 times a second costs the gate one status
+    read a second, not twenty."""
+    with counting_reads(kg) as (polled, reads), \
+            loopback.client(base_url=polled.url, timeout=5) as client:
+        answers = [client.get("/api/status") for _ in range(20)]
         assert all(a.status_code == 200 for a in answers)
         assert {a.json()["tickets"] for a in answers} == {kg.gate.store.count()}
         assert len(reads) <= 2  # the burst may straddle the document's second
-    finally:
-        polled.stop()
+
+
+def test_a_burst_of_state_requests_and_reconnects_builds_the_state_once(
+        kg: KioskGate) -> None:
+    """With no page listening, a client polling /api/state or opening and dropping streams
+    20 times a second costs the gate one state build (a whole status read) a second; a
+    direction switch still shows at once."""
+    with counting_reads(kg) as (polled, reads), \
+            loopback.client(base_url=polled.url, timeout=5) as client:
+        began = time.monotonic()
+        answers = [client.get("/api/state") for _ in range(20)]
+        for _ in range(20):
+            with client.stream("GET", "/events") as stream:
+                assert next(stream.iter_bytes()).startswith(b"retry:")
+        took = time.monotonic() - began
+        assert all(a.status_code == 200 for a in answers)
+        assert len(reads) <= 2 + took  # one a second, the bursts straddling seconds
+        polled.set_direction(Direction.OUT)
+        assert client.get("/api/state").json()["direction"] == "OUT"
 
 
 def drained(client: Client) -> list[bytes]:
