@@ -336,9 +336,24 @@ def test_an_origin_no_parser_takes_is_refused_as_cross_origin(
     ("127.0.0.1", True), ("127.8.9.10", True), ("::1", True), ("[::1]", True),
     ("0.0.0.0", False), ("::", False), ("gate.local", False), ("localhost.evil", False),
     ("10.0.0.1", False), ("", False), ("[::ffff:10.0.0.1]", False),
+    ("::ffff:127.0.0.1", True), ("[::ffff:127.0.0.9]", True),
 ])
 def test_one_loopback_rule(host: str, loopback: bool) -> None:
     assert is_loopback(host) is loopback
+
+
+def test_bound_to_every_ipv6_address_the_gates_own_screen_still_logs_in(
+        tmp_path: Path, sim_server: SimServer) -> None:
+    """Bound to "::", the kiosk sees its own screen (127.0.0.1) as ::ffff:127.0.0.1: still
+    this machine, so others spending the global budget of wrong PINs lock it not out."""
+    pin_file = tmp_path / "kiosk.pin"
+    quick_pin_file(pin_file, PIN)
+    with KioskGate(tmp_path, sim_server, WebOptions(host="::", port=free_port(),
+                                                    pin_file=str(pin_file))) as gate:
+        for n in range(GLOBAL_FAILURES):  # wrong PINs from the LAN, as the login counts them
+            assert gate.kiosk.lockout.reserve(f"10.0.0.{n}") == 0.0
+        assert gate.kiosk.lockout.reserve("10.0.0.200") > 0
+        assert login(gate.url, PIN, SCREEN) == 200
 
 
 def test_localhost_in_capitals_is_loopback_for_the_config_and_the_kiosk(
