@@ -326,6 +326,17 @@ def test_a_burst_of_status_requests_reads_the_status_once(kg: KioskGate) -> None
         assert len(reads) <= 2  # the burst may straddle the document's second
 
 
+def test_a_burst_of_metrics_scrapes_reads_the_status_once(kg: KioskGate) -> None:
+    """/metrics carries the status document's gauges: a scraper polling it 20 times a
+    second costs one status read a second too."""
+    with counting_reads(kg) as (polled, reads), \
+            loopback.client(base_url=polled.url, timeout=5) as client:
+        answers = [client.get("/metrics") for _ in range(20)]
+        assert all(a.status_code == 200 for a in answers)
+        assert f"gate_tickets_in_store {float(kg.gate.store.count())}" in answers[-1].text
+        assert len(reads) <= 2  # the burst may straddle the document's second
+
+
 def test_a_burst_of_state_requests_and_reconnects_builds_the_state_once(
         kg: KioskGate) -> None:
     """With no page listening, a client polling /api/state or opening and dropping streams

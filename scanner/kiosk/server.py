@@ -61,7 +61,8 @@ class KioskServer:
         self._status: tuple[float, dict[str, Any]] | None = None
         self._status_lock = threading.Lock()
         self.events = Broadcaster(parts, self._state, on_acted=self._acted)
-        self.metrics = Metrics(parts, clients=lambda: self.events.clients)
+        self.metrics = Metrics(parts, clients=lambda: self.events.clients,
+                               status=self.status)
         self._http: HttpThread | None = None
         self.port = web.port
         self.stopping = False
