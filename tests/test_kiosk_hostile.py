@@ -6,6 +6,7 @@ machine."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import socket
 import threading
@@ -326,6 +327,25 @@ def test_an_origin_no_parser_takes_is_refused_as_cross_origin(
     assert reply.status_code == 403, reply.text
     assert list(kg.gate.journal.entries()) == []
     assert faults(caplog) == []
+
+
+def test_a_fault_is_one_log_line_and_a_json_answer(
+        kg: KioskGate, caplog: pytest.LogCaptureFixture) -> None:
+    def broken() -> dict[str, object]:
+        raise RuntimeError("status exploded")
+
+    kg.kiosk.stop()
+    faulty = KioskServer(WebOptions(port=free_port()),
+                         dataclasses.replace(kg.kiosk.parts, status=broken)).start()
+    caplog.set_level(logging.DEBUG)
+    try:
+        reply = loopback.get(faulty.url + "/api/status", timeout=5)
+    finally:
+        faulty.stop()
+    assert reply.status_code == 500
+    assert reply.json() == {"error": "the kiosk failed on this request"}
+    assert faults(caplog) == ["kiosk GET /api/status: RuntimeError: status exploded"]
+    assert not any(r.exc_info for r in caplog.records)
 
 
 # -- one loopback rule --------------------------------------------------------------------

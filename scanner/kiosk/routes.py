@@ -187,8 +187,7 @@ class Guard:
             log.error("kiosk %s %s: %s: %s", scope["method"], path, type(exc).__name__, exc)
             if not started[0]:
                 with contextlib.suppress(Exception):
-                    await _reply(send, HTTPStatus.INTERNAL_SERVER_ERROR,
-                                 {"error": "the kiosk failed on this request"})
+                    await _reply(send, HTTPStatus.INTERNAL_SERVER_ERROR, FAILED)
 
 
 async def _reply(send: Send, status: HTTPStatus, doc: Any) -> None:
@@ -205,6 +204,13 @@ def _json(doc: Any, status: int = HTTPStatus.OK,
 
 
 json_response = _json  # the control room's routes (scanner.control) answer alike
+FAILED = {"error": "the kiosk failed on this request"}
+
+
+async def failed(_request: Request, _exc: Exception) -> Response:
+    """The answer to a fault no other handler took (``Guard`` logs it): JSON, as every
+    answer; without it Starlette answers a plain-text 500 before ``Guard`` can."""
+    return _json(FAILED, HTTPStatus.INTERNAL_SERVER_ERROR)
 
 # What each refused login becomes (any other refusal: 401).
 REFUSALS = {NoPin: HTTPStatus.FORBIDDEN, Busy: HTTPStatus.SERVICE_UNAVAILABLE,
@@ -403,7 +409,7 @@ def build_app(kiosk: Kiosk) -> ASGIApp:
         Route("/api/annul", annul, methods=["POST"]),
         *desk_routes(kiosk, _body, _text, _json, HttpError),
     ], exception_handlers={HttpError: refused, GateError: store_fault,
-                           HTTPException: http_error})
+                           HTTPException: http_error, Exception: failed})
     return Guard(app, Hosts(kiosk.web.host, kiosk.port))
 
 
