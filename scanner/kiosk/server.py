@@ -12,7 +12,6 @@ from typing import Any
 
 from scanner.act import Acted
 from scanner.decide.model import Direction
-from scanner.errors import ConfigError
 from scanner.kiosk.auth import (
     SUPERVISOR_PIN_KEY,
     Lockout,
@@ -134,11 +133,7 @@ class KioskServer:
     def start(self) -> KioskServer:
         if self._http is not None:
             return self
-        try:
-            sock = listen(self.web.host, self.web.port)
-        except OSError as exc:
-            raise ConfigError(f"web: cannot listen on {self.web.host}:{self.web.port}: "
-                              f"{exc.strerror or exc}") from exc
+        sock = listen(self.web.host, self.web.port)
         self.port = sock.getsockname()[1]
         self.stopping = False
         self._http = HttpThread(build_app(self), sock, local=self.lockout.local)
