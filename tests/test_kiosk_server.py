@@ -25,7 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from scanner.decide.model import Direction
 from scanner.kiosk import KioskServer, WebOptions
-from scanner.kiosk.auth import MAX_FAILURES, PinHash
+from scanner.kiosk.auth import MAX_FAILURES, MIN_PIN_LENGTH, PinHash
 from scanner.kiosk.events import END, Client
 from scanner.sim import SimServer
 from scanner.status import gather
@@ -249,6 +249,27 @@ def test_set_pin_writes_a_hash_only_its_owner_can_read(tmp_path: Path) -> None:
     assert "2468" not in pin_file.read_text()
     stored = PinHash.load(pin_file)
     assert stored is not None and stored.matches("2468") and not stored.matches("2469")
+
+
+@pytest.mark.parametrize("stdin", [{"LC_ALL": "C.UTF-8"}, {"PYTHONIOENCODING": "utf-8"}],
+                         ids=["lenient", "strict"])
+def test_set_pin_refuses_bytes_that_are_not_utf8_in_one_line(
+        tmp_path: Path, stdin: dict[str, str]) -> None:
+    """Whatever the locale makes of standard input, and with the other role's PIN set (the
+    new PIN is compared with it first)."""
+    config = tmp_path / "gate.toml"
+    config.write_text(f'[web]\npin_file = "{tmp_path / "kiosk.pin"}"\n'
+                      f'supervisor_pin_file = "{tmp_path / "supervisor.pin"}"\n')
+    quick_pin_file(tmp_path / "supervisor.pin", "97531")
+    result = subprocess.run([sys.executable, "-m", "scanner.cli.main", "--config", str(config),
+                             "kiosk", "set-pin", "--stdin"], input=b"\xff\xfe2468\n",
+                            capture_output=True, timeout=60, check=False,
+                            env={**os.environ, **stdin})
+    assert result.returncode == 2
+    assert result.stderr.decode().splitlines()[-1] \
+        == f"Error: a PIN needs at least {MIN_PIN_LENGTH} printable characters"
+    assert b"Traceback" not in result.stderr
+    assert not (tmp_path / "kiosk.pin").exists()
 
 
 def test_a_manual_scan_logs_its_decision_line(kg: KioskGate,

@@ -91,6 +91,8 @@ class PinHash:
             return None
 
     def matches(self, pin: str) -> bool:
+        if not pin.isprintable():  # no hash is of one (hash_pin): bytes not UTF-8, say
+            return False
         n, r, p = self._params
         return hmac.compare_digest(_derive(pin, self._salt, n, r, p), self._digest)
 
