@@ -92,6 +92,17 @@ def test_repeated_wrong_pins_lock_the_address_out(exposed: ControlServer) -> Non
         assert locked.status_code == 429 and int(locked.headers["retry-after"]) > 0
 
 
+@pytest.mark.parametrize("host", ["::1", "127.0.0.2", "::"])
+def test_the_control_rooms_url_reaches_it_wherever_it_listens(host: str) -> None:
+    """The URL ``gate control`` logs is one this machine can open."""
+    server = ControlServer(VenueView(venue(), tz=UTC), host=host)
+    server.start()
+    try:
+        assert loopback.get(f"{server.url}/healthz", timeout=5).status_code == 200
+    finally:
+        server.stop()
+
+
 def test_gate_control_on_a_port_taken_says_so_in_one_line(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:

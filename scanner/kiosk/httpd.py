@@ -202,6 +202,13 @@ class HttpThread:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
+    @property
+    def url(self) -> str:
+        """Where this machine reaches the server: its address, or loopback for a wildcard."""
+        host, port = self.address
+        shown = "127.0.0.1" if host in ("0.0.0.0", "") else "::1" if host == "::" else host
+        return f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
+
     def _run(self) -> None:
         loop = asyncio.new_event_loop()
         loop.set_exception_handler(_loop_fault)

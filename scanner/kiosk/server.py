@@ -126,9 +126,7 @@ class KioskServer:
     def url(self) -> str:
         if self._http is None:
             raise RuntimeError("kiosk server not started")
-        host, port = self._http.address
-        shown = "127.0.0.1" if host in ("0.0.0.0", "") else "::1" if host == "::" else host
-        return f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
+        return self._http.url
 
     def start(self) -> KioskServer:
         if self._http is not None:
