@@ -329,6 +329,22 @@ def test_an_origin_no_parser_takes_is_refused_as_cross_origin(
     assert faults(caplog) == []
 
 
+def test_a_path_of_control_characters_is_logged_escaped(
+        kg: KioskGate, caplog: pytest.LogCaptureFixture) -> None:
+    """A path decoded from %1b and %0a could rewrite the operator's terminal or forge a log
+    line of its own; it is logged as printable escapes."""
+    port = kg.kiosk.port
+    caplog.set_level(logging.DEBUG, logger="scanner.kiosk")
+    for host in (f"127.0.0.1:{port}", "rebind.evil.example"):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(f"GET /%1b]2;owned%07%0aERROR%20scanner.act:%20forged HTTP/1.1\r\n"
+                         f"Host: {host}\r\nConnection: close\r\n\r\n".encode())
+            assert answered(sock) in (404, 421)
+    logged = [r.getMessage() for r in caplog.records if r.name == "scanner.kiosk"]
+    assert len([m for m in logged if "forged" in m]) == 2, logged
+    assert all(m.isprintable() for m in logged), logged
+
+
 def test_a_fault_is_one_log_line_and_a_json_answer(
         kg: KioskGate, caplog: pytest.LogCaptureFixture) -> None:
     def broken() -> dict[str, object]:

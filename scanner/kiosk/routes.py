@@ -67,7 +67,7 @@ from scanner.kiosk.i18n import choose, page_words
 from scanner.kiosk.metrics import CONTENT_TYPE
 from scanner.kiosk.parts import SYNCING
 from scanner.netrules import LOOPBACK_NAMES
-from scanner.printable import is_number
+from scanner.printable import escape, is_number
 
 if TYPE_CHECKING:
     from scanner.kiosk.events import Broadcaster
@@ -163,7 +163,8 @@ class Guard:
             return
         host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), None)
         client = (scope.get("client") or ("?", 0))[0]
-        path = scope.get("path", "")
+        # As logged: decoded from %XX, a path may hold ESC or a newline (a forged log line).
+        path = escape(scope.get("path", ""))
         if not self.hosts.allows(host):
             log.debug("kiosk: %s %s refused: Host %r", client, path, host)
             await _reply(send, HTTPStatus.MISDIRECTED_REQUEST,
@@ -184,7 +185,8 @@ class Guard:
         except (ClientDisconnect, OSError):
             pass
         except Exception as exc:
-            log.error("kiosk %s %s: %s: %s", scope["method"], path, type(exc).__name__, exc)
+            log.error("kiosk %s %s: %s: %s", scope["method"], path, type(exc).__name__,
+                      escape(str(exc)))
             if not started[0]:
                 with contextlib.suppress(Exception):
                     await _reply(send, HTTPStatus.INTERNAL_SERVER_ERROR, FAILED)
