@@ -45,16 +45,19 @@ def free_port() -> int:
 
 def is_loopback(host: str) -> bool:
     """True for localhost (any case, with or without the root dot), 127.0.0.0/8 and ::1
-    (bracketed or not, as a URL or a Host header writes it)."""
+    (bracketed or not, as a URL or a Host header writes it), and 127.0.0.0/8 as an IPv6
+    socket bound to "::" sees it (::ffff:127.0.0.1)."""
     name = host.strip().lower()
     if name in LOOPBACK_NAMES:
         return True
     if name.startswith("[") and name.endswith("]"):
         name = name[1:-1]
     try:
-        return ipaddress.ip_address(name).is_loopback
+        address = ipaddress.ip_address(name)
     except ValueError:
         return False
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+    return (mapped or address).is_loopback
 
 
 _HIDDEN = "(value not shown: it may hold a token)"

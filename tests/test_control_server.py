@@ -4,6 +4,7 @@ wrong PINs lock the address out (tests/test_control_page.py: the page on loopbac
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from datetime import UTC
 from pathlib import Path
@@ -73,6 +74,14 @@ def test_the_login_takes_only_json_of_this_origin(exposed: ControlServer) -> Non
         assert client.get("/api/venue").status_code == 401
 
 
+def test_a_session_cookie_of_non_ascii_bytes_is_no_session(exposed: ControlServer) -> None:
+    """With a session live, a cookie no token can be is refused as none, not a fault."""
+    with loopback.client(base_url=exposed.url, timeout=5) as client:
+        assert client.post("/api/login", json={"pin": "4711"}).status_code == 200
+    cookie = {"Cookie": "control_session=\xe9".encode("latin-1")}
+    assert loopback.get(f"{exposed.url}/api/venue", headers=cookie).status_code == 401
+
+
 def test_repeated_wrong_pins_lock_the_address_out(exposed: ControlServer) -> None:
     with loopback.client(base_url=exposed.url, timeout=5) as client:
         codes = [client.post("/api/login", json={"pin": f"{n:04d}"}).status_code
@@ -81,6 +90,38 @@ def test_repeated_wrong_pins_lock_the_address_out(exposed: ControlServer) -> Non
         assert codes[-1] == 429
         locked = client.post("/api/login", json={"pin": "4711"})
         assert locked.status_code == 429 and int(locked.headers["retry-after"]) > 0
+
+
+@pytest.mark.parametrize("host", ["::1", "127.0.0.2", "::"])
+def test_the_control_rooms_url_reaches_it_wherever_it_listens(host: str) -> None:
+    """The URL ``gate control`` logs is one this machine can open."""
+    server = ControlServer(VenueView(venue(), tz=UTC), host=host)
+    server.start()
+    try:
+        assert loopback.get(f"{server.url}/healthz", timeout=5).status_code == 200
+    finally:
+        server.stop()
+
+
+def test_gate_control_on_a_port_taken_says_so_in_one_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from scanner.cli.main import main
+
+    key = tmp_path / "venue.key"
+    key.write_text("k" * 32)
+    key.chmod(0o600)
+    monkeypatch.setenv("GATE_API_TOKEN", "unused-token")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = tmp_path / "control.toml"
+        config.write_text(f'gate_id = "control"\n[web]\nport = {port}\n[mesh]\n'
+                          f'url = "mqtt://127.0.0.1:1"\nkey_file = "{key}"\n')
+        assert main(["--config", str(config), "control"]) == 2
+    assert capsys.readouterr().err == (f"gate: configuration error: web: cannot listen on "
+                                       f"127.0.0.1:{port}: Address already in use\n")
 
 
 # -- the command buttons' configuration ------------------------------------------------------

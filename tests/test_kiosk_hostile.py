@@ -6,6 +6,7 @@ machine."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import socket
 import threading
@@ -18,7 +19,7 @@ import httpx
 import orjson
 import pytest
 from kits import loopback
-from kits.kiosk import KioskGate, free_port
+from kits.kiosk import KioskGate, free_port, quick_pin_file
 from test_config_tables import load_text
 
 from scanner.decide.model import Direction
@@ -293,6 +294,76 @@ def test_streams_from_the_lan_leave_the_gates_own_screen_its_page(
                 sock.close()
 
 
+# -- garbage headers ----------------------------------------------------------------------
+
+
+def faults(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_a_session_cookie_of_non_ascii_bytes_is_no_session(
+        kg: KioskGate, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """With a steward logged in, a cookie no token can be ("é", sent as one Latin-1
+    byte) is answered as no session: 401 on the steward's routes, never a fault."""
+    quick_pin_file(tmp_path / "kiosk.pin", PIN)
+    kg.restart_kiosk()
+    caplog.set_level(logging.DEBUG)
+    assert loopback.post(kg.url + "/api/login", json={"pin": PIN}).status_code == 200
+    cookie = {"Cookie": "gate_session=\xe9\xe9".encode("latin-1")}
+    assert loopback.post(kg.url + "/api/direction", json={"direction": "OUT"},
+                         headers=cookie).status_code == 401
+    desk = loopback.get(kg.url + "/api/desk", headers=cookie)
+    assert desk.status_code == 200 and desk.json()["role"] is None
+    assert kg.kiosk.direction is Direction.IN
+    assert faults(caplog) == []
+
+
+@pytest.mark.parametrize("origin", ["http://[", "http://[::1", "http://a]b", "http://[x]:1"])
+def test_an_origin_no_parser_takes_is_refused_as_cross_origin(
+        kg: KioskGate, origin: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    reply = loopback.post(kg.url + "/api/scan", json={"barcode": kg.valid_barcodes(1)[0]},
+                          headers={"Origin": origin})
+    assert reply.status_code == 403, reply.text
+    assert list(kg.gate.journal.entries()) == []
+    assert faults(caplog) == []
+
+
+def test_a_path_of_control_characters_is_logged_escaped(
+        kg: KioskGate, caplog: pytest.LogCaptureFixture) -> None:
+    """A path decoded from %1b and %0a could rewrite the operator's terminal or forge a log
+    line of its own; it is logged as printable escapes."""
+    port = kg.kiosk.port
+    caplog.set_level(logging.DEBUG, logger="scanner.kiosk")
+    for host in (f"127.0.0.1:{port}", "rebind.evil.example"):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(f"GET /%1b]2;owned%07%0aERROR%20scanner.act:%20forged HTTP/1.1\r\n"
+                         f"Host: {host}\r\nConnection: close\r\n\r\n".encode())
+            assert answered(sock) in (404, 421)
+    logged = [r.getMessage() for r in caplog.records if r.name == "scanner.kiosk"]
+    assert len([m for m in logged if "forged" in m]) == 2, logged
+    assert all(m.isprintable() for m in logged), logged
+
+
+def test_a_fault_is_one_log_line_and_a_json_answer(
+        kg: KioskGate, caplog: pytest.LogCaptureFixture) -> None:
+    def broken() -> dict[str, object]:
+        raise RuntimeError("status exploded")
+
+    kg.kiosk.stop()
+    faulty = KioskServer(WebOptions(port=free_port()),
+                         dataclasses.replace(kg.kiosk.parts, status=broken)).start()
+    caplog.set_level(logging.DEBUG)
+    try:
+        reply = loopback.get(faulty.url + "/api/status", timeout=5)
+    finally:
+        faulty.stop()
+    assert reply.status_code == 500
+    assert reply.json() == {"error": "the kiosk failed on this request"}
+    assert faults(caplog) == ["kiosk GET /api/status: RuntimeError: status exploded"]
+    assert not any(r.exc_info for r in caplog.records)
+
+
 # -- one loopback rule --------------------------------------------------------------------
 
 
@@ -301,9 +372,24 @@ def test_streams_from_the_lan_leave_the_gates_own_screen_its_page(
     ("127.0.0.1", True), ("127.8.9.10", True), ("::1", True), ("[::1]", True),
     ("0.0.0.0", False), ("::", False), ("gate.local", False), ("localhost.evil", False),
     ("10.0.0.1", False), ("", False), ("[::ffff:10.0.0.1]", False),
+    ("::ffff:127.0.0.1", True), ("[::ffff:127.0.0.9]", True),
 ])
 def test_one_loopback_rule(host: str, loopback: bool) -> None:
     assert is_loopback(host) is loopback
+
+
+def test_bound_to_every_ipv6_address_the_gates_own_screen_still_logs_in(
+        tmp_path: Path, sim_server: SimServer) -> None:
+    """Bound to "::", the kiosk sees its own screen (127.0.0.1) as ::ffff:127.0.0.1: still
+    this machine, so others spending the global budget of wrong PINs lock it not out."""
+    pin_file = tmp_path / "kiosk.pin"
+    quick_pin_file(pin_file, PIN)
+    with KioskGate(tmp_path, sim_server, WebOptions(host="::", port=free_port(),
+                                                    pin_file=str(pin_file))) as gate:
+        for n in range(GLOBAL_FAILURES):  # wrong PINs from the LAN, as the login counts them
+            assert gate.kiosk.lockout.reserve(f"10.0.0.{n}") == 0.0
+        assert gate.kiosk.lockout.reserve("10.0.0.200") > 0
+        assert login(gate.url, PIN, SCREEN) == 200
 
 
 def test_localhost_in_capitals_is_loopback_for_the_config_and_the_kiosk(

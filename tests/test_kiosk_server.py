@@ -23,8 +23,9 @@ from kits.kiosk import KioskGate, free_port, quick_pin_file
 from kits.waiting import WAIT, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
+from scanner.decide.model import Direction
 from scanner.kiosk import KioskServer, WebOptions
-from scanner.kiosk.auth import MAX_FAILURES, PinHash
+from scanner.kiosk.auth import MAX_FAILURES, MIN_PIN_LENGTH, PinHash
 from scanner.kiosk.events import END, Client
 from scanner.sim import SimServer
 from scanner.status import gather
@@ -250,6 +251,27 @@ def test_set_pin_writes_a_hash_only_its_owner_can_read(tmp_path: Path) -> None:
     assert stored is not None and stored.matches("2468") and not stored.matches("2469")
 
 
+@pytest.mark.parametrize("stdin", [{"LC_ALL": "C.UTF-8"}, {"PYTHONIOENCODING": "utf-8"}],
+                         ids=["lenient", "strict"])
+def test_set_pin_refuses_bytes_that_are_not_utf8_in_one_line(
+        tmp_path: Path, stdin: dict[str, str]) -> None:
+    """Whatever the locale makes of standard input, and with the other role's PIN set (the
+    new PIN is compared with it first)."""
+    config = tmp_path / "gate.toml"
+    config.write_text(f'[web]\npin_file = "{tmp_path / "kiosk.pin"}"\n'
+                      f'supervisor_pin_file = "{tmp_path / "supervisor.pin"}"\n')
+    quick_pin_file(tmp_path / "supervisor.pin", "97531")
+    result = subprocess.run([sys.executable, "-m", "scanner.cli.main", "--config", str(config),
+                             "kiosk", "set-pin", "--stdin"], input=b"\xff\xfe2468\n",
+                            capture_output=True, timeout=60, check=False,
+                            env={**os.environ, **stdin})
+    assert result.returncode == 2
+    assert result.stderr.decode().splitlines()[-1] \
+        == f"Error: a PIN needs at least {MIN_PIN_LENGTH} printable characters"
+    assert b"Traceback" not in result.stderr
+    assert not (tmp_path / "kiosk.pin").exists()
+
+
 def test_a_manual_scan_logs_its_decision_line(kg: KioskGate,
                                               caplog: pytest.LogCaptureFixture) -> None:
     """The README's one line per decision holds for the kiosk's manual entry too."""
@@ -296,10 +318,10 @@ def test_a_decision_after_the_stream_opened_is_on_it_however_slow_the_state(
         slow.stop()
 
 
-def test_a_burst_of_status_requests_reads_the_status_once(kg: KioskGate) -> None:
-    """A monitoring system polling /api/status 20 times a second costs the gate one status
-    read a second, not twenty."""
-    reads = []
+@contextlib.contextmanager
+def counting_reads(kg: KioskGate) -> Iterator[tuple[KioskServer, list[float]]]:
+    """``kg``'s kiosk again, on a port of its own, and when it read the status, each time."""
+    reads: list[float] = []
 
     def counted() -> dict[str, Any]:
         reads.append(time.monotonic())
@@ -309,13 +331,50 @@ def test_a_burst_of_status_requests_reads_the_status_once(kg: KioskGate) -> None
     polled = KioskServer(WebOptions(port=free_port()),
                          dataclasses.replace(kg.kiosk.parts, status=counted)).start()
     try:
-        with loopback.client(base_url=polled.url, timeout=5) as client:
-            answers = [client.get("/api/status") for _ in range(20)]
+        yield polled, reads
+    finally:
+        polled.stop()
+
+
+def test_a_burst_of_status_requests_reads_the_status_once(kg: KioskGate) -> None:
+    """A monitoring system polling /api/status 20 times a second costs the gate one status
+    read a second, not twenty."""
+    with counting_reads(kg) as (polled, reads), \
+            loopback.client(base_url=polled.url, timeout=5) as client:
+        answers = [client.get("/api/status") for _ in range(20)]
         assert all(a.status_code == 200 for a in answers)
         assert {a.json()["tickets"] for a in answers} == {kg.gate.store.count()}
         assert len(reads) <= 2  # the burst may straddle the document's second
-    finally:
-        polled.stop()
+
+
+def test_a_burst_of_metrics_scrapes_reads_the_status_once(kg: KioskGate) -> None:
+    """/metrics carries the status document's gauges: a scraper polling it 20 times a
+    second costs one status read a second too."""
+    with counting_reads(kg) as (polled, reads), \
+            loopback.client(base_url=polled.url, timeout=5) as client:
+        answers = [client.get("/metrics") for _ in range(20)]
+        assert all(a.status_code == 200 for a in answers)
+        assert f"gate_tickets_in_store {float(kg.gate.store.count())}" in answers[-1].text
+        assert len(reads) <= 2  # the burst may straddle the document's second
+
+
+def test_a_burst_of_state_requests_and_reconnects_builds_the_state_once(
+        kg: KioskGate) -> None:
+    """With no page listening, a client polling /api/state or opening and dropping streams
+    20 times a second costs the gate one state build (a whole status read) a second; a
+    direction switch still shows at once."""
+    with counting_reads(kg) as (polled, reads), \
+            loopback.client(base_url=polled.url, timeout=5) as client:
+        began = time.monotonic()
+        answers = [client.get("/api/state") for _ in range(20)]
+        for _ in range(20):
+            with client.stream("GET", "/events") as stream:
+                assert next(stream.iter_bytes()).startswith(b"retry:")
+        took = time.monotonic() - began
+        assert all(a.status_code == 200 for a in answers)
+        assert len(reads) <= 2 + took  # one a second, the bursts straddling seconds
+        polled.set_direction(Direction.OUT)
+        assert client.get("/api/state").json()["direction"] == "OUT"
 
 
 def drained(client: Client) -> list[bytes]:

@@ -34,7 +34,9 @@ def set_pin(ctx: click.Context, pin_file: str | None, from_stdin: bool,
     if pin_file is None:
         pin_file = supervisor_file if supervisor else steward_file
     if from_stdin:
-        pin = sys.stdin.readline().strip()
+        # Decoded here: a strict UTF-8 stdin would raise on bytes that are not UTF-8 before
+        # the PIN's own check could refuse them.
+        pin = sys.stdin.buffer.readline().decode("utf-8", "surrogateescape").strip()
     else:
         pin = click.prompt("New PIN", hide_input=True, confirmation_prompt=True)
     other = PinHash.load(steward_file if supervisor else supervisor_file)

@@ -50,6 +50,7 @@ from scanner.kiosk.routes import (
     Hosts,
     HttpError,
     check_session,
+    failed,
     json_body,
     login_route,
     page_language,
@@ -160,7 +161,8 @@ def build_app(room: Room) -> ASGIApp:
         Route("/healthz", healthz), Route("/api/i18n", i18n),
         login_route(attempt, room.login.sessions.cookie),
         *command_routes(room.commands, room.login, read_only, json_body, _json, HttpError),
-    ], exception_handlers={HttpError: refused, GateError: fault, HTTPException: http_error})
+    ], exception_handlers={HttpError: refused, GateError: fault, HTTPException: http_error,
+                           Exception: failed})
     return Guard(app, Hosts(room.host, room.port))
 
 

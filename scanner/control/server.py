@@ -43,7 +43,7 @@ class ControlServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self._http.url
 
     def start(self) -> None:
         self._http.start()

@@ -91,6 +91,8 @@ class PinHash:
             return None
 
     def matches(self, pin: str) -> bool:
+        if not pin.isprintable():  # no hash is of one (hash_pin): bytes not UTF-8, say
+            return False
         n, r, p = self._params
         return hmac.compare_digest(_derive(pin, self._salt, n, r, p), self._digest)
 
@@ -275,7 +277,8 @@ class Sessions:
 
     def role(self, token: str | None) -> str | None:
         """The live session's role (steward, supervisor), None for no live session."""
-        if not token:
+        # Every token is ASCII, and compare_digest raises on other text (a cookie of "é").
+        if not token or not token.isascii():
             return None
         with self._lock:
             # Every live token is compared, so timing tells nothing about which one was close.

@@ -94,6 +94,9 @@ class Broadcaster:
         self._last_state: dict[str, Any] | None = None
         self._state_at = 0.0
         self._dirty = True
+        self._changes = 0                   # events taken and refreshes asked, ever
+        self._built = (0.0, -1)             # when the last state was built, after which change
+        self._building = threading.Lock()
         self._fire_alarm = parts.probes.fire_alarm()
         self._grants: deque[str] = deque(maxlen=RECENT_GRANTS)
         self._recent: deque[dict[str, Any]] = deque(maxlen=RECENT_DECISIONS)
@@ -113,12 +116,11 @@ class Broadcaster:
             self._clients.add(client)
         # Nobody listened: nothing kept the last state fresh.
         try:
-            state = self._state(self._fire_alarm) if nobody or self._last_state is None \
+            state = self._rebuilt() if nobody or self._last_state is None \
                 else self._last_state
         except GateError:
             self.detach(client)
             raise
-        self._last_state = state
         client.offer(sse(state))
         return client
 
@@ -145,11 +147,25 @@ class Broadcaster:
         """The latest state message; rebuilt when none was built, or none is kept fresh
         because no page listens."""
         if self._last_state is None or not self.clients:
-            self._last_state = self._state(self._fire_alarm)
+            return self._rebuilt()
         return self._last_state
+
+    def _rebuilt(self) -> dict[str, Any]:
+        """The state built now, unless the last one was built less than STATE_MIN_INTERVAL
+        ago with nothing changed since: a burst of requests or reconnects costs one build (a
+        whole status read) a second, and a request meanwhile waits for the build under way."""
+        with self._building:
+            now, changes = time.monotonic(), self._changes
+            built_at, built_after = self._built
+            if self._last_state is None or built_after != changes \
+                    or now - built_at >= STATE_MIN_INTERVAL:
+                self._last_state = self._state(self._fire_alarm)
+                self._built = (now, changes)
+            return self._last_state
 
     def refresh(self) -> None:
         """Rebuild the state soon (after a direction switch, an annul)."""
+        self._changes += 1
         self._dirty = True
 
     def recent(self) -> list[dict[str, Any]]:
@@ -236,6 +252,7 @@ class Broadcaster:
                 self._publish_state(now)
 
     def _take(self, event: object) -> None:
+        self._changes += 1
         if isinstance(event, Acted):
             if event.opened:
                 self._grants.append(event.scan_id)
@@ -265,11 +282,13 @@ class Broadcaster:
     def _publish_state(self, now: float) -> None:
         self._state_at = now
         self._dirty = False
+        changes = self._changes
         try:
             state = self._state(self._fire_alarm)
         except GateError as exc:  # a failing disk must not end the stream
             log.warning("kiosk state: %s", exc)
             return
+        self._built = (now, changes)
         if state != self._last_state:
             self._last_state = state
             self.broadcast(state)

@@ -27,6 +27,7 @@ import h11
 from uvicorn import Config, Server
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from scanner.errors import ConfigError
 from scanner.netrules import is_loopback
 
 log = logging.getLogger("scanner.kiosk")
@@ -44,19 +45,27 @@ QUIET = 10.0             # seconds in which uvicorn's same warning is logged onc
 
 
 def listen(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on ``host``:``port``; OSError when it cannot be had."""
+    """A listening TCP socket on ``host``:``port``; a ConfigError naming them when it
+    cannot be had (the port taken, no such address)."""
     name = host.strip("[]") or None
-    family, kind, proto, _, address = socket.getaddrinfo(
-        name, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
-    sock = socket.socket(family, kind, proto)
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            name, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise _cannot(host, port, exc) from exc
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
         sock.listen(BACKLOG)
-    except OSError:
+    except OSError as exc:
         sock.close()
-        raise
+        raise _cannot(host, port, exc) from exc
     return sock
+
+
+def _cannot(host: str, port: int, exc: OSError) -> ConfigError:
+    return ConfigError(f"web: cannot listen on {host}:{port}: {exc.strerror or exc}")
 
 
 class _Deadline(H11Protocol):
@@ -192,6 +201,13 @@ class HttpThread:
     @property
     def alive(self) -> bool:
         return self._thread.is_alive()
+
+    @property
+    def url(self) -> str:
+        """Where this machine reaches the server: its address, or loopback for a wildcard."""
+        host, port = self.address
+        shown = "127.0.0.1" if host in ("0.0.0.0", "") else "::1" if host == "::" else host
+        return f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
 
     def _run(self) -> None:
         loop = asyncio.new_event_loop()

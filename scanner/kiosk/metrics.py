@@ -8,7 +8,7 @@ servers in one process (tests) never share a metric.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
@@ -102,9 +102,11 @@ def _clock(doc: dict[str, Any] | None) -> Iterator[Metric]:
 
 
 class GateCollector(Collector):
-    def __init__(self, parts: KioskParts, clients: Any = None) -> None:
+    def __init__(self, parts: KioskParts, clients: Any = None,
+                 status: Callable[[], dict[str, Any]] | None = None) -> None:
         self.parts = parts
         self._clients = clients  # () -> int, the open event streams
+        self._status = status or parts.status
 
     def collect(self) -> Iterator[Metric]:
         parts, probes = self.parts, self.parts.probes
@@ -137,7 +139,7 @@ class GateCollector(Collector):
                                     "Read to decision, as journaled.", buckets=buckets,
                                     sum_value=lat.total_seconds)
 
-        doc = parts.status()
+        doc = self._status()
         yield from _gauge("gate_tickets_in_store", "Tickets in the local store.",
                           doc.get("tickets"))
         yield from _gauge("gate_upload_queue_depth", "Scans waiting for upload.",
@@ -174,9 +176,13 @@ class GateCollector(Collector):
 
 
 class Metrics:
-    def __init__(self, parts: KioskParts, clients: Any = None) -> None:
+    """The gate's metrics; ``status``: where the status document comes from (the kiosk's
+    is read at most once a second, however often /metrics is scraped)."""
+
+    def __init__(self, parts: KioskParts, clients: Any = None,
+                 status: Callable[[], dict[str, Any]] | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(GateCollector(parts, clients))
+        self.registry.register(GateCollector(parts, clients, status))
         self.read_to_relay = Histogram(
             "gate_read_to_relay_seconds", "A read until the act stage acted on it.",
             buckets=RELAY_BUCKETS, registry=self.registry)

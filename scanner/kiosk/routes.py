@@ -67,7 +67,7 @@ from scanner.kiosk.i18n import choose, page_words
 from scanner.kiosk.metrics import CONTENT_TYPE
 from scanner.kiosk.parts import SYNCING
 from scanner.netrules import LOOPBACK_NAMES
-from scanner.printable import is_number
+from scanner.printable import escape, is_number
 
 if TYPE_CHECKING:
     from scanner.kiosk.events import Broadcaster
@@ -163,7 +163,8 @@ class Guard:
             return
         host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), None)
         client = (scope.get("client") or ("?", 0))[0]
-        path = scope.get("path", "")
+        # As logged: decoded from %XX, a path may hold ESC or a newline (a forged log line).
+        path = escape(scope.get("path", ""))
         if not self.hosts.allows(host):
             log.debug("kiosk: %s %s refused: Host %r", client, path, host)
             await _reply(send, HTTPStatus.MISDIRECTED_REQUEST,
@@ -184,11 +185,11 @@ class Guard:
         except (ClientDisconnect, OSError):
             pass
         except Exception as exc:
-            log.error("kiosk %s %s: %s: %s", scope["method"], path, type(exc).__name__, exc)
+            log.error("kiosk %s %s: %s: %s", scope["method"], path, type(exc).__name__,
+                      escape(str(exc)))
             if not started[0]:
                 with contextlib.suppress(Exception):
-                    await _reply(send, HTTPStatus.INTERNAL_SERVER_ERROR,
-                                 {"error": "the kiosk failed on this request"})
+                    await _reply(send, HTTPStatus.INTERNAL_SERVER_ERROR, FAILED)
 
 
 async def _reply(send: Send, status: HTTPStatus, doc: Any) -> None:
@@ -205,6 +206,13 @@ def _json(doc: Any, status: int = HTTPStatus.OK,
 
 
 json_response = _json  # the control room's routes (scanner.control) answer alike
+FAILED = {"error": "the kiosk failed on this request"}
+
+
+async def failed(_request: Request, _exc: Exception) -> Response:
+    """The answer to a fault no other handler took (``Guard`` logs it): JSON, as every
+    answer; without it Starlette answers a plain-text 500 before ``Guard`` can."""
+    return _json(FAILED, HTTPStatus.INTERNAL_SERVER_ERROR)
 
 # What each refused login becomes (any other refusal: 401).
 REFUSALS = {NoPin: HTTPStatus.FORBIDDEN, Busy: HTTPStatus.SERVICE_UNAVAILABLE,
@@ -403,7 +411,7 @@ def build_app(kiosk: Kiosk) -> ASGIApp:
         Route("/api/annul", annul, methods=["POST"]),
         *desk_routes(kiosk, _body, _text, _json, HttpError),
     ], exception_handlers={HttpError: refused, GateError: store_fault,
-                           HTTPException: http_error})
+                           HTTPException: http_error, Exception: failed})
     return Guard(app, Hosts(kiosk.web.host, kiosk.port))
 
 
@@ -440,8 +448,7 @@ async def _body(request: Request) -> dict[str, Any]:
     if kind != "application/json":
         raise HttpError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send JSON")
     origin = request.headers.get("origin")
-    if origin is not None and urlsplit(origin).netloc.lower() \
-            != request.headers.get("host", "").lower():
+    if origin is not None and _netloc(origin) != request.headers.get("host", "").lower():
         raise HttpError(HTTPStatus.FORBIDDEN, "cross-origin request refused")
     too_big = HttpError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"a body of 1 to {MAX_BODY} bytes")
     declared = request.headers.get("content-length")
@@ -468,6 +475,15 @@ async def _body(request: Request) -> dict[str, Any]:
 
 # The control room's routes take their bodies by the same rules.
 json_body = _body
+
+
+def _netloc(origin: str) -> str | None:
+    """The host and port an Origin header names; None for one no URL parser takes
+    ("http://[")."""
+    try:
+        return urlsplit(origin).netloc.lower()
+    except ValueError:
+        return None
 
 
 def _text(body: dict[str, Any], key: str) -> str:

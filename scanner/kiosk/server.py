@@ -12,7 +12,6 @@ from typing import Any
 
 from scanner.act import Acted
 from scanner.decide.model import Direction
-from scanner.errors import ConfigError
 from scanner.kiosk.auth import (
     SUPERVISOR_PIN_KEY,
     Lockout,
@@ -61,7 +60,8 @@ class KioskServer:
         self._status: tuple[float, dict[str, Any]] | None = None
         self._status_lock = threading.Lock()
         self.events = Broadcaster(parts, self._state, on_acted=self._acted)
-        self.metrics = Metrics(parts, clients=lambda: self.events.clients)
+        self.metrics = Metrics(parts, clients=lambda: self.events.clients,
+                               status=self.status)
         self._http: HttpThread | None = None
         self.port = web.port
         self.stopping = False
@@ -126,18 +126,12 @@ class KioskServer:
     def url(self) -> str:
         if self._http is None:
             raise RuntimeError("kiosk server not started")
-        host, port = self._http.address
-        shown = "127.0.0.1" if host in ("0.0.0.0", "") else "::1" if host == "::" else host
-        return f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
+        return self._http.url
 
     def start(self) -> KioskServer:
         if self._http is not None:
             return self
-        try:
-            sock = listen(self.web.host, self.web.port)
-        except OSError as exc:
-            raise ConfigError(f"web: cannot listen on {self.web.host}:{self.web.port}: "
-                              f"{exc.strerror or exc}") from exc
+        sock = listen(self.web.host, self.web.port)
         self.port = sock.getsockname()[1]
         self.stopping = False
         self._http = HttpThread(build_app(self), sock, local=self.lockout.local)
