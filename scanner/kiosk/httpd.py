@@ -181,7 +181,10 @@ class HttpThread:
         self.sock = sock
         self.address: tuple[str, int] = sock.getsockname()[:2]
         protocol = type("Deadline", (_Deadline,), {"local": staticmethod(local)})
-        config = Config(app, http=protocol, loop="asyncio", lifespan="off", log_config=None,
+        # ws="none": the page speaks HTTP and server-sent events only, so an upgrade
+        # request is answered over HTTP whether or not a WebSocket library is installed.
+        config = Config(app, http=protocol, ws="none", loop="asyncio", lifespan="off",
+                        log_config=None,
                         access_log=False, proxy_headers=False, server_header=False,
                         timeout_keep_alive=KEEP_ALIVE, limit_concurrency=MAX_CONNECTIONS,
                         h11_max_incomplete_event_size=MAX_HEADER_BYTES,
