@@ -158,3 +158,36 @@ def test_the_command_credentials_are_named_by_their_own_key(tmp_path: Path) -> N
 
     with pytest.raises(ConfigError, match=r"^control.credentials_file"):
         commands(command_config(tmp_path, pin=True, creds_mode=0o644))
+
+
+def test_a_flood_of_venue_and_zone_requests_reads_the_view_once_per_change() -> None:
+    """Each request built the whole venue anew on the observer's interpreter; now a reading
+    serves every asker until the venue changes (or a second passes)."""
+    from datetime import datetime
+
+    from scanner.mesh.message import Status
+
+    view = VenueView(venue(), tz=UTC)
+    reads = []  # the zone book read, the costly part of both answers
+    book_snapshot = view.book.snapshot
+
+    def counted(now: datetime) -> dict[str, Any]:
+        reads.append(now)
+        return book_snapshot(now)
+
+    view.book.snapshot = counted  # type: ignore[method-assign]
+    server = ControlServer(view)
+    server.start()
+    try:
+        with loopback.client(base_url=server.url, timeout=5) as client:
+            for _ in range(20):
+                assert client.get("/api/venue").status_code == 200
+                assert client.get("/api/zones").status_code == 200
+            assert client.get("/metrics").status_code == 200
+            assert len(reads) == 2  # one reading of the venue, one of the zones (41 before)
+            view.status(Status("north-1", 3, True), datetime.now(UTC))
+            gates = client.get("/api/venue").json()["gates"]
+            assert [g["gate"] for g in gates] == ["north-1"]  # the change, at once
+            assert len(reads) == 3
+    finally:
+        server.stop()

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -97,11 +99,37 @@ class Room:
     commands: Commands | None = None  # None: no supervisor key, no command buttons
 
 
+class Reading:
+    """One of the view's readings (``snapshot``, ``zones``) made at most once per view
+    version and ``FRESH`` seconds, whoever asks: a flood of requests or a scraper costs the
+    observer one reading a second while nothing changes and one per change otherwise, not
+    one per request. Askers meanwhile wait for the reading under way."""
+
+    FRESH = 1.0
+
+    def __init__(self, room: Room, read: Callable[[datetime], Any]) -> None:
+        self._room = room
+        self._read = read
+        self._lock = threading.Lock()
+        self._held: tuple[int, float, Any] | None = None   # version, made, reading
+
+    def __call__(self) -> Any:
+        with self._lock:
+            version, now = self._room.view.version, time.monotonic()
+            held = self._held
+            if held is not None and held[0] == version and now - held[1] < self.FRESH:
+                return held[2]
+            reading = self._read(self._room.clock())  # a change meanwhile: newer version
+            self._held = (version, now, reading)
+            return reading
+
+
 def build_app(room: Room) -> ASGIApp:
     files = {name: resources.files("scanner.kiosk" if name == "words.js" else "scanner.control")
              .joinpath("static", name).read_bytes() for name in STATIC}
+    snapshot, zone_counts = Reading(room, room.view.snapshot), Reading(room, room.view.zones)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(ZoneCollector(lambda: room.view.zones(room.clock())))
+    registry.register(ZoneCollector(zone_counts))
 
     def read_only(request: Request) -> None:
         if room.login_required and not room.status_open:
@@ -119,11 +147,11 @@ def build_app(room: Room) -> ASGIApp:
 
     async def venue(request: Request) -> Response:
         read_only(request)
-        return _json(await run_in_threadpool(room.view.snapshot, room.clock()))
+        return _json(await run_in_threadpool(snapshot))
 
     async def zones(request: Request) -> Response:
         read_only(request)
-        return _json(await run_in_threadpool(room.view.zones, room.clock()))
+        return _json(await run_in_threadpool(zone_counts))
 
     async def metrics(request: Request) -> Response:
         read_only(request)
