@@ -176,6 +176,11 @@ def test_the_child_yields_the_cpu_to_the_decisions(child: SyncProcess) -> None:
     assert os.sched_getscheduler(child.pid) == os.SCHED_BATCH
 
 
+def test_top_and_ps_show_the_child_as_the_gates_sync(child: SyncProcess) -> None:
+    child.run_once()
+    assert Path(f"/proc/{child.pid}/comm").read_text().strip() == "gate-sync"
+
+
 def test_the_token_is_not_on_the_childs_command_line_or_environment(
         child: SyncProcess, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GATE_API_TOKEN", SIM_TOKEN)  # as an operator may have set it

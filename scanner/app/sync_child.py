@@ -19,6 +19,7 @@ from typing import IO, Any
 from scanner.app.gate import Gate
 from scanner.errors import GateError
 from scanner.run.signals import stop_on_signals
+from scanner.run.worker import name_thread
 from scanner.sync.collector import settle_for_sync
 from scanner.sync.process import OFFSET_STEP, read_frame, write_frame
 from scanner.sync.syncer import Stopped
@@ -136,6 +137,7 @@ def yield_cpu() -> None:
 
 def main() -> int:
     yield_cpu()
+    name_thread("gate-sync")  # top and ps -L tell it from the gate it syncs for
     # The frames own the real stdout; a stray print in the child goes to stderr instead.
     replies = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
