@@ -3,6 +3,7 @@ real mosquitto (each client through a relay of its own, so one can be cut off al
 
 from __future__ import annotations
 
+import os
 import queue
 from collections.abc import Iterator
 from pathlib import Path
@@ -202,3 +203,16 @@ def test_a_closed_client_has_delivered_what_it_published(net: Net) -> None:
 def test_the_hub_matches_topics_as_mqtt_does(topic_filter: str, topic: str,
                                              matches: bool) -> None:
     assert topic_matches(topic_filter, topic) is matches
+
+
+def test_pahos_network_thread_is_mesh_net_to_the_kernel(tmp_path: Path) -> None:
+    """top -H tells the broker's network loop (``mesh-net``) from the link (``mesh``)."""
+    net = MosquittoNet(tmp_path)
+    try:
+        before = set(os.listdir("/proc/self/task"))
+        joined(net, "a", "x/#")
+        comms = {Path(f"/proc/self/task/{tid}/comm").read_text().strip()
+                 for tid in set(os.listdir("/proc/self/task")) - before}
+        assert "mesh-net" in comms
+    finally:
+        net.close()

@@ -21,14 +21,18 @@ from paho.mqtt.properties import Properties
 from scanner.mesh.broker import INBOX_WAIT, Connected, Inbox, Lost, Received, Will
 from scanner.mesh.broker_settings import MeshError, MeshSettings, check_url
 from scanner.mesh.message import MAX_PACKET
+from scanner.run.worker import name_thread
 
 log = logging.getLogger("scanner.mesh")
 MAX_INFLIGHT = 200  # QoS 1 messages unacknowledged at once: a replay streams, not trickles
 
 
-def _no_delay(_client: mqtt.Client, _userdata: Any, sock: Any) -> None:
-    """Small messages go out at once: Nagle would hold a live scan behind an unacknowledged
-    one (up to the peer's delayed-ack timeout, 40 ms on Linux)."""
+def _on_socket_open(_client: mqtt.Client, _userdata: Any, sock: Any) -> None:
+    """On paho's network thread, as each connection opens. Small messages go out at once:
+    Nagle would hold a live scan behind an unacknowledged one (up to the peer's
+    delayed-ack timeout, 40 ms on Linux). The thread is ``mesh-net`` to the kernel, apart
+    from the link's ``mesh`` it started as."""
+    name_thread("mesh-net")
     with contextlib.suppress(OSError, AttributeError):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
@@ -103,7 +107,7 @@ class PahoBroker:
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
-        client.on_socket_open = _no_delay
+        client.on_socket_open = _on_socket_open
         port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
         # connect_async: a broker that is down at start is retried by the loop, not raised.
         # clean_start, and no session expiry: nothing is kept for us while we are away.
