@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import resource
 import time
+import tracemalloc
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -85,6 +86,49 @@ def test_a_huge_page_is_refused_at_the_cap_without_holding_it(hostile: HostileSe
         api.ticket_page(EVENT, top=10, skip=0)
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert grown_mb < 50  # the page is 200 MB
+
+
+def test_a_compressed_page_is_read(hostile: HostileServer) -> None:
+    hostile.mode, hostile.docs = "gzip", [hostile_doc(i, NOW) for i in range(5)]
+    with client(hostile) as api:
+        page = api.ticket_page(EVENT, top=10, skip=0)
+    assert [t.id for t in page.tickets] == [f"h{i:06d}" for i in range(5)]
+
+
+def inflated_peak(hostile: HostileServer, expected: type[Exception], match: str) -> float:
+    """The most memory, in MiB, that reading a page of ``hostile`` held at once."""
+    with client(hostile, max_page_bytes=1024 * 1024) as api:
+        tracemalloc.start()
+        try:
+            with pytest.raises(expected, match=match):
+                api.ticket_page(EVENT, top=10, skip=0)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    return peak / 2**20
+
+
+def test_a_gzip_bomb_is_refused_at_the_cap_without_inflating_it(
+        hostile: HostileServer) -> None:
+    """200 MiB in 200 KiB: decompressed no further than the cap, not a chunk at a time."""
+    hostile.mode, hostile.layers = "bomb", 1
+    assert inflated_peak(hostile, ProtocolError, "max_page_bytes") < 16
+
+
+def test_a_body_compressed_twice_is_refused_unopened(hostile: HostileServer) -> None:
+    """"gzip, gzip" was not asked for: each layer multiplies by a thousand, so a body of a
+    few KiB could ask for gigabytes in one call."""
+    hostile.mode, hostile.layers = "bomb", 2
+    assert inflated_peak(hostile, ProtocolError, "content-encoding 'gzip, gzip'") < 16
+
+
+@pytest.mark.parametrize("status", [200, 400])
+def test_a_body_that_does_not_decompress_is_one_api_error(hostile: HostileServer,
+                                                          status: int) -> None:
+    hostile.mode, hostile.status = "corrupt", status
+    expected = ProtocolError if status == 200 else BadRequest
+    with client(hostile) as api, pytest.raises(expected, match=f"HTTP {status}"):
+        api.ticket_page(EVENT, top=10, skip=0)
 
 
 def test_a_growing_total_stops_the_run_at_the_ticket_cap(hostile: HostileServer,

@@ -6,10 +6,11 @@ the server's body, truncated, as ``.body``), 429/5xx/no connection after retries
 ServerUnavailable, a 2xx of the wrong shape -> ProtocolError. The token goes in the
 ``token`` header only; it is never logged, shown in a repr or put in an exception text.
 
-Every request is bounded: bodies are streamed and refused past a byte cap (so a huge page
-costs no more memory than the cap), and a ticket page, retries included, ends within a
-total deadline (httpx's timeouts are per read, so a server dripping one byte every few
-seconds would otherwise hold a sync forever).
+Every request is bounded: bodies are streamed, decompressed here (``body``) and refused
+past a byte cap (so a huge or a highly compressed page costs no more memory than the cap),
+and a ticket page, retries included, ends within a total deadline (httpx's timeouts are
+per read, so a server dripping one byte every few seconds would otherwise hold a sync
+forever).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from scanner.errors import (
 )
 from scanner.printable import escape
 from scanner.tickets import Ticket, parse_ticket
+from scanner.vivenu.body import ACCEPT_ENCODING, BadEncoding, Inflater
 from scanner.vivenu.retry import (
     DEFAULT_BACKOFF,
     RetryableStatus,
@@ -113,7 +115,8 @@ class VivenuClient:
         # handshake ever happens: loading the CA bundle for it would cost tens of ms of
         # CPU at every start. https keeps httpx's full verification.
         verify = not root.lower().startswith("http://")
-        self._http = httpx.Client(base_url=root, headers={"token": token.reveal()},
+        self._http = httpx.Client(base_url=root, headers={"token": token.reveal(),
+                                                          "accept-encoding": ACCEPT_ENCODING},
                                   timeout=self._timeout, transport=transport, verify=verify)
         self.last_server_date: datetime | None = None
         self._clock_offset: float | None = None
@@ -351,18 +354,32 @@ class VivenuClient:
 
     @staticmethod
     def _read_body(response: httpx.Response, cap: int, deadline_at: float | None,
-                   what: str) -> bytes:
-        """The body, read chunk by chunk: refused past ``cap`` bytes or the deadline."""
+                   what: str, *, cut: bool = False) -> bytes:
+        """The body, decompressed chunk by chunk (``body.Inflater``): refused past ``cap``
+        bytes (``cut``: its first ``cap`` bytes) or the deadline."""
         chunks, size = [], 0
-        for chunk in response.iter_bytes():
-            size += len(chunk)
-            if size > cap:
-                raise ProtocolError(f"{what}: the answer passed {cap} bytes "
-                                    f"(api.max_page_bytes); refused", status=response.status_code)
-            if deadline_at is not None and time.monotonic() > deadline_at:
-                raise ServerUnavailable(f"{what}: the answer did not arrive within its "
-                                        "deadline (api.page_deadline); gave up")
-            chunks.append(chunk)
+        try:
+            # A response built in memory (httpx.MockTransport) holds its content decoded.
+            loaded = response.is_stream_consumed
+            inflater = Inflater(None if loaded else response.headers.get("content-encoding"))
+            for raw in [response.content] if loaded else response.iter_raw():
+                chunk = inflater.feed(raw, cap - size + 1)
+                size += len(chunk)
+                if size > cap:
+                    if cut:
+                        chunks.append(chunk[:len(chunk) - (size - cap)])
+                        return b"".join(chunks)
+                    raise ProtocolError(f"{what}: the answer passed {cap} bytes "
+                                        f"(api.max_page_bytes); refused",
+                                        status=response.status_code)
+                if deadline_at is not None and time.monotonic() > deadline_at:
+                    raise ServerUnavailable(f"{what}: the answer did not arrive within its "
+                                            "deadline (api.page_deadline); gave up")
+                chunks.append(chunk)
+            inflater.end()
+        except BadEncoding as exc:
+            raise ProtocolError(f"{what}: HTTP {response.status_code}: {exc}",
+                                status=response.status_code) from None
         return b"".join(chunks)
 
     def _say_retrying(self, why: str, retries: int, seconds: float) -> None:
@@ -399,7 +416,11 @@ class VivenuClient:
             raise RetryableStatus(status, retry_after_seconds(
                 response.headers.get("retry-after"), self.last_server_date))
         # Scrubbed before it is cut: a token echoed across the cut must not leave a part.
-        raw = self._read_body_prefix(response)
+        # At most ERROR_BODY_READ bytes: enough to quote, never a flood.
+        try:
+            raw = self._read_body(response, ERROR_BODY_READ, None, what, cut=True)
+        except ProtocolError:
+            raw = b""  # a body that does not decompress: the status still says enough
         body = self._scrub(raw.decode(response.encoding or "utf-8", errors="replace"))
         # Shown on the operator's terminal and kept in the journal: no ESC or BEL raw.
         body = escape(body)[:BODY_KEEP]
@@ -412,17 +433,6 @@ class VivenuClient:
         error = BadRequest(f"{what}: HTTP {status}: {body or '(empty body)'}", status=status)
         error.body = body
         raise error
-
-    @staticmethod
-    def _read_body_prefix(response: httpx.Response) -> bytes:
-        """At most ERROR_BODY_READ bytes of an error body: enough to quote, never a flood."""
-        chunks, size = [], 0
-        for chunk in response.iter_bytes():
-            chunks.append(chunk)
-            size += len(chunk)
-            if size >= ERROR_BODY_READ:
-                break
-        return b"".join(chunks)
 
     def _scrub(self, text: str) -> str:
         """Remove the token from text that came from elsewhere (a server echoing headers)."""

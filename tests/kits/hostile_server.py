@@ -12,6 +12,10 @@ with a real ``Date`` header, and its ``mode`` says how it lies or stalls:
 - ``echo``:     400 whose body echoes the request's token at offset ``echo_at``
 - ``redirect``: 302 to another host with an empty body, for every GET and POST (a captive
                 portal, an API moved)
+- ``gzip``:     the listing gzip-compressed, as most servers send it when asked
+- ``bomb``:     ``huge_bytes`` of spaces gzip-compressed ``layers`` times, sent with
+                ``content-encoding: gzip`` that many times (a few hundred KiB at most)
+- ``corrupt``:  ``content-encoding: gzip`` on bytes that are not gzip, with ``status``
 
 and in every mode ``GET /tickets/{barcode}`` (the online lookup) answers ``docs[0]``,
 whatever barcode was asked for: a lookup that answers with another ticket.
@@ -21,7 +25,11 @@ Tests change ``docs`` and ``mode`` between requests; ``requests`` logs the paths
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import gzip
 import threading
+import zlib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -52,10 +60,12 @@ class HostileServer:
         self.huge_bytes = 200 * 1024 * 1024
         self.grow_by = 1000
         self.echo_at = 490
+        self.layers = 1
+        self.status = 200
         self.requests: list[str] = []
         self._grown = 0
         self._stop = threading.Event()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._httpd = _Quiet(("127.0.0.1", 0), _handler(self))
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True,
                                         name="hostile-server")
@@ -93,6 +103,11 @@ class HostileServer:
         return docs[skip:skip + top], len(docs)
 
 
+class _Quiet(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that gave up on a lie and hung up: what the tests want
+
+
 def _handler(server: HostileServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -123,8 +138,17 @@ def _handler(server: HostileServer) -> type[BaseHTTPRequestHandler]:
                 return self._stall(server.mode)
             if server.mode == "huge":
                 return self._stream(_huge_page(server.huge_bytes))
+            if server.mode == "bomb":
+                return self._send(200, _bomb(server.huge_bytes, server.layers),
+                                  encoding=", ".join(["gzip"] * server.layers))
+            if server.mode == "corrupt":
+                return self._send(server.status, b"\x1f\x8b\x08\x00 not gzip" * 10,
+                                  encoding="gzip")
             docs, total = server.listing(query)
-            return self._send(200, orjson.dumps({"docs": docs, "total": total}))
+            body = orjson.dumps({"docs": docs, "total": total})
+            if server.mode == "gzip":
+                return self._send(200, gzip.compress(body), encoding="gzip")
+            return self._send(200, body)
 
         def do_POST(self) -> None:
             server.requests.append(urlsplit(self.path).path)
@@ -139,12 +163,15 @@ def _handler(server: HostileServer) -> type[BaseHTTPRequestHandler]:
             self.send_header("content-length", "0")
             self.end_headers()
 
-        def _send(self, status: int, body: bytes) -> None:
+        def _send(self, status: int, body: bytes, encoding: str | None = None) -> None:
             self.send_response(status)
             self.send_header("content-type", "application/json")
+            if encoding is not None:
+                self.send_header("content-encoding", encoding)
             self.send_header("content-length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
+            with contextlib.suppress(OSError):  # a client that had enough hung up
+                self.wfile.write(body)
 
         def _stall(self, mode: str) -> None:
             self.send_response(200)
@@ -186,3 +213,14 @@ def _huge_page(size: int) -> Iterator[bytes]:
     yield b"]}"
 
 
+
+
+@functools.cache
+def _bomb(size: int, layers: int) -> bytes:
+    """``size`` spaces gzip-compressed ``layers`` times, never all held at once."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+    block = b" " * (1 << 20)
+    body = b"".join(packer.compress(block) for _ in range(size // len(block))) + packer.flush()
+    for _ in range(layers - 1):
+        body = gzip.compress(body, 9)
+    return body
