@@ -13,6 +13,7 @@ import tracemalloc
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kits.gate import build_gate
@@ -164,6 +165,35 @@ def test_a_redirected_upload_is_not_taken_for_accepted(hostile: HostileServer,
     assert report.sent == 0 and hostile.requests == [f"/api/accessusers/scans/{EVENT}"]
     [error] = report.errors
     assert "HTTP 302" in error and "\n" not in error
+
+
+def drain(hostile: HostileServer, tmp_path: Path, scans: int = 4) -> tuple[list[str], Any]:
+    """Journal ``scans`` scans, drain them to ``hostile`` once: their upload states and the
+    drain's report."""
+    with open_journal(tmp_path / "gate.db") as journal, client(hostile) as api:
+        for index in range(scans):
+            journal.record(make_decision(make_ticket(index, event=EVENT)),
+                           scan_id=new_scan_id(), scanned_at=NOW, latency_ms=0.1)
+        report = Outbox(journal, api).drain_once()
+        return [e["upload_state"] for e in journal.entries()], report
+
+
+@pytest.mark.parametrize("body", [b'{"status":"ERROR"}', b'{"error":"event is closed"}',
+                                  b'{"status":null,"errors":["x"]}'])
+def test_a_200_refusing_the_scans_leaves_them_queued(hostile: HostileServer, tmp_path: Path,
+                                                     body: bytes) -> None:
+    """The answer documented is {"status": "OK"}: one saying otherwise is no acceptance,
+    and marking the batch sent on it would lose those scans for the server."""
+    hostile.scans_answer = (200, body)
+    states, report = drain(hostile, tmp_path)
+    assert states == ["pending"] * 4 and report.sent == 0
+    [error] = report.errors
+    assert "not accepted" in error and "\n" not in error
+
+
+def test_an_ok_status_is_accepted(hostile: HostileServer, tmp_path: Path) -> None:
+    hostile.scans_answer = (200, b'{"status":"OK","note":"fine"}')
+    assert drain(hostile, tmp_path)[0] == ["sent"] * 4
 
 
 def test_an_online_lookup_answering_another_ticket_admits_nobody(

@@ -264,13 +264,19 @@ class VivenuClient:
         """Upload scans made on the device; the answer is ``{"status": "OK"}``.
 
         A 2xx with an empty body counts as accepted (``{}``): the status is the server's
-        acceptance, and vivenu documents no error or empty-body formats.
+        acceptance, and vivenu documents no error or empty-body formats. One that says
+        otherwise (a ``status`` but "OK", or an ``error``) is a ProtocolError: the scans
+        stay queued rather than be marked sent on an answer refusing them.
         """
         what = f"POST /scans/{event_id}"
         body = self._json("POST", f"/scans/{segment(event_id)}", content=orjson.dumps(scans),
                           what=what, empty_ok=True)
         if not isinstance(body, dict):
             raise ProtocolError(f"{what}: expected an object, got {type(body).__name__}")
+        refusal = {key: body[key] for key in ("status", "error", "errors") if key in body}
+        if refusal and body.get("status") != "OK":
+            said = escape(self._scrub(orjson.dumps(refusal).decode()))[:BODY_KEEP]
+            raise ProtocolError(f"{what}: the answer says {said}, not accepted; kept queued")
         return body
 
     # -- server clock ------------------------------------------------------------------

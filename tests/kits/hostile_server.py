@@ -20,7 +20,8 @@ with a real ``Date`` header, and its ``mode`` says how it lies or stalls:
 and in every mode ``GET /tickets/{barcode}`` (the online lookup) answers ``docs[0]``,
 whatever barcode was asked for: a lookup that answers with another ticket.
 
-Tests change ``docs`` and ``mode`` between requests; ``requests`` logs the paths served.
+``scans_answer`` is the (status, body) every ``POST /scans`` gets. Tests change ``docs``,
+``mode`` and ``scans_answer`` between requests; ``requests`` logs the paths served.
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ class HostileServer:
         self.echo_at = 490
         self.layers = 1
         self.status = 200
+        # How POST /scans is answered (in every mode but ``redirect``).
+        self.scans_answer = (200, b'{"status":"OK"}')
         self.requests: list[str] = []
         self._grown = 0
         self._stop = threading.Event()
@@ -155,7 +158,7 @@ def _handler(server: HostileServer) -> type[BaseHTTPRequestHandler]:
             self.rfile.read(int(self.headers.get("content-length", 0)))
             if server.mode == "redirect":
                 return self._redirect()
-            return self._send(200, orjson.dumps({"status": "OK"}))
+            return self._send(*server.scans_answer)
 
         def _redirect(self) -> None:
             self.send_response(302)
