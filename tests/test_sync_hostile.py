@@ -191,6 +191,19 @@ def test_a_200_refusing_the_scans_leaves_them_queued(hostile: HostileServer, tmp
     assert "not accepted" in error and "\n" not in error
 
 
+@pytest.mark.parametrize("status", [408, 425])
+def test_a_4xx_asking_to_be_asked_again_leaves_the_scans_queued(hostile: HostileServer,
+                                                                tmp_path: Path,
+                                                                status: int) -> None:
+    """408 (a proxy timing out a slow upload) and 425 say "not now", not "not this": the
+    batch is neither bisected nor parked as rejected, where only an operator frees it."""
+    hostile.scans_answer = (status, b"")
+    states, report = drain(hostile, tmp_path)
+    assert states == ["pending"] * 4 and report.rejected == 0
+    [error] = report.errors
+    assert f"HTTP {status}" in error
+
+
 def test_an_ok_status_is_accepted(hostile: HostileServer, tmp_path: Path) -> None:
     hostile.scans_answer = (200, b'{"status":"OK","note":"fine"}')
     assert drain(hostile, tmp_path)[0] == ["sent"] * 4

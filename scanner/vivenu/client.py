@@ -2,7 +2,7 @@
 
 Every method maps one endpoint. Faults come out as the ``ApiError`` tree of
 ``scanner.errors``: 401/403 -> AuthRefused, 404 -> NotFound, other 4xx -> BadRequest (with
-the server's body, truncated, as ``.body``), 429/5xx/no connection after retries ->
+the server's body, truncated, as ``.body``), 408/425/429/5xx/no connection after retries ->
 ServerUnavailable, a 2xx of the wrong shape -> ProtocolError. The token goes in the
 ``token`` header only; it is never logged, shown in a repr or put in an exception text.
 
@@ -45,6 +45,7 @@ from scanner.tickets import Ticket, parse_ticket
 from scanner.vivenu.body import ACCEPT_ENCODING, BadEncoding, Inflater
 from scanner.vivenu.retry import (
     DEFAULT_BACKOFF,
+    RETRY_4XX,
     RetryableStatus,
     http_date,
     retry_after_seconds,
@@ -418,7 +419,7 @@ class VivenuClient:
             raise ProtocolError(f"{what}: HTTP {status}: redirected"
                                 f"{f' to {escape(where)}' if where else ''}, not followed",
                                 status=status)
-        if status == 429 or status >= 500:
+        if status in RETRY_4XX or status >= 500:
             raise RetryableStatus(status, retry_after_seconds(
                 response.headers.get("retry-after"), self.last_server_date))
         # Scrubbed before it is cut: a token echoed across the cut must not leave a part.

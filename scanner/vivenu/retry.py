@@ -1,7 +1,8 @@
 """When and how long to wait before asking vivenu again.
 
-Retried: no connection, timeouts, 429 and 5xx. Never retried: any other 4xx, because the
-same request will be refused the same way. The policy is a tenacity ``Retrying`` so backoff
+Retried: no connection, timeouts, 5xx and the 4xx that ask to be asked again (408 Request
+Timeout, 425 Too Early, 429). Never retried: any other 4xx, because the same request will be
+refused the same way. The policy is a tenacity ``Retrying`` so backoff
 and jitter are not hand-rolled; the only local rules are Retry-After and the deadline.
 """
 
@@ -28,10 +29,13 @@ MAX_BACKOFF = 30.0
 MAX_RETRY_AFTER = 60.0
 # Starting an attempt with less time than this left cannot finish; give up instead.
 MIN_ATTEMPT = 0.05
+# The 4xx answers that mean "not now" rather than "not this": a proxy timing out a slow
+# upload answers 408, and parking that batch as rejected would keep it from the server.
+RETRY_4XX = frozenset({408, 425, 429})
 
 
 class RetryableStatus(Exception):
-    """An answer worth asking again for (429 or 5xx); internal to the client."""
+    """An answer worth asking again for (RETRY_4XX or 5xx); internal to the client."""
 
     def __init__(self, status: int, retry_after: float | None) -> None:
         super().__init__(f"HTTP {status}")
