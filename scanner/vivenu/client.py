@@ -36,6 +36,7 @@ from scanner.config import (
 from scanner.errors import (
     AuthRefused,
     BadRequest,
+    ConfigError,
     NotFound,
     ProtocolError,
     ServerUnavailable,
@@ -104,6 +105,9 @@ class VivenuClient:
                  clock: Clock = utc_now) -> None:
         self.base_url = base_url.strip().rstrip("/")
         root = api_root(self.base_url)
+        if not token.fits_header():  # as load_config refuses it, for a client built in code
+            raise ConfigError("api token: it must be visible ASCII characters, without spaces "
+                              "or control characters (value not shown: it may be a token)")
         self._token = token
         self._retries = retries
         self._backoff = backoff
