@@ -9,6 +9,8 @@ with a real ``Date`` header, and its ``mode`` says how it lies or stalls:
 - ``huge``:     a page of ``huge_bytes`` bytes, streamed in chunks (never held in memory)
 - ``growing``:  the listing's ``total`` grows by ``grow_by`` tickets on every request
 - ``repeat``:   ``skip`` ignored: every request gets the listing's first page again
+- ``unstable``: the listing's order moves between requests (neighbours swap places, as
+                rows tied on a sort key may), its total and its tickets unchanged
 - ``echo``:     400 whose body echoes the request's token at offset ``echo_at``
 - ``redirect``: 302 to another host with an empty body, for every GET and POST (a captive
                 portal, an API moved)
@@ -29,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import gzip
+import random
 import threading
 import zlib
 from collections.abc import Iterator
@@ -67,6 +70,7 @@ class HostileServer:
         self.scans_answer = (200, b'{"status":"OK"}')
         self.requests: list[str] = []
         self._grown = 0
+        self._rng = random.Random(3)
         self._stop = threading.Event()
         self._httpd = _Quiet(("127.0.0.1", 0), _handler(self))
         self._httpd.daemon_threads = True
@@ -100,6 +104,10 @@ class HostileServer:
         if self.mode == "growing":
             self._grown += self.grow_by
             docs += [hostile_doc(len(self.docs) + i) for i in range(self._grown)]
+        if self.mode == "unstable":
+            for i in range(len(docs) - 1):
+                if self._rng.random() < 0.3:
+                    docs[i], docs[i + 1] = docs[i + 1], docs[i]
         skip, top = int(query.get("skip", 0)), int(query.get("top", 25))
         if self.mode == "repeat":
             skip = 0
