@@ -80,6 +80,37 @@ def test_a_hang_after_headers_gives_up_within_the_deadline(hostile: HostileServe
     assert time.monotonic() - started < 5  # not the 15 s read timeout times the retries
 
 
+@pytest.mark.xdist_group("timing")
+def test_a_dripping_me_ends_the_sync_run_within_the_deadline(hostile: HostileServer,
+                                                             tmp_path: Path) -> None:
+    """Every run starts with GET /me: dripping it must not hold the sync for ever."""
+    hostile.mode, hostile.drip_every, hostile.stall_all = "drip", 0.2, True
+    hostile.stall_for = 8
+    sync = syncer(hostile, tmp_path / "d.db")
+    sync.api = client(hostile, page_deadline=1.0)
+    started = time.monotonic()
+    with pytest.raises(ServerUnavailable, match=r"GET /me.*deadline"):
+        sync.run_once()
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.xdist_group("timing")
+def test_a_dripping_upload_answer_pauses_the_drain_within_the_deadline(
+        hostile: HostileServer, tmp_path: Path) -> None:
+    hostile.mode, hostile.drip_every, hostile.stall_all = "drip", 0.2, True
+    hostile.stall_for = 8
+    started = time.monotonic()
+    with open_journal(tmp_path / "gate.db") as journal, \
+            client(hostile, page_deadline=1.0) as api:
+        journal.record(make_decision(make_ticket(1, event=EVENT)), scan_id=new_scan_id(),
+                       scanned_at=NOW, latency_ms=0.1)
+        report = Outbox(journal, api).drain_once()
+        assert [e["upload_state"] for e in journal.entries()] == ["pending"]
+    assert time.monotonic() - started < 5
+    [error] = report.errors
+    assert "deadline" in error
+
+
 def test_a_huge_page_is_refused_at_the_cap_without_holding_it(hostile: HostileServer) -> None:
     hostile.mode = "huge"
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

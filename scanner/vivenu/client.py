@@ -8,7 +8,7 @@ ServerUnavailable, a 2xx of the wrong shape -> ProtocolError. The token goes in 
 
 Every request is bounded: bodies are streamed, decompressed here (``body``) and refused
 past a byte cap (so a huge or a highly compressed page costs no more memory than the cap),
-and a ticket page, retries included, ends within a total deadline (httpx's timeouts are
+and every request, retries included, ends within a total deadline (httpx's timeouts are
 per read, so a server dripping one byte every few seconds would otherwise hold a sync
 forever).
 """
@@ -243,8 +243,8 @@ class VivenuClient:
 
     def ticket(self, barcode: str, event_id: str | None = None, *,
                deadline: float | None = None) -> Ticket:
-        """One ticket by barcode; NotFound on 404. With ``deadline`` (seconds) the whole
-        call, retries included, ends within it or raises ServerUnavailable."""
+        """One ticket by barcode; NotFound on 404. The whole call, retries included, ends
+        within ``deadline`` seconds (None: ``page_deadline``) or raises ServerUnavailable."""
         params = {} if event_id is None else {"eventId": event_id}
         body = self._json("GET", f"/tickets/{segment(barcode)}", params=params,
                           deadline=deadline, what="GET /tickets/{barcode}")
@@ -333,8 +333,9 @@ class VivenuClient:
     def _request(self, method: str, path: str, *, params: dict[str, Any] | None,
                  content: bytes | None, deadline: float | None,
                  what: str) -> tuple[int, bytes]:
-        """Status and body of a 2xx, within ``deadline`` (seconds, retries included)."""
-        deadline_at = None if deadline is None else time.monotonic() + deadline
+        """Status and body of a 2xx, within ``deadline`` (seconds, retries included; None:
+        ``page_deadline``, as no request may wait on a dripping server for ever)."""
+        deadline_at = time.monotonic() + (self._page_deadline if deadline is None else deadline)
         headers = {"content-type": "application/json"} if content is not None else None
         policy = retrying(retries=self._retries, backoff=self._backoff,
                           deadline_at=deadline_at, sleep=self._sleep, what=what,

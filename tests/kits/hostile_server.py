@@ -5,7 +5,8 @@ with a real ``Date`` header, and its ``mode`` says how it lies or stalls:
 
 - ``ok``:       serve ``docs`` as vivenu would (``from <= updatedAt < until``, top/skip)
 - ``drip``:     headers, then one byte of the body every ``drip_every`` seconds, forever
-- ``hang``:     headers, then nothing until the server stops
+                (for ticket pages; ``stall_all``: for every request), for ``stall_for`` s
+- ``hang``:     headers, then nothing until the server stops (as ``drip``)
 - ``huge``:     a page of ``huge_bytes`` bytes, streamed in chunks (never held in memory)
 - ``growing``:  the listing's ``total`` grows by ``grow_by`` tickets on every request
 - ``repeat``:   ``skip`` ignored: every request gets the listing's first page again
@@ -33,6 +34,7 @@ import functools
 import gzip
 import random
 import threading
+import time
 import zlib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -61,6 +63,8 @@ class HostileServer:
         self.mode = "ok"
         self.docs: list[dict[str, Any]] = []
         self.drip_every = 0.5
+        self.stall_all = False
+        self.stall_for = 3600.0
         self.huge_bytes = 200 * 1024 * 1024
         self.grow_by = 1000
         self.echo_at = 490
@@ -133,6 +137,8 @@ def _handler(server: HostileServer) -> type[BaseHTTPRequestHandler]:
             path = parts.path.removeprefix(PREFIX)
             if server.mode == "redirect":
                 return self._redirect()
+            if server.mode in ("drip", "hang") and server.stall_all:
+                return self._stall(server.mode)
             if server.mode == "echo":
                 token = self.headers.get("token", "")
                 body = b"x" * server.echo_at + f"bad token {token}".encode() + b"y" * 600
@@ -166,6 +172,8 @@ def _handler(server: HostileServer) -> type[BaseHTTPRequestHandler]:
             self.rfile.read(int(self.headers.get("content-length", 0)))
             if server.mode == "redirect":
                 return self._redirect()
+            if server.mode in ("drip", "hang") and server.stall_all:
+                return self._stall(server.mode)
             return self._send(*server.scans_answer)
 
         def _redirect(self) -> None:
@@ -190,7 +198,12 @@ def _handler(server: HostileServer) -> type[BaseHTTPRequestHandler]:
             self.send_header("content-length", "1000000")
             self.end_headers()
             self.wfile.flush()
-            while not server.stopped(server.drip_every if mode == "drip" else 3600):
+            # Then the connection is cut: a client that waits for ever fails its test late
+            # instead of hanging it.
+            ends = time.monotonic() + server.stall_for
+            self.close_connection = True
+            while not server.stopped(server.drip_every if mode == "drip" else 3600) \
+                    and time.monotonic() < ends:
                 try:
                     self.wfile.write(b" ")
                     self.wfile.flush()
