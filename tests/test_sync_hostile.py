@@ -12,7 +12,7 @@ import resource
 import time
 import tracemalloc
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -273,6 +273,36 @@ def test_an_online_lookup_answering_another_ticket_admits_nobody(
         assert (result.decision.reason, result.decision.ticket) == (Reason.UNKNOWN_BARCODE, None)
         assert "/api/accessusers/tickets/FORGED-00000001" in hostile.requests
         assert gate.store.by_barcode("FORGED-00000001") == []
+
+
+END_OF_TIME = "Fri, 31 Dec 9999 23:59:58 GMT"
+
+
+def test_a_date_at_the_end_of_the_calendar_does_not_break_the_sync(
+        hostile: HostileServer, tmp_path: Path) -> None:
+    """Server time plus a margin would pass year 9999: such a Date is no clock."""
+    hostile.docs, hostile.date = [hostile_doc(i, NOW) for i in range(3)], END_OF_TIME
+    sync = syncer(hostile, tmp_path / "e.db")
+    [report] = sync.run_once()
+    assert report.total == 3 and sync.api.clock_offset is None
+
+
+def test_a_date_at_the_end_of_the_calendar_leaves_an_unset_clock_deciding(
+        hostile: HostileServer, tmp_path: Path) -> None:
+    """A Pi booted at 1970 adopts the server's time; one that ends the calendar a second
+    later made every check after it raise OverflowError."""
+    hostile.docs, hostile.date = [hostile_doc(1, NOW)], END_OF_TIME
+    booted = time.monotonic()
+
+    def clock() -> datetime:
+        return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=time.monotonic() - booted)
+
+    api = ApiConfig(url=hostile.url, token=Secret(TOKEN), retries=0)
+    with build_gate(tmp_path, clock=clock, events=(EVENT,), api=api) as gate:
+        gate.syncer.run_once()
+        time.sleep(1.1)
+        result = gate.gatekeeper.check("HB00000001", Direction.IN)
+    assert result.scanned_at.startswith("1970-")  # decided, on the device's own time
 
 
 @pytest.mark.parametrize("status", [None, "", False, 0, "valid", "GRANTED"])

@@ -29,6 +29,11 @@ MAX_BACKOFF = 30.0
 MAX_RETRY_AFTER = 60.0
 # Starting an attempt with less time than this left cannot finish; give up instead.
 MIN_ATTEMPT = 0.05
+# A Date outside these is no clock: the times computed from it (a margin, a tolerance, the
+# device clock a second later plus its offset) would pass datetime's years 1 or 9999 and
+# raise OverflowError on every scan and sync.
+EARLIEST_DATE = datetime(1000, 1, 1, tzinfo=UTC)
+LATEST_DATE = datetime(9000, 1, 1, tzinfo=UTC)
 # The 4xx answers that mean "not now" rather than "not this": a proxy timing out a slow
 # upload answers 408, and parking that batch as rejected would keep it from the server.
 RETRY_4XX = frozenset({408, 425, 429})
@@ -63,11 +68,12 @@ def retry_after_seconds(value: str | None, server_now: datetime | None = None) -
 
 def http_date(value: str) -> datetime | None:
     """An HTTP-date (Date, Retry-After) as an aware datetime, a naive one taken as UTC;
-    None if it does not parse."""
+    None if it does not parse or lies outside EARLIEST_DATE..LATEST_DATE."""
     try:
-        return as_utc(parsedate_to_datetime(value))
+        when = as_utc(parsedate_to_datetime(value))
     except (TypeError, ValueError, IndexError):
         return None
+    return when if EARLIEST_DATE <= when < LATEST_DATE else None
 
 
 # Told, at a request's first retry, why and for how long it goes on trying: (the fault in

@@ -65,6 +65,7 @@ class HostileServer:
         self.drip_every = 0.5
         self.stall_all = False
         self.stall_for = 3600.0
+        self.date: str | None = None  # the Date header every answer carries; None: now
         self.huge_bytes = 200 * 1024 * 1024
         self.grow_by = 1000
         self.echo_at = 490
@@ -129,6 +130,9 @@ def _handler(server: HostileServer) -> type[BaseHTTPRequestHandler]:
 
         def log_message(self, *_args: Any) -> None:  # quiet: tests read their own logs
             pass
+
+        def date_time_string(self, timestamp: float | None = None) -> str:
+            return server.date or super().date_time_string(timestamp)
 
         def do_GET(self) -> None:
             parts = urlsplit(self.path)
