@@ -202,6 +202,21 @@ def test_a_listing_whose_order_moves_is_not_taken_for_complete(hostile: HostileS
     assert sync.store.count(EVENT) == 200
 
 
+def test_a_listing_that_ends_before_its_total_sweeps_nothing(hostile: HostileServer,
+                                                             tmp_path: Path) -> None:
+    """After an honest sync, pages that stop at half the total they claim: the reconcile
+    neither finishes on half a listing nor sweeps the half it did not get."""
+    hostile.docs = [hostile_doc(i, "2026-01-01T00:00:00.000Z") for i in range(100)]
+    sync = syncer(hostile, tmp_path / "c.db", reconcile_every=0.001, max_deletion_share=1.0)
+    sync.run_once()
+    first = sync.store.sync_state(EVENT).last_full_at
+    hostile.mode, hostile.cut_at = "cut", 50
+    with pytest.raises(PagingError, match="50 of them were not read"):
+        sync.run_once()
+    assert sync.store.count(EVENT) == 100
+    assert sync.store.sync_state(EVENT).last_full_at == first
+
+
 def test_a_redirected_upload_is_not_taken_for_accepted(hostile: HostileServer,
                                                       tmp_path: Path) -> None:
     """A 302 with an empty body (a captive portal) accepted nothing: the scans stay

@@ -10,6 +10,7 @@ with a real ``Date`` header, and its ``mode`` says how it lies or stalls:
 - ``huge``:     a page of ``huge_bytes`` bytes, streamed in chunks (never held in memory)
 - ``growing``:  the listing's ``total`` grows by ``grow_by`` tickets on every request
 - ``repeat``:   ``skip`` ignored: every request gets the listing's first page again
+- ``cut``:      the listing ends after ``cut_at`` tickets, its total still counting all
 - ``unstable``: the listing's order moves between requests (neighbours swap places, as
                 rows tied on a sort key may), its total and its tickets unchanged
 - ``echo``:     400 whose body echoes the request's token at offset ``echo_at``
@@ -64,6 +65,7 @@ class HostileServer:
         self.docs: list[dict[str, Any]] = []
         self.drip_every = 0.5
         self.stall_all = False
+        self.cut_at = 0
         self.stall_for = 3600.0
         self.date: str | None = None  # the Date header every answer carries; None: now
         self.huge_bytes = 200 * 1024 * 1024
@@ -114,6 +116,8 @@ class HostileServer:
                 if self._rng.random() < 0.3:
                     docs[i], docs[i + 1] = docs[i + 1], docs[i]
         skip, top = int(query.get("skip", 0)), int(query.get("top", 25))
+        if self.mode == "cut":
+            return docs[skip:min(skip + top, self.cut_at)], len(docs)
         if self.mode == "repeat":
             skip = 0
         return docs[skip:skip + top], len(docs)
