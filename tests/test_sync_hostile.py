@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import resource
+import threading
 import time
 import tracemalloc
 from collections.abc import Iterator
@@ -200,6 +201,32 @@ def test_a_listing_whose_order_moves_is_not_taken_for_complete(hostile: HostileS
         if sync.store.count(EVENT) == 200:
             break
     assert sync.store.count(EVENT) == 200
+
+
+@pytest.mark.xdist_group("timing")
+def test_a_listing_that_wraps_round_past_its_end_ends_the_run(hostile: HostileServer,
+                                                             tmp_path: Path) -> None:
+    """Every page full, whatever the offset: a page past the total the same answer gives
+    is a lie, or the run would page for ever."""
+    hostile.mode, hostile.docs = "wrap", [hostile_doc(i, NOW) for i in range(25)]
+    sync = syncer(hostile, tmp_path / "w.db")
+    done = threading.Event()
+    faults: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            sync.run_once(done)
+        except BaseException as exc:  # handed to the test
+            faults.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(10)
+    done.set()  # a run still paging stops after its page
+    worker.join(10)
+    [fault] = faults
+    assert isinstance(fault, PagingError) and "past the" in str(fault)
+    assert sync.store.count(EVENT) == 25
 
 
 def test_a_listing_that_ends_before_its_total_sweeps_nothing(hostile: HostileServer,

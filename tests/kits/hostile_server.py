@@ -10,6 +10,7 @@ with a real ``Date`` header, and its ``mode`` says how it lies or stalls:
 - ``huge``:     a page of ``huge_bytes`` bytes, streamed in chunks (never held in memory)
 - ``growing``:  the listing's ``total`` grows by ``grow_by`` tickets on every request
 - ``repeat``:   ``skip`` ignored: every request gets the listing's first page again
+- ``wrap``:     pages past the end of the listing wrap round to its start, and are full
 - ``cut``:      the listing ends after ``cut_at`` tickets, its total still counting all
 - ``unstable``: the listing's order moves between requests (neighbours swap places, as
                 rows tied on a sort key may), its total and its tickets unchanged
@@ -116,6 +117,8 @@ class HostileServer:
                 if self._rng.random() < 0.3:
                     docs[i], docs[i + 1] = docs[i + 1], docs[i]
         skip, top = int(query.get("skip", 0)), int(query.get("top", 25))
+        if self.mode == "wrap" and docs:
+            return [docs[(skip + i) % len(docs)] for i in range(top)], len(docs)
         if self.mode == "cut":
             return docs[skip:min(skip + top, self.cut_at)], len(docs)
         if self.mode == "repeat":
