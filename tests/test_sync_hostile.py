@@ -244,6 +244,27 @@ def test_a_listing_that_ends_before_its_total_sweeps_nothing(hostile: HostileSer
     assert sync.store.sync_state(EVENT).last_full_at == first
 
 
+def test_a_delta_that_ends_before_its_total_keeps_its_watermark(hostile: HostileServer,
+                                                                tmp_path: Path) -> None:
+    """Forty tickets cancelled, the changes listed only up to twenty: the run fails and
+    the next one, the server honest again, reads every cancellation."""
+    hostile.docs = [hostile_doc(i, "2026-01-01T00:00:00.000Z") for i in range(100)]
+    sync = syncer(hostile, tmp_path / "d.db")
+    sync.run_once()
+    watermark = sync.store.sync_state(EVENT).delta_until
+    changed = utc_iso(datetime.now(UTC))
+    for doc in hostile.docs[:40]:
+        doc.update(status="INVALID", updatedAt=changed)
+    hostile.mode, hostile.cut_at = "cut", 20
+    with pytest.raises(PagingError, match="20 of them were not read"):
+        sync.run_once()
+    assert sync.store.sync_state(EVENT).delta_until == watermark
+    hostile.mode = "ok"
+    sync.run_once()
+    assert {t.status for t in sync.store.iter_tickets(EVENT) if t.id < "h000040"} \
+        == {"INVALID"}
+
+
 def test_a_redirected_upload_is_not_taken_for_accepted(hostile: HostileServer,
                                                       tmp_path: Path) -> None:
     """A 302 with an empty body (a captive portal) accepted nothing: the scans stay

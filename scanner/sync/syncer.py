@@ -253,6 +253,7 @@ class Syncer:
                             parse_iso(since) + timedelta(seconds=1)))
         fetch = self._fetcher(event_id, since, until)
         trusted = self._trusted_until()
+        read, total = 0, 0
         # Nothing of a window is final before its watermark is saved: a run that stops
         # midway reads it again, so its pages may share transactions freely.
         with self.store.page_batch(in_service=True) as batch:
@@ -262,6 +263,14 @@ class Syncer:
                 tally.upserted += batch.save_page(event_id, page.tickets, mark=mark,
                                                   trusted_until=trusted)
                 self._count(tally, page)
+                read, total = read + len(page.tickets), page.cursor.total or 0
+        if read < total:
+            # Nothing joins a pinned window while it is paged: each ticket it lists at the
+            # end was read once at least. Fewer were: the listing skipped some, and saving
+            # the watermark would leave their changes unread until the next reconcile.
+            raise PagingError(f"ticket changes of {event_id} since {since}: the listing "
+                              f"claims {total}, {total - read} of them were not read; the "
+                              "next run reads them again")
         return until
 
     # -- helpers -----------------------------------------------------------------------
