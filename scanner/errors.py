@@ -8,7 +8,7 @@
     │   ├── AuthRefused                   401/403: the token is wrong or revoked
     │   ├── NotFound (LookupError)        404
     │   ├── BadRequest (ValueError)       any other 4xx: retrying will not help
-    │   ├── ServerUnavailable (ConnectionError)   5xx, 429 or no connection, retries exhausted
+    │   ├── ServerUnavailable (ConnectionError)   5xx, 408/425/429, no connection: retries spent
     │   └── ProtocolError (ValueError)    a 2xx whose body is not what the API documents
     ├── StoreError                        the local database refused or is damaged
     │   ├── CorruptStore                  a database file is damaged (names it and the fix)
@@ -77,14 +77,14 @@ class NotFound(ApiError, LookupError):
 
 
 class BadRequest(ApiError, ValueError):
-    """The server refused the request as malformed (4xx other than 401/403/404/429)."""
+    """The server refused the request as malformed (4xx other than 401/403/404/408/425/429)."""
 
     # The server's answer, truncated: it often names the offending field or index.
     body: str = ""
 
 
 class ServerUnavailable(ApiError, ConnectionError):
-    """No usable answer after retries: connection errors, timeouts, 429 or 5xx."""
+    """No usable answer after retries: connection errors, timeouts, 408/425/429 or 5xx."""
 
 
 class ProtocolError(ApiError, ValueError):

@@ -6,12 +6,16 @@ ticket admits nobody."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import resource
+import threading
 import time
+import tracemalloc
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kits.gate import build_gate
@@ -51,8 +55,8 @@ def client(server: HostileServer, **options: float) -> VivenuClient:
 
 def syncer(server: HostileServer, db: Path, **config: float) -> Syncer:
     store = TicketStore(make_engine(f"sqlite:///{db}"))
-    return Syncer(client(server), store, SyncConfig(page_size=10, **config), events=(EVENT,),
-                  progress=False)
+    return Syncer(client(server), store, SyncConfig(**{"page_size": 10, **config}),
+                  events=(EVENT,), progress=False)
 
 
 # These two bound how long giving up takes (5 s, against a server that never ends): they
@@ -77,6 +81,37 @@ def test_a_hang_after_headers_gives_up_within_the_deadline(hostile: HostileServe
     assert time.monotonic() - started < 5  # not the 15 s read timeout times the retries
 
 
+@pytest.mark.xdist_group("timing")
+def test_a_dripping_me_ends_the_sync_run_within_the_deadline(hostile: HostileServer,
+                                                             tmp_path: Path) -> None:
+    """Every run starts with GET /me: dripping it must not hold the sync for ever."""
+    hostile.mode, hostile.drip_every, hostile.stall_all = "drip", 0.2, True
+    hostile.stall_for = 8
+    sync = syncer(hostile, tmp_path / "d.db")
+    sync.api = client(hostile, page_deadline=1.0)
+    started = time.monotonic()
+    with pytest.raises(ServerUnavailable, match=r"GET /me.*deadline"):
+        sync.run_once()
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.xdist_group("timing")
+def test_a_dripping_upload_answer_pauses_the_drain_within_the_deadline(
+        hostile: HostileServer, tmp_path: Path) -> None:
+    hostile.mode, hostile.drip_every, hostile.stall_all = "drip", 0.2, True
+    hostile.stall_for = 8
+    started = time.monotonic()
+    with open_journal(tmp_path / "gate.db") as journal, \
+            client(hostile, page_deadline=1.0) as api:
+        journal.record(make_decision(make_ticket(1, event=EVENT)), scan_id=new_scan_id(),
+                       scanned_at=NOW, latency_ms=0.1)
+        report = Outbox(journal, api).drain_once()
+        assert [e["upload_state"] for e in journal.entries()] == ["pending"]
+    assert time.monotonic() - started < 5
+    [error] = report.errors
+    assert "deadline" in error
+
+
 def test_a_huge_page_is_refused_at_the_cap_without_holding_it(hostile: HostileServer) -> None:
     hostile.mode = "huge"
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -85,6 +120,49 @@ def test_a_huge_page_is_refused_at_the_cap_without_holding_it(hostile: HostileSe
         api.ticket_page(EVENT, top=10, skip=0)
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert grown_mb < 50  # the page is 200 MB
+
+
+def test_a_compressed_page_is_read(hostile: HostileServer) -> None:
+    hostile.mode, hostile.docs = "gzip", [hostile_doc(i, NOW) for i in range(5)]
+    with client(hostile) as api:
+        page = api.ticket_page(EVENT, top=10, skip=0)
+    assert [t.id for t in page.tickets] == [f"h{i:06d}" for i in range(5)]
+
+
+def inflated_peak(hostile: HostileServer, expected: type[Exception], match: str) -> float:
+    """The most memory, in MiB, that reading a page of ``hostile`` held at once."""
+    with client(hostile, max_page_bytes=1024 * 1024) as api:
+        tracemalloc.start()
+        try:
+            with pytest.raises(expected, match=match):
+                api.ticket_page(EVENT, top=10, skip=0)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    return peak / 2**20
+
+
+def test_a_gzip_bomb_is_refused_at_the_cap_without_inflating_it(
+        hostile: HostileServer) -> None:
+    """200 MiB in 200 KiB: decompressed no further than the cap, not a chunk at a time."""
+    hostile.mode, hostile.layers = "bomb", 1
+    assert inflated_peak(hostile, ProtocolError, "max_page_bytes") < 16
+
+
+def test_a_body_compressed_twice_is_refused_unopened(hostile: HostileServer) -> None:
+    """"gzip, gzip" was not asked for: each layer multiplies by a thousand, so a body of a
+    few KiB could ask for gigabytes in one call."""
+    hostile.mode, hostile.layers = "bomb", 2
+    assert inflated_peak(hostile, ProtocolError, "content-encoding 'gzip, gzip'") < 16
+
+
+@pytest.mark.parametrize("status", [200, 400])
+def test_a_body_that_does_not_decompress_is_one_api_error(hostile: HostileServer,
+                                                          status: int) -> None:
+    hostile.mode, hostile.status = "corrupt", status
+    expected = ProtocolError if status == 200 else BadRequest
+    with client(hostile) as api, pytest.raises(expected, match=f"HTTP {status}"):
+        api.ticket_page(EVENT, top=10, skip=0)
 
 
 def test_a_growing_total_stops_the_run_at_the_ticket_cap(hostile: HostileServer,
@@ -107,6 +185,86 @@ def test_a_listing_that_repeats_its_first_page_ends_the_run_in_one_error(
     assert sync.store.count() == 10  # the one page it did get is kept
 
 
+def test_a_listing_whose_order_moves_is_not_taken_for_complete(hostile: HostileServer,
+                                                                tmp_path: Path) -> None:
+    """Neighbours swapping places between requests make the pager skip tickets it takes
+    for read: the run says so, sweeps nothing, and the next runs fill the gaps."""
+    hostile.mode = "unstable"
+    hostile.docs = [hostile_doc(i, "2026-01-01T00:00:00.000Z") for i in range(200)]
+    sync = syncer(hostile, tmp_path / "u.db", page_size=20)
+    with pytest.raises(PagingError, match="moved while it was paged"):
+        sync.run_once()
+    assert sync.store.sync_state(EVENT).last_full_at is None  # not taken for a full sync
+    for _run in range(20):
+        with contextlib.suppress(PagingError):
+            sync.run_once()
+        if sync.store.count(EVENT) == 200:
+            break
+    assert sync.store.count(EVENT) == 200
+
+
+@pytest.mark.xdist_group("timing")
+def test_a_listing_that_wraps_round_past_its_end_ends_the_run(hostile: HostileServer,
+                                                             tmp_path: Path) -> None:
+    """Every page full, whatever the offset: a page past the total the same answer gives
+    is a lie, or the run would page for ever."""
+    hostile.mode, hostile.docs = "wrap", [hostile_doc(i, NOW) for i in range(25)]
+    sync = syncer(hostile, tmp_path / "w.db")
+    done = threading.Event()
+    faults: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            sync.run_once(done)
+        except BaseException as exc:  # handed to the test
+            faults.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(10)
+    done.set()  # a run still paging stops after its page
+    worker.join(10)
+    [fault] = faults
+    assert isinstance(fault, PagingError) and "past the" in str(fault)
+    assert sync.store.count(EVENT) == 25
+
+
+def test_a_listing_that_ends_before_its_total_sweeps_nothing(hostile: HostileServer,
+                                                             tmp_path: Path) -> None:
+    """After an honest sync, pages that stop at half the total they claim: the reconcile
+    neither finishes on half a listing nor sweeps the half it did not get."""
+    hostile.docs = [hostile_doc(i, "2026-01-01T00:00:00.000Z") for i in range(100)]
+    sync = syncer(hostile, tmp_path / "c.db", reconcile_every=0.001, max_deletion_share=1.0)
+    sync.run_once()
+    first = sync.store.sync_state(EVENT).last_full_at
+    hostile.mode, hostile.cut_at = "cut", 50
+    with pytest.raises(PagingError, match="50 of them were not read"):
+        sync.run_once()
+    assert sync.store.count(EVENT) == 100
+    assert sync.store.sync_state(EVENT).last_full_at == first
+
+
+def test_a_delta_that_ends_before_its_total_keeps_its_watermark(hostile: HostileServer,
+                                                                tmp_path: Path) -> None:
+    """Forty tickets cancelled, the changes listed only up to twenty: the run fails and
+    the next one, the server honest again, reads every cancellation."""
+    hostile.docs = [hostile_doc(i, "2026-01-01T00:00:00.000Z") for i in range(100)]
+    sync = syncer(hostile, tmp_path / "d.db")
+    sync.run_once()
+    watermark = sync.store.sync_state(EVENT).delta_until
+    changed = utc_iso(datetime.now(UTC))
+    for doc in hostile.docs[:40]:
+        doc.update(status="INVALID", updatedAt=changed)
+    hostile.mode, hostile.cut_at = "cut", 20
+    with pytest.raises(PagingError, match="20 of them were not read"):
+        sync.run_once()
+    assert sync.store.sync_state(EVENT).delta_until == watermark
+    hostile.mode = "ok"
+    sync.run_once()
+    assert {t.status for t in sync.store.iter_tickets(EVENT) if t.id < "h000040"} \
+        == {"INVALID"}
+
+
 def test_a_redirected_upload_is_not_taken_for_accepted(hostile: HostileServer,
                                                       tmp_path: Path) -> None:
     """A 302 with an empty body (a captive portal) accepted nothing: the scans stay
@@ -120,6 +278,48 @@ def test_a_redirected_upload_is_not_taken_for_accepted(hostile: HostileServer,
     assert report.sent == 0 and hostile.requests == [f"/api/accessusers/scans/{EVENT}"]
     [error] = report.errors
     assert "HTTP 302" in error and "\n" not in error
+
+
+def drain(hostile: HostileServer, tmp_path: Path, scans: int = 4) -> tuple[list[str], Any]:
+    """Journal ``scans`` scans, drain them to ``hostile`` once: their upload states and the
+    drain's report."""
+    with open_journal(tmp_path / "gate.db") as journal, client(hostile) as api:
+        for index in range(scans):
+            journal.record(make_decision(make_ticket(index, event=EVENT)),
+                           scan_id=new_scan_id(), scanned_at=NOW, latency_ms=0.1)
+        report = Outbox(journal, api).drain_once()
+        return [e["upload_state"] for e in journal.entries()], report
+
+
+@pytest.mark.parametrize("body", [b'{"status":"ERROR"}', b'{"error":"event is closed"}',
+                                  b'{"status":null,"errors":["x"]}'])
+def test_a_200_refusing_the_scans_leaves_them_queued(hostile: HostileServer, tmp_path: Path,
+                                                     body: bytes) -> None:
+    """The answer documented is {"status": "OK"}: one saying otherwise is no acceptance,
+    and marking the batch sent on it would lose those scans for the server."""
+    hostile.scans_answer = (200, body)
+    states, report = drain(hostile, tmp_path)
+    assert states == ["pending"] * 4 and report.sent == 0
+    [error] = report.errors
+    assert "not accepted" in error and "\n" not in error
+
+
+@pytest.mark.parametrize("status", [408, 425])
+def test_a_4xx_asking_to_be_asked_again_leaves_the_scans_queued(hostile: HostileServer,
+                                                                tmp_path: Path,
+                                                                status: int) -> None:
+    """408 (a proxy timing out a slow upload) and 425 say "not now", not "not this": the
+    batch is neither bisected nor parked as rejected, where only an operator frees it."""
+    hostile.scans_answer = (status, b"")
+    states, report = drain(hostile, tmp_path)
+    assert states == ["pending"] * 4 and report.rejected == 0
+    [error] = report.errors
+    assert f"HTTP {status}" in error
+
+
+def test_an_ok_status_is_accepted(hostile: HostileServer, tmp_path: Path) -> None:
+    hostile.scans_answer = (200, b'{"status":"OK","note":"fine"}')
+    assert drain(hostile, tmp_path)[0] == ["sent"] * 4
 
 
 def test_an_online_lookup_answering_another_ticket_admits_nobody(
@@ -136,6 +336,36 @@ def test_an_online_lookup_answering_another_ticket_admits_nobody(
         assert (result.decision.reason, result.decision.ticket) == (Reason.UNKNOWN_BARCODE, None)
         assert "/api/accessusers/tickets/FORGED-00000001" in hostile.requests
         assert gate.store.by_barcode("FORGED-00000001") == []
+
+
+END_OF_TIME = "Fri, 31 Dec 9999 23:59:58 GMT"
+
+
+def test_a_date_at_the_end_of_the_calendar_does_not_break_the_sync(
+        hostile: HostileServer, tmp_path: Path) -> None:
+    """Server time plus a margin would pass year 9999: such a Date is no clock."""
+    hostile.docs, hostile.date = [hostile_doc(i, NOW) for i in range(3)], END_OF_TIME
+    sync = syncer(hostile, tmp_path / "e.db")
+    [report] = sync.run_once()
+    assert report.total == 3 and sync.api.clock_offset is None
+
+
+def test_a_date_at_the_end_of_the_calendar_leaves_an_unset_clock_deciding(
+        hostile: HostileServer, tmp_path: Path) -> None:
+    """A Pi booted at 1970 adopts the server's time; one that ends the calendar a second
+    later made every check after it raise OverflowError."""
+    hostile.docs, hostile.date = [hostile_doc(1, NOW)], END_OF_TIME
+    booted = time.monotonic()
+
+    def clock() -> datetime:
+        return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=time.monotonic() - booted)
+
+    api = ApiConfig(url=hostile.url, token=Secret(TOKEN), retries=0)
+    with build_gate(tmp_path, clock=clock, events=(EVENT,), api=api) as gate:
+        gate.syncer.run_once()
+        time.sleep(1.1)
+        result = gate.gatekeeper.check("HB00000001", Direction.IN)
+    assert result.scanned_at.startswith("1970-")  # decided, on the device's own time
 
 
 @pytest.mark.parametrize("status", [None, "", False, 0, "valid", "GRANTED"])

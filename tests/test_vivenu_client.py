@@ -23,6 +23,7 @@ from scanner.errors import (
     ApiError,
     AuthRefused,
     BadRequest,
+    ConfigError,
     InsecureUrl,
     NotFound,
     ProtocolError,
@@ -450,6 +451,19 @@ def test_token_never_in_logs_reprs_or_errors(sim_world: World,
             f"{e!s} {e!r} {getattr(e, 'body', '')}" for e in errors]
     assert len(errors) == 5 and "retry" in caplog.text
     assert not [t for t in texts if token in t]
+
+
+@pytest.mark.parametrize("token", ["tok-Secret-31\n337", "tok-Secret-31\x00337",
+                                   "tok-Secret-31 337", "tok-Secret-31\u00e9337"])
+def test_a_token_no_header_can_carry_is_refused_without_showing_it(sim_server: SimServer,
+                                                                   token: str) -> None:
+    """A client built in code (``gate setup`` with a pasted token) refuses what
+    load_config refuses, in a line without the token: httpx's own error quotes the header
+    value, escaped, past the scrubbing."""
+    with pytest.raises(ConfigError, match="visible ASCII") as caught, \
+            VivenuClient(sim_server.url, Secret(token), retries=0) as client:
+        client.events()
+    assert "Secret-31" not in f"{caught.value!s} {caught.value!r}"
 
 
 def test_echoed_token_is_scrubbed_from_bad_request_bodies() -> None:

@@ -241,9 +241,8 @@ def _blame_env(exc: ConfigError, overridden: dict[str, str]) -> ConfigError:
 
 
 def _token_problem(key: str, token: str) -> ConfigError | None:
-    """A token goes into an HTTP header: a newline, space or non-ASCII character there would
-    fail every request in a line that shows it (httpx quotes the header value)."""
-    if all("!" <= c <= "~" for c in token):
+    """A token goes into an HTTP header (``Secret.fits_header``)."""
+    if Secret(token).fits_header():
         return None
     return ConfigError(f"{key}: the token must be visible ASCII characters, without spaces "
                        f"or control characters {_NOT_SHOWN}")

@@ -119,6 +119,11 @@ class Secret:
     def __hash__(self) -> int:
         return hash(self._value)
 
+    def fits_header(self) -> bool:
+        """Whether it is visible ASCII only, as an HTTP header value must be: a newline,
+        space or non-ASCII character fails every request in a line that quotes it."""
+        return all("!" <= c <= "~" for c in self._value)
+
     def __bool__(self) -> bool:
         return bool(self._value)
 

@@ -24,6 +24,8 @@ Design:
   windows that overlap, until it finds an anchor, at most ``max_realign`` requests; else
   PagingError. Nothing is written for a page until it is aligned, so the store stays
   consistent and the caller's committed cursor is still valid.
+- A page holding more tickets than its own ``total`` leaves past its offset is a lie (a
+  listing that wraps round or never ends): PagingError.
 - A full page that brings no new ticket can happen once while realigning (the anchor found
   last); a second in a row means the listing repeats itself (a server ignoring ``skip``),
   and paging it would never end: PagingError.
@@ -120,6 +122,11 @@ def pages(fetch: Fetch, *, page_size: int, cursor: Cursor | None = None,
     while True:
         docs, at, start, requests = _aligned(fetch, cursor, page_size, overlap, max_realign)
         tickets = docs.tickets
+        if len(tickets) > max(docs.total - at, 0):
+            # Not a shift: no listing holds more past an offset than its total leaves. A
+            # server wrapping round or inventing tickets there would be paged for ever.
+            raise PagingError(f"ticket listing goes past the total it claims: {len(tickets)} "
+                              f"tickets at offset {at} of {docs.total}")
         if max_tickets is not None and docs.total > max_tickets:
             raise TooManyTickets(f"ticket listing claims {docs.total} tickets, more than "
                                  f"sync.max_event_tickets ({max_tickets}); nothing more read")

@@ -221,6 +221,7 @@ class Syncer:
         catch_up = parse_iso(until) - timedelta(seconds=self.config.window_overlap)
         # The catch-up marks too: a ticket sold while the listing was paged is no deletion.
         delta_until = self._window(event_id, utc_iso(catch_up), tally, mark=True)
+        self._check_complete(event_id, full_total)
         unseen = self.store.unseen(event_id) if guarded else 0
         # Counting a million rows costs a noticeable share of a sync: only when the guard
         # has something to weigh (nothing unseen is never too many).
@@ -252,6 +253,7 @@ class Syncer:
                             parse_iso(since) + timedelta(seconds=1)))
         fetch = self._fetcher(event_id, since, until)
         trusted = self._trusted_until()
+        read, total = 0, 0
         # Nothing of a window is final before its watermark is saved: a run that stops
         # midway reads it again, so its pages may share transactions freely.
         with self.store.page_batch(in_service=True) as batch:
@@ -261,6 +263,14 @@ class Syncer:
                 tally.upserted += batch.save_page(event_id, page.tickets, mark=mark,
                                                   trusted_until=trusted)
                 self._count(tally, page)
+                read, total = read + len(page.tickets), page.cursor.total or 0
+        if read < total:
+            # Nothing joins a pinned window while it is paged: each ticket it lists at the
+            # end was read once at least. Fewer were: the listing skipped some, and saving
+            # the watermark would leave their changes unread until the next reconcile.
+            raise PagingError(f"ticket changes of {event_id} since {since}: the listing "
+                              f"claims {total}, {total - read} of them were not read; the "
+                              "next run reads them again")
         return until
 
     # -- helpers -----------------------------------------------------------------------
@@ -308,6 +318,19 @@ class Syncer:
         # The estimate of server time moves by up to a second between answers (Date's
         # resolution): a reconcile that early costs nothing, one that late could be skipped.
         return now + UNTIL_MARGIN >= due
+
+    def _check_complete(self, event_id: str, total: int | None) -> None:
+        """Every ticket still listed at the end of a pinned listing was listed all along,
+        so a complete paging marked at least ``total``. Fewer: the listing's order (not
+        documented) moved between requests and the pager took tickets for read that it
+        skipped. Sweeping would delete some of them and finishing would leave them out
+        until the next reconcile: the run is abandoned instead (what it read is kept)."""
+        listed = self.store.seen_marks(event_id) if total else 0
+        if total and listed < total:
+            self.store.abandon_full(event_id)
+            raise PagingError(f"ticket listing of {event_id} moved while it was paged: it "
+                              f"lists {total} tickets, {total - listed} of them were not "
+                              "read; nothing swept, the next run reads it again")
 
     def _too_many(self, lost: int, stored: int) -> bool:
         """Whether losing ``lost`` of ``stored`` tickets needs an operator's consent."""

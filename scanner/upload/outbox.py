@@ -3,9 +3,9 @@
 The journal is the queue. A drain takes the pending scans of each event oldest first, in
 batches, and marks a batch ``sent`` only after the server answered 2xx. So:
 
-- 429, 5xx, timeouts and dropped connections (``ServerUnavailable`` once the client's own
-  retries are spent) leave the batch pending; the drain stops and reports, and the next one
-  tries again. Nothing is lost.
+- 408, 425, 429, 5xx, timeouts and dropped connections (``ServerUnavailable`` once the
+  client's own retries are spent) leave the batch pending; the drain stops and reports, and
+  the next one tries again. Nothing is lost.
 - A 400 means something in the batch is unacceptable. The batch is bisected until the
   offending scans stand alone; each is parked as ``rejected`` with the server's answer (shown
   by ``gate status`` and ``gate journal``) and the rest is sent, so one bad record never

@@ -2,14 +2,15 @@
 
 Every method maps one endpoint. Faults come out as the ``ApiError`` tree of
 ``scanner.errors``: 401/403 -> AuthRefused, 404 -> NotFound, other 4xx -> BadRequest (with
-the server's body, truncated, as ``.body``), 429/5xx/no connection after retries ->
+the server's body, truncated, as ``.body``), 408/425/429/5xx/no connection after retries ->
 ServerUnavailable, a 2xx of the wrong shape -> ProtocolError. The token goes in the
 ``token`` header only; it is never logged, shown in a repr or put in an exception text.
 
-Every request is bounded: bodies are streamed and refused past a byte cap (so a huge page
-costs no more memory than the cap), and a ticket page, retries included, ends within a
-total deadline (httpx's timeouts are per read, so a server dripping one byte every few
-seconds would otherwise hold a sync forever).
+Every request is bounded: bodies are streamed, decompressed here (``body``) and refused
+past a byte cap (so a huge or a highly compressed page costs no more memory than the cap),
+and every request, retries included, ends within a total deadline (httpx's timeouts are
+per read, so a server dripping one byte every few seconds would otherwise hold a sync
+forever).
 """
 
 from __future__ import annotations
@@ -35,14 +36,17 @@ from scanner.config import (
 from scanner.errors import (
     AuthRefused,
     BadRequest,
+    ConfigError,
     NotFound,
     ProtocolError,
     ServerUnavailable,
 )
 from scanner.printable import escape
 from scanner.tickets import Ticket, parse_ticket
+from scanner.vivenu.body import ACCEPT_ENCODING, BadEncoding, Inflater
 from scanner.vivenu.retry import (
     DEFAULT_BACKOFF,
+    RETRY_4XX,
     RetryableStatus,
     http_date,
     retry_after_seconds,
@@ -101,6 +105,9 @@ class VivenuClient:
                  clock: Clock = utc_now) -> None:
         self.base_url = base_url.strip().rstrip("/")
         root = api_root(self.base_url)
+        if not token.fits_header():  # as load_config refuses it, for a client built in code
+            raise ConfigError("api token: it must be visible ASCII characters, without spaces "
+                              "or control characters (value not shown: it may be a token)")
         self._token = token
         self._retries = retries
         self._backoff = backoff
@@ -113,7 +120,8 @@ class VivenuClient:
         # handshake ever happens: loading the CA bundle for it would cost tens of ms of
         # CPU at every start. https keeps httpx's full verification.
         verify = not root.lower().startswith("http://")
-        self._http = httpx.Client(base_url=root, headers={"token": token.reveal()},
+        self._http = httpx.Client(base_url=root, headers={"token": token.reveal(),
+                                                          "accept-encoding": ACCEPT_ENCODING},
                                   timeout=self._timeout, transport=transport, verify=verify)
         self.last_server_date: datetime | None = None
         self._clock_offset: float | None = None
@@ -235,8 +243,8 @@ class VivenuClient:
 
     def ticket(self, barcode: str, event_id: str | None = None, *,
                deadline: float | None = None) -> Ticket:
-        """One ticket by barcode; NotFound on 404. With ``deadline`` (seconds) the whole
-        call, retries included, ends within it or raises ServerUnavailable."""
+        """One ticket by barcode; NotFound on 404. The whole call, retries included, ends
+        within ``deadline`` seconds (None: ``page_deadline``) or raises ServerUnavailable."""
         params = {} if event_id is None else {"eventId": event_id}
         body = self._json("GET", f"/tickets/{segment(barcode)}", params=params,
                           deadline=deadline, what="GET /tickets/{barcode}")
@@ -261,13 +269,19 @@ class VivenuClient:
         """Upload scans made on the device; the answer is ``{"status": "OK"}``.
 
         A 2xx with an empty body counts as accepted (``{}``): the status is the server's
-        acceptance, and vivenu documents no error or empty-body formats.
+        acceptance, and vivenu documents no error or empty-body formats. One that says
+        otherwise (a ``status`` but "OK", or an ``error``) is a ProtocolError: the scans
+        stay queued rather than be marked sent on an answer refusing them.
         """
         what = f"POST /scans/{event_id}"
         body = self._json("POST", f"/scans/{segment(event_id)}", content=orjson.dumps(scans),
                           what=what, empty_ok=True)
         if not isinstance(body, dict):
             raise ProtocolError(f"{what}: expected an object, got {type(body).__name__}")
+        refusal = {key: body[key] for key in ("status", "error", "errors") if key in body}
+        if refusal and body.get("status") != "OK":
+            said = escape(self._scrub(orjson.dumps(refusal).decode()))[:BODY_KEEP]
+            raise ProtocolError(f"{what}: the answer says {said}, not accepted; kept queued")
         return body
 
     # -- server clock ------------------------------------------------------------------
@@ -319,8 +333,9 @@ class VivenuClient:
     def _request(self, method: str, path: str, *, params: dict[str, Any] | None,
                  content: bytes | None, deadline: float | None,
                  what: str) -> tuple[int, bytes]:
-        """Status and body of a 2xx, within ``deadline`` (seconds, retries included)."""
-        deadline_at = None if deadline is None else time.monotonic() + deadline
+        """Status and body of a 2xx, within ``deadline`` (seconds, retries included; None:
+        ``page_deadline``, as no request may wait on a dripping server for ever)."""
+        deadline_at = time.monotonic() + (self._page_deadline if deadline is None else deadline)
         headers = {"content-type": "application/json"} if content is not None else None
         policy = retrying(retries=self._retries, backoff=self._backoff,
                           deadline_at=deadline_at, sleep=self._sleep, what=what,
@@ -351,18 +366,32 @@ class VivenuClient:
 
     @staticmethod
     def _read_body(response: httpx.Response, cap: int, deadline_at: float | None,
-                   what: str) -> bytes:
-        """The body, read chunk by chunk: refused past ``cap`` bytes or the deadline."""
+                   what: str, *, cut: bool = False) -> bytes:
+        """The body, decompressed chunk by chunk (``body.Inflater``): refused past ``cap``
+        bytes (``cut``: its first ``cap`` bytes) or the deadline."""
         chunks, size = [], 0
-        for chunk in response.iter_bytes():
-            size += len(chunk)
-            if size > cap:
-                raise ProtocolError(f"{what}: the answer passed {cap} bytes "
-                                    f"(api.max_page_bytes); refused", status=response.status_code)
-            if deadline_at is not None and time.monotonic() > deadline_at:
-                raise ServerUnavailable(f"{what}: the answer did not arrive within its "
-                                        "deadline (api.page_deadline); gave up")
-            chunks.append(chunk)
+        try:
+            # A response built in memory (httpx.MockTransport) holds its content decoded.
+            loaded = response.is_stream_consumed
+            inflater = Inflater(None if loaded else response.headers.get("content-encoding"))
+            for raw in [response.content] if loaded else response.iter_raw():
+                chunk = inflater.feed(raw, cap - size + 1)
+                size += len(chunk)
+                if size > cap:
+                    if cut:
+                        chunks.append(chunk[:len(chunk) - (size - cap)])
+                        return b"".join(chunks)
+                    raise ProtocolError(f"{what}: the answer passed {cap} bytes "
+                                        f"(api.max_page_bytes); refused",
+                                        status=response.status_code)
+                if deadline_at is not None and time.monotonic() > deadline_at:
+                    raise ServerUnavailable(f"{what}: the answer did not arrive within its "
+                                            "deadline (api.page_deadline); gave up")
+                chunks.append(chunk)
+            inflater.end()
+        except BadEncoding as exc:
+            raise ProtocolError(f"{what}: HTTP {response.status_code}: {exc}",
+                                status=response.status_code) from None
         return b"".join(chunks)
 
     def _say_retrying(self, why: str, retries: int, seconds: float) -> None:
@@ -395,11 +424,15 @@ class VivenuClient:
             raise ProtocolError(f"{what}: HTTP {status}: redirected"
                                 f"{f' to {escape(where)}' if where else ''}, not followed",
                                 status=status)
-        if status == 429 or status >= 500:
+        if status in RETRY_4XX or status >= 500:
             raise RetryableStatus(status, retry_after_seconds(
                 response.headers.get("retry-after"), self.last_server_date))
         # Scrubbed before it is cut: a token echoed across the cut must not leave a part.
-        raw = self._read_body_prefix(response)
+        # At most ERROR_BODY_READ bytes: enough to quote, never a flood.
+        try:
+            raw = self._read_body(response, ERROR_BODY_READ, None, what, cut=True)
+        except ProtocolError:
+            raw = b""  # a body that does not decompress: the status still says enough
         body = self._scrub(raw.decode(response.encoding or "utf-8", errors="replace"))
         # Shown on the operator's terminal and kept in the journal: no ESC or BEL raw.
         body = escape(body)[:BODY_KEEP]
@@ -412,17 +445,6 @@ class VivenuClient:
         error = BadRequest(f"{what}: HTTP {status}: {body or '(empty body)'}", status=status)
         error.body = body
         raise error
-
-    @staticmethod
-    def _read_body_prefix(response: httpx.Response) -> bytes:
-        """At most ERROR_BODY_READ bytes of an error body: enough to quote, never a flood."""
-        chunks, size = [], 0
-        for chunk in response.iter_bytes():
-            chunks.append(chunk)
-            size += len(chunk)
-            if size >= ERROR_BODY_READ:
-                break
-        return b"".join(chunks)
 
     def _scrub(self, text: str) -> str:
         """Remove the token from text that came from elsewhere (a server echoing headers)."""

@@ -1,7 +1,8 @@
 """When and how long to wait before asking vivenu again.
 
-Retried: no connection, timeouts, 429 and 5xx. Never retried: any other 4xx, because the
-same request will be refused the same way. The policy is a tenacity ``Retrying`` so backoff
+Retried: no connection, timeouts, 5xx and the 4xx that ask to be asked again (408 Request
+Timeout, 425 Too Early, 429). Never retried: any other 4xx, because the same request will be
+refused the same way. The policy is a tenacity ``Retrying`` so backoff
 and jitter are not hand-rolled; the only local rules are Retry-After and the deadline.
 """
 
@@ -28,10 +29,18 @@ MAX_BACKOFF = 30.0
 MAX_RETRY_AFTER = 60.0
 # Starting an attempt with less time than this left cannot finish; give up instead.
 MIN_ATTEMPT = 0.05
+# A Date outside these is no clock: the times computed from it (a margin, a tolerance, the
+# device clock a second later plus its offset) would pass datetime's years 1 or 9999 and
+# raise OverflowError on every scan and sync.
+EARLIEST_DATE = datetime(1000, 1, 1, tzinfo=UTC)
+LATEST_DATE = datetime(9000, 1, 1, tzinfo=UTC)
+# The 4xx answers that mean "not now" rather than "not this": a proxy timing out a slow
+# upload answers 408, and parking that batch as rejected would keep it from the server.
+RETRY_4XX = frozenset({408, 425, 429})
 
 
 class RetryableStatus(Exception):
-    """An answer worth asking again for (429 or 5xx); internal to the client."""
+    """An answer worth asking again for (RETRY_4XX or 5xx); internal to the client."""
 
     def __init__(self, status: int, retry_after: float | None) -> None:
         super().__init__(f"HTTP {status}")
@@ -59,11 +68,12 @@ def retry_after_seconds(value: str | None, server_now: datetime | None = None) -
 
 def http_date(value: str) -> datetime | None:
     """An HTTP-date (Date, Retry-After) as an aware datetime, a naive one taken as UTC;
-    None if it does not parse."""
+    None if it does not parse or lies outside EARLIEST_DATE..LATEST_DATE."""
     try:
-        return as_utc(parsedate_to_datetime(value))
+        when = as_utc(parsedate_to_datetime(value))
     except (TypeError, ValueError, IndexError):
         return None
+    return when if EARLIEST_DATE <= when < LATEST_DATE else None
 
 
 # Told, at a request's first retry, why and for how long it goes on trying: (the fault in

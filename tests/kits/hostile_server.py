@@ -5,23 +5,39 @@ with a real ``Date`` header, and its ``mode`` says how it lies or stalls:
 
 - ``ok``:       serve ``docs`` as vivenu would (``from <= updatedAt < until``, top/skip)
 - ``drip``:     headers, then one byte of the body every ``drip_every`` seconds, forever
-- ``hang``:     headers, then nothing until the server stops
+                (for ticket pages; ``stall_all``: for every request), for ``stall_for`` s
+- ``hang``:     headers, then nothing until the server stops (as ``drip``)
 - ``huge``:     a page of ``huge_bytes`` bytes, streamed in chunks (never held in memory)
 - ``growing``:  the listing's ``total`` grows by ``grow_by`` tickets on every request
 - ``repeat``:   ``skip`` ignored: every request gets the listing's first page again
+- ``wrap``:     pages past the end of the listing wrap round to its start, and are full
+- ``cut``:      the listing ends after ``cut_at`` tickets, its total still counting all
+- ``unstable``: the listing's order moves between requests (neighbours swap places, as
+                rows tied on a sort key may), its total and its tickets unchanged
 - ``echo``:     400 whose body echoes the request's token at offset ``echo_at``
 - ``redirect``: 302 to another host with an empty body, for every GET and POST (a captive
                 portal, an API moved)
+- ``gzip``:     the listing gzip-compressed, as most servers send it when asked
+- ``bomb``:     ``huge_bytes`` of spaces gzip-compressed ``layers`` times, sent with
+                ``content-encoding: gzip`` that many times (a few hundred KiB at most)
+- ``corrupt``:  ``content-encoding: gzip`` on bytes that are not gzip, with ``status``
 
 and in every mode ``GET /tickets/{barcode}`` (the online lookup) answers ``docs[0]``,
 whatever barcode was asked for: a lookup that answers with another ticket.
 
-Tests change ``docs`` and ``mode`` between requests; ``requests`` logs the paths served.
+``scans_answer`` is the (status, body) every ``POST /scans`` gets. Tests change ``docs``,
+``mode`` and ``scans_answer`` between requests; ``requests`` logs the paths served.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import gzip
+import random
 import threading
+import time
+import zlib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -49,13 +65,22 @@ class HostileServer:
         self.mode = "ok"
         self.docs: list[dict[str, Any]] = []
         self.drip_every = 0.5
+        self.stall_all = False
+        self.cut_at = 0
+        self.stall_for = 3600.0
+        self.date: str | None = None  # the Date header every answer carries; None: now
         self.huge_bytes = 200 * 1024 * 1024
         self.grow_by = 1000
         self.echo_at = 490
+        self.layers = 1
+        self.status = 200
+        # How POST /scans is answered (in every mode but ``redirect``).
+        self.scans_answer = (200, b'{"status":"OK"}')
         self.requests: list[str] = []
         self._grown = 0
+        self._rng = random.Random(3)
         self._stop = threading.Event()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._httpd = _Quiet(("127.0.0.1", 0), _handler(self))
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True,
                                         name="hostile-server")
@@ -87,10 +112,23 @@ class HostileServer:
         if self.mode == "growing":
             self._grown += self.grow_by
             docs += [hostile_doc(len(self.docs) + i) for i in range(self._grown)]
+        if self.mode == "unstable":
+            for i in range(len(docs) - 1):
+                if self._rng.random() < 0.3:
+                    docs[i], docs[i + 1] = docs[i + 1], docs[i]
         skip, top = int(query.get("skip", 0)), int(query.get("top", 25))
+        if self.mode == "wrap" and docs:
+            return [docs[(skip + i) % len(docs)] for i in range(top)], len(docs)
+        if self.mode == "cut":
+            return docs[skip:min(skip + top, self.cut_at)], len(docs)
         if self.mode == "repeat":
             skip = 0
         return docs[skip:skip + top], len(docs)
+
+
+class _Quiet(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that gave up on a lie and hung up: what the tests want
 
 
 def _handler(server: HostileServer) -> type[BaseHTTPRequestHandler]:
@@ -100,6 +138,9 @@ def _handler(server: HostileServer) -> type[BaseHTTPRequestHandler]:
         def log_message(self, *_args: Any) -> None:  # quiet: tests read their own logs
             pass
 
+        def date_time_string(self, timestamp: float | None = None) -> str:
+            return server.date or super().date_time_string(timestamp)
+
         def do_GET(self) -> None:
             parts = urlsplit(self.path)
             query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
@@ -107,6 +148,8 @@ def _handler(server: HostileServer) -> type[BaseHTTPRequestHandler]:
             path = parts.path.removeprefix(PREFIX)
             if server.mode == "redirect":
                 return self._redirect()
+            if server.mode in ("drip", "hang") and server.stall_all:
+                return self._stall(server.mode)
             if server.mode == "echo":
                 token = self.headers.get("token", "")
                 body = b"x" * server.echo_at + f"bad token {token}".encode() + b"y" * 600
@@ -123,15 +166,26 @@ def _handler(server: HostileServer) -> type[BaseHTTPRequestHandler]:
                 return self._stall(server.mode)
             if server.mode == "huge":
                 return self._stream(_huge_page(server.huge_bytes))
+            if server.mode == "bomb":
+                return self._send(200, _bomb(server.huge_bytes, server.layers),
+                                  encoding=", ".join(["gzip"] * server.layers))
+            if server.mode == "corrupt":
+                return self._send(server.status, b"\x1f\x8b\x08\x00 not gzip" * 10,
+                                  encoding="gzip")
             docs, total = server.listing(query)
-            return self._send(200, orjson.dumps({"docs": docs, "total": total}))
+            body = orjson.dumps({"docs": docs, "total": total})
+            if server.mode == "gzip":
+                return self._send(200, gzip.compress(body), encoding="gzip")
+            return self._send(200, body)
 
         def do_POST(self) -> None:
             server.requests.append(urlsplit(self.path).path)
             self.rfile.read(int(self.headers.get("content-length", 0)))
             if server.mode == "redirect":
                 return self._redirect()
-            return self._send(200, orjson.dumps({"status": "OK"}))
+            if server.mode in ("drip", "hang") and server.stall_all:
+                return self._stall(server.mode)
+            return self._send(*server.scans_answer)
 
         def _redirect(self) -> None:
             self.send_response(302)
@@ -139,12 +193,15 @@ def _handler(server: HostileServer) -> type[BaseHTTPRequestHandler]:
             self.send_header("content-length", "0")
             self.end_headers()
 
-        def _send(self, status: int, body: bytes) -> None:
+        def _send(self, status: int, body: bytes, encoding: str | None = None) -> None:
             self.send_response(status)
             self.send_header("content-type", "application/json")
+            if encoding is not None:
+                self.send_header("content-encoding", encoding)
             self.send_header("content-length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
+            with contextlib.suppress(OSError):  # a client that had enough hung up
+                self.wfile.write(body)
 
         def _stall(self, mode: str) -> None:
             self.send_response(200)
@@ -152,7 +209,12 @@ def _handler(server: HostileServer) -> type[BaseHTTPRequestHandler]:
             self.send_header("content-length", "1000000")
             self.end_headers()
             self.wfile.flush()
-            while not server.stopped(server.drip_every if mode == "drip" else 3600):
+            # Then the connection is cut: a client that waits for ever fails its test late
+            # instead of hanging it.
+            ends = time.monotonic() + server.stall_for
+            self.close_connection = True
+            while not server.stopped(server.drip_every if mode == "drip" else 3600) \
+                    and time.monotonic() < ends:
                 try:
                     self.wfile.write(b" ")
                     self.wfile.flush()
@@ -186,3 +248,14 @@ def _huge_page(size: int) -> Iterator[bytes]:
     yield b"]}"
 
 
+
+
+@functools.cache
+def _bomb(size: int, layers: int) -> bytes:
+    """``size`` spaces gzip-compressed ``layers`` times, never all held at once."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+    block = b" " * (1 << 20)
+    body = b"".join(packer.compress(block) for _ in range(size // len(block))) + packer.flush()
+    for _ in range(layers - 1):
+        body = gzip.compress(body, 9)
+    return body
