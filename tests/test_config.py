@@ -200,6 +200,7 @@ def test_https_and_loopback_http_urls_are_accepted(url: str) -> None:
     ("https://vivenu.com/#abc123secret", "abc123secret"),
     ("abc123secret", "abc123secret"),            # the token pasted where the URL belongs
     ("https://vivenu.com:abc123secret", "abc123secret"),
+    ("https://[abc123secret", "abc123secret"),   # an IPv6 bracket never closed
 ])
 def test_bad_api_url_is_refused_without_echoing_the_secret_part(url: str, secret: str) -> None:
     with pytest.raises(ConfigError) as info:
