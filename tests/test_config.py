@@ -272,6 +272,15 @@ def test_numbers_too_large_for_a_timer_are_refused(tmp_path: Path, value: str) -
         load_config(path, env={})
 
 
+def test_more_retries_than_the_backoff_can_count_are_refused(tmp_path: Path) -> None:
+    """retries = 5000 used to pass, then end the first failed request in an OverflowError
+    (2.0 ** 1024) while telling how long the retries would take."""
+    path = write(tmp_path / "gate.toml", "[api]\nretries = 5000\n")
+    with pytest.raises(ConfigError, match=r"^api\.retries: expected an integer from 0 to 100, "
+                                          r"got 5000$"):
+        load_config(path, env={})
+
+
 @pytest.mark.parametrize("token", ["s3cr3t\nxyz", "s3cr3t äxyz", "s3cr3t\x01xyz",
                                    "s3cr3t xyz"])
 def test_a_token_that_cannot_be_a_header_is_refused_without_echo(tmp_path: Path,

@@ -39,6 +39,9 @@ DEFAULT_DB = "gate.db"
 DEFAULT_CONNECT_TIMEOUT = 3.0
 DEFAULT_READ_TIMEOUT = 15.0
 DEFAULT_RETRIES = 5
+# With the backoff capped at 5 minutes, more retries than this outlast any wait worth
+# making; far more would overflow the backoff's 2 ** n.
+MAX_RETRIES = 100
 # A page request, retries included, ends within this, however slowly the server drips.
 DEFAULT_PAGE_DEADLINE = 30.0
 # A page of 1,000 tickets is under 1 MB; a body past this is refused while it streams.
@@ -130,7 +133,7 @@ class ApiConfig:
     token_file: str | None = setting(None, nonempty=True)
     connect_timeout: float = setting(DEFAULT_CONNECT_TIMEOUT, above=0)
     read_timeout: float = setting(DEFAULT_READ_TIMEOUT, above=0)
-    retries: int = setting(DEFAULT_RETRIES, lo=0)
+    retries: int = setting(DEFAULT_RETRIES, lo=0, hi=MAX_RETRIES)
     page_deadline: float = setting(DEFAULT_PAGE_DEADLINE, above=0)
     max_page_bytes: int = setting(DEFAULT_MAX_PAGE_BYTES, lo=1024)
     # Filled from GATE_API_TOKEN or the token file, never from TOML.
