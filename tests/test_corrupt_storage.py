@@ -279,6 +279,22 @@ def test_another_gates_journal_is_refused(gate_dir: Path, tmp_path: Path,
     assert_one_line_naming(err, other / "gate-journal.db", "not journal", "gate db new-journal")
 
 
+@pytest.mark.parametrize("command", ["status", "journal", "check"])
+def test_a_journal_path_that_is_a_folder_is_one_line(
+        gate_dir: Path, tmp_path: Path, world: World, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch, command: str) -> None:
+    """SQLite cannot open a folder: said in one line naming it, not an OperationalError
+    traceback from the first look at which journal it is."""
+    folder = tmp_path / "journals"
+    folder.mkdir()
+    monkeypatch.setenv("GATE_JOURNAL_DB", str(folder))
+    args = ["check", _barcodes(world)[0]] if command == "check" else [command]
+    code, _, err = run(capsys, *args)
+    assert code == 1
+    assert_one_line_naming(err, folder, "cannot prepare database", "unable to open")
+    assert list(folder.iterdir()) == []
+
+
 @pytest.mark.parametrize("command", ["status", "journal", "upload"])
 def test_a_damaged_journal_is_refused_and_left_as_it_is(
         gate_dir: Path, capsys: pytest.CaptureFixture[str], command: str) -> None:
