@@ -315,11 +315,12 @@ def test_a_damaged_journal_is_refused_and_left_as_it_is(
                                                    ("gate-journal.db", "journal_meta",
                                                     "journal")])
 @pytest.mark.parametrize("command", ["status", "check", "journal"])
+@pytest.mark.parametrize("garbage", ["x1", "-5"])  # no step leads from -5: a KeyError once
 def test_a_schema_version_that_is_not_a_number_is_one_line(
         gate_dir: Path, world: World, capsys: pytest.CaptureFixture[str], db: str, table: str,
-        kind: str, command: str) -> None:
+        kind: str, command: str, garbage: str) -> None:
     with sqlite3.connect(gate_dir / db) as conn:
-        conn.execute(f"UPDATE {table} SET value = 'x1' WHERE key = 'schema_version'")
+        conn.execute(f"UPDATE {table} SET value = ? WHERE key = 'schema_version'", (garbage,))
     args = ["check", _barcodes(world)[5]] if command == "check" else [command]
     code, _, err = run(capsys, *args)
     assert code == 1

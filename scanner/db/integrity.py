@@ -102,7 +102,7 @@ def inspect(url: str, schema: Schema, quick: bool,
         return opened
     except CorruptStore:  # read_version names this engine "sqlite://"; the finding says it
         finding.problems.append(f"schema version unreadable: {schema.meta.name}."
-                                f"schema_version is not a number")
+                                f"schema_version is not a version number")
         return opened
     if not version:
         finding.notes.append("empty: not created yet")
