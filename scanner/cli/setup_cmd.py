@@ -22,6 +22,7 @@ from typing import Any
 
 import click
 
+from scanner.atomic import remove
 from scanner.cli.setup_answers import PIN_KEYS, Answers, write_private
 from scanner.errors import ConfigError
 from scanner.printable import is_number
@@ -160,7 +161,7 @@ def write_config(target: Path, answers: Answers) -> Any:
     except OSError as exc:
         raise ConfigError(f"cannot write {target}: {exc.strerror or exc}") from None
     finally:
-        draft.unlink(missing_ok=True)
+        remove(draft)  # a disk that refused the draft may refuse its removal too
     return config
 
 
