@@ -230,6 +230,24 @@ def test_an_unknown_event_names_gate_events(tmp_path: Path, sim_server) -> None:
         "events")
 
 
+def test_config_check_reads_the_files_gate_run_reads_at_start(tmp_path: Path) -> None:
+    """A PIN hash, venue key or supervisor key file that gate run would refuse at start
+    used to pass config check as "configuration OK"."""
+    readable = tmp_path / "pin"
+    readable.write_text("scrypt$not-a-hash\n")
+    readable.chmod(0o644)
+    config = write_toml(tmp_path / "gate.toml", {
+        "db": str(tmp_path / "g.db"), "readers": [],
+        "web": {"pin_file": str(readable), "supervisor_pin_file": str(tmp_path)},
+        "mesh": {"url": "mqtt://127.0.0.1:1", "key_file": str(tmp_path / "no-key"),
+                 "supervisor_key": "/etc/hostname"}})
+    proc = gate("--config", str(config), "config", "check", "--no-hardware")
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert [line.split(": ")[2] for line in proc.stderr.splitlines()] == [
+        "web.pin_file", "web.supervisor_pin_file", "mesh.key_file", "mesh.supervisor_key"]
+    assert "configuration OK" not in proc.stderr
+
+
 def test_config_check_lists_every_mistake_at_once_exit_2(tmp_path: Path) -> None:
     """Each mistake is its own line naming its key, all in one run, not one per try."""
     config = tmp_path / "gate.toml"
