@@ -9,7 +9,9 @@ pulled stick or a full disk leaves the old file or the new one, never half of on
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +24,13 @@ def partial_path(dest: Path) -> Path:
 
 @contextlib.contextmanager
 def replacing(dest: Path) -> Iterator[Path]:
-    """The path to write; it becomes ``dest`` when the block ends without an exception."""
+    """The path to write; it becomes ``dest`` when the block ends without an exception.
+    A ``dest`` that is there and not a regular file (/dev/null, a folder, a pipe) is refused
+    with an OSError: the rename would put a file in its place (as root, even in /dev)."""
+    with contextlib.suppress(FileNotFoundError):
+        if not stat.S_ISREG(dest.stat().st_mode):
+            raise OSError(errno.EEXIST, "not a regular file, and never replaced by one",
+                          str(dest))
     partial = partial_path(dest)
     remove(partial)  # a leftover of an attempt cut off earlier
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 import subprocess
 import sys
 import time
@@ -151,6 +152,26 @@ def test_a_copy_that_cannot_be_written_leaves_the_old_one_and_no_partial_file(
     assert [p.name for p in tmp_path.iterdir() if "partial" in p.name] == []
 
 
+def test_a_copy_onto_a_device_or_pipe_is_refused_and_leaves_it_there(
+        journal_file: Path, tmp_path: Path) -> None:
+    """The rename used to put the copy in place of what was there: as root, a backup to
+    /dev/null replaced /dev/null itself (a pipe stands in for it here)."""
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    with pytest.raises(BackupFailed, match=f"^cannot write {pipe}: not a regular file"):
+        copy_journal(journal_file, pipe)
+    assert stat.S_ISFIFO(pipe.stat().st_mode)
+
+
+@pytest.mark.parametrize("suffix", ["-wal", "-shm"])
+def test_a_copy_onto_the_journals_own_wal_or_shm_is_refused(journal_file: Path,
+                                                           suffix: str) -> None:
+    beside = journal_file.with_name(journal_file.name + suffix)
+    with pytest.raises(BackupFailed, match="is the journal itself"):
+        copy_journal(journal_file, beside)
+    assert not beside.exists() or beside.stat().st_size < journal_file.stat().st_size
+
+
 def test_no_journal_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(BackupFailed, match=f"no journal at {tmp_path / 'none.db'}"):
         copy_journal(tmp_path / "none.db", tmp_path / "copy.db")
@@ -180,6 +201,18 @@ def test_gate_journal_backup_into_a_folder_while_another_process_journals(
     assert done.stdout.startswith(f"{copy}: ") and done.stdout.rstrip().endswith("verified")
     assert integrity(copy) == ["ok"] and expected <= scan_ids(copy)
     assert time.monotonic() - started < WAIT
+
+
+def test_gate_journal_backup_onto_the_ticket_store_is_refused(journal_file: Path,
+                                                             tmp_path: Path) -> None:
+    """It used to replace the live store with the journal's copy."""
+    store = tmp_path / "gate.db"
+    before = store.read_bytes()
+    done = gate_cli(tmp_path, "journal", "backup", str(store))
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        f"gate: error: {store} is the ticket store, not a place for the journal's copy"]
+    assert store.read_bytes() == before
 
 
 def test_a_journal_on_a_database_server_is_backed_up_by_the_server(tmp_path: Path) -> None:

@@ -60,7 +60,7 @@ def copy_journal(source: Path, dest: Path, *, pages: int = STEP_PAGES,
     in one line (nothing left at ``dest`` from this attempt) if it cannot."""
     if not source.is_file():
         raise BackupFailed(f"no journal at {source}")
-    if dest.resolve() == source.resolve():
+    if dest.resolve() in sqlite_files(source.resolve()):
         raise BackupFailed(f"{dest} is the journal itself")
     started = clock()
     try:
@@ -72,6 +72,13 @@ def copy_journal(source: Path, dest: Path, *, pages: int = STEP_PAGES,
     except OSError as exc:
         raise BackupFailed(f"cannot write {dest}: {exc.strerror or exc}") from exc
     return Copied(dest, scans, last, size, clock() - started)
+
+
+def sqlite_files(database: Path) -> set[Path]:
+    """The SQLite file ``database`` and the files SQLite keeps beside it: a copy written
+    over any of them would lose what it holds."""
+    return {database, *(database.with_name(database.name + suffix)
+                        for suffix in ("-wal", "-shm", "-journal"))}
 
 
 def journal_size(source: Path) -> int:
