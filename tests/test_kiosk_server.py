@@ -24,7 +24,7 @@ from kits.waiting import WAIT, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
 from scanner.kiosk import KioskServer, WebOptions
-from scanner.kiosk.auth import MAX_FAILURES, PinHash
+from scanner.kiosk.auth import MAX_FAILURES, PinHash, write_pin_file
 from scanner.kiosk.events import END, Client
 from scanner.sim import SimServer
 from scanner.status import gather
@@ -248,6 +248,17 @@ def test_set_pin_writes_a_hash_only_its_owner_can_read(tmp_path: Path) -> None:
     assert "2468" not in pin_file.read_text()
     stored = PinHash.load(pin_file)
     assert stored is not None and stored.matches("2468") and not stored.matches("2469")
+
+
+def test_a_pin_file_that_is_a_device_or_pipe_is_refused_and_left_there(tmp_path: Path) -> None:
+    """The rename used to put the hash in its place: as root, ``--pin-file /dev/null``
+    replaced /dev/null itself (a pipe stands in for it here)."""
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    with pytest.raises(OSError, match="not a regular file"):
+        write_pin_file(pipe, "2468", n=2)
+    assert stat.S_ISFIFO(pipe.stat().st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]
 
 
 def test_a_manual_scan_logs_its_decision_line(kg: KioskGate,

@@ -84,6 +84,23 @@ def test_an_output_that_cannot_be_written_is_one_line(tmp_path: Path,
     assert line.startswith(f"gate: configuration error: cannot write {target}: ")
 
 
+def test_setup_never_replaces_a_device_or_pipe_even_with_force(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """As root, ``--output /dev/null --force`` replaced /dev/null with the configuration (a
+    pipe stands in for it here)."""
+    for name in [k for k in os.environ if k.startswith("GATE_")]:
+        monkeypatch.delenv(name)
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    assert main(["setup", "--non-interactive", "--force", "--output", str(pipe),
+                 "--token-file", str(token_file(tmp_path, "t0k"))]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"gate: configuration error: cannot write {pipe}: not a regular file, and never "
+        f"replaced by one"]
+    assert stat.S_ISFIFO(pipe.stat().st_mode)
+
+
 def test_setup_keeps_an_existing_config_without_force(tmp_path: Path) -> None:
     config = write_toml(tmp_path / "gate.toml", {"gate_id": "kept"})
     result = CliRunner().invoke(cli, ["setup", "--non-interactive", "--output", str(config),
