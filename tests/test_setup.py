@@ -16,6 +16,7 @@ from test_run_e2e import Daemon, Handheld, handheld, valid_barcodes  # noqa: F40
 
 from scanner.cli.main import cli, main
 from scanner.config import load_config
+from scanner.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -82,6 +83,18 @@ def test_an_output_that_cannot_be_written_is_one_line(tmp_path: Path,
                  "--token-file", str(token_file(tmp_path, "t0k"))]) == 2
     [line] = capsys.readouterr().err.splitlines()
     assert line.startswith(f"gate: configuration error: cannot write {target}: ")
+
+
+def test_interactive_setup_whose_token_cannot_be_written_is_one_line(tmp_path: Path) -> None:
+    """The token file beside the output, in a folder that cannot be made (as on a read-only
+    disk): a configuration error, not write_private's traceback."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    result = CliRunner().invoke(cli, ["setup", "--output", str(blocker / "gate.toml")],
+                                input="https://vivenu.com\ns3cr3t-token\n", env=clean_env())
+    assert isinstance(result.exception, ConfigError), result.exception
+    assert str(result.exception).startswith(f"cannot write {blocker / 'token'}: ")
+    assert "s3cr3t-token" not in result.output + str(result.exception)
 
 
 def test_setup_never_replaces_a_device_or_pipe_even_with_force(
