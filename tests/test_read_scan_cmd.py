@@ -39,3 +39,19 @@ def test_stdin_scan_decides_each_code_and_rejects_garbage(env: dict[str, str]) -
                                                    "UNKNOWN_BARCODE"]
     assert "UNKNOWN-TICKET-2" in lines[2] and "NOT_UTF8" in lines[1]
 
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--source", "serial", "--port", "loop://", "--baud", "-1"],
+     "reader.baud: expected an integer >= 1, got -1 (set by --baud)"),
+    (["--source", "camera", "--width", "0"],
+     "reader.width: expected an integer >= 1, got 0 (set by --width)"),
+    (["--source", "camera", "--decoder", "tesseract"],
+     "reader.decoder: expected one of auto, zxing, pyzbar, got 'tesseract' (set by --decoder)"),
+])
+def test_an_option_the_configuration_would_refuse_is_refused_naming_the_flag(
+        env: dict[str, str], flags: list[str], message: str) -> None:
+    """The options bypassed the configuration's rules: --baud -1 was then retried for ever
+    as a port that could not open."""
+    result = CliRunner().invoke(cli, ["scan", *flags], input=b"", env=env)
+    assert str(result.exception) == message
