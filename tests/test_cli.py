@@ -230,6 +230,28 @@ def test_an_unknown_event_names_gate_events(tmp_path: Path, sim_server) -> None:
         "events")
 
 
+def test_sim_on_a_port_already_taken_is_one_line() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = gate("sim", "--port", str(port), timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        f"Error: cannot serve on 127.0.0.1:{port}: Address already in use"]
+
+
+@pytest.mark.parametrize("args", [["--port", "99999"], ["--tickets", "10" + "0" * 18]])
+def test_sim_refuses_a_port_or_ticket_count_out_of_range(args: list[str]) -> None:
+    """A port past 65535 ended in an OverflowError traceback; a count of 10**19 tickets
+    would be generated for ever before serving."""
+    proc = gate("sim", *args, timeout=60)
+    assert proc.returncode == 2
+    assert f"Invalid value for '{args[0]}'" in proc.stderr and "Traceback" not in proc.stderr
+
+
 def test_config_check_reads_the_files_gate_run_reads_at_start(tmp_path: Path) -> None:
     """A PIN hash, venue key or supervisor key file that gate run would refuse at start
     used to pass config check as "configuration OK"."""
