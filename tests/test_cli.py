@@ -230,6 +230,19 @@ def test_an_unknown_event_names_gate_events(tmp_path: Path, sim_server) -> None:
         "events")
 
 
+def test_control_characters_in_a_config_error_are_escaped(tmp_path: Path) -> None:
+    """An unknown key is named as written: an ESC sequence in it reached the terminal raw,
+    and a file name with a newline in it split the error's one line in two."""
+    config = tmp_path / "gate.toml"
+    config.write_text('"\\u001b[2J" = 1\n', encoding="utf-8")
+    key = gate("--config", str(config), "status")
+    missing = gate("--config", str(tmp_path / "a\nb.toml"), "status")
+    assert (key.returncode, missing.returncode) == (2, 2)
+    assert key.stderr.splitlines() == ["gate: configuration error: \\x1b[2J: unknown key"]
+    assert missing.stderr.splitlines() == [
+        f"gate: configuration error: --config: no such file: {tmp_path}/a\\x0ab.toml"]
+
+
 def test_sim_on_a_port_already_taken_is_one_line() -> None:
     import socket
 
