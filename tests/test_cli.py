@@ -243,6 +243,15 @@ def test_control_characters_in_a_config_error_are_escaped(tmp_path: Path) -> Non
         f"gate: configuration error: --config: no such file: {tmp_path}/a\\x0ab.toml"]
 
 
+@pytest.mark.parametrize("command", ["sync", "upload"])
+def test_json_without_once_is_refused_rather_than_looping(tmp_path: Path, command: str) -> None:
+    """Without --once the command loops until stopped and never prints the report: a
+    script that asked for the JSON waited for ever."""
+    proc = gate(command, "--json", env={"GATE_DB": str(tmp_path / "g.db")}, timeout=30)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines()[-1] == "Error: --json needs --once"
+
+
 def test_sim_on_a_port_already_taken_is_one_line() -> None:
     import socket
 
