@@ -338,6 +338,22 @@ def test_db_check_finds_a_schema_version_that_is_not_a_number(
     assert "DAMAGED: schema version unreadable" in journal_line
 
 
+@pytest.mark.parametrize(("db", "table", "kind"), [("gate.db", "meta", "ticket store"),
+                                                   ("gate-journal.db", "journal_meta",
+                                                    "journal")])
+def test_db_check_says_a_schema_newer_than_the_software(
+        gate_dir: Path, capsys: pytest.CaptureFixture[str], db: str, table: str,
+        kind: str) -> None:
+    """Every other command refuses such a database; db check called it plain "ok"."""
+    with sqlite3.connect(gate_dir / db) as conn:
+        conn.execute(f"UPDATE {table} SET value = '999' WHERE key = 'schema_version'")
+    code, out, _ = run(capsys, "db", "check")
+    assert code == 0
+    line = next(line for line in out.splitlines() if line.startswith(f"{kind} "))
+    assert str(gate_dir / db) in line
+    assert "schema 999 is newer than this gate-scanner" in line and "upgrade" in line
+
+
 def _damage_a_middle_journal_leaf(journal: Path) -> None:
     """Grow the journal to many leaf pages, then garble one in the middle of the table
     (not its root: the first rows still read, the damage is met midway)."""

@@ -106,6 +106,10 @@ def inspect(url: str, schema: Schema, quick: bool,
         return opened
     if not version:
         finding.notes.append("empty: not created yet")
+    elif version > schema.latest:  # its tables may differ from the ones checked below
+        finding.notes.append(f"schema {version} is newer than this gate-scanner "
+                             f"({schema.latest}), which refuses to open it: upgrade the "
+                             f"software")
     else:
         content(opened.engine, finding)
     return opened
