@@ -250,6 +250,18 @@ def test_set_pin_writes_a_hash_only_its_owner_can_read(tmp_path: Path) -> None:
     assert stored is not None and stored.matches("2468") and not stored.matches("2469")
 
 
+def test_set_pin_from_stdin_reads_a_bounded_line(tmp_path: Path) -> None:
+    """Read whole, stdin from /dev/zero grew without end (a MemoryError traceback, if the
+    machine lasted); a PIN past the bound is refused and nothing is written."""
+    pin_file = tmp_path / "kiosk.pin"
+    result = subprocess.run([sys.executable, "-m", "scanner.cli.main", "kiosk", "set-pin",
+                             "--pin-file", str(pin_file), "--stdin"], input="7" * 5000,
+                            text=True, capture_output=True, timeout=60, check=False)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == "Error: a PIN is at most 1024 characters"
+    assert not pin_file.exists()
+
+
 def test_a_pin_file_that_is_a_device_or_pipe_is_refused_and_left_there(tmp_path: Path) -> None:
     """The rename used to put the hash in its place: as root, ``--pin-file /dev/null``
     replaced /dev/null itself (a pipe stands in for it here)."""
