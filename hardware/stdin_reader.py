@@ -3,6 +3,7 @@ per line. End of input ends the source."""
 
 from __future__ import annotations
 
+import io
 import sys
 import threading
 from collections.abc import Iterator
@@ -21,7 +22,7 @@ class StdinReader:
 
     def __init__(self, stream: BinaryIO | None = None, *, name: str = "stdin",
                  max_length: int = DEFAULT_MAX_LENGTH) -> None:
-        self.stream = stream if stream is not None else sys.stdin.buffer
+        self.stream = stream if stream is not None else _private_stdin()
         self.name = name
         self.max_length = max_length
         self._stopped = threading.Event()
@@ -43,3 +44,15 @@ class StdinReader:
             while (rest := self.stream.readline(limit)) and not rest.endswith(b"\n"):
                 pass  # discard the remainder of the overlong line
             yield RawRead(line[:self.max_length], self.name, arrived, truncated=True)
+
+
+def _private_stdin() -> BinaryIO:
+    """Standard input through a reader of its own, not ``sys.stdin.buffer``: its blocking
+    readline holds the reader's lock, and at exit the interpreter closes ``sys.stdin`` and
+    waits for that lock, which a read that never returns never gives back (a fatal error at
+    shutdown: "could not acquire lock for <stdin>")."""
+    try:
+        fd = sys.stdin.fileno()
+    except (AttributeError, OSError, ValueError):  # replaced by a stream without a file
+        return sys.stdin.buffer
+    return io.BufferedReader(io.FileIO(fd, "rb", closefd=False))

@@ -9,7 +9,9 @@ pulled stick or a full disk leaves the old file or the new one, never half of on
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +24,9 @@ def partial_path(dest: Path) -> Path:
 
 @contextlib.contextmanager
 def replacing(dest: Path) -> Iterator[Path]:
-    """The path to write; it becomes ``dest`` when the block ends without an exception."""
+    """The path to write; it becomes ``dest`` when the block ends without an exception
+    (``dest`` must be replaceable: ``check_replaceable``)."""
+    check_replaceable(dest)
     partial = partial_path(dest)
     remove(partial)  # a leftover of an attempt cut off earlier
     try:
@@ -33,6 +37,15 @@ def replacing(dest: Path) -> Iterator[Path]:
     except BaseException:
         remove(partial)
         raise
+
+
+def check_replaceable(dest: Path) -> None:
+    """An OSError when ``dest`` is there and is not a regular file (/dev/null, a folder, a
+    pipe): a rename onto it would put a file in its place, as root even in /dev."""
+    with contextlib.suppress(FileNotFoundError):
+        if not stat.S_ISREG(dest.stat().st_mode):
+            raise OSError(errno.EEXIST, "not a regular file, and never replaced by one",
+                          str(dest))
 
 
 def remove(path: Path) -> None:

@@ -74,12 +74,18 @@ def make_journal_engine(url: str, *, synchronous: str = "FULL", store: Engine | 
     if store is not None and known is not None and sqlite_file_missing(url):
         raise IDENTITY.missing(store, faults.database_name(make_url(url)), known)
     engine, name = open_engine(url, synchronous, faults.JOURNAL)
-    try:
+
+    def checked_and_migrated() -> None:
+        # The check is the first connection: a path SQLite cannot open (a folder) fails
+        # there, and must be the same one line as a failed migration.
         if store is not None:
             IDENTITY.check(store, engine, known)
-        prepare(engine, name, lambda: migrate(engine, name, JOURNAL))
+        migrate(engine, name, JOURNAL)
         if store is not None:
             IDENTITY.link(store, engine)
+
+    try:
+        prepare(engine, name, checked_and_migrated)
     except BaseException:
         engine.dispose()
         raise

@@ -70,8 +70,8 @@ def url_problem(value: Any, schemes: tuple[str, ...], plain: str) -> str | None:
     must not find it in the log. Only the host is named, which is not a secret.
     """
     example = f"{schemes[-1]}://host"
-    parts = urlsplit(value.strip())
-    try:
+    try:  # urlsplit itself refuses an unclosed IPv6 bracket
+        parts = urlsplit(value.strip())
         host, _port = parts.hostname, parts.port
     except ValueError:
         return f"expected a URL such as {example} {_HIDDEN}"

@@ -230,6 +230,68 @@ def test_an_unknown_event_names_gate_events(tmp_path: Path, sim_server) -> None:
         "events")
 
 
+def test_control_characters_in_a_config_error_are_escaped(tmp_path: Path) -> None:
+    """An unknown key is named as written: an ESC sequence in it reached the terminal raw,
+    and a file name with a newline in it split the error's one line in two."""
+    config = tmp_path / "gate.toml"
+    config.write_text('"\\u001b[2J" = 1\n', encoding="utf-8")
+    key = gate("--config", str(config), "status")
+    missing = gate("--config", str(tmp_path / "a\nb.toml"), "status")
+    assert (key.returncode, missing.returncode) == (2, 2)
+    assert key.stderr.splitlines() == ["gate: configuration error: \\x1b[2J: unknown key"]
+    assert missing.stderr.splitlines() == [
+        f"gate: configuration error: --config: no such file: {tmp_path}/a\\x0ab.toml"]
+
+
+@pytest.mark.parametrize("command", ["sync", "upload"])
+def test_json_without_once_is_refused_rather_than_looping(tmp_path: Path, command: str) -> None:
+    """Without --once the command loops until stopped and never prints the report: a
+    script that asked for the JSON waited for ever."""
+    proc = gate(command, "--json", env={"GATE_DB": str(tmp_path / "g.db")}, timeout=30)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines()[-1] == "Error: --json needs --once"
+
+
+def test_sim_on_a_port_already_taken_is_one_line() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = gate("sim", "--port", str(port), timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        f"Error: cannot serve on 127.0.0.1:{port}: Address already in use"]
+
+
+@pytest.mark.parametrize("args", [["--port", "99999"], ["--tickets", "10" + "0" * 18]])
+def test_sim_refuses_a_port_or_ticket_count_out_of_range(args: list[str]) -> None:
+    """A port past 65535 ended in an OverflowError traceback; a count of 10**19 tickets
+    would be generated for ever before serving."""
+    proc = gate("sim", *args, timeout=60)
+    assert proc.returncode == 2
+    assert f"Invalid value for '{args[0]}'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_config_check_reads_the_files_gate_run_reads_at_start(tmp_path: Path) -> None:
+    """A PIN hash, venue key or supervisor key file that gate run would refuse at start
+    used to pass config check as "configuration OK"."""
+    readable = tmp_path / "pin"
+    readable.write_text("scrypt$not-a-hash\n")
+    readable.chmod(0o644)
+    config = write_toml(tmp_path / "gate.toml", {
+        "db": str(tmp_path / "g.db"), "readers": [],
+        "web": {"pin_file": str(readable), "supervisor_pin_file": str(tmp_path)},
+        "mesh": {"url": "mqtt://127.0.0.1:1", "key_file": str(tmp_path / "no-key"),
+                 "supervisor_key": "/etc/hostname"}})
+    proc = gate("--config", str(config), "config", "check", "--no-hardware")
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert [line.split(": ")[2] for line in proc.stderr.splitlines()] == [
+        "web.pin_file", "web.supervisor_pin_file", "mesh.key_file", "mesh.supervisor_key"]
+    assert "configuration OK" not in proc.stderr
+
+
 def test_config_check_lists_every_mistake_at_once_exit_2(tmp_path: Path) -> None:
     """Each mistake is its own line naming its key, all in one run, not one per try."""
     config = tmp_path / "gate.toml"

@@ -200,6 +200,7 @@ def test_https_and_loopback_http_urls_are_accepted(url: str) -> None:
     ("https://vivenu.com/#abc123secret", "abc123secret"),
     ("abc123secret", "abc123secret"),            # the token pasted where the URL belongs
     ("https://vivenu.com:abc123secret", "abc123secret"),
+    ("https://[abc123secret", "abc123secret"),   # an IPv6 bracket never closed
 ])
 def test_bad_api_url_is_refused_without_echoing_the_secret_part(url: str, secret: str) -> None:
     with pytest.raises(ConfigError) as info:
@@ -268,6 +269,15 @@ def test_numbers_too_large_for_a_timer_are_refused(tmp_path: Path, value: str) -
     """A huge interval used to pass and then crash the sync worker on every restart."""
     path = write(tmp_path / "gate.toml", f"[sync]\ninterval = {value}\n")
     with pytest.raises(ConfigError, match=r"^sync\.interval: expected a number > 0"):
+        load_config(path, env={})
+
+
+def test_more_retries_than_the_backoff_can_count_are_refused(tmp_path: Path) -> None:
+    """retries = 5000 used to pass, then end the first failed request in an OverflowError
+    (2.0 ** 1024) while telling how long the retries would take."""
+    path = write(tmp_path / "gate.toml", "[api]\nretries = 5000\n")
+    with pytest.raises(ConfigError, match=r"^api\.retries: expected an integer from 0 to 100, "
+                                          r"got 5000$"):
         load_config(path, env={})
 
 

@@ -43,7 +43,9 @@ FIELDS = constrained_fields()
 # What a field with a custom check certainly refuses.
 CHECK_REFUSES = {"api.url": "ftp://vivenu.com", "mesh.url": "https://broker",
                  "reader.terminator": "", "outputs.relay_pin": -1, "journal.backup_at": "25:00",
-                 "gate_id": "north/1", "mesh.minter": "north/1"}
+                 "gate_id": "north/1", "mesh.minter": "north/1", "db": "/", "journal_db": "/"}
+# A file's home folder that cannot be found: ``expanduser`` raises RuntimeError.
+NO_HOME = "~no-such-user-here/file"
 
 
 def bad_values(key: str, kind: Any, rule: Rule) -> list[Any]:
@@ -57,6 +59,8 @@ def bad_values(key: str, kind: Any, rule: Rule) -> list[Any]:
         values.append(["no-such-choice"] if is_tuple else "no-such-choice")
     if rule.nonempty:
         values.append([] if is_tuple else " ")
+    if rule.path:
+        values.append(NO_HOME)
     step = 1 if _number(kind) is int else 0.5
     if rule.lo is not None:
         values.append(rule.lo - step)
@@ -180,6 +184,11 @@ ENUMERATED = [
     ("outputs.relay_pulse_ms", "[outputs]\nrelay_pulse_ms = 99\n"),
     ("run.sync_interval", "[run]\nsync_interval = 901\n"),
     ("gate_id", 'gate_id = ""\n'),
+    ("db", 'db = "/"\n'),
+    ("db", f'db = "{NO_HOME}"\n'),
+    ("journal_db", f'journal_db = "sqlite:///{NO_HOME}"\n'),
+    ("api.token_file", f'[api]\ntoken_file = "{NO_HOME}"\n'),
+    ("journal.backup_dir", f'[journal]\nbackup_dir = "{NO_HOME}"\n'),
 ]
 
 
@@ -191,7 +200,8 @@ def test_cli_names_the_key_in_one_line_and_exits_2(
         command: list[str], key: str, text: str) -> None:
     for var in [v for v in os.environ if v.startswith("GATE_")]:
         monkeypatch.delenv(var)
-    monkeypatch.setenv("GATE_DB", str(tmp_path / "g.db"))
+    if key != "db":
+        monkeypatch.setenv("GATE_DB", str(tmp_path / "g.db"))
     path = tmp_path / "gate.toml"
     path.write_text(text, encoding="utf-8")
     assert main(["--config", str(path), *command]) == 2

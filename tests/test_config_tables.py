@@ -151,6 +151,11 @@ def test_mesh_url_with_a_password_is_refused_without_echo(tmp_path: Path) -> Non
     assert "s3cr3t" not in str(info.value)
 
 
+def test_a_mesh_url_with_an_unclosed_ipv6_bracket_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"^mesh\.url: expected a URL such as mqtts://host"):
+        load_text(tmp_path, '[mesh]\nurl = "mqtts://[fe80::1"\nkey_file = "/k"\n')
+
+
 def test_journal_db_comes_from_its_variable() -> None:
     assert load_config(env={}).journal_db == ""
     assert load_config(env={"GATE_JOURNAL_DB": "/var/j.db"}).journal_db == "/var/j.db"

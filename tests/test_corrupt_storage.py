@@ -279,6 +279,22 @@ def test_another_gates_journal_is_refused(gate_dir: Path, tmp_path: Path,
     assert_one_line_naming(err, other / "gate-journal.db", "not journal", "gate db new-journal")
 
 
+@pytest.mark.parametrize("command", ["status", "journal", "check"])
+def test_a_journal_path_that_is_a_folder_is_one_line(
+        gate_dir: Path, tmp_path: Path, world: World, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch, command: str) -> None:
+    """SQLite cannot open a folder: said in one line naming it, not an OperationalError
+    traceback from the first look at which journal it is."""
+    folder = tmp_path / "journals"
+    folder.mkdir()
+    monkeypatch.setenv("GATE_JOURNAL_DB", str(folder))
+    args = ["check", _barcodes(world)[0]] if command == "check" else [command]
+    code, _, err = run(capsys, *args)
+    assert code == 1
+    assert_one_line_naming(err, folder, "cannot prepare database", "unable to open")
+    assert list(folder.iterdir()) == []
+
+
 @pytest.mark.parametrize("command", ["status", "journal", "upload"])
 def test_a_damaged_journal_is_refused_and_left_as_it_is(
         gate_dir: Path, capsys: pytest.CaptureFixture[str], command: str) -> None:
@@ -299,11 +315,12 @@ def test_a_damaged_journal_is_refused_and_left_as_it_is(
                                                    ("gate-journal.db", "journal_meta",
                                                     "journal")])
 @pytest.mark.parametrize("command", ["status", "check", "journal"])
+@pytest.mark.parametrize("garbage", ["x1", "-5"])  # no step leads from -5: a KeyError once
 def test_a_schema_version_that_is_not_a_number_is_one_line(
         gate_dir: Path, world: World, capsys: pytest.CaptureFixture[str], db: str, table: str,
-        kind: str, command: str) -> None:
+        kind: str, command: str, garbage: str) -> None:
     with sqlite3.connect(gate_dir / db) as conn:
-        conn.execute(f"UPDATE {table} SET value = 'x1' WHERE key = 'schema_version'")
+        conn.execute(f"UPDATE {table} SET value = ? WHERE key = 'schema_version'", (garbage,))
     args = ["check", _barcodes(world)[5]] if command == "check" else [command]
     code, _, err = run(capsys, *args)
     assert code == 1
@@ -319,6 +336,22 @@ def test_db_check_finds_a_schema_version_that_is_not_a_number(
     journal_line = next(line for line in out.splitlines() if line.startswith("journal "))
     assert str(gate_dir / "gate-journal.db") in journal_line
     assert "DAMAGED: schema version unreadable" in journal_line
+
+
+@pytest.mark.parametrize(("db", "table", "kind"), [("gate.db", "meta", "ticket store"),
+                                                   ("gate-journal.db", "journal_meta",
+                                                    "journal")])
+def test_db_check_says_a_schema_newer_than_the_software(
+        gate_dir: Path, capsys: pytest.CaptureFixture[str], db: str, table: str,
+        kind: str) -> None:
+    """Every other command refuses such a database; db check called it plain "ok"."""
+    with sqlite3.connect(gate_dir / db) as conn:
+        conn.execute(f"UPDATE {table} SET value = '999' WHERE key = 'schema_version'")
+    code, out, _ = run(capsys, "db", "check")
+    assert code == 0
+    line = next(line for line in out.splitlines() if line.startswith(f"{kind} "))
+    assert str(gate_dir / db) in line
+    assert "schema 999 is newer than this gate-scanner" in line and "upgrade" in line
 
 
 def _damage_a_middle_journal_leaf(journal: Path) -> None:

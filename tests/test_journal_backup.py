@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 import subprocess
 import sys
 import time
@@ -151,6 +152,26 @@ def test_a_copy_that_cannot_be_written_leaves_the_old_one_and_no_partial_file(
     assert [p.name for p in tmp_path.iterdir() if "partial" in p.name] == []
 
 
+def test_a_copy_onto_a_device_or_pipe_is_refused_and_leaves_it_there(
+        journal_file: Path, tmp_path: Path) -> None:
+    """The rename used to put the copy in place of what was there: as root, a backup to
+    /dev/null replaced /dev/null itself (a pipe stands in for it here)."""
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    with pytest.raises(BackupFailed, match=f"^cannot write {pipe}: not a regular file"):
+        copy_journal(journal_file, pipe)
+    assert stat.S_ISFIFO(pipe.stat().st_mode)
+
+
+@pytest.mark.parametrize("suffix", ["-wal", "-shm"])
+def test_a_copy_onto_the_journals_own_wal_or_shm_is_refused(journal_file: Path,
+                                                           suffix: str) -> None:
+    beside = journal_file.with_name(journal_file.name + suffix)
+    with pytest.raises(BackupFailed, match="is the journal itself"):
+        copy_journal(journal_file, beside)
+    assert not beside.exists() or beside.stat().st_size < journal_file.stat().st_size
+
+
 def test_no_journal_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(BackupFailed, match=f"no journal at {tmp_path / 'none.db'}"):
         copy_journal(tmp_path / "none.db", tmp_path / "copy.db")
@@ -182,6 +203,18 @@ def test_gate_journal_backup_into_a_folder_while_another_process_journals(
     assert time.monotonic() - started < WAIT
 
 
+def test_gate_journal_backup_onto_the_ticket_store_is_refused(journal_file: Path,
+                                                             tmp_path: Path) -> None:
+    """It used to replace the live store with the journal's copy."""
+    store = tmp_path / "gate.db"
+    before = store.read_bytes()
+    done = gate_cli(tmp_path, "journal", "backup", str(store))
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        f"gate: error: {store} is the ticket store, not a place for the journal's copy"]
+    assert store.read_bytes() == before
+
+
 def test_a_journal_on_a_database_server_is_backed_up_by_the_server(tmp_path: Path) -> None:
     done = gate_cli(tmp_path, "journal", "backup", str(tmp_path / "copy.db"),
                     GATE_JOURNAL_DB="postgresql+psycopg://gate@127.0.0.1:9/gate")
@@ -197,3 +230,65 @@ def test_backing_up_onto_the_journal_itself_is_refused(journal_file: Path) -> No
         copy_journal(journal_file, journal_file)
     with open_journal(journal_file) as journal:
         assert sum(1 for _ in journal.entries()) == SEED_SCANS
+
+
+# -- a journal on a disk the kernel remounted read-only ------------------------------------
+
+# In a mount namespace of its own: the journal (and its WAL, if one is given) on a tmpfs
+# remounted read-only, copied to a writable folder; prints what the copy said.
+READ_ONLY_CHILD = """
+import sys
+from pathlib import Path
+from scanner.errors import BackupFailed
+from scanner.journal.backup import copy_journal
+
+try:
+    print(copy_journal(Path(sys.argv[1]), Path(sys.argv[2])).scans)
+except BackupFailed as exc:
+    print(exc)
+"""
+
+
+def copy_from_read_only_disk(tmp_path: Path, *files: Path) -> str:
+    disk, dest = tmp_path / "sd", tmp_path / "copy.db"
+    disk.mkdir()
+    copies = " && ".join(f'cp "{f}" "{disk}/"' for f in files)
+    script = (f'mount -t tmpfs -o size=64m gate-sd "{disk}" && {copies} && '
+              f'mount -o remount,ro "{disk}" && '
+              f'exec "{sys.executable}" -c "$CHILD" "{disk / files[0].name}" "{dest}"')
+    done = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+                          env={**os.environ, "CHILD": READ_ONLY_CHILD,
+                               "PYTHONPATH": str(TESTS.parent)},
+                          capture_output=True, text=True, timeout=60)
+    if done.returncode != 0 and ("unshare:" in done.stderr or "mount:" in done.stderr):
+        pytest.skip("no mount namespace here (unshare -m and mount need CAP_SYS_ADMIN)")
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_a_journal_on_a_read_only_disk_is_copied_whole(journal_file: Path,
+                                                       tmp_path: Path) -> None:
+    """SQLite cannot make the -shm a WAL reader needs there: the copy used to fail, saying
+    the journal was "not a gate journal", just when it had to be taken off the card."""
+    assert copy_from_read_only_disk(tmp_path, journal_file) == str(SEED_SCANS)
+    assert scan_ids(tmp_path / "copy.db") == scan_ids(journal_file)
+
+
+def test_a_read_only_journal_whose_wal_holds_scans_is_refused_with_what_to_do(
+        journal_file: Path, tmp_path: Path) -> None:
+    """Read as immutable, its WAL would be ignored and the copy would lack those scans."""
+    conn = sqlite3.connect(journal_file)
+    conn.execute("PRAGMA wal_autocheckpoint=0")
+    conn.execute("INSERT INTO journal (scan_id, gate_id, event_id, barcode, direction, "
+                 "result, reason, message, scanned_at, offline, upload_state) VALUES "
+                 "('in-wal', 'g1', ?, 'BC', 'IN', 'OK', 'GRANTED', 'Welcome', "
+                 "'2030-01-01T10:00:00.000Z', 1, 'pending')", (EVENT,))
+    conn.commit()
+    wal = journal_file.with_name(journal_file.name + "-wal")
+    try:
+        said = copy_from_read_only_disk(tmp_path, journal_file, wal)
+    finally:
+        conn.close()
+    assert "is on a read-only disk with scans still in" in said
+    assert "back up that copy" in said
+    assert not (tmp_path / "copy.db").exists()

@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +111,20 @@ def test_an_export_that_cannot_be_written_is_one_line_and_leaves_no_file(
     assert (code, out) == (1, "")
     assert err.splitlines() == [f"gate: error: cannot write {target}: No such file or "
                                 f"directory"]
+
+
+def test_an_export_onto_a_device_or_pipe_is_refused_and_leaves_it_there(
+        rows: list[dict[str, Any]], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The export's rename used to put a regular file in place of what was there: as root,
+    ``-o /dev/null`` replaced /dev/null itself (a pipe stands in for it here)."""
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    code, out, err = run(capsys, "journal", "export", "-o", str(pipe))
+    assert (code, out) == (1, "")
+    assert err.splitlines() == [f"gate: error: cannot write {pipe}: not a regular file, and "
+                                f"never replaced by one"]
+    assert stat.S_ISFIFO(pipe.stat().st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir() if "partial" in p.name) == []
 
 
 def test_a_bad_until_is_one_line(rows: list[dict[str, Any]],

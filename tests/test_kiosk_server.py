@@ -25,7 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from scanner.decide.model import Direction
 from scanner.kiosk import KioskServer, WebOptions
-from scanner.kiosk.auth import MAX_FAILURES, MIN_PIN_LENGTH, PinHash
+from scanner.kiosk.auth import MAX_FAILURES, MIN_PIN_LENGTH, PinHash, write_pin_file
 from scanner.kiosk.events import END, Client
 from scanner.sim import SimServer
 from scanner.status import gather
@@ -270,6 +270,29 @@ def test_set_pin_refuses_bytes_that_are_not_utf8_in_one_line(
         == f"Error: a PIN needs at least {MIN_PIN_LENGTH} printable characters"
     assert b"Traceback" not in result.stderr
     assert not (tmp_path / "kiosk.pin").exists()
+
+
+def test_set_pin_from_stdin_reads_a_bounded_line(tmp_path: Path) -> None:
+    """Read whole, stdin from /dev/zero grew without end (a MemoryError traceback, if the
+    machine lasted); a PIN past the bound is refused and nothing is written."""
+    pin_file = tmp_path / "kiosk.pin"
+    result = subprocess.run([sys.executable, "-m", "scanner.cli.main", "kiosk", "set-pin",
+                             "--pin-file", str(pin_file), "--stdin"], input="7" * 5000,
+                            text=True, capture_output=True, timeout=60, check=False)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == "Error: a PIN is at most 1024 characters"
+    assert not pin_file.exists()
+
+
+def test_a_pin_file_that_is_a_device_or_pipe_is_refused_and_left_there(tmp_path: Path) -> None:
+    """The rename used to put the hash in its place: as root, ``--pin-file /dev/null``
+    replaced /dev/null itself (a pipe stands in for it here)."""
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    with pytest.raises(OSError, match="not a regular file"):
+        write_pin_file(pipe, "2468", n=2)
+    assert stat.S_ISFIFO(pipe.stat().st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]
 
 
 def test_a_manual_scan_logs_its_decision_line(kg: KioskGate,

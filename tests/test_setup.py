@@ -14,8 +14,9 @@ from click.testing import CliRunner
 from kits.gate import write_toml
 from test_run_e2e import Daemon, Handheld, handheld, valid_barcodes  # noqa: F401
 
-from scanner.cli.main import cli
+from scanner.cli.main import cli, main
 from scanner.config import load_config
+from scanner.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -66,6 +67,51 @@ def test_setup_refuses_a_reader_the_loader_refuses_and_writes_nothing(tmp_path: 
     assert result.exit_code != 0
     assert "readers[0].direction: expected one of IN, OUT" in str(result.exception)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["token"]
+
+
+def test_an_output_that_cannot_be_written_is_one_line(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under a file instead of a folder (as on a read-only disk) the draft can be neither
+    written nor removed: one line, not the removal's traceback over the first error."""
+    for name in [k for k in os.environ if k.startswith("GATE_")]:
+        monkeypatch.delenv(name)
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    target = blocker / "gate.toml"
+    assert main(["setup", "--non-interactive", "--output", str(target),
+                 "--token-file", str(token_file(tmp_path, "t0k"))]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"gate: configuration error: cannot write {target}: ")
+
+
+def test_interactive_setup_whose_token_cannot_be_written_is_one_line(tmp_path: Path) -> None:
+    """The token file beside the output, in a folder that cannot be made (as on a read-only
+    disk): a configuration error, not write_private's traceback."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    result = CliRunner().invoke(cli, ["setup", "--output", str(blocker / "gate.toml")],
+                                input="https://vivenu.com\ns3cr3t-token\n", env=clean_env())
+    assert isinstance(result.exception, ConfigError), result.exception
+    assert str(result.exception).startswith(f"cannot write {blocker / 'token'}: ")
+    assert "s3cr3t-token" not in result.output + str(result.exception)
+
+
+def test_setup_never_replaces_a_device_or_pipe_even_with_force(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """As root, ``--output /dev/null --force`` replaced /dev/null with the configuration (a
+    pipe stands in for it here)."""
+    for name in [k for k in os.environ if k.startswith("GATE_")]:
+        monkeypatch.delenv(name)
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    assert main(["setup", "--non-interactive", "--force", "--output", str(pipe),
+                 "--token-file", str(token_file(tmp_path, "t0k"))]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"gate: configuration error: cannot write {pipe}: not a regular file, and never "
+        f"replaced by one"]
+    assert stat.S_ISFIFO(pipe.stat().st_mode)
 
 
 def test_setup_keeps_an_existing_config_without_force(tmp_path: Path) -> None:

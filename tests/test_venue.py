@@ -299,6 +299,15 @@ def test_keygen_writes_a_private_key_for_its_owner_alone_and_never_overwrites(
         Signer(private)
 
 
+def test_keygen_into_a_folder_that_cannot_be_made_is_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    assert main(["venue", "keygen", str(blocker / "keys")]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"gate: configuration error: {blocker / 'keys'}: cannot create: Not a directory"]
+
+
 # -- the fold and the command's checks, without a broker -------------------------------
 
 def _cmd(kind: Kind, scope: Scope = Scope.VENUE, target: str = "", seq: int = 1) -> Command:

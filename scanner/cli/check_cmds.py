@@ -67,6 +67,8 @@ def check(ctx: click.Context, barcode: str, direction: str, as_json: bool,
 @click.pass_context
 def upload(ctx: click.Context, once: bool, requeue_rejected: bool, as_json: bool) -> int:
     """Upload journaled scans to vivenu (exit 1 with --once if the server was unavailable)."""
+    if as_json and not once:  # a script waiting for the report would wait for ever
+        raise click.UsageError("--json needs --once")
     config = load(ctx)
     with Gate(config) as gate:
         if requeue_rejected:

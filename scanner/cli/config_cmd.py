@@ -6,6 +6,7 @@ from (``# file``, ``# env GATE_DB``), so an operator sees which override won.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -13,6 +14,7 @@ import orjson
 
 from scanner.cli.main import config_source
 from scanner.config import GateConfig, load_config_sources, toml
+from scanner.errors import ConfigError, ConfigMistakes
 
 
 @click.group()
@@ -29,6 +31,7 @@ def check(ctx: click.Context, as_json: bool, no_hardware: bool) -> int:
     """Validate the configuration and open its hardware as gate run would; print the
     effective values (exit 2 on a mistake, with every mistake listed, one line each)."""
     loaded, sources = load_config_sources(**config_source(ctx))
+    read_files(loaded)
     if not no_hardware:
         open_hardware(loaded)
     doc = toml.document(loaded)
@@ -39,6 +42,35 @@ def check(ctx: click.Context, as_json: bool, no_hardware: bool) -> int:
         click.echo(render_toml(doc, sources))
     click.echo("configuration OK", err=True)
     return 0
+
+
+def read_files(config: GateConfig) -> None:
+    """Read the files named in the configuration that ``gate run`` reads at start (the
+    kiosk's PIN hashes, the mesh's key and credentials, the supervisor's public key) as it
+    reads them: one that is missing, not private or not what it should be is said here, not
+    first by a daemon that will not start. Every such mistake at once."""
+    from scanner.kiosk.auth import SUPERVISOR_PIN_KEY, PinHash
+    from scanner.mesh.broker_settings import MeshSettings
+    from scanner.venue.signing import Verifier
+
+    web, mesh = config.web, config.mesh
+    reads: list[Callable[[], object]] = []
+    if web.enabled and web.pin_file:
+        reads.append(lambda: PinHash.load(web.pin_file or ""))
+    if web.enabled and web.supervisor_pin_file:
+        reads.append(lambda: PinHash.load(web.supervisor_pin_file or "", SUPERVISOR_PIN_KEY))
+    if mesh.url:
+        reads.append(lambda: MeshSettings.from_config(mesh))
+    if mesh.supervisor_key:
+        reads.append(lambda: Verifier.from_file(mesh.supervisor_key or ""))
+    problems = []
+    for read in reads:
+        try:
+            read()
+        except ConfigError as exc:
+            problems += [ConfigError(line) for line in exc.lines]
+    if problems:
+        raise problems[0] if len(problems) == 1 else ConfigMistakes(problems)
 
 
 def open_hardware(config: GateConfig) -> None:

@@ -28,6 +28,7 @@ import click
 from scanner.bench.handheld import PtyHandheld
 from scanner.child import end, gate_argv, gate_env
 from scanner.config import DEFAULT_WEB_PORT, toml
+from scanner.sim.world import MAX_TICKETS
 
 DEMO_TOKEN = "demo-token-not-a-secret"
 # Seconds a step waits for the daemon before it counts as failed, on a machine as fast as
@@ -298,7 +299,8 @@ def daemon(env: dict[str, str], home: Path) -> Iterator[tuple[subprocess.Popen[s
 
 
 @click.command()
-@click.option("--tickets", default=2000, show_default=True, type=click.IntRange(10),
+@click.option("--tickets", default=2000, show_default=True,
+              type=click.IntRange(10, MAX_TICKETS),
               help="Tickets of the demo's event in the simulator.")
 @click.option("--dir", "workdir", type=click.Path(file_okay=False, path_type=Path),
               help="Keep the demo's database, video and log here (default: a temporary "

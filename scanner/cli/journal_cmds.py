@@ -110,7 +110,8 @@ def backup(ctx: click.Context, dest: Path) -> int:
     the gate runs, verified, and written whole or not at all."""
     from scanner.clock import utc_now
     from scanner.db.engine import sqlite_file
-    from scanner.journal.backup import copy_journal
+    from scanner.errors import BackupFailed
+    from scanner.journal.backup import copy_journal, sqlite_files
     from scanner.journal.backup_dir import backup_name
 
     config = load(ctx)
@@ -119,6 +120,9 @@ def backup(ctx: click.Context, dest: Path) -> int:
         raise BadOption(_not_a_file(config.journal_db_url))
     if dest.is_dir():
         dest = dest / backup_name(config.gate_id, utc_now())
+    store = sqlite_file(config.db_url)
+    if store is not None and dest.resolve() in sqlite_files(store.resolve()):
+        raise BackupFailed(f"{dest} is the ticket store, not a place for the journal's copy")
     copied = copy_journal(source, dest)
     click.echo(escape(copied.line()))
     return 0

@@ -12,6 +12,9 @@ from scanner.cli.main import load
 from scanner.kiosk.auth import MIN_PIN_LENGTH, PinHash, write_pin_file
 from scanner.kiosk.parts import DEFAULT_PIN_FILE, DEFAULT_SUPERVISOR_PIN_FILE
 
+# The longest line --stdin reads as a PIN.
+MAX_PIN_INPUT = 1024
+
 
 @click.group()
 def kiosk() -> None:
@@ -34,9 +37,14 @@ def set_pin(ctx: click.Context, pin_file: str | None, from_stdin: bool,
     if pin_file is None:
         pin_file = supervisor_file if supervisor else steward_file
     if from_stdin:
-        # Decoded here: a strict UTF-8 stdin would raise on bytes that are not UTF-8 before
-        # the PIN's own check could refuse them.
-        pin = sys.stdin.buffer.readline().decode("utf-8", "surrogateescape").strip()
+        # A bounded line (stdin from /dev/zero or a binary file has no end of line at
+        # all), decoded here: a strict UTF-8 stdin would raise on bytes that are not UTF-8
+        # before the PIN's own check could refuse them. Four bytes a character at most.
+        line = sys.stdin.buffer.readline(4 * MAX_PIN_INPUT + 1).decode("utf-8",
+                                                                       "surrogateescape")
+        if len(line.rstrip("\n")) > MAX_PIN_INPUT:
+            raise click.UsageError(f"a PIN is at most {MAX_PIN_INPUT} characters")
+        pin = line.strip()
     else:
         pin = click.prompt("New PIN", hide_input=True, confirmation_prompt=True)
     other = PinHash.load(steward_file if supervisor else supervisor_file)

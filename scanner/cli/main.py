@@ -15,6 +15,7 @@ import click
 from scanner.build import PACKAGE
 from scanner.cli.logs import fault_line, setup_logging
 from scanner.errors import ConfigError, GateError
+from scanner.printable import escape
 
 # command name -> ("module:attribute" of its click command, one line of help)
 COMMANDS = {
@@ -111,11 +112,13 @@ def main(argv: list[str] | None = None) -> int:
         exc.show()
         return exc.exit_code
     except ConfigError as exc:
-        for line in exc.lines:  # every mistake at once, each naming its key
-            click.echo(fault_line(f"gate: configuration error: {line}"), err=True)
+        # Every mistake at once, each naming its key; escaped, since a key or path from the
+        # file may hold control characters that would rewrite the terminal or split a line.
+        for line in exc.lines:
+            click.echo(fault_line(f"gate: configuration error: {escape(line)}"), err=True)
         return 2
     except GateError as exc:
-        click.echo(fault_line(f"gate: error: {exc}"), err=True)
+        click.echo(fault_line(f"gate: error: {escape(str(exc))}"), err=True)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -50,7 +50,9 @@ def outputs(ctx: click.Context, pause: float | None, seconds: float | None) -> i
 
 def _enter() -> None:
     click.echo("  press Enter for the next one", err=True)
-    sys.stdin.readline()  # end of input goes on too: a script pipes nothing in
+    # End of input goes on too (a script pipes nothing in); a bounded read, since input
+    # from /dev/zero has no end of line at all.
+    sys.stdin.readline(1024)
 
 
 def exercise(pins: GpioOutputs, say: Say, wait: Callable[[], object], *,

@@ -18,6 +18,7 @@ import click
 
 from scanner.cli.main import load
 from scanner.config import ReaderConfig
+from scanner.errors import ConfigError
 from scanner.printable import escape
 from scanner.read.hygiene import Payload, Rejected
 from scanner.read.pipeline import Stats, latency_ms
@@ -69,8 +70,20 @@ def run_scan(gate: Gate, reader: ReaderConfig, direction: Direction,
             return pipeline.stats
 
 
-def _overrides(options: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in options.items() if value is not None}
+def _reader(configured: ReaderConfig, options: dict[str, Any]) -> ReaderConfig:
+    """The configured reader with the options given, checked by the configuration's own
+    rules (``--baud -1`` would be retried for ever as a device that cannot open)."""
+    from scanner.config.tables import build
+
+    given = {key: value for key, value in options.items() if value is not None}
+    raw = {key: list(value) if isinstance(value, tuple) else value
+           for key, value in dataclasses.asdict(configured).items()}
+    try:
+        reader: ReaderConfig = build(ReaderConfig, raw | given, "reader.")
+    except ConfigError as exc:
+        flag = next((key for key in given if str(exc).startswith(f"reader.{key}:")), None)
+        raise ConfigError(f"{exc} (set by --{flag})") if flag else exc from None
+    return reader
 
 
 @click.command()
@@ -100,7 +113,7 @@ def scan(ctx: click.Context, /, direction: str, **options: Any) -> int:
     from scanner.decide.model import Direction
 
     config = load(ctx)
-    reader = dataclasses.replace(config.reader, **_overrides(options))
+    reader = _reader(config.reader, options)
     with Gate(dataclasses.replace(config, readers=(reader,))) as gate:
         stats = run_scan(gate, reader, Direction(direction.upper()))
     rejected = sum(stats.rejected.values())

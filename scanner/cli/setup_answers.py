@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scanner.atomic import check_replaceable, remove
 from scanner.config import toml
 
 PIN_KEYS = ("relay_pin", "green_pin", "red_pin", "buzzer_pin", "passage_pin", "fire_alarm_pin")
@@ -30,10 +31,16 @@ class Answers:
 
 
 def write_private(path: Path, text: str) -> None:
-    """Write ``text`` atomically, readable by its owner only (the token, the config)."""
+    """Write ``text`` atomically, readable by its owner only (the token, the config); an
+    OSError leaves no temporary file behind (a full disk)."""
+    check_replaceable(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(text)
-    os.replace(tmp, path)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(tmp, path)
+    except OSError:
+        remove(tmp)
+        raise

@@ -13,6 +13,7 @@ import click
 
 from hardware.devices import Devices, discover
 from scanner.cli.setup_answers import PIN_KEYS, Answers, write_private
+from scanner.errors import ConfigError
 from scanner.printable import escape, is_number
 from scanner.secret_file import SecretFileMissing, read_secret_text
 
@@ -27,7 +28,11 @@ def ask(answers: Answers, folder: Path) -> None:
     if "token_file" not in api:
         api["token_file"] = str(folder / "token")
         token = click.prompt("API token (hidden)", hide_input=True).strip()
-        write_private(Path(api["token_file"]), token + "\n")
+        try:
+            write_private(Path(api["token_file"]), token + "\n")
+        except OSError as exc:
+            raise ConfigError(f"cannot write {api['token_file']}: {exc.strerror or exc}") \
+                from None
         click.echo(f"token written to {api['token_file']} (mode 0600)")
     if "events" not in answers.top:
         answers.top["events"] = _events(api["url"], token or _read(api["token_file"]))

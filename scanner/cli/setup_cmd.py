@@ -22,6 +22,7 @@ from typing import Any
 
 import click
 
+from scanner.atomic import check_replaceable, remove
 from scanner.cli.setup_answers import PIN_KEYS, Answers, write_private
 from scanner.errors import ConfigError
 from scanner.printable import is_number
@@ -151,6 +152,7 @@ def write_config(target: Path, answers: Answers) -> Any:
 
     draft = target.with_name(f".{target.name}.setup")
     try:
+        check_replaceable(target)
         write_private(draft, answers.toml())
         # The file alone must make the gate: no GATE_* variable of this shell counts.
         env = {k: v for k, v in os.environ.items() if not k.startswith("GATE_")}
@@ -160,7 +162,7 @@ def write_config(target: Path, answers: Answers) -> Any:
     except OSError as exc:
         raise ConfigError(f"cannot write {target}: {exc.strerror or exc}") from None
     finally:
-        draft.unlink(missing_ok=True)
+        remove(draft)  # a disk that refused the draft may refuse its removal too
     return config
 
 

@@ -28,6 +28,8 @@ def sync(ctx: click.Context, once: bool, as_json: bool, accept_deletions: bool) 
     if accept_deletions and not once:
         # A standing consent would defeat the guard: every later collapse would apply.
         raise click.UsageError("--accept-deletions needs --once")
+    if as_json and not once:  # a script waiting for the report would wait for ever
+        raise click.UsageError("--json needs --once")
     with Gate(load(ctx)) as gate:
         # The loop is gate run's sync job, alone: built (and its config checked) up front.
         loop = None if once else gate.loop("sync")

@@ -10,7 +10,12 @@ import dataclasses
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from scanner.config.databases import database_url, journal_url_beside
+from scanner.config.databases import (
+    DATABASE_TEXT,
+    database_problem,
+    database_url,
+    journal_url_beside,
+)
 from scanner.config.names import (
     BARCODE_FORMATS,
     CHECKOUT_POLICIES,
@@ -39,6 +44,9 @@ DEFAULT_DB = "gate.db"
 DEFAULT_CONNECT_TIMEOUT = 3.0
 DEFAULT_READ_TIMEOUT = 15.0
 DEFAULT_RETRIES = 5
+# With the backoff capped at 5 minutes, more retries than this outlast any wait worth
+# making; far more would overflow the backoff's 2 ** n.
+MAX_RETRIES = 100
 # A page request, retries included, ends within this, however slowly the server drips.
 DEFAULT_PAGE_DEADLINE = 30.0
 # A page of 1,000 tickets is under 1 MB; a body past this is refused while it streams.
@@ -132,10 +140,10 @@ class Secret:
 class ApiConfig:
     url: str = setting(DEFAULT_API_URL, check=api_url_problem,
                        text="an https:// URL (plain http only to loopback)")
-    token_file: str | None = setting(None, nonempty=True)
+    token_file: str | None = setting(None, nonempty=True, path=True)
     connect_timeout: float = setting(DEFAULT_CONNECT_TIMEOUT, above=0)
     read_timeout: float = setting(DEFAULT_READ_TIMEOUT, above=0)
-    retries: int = setting(DEFAULT_RETRIES, lo=0)
+    retries: int = setting(DEFAULT_RETRIES, lo=0, hi=MAX_RETRIES)
     page_deadline: float = setting(DEFAULT_PAGE_DEADLINE, above=0)
     max_page_bytes: int = setting(DEFAULT_MAX_PAGE_BYTES, lo=1024)
     # Filled from GATE_API_TOKEN or the token file, never from TOML.
@@ -293,9 +301,9 @@ class WebConfig:
     # 0: any free port, the one taken is logged (tests, a demo beside another gate).
     port: int = setting(DEFAULT_WEB_PORT, lo=0, hi=65535)
     # The hashed steward PIN; needed before the page may be served beyond loopback.
-    pin_file: str | None = setting(None, nonempty=True)
+    pin_file: str | None = setting(None, nonempty=True, path=True)
     # The hashed supervisor PIN (overrides); unset: nobody may override a denial.
-    supervisor_pin_file: str | None = setting(None, nonempty=True)
+    supervisor_pin_file: str | None = setting(None, nonempty=True, path=True)
     # Read-only status without login when served beyond loopback; off: holder names are
     # personal data.
     status_open: bool = False
@@ -333,7 +341,7 @@ class JournalConfig:
     off while ``backup_dir`` is empty."""
 
     # A folder on another disk (a USB stick's mount point); empty: no daily copy.
-    backup_dir: str = ""
+    backup_dir: str = setting("", path=True)
     # Copies of this gate kept there (one a day: days); older ones are removed.
     backup_keep: int = setting(DEFAULT_BACKUP_KEEP, lo=1, hi=MAX_BACKUP_KEEP)
     backup_at: str = setting(DEFAULT_BACKUP_AT, check=time_of_day_problem,
@@ -347,14 +355,15 @@ class MeshConfig:
     """Gates of a venue sharing scans over MQTT; an empty ``url`` is a gate on its own."""
 
     url: str = setting("", check=mesh_url_problem, text="an mqtt:// or mqtts:// URL")
-    key_file: str | None = setting(None, nonempty=True)          # the venue's HMAC key
-    credentials_file: str | None = setting(None, nonempty=True)  # username and password
-    ca_file: str | None = setting(None, nonempty=True)
-    cert_file: str | None = setting(None, nonempty=True)         # client certificate
-    client_key_file: str | None = setting(None, nonempty=True)   # its private key
+    key_file: str | None = setting(None, nonempty=True, path=True)  # the venue's HMAC key
+    # username and password
+    credentials_file: str | None = setting(None, nonempty=True, path=True)
+    ca_file: str | None = setting(None, nonempty=True, path=True)
+    cert_file: str | None = setting(None, nonempty=True, path=True)  # client certificate
+    client_key_file: str | None = setting(None, nonempty=True, path=True)  # its private key
     # The supervisor's Ed25519 public key (a PEM file, not a secret): venue commands signed
     # with it are obeyed; unset: the gate takes no venue commands.
-    supervisor_key: str | None = setting(None, nonempty=True)
+    supervisor_key: str | None = setting(None, nonempty=True, path=True)
     # The one gate that makes the places of capped zones (scanner.zones.escrow): the same
     # name in every gate's configuration; required with a mesh and a capacity.
     minter: str = setting("", check=lambda v: gate_id_problem(v) if v else None,
@@ -382,18 +391,19 @@ class ControlConfig:
 
     # The supervisor's Ed25519 private key (`gate venue keygen`, mode 0600); unset: the
     # page has no command buttons and its command API refuses.
-    supervisor_key_file: str | None = setting(None, nonempty=True)
+    supervisor_key_file: str | None = setting(None, nonempty=True, path=True)
     # The broker's supervisor user (username:password, mode 0600) the buttons publish as,
     # as `gate venue` does; unset: [mesh] credentials_file.
-    credentials_file: str | None = setting(None, nonempty=True)
+    credentials_file: str | None = setting(None, nonempty=True, path=True)
 
 
 @dataclass(frozen=True)
 class GateConfig:
     gate_id: str = setting("gate", check=gate_id_problem, text=GATE_ID_TEXT)
-    db: str = setting(DEFAULT_DB, nonempty=True)
+    db: str = setting(DEFAULT_DB, check=database_problem, text=DATABASE_TEXT)
     # The journal's own database; empty: beside the ticket store.
-    journal_db: str = ""
+    journal_db: str = setting("", check=lambda v: database_problem(v) if v else None,
+                              text=DATABASE_TEXT)
     events: tuple[str, ...] = ()
     api: ApiConfig = field(default_factory=ApiConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)

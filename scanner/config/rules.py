@@ -18,6 +18,7 @@ import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import time
+from pathlib import Path
 from typing import Any
 
 from scanner.config.names import TERMINATOR_NAMES
@@ -38,6 +39,7 @@ class Rule:
     above: float | None = None       # exclusive lower bound ("> 0")
     choices: tuple[str, ...] = ()
     nonempty: bool = False           # strings: printable and not blank; lists: one item or more
+    path: bool = False               # a file or folder: a leading ~user must name a user
     check: Check | None = None       # anything else; ``text`` then says what it accepts
     text: str = ""
 
@@ -77,6 +79,9 @@ class Rule:
             return bad
         if isinstance(value, str) and self.nonempty and not printable(value):
             return bad
+        if isinstance(value, str) and self.path and (home := unknown_home(value)):
+            # Only the ~user part is named: the rest may be a secret pasted in its place.
+            return f"{home!r} names no user with a home folder"
         if isinstance(value, int | float) and not isinstance(value, bool) and (
                 (self.lo is not None and value < self.lo)
                 or (self.hi is not None and value > self.hi)
@@ -101,6 +106,16 @@ def rule_of(f: dataclasses.Field[Any]) -> Rule:
 
 def printable(value: str) -> bool:
     return bool(value.strip()) and value.isprintable()
+
+
+def unknown_home(path: str) -> str | None:
+    """The leading ``~user`` of ``path`` when it cannot be expanded (no such user, or no
+    HOME for a bare ``~``), else None: every later ``expanduser`` would raise."""
+    try:
+        Path(path).expanduser()
+    except RuntimeError:
+        return path.split("/", 1)[0]
+    return None
 
 
 # gpiozero's pin names: BCM numbers by prefix, physical header positions, wiringPi numbers.

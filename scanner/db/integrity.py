@@ -102,10 +102,14 @@ def inspect(url: str, schema: Schema, quick: bool,
         return opened
     except CorruptStore:  # read_version names this engine "sqlite://"; the finding says it
         finding.problems.append(f"schema version unreadable: {schema.meta.name}."
-                                f"schema_version is not a number")
+                                f"schema_version is not a version number")
         return opened
     if not version:
         finding.notes.append("empty: not created yet")
+    elif version > schema.latest:  # its tables may differ from the ones checked below
+        finding.notes.append(f"schema {version} is newer than this gate-scanner "
+                             f"({schema.latest}), which refuses to open it: upgrade the "
+                             f"software")
     else:
         content(opened.engine, finding)
     return opened

@@ -48,11 +48,14 @@ class Schema:
         if row is None:
             return 0
         try:
-            return int(row[0])
+            version = int(row[0])
         except ValueError:  # a page of garbage, not a version this code could have written
-            what = f"{self.meta.name}.{VERSION_KEY} is {str(row[0])[:40]!r}, not a number"
-            raise faults.damaged(self.kind, faults.database_name(conn.engine.url),
-                                 what) from None
+            version = -1
+        if version < 0:  # no step leads from a negative version: it is damage too
+            what = (f"{self.meta.name}.{VERSION_KEY} is {str(row[0])[:40]!r}, not a version "
+                    f"number")
+            raise faults.damaged(self.kind, faults.database_name(conn.engine.url), what)
+        return version
 
     def version_of(self, engine: Engine) -> int:
         with engine.connect() as conn:

@@ -60,7 +60,7 @@ def copy_journal(source: Path, dest: Path, *, pages: int = STEP_PAGES,
     in one line (nothing left at ``dest`` from this attempt) if it cannot."""
     if not source.is_file():
         raise BackupFailed(f"no journal at {source}")
-    if dest.resolve() == source.resolve():
+    if dest.resolve() in sqlite_files(source.resolve()):
         raise BackupFailed(f"{dest} is the journal itself")
     started = clock()
     try:
@@ -74,6 +74,13 @@ def copy_journal(source: Path, dest: Path, *, pages: int = STEP_PAGES,
     return Copied(dest, scans, last, size, clock() - started)
 
 
+def sqlite_files(database: Path) -> set[Path]:
+    """The SQLite file ``database`` and the files SQLite keeps beside it: a copy written
+    over any of them would lose what it holds."""
+    return {database, *(database.with_name(database.name + suffix)
+                        for suffix in ("-wal", "-shm", "-journal"))}
+
+
 def journal_size(source: Path) -> int:
     """An upper bound of a copy's size: the journal's file and its WAL."""
     return sum(path.stat().st_size for path in (source, source.with_name(source.name + "-wal"))
@@ -82,7 +89,8 @@ def journal_size(source: Path) -> int:
 
 def _snapshot_copy(source: Path, partial: Path, pages: int, pause: float) -> tuple[int, int]:
     # isolation_level=None: the transactions below are the ones written, nothing implicit.
-    src = sqlite3.connect(source, timeout=OPEN_TIMEOUT_S, isolation_level=None)
+    src = sqlite3.connect(_source_uri(source), timeout=OPEN_TIMEOUT_S, isolation_level=None,
+                          uri=True)
     try:
         src.execute("PRAGMA query_only=ON")  # a copy never writes the journal
         src.execute("BEGIN")
@@ -90,7 +98,8 @@ def _snapshot_copy(source: Path, partial: Path, pages: int, pause: float) -> tup
         try:
             last, scans = src.execute("SELECT max(seq), count(*) FROM journal").fetchone()
         except sqlite3.OperationalError as exc:
-            raise BackupFailed(f"{source} is not a gate journal ({exc})") from exc
+            what = "is not a gate journal" if "no such" in str(exc) else "cannot be read"
+            raise BackupFailed(f"{source} {what} ({exc})") from exc
         # Created with the journal's own mode: a copy holds the same personal data.
         os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
                          stat.S_IMODE(source.stat().st_mode)))
@@ -106,6 +115,25 @@ def _snapshot_copy(source: Path, partial: Path, pages: int, pause: float) -> tup
     finally:
         src.close()
     return scans, last
+
+
+def _source_uri(source: Path) -> str:
+    """The journal's URI to copy from. On a read-only disk (an SD card the kernel remounted
+    read-only after an error, the moment its journal most needs copying off) SQLite cannot
+    make the -shm file a WAL reader needs: the journal is read as immutable there, which is
+    sound since nothing can write it, unless its WAL holds commits the file lacks."""
+    uri = source.absolute().as_uri()
+    wal = source.with_name(source.name + "-wal")
+    try:
+        read_only = bool(os.statvfs(source).f_flag & os.ST_RDONLY)
+        unfolded = wal.exists() and wal.stat().st_size > 0
+    except OSError:
+        return uri
+    if read_only and unfolded:
+        raise BackupFailed(f"{source} is on a read-only disk with scans still in {wal.name}: "
+                           f"copy {source.name} with its -wal and -shm to a writable disk and "
+                           f"back up that copy")
+    return f"{uri}?immutable=1" if read_only else uri
 
 
 def _verify(dst: sqlite3.Connection, partial: Path, scans: int, last: int | None) -> None:

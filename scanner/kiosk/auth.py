@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from scanner.atomic import check_replaceable
 from scanner.errors import ConfigError, GateError
 from scanner.netrules import is_loopback
 from scanner.secret_file import SecretFileMissing, read_secret_text
@@ -59,6 +60,7 @@ def hash_pin(pin: str, n: int = SCRYPT_N) -> str:
 def write_pin_file(path: str | os.PathLike[str], pin: str, n: int = SCRYPT_N) -> None:
     """Write the hash (of cost ``n``) atomically, readable by its owner only."""
     target = Path(path).expanduser()
+    check_replaceable(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -32,6 +32,9 @@ from scanner.sim.scans import MIN_BARCODE, server_decision
 
 # How many random draws a mutation makes to find a fitting ticket before giving up on it.
 PICK_TRIES = 64
+# What ``gate sim`` and ``gate demo`` may ask for: as many tickets as sync.max_event_tickets
+# lets a gate take by default; far more would be generated for hours before serving.
+MAX_TICKETS = 5_000_000
 # mutate(): relative weights of each kind of change.
 MUTATION_MIX = (("sell", 3), ("cancel", 2), ("change", 4), ("delete", 1))
 

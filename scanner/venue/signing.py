@@ -60,7 +60,10 @@ def keygen(folder: str | os.PathLike[str]) -> tuple[Path, Path]:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     where = Path(folder).expanduser()
-    where.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        where.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot create: {exc.strerror}") from None
     private, public = where / PRIVATE_NAME, where / PUBLIC_NAME
     for path in (private, public):
         if path.exists():
