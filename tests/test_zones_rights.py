@@ -24,8 +24,9 @@ NOW = datetime(2026, 12, 8, 12, 0, tzinfo=UTC)
 
 
 def recounted(book: ZoneBook, zone: str) -> int:
-    """``rights`` as the sums over every gate define it (the book's private state read)."""
-    spent = book._spents(zone)
+    """``rights`` as the sums over every gate define it (the book's private state read):
+    every gate's spends from its records, made anew."""
+    spent = {gate: book._spent(gate, zone) for gate in {*book._ins, *book._outs}}
     exits = sum(book._outs.values()) - book._counted_outs
     most = book._makeable.get(zone, book._capacity(zone) + sum(spent.values())) + exits
     got = escrow.received(zone, book.minter, book._ledgers, spent, most)

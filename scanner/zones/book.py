@@ -191,7 +191,7 @@ class ZoneBook:
             self._ledgers[ledger.gate] = ledger
             if ledger.gate == self.gate and not self.observer:
                 self.forfeited = True
-            self._kept(self._ledgers if ledger.gate == self.minter else (ledger.gate,))
+            self._ledger_changed(ledger.gate)
         if held is None or held.zone != ledger.zone:
             self.occupancy.changed_zones()
         return True
@@ -232,7 +232,7 @@ class ZoneBook:
                 own = self._hand_back(minter)
             self._ledgers[self.gate] = own
             if own is not before:
-                self._kept(self._ledgers if self.gate == minter else (self.gate,))
+                self._ledger_changed(self.gate)
             return own if own is not before else None
 
     # -- views ----------------------------------------------------------------------------
@@ -269,7 +269,7 @@ class ZoneBook:
                 before = self._ledgers[self.gate]
                 self._ledgers[self.gate] = self._mint(now, self._online | {self.gate})
                 if self._ledgers[self.gate] is not before:
-                    self._kept(self._ledgers)
+                    self._ledger_changed(self.gate)
                 empty = [z for z in zones if self.rights(z) < 1]
             if scan_id and not [z for z in empty if self.tree[z].when_full == "deny"]:
                 self._pending[scan_id] = list(zones)
@@ -298,9 +298,10 @@ class ZoneBook:
                 self._back_sums[zone] += back - backs.get(gate, 0)
                 backs[gate] = back
 
-    def _spents(self, zone: str) -> dict[str, int]:
-        """Every gate's spends in ``zone`` by the records held."""
-        return {gate: self._spent(gate, zone) for gate in {*self._ins, *self._outs}}
+    def _ledger_changed(self, gate: str) -> None:
+        """``gate``'s ledger was replaced: its own sums move, and every gate's when it is
+        the minter's."""
+        self._kept(self._ledgers if gate == self.minter else (gate,))
 
     def _capacity(self, zone: str) -> int:
         return self.tree[zone].capacity or 0
@@ -308,7 +309,7 @@ class ZoneBook:
     def _count_makeable(self, counts: dict[str, int], now: datetime) -> None:
         self._makeable = {
             z.id: escrow.makeable(self._capacity(z.id), counts.get(z.id, 0),
-                                  sum(self._spents(z.id).values()))
+                                  self._spend_sums[z.id])
             for z in self.tree.capped()}
         self._counted_at, self._counted_outs = now, self._outs_total
 
@@ -323,9 +324,9 @@ class ZoneBook:
         for zone in self.tree.capped():
             assert zone.capacity is not None
             inside = counts.get(zone.id, 0)
-            spent = self._spents(zone.id)
+            spent = self._spends[zone.id]
             free = escrow.free_to_mint(zone.capacity, inside, self._ledgers, zone.id,
-                                       sum(spent.values()))
+                                       self._spend_sums[zone.id])
             if free:
                 minted[zone.id] = minted.get(zone.id, 0) + free
             eligible = [g for g in self._ledgers if self.tree.within(self.zone_of(g), zone.id)]

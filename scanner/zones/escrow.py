@@ -164,8 +164,8 @@ def received_by(zone: str, gate: str, minter: str, ledgers: Mapping[str, Ledger]
     mint = ledgers.get(minter)
     if mint is None:
         return 0
-    holds = made(mint, zone, most) + backs - minter_spent
-    return max(0, mint.given(zone, gate) - _beyond(mint, zone, holds))
+    return max(0, mint.given(zone, gate) - _minter_beyond(mint, zone, most, backs,
+                                                          minter_spent))
 
 
 def handed_back(zone: str, giver: Ledger, minter: str, mint: Ledger | None,
@@ -187,12 +187,18 @@ def _gifts(zone: str, minter: str, ledgers: Mapping[str, Ledger], spent: Counts,
             back[gate] = handed_back(zone, ledger, minter, mint, spent.get(gate, 0))
     got[minter] = sum(back.values())
     if mint is not None:
-        holds = made(mint, zone, most) + got[minter] - spent.get(minter, 0)
-        beyond = _beyond(mint, zone, holds)  # once, not once per receiver: 60 gates' sums
+        # Once, not once per receiver: 60 gates' sums.
+        beyond = _minter_beyond(mint, zone, most, got[minter], spent.get(minter, 0))
         for gate in ledgers:
             if gate != minter:
                 got[gate] = max(0, mint.given(zone, gate) - beyond)
     return got, back
+
+
+def _minter_beyond(mint: Ledger, zone: str, most: int, backs: int, spent: int) -> int:
+    """What the minter gave beyond what it held: the places it made (as counted) and the
+    hand-backs so counted (``backs``), less what it ``spent``."""
+    return _beyond(mint, zone, made(mint, zone, most) + backs - spent)
 
 
 def _covered(giver: Ledger, zone: str, to: str, holds: int) -> int:
