@@ -114,14 +114,17 @@ class Reading:
         self._held: tuple[int, float, Any] | None = None   # version, made, reading
 
     def __call__(self) -> Any:
+        return self.read()[2]
+
+    def read(self) -> tuple[int, float, Any]:
+        """The reading with the view version it was made at and when (monotonic)."""
         with self._lock:
             version, now = self._room.view.version, time.monotonic()
             held = self._held
-            if held is not None and held[0] == version and now - held[1] < self.FRESH:
-                return held[2]
-            reading = self._read(self._room.clock())  # a change meanwhile: newer version
-            self._held = (version, now, reading)
-            return reading
+            if held is None or held[0] != version or now - held[1] >= self.FRESH:
+                # A change while it is made: a newer version, read again by the next ask.
+                held = self._held = (version, now, self._read(self._room.clock()))
+            return held
 
 
 def build_app(room: Room) -> ASGIApp:
@@ -163,7 +166,7 @@ def build_app(room: Room) -> ASGIApp:
         return _json({"ok": ok, "reasons": reasons},
                      HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE)
 
-    frames = Frames(room)
+    frames = Frames(room, snapshot)
 
     async def events(request: Request) -> Response:
         read_only(request)
@@ -198,13 +201,13 @@ class Frames:
     """The venue's frames for every open page. A page waits for a change on the event loop
     (the view calls ``_changed`` from the observer's thread), so a hundred open pages hold
     no worker thread; the frame is made once per version however many pages stream it
-    (the snapshot is the costly part), and again for a page that connects once it is
-    FRESH seconds old: its clock and "seen ago" move on."""
+    (the snapshot is the costly part, shared with /api/venue), and again for a page that
+    connects once the snapshot is ``Reading.FRESH`` seconds old: its clock and "seen ago"
+    move on."""
 
-    FRESH = 1.0
-
-    def __init__(self, room: Room) -> None:
+    def __init__(self, room: Room, snapshot: Reading) -> None:
         self._room = room
+        self._snapshot = snapshot
         self._frame: tuple[int, float, bytes] = (-1, 0.0, b"")   # version, made, frame
         self._lock: asyncio.Lock | None = None   # made on the server's own event loop
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -241,13 +244,11 @@ class Frames:
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
-            now = asyncio.get_running_loop().time()
             held, made, frame = self._frame
-            if held < version or now - made >= self.FRESH:
-                room = self._room
-                doc = await run_in_threadpool(room.view.snapshot, room.clock())
+            if held < version or time.monotonic() - made >= self._snapshot.FRESH:
+                held, made, doc = await run_in_threadpool(self._snapshot.read)
                 frame = b"data: " + orjson.dumps(doc) + b"\n\n"
-                self._frame = (max(held, version), now, frame)
+                self._frame = (held, made, frame)
             return frame
 
 
